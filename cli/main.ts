@@ -1,0 +1,28 @@
+import { Command, Option } from 'commander';
+import { FedmarkError } from '../src/errors.ts';
+import { registerKeyCommands } from './keys-command.ts';
+import { registerNodeCommands } from './node-commands.ts';
+import { registerPrivacyCommands } from './privacy-command.ts';
+import { registerDemoCommand } from './demo.ts';
+
+const program = new Command();
+program
+  .name('fedmark')
+  .description('Privacy-preserving federated learning of marketing models: CKKS-encrypted, differentially private, audited.')
+  .showHelpAfterError();
+
+registerKeyCommands(program);
+registerNodeCommands(program);
+registerPrivacyCommands(program);
+registerDemoCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof FedmarkError) {
+    process.stderr.write(`fedmark: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`fedmark: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});
+
+export { Option };

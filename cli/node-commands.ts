@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import pino from 'pino';
+import { buildCoordinator, REDACT_PATHS } from '../coordinator/server.ts';
+import { readIdentityFile } from '../src/crypto/identity.ts';
+import { loadSchema } from '../src/data/schema.ts';
+import { loadPolicy } from '../src/privacy/policy.ts';
+import { BudgetStore } from '../src/privacy/budget-store.ts';
+import { schemaHash } from '../src/federation/job-presets.ts';
+import { runClientNode } from '../client/node.ts';
+import { policyReview, PolicyBudgetGuard } from '../client/policy-guard.ts';
+import { loadPartnerData } from './partner-data.ts';
+import { FedmarkError } from '../src/errors.ts';
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+export function registerNodeCommands(program: Command): void {
+  program
+    .command('coordinator')
+    .description('run the coordinator: routes encrypted updates, never holds a key')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', '8470')
+    .requiredOption('--data-dir <dir>', 'where the SQLite store and ledgers live')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string }) => {
+      if (!isLoopback(o.host)) {
+        throw new FedmarkError('INSECURE_TRANSPORT', `refusing plain HTTP on ${o.host}: plain HTTP is allowed on loopback only`);
+      }
+      const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
+      const { app } = await buildCoordinator({ dataDir: o.dataDir, logger });
+      const address = await app.listen({ host: o.host, port: Number(o.port) });
+      logger.warn('serving plain HTTP on loopback only');
+      process.stdout.write(`fedmark coordinator listening on ${address}\n`);
+      const stop = async () => {
+        await app.close();
+        process.exit(0);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+
+  program
+    .command('client')
+    .description("run a data partner's node for one job: trains locally, sends only encrypted updates")
+    .requiredOption('--coordinator <url>', 'coordinator base URL')
+    .requiredOption('--job <id>', 'job id')
+    .requiredOption('--data <csv>', 'local data file')
+    .requiredOption('--schema <json>', 'dataset schema file')
+    .requiredOption('--identity <file>', 'identity file (mode 0600)')
+    .requiredOption('--policy <file>', 'local privacy policy file')
+    .requiredOption('--state-dir <dir>', "the node's persistent state (privacy budget, ledger)")
+    .option('--holdout <fraction>', 'share of local rows kept for federated evaluation', '0.2')
+    .option('--split-seed <n>', 'seed of the local train/hold-out split', '7')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (o: Record<string, string>) => {
+      const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
+      const identity = await readIdentityFile(o.identity);
+      const schema = await loadSchema(o.schema);
+      const policy = await loadPolicy(o.policy);
+      const data = await loadPartnerData(o.data, schema, Number(o.holdout), Number(o.splitSeed));
+      logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRows.length } }, 'local data loaded');
+      const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
+      const result = await runClientNode({
+        coordinatorUrl: o.coordinator.replace(/\/$/, ''),
+        identity,
+        jobId: o.job,
+        train: data.train,
+        test: data.test,
+        schemaHash: schemaHash(schema),
+        stateDir: o.stateDir,
+        reviewJob: (m) => policyReview(policy, m, data.all.n, budget),
+        budget: new PolicyBudgetGuard(policy, budget),
+        acceptanceStatement: () => ({
+          policy: { maxEpsilonPerJob: policy.maxEpsilonPerJob, lifetimeEpsilon: policy.lifetimeEpsilon, maxDelta: policy.maxDelta },
+        }),
+        log: logger,
+      });
+      process.stdout.write(`${JSON.stringify({ state: result.state, reason: result.reason, rounds: result.rounds, modelHash: result.modelHash })}\n`);
+      if (result.state !== 'completed') process.exitCode = 3;
+    });
+}

@@ -1,0 +1,199 @@
+import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Identity } from '../src/crypto/identity.ts';
+import { keyId as keyIdOf } from '../src/crypto/identity.ts';
+import { openSealed } from '../src/crypto/key-ceremony.ts';
+import type { Dataset } from '../src/data/encode.ts';
+import { FedmarkError } from '../src/errors.ts';
+import { verifySignedManifest, type JobManifest } from '../src/federation/manifest.ts';
+import { PartnerRuntime, type BudgetGuard } from '../src/federation/partner.ts';
+import { openSecureSum } from '../src/federation/secure-sum.ts';
+import { roundKind } from '../src/federation/rounds.ts';
+import { CoordinatorClient } from './http.ts';
+
+export interface ClientNodeOptions {
+  coordinatorUrl: string;
+  identity: Identity;
+  jobId: string;
+  train: Dataset;
+  test: Dataset;
+  /** sha256 of the local dataset schema; must equal the manifest's. */
+  schemaHash: string;
+  stateDir: string;
+  /** Local policy check before accepting (returns reasons to refuse, empty to accept). */
+  reviewJob: (manifest: JobManifest) => string[];
+  budget: BudgetGuard | undefined;
+  /** Extra data the partner discloses with its acceptance (policy limits, consent counts, officer signatures). */
+  acceptanceStatement?: (manifest: JobManifest) => unknown;
+  /** Local ledger hook: every event the node records about its own data use. */
+  recordLocal?: (type: string, payload: Record<string, unknown>) => void;
+  log: Logger;
+  pollMs?: number;
+  recordBodies?: boolean;
+  /** Stops the loop early (tests and signals). */
+  signal?: AbortSignal;
+  onRound?: (info: { round: number; modelHash: string }) => void;
+  /** How long to wait for the job to be registered at the coordinator (default 10 minutes). */
+  joinTimeoutMs?: number;
+}
+
+export interface ClientNodeResult {
+  state: string;
+  reason: string | null;
+  rounds: number;
+  modelHash: string | null;
+  params: Float64Array | null;
+  manifest: JobManifest;
+  sentBodies: Uint8Array[] | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A node may start before the job owner registers the job: wait for it rather than fail. */
+async function waitForJob(client: CoordinatorClient, jobId: string, pollMs: number, timeoutMs: number, signal?: AbortSignal) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      return await client.manifest(jobId);
+    } catch (err) {
+      const unknown = err instanceof FedmarkError && (err.code === 'UNKNOWN_JOB' || err.code === 'COORDINATOR_UNREACHABLE');
+      if (!unknown || Date.now() > end) throw err;
+    }
+    await sleep(pollMs);
+  }
+}
+
+/**
+ * A data partner's node. Raw rows stay in this process: only encrypted vectors, signed protocol
+ * messages and the partner's own DP report leave it. The loop is restartable: it replays the
+ * published aggregates to catch up and resends a persisted pending submission instead of training
+ * (and spending privacy budget) again.
+ */
+export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeResult> {
+  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { recordBodies: o.recordBodies });
+  const myKeyId = keyIdOf(o.identity.signPublicKey);
+  const pollMs = o.pollMs ?? 200;
+  mkdirSync(o.stateDir, { recursive: true });
+  const record = o.recordLocal ?? (() => {});
+
+  const signed = await waitForJob(client, o.jobId, pollMs, o.joinTimeoutMs ?? 10 * 60_000, o.signal);
+  const manifest = verifySignedManifest(signed);
+  if (!manifest.participants.some((p) => p.keyId === myKeyId)) {
+    throw new FedmarkError('NOT_PARTICIPANT', `job ${o.jobId} does not list this node's key ${myKeyId} as a participant`);
+  }
+  const log = o.log.child({ jobId: o.jobId, node: o.identity.name });
+
+  let status = await client.status(o.jobId);
+  const me = status.participants.find((p) => p.keyId === myKeyId)!;
+  if (me.status === 'invited') {
+    const reasons = [...o.reviewJob(manifest)];
+    if (manifest.dataset.schemaHash !== o.schemaHash) reasons.unshift('the job was defined for a different dataset schema than this node holds');
+    if (reasons.length) {
+      await client.accept(o.jobId, { accepted: false, reason: reasons.join('; ') });
+      record('job.refused', { jobId: o.jobId, reasons });
+      log.warn({ reasons }, 'job refused by local policy');
+      return { state: 'refused', reason: reasons.join('; '), rounds: 0, modelHash: null, params: null, manifest, sentBodies: client.sentBodies };
+    }
+    const statement = o.acceptanceStatement?.(manifest);
+    await client.accept(o.jobId, { accepted: true, statement });
+    record('job.accepted', { jobId: o.jobId, statement: statement ?? null });
+    log.info('job accepted');
+  } else if (me.status !== 'accepted') {
+    return { state: me.status, reason: `this node is ${me.status} for the job`, rounds: 0, modelHash: null, params: null, manifest, sentBodies: client.sentBodies };
+  }
+
+  const scheme = await openSecureSum(manifest.encryption);
+  let secretKey: Uint8Array | null = null;
+  if (scheme.scheme === 'ckks') {
+    for (;;) {
+      o.signal?.throwIfAborted();
+      const res = await client.request('GET', `/v1/jobs/${o.jobId}/keys/mine`, o.jobId, 0);
+      if (res.ok) {
+        const sealed = new Uint8Array(await res.arrayBuffer());
+        secretKey = openSealed(sealed, Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
+        break;
+      }
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status !== 404) throw new FedmarkError('KEY_CEREMONY', `fetching the sealed job key failed with HTTP ${res.status}`);
+      await sleep(pollMs);
+    }
+  } else {
+    log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
+  }
+
+  const runtime = new PartnerRuntime({ manifest, keyId: myKeyId, train: o.train, test: o.test, scheme, secretKey, budget: o.budget });
+  const pendingPath = join(o.stateDir, `${o.jobId}.pending-submission`);
+  try {
+    for (;;) {
+      o.signal?.throwIfAborted();
+      status = await client.status(o.jobId);
+      // Catch up: apply every published training aggregate we have not applied yet.
+      const lastTrainClosed = Math.max(0, ...status.closedRounds.filter((r) => r <= manifest.rounds));
+      while (runtime.state.round < lastTrainClosed) {
+        const round = runtime.state.round + 1;
+        const agg = await client.aggregate(o.jobId, round, 'update');
+        const next = runtime.applyAggregate(round, agg);
+        await client.reportModelHash(o.jobId, round, next.hash).catch((err: FedmarkError) => {
+          if (!(err instanceof FedmarkError) || !/JOB_CLOSED|HASH_CHANGED/.test(err.code)) throw err;
+        });
+        record('round.model', { jobId: o.jobId, round, modelHash: next.hash });
+        o.onRound?.({ round, modelHash: next.hash });
+      }
+      if (status.state !== 'running' && status.state !== 'awaiting-keys') break;
+      const selected = status.selected.includes(myKeyId);
+      const done = status.submitted.includes(myKeyId);
+      if (status.roundState === 'open' && selected && !done && runtime.state.round === status.round - 1) {
+        await submitRound(status.round, status.attempt);
+      }
+      await sleep(pollMs);
+    }
+  } finally {
+    runtime.dispose();
+    scheme.dispose();
+  }
+  record('job.finished', { jobId: o.jobId, state: status.state, reason: status.reason, modelHash: runtime.state.hash, rounds: runtime.state.round });
+  log.info({ state: status.state, rounds: runtime.state.round }, 'job finished');
+  return {
+    state: status.state,
+    reason: status.reason,
+    rounds: runtime.state.round,
+    modelHash: runtime.state.hash,
+    params: runtime.state.params,
+    manifest,
+    sentBodies: client.sentBodies,
+  };
+
+  async function submitRound(round: number, attempt: number): Promise<void> {
+    const tag = `${round}.${attempt}`;
+    let body: Uint8Array | null = null;
+    if (existsSync(pendingPath)) {
+      const pending = JSON.parse(readFileSync(pendingPath, 'utf8')) as { tag: string; body: string };
+      if (pending.tag === tag) body = Buffer.from(pending.body, 'base64');
+    }
+    if (!body) {
+      const kind = roundKind(manifest, round);
+      const result = await runtime.buildSubmission(round, attempt, kind);
+      if (result.status === 'refused') {
+        log.warn({ round, reason: result.reason }, 'round declined: privacy budget');
+        record('budget.refused', { jobId: o.jobId, round, attempt, reason: result.reason });
+        await client.decline(o.jobId, round, attempt, result.reason);
+        return;
+      }
+      body = result.body;
+      // Persist before sending: after a crash the same bytes are resent, never a fresh (uncharged) release.
+      writeFileSync(pendingPath + '.tmp', JSON.stringify({ tag, body: Buffer.from(body).toString('base64') }));
+      renameSync(pendingPath + '.tmp', pendingPath);
+      record('round.submitted', { jobId: o.jobId, round, attempt, kind, dp: result.meta.dp, baseModelHash: result.meta.baseModelHash });
+    }
+    try {
+      const res = await client.submit(o.jobId, round, body);
+      log.info({ round, attempt, bytes: body.length, duplicate: res.duplicate }, 'update submitted');
+    } catch (err) {
+      if (err instanceof FedmarkError && /ROUND_CLOSED|ROUND_DEADLINE|ROUND_NOT_OPEN/.test(err.code)) log.warn({ round, err: err.message }, 'submission too late');
+      else throw err;
+    }
+    rmSync(pendingPath, { force: true });
+  }
+}

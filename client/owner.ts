@@ -1,0 +1,98 @@
+import type { Logger } from 'pino';
+import type { Identity } from '../src/crypto/identity.ts';
+import { sealForRecipient } from '../src/crypto/key-ceremony.ts';
+import type { JobManifest, SignedManifest } from '../src/federation/manifest.ts';
+import { ModelTracker } from '../src/federation/partner.ts';
+import { openSecureSum } from '../src/federation/secure-sum.ts';
+import { metricsFromHistograms, type FederatedEvalMetrics } from '../src/metrics/histogram.ts';
+import { CoordinatorClient } from './http.ts';
+
+export interface RoundProgress {
+  round: number;
+  totalRounds: number;
+  /** Metrics of the global model that entered this round, from the encrypted histograms. */
+  metrics: FederatedEvalMetrics | null;
+  participants: number;
+}
+
+export interface OwnerResult {
+  state: string;
+  reason: string | null;
+  params: Float64Array;
+  modelHash: string;
+  roundMetrics: RoundProgress[];
+  finalMetrics: FederatedEvalMetrics | null;
+  secretKey: Uint8Array | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The data scientist's node: registers the signed job, runs the key ceremony (the CKKS secret key is
+ * generated here and leaves only sealed to each participant), then follows the published aggregates
+ * to obtain the global model and the federated metrics. It never sees a partner's individual update.
+ */
+export async function runJobOwner(o: {
+  coordinatorUrl: string;
+  identity: Identity;
+  signed: SignedManifest;
+  log: Logger;
+  pollMs?: number;
+  onRound?: (p: RoundProgress) => void;
+  signal?: AbortSignal;
+}): Promise<OwnerResult> {
+  const manifest: JobManifest = o.signed.manifest;
+  const client = new CoordinatorClient(o.coordinatorUrl, o.identity);
+  await client.createJob(o.signed);
+  const scheme = await openSecureSum(manifest.encryption);
+  let secretKey: Uint8Array | null = null;
+  if (scheme.scheme === 'ckks') {
+    secretKey = scheme.generateSecretKey();
+    for (const p of manifest.participants) {
+      const sealed = sealForRecipient(secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.identity);
+      await client.putSealedKey(manifest.jobId, p.keyId, sealed);
+    }
+  } else {
+    // Still upload a placeholder so the ceremony completes; it carries no key because there is none.
+    for (const p of manifest.participants) {
+      await client.putSealedKey(manifest.jobId, p.keyId, sealForRecipient(new Uint8Array(32), Buffer.from(p.boxPublicKey, 'base64'), o.identity));
+    }
+    o.log.warn('INSECURE: plaintext aggregation — the coordinator can read every update');
+  }
+  const tracker = new ModelTracker(manifest, scheme, secretKey);
+  const roundMetrics: RoundProgress[] = [];
+  let finalMetrics: FederatedEvalMetrics | null = null;
+  let evaluated = 0;
+  try {
+    for (;;) {
+      o.signal?.throwIfAborted();
+      const status = await client.status(manifest.jobId);
+      const closed = [...status.closedRounds].sort((a, b) => a - b);
+      for (const round of closed) {
+        if (round <= evaluated) continue;
+        const evalSum = await client.aggregate(manifest.jobId, round, 'evaluation');
+        const metrics = metricsFromHistograms(tracker.decryptEvaluation(evalSum), tracker.layout);
+        if (round <= manifest.rounds) {
+          const agg = await client.aggregate(manifest.jobId, round, 'update');
+          tracker.apply(round, agg);
+        } else {
+          finalMetrics = metrics;
+        }
+        evaluated = round;
+        const progress = { round, totalRounds: status.totalRounds, metrics, participants: status.participants.filter((p) => p.status === 'accepted').length };
+        roundMetrics.push(progress);
+        o.onRound?.(progress);
+      }
+      if (status.state === 'completed' && evaluated === status.totalRounds) {
+        return { state: status.state, reason: null, params: tracker.state.params, modelHash: tracker.state.hash, roundMetrics, finalMetrics, secretKey };
+      }
+      if (status.state === 'halted' || status.state === 'failed') {
+        return { state: status.state, reason: status.reason, params: tracker.state.params, modelHash: tracker.state.hash, roundMetrics, finalMetrics, secretKey };
+      }
+      await sleep(o.pollMs ?? 200);
+    }
+  } finally {
+    tracker.dispose();
+    scheme.dispose();
+  }
+}

@@ -1,0 +1,47 @@
+import type { JobManifest } from '../src/federation/manifest.ts';
+import type { BudgetGuard } from '../src/federation/partner.ts';
+import type { DpEvent } from '../src/privacy/accountant.ts';
+import { planDp } from '../src/federation/dp-plan.ts';
+import { checkJob, type PartnerPolicy as Policy } from '../src/privacy/policy.ts';
+import type { BudgetStore } from '../src/privacy/budget-store.ts';
+
+/** Reasons this node's policy refuses the job (empty: accept). */
+export function policyReview(policy: Policy, manifest: JobManifest, datasetRows: number, store: BudgetStore): string[] {
+  const plan = planDp(manifest);
+  if (!plan) return ['the job is not differentially private; this node only releases DP updates'];
+  const verdict = checkJob(
+    policy,
+    { purpose: manifest.purpose, columns: manifest.dataset.columns, targetEpsilon: plan.targetEpsilon, delta: plan.delta, datasetRows },
+    store.lifetimeEpsilon(policy.datasetId, plan.delta),
+  );
+  return verdict.ok ? [] : verdict.reasons;
+}
+
+/**
+ * The partner's own enforcement: before each round it computes the ε it would have spent after the
+ * round and refuses when that breaks the per-job or lifetime limit. The coordinator cannot override it:
+ * it runs here, on the partner's machine, against the partner's persisted spend.
+ */
+export class PolicyBudgetGuard implements BudgetGuard {
+  constructor(
+    private readonly policy: Policy,
+    private readonly store: BudgetStore,
+  ) {}
+
+  authorize(jobId: string, round: number, _attempt: number, event: DpEvent, delta: number) {
+    const would = this.store.wouldSpend(jobId, event, delta, this.policy.datasetId);
+    if (would.jobEpsilon > this.policy.maxEpsilonPerJob) {
+      return { ok: false as const, reason: `ε for job ${jobId} would reach ${would.jobEpsilon.toFixed(4)} after round ${round}, above this partner's per-job limit ${this.policy.maxEpsilonPerJob}` };
+    }
+    if (would.lifetimeEpsilon > this.policy.lifetimeEpsilon) {
+      return { ok: false as const, reason: `lifetime ε of dataset ${this.policy.datasetId} would reach ${would.lifetimeEpsilon.toFixed(4)}, above this partner's lifetime budget ${this.policy.lifetimeEpsilon}` };
+    }
+    return { ok: true as const, epsilonAfter: would.jobEpsilon };
+  }
+
+  /** Each attempt of a round is a separate release: charged separately, and only once. */
+  charge(jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
+    const r = this.store.charge(jobId, this.policy.datasetId, round, event, delta, attempt);
+    return { epsilonAfter: r.jobEpsilon };
+  }
+}

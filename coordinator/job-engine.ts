@@ -1,0 +1,441 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { FedmarkError } from '../src/errors.ts';
+import { verifySignedManifest, type JobManifest, type SignedManifest } from '../src/federation/manifest.ts';
+import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
+import { checkSubmission, roundKind, selectParticipants, totalRounds } from '../src/federation/rounds.ts';
+import { decodeUpdate } from '../src/federation/update-codec.ts';
+import type { CoordinatorStore, JobRow, RoundRow } from './store.ts';
+
+/** How many times a round is retried when the quorum is not met before the job fails. */
+export const MAX_ATTEMPTS = 3;
+
+/** Events the coordinator records in its job ledger (wired to the ledger writer by the server). */
+export interface LedgerSink {
+  record(jobId: string, type: string, payload: Record<string, unknown>): void;
+}
+
+const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+export class HttpError extends FedmarkError {
+  constructor(readonly statusCode: number, code: string, message: string) {
+    super(code, message);
+  }
+}
+
+export interface JobStatus {
+  jobId: string;
+  state: JobRow['state'];
+  reason: string | null;
+  round: number;
+  attempt: number;
+  totalRounds: number;
+  roundState: RoundRow['state'] | null;
+  roundKind: 'train' | 'evaluate' | null;
+  selected: string[];
+  deadlineAt: number | null;
+  baseModelHash: string | null;
+  submitted: string[];
+  closedRounds: number[];
+  participants: { keyId: string; name: string; status: string }[];
+  keysReady: boolean;
+}
+
+/**
+ * The coordinator's protocol logic on top of the store: it validates, adds ciphertexts, closes
+ * rounds and checks model-hash agreement. It never decrypts; it has no key to decrypt with.
+ */
+export class JobEngine {
+  private readonly schemes = new Map<string, Promise<SecureSumScheme>>();
+  private readonly manifests = new Map<string, JobManifest>();
+
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly ledger: LedgerSink,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  manifest(jobId: string): JobManifest {
+    const cached = this.manifests.get(jobId);
+    if (cached) return cached;
+    const job = this.requireJob(jobId);
+    const manifest = (JSON.parse(job.signed_manifest) as SignedManifest).manifest;
+    this.manifests.set(jobId, manifest);
+    return manifest;
+  }
+
+  private scheme(jobId: string): Promise<SecureSumScheme> {
+    let s = this.schemes.get(jobId);
+    if (!s) {
+      s = openSecureSum(this.manifest(jobId).encryption);
+      this.schemes.set(jobId, s);
+    }
+    return s;
+  }
+
+  requireJob(jobId: string): JobRow {
+    const job = this.store.getJob(jobId);
+    if (!job) throw new HttpError(404, 'UNKNOWN_JOB', `no job with id "${jobId}"`);
+    return job;
+  }
+
+  /** Keys allowed to speak for a job: the owner and the participants named in the manifest. */
+  lookupKey(jobId: string, keyId: string): { signPublicKey: string; role: 'owner' | 'participant' } | undefined {
+    const job = this.store.getJob(jobId);
+    if (!job) return undefined;
+    const m = this.manifest(jobId);
+    if (m.owner.keyId === keyId) return { signPublicKey: m.owner.signPublicKey, role: 'owner' };
+    const p = m.participants.find((x) => x.keyId === keyId);
+    return p ? { signPublicKey: p.signPublicKey, role: 'participant' } : undefined;
+  }
+
+  async createJob(signed: SignedManifest): Promise<JobManifest> {
+    const manifest = verifySignedManifest(signed);
+    if (this.store.getJob(manifest.jobId)) throw new HttpError(409, 'JOB_EXISTS', `job "${manifest.jobId}" already exists`);
+    // Opening the scheme checks the HE parameters (128-bit security) before anything is stored.
+    const scheme = await openSecureSum(manifest.encryption);
+    this.store.transaction(() => {
+      this.store.insertJob({ job_id: manifest.jobId, signed_manifest: JSON.stringify(signed), state: 'awaiting-keys', created_at: this.now() });
+      for (const p of manifest.participants) {
+        this.store.insertParticipant({
+          job_id: manifest.jobId,
+          key_id: p.keyId,
+          name: p.name,
+          sign_public_key: p.signPublicKey,
+          box_public_key: p.boxPublicKey,
+          status: 'invited',
+          acceptance: null,
+        });
+      }
+    });
+    this.schemes.set(manifest.jobId, Promise.resolve(scheme));
+    this.manifests.set(manifest.jobId, manifest);
+    this.ledger.record(manifest.jobId, 'job.manifest', { signedManifest: signed, manifestHash: sha256(JSON.stringify(signed.manifest)) });
+    this.log.info({ jobId: manifest.jobId, participants: manifest.participants.length, rounds: manifest.rounds }, 'job created');
+    return manifest;
+  }
+
+  accept(jobId: string, keyId: string, body: { accepted: boolean; reason?: string; statement?: unknown }): void {
+    const job = this.requireJob(jobId);
+    this.requireActive(job);
+    const p = this.store.participant(jobId, keyId);
+    if (!p) throw new HttpError(403, 'NOT_PARTICIPANT', 'only participants accept or refuse a job');
+    if (p.status === 'withdrawn') throw new HttpError(409, 'WITHDRAWN', 'this participant has withdrawn from the job');
+    const status = body.accepted ? 'accepted' : 'refused';
+    if (p.status === status) return;
+    this.store.setParticipantStatus(jobId, keyId, status, JSON.stringify(body));
+    this.ledger.record(jobId, body.accepted ? 'participant.accepted' : 'participant.refused', {
+      keyId,
+      name: p.name,
+      reason: body.reason ?? null,
+      statement: body.statement ?? null,
+    });
+    this.advance(jobId);
+  }
+
+  putSealedKey(jobId: string, keyId: string, blob: Uint8Array): void {
+    const job = this.requireJob(jobId);
+    this.requireActive(job);
+    if (job.state !== 'awaiting-keys') throw new HttpError(409, 'KEYS_LOCKED', 'the key ceremony is over: sealed keys cannot change once rounds run');
+    if (!this.store.participant(jobId, keyId)) throw new HttpError(404, 'UNKNOWN_PARTICIPANT', `key id ${keyId} is not a participant of job ${jobId}`);
+    if (blob.length < 40 || blob.length > 8 * 1024 * 1024) throw new HttpError(400, 'SEALED_KEY_SIZE', `sealed key blob of ${blob.length} bytes is not plausible`);
+    this.store.putSealedKey(jobId, keyId, blob);
+    const m = this.manifest(jobId);
+    if (this.store.sealedKeyCount(jobId) === m.participants.length) {
+      const hashes = m.participants.map((p) => ({ keyId: p.keyId, sealedKeyHash: sha256(this.store.sealedKey(jobId, p.keyId)!) }));
+      this.ledger.record(jobId, 'keys.ceremony', { sealedKeys: hashes });
+    }
+    this.advance(jobId);
+  }
+
+  sealedKey(jobId: string, keyId: string): Uint8Array {
+    this.requireJob(jobId);
+    const blob = this.store.sealedKey(jobId, keyId);
+    if (!blob) throw new HttpError(404, 'NO_SEALED_KEY', 'no sealed key has been uploaded for this participant yet');
+    return blob;
+  }
+
+  private requireActive(job: JobRow): void {
+    if (job.state === 'completed' || job.state === 'halted' || job.state === 'failed') {
+      throw new HttpError(409, 'JOB_CLOSED', `job "${job.job_id}" is ${job.state}${job.status_reason ? `: ${job.status_reason}` : ''}`);
+    }
+  }
+
+  private openRound(job: JobRow, round: number, attempt: number, baseModelHash: string | null): void {
+    const m = this.manifest(job.job_id);
+    const eligible = this.store.participants(job.job_id).filter((p) => p.status === 'accepted').map((p) => p.key_id);
+    const selected = selectParticipants(m, round, attempt, eligible);
+    const now = this.now();
+    this.store.transaction(() => {
+      this.store.insertRound({
+        job_id: job.job_id,
+        round,
+        attempt,
+        kind: roundKind(m, round),
+        state: 'open',
+        selected: JSON.stringify(selected),
+        opened_at: now,
+        deadline_at: now + m.roundDeadlineSeconds * 1000,
+        base_model_hash: baseModelHash,
+      });
+      this.store.updateJob(job.job_id, { state: 'running', current_round: round, attempt });
+    });
+    this.ledger.record(job.job_id, 'round.opened', { round, attempt, kind: roundKind(m, round), selected, baseModelHash, deadlineAt: now + m.roundDeadlineSeconds * 1000 });
+    this.log.info({ jobId: job.job_id, round, attempt, selected: selected.length }, 'round opened');
+  }
+
+  currentRound(jobId: string): RoundRow | undefined {
+    const job = this.requireJob(jobId);
+    if (job.current_round === 0) return undefined;
+    return this.store.round(jobId, job.current_round, job.attempt);
+  }
+
+  async submit(jobId: string, round: number, keyId: string, body: Uint8Array): Promise<{ duplicate: boolean }> {
+    const job = this.requireJob(jobId);
+    this.requireActive(job);
+    const decoded = (() => {
+      try {
+        return decodeUpdate(body);
+      } catch (err) {
+        throw asHttp(err, 400);
+      }
+    })();
+    const attempt = decoded.meta.attempt;
+    const bodyHash = sha256(body);
+    const previous = this.store.submission(jobId, round, attempt, keyId);
+    if (previous) {
+      // Idempotent per job, round, attempt and partner: a retried upload is acknowledged, never re-added.
+      if (previous.body_hash === bodyHash) return { duplicate: true };
+      throw new HttpError(409, 'ALREADY_SUBMITTED', `partner already submitted a different update for round ${round} attempt ${attempt}`);
+    }
+    const r = this.store.round(jobId, round, attempt);
+    if (!r) throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open (current: round ${job.current_round} attempt ${job.attempt})`);
+    if (r.state !== 'open') throw new HttpError(409, 'ROUND_CLOSED', `round ${round} attempt ${attempt} is ${r.state}: late submissions are not accepted`);
+    if (this.now() > r.deadline_at) throw new HttpError(409, 'ROUND_DEADLINE', `round ${round} passed its deadline: late submissions are not accepted`);
+    const selected = JSON.parse(r.selected) as string[];
+    if (!selected.includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', `this participant is not selected for round ${round} attempt ${attempt}`);
+    const m = this.manifest(jobId);
+    const scheme = await this.scheme(jobId);
+    try {
+      checkSubmission(m, scheme, { jobId, round, attempt, baseModelHash: r.base_model_hash }, decoded);
+    } catch (err) {
+      throw asHttp(err, 400);
+    }
+    // Re-read inside the transaction: another submission may have landed while we awaited.
+    this.store.transaction(() => {
+      const cur = this.store.round(jobId, round, attempt)!;
+      if (cur.state !== 'open') throw new HttpError(409, 'ROUND_CLOSED', `round ${round} closed while the update was checked`);
+      const sums: Partial<Pick<RoundRow, 'update_sum' | 'eval_sum'>> = {};
+      for (const [name, column] of [['update', 'update_sum'], ['evaluation', 'eval_sum']] as const) {
+        const part = decoded.parts[name];
+        if (!part) continue;
+        const sum = scheme.sum(cur[column]);
+        try {
+          sum.add(part);
+          sums[column] = Buffer.from(sum.toBytes());
+        } finally {
+          sum.dispose();
+        }
+      }
+      this.store.insertSubmission({ job_id: jobId, round, attempt, key_id: keyId, body_hash: bodyHash, meta: JSON.stringify(decoded.meta), received_at: this.now() });
+      this.store.updateRound(jobId, round, attempt, { ...sums, submissions: cur.submissions + 1 });
+    });
+    this.ledger.record(jobId, 'round.submission', {
+      round,
+      attempt,
+      keyId,
+      bodyHash,
+      partHashes: Object.fromEntries(Object.entries(decoded.parts).map(([k, v]) => [k, sha256(v)])),
+      dp: decoded.meta.dp,
+    });
+    this.log.info({ jobId, round, attempt, keyId, bytes: body.length, updateBytes: decoded.parts.update?.length }, 'submission accepted');
+    this.advance(jobId);
+    return { duplicate: false };
+  }
+
+  decline(jobId: string, round: number, keyId: string, attempt: number, reason: string): void {
+    const job = this.requireJob(jobId);
+    this.requireActive(job);
+    const r = this.store.round(jobId, round, attempt);
+    if (!r || r.state !== 'open') throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open`);
+    if (!(JSON.parse(r.selected) as string[]).includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', 'only selected participants can decline a round');
+    if (this.store.insertDecline(jobId, round, attempt, keyId, reason)) {
+      this.ledger.record(jobId, 'round.declined', { round, attempt, keyId, reason });
+    }
+    this.advance(jobId);
+  }
+
+  reportModelHash(jobId: string, round: number, keyId: string, hash: string): void {
+    const job = this.requireJob(jobId);
+    const r = this.store.closedRound(jobId, round);
+    if (!r) throw new HttpError(409, 'ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
+    if (r.kind !== 'train') throw new HttpError(400, 'NO_MODEL_IN_ROUND', `round ${round} is an evaluation round and changes no model`);
+    if (!this.store.putModelHash(jobId, round, keyId, hash)) {
+      const existing = this.store.modelHashes(jobId, round).find((h) => h.key_id === keyId);
+      if (existing?.hash !== hash) throw new HttpError(409, 'HASH_CHANGED', 'a different model hash was already reported for this round');
+      return;
+    }
+    const hashes = this.store.modelHashes(jobId, round);
+    const distinct = new Set(hashes.map((h) => h.hash));
+    if (distinct.size > 1 && job.state === 'running') {
+      this.store.updateJob(jobId, { state: 'failed', status_reason: `partners' model hashes disagree after round ${round}` });
+      this.ledger.record(jobId, 'round.model-hashes', { round, agreed: false, hashes });
+      this.log.error({ jobId, round }, 'model hashes disagree: job stopped');
+      return;
+    }
+    this.advance(jobId);
+  }
+
+  withdraw(jobId: string, keyId: string, reason: string): void {
+    const job = this.requireJob(jobId);
+    this.requireActive(job);
+    const p = this.store.participant(jobId, keyId);
+    if (!p) throw new HttpError(403, 'NOT_PARTICIPANT', 'only participants can withdraw');
+    if (p.status === 'withdrawn') return;
+    this.store.setParticipantStatus(jobId, keyId, 'withdrawn', null);
+    this.ledger.record(jobId, 'participant.withdrew', { keyId, name: p.name, reason, round: job.current_round });
+    this.advance(jobId);
+  }
+
+  halt(jobId: string, reason: string): void {
+    const job = this.requireJob(jobId);
+    this.requireActive(job);
+    this.store.updateJob(jobId, { state: 'halted', status_reason: reason });
+    this.ledger.record(jobId, 'job.halted', { reason, round: job.current_round });
+    this.log.warn({ jobId, reason }, 'job halted by its owner');
+  }
+
+  /** Moves a job forward: opens, closes, retries or finishes rounds. Safe to call any time, any number of times. */
+  advance(jobId: string): void {
+    const job = this.requireJob(jobId);
+    const m = this.manifest(jobId);
+    const participants = this.store.participants(jobId);
+    const accepted = participants.filter((p) => p.status === 'accepted');
+    if (job.state === 'awaiting-keys') {
+      if (this.store.sealedKeyCount(jobId) === m.participants.length && accepted.length >= m.quorum) this.openRound(job, 1, 0, null);
+      return;
+    }
+    if (job.state !== 'running') return;
+    const r = this.store.round(jobId, job.current_round, job.attempt)!;
+    if (r.state === 'open') {
+      const selected = JSON.parse(r.selected) as string[];
+      const submitted = this.store.submissions(jobId, r.round, r.attempt).map((s) => s.key_id);
+      const declined = new Set(this.store.declines(jobId, r.round, r.attempt).map((d) => d.key_id));
+      const withdrawn = new Set(participants.filter((p) => p.status === 'withdrawn').map((p) => p.key_id));
+      const outstanding = selected.filter((k) => !submitted.includes(k) && !declined.has(k) && !withdrawn.has(k));
+      const pastDeadline = this.now() > r.deadline_at;
+      if (outstanding.length > 0 && !pastDeadline) return;
+      if (submitted.length >= Math.min(m.quorum, selected.length) && submitted.length > 0) this.closeRound(job, r, selected, submitted);
+      else this.failAttempt(job, r, submitted.length, pastDeadline);
+      return;
+    }
+    if (r.state === 'closed') {
+      if (r.kind === 'evaluate') return;
+      const hashes = this.store.modelHashes(jobId, r.round);
+      const distinct = new Set(hashes.map((h) => h.hash));
+      const active = participants.filter((p) => p.status === 'accepted').length;
+      if (distinct.size === 1 && hashes.length >= Math.min(m.quorum, active)) {
+        const [agreed] = distinct;
+        this.ledger.record(jobId, 'round.model-hashes', { round: r.round, agreed: true, hash: agreed, reporters: hashes.map((h) => h.key_id) });
+        this.openRound(job, r.round + 1, 0, agreed);
+      }
+    }
+  }
+
+  private closeRound(job: JobRow, r: RoundRow, selected: string[], submitted: string[]): void {
+    const full = this.store.round(job.job_id, r.round, r.attempt)!;
+    const now = this.now();
+    const isLast = r.round === totalRounds(this.manifest(job.job_id));
+    this.store.transaction(() => {
+      this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'closed', closed_at: now });
+      if (isLast) this.store.updateJob(job.job_id, { state: 'completed', status_reason: null });
+    });
+    const subs = this.store.submissions(job.job_id, r.round, r.attempt);
+    this.ledger.record(job.job_id, 'round.closed', {
+      round: r.round,
+      attempt: r.attempt,
+      kind: r.kind,
+      selected,
+      submitted,
+      dropped: selected.filter((k) => !submitted.includes(k)),
+      dp: Object.fromEntries(subs.map((s) => [s.key_id, JSON.parse(s.meta).dp ?? null])),
+      submissionHashes: Object.fromEntries(subs.map((s) => [s.key_id, s.body_hash])),
+      updateSumHash: full.update_sum ? sha256(full.update_sum) : null,
+      evaluationSumHash: full.eval_sum ? sha256(full.eval_sum) : null,
+    });
+    if (isLast) this.ledger.record(job.job_id, 'job.completed', { rounds: r.round - 1, finalModelHash: r.base_model_hash });
+    this.log.info({ jobId: job.job_id, round: r.round, submitted: submitted.length, selected: selected.length }, 'round closed');
+  }
+
+  private failAttempt(job: JobRow, r: RoundRow, submitted: number, pastDeadline: boolean): void {
+    const reason = `${submitted} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${this.manifest(job.job_id).quorum}`;
+    this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'failed', closed_at: this.now() });
+    this.ledger.record(job.job_id, 'round.failed', { round: r.round, attempt: r.attempt, reason });
+    this.log.warn({ jobId: job.job_id, round: r.round, attempt: r.attempt, reason }, 'round failed');
+    if (r.attempt + 1 >= MAX_ATTEMPTS) {
+      this.store.updateJob(job.job_id, { state: 'failed', status_reason: `round ${r.round} failed ${MAX_ATTEMPTS} times: ${reason}` });
+      return;
+    }
+    this.openRound(job, r.round, r.attempt + 1, r.base_model_hash);
+  }
+
+  aggregate(jobId: string, round: number, part: 'update' | 'evaluation'): Uint8Array {
+    this.requireJob(jobId);
+    const r = this.store.closedRound(jobId, round);
+    if (!r) throw new HttpError(409, 'ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
+    const full = this.store.round(jobId, round, r.attempt)!;
+    const blob = part === 'update' ? full.update_sum : full.eval_sum;
+    if (!blob) throw new HttpError(404, 'NO_SUCH_PART', `round ${round} has no ${part} aggregate`);
+    return blob;
+  }
+
+  status(jobId: string): JobStatus {
+    const job = this.requireJob(jobId);
+    const m = this.manifest(jobId);
+    const r = job.current_round ? this.store.round(jobId, job.current_round, job.attempt) : undefined;
+    const closedRounds = this.store
+      .rounds(jobId)
+      .filter((x) => x.state === 'closed')
+      .map((x) => x.round);
+    return {
+      jobId,
+      state: job.state,
+      reason: job.status_reason,
+      round: job.current_round,
+      attempt: job.attempt,
+      totalRounds: totalRounds(m),
+      roundState: r?.state ?? null,
+      roundKind: r?.kind ?? null,
+      selected: r ? (JSON.parse(r.selected) as string[]) : [],
+      deadlineAt: r?.deadline_at ?? null,
+      baseModelHash: r?.base_model_hash ?? null,
+      submitted: r ? this.store.submissions(jobId, r.round, r.attempt).map((s) => s.key_id) : [],
+      closedRounds,
+      participants: this.store.participants(jobId).map((p) => ({ keyId: p.key_id, name: p.name, status: p.status })),
+      keysReady: this.store.sealedKeyCount(jobId) === m.participants.length,
+    };
+  }
+
+  /** Deadline sweep, run on a timer. */
+  tick(): void {
+    for (const job of this.store.activeJobs()) {
+      try {
+        this.advance(job.job_id);
+      } catch (err) {
+        this.log.error({ err, jobId: job.job_id }, 'advancing job failed');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.schemes.values()) (await s).dispose();
+    this.schemes.clear();
+  }
+}
+
+function asHttp(err: unknown, status: number): unknown {
+  if (err instanceof HttpError) return err;
+  if (err instanceof FedmarkError) return new HttpError(status, err.code, err.message);
+  return err;
+}

@@ -1,0 +1,274 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NonceStore } from '../src/crypto/request-signing.ts';
+
+/**
+ * The coordinator's durable state. Everything accepted is written inside a transaction before the
+ * HTTP response is sent, so a restart (even after SIGKILL) loses nothing that was acknowledged.
+ * It stores manifests, public keys, opaque sealed key blobs and encrypted sums — never a secret key
+ * or a plaintext update.
+ */
+
+export type JobState = 'awaiting-keys' | 'running' | 'completed' | 'halted' | 'failed';
+export type RoundState = 'open' | 'closed' | 'failed';
+
+export interface JobRow {
+  job_id: string;
+  signed_manifest: string;
+  state: JobState;
+  current_round: number;
+  attempt: number;
+  status_reason: string | null;
+  created_at: number;
+}
+
+export interface ParticipantRow {
+  job_id: string;
+  key_id: string;
+  name: string;
+  sign_public_key: string;
+  box_public_key: string;
+  status: 'invited' | 'accepted' | 'refused' | 'withdrawn';
+  acceptance: string | null;
+}
+
+export interface RoundRow {
+  job_id: string;
+  round: number;
+  attempt: number;
+  kind: 'train' | 'evaluate';
+  state: RoundState;
+  selected: string;
+  opened_at: number;
+  deadline_at: number;
+  closed_at: number | null;
+  base_model_hash: string | null;
+  update_sum: Buffer | null;
+  eval_sum: Buffer | null;
+  submissions: number;
+}
+
+export interface SubmissionRow {
+  job_id: string;
+  round: number;
+  attempt: number;
+  key_id: string;
+  body_hash: string;
+  meta: string;
+  received_at: number;
+}
+
+const SCHEMA = `
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+CREATE TABLE IF NOT EXISTS jobs (
+  job_id TEXT PRIMARY KEY,
+  signed_manifest TEXT NOT NULL,
+  state TEXT NOT NULL,
+  current_round INTEGER NOT NULL DEFAULT 0,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  status_reason TEXT,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS participants (
+  job_id TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  sign_public_key TEXT NOT NULL,
+  box_public_key TEXT NOT NULL,
+  status TEXT NOT NULL,
+  acceptance TEXT,
+  PRIMARY KEY (job_id, key_id)
+);
+CREATE TABLE IF NOT EXISTS sealed_keys (
+  job_id TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  blob BLOB NOT NULL,
+  PRIMARY KEY (job_id, key_id)
+);
+CREATE TABLE IF NOT EXISTS rounds (
+  job_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  selected TEXT NOT NULL,
+  opened_at INTEGER NOT NULL,
+  deadline_at INTEGER NOT NULL,
+  closed_at INTEGER,
+  base_model_hash TEXT,
+  update_sum BLOB,
+  eval_sum BLOB,
+  submissions INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (job_id, round, attempt)
+);
+CREATE TABLE IF NOT EXISTS submissions (
+  job_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  body_hash TEXT NOT NULL,
+  meta TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, round, attempt, key_id)
+);
+CREATE TABLE IF NOT EXISTS declines (
+  job_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (job_id, round, attempt, key_id)
+);
+CREATE TABLE IF NOT EXISTS model_hashes (
+  job_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (job_id, round, key_id)
+);
+CREATE TABLE IF NOT EXISTS nonces (
+  key_id TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (key_id, nonce)
+);
+`;
+
+export class CoordinatorStore {
+  readonly db: Database.Database;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(join(dataDir, 'coordinator.sqlite'));
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  // jobs
+  insertJob(row: Omit<JobRow, 'current_round' | 'attempt' | 'status_reason'>): void {
+    this.db
+      .prepare('INSERT INTO jobs (job_id, signed_manifest, state, created_at) VALUES (?, ?, ?, ?)')
+      .run(row.job_id, row.signed_manifest, row.state, row.created_at);
+  }
+  getJob(jobId: string): JobRow | undefined {
+    return this.db.prepare('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as JobRow | undefined;
+  }
+  listJobs(): JobRow[] {
+    return this.db.prepare('SELECT * FROM jobs ORDER BY created_at').all() as JobRow[];
+  }
+  activeJobs(): JobRow[] {
+    return this.db.prepare("SELECT * FROM jobs WHERE state IN ('awaiting-keys','running')").all() as JobRow[];
+  }
+  updateJob(jobId: string, fields: Partial<Pick<JobRow, 'state' | 'current_round' | 'attempt' | 'status_reason'>>): void {
+    const keys = Object.keys(fields) as (keyof typeof fields)[];
+    if (!keys.length) return;
+    this.db
+      .prepare(`UPDATE jobs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE job_id = @job_id`)
+      .run({ ...fields, job_id: jobId });
+  }
+
+  // participants
+  insertParticipant(row: ParticipantRow): void {
+    this.db
+      .prepare('INSERT INTO participants VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')
+      .run(row);
+  }
+  participants(jobId: string): ParticipantRow[] {
+    return this.db.prepare('SELECT * FROM participants WHERE job_id = ? ORDER BY name').all(jobId) as ParticipantRow[];
+  }
+  participant(jobId: string, keyId: string): ParticipantRow | undefined {
+    return this.db.prepare('SELECT * FROM participants WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as ParticipantRow | undefined;
+  }
+  setParticipantStatus(jobId: string, keyId: string, status: ParticipantRow['status'], acceptance: string | null): void {
+    this.db.prepare('UPDATE participants SET status = ?, acceptance = COALESCE(?, acceptance) WHERE job_id = ? AND key_id = ?').run(status, acceptance, jobId, keyId);
+  }
+
+  // sealed keys
+  putSealedKey(jobId: string, keyId: string, blob: Uint8Array): void {
+    this.db.prepare('INSERT OR REPLACE INTO sealed_keys VALUES (?, ?, ?)').run(jobId, keyId, Buffer.from(blob));
+  }
+  sealedKey(jobId: string, keyId: string): Buffer | undefined {
+    const row = this.db.prepare('SELECT blob FROM sealed_keys WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as { blob: Buffer } | undefined;
+    return row?.blob;
+  }
+  sealedKeyCount(jobId: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM sealed_keys WHERE job_id = ?').get(jobId) as { n: number }).n;
+  }
+
+  // rounds
+  insertRound(row: Omit<RoundRow, 'closed_at' | 'update_sum' | 'eval_sum' | 'submissions'>): void {
+    this.db
+      .prepare(
+        'INSERT INTO rounds (job_id, round, attempt, kind, state, selected, opened_at, deadline_at, base_model_hash) VALUES (@job_id, @round, @attempt, @kind, @state, @selected, @opened_at, @deadline_at, @base_model_hash)',
+      )
+      .run(row);
+  }
+  round(jobId: string, round: number, attempt: number): RoundRow | undefined {
+    return this.db.prepare('SELECT * FROM rounds WHERE job_id = ? AND round = ? AND attempt = ?').get(jobId, round, attempt) as RoundRow | undefined;
+  }
+  closedRound(jobId: string, round: number): RoundRow | undefined {
+    return this.db.prepare("SELECT * FROM rounds WHERE job_id = ? AND round = ? AND state = 'closed'").get(jobId, round) as RoundRow | undefined;
+  }
+  rounds(jobId: string): RoundRow[] {
+    return this.db
+      .prepare('SELECT job_id, round, attempt, kind, state, selected, opened_at, deadline_at, closed_at, base_model_hash, submissions FROM rounds WHERE job_id = ? ORDER BY round, attempt')
+      .all(jobId) as RoundRow[];
+  }
+  updateRound(jobId: string, round: number, attempt: number, fields: Partial<Pick<RoundRow, 'state' | 'closed_at' | 'update_sum' | 'eval_sum' | 'submissions'>>): void {
+    const keys = Object.keys(fields) as (keyof typeof fields)[];
+    this.db
+      .prepare(`UPDATE rounds SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE job_id = @job_id AND round = @round AND attempt = @attempt`)
+      .run({ ...fields, job_id: jobId, round, attempt });
+  }
+
+  // submissions
+  submission(jobId: string, round: number, attempt: number, keyId: string): SubmissionRow | undefined {
+    return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? AND key_id = ?').get(jobId, round, attempt, keyId) as SubmissionRow | undefined;
+  }
+  submissions(jobId: string, round: number, attempt: number): SubmissionRow[] {
+    return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id').all(jobId, round, attempt) as SubmissionRow[];
+  }
+  insertSubmission(row: SubmissionRow): void {
+    this.db.prepare('INSERT INTO submissions VALUES (@job_id, @round, @attempt, @key_id, @body_hash, @meta, @received_at)').run(row);
+  }
+  insertDecline(jobId: string, round: number, attempt: number, keyId: string, reason: string): boolean {
+    return this.db.prepare('INSERT OR IGNORE INTO declines VALUES (?, ?, ?, ?, ?)').run(jobId, round, attempt, keyId, reason).changes === 1;
+  }
+  declines(jobId: string, round: number, attempt: number): { key_id: string; reason: string }[] {
+    return this.db.prepare('SELECT key_id, reason FROM declines WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as { key_id: string; reason: string }[];
+  }
+
+  // model hashes
+  putModelHash(jobId: string, round: number, keyId: string, hash: string): boolean {
+    return this.db.prepare('INSERT OR IGNORE INTO model_hashes VALUES (?, ?, ?, ?)').run(jobId, round, keyId, hash).changes === 1;
+  }
+  modelHashes(jobId: string, round: number): { key_id: string; hash: string }[] {
+    return this.db.prepare('SELECT key_id, hash FROM model_hashes WHERE job_id = ? AND round = ? ORDER BY key_id').all(jobId, round) as { key_id: string; hash: string }[];
+  }
+
+  /** Replay protection that survives restarts. */
+  nonceStore(): NonceStore {
+    const insert = this.db.prepare('INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)');
+    const prune = this.db.prepare('DELETE FROM nonces WHERE expires_at < ?');
+    let lastPrune = 0;
+    return {
+      checkAndRecord: (keyId, nonce, expiresAtMs) => {
+        const now = Date.now();
+        if (now - lastPrune > 60_000) {
+          prune.run(now);
+          lastPrune = now;
+        }
+        return insert.run(keyId, nonce, expiresAtMs).changes === 1;
+      },
+    };
+  }
+}

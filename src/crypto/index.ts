@@ -1,0 +1,45 @@
+export {
+  heParamsSchema,
+  DEFAULT_HE_PARAMS,
+  DEFAULT_MAX_SUMMANDS,
+  HE_STANDARD_MAX_COEFF_BITS,
+  heValueBounds,
+  validateHeParams,
+  CkksContext,
+  CkksCipher,
+  CkksAggregator,
+  generateSecretKey,
+  inspectBlob,
+  ciphertextCount,
+  type HeParams,
+  type HeValueBounds,
+  type BlobInfo,
+  type BlobKind,
+} from './ckks.ts';
+export { sealHeapBytes } from './seal.ts';
+export {
+  generateIdentity,
+  keyId,
+  publicIdentity,
+  publicIdentitySchema,
+  parsePublicIdentity,
+  writeIdentityFile,
+  readIdentityFile,
+  signBytes,
+  verifyBytes,
+  type Identity,
+  type PublicIdentity,
+} from './identity.ts';
+export {
+  signRequest,
+  verifyRequest,
+  canonicalRequestString,
+  MemoryNonceStore,
+  SIGNATURE_HEADERS,
+  DEFAULT_MAX_SKEW_MS,
+  type NonceStore,
+  type SignRequestInput,
+  type VerifyOptions,
+  type VerifyResult,
+} from './request-signing.ts';
+export { sealForRecipient, openSealed, createKeyCeremony, type KeyCeremony } from './key-ceremony.ts';

@@ -1,0 +1,65 @@
+/** Public API of the data module: schema, CSV reading, data-independent encoding, partitioning. */
+export {
+  OTHER_BUCKET,
+  bandLabels,
+  columnFeatureNames,
+  columnSchema,
+  datasetSchemaSchema,
+  featureCount,
+  featureNames,
+  isFeature,
+  isTypedColumn,
+  labelColumn,
+  loadSchema,
+  parseSchema,
+  type BooleanColumn,
+  type CategoricalColumn,
+  type Column,
+  type ConsentColumn,
+  type DatasetSchema,
+  type IdColumn,
+  type IgnoreColumn,
+  type LabelColumn,
+  type NumericColumn,
+  type TypedColumn,
+} from './schema.ts';
+export {
+  delimiterHint,
+  formatIssue,
+  matchHeader,
+  readCsvBatches,
+  readCsvRecords,
+  readRowBatches,
+  readRows,
+  type CsvRecord,
+  type CsvRow,
+  type RowIssue,
+} from './csv.ts';
+export {
+  concatDatasets,
+  encodeRecord,
+  encodeRows,
+  loadDataset,
+  parseNumber,
+  subsetDataset,
+  type Dataset,
+  type DatasetStats,
+  type EncodeOptions,
+} from './encode.ts';
+export {
+  partitionByColumn,
+  partitionByColumnGroups,
+  partitionDirichlet,
+  partitionIid,
+  type DirichletOptions,
+  type GroupPartition,
+} from './partition.ts';
+export { trainTestSplit, type Split } from './split.ts';
+export {
+  BUNDLED_DATASETS,
+  isBundledDatasetName,
+  loadBundled,
+  loadBundledSchema,
+  type BundledDataset,
+  type BundledDatasetName,
+} from './bundled.ts';

@@ -1,0 +1,74 @@
+import { sha256Canonical } from '../privacy/ledger/canonical.ts';
+import { bandLabels, featureNames, OTHER_BUCKET, type DatasetSchema } from '../data/schema.ts';
+import { DEFAULT_HE_PARAMS } from '../crypto/ckks.ts';
+import type { ModelSpec } from '../model/spec.ts';
+import type { EncryptionSpec, JobManifest } from './manifest.ts';
+
+/** sha256 of the canonical schema: partners refuse a job defined for another schema. */
+export function schemaHash(schema: DatasetSchema): string {
+  return sha256Canonical(schema);
+}
+
+/** Fairness segments come from the schema's declarations, never from the data. */
+export function sensitiveGroups(schema: DatasetSchema): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const c of schema.columns) {
+    if (!('type' in c) || !c.sensitive) continue;
+    if (c.type === 'categorical') out[c.name] = [...c.values, OTHER_BUCKET];
+    else if (c.type === 'boolean') out[c.name] = ['true', 'false'];
+    else if (c.type === 'numeric' && c.groups) out[c.name] = bandLabels(c.groups);
+  }
+  return out;
+}
+
+/** Columns a job reads (a partner's policy must allow each). */
+export function usedColumns(schema: DatasetSchema): string[] {
+  return schema.columns.filter((c) => !('role' in c) || c.role === 'label' || c.role === 'consent').map((c) => c.name);
+}
+
+export interface JobPresetOptions {
+  jobId: string;
+  purpose?: string;
+  schema: DatasetSchema;
+  partners: number;
+  rounds?: number;
+  model?: ModelSpec;
+  /** null = no differential privacy. */
+  epsilon?: number | null;
+  delta?: number;
+  encryption?: EncryptionSpec;
+  seed?: number;
+  strategy?: JobManifest['strategy'];
+}
+
+/**
+ * Sensible defaults for a marketing model job: logistic regression, FedAvg, one local epoch per
+ * round, DP-SGD calibrated to ε = 3 at δ = 1e-5, CKKS aggregation.
+ */
+export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'participants' | 'schemaVersion' | 'createdAt'> {
+  const dp = o.epsilon === null ? null : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const };
+  return {
+    jobId: o.jobId,
+    purpose: o.purpose ?? 'propensity-model',
+    dataset: {
+      name: o.schema.name,
+      columns: usedColumns(o.schema),
+      featureNames: featureNames(o.schema),
+      schemaHash: schemaHash(o.schema),
+      sensitiveColumns: Object.keys(sensitiveGroups(o.schema)),
+    },
+    model: o.model ?? { kind: 'logistic' },
+    rounds: o.rounds ?? 20,
+    clientsPerRound: o.partners,
+    quorum: Math.max(1, Math.ceil(o.partners * 0.6)),
+    roundDeadlineSeconds: 120,
+    strategy: o.strategy ?? { name: 'fedavg', serverLr: 1 },
+    localTraining: dp
+      ? { epochs: 1, batchSize: 128, learningRate: 0.5, optimizer: 'sgd', l2: 0, samplingRate: 0.02 }
+      : { epochs: 1, batchSize: 64, learningRate: 0.1, optimizer: 'sgd', l2: 0 },
+    dp,
+    encryption: o.encryption ?? DEFAULT_HE_PARAMS,
+    evaluation: { bins: 1000, segments: sensitiveGroups(o.schema) },
+    seed: o.seed ?? 42,
+  };
+}

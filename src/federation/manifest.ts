@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import { modelSpecSchema } from '../model/spec.ts';
+import { heParamsSchema } from '../crypto/ckks.ts';
+import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../crypto/identity.ts';
+import { FedmarkError } from '../errors.ts';
+import { canonicalBytes, sha256Canonical } from '../privacy/ledger/canonical.ts';
+
+/**
+ * The job manifest: everything every party must agree on before a round runs. It is signed by the
+ * job owner; partners check it against their own policy before accepting. One zod schema gives the
+ * validation, the TypeScript type and the OpenAPI document.
+ */
+
+export const jobIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'job id: 3–64 chars of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+
+export const strategySpecSchema = z.discriminatedUnion('name', [
+  z.object({ name: z.literal('fedavg'), serverLr: z.number().positive().default(1) }),
+  z.object({ name: z.literal('fedprox'), serverLr: z.number().positive().default(1), mu: z.number().nonnegative().default(0.01) }),
+  z.object({
+    name: z.literal('fedadam'),
+    serverLr: z.number().positive().default(0.01),
+    beta1: z.number().min(0).max(1).default(0.9),
+    beta2: z.number().min(0).max(1).default(0.99),
+    tau: z.number().positive().default(1e-3),
+  }),
+]);
+export type StrategySpec = z.infer<typeof strategySpecSchema>;
+
+export const localTrainingSchema = z.object({
+  epochs: z.number().int().positive().max(1000),
+  batchSize: z.number().int().positive().max(1_000_000),
+  learningRate: z.number().positive(),
+  optimizer: z.enum(['sgd', 'adam']).default('sgd'),
+  /** Poisson sampling rate for DP-SGD (required when dp is set): fixed by the job, not by a partner's size. */
+  samplingRate: z.number().gt(0).lte(1).optional(),
+  l2: z.number().nonnegative().default(0),
+});
+export type LocalTraining = z.infer<typeof localTrainingSchema>;
+
+export const dpSpecSchema = z.object({
+  /** ε each partner may spend on this job at most; σ is calibrated to it when noiseMultiplier is "calibrate". */
+  targetEpsilon: z.number().positive(),
+  delta: z.number().positive().lt(1),
+  clipNorm: z.number().positive(),
+  noiseMultiplier: z.union([z.number().positive(), z.literal('calibrate')]),
+  accountant: z.enum(['rdp']).default('rdp'),
+});
+export type DpSpec = z.infer<typeof dpSpecSchema>;
+
+export const encryptionSpecSchema = z.union([
+  heParamsSchema,
+  z.object({ scheme: z.literal('plain-insecure') }),
+]);
+export type EncryptionSpec = z.infer<typeof encryptionSpecSchema>;
+
+export const jobManifestSchema = z.object({
+  schemaVersion: z.literal(1),
+  jobId: jobIdSchema,
+  purpose: z.string().min(1).max(200),
+  createdAt: z.string(),
+  dataset: z.object({
+    name: z.string().min(1),
+    /** Columns the job reads; a partner's policy must allow each of them. */
+    columns: z.array(z.string()).min(1),
+    featureNames: z.array(z.string()).min(1),
+    /** sha256 of the canonical dataset schema all partners must use. */
+    schemaHash: z.string().regex(/^[0-9a-f]{64}$/),
+    sensitiveColumns: z.array(z.string()).default([]),
+  }),
+  model: modelSpecSchema,
+  rounds: z.number().int().positive().max(10_000),
+  clientsPerRound: z.number().int().positive(),
+  quorum: z.number().int().positive(),
+  roundDeadlineSeconds: z.number().positive().max(7 * 24 * 3600),
+  strategy: strategySpecSchema,
+  localTraining: localTrainingSchema,
+  dp: dpSpecSchema.nullable(),
+  encryption: encryptionSpecSchema,
+  evaluation: z
+    .object({
+      bins: z.number().int().min(10).max(100_000).default(1000),
+      /** Fairness segments: sensitive column → its declared groups (from the schema, never from data). */
+      segments: z.record(z.string(), z.array(z.string()).min(1)).default({}),
+    })
+    .default({ bins: 1000, segments: {} }),
+  seed: z.number().int().nonnegative(),
+  owner: publicIdentitySchema,
+  participants: z.array(publicIdentitySchema).min(1),
+});
+export type JobManifest = z.infer<typeof jobManifestSchema>;
+
+export const signedManifestSchema = z.object({
+  manifest: jobManifestSchema,
+  signature: z.string().min(1),
+});
+export type SignedManifest = z.infer<typeof signedManifestSchema>;
+
+/** Cross-field rules zod cannot express on single fields. */
+export function checkManifestConsistency(m: JobManifest): void {
+  const problems: string[] = [];
+  const n = m.participants.length;
+  if (m.clientsPerRound > n) problems.push(`clientsPerRound (${m.clientsPerRound}) exceeds the ${n} participants`);
+  if (m.quorum > m.clientsPerRound) problems.push(`quorum (${m.quorum}) exceeds clientsPerRound (${m.clientsPerRound})`);
+  const ids = new Set(m.participants.map((p) => p.keyId));
+  if (ids.size !== n) problems.push('participants: duplicate key ids');
+  const names = new Set(m.participants.map((p) => p.name));
+  if (names.size !== n) problems.push('participants: duplicate names');
+  if (m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
+  if (m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
+  if (problems.length) throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${problems.join('; ')}`);
+}
+
+export function parseManifest(input: unknown): JobManifest {
+  const parsed = jobManifestSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  checkManifestConsistency(parsed.data);
+  return parsed.data;
+}
+
+export function signManifest(manifest: JobManifest, owner: Identity): SignedManifest {
+  return { manifest, signature: signBytes(canonicalBytes(manifest), owner) };
+}
+
+/** Throws unless the manifest is well-formed and signed by the owner it names. */
+export function verifySignedManifest(signed: SignedManifest): JobManifest {
+  const manifest = parseManifest(signed.manifest);
+  if (!verifyBytes(canonicalBytes(manifest), signed.signature, manifest.owner.signPublicKey)) {
+    throw new FedmarkError('MANIFEST_SIGNATURE', `job manifest ${manifest.jobId}: signature does not verify against the owner's key`);
+  }
+  return manifest;
+}
+
+export function manifestHash(manifest: JobManifest): string {
+  return sha256Canonical(manifest);
+}
+

@@ -1,0 +1,3 @@
+export * from './classification.ts';
+export * from './fairness.ts';
+export * from './histogram.ts';

@@ -1,0 +1,39 @@
+/** Public API of the privacy module (the ledger adds its own exports in its own file). */
+export {
+  DEFAULT_ORDERS,
+  computeRdp,
+  rdpToEpsilon,
+  rdpOneStep,
+  logAIntegerOrder,
+  logAFractionalOrder,
+  ndtr,
+  logNdtr,
+  erfc,
+  logAdd,
+  logSub,
+} from './rdp.ts';
+export { epsilonPld, PLD_DISCRETIZATION, type PldArgs } from './pld.ts';
+export {
+  RdpAccountant,
+  epsilonFor,
+  dpEventSchema,
+  validateDpEvent,
+  validateDelta,
+  type DpEvent,
+  type AccountantKind,
+  type RdpAccountantJson,
+} from './accountant.ts';
+export { calibrateNoiseMultiplier, MAX_NOISE_MULTIPLIER, type CalibrateArgs } from './calibrate.ts';
+export { gaussianNoise, addGaussianNoiseInPlace } from './noise.ts';
+export {
+  policySchema,
+  officerSchema,
+  dualAuthorizationSchema,
+  parsePolicy,
+  loadPolicy,
+  checkJob,
+  verifyDualAuthorization,
+  type PartnerPolicy,
+  type JobRequest,
+} from './policy.ts';
+export { BudgetStore, type Spend } from './budget-store.ts';

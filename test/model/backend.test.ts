@@ -1,0 +1,27 @@
+import { describe, it, expect } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/model/backend.ts';
+
+describe('initBackend', () => {
+  it('falls back past the missing tfjs-node to wasm, logs once, and is idempotent', async () => {
+    let tfjsNode = true;
+    try {
+      await import('@tensorflow/tfjs-node' as string);
+    } catch {
+      tfjsNode = false;
+    }
+    const logs: string[] = [];
+    const first = await initBackend({ log: (m) => logs.push(m) });
+    expect(first).toBe(tfjsNode ? 'tensorflow' : 'wasm');
+    expect(tf.getBackend()).toBe(first);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toContain(`"${first}"`);
+    if (!tfjsNode) expect(logs[0]).toContain('unavailable: tensorflow');
+
+    const again = await initBackend({ prefer: 'cpu', log: (m) => logs.push(m) });
+    expect(again).toBe(first);
+    expect(logs).toHaveLength(1);
+    // The chosen backend computes.
+    expect(Array.from(tf.tidy(() => tf.add(tf.tensor1d([1, 2]), 1).dataSync()))).toEqual([2, 3]);
+  });
+});
