@@ -81,6 +81,8 @@ export function registerDemoCommand(program: Command): void {
         alpha: Number(o.alpha),
       });
       if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+      // The SEAL wasm module and log streams keep handles open; the demo is done, so end the process.
+      process.exit(0);
     });
 }
 

@@ -1,9 +1,10 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { FedmarkError } from '../src/errors.ts';
 import { registerKeyCommands } from './keys-command.ts';
 import { registerNodeCommands } from './node-commands.ts';
 import { registerPrivacyCommands } from './privacy-command.ts';
 import { registerDemoCommand } from './demo.ts';
+import { registerAuditCommand } from './audit-command.ts';
 
 const program = new Command();
 program
@@ -14,6 +15,7 @@ program
 registerKeyCommands(program);
 registerNodeCommands(program);
 registerPrivacyCommands(program);
+registerAuditCommand(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
@@ -25,4 +27,3 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   process.exit(1);
 });
 
-export { Option };

@@ -11,10 +11,10 @@ import { runClientNode } from '../client/node.ts';
 import { policyReview, PolicyBudgetGuard } from '../client/policy-guard.ts';
 import { loadPartnerData } from './partner-data.ts';
 import { FedmarkError } from '../src/errors.ts';
+import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
+import { loadClientTls, trustCoordinator } from '../client/tls.ts';
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
+export { isLoopbackHost as isLoopback } from '../coordinator/tls.ts';
 
 export function registerNodeCommands(program: Command): void {
   program
@@ -24,14 +24,17 @@ export function registerNodeCommands(program: Command): void {
     .option('--port <port>', 'port (0 = any free port)', '8470')
     .requiredOption('--data-dir <dir>', 'where the SQLite store and ledgers live')
     .option('--log-level <level>', 'pino log level', 'info')
-    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string }) => {
-      if (!isLoopback(o.host)) {
-        throw new FedmarkError('INSECURE_TRANSPORT', `refusing plain HTTP on ${o.host}: plain HTTP is allowed on loopback only`);
-      }
+    .option('--tls-cert <pem>', 'serve HTTPS with this certificate (required off loopback; see `fedmark keys cert`)')
+    .option('--tls-key <pem>', 'private key of --tls-cert (mode 0600)')
+    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; tlsCert?: string; tlsKey?: string }) => {
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
+      const tls = o.tlsCert && o.tlsKey ? loadCoordinatorTls({ certFile: o.tlsCert, keyFile: o.tlsKey, host: o.host }) : undefined;
+      assertTransportAllowed(o.host, tls);
       const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
-      const { app } = await buildCoordinator({ dataDir: o.dataDir, logger });
+      const { app } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert } });
       const address = await app.listen({ host: o.host, port: Number(o.port) });
-      logger.warn('serving plain HTTP on loopback only');
+      if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
+      else logger.warn('serving plain HTTP on loopback only');
       process.stdout.write(`fedmark coordinator listening on ${address}\n`);
       const stop = async () => {
         await app.close();
@@ -54,7 +57,12 @@ export function registerNodeCommands(program: Command): void {
     .option('--holdout <fraction>', 'share of local rows kept for federated evaluation', '0.2')
     .option('--split-seed <n>', 'seed of the local train/hold-out split', '7')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--ca <pem>', "trust the coordinator's certificate only if this CA issued it (instead of the system store)")
+    .option('--pin-sha256 <hex>', "trust the coordinator's certificate only if its SHA-256 fingerprint is this (works for self-signed)")
     .action(async (o: Record<string, string>) => {
+      const coordinatorUrl = o.coordinator.replace(/\/$/, '');
+      // Before anything else: refuse plain HTTP off loopback, and check the CA file and pin.
+      trustCoordinator(coordinatorUrl, loadClientTls({ caFile: o.ca, pinSha256: o.pinSha256 }));
       const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
       const identity = await readIdentityFile(o.identity);
       const schema = await loadSchema(o.schema);
@@ -63,7 +71,7 @@ export function registerNodeCommands(program: Command): void {
       logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRows.length } }, 'local data loaded');
       const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
       const result = await runClientNode({
-        coordinatorUrl: o.coordinator.replace(/\/$/, ''),
+        coordinatorUrl,
         identity,
         jobId: o.job,
         train: data.train,
@@ -72,12 +80,17 @@ export function registerNodeCommands(program: Command): void {
         stateDir: o.stateDir,
         reviewJob: (m) => policyReview(policy, m, data.all.n, budget),
         budget: new PolicyBudgetGuard(policy, budget),
-        acceptanceStatement: () => ({
-          policy: { maxEpsilonPerJob: policy.maxEpsilonPerJob, lifetimeEpsilon: policy.lifetimeEpsilon, maxDelta: policy.maxDelta },
+        policyLimits: () => ({
+          maxEpsilon: policy.maxEpsilonPerJob,
+          maxDelta: policy.maxDelta,
+          remainingLifetimeEpsilon: Math.max(0, policy.lifetimeEpsilon - budget.lifetimeEpsilon(policy.datasetId, policy.maxDelta)),
+          allowedPurposes: policy.allowedPurposes,
+          allowedColumns: policy.allowedColumns,
         }),
+        ledgerPath: join(o.stateDir, `${identity.name}.ledger.jsonl`),
         log: logger,
       });
       process.stdout.write(`${JSON.stringify({ state: result.state, reason: result.reason, rounds: result.rounds, modelHash: result.modelHash })}\n`);
-      if (result.state !== 'completed') process.exitCode = 3;
+      process.exit(result.state === 'completed' ? 0 : 3);
     });
 }

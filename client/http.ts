@@ -2,7 +2,10 @@ import { signRequest } from '../src/crypto/request-signing.ts';
 import type { Identity } from '../src/crypto/identity.ts';
 import { FedmarkError } from '../src/errors.ts';
 import type { SignedManifest } from '../src/federation/manifest.ts';
+import { parsePublicIdentity, type PublicIdentity } from '../src/crypto/identity.ts';
+import type { LedgerEntry } from '../src/privacy/ledger/entries.ts';
 import type { JobStatus } from '../coordinator/job-engine.ts';
+import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from './tls.ts';
 
 /** Every request is signed by the node's identity for one job and round. */
 export class CoordinatorClient {
@@ -12,10 +15,12 @@ export class CoordinatorClient {
   constructor(
     readonly baseUrl: string,
     private readonly identity: Identity,
-    opts: { recordBodies?: boolean; fetchImpl?: typeof fetch } = {},
+    opts: { recordBodies?: boolean; fetchImpl?: typeof fetch; tls?: ClientTlsOptions } = {},
   ) {
     this.sentBodies = opts.recordBodies ? [] : null;
-    this.fetchImpl = opts.fetchImpl ?? fetch;
+    // Both paths refuse plain http:// off loopback, whatever transport is used.
+    if (opts.fetchImpl) assertCoordinatorUrl(baseUrl, opts.tls);
+    this.fetchImpl = opts.fetchImpl ?? coordinatorTransport(baseUrl, opts.tls);
   }
   private readonly fetchImpl: typeof fetch;
 
@@ -28,6 +33,8 @@ export class CoordinatorClient {
     try {
       res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
     } catch (err) {
+      // TLS failures arrive as FedmarkErrors with their own codes: they must not look retryable.
+      if (err instanceof FedmarkError) throw err;
       throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl}: ${(err as Error).message}`);
     }
     return res;
@@ -47,14 +54,26 @@ export class CoordinatorClient {
     return new Uint8Array(await res.arrayBuffer());
   }
 
-  createJob(signed: SignedManifest) {
-    return this.json<{ jobId: string }>('POST', '/v1/jobs', signed.manifest.jobId, 0, signed);
+  createJob(signed: SignedManifest, ledgerGenesis: LedgerEntry) {
+    return this.json<{ jobId: string }>('POST', '/v1/jobs', signed.manifest.jobId, 0, { ...signed, ledgerGenesis });
+  }
+  /** The coordinator's public identity (unsigned route): the key that authors job ledgers. */
+  async coordinatorIdentity(): Promise<PublicIdentity> {
+    const res = await this.fetchImpl(`${this.baseUrl}/v1/identity`).catch((err: Error) => {
+      throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl}: ${err.message}`);
+    });
+    const text = await res.text();
+    if (!res.ok) throw responseError(res.status, text, 'GET', '/v1/identity');
+    return parsePublicIdentity(JSON.parse(text));
+  }
+  ledgerHead(jobId: string) {
+    return this.json<{ seq: number; hash: string }>('GET', `/v1/jobs/${jobId}/ledger/head`, jobId, 0);
   }
   status(jobId: string) {
     return this.json<JobStatus>('GET', `/v1/jobs/${jobId}`, jobId, 0);
   }
   manifest(jobId: string) {
-    return this.json<SignedManifest>('GET', `/v1/jobs/${jobId}/manifest`, jobId, 0);
+    return this.json<SignedManifest & { ledgerManifestHash: string }>('GET', `/v1/jobs/${jobId}/manifest`, jobId, 0);
   }
   accept(jobId: string, body: { accepted: boolean; reason?: string; statement?: unknown }) {
     return this.json('POST', `/v1/jobs/${jobId}/acceptance`, jobId, 0, body);
@@ -68,8 +87,8 @@ export class CoordinatorClient {
   submit(jobId: string, round: number, body: Uint8Array) {
     return this.json<{ duplicate: boolean }>('PUT', `/v1/jobs/${jobId}/rounds/${round}/submission`, jobId, round, body);
   }
-  decline(jobId: string, round: number, attempt: number, reason: string) {
-    return this.json('POST', `/v1/jobs/${jobId}/rounds/${round}/decline`, jobId, round, { attempt, reason });
+  decline(jobId: string, round: number, attempt: number, reason: string, requestedEpsilon?: number, remainingEpsilon?: number) {
+    return this.json('POST', `/v1/jobs/${jobId}/rounds/${round}/decline`, jobId, round, { attempt, reason, requestedEpsilon, remainingEpsilon });
   }
   aggregate(jobId: string, round: number, part: 'update' | 'evaluation') {
     return this.bytes('GET', `/v1/jobs/${jobId}/rounds/${round}/aggregate?part=${part}`, jobId, round);
@@ -77,8 +96,8 @@ export class CoordinatorClient {
   reportModelHash(jobId: string, round: number, hash: string) {
     return this.json('POST', `/v1/jobs/${jobId}/rounds/${round}/model-hash`, jobId, round, { hash });
   }
-  withdraw(jobId: string, reason: string) {
-    return this.json('POST', `/v1/jobs/${jobId}/withdraw`, jobId, 0, { reason });
+  withdraw(jobId: string, reason: string, statement: Record<string, unknown>) {
+    return this.json('POST', `/v1/jobs/${jobId}/withdraw`, jobId, 0, { reason, statement });
   }
   halt(jobId: string, reason: string) {
     return this.json('POST', `/v1/jobs/${jobId}/halt`, jobId, 0, { reason });

@@ -11,6 +11,10 @@ import { PartnerRuntime, type BudgetGuard } from '../src/federation/partner.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { roundKind } from '../src/federation/rounds.ts';
 import { CoordinatorClient } from './http.ts';
+import { PartnerLedger, type ConsentCounts } from './partner-ledger.ts';
+import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
+import { decodeUpdate } from '../src/federation/update-codec.ts';
+import { sha256Hex } from '../src/util/hash.ts';
 
 export interface ClientNodeOptions {
   coordinatorUrl: string;
@@ -24,10 +28,12 @@ export interface ClientNodeOptions {
   /** Local policy check before accepting (returns reasons to refuse, empty to accept). */
   reviewJob: (manifest: JobManifest) => string[];
   budget: BudgetGuard | undefined;
-  /** Extra data the partner discloses with its acceptance (policy limits, consent counts, officer signatures). */
-  acceptanceStatement?: (manifest: JobManifest) => unknown;
-  /** Local ledger hook: every event the node records about its own data use. */
-  recordLocal?: (type: string, payload: Record<string, unknown>) => void;
+  /** The limits this partner declares with its acceptance (recorded in both ledgers); default: the job's own DP target. */
+  policyLimits?: (manifest: JobManifest) => PolicyLimits;
+  /** The partner's own ledger file (hash-chained, signed by this node); default <stateDir>/partner.ledger.jsonl. */
+  ledgerPath?: string;
+  /** Rows used and excluded, and the ids of the rows used (kept local, hashed with a local salt); default: from the datasets. */
+  consent?: ConsentCounts;
   log: Logger;
   pollMs?: number;
   recordBodies?: boolean;
@@ -76,7 +82,13 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
   const myKeyId = keyIdOf(o.identity.signPublicKey);
   const pollMs = o.pollMs ?? 200;
   mkdirSync(o.stateDir, { recursive: true });
-  const record = o.recordLocal ?? (() => {});
+  const ledger = PartnerLedger.open(o.ledgerPath ?? join(o.stateDir, 'partner.ledger.jsonl'), o.identity, o.stateDir);
+  const consent: ConsentCounts = o.consent ?? {
+    rowsUsed: o.train.n + o.test.n,
+    rowsExcludedNoConsent: o.train.stats.excludedNoConsent,
+    rowsExcludedWithdrawn: o.train.stats.excludedWithdrawn,
+    ids: o.train.ids && o.test.ids ? [...o.train.ids, ...o.test.ids] : null,
+  };
 
   const signed = await waitForJob(client, o.jobId, pollMs, o.joinTimeoutMs ?? 10 * 60_000, o.signal);
   const manifest = verifySignedManifest(signed);
@@ -90,15 +102,16 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
   if (me.status === 'invited') {
     const reasons = [...o.reviewJob(manifest)];
     if (manifest.dataset.schemaHash !== o.schemaHash) reasons.unshift('the job was defined for a different dataset schema than this node holds');
+    const limits: PolicyLimits = o.policyLimits?.(manifest) ?? { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 };
     if (reasons.length) {
-      await client.accept(o.jobId, { accepted: false, reason: reasons.join('; ') });
-      record('job.refused', { jobId: o.jobId, reasons });
+      const statement = ledger.refusal(o.jobId, signed.ledgerManifestHash, reasons.join('; '), limits);
+      await client.accept(o.jobId, { accepted: false, reason: reasons.join('; '), statement });
       log.warn({ reasons }, 'job refused by local policy');
       return { state: 'refused', reason: reasons.join('; '), rounds: 0, modelHash: null, params: null, manifest, sentBodies: client.sentBodies };
     }
-    const statement = o.acceptanceStatement?.(manifest);
+    const statement = ledger.acceptance(o.jobId, signed.ledgerManifestHash, limits);
     await client.accept(o.jobId, { accepted: true, statement });
-    record('job.accepted', { jobId: o.jobId, statement: statement ?? null });
+    ledger.consentUsage(o.jobId, consent);
     log.info('job accepted');
   } else if (me.status !== 'accepted') {
     return { state: me.status, reason: `this node is ${me.status} for the job`, rounds: 0, modelHash: null, params: null, manifest, sentBodies: client.sentBodies };
@@ -125,6 +138,14 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
 
   const runtime = new PartnerRuntime({ manifest, keyId: myKeyId, train: o.train, test: o.test, scheme, secretKey, budget: o.budget });
   const pendingPath = join(o.stateDir, `${o.jobId}.pending-submission`);
+  // DP reports of rounds this node submitted to, until their aggregate is applied and recorded.
+  const submittedPath = join(o.stateDir, `${o.jobId}.submitted.json`);
+  type Submitted = { dp: NonNullable<import('../src/federation/update-codec.ts').DpReport>; ciphertextHashes: string[] };
+  const submitted = new Map<number, Submitted>(existsSync(submittedPath) ? (JSON.parse(readFileSync(submittedPath, 'utf8')) as [number, Submitted][]) : []);
+  const saveSubmitted = () => {
+    writeFileSync(submittedPath + '.tmp', JSON.stringify([...submitted]));
+    renameSync(submittedPath + '.tmp', submittedPath);
+  };
   try {
     for (;;) {
       o.signal?.throwIfAborted();
@@ -138,7 +159,12 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
         await client.reportModelHash(o.jobId, round, next.hash).catch((err: FedmarkError) => {
           if (!(err instanceof FedmarkError) || !/JOB_CLOSED|HASH_CHANGED/.test(err.code)) throw err;
         });
-        record('round.model', { jobId: o.jobId, round, modelHash: next.hash });
+        const mine = submitted.get(round);
+        if (mine) {
+          ledger.round(o.jobId, round, { ...mine, rowsUsed: o.train.n, globalModelHash: next.hash, coordinatorHead: await client.ledgerHead(o.jobId) });
+          submitted.delete(round);
+          saveSubmitted();
+        }
         o.onRound?.({ round, modelHash: next.hash });
       }
       if (status.state !== 'running' && status.state !== 'awaiting-keys') break;
@@ -153,7 +179,8 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
     runtime.dispose();
     scheme.dispose();
   }
-  record('job.finished', { jobId: o.jobId, state: status.state, reason: status.reason, modelHash: runtime.state.hash, rounds: runtime.state.round });
+  if (status.state === 'completed') ledger.finalModel(o.jobId, runtime.state.hash, runtime.state.round, runtime.dpPlan ? { epsilon: o.budget!.spent(o.jobId, runtime.dpPlan.delta), delta: runtime.dpPlan.delta } : null);
+  ledger.close();
   log.info({ state: status.state, rounds: runtime.state.round }, 'job finished');
   return {
     state: status.state,
@@ -177,15 +204,19 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
       const result = await runtime.buildSubmission(round, attempt, kind);
       if (result.status === 'refused') {
         log.warn({ round, reason: result.reason }, 'round declined: privacy budget');
-        record('budget.refused', { jobId: o.jobId, round, attempt, reason: result.reason });
-        await client.decline(o.jobId, round, attempt, result.reason);
+        ledger.budgetRefusal(o.jobId, round, result.requestedEpsilon, result.remainingEpsilon, result.reason);
+        await client.decline(o.jobId, round, attempt, result.reason, result.requestedEpsilon, result.remainingEpsilon);
         return;
       }
       body = result.body;
       // Persist before sending: after a crash the same bytes are resent, never a fresh (uncharged) release.
       writeFileSync(pendingPath + '.tmp', JSON.stringify({ tag, body: Buffer.from(body).toString('base64') }));
       renameSync(pendingPath + '.tmp', pendingPath);
-      record('round.submitted', { jobId: o.jobId, round, attempt, kind, dp: result.meta.dp, baseModelHash: result.meta.baseModelHash });
+      if (result.meta.dp) {
+        const parts = decodeUpdate(body);
+        submitted.set(round, { dp: result.meta.dp, ciphertextHashes: parts.meta.parts.map((p) => sha256Hex(parts.parts[p.name])) });
+        saveSubmitted();
+      }
     }
     try {
       const res = await client.submit(o.jobId, round, body);

@@ -1,5 +1,9 @@
 import type { Logger } from 'pino';
-import type { Identity } from '../src/crypto/identity.ts';
+import { publicIdentity, type Identity, type PublicIdentity } from '../src/crypto/identity.ts';
+import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
+import { signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
+import { GENESIS_PREV, type LedgerEntry } from '../src/privacy/ledger/entries.ts';
+import { planDp } from '../src/federation/dp-plan.ts';
 import { sealForRecipient } from '../src/crypto/key-ceremony.ts';
 import type { JobManifest, SignedManifest } from '../src/federation/manifest.ts';
 import { ModelTracker } from '../src/federation/partner.ts';
@@ -27,6 +31,29 @@ export interface OwnerResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const party = (p: { name: string; keyId: string; signPublicKey: string }) => ({ name: p.name, keyId: p.keyId, signPublicKey: p.signPublicKey });
+
+/**
+ * Seq 0 of the job ledger, signed by the owner: it fixes every key allowed to write the ledger
+ * (owner, coordinator, participants) and the DP parameters every round is audited against.
+ */
+export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coordinator: PublicIdentity): LedgerEntry {
+  const plan = planDp(manifest);
+  return LedgerWriter.buildNext(0, GENESIS_PREV, 'job.manifest', {
+    jobId: manifest.jobId,
+    owner: party(publicIdentity(owner)),
+    coordinator: party(coordinator),
+    participants: manifest.participants.map(party),
+    purpose: manifest.purpose,
+    columns: manifest.dataset.columns,
+    rounds: manifest.rounds,
+    clientsPerRound: manifest.clientsPerRound,
+    quorum: manifest.quorum,
+    dp: plan ? { targetEpsilon: plan.targetEpsilon, delta: plan.delta, clipNorm: plan.clipNorm, noiseMultiplier: plan.noiseMultiplier } : null,
+    manifest: manifest as unknown as Record<string, unknown>,
+  }, signerFromSecretKey(owner.signSecretKey));
+}
+
 /**
  * The data scientist's node: registers the signed job, runs the key ceremony (the CKKS secret key is
  * generated here and leaves only sealed to each participant), then follows the published aggregates
@@ -43,7 +70,7 @@ export async function runJobOwner(o: {
 }): Promise<OwnerResult> {
   const manifest: JobManifest = o.signed.manifest;
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity);
-  await client.createJob(o.signed);
+  await client.createJob(o.signed, manifestLedgerEntry(o.signed.manifest, o.identity, await client.coordinatorIdentity()));
   const scheme = await openSecureSum(manifest.encryption);
   let secretKey: Uint8Array | null = null;
   if (scheme.scheme === 'ckks') {

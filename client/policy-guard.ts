@@ -30,18 +30,40 @@ export class PolicyBudgetGuard implements BudgetGuard {
 
   authorize(jobId: string, round: number, _attempt: number, event: DpEvent, delta: number) {
     const would = this.store.wouldSpend(jobId, event, delta, this.policy.datasetId);
+    const before = this.jobEpsilon(jobId, delta);
+    const requestedEpsilon = would.jobEpsilon - before;
     if (would.jobEpsilon > this.policy.maxEpsilonPerJob) {
-      return { ok: false as const, reason: `ε for job ${jobId} would reach ${would.jobEpsilon.toFixed(4)} after round ${round}, above this partner's per-job limit ${this.policy.maxEpsilonPerJob}` };
+      return {
+        ok: false as const,
+        reason: `ε for job ${jobId} would reach ${would.jobEpsilon.toFixed(4)} after round ${round}, above this partner's per-job limit ${this.policy.maxEpsilonPerJob}`,
+        requestedEpsilon,
+        remainingEpsilon: this.policy.maxEpsilonPerJob - before,
+      };
     }
     if (would.lifetimeEpsilon > this.policy.lifetimeEpsilon) {
-      return { ok: false as const, reason: `lifetime ε of dataset ${this.policy.datasetId} would reach ${would.lifetimeEpsilon.toFixed(4)}, above this partner's lifetime budget ${this.policy.lifetimeEpsilon}` };
+      return {
+        ok: false as const,
+        reason: `lifetime ε of dataset ${this.policy.datasetId} would reach ${would.lifetimeEpsilon.toFixed(4)}, above this partner's lifetime budget ${this.policy.lifetimeEpsilon}`,
+        requestedEpsilon,
+        remainingEpsilon: this.policy.lifetimeEpsilon - (would.lifetimeEpsilon - requestedEpsilon),
+      };
     }
     return { ok: true as const, epsilonAfter: would.jobEpsilon };
   }
 
   /** Each attempt of a round is a separate release: charged separately, and only once. */
   charge(jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
+    const epsilonBefore = this.jobEpsilon(jobId, delta);
     const r = this.store.charge(jobId, this.policy.datasetId, round, event, delta, attempt);
-    return { epsilonAfter: r.jobEpsilon };
+    return { epsilonBefore, epsilonAfter: r.jobEpsilon };
+  }
+
+  spent(jobId: string, delta: number): number {
+    return this.jobEpsilon(jobId, delta);
+  }
+
+  /** ε already charged to the job (0 before its first charge). */
+  jobEpsilon(jobId: string, delta: number): number {
+    return this.store.charges(jobId).length ? this.store.jobEpsilon(jobId, delta) : 0;
   }
 }

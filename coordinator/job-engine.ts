@@ -6,14 +6,15 @@ import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-su
 import { checkSubmission, roundKind, selectParticipants, totalRounds } from '../src/federation/rounds.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
 import type { CoordinatorStore, JobRow, RoundRow } from './store.ts';
+import type { JobLedgers } from './job-ledgers.ts';
+import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
+import { entryHash, verifyAttestation } from '../src/privacy/ledger/signing.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+import { sha256Canonical } from '../src/privacy/ledger/canonical.ts';
+import type { DpReport } from '../src/federation/update-codec.ts';
 
 /** How many times a round is retried when the quorum is not met before the job fails. */
 export const MAX_ATTEMPTS = 3;
-
-/** Events the coordinator records in its job ledger (wired to the ledger writer by the server). */
-export interface LedgerSink {
-  record(jobId: string, type: string, payload: Record<string, unknown>): void;
-}
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -51,7 +52,8 @@ export class JobEngine {
 
   constructor(
     private readonly store: CoordinatorStore,
-    private readonly ledger: LedgerSink,
+    private readonly ledger: JobLedgers,
+    private readonly coordinatorKeyId: string,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
@@ -90,9 +92,10 @@ export class JobEngine {
     return p ? { signPublicKey: p.signPublicKey, role: 'participant' } : undefined;
   }
 
-  async createJob(signed: SignedManifest): Promise<JobManifest> {
+  async createJob(signed: SignedManifest, genesis: LedgerEntry): Promise<JobManifest> {
     const manifest = verifySignedManifest(signed);
     if (this.store.getJob(manifest.jobId)) throw new HttpError(409, 'JOB_EXISTS', `job "${manifest.jobId}" already exists`);
+    this.checkGenesis(manifest, genesis);
     // Opening the scheme checks the HE parameters (128-bit security) before anything is stored.
     const scheme = await openSecureSum(manifest.encryption);
     this.store.transaction(() => {
@@ -111,9 +114,65 @@ export class JobEngine {
     });
     this.schemes.set(manifest.jobId, Promise.resolve(scheme));
     this.manifests.set(manifest.jobId, manifest);
-    this.ledger.record(manifest.jobId, 'job.manifest', { signedManifest: signed, manifestHash: sha256(JSON.stringify(signed.manifest)) });
+    try {
+      this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
+    } catch (err) {
+      throw asHttp(err, 400);
+    }
     this.log.info({ jobId: manifest.jobId, participants: manifest.participants.length, rounds: manifest.rounds }, 'job created');
     return manifest;
+  }
+
+  /** The owner's seq-0 ledger entry must describe this very manifest and name this coordinator. */
+  private checkGenesis(m: JobManifest, genesis: LedgerEntry): void {
+    const bad = (why: string) => new HttpError(400, 'LEDGER_GENESIS_MISMATCH', `ledger manifest entry: ${why}`);
+    if (genesis.type !== 'job.manifest' || genesis.seq !== 0) throw bad('must be the job.manifest entry at seq 0');
+    const p = genesis.payload;
+    if (p.jobId !== m.jobId) throw bad(`names job ${p.jobId}, not ${m.jobId}`);
+    if (genesis.author !== m.owner.keyId || p.owner.keyId !== m.owner.keyId) throw bad("is not authored by the manifest's owner");
+    if (p.coordinator.keyId !== this.coordinatorKeyId) throw bad(`names coordinator ${p.coordinator.keyId}, this coordinator is ${this.coordinatorKeyId}`);
+    const want = m.participants.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
+    const got = p.participants.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
+    if (want !== got) throw bad("participants differ from the manifest's");
+    if (p.rounds !== m.rounds) throw bad(`rounds ${p.rounds} differ from the manifest's ${m.rounds}`);
+  }
+
+  /** A statement the coordinator records on a partner's behalf must carry that partner's own signature. */
+  private requireAttested(jobId: string, keyId: string, statement: unknown, what: string): Record<string, unknown> {
+    const s = statement as Record<string, unknown> | undefined;
+    const key = this.lookupKey(jobId, keyId);
+    if (!s || typeof s !== 'object' || !key) throw new HttpError(400, 'STATEMENT_MISSING', `${what}: a statement signed by the partner is required`);
+    if (s.jobId !== jobId || s.partner !== keyId) throw new HttpError(400, 'STATEMENT_SCOPE', `${what}: the statement is for job ${String(s.jobId)} / partner ${String(s.partner)}`);
+    if (!verifyAttestation(s, Buffer.from(key.signPublicKey, 'base64'))) {
+      throw new HttpError(400, 'STATEMENT_SIGNATURE', `${what}: the statement's attestation does not verify against the partner's key`);
+    }
+    return s;
+  }
+
+  private readonly manifestHashes = new Map<string, string>();
+
+  /** Hash of the ledger's seq-0 manifest entry: what partners name when they accept. */
+  manifestEntryHash(jobId: string): string {
+    this.requireJob(jobId);
+    let h = this.manifestHashes.get(jobId);
+    if (!h) {
+      const first = readLedger(this.ledger.path(jobId)).entries[0];
+      if (!first) throw new HttpError(409, 'LEDGER_EMPTY', `job ${jobId} has no ledger manifest entry`);
+      h = entryHash(first);
+      this.manifestHashes.set(jobId, h);
+    }
+    return h;
+  }
+
+  /** Head of the job's ledger, which partners witness in their own ledgers. */
+  ledgerHead(jobId: string): { seq: number; hash: string } {
+    this.requireJob(jobId);
+    return this.ledger.head(jobId);
+  }
+
+  ledgerPath(jobId: string): string {
+    this.requireJob(jobId);
+    return this.ledger.path(jobId);
   }
 
   accept(jobId: string, keyId: string, body: { accepted: boolean; reason?: string; statement?: unknown }): void {
@@ -124,13 +183,15 @@ export class JobEngine {
     if (p.status === 'withdrawn') throw new HttpError(409, 'WITHDRAWN', 'this participant has withdrawn from the job');
     const status = body.accepted ? 'accepted' : 'refused';
     if (p.status === status) return;
+    if (p.status !== 'invited') throw new HttpError(409, 'ALREADY_ANSWERED', `this participant already ${p.status} the job`);
+    const statement = this.requireAttested(jobId, keyId, body.statement, body.accepted ? 'acceptance' : 'refusal');
+    try {
+      if (body.accepted) this.ledger.append(jobId, 'partner.acceptance', statement as PayloadInput<'partner.acceptance'>);
+      else this.ledger.append(jobId, 'partner.refusal', statement as PayloadInput<'partner.refusal'>);
+    } catch (err) {
+      throw asHttp(err, 400);
+    }
     this.store.setParticipantStatus(jobId, keyId, status, JSON.stringify(body));
-    this.ledger.record(jobId, body.accepted ? 'participant.accepted' : 'participant.refused', {
-      keyId,
-      name: p.name,
-      reason: body.reason ?? null,
-      statement: body.statement ?? null,
-    });
     this.advance(jobId);
   }
 
@@ -143,8 +204,11 @@ export class JobEngine {
     this.store.putSealedKey(jobId, keyId, blob);
     const m = this.manifest(jobId);
     if (this.store.sealedKeyCount(jobId) === m.participants.length) {
-      const hashes = m.participants.map((p) => ({ keyId: p.keyId, sealedKeyHash: sha256(this.store.sealedKey(jobId, p.keyId)!) }));
-      this.ledger.record(jobId, 'keys.ceremony', { sealedKeys: hashes });
+      this.ledger.append(jobId, 'key.ceremony', {
+        jobId,
+        heParamsHash: sha256Canonical(m.encryption),
+        sealedKeys: m.participants.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256(this.store.sealedKey(jobId, p.keyId)!) })),
+      });
     }
     this.advance(jobId);
   }
@@ -181,7 +245,6 @@ export class JobEngine {
       });
       this.store.updateJob(job.job_id, { state: 'running', current_round: round, attempt });
     });
-    this.ledger.record(job.job_id, 'round.opened', { round, attempt, kind: roundKind(m, round), selected, baseModelHash, deadlineAt: now + m.roundDeadlineSeconds * 1000 });
     this.log.info({ jobId: job.job_id, round, attempt, selected: selected.length }, 'round opened');
   }
 
@@ -238,30 +301,31 @@ export class JobEngine {
           sum.dispose();
         }
       }
-      this.store.insertSubmission({ job_id: jobId, round, attempt, key_id: keyId, body_hash: bodyHash, meta: JSON.stringify(decoded.meta), received_at: this.now() });
+      this.store.insertSubmission({
+        job_id: jobId,
+        round,
+        attempt,
+        key_id: keyId,
+        body_hash: bodyHash,
+        meta: JSON.stringify(decoded.meta),
+        part_hashes: JSON.stringify(decoded.meta.parts.map((p) => sha256(decoded.parts[p.name]))),
+        received_at: this.now(),
+      });
       this.store.updateRound(jobId, round, attempt, { ...sums, submissions: cur.submissions + 1 });
-    });
-    this.ledger.record(jobId, 'round.submission', {
-      round,
-      attempt,
-      keyId,
-      bodyHash,
-      partHashes: Object.fromEntries(Object.entries(decoded.parts).map(([k, v]) => [k, sha256(v)])),
-      dp: decoded.meta.dp,
     });
     this.log.info({ jobId, round, attempt, keyId, bytes: body.length, updateBytes: decoded.parts.update?.length }, 'submission accepted');
     this.advance(jobId);
     return { duplicate: false };
   }
 
-  decline(jobId: string, round: number, keyId: string, attempt: number, reason: string): void {
+  decline(jobId: string, round: number, keyId: string, attempt: number, reason: string, requestedEpsilon = 0, remainingEpsilon = 0): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
     const r = this.store.round(jobId, round, attempt);
     if (!r || r.state !== 'open') throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open`);
     if (!(JSON.parse(r.selected) as string[]).includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', 'only selected participants can decline a round');
     if (this.store.insertDecline(jobId, round, attempt, keyId, reason)) {
-      this.ledger.record(jobId, 'round.declined', { round, attempt, keyId, reason });
+      this.ledger.append(jobId, 'budget.refusal', { jobId, partner: keyId, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
     }
     this.advance(jobId);
   }
@@ -279,30 +343,35 @@ export class JobEngine {
     const hashes = this.store.modelHashes(jobId, round);
     const distinct = new Set(hashes.map((h) => h.hash));
     if (distinct.size > 1 && job.state === 'running') {
-      this.store.updateJob(jobId, { state: 'failed', status_reason: `partners' model hashes disagree after round ${round}` });
-      this.ledger.record(jobId, 'round.model-hashes', { round, agreed: false, hashes });
+      this.recordRound(jobId, r, hashes, false);
+      this.stopJob(job, 'failed', `partners' model hashes disagree after round ${round}`);
       this.log.error({ jobId, round }, 'model hashes disagree: job stopped');
       return;
     }
     this.advance(jobId);
   }
 
-  withdraw(jobId: string, keyId: string, reason: string): void {
+  withdraw(jobId: string, keyId: string, reason: string, statement: unknown): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
     const p = this.store.participant(jobId, keyId);
     if (!p) throw new HttpError(403, 'NOT_PARTICIPANT', 'only participants can withdraw');
     if (p.status === 'withdrawn') return;
+    const attested = this.requireAttested(jobId, keyId, statement, 'withdrawal');
+    try {
+      this.ledger.append(jobId, 'partner.withdraw', attested as PayloadInput<'partner.withdraw'>);
+    } catch (err) {
+      throw asHttp(err, 400);
+    }
     this.store.setParticipantStatus(jobId, keyId, 'withdrawn', null);
-    this.ledger.record(jobId, 'participant.withdrew', { keyId, name: p.name, reason, round: job.current_round });
+    this.log.warn({ jobId, keyId, reason }, 'participant withdrew');
     this.advance(jobId);
   }
 
   halt(jobId: string, reason: string): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    this.store.updateJob(jobId, { state: 'halted', status_reason: reason });
-    this.ledger.record(jobId, 'job.halted', { reason, round: job.current_round });
+    this.stopJob(job, 'halted', reason);
     this.log.warn({ jobId, reason }, 'job halted by its owner');
   }
 
@@ -313,7 +382,16 @@ export class JobEngine {
     const participants = this.store.participants(jobId);
     const accepted = participants.filter((p) => p.status === 'accepted');
     if (job.state === 'awaiting-keys') {
-      if (this.store.sealedKeyCount(jobId) === m.participants.length && accepted.length >= m.quorum) this.openRound(job, 1, 0, null);
+      // Round 1 waits until every participant has answered, or until the join window (one round
+      // deadline after the job was registered) closes with at least a quorum on board.
+      const answered = participants.filter((p) => p.status !== 'invited').length;
+      const joinWindowOver = this.now() > job.created_at + m.roundDeadlineSeconds * 1000;
+      const keysReady = this.store.sealedKeyCount(jobId) === m.participants.length;
+      if (answered === participants.length && accepted.length < m.quorum) {
+        this.stopJob(job, 'failed', `only ${accepted.length} participant(s) accepted, quorum is ${m.quorum}`);
+        return;
+      }
+      if (keysReady && accepted.length >= m.quorum && (answered === participants.length || joinWindowOver)) this.openRound(job, 1, 0, null);
       return;
     }
     if (job.state !== 'running') return;
@@ -337,7 +415,7 @@ export class JobEngine {
       const active = participants.filter((p) => p.status === 'accepted').length;
       if (distinct.size === 1 && hashes.length >= Math.min(m.quorum, active)) {
         const [agreed] = distinct;
-        this.ledger.record(jobId, 'round.model-hashes', { round: r.round, agreed: true, hash: agreed, reporters: hashes.map((h) => h.key_id) });
+        this.recordRound(jobId, r, hashes, true);
         this.openRound(job, r.round + 1, 0, agreed);
       }
     }
@@ -351,33 +429,96 @@ export class JobEngine {
       this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'closed', closed_at: now });
       if (isLast) this.store.updateJob(job.job_id, { state: 'completed', status_reason: null });
     });
-    const subs = this.store.submissions(job.job_id, r.round, r.attempt);
-    this.ledger.record(job.job_id, 'round.closed', {
-      round: r.round,
-      attempt: r.attempt,
-      kind: r.kind,
-      selected,
-      submitted,
-      dropped: selected.filter((k) => !submitted.includes(k)),
-      dp: Object.fromEntries(subs.map((s) => [s.key_id, JSON.parse(s.meta).dp ?? null])),
-      submissionHashes: Object.fromEntries(subs.map((s) => [s.key_id, s.body_hash])),
-      updateSumHash: full.update_sum ? sha256(full.update_sum) : null,
-      evaluationSumHash: full.eval_sum ? sha256(full.eval_sum) : null,
-    });
-    if (isLast) this.ledger.record(job.job_id, 'job.completed', { rounds: r.round - 1, finalModelHash: r.base_model_hash });
+    if (isLast) {
+      const subs = this.store.submissions(job.job_id, r.round, r.attempt);
+      this.ledger.append(job.job_id, 'evaluation', {
+        jobId: job.job_id,
+        round: r.round,
+        // The coordinator cannot read the metrics: it records which encrypted histograms were summed.
+        metrics: { partners: subs.length },
+        ciphertextHashes: [...subs.flatMap((s) => JSON.parse(s.part_hashes) as string[]), ...(full.eval_sum ? [sha256(full.eval_sum)] : [])],
+      });
+      const m = this.manifest(job.job_id);
+      this.ledger.append(job.job_id, 'model.final', {
+        jobId: job.job_id,
+        modelHash: r.base_model_hash!,
+        rounds: m.rounds,
+        partners: m.dp ? this.finalEpsilons(job.job_id).map((e) => ({ partner: e.keyId, epsilon: e.epsilon, delta: m.dp!.delta })) : [],
+      });
+    }
     this.log.info({ jobId: job.job_id, round: r.round, submitted: submitted.length, selected: selected.length }, 'round closed');
   }
 
   private failAttempt(job: JobRow, r: RoundRow, submitted: number, pastDeadline: boolean): void {
     const reason = `${submitted} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${this.manifest(job.job_id).quorum}`;
     this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'failed', closed_at: this.now() });
-    this.ledger.record(job.job_id, 'round.failed', { round: r.round, attempt: r.attempt, reason });
     this.log.warn({ jobId: job.job_id, round: r.round, attempt: r.attempt, reason }, 'round failed');
     if (r.attempt + 1 >= MAX_ATTEMPTS) {
-      this.store.updateJob(job.job_id, { state: 'failed', status_reason: `round ${r.round} failed ${MAX_ATTEMPTS} times: ${reason}` });
+      this.stopJob(job, 'failed', `round ${r.round} failed ${MAX_ATTEMPTS} times: ${reason}`);
       return;
     }
     this.openRound(job, r.round, r.attempt + 1, r.base_model_hash);
+  }
+
+  /** Ends a job for good (halt or failure); recorded as the ledger's emergency-brake entry. */
+  private stopJob(job: JobRow, state: 'halted' | 'failed', reason: string): void {
+    this.store.updateJob(job.job_id, { state, status_reason: reason });
+    this.ledger.append(job.job_id, 'job.halt', { jobId: job.job_id, reason: state === 'failed' ? `job failed: ${reason}` : reason, afterRound: this.lastAgreedRound(job.job_id) });
+  }
+
+  private lastAgreedRound(jobId: string): number {
+    const closed = this.store.rounds(jobId).filter((x) => x.state === 'closed' && x.kind === 'train');
+    return closed.length ? Math.max(...closed.map((x) => x.round)) : 0;
+  }
+
+  /** Latest cumulative ε each partner reported, over the job's closed rounds. */
+  private finalEpsilons(jobId: string): { keyId: string; epsilon: number }[] {
+    const last = new Map<string, number>();
+    for (const s of this.store.closedSubmissions(jobId)) {
+      const dp = (JSON.parse(s.meta) as { dp: DpReport | null }).dp;
+      if (dp) last.set(s.key_id, dp.epsilonAfterRound);
+    }
+    return [...last].map(([keyId, epsilon]) => ({ keyId, epsilon }));
+  }
+
+  /** The ledger's record of a training round: who took part, their DP parameters and ε, ciphertext and model hashes. */
+  private recordRound(jobId: string, r: RoundRow, hashes: { key_id: string; hash: string }[], agreed: boolean): void {
+    const full = this.store.round(jobId, r.round, r.attempt)!;
+    const selected = JSON.parse(full.selected) as string[];
+    const subs = this.store.submissions(jobId, r.round, r.attempt);
+    const submitted = subs.map((s) => s.key_id);
+    const partners = subs.flatMap((s) => {
+      const dp = (JSON.parse(s.meta) as { dp: DpReport | null }).dp;
+      if (!dp) return [];
+      return [
+        {
+          partner: s.key_id,
+          samplingRate: dp.samplingRate,
+          noiseMultiplier: dp.noiseMultiplier,
+          clipNorm: dp.clipNorm,
+          steps: dp.steps,
+          delta: dp.delta,
+          epsilonSpent: dp.epsilonSpent,
+          epsilonCumulative: dp.epsilonAfterRound,
+          ciphertextHashes: JSON.parse(s.part_hashes) as string[],
+        },
+      ];
+    });
+    const counts = new Map<string, number>();
+    for (const h of hashes) counts.set(h.hash, (counts.get(h.hash) ?? 0) + 1);
+    const majority = [...counts].sort((a, b) => b[1] - a[1])[0][0];
+    this.ledger.append(jobId, 'round', {
+      jobId,
+      round: r.round,
+      selected,
+      submitted,
+      dropped: selected.filter((k) => !submitted.includes(k)),
+      partners,
+      aggregateHash: sha256(full.update_sum ?? new Uint8Array(0)),
+      globalModelHash: majority,
+      modelHashes: hashes.map((h) => ({ partner: h.key_id, hash: h.hash })),
+      modelHashesAgreed: agreed,
+    });
   }
 
   aggregate(jobId: string, round: number, part: 'update' | 'evaluation'): Uint8Array {

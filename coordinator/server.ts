@@ -9,7 +9,12 @@ import { verifyRequest } from '../src/crypto/request-signing.ts';
 import { signedManifestSchema } from '../src/federation/manifest.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { CoordinatorStore } from './store.ts';
-import { HttpError, JobEngine, type LedgerSink } from './job-engine.ts';
+import { HttpError, JobEngine } from './job-engine.ts';
+import { JobLedgers } from './job-ledgers.ts';
+import { generateIdentity, keyId, publicIdentity, readIdentityFile, writeIdentityFile, type Identity } from '../src/crypto/identity.ts';
+import { envelopeSchema, type LedgerEntry } from '../src/privacy/ledger/entries.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -17,10 +22,15 @@ export interface CoordinatorOptions {
   logger?: pino.Logger;
   maxSkewMs?: number;
   tickMs?: number;
-  ledger?: LedgerSink;
+  /** The coordinator's signing identity (it authors its job ledgers); default: <dataDir>/coordinator.key.json, created on first start. */
+  identity?: Identity;
+  /** fsync every ledger append (default true; tests may turn it off for speed). */
+  ledgerSync?: boolean;
   /** Largest accepted update upload (bytes). */
   maxUpdateBytes?: number;
   rateLimitPerMinute?: number;
+  /** Serve HTTPS with this PEM key and certificate (see coordinator/tls.ts); plain HTTP otherwise. */
+  https?: { key: string | Buffer; cert: string | Buffer };
 }
 
 const errorSchema = z.object({ error: z.string(), code: z.string(), statusCode: z.number() });
@@ -41,12 +51,20 @@ export const REDACT_PATHS = ['req.headers["x-fedmark-signature"]', 'req.headers.
 export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore }> {
   const logger = opts.logger ?? pino({ level: process.env.FEDMARK_LOG_LEVEL ?? 'info', redact: REDACT_PATHS });
   const store = new CoordinatorStore(opts.dataDir);
-  const ledger: LedgerSink = opts.ledger ?? { record: () => {} };
-  const engine = new JobEngine(store, ledger, logger);
+  const identity = opts.identity ?? loadOrCreateIdentity(join(opts.dataDir, 'coordinator.key.json'));
+  const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);
+  const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger);
   const nonces = store.nonceStore();
   const maxUpdateBytes = opts.maxUpdateBytes ?? 64 * 1024 * 1024;
 
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024 }).withTypeProvider<ZodTypeProvider>();
+  const plainServer = () => Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024 });
+  // An HTTPS instance differs only in its server type parameters; routes, hooks and inject are the same.
+  // TLS 1.2 is the floor: older versions are broken and nothing that runs fedmark needs them.
+  const app = (
+    opts.https
+      ? (Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' } }) as unknown as ReturnType<typeof plainServer>)
+      : plainServer()
+  ).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -129,26 +147,41 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
 
   app.get('/health', { schema: { response: { 200: z.object({ ok: z.boolean() }) } } }, async () => ({ ok: true }));
 
+  // Public: job owners name this key in the ledger's manifest entry, since the coordinator authors the rest.
+  app.get('/v1/identity', async () => publicIdentity(identity));
+
   app.post(
     '/v1/jobs',
     {
-      schema: { body: signedManifestSchema, response: { 201: z.object({ jobId: z.string() }), 400: errorSchema, 401: errorSchema, 409: errorSchema } },
+      schema: {
+        body: signedManifestSchema.extend({ ledgerGenesis: envelopeSchema }),
+        response: { 201: z.object({ jobId: z.string() }), 400: errorSchema, 401: errorSchema, 409: errorSchema },
+      },
       preHandler: async (req) => {
         const body = req.body as z.infer<typeof signedManifestSchema>;
         await authenticate(req, body.manifest.jobId, 0, { keyId: body.manifest.owner.keyId, signPublicKey: body.manifest.owner.signPublicKey });
       },
     },
     async (req, reply) => {
-      const manifest = await engine.createJob(req.body);
+      const { ledgerGenesis, ...signed } = req.body;
+      const manifest = await engine.createJob(signed, ledgerGenesis as LedgerEntry);
       return reply.status(201).send({ jobId: manifest.jobId });
     },
   );
 
   app.get('/v1/jobs/:jobId', { schema: { params: jobParams }, preHandler: jobAuth() }, async (req) => engine.status(req.params.jobId));
 
-  app.get('/v1/jobs/:jobId/manifest', { schema: { params: jobParams }, preHandler: jobAuth() }, async (req) =>
-    JSON.parse(engine.requireJob(req.params.jobId).signed_manifest),
-  );
+  app.get('/v1/jobs/:jobId/manifest', { schema: { params: jobParams }, preHandler: jobAuth() }, async (req) => ({
+    ...JSON.parse(engine.requireJob(req.params.jobId).signed_manifest),
+    ledgerManifestHash: engine.manifestEntryHash(req.params.jobId),
+  }));
+
+  app.get('/v1/jobs/:jobId/ledger/head', { schema: { params: jobParams }, preHandler: jobAuth() }, async (req) => engine.ledgerHead(req.params.jobId));
+
+  app.get('/v1/jobs/:jobId/ledger', { schema: { params: jobParams }, preHandler: jobAuth() }, async (req, reply) => {
+    const path = engine.ledgerPath(req.params.jobId);
+    return reply.type('application/x-ndjson').send(existsSync(path) ? readFileSync(path) : Buffer.alloc(0));
+  });
 
   app.post(
     '/v1/jobs/:jobId/acceptance',
@@ -183,10 +216,22 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
 
   app.post(
     '/v1/jobs/:jobId/rounds/:round/decline',
-    { schema: { params: roundParams, body: z.object({ attempt: z.number().int().nonnegative(), reason: z.string().min(1).max(2000) }) }, preHandler: jobAuth(roundOfParams) },
+    {
+      schema: {
+        params: roundParams,
+        body: z.object({
+          attempt: z.number().int().nonnegative(),
+          reason: z.string().min(1).max(2000),
+          requestedEpsilon: z.number().nonnegative().optional(),
+          remainingEpsilon: z.number().optional(),
+        }),
+      },
+      preHandler: jobAuth(roundOfParams),
+    },
     async (req) => {
       requireParticipant(req);
-      engine.decline(req.params.jobId, req.params.round, req.signer!.keyId, req.body.attempt, req.body.reason);
+      const b = req.body;
+      engine.decline(req.params.jobId, req.params.round, req.signer!.keyId, b.attempt, b.reason, b.requestedEpsilon, b.remainingEpsilon);
       return { ok: true };
     },
   );
@@ -207,11 +252,15 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
     },
   );
 
-  app.post('/v1/jobs/:jobId/withdraw', { schema: { params: jobParams, body: z.object({ reason: z.string().min(1).max(2000) }) }, preHandler: jobAuth() }, async (req) => {
+  app.post(
+    '/v1/jobs/:jobId/withdraw',
+    { schema: { params: jobParams, body: z.object({ reason: z.string().min(1).max(2000), statement: z.record(z.string(), z.unknown()) }) }, preHandler: jobAuth() },
+    async (req) => {
     requireParticipant(req);
-    engine.withdraw(req.params.jobId, req.signer!.keyId, req.body.reason);
+    engine.withdraw(req.params.jobId, req.signer!.keyId, req.body.reason, req.body.statement);
     return { ok: true };
-  });
+    },
+  );
 
   app.post('/v1/jobs/:jobId/halt', { schema: { params: jobParams, body: z.object({ reason: z.string().min(1).max(2000) }) }, preHandler: jobAuth() }, async (req) => {
     requireOwner(req);
@@ -224,7 +273,16 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   app.addHook('onClose', async () => {
     clearInterval(timer);
     await engine.close();
+    ledgers.close();
     store.close();
   });
   return { app: app as unknown as FastifyInstance, engine, store };
+}
+
+/** The coordinator keeps one identity across restarts: its key signs every job ledger it writes. */
+function loadOrCreateIdentity(path: string): Identity {
+  if (existsSync(path)) return readIdentityFile(path);
+  const id = generateIdentity('coordinator');
+  writeIdentityFile(path, id);
+  return id;
 }

@@ -56,6 +56,8 @@ export interface SubmissionRow {
   key_id: string;
   body_hash: string;
   meta: string;
+  /** JSON array of sha256 of each ciphertext part, in the envelope's order. */
+  part_hashes: string;
   received_at: number;
 }
 
@@ -110,6 +112,7 @@ CREATE TABLE IF NOT EXISTS submissions (
   key_id TEXT NOT NULL,
   body_hash TEXT NOT NULL,
   meta TEXT NOT NULL,
+  part_hashes TEXT NOT NULL,
   received_at INTEGER NOT NULL,
   PRIMARY KEY (job_id, round, attempt, key_id)
 );
@@ -234,11 +237,17 @@ export class CoordinatorStore {
   submission(jobId: string, round: number, attempt: number, keyId: string): SubmissionRow | undefined {
     return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? AND key_id = ?').get(jobId, round, attempt, keyId) as SubmissionRow | undefined;
   }
+  /** Every submission of the job's closed rounds, in round order (for ε totals). */
+  closedSubmissions(jobId: string): SubmissionRow[] {
+    return this.db
+      .prepare("SELECT s.* FROM submissions s JOIN rounds r ON r.job_id = s.job_id AND r.round = s.round AND r.attempt = s.attempt WHERE s.job_id = ? AND r.state = 'closed' ORDER BY s.round")
+      .all(jobId) as SubmissionRow[];
+  }
   submissions(jobId: string, round: number, attempt: number): SubmissionRow[] {
     return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id').all(jobId, round, attempt) as SubmissionRow[];
   }
   insertSubmission(row: SubmissionRow): void {
-    this.db.prepare('INSERT INTO submissions VALUES (@job_id, @round, @attempt, @key_id, @body_hash, @meta, @received_at)').run(row);
+    this.db.prepare('INSERT INTO submissions VALUES (@job_id, @round, @attempt, @key_id, @body_hash, @meta, @part_hashes, @received_at)').run(row);
   }
   insertDecline(jobId: string, round: number, attempt: number, keyId: string, reason: string): boolean {
     return this.db.prepare('INSERT OR IGNORE INTO declines VALUES (?, ?, ?, ?, ?)').run(jobId, round, attempt, keyId, reason).changes === 1;

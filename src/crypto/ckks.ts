@@ -472,6 +472,8 @@ export class CkksContext {
         sealMajor: ver.major,
         sealMinor: ver.minor,
       });
+      // SEAL's Context keeps its own copy of the parameters.
+      parms.delete();
       return ctx;
     } catch (err) {
       owned.dispose();

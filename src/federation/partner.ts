@@ -19,8 +19,16 @@ import type { DpEvent } from '../privacy/accountant.ts';
  * before anything leaves the partner (idempotent per job/round/attempt).
  */
 export interface BudgetGuard {
-  authorize(jobId: string, round: number, attempt: number, event: DpEvent, delta: number): { ok: true; epsilonAfter: number } | { ok: false; reason: string };
-  charge(jobId: string, round: number, attempt: number, event: DpEvent, delta: number): { epsilonAfter: number };
+  authorize(
+    jobId: string,
+    round: number,
+    attempt: number,
+    event: DpEvent,
+    delta: number,
+  ): { ok: true; epsilonAfter: number } | { ok: false; reason: string; requestedEpsilon: number; remainingEpsilon: number };
+  charge(jobId: string, round: number, attempt: number, event: DpEvent, delta: number): { epsilonBefore: number; epsilonAfter: number };
+  /** ε this job has cost the partner so far. */
+  spent(jobId: string, delta: number): number;
 }
 
 export interface PartnerOptions {
@@ -35,7 +43,7 @@ export interface PartnerOptions {
 
 export type SubmissionResult =
   | { status: 'submitted'; body: Uint8Array; meta: Omit<UpdateMeta, 'parts'>; update?: Float64Array; evaluation: Float64Array }
-  | { status: 'refused'; reason: string };
+  | { status: 'refused'; reason: string; requestedEpsilon: number; remainingEpsilon: number };
 
 export class PartnerRuntime {
   readonly manifest: JobManifest;
@@ -84,7 +92,7 @@ export class PartnerRuntime {
       if (plan) {
         event = { samplingRate: plan.samplingRate, noiseMultiplier: plan.noiseMultiplier, steps: plan.stepsPerRound };
         const verdict = this.opts.budget!.authorize(this.manifest.jobId, round, attempt, event, plan.delta);
-        if (!verdict.ok) return { status: 'refused', reason: verdict.reason };
+        if (!verdict.ok) return { status: 'refused', reason: verdict.reason, requestedEpsilon: verdict.requestedEpsilon, remainingEpsilon: verdict.remainingEpsilon };
       }
       const lt = this.manifest.localTraining;
       const result = await trainLocal(this.manifest.model, this.d, this.state.params, this.opts.train, {
@@ -106,6 +114,7 @@ export class PartnerRuntime {
           clipNorm: plan.clipNorm,
           steps: result.dp?.steps ?? event.steps,
           delta: plan.delta,
+          epsilonSpent: Math.max(0, charged.epsilonAfter - charged.epsilonBefore),
           epsilonAfterRound: charged.epsilonAfter,
         };
       }

@@ -67,16 +67,25 @@ export class MemoryBudgetGuard implements BudgetGuard {
   authorize(_jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
     const key = `${round}.${attempt}`;
     const after = this.events.has(key) ? this.epsilonWith(null, delta) : this.epsilonWith(event, delta);
-    if (after > this.maxEpsilon) return { ok: false as const, reason: `ε after round ${round} would be ${after.toFixed(4)}, above the limit ${this.maxEpsilon}` };
+    if (after > this.maxEpsilon) {
+      const before = this.epsilonWith(null, delta);
+      return {
+        ok: false as const,
+        reason: `ε after round ${round} would be ${after.toFixed(4)}, above the limit ${this.maxEpsilon}`,
+        requestedEpsilon: after - before,
+        remainingEpsilon: this.maxEpsilon - before,
+      };
+    }
     return { ok: true as const, epsilonAfter: after };
   }
 
   charge(_jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
+    const epsilonBefore = this.epsilonWith(null, delta);
     this.events.set(`${round}.${attempt}`, event);
-    return { epsilonAfter: this.epsilonWith(null, delta) };
+    return { epsilonBefore, epsilonAfter: this.epsilonWith(null, delta) };
   }
 
-  spent(delta: number): number {
+  spent(_jobId: string, delta: number): number {
     return this.epsilonWith(null, delta);
   }
 }
@@ -150,7 +159,7 @@ export async function simulate(opts: {
           } else {
             finalMetrics = metrics;
           }
-          const epsilon = plan ? Object.fromEntries(opts.partners.map((p, i) => [p.name, guards[i].spent(plan.delta)])) : {};
+          const epsilon = plan ? Object.fromEntries(opts.partners.map((p, i) => [p.name, guards[i].spent(manifest.jobId, plan.delta)])) : {};
           const r: SimulationRound = { round, kind, participants: submitted, declined, metrics, epsilon, modelHash: owned.state.hash };
           rounds.push(r);
           opts.onRound?.(r);
@@ -168,7 +177,7 @@ export async function simulate(opts: {
       modelHash: owned.state.hash,
       rounds,
       finalMetrics: finalMetrics!,
-      epsilon: plan ? Object.fromEntries(opts.partners.map((pp, i) => [pp.name, guards[i].spent(plan.delta)])) : {},
+      epsilon: plan ? Object.fromEntries(opts.partners.map((pp, i) => [pp.name, guards[i].spent(manifest.jobId, plan.delta)])) : {},
       noiseMultiplier: plan?.noiseMultiplier ?? null,
       wireBytes: { update: updateBytes, perParameter: updateBytes / (p + 1) },
       wallSeconds: (performance.now() - started) / 1000,

@@ -18,6 +18,8 @@ export const dpReportSchema = z.object({
   clipNorm: z.number().positive(),
   steps: z.number().int().nonnegative(),
   delta: z.number().gt(0).lt(1),
+  /** ε this round added to the job's total for this partner (after − before, by its own accountant). */
+  epsilonSpent: z.number().nonnegative(),
   /** ε of this job for this partner after this round, computed by its own accountant. */
   epsilonAfterRound: z.number().nonnegative(),
 });

@@ -127,3 +127,10 @@ export function epsilonFor(args: DpEvent & { delta: number; accountant?: Account
   acc.step(event);
   return acc.getEpsilon(args.delta).epsilon;
 }
+
+/** ε of a sequence of DP events composed under RDP — the accountant `fedmark audit` recomputes with. */
+export function composedEpsilon(events: readonly DpEvent[], delta: number): number {
+  const acc = new RdpAccountant();
+  for (const e of events) acc.step(e);
+  return acc.getEpsilon(delta).epsilon;
+}

@@ -165,7 +165,7 @@ export function clippedGradientSum(
 export class GaussianNoisePool {
   readonly std: number;
   private readonly blockSize: number;
-  private block = new Float64Array(0);
+  private block: Float64Array = new Float64Array(0);
   private pos = 0;
 
   constructor(std: number, blockSize = 65_536) {

@@ -17,6 +17,8 @@ import { MemoryBudgetGuard } from '../../src/federation/simulate.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import type { FastifyInstance } from 'fastify';
+import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
+import { composedEpsilon } from '../../src/privacy/accountant.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -84,6 +86,23 @@ describe('a coordinator and 3 client nodes over HTTP (telco sample)', () => {
     }
     expect(ownerResult.finalMetrics!.auc).toBeGreaterThan(0.7);
     expect(ownerResult.roundMetrics).toHaveLength(4);
+
+    // The job ledger and every partner's own ledger verify and agree; ε recomputes from the recorded parameters.
+    const audit = auditLedgers({
+      coordinator: join(dir, 'coordinator', 'ledgers', `${manifest.jobId}.ledger.jsonl`),
+      partners: ids.map((id) => join(dir, id.name, 'partner.ledger.jsonl')),
+      epsilonOf: composedEpsilon,
+    });
+    expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    expect(audit.ok).toBe(true);
+    expect(audit.partners).toHaveLength(3);
+    for (const p of audit.partners) {
+      expect(p.rounds).toBe(3);
+      expect(p.localLedgerChecked).toBe(true);
+      expect(p.epsilon).toBeGreaterThan(0);
+      expect(p.epsilon).toBeLessThanOrEqual(3);
+      expect(p.rowsUsed).toBe(800);
+    }
 
     // Raw rows never leave a partner: search every body each node sent for its customers' ids and raw cells.
     const raw = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split('\r\n').slice(1, 2401);

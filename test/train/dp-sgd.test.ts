@@ -189,7 +189,7 @@ describe('DP-SGD gradient', () => {
 
 describe('GaussianNoisePool', () => {
   it('gives fresh N(0, (σC)²) values across block boundaries, never reusing a sample', () => {
-    const std = 0.9;
+    const std = 1.5 * 0.6;
     const pool = new GaussianNoisePool(std, 1000); // block not a multiple of the vector length
     const P = 333;
     const prev = new Float64Array(P);

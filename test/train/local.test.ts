@@ -179,6 +179,27 @@ describe('trainLocal with DP-SGD', () => {
     expect(a.dp?.steps).toBe(10);
   });
 
+  it('divides by the expected batch size q·n, not the realised one, for round(1/q) steps per epoch', async () => {
+    const train = linearData(300, 10, 8);
+    const g = initParameters(lr, 10, 0);
+    // An all-ones "CSPRNG" makes every uniform 1, so every row is sampled: realised batch n, expected n/4.
+    const everyRow = (buf: Uint32Array): void => {
+      buf.fill(0xffffffff);
+    };
+    const dp = await trainLocal(
+      lr,
+      10,
+      g,
+      train,
+      { ...base, epochs: 1, learningRate: 0.1, dp: { noiseMultiplier: 0, clipNorm: 1e12, samplingRate: 0.25 } },
+      { randomFill: everyRow },
+    );
+    // ⇒ 4 steps of (n / (n/4))·mean gradient = 4 full-batch steps at 4× the learning rate.
+    const full = await trainLocal(lr, 10, g, train, { ...base, epochs: 4, batchSize: 300, learningRate: 0.4 });
+    expect(dp.steps).toBe(4);
+    for (let i = 0; i < g.length; i++) expect(dp.params[i]).toBeCloseTo(full.params[i], 12);
+  });
+
   it('with σ = 0, C huge and q = 1 it is full-batch gradient descent', async () => {
     const train = linearData(300, 10, 8);
     const g = initParameters(lr, 10, 0);

@@ -122,6 +122,8 @@ interface PartnerState {
   epsilonRecomputed: number | null;
   delta: number | null;
   consent?: { seq: number; payload: PayloadOf<'consent.usage'> };
+  /** Consent counts found only in the partner's local ledger. */
+  localConsent?: { seq: number; payload: PayloadOf<'consent.usage'> };
 }
 
 interface JobAnalysis {
@@ -187,16 +189,16 @@ function analyzeJob(
         st.policy = p.policy;
         if (item.type === 'partner.acceptance' && p.policy) {
           const pol = p.policy;
-          if (m.dp.delta > pol.maxDelta) err(seq, 'POLICY_DELTA_EXCEEDED', `partner ${st.name} accepted δ=${m.dp.delta} above its own limit ${pol.maxDelta}`);
+          if (m.dp && m.dp.delta > pol.maxDelta) err(seq, 'POLICY_DELTA_EXCEEDED', `partner ${st.name} accepted δ=${m.dp.delta} above its own limit ${pol.maxDelta}`);
           const lim = limitOf(pol)!;
-          if (m.dp.targetEpsilon > lim) err(seq, 'POLICY_EPSILON_EXCEEDED', `partner ${st.name} accepted target ε=${m.dp.targetEpsilon} above its limit ${lim}`);
+          if (m.dp && m.dp.targetEpsilon > lim) err(seq, 'POLICY_EPSILON_EXCEEDED', `partner ${st.name} accepted target ε=${m.dp.targetEpsilon} above its limit ${lim}`);
           if (pol.maxRounds !== undefined && m.rounds > pol.maxRounds) err(seq, 'POLICY_ROUNDS_EXCEEDED', `partner ${st.name} accepted ${m.rounds} rounds, above its limit ${pol.maxRounds}`, 'warning');
           if (pol.allowedPurposes && !pol.allowedPurposes.includes(m.purpose)) err(seq, 'POLICY_PURPOSE', `partner ${st.name} does not allow purpose "${m.purpose}"`);
           if (pol.allowedColumns) {
             const bad = m.columns.filter((c) => !pol.allowedColumns!.includes(c));
             if (bad.length) err(seq, 'POLICY_COLUMNS', `partner ${st.name} does not allow column(s) ${bad.join(', ')}`);
           }
-          if (typeof m.dp.noiseMultiplier === 'number' && pol.minNoiseMultiplier !== undefined && m.dp.noiseMultiplier < pol.minNoiseMultiplier) {
+          if (typeof m.dp?.noiseMultiplier === 'number' && pol.minNoiseMultiplier !== undefined && m.dp.noiseMultiplier < pol.minNoiseMultiplier) {
             err(seq, 'POLICY_NOISE_TOO_LOW', `partner ${st.name} accepted σ=${m.dp.noiseMultiplier} below its minimum ${pol.minNoiseMultiplier}`);
           }
         }
@@ -272,9 +274,9 @@ function analyzeJob(
             err(seq, 'PARTICIPATION_AFTER_WITHDRAW', `round ${r.round}: ${st.name} took part after withdrawing after round ${st.withdrawAfterRound}`);
           }
           if (st.budgetRefusedRounds.has(r.round)) err(seq, 'PARTICIPATION_AFTER_BUDGET_REFUSAL', `round ${r.round}: ${st.name} took part after refusing it for budget`);
-          if (rec.delta !== m.dp.delta) err(seq, 'DELTA_MISMATCH', `round ${r.round}: ${st.name} accounted at δ=${rec.delta}, manifest says ${m.dp.delta}`);
-          if (rec.clipNorm !== m.dp.clipNorm) err(seq, 'CLIP_NORM_MISMATCH', `round ${r.round}: ${st.name} clipped at C=${rec.clipNorm}, manifest says ${m.dp.clipNorm}`, 'warning');
-          if (typeof m.dp.noiseMultiplier === 'number' && rec.noiseMultiplier !== m.dp.noiseMultiplier) {
+          if (m.dp && rec.delta !== m.dp.delta) err(seq, 'DELTA_MISMATCH', `round ${r.round}: ${st.name} accounted at δ=${rec.delta}, manifest says ${m.dp.delta}`);
+          if (m.dp && rec.clipNorm !== m.dp.clipNorm) err(seq, 'CLIP_NORM_MISMATCH', `round ${r.round}: ${st.name} clipped at C=${rec.clipNorm}, manifest says ${m.dp.clipNorm}`, 'warning');
+          if (typeof m.dp?.noiseMultiplier === 'number' && rec.noiseMultiplier !== m.dp.noiseMultiplier) {
             err(seq, 'NOISE_MULTIPLIER_MISMATCH', `round ${r.round}: ${st.name} used σ=${rec.noiseMultiplier}, manifest says ${m.dp.noiseMultiplier}`, 'warning');
           }
           for (const h of rec.ciphertextHashes) {
@@ -481,8 +483,10 @@ function crossCheck(
     if (a.rowsUsed !== b.rowsUsed || a.rowsExcludedNoConsent !== b.rowsExcludedNoConsent || (a.sidecar && b.sidecar && a.sidecar.sha256 !== b.sidecar.sha256)) {
       C(st.consent.seq, 'CROSS_CONSENT_MISMATCH', `${st.name}'s consent counts differ: coordinator ${b.rowsUsed} used / ${b.rowsExcludedNoConsent} excluded, partner (seq ${localConsent.seq}) ${a.rowsUsed} / ${a.rowsExcludedNoConsent}`);
     }
-  } else if (localConsent && !st.consent && st.rounds.size) {
-    L(localConsent.seq, 'CROSS_CONSENT_MISSING', `${st.name} recorded consent counts the coordinator ledger lacks`, 'warning');
+  } else if (localConsent && !st.consent) {
+    // fedmark keeps row counts off the coordinator (they would reveal each partner's weight), so
+    // the counts come from the partner's own ledger when it is audited alongside.
+    st.localConsent = { seq: localConsent.seq, payload: localConsent.payload };
   }
 
   const localWithdraw = ofType(list, 'partner.withdraw')[0];
@@ -572,8 +576,8 @@ function summaries(job: JobAnalysis, checked: Set<string>): PartnerSummary[] {
       name: st.name,
       status: st.status,
       rounds: st.rounds.size,
-      rowsUsed: st.consent?.payload.rowsUsed ?? null,
-      rowsWithoutConsent: st.consent?.payload.rowsExcludedNoConsent ?? null,
+      rowsUsed: (st.consent ?? st.localConsent)?.payload.rowsUsed ?? null,
+      rowsWithoutConsent: (st.consent ?? st.localConsent)?.payload.rowsExcludedNoConsent ?? null,
       epsilon,
       epsilonRecorded: st.epsilonRecorded,
       epsilonRecomputed: st.epsilonRecomputed,

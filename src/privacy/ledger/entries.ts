@@ -80,12 +80,15 @@ export const payloadSchemas = {
     rounds: z.number().int().positive(),
     clientsPerRound: z.number().int().positive().optional(),
     quorum: z.number().int().positive().optional(),
-    dp: z.strictObject({
-      targetEpsilon: pos,
-      delta: probability,
-      clipNorm: pos,
-      noiseMultiplier: z.union([pos, z.literal('calibrate')]),
-    }),
+    /** null for a job without differential privacy (its partners then record no DP rounds). */
+    dp: z
+      .strictObject({
+        targetEpsilon: pos,
+        delta: probability,
+        clipNorm: pos,
+        noiseMultiplier: z.union([pos, z.literal('calibrate')]),
+      })
+      .nullable(),
     /** The full job manifest document (federation/manifest.ts), if the caller wants it embedded. */
     manifest: z.record(z.string(), z.unknown()).optional(),
   }),
@@ -116,7 +119,8 @@ export const payloadSchemas = {
   'key.ceremony': z.strictObject({
     jobId,
     heParamsHash: hex64,
-    publicKeyHash: hex64,
+    /** Absent when partners encrypt symmetrically (fedmark's default: only key holders encrypt). */
+    publicKeyHash: hex64.optional(),
     sealedKeys: z.array(z.strictObject({ partner: keyIdSchema, sealedKeyHash: hex64 })),
   }),
   round: z.strictObject({

@@ -6,7 +6,6 @@
  * durable, so after a crash it may lag behind the file (a warning), but is never ahead of it.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
 import { canonicalBytes, canonicalJson } from './canonical.ts';
 import { keyIdSchema, LEDGER_SCHEMA_VERSION } from './entries.ts';

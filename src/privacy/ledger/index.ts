@@ -37,7 +37,7 @@ export {
   type AuditFinding,
   type PartnerSummary,
   type PartnerStatus,
-  type DpEvent,
+  type DpEvent as LedgerDpEvent,
   type EpsilonOf,
   type LedgerInput,
 } from './audit.ts';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import nacl from 'tweetnacl';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { RdpAccountant } from '../../../src/privacy/accountant.ts';
 import { createRng } from '../../../src/util/rng.ts';
 import {
@@ -25,7 +25,7 @@ import {
   type LedgerEntry,
   type LedgerSigner,
   type PolicyLimits,
-  type DpEvent,
+  type LedgerDpEvent as DpEvent,
   type AuditResult,
   type ReadLedgerResult,
   type UnsignedEntry,
@@ -39,9 +39,15 @@ import { signHead } from '../../../src/privacy/ledger/head.ts';
 
 type Who = 'owner' | 'coordinator' | 'bank' | 'telco' | 'insurer' | 'outsider';
 type Key = LedgerSigner & { signPublicKey: Uint8Array; name: Who };
+// The ledger accepts any signer; these sign with node:crypto's Ed25519 (deterministic, so the
+// signatures are byte-identical to tweetnacl's) because fixtures sign hundreds of entries.
+// Verification in the code under test is still tweetnacl.
 const key = (name: Who): Key => {
   const seed = createHash('sha256').update(`ledger-test-key:${name}`).digest();
-  return { ...signerFromSecretKey(nacl.sign.keyPair.fromSeed(seed).secretKey), name };
+  const nacled = signerFromSecretKey(nacl.sign.keyPair.fromSeed(seed).secretKey);
+  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+  const priv = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+  return { keyId: nacled.keyId, signPublicKey: nacled.signPublicKey, sign: (bytes) => new Uint8Array(cryptoSign(null, bytes, priv)), name };
 };
 const K = Object.fromEntries((['owner', 'coordinator', 'bank', 'telco', 'insurer', 'outsider'] as Who[]).map((w) => [w, key(w)])) as Record<Who, Key>;
 const byKeyId = new Map(Object.values(K).map((k) => [k.keyId, k]));
@@ -261,6 +267,12 @@ beforeAll(() => {
 });
 
 describe('clean job ledger', () => {
+  it('test signers produce the same signatures as tweetnacl', () => {
+    const msg = new TextEncoder().encode('same bytes');
+    const seed = createHash('sha256').update('ledger-test-key:bank').digest();
+    expect(Buffer.from(K.bank.sign(msg))).toEqual(Buffer.from(nacl.sign.detached(msg, nacl.sign.keyPair.fromSeed(seed).secretKey)));
+  });
+
   it('passes with ok=true, no findings, and a per-partner summary', () => {
     const res = auditLedgers({ coordinator: clean.coordinator, partners: PARTNERS.map((p) => clean.partners[p]), epsilonOf });
     expect(res.findings).toEqual([]);

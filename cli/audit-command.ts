@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { auditLedgers, formatAuditSummary } from '../src/privacy/ledger/audit.ts';
+import { composedEpsilon } from '../src/privacy/accountant.ts';
+
+export function registerAuditCommand(program: Command): void {
+  program
+    .command('audit')
+    .description("verify a job ledger (hash chain, signatures, ε recomputed, policy limits) and cross-check partners' own ledgers")
+    .argument('<ledger>', "the coordinator's job ledger (*.ledger.jsonl)")
+    .option('--partner <ledger...>', "partners' local ledgers to cross-check", [])
+    .option('--allow-running', 'the job may still be running (a missing final entry is a warning)', false)
+    .option('--json', 'print the full audit result as JSON', false)
+    .option('--out <file>', 'also write the JSON result to a file')
+    .action((ledger: string, o: { partner: string[]; allowRunning: boolean; json: boolean; out?: string }) => {
+      const result = auditLedgers({ coordinator: ledger, partners: o.partner, epsilonOf: composedEpsilon, allowRunning: o.allowRunning });
+      if (o.out) writeFileSync(o.out, JSON.stringify(result, null, 2));
+      if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else process.stdout.write(`${formatAuditSummary(result)}\n`);
+      process.exitCode = result.ok ? 0 : 1;
+    });
+}

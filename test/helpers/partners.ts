@@ -1,0 +1,246 @@
+import { join } from 'node:path';
+import pino from 'pino';
+import { CoordinatorClient } from '../../client/http.ts';
+import { runClientNode, type ClientNodeResult } from '../../client/node.ts';
+import { runJobOwner, type OwnerResult } from '../../client/owner.ts';
+import type { JobStatus } from '../../coordinator/job-engine.ts';
+import { publicIdentity, generateIdentity, type Identity } from '../../src/crypto/identity.ts';
+import { openSealed } from '../../src/crypto/key-ceremony.ts';
+import { loadBundled } from '../../src/data/bundled.ts';
+import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
+import { partitionIid } from '../../src/data/partition.ts';
+import type { DatasetSchema } from '../../src/data/schema.ts';
+import { FedmarkError } from '../../src/errors.ts';
+import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
+import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest } from '../../src/federation/manifest.ts';
+import { PartnerRuntime } from '../../src/federation/partner.ts';
+import { roundKind } from '../../src/federation/rounds.ts';
+import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
+import { splitPartnerData } from '../../cli/partner-data.ts';
+
+export { deterministicIdentity } from './identities.ts';
+
+export const silentLog = pino({ level: 'silent' });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface PartnerData {
+  name: string;
+  all: Dataset;
+  train: Dataset;
+  test: Dataset;
+}
+
+let telco: ReturnType<typeof loadBundled> | null = null;
+
+/**
+ * IID shares of the first `partners × rowsPerPartner` rows of the bundled telco data, each split
+ * into training rows and the partner's own 25 % hold-out. Deterministic for a given seed.
+ */
+export async function telcoPartners(o: { partners: number; rowsPerPartner: number; seed?: number }): Promise<{
+  schema: DatasetSchema;
+  schemaHash: string;
+  parts: PartnerData[];
+}> {
+  telco ??= loadBundled('telco-churn');
+  const { schema, dataset } = await telco;
+  const rows = o.partners * o.rowsPerPartner;
+  if (rows > dataset.n) throw new Error(`telco holds ${dataset.n} rows, asked for ${rows}`);
+  const sample = subsetDataset(dataset, Array.from({ length: rows }, (_, i) => i));
+  const parts = partitionIid(sample.n, o.partners, o.seed ?? 5).map((idx, i) => {
+    const all = subsetDataset(sample, idx);
+    return { name: `partner-${i}`, all, ...splitPartnerData(all, 0.25, 3) };
+  });
+  return { schema, schemaHash: schemaHash(schema), parts };
+}
+
+export function makeIdentities(names: string[]): Identity[] {
+  return names.map((n) => generateIdentity(n));
+}
+
+/** A signed manifest from the job preset (non-DP unless `epsilon` is given). */
+export function makeJob(o: {
+  jobId: string;
+  schema: DatasetSchema;
+  owner: Identity;
+  participants: Identity[];
+  rounds: number;
+  encryption?: EncryptionSpec;
+  seed?: number;
+  epsilon?: number | null;
+}): { manifest: JobManifest; signed: SignedManifest } {
+  const manifest = parseManifest({
+    ...jobPreset({
+      jobId: o.jobId,
+      schema: o.schema,
+      partners: o.participants.length,
+      rounds: o.rounds,
+      epsilon: o.epsilon ?? null,
+      encryption: o.encryption,
+      seed: o.seed ?? 11,
+    }),
+    schemaVersion: 1,
+    createdAt: new Date().toISOString(),
+    owner: publicIdentity(o.owner),
+    participants: o.participants.map(publicIdentity),
+  });
+  return { manifest, signed: signManifest(manifest, o.owner) };
+}
+
+/** Polls the job status until `pred` holds; fails with `what` after `timeoutMs`. */
+export async function waitForStatus(
+  client: CoordinatorClient,
+  jobId: string,
+  pred: (s: JobStatus) => boolean,
+  what: string,
+  o: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal } = {},
+): Promise<JobStatus> {
+  const end = Date.now() + (o.timeoutMs ?? 20_000);
+  for (;;) {
+    o.signal?.throwIfAborted();
+    const s = await client.status(jobId);
+    if (pred(s)) return s;
+    if (s.state === 'failed' || s.state === 'halted') throw new Error(`job ${jobId} ${s.state} while waiting for ${what}: ${s.reason}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (job ${jobId}: ${JSON.stringify({ state: s.state, round: s.round, roundState: s.roundState, submitted: s.submitted.length })})`);
+    await sleep(o.pollMs ?? 50);
+  }
+}
+
+/**
+ * The job owner plus one client node per partner, all over HTTP, as in production. Aborts every
+ * loop when one of them fails or `timeoutMs` passes, so a broken run fails fast instead of hanging.
+ */
+export async function runFederation(o: {
+  url: string;
+  owner: Identity;
+  identities: Identity[];
+  signed: SignedManifest;
+  parts: PartnerData[];
+  schemaHash: string;
+  stateDir: string;
+  pollMs?: number;
+  timeoutMs?: number;
+  /** Nodes to start (default: all). Lets a test drive some partners by hand. */
+  nodes?: number[];
+}): Promise<{ owner: OwnerResult; nodes: ClientNodeResult[] }> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`federation did not finish within ${o.timeoutMs ?? 25_000} ms`)), o.timeoutMs ?? 25_000);
+  const guard = <T>(p: Promise<T>) =>
+    p.catch((err: unknown) => {
+      abort.abort(err);
+      throw err;
+    });
+  try {
+    const which = o.nodes ?? o.identities.map((_, i) => i);
+    const nodes = which.map((i) =>
+      guard(
+        runClientNode({
+          coordinatorUrl: o.url,
+          identity: o.identities[i],
+          jobId: o.signed.manifest.jobId,
+          train: o.parts[i].train,
+          test: o.parts[i].test,
+          schemaHash: o.schemaHash,
+          stateDir: join(o.stateDir, `${o.signed.manifest.jobId}-${o.identities[i].name}`),
+          reviewJob: () => [],
+          budget: undefined,
+          log: silentLog,
+          pollMs: o.pollMs ?? 50,
+          signal: abort.signal,
+          joinTimeoutMs: o.timeoutMs ?? 25_000,
+        }),
+      ),
+    );
+    const owner = guard(runJobOwner({ coordinatorUrl: o.url, identity: o.owner, signed: o.signed, log: silentLog, pollMs: o.pollMs ?? 50, signal: abort.signal }));
+    const [ownerResult, ...nodeResults] = await Promise.all([owner, ...nodes]);
+    return { owner: ownerResult, nodes: nodeResults };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A partner driven step by step instead of by runClientNode's loop, so a test can hold the plaintext
+ * vectors it encrypts, craft bodies, and choose when each request happens.
+ */
+export class ManualPartner {
+  private constructor(
+    readonly identity: Identity,
+    readonly client: CoordinatorClient,
+    readonly manifest: JobManifest,
+    readonly runtime: PartnerRuntime,
+    readonly scheme: SecureSumScheme,
+    readonly secretKey: Uint8Array | null,
+  ) {}
+
+  get keyId(): string {
+    return publicIdentity(this.identity).keyId;
+  }
+
+  /** Waits for the job, accepts it, and (CKKS) waits for and opens its sealed key. */
+  static async join(o: { url: string; identity: Identity; jobId: string; train: Dataset; test: Dataset; timeoutMs?: number; pollMs?: number; signal?: AbortSignal }): Promise<ManualPartner> {
+    const client = new CoordinatorClient(o.url, o.identity);
+    const end = Date.now() + (o.timeoutMs ?? 20_000);
+    const pollMs = o.pollMs ?? 50;
+    let signed: SignedManifest | null = null;
+    while (!signed) {
+      o.signal?.throwIfAborted();
+      try {
+        signed = await client.manifest(o.jobId);
+      } catch (err) {
+        if (!(err instanceof FedmarkError && err.code === 'UNKNOWN_JOB') || Date.now() > end) throw err;
+        await sleep(pollMs);
+      }
+    }
+    const manifest = verifySignedManifest(signed);
+    await client.accept(o.jobId, { accepted: true });
+    const scheme = await openSecureSum(manifest.encryption);
+    let secretKey: Uint8Array | null = null;
+    if (scheme.scheme === 'ckks') {
+      while (!secretKey) {
+        if (o.signal?.aborted) {
+          scheme.dispose();
+          o.signal.throwIfAborted();
+        }
+        const res = await client.request('GET', `/v1/jobs/${o.jobId}/keys/mine`, o.jobId, 0);
+        if (res.ok) {
+          secretKey = openSealed(new Uint8Array(await res.arrayBuffer()), Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
+          break;
+        }
+        await res.arrayBuffer();
+        if (res.status !== 404 || Date.now() > end) {
+          scheme.dispose();
+          throw new Error(`${o.identity.name}: fetching the sealed key failed with HTTP ${res.status}`);
+        }
+        await sleep(pollMs);
+      }
+    }
+    const keyId = publicIdentity(o.identity).keyId;
+    const runtime = new PartnerRuntime({ manifest, keyId, train: o.train, test: o.test, scheme, secretKey });
+    return new ManualPartner(o.identity, client, manifest, runtime, scheme, secretKey);
+  }
+
+  /** Trains (or evaluates) for a round and returns the envelope together with its plaintext vectors. */
+  async build(round: number, attempt = 0): Promise<{ body: Uint8Array; update: Float64Array | undefined; evaluation: Float64Array }> {
+    const res = await this.runtime.buildSubmission(round, attempt, roundKind(this.manifest, round), true);
+    if (res.status !== 'submitted') throw new Error(`${this.identity.name}: round ${round} refused: ${res.reason}`);
+    return { body: res.body, update: res.update, evaluation: res.evaluation };
+  }
+
+  submit(round: number, body: Uint8Array) {
+    return this.client.submit(this.manifest.jobId, round, body);
+  }
+
+  /** Downloads the round's published sum, applies the server step and reports the model hash. */
+  async applyRound(round: number): Promise<string> {
+    const agg = await this.client.aggregate(this.manifest.jobId, round, 'update');
+    const state = this.runtime.applyAggregate(round, agg);
+    await this.client.reportModelHash(this.manifest.jobId, round, state.hash);
+    return state.hash;
+  }
+
+  dispose(): void {
+    this.runtime.dispose();
+    this.scheme.dispose();
+  }
+}
