@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,12 @@ import { saveModel } from '../src/model/tfjs-io.ts';
 import { BudgetStore } from '../src/privacy/budget-store.ts';
 import { trainLocal } from '../src/train/local.ts';
 import { runJobOwner, type RoundProgress } from '../client/owner.ts';
+import { auditLedgers, formatAuditSummary, type AuditFinding } from '../src/privacy/ledger/audit.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+import type { LedgerEntry } from '../src/privacy/ledger/entries.ts';
+import { composedEpsilon } from '../src/privacy/accountant.ts';
+import { writeReport } from '../src/report/html.ts';
+import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
 import { splitPartnerData } from './partner-data.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -32,7 +38,7 @@ const MAIN = join(here, 'main.ts');
 const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
 const HOLDOUT = 0.2;
 
-const DATASET_ALIASES: Record<string, BundledDatasetName> = {
+export const DATASET_ALIASES: Record<string, BundledDatasetName> = {
   bank: 'bank-marketing',
   'bank-marketing': 'bank-marketing',
   telco: 'telco-churn',
@@ -152,6 +158,8 @@ export interface DemoSummary {
   perRoundAuc: number[];
   encryption: { scheme: string; polyModulusDegree?: number; coeffModulusBits?: number[]; wireBytesPerParameter: number };
   privacy: { delta: number; epsilon: Record<string, number>; noiseMultiplier: number; clipNorm: number; targetEpsilon: number } | null;
+  audit: { ok: boolean; findings: AuditFinding[] };
+  report: string;
   out: string;
   wallSeconds: number;
 }
@@ -294,6 +302,42 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     }
     const lengths = vectorLengths(manifest);
     const updateBytes = readUpdateBytes(out);
+
+    // 5. The ledgers: the coordinator's job ledger and each partner's own, audited together.
+    const coordinatorLedger = join(out, 'coordinator.ledger.jsonl');
+    copyLedger(join(out, 'coordinator', 'ledgers', `${jobId}.ledger.jsonl`), coordinatorLedger);
+    const partnerLedgers = names.map((name) => {
+      const dest = join(out, `${name}.ledger.jsonl`);
+      copyLedger(join(out, 'partners', name, 'state', `${name}.ledger.jsonl`), dest);
+      return dest;
+    });
+    const audit = auditLedgers({ coordinator: coordinatorLedger, partners: partnerLedgers, epsilonOf: composedEpsilon });
+    const ledgerEntries = readLedger(coordinatorLedger).entries;
+    if (plan) printEpsilonTable(ledgerEntries, manifest, say);
+    say('');
+    say(formatAuditSummary(audit));
+
+    // 6. The compliance report and model card, from the ledgers and the owner's decrypted evaluation.
+    const evaluation: JobEvaluation = {
+      roundMetrics: result.roundMetrics.filter((r) => r.metrics).map((r) => ({ round: r.round - 1, auc: r.metrics!.auc, logLoss: r.metrics!.logLoss })),
+      finalMetrics: result.finalMetrics!,
+    };
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2));
+    writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
+    const report = await writeReport(
+      out,
+      reportInputFromJob({
+        manifest,
+        ledger: ledgerEntries,
+        audit,
+        evaluation,
+        bytesPerParam: updateBytes / lengths.update,
+        target: datasetName === 'bank-marketing' ? 'subscribes to a term deposit after the campaign call (y = yes)' : 'churns within the month (Churn = Yes)',
+        intendedUse: datasetName === 'bank-marketing' ? 'Rank customers by propensity to subscribe, to plan outbound campaigns.' : 'Early warning of churn among existing customers, to plan retention offers.',
+      }),
+    );
+    say(`report: ${report.htmlPath}`);
+    say(`model card: ${report.modelCardPath}`);
     const summary: DemoSummary = {
       dataset: datasetName,
       partners: o.partners,
@@ -311,6 +355,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
           ? { scheme: 'ckks', polyModulusDegree: manifest.encryption.polyModulusDegree, coeffModulusBits: manifest.encryption.coeffModulusBits, wireBytesPerParameter: updateBytes / lengths.update }
           : { scheme: 'plain-insecure', wireBytesPerParameter: updateBytes / lengths.update },
       privacy: plan ? { delta: plan.delta, epsilon, noiseMultiplier: plan.noiseMultiplier, clipNorm: plan.clipNorm, targetEpsilon: plan.targetEpsilon } : null,
+      audit: { ok: audit.ok, findings: audit.findings },
+      report: report.htmlPath,
       out,
       wallSeconds: (performance.now() - t0) / 1000,
     };
@@ -338,6 +384,27 @@ function readUpdateBytes(out: string): number {
   return NaN;
 }
 
+/** A ledger and its signed head pointer, copied together so the copy audits like the original. */
+function copyLedger(from: string, to: string): void {
+  copyFileSync(from, to);
+  if (existsSync(`${from}.head`)) copyFileSync(`${from}.head`, `${to}.head`);
+}
+
+/** ε each partner had spent after each round, as recorded in the job ledger. */
+function printEpsilonTable(entries: LedgerEntry[], manifest: JobManifest, say: (l: string) => void): void {
+  const names = manifest.participants.map((p) => p.name);
+  const nameOf = new Map(manifest.participants.map((p) => [p.keyId, p.name]));
+  say('');
+  say(`ε spent per partner after each round (cumulative, δ=${manifest.dp?.delta}; from the job ledger)`);
+  say(['round', ...names].map((c) => c.padStart(10)).join(''));
+  const last = new Map<string, number>();
+  for (const e of entries) {
+    if (e.type !== 'round') continue;
+    for (const p of e.payload.partners) last.set(nameOf.get(p.partner) ?? p.partner, p.epsilonCumulative);
+    say([String(e.payload.round), ...names.map((n) => (last.has(n) ? last.get(n)!.toFixed(3) : '—'))].map((c) => c.padStart(10)).join(''));
+  }
+}
+
 function printTable(s: DemoSummary, say: (l: string) => void): void {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : 'n/a');
   say('');
@@ -347,6 +414,7 @@ function printTable(s: DemoSummary, say: (l: string) => void): void {
   say(`federated (${s.encryption.scheme}${s.privacy ? `, DP ε≤${s.privacy.targetEpsilon}` : ''})`.padEnd(30) + `| ${f(s.auc.federated)}  (from encrypted histograms: ${f(s.auc.federatedFromHistograms)})`);
   say('centralized (pooled, no DP)'.padEnd(30) + `| ${f(s.auc.centralized)}`);
   for (const [name, a] of Object.entries(s.auc.local)) say(`${name} alone (no DP)`.padEnd(30) + `| ${f(a)}`);
-  if (s.privacy) say(`ε spent per partner (δ=${s.privacy.delta}): ${Object.entries(s.privacy.epsilon).map(([n, e]) => `${n} ${e.toFixed(3)}`).join(', ')}`);
+  if (s.privacy) say(`ε spent per partner (δ=${s.privacy.delta}, target ${s.privacy.targetEpsilon}): ${Object.entries(s.privacy.epsilon).map(([n, e]) => `${n} ${e.toFixed(3)}`).join(', ')}`);
+  say(`audit: ${s.audit.ok ? 'OK' : `${s.audit.findings.length} finding(s)`}; report ${s.report}`);
   say(`wire size: ${f(s.encryption.wireBytesPerParameter)} bytes per parameter; wall time ${s.wallSeconds.toFixed(1)} s; artifacts in ${s.out}`);
 }

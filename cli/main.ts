@@ -5,6 +5,8 @@ import { registerNodeCommands } from './node-commands.ts';
 import { registerPrivacyCommands } from './privacy-command.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerAuditCommand } from './audit-command.ts';
+import { registerReportCommand } from './report-command.ts';
+import { registerSimulateCommand } from './simulate-command.ts';
 
 const program = new Command();
 program
@@ -16,6 +18,8 @@ registerKeyCommands(program);
 registerNodeCommands(program);
 registerPrivacyCommands(program);
 registerAuditCommand(program);
+registerReportCommand(program);
+registerSimulateCommand(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

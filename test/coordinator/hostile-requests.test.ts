@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoordinatorClient } from '../../client/http.ts';
@@ -9,7 +10,7 @@ import { signRequest } from '../../src/crypto/request-signing.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
 import { decodeUpdate, encodeUpdate, type DecodedUpdate, type UpdateMeta } from '../../src/federation/update-codec.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { ManualPartner, makeIdentities, makeJob, runFederation, silentLog, telcoPartners, waitForStatus } from '../helpers/partners.ts';
+import { ManualPartner, makeIdentities, makeJob, runFederation, silentLog, TEST_POLL_MS, telcoPartners, waitForStatus } from '../helpers/partners.ts';
 
 /**
  * Acceptance: forged, replayed, stale, unknown-key, malformed and mis-parameterised requests against a
@@ -40,6 +41,11 @@ function reencode(decoded: DecodedUpdate, change: { meta?: Partial<UpdateMeta>; 
     })
     .filter((p): p is { name: Part; length: number; bytes: Uint8Array } => p !== null);
   return encodeUpdate(meta, parts);
+}
+
+/** The blob checksum is unkeyed sha256: an attacker can recompute it, so deeper checks must hold too. */
+function withFreshChecksum(blobBody: Uint8Array): Uint8Array {
+  return Buffer.concat([blobBody, createHash('sha256').update(blobBody).digest()]);
 }
 
 function flipBit(bytes: Uint8Array, at: number): Uint8Array {
@@ -127,13 +133,19 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     // --- ciphertexts (validly signed by a participant) ---------------------------------------------
     await expectRefused(asA('truncated ciphertext', reencode(decoded, { parts: { update: update.subarray(0, update.length - 1000) } })), 400, 'HE_BAD_CIPHERTEXT');
     await expectRefused(asA('bit-flipped ciphertext', reencode(decoded, { parts: { update: flipBit(update, update.length >> 1) } })), 400, 'HE_BAD_CIPHERTEXT');
+    const updateBody = update.subarray(0, update.length - 32);
+    await expectRefused(asA('truncated ciphertext, checksum recomputed', reencode(decoded, { parts: { update: withFreshChecksum(updateBody.subarray(0, updateBody.length - 1000)) } })), 400, 'HE_BAD_CIPHERTEXT');
+    // 16 bytes of ones cover at least one whole 60-bit packed coefficient, which then exceeds the prime modulus.
+    const outOfRange = Uint8Array.from(updateBody);
+    outOfRange.fill(0xff, outOfRange.length >> 1, (outOfRange.length >> 1) + 16);
+    await expectRefused(asA('ciphertext coefficient above the modulus, checksum recomputed', reencode(decoded, { parts: { update: withFreshChecksum(outOfRange) } })), 400, 'HE_BAD_CIPHERTEXT');
     const evaluation = decoded.parts.evaluation;
     await expectRefused(asA('bit-flipped evaluation ciphertext', reencode(decoded, { parts: { evaluation: flipBit(evaluation, 100) } })), 400, 'HE_BAD_CIPHERTEXT');
     await expectRefused(asA('update part missing from a training round', reencode(decoded, { parts: { update: null } })), 400, /PART_MISSING|PART_UNEXPECTED/);
     const foreignBodies: Uint8Array[] = [];
     for (const [label, params, claim] of [
       ['scaleBits 30, envelope claims the job parameters', { ...DEFAULT_HE_PARAMS, scaleBits: 30 }, 'job'],
-      ['coeffModulusBits [50], envelope declares its own parameters', { ...DEFAULT_HE_PARAMS, coeffModulusBits: [50] }, 'own'],
+      ['coeffModulusBits [50] and scaleBits 30, envelope declares its own parameters', { ...DEFAULT_HE_PARAMS, coeffModulusBits: [50], scaleBits: 30 }, 'own'],
     ] as [string, HeParams, 'job' | 'own'][]) {
       const other = await openSecureSum(params);
       const cipher = other.cipher(other.generateSecretKey());
@@ -195,7 +207,7 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
       expect(err.code, o.attack).toMatch(/^[A-Z][A-Z0-9_]+$/);
       expect(typeof err.error === 'string' && err.error.length > 10, `${o.attack}: error message ${JSON.stringify(err.error)}`).toBe(true);
     }
-    expect(outcomes.length).toBeGreaterThanOrEqual(27);
+    expect(outcomes.length).toBeGreaterThanOrEqual(29);
 
     // --- the honest partners finish the job -----------------------------------------------------------
     a.dispose();
@@ -211,7 +223,7 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
       reviewJob: () => [],
       budget: undefined,
       log: silentLog,
-      pollMs: 50,
+      pollMs: TEST_POLL_MS,
       joinTimeoutMs: 10_000,
     });
     const [{ owner: ownerResult, nodes }, aResult] = await Promise.all([honest, aNode]);

@@ -9,7 +9,7 @@ import type { Identity } from '../../src/crypto/identity.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import type { EncryptionSpec } from '../../src/federation/manifest.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { ManualPartner, makeIdentities, makeJob, silentLog, telcoPartners, waitForStatus, type PartnerData } from '../helpers/partners.ts';
+import { ManualPartner, makeIdentities, makeJob, silentLog, TEST_POLL_MS, telcoPartners, waitForStatus, type PartnerData } from '../helpers/partners.ts';
 import { isDistinctive, listFiles, scanFiles, vectorNeedles, type Hit, type Needle } from '../helpers/plaintext-scan.ts';
 
 /**
@@ -49,7 +49,7 @@ async function driveJob(coord: TestCoordinator, jobId: string, encryption: Encry
   const { manifest, signed } = makeJob({ jobId, schema, owner, participants: ids, rounds: ROUNDS, encryption, seed: 3 });
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`job ${jobId} did not finish in time`)), 25_000);
-  const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: 50, signal: abort.signal });
+  const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal });
   // A failing owner (e.g. job creation refused) must end the test with its own error, not a timeout.
   ownerRun.catch((err: unknown) => abort.abort(err));
   const partners: ManualPartner[] = [];
@@ -170,7 +170,7 @@ describe('the coordinator keeps no plaintext of any partner at rest (telco sampl
     // Enough values are searched that a leak of any one vector could not slip through for lack of needles.
     const perVector = job.released.filter((r) => r.update).map((r) => Array.from(r.update!).filter(isDistinctive).length);
     expect(Math.min(...perVector)).toBeGreaterThan(30);
-    expect(job.released.every((r) => Array.from(r.evaluation).filter(isDistinctive).length >= 2)).toBe(true);
+    expect(job.released.every((r) => Array.from(r.evaluation).filter(isDistinctive).length >= 1)).toBe(true);
     expect(job.released).toHaveLength(3 * (ROUNDS + 1));
 
     // While the coordinator runs, recent pages live in the WAL: scan it before a checkpoint folds it away.

@@ -16,6 +16,7 @@ import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec,
 import { PartnerRuntime } from '../../src/federation/partner.ts';
 import { roundKind } from '../../src/federation/rounds.ts';
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
+import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
 
 export { deterministicIdentity } from './identities.ts';
@@ -23,6 +24,13 @@ export { deterministicIdentity } from './identities.ts';
 export const silentLog = pino({ level: 'silent' });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Poll interval of every loop in these helpers. Coordinator, owner and partners share one thread in a
+ * test, and each poll costs an Ed25519 signature and its verification (~20 ms of tweetnacl together):
+ * at 50 ms four pollers alone would saturate the CPU and slow the job they wait for.
+ */
+export const TEST_POLL_MS = Number(process.env.FEDMARK_TEST_POLL_MS ?? 150);
 
 export interface PartnerData {
   name: string;
@@ -102,7 +110,7 @@ export async function waitForStatus(
     if (pred(s)) return s;
     if (s.state === 'failed' || s.state === 'halted') throw new Error(`job ${jobId} ${s.state} while waiting for ${what}: ${s.reason}`);
     if (Date.now() > end) throw new Error(`timed out waiting for ${what} (job ${jobId}: ${JSON.stringify({ state: s.state, round: s.round, roundState: s.roundState, submitted: s.submitted.length })})`);
-    await sleep(o.pollMs ?? 50);
+    await sleep(o.pollMs ?? TEST_POLL_MS);
   }
 }
 
@@ -145,13 +153,13 @@ export async function runFederation(o: {
           reviewJob: () => [],
           budget: undefined,
           log: silentLog,
-          pollMs: o.pollMs ?? 50,
+          pollMs: o.pollMs ?? TEST_POLL_MS,
           signal: abort.signal,
           joinTimeoutMs: o.timeoutMs ?? 25_000,
         }),
       ),
     );
-    const owner = guard(runJobOwner({ coordinatorUrl: o.url, identity: o.owner, signed: o.signed, log: silentLog, pollMs: o.pollMs ?? 50, signal: abort.signal }));
+    const owner = guard(runJobOwner({ coordinatorUrl: o.url, identity: o.owner, signed: o.signed, log: silentLog, pollMs: o.pollMs ?? TEST_POLL_MS, signal: abort.signal }));
     const [ownerResult, ...nodeResults] = await Promise.all([owner, ...nodes]);
     return { owner: ownerResult, nodes: nodeResults };
   } finally {
@@ -181,8 +189,8 @@ export class ManualPartner {
   static async join(o: { url: string; identity: Identity; jobId: string; train: Dataset; test: Dataset; timeoutMs?: number; pollMs?: number; signal?: AbortSignal }): Promise<ManualPartner> {
     const client = new CoordinatorClient(o.url, o.identity);
     const end = Date.now() + (o.timeoutMs ?? 20_000);
-    const pollMs = o.pollMs ?? 50;
-    let signed: SignedManifest | null = null;
+    const pollMs = o.pollMs ?? TEST_POLL_MS;
+    let signed: (SignedManifest & { ledgerManifestHash: string }) | null = null;
     while (!signed) {
       o.signal?.throwIfAborted();
       try {
@@ -193,7 +201,13 @@ export class ManualPartner {
       }
     }
     const manifest = verifySignedManifest(signed);
-    await client.accept(o.jobId, { accepted: true });
+    // The coordinator records acceptances in the job ledger only with the partner's own attestation,
+    // built here exactly as runClientNode's partner ledger builds it (default limits: the job's own).
+    const statement = attestPayload(
+      { jobId: o.jobId, partner: publicIdentity(o.identity).keyId, manifestHash: signed.ledgerManifestHash, policy: { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 } },
+      signerFromSecretKey(o.identity.signSecretKey),
+    );
+    await client.accept(o.jobId, { accepted: true, statement });
     const scheme = await openSecureSum(manifest.encryption);
     let secretKey: Uint8Array | null = null;
     if (scheme.scheme === 'ckks') {

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { parseManifest } from '../src/federation/manifest.ts';
+import { auditLedgers } from '../src/privacy/ledger/audit.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+import { composedEpsilon } from '../src/privacy/accountant.ts';
+import { writeReport } from '../src/report/html.ts';
+import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
+import { FedmarkError } from '../src/errors.ts';
+
+export function registerReportCommand(program: Command): void {
+  program
+    .command('report')
+    .description('write the compliance report (self-contained HTML) and model card from a job ledger and the owner\'s evaluation')
+    .requiredOption('--manifest <file>', 'the job manifest (JSON)')
+    .requiredOption('--ledger <file>', "the coordinator's job ledger")
+    .option('--partner <ledger...>', "partners' own ledgers (rows used, consent exclusions, cross-check)", [])
+    .requiredOption('--evaluation <file>', "the owner's decrypted federated evaluation (evaluation.json from the demo)")
+    .option('--bytes-per-param <n>', 'measured wire bytes per parameter', '0')
+    .option('--target <text>', 'what the model predicts', 'the label declared in the dataset schema')
+    .option('--intended-use <text>', 'intended use for the model card', 'Rank customers for marketing campaigns, with human review.')
+    .requiredOption('--out <dir>', 'where to write report.html and model-card.md')
+    .action(async (o: { manifest: string; ledger: string; partner: string[]; evaluation: string; bytesPerParam: string; target: string; intendedUse: string; out: string }) => {
+      const readJson = (path: string, what: string): unknown => {
+        try {
+          return JSON.parse(readFileSync(path, 'utf8'));
+        } catch (err) {
+          throw new FedmarkError('REPORT_INPUT', `${what} ${path}: ${(err as Error).message}`);
+        }
+      };
+      const manifest = parseManifest(readJson(o.manifest, 'manifest'));
+      const evaluation = readJson(o.evaluation, 'evaluation') as JobEvaluation;
+      const audit = auditLedgers({ coordinator: o.ledger, partners: o.partner, epsilonOf: composedEpsilon, allowRunning: true });
+      const written = await writeReport(
+        o.out,
+        reportInputFromJob({ manifest, ledger: readLedger(o.ledger).entries, audit, evaluation, bytesPerParam: Number(o.bytesPerParam), target: o.target, intendedUse: o.intendedUse }),
+      );
+      process.stdout.write(`${written.htmlPath}\n${written.modelCardPath}\n`);
+    });
+}
