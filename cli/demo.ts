@@ -239,7 +239,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const cleanup = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
   process.once('exit', cleanup);
   try {
-    await waitForHealth(url, coordinator, 30_000);
+    // Partners boot while the coordinator does: a node waits for its job to appear.
     const clients = names.map((name) =>
       spawnNode(
         [
@@ -253,11 +253,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
           '--state-dir', join(out, 'partners', name, 'state'),
           '--holdout', String(HOLDOUT),
           '--split-seed', String(o.seed),
+          '--poll-ms', '100',
         ],
         join(out, 'logs', `${name}.log`),
       ),
     );
     children.push(...clients);
+    await waitForHealth(url, coordinator, 60_000);
 
     // 3. The data scientist's node: registers the job, runs the key ceremony, follows the rounds.
     const bar = new cliProgress.SingleBar(
@@ -272,6 +274,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       identity: owner,
       signed: signManifest(manifest, owner),
       log: logger,
+      pollMs: 100,
       onRound: (p: RoundProgress) => {
         const a = p.metrics?.auc ?? NaN;
         perRoundAuc.push(a);

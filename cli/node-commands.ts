@@ -56,6 +56,7 @@ export function registerNodeCommands(program: Command): void {
     .requiredOption('--state-dir <dir>', "the node's persistent state (privacy budget, ledger)")
     .option('--holdout <fraction>', 'share of local rows kept for federated evaluation', '0.2')
     .option('--split-seed <n>', 'seed of the local train/hold-out split', '7')
+    .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--ca <pem>', "trust the coordinator's certificate only if this CA issued it (instead of the system store)")
     .option('--pin-sha256 <hex>', "trust the coordinator's certificate only if its SHA-256 fingerprint is this (works for self-signed)")
@@ -80,15 +81,16 @@ export function registerNodeCommands(program: Command): void {
         stateDir: o.stateDir,
         reviewJob: (m) => policyReview(policy, m, data.all.n, budget),
         budget: new PolicyBudgetGuard(policy, budget),
-        policyLimits: () => ({
+        policyLimits: (m) => ({
           maxEpsilon: policy.maxEpsilonPerJob,
           maxDelta: policy.maxDelta,
-          remainingLifetimeEpsilon: Math.max(0, policy.lifetimeEpsilon - budget.lifetimeEpsilon(policy.datasetId, policy.maxDelta)),
+          remainingLifetimeEpsilon: Math.max(0, policy.lifetimeEpsilon - budget.lifetimeEpsilon(policy.datasetId, m.dp?.delta ?? policy.maxDelta)),
           allowedPurposes: policy.allowedPurposes,
           allowedColumns: policy.allowedColumns,
         }),
         ledgerPath: join(o.stateDir, `${identity.name}.ledger.jsonl`),
         log: logger,
+        pollMs: Number(o.pollMs),
       });
       process.stdout.write(`${JSON.stringify({ state: result.state, reason: result.reason, rounds: result.rounds, modelHash: result.modelHash })}\n`);
       process.exit(result.state === 'completed' ? 0 : 3);

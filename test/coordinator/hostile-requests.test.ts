@@ -57,8 +57,10 @@ function flipBit(bytes: Uint8Array, at: number): Uint8Array {
 describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 rounds)', () => {
   let coord: TestCoordinator | undefined;
   const disposables: { dispose(): void }[] = [];
+  const stopNodes = new AbortController();
 
   afterAll(async () => {
+    stopNodes.abort(new Error('test finished'));
     for (const d of disposables) d.dispose();
     await coord?.close();
   });
@@ -74,7 +76,7 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
 
     // telco-b and retail-c run as real nodes from the start; bank-a, whose key signs the attacks, is
     // driven by hand through round 1 and hands over to a real node afterwards.
-    const honest = runFederation({ url, owner, identities: ids, signed, parts, schemaHash, stateDir: coord.dir, nodes: [1, 2], timeoutMs: 28_000 });
+    const honest = runFederation({ url, owner, identities: ids, signed, parts, schemaHash, stateDir: coord.dir, nodes: [1, 2], timeoutMs: 45_000, signal: stopNodes.signal });
     honest.catch(() => undefined);
     const a = await ManualPartner.join({ url, identity: ids[0], jobId, train: parts[0].train, test: parts[0].test });
     disposables.push(a);
@@ -225,6 +227,7 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
       log: silentLog,
       pollMs: TEST_POLL_MS,
       joinTimeoutMs: 10_000,
+      signal: stopNodes.signal,
     });
     const [{ owner: ownerResult, nodes }, aResult] = await Promise.all([honest, aNode]);
     expect(ownerResult.state, ownerResult.reason ?? '').toBe('completed');
@@ -244,5 +247,5 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     expect(errors).toEqual([]);
     plainCipher.dispose();
     plainScheme.dispose();
-  }, 30_000);
+  }, 60_000);
 });

@@ -48,7 +48,7 @@ async function driveJob(coord: TestCoordinator, jobId: string, encryption: Encry
   const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
   const { manifest, signed } = makeJob({ jobId, schema, owner, participants: ids, rounds: ROUNDS, encryption, seed: 3 });
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error(`job ${jobId} did not finish in time`)), 25_000);
+  const timer = setTimeout(() => abort.abort(new Error(`job ${jobId} did not finish in time`)), 45_000);
   const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal });
   // A failing owner (e.g. job creation refused) must end the test with its own error, not a timeout.
   ownerRun.catch((err: unknown) => abort.abort(err));

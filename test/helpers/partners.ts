@@ -103,7 +103,7 @@ export async function waitForStatus(
   what: string,
   o: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal } = {},
 ): Promise<JobStatus> {
-  const end = Date.now() + (o.timeoutMs ?? 20_000);
+  const end = Date.now() + (o.timeoutMs ?? 30_000);
   for (;;) {
     o.signal?.throwIfAborted();
     const s = await client.status(jobId);
@@ -130,9 +130,12 @@ export async function runFederation(o: {
   timeoutMs?: number;
   /** Nodes to start (default: all). Lets a test drive some partners by hand. */
   nodes?: number[];
+  /** Stops every loop (e.g. from afterAll when the test failed half way). */
+  signal?: AbortSignal;
 }): Promise<{ owner: OwnerResult; nodes: ClientNodeResult[] }> {
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error(`federation did not finish within ${o.timeoutMs ?? 25_000} ms`)), o.timeoutMs ?? 25_000);
+  o.signal?.addEventListener('abort', () => abort.abort(o.signal!.reason), { once: true });
+  const timer = setTimeout(() => abort.abort(new Error(`federation did not finish within ${o.timeoutMs ?? 45_000} ms`)), o.timeoutMs ?? 45_000);
   const guard = <T>(p: Promise<T>) =>
     p.catch((err: unknown) => {
       abort.abort(err);
@@ -155,7 +158,7 @@ export async function runFederation(o: {
           log: silentLog,
           pollMs: o.pollMs ?? TEST_POLL_MS,
           signal: abort.signal,
-          joinTimeoutMs: o.timeoutMs ?? 25_000,
+          joinTimeoutMs: o.timeoutMs ?? 45_000,
         }),
       ),
     );

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runDemo } from '../../cli/demo.ts';
+
+describe('the demo (main job), small: telco churn, 3 partner processes, 2 rounds', () => {
+  it('runs end to end over HTTP and leaves a model, ledgers that audit clean, and a report', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fedmark-demo-test-'));
+    try {
+      const s = await runDemo({ dataset: 'telco', partners: 3, rounds: 2, out, json: true, seed: 5, epsilon: 3, insecurePlaintext: false, model: 'logistic', alpha: 1 });
+      expect(s.dataset).toBe('telco-churn');
+      expect(s.partners).toBe(3);
+      expect(s.rounds).toBe(2);
+      expect(['tensorflow', 'wasm', 'cpu']).toContain(s.backend);
+      expect(s.auc.federated).toBeGreaterThan(0.7);
+      expect(s.auc.centralized).toBeGreaterThan(0.7);
+      expect(Object.keys(s.auc.local)).toHaveLength(3);
+      // The AUC from summed encrypted histograms agrees with the exact AUC on the pooled hold-out.
+      expect(Math.abs(s.auc.federatedFromHistograms - s.auc.federated)).toBeLessThan(0.002);
+      expect(s.encryption.scheme).toBe('ckks');
+      expect(s.encryption.polyModulusDegree).toBe(8192);
+      expect(s.encryption.wireBytesPerParameter).toBeGreaterThan(0);
+      for (const eps of Object.values(s.privacy!.epsilon)) {
+        expect(eps).toBeGreaterThan(0);
+        expect(eps).toBeLessThanOrEqual(3);
+      }
+      expect(s.audit).toEqual({ ok: true, findings: [] });
+      const files = readdirSync(out);
+      expect(files.filter((f) => f.endsWith('.ledger.jsonl')).sort()).toEqual(['coordinator.ledger.jsonl', 'partner-a.ledger.jsonl', 'partner-b.ledger.jsonl', 'partner-c.ledger.jsonl']);
+      expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
+      expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain(s.auc.federatedFromHistograms.toFixed(4));
+      expect(existsSync(join(out, 'model-card.md'))).toBe(true);
+      // Identity files are private to their owner.
+      for (const f of readdirSync(join(out, 'keys'))) expect(statSync(join(out, 'keys', f)).mode & 0o077).toBe(0);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
