@@ -95,7 +95,7 @@ describe('HTTPS between client nodes and the coordinator', () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ statusCode: 404, code: 'UNKNOWN_JOB' });
     // A signed JSON body crosses intact: the coordinator parses it and names the bad field.
-    await expect(partner.createJob({ manifest: { jobId: 'tls-job' }, signature: 'x' } as never)).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
+    await expect(partner.json('POST', '/v1/jobs', 'tls-job', 0, { manifest: { jobId: 'tls-job' }, signature: 'x' })).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
     await expect(partner.json('GET', '/health', 'tls-probe', 0)).resolves.toEqual({ ok: true });
   });
 
