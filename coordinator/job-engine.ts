@@ -5,6 +5,7 @@ import { verifySignedManifest, type JobManifest, type SignedManifest } from '../
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
 import { checkSubmission, roundKind, selectParticipants, totalRounds } from '../src/federation/rounds.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
+import { initialModelState } from '../src/federation/partner.ts';
 import type { CoordinatorStore, JobRow, RoundRow } from './store.ts';
 import type { JobLedgers } from './job-ledgers.ts';
 import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
@@ -391,7 +392,8 @@ export class JobEngine {
         this.stopJob(job, 'failed', `only ${accepted.length} participant(s) accepted, quorum is ${m.quorum}`);
         return;
       }
-      if (keysReady && accepted.length >= m.quorum && (answered === participants.length || joinWindowOver)) this.openRound(job, 1, 0, null);
+      // The initial model is public (seeded from the manifest), so round 1 can pin its hash too.
+      if (keysReady && accepted.length >= m.quorum && (answered === participants.length || joinWindowOver)) this.openRound(job, 1, 0, initialModelState(m).hash);
       return;
     }
     if (job.state !== 'running') return;

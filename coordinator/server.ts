@@ -9,6 +9,7 @@ import { verifyRequest } from '../src/crypto/request-signing.ts';
 import { signedManifestSchema } from '../src/federation/manifest.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { CoordinatorStore } from './store.ts';
+import { clientErrorHandler } from './tls.ts';
 import { HttpError, JobEngine } from './job-engine.ts';
 import { JobLedgers } from './job-ledgers.ts';
 import { generateIdentity, keyId, publicIdentity, readIdentityFile, writeIdentityFile, type Identity } from '../src/crypto/identity.ts';
@@ -57,12 +58,12 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   const nonces = store.nonceStore();
   const maxUpdateBytes = opts.maxUpdateBytes ?? 64 * 1024 * 1024;
 
-  const plainServer = () => Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024 });
+  const plainServer = () => Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler });
   // An HTTPS instance differs only in its server type parameters; routes, hooks and inject are the same.
   // TLS 1.2 is the floor: older versions are broken and nothing that runs fedmark needs them.
   const app = (
     opts.https
-      ? (Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' } }) as unknown as ReturnType<typeof plainServer>)
+      ? (Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler, https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' } }) as unknown as ReturnType<typeof plainServer>)
       : plainServer()
   ).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);

@@ -3,6 +3,7 @@
  * file holds secret keys, so it is written with mode 0600 and refused on read when group or others
  * can access it (the same rule OpenSSH applies to private keys).
  */
+import { ed25519Sign, ed25519Verify } from './ed25519.ts';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
@@ -74,6 +75,22 @@ export function generateIdentity(name: string): Identity {
     boxPublicKey: box.publicKey,
     boxSecretKey: box.secretKey,
   };
+}
+
+/**
+ * An identity derived from a 32-byte seed: for in-process simulations, where the keys never leave
+ * the process and a seeded job must replay exactly (training seeds are derived from key ids).
+ * Never use it for a real node's identity.
+ */
+export function identityFromSeed(name: string, seed: Uint8Array): Identity {
+  if (seed.length !== 32) throw new FedmarkError('IDENTITY_BAD_SEED', `identity seed must be 32 bytes, got ${seed.length}`);
+  const parsed = nameSchema.safeParse(name);
+  if (!parsed.success) {
+    throw new FedmarkError('IDENTITY_BAD_NAME', `identity name ${JSON.stringify(name)} is invalid: ${parsed.error.issues[0]?.message}`);
+  }
+  const sign = nacl.sign.keyPair.fromSeed(seed);
+  const box = nacl.box.keyPair.fromSecretKey(nacl.hash(seed).subarray(0, nacl.box.secretKeyLength));
+  return { name, signPublicKey: sign.publicKey, signSecretKey: sign.secretKey, boxPublicKey: box.publicKey, boxSecretKey: box.secretKey };
 }
 
 /** Key id: hex of the first 16 bytes of sha256(Ed25519 public key). */
@@ -172,7 +189,7 @@ export function readIdentityFile(path: string): Identity {
 
 /** Detached Ed25519 signature, base64. */
 export function signBytes(bytes: Uint8Array, id: Identity): string {
-  return b64(nacl.sign.detached(bytes, id.signSecretKey));
+  return b64(ed25519Sign(bytes, id.signSecretKey));
 }
 
 /** True only for a valid signature; malformed inputs return false rather than throwing. */
@@ -183,9 +200,5 @@ export function verifyBytes(bytes: Uint8Array, sigB64: string, signPublicKeyB64:
   const sig = fromB64(sigB64);
   const pk = fromB64(signPublicKeyB64);
   if (sig.length !== nacl.sign.signatureLength || pk.length !== nacl.sign.publicKeyLength) return false;
-  try {
-    return nacl.sign.detached.verify(bytes, sig, pk);
-  } catch {
-    return false;
-  }
+  return ed25519Verify(bytes, sig, pk);
 }

@@ -1,4 +1,5 @@
-import { generateIdentity, publicIdentity, type Identity } from '../crypto/identity.ts';
+import { createHash } from 'node:crypto';
+import { identityFromSeed, publicIdentity, type Identity } from '../crypto/identity.ts';
 import type { Dataset } from '../data/encode.ts';
 import { metricsFromHistograms, type FederatedEvalMetrics } from '../metrics/histogram.ts';
 import { RdpAccountant } from '../privacy/accountant.ts';
@@ -97,8 +98,10 @@ export async function simulate(opts: {
 }): Promise<SimulationResult> {
   const started = performance.now();
   if (opts.partners.length === 0) throw new FedmarkError('SIM_NO_PARTNERS', 'simulate() needs at least one partner');
-  const owner = generateIdentity('owner');
-  const ids: Identity[] = opts.partners.map((p) => generateIdentity(p.name));
+  // Keys derived from the job seed: training seeds depend on key ids, so a seeded simulation replays exactly.
+  const simKey = (role: string) => createHash('sha256').update(`fedmark-simulation|${opts.job.seed}|${role}`).digest();
+  const owner = identityFromSeed('owner', simKey('owner'));
+  const ids: Identity[] = opts.partners.map((p, i) => identityFromSeed(p.name, simKey(`partner|${i}|${p.name}`)));
   const manifest = parseManifest({
     ...opts.job,
     schemaVersion: 1,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createHash, createPrivateKey, sign as edSign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ import { CoordinatorClient } from '../../client/http.ts';
 
 const BULK = 10_000;
 const SOCKET_GENERATED = 200;
-const CONCURRENCY = 8;
+const CONCURRENCY = 4;
 const SEED = 20_261_125;
 const JOB = 'fuzz-job';
 const MAX_UPDATE_BYTES = 8 * 1024 * 1024;
@@ -118,6 +119,7 @@ function reseal(blob: Uint8Array): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Generators
 
+const INJECTABLE = new Set(http.METHODS);
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
 const SIG_HEADERS = ['x-fedmark-key', 'x-fedmark-job', 'x-fedmark-round', 'x-fedmark-timestamp', 'x-fedmark-nonce', 'x-fedmark-signature'];
 const CONTENT_TYPES = [
@@ -247,16 +249,19 @@ const garbage = fc
   .map((g) => ({ family: 'garbage' as const, ...g }));
 
 /** Family B: a well-formed request signed correctly, then one signature field broken. */
-const AUTH_BREAKS = [
-  'flip-signature', 'truncate-signature', 'empty-signature', 'non-base64-signature', 'other-request-signature', 'stale', 'future', 'ts-nonnumeric',
-  'ts-negative', 'ts-17-digits', 'nonce-short', 'nonce-bad-chars', 'nonce-long', 'key-unknown', 'key-uppercase', 'key-stranger', 'key-31', 'key-owner-signed-by-participant',
-  'job-header-other', 'round-header-mismatch', 'round-header-negative', 'round-header-huge', 'missing-header', 'repeated-header', 'body-altered', 'path-altered', 'method-altered',
+// Rejected before the Ed25519 verification (malformed, unknown, stale) …
+const CHEAP_BREAKS = [
+  'truncate-signature', 'empty-signature', 'non-base64-signature', 'stale', 'future', 'ts-nonnumeric', 'ts-negative', 'ts-17-digits', 'nonce-short',
+  'nonce-bad-chars', 'nonce-long', 'key-unknown', 'key-uppercase', 'key-stranger', 'key-31', 'round-header-negative', 'round-header-huge', 'missing-header', 'repeated-header',
 ] as const;
+// … and only after it (a pure-JS verify costs milliseconds, so these are fewer).
+const VERIFIED_BREAKS = ['flip-signature', 'other-request-signature', 'key-owner-signed-by-participant', 'job-header-other', 'round-header-mismatch', 'body-altered', 'path-altered', 'method-altered'] as const;
+type AuthBreak = (typeof CHEAP_BREAKS)[number] | (typeof VERIFIED_BREAKS)[number];
 const badAuth = fc
   .record({
     route: fc.integer({ min: 4, max: ROUTES.length - 1 }),
     signer: fc.nat(4),
-    breakage: fc.constantFrom(...AUTH_BREAKS),
+    breakage: fc.oneof({ weight: 3, arbitrary: fc.constantFrom<AuthBreak>(...CHEAP_BREAKS) }, { weight: 1, arbitrary: fc.constantFrom<AuthBreak>(...VERIFIED_BREAKS) }),
     which: fc.constantFrom(...SIG_HEADERS),
     round: fc.constantFrom(1, 1, 2),
     body: fc.oneof(shapedJson, anyJson),
@@ -266,9 +271,11 @@ const badAuth = fc
 
 /** Family C: correctly signed by owner, a participant or a stranger; hostile content the signature covers. */
 const ENVELOPE_MUTATIONS = ['exact', 'flip', 'truncate', 'append', 'meta', 'meta-raw', 'meta-length', 'header', 'blob-deep', 'blob-header', 'swap-parts', 'parts-lie', 'no-parts', 'other-partner'] as const;
+const SUBMISSION_ROUTE = ROUTES.findIndex((r) => r.path('j', 'r', 'k').endsWith('/submission'));
 const deep = fc
   .record({
-    route: fc.integer({ min: 4, max: ROUTES.length - 1 }),
+    // Submissions carry the most parsing (envelope, CKKS blobs): give them 40 % of this family.
+    route: fc.oneof({ weight: 2, arbitrary: fc.constant(SUBMISSION_ROUTE) }, { weight: 3, arbitrary: fc.integer({ min: 4, max: ROUTES.length - 1 }) }),
     signer: fc.nat(4),
     round: fc.constantFrom(1, 1, 1, 2, 0, 99),
     body: fc.oneof(shapedJson, anyJson),
@@ -294,11 +301,11 @@ const createJob = fc
   .map((g) => ({ family: 'createJob' as const, ...g }));
 
 const spec = fc.oneof(
-  { weight: 36, arbitrary: garbage },
-  { weight: 30, arbitrary: badAuth },
-  { weight: 20, arbitrary: deep },
-  { weight: 6, arbitrary: replay },
-  { weight: 5, arbitrary: createJob },
+  { weight: 56, arbitrary: garbage },
+  { weight: 22, arbitrary: badAuth },
+  { weight: 14, arbitrary: deep },
+  { weight: 4, arbitrary: replay },
+  { weight: 4, arbitrary: createJob },
 );
 type Spec = typeof spec extends fc.Arbitrary<infer T> ? T : never;
 
@@ -504,6 +511,8 @@ function toWire(s: Spec): Wire {
         const v = value as Record<string, unknown> | null;
         if (/\/(halt|withdraw)$/.test(url) && v && typeof v === 'object' && typeof v.reason === 'string' && v.reason.length > 0) value = { reason: 7 };
         if (url.endsWith('/acceptance') && v && typeof v === 'object' && v.accepted === false) value = { accepted: 'false' };
+        // Two participants reporting different (random) model hashes stop the job by design.
+        if (url.endsWith('/model-hash') && v && typeof v === 'object' && typeof v.hash === 'string' && /^[0-9a-f]{64}$/.test(v.hash) && s.signer >= 1 && s.signer <= 3) value = { hash: v.hash.toUpperCase() };
         body = Buffer.from(JSON.stringify(value) ?? 'null');
         ct = 'application/json';
       }
@@ -564,7 +573,9 @@ function rawExchange(bytes: Buffer, o: { halfClose?: boolean; timeoutMs?: number
       if (o.halfClose) socket.end();
     });
     const finish = () => {
-      const all = Buffer.concat(chunks);
+      let all = Buffer.concat(chunks);
+      // Interim 1xx responses (100 Continue) precede the real one.
+      while (/^HTTP\/1\.[01] 1\d\d /.test(all.subarray(0, 16).toString('latin1')) && all.indexOf('\r\n\r\n') >= 0) all = all.subarray(all.indexOf('\r\n\r\n') + 4);
       const sep = all.indexOf('\r\n\r\n');
       if (sep < 0) return resolve({ status: 0, headers: {}, body: all.toString('latin1') });
       const head = all.subarray(0, sep).toString('latin1').split('\r\n');
@@ -686,16 +697,21 @@ afterAll(async () => {
 describe('the coordinator under hostile input', () => {
   const outcomes: Outcome[] = [];
   const timings: Record<string, number> = {};
+  const started = performance.now();
 
   it(`answers ${BULK} generated requests (app.inject) and ${SOCKET_GENERATED} more over a real socket without a single 5xx`, async () => {
     const specs = fc.sample(spec, { numRuns: BULK + SOCKET_GENERATED, seed: SEED });
+    const byFamily = new Map<string, number>();
+    for (const x of specs.slice(0, BULK)) byFamily.set(x.family, (byFamily.get(x.family) ?? 0) + 1);
+    timings.families = JSON.stringify(Object.fromEntries(byFamily)) as never;
     let t = performance.now();
     outcomes.push(
       ...(await pool(specs.slice(0, BULK), CONCURRENCY, async (s) => {
         const w = toWire(s);
         sent.push(w);
         if (w.headers['x-fedmark-signature']) signedSent.push(w);
-        return viaInject(w);
+        // light-my-request only takes methods node knows; the rest are only possible on a socket.
+        return INJECTABLE.has(w.method) ? viaInject(w) : viaSocket(w);
       })),
     );
     timings.injectMs = performance.now() - t;
@@ -748,10 +764,8 @@ describe('the coordinator under hostile input', () => {
     const statuses = results.map(({ c, r }) => `${c.name}: ${r.status || 'closed'}`);
     const bad = results.filter(({ r }) => r.status >= 500 || (r.status !== 0 && r.status < 200));
     expect(bad.map(({ c, r }) => `${c.name} → ${r.status} ${r.body.slice(0, 200)}`), statuses.join('\n')).toEqual([]);
-    // Requests that reach the app (route-level rejections) carry our JSON error shape.
-    for (const { c, r } of results) {
-      if (r.status >= 400 && (r.headers['content-type'] ?? '').includes('application/json') && r.body.includes('"code"')) expect(isOurError(r.body), `${c.name}: ${r.body}`).toBe(true);
-    }
+    // Rejected by the route or by the HTTP parser (coordinator/tls.ts clientErrorHandler): the same JSON shape.
+    for (const { c, r } of results) if (r.status >= 400) expect(isOurError(r.body), `${c.name}: ${r.status} ${r.body}`).toBe(true);
     // Not one of these reached a handler as an authenticated request.
     expect(results.filter(({ r }) => r.status >= 200 && r.status < 300 && r.body.includes('"participants"')).length).toBeLessThanOrEqual(1);
     timings.rawCases = cases.length;
@@ -760,7 +774,8 @@ describe('the coordinator under hostile input', () => {
   it('stayed up, logged no server error, and was not polluted', async () => {
     const health = await app.inject({ method: 'GET', url: '/health' });
     expect(health.statusCode).toBe(200);
-    const errors = logLines.filter((l) => /"level":(50|60)/.test(l));
+    // Error-level lines that are not protocol events: unexpected errors in routes or in the deadline sweep.
+    const errors = logLines.filter((l) => /"level":(50|60)/.test(l) && !/"msg":"model hashes disagree: job stopped"/.test(l));
     expect(errors.map((l) => l.slice(0, 600)), 'error-level lines in the coordinator log').toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((Object.prototype as Record<string, unknown>).accepted).toBeUndefined();
@@ -780,12 +795,13 @@ describe('the coordinator under hostile input', () => {
     }
     expect(result.owner.finalMetrics!.auc).toBeGreaterThan(0.6);
     timings.honestMs = performance.now() - t;
+    timings.totalMs = performance.now() - started;
     const byStatus = new Map<number, number>();
     for (const oc of outcomes) byStatus.set(oc.status, (byStatus.get(oc.status) ?? 0) + 1);
     // The numbers the report quotes.
     console.info(
       `fuzz: ${outcomes.filter((x) => x.via === 'inject').length} inject + ${outcomes.filter((x) => x.via === 'socket').length} socket generated + ${timings.rawCases} raw HTTP cases; ` +
-        `inject ${(timings.injectMs / 1000).toFixed(1)} s, socket ${(timings.socketMs / 1000).toFixed(1)} s, honest job ${(timings.honestMs / 1000).toFixed(1)} s; ` +
+        `families ${timings.families}; inject ${(timings.injectMs / 1000).toFixed(1)} s, socket ${(timings.socketMs / 1000).toFixed(1)} s, honest job ${(timings.honestMs / 1000).toFixed(1)} s, all ${(timings.totalMs / 1000).toFixed(1)} s; ` +
         `statuses ${JSON.stringify(Object.fromEntries([...byStatus].sort((a, b) => a[0] - b[0])))}`,
     );
   }, 60_000);

@@ -3,6 +3,7 @@
  * ledger only needs "something that signs bytes under a key id", so any identity implementation
  * (file key, HSM, test key) can write a ledger, and verification needs only tweetnacl.
  */
+import { ed25519Sign, ed25519Verify } from '../../crypto/ed25519.ts';
 import nacl from 'tweetnacl';
 import { createHash } from 'node:crypto';
 import { canonicalBytes, sha256Canonical } from './canonical.ts';
@@ -34,7 +35,7 @@ export function signerFromSecretKey(signSecretKey: Uint8Array): LedgerSigner & {
   return {
     keyId: keyIdOf(kp.publicKey),
     signPublicKey: kp.publicKey,
-    sign: (bytes) => nacl.sign.detached(bytes, kp.secretKey),
+    sign: (bytes) => ed25519Sign(bytes, kp.secretKey),
   };
 }
 
@@ -71,7 +72,7 @@ export function verifySignature(message: Uint8Array, sigBase64: string, publicKe
     if (sig.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return false;
     const key = `${toBase64(publicKey)}|${sigBase64}|${createHash('sha256').update(message).digest('hex')}`;
     if (verifiedCache.has(key)) return true;
-    const ok = nacl.sign.detached.verify(message, sig, publicKey);
+    const ok = ed25519Verify(message, sig, publicKey);
     if (ok) {
       if (verifiedCache.size >= VERIFIED_CACHE_MAX) verifiedCache.clear();
       verifiedCache.add(key);
