@@ -10,9 +10,7 @@ import cliProgress from 'cli-progress';
 import pino from 'pino';
 import { generateIdentity, publicIdentity, writeIdentityFile, type Identity } from '../src/crypto/identity.ts';
 import { BUNDLED_DATASETS, type BundledDatasetName } from '../src/data/bundled.ts';
-import { concatDatasets, loadDataset, subsetDataset } from '../src/data/encode.ts';
-import { loadSchema } from '../src/data/schema.ts';
-import { partitionDirichlet } from '../src/data/partition.ts';
+import { concatDatasets } from '../src/data/encode.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
 import { parseManifest, signManifest, type JobManifest } from '../src/federation/manifest.ts';
@@ -31,19 +29,12 @@ import type { LedgerEntry } from '../src/privacy/ledger/entries.ts';
 import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { writeReport } from '../src/report/html.ts';
 import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
-import { splitPartnerData } from './partner-data.ts';
+import { bundledPartners, DATASET_ALIASES, PARTNER_HOLDOUT } from './partner-data.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, 'main.ts');
 const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
-const HOLDOUT = 0.2;
 
-export const DATASET_ALIASES: Record<string, BundledDatasetName> = {
-  bank: 'bank-marketing',
-  'bank-marketing': 'bank-marketing',
-  telco: 'telco-churn',
-  'telco-churn': 'telco-churn',
-};
 
 export interface DemoOptions {
   dataset: string;
@@ -177,12 +168,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
 
   // 1. Split the bundled data across partners (non-IID label skew) and write each partner's own CSV.
   const bundled = BUNDLED_DATASETS[datasetName];
-  const schema = await loadSchema(bundled.schema);
-  const full = await loadDataset(bundled.csv, schema);
+  const { schema, full, parts, names, splits } = await bundledPartners(datasetName, o.partners, o.alpha, o.seed);
   const raw = rawLines(bundled.csv);
   if (full.n !== raw.rows.length) throw new FedmarkError('DEMO_DATA', `bundled ${datasetName}: ${raw.rows.length - full.n} rows failed to load; see the loader's report`);
-  const parts = partitionDirichlet(full.y, o.partners, o.alpha, o.seed);
-  const names = parts.map((_, i) => `partner-${String.fromCharCode(97 + (i % 26))}${i >= 26 ? i : ''}`);
   const owner = generateIdentity('data-scientist');
   await writeIdentityFile(join(out, 'keys', 'owner.json'), owner, { force: true });
   const ids: Identity[] = [];
@@ -251,7 +239,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
           '--identity', join(out, 'keys', `${name}.json`),
           '--policy', join(out, 'partners', name, 'policy.json'),
           '--state-dir', join(out, 'partners', name, 'state'),
-          '--holdout', String(HOLDOUT),
+          '--holdout', String(PARTNER_HOLDOUT),
           '--split-seed', String(o.seed),
           '--poll-ms', '100',
         ],
@@ -289,7 +277,6 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
 
     // 4. Compare with centralized (all rows pooled) and each partner alone, on the same pooled hold-out.
     const d = manifest.dataset.featureNames.length;
-    const splits = parts.map((idx) => splitPartnerData(subsetDataset(full, idx), HOLDOUT, o.seed));
     const pooledTest = concatDatasets(splits.map((s) => s.test));
     const aucOf = (params: Float64Array) => auc(predictProba(manifest.model, d, params, pooledTest.X, pooledTest.n), pooledTest.y);
     const baselineConfig = { epochs: o.rounds * manifest.localTraining.epochs, batchSize: 64, learningRate: 0.1, optimizer: 'sgd' as const, seed: o.seed };

@@ -7,6 +7,7 @@ import { registerDemoCommand } from './demo.ts';
 import { registerAuditCommand } from './audit-command.ts';
 import { registerReportCommand } from './report-command.ts';
 import { registerSimulateCommand } from './simulate-command.ts';
+import { registerGovernanceCommands } from './governance-commands.ts';
 
 const program = new Command();
 program
@@ -20,6 +21,7 @@ registerPrivacyCommands(program);
 registerAuditCommand(program);
 registerReportCommand(program);
 registerSimulateCommand(program);
+registerGovernanceCommands(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -8,7 +8,8 @@ import { loadPolicy } from '../src/privacy/policy.ts';
 import { BudgetStore } from '../src/privacy/budget-store.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
 import { runClientNode } from '../client/node.ts';
-import { policyReview, PolicyBudgetGuard } from '../client/policy-guard.ts';
+import { policyReview, PolicyBudgetGuard, type OfficerApproval } from '../client/policy-guard.ts';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadPartnerData } from './partner-data.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
@@ -57,6 +58,8 @@ export function registerNodeCommands(program: Command): void {
     .option('--holdout <fraction>', 'share of local rows kept for federated evaluation', '0.2')
     .option('--split-seed <n>', 'seed of the local train/hold-out split', '7')
     .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
+    .option('--approvals <file>', "officers' approvals of the job (JSON array from fedmark approve), when the policy requires two-person approval")
+    .option('--withdrawn <file>', 'customer ids whose consent was withdrawn (one per line): excluded from every later round')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--ca <pem>', "trust the coordinator's certificate only if this CA issued it (instead of the system store)")
     .option('--pin-sha256 <hex>', "trust the coordinator's certificate only if its SHA-256 fingerprint is this (works for self-signed)")
@@ -79,7 +82,8 @@ export function registerNodeCommands(program: Command): void {
         test: data.test,
         schemaHash: schemaHash(schema),
         stateDir: o.stateDir,
-        reviewJob: (m) => policyReview(policy, m, data.all.n, budget),
+        reviewJob: (m) => policyReview(policy, m, data.all.n, budget, o.approvals ? readApprovals(o.approvals) : []),
+        withdrawnIds: o.withdrawn ? () => readIdList(o.withdrawn) : undefined,
         budget: new PolicyBudgetGuard(policy, budget),
         policyLimits: (m) => ({
           maxEpsilon: policy.maxEpsilonPerJob,
@@ -95,4 +99,27 @@ export function registerNodeCommands(program: Command): void {
       process.stdout.write(`${JSON.stringify({ state: result.state, reason: result.reason, rounds: result.rounds, modelHash: result.modelHash })}\n`);
       process.exit(result.state === 'completed' ? 0 : 3);
     });
+}
+
+function readApprovals(path: string): OfficerApproval[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FedmarkError('APPROVALS_UNREADABLE', `approvals file ${path}: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(raw) ? raw : [raw];
+  return list.map((a, i) => {
+    const x = a as Partial<OfficerApproval>;
+    if (typeof x.officer !== 'string' || typeof x.signature !== 'string') {
+      throw new FedmarkError('APPROVALS_INVALID', `approvals file ${path}: entry ${i} needs "officer" and "signature" strings`);
+    }
+    return { officer: x.officer, signature: x.signature };
+  });
+}
+
+/** Re-read before every round, so a withdrawal takes effect from the next round on. */
+function readIdList(path: string): Set<string> {
+  if (!existsSync(path)) return new Set();
+  return new Set(readFileSync(path, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean));
 }

@@ -1,6 +1,8 @@
 import { loadDataset, subsetDataset, type Dataset } from '../src/data/encode.ts';
 import { trainTestSplit } from '../src/data/split.ts';
-import type { DatasetSchema } from '../src/data/schema.ts';
+import { loadSchema, type DatasetSchema } from '../src/data/schema.ts';
+import { partitionDirichlet } from '../src/data/partition.ts';
+import { BUNDLED_DATASETS, type BundledDatasetName } from '../src/data/bundled.ts';
 
 /**
  * A partner's local rows split into training rows and its own hold-out. The split is seeded so the
@@ -14,4 +16,31 @@ export async function loadPartnerData(csv: string, schema: DatasetSchema, holdou
 export function splitPartnerData(all: Dataset, holdout: number, seed: number): { train: Dataset; test: Dataset } {
   const split = trainTestSplit(all.y, holdout, seed);
   return { train: subsetDataset(all, split.train), test: subsetDataset(all, split.test) };
+}
+
+export const DATASET_ALIASES: Record<string, BundledDatasetName> = {
+  bank: 'bank-marketing',
+  'bank-marketing': 'bank-marketing',
+  telco: 'telco-churn',
+  'telco-churn': 'telco-churn',
+};
+
+/** Share of each partner's rows kept as its hold-out in the demo and simulations. */
+export const PARTNER_HOLDOUT = 0.2;
+
+export function partnerName(i: number): string {
+  return `partner-${String.fromCharCode(97 + (i % 26))}${i >= 26 ? i : ''}`;
+}
+
+/**
+ * A bundled dataset split across k partners with Dirichlet(α) label skew, and each partner's own
+ * seeded train/hold-out split — exactly what the demo's partner nodes do with their CSVs.
+ */
+export async function bundledPartners(name: BundledDatasetName, k: number, alpha: number, seed: number) {
+  const schema = await loadSchema(BUNDLED_DATASETS[name].schema);
+  const full = await loadDataset(BUNDLED_DATASETS[name].csv, schema);
+  const parts = partitionDirichlet(full.y, k, alpha, seed);
+  const names = parts.map((_, i) => partnerName(i));
+  const splits = parts.map((idx) => splitPartnerData(subsetDataset(full, idx), PARTNER_HOLDOUT, seed));
+  return { schema, full, parts, names, splits };
 }

@@ -1,14 +1,9 @@
 import type { Command } from 'commander';
-import { BUNDLED_DATASETS } from '../src/data/bundled.ts';
-import { loadDataset, subsetDataset } from '../src/data/encode.ts';
-import { loadSchema } from '../src/data/schema.ts';
-import { partitionDirichlet } from '../src/data/partition.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
 import { simulate } from '../src/federation/simulate.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { splitPartnerData } from './partner-data.ts';
-import { DATASET_ALIASES } from './demo.ts';
+import { bundledPartners, DATASET_ALIASES } from './partner-data.ts';
 
 export function registerSimulateCommand(program: Command): void {
   program
@@ -28,13 +23,9 @@ export function registerSimulateCommand(program: Command): void {
       if (!name) throw new FedmarkError('CLI_DATASET', `unknown dataset "${o.dataset}": use bank or telco`);
       const backend = await initBackend({ log: (m) => process.stderr.write(`[fedmark] ${m}\n`) });
       const seed = Number(o.seed);
-      const schema = await loadSchema(BUNDLED_DATASETS[name].schema);
-      const full = await loadDataset(BUNDLED_DATASETS[name].csv, schema);
       const k = Number(o.partners);
-      const partners = partitionDirichlet(full.y, k, Number(o.alpha), seed).map((idx, i) => ({
-        name: `partner-${String.fromCharCode(97 + i)}`,
-        ...splitPartnerData(subsetDataset(full, idx), 0.2, seed),
-      }));
+      const { schema, names, splits } = await bundledPartners(name, k, Number(o.alpha), seed);
+      const partners = splits.map((sp, i) => ({ name: names[i], ...sp }));
       const job = jobPreset({
         jobId: `simulation-${Date.now().toString(36)}`,
         schema,

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Identity } from '../src/crypto/identity.ts';
 import { keyId as keyIdOf } from '../src/crypto/identity.ts';
 import { openSealed } from '../src/crypto/key-ceremony.ts';
-import type { Dataset } from '../src/data/encode.ts';
+import { subsetDataset, type Dataset } from '../src/data/encode.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { verifySignedManifest, type JobManifest } from '../src/federation/manifest.ts';
 import { PartnerRuntime, type BudgetGuard } from '../src/federation/partner.ts';
@@ -42,6 +42,8 @@ export interface ClientNodeOptions {
   onRound?: (info: { round: number; modelHash: string }) => void;
   /** How long to wait for the job to be registered at the coordinator (default 10 minutes). */
   joinTimeoutMs?: number;
+  /** Customer ids whose consent was withdrawn; read before every round, their rows leave every later round. */
+  withdrawnIds?: () => ReadonlySet<string>;
 }
 
 export interface ClientNodeResult {
@@ -136,6 +138,9 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
     log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
   }
 
+  let train = o.train;
+  let test = o.test;
+  let totalWithdrawn = 0;
   const runtime = new PartnerRuntime({ manifest, keyId: myKeyId, train: o.train, test: o.test, scheme, secretKey, budget: o.budget });
   const pendingPath = join(o.stateDir, `${o.jobId}.pending-submission`);
   // DP reports of rounds this node submitted to, until their aggregate is applied and recorded.
@@ -161,13 +166,17 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
         });
         const mine = submitted.get(round);
         if (mine) {
-          ledger.round(o.jobId, round, { ...mine, rowsUsed: o.train.n, globalModelHash: next.hash, coordinatorHead: await client.ledgerHead(o.jobId) });
+          ledger.round(o.jobId, round, { ...mine, rowsUsed: train.n, globalModelHash: next.hash, coordinatorHead: await client.ledgerHead(o.jobId) });
           submitted.delete(round);
           saveSubmitted();
         }
         o.onRound?.({ round, modelHash: next.hash });
       }
       if (status.state !== 'running' && status.state !== 'awaiting-keys') break;
+      if (status.participants.find((p) => p.keyId === myKeyId)?.status === 'withdrawn') {
+        log.warn('this node has withdrawn from the job: stopping');
+        break;
+      }
       const selected = status.selected.includes(myKeyId);
       const done = status.submitted.includes(myKeyId);
       if (status.roundState === 'open' && selected && !done && runtime.state.round === status.round - 1) {
@@ -192,6 +201,28 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
     sentBodies: client.sentBodies,
   };
 
+  /** Drops rows of customers who withdrew consent since the last round, and records it. */
+  function applyWithdrawals(): void {
+    const withdrawn = o.withdrawnIds?.();
+    if (!withdrawn || withdrawn.size === 0 || !train.ids || !test.ids) return;
+    const keep = (ds: Dataset) => {
+      const idx: number[] = [];
+      const gone: string[] = [];
+      ds.ids!.forEach((id, i) => (withdrawn.has(id) ? gone.push(id) : idx.push(i)));
+      return { ds: gone.length ? subsetDataset(ds, idx) : ds, gone };
+    };
+    const a = keep(train);
+    const b = keep(test);
+    const gone = [...a.gone, ...b.gone];
+    if (!gone.length) return;
+    train = a.ds;
+    test = b.ds;
+    totalWithdrawn += gone.length;
+    runtime.replaceData(train, test);
+    ledger.consentWithdrawal(gone, totalWithdrawn);
+    log.warn({ rows: gone.length, totalWithdrawn }, 'consent withdrawn: rows excluded from this round on');
+  }
+
   async function submitRound(round: number, attempt: number): Promise<void> {
     const tag = `${round}.${attempt}`;
     let body: Uint8Array | null = null;
@@ -200,6 +231,7 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
       if (pending.tag === tag) body = Buffer.from(pending.body, 'base64');
     }
     if (!body) {
+      applyWithdrawals();
       const kind = roundKind(manifest, round);
       const result = await runtime.buildSubmission(round, attempt, kind);
       if (result.status === 'refused') {

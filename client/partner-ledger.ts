@@ -5,7 +5,7 @@ import type { Identity } from '../src/crypto/identity.ts';
 import { keyId } from '../src/crypto/identity.ts';
 import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
 import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from '../src/privacy/ledger/signing.ts';
-import { writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
+import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
 import type { PayloadInput, PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import type { DpReport } from '../src/federation/update-codec.ts';
 
@@ -94,6 +94,12 @@ export class PartnerLedger {
 
   budgetRefusal(jobId: string, round: number, requestedEpsilon: number, remainingEpsilon: number, reason: string): void {
     this.writer.append('budget.refusal', { jobId, partner: this.self, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
+  }
+
+  /** Customers who withdrew consent: recorded by salted hash only, with the running total. */
+  consentWithdrawal(customerIds: string[], totalWithdrawn: number): void {
+    const idHashes = [...new Set(customerIds.map((id) => hashCustomerId(id, this.salt)))].sort();
+    this.writer.append('consent.withdrawal', { partner: this.self, idHashes, count: idHashes.length, totalWithdrawn, effectiveFrom: new Date().toISOString() });
   }
 
   withdrawal(jobId: string, reason: string, afterRound: number): PayloadInput<'partner.withdraw'> {

@@ -2,11 +2,18 @@ import type { JobManifest } from '../src/federation/manifest.ts';
 import type { BudgetGuard } from '../src/federation/partner.ts';
 import type { DpEvent } from '../src/privacy/accountant.ts';
 import { planDp } from '../src/federation/dp-plan.ts';
-import { checkJob, type PartnerPolicy as Policy } from '../src/privacy/policy.ts';
+import { checkJob, verifyDualAuthorization, type PartnerPolicy as Policy } from '../src/privacy/policy.ts';
+import { approvalPayload } from '../src/federation/manifest.ts';
 import type { BudgetStore } from '../src/privacy/budget-store.ts';
 
+/** An officer's signature over `approvalPayload(manifest)` (see `fedmark approve`). */
+export interface OfficerApproval {
+  officer: string;
+  signature: string;
+}
+
 /** Reasons this node's policy refuses the job (empty: accept). */
-export function policyReview(policy: Policy, manifest: JobManifest, datasetRows: number, store: BudgetStore): string[] {
+export function policyReview(policy: Policy, manifest: JobManifest, datasetRows: number, store: BudgetStore, approvals: OfficerApproval[] = []): string[] {
   const plan = planDp(manifest);
   if (!plan) return ['the job is not differentially private; this node only releases DP updates'];
   const verdict = checkJob(
@@ -14,7 +21,13 @@ export function policyReview(policy: Policy, manifest: JobManifest, datasetRows:
     { purpose: manifest.purpose, columns: manifest.dataset.columns, targetEpsilon: plan.targetEpsilon, delta: plan.delta, datasetRows },
     store.lifetimeEpsilon(policy.datasetId, plan.delta),
   );
-  return verdict.ok ? [] : verdict.reasons;
+  const reasons = verdict.ok ? [] : [...verdict.reasons];
+  // Two-person rule: data access needs the signatures of two distinct officers named in the policy.
+  if (policy.dualAuthorization && !verifyDualAuthorization(approvalPayload(manifest), approvals, policy)) {
+    const named = policy.dualAuthorization.officers.map((o) => o.name).join(', ');
+    reasons.push(`two-person approval missing: ${policy.dualAuthorization.required} of the officers (${named}) must sign this job (fedmark approve)`);
+  }
+  return reasons;
 }
 
 /**

@@ -139,3 +139,11 @@ export function manifestHash(manifest: JobManifest): string {
   return sha256Canonical(manifest);
 }
 
+
+/**
+ * What a partner's officers sign to approve a job under the two-person rule: the job id and the hash
+ * of the exact manifest, so an approval cannot be reused for another job or a changed manifest.
+ */
+export function approvalPayload(manifest: JobManifest): Uint8Array {
+  return canonicalBytes({ approves: 'fedmark-job', jobId: manifest.jobId, manifestHash: manifestHash(manifest) });
+}

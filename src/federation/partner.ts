@@ -52,6 +52,16 @@ export class PartnerRuntime {
   readonly tracker: ModelTracker;
   private readonly d: number;
 
+  /**
+   * Replaces the local rows (same features), e.g. after consent withdrawals: later rounds train and
+   * evaluate without the withdrawn customers.
+   */
+  replaceData(train: Dataset, test: Dataset): void {
+    if (train.d !== this.d || test.d !== this.d) throw new FedmarkError('SCHEMA_MISMATCH', `replacement data has ${train.d} features, the job declares ${this.d}`);
+    this.opts.train = train;
+    this.opts.test = test;
+  }
+
   constructor(private readonly opts: PartnerOptions) {
     this.manifest = opts.manifest;
     this.keyId = opts.keyId;

@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readIdentityFile, signBytes } from '../src/crypto/identity.ts';
+import { approvalPayload, parseManifest } from '../src/federation/manifest.ts';
+import { subjectStatement } from '../src/privacy/ledger/subject-rights.ts';
+import { composedEpsilon } from '../src/privacy/accountant.ts';
+import { FedmarkError } from '../src/errors.ts';
+import { CoordinatorClient } from '../client/http.ts';
+import { PartnerLedger } from '../client/partner-ledger.ts';
+
+/** Data-governance commands: two-person approval, data-subject requests, withdrawal, emergency brake. */
+export function registerGovernanceCommands(program: Command): void {
+  program
+    .command('approve')
+    .description("an officer's signature approving a job (two-person rule); give two of them to the client with --approvals")
+    .requiredOption('--identity <file>', "the officer's identity file")
+    .requiredOption('--manifest <file>', 'the job manifest (JSON) being approved')
+    .action((o: { identity: string; manifest: string }) => {
+      const officer = readIdentityFile(o.identity);
+      const manifest = parseManifest(JSON.parse(readFileSync(o.manifest, 'utf8')));
+      process.stdout.write(`${JSON.stringify({ officer: officer.name, jobId: manifest.jobId, signature: signBytes(approvalPayload(manifest), officer) })}\n`);
+    });
+
+  program
+    .command('subject')
+    .description("answer a data-subject request from a partner's own ledger: which jobs and models used this customer's record, with what ε")
+    .requiredOption('--ledger <file>', "the partner's ledger")
+    .requiredOption('--state-dir <dir>', "the partner node's state directory (holds the id salt and id sidecars)")
+    .requiredOption('--customer-id <id>', 'the customer id (never leaves this machine)')
+    .option('--json', 'print JSON', false)
+    .action((o: { ledger: string; stateDir: string; customerId: string; json: boolean }) => {
+      const salt = readFileSync(join(o.stateDir, 'subject-salt'));
+      const st = subjectStatement(o.ledger, join(o.stateDir, 'subject-ids'), o.customerId, salt, { epsilonOf: composedEpsilon });
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(st)}\n`);
+        return;
+      }
+      process.stdout.write(`Statement for customer (salted hash ${st.customerIdHash}) from partner ${st.partner ?? 'unknown'}\n`);
+      if (st.consentWithdrawn) process.stdout.write('Consent withdrawn: the record is excluded from every later round.\n');
+      if (!st.uses.length) process.stdout.write('No job used this record.\n');
+      for (const u of st.uses) {
+        process.stdout.write(`- job ${u.jobId}: model ${u.modelHash ?? '(not finished)'}, ${u.rounds} round(s), ε ≤ ${u.epsilon === null ? 'n/a' : Math.ceil(u.epsilon * 1000) / 1000} at δ = ${u.delta ?? 'n/a'}\n`);
+      }
+      for (const p of st.problems) process.stdout.write(`! ${p}\n`);
+    });
+
+  program
+    .command('withdraw')
+    .description('leave a running job at once (recorded in both ledgers); the coordinator stops sending this node work')
+    .requiredOption('--coordinator <url>', 'coordinator base URL')
+    .requiredOption('--job <id>', 'job id')
+    .requiredOption('--identity <file>', "the partner node's identity")
+    .requiredOption('--state-dir <dir>', "the partner node's state directory")
+    .requiredOption('--reason <text>', 'why')
+    .action(async (o: { coordinator: string; job: string; identity: string; stateDir: string; reason: string }) => {
+      const identity = readIdentityFile(o.identity);
+      const client = new CoordinatorClient(o.coordinator.replace(/\/$/, ''), identity);
+      const status = await client.status(o.job);
+      const afterRound = Math.max(0, ...status.closedRounds);
+      const ledger = PartnerLedger.open(join(o.stateDir, `${identity.name}.ledger.jsonl`), identity, o.stateDir);
+      try {
+        await client.withdraw(o.job, o.reason, ledger.withdrawal(o.job, o.reason, afterRound));
+      } finally {
+        ledger.close();
+      }
+      process.stdout.write(`withdrew from job ${o.job} after round ${afterRound}\n`);
+    });
+
+  program
+    .command('halt')
+    .description("the job owner's emergency brake: stops the job for every party; recorded in the ledger")
+    .requiredOption('--coordinator <url>', 'coordinator base URL')
+    .requiredOption('--job <id>', 'job id')
+    .requiredOption('--identity <file>', "the job owner's identity")
+    .requiredOption('--reason <text>', 'why')
+    .action(async (o: { coordinator: string; job: string; identity: string; reason: string }) => {
+      if (!o.reason.trim()) throw new FedmarkError('CLI_REASON', '--reason must not be empty');
+      const client = new CoordinatorClient(o.coordinator.replace(/\/$/, ''), readIdentityFile(o.identity));
+      await client.halt(o.job, o.reason);
+      process.stdout.write(`job ${o.job} halted\n`);
+    });
+}
