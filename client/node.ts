@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Identity } from '../src/crypto/identity.ts';
 import { keyId as keyIdOf } from '../src/crypto/identity.ts';
-import { openSealed } from '../src/crypto/key-ceremony.ts';
+import { openJobKey } from '../src/crypto/key-ceremony.ts';
 import { subsetDataset, type Dataset } from '../src/data/encode.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { verifySignedManifest, type JobManifest } from '../src/federation/manifest.ts';
@@ -127,7 +127,7 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
       const res = await client.request('GET', `/v1/jobs/${o.jobId}/keys/mine`, o.jobId, 0);
       if (res.ok) {
         const sealed = new Uint8Array(await res.arrayBuffer());
-        secretKey = openSealed(sealed, Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
+        secretKey = openJobKey(o.jobId, sealed, Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
         break;
       }
       await res.arrayBuffer().catch(() => undefined);
@@ -237,7 +237,9 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
       if (result.status === 'refused') {
         log.warn({ round, reason: result.reason }, 'round declined: privacy budget');
         ledger.budgetRefusal(o.jobId, round, result.requestedEpsilon, result.remainingEpsilon, result.reason);
-        await client.decline(o.jobId, round, attempt, result.reason, result.requestedEpsilon, result.remainingEpsilon);
+        await client.decline(o.jobId, round, attempt, result.reason, result.requestedEpsilon, result.remainingEpsilon).catch((err: unknown) => {
+          if (!(err instanceof FedmarkError && /ROUND_NOT_OPEN|JOB_CLOSED|NOT_SELECTED/.test(err.code))) throw err;
+        });
         return;
       }
       body = result.body;
@@ -254,7 +256,7 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
       const res = await client.submit(o.jobId, round, body);
       log.info({ round, attempt, bytes: body.length, duplicate: res.duplicate }, 'update submitted');
     } catch (err) {
-      if (err instanceof FedmarkError && /ROUND_CLOSED|ROUND_DEADLINE|ROUND_NOT_OPEN/.test(err.code)) log.warn({ round, err: err.message }, 'submission too late');
+      if (err instanceof FedmarkError && /ROUND_CLOSED|ROUND_DEADLINE|ROUND_NOT_OPEN|JOB_CLOSED|NOT_SELECTED/.test(err.code)) log.warn({ round, err: err.message }, "submission not taken (round or job closed meanwhile)");
       else throw err;
     }
     rmSync(pendingPath, { force: true });

@@ -4,7 +4,7 @@ import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
 import { signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
 import { GENESIS_PREV, type LedgerEntry } from '../src/privacy/ledger/entries.ts';
 import { planDp } from '../src/federation/dp-plan.ts';
-import { sealForRecipient } from '../src/crypto/key-ceremony.ts';
+import { sealJobKey } from '../src/crypto/key-ceremony.ts';
 import type { JobManifest, SignedManifest } from '../src/federation/manifest.ts';
 import { ModelTracker } from '../src/federation/partner.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
@@ -76,13 +76,13 @@ export async function runJobOwner(o: {
   if (scheme.scheme === 'ckks') {
     secretKey = scheme.generateSecretKey();
     for (const p of manifest.participants) {
-      const sealed = sealForRecipient(secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.identity);
+      const sealed = sealJobKey(manifest.jobId, secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.identity);
       await client.putSealedKey(manifest.jobId, p.keyId, sealed);
     }
   } else {
     // Still upload a placeholder so the ceremony completes; it carries no key because there is none.
     for (const p of manifest.participants) {
-      await client.putSealedKey(manifest.jobId, p.keyId, sealForRecipient(new Uint8Array(32), Buffer.from(p.boxPublicKey, 'base64'), o.identity));
+      await client.putSealedKey(manifest.jobId, p.keyId, sealJobKey(manifest.jobId, new Uint8Array(0), Buffer.from(p.boxPublicKey, 'base64'), o.identity));
     }
     o.log.warn('INSECURE: plaintext aggregation — the coordinator can read every update');
   }

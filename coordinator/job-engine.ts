@@ -406,7 +406,7 @@ export class JobEngine {
       const outstanding = selected.filter((k) => !submitted.includes(k) && !declined.has(k) && !withdrawn.has(k));
       const pastDeadline = this.now() > r.deadline_at;
       if (outstanding.length > 0 && !pastDeadline) return;
-      if (submitted.length >= Math.min(m.quorum, selected.length) && submitted.length > 0) this.closeRound(job, r, selected, submitted);
+      if (submitted.length >= m.quorum) this.closeRound(job, r, selected, submitted);
       else this.failAttempt(job, r, submitted.length, pastDeadline);
       return;
     }

@@ -7,7 +7,7 @@
  *   npx tsx benchmarks/load/run.ts --quick    # N ∈ {5, 10}, all-at-once; prints JSON (writes only with --out)
  *
  * Options: --partners 10,25,50  --concurrency all,5  --dataset bank-marketing|telco-churn
- *          --params 100000  --log-level info  --case-timeout-s 300  --out FILE  --keep
+ *          --params 100000  --log-level info  --case-timeout-s 300  --out FILE  --keep  --timeline
  *
  * Method (details in benchmarks/load/README.md): the partners' work (encryption, envelope building)
  * is done before the timed phase; only signing and sending each request is inside it. The coordinator
@@ -27,6 +27,7 @@ import type { JobStatus } from '../../coordinator/job-engine.ts';
 import { generateIdentity, publicIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { sealForRecipient } from '../../src/crypto/key-ceremony.ts';
 import { isBundledDatasetName, loadBundledSchema } from '../../src/data/bundled.ts';
+import { featureNames } from '../../src/data/schema.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import { parseManifest, signManifest, verifySignedManifest, type JobManifest } from '../../src/federation/manifest.ts';
 import { initialModelState } from '../../src/federation/partner.ts';
@@ -57,6 +58,7 @@ const flag = (name: string) => process.argv.includes(`--${name}`);
 
 const quick = flag('quick');
 const keep = flag('keep');
+const withTimeline = flag('timeline');
 const partnerCounts = (option('partners') ?? (quick ? '5,10' : '10,25,50')).split(',').map((s) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--partners: ${s} is not an integer in 1..64 (64 = CKKS maxSummands of the default HE parameters)`);
@@ -214,6 +216,8 @@ interface CaseResult {
   submissions?: { ok: number; failed: number; errors: string[] };
   latencyMs?: { p50: number; p95: number; p99: number; max: number; min: number; mean: number };
   submissionPhaseS?: number;
+  /** First to last request start. Even "all at once" starts are spread: signing runs on one client thread. */
+  sendSpreadS?: number;
   roundTimeS?: number;
   throughput?: { submissionsPerS: number; mbPerS: number };
   bytesPerSubmission?: number;
@@ -231,6 +235,8 @@ interface CaseResult {
     roundGrowth: number;
   };
   hwmResetSupported?: boolean;
+  /** --timeline: VmRSS every 50 ms from just before the first request, and when each response arrived. */
+  rssTimeline?: { ms: number[]; mb: number[]; responsesAtMs: number[] };
   aggregateMaxAbsError?: number;
   setupS?: number;
 }
@@ -322,26 +328,34 @@ async function runCase(o: {
       hwmResetSupported = false;
     }
     let sampledPeakKb = before.rssKb;
+    const timeline: [number, number][] = [];
+    const tRound = performance.now();
     const sampler = setInterval(() => {
       try {
-        sampledPeakKb = Math.max(sampledPeakKb, procMemory(c.pid).rssKb);
+        const rssKb = procMemory(c.pid).rssKb;
+        sampledPeakKb = Math.max(sampledPeakKb, rssKb);
+        if (withTimeline) timeline.push([Math.round(performance.now() - tRound), mb(rssKb)]);
       } catch {
         /* process gone: the case fails below */
       }
     }, SAMPLE_MS);
 
     const latencies: number[] = [];
+    const responseTimes: number[] = [];
     const errors: string[] = [];
     let firstSend = Infinity;
+    let lastSend = 0;
     let lastDone = 0;
     const limit = o.concurrency === 'all' ? n : o.concurrency;
     await pool(bodies, limit, async (body, i) => {
       const t0 = performance.now();
       firstSend = Math.min(firstSend, t0);
+      lastSend = Math.max(lastSend, t0);
       try {
         const res = await clients[i].submit(jobId, 1, body);
         if (res.duplicate) throw new Error('acknowledged as a duplicate');
         latencies.push(performance.now() - t0);
+        responseTimes.push(Math.round(performance.now() - tRound));
       } catch (err) {
         errors.push(`${participants[i].name}: ${(err as Error).message}`);
       } finally {
@@ -389,6 +403,7 @@ async function runCase(o: {
       };
     }
     result.submissionPhaseS = r3(submissionPhaseS);
+    result.sendSpreadS = r3((lastSend - firstSend) / 1000);
     result.roundTimeS = r3((closedAt - firstSend) / 1000);
     result.throughput = { submissionsPerS: r3(latencies.length / submissionPhaseS), mbPerS: r3(totalBytes / 1e6 / submissionPhaseS) };
     result.bytesPerSubmission = Math.round(totalBytes / n);
@@ -403,6 +418,7 @@ async function runCase(o: {
       roundGrowth: mb(peakRoundKb - before.rssKb),
     };
     result.hwmResetSupported = hwmResetSupported;
+    if (withTimeline) result.rssTimeline = { ms: timeline.map((x) => x[0]), mb: timeline.map((x) => x[1]), responsesAtMs: responseTimes.sort((a, b) => a - b) };
     result.aggregateMaxAbsError = r3(maxErr);
     if (errors.length) throw new Error(`${errors.length} of ${n} submissions failed; first: ${errors[0]}`);
     if (!(maxErr < 1e-6)) throw new Error(`decrypted aggregate differs from the plain sum by ${maxErr}`);
@@ -435,8 +451,7 @@ async function main(): Promise<void> {
   const loadStart = loadavg();
   const schema = await loadBundledSchema(datasetName as 'bank-marketing' | 'telco-churn');
   const maxN = Math.max(...partnerCounts);
-  const probe = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null });
-  const d = probe.dataset.featureNames.length;
+  const d = featureNames(schema).length;
   const model = modelForTarget(d, targetParams);
   const { jobId: _j, clientsPerRound: _c, quorum: _q, ...rest } = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null, model, seed: SEED });
   // The benchmark measures load, not deadlines: a generous deadline keeps a slow shared machine from failing the round.

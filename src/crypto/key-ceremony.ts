@@ -1,8 +1,8 @@
 /**
  * Key ceremony: the job owner generates the CKKS secret key and seals it to each participant's X25519
  * key with nacl.box (Curve25519 + XSalsa20-Poly1305, authenticated by the owner's box key). The
- * coordinator stores only these opaque blobs. Every participant checks that what it opened hashes to
- * `secretKeyHash`, which the owner records in the signed ledger, so all hold the same key.
+ * coordinator stores only these opaque blobs. The nodes seal the key together with the job id
+ * (`sealJobKey`/`openJobKey`), so a blob from another job of the same owner cannot be replayed.
  */
 import nacl from 'tweetnacl';
 import { FedmarkError } from '../errors.ts';
@@ -65,4 +65,27 @@ export function createKeyCeremony(ctx: CkksContext, owner: Identity, participant
     blob: sealForRecipient(secretKey, new Uint8Array(Buffer.from(p.boxPublicKey, 'base64')), owner),
   }));
   return { secretKey, sealed, secretKeyHash: sha256Hex(secretKey) };
+}
+
+/**
+ * The job's secret key sealed together with the job id, so a sealed blob from another job (of the
+ * same owner) cannot be replayed into this one: the recipient checks the id before using the key.
+ */
+export function sealJobKey(jobId: string, secretKey: Uint8Array, recipientBoxPublicKey: Uint8Array, owner: Identity): Uint8Array {
+  const id = new TextEncoder().encode(jobId);
+  const framed = new Uint8Array(2 + id.length + secretKey.length);
+  new DataView(framed.buffer).setUint16(0, id.length, false);
+  framed.set(id, 2);
+  framed.set(secretKey, 2 + id.length);
+  return sealForRecipient(framed, recipientBoxPublicKey, owner);
+}
+
+export function openJobKey(jobId: string, blob: Uint8Array, ownerBoxPublicKey: Uint8Array, recipient: Identity): Uint8Array {
+  const framed = openSealed(blob, ownerBoxPublicKey, recipient);
+  const n = framed.length >= 2 ? new DataView(framed.buffer, framed.byteOffset, framed.byteLength).getUint16(0, false) : -1;
+  const sealedFor = n >= 0 && framed.length >= 2 + n ? new TextDecoder().decode(framed.subarray(2, 2 + n)) : null;
+  if (sealedFor !== jobId) {
+    throw new FedmarkError('KEY_CEREMONY_WRONG_JOB', `the sealed job key was issued for job ${JSON.stringify(sealedFor)}, not ${JSON.stringify(jobId)}`);
+  }
+  return framed.slice(2 + n);
 }

@@ -175,7 +175,7 @@ export class ModelTracker {
   private readonly cipher: VectorCipher;
   state: GlobalModelState;
 
-  constructor(readonly manifest: JobManifest, scheme: SecureSumScheme, secretKey: Uint8Array | null) {
+  constructor(readonly manifest: JobManifest, private readonly scheme: SecureSumScheme, secretKey: Uint8Array | null) {
     this.strategy = new FederatedStrategy(manifest);
     this.cipher = scheme.cipher(secretKey);
     this.layout = histogramLayout(manifest.evaluation.segments, manifest.evaluation.bins);
@@ -198,13 +198,27 @@ export class ModelTracker {
     if (round !== this.state.round + 1) {
       throw new FedmarkError('OUT_OF_STEP', `aggregate of round ${round} cannot follow the model of round ${this.state.round}`);
     }
+    this.checkSummands(aggregate, this.updateLength, round);
     const summed = this.cipher.decrypt(aggregate, this.updateLength);
     this.state = this.strategy.apply(this.state, summed);
     return this.state;
   }
 
-  decryptEvaluation(aggregate: Uint8Array): Float64Array {
+  decryptEvaluation(aggregate: Uint8Array, round?: number): Float64Array {
+    this.checkSummands(aggregate, this.layout.length, round);
     return this.cipher.decrypt(aggregate, this.layout.length);
+  }
+
+  /**
+   * A "sum" of fewer partners than the quorum could be one partner's own vector passed off as an
+   * aggregate by a deviating coordinator: key holders refuse to decrypt it.
+   */
+  private checkSummands(blob: Uint8Array, length: number, round?: number): void {
+    const n = this.scheme.summands(blob, length);
+    const min = Math.min(this.manifest.quorum, this.manifest.participants.length);
+    if (n !== null && n < min) {
+      throw new FedmarkError('AGGREGATE_TOO_FEW', `the published sum${round ? ` of round ${round}` : ''} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`);
+    }
   }
 
   dispose(): void {

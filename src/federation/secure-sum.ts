@@ -26,6 +26,8 @@ export interface SecureSumScheme {
   readonly paramsId: string;
   /** Throws FedmarkError naming the problem when the blob cannot be a vector of `length` values under this scheme. */
   inspect(blob: Uint8Array, length: number): void;
+  /** How many partners' vectors a published sum holds (null when the scheme cannot say). */
+  summands(blob: Uint8Array, length: number): number | null;
   cipher(secretKey: Uint8Array | null): VectorCipher;
   sum(existing?: Uint8Array | null): VectorSum;
   /** Partner/owner side only. */
@@ -49,6 +51,7 @@ export async function openSecureSum(spec: EncryptionSpec): Promise<SecureSumSche
         throw new FedmarkError('HE_BAD_CIPHERTEXT', `ciphertext blob cannot be read: ${(err as Error).message}`);
       }
     },
+    summands: (blob, length) => inspectBlob(ctx, blob, ciphertextCount(length)).summands,
     cipher: (secretKey) => {
       if (!secretKey) throw new FedmarkError('HE_NO_SECRET_KEY', 'CKKS: this node holds no secret key for the job (key ceremony not completed)');
       const c = new CkksCipher(ctx, secretKey);
@@ -92,6 +95,7 @@ const plainScheme: SecureSumScheme = {
   scheme: 'plain-insecure',
   paramsId: 'plain-insecure',
   inspect: (blob, length) => void plainDecode(blob, length),
+  summands: () => null,
   cipher: () => ({ encrypt: plainEncode, decrypt: (blob, length) => plainDecode(blob, length), dispose: () => {} }),
   sum: (existing) => {
     let acc: Float64Array | null = existing ? plainDecode(existing) : null;
