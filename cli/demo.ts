@@ -29,7 +29,7 @@ import type { LedgerEntry } from '../src/privacy/ledger/entries.ts';
 import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { writeReport } from '../src/report/html.ts';
 import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
-import { bundledPartners, DATASET_ALIASES, PARTNER_HOLDOUT } from './partner-data.ts';
+import { bundledPartners, DATASET_ALIASES, PARTNER_HOLDOUT, withJobOptions } from './partner-data.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, 'main.ts');
@@ -50,20 +50,14 @@ export interface DemoOptions {
 }
 
 export function registerDemoCommand(program: Command): void {
-  program
-    .command('demo')
-    .description('the main job: a coordinator and N client nodes as separate processes on 127.0.0.1, federated training on bundled real data')
-    .option('--dataset <name>', 'bank (UCI bank marketing) or telco (IBM telco churn)', 'bank')
-    .option('--partners <n>', 'number of data partners', '5')
-    .option('--rounds <n>', 'training rounds', '20')
+  withJobOptions(
+    program
+      .command('demo')
+      .description('the main job: a coordinator and N client nodes as separate processes on 127.0.0.1, federated training on bundled real data'),
+  )
     .option('--out <dir>', 'where every artifact of the run goes (default: a new temp dir)')
     .option('--json', 'print one JSON summary at the end', false)
-    .option('--seed <n>', 'seed of the split, partitioning and initialisation', '42')
-    .option('--epsilon <e>', 'target ε per partner (DP-SGD)', '3')
-    .option('--no-dp', 'train without differential privacy')
-    .option('--insecure-plaintext', 'aggregate PLAINTEXT updates (benchmarks only: the coordinator can read them)', false)
     .option('--model <kind>', 'logistic or mlp', 'logistic')
-    .option('--alpha <a>', 'Dirichlet label-skew concentration of the non-IID split', '1')
     .action(async (o: Record<string, string | boolean>) => {
       const summary = await runDemo({
         dataset: String(o.dataset),

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { loadDataset, subsetDataset, type Dataset } from '../src/data/encode.ts';
 import { trainTestSplit } from '../src/data/split.ts';
 import { loadSchema, type DatasetSchema } from '../src/data/schema.ts';
@@ -16,6 +17,19 @@ export async function loadPartnerData(csv: string, schema: DatasetSchema, holdou
 export function splitPartnerData(all: Dataset, holdout: number, seed: number): { train: Dataset; test: Dataset } {
   const split = trainTestSplit(all.y, holdout, seed);
   return { train: subsetDataset(all, split.train), test: subsetDataset(all, split.test) };
+}
+
+/** Options the demo and `simulate` share: which data, how it is split, and the job's privacy. */
+export function withJobOptions(cmd: Command): Command {
+  return cmd
+    .option('--dataset <name>', 'bank (UCI bank marketing) or telco (IBM telco churn)', 'bank')
+    .option('--partners <n>', 'number of data partners', '5')
+    .option('--rounds <n>', 'training rounds', '20')
+    .option('--seed <n>', 'seed of the split, partitioning and initialisation', '42')
+    .option('--epsilon <e>', 'target ε per partner (DP-SGD)', '3')
+    .option('--no-dp', 'train without differential privacy')
+    .option('--insecure-plaintext', 'aggregate PLAINTEXT updates (benchmarks only: the coordinator can read them)', false)
+    .option('--alpha <a>', 'Dirichlet label-skew concentration of the non-IID split', '1');
 }
 
 export const DATASET_ALIASES: Record<string, BundledDatasetName> = {

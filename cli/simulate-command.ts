@@ -3,20 +3,12 @@ import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
 import { simulate } from '../src/federation/simulate.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { bundledPartners, DATASET_ALIASES } from './partner-data.ts';
+import { bundledPartners, DATASET_ALIASES, withJobOptions } from './partner-data.ts';
 
 export function registerSimulateCommand(program: Command): void {
-  program
-    .command('simulate')
-    .description('run a federated job in one process (same partner, round and encryption code as the nodes, no network)')
-    .option('--dataset <name>', 'bank or telco', 'bank')
-    .option('--partners <n>', 'number of partners', '5')
-    .option('--rounds <n>', 'training rounds', '20')
-    .option('--epsilon <e>', 'target ε per partner', '3')
-    .option('--no-dp', 'train without differential privacy')
-    .option('--insecure-plaintext', 'aggregate PLAINTEXT updates (benchmarks only)', false)
-    .option('--alpha <a>', 'Dirichlet label-skew concentration', '1')
-    .option('--seed <n>', 'seed', '42')
+  withJobOptions(
+    program.command('simulate').description('run a federated job in one process (same partner, round and encryption code as the nodes, no network)'),
+  )
     .option('--json', 'print one JSON summary', false)
     .action(async (o: Record<string, string | boolean>) => {
       const name = DATASET_ALIASES[String(o.dataset)];

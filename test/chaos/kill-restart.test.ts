@@ -19,7 +19,7 @@
  * collateral crash does not stop the other checks from running.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -57,7 +57,8 @@ const PARTNERS = 3;
 const ROWS_PER_PARTNER = 300;
 const ROUNDS = 3;
 const JOB_SEED = 11;
-const CHAOS_SEEDS = [101, 202];
+/** Seeds whose plans cover different points: 1 = coordinator mid-acceptance of round 2 + a client mid-round 3; 7 = coordinator between closing round 2 and its ledger entry + a client right after its round-1 upload. */
+const CHAOS_SEEDS = [1, 7];
 const DP_SEED = 303;
 const POLL_MS = 150;
 const RUN_TIMEOUT_MS = 90_000;
@@ -146,6 +147,9 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
   const coordinatorDir = join(o.dir, 'coordinator');
   const coordinator = new NodeProcess('coordinator', CLI_MAIN, ['coordinator', '--port', String(port), '--data-dir', coordinatorDir], join(o.dir, 'coordinator.log'));
   const stateDirs = f.partners.map((p) => join(o.dir, p.name));
+  // As the demo does: `fedmark client` cannot create its own state directory (cli/node-commands.ts
+  // opens the budget store before anything creates the directory; see docs/RELIABILITY.md).
+  for (const d of stateDirs) mkdirSync(d, { recursive: true });
   const clients = f.partners.map((p, i) => {
     const common = ['--coordinator', url, '--job', o.jobId, '--data', p.csv, '--schema', f.schemaFile, '--identity', p.identityFile, '--state-dir', stateDirs[i], '--poll-ms', String(POLL_MS), '--holdout', String(HOLDOUT), '--split-seed', String(SPLIT_SEED)];
     // DP jobs run the real `fedmark client`; non-DP jobs need client-entry.ts (the CLI refuses them).
@@ -312,9 +316,12 @@ function checkRun(r: RunResult, f: ChaosFixture): void {
   expect((finals[0].payload as { modelHash: string }).modelHash).toBe(modelHash);
   expect(entries.filter((e) => e.type === 'round').map((e) => (e.payload as { round: number }).round)).toEqual(Array.from({ length: ROUNDS }, (_, i) => i + 1));
 
-  // The coordinator's job ledger and every partner's own ledger audit clean together.
-  expect(r.audit.findings.filter((x) => x.severity === 'error'), 'audit errors').toEqual([]);
-  expect(r.audit.ok).toBe(true);
+  // The coordinator's job ledger and every partner's own ledger audit clean together. For a job
+  // without DP the audit wrongly demands a DP record per submission (audit.ts, DP_RECORD_MISSING);
+  // that finding is asserted by its own test below, so it is set aside here.
+  const errors = r.audit.findings.filter((x) => x.severity === 'error' && !(r.manifest.dp === null && x.code === 'DP_RECORD_MISSING'));
+  expect(errors, 'audit errors').toEqual([]);
+  if (r.manifest.dp !== null) expect(r.audit.ok).toBe(true);
   expect(r.audit.partners).toHaveLength(PARTNERS);
   for (const p of r.audit.partners) expect(p.localLedgerChecked).toBe(true);
 }
@@ -347,6 +354,13 @@ describe('crash recovery: SIGKILL of the coordinator and of a client node at see
     // alone moves the model by orders of magnitude more than MODEL_TOLERANCE.
     const [r2, r3] = [baseline.stored.replayed[ROUNDS - 2].params, baseline.stored.replayed[ROUNDS - 1].params];
     expect(maxAbsDiff(r2, r3)).toBeGreaterThan(1000 * MODEL_TOLERANCE);
+  });
+
+  it('the audit accepts a non-DP job\'s ledgers (audit.ok)', () => {
+    // Expected to FAIL until src/privacy/ledger/audit.ts stops requiring a DP record for each
+    // submission of a job whose manifest has dp: null (see docs/RELIABILITY.md, "Known gaps").
+    expect(baseline.audit.findings.filter((x) => x.severity === 'error').map((x) => x.code)).toEqual([]);
+    expect(baseline.audit.ok).toBe(true);
   });
 
   for (const seed of CHAOS_SEEDS) {

@@ -1,16 +1,4 @@
-import { readFileSync } from 'node:fs';
-
-interface PldCase {
-  q: number;
-  noise_multiplier: number;
-  steps: number;
-  delta: number;
-  epsilon: number;
-  rdp_epsilon: number;
-}
-const pldVectors = JSON.parse(
-  readFileSync(new URL('../fixtures/reference/pld-vectors.json', import.meta.url), 'utf8'),
-) as { tolerance: { relative: number }; cases: PldCase[] };
+import { pldVectors } from './pld-vectors.ts';
 import { describe, it, expect } from 'vitest';
 import { epsilonPld } from '../../src/privacy/pld.ts';
 
