@@ -46,11 +46,18 @@ declare module 'fastify' {
   }
 }
 
-export const REDACT_PATHS = ['req.headers["x-fedmark-signature"]', 'req.headers.authorization', '*.secretKey', '*.signSecretKey', '*.boxSecretKey'];
+/** Secrets never reach a log line, at the top level or nested (pino redaction paths are exact depths). */
+export const REDACT_PATHS = [
+  'req.headers["x-fedmark-signature"]',
+  'headers["x-fedmark-signature"]',
+  'req.headers.authorization',
+  ...['secretKey', 'signSecretKey', 'boxSecretKey'].flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
+];
 
 /** Builds the coordinator app (not listening). Routes know HTTP; the job engine knows the protocol. */
 export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore }> {
-  const logger = opts.logger ?? pino({ level: process.env.FEDMARK_LOG_LEVEL ?? 'info', redact: REDACT_PATHS });
+  // A logger passed in gets the same redaction as the default one.
+  const logger = opts.logger ? opts.logger.child({}, { redact: REDACT_PATHS }) : pino({ level: process.env.FEDMARK_LOG_LEVEL ?? 'info', redact: REDACT_PATHS });
   const store = new CoordinatorStore(opts.dataDir);
   const identity = opts.identity ?? loadOrCreateIdentity(join(opts.dataDir, 'coordinator.key.json'));
   const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);

@@ -25,7 +25,7 @@ import { CoordinatorClient } from '../../client/http.ts';
 import { manifestLedgerEntry } from '../../client/owner.ts';
 import type { JobStatus } from '../../coordinator/job-engine.ts';
 import { generateIdentity, publicIdentity, type Identity } from '../../src/crypto/identity.ts';
-import { sealForRecipient } from '../../src/crypto/key-ceremony.ts';
+import { sealJobKey } from '../../src/crypto/key-ceremony.ts';
 import { isBundledDatasetName, loadBundledSchema } from '../../src/data/bundled.ts';
 import { featureNames } from '../../src/data/schema.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
@@ -295,8 +295,8 @@ async function runCase(o: {
       );
       await client.accept(jobId, { accepted: true, statement });
     });
-    // The owner's key ceremony: one CKKS secret key, sealed to each participant.
-    for (const p of manifest.participants) await ownerClient.putSealedKey(jobId, p.keyId, sealForRecipient(o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
+    // The owner's key ceremony as client/owner.ts runs it: one CKKS secret key, sealed with the job id to each participant.
+    for (const p of manifest.participants) await ownerClient.putSealedKey(jobId, p.keyId, sealJobKey(jobId, o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
 
     const status = await ownerClient.status(jobId);
     if (status.state !== 'running' || status.round !== 1 || status.roundState !== 'open') {

@@ -164,8 +164,9 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
   try {
     const listening = coordinator.waitForLine((l) => l.startsWith('fedmark coordinator listening'), 60_000, 'listening line');
     coordSup.start();
-    await listening;
+    // Nodes boot while the coordinator does (as in the demo): a node waits for its job to appear.
     clientSup.start();
+    await listening;
     const ownerRun = runJobOwner({ coordinatorUrl: url, identity: f.owner, signed, log: silent, pollMs: 200, signal: abort.signal }).then(
       (r) => {
         owner = r;
@@ -185,6 +186,7 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
       partners: f.partners.map((p, i) => join(stateDirs[i], `${p.name}.ledger.jsonl`)),
     };
     const audit = auditLedgers({ coordinator: ledgers.coordinator, partners: ledgers.partners, epsilonOf: composedEpsilon });
+    process.stderr.write(`[chaos] ${o.jobId}: ${((performance.now() - t0) / 1000).toFixed(1)} s; kills ${JSON.stringify(kills.map((k) => ({ at: describePoint(k.point), state: k.state })))}; starts coordinator ${coordinator.starts}, clients ${clients.map((c) => c.starts).join('/')}; unexpected client exits ${clientSup.unexpectedExits.length}; owner ${ownerError ?? 'ok'}\n`);
     return {
       manifest,
       dir: o.dir,
@@ -437,10 +439,13 @@ describe('crash recovery: SIGKILL of the coordinator and of a client node at see
       }
     });
 
-    it('finishes with exactly the accepted submissions and clean ledgers', () => {
+    it('finishes with exactly the accepted submissions and clean ledgers; nobody declines a round it already paid for', () => {
+      // Expected to FAIL while PolicyBudgetGuard.authorize (client/policy-guard.ts) counts the
+      // already-persisted charge of the same (round, attempt) a second time after a restart: the
+      // node then declines the last round it has paid for (see docs/RELIABILITY.md, "Known gaps").
+      const refusals = readLedger(run.ledgers.coordinator).entries.filter((e) => e.type === 'budget.refusal').map((e) => JSON.stringify(e.payload));
+      expect(refusals, 'budget refusals in the job ledger').toEqual([]);
       checkRun(run, fixture);
-      const refusals = readLedger(run.ledgers.coordinator).entries.filter((e) => e.type === 'budget.refusal');
-      expect(refusals, 'no partner refused a round it had already paid for').toEqual([]);
     });
 
     it('client nodes and the job owner ride out the coordinator restart without crashing', () => {

@@ -5,7 +5,7 @@ import { runClientNode, type ClientNodeResult } from '../../client/node.ts';
 import { runJobOwner, type OwnerResult } from '../../client/owner.ts';
 import type { JobStatus } from '../../coordinator/job-engine.ts';
 import { publicIdentity, generateIdentity, type Identity } from '../../src/crypto/identity.ts';
-import { openSealed } from '../../src/crypto/key-ceremony.ts';
+import { openJobKey } from '../../src/crypto/key-ceremony.ts';
 import { loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { partitionIid } from '../../src/data/partition.ts';
@@ -221,7 +221,7 @@ export class ManualPartner {
         }
         const res = await client.request('GET', `/v1/jobs/${o.jobId}/keys/mine`, o.jobId, 0);
         if (res.ok) {
-          secretKey = openSealed(new Uint8Array(await res.arrayBuffer()), Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
+          secretKey = openJobKey(o.jobId, new Uint8Array(await res.arrayBuffer()), Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
           break;
         }
         await res.arrayBuffer();
