@@ -10,6 +10,7 @@ import { verifySignedManifest, type JobManifest } from '../src/federation/manife
 import { PartnerRuntime, type BudgetGuard } from '../src/federation/partner.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { roundKind } from '../src/federation/rounds.ts';
+import { initBackend } from '../src/model/backend.ts';
 import { CoordinatorClient } from './http.ts';
 import { PartnerLedger, type ConsentCounts } from './partner-ledger.ts';
 import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
@@ -119,6 +120,8 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
     return { state: me.status, reason: `this node is ${me.status} for the job`, rounds: 0, modelHash: null, params: null, manifest, sentBodies: client.sentBodies };
   }
 
+  const backend = await initBackend({ log: (m) => log.info(m) });
+  log.info({ backend }, 'tfjs backend chosen');
   const scheme = await openSecureSum(manifest.encryption);
   let secretKey: Uint8Array | null = null;
   if (scheme.scheme === 'ckks') {

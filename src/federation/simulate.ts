@@ -11,6 +11,7 @@ import { checkSubmission, roundKind, selectParticipants, totalRounds } from './r
 import { openSecureSum, type SecureSumScheme } from './secure-sum.ts';
 import { decodeUpdate } from './update-codec.ts';
 import { planDp } from './dp-plan.ts';
+import { initBackend } from '../model/backend.ts';
 
 /**
  * In-process federation for data scientists: the same partner runtime, round rules, encryption and
@@ -97,6 +98,7 @@ export async function simulate(opts: {
   onRound?: (r: SimulationRound) => void;
 }): Promise<SimulationResult> {
   const started = performance.now();
+  await initBackend();
   if (opts.partners.length === 0) throw new FedmarkError('SIM_NO_PARTNERS', 'simulate() needs at least one partner');
   // Keys derived from the job seed: training seeds depend on key ids, so a seeded simulation replays exactly.
   const simKey = (role: string) => createHash('sha256').update(`fedmark-simulation|${opts.job.seed}|${role}`).digest();
