@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
 import pino from 'pino';
 import { generateIdentity, publicIdentity, writeIdentityFile, type Identity } from '../src/crypto/identity.ts';
@@ -33,7 +33,9 @@ import { bundledPartners, DATASET_ALIASES, PARTNER_HOLDOUT, withJobOptions } fro
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, 'main.ts');
-const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
+// Nodes run as `node --import tsx main.ts …`: one process each, so killing it kills the node (tsx's
+// launcher would leave its child running after a SIGKILL).
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 
 export interface DemoOptions {
@@ -105,7 +107,7 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
 
 function spawnNode(args: string[], logFile: string): ChildProcess {
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, [TSX_CLI, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMARK_LOG_LEVEL: 'info' } });
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMARK_LOG_LEVEL: 'info' } });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   return child;
@@ -202,6 +204,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
           maxDelta: 1e-5,
           allowedColumns: manifest.dataset.columns,
           allowedPurposes: [manifest.purpose],
+          allowNonPrivateJobs: !plan,
         },
         null,
         2,

@@ -8,6 +8,7 @@ import { registerAuditCommand } from './audit-command.ts';
 import { registerReportCommand } from './report-command.ts';
 import { registerSimulateCommand } from './simulate-command.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
+import { registerJobCommand } from './job-command.ts';
 
 const program = new Command();
 program
@@ -22,6 +23,7 @@ registerAuditCommand(program);
 registerReportCommand(program);
 registerSimulateCommand(program);
 registerGovernanceCommands(program);
+registerJobCommand(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -9,7 +9,7 @@ import { BudgetStore } from '../src/privacy/budget-store.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
 import { runClientNode } from '../client/node.ts';
 import { policyReview, PolicyBudgetGuard, type OfficerApproval } from '../client/policy-guard.ts';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadPartnerData } from './partner-data.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
@@ -73,6 +73,7 @@ export function registerNodeCommands(program: Command): void {
       const policy = await loadPolicy(o.policy);
       const data = await loadPartnerData(o.data, schema, Number(o.holdout), Number(o.splitSeed));
       logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRows.length } }, 'local data loaded');
+      mkdirSync(o.stateDir, { recursive: true });
       const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
       const result = await runClientNode({
         coordinatorUrl,

@@ -15,29 +15,45 @@ export class CoordinatorClient {
   constructor(
     readonly baseUrl: string,
     private readonly identity: Identity,
-    opts: { recordBodies?: boolean; fetchImpl?: typeof fetch; tls?: ClientTlsOptions } = {},
+    opts: { recordBodies?: boolean; fetchImpl?: typeof fetch; tls?: ClientTlsOptions; unreachableRetryMs?: number; signal?: AbortSignal } = {},
   ) {
     this.sentBodies = opts.recordBodies ? [] : null;
+    this.unreachableRetryMs = opts.unreachableRetryMs ?? 120_000;
+    this.signal = opts.signal;
     // Both paths refuse plain http:// off loopback, whatever transport is used.
     if (opts.fetchImpl) assertCoordinatorUrl(baseUrl, opts.tls);
     this.fetchImpl = opts.fetchImpl ?? coordinatorTransport(baseUrl, opts.tls);
   }
   private readonly fetchImpl: typeof fetch;
+  private readonly unreachableRetryMs: number;
+  /** Stops retries (and the node's loops) at once. */
+  private readonly signal?: AbortSignal;
 
+  /**
+   * Sends one signed request. A coordinator that cannot be reached (restarting, network blip) is
+   * retried with backoff for `unreachableRetryMs`, each attempt freshly signed (new nonce and
+   * timestamp). That is safe because every protocol write is idempotent on the coordinator: the same
+   * submission, acceptance, decline or model hash sent twice is acknowledged, never applied twice.
+   */
   async request(method: string, path: string, jobId: string, round: number, body?: Uint8Array | object): Promise<Response> {
     const bytes = body === undefined ? new Uint8Array(0) : body instanceof Uint8Array ? body : new TextEncoder().encode(JSON.stringify(body));
-    const headers: Record<string, string> = signRequest({ method, path, body: bytes, jobId, round, identity: this.identity });
-    if (body !== undefined) headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
     this.sentBodies?.push(bytes);
-    let res: Response;
-    try {
-      res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
-    } catch (err) {
-      // TLS failures arrive as FedmarkErrors with their own codes: they must not look retryable.
-      if (err instanceof FedmarkError) throw err;
-      throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl}: ${(err as Error).message}`);
+    const giveUpAt = Date.now() + this.unreachableRetryMs;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = signRequest({ method, path, body: bytes, jobId, round, identity: this.identity });
+      if (body !== undefined) headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
+      try {
+        return await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
+      } catch (err) {
+        // TLS failures arrive as FedmarkErrors with their own codes: they must not look retryable.
+        if (err instanceof FedmarkError) throw err;
+        this.signal?.throwIfAborted();
+        if (Date.now() >= giveUpAt) {
+          throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl}: ${(err as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+      }
     }
-    return res;
   }
 
   /** Sends a request and returns the JSON body, or throws a FedmarkError carrying the server's code and message. */

@@ -81,7 +81,7 @@ async function waitForJob(client: CoordinatorClient, jobId: string, pollMs: numb
  * (and spending privacy budget) again.
  */
 export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeResult> {
-  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { recordBodies: o.recordBodies });
+  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { recordBodies: o.recordBodies, signal: o.signal });
   const myKeyId = keyIdOf(o.identity.signPublicKey);
   const pollMs = o.pollMs ?? 200;
   mkdirSync(o.stateDir, { recursive: true });

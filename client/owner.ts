@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { publicIdentity, type Identity, type PublicIdentity } from '../src/crypto/identity.ts';
+import { FedmarkError } from '../src/errors.ts';
 import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
 import { signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
 import { GENESIS_PREV, type LedgerEntry } from '../src/privacy/ledger/entries.ts';
@@ -69,15 +70,23 @@ export async function runJobOwner(o: {
   signal?: AbortSignal;
 }): Promise<OwnerResult> {
   const manifest: JobManifest = o.signed.manifest;
-  const client = new CoordinatorClient(o.coordinatorUrl, o.identity);
-  await client.createJob(o.signed, manifestLedgerEntry(o.signed.manifest, o.identity, await client.coordinatorIdentity()));
+  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
+  await client.createJob(o.signed, manifestLedgerEntry(o.signed.manifest, o.identity, await client.coordinatorIdentity())).catch(async (err: unknown) => {
+    // A retried registration that already went through: fine, if it is this very manifest.
+    if (!(err instanceof FedmarkError && err.code === 'JOB_EXISTS')) throw err;
+    const stored = await client.manifest(manifest.jobId);
+    if (stored.signature !== o.signed.signature) throw err;
+  });
   const scheme = await openSecureSum(manifest.encryption);
   let secretKey: Uint8Array | null = null;
   if (scheme.scheme === 'ckks') {
     secretKey = scheme.generateSecretKey();
     for (const p of manifest.participants) {
       const sealed = sealJobKey(manifest.jobId, secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.identity);
-      await client.putSealedKey(manifest.jobId, p.keyId, sealed);
+      await client.putSealedKey(manifest.jobId, p.keyId, sealed).catch(async (err: unknown) => {
+        // The last upload can open round 1; a retry of it then finds the ceremony closed.
+        if (!(err instanceof FedmarkError && err.code === 'KEYS_LOCKED' && (await client.status(manifest.jobId)).keysReady)) throw err;
+      });
     }
   } else {
     // Still upload a placeholder so the ceremony completes; it carries no key because there is none.

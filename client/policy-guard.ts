@@ -1,6 +1,6 @@
 import type { JobManifest } from '../src/federation/manifest.ts';
 import type { BudgetGuard } from '../src/federation/partner.ts';
-import type { DpEvent } from '../src/privacy/accountant.ts';
+import { composedEpsilon, type DpEvent } from '../src/privacy/accountant.ts';
 import { planDp } from '../src/federation/dp-plan.ts';
 import { checkJob, verifyDualAuthorization, type PartnerPolicy as Policy } from '../src/privacy/policy.ts';
 import { approvalPayload } from '../src/federation/manifest.ts';
@@ -15,7 +15,7 @@ export interface OfficerApproval {
 /** Reasons this node's policy refuses the job (empty: accept). */
 export function policyReview(policy: Policy, manifest: JobManifest, datasetRows: number, store: BudgetStore, approvals: OfficerApproval[] = []): string[] {
   const plan = planDp(manifest);
-  if (!plan) return ['the job is not differentially private; this node only releases DP updates'];
+  if (!plan) return policy.allowNonPrivateJobs ? [] : ['the job is not differentially private; this node only releases DP updates (policy allowNonPrivateJobs is off)'];
   const verdict = checkJob(
     policy,
     { purpose: manifest.purpose, columns: manifest.dataset.columns, targetEpsilon: plan.targetEpsilon, delta: plan.delta, datasetRows },
@@ -41,7 +41,10 @@ export class PolicyBudgetGuard implements BudgetGuard {
     private readonly store: BudgetStore,
   ) {}
 
-  authorize(jobId: string, round: number, _attempt: number, event: DpEvent, delta: number) {
+  authorize(jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
+    // Already paid for (a node restarted between charging and uploading): the release is the same
+    // round's, so it costs nothing more and must not be refused.
+    if (this.charged(jobId, round, attempt)) return { ok: true as const, epsilonAfter: this.jobEpsilon(jobId, delta) };
     const would = this.store.wouldSpend(jobId, event, delta, this.policy.datasetId);
     const before = this.jobEpsilon(jobId, delta);
     const requestedEpsilon = would.jobEpsilon - before;
@@ -66,9 +69,14 @@ export class PolicyBudgetGuard implements BudgetGuard {
 
   /** Each attempt of a round is a separate release: charged separately, and only once. */
   charge(jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
-    const epsilonBefore = this.jobEpsilon(jobId, delta);
+    const others = this.store.charges(jobId).filter((c) => !(c.round === round && c.attempt === attempt));
+    const epsilonBefore = others.length ? composedEpsilon(others, delta) : 0;
     const r = this.store.charge(jobId, this.policy.datasetId, round, event, delta, attempt);
     return { epsilonBefore, epsilonAfter: r.jobEpsilon };
+  }
+
+  private charged(jobId: string, round: number, attempt: number): boolean {
+    return this.store.charges(jobId).some((c) => c.round === round && c.attempt === attempt);
   }
 
   spent(jobId: string, delta: number): number {

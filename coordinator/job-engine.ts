@@ -427,10 +427,8 @@ export class JobEngine {
     const full = this.store.round(job.job_id, r.round, r.attempt)!;
     const now = this.now();
     const isLast = r.round === totalRounds(this.manifest(job.job_id));
-    this.store.transaction(() => {
-      this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'closed', closed_at: now });
-      if (isLast) this.store.updateJob(job.job_id, { state: 'completed', status_reason: null });
-    });
+    // Ledger first, state second: a crash in between redoes this close, and the ledger's
+    // redo-safe appends keep the entries single.
     if (isLast) {
       const subs = this.store.submissions(job.job_id, r.round, r.attempt);
       this.ledger.append(job.job_id, 'evaluation', {
@@ -448,6 +446,10 @@ export class JobEngine {
         partners: m.dp ? this.finalEpsilons(job.job_id).map((e) => ({ partner: e.keyId, epsilon: e.epsilon, delta: m.dp!.delta })) : [],
       });
     }
+    this.store.transaction(() => {
+      this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'closed', closed_at: now });
+      if (isLast) this.store.updateJob(job.job_id, { state: 'completed', status_reason: null });
+    });
     this.log.info({ jobId: job.job_id, round: r.round, submitted: submitted.length, selected: selected.length }, 'round closed');
   }
 
@@ -464,8 +466,8 @@ export class JobEngine {
 
   /** Ends a job for good (halt or failure); recorded as the ledger's emergency-brake entry. */
   private stopJob(job: JobRow, state: 'halted' | 'failed', reason: string): void {
-    this.store.updateJob(job.job_id, { state, status_reason: reason });
     this.ledger.append(job.job_id, 'job.halt', { jobId: job.job_id, reason: state === 'failed' ? `job failed: ${reason}` : reason, afterRound: this.lastAgreedRound(job.job_id) });
+    this.store.updateJob(job.job_id, { state, status_reason: reason });
   }
 
   private lastAgreedRound(jobId: string): number {

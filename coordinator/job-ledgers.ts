@@ -2,8 +2,27 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
 import { entryHash, signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
-import type { EntryOfType, EntryType, LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
+import type { EntryType, LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
 import type { Identity } from '../src/crypto/identity.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+
+/** What makes two entries "the same event" for the coordinator's redo-safe appends. */
+function entryKey(e: Pick<LedgerEntry, 'type' | 'payload'>): string {
+  const p = e.payload as { round?: number; partner?: string };
+  switch (e.type) {
+    case 'round':
+    case 'evaluation':
+      return `${e.type}:${p.round}`;
+    case 'budget.refusal':
+      return `${e.type}:${p.round}:${p.partner}`;
+    case 'partner.acceptance':
+    case 'partner.refusal':
+    case 'partner.withdraw':
+      return `${e.type}:${p.partner}`;
+    default:
+      return e.type;
+  }
+}
 
 /**
  * One hash-chained, signed ledger per job, written by the coordinator's own key. Seq 0 is the job
@@ -11,6 +30,8 @@ import type { Identity } from '../src/crypto/identity.ts';
  */
 export class JobLedgers {
   private readonly writers = new Map<string, LedgerWriter>();
+  /** Per job, the identity of every entry already written (see `entryKey`). */
+  private readonly written = new Map<string, Set<string>>();
   private readonly signer;
 
   constructor(
@@ -32,6 +53,7 @@ export class JobLedgers {
       // A crash during an append leaves at most a torn last line: move it aside and record that.
       w = LedgerWriter.open(this.path(jobId), this.signer, { repairTruncatedTail: true, sync: this.sync });
       this.writers.set(jobId, w);
+      this.written.set(jobId, new Set(readLedger(this.path(jobId)).entries.map(entryKey)));
     }
     return w;
   }
@@ -39,10 +61,21 @@ export class JobLedgers {
   /** Appends the owner-signed manifest entry (seq 0) after checking its signature and place in the chain. */
   appendGenesis(jobId: string, entry: LedgerEntry, ownerSignPublicKey: Uint8Array): void {
     this.writer(jobId).appendSigned(entry, ownerSignPublicKey);
+    this.written.get(jobId)!.add(entryKey(entry));
   }
 
-  append<T extends EntryType>(jobId: string, type: T, payload: PayloadInput<T>): EntryOfType<T> {
-    return this.writer(jobId).append(type, payload);
+  /**
+   * Appends unless an entry with the same identity (e.g. the record of round 3, the final model) is
+   * already there. The coordinator writes its ledger before it commits the matching state change, so
+   * after a crash between the two it redoes the step, and this keeps the redo from writing twice.
+   */
+  append<T extends EntryType>(jobId: string, type: T, payload: PayloadInput<T>): void {
+    const w = this.writer(jobId);
+    const written = this.written.get(jobId)!;
+    const key = entryKey({ type, payload } as LedgerEntry);
+    if (written.has(key)) return;
+    w.append(type, payload);
+    written.add(key);
   }
 
   head(jobId: string): { seq: number; hash: string } {

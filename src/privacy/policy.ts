@@ -50,6 +50,8 @@ export const policySchema = z
     allowedColumns: z.array(z.string().min(1)),
     allowedPurposes: z.array(z.string().min(1)),
     dualAuthorization: dualAuthorizationSchema.optional(),
+    /** Accept jobs without differential privacy (benchmarks, synthetic data). Off by default. */
+    allowNonPrivateJobs: z.boolean().optional(),
   })
   .strict()
   .refine((p) => p.maxEpsilonPerJob <= p.lifetimeEpsilon, {

@@ -122,9 +122,9 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
   });
 
   it('killed after writing round 1\'s ledger entry but before opening round 2: the restart does not record round 1 again', async () => {
-    // Expected to FAIL: JobEngine.advance (coordinator/job-engine.ts) appends the `round` entry and
-    // then opens the next round in a separate SQLite transaction; after a kill between the two, the
-    // restarted coordinator finds the round closed with agreeing hashes and appends it a second time.
+    // JobEngine.advance appends the `round` entry, then opens the next round in a separate SQLite
+    // transaction; after a kill between the two the restarted coordinator redoes the step, and the
+    // redo-safe ledger append must not record the round a second time.
     const r = await crashAndRestart(fixture, root, {
       jobId: 'window-round',
       rounds: 2,
@@ -138,9 +138,8 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
   }, 60_000);
 
   it('killed after committing the last round\'s close but before its ledger entries: the restart still writes `evaluation` and `model.final`', async () => {
-    // Expected to FAIL: JobEngine.closeRound commits state=closed and job state=completed, then
-    // appends `evaluation` and `model.final`; after a kill between the two nothing ever appends them,
-    // so the ledger of a completed job has no final model and the audit fails.
+    // closeRound writes `evaluation` and `model.final` before it commits the job as completed; a kill
+    // at the first ledger write must leave a job the restarted coordinator completes, with both entries.
     const r = await crashAndRestart(fixture, root, {
       jobId: 'window-final',
       rounds: 1,

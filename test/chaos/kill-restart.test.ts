@@ -355,12 +355,12 @@ describe('crash recovery: SIGKILL of the coordinator and of a client node at see
     // The tolerance below separates "same updates counted" from "one update lost": the last round
     // alone moves the model by orders of magnitude more than MODEL_TOLERANCE.
     const [r2, r3] = [baseline.stored.replayed[ROUNDS - 2].params, baseline.stored.replayed[ROUNDS - 1].params];
+    process.stderr.write(`[chaos] last round moves the model by ${maxAbsDiff(r2, r3).toExponential(2)} (max |Δparam|)\n`);
     expect(maxAbsDiff(r2, r3)).toBeGreaterThan(1000 * MODEL_TOLERANCE);
   });
 
   it('the audit accepts a non-DP job\'s ledgers (audit.ok)', () => {
-    // Expected to FAIL until src/privacy/ledger/audit.ts stops requiring a DP record for each
-    // submission of a job whose manifest has dp: null (see docs/RELIABILITY.md, "Known gaps").
+    // A job without DP records no DP parameters; the audit must not demand them (docs/RELIABILITY.md, gap 5).
     expect(baseline.audit.findings.filter((x) => x.severity === 'error').map((x) => x.code)).toEqual([]);
     expect(baseline.audit.ok).toBe(true);
   });
@@ -383,13 +383,13 @@ describe('crash recovery: SIGKILL of the coordinator and of a client node at see
       it('finishes with exactly the accepted submissions, clean ledgers, and the uninterrupted run\'s model', () => {
         checkRun(run, fixture);
         const diff = maxAbsDiff(run.stored.replayed[ROUNDS - 1].params, baseline.stored.replayed[ROUNDS - 1].params);
+        process.stderr.write(`[chaos] seed ${seed}: max |Δparam| vs the uninterrupted run ${diff.toExponential(2)}\n`);
         expect(diff, `max |Δparam| vs the uninterrupted run`).toBeLessThan(MODEL_TOLERANCE);
       });
 
       it('client nodes and the job owner ride out the coordinator restart without crashing', () => {
-        // Expected to FAIL until client/node.ts and client/owner.ts retry COORDINATOR_UNREACHABLE
-        // (see docs/RELIABILITY.md, "Known gaps"): today every node that polls while the coordinator
-        // is down exits with code 2, and runJobOwner rejects.
+        // Nodes and the owner ride out the coordinator's restart (docs/RELIABILITY.md, gap 1): no node
+        // exits on its own and runJobOwner does not reject.
         expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({ clients: [], owner: null });
       });
     });
@@ -440,9 +440,8 @@ describe('crash recovery: SIGKILL of the coordinator and of a client node at see
     });
 
     it('finishes with exactly the accepted submissions and clean ledgers; nobody declines a round it already paid for', () => {
-      // Expected to FAIL while PolicyBudgetGuard.authorize (client/policy-guard.ts) counts the
-      // already-persisted charge of the same (round, attempt) a second time after a restart: the
-      // node then declines the last round it has paid for (see docs/RELIABILITY.md, "Known gaps").
+      // A node restarted after charging a round must not count that charge twice and decline the
+      // round it already paid for (docs/RELIABILITY.md, gap 2).
       const refusals = readLedger(run.ledgers.coordinator).entries.filter((e) => e.type === 'budget.refusal').map((e) => JSON.stringify(e.payload));
       expect(refusals, 'budget refusals in the job ledger').toEqual([]);
       checkRun(run, fixture);

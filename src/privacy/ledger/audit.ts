@@ -262,7 +262,7 @@ function analyzeJob(
           err(seq, 'QUORUM_NOT_MET', `round ${r.round} closed with ${r.submitted.length} submissions, quorum is ${m.quorum}`);
         }
         const recorded = new Set(r.partners.map((x) => x.partner));
-        for (const k of r.submitted) if (!recorded.has(k)) err(seq, 'DP_RECORD_MISSING', `round ${r.round}: ${k} submitted but no DP parameters / ε are recorded for it`);
+        if (m.dp) for (const k of r.submitted) if (!recorded.has(k)) err(seq, 'DP_RECORD_MISSING', `round ${r.round}: ${k} submitted but no DP parameters / ε are recorded for it`);
         for (const rec of r.partners) {
           const st = out.partners.get(rec.partner);
           if (!st) continue;

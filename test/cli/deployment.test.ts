@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
+
+const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+const run = (...args: string[]) => spawnSync(process.execPath, [tsx, main, ...args], { encoding: 'utf8', timeout: 120_000 });
+const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+/** A long-running node; its output is drained (a full pipe would block it) and kept for failure messages. */
+const start = (...args: string[]): ChildProcess & { output: () => string } => {
+  const child = spawn(process.execPath, ['--import', loader, main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (b) => (out += b));
+  child.stderr!.on('data', (b) => (out = (out + b).slice(-20_000)));
+  return Object.assign(child, { output: () => out });
+};
+const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+const freePort = () =>
+  new Promise<number>((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+
+describe('a deployment from the command line: keys, coordinator, two partner nodes, the owner, audit, report, data-subject request', () => {
+  it('runs a telco churn job with every party its own process', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedmark-deploy-'));
+    const children: ReturnType<typeof start>[] = [];
+    try {
+      // Two partners, each with its own slice of the telco file (header + rows) and its own policy.
+      const lines = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split('\r\n');
+      const slices = [lines.slice(1, 401), lines.slice(401, 801)];
+      for (const [i, name] of ['telco-north', 'telco-south'].entries()) {
+        writeFileSync(join(dir, `${name}.csv`), [lines[0], ...slices[i]].join('\r\n') + '\r\n');
+        const k = run('keys', 'init', '--out', join(dir, `${name}.key.json`), '--name', name);
+        expect(k.status, k.stderr).toBe(0);
+        writeFileSync(join(dir, `${name}.pub.json`), k.stdout);
+      }
+      expect(run('keys', 'init', '--out', join(dir, 'owner.key.json'), '--name', 'analytics').status).toBe(0);
+
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const coordinator = start('coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--log-level', 'warn');
+      children.push(coordinator);
+
+      // The owner writes the manifest first, so the partners' policies can name its columns and purpose.
+      const common = ['--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'churn-q4', '--schema', BUNDLED_DATASETS['telco-churn'].schema,
+        '--participant', join(dir, 'telco-north.pub.json'), join(dir, 'telco-south.pub.json'), '--purpose', 'churn-model', '--rounds', '2', '--epsilon', '2', '--out', join(dir, 'owner')];
+      const m = run('job', 'run', ...common, '--manifest-only');
+      expect(m.status, m.stderr).toBe(0);
+      const manifest = JSON.parse(readFileSync(join(dir, 'owner', 'manifest.json'), 'utf8')) as { dataset: { columns: string[] } };
+      for (const name of ['telco-north', 'telco-south']) {
+        writeFileSync(join(dir, `${name}.policy.json`), JSON.stringify({
+          partner: name, datasetId: `${name}-customers`, maxEpsilonPerJob: 2, lifetimeEpsilon: 5, maxDelta: 1e-5,
+          allowedColumns: manifest.dataset.columns, allowedPurposes: ['churn-model'],
+        }));
+        children.push(start('client', '--coordinator', url, '--job', 'churn-q4', '--data', join(dir, `${name}.csv`), '--schema', BUNDLED_DATASETS['telco-churn'].schema,
+          '--identity', join(dir, `${name}.key.json`), '--policy', join(dir, `${name}.policy.json`), '--state-dir', join(dir, name), '--poll-ms', '100'));
+      }
+      const owner = start('job', 'run', ...common);
+      children.push(owner);
+      expect(await exited(owner), owner.output()).toBe(0);
+      const result = JSON.parse(owner.output().trim().split('\n').filter((l) => l.startsWith('{"jobId"')).at(-1)!) as { state: string; auc: number; modelHash: string };
+      expect(result.state).toBe('completed');
+      expect(result.auc).toBeGreaterThan(0.65);
+      for (const c of children.slice(1, 3)) expect(await exited(c), (c as ReturnType<typeof start>).output()).toBe(0);
+      expect(existsSync(join(dir, 'owner', 'model', 'model.json'))).toBe(true);
+
+      // The reviewer audits the coordinator's ledger against both partners' own ledgers.
+      const ledger = join(dir, 'coord', 'ledgers', 'churn-q4.ledger.jsonl');
+      const partnerLedgers = ['telco-north', 'telco-south'].map((n) => join(dir, n, `${n}.ledger.jsonl`));
+      const audit = run('audit', ledger, '--partner', ...partnerLedgers, '--json');
+      expect(audit.status, audit.stdout + audit.stderr).toBe(0);
+      const a = JSON.parse(audit.stdout) as { ok: boolean; partners: { epsilon: number; rowsUsed: number; localLedgerChecked: boolean }[] };
+      expect(a.ok).toBe(true);
+      expect(a.partners.map((p) => p.rowsUsed)).toEqual([400, 400]);
+      for (const p of a.partners) {
+        expect(p.localLedgerChecked).toBe(true);
+        expect(p.epsilon).toBeLessThanOrEqual(2);
+      }
+      // A tampered copy fails the audit with a non-zero exit.
+      const tampered = join(dir, 'tampered.ledger.jsonl');
+      writeFileSync(tampered, readFileSync(ledger, 'utf8').replace('"noiseMultiplier":', '"noiseMultiplier":9'));
+      expect(run('audit', tampered).status).toBe(1);
+
+      const report = run('report', '--manifest', join(dir, 'owner', 'manifest.json'), '--ledger', ledger, '--partner', ...partnerLedgers,
+        '--evaluation', join(dir, 'owner', 'evaluation.json'), '--out', join(dir, 'report'));
+      expect(report.status, report.stderr).toBe(0);
+      expect(readFileSync(join(dir, 'report', 'report.html'), 'utf8')).toContain('churn-q4');
+
+      // A customer of telco-north asks which jobs used their record.
+      const customer = slices[0][7].split(',')[0];
+      const st = run('subject', '--ledger', partnerLedgers[0], '--state-dir', join(dir, 'telco-north'), '--customer-id', customer, '--json');
+      expect(st.status, st.stderr).toBe(0);
+      const statement = JSON.parse(st.stdout) as { uses: { jobId: string; modelHash: string }[] };
+      expect(statement.uses.map((u) => u.jobId)).toEqual(['churn-q4']);
+      expect(statement.uses[0].modelHash).toBe(result.modelHash);
+      const other = JSON.parse(run('subject', '--ledger', partnerLedgers[1], '--state-dir', join(dir, 'telco-south'), '--customer-id', customer, '--json').stdout) as { uses: unknown[] };
+      expect(other.uses).toEqual([]);
+    } finally {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
