@@ -1,14 +1,7 @@
 #!/usr/bin/env node
-// Thin launcher: runs the TypeScript CLI through tsx so the package needs no build step.
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
+// The `fedmark` command. The CLI is TypeScript run through tsx's loader, registered in this same
+// process (no build step, and no second process that a signal would have to reach).
+import { register } from 'tsx/esm/api';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-const tsxCli = require.resolve('tsx/cli');
-const result = spawnSync(process.execPath, [tsxCli, join(here, '..', 'cli', 'main.ts'), ...process.argv.slice(2)], {
-  stdio: 'inherit',
-});
-process.exit(result.status ?? 1);
+register();
+await import('../cli/main.ts');
