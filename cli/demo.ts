@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -30,6 +29,7 @@ import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { writeReport } from '../src/report/html.ts';
 import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
 import { bundledPartners, DATASET_ALIASES, PARTNER_HOLDOUT, withJobOptions } from './partner-data.ts';
+import { freePort } from './free-port.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, 'main.ts');
@@ -79,16 +79,6 @@ export function registerDemoCommand(program: Command): void {
     });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;

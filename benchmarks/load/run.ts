@@ -17,7 +17,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +38,7 @@ import { parameterCount } from '../../src/model/params.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { createRng, deriveSeed } from '../../src/util/rng.ts';
+import { freePort } from '../../cli/free-port.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'cli/main.ts');
@@ -102,16 +102,6 @@ function procMemory(pid: number): { rssKb: number; hwmKb: number } {
 }
 
 /** A port the OS just handed out; the coordinator binds it right after (tiny race, loopback only). */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port assigned'))));
-    });
-  });
-}
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {

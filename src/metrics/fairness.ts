@@ -43,6 +43,24 @@ export interface SegmentMetrics {
 
 export type GroupCounts = Omit<GroupMetrics, 'disparateImpact' | 'flagged'>;
 
+/**
+ * A group's rates from its confusion counts at the threshold — shared by the direct (pooled scores)
+ * and the histogram (federated) paths, so both report exactly the same definitions.
+ */
+export function groupRates(group: string, positives: number, negatives: number, tp: number, fp: number, groupAuc: number): GroupCounts {
+  const count = positives + negatives;
+  return {
+    group,
+    count,
+    positives,
+    baseRate: count > 0 ? positives / count : NaN,
+    selectionRate: count > 0 ? (tp + fp) / count : NaN,
+    tpr: positives > 0 ? tp / positives : NaN,
+    fpr: negatives > 0 ? fp / negatives : NaN,
+    auc: groupAuc,
+  };
+}
+
 /** Adds disparate impact and the four-fifths flag to per-group counts of one segment. */
 export function finalizeSegment(segment: string, threshold: number, groups: GroupCounts[]): SegmentMetrics {
   let best = -1;
@@ -121,18 +139,7 @@ export function fairnessMetrics(
           else fp++;
         }
       });
-      const count = idx.length;
-      const neg = count - pos;
-      return {
-        group,
-        count,
-        positives: pos,
-        baseRate: count > 0 ? pos / count : NaN,
-        selectionRate: count > 0 ? (tp + fp) / count : NaN,
-        tpr: pos > 0 ? tp / pos : NaN,
-        fpr: neg > 0 ? fp / neg : NaN,
-        auc: count > 0 ? auc(s, y) : NaN,
-      };
+      return groupRates(group, pos, idx.length - pos, tp, fp, idx.length > 0 ? auc(s, y) : NaN);
     });
     return finalizeSegment(name, threshold, counts);
   });

@@ -28,7 +28,7 @@
 import { FedmarkError } from '../errors.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { binIndex, checkLengths, checkProbabilities, rowLogLoss, type CalibrationBin } from './classification.ts';
-import { finalizeSegment, type GroupCounts, type SegmentMetrics } from './fairness.ts';
+import { finalizeSegment, groupRates, type GroupCounts, type SegmentMetrics } from './fairness.ts';
 
 export const DEFAULT_HISTOGRAM_BINS = 1000;
 
@@ -345,20 +345,8 @@ function calibrationFromHistograms(pos: Float64Array, neg: Float64Array, bins: n
 }
 
 function groupCounts(group: string, pos: Float64Array, neg: Float64Array, tBin: number): GroupCounts {
-  const P = total(pos);
-  const N = total(neg);
-  const count = P + N;
   const { tp, fp } = thresholdCounts(pos, neg, tBin);
-  return {
-    group,
-    count,
-    positives: P,
-    baseRate: count > 0 ? P / count : NaN,
-    selectionRate: count > 0 ? (tp + fp) / count : NaN,
-    tpr: P > 0 ? tp / P : NaN,
-    fpr: N > 0 ? fp / N : NaN,
-    auc: aucFromHistograms(pos, neg),
-  };
+  return groupRates(group, total(pos), total(neg), tp, fp, aucFromHistograms(pos, neg));
 }
 
 /** All global and per-segment metrics from a (summed) evaluation vector. */

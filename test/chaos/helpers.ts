@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,8 @@ import { vectorLengths } from '../../src/federation/rounds.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
 import { WEIGHT_UNIT } from '../../src/federation/strategy.ts';
 import { loadPartnerData } from '../../cli/partner-data.ts';
+import { freePort } from '../../cli/free-port.ts';
+export { freePort };
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_MAIN = join(ROOT, 'cli', 'main.ts');
@@ -28,16 +29,6 @@ export const SPLIT_SEED = 7;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: partner CSVs, identity files and policies, written once and shared by every run

@@ -3,10 +3,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
+import { freePort } from '../../cli/free-port.ts';
 
 const tsx = createRequire(import.meta.url).resolve('tsx/cli');
 const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
@@ -21,14 +21,6 @@ const start = (...args: string[]): ChildProcess & { output: () => string } => {
   return Object.assign(child, { output: () => out });
 };
 const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
-const freePort = () =>
-  new Promise<number>((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
 
 describe('a deployment from the command line: keys, coordinator, two partner nodes, the owner, audit, report, data-subject request', () => {
   it('runs a telco churn job with every party its own process', async () => {
