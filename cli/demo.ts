@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
 import pino from 'pino';
 import { generateIdentity, publicIdentity, writeIdentityFile, type Identity } from '../src/crypto/identity.ts';
-import { BUNDLED_DATASETS, type BundledDatasetName } from '../src/data/bundled.ts';
+import { BUNDLED_DATASETS } from '../src/data/bundled.ts';
 import { concatDatasets } from '../src/data/encode.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';

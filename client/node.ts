@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Identity } from '../src/crypto/identity.ts';
@@ -16,6 +16,7 @@ import { PartnerLedger, type ConsentCounts } from './partner-ledger.ts';
 import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
 import { sha256Hex } from '../src/util/hash.ts';
+import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
 export interface ClientNodeOptions {
   coordinatorUrl: string;
@@ -151,8 +152,7 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
   type Submitted = { dp: NonNullable<import('../src/federation/update-codec.ts').DpReport>; ciphertextHashes: string[] };
   const submitted = new Map<number, Submitted>(existsSync(submittedPath) ? (JSON.parse(readFileSync(submittedPath, 'utf8')) as [number, Submitted][]) : []);
   const saveSubmitted = () => {
-    writeFileSync(submittedPath + '.tmp', JSON.stringify([...submitted]));
-    renameSync(submittedPath + '.tmp', submittedPath);
+    writeFileAtomic(submittedPath, JSON.stringify([...submitted]));
   };
   try {
     for (;;) {
@@ -247,8 +247,7 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
       }
       body = result.body;
       // Persist before sending: after a crash the same bytes are resent, never a fresh (uncharged) release.
-      writeFileSync(pendingPath + '.tmp', JSON.stringify({ tag, body: Buffer.from(body).toString('base64') }));
-      renameSync(pendingPath + '.tmp', pendingPath);
+      writeFileAtomic(pendingPath, JSON.stringify({ tag, body: Buffer.from(body).toString('base64') }));
       if (result.meta.dp) {
         const parts = decodeUpdate(body);
         submitted.set(round, { dp: result.meta.dp, ciphertextHashes: parts.meta.parts.map((p) => sha256Hex(parts.parts[p.name])) });

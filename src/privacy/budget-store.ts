@@ -18,21 +18,11 @@
  *
  * Single writer: one node process owns a store file at a time.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { FedmarkError } from '../errors.ts';
 import { sha256Hex } from '../util/hash.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 import { dpEventSchema, RdpAccountant, validateDelta, validateDpEvent, type DpEvent } from './accountant.ts';
 
 const FORMAT = 'fedmark-budget-store';
@@ -88,34 +78,6 @@ function requireId(value: unknown, what: string): string {
   return value;
 }
 
-/** Atomic replace: temp file → fsync → rename → fsync(dir). */
-function writeFileAtomic(path: string, data: string): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    try {
-      writeSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temp file may already be gone (renamed); nothing to clean up
-    }
-    throw err;
-  }
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-}
 
 export interface Spend {
   jobEpsilon: number;

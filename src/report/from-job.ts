@@ -26,7 +26,6 @@ export function reportInputFromJob(o: {
   intendedUse: string;
 }): ReportInputDraft {
   const m = o.manifest;
-  const nameOf = new Map(m.participants.map((p) => [p.keyId, p.name]));
   const rounds = o.ledger.filter((e): e is LedgerEntry & { type: 'round'; payload: PayloadOf<'round'> } => e.type === 'round');
   const finished = o.ledger.find((e) => e.type === 'model.final' || e.type === 'job.halt');
   const limits = new Map(

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { canonicalBytes, canonicalJson } from './canonical.ts';
+import { fsyncDir, writeFileAtomic } from '../../util/atomic-file.ts';
 import { keyIdSchema, LEDGER_SCHEMA_VERSION } from './entries.ts';
 import { toBase64, verifySignature, type LedgerSigner } from './signing.ts';
 
@@ -61,28 +62,7 @@ export function readHead(ledgerPath: string): ReadHeadResult {
  * rename, the old head survives, which is merely behind (allowed), never ahead.
  */
 export function writeHeadAtomic(ledgerPath: string, head: HeadPointer, sync = true): void {
-  const p = headPath(ledgerPath);
-  const tmp = `${p}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, canonicalJson(head) + '\n');
-    if (sync) fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, p);
+  writeFileAtomic(headPath(ledgerPath), canonicalJson(head) + '\n', { sync, syncDir: false });
 }
 
-export function fsyncDir(dir: string): void {
-  // Directory fsync makes a rename/create durable; some platforms refuse it, which only weakens
-  // durability of the *name*, not of already-fsynced contents.
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    /* best effort */
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
+export { fsyncDir };

@@ -19,7 +19,7 @@ import { createHmac } from 'node:crypto';
 import { FedmarkError } from '../../errors.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { parsePayload, type LedgerEntry, type PayloadOf } from './entries.ts';
-import { fsyncDir } from './head.ts';
+import { writeFileAtomic } from '../../util/atomic-file.ts';
 import { readLedger, type ReadLedgerResult } from './reader.ts';
 import { verifyLedger } from './verify.ts';
 import type { EpsilonOf } from './audit.ts';
@@ -61,17 +61,7 @@ export function writeIdSidecar(sidecarDir: string, jobId: string, customerIds: I
   const sorted = [...hashes].sort();
   const body = Buffer.from(sorted.map((h) => h + '\n').join(''), 'ascii');
   fs.mkdirSync(sidecarDir, { recursive: true });
-  const target = path.join(sidecarDir, file);
-  const tmp = `${target}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, body);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, target);
-  fsyncDir(sidecarDir);
+  writeFileAtomic(path.join(sidecarDir, file), body);
   return { file, sha256: sha256Hex(body), count: sorted.length, scheme: SIDECAR_SCHEME };
 }
 
