@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../src/util/hash.ts';
 import type { Logger } from 'pino';
 import { FedmarkError } from '../src/errors.ts';
 import { verifySignedManifest, type JobManifest, type SignedManifest } from '../src/federation/manifest.ts';
@@ -17,7 +17,6 @@ import type { DpReport } from '../src/federation/update-codec.ts';
 /** How many times a round is retried when the quorum is not met before the job fails. */
 export const MAX_ATTEMPTS = 3;
 
-const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 export class HttpError extends FedmarkError {
   constructor(readonly statusCode: number, code: string, message: string) {
@@ -208,7 +207,7 @@ export class JobEngine {
       this.ledger.append(jobId, 'key.ceremony', {
         jobId,
         heParamsHash: sha256Canonical(m.encryption),
-        sealedKeys: m.participants.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256(this.store.sealedKey(jobId, p.keyId)!) })),
+        sealedKeys: m.participants.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256Hex(this.store.sealedKey(jobId, p.keyId)!) })),
       });
     }
     this.advance(jobId);
@@ -266,7 +265,7 @@ export class JobEngine {
       }
     })();
     const attempt = decoded.meta.attempt;
-    const bodyHash = sha256(body);
+    const bodyHash = sha256Hex(body);
     const previous = this.store.submission(jobId, round, attempt, keyId);
     if (previous) {
       // Idempotent per job, round, attempt and partner: a retried upload is acknowledged, never re-added.
@@ -309,7 +308,7 @@ export class JobEngine {
         key_id: keyId,
         body_hash: bodyHash,
         meta: JSON.stringify(decoded.meta),
-        part_hashes: JSON.stringify(decoded.meta.parts.map((p) => sha256(decoded.parts[p.name]))),
+        part_hashes: JSON.stringify(decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name]))),
         received_at: this.now(),
       });
       this.store.updateRound(jobId, round, attempt, { ...sums, submissions: cur.submissions + 1 });
@@ -436,7 +435,7 @@ export class JobEngine {
         round: r.round,
         // The coordinator cannot read the metrics: it records which encrypted histograms were summed.
         metrics: { partners: subs.length },
-        ciphertextHashes: [...subs.flatMap((s) => JSON.parse(s.part_hashes) as string[]), ...(full.eval_sum ? [sha256(full.eval_sum)] : [])],
+        ciphertextHashes: [...subs.flatMap((s) => JSON.parse(s.part_hashes) as string[]), ...(full.eval_sum ? [sha256Hex(full.eval_sum)] : [])],
       });
       const m = this.manifest(job.job_id);
       this.ledger.append(job.job_id, 'model.final', {
@@ -518,7 +517,7 @@ export class JobEngine {
       submitted,
       dropped: selected.filter((k) => !submitted.includes(k)),
       partners,
-      aggregateHash: sha256(full.update_sum ?? new Uint8Array(0)),
+      aggregateHash: sha256Hex(full.update_sum ?? new Uint8Array(0)),
       globalModelHash: majority,
       modelHashes: hashes.map((h) => ({ partner: h.key_id, hash: h.hash })),
       modelHashesAgreed: agreed,

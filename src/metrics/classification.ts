@@ -221,14 +221,23 @@ export function calibrationBins(scores: ArrayLike<number>, labels: ArrayLike<num
     sumScore[b] += scores[i];
     sumLabel[b] += labels[i];
   }
+  return calibrationFromSums(count, sumScore, sumLabel);
+}
+
+/**
+ * Reliability bins from per-bin totals (count, Σ predicted, Σ observed) over equal-width bins of
+ * [0, 1]; empty bins are omitted. Shared by the pooled and the histogram (federated) paths.
+ */
+export function calibrationFromSums(count: Float64Array, sumPredicted: Float64Array, sumObserved: Float64Array): CalibrationBin[] {
+  const bins = count.length;
   const out: CalibrationBin[] = [];
   for (let b = 0; b < bins; b++) {
-    if (count[b] === 0) continue;
+    if (!(count[b] > 0)) continue;
     out.push({
       lower: b / bins,
       upper: (b + 1) / bins,
-      meanPredicted: sumScore[b] / count[b],
-      observedRate: sumLabel[b] / count[b],
+      meanPredicted: sumPredicted[b] / count[b],
+      observedRate: sumObserved[b] / count[b],
       count: count[b],
     });
   }

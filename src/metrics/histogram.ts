@@ -27,7 +27,7 @@
  */
 import { FedmarkError } from '../errors.ts';
 import { sha256Hex } from '../util/hash.ts';
-import { binIndex, checkLengths, checkProbabilities, rowLogLoss, type CalibrationBin } from './classification.ts';
+import { binIndex, calibrationFromSums, checkLengths, checkProbabilities, rowLogLoss, type CalibrationBin } from './classification.ts';
 import { finalizeSegment, groupRates, type GroupCounts, type SegmentMetrics } from './fairness.ts';
 
 export const DEFAULT_HISTOGRAM_BINS = 1000;
@@ -330,18 +330,7 @@ function calibrationFromHistograms(pos: Float64Array, neg: Float64Array, bins: n
     sumMid[k] += c * mid;
     sumPos[k] += pos[b];
   }
-  const out: CalibrationBin[] = [];
-  for (let k = 0; k < cBins; k++) {
-    if (!(count[k] > 0)) continue;
-    out.push({
-      lower: k / cBins,
-      upper: (k + 1) / cBins,
-      meanPredicted: sumMid[k] / count[k],
-      observedRate: sumPos[k] / count[k],
-      count: count[k],
-    });
-  }
-  return out;
+  return calibrationFromSums(count, sumMid, sumPos);
 }
 
 function groupCounts(group: string, pos: Float64Array, neg: Float64Array, tBin: number): GroupCounts {

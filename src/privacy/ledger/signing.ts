@@ -3,6 +3,7 @@
  * ledger only needs "something that signs bytes under a key id", so any identity implementation
  * (file key, HSM, test key) can write a ledger, and verification needs only tweetnacl.
  */
+import { keyId } from '../../crypto/identity.ts';
 import { ed25519Sign, ed25519Verify } from '../../crypto/ed25519.ts';
 import nacl from 'tweetnacl';
 import { createHash } from 'node:crypto';
@@ -16,10 +17,8 @@ export interface LedgerSigner {
   sign(bytes: Uint8Array): Uint8Array;
 }
 
-/** Same rule as crypto/identity.ts `keyId`: hex of the first 16 bytes of SHA-256(public key). */
-export function keyIdOf(signPublicKey: Uint8Array): string {
-  return createHash('sha256').update(signPublicKey).digest('hex').slice(0, 32);
-}
+/** The key id rule of crypto/identity.ts: hex of the first 16 bytes of SHA-256(public key). */
+export const keyIdOf = keyId;
 
 export function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
