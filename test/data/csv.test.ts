@@ -8,6 +8,7 @@ import { FedmarkError } from '../../src/errors.ts';
 import { matchHeader, readCsvRecords, readRows, type CsvRow } from '../../src/data/csv.ts';
 import { loadDataset } from '../../src/data/encode.ts';
 import { loadSchema, parseSchema } from '../../src/data/schema.ts';
+import { rejection } from '../helpers/errors.ts';
 
 const fx = (name: string) => fileURLToPath(new URL(`../fixtures/data/${name}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'fedmark-csv-'));
@@ -24,15 +25,6 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-async function rejection(p: Promise<unknown>): Promise<FedmarkError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FedmarkError);
-    return err as FedmarkError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('readCsvRecords', () => {
   it('handles BOM, CRLF, quoted delimiters, escaped quotes and quoted newlines, with start lines', async () => {

@@ -14,6 +14,7 @@ import {
   type Dataset,
 } from '../../src/data/encode.ts';
 import { OTHER_BUCKET, featureCount, loadSchema, parseSchema, type DatasetSchema } from '../../src/data/schema.ts';
+import { rejection } from '../helpers/errors.ts';
 
 const fx = (name: string) => fileURLToPath(new URL(`../fixtures/data/${name}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'fedmark-encode-'));
@@ -31,15 +32,6 @@ function row(ds: Dataset, i: number): number[] {
   return Array.from(ds.X.subarray(i * ds.d, (i + 1) * ds.d));
 }
 
-async function rejection(p: Promise<unknown>): Promise<FedmarkError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FedmarkError);
-    return err as FedmarkError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('loadDataset on the mixed fixture (every column kind)', () => {
   const dsPromise = loadDataset(fx('mixed.csv'), mixed);
