@@ -8,6 +8,8 @@ import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { CoordinatorClient } from '../client/http.ts';
 import { PartnerLedger } from '../client/partner-ledger.ts';
+import { pendingScorings as pendingScoringsOf } from '../src/scoring/serve/spool.ts';
+import { spoolDir } from './serve-command.ts';
 
 /** Data-governance commands: two-person approval, data-subject requests, withdrawal, emergency brake. */
 export function registerGovernanceCommands(program: Command): void {
@@ -29,11 +31,13 @@ export function registerGovernanceCommands(program: Command): void {
     .requiredOption('--state-dir <dir>', "the partner node's state directory (holds the id salt and id sidecars)")
     .requiredOption('--customer-id <id>', 'the customer id (never leaves this machine)')
     .option('--json', 'print JSON', false)
-    .action((o: { ledger: string; stateDir: string; customerId: string; json: boolean }) => {
+    .action(async (o: { ledger: string; stateDir: string; customerId: string; json: boolean }) => {
       const salt = readFileSync(join(o.stateDir, 'subject-salt'));
       const st = subjectStatement(o.ledger, join(o.stateDir, 'subject-ids'), o.customerId, salt, { epsilonOf: composedEpsilon });
+      // Scoring-service requests not yet sealed into the ledger (docs/SCORING.md).
+      const pendingScorings = await pendingScoringsOf(spoolDir(o.stateDir), st.customerIdHash);
       if (o.json) {
-        process.stdout.write(`${JSON.stringify(st)}\n`);
+        process.stdout.write(`${JSON.stringify({ ...st, pendingScorings })}\n`);
         return;
       }
       process.stdout.write(`Statement for customer (salted hash ${st.customerIdHash}) from partner ${st.partner ?? 'unknown'}\n`);
@@ -42,7 +46,11 @@ export function registerGovernanceCommands(program: Command): void {
       for (const u of st.uses) {
         process.stdout.write(`- job ${u.jobId}: model ${u.modelHash ?? '(not finished)'}, ${u.rounds} round(s), ε ≤ ${u.epsilon === null ? 'n/a' : Math.ceil(u.epsilon * 1000) / 1000} at δ = ${u.delta ?? 'n/a'}\n`);
       }
-      for (const p of st.problems) process.stdout.write(`! ${p}\n`);
+      for (const sc of st.scorings) {
+        process.stdout.write(`- scored by model ${sc.modelHash}${sc.modelJobId ? ` (job ${sc.modelJobId})` : ''} for "${sc.purpose}" (${sc.mode === 'serve' ? 'scoring service' : 'batch run'} ${sc.runId}, ${sc.startedAt} – ${sc.finishedAt})${sc.sidecarVerified ? '' : ' [sidecar altered]'}\n`);
+      }
+      for (const p of pendingScorings) process.stdout.write(`- scored by model ${p.modelHash} for "${p.purpose}" (scoring service ${p.windowId}, ${p.firstAt} – ${p.lastAt}; not yet sealed into the ledger)\n`);
+      for (const p of st.problems) process.stdout.write(`! ${p.code}: ${p.message}\n`);
     });
 
   program

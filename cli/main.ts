@@ -9,6 +9,9 @@ import { registerReportCommand } from './report-command.ts';
 import { registerSimulateCommand } from './simulate-command.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerJobCommand } from './job-command.ts';
+import { registerScoreCommand } from './score-command.ts';
+import { registerServeCommand } from './serve-command.ts';
+import { registerUpliftCommand } from './uplift-command.ts';
 
 const program = new Command();
 program
@@ -24,6 +27,9 @@ registerReportCommand(program);
 registerSimulateCommand(program);
 registerGovernanceCommands(program);
 registerJobCommand(program);
+registerScoreCommand(program);
+registerServeCommand(program);
+registerUpliftCommand(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

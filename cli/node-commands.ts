@@ -120,7 +120,7 @@ function readApprovals(path: string): OfficerApproval[] {
 }
 
 /** Re-read before every round, so a withdrawal takes effect from the next round on. */
-function readIdList(path: string): Set<string> {
+export function readIdList(path: string): Set<string> {
   if (!existsSync(path)) return new Set();
   return new Set(readFileSync(path, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean));
 }

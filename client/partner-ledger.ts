@@ -112,6 +112,21 @@ export class PartnerLedger {
     this.writer.append('model.final', { jobId, modelHash, rounds, partners: privacy ? [{ partner: this.self, ...privacy }] : [] });
   }
 
+  /** A scoring run (a batch file, or a sealed window of the scoring service); see docs/SCORING.md. */
+  modelScoring(run: Omit<PayloadInput<'model.scoring'>, 'partner'>): void {
+    this.writer.append('model.scoring', { ...run, partner: this.self });
+  }
+
+  /** Salted hash of a customer id, as sidecars and withdrawals record it. */
+  idHash(customerId: string): string {
+    return hashCustomerId(customerId, this.salt);
+  }
+
+  /** Directory of this partner's id sidecars. */
+  get sidecarDirectory(): string {
+    return this.sidecarDir;
+  }
+
   close(): void {
     this.writer.close();
   }

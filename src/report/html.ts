@@ -29,6 +29,7 @@ import {
 } from './format.ts';
 import { buildModelCard, cardToHtml, cardToMarkdown } from './model-card.ts';
 import { parseReportInput, type ReportInput, type ReportInputDraft } from './schema.ts';
+import { CAMPAIGN_CHART_SCRIPT, campaignChartData, renderCampaignSection } from './campaign-section.ts';
 
 export const CHART_IDS = ['chart-auc', 'chart-epsilon', 'chart-roc', 'chart-pr', 'chart-lift', 'chart-calibration'] as const;
 
@@ -461,7 +462,7 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
 
   const data = jsonForScript(chartData(input));
   const chartJs = chartJsSource();
-  const csp = `default-src 'none'; script-src ${cspHash(chartJs)} ${cspHash(CHART_SCRIPT)}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'`;
+  const csp = `default-src 'none'; script-src ${cspHash(chartJs)} ${cspHash(CHART_SCRIPT)}${input.campaign ? ` ${cspHash(CAMPAIGN_CHART_SCRIPT)}` : ''}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'`;
   const title = `Compliance report — ${job.jobId}`;
 
   return `<!DOCTYPE html>
@@ -520,6 +521,8 @@ ${liftTable}
 ${fairnessSection}
 </section>
 
+${input.campaign ? renderCampaignSection(input.campaign) : ''}
+
 <section id="encryption"><h2>Encryption</h2>
 <dl class="facts">${encFacts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 <p class="note">The coordinator adds ciphertexts and never holds the secret key; it never saw an individual update, score or histogram.</p>
@@ -538,6 +541,7 @@ ${cardToHtml(card, 3)}
 <script type="application/json" id="report-data">${data}</script>
 <script>${chartJs}</script>
 <script>${CHART_SCRIPT}</script>
+${input.campaign ? `<script type="application/json" id="campaign-data">${jsonForScript(campaignChartData(input.campaign))}</script><script>${CAMPAIGN_CHART_SCRIPT}</script>` : ''}
 </body>
 </html>
 `;

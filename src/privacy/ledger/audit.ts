@@ -18,6 +18,7 @@ import { parsePayload, type EntryType, type LedgerEntry, type PayloadOf, type Po
 import { readLedger, type ReadLedgerResult } from './reader.ts';
 import { entryHash } from './signing.ts';
 import { verifyLedger, type KeyRing, type LedgerFinding, type Severity } from './verify.ts';
+import { checkScoringEntries } from './scoring-checks.ts';
 
 export interface DpEvent {
   samplingRate: number;
@@ -548,7 +549,7 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
   (opts.partners ?? []).forEach((input, i) => {
     const li = load(input, `partner[${i}]`);
     const pv = verifyLedger(li.read, { name: li.name });
-    findings.push(...pv.findings);
+    findings.push(...pv.findings, ...checkScoringEntries(pv.ledger, pv.entries, pv.validPayloadSeqs));
     ledgers.push({ name: pv.ledger, entries: pv.entries.length, ok: pv.ok });
     const who = crossCheck(
       { name: pv.ledger, entries: pv.entries, ring: pv.keyRing, valid: pv.validPayloadSeqs },

@@ -68,6 +68,14 @@ const dpPartnerParams = {
   ciphertextHashes: z.array(hex64),
 };
 
+/** A partner-local file of salted customer-id hashes (subject-rights.ts); only its hash and size are recorded. */
+const sidecarSchema = z.strictObject({
+  file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
+  sha256: hex64,
+  count,
+  scheme: z.literal('hmac-sha256-128'),
+});
+
 export const payloadSchemas = {
   /** seq 0 of a job ledger, authored by the job owner; its keys are the ledger's trust anchor. */
   'job.manifest': z.strictObject({
@@ -173,14 +181,7 @@ export const payloadSchemas = {
     rowsExcludedWithdrawn: count.optional(),
     /** Partner-local sidecar of salted id hashes used (see subject-rights.ts); only its hash and
      * size leave the file. */
-    sidecar: z
-      .strictObject({
-        file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
-        sha256: hex64,
-        count,
-        scheme: z.literal('hmac-sha256-128'),
-      })
-      .optional(),
+    sidecar: sidecarSchema.optional(),
   }),
   'consent.withdrawal': z
     .strictObject({
@@ -206,6 +207,48 @@ export const payloadSchemas = {
     rounds: count,
     partners: z.array(z.strictObject({ partner: keyIdSchema, epsilon: nonNeg, delta: probability })),
   }),
+  /**
+   * A partner scored its own customers with a model (local ledger only; scores never leave the
+   * partner): one entry per batch run, or per sealed window of the scoring service. See
+   * docs/SCORING.md.
+   */
+  'model.scoring': z
+    .strictObject({
+      runId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'run id: letters, digits, . _ - (max 128)'),
+      mode: z.enum(['batch', 'serve']),
+      partner: keyIdSchema,
+      modelHash: hex64,
+      modelKind: z.string().min(1).max(64),
+      /** The job that trained the model, when the model records it. */
+      modelJobId: jobId.optional(),
+      schemaHash: hex64,
+      purpose: z.string().min(1).max(200),
+      /** Who started the run (operator or service name); the signing key is the entry's author. */
+      operator: z.string().min(1).max(200),
+      startedAt: isoTime,
+      finishedAt: isoTime,
+      rowsRead: count,
+      rowsScored: count,
+      rowsExcludedNoConsent: count,
+      rowsExcludedWithdrawn: count,
+      /** Rows refused as bad input (never scored). */
+      rowsRejected: count,
+      /** Batch: SHA-256 of the input file. */
+      inputSha256: hex64.optional(),
+      /** Batch: SHA-256 of the output file; serve: of the window's response hashes (docs/SCORING.md). */
+      outputSha256: hex64,
+      /** Serve: requests answered in the window and who sent them (key ids, or "token"). */
+      requests: count.optional(),
+      requesters: z.array(z.string().min(1).max(64)).max(1000).optional(),
+      /** Salted ids of the customers scored (see subject-rights.ts). */
+      sidecar: sidecarSchema.optional(),
+    })
+    .refine((p) => p.rowsRead === p.rowsScored + p.rowsExcludedNoConsent + p.rowsExcludedWithdrawn + p.rowsRejected, {
+      message: 'rowsRead must equal rowsScored + rowsExcludedNoConsent + rowsExcludedWithdrawn + rowsRejected',
+      path: ['rowsRead'],
+    })
+    .refine((p) => !p.sidecar || p.sidecar.count <= p.rowsScored, { message: 'the sidecar cannot list more customers than were scored', path: ['sidecar', 'count'] })
+    .refine((p) => Date.parse(p.startedAt) <= Date.parse(p.finishedAt), { message: 'finishedAt is before startedAt', path: ['finishedAt'] }),
   'ledger.truncation-repaired': z.strictObject({
     tornFile: z.string().min(1),
     tornBytes: z.number().int().positive(),

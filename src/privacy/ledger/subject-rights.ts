@@ -96,10 +96,26 @@ export interface SubjectUse {
   sidecarVerified: boolean;
 }
 
+/** A scoring run (batch file or service window) whose sidecar lists the customer. */
+export interface SubjectScoring {
+  seq: number;
+  ts: string;
+  runId: string;
+  mode: 'batch' | 'serve';
+  modelHash: string;
+  modelJobId: string | null;
+  purpose: string;
+  startedAt: string;
+  finishedAt: string;
+  sidecarVerified: boolean;
+}
+
 export interface SubjectStatement {
   customerIdHash: string;
   partner: string | null;
   uses: SubjectUse[];
+  /** Which models scored this customer, when, and for what purpose. */
+  scorings: SubjectScoring[];
   /** The consent withdrawal that lists this customer, if any. */
   consentWithdrawn: { seq: number; ts: string; effectiveFrom: string } | null;
   problems: { seq?: number; code: string; message: string }[];
@@ -123,31 +139,57 @@ export function subjectStatement(
   const payload = <T extends LedgerEntry['type']>(e: LedgerEntry, t: T): PayloadOf<T> => parsePayload(t, e.payload).data as PayloadOf<T>;
 
   const uses: SubjectUse[] = [];
+  const scorings: SubjectScoring[] = [];
   let consentWithdrawn: SubjectStatement['consentWithdrawn'] = null;
   for (const e of entries) {
     if (e.type === 'consent.withdrawal' && !consentWithdrawn) {
       const p = payload(e, 'consent.withdrawal');
       if (p.idHashes.includes(customerIdHash)) consentWithdrawn = { seq: e.seq, ts: e.ts, effectiveFrom: p.effectiveFrom };
     }
+    // Reads a sidecar pinned by entry e, reporting (never trusting) a missing or altered one.
+    const lookup = (sidecar: SidecarInfo | undefined, what: string): { found: boolean; verified: boolean } | null => {
+      if (!sidecar) {
+        problems.push({ seq: e.seq, code: 'NO_SIDECAR', message: `${what}: no id sidecar recorded; cannot tell whether this customer was included` });
+        return null;
+      }
+      const file = path.join(sidecarDir, sidecar.file);
+      let bytes: Buffer;
+      try {
+        bytes = fs.readFileSync(file);
+      } catch (err) {
+        problems.push({ seq: e.seq, code: 'SIDECAR_MISSING', message: `${what}: cannot read ${file}: ${(err as Error).message}` });
+        return null;
+      }
+      const verified = sha256Hex(bytes) === sidecar.sha256 && bytes.length === sidecar.count * RECORD_BYTES;
+      if (!verified) {
+        problems.push({ seq: e.seq, code: 'SIDECAR_TAMPERED', message: `${what}: ${file} does not match the hash/count recorded at seq ${e.seq}` });
+      }
+      return { found: sidecarHas(bytes, customerIdHash), verified };
+    };
+    if (e.type === 'model.scoring') {
+      const p = payload(e, 'model.scoring');
+      const hit = lookup(p.sidecar, `scoring run ${p.runId}`);
+      if (hit?.found) {
+        scorings.push({
+          seq: e.seq,
+          ts: e.ts,
+          runId: p.runId,
+          mode: p.mode,
+          modelHash: p.modelHash,
+          modelJobId: p.modelJobId ?? null,
+          purpose: p.purpose,
+          startedAt: p.startedAt,
+          finishedAt: p.finishedAt,
+          sidecarVerified: hit.verified,
+        });
+      }
+      continue;
+    }
     if (e.type !== 'consent.usage') continue;
     const c = payload(e, 'consent.usage');
-    if (!c.sidecar) {
-      problems.push({ seq: e.seq, code: 'NO_SIDECAR', message: `job ${c.jobId}: no id sidecar recorded; cannot tell whether this customer was used` });
-      continue;
-    }
-    const file = path.join(sidecarDir, c.sidecar.file);
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch (err) {
-      problems.push({ seq: e.seq, code: 'SIDECAR_MISSING', message: `job ${c.jobId}: cannot read ${file}: ${(err as Error).message}` });
-      continue;
-    }
-    const verified = sha256Hex(bytes) === c.sidecar.sha256 && bytes.length === c.sidecar.count * RECORD_BYTES;
-    if (!verified) {
-      problems.push({ seq: e.seq, code: 'SIDECAR_TAMPERED', message: `job ${c.jobId}: ${file} does not match the hash/count recorded at seq ${e.seq}` });
-    }
-    if (!sidecarHas(bytes, customerIdHash)) continue;
+    const hit = lookup(c.sidecar, `job ${c.jobId}`);
+    if (!hit?.found) continue;
+    const verified = hit.verified;
 
     const rounds = entries.filter((x) => x.type === 'partner.round' && payload(x, 'partner.round').jobId === c.jobId).map((x) => payload(x, 'partner.round'));
     let epsilon = rounds.reduce((m, r) => Math.max(m, r.epsilonCumulative), 0);
@@ -166,5 +208,5 @@ export function subjectStatement(
       sidecarVerified: verified,
     });
   }
-  return { customerIdHash, partner: v.keyRing.kind === 'local' ? (v.keyRing.ownerKeyId ?? null) : null, uses, consentWithdrawn, problems };
+  return { customerIdHash, partner: v.keyRing.kind === 'local' ? (v.keyRing.ownerKeyId ?? null) : null, uses, scorings, consentWithdrawn, problems };
 }

@@ -102,6 +102,7 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'partner.withdraw',
   'job.halt',
   'model.final',
+  'model.scoring',
   'ledger.truncation-repaired',
 ]);
 

@@ -33,6 +33,7 @@ import {
 } from './entries.ts';
 import { fsyncDir, signHead, writeHeadAtomic } from './head.ts';
 import { readLedger } from './reader.ts';
+import { withAppendLock } from './append-lock.ts';
 import { entryHash, keyIdOf, signEntry, verifyEntrySignature, type LedgerSigner } from './signing.ts';
 
 export interface LedgerWriterOptions {
@@ -64,6 +65,8 @@ export class LedgerWriter {
   private nextSeq: number;
   private prevHash: string;
   private lastTs: string | null;
+  /** Bytes of the file this writer has accounted for (its own appends and any it caught up with). */
+  private knownBytes: number;
 
   private constructor(file: string, signer: LedgerSigner, fd: number, last: LedgerEntry | null, opts: LedgerWriterOptions) {
     this.path = file;
@@ -75,10 +78,16 @@ export class LedgerWriter {
     this.nextSeq = last ? last.seq + 1 : 0;
     this.prevHash = last ? entryHash(last) : GENESIS_PREV;
     this.lastTs = last ? last.ts : null;
+    this.knownBytes = fs.fstatSync(fd).size;
   }
 
   /** Opens (creating if absent) a ledger and resumes after its last valid entry. */
   static open(file: string, signer: LedgerSigner, opts: LedgerWriterOptions = {}): LedgerWriter {
+    // Under the append lock: another process's half-written line must not look like a torn tail.
+    return withAppendLock(file, () => LedgerWriter.openLocked(file, signer, opts));
+  }
+
+  private static openLocked(file: string, signer: LedgerSigner, opts: LedgerWriterOptions): LedgerWriter {
     if (!fs.existsSync(file)) {
       const fd = fs.openSync(file, 'a', 0o600);
       fs.fsyncSync(fd);
@@ -163,7 +172,8 @@ export class LedgerWriter {
       fs.closeSync(fd);
     }
     this.fd = fs.openSync(this.path, 'a');
-    this.append('ledger.truncation-repaired', {
+    this.knownBytes = validBytes;
+    this.appendUnlocked('ledger.truncation-repaired', {
       tornFile: path.basename(tornFile),
       tornBytes: tail.length,
       tornSha256: sha256Hex(tail),
@@ -171,8 +181,43 @@ export class LedgerWriter {
     });
   }
 
+  /**
+   * Entries another process appended since this writer's last write (see append-lock.ts): re-read
+   * and chain-checked, so the next entry extends the true last one. Throws if the file no longer
+   * extends what this writer wrote.
+   */
+  private catchUp(): void {
+    if (this.fd === null) throw new FedmarkError('LEDGER_CLOSED', `ledger ${this.path} is closed`);
+    const size = fs.fstatSync(this.fd).size;
+    if (size === this.knownBytes) return;
+    const read = readLedger(this.path);
+    const fresh = read.entries.filter((e) => e.seq >= this.nextSeq);
+    let prev = this.prevHash;
+    let seq = this.nextSeq;
+    for (const e of fresh) {
+      if (e.seq !== seq || e.prev !== prev) break;
+      prev = entryHash(e);
+      seq++;
+    }
+    if (size < this.knownBytes || read.problems.some((p) => p.code !== 'HEAD_UNREADABLE') || seq !== (read.entries.length ? read.entries[read.entries.length - 1].seq + 1 : 0) || read.validPrefixBytes !== size) {
+      throw new FedmarkError('LEDGER_CORRUPT', `refusing to append to ${this.path}: it changed under this writer and no longer extends entry seq ${this.nextSeq - 1}`);
+    }
+    const last = fresh[fresh.length - 1];
+    this.nextSeq = seq;
+    this.prevHash = prev;
+    if (last) this.lastTs = last.ts;
+    this.knownBytes = size;
+  }
+
   /** Validates, signs, writes and fsyncs one entry; returns it. */
   append<T extends EntryType>(type: T, payload: PayloadInput<T>, opts: AppendOptions = {}): EntryOfType<T> {
+    return withAppendLock(this.path, () => {
+      this.catchUp();
+      return this.appendUnlocked(type, payload, opts);
+    });
+  }
+
+  private appendUnlocked<T extends EntryType>(type: T, payload: PayloadInput<T>, opts: AppendOptions = {}): EntryOfType<T> {
     const parsed = parsePayload(type, payload);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -205,6 +250,13 @@ export class LedgerWriter {
    * It must extend this ledger exactly and carry a valid signature under `signPublicKey`.
    */
   appendSigned(entry: LedgerEntry, signPublicKey: Uint8Array): LedgerEntry {
+    return withAppendLock(this.path, () => {
+      this.catchUp();
+      return this.appendSignedUnlocked(entry, signPublicKey);
+    });
+  }
+
+  private appendSignedUnlocked(entry: LedgerEntry, signPublicKey: Uint8Array): LedgerEntry {
     if (entry.seq !== this.nextSeq || entry.prev !== this.prevHash) {
       throw new FedmarkError('LEDGER_NOT_NEXT', `entry seq ${entry.seq} does not extend ${this.path} (expected seq ${this.nextSeq})`);
     }
@@ -243,6 +295,7 @@ export class LedgerWriter {
     let off = 0;
     while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
     if (this.sync) fs.fsyncSync(this.fd);
+    this.knownBytes += buf.length;
     this.nextSeq = entry.seq + 1;
     this.prevHash = entryHash(entry);
     this.lastTs = entry.ts;

@@ -43,6 +43,7 @@ describe('entry schemas', () => {
         'ledger.genesis',
         'ledger.truncation-repaired',
         'model.final',
+        'model.scoring',
         'partner.acceptance',
         'partner.refusal',
         'partner.round',

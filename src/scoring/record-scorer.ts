@@ -1,0 +1,114 @@
+/**
+ * Scoring customers handed over as records (column → value), one or a small batch at a time — the
+ * service's path. It uses the same row encoder, scorer and reason coder as the batch command, so a
+ * customer gets the same probability and the same reasons either way.
+ *
+ * Records are checked against the schema before anything is encoded: an undeclared column, a
+ * missing model input (or consent/id column), and — since the service is always strict — a
+ * category outside the declared vocabulary or a number outside its declared range are refused
+ * with a FedmarkError naming the customer, column and value.
+ */
+import { FedmarkError } from '../errors.ts';
+import { isFeature, isTypedColumn, type DatasetSchema } from '../data/schema.ts';
+import type { LoadedScoringModel } from './model.ts';
+import { ReasonCoder, type ReasonCode } from './reasons.ts';
+import { RowEncoder, type RawRow } from './rows.ts';
+import { sigmoid } from './scorer.ts';
+
+export type RecordValue = string | number | boolean | null;
+
+export type RecordResult =
+  | { index: number; id: string | null; status: 'scored'; probability: number; logit: number; reasons: ReasonCode[] }
+  | { index: number; id: string | null; status: 'not-scored'; reason: 'no-consent' | 'withdrawn' };
+
+export interface RecordBatchResult {
+  results: RecordResult[];
+  /** Ids (raw) of the customers scored, for the caller to record. */
+  scoredIds: string[];
+  noConsent: number;
+  withdrawn: number;
+}
+
+/**
+ * The schema as the service reads a record: typed columns that are not model inputs (sensitive
+ * columns kept for fairness reports) may be sent but are not needed, so they are read as "ignore".
+ */
+function serviceSchema(schema: DatasetSchema): DatasetSchema {
+  return {
+    ...schema,
+    columns: schema.columns.map((c) => (isTypedColumn(c) && !isFeature(c) ? { name: c.name, role: 'ignore' as const } : c)),
+  };
+}
+
+export class RecordScorer {
+  private readonly view: DatasetSchema;
+  private readonly required: string[];
+  private readonly known: Set<string>;
+  private readonly coder: ReasonCoder;
+  private readonly idIndex: number;
+
+  constructor(
+    private readonly schema: DatasetSchema,
+    private readonly model: LoadedScoringModel,
+  ) {
+    this.view = serviceSchema(schema);
+    this.known = new Set(schema.columns.map((c) => c.name));
+    this.required = schema.columns.filter((c) => isFeature(c) || c.role === 'consent' || c.role === 'id').map((c) => c.name);
+    this.coder = new ReasonCoder(schema, model.baseline.x0);
+    this.idIndex = schema.columns.findIndex((c) => c.role === 'id');
+  }
+
+  /** Cells in schema order, or a FedmarkError naming the first problem. */
+  private toValues(record: Record<string, RecordValue>, index: number): string[] {
+    const unknown = Object.keys(record).filter((k) => !this.known.has(k));
+    if (unknown.length) {
+      throw new FedmarkError('SCORING_UNKNOWN_COLUMN', `customer ${index}: unknown column(s) ${unknown.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${unknown.length > 5 ? ', …' : ''} (schema "${this.schema.name}")`);
+    }
+    const missing = this.required.filter((k) => record[k] === undefined || record[k] === null);
+    if (missing.length) {
+      throw new FedmarkError('SCORING_MISSING_COLUMN', `customer ${index}: missing column(s) ${missing.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+    }
+    return this.view.columns.map((c) => {
+      const v = record[c.name];
+      if (v === undefined || v === null) return '';
+      if (typeof v === 'boolean') {
+        // A JSON boolean means the column's first declared true/false spelling.
+        const col = this.schema.columns.find((x) => x.name === c.name)!;
+        if (isTypedColumn(col) && col.type === 'boolean') return v ? col.true[0] : col.false[0];
+        return String(v);
+      }
+      return String(v);
+    });
+  }
+
+  score(records: readonly Record<string, RecordValue>[], o: { withdrawn?: ReadonlySet<string>; reasons?: number }): RecordBatchResult {
+    const rows: RawRow[] = records.map((r, i) => ({ line: i, values: this.toValues(r, i), bytes: 0 }));
+    const encoder = new RowEncoder(this.view, { strict: true, withdrawn: o.withdrawn, source: 'customer' });
+    const results: (RecordResult | undefined)[] = new Array(records.length);
+    for (const row of rows) {
+      const a = encoder.admit(row.values);
+      if (a !== 'ok') results[row.line] = { index: row.line, id: this.idIndex >= 0 ? row.values[this.idIndex].trim() : null, status: 'not-scored', reason: a };
+    }
+    const enc = encoder.encode(rows);
+    const { scorer } = this.model;
+    const z = scorer.logits(enc.X, enc.n);
+    const k = o.reasons ?? 3;
+    const phi = k > 0 ? scorer.contributions(enc.X, enc.n) : null;
+    const d = scorer.d;
+    const scoredIds: string[] = [];
+    for (let i = 0; i < enc.n; i++) {
+      const row = enc.rows[i];
+      const id = enc.ids ? enc.ids[i] : null;
+      if (id !== null) scoredIds.push(id);
+      results[row.line] = {
+        index: row.line,
+        id,
+        status: 'scored',
+        probability: sigmoid(z[i]),
+        logit: z[i],
+        reasons: phi ? this.coder.top(phi.subarray(i * d, (i + 1) * d), enc.X.subarray(i * d, (i + 1) * d), row.values, k) : [],
+      };
+    }
+    return { results: results as RecordResult[], scoredIds, noConsent: enc.excludedNoConsent, withdrawn: enc.excludedWithdrawn };
+  }
+}
