@@ -271,7 +271,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     const centralized = await trainLocal(manifest.model, d, init, concatDatasets(splits.map((s) => s.train)), baselineConfig);
     const local: Record<string, number> = {};
     for (const [i, s] of splits.entries()) local[names[i]] = aucOf((await trainLocal(manifest.model, d, init, s.train, baselineConfig)).params);
-    await saveModel(join(out, 'model'), manifest.model, d, result.params, { jobId, dataset: datasetName, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
+    await saveModel(join(out, 'model'), manifest.model, d, result.params, { jobId, dataset: datasetName, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames, purpose: manifest.purpose, schemaHash: manifest.dataset.schemaHash });
 
     const epsilon: Record<string, number> = {};
     if (plan) {
