@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { createHash, randomBytes } from 'node:crypto';
 import { FedmarkError } from '../errors.ts';
 import { formatIssue, type RowIssue } from '../data/csv.ts';
@@ -93,6 +93,34 @@ interface OutputRow {
   /** fields after the decile. */
   tail: string;
   groups: string[] | null;
+}
+
+/**
+ * Pass-1 records: "q headLength tailLength\n" then the two strings. Lengths (not separators) frame
+ * the strings, so customer text containing newlines or any other character cannot break them.
+ */
+function pass1Record(r: OutputRow): string {
+  return `${r.q} ${r.head.length} ${r.tail.length}\n${r.head}${r.tail}`;
+}
+
+async function* readPass1(file: string): AsyncGenerator<{ q: number; head: string; tail: string }> {
+  const decoder = new StringDecoder('utf8');
+  let buf = '';
+  let at = 0;
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
+    buf = buf.slice(at) + decoder.write(chunk as Buffer);
+    at = 0;
+    for (;;) {
+      const nl = buf.indexOf('\n', at);
+      if (nl < 0) break;
+      const [q, h, t] = buf.slice(at, nl).split(' ').map(Number);
+      if (nl + 1 + h + t > buf.length) break;
+      const start = nl + 1;
+      yield { q, head: buf.slice(start, start + h), tail: buf.slice(start + h, start + h + t) };
+      at = start + h + t;
+    }
+  }
+  if (at < buf.length) throw new FedmarkError('SCORING_TEMP_CORRUPT', `${file}: temporary file ends inside a record`);
 }
 
 function columnIndex(schema: DatasetSchema, name: string | undefined, what: string): number {
@@ -222,7 +250,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
       if (top) top.offer(key, rowSeq, make);
       else {
         const r = make();
-        lines += JSON.stringify([r.q, r.head, r.tail]) + '\n';
+        lines += pass1Record(r);
       }
     }
     if (pass1Fd !== null && lines) writeAll(pass1Fd, lines);
@@ -266,11 +294,9 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
       } else {
         fs.closeSync(pass1Fd!);
         pass1Fd = null;
-        const rl = readline.createInterface({ input: fs.createReadStream(pass1!), crlfDelay: Infinity });
         let text = '';
-        for await (const line of rl) {
-          const [q, head, tail] = JSON.parse(line) as [number, string, string];
-          text += `${head},${deciles.decile(q)}${tail}\n`;
+        for await (const r of readPass1(pass1!)) {
+          text += `${r.head},${deciles.decile(r.q)}${r.tail}\n`;
           outRows++;
           if (text.length > 1 << 20) {
             writeAll(outFd, text, outHash);

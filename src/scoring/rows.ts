@@ -194,7 +194,8 @@ export async function* readScoringRows(path: string, schema: DatasetSchema): Asy
   for await (const records of readCsvBatches(path, schema.delimiter ?? ',')) {
     const batch: RawBatch = { rows: [], structural: [], bytes: 0 };
     for (const rec of records) {
-      const bytes = rec.fields.reduce((a, f) => a + f.length + 1, 0);
+      let bytes = 0;
+      for (let i = 0; i < rec.fields.length; i++) bytes += rec.fields[i].length + 1;
       batch.bytes += bytes;
       if (!map) {
         hasLabel = rec.fields.some((f) => f.trim() === label.name);

@@ -1,0 +1,314 @@
+/**
+ * Scoring benchmarks → benchmarks/results/scoring.json
+ *
+ *   npx tsx benchmarks/scoring/run.ts            # full: throughput, memory at 1e5 / 1e6 / 5e6 rows, serve latency (≈ 10–15 min on a loaded 2-core machine)
+ *   npx tsx benchmarks/scoring/run.ts --quick    # small sizes, no JSON written unless --out is given
+ *
+ * 1. Throughput (rows/s), side by side in one process for each model kind: the scoring stage alone
+ *    (encoded rows → logits, contributions, reason codes), and `scoreFile` file → file (CSV read,
+ *    consent, encoding, scoring, reasons, deciles, output) next to reading the same CSV alone.
+ * 2. Peak memory: the real `fedmark score` command in a child process on files of growing size;
+ *    peak RSS should stay flat while the file grows 50×.
+ * 3. `fedmark serve`: p50/p99 latency of single-customer requests from 20 concurrent keep-alive
+ *    clients on loopback, with bearer-token and with signed requests.
+ * 4. Attribution error: completeness gap of the tanh quadrature by number of points.
+ * The machine is shared: compare figures within one run, not across runs.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import http from 'node:http';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir, loadavg, cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
+import { loadDataset } from '../../src/data/encode.ts';
+import { featureCount, featureNames, loadSchema } from '../../src/data/schema.ts';
+import { schemaHash } from '../../src/federation/job-presets.ts';
+import { initParameters } from '../../src/model/params.ts';
+import type { ModelSpec } from '../../src/model/spec.ts';
+import { saveModel } from '../../src/model/tfjs-io.ts';
+import { generateIdentity, publicIdentity, writeIdentityFile } from '../../src/crypto/identity.ts';
+import { signRequest } from '../../src/crypto/request-signing.ts';
+import { scoreFile } from '../../src/scoring/batch.ts';
+import { loadScoringModel } from '../../src/scoring/model.ts';
+import { ReasonCoder } from '../../src/scoring/reasons.ts';
+import { readScoringRows } from '../../src/scoring/rows.ts';
+import { completenessGap } from '../../src/scoring/scorer.ts';
+import { denseScorer } from '../../src/scoring/dense-scorers.ts';
+import { buildBaseline } from '../../src/scoring/baseline.ts';
+import { createRng } from '../../src/util/rng.ts';
+import { freePort } from '../../cli/free-port.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const option = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const outPath = option('out') ?? (quick ? null : join(ROOT, 'benchmarks/results/scoring.json'));
+const log = (m: string) => process.stderr.write(`[scoring-bench] ${m}\n`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const work = mkdtempSync(join(tmpdir(), 'fedmark-scoring-bench-'));
+const schemaPath = BUNDLED_DATASETS['telco-churn'].schema;
+const schema = await loadSchema(schemaPath);
+const d = featureCount(schema);
+const PURPOSE = 'churn-model';
+
+const SPECS: Record<string, ModelSpec> = {
+  logistic: { kind: 'logistic' },
+  'mlp-relu-16': { kind: 'mlp', hidden: [16], activation: 'relu' },
+  'mlp-tanh-32-16': { kind: 'mlp', hidden: [32, 16], activation: 'tanh' },
+};
+
+async function saveBenchModel(name: string, spec: ModelSpec): Promise<string> {
+  const dir = join(work, `model-${name}`);
+  const p = initParameters(spec, d, 5);
+  const rng = createRng(9);
+  for (let i = 0; i < p.length; i++) p[i] = spec.kind === 'logistic' ? rng.normal() * 0.5 : p[i] + rng.normal() * 0.05;
+  await saveModel(dir, spec, d, p, { jobId: 'bench-job', purpose: PURPOSE, schemaHash: schemaHash(schema), featureNames: featureNames(schema) });
+  return dir;
+}
+
+/** The bundled telco file's 7,043 rows repeated (with unique ids) to `rows` data rows. */
+async function telcoFile(rows: number): Promise<string> {
+  const file = join(work, `telco-${rows}.csv`);
+  const lines = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split(/\r?\n/).filter(Boolean);
+  const out = createWriteStream(file);
+  out.write(lines[0] + '\n');
+  let buf = '';
+  for (let i = 0; i < rows; i++) {
+    const src = lines[1 + (i % (lines.length - 1))];
+    const comma = src.indexOf(',');
+    buf += `${src.slice(0, comma)}-${Math.floor(i / (lines.length - 1))}${src.slice(comma)}\n`;
+    if (buf.length > 1 << 20) {
+      if (!out.write(buf)) await once(out, 'drain');
+      buf = '';
+    }
+  }
+  out.end(buf);
+  await once(out, 'finish');
+  return file;
+}
+
+// ------------------------------------------------------------------ 1. throughput
+/** Rows per model: the tanh network's quadrature attribution is ~100× slower than the linear split. */
+const THROUGHPUT_ROWS: Record<string, number> = { logistic: 200_000, 'mlp-relu-16': 100_000, 'mlp-tanh-32-16': 20_000 };
+
+async function throughput() {
+  const reps = quick ? 1 : 3;
+  const results: Record<string, unknown>[] = [];
+  for (const [name, spec] of Object.entries(SPECS)) {
+    const rows = quick ? Math.min(20_000, THROUGHPUT_ROWS[name]) : THROUGHPUT_ROWS[name];
+    const file = await telcoFile(rows);
+    const encoded = await loadDataset(file, schema);
+    const dir = await saveBenchModel(name, spec);
+    const model = await loadScoringModel(dir, schema);
+    const coder = new ReasonCoder(schema, model.baseline.x0);
+    const stage: number[] = [];
+    const logitsOnly: number[] = [];
+    const e2e: number[] = [];
+    const readOnly: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      // Scoring stage on pre-encoded rows, in the batch size the pipeline uses.
+      const B = 4096;
+      let t = performance.now();
+      for (let at = 0; at < encoded.n; at += B) {
+        const n = Math.min(B, encoded.n - at);
+        model.scorer.logits(encoded.X.subarray(at * d, (at + n) * d), n);
+      }
+      logitsOnly.push(encoded.n / ((performance.now() - t) / 1000));
+      t = performance.now();
+      const cells = schema.columns.map(() => '1');
+      for (let at = 0; at < encoded.n; at += B) {
+        const n = Math.min(B, encoded.n - at);
+        const X = encoded.X.subarray(at * d, (at + n) * d);
+        model.scorer.logits(X, n);
+        const phi = model.scorer.contributions(X, n);
+        for (let i = 0; i < n; i++) coder.top(phi.subarray(i * d, (i + 1) * d), X.subarray(i * d, (i + 1) * d), cells, 3);
+      }
+      stage.push(encoded.n / ((performance.now() - t) / 1000));
+      // Reading the CSV alone, then the whole scoring run, back to back.
+      t = performance.now();
+      let seen = 0;
+      for await (const b of readScoringRows(file, schema)) seen += b.rows.length;
+      readOnly.push(seen / ((performance.now() - t) / 1000));
+      const s = await scoreFile({ dataPath: file, outPath: join(work, 'out.csv'), schema, model, reasons: 3 });
+      e2e.push(s.rows.read / s.seconds);
+    }
+    const row = {
+      model: name,
+      rows,
+      scorerLogitsRowsPerSecond: Math.round(median(logitsOnly)),
+      scorerStageRowsPerSecond: Math.round(median(stage)),
+      csvReadOnlyRowsPerSecond: Math.round(median(readOnly)),
+      endToEndRowsPerSecond: Math.round(median(e2e)),
+      endToEndVsReadOnly: Math.round((median(e2e) / median(readOnly)) * 1000) / 1000,
+    };
+    log(JSON.stringify(row));
+    results.push(row);
+    rmSync(file, { force: true });
+  }
+  return results;
+}
+
+// ------------------------------------------------------------------ shared partner files
+function partnerFiles() {
+  const dir = join(work, 'partner');
+  mkdirSync(join(dir, 'state'), { recursive: true });
+  const id = generateIdentity('bench-partner');
+  writeIdentityFile(join(dir, 'id.json'), id, { force: true });
+  const typed = schema.columns.filter((c) => 'type' in c || c.role === 'label').map((c) => c.name);
+  writeFileSync(join(dir, 'policy.json'), JSON.stringify({ partner: 'bench-partner', datasetId: 'telco', maxEpsilonPerJob: 1, lifetimeEpsilon: 2, maxDelta: 1e-5, allowedColumns: typed, allowedPurposes: [PURPOSE] }));
+  return { dir, identity: join(dir, 'id.json'), policy: join(dir, 'policy.json'), state: join(dir, 'state') };
+}
+
+const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+function runChild(script: string, argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', loader, script, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr = (stderr + b).slice(-20_000)));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+// ------------------------------------------------------------------ 2. memory
+async function memory() {
+  const sizes = quick ? [10_000, 100_000] : [100_000, 1_000_000, 5_000_000];
+  const p = partnerFiles();
+  const model = await saveBenchModel('memory', SPECS.logistic);
+  const child = fileURLToPath(new URL('./cli-child.ts', import.meta.url));
+  const out: Record<string, unknown>[] = [];
+  for (const rows of sizes) {
+    const file = await telcoFile(rows);
+    for (const mode of ['all', 'top-k'] as const) {
+      const r = await runChild(child, ['node', 'fedmark', 'score', '--model', model, '--data', file, '--schema', schemaPath, '--out', join(work, 'mem-out.csv'),
+        '--purpose', PURPOSE, '--policy', p.policy, '--identity', p.identity, '--state-dir', p.state, '--json', ...(mode === 'top-k' ? ['--top-k', '1000'] : [])]);
+      if (r.code !== 0) throw new Error(`fedmark score failed: ${r.stderr}`);
+      const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      const kb = Number(/MAXRSS_KB (\d+)/.exec(r.stderr)![1]);
+      const row = { rows, mode, fileMB: Math.round(statSync(file).size / 1e5) / 10, peakRssMB: Math.round(kb / 102.4) / 10, rowsPerSecond: Math.round(s.rowsPerSecond), seconds: Math.round(s.seconds * 10) / 10 };
+      log(JSON.stringify(row));
+      out.push(row);
+    }
+    rmSync(file, { force: true });
+    rmSync(join(work, 'mem-out.csv'), { force: true });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ 3. serve latency
+async function serveLatency() {
+  const p = partnerFiles();
+  const model = await saveBenchModel('serve', SPECS.logistic);
+  const clientId = generateIdentity('bench-client');
+  writeFileSync(join(p.dir, 'client.pub.json'), JSON.stringify(publicIdentity(clientId)));
+  const port = await freePort();
+  const server = spawn(process.execPath, ['--import', loader, join(ROOT, 'cli/main.ts'), 'serve', '--model', model, '--schema', schemaPath, '--purpose', PURPOSE, '--policy', p.policy,
+    '--identity', p.identity, '--state-dir', join(p.dir, 'serve-state'), '--token-file', join(p.dir, 'token'), '--client', join(p.dir, 'client.pub.json'), '--port', String(port), '--log-level', 'warn', '--rate-limit', '100000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  server.stdout.on('data', (b) => (out += b));
+  server.stderr.on('data', (b) => (out = (out + b).slice(-10_000)));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('listening on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (!out.includes('listening on')) throw new Error(`serve did not start: ${out}`);
+    const token = readFileSync(join(p.dir, 'token'), 'utf8').trim();
+    const lines = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split(/\r?\n/).filter(Boolean);
+    const head = lines[0].split(',');
+    const customers = lines.slice(1, 501).map((l) => Object.fromEntries(l.split(',').map((v, i) => [head[i], v]).filter(([k]) => k !== 'Churn')));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+    const request = (body: string, headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const t = process.hrtime.bigint();
+        const req = http.request({ host: '127.0.0.1', port, path: '/v1/score', method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const results: Record<string, unknown>[] = [];
+    for (const auth of ['token', 'signed'] as const) {
+      const perClient = quick ? 40 : 250;
+      const runPhase = async (count: number) => {
+        const lat: number[] = [];
+        const t0 = performance.now();
+        await Promise.all(
+          Array.from({ length: 20 }, async (_, c) => {
+            for (let i = 0; i < count; i++) {
+              const body = JSON.stringify({ customers: [customers[(c * count + i) % customers.length]] });
+              const headers = auth === 'token' ? { authorization: `Bearer ${token}` } : signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId: 'fedmark-serve', round: 0, identity: clientId });
+              lat.push(await request(body, headers));
+            }
+          }),
+        );
+        return { lat, seconds: (performance.now() - t0) / 1000 };
+      };
+      await runPhase(10); // warm-up
+      const { lat, seconds } = await runPhase(perClient);
+      lat.sort((a, b) => a - b);
+      const q = (x: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(x * lat.length))] * 100) / 100;
+      const row = { auth, concurrentClients: 20, requests: lat.length, p50ms: q(0.5), p90ms: q(0.9), p99ms: q(0.99), maxMs: Math.round(lat[lat.length - 1] * 100) / 100, requestsPerSecond: Math.round(lat.length / seconds) };
+      log(JSON.stringify(row));
+      results.push(row);
+    }
+    agent.destroy();
+    return results;
+  } finally {
+    server.kill('SIGTERM');
+    await once(server, 'exit');
+  }
+}
+
+// ------------------------------------------------------------------ 4. attribution error
+async function attributionError() {
+  const ds = await loadDataset(BUNDLED_DATASETS['telco-churn'].csv, schema);
+  const n = Math.min(ds.n, quick ? 500 : 3000);
+  const X = ds.X.subarray(0, n * d);
+  const out: Record<string, unknown>[] = [];
+  for (const [name, spec] of Object.entries(SPECS)) {
+    if (spec.kind === 'logistic') continue;
+    const params = initParameters(spec, d, 5);
+    const rng = createRng(9);
+    for (let i = 0; i < params.length; i++) params[i] = params[i] * 2 + rng.normal() * 0.1;
+    for (const points of spec.activation === 'tanh' ? [4, 8, 16, 32, 64] : [32]) {
+      const scorer = denseScorer(spec, d, params, buildBaseline(schema), { points });
+      const gap = completenessGap(scorer, X, n);
+      const row = { model: name, method: scorer.attribution.method, points: spec.activation === 'tanh' ? points : null, rows: n, maxGap: Math.max(...gap), meanGap: gap.reduce((a, b) => a + b, 0) / n };
+      log(JSON.stringify(row));
+      out.push(row);
+    }
+  }
+  return out;
+}
+
+const started = new Date();
+try {
+  const result = {
+    date: started.toISOString(),
+    quick,
+    machine: { cpus: cpus().length, loadAverageAtStart: loadavg().map((x) => Math.round(x * 10) / 10), node: process.version },
+    dataset: 'telco-churn (bundled, 7,043 rows repeated with unique ids; 21 columns, d = ' + d + ')',
+    throughput: await throughput(),
+    attributionError: await attributionError(),
+    serve: await serveLatency(),
+    memory: await memory(),
+    loadAverageAtEnd: loadavg().map((x) => Math.round(x * 10) / 10),
+  };
+  const json = JSON.stringify(result, null, 2);
+  if (outPath) {
+    mkdirSync(dirname(outPath), { recursive: true });
+    writeFileSync(outPath, json + '\n');
+    log(`wrote ${outPath}`);
+  } else process.stdout.write(json + '\n');
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
