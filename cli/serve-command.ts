@@ -112,6 +112,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-batch <n>', 'most customers per request', '100')
     .option('--reasons <n>', 'default reason codes per customer', '3')
     .option('--seal-seconds <s>', 'how often the spooled requests are sealed into one ledger entry', '900')
+    .option('--durability <mode>', 'when a request counts as recorded: fsync (before each response; survives power loss) or write (survives a crash of the service; fsynced every 20 ms)', 'fsync')
     .option('--baseline <spec>', 'what reasons are measured against: midpoint, zero, or a JSON file of a reference customer', 'midpoint')
     .option('--model-purpose <text>', 'purpose the model was trained for, when the model directory does not record it')
     .option('--operator <name>', 'who runs the service (recorded in the ledger; default: the OS user)')
@@ -145,7 +146,9 @@ export function registerServeCommand(program: Command): void {
       let windowNo = 1;
       // A crash earlier may have left windows: they are sealed before anything new is answered.
       await sealPending(dir, ledger, undefined, logger);
-      const spool = ScoringSpool.open(dir, windowInfo(setup, service, windowNo, operator));
+      const durability = s('durability');
+      if (durability !== 'fsync' && durability !== 'write') throw new FedmarkError('CLI_OPTION', '--durability must be "fsync" or "write"');
+      const spool = ScoringSpool.open(dir, windowInfo(setup, service, windowNo, operator), { durability });
       const app = await buildScoringService({
         model: setup.model,
         schema: setup.schema,

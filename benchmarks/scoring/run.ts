@@ -189,7 +189,7 @@ async function memory() {
   for (const rows of sizes) {
     const file = await telcoFile(rows);
     for (const mode of ['all', 'top-k'] as const) {
-      const r = await runChild(child, ['node', 'fedmark', 'score', '--model', model, '--data', file, '--schema', schemaPath, '--out', join(work, 'mem-out.csv'),
+      const r = await runChild(child, ['score', '--model', model, '--data', file, '--schema', schemaPath, '--out', join(work, 'mem-out.csv'),
         '--purpose', PURPOSE, '--policy', p.policy, '--identity', p.identity, '--state-dir', p.state, '--json', ...(mode === 'top-k' ? ['--top-k', '1000'] : [])]);
       if (r.code !== 0) throw new Error(`fedmark score failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -210,62 +210,66 @@ async function serveLatency() {
   const model = await saveBenchModel('serve', SPECS.logistic);
   const clientId = generateIdentity('bench-client');
   writeFileSync(join(p.dir, 'client.pub.json'), JSON.stringify(publicIdentity(clientId)));
-  const port = await freePort();
-  const server = spawn(process.execPath, ['--import', loader, join(ROOT, 'cli/main.ts'), 'serve', '--model', model, '--schema', schemaPath, '--purpose', PURPOSE, '--policy', p.policy,
-    '--identity', p.identity, '--state-dir', join(p.dir, 'serve-state'), '--token-file', join(p.dir, 'token'), '--client', join(p.dir, 'client.pub.json'), '--port', String(port), '--log-level', 'warn', '--rate-limit', '100000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  server.stdout.on('data', (b) => (out += b));
-  server.stderr.on('data', (b) => (out = (out + b).slice(-10_000)));
-  try {
-    const deadline = Date.now() + 60_000;
-    while (!out.includes('listening on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (!out.includes('listening on')) throw new Error(`serve did not start: ${out}`);
-    const token = readFileSync(join(p.dir, 'token'), 'utf8').trim();
-    const lines = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split(/\r?\n/).filter(Boolean);
-    const head = lines[0].split(',');
-    const customers = lines.slice(1, 501).map((l) => Object.fromEntries(l.split(',').map((v, i) => [head[i], v]).filter(([k]) => k !== 'Churn')));
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
-    const request = (body: string, headers: Record<string, string>) =>
-      new Promise<number>((resolve, reject) => {
-        const t = process.hrtime.bigint();
-        const req = http.request({ host: '127.0.0.1', port, path: '/v1/score', method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+  const lines = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split(/\r?\n/).filter(Boolean);
+  const head = lines[0].split(',');
+  const customers = lines.slice(1, 501).map((l) => Object.fromEntries(l.split(',').map((v, i) => [head[i], v]).filter(([k]) => k !== 'Churn')));
+  const results: Record<string, unknown>[] = [];
+  for (const durability of ['fsync', 'write'] as const) {
+    const port = await freePort();
+    const server = spawn(process.execPath, ['--import', loader, join(ROOT, 'cli/main.ts'), 'serve', '--model', model, '--schema', schemaPath, '--purpose', PURPOSE, '--policy', p.policy,
+      '--identity', p.identity, '--state-dir', join(p.dir, `serve-state-${durability}`), '--token-file', join(p.dir, 'token'), '--client', join(p.dir, 'client.pub.json'), '--port', String(port),
+      '--log-level', 'warn', '--rate-limit', '100000000', '--durability', durability], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    server.stdout.on('data', (b) => (out += b));
+    server.stderr.on('data', (b) => (out = (out + b).slice(-10_000)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!out.includes('listening on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (!out.includes('listening on')) throw new Error(`serve did not start: ${out}`);
+      const token = readFileSync(join(p.dir, 'token'), 'utf8').trim();
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+      const request = (body: string, headers: Record<string, string>) =>
+        new Promise<number>((resolve, reject) => {
+          const t = process.hrtime.bigint();
+          const req = http.request({ host: '127.0.0.1', port, path: '/v1/score', method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+            res.resume();
+            res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+          });
+          req.on('error', reject);
+          req.end(body);
         });
-        req.on('error', reject);
-        req.end(body);
-      });
-    const results: Record<string, unknown>[] = [];
-    for (const auth of ['token', 'signed'] as const) {
-      const perClient = quick ? 40 : 250;
-      const runPhase = async (count: number) => {
-        const lat: number[] = [];
-        const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: 20 }, async (_, c) => {
-            for (let i = 0; i < count; i++) {
-              const body = JSON.stringify({ customers: [customers[(c * count + i) % customers.length]] });
-              const headers = auth === 'token' ? { authorization: `Bearer ${token}` } : signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId: 'fedmark-serve', round: 0, identity: clientId });
-              lat.push(await request(body, headers));
-            }
-          }),
-        );
-        return { lat, seconds: (performance.now() - t0) / 1000 };
-      };
-      await runPhase(10); // warm-up
-      const { lat, seconds } = await runPhase(perClient);
-      lat.sort((a, b) => a - b);
-      const q = (x: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(x * lat.length))] * 100) / 100;
-      const row = { auth, concurrentClients: 20, requests: lat.length, p50ms: q(0.5), p90ms: q(0.9), p99ms: q(0.99), maxMs: Math.round(lat[lat.length - 1] * 100) / 100, requestsPerSecond: Math.round(lat.length / seconds) };
-      log(JSON.stringify(row));
-      results.push(row);
+      for (const auth of ['token', 'signed'] as const) {
+        const perClient = quick ? 40 : 250;
+        const runPhase = async (count: number) => {
+          const lat: number[] = [];
+          const t0 = performance.now();
+          await Promise.all(
+            Array.from({ length: 20 }, async (_, c) => {
+              for (let i = 0; i < count; i++) {
+                const body = JSON.stringify({ customers: [customers[(c * count + i) % customers.length]] });
+                const headers = auth === 'token' ? { authorization: `Bearer ${token}` } : signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId: 'fedmark-serve', round: 0, identity: clientId });
+                lat.push(await request(body, headers));
+              }
+            }),
+          );
+          return { lat, seconds: (performance.now() - t0) / 1000 };
+        };
+        await runPhase(10); // warm-up
+        const load = loadavg()[0];
+        const { lat, seconds } = await runPhase(perClient);
+        lat.sort((a, b) => a - b);
+        const q = (x: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(x * lat.length))] * 100) / 100;
+        const row = { durability, auth, concurrentClients: 20, requests: lat.length, p50ms: q(0.5), p90ms: q(0.9), p99ms: q(0.99), maxMs: Math.round(lat[lat.length - 1] * 100) / 100, requestsPerSecond: Math.round(lat.length / seconds), loadAverage1m: Math.round(load * 10) / 10 };
+        log(JSON.stringify(row));
+        results.push(row);
+      }
+      agent.destroy();
+    } finally {
+      server.kill('SIGTERM');
+      await once(server, 'exit');
     }
-    agent.destroy();
-    return results;
-  } finally {
-    server.kill('SIGTERM');
-    await once(server, 'exit');
   }
+  return results;
 }
 
 // ------------------------------------------------------------------ 4. attribution error

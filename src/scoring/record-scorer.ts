@@ -46,6 +46,8 @@ export class RecordScorer {
   private readonly known: Set<string>;
   private readonly coder: ReasonCoder;
   private readonly idIndex: number;
+  private encoder: RowEncoder | null = null;
+  private encoderFor: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly schema: DatasetSchema,
@@ -83,7 +85,12 @@ export class RecordScorer {
 
   score(records: readonly Record<string, RecordValue>[], o: { withdrawn?: ReadonlySet<string>; reasons?: number }): RecordBatchResult {
     const rows: RawRow[] = records.map((r, i) => ({ line: i, values: this.toValues(r, i), bytes: 0 }));
-    const encoder = new RowEncoder(this.view, { strict: true, withdrawn: o.withdrawn, source: 'customer' });
+    // One encoder per withdrawn-list version (the caller hands over the same Set until the file changes).
+    if (!this.encoder || this.encoderFor !== o.withdrawn) {
+      this.encoder = new RowEncoder(this.view, { strict: true, withdrawn: o.withdrawn, source: 'customer' });
+      this.encoderFor = o.withdrawn;
+    }
+    const encoder = this.encoder;
     const results: (RecordResult | undefined)[] = new Array(records.length);
     for (const row of rows) {
       const a = encoder.admit(row.values);

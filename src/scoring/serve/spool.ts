@@ -54,6 +54,17 @@ interface Op {
   reject: (err: unknown) => void;
 }
 
+/**
+ * When an appended record counts as recorded:
+ * - `fsync` (default): after its line is fsynced (group commit). Survives a crash of the process,
+ *   of the OS and a power loss.
+ * - `write`: after its line is written to the file (the kernel's page cache); the file is fsynced in
+ *   the background every `syncEveryMs`. Survives a crash of the process; an OS crash or power loss
+ *   can lose the records of the last `syncEveryMs` — faster, for services whose latency budget an
+ *   fsync per request tick does not fit (docs/SCORING.md gives both latencies).
+ */
+export type SpoolDurability = 'fsync' | 'write';
+
 /** The open window's file, appended to with group commit. */
 export class ScoringSpool {
   private fd: number;
@@ -61,17 +72,29 @@ export class ScoringSpool {
   private queue: Op[] = [];
   private flushing = false;
   private broken: unknown = null;
+  private dirty = false;
+  private timer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly dir: string,
     info: WindowInfo,
+    readonly durability: SpoolDurability,
+    syncEveryMs: number,
   ) {
     ({ fd: this.fd, file: this.file } = ScoringSpool.create(dir, info));
+    if (durability === 'write') {
+      this.timer = setInterval(() => {
+        if (!this.dirty || this.broken) return;
+        this.dirty = false;
+        fs.fdatasync(this.fd, () => undefined);
+      }, syncEveryMs);
+      this.timer.unref();
+    }
   }
 
-  static open(dir: string, info: WindowInfo): ScoringSpool {
+  static open(dir: string, info: WindowInfo, opts: { durability?: SpoolDurability; syncEveryMs?: number } = {}): ScoringSpool {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return new ScoringSpool(dir, info);
+    return new ScoringSpool(dir, info, opts.durability ?? 'fsync', opts.syncEveryMs ?? 20);
   }
 
   private static create(dir: string, info: WindowInfo): { fd: number; file: string } {
@@ -87,9 +110,22 @@ export class ScoringSpool {
     return this.file;
   }
 
-  /** Resolves once the record is durable. */
+  /** Resolves once the record is recorded (see SpoolDurability). */
   append(record: SpoolRecord): Promise<void> {
-    return this.enqueue({ line: JSON.stringify(record) + '\n' });
+    const line = JSON.stringify(record) + '\n';
+    if (this.durability === 'write' && !this.flushing && this.queue.length === 0) {
+      if (this.broken) return Promise.reject(this.broken);
+      try {
+        const bytes = Buffer.from(line, 'utf8');
+        for (let off = 0; off < bytes.length; ) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
+        this.dirty = true;
+        return Promise.resolve();
+      } catch (err) {
+        this.broken = new FedmarkError('SPOOL_WRITE_FAILED', `cannot record scoring requests in ${this.file}: ${(err as Error).message}`);
+        return Promise.reject(this.broken);
+      }
+    }
+    return this.enqueue({ line });
   }
 
   /** Closes the current window (after everything queued before) and opens `next`; resolves with the closed file. */
@@ -141,8 +177,9 @@ export class ScoringSpool {
     this.flushing = false;
   }
 
-  /** Waits for queued records, then closes the file (the window stays pending until sealed). */
+  /** Waits for queued records, fsyncs, then closes the file (the window stays pending until sealed). */
   async close(): Promise<string> {
+    if (this.timer) clearInterval(this.timer);
     await this.enqueue({ line: '' }).catch(() => undefined);
     fs.closeSync(this.fd);
     return this.file;
