@@ -113,7 +113,11 @@ async function* readPass1(file: string): AsyncGenerator<{ q: number; head: strin
     for (;;) {
       const nl = buf.indexOf('\n', at);
       if (nl < 0) break;
-      const [q, h, t] = buf.slice(at, nl).split(' ').map(Number);
+      const s1 = buf.indexOf(' ', at);
+      const s2 = buf.indexOf(' ', s1 + 1);
+      const q = Number(buf.slice(at, s1));
+      const h = Number(buf.slice(s1 + 1, s2));
+      const t = Number(buf.slice(s2 + 1, nl));
       if (nl + 1 + h + t > buf.length) break;
       const start = nl + 1;
       yield { q, head: buf.slice(start, start + h), tail: buf.slice(start + h, start + h + t) };
@@ -205,6 +209,20 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
     const phi = reasonsK > 0 ? scorer.contributions(enc.X, n) : null;
     const d = scorer.d;
     let lines = '';
+    // One function per batch (not a closure per row): the output fields of row i.
+    const outputRow = (i: number, p: number, q: number, id: string, value: number | null, groups: string[] | null): OutputRow => {
+      const row = enc.rows[i];
+      let tail = '';
+      if (valueIndex >= 0) tail += `,${csvField(row.values[valueIndex].trim())},${value === null ? '' : (p * value).toFixed(4)}`;
+      if (phi) {
+        const reasons = coder.top(phi.subarray(i * d, (i + 1) * d), enc.X.subarray(i * d, (i + 1) * d), row.values, reasonsK);
+        for (let r = 0; r < reasonsK; r++) {
+          const rc = reasons[r];
+          tail += rc ? `,${csvField(rc.text)},${rc.contribution.toFixed(4)}` : ',,';
+        }
+      }
+      return { q, head: `${csvField(id)},${formatProbability(p)}`, tail, groups };
+    };
     for (let i = 0; i < n; i++) {
       const row = enc.rows[i];
       const p = sigmoid(z[i]);
@@ -235,23 +253,9 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
       }
       const rowSeq = seq++;
       if (top && !top.wouldAccept(key, rowSeq)) continue;
-      const make = (): OutputRow => {
-        let tail = '';
-        if (valueIndex >= 0) tail += `,${csvField(row.values[valueIndex].trim())},${value === null ? '' : (p * value).toFixed(4)}`;
-        if (phi) {
-          const reasons = coder.top(phi.subarray(i * d, (i + 1) * d), enc.X.subarray(i * d, (i + 1) * d), row.values, reasonsK);
-          for (let r = 0; r < reasonsK; r++) {
-            const rc = reasons[r];
-            tail += rc ? `,${csvField(rc.text)},${rc.contribution.toFixed(4)}` : ',,';
-          }
-        }
-        return { q, head: `${csvField(id)},${formatProbability(p)}`, tail, groups };
-      };
-      if (top) top.offer(key, rowSeq, make);
-      else {
-        const r = make();
-        lines += pass1Record(r);
-      }
+      const r = outputRow(i, p, q, id, value, groups);
+      if (top) top.offer(key, rowSeq, () => r);
+      else lines += pass1Record(r);
     }
     if (pass1Fd !== null && lines) writeAll(pass1Fd, lines);
   };

@@ -28,9 +28,9 @@ export class DecileCounter {
   n = 0;
 
   add(q: number): void {
+    if (this.above) throw new Error('DecileCounter: add() after decile()');
     this.counts[q]++;
     this.n++;
-    this.above = null;
   }
 
   /** Freezes the counts; decile() is valid afterwards. */
@@ -134,7 +134,10 @@ export class TopK<T> {
 }
 
 /** RFC 4180 field quoting; also neutralises spreadsheet formula injection in customer-supplied text. */
+const NEEDS_CARE = /^[=+\-@\t\r]|[",\r\n]/;
+
 export function csvField(value: string): string {
+  if (!NEEDS_CARE.test(value)) return value;
   let v = value;
   // A cell starting with = + - @ (or a tab/CR) is run as a formula by spreadsheet programs; ids and
   // category values come from customer data, so prefix them (OWASP "CSV injection").
