@@ -7,6 +7,7 @@ import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { writeReport } from '../src/report/html.ts';
 import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
 import { FedmarkError } from '../src/errors.ts';
+import type { CampaignInput } from '../src/report/campaign-section.ts';
 
 export function registerReportCommand(program: Command): void {
   program
@@ -20,7 +21,9 @@ export function registerReportCommand(program: Command): void {
     .option('--target <text>', 'what the model predicts', 'the label declared in the dataset schema')
     .option('--intended-use <text>', 'intended use for the model card', 'Rank customers for marketing campaigns, with human review.')
     .requiredOption('--out <dir>', 'where to write report.html and model-card.md')
-    .action(async (o: { manifest: string; ledger: string; partner: string[]; evaluation: string; bytesPerParam: string; target: string; intendedUse: string; out: string }) => {
+    .option('--scoring <file>', 'add a scoring run to the report (the JSON of `fedmark score --summary`)')
+    .option('--uplift <file>', 'add a measured campaign to the report (the JSON of `fedmark uplift --summary`)')
+    .action(async (o: { manifest: string; ledger: string; partner: string[]; evaluation: string; bytesPerParam: string; target: string; intendedUse: string; out: string; scoring?: string; uplift?: string }) => {
       const readJson = (path: string, what: string): unknown => {
         try {
           return JSON.parse(readFileSync(path, 'utf8'));
@@ -31,10 +34,11 @@ export function registerReportCommand(program: Command): void {
       const manifest = parseManifest(readJson(o.manifest, 'manifest'));
       const evaluation = readJson(o.evaluation, 'evaluation') as JobEvaluation;
       const audit = auditLedgers({ coordinator: o.ledger, partners: o.partner, epsilonOf: composedEpsilon, allowRunning: true });
-      const written = await writeReport(
-        o.out,
-        reportInputFromJob({ manifest, ledger: readLedger(o.ledger).entries, audit, evaluation, bytesPerParam: Number(o.bytesPerParam), target: o.target, intendedUse: o.intendedUse }),
-      );
+      const campaign = o.scoring || o.uplift ? { scoring: o.scoring ? readJson(o.scoring, 'scoring summary') : undefined, uplift: o.uplift ? readJson(o.uplift, 'uplift summary') : undefined } as CampaignInput : undefined;
+      const written = await writeReport(o.out, {
+        ...reportInputFromJob({ manifest, ledger: readLedger(o.ledger).entries, audit, evaluation, bytesPerParam: Number(o.bytesPerParam), target: o.target, intendedUse: o.intendedUse }),
+        ...(campaign ? { campaign } : {}),
+      });
       process.stdout.write(`${written.htmlPath}\n${written.modelCardPath}\n`);
     });
 }

@@ -65,6 +65,21 @@ export async function prepareScoring(o: ScoringSetupOptions): Promise<ScoringSet
   return { schema, policy, identity, model, purpose: o.purpose, ledgerPath: join(o.stateDir, `${identity.name}.ledger.jsonl`) };
 }
 
+/** The options `score` and `serve` share, read from commander's parsed options. */
+export function setupOptions(s: (key: string) => string | undefined, extraColumns: (string | undefined)[] = []): ScoringSetupOptions {
+  return {
+    model: s('model')!,
+    schema: s('schema')!,
+    purpose: s('purpose')!,
+    modelPurpose: s('modelPurpose'),
+    policy: s('policy')!,
+    identity: s('identity')!,
+    stateDir: s('stateDir')!,
+    baseline: s('baseline'),
+    extraColumns,
+  };
+}
+
 export function runId(prefix: string, at: Date): string {
   return `${prefix}-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
@@ -122,17 +137,7 @@ export function registerScoreCommand(program: Command): void {
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const s = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
       const offerColumn = s('offerColumn');
-      const setup = await prepareScoring({
-        model: s('model')!,
-        schema: s('schema')!,
-        purpose: s('purpose')!,
-        modelPurpose: s('modelPurpose'),
-        policy: s('policy')!,
-        identity: s('identity')!,
-        stateDir: s('stateDir')!,
-        baseline: s('baseline'),
-        extraColumns: [s('valueColumn'), offerColumn, offerColumn ? s('tenureColumn') : undefined],
-      });
+      const setup = await prepareScoring(setupOptions(s, [s('valueColumn'), offerColumn, offerColumn ? s('tenureColumn') : undefined]));
       let loyalty;
       if (offerColumn) {
         const tenureName = s('tenureColumn')!;

@@ -9,7 +9,7 @@ import { assertTransportAllowed, clientErrorHandler, loadCoordinatorTls } from '
 import { buildScoringService } from '../src/scoring/serve/app.ts';
 import { createServeAuth, loadTokenFile, readClientIdentities } from '../src/scoring/serve/auth.ts';
 import { pendingWindows, ScoringSpool, sealWindow, type WindowInfo } from '../src/scoring/serve/spool.ts';
-import { operatorName, prepareScoring, readWithdrawn, runId, type ScoringSetup } from './score-command.ts';
+import { operatorName, prepareScoring, readWithdrawn, runId, setupOptions, type ScoringSetup } from './score-command.ts';
 import { readIdList } from './node-commands.ts';
 
 /** The spool directory of a partner's scoring service (pending, not yet sealed windows). */
@@ -124,16 +124,7 @@ export function registerServeCommand(program: Command): void {
       if (Boolean(s('tlsCert')) !== Boolean(s('tlsKey'))) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
       const tls = s('tlsCert') && s('tlsKey') ? loadCoordinatorTls({ certFile: s('tlsCert')!, keyFile: s('tlsKey')!, host: s('host') }) : undefined;
       assertTransportAllowed(s('host')!, tls);
-      const setup = await prepareScoring({
-        model: s('model')!,
-        schema: s('schema')!,
-        purpose: s('purpose')!,
-        modelPurpose: s('modelPurpose'),
-        policy: s('policy')!,
-        identity: s('identity')!,
-        stateDir: s('stateDir')!,
-        baseline: s('baseline'),
-      });
+      const setup = await prepareScoring(setupOptions(s));
       const auth = createServeAuth({
         token: s('tokenFile') ? loadTokenFile(s('tokenFile')!, { create: true }) : undefined,
         clients: readClientIdentities((o.client as string[] | undefined) ?? []),

@@ -7,6 +7,7 @@
  */
 import type { ScoreRunSummary } from '../scoring/batch.ts';
 import type { UpliftEstimate, UpliftResult } from '../scoring/uplift.ts';
+import { z } from 'zod';
 import { escapeHtml, fmt, fmtInt, fmtPct } from './format.ts';
 
 export interface CampaignScoring extends ScoreRunSummary {
@@ -27,6 +28,49 @@ export interface CampaignInput {
   scoring?: CampaignScoring;
   uplift?: CampaignUplift;
 }
+
+// What rendering reads, checked before rendering (extra fields pass): a summary of the wrong kind
+// is refused with the path of the first missing field, not rendered into a broken page.
+const num = z.number();
+const nullableNum = z.number().nullable();
+const interval = z.looseObject({ lower: num, upper: num }).nullable();
+const arm = z.looseObject({ n: num, responders: num, rate: nullableNum, interval });
+const estimate = { treatment: arm, control: arm, uplift: nullableNum, interval, incrementalResponders: nullableNum };
+const scoringSchema = z.looseObject({
+  model: z.looseObject({ kind: z.string(), hash: z.string(), jobId: z.string().nullable(), baseline: z.string(), attribution: z.looseObject({ method: z.string(), exact: z.boolean(), maxCompletenessGap: num }) }),
+  rows: z.looseObject({ read: num, scored: num, excludedNoConsent: num, excludedWithdrawn: num, rejected: num }),
+  output: z.looseObject({ mode: z.enum(['all', 'top-k']), rows: num, sha256: z.string() }),
+  finishedAt: z.string(),
+  topK: z.looseObject({ selected: num, rankedBy: z.string(), valueColumn: z.string().nullable(), expectedValueAtRisk: nullableNum }).nullable(),
+  fairness: z
+    .looseObject({
+      selection: z.array(z.looseObject({ segment: z.string(), referenceGroup: z.string().nullable(), groups: z.array(z.looseObject({ group: z.string(), scored: num, selected: num, selectionRate: nullableNum, disparateImpact: nullableNum, flagged: z.boolean() })) })),
+    })
+    .nullable(),
+  loyalty: z
+    .looseObject({
+      offerColumn: z.string(),
+      flagged: z.boolean(),
+      verdict: z.string(),
+      alpha: num,
+      margin: num,
+      unstratifiedDifference: nullableNum,
+      newCustomers: z.looseObject({ definition: z.string(), n: num, meanOffer: nullableNum }),
+      longTenure: z.looseObject({ definition: z.string(), n: num, meanOffer: nullableNum }),
+      stratified: z.looseObject({ difference: nullableNum, standardError: nullableNum, pValue: nullableNum }),
+    })
+    .nullable(),
+});
+const upliftSchema = z.looseObject({
+  confidence: num,
+  method: z.string(),
+  overall: z.looseObject(estimate),
+  byDecile: z.array(z.looseObject({ decile: num, ...estimate })),
+  cumulative: z.array(z.looseObject({ topDeciles: num, ...estimate })),
+  treatmentShare: z.array(nullableNum),
+});
+
+export const campaignInputSchema = z.strictObject({ scoring: scoringSchema.optional(), uplift: upliftSchema.optional() });
 
 export const CAMPAIGN_CHART_IDS = ['chart-uplift-decile', 'chart-uplift-cumulative'] as const;
 

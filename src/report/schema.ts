@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { FedmarkError } from '../errors.ts';
 import type { FederatedEvalMetrics } from '../metrics/histogram.ts';
-import type { CampaignInput } from './campaign-section.ts';
+import { campaignInputSchema, type CampaignInput } from './campaign-section.ts';
 
 /** A metric value: finite number, NaN, or null (= NaN after a JSON round trip). */
 const metric = z.preprocess((v) => (v === null ? NaN : v), z.union([z.number(), z.nan()]));
@@ -140,7 +140,13 @@ export const reportInputSchema = z
       version: z.string().optional(),
     }),
     /** Scoring run / measured uplift (src/report/campaign-section.ts); rendered as the "Campaign" section. */
-    campaign: z.custom<CampaignInput>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'campaign must be an object').optional(),
+    campaign: z
+      .custom<CampaignInput>()
+      .superRefine((v, ctx) => {
+        const r = campaignInputSchema.safeParse(v);
+        for (const i of r.success ? [] : r.error.issues.slice(0, 3)) ctx.addIssue({ code: 'custom', path: i.path as (string | number)[], message: i.message });
+      })
+      .optional(),
     /** ISO timestamp of rendering; defaults to now. Fixed in tests for reproducible output. */
     generatedAt: z.string().optional(),
   })

@@ -158,4 +158,18 @@ describe('campaign report', () => {
     expect(/script-src ([^;]+);/.exec(cspOf(html))![1].split(' ')).toHaveLength(3);
     expect(renderReport(sampleReportInput()).includes('id="campaign"')).toBe(false);
   });
+
+  it('renders a real scoring run (fairness of the list, offers by tenure), and refuses a summary of the wrong kind', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'c.csv'), toCsv(makeCustomers(1500, 14, { loyaltyPenalty: 12 })));
+    await saveFixtureModel(join(dir, 'model'), schema);
+    const model = await loadScoringModel(join(dir, 'model'), schema);
+    const summary = await scoreFile({ dataPath: join(dir, 'c.csv'), outPath: join(dir, 'o.csv'), schema, model, topK: 100, valueColumn: 'clv', loyalty: { offerColumn: 'offer', tenureColumn: 'tenure', newMax: 24, longMin: 48, worse: 'higher' } });
+    const roundTripped = JSON.parse(JSON.stringify(summary));
+    const html = renderReport({ ...sampleReportInput(), campaign: { scoring: roundTripped, uplift } });
+    expect(html.includes('Selection rate')).toBe(true);
+    expect(html.includes('Offers by tenure')).toBe(true);
+    expect(renderCampaignReport({ scoring: roundTripped }).includes('early-warning list of 100')).toBe(true);
+    expect(() => renderReport({ ...sampleReportInput(), campaign: { scoring: uplift as never } })).toThrow(/campaign\.scoring\.model/);
+  });
 });
