@@ -204,7 +204,7 @@ export function registerScoreCommand(program: Command): void {
               rowsExcludedNoConsent: sum.rows.excludedNoConsent,
               rowsExcludedWithdrawn: sum.rows.excludedWithdrawn,
               rowsRejected: sum.rows.rejected,
-              inputSha256: sum.input.sha256,
+              ...(sum.input.sha256 ? { inputSha256: sum.input.sha256 } : {}),
               outputSha256: sum.output.sha256,
               ...(info ? { sidecar: info } : {}),
             });

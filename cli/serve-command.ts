@@ -120,6 +120,12 @@ export function registerServeCommand(program: Command): void {
     .option('--log-level <level>', 'pino log level (one line per request at "info")', 'info')
     .action(async (o: Record<string, string | string[] | undefined>) => {
       const s = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+      const sealSeconds = Number(s('sealSeconds'));
+      if (!(sealSeconds > 0 && sealSeconds <= 86_400)) throw new FedmarkError('CLI_OPTION', '--seal-seconds must be in (0, 86400]');
+      const durability = s('durability');
+      if (durability !== 'fsync' && durability !== 'write') throw new FedmarkError('CLI_OPTION', '--durability must be "fsync" or "write"');
+      const port = Number(s('port'));
+      if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) throw new FedmarkError('CLI_OPTION', `--port must be 0..65535, got ${s('port')}`);
       // Scores are customer data: plain HTTP on loopback only, HTTPS anywhere else.
       if (Boolean(s('tlsCert')) !== Boolean(s('tlsKey'))) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
       const tls = s('tlsCert') && s('tlsKey') ? loadCoordinatorTls({ certFile: s('tlsCert')!, keyFile: s('tlsKey')!, host: s('host') }) : undefined;
@@ -137,8 +143,6 @@ export function registerServeCommand(program: Command): void {
       let windowNo = 1;
       // A crash earlier may have left windows: they are sealed before anything new is answered.
       await sealPending(dir, ledger, undefined, logger);
-      const durability = s('durability');
-      if (durability !== 'fsync' && durability !== 'write') throw new FedmarkError('CLI_OPTION', '--durability must be "fsync" or "write"');
       const spool = ScoringSpool.open(dir, windowInfo(setup, service, windowNo, operator), { durability });
       const app = await buildScoringService({
         model: setup.model,
@@ -149,6 +153,7 @@ export function registerServeCommand(program: Command): void {
         hashId: (id) => ledger.idHash(id),
         withdrawn: withdrawnWatcher(s('withdrawn')),
         maxBatch: Number(s('maxBatch')),
+        reasons: Number(s('reasons')),
         rateLimitPerMinute: Number(s('rateLimit')),
         logger,
         https: tls && { key: tls.key, cert: tls.cert },
@@ -159,11 +164,9 @@ export function registerServeCommand(program: Command): void {
         await sealPending(dir, ledger, spool.currentFile, logger);
         void closed;
       };
-      const sealSeconds = Number(s('sealSeconds'));
-      if (!(sealSeconds > 0)) throw new FedmarkError('CLI_OPTION', '--seal-seconds must be > 0');
       const timer = setInterval(() => void seal().catch((err) => logger.error({ err: (err as Error).message }, 'sealing failed')), sealSeconds * 1000);
       timer.unref();
-      const address = await app.listen({ host: s('host')!, port: Number(s('port')) });
+      const address = await app.listen({ host: s('host')!, port });
       process.stdout.write(`fedmark serve listening on ${address} (model ${setup.model.modelHash.slice(0, 12)}…, purpose "${setup.purpose}", auth: ${auth.describe()}; OpenAPI at ${address}/docs)\n`);
       let stopping = false;
       const stop = async () => {

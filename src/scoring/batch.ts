@@ -173,8 +173,16 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
   const loyalty = o.loyalty ? new LoyaltyAccumulator(o.loyalty) : null;
   const deciles = new DecileCounter();
   const top = o.topK !== undefined ? new TopK<OutputRow>(o.topK) : null;
-  const totalBytes = fs.statSync(o.dataPath).size;
-  const inputHash = fileSha256(o.dataPath);
+  let totalBytes: number;
+  try {
+    totalBytes = fs.statSync(o.dataPath).size;
+  } catch (err) {
+    throw new FedmarkError('DATA_FILE_NOT_FOUND', `${o.dataPath}: cannot open data file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (path.resolve(o.outPath) === path.resolve(o.dataPath)) throw new FedmarkError('SCORING_BAD_OPTION', 'the output file must not be the input file');
+  if (!fs.existsSync(path.dirname(path.resolve(o.outPath)))) throw new FedmarkError('SCORING_OUT_DIR', `the directory of ${o.outPath} does not exist`);
+  // Hashed alongside the parse; a failure here surfaces as the parse's own clear error.
+  const inputHash = fileSha256(o.dataPath).catch(() => null);
 
   const header = [
     ...(top ? ['rank'] : []),
@@ -349,7 +357,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
           meanCompletenessGap: counts.scored && reasonsK > 0 ? gapSum / counts.scored : 0,
         },
       },
-      input: { path: o.dataPath, bytes: totalBytes, sha256: await inputHash },
+      input: { path: o.dataPath, bytes: totalBytes, sha256: (await inputHash) ?? '' },
       output: { path: o.outPath, sha256: outSha, rows: outRows, mode: top ? 'top-k' : 'all' },
       rows: { read: counts.read, scored: counts.scored, excludedNoConsent: counts.noConsent, excludedWithdrawn: counts.withdrawn, rejected: counts.rejected, clipped },
       rejectedExamples,

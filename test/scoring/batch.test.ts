@@ -158,6 +158,9 @@ describe('fedmark score, library level', () => {
     expect(err.message).toMatch(/:5: column "tenure": outside the declared range \[0, 72\]/);
     // A failed run publishes nothing.
     expect(readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([]);
+    expect((await rejection(scoreFile({ dataPath: join(dir, 'nope.csv'), outPath: join(dir, 'z.csv'), schema, model }))).code).toBe('DATA_FILE_NOT_FOUND');
+    expect((await rejection(scoreFile({ dataPath: data, outPath: join(dir, 'no-such-dir', 'z.csv'), schema, model }))).code).toBe('SCORING_OUT_DIR');
+    expect((await rejection(scoreFile({ dataPath: data, outPath: data, schema, model }))).code).toBe('SCORING_BAD_OPTION');
   });
 
   it('skips and reports bad rows when not strict (a plan outside the vocabulary is always an error)', async () => {

@@ -35,6 +35,8 @@ export interface ScoringServiceOptions {
   /** The current withdrawn-consent ids (re-read by the caller as the file changes). */
   withdrawn: () => ReadonlySet<string>;
   maxBatch?: number;
+  /** Reason codes per customer when a request does not say (default 3). */
+  reasons?: number;
   rateLimitPerMinute?: number;
   logger?: pino.Logger;
   /** Serve HTTPS with this PEM key and certificate (coordinator/tls.ts loads and checks them). */
@@ -76,6 +78,8 @@ const VALUE_ERRORS = new Set(['DATA_BAD_ROW']);
 
 export async function buildScoringService(o: ScoringServiceOptions) {
   const maxBatch = o.maxBatch ?? 100;
+  if (!(Number.isInteger(maxBatch) && maxBatch >= 1 && maxBatch <= 10_000)) throw new FedmarkError('SERVE_BAD_OPTION', `max batch must be an integer in 1..10,000, got ${o.maxBatch}`);
+  if (o.reasons !== undefined && !(Number.isInteger(o.reasons) && o.reasons >= 0 && o.reasons <= 20)) throw new FedmarkError('SERVE_BAD_OPTION', `reasons must be an integer in 0..20, got ${o.reasons}`);
   const logger = o.logger ?? pino({ level: 'warn' });
   const scorer = new RecordScorer(o.schema, o.model);
   const columns = o.schema.columns.map((c) => c.name);
@@ -209,7 +213,7 @@ export async function buildScoringService(o: ScoringServiceOptions) {
       req.customersIn = customers.length;
       let batch;
       try {
-        batch = scorer.score(customers, { withdrawn: o.withdrawn(), reasons });
+        batch = scorer.score(customers, { withdrawn: o.withdrawn(), reasons: reasons ?? o.reasons });
       } catch (err) {
         // Refused input scores nobody but is counted in the window (rows read = scored + excluded + rejected).
         void o.record({ t: new Date().toISOString(), by: req.principal ?? 'unknown', scored: [], noConsent: 0, withdrawn: 0, rejected: customers.length, out: null }).catch(() => undefined);
