@@ -1,11 +1,23 @@
 /**
- * Runs `fedmark score` (the real command, in this process) and reports the process's peak resident
- * memory on stderr, so the benchmark can compare peak memory across file sizes.
+ * Runs `fedmark score` (the real command, in this process) and reports on stderr the process's peak
+ * resident memory and, when started with --expose-gc, the largest live heap seen right after a
+ * forced collection every 5 s (peak RSS also counts garbage V8 has not collected yet).
  */
 import { Command } from 'commander';
 import { registerScoreCommand } from '../../cli/score-command.ts';
 
+const gc = (globalThis as { gc?: () => void }).gc;
+let liveMax = 0;
+const timer = gc
+  ? setInterval(() => {
+      gc();
+      const m = process.memoryUsage();
+      liveMax = Math.max(liveMax, m.heapUsed + m.external + m.arrayBuffers);
+    }, 5000)
+  : null;
+timer?.unref();
 const program = new Command();
 registerScoreCommand(program);
 await program.parseAsync(process.argv);
-process.stderr.write(`\nMAXRSS_KB ${process.resourceUsage().maxRSS}\n`);
+if (timer) clearInterval(timer);
+process.stderr.write(`\nMAXRSS_KB ${process.resourceUsage().maxRSS}\nLIVE_MAX_BYTES ${liveMax}\n`);

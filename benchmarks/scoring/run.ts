@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import http from 'node:http';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -168,9 +168,9 @@ function partnerFiles() {
 
 const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
-function runChild(script: string, argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runChild(script: string, argv: string[], nodeFlags: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', loader, script, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeFlags, '--import', loader, script, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));
@@ -190,11 +190,12 @@ async function memory() {
     const file = await telcoFile(rows);
     for (const mode of ['all', 'top-k'] as const) {
       const r = await runChild(child, ['score', '--model', model, '--data', file, '--schema', schemaPath, '--out', join(work, 'mem-out.csv'),
-        '--purpose', PURPOSE, '--policy', p.policy, '--identity', p.identity, '--state-dir', p.state, '--json', ...(mode === 'top-k' ? ['--top-k', '1000'] : [])]);
+        '--purpose', PURPOSE, '--policy', p.policy, '--identity', p.identity, '--state-dir', p.state, '--json', ...(mode === 'top-k' ? ['--top-k', '1000'] : [])], ['--expose-gc']);
       if (r.code !== 0) throw new Error(`fedmark score failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
       const kb = Number(/MAXRSS_KB (\d+)/.exec(r.stderr)![1]);
-      const row = { rows, mode, fileMB: Math.round(statSync(file).size / 1e5) / 10, peakRssMB: Math.round(kb / 102.4) / 10, rowsPerSecond: Math.round(s.rowsPerSecond), seconds: Math.round(s.seconds * 10) / 10 };
+      const live = Number(/LIVE_MAX_BYTES (\d+)/.exec(r.stderr)![1]);
+      const row = { rows, mode, fileMB: Math.round(statSync(file).size / 1e5) / 10, peakRssMB: Math.round(kb / 102.4) / 10, peakLiveHeapMB: Math.round(live / 1e5) / 10, rowsPerSecond: Math.round(s.rowsPerSecond), seconds: Math.round(s.seconds * 10) / 10 };
       log(JSON.stringify(row));
       out.push(row);
     }
@@ -214,62 +215,94 @@ async function serveLatency() {
   const head = lines[0].split(',');
   const customers = lines.slice(1, 501).map((l) => Object.fromEntries(l.split(',').map((v, i) => [head[i], v]).filter(([k]) => k !== 'Churn')));
   const results: Record<string, unknown>[] = [];
-  for (const durability of ['fsync', 'write'] as const) {
-    const port = await freePort();
-    const server = spawn(process.execPath, ['--import', loader, join(ROOT, 'cli/main.ts'), 'serve', '--model', model, '--schema', schemaPath, '--purpose', PURPOSE, '--policy', p.policy,
-      '--identity', p.identity, '--state-dir', join(p.dir, `serve-state-${durability}`), '--token-file', join(p.dir, 'token'), '--client', join(p.dir, 'client.pub.json'), '--port', String(port),
-      '--log-level', 'warn', '--rate-limit', '100000000', '--durability', durability], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    server.stdout.on('data', (b) => (out += b));
-    server.stderr.on('data', (b) => (out = (out + b).slice(-10_000)));
+  const cpuTicks = (pid: number): number | null => {
     try {
-      const deadline = Date.now() + 60_000;
-      while (!out.includes('listening on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (!out.includes('listening on')) throw new Error(`serve did not start: ${out}`);
-      const token = readFileSync(join(p.dir, 'token'), 'utf8').trim();
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
-      const request = (body: string, headers: Record<string, string>) =>
-        new Promise<number>((resolve, reject) => {
-          const t = process.hrtime.bigint();
-          const req = http.request({ host: '127.0.0.1', port, path: '/v1/score', method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-            res.resume();
-            res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 per second on Linux)
+    } catch {
+      return null;
+    }
+  };
+  // Repetitions alternate the configurations, so a burst of load from other jobs does not land on one only.
+  for (let rep = 0; rep < (quick ? 1 : 3); rep++) {
+    for (const durability of ['fsync', 'write'] as const) {
+      const port = await freePort();
+      const server = spawn(process.execPath, ['--import', loader, join(ROOT, 'cli/main.ts'), 'serve', '--model', model, '--schema', schemaPath, '--purpose', PURPOSE, '--policy', p.policy,
+        '--identity', p.identity, '--state-dir', join(p.dir, `serve-state-${durability}`), '--token-file', join(p.dir, 'token'), '--client', join(p.dir, 'client.pub.json'), '--port', String(port),
+        '--log-level', 'warn', '--rate-limit', '100000000', '--durability', durability], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      server.stdout.on('data', (b) => (out += b));
+      server.stderr.on('data', (b) => (out = (out + b).slice(-10_000)));
+      try {
+        const deadline = Date.now() + 60_000;
+        while (!out.includes('listening on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        if (!out.includes('listening on')) throw new Error(`serve did not start: ${out}`);
+        const token = readFileSync(join(p.dir, 'token'), 'utf8').trim();
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+        const request = (body: string, headers: Record<string, string>) =>
+          new Promise<number>((resolve, reject) => {
+            const t = process.hrtime.bigint();
+            const req = http.request({ host: '127.0.0.1', port, path: '/v1/score', method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+              res.resume();
+              res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+            });
+            req.on('error', reject);
+            req.end(body);
           });
-          req.on('error', reject);
-          req.end(body);
-        });
-      for (const auth of ['token', 'signed'] as const) {
-        const perClient = quick ? 40 : 250;
-        const runPhase = async (count: number) => {
-          const lat: number[] = [];
-          const t0 = performance.now();
-          await Promise.all(
-            Array.from({ length: 20 }, async (_, c) => {
-              for (let i = 0; i < count; i++) {
-                const body = JSON.stringify({ customers: [customers[(c * count + i) % customers.length]] });
-                const headers = auth === 'token' ? { authorization: `Bearer ${token}` } : signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId: 'fedmark-serve', round: 0, identity: clientId });
-                lat.push(await request(body, headers));
-              }
-            }),
-          );
-          return { lat, seconds: (performance.now() - t0) / 1000 };
-        };
-        await runPhase(10); // warm-up
-        const load = loadavg()[0];
-        const { lat, seconds } = await runPhase(perClient);
-        lat.sort((a, b) => a - b);
-        const q = (x: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(x * lat.length))] * 100) / 100;
-        const row = { durability, auth, concurrentClients: 20, requests: lat.length, p50ms: q(0.5), p90ms: q(0.9), p99ms: q(0.99), maxMs: Math.round(lat[lat.length - 1] * 100) / 100, requestsPerSecond: Math.round(lat.length / seconds), loadAverage1m: Math.round(load * 10) / 10 };
-        log(JSON.stringify(row));
-        results.push(row);
+        for (const auth of ['token', 'signed'] as const) {
+          const perClient = quick ? 40 : 250;
+          const runPhase = async (count: number) => {
+            const lat: number[] = [];
+            const t0 = performance.now();
+            await Promise.all(
+              Array.from({ length: 20 }, async (_, c) => {
+                for (let i = 0; i < count; i++) {
+                  const body = JSON.stringify({ customers: [customers[(c * count + i) % customers.length]] });
+                  const headers = auth === 'token' ? { authorization: `Bearer ${token}` } : signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId: 'fedmark-serve', round: 0, identity: clientId });
+                  lat.push(await request(body, headers));
+                }
+              }),
+            );
+            return { lat, seconds: (performance.now() - t0) / 1000 };
+          };
+          await runPhase(10); // warm-up
+          const load = loadavg()[0];
+          const before = cpuTicks(server.pid!);
+          const { lat, seconds } = await runPhase(perClient);
+          const after = cpuTicks(server.pid!);
+          lat.sort((a, b) => a - b);
+          const q = (x: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(x * lat.length))] * 100) / 100;
+          const row = {
+            rep,
+            durability,
+            auth,
+            concurrentClients: 20,
+            requests: lat.length,
+            p50ms: q(0.5),
+            p90ms: q(0.9),
+            p99ms: q(0.99),
+            maxMs: Math.round(lat[lat.length - 1] * 100) / 100,
+            requestsPerSecond: Math.round(lat.length / seconds),
+            serverCpuMsPerRequest: before !== null && after !== null ? Math.round(((after - before) * 10 * 1000) / lat.length) / 1000 : null,
+            loadAverage1m: Math.round(load * 10) / 10,
+          };
+          log(JSON.stringify(row));
+          results.push(row);
+        }
+        agent.destroy();
+      } finally {
+        server.kill('SIGTERM');
+        await once(server, 'exit');
       }
-      agent.destroy();
-    } finally {
-      server.kill('SIGTERM');
-      await once(server, 'exit');
     }
   }
-  return results;
+  const summary = (['fsync', 'write'] as const).flatMap((durability) =>
+    (['token', 'signed'] as const).map((auth) => {
+      const rows = results.filter((r) => r.durability === durability && r.auth === auth) as { p50ms: number; p99ms: number }[];
+      return { durability, auth, runs: rows.length, medianP50ms: median(rows.map((r) => r.p50ms)), medianP99ms: median(rows.map((r) => r.p99ms)), bestP99ms: Math.min(...rows.map((r) => r.p99ms)) };
+    }),
+  );
+  return { runs: results, summary };
 }
 
 // ------------------------------------------------------------------ 4. attribution error
@@ -295,18 +328,24 @@ async function attributionError() {
 }
 
 const started = new Date();
+// --only throughput,serve,… re-measures some sections and keeps the others from the existing JSON.
+const only = option('only')?.split(',');
+const want = (section: string) => !only || only.includes(section);
 try {
-  const result = {
+  const previous = only && outPath && existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 'utf8')) as Record<string, unknown>) : {};
+  const result: Record<string, unknown> = {
+    ...previous,
     date: started.toISOString(),
     quick,
     machine: { cpus: cpus().length, loadAverageAtStart: loadavg().map((x) => Math.round(x * 10) / 10), node: process.version },
     dataset: 'telco-churn (bundled, 7,043 rows repeated with unique ids; 21 columns, d = ' + d + ')',
-    throughput: await throughput(),
-    attributionError: await attributionError(),
-    serve: await serveLatency(),
-    memory: await memory(),
-    loadAverageAtEnd: loadavg().map((x) => Math.round(x * 10) / 10),
   };
+  if (want('throughput')) result.throughput = await throughput();
+  if (want('attribution')) result.attributionError = await attributionError();
+  if (want('serve')) result.serve = await serveLatency();
+  if (want('memory')) result.memory = await memory();
+  result.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 10) / 10);
+  if (only) result.sectionsMeasured = { [started.toISOString()]: only };
   const json = JSON.stringify(result, null, 2);
   if (outPath) {
     mkdirSync(dirname(outPath), { recursive: true });

@@ -1,0 +1,12 @@
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+const token = readFileSync('/tmp/sc/sv/token', 'utf8').trim();
+const lines = readFileSync('/work/wt/scoring/data/telco-churn.csv', 'utf8').split(/\r?\n/).filter(Boolean);
+const head = lines[0].split(',');
+const customers = lines.slice(1, 501).map((l) => JSON.stringify({ customers: [Object.fromEntries(l.split(',').map((v, i) => [head[i], v]).filter(([k]) => k !== 'Churn'))] }));
+const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+const req = (body: string) => new Promise<number>((res, rej) => { const t = process.hrtime.bigint(); const r = http.request({ host: '127.0.0.1', port: Number(process.env.PORT ?? 18490), path: '/v1/score', method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (x) => { x.resume(); x.on('end', () => res(Number(process.hrtime.bigint() - t) / 1e6)); }); r.on('error', rej); r.end(body); });
+const lat: number[] = []; const t0 = performance.now();
+await Promise.all(Array.from({ length: 20 }, async (_, c) => { for (let i = 0; i < 300; i++) lat.push(await req(customers[(c * 300 + i) % 500])); }));
+lat.sort((a, b) => a - b); console.log('p50', lat[lat.length >> 1].toFixed(2), 'p99', lat[Math.floor(lat.length * 0.99)].toFixed(2), 'rps', (lat.length / ((performance.now() - t0) / 1000)).toFixed(0));
+agent.destroy();

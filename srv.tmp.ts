@@ -1,0 +1,13 @@
+import { loadSchema } from './src/data/schema.ts';
+import { loadScoringModel } from './src/scoring/model.ts';
+import { buildScoringService } from './src/scoring/serve/app.ts';
+import { createServeAuth } from './src/scoring/serve/auth.ts';
+import { ScoringSpool } from './src/scoring/serve/spool.ts';
+import { readFileSync } from 'node:fs';
+const schema = await loadSchema('data/telco-churn.schema.json');
+const model = await loadScoringModel('/tmp/sc/model', schema);
+const mode = process.env.MODE ?? 'spool';
+const spool = ScoringSpool.open('/tmp/sc/spool-' + Date.now(), { windowId: 'w' + Date.now(), modelHash: 'a'.repeat(64), modelKind: 'logistic', modelJobId: null, schemaHash: 'b'.repeat(64), purpose: 'p', operator: 'o' }, { durability: mode === 'write' ? 'write' : 'fsync' });
+const app = await buildScoringService({ model, schema, purpose: 'churn-model', auth: createServeAuth({ token: readFileSync('/tmp/sc/sv/token', 'utf8').trim() }), record: mode === 'none' ? async () => {} : (r) => spool.append(r), hashId: (id) => id.slice(0, 32).padEnd(32, '0'), withdrawn: () => new Set(), rateLimitPerMinute: 1e9 });
+await app.listen({ port: 18492, host: '127.0.0.1' });
+console.log('up');
