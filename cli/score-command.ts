@@ -85,7 +85,10 @@ export function runId(prefix: string, at: Date): string {
 }
 
 export function operatorName(explicit: string | undefined): string {
-  if (explicit) return explicit;
+  if (explicit !== undefined) {
+    if (!explicit.trim() || explicit.length > 200) throw new FedmarkError('CLI_OPTION', '--operator must be 1–200 characters');
+    return explicit;
+  }
   try {
     return userInfo().username || 'unknown';
   } catch {
@@ -156,6 +159,7 @@ export function registerScoreCommand(program: Command): void {
           worse: worse as 'higher' | 'lower',
         };
       }
+      const operator = operatorName(s('operator'));
       const started = new Date();
       const id = runId('score', started);
       const ledger = PartnerLedger.open(setup.ledgerPath, setup.identity, s('stateDir')!);
@@ -196,7 +200,7 @@ export function registerScoreCommand(program: Command): void {
               ...(setup.model.provenance.jobId ? { modelJobId: setup.model.provenance.jobId } : {}),
               schemaHash: schemaHash(setup.schema),
               purpose: setup.purpose,
-              operator: operatorName(s('operator')),
+              operator,
               startedAt: sum.startedAt,
               finishedAt: sum.finishedAt,
               rowsRead: sum.rows.read,

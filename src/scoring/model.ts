@@ -127,6 +127,7 @@ export async function loadScoringModel(dir: string, schema: DatasetSchema, opts:
  */
 export function checkPurpose(purpose: string, provenance: ModelProvenance, allowedPurposes: readonly string[]): void {
   if (!purpose.trim()) throw new FedmarkError('SCORING_PURPOSE', '--purpose must not be empty');
+  if (purpose.length > 200) throw new FedmarkError('SCORING_PURPOSE', '--purpose must be at most 200 characters (it is recorded in the ledger)');
   if (provenance.purpose !== null && provenance.purpose !== purpose) {
     throw new FedmarkError(
       'SCORING_PURPOSE_MISMATCH',

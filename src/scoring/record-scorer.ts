@@ -66,12 +66,14 @@ export class RecordScorer {
     if (unknown.length) {
       throw new FedmarkError('SCORING_UNKNOWN_COLUMN', `customer ${index}: unknown column(s) ${unknown.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${unknown.length > 5 ? ', …' : ''} (schema "${this.schema.name}")`);
     }
-    const missing = this.required.filter((k) => record[k] === undefined || record[k] === null);
+    // Own properties only: a column named like an Object.prototype member must not read the prototype.
+    const get = (k: string): RecordValue | undefined => (Object.prototype.hasOwnProperty.call(record, k) ? record[k] : undefined);
+    const missing = this.required.filter((k) => get(k) === undefined || get(k) === null);
     if (missing.length) {
       throw new FedmarkError('SCORING_MISSING_COLUMN', `customer ${index}: missing column(s) ${missing.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${missing.length > 5 ? ', …' : ''}`);
     }
     return this.view.columns.map((c) => {
-      const v = record[c.name];
+      const v = get(c.name);
       if (v === undefined || v === null) return '';
       if (typeof v === 'boolean') {
         // A JSON boolean means the column's first declared true/false spelling.
