@@ -1,7 +1,7 @@
 /**
  * Runs `fedmark score` (the real command, in this process) and reports on stderr the process's peak
  * resident memory and, when started with --expose-gc, the largest live heap seen right after a
- * forced collection every 5 s (peak RSS also counts garbage V8 has not collected yet).
+ * forced collection every second (peak RSS also counts garbage V8 has not collected yet).
  */
 import { Command } from 'commander';
 import { registerScoreCommand } from '../../cli/score-command.ts';
@@ -13,7 +13,7 @@ const timer = gc
       gc();
       const m = process.memoryUsage();
       liveMax = Math.max(liveMax, m.heapUsed + m.external + m.arrayBuffers);
-    }, 5000)
+    }, 1000)
   : null;
 timer?.unref();
 const program = new Command();
