@@ -75,7 +75,9 @@ function windowInfo(setup: ScoringSetup, service: string, n: number, operator: s
 
 /** Re-reads the withdrawn-consent file when it changes (checked at most once a second). */
 function withdrawnWatcher(file: string | undefined): () => ReadonlySet<string> {
-  if (!file) return () => new Set();
+  // The same Set object until the list changes: the service keeps one row encoder per Set.
+  const none: ReadonlySet<string> = new Set();
+  if (!file) return () => none;
   let ids = readWithdrawn(file);
   let mtime = statSync(file).mtimeMs;
   let checked = Date.now();
