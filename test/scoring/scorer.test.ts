@@ -1,15 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { encodeRows } from '../../src/data/encode.ts';
-import { featureCount } from '../../src/data/schema.ts';
+import { featureCount, featureNames } from '../../src/data/schema.ts';
 import { predictProba } from '../../src/model/params.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 import { buildBaseline } from '../../src/scoring/baseline.ts';
 import { denseNet, gaussLegendre, NetWorkspace } from '../../src/scoring/dense-net.ts';
 import { denseScorer } from '../../src/scoring/dense-scorers.ts';
 import { loadScoringModel } from '../../src/scoring/model.ts';
-import { completenessGap, predictProbabilities, registerScorerProvider, scorerProviders, type Scorer } from '../../src/scoring/scorer.ts';
-import { fixtureParams, fixtureSchema, makeCustomers, saveFixtureModel, tempDir } from './helpers.ts';
+import { completenessGap, predictProbabilities, registerScorerProvider, scorerProviders } from '../../src/scoring/scorer.ts';
+import { PathScorer } from '../../src/scoring/path-scorer.ts';
+import { scoreFile } from '../../src/scoring/batch.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fixtureParams, fixtureSchema, makeCustomers, saveFixtureModel, tempDir, toCsv } from './helpers.ts';
 
 const schema = await fixtureSchema();
 const d = featureCount(schema);
@@ -105,35 +108,48 @@ describe('dense scorers', () => {
 });
 
 describe('the scorer registry (where the tree scorer plugs in)', () => {
-  it('loads a model directory through a registered provider and checks it against the schema', async () => {
+  // Two stumps in the shape of issue 14's model and PathExplainer (Saabas contributions, uniform node values).
+  const names = featureNames(schema);
+  const stumps = [
+    { feature: names.indexOf('tenure'), cut: 0.3, left: 0.8, right: -0.4 },
+    { feature: names.indexOf('contract=monthly'), cut: 0.5, left: -0.2, right: 0.5 },
+  ];
+  const base = -1.1;
+  const margin = (X: Float32Array, n: number) =>
+    Float64Array.from({ length: n }, (_, i) => base + stumps.reduce((a, t) => a + (X[i * d + t.feature] < t.cut ? t.left : t.right), 0));
+  const explainer = {
+    explain(x: ArrayLike<number>, offset = 0) {
+      const out = new Float64Array(d + 1);
+      for (const t of stumps) {
+        const root = (t.left + t.right) / 2;
+        out[t.feature] += (x[offset + t.feature] < t.cut ? t.left : t.right) - root;
+        out[d] += root;
+      }
+      out[d] += base;
+      return out;
+    },
+  };
+
+  it('a path-contribution model (the trees) scores through its own provider; contributions + bias = margin exactly', async () => {
     const dir = tempDir();
-    const calls: string[] = [];
-    // A stand-in for the boosted-trees scorer: one "tree" that adds 0.7 when tenure (feature 0) is low.
-    const fake: Scorer = {
-      kind: 'gbdt-test',
-      d,
-      baseValue: -1,
-      attribution: { method: 'tree-path', exact: true, description: 'path contributions', baseline: null },
-      logits: (X, n) => Float64Array.from({ length: n }, (_, i) => -1 + (X[i * d] < 0.3 ? 0.7 : 0)),
-      contributions: (X, n) => {
-        const out = new Float64Array(n * d);
-        for (let i = 0; i < n; i++) out[i * d] = X[i * d] < 0.3 ? 0.7 : 0;
-        return out;
-      },
-    };
+    const scorer = new PathScorer('gbdt-test', d, margin, explainer);
     registerScorerProvider({
       name: 'gbdt-test',
       detect: async (p) => p === join(dir, 'trees'),
-      load: async (p) => {
-        calls.push(p);
-        return { scorer: fake, modelHash: 'f'.repeat(64), spec: { kind: 'gbdt-test' }, metadata: { purpose: 'x', featureNames: schema.columns.length ? undefined : [] } };
-      },
+      load: async () => ({ scorer, modelHash: 'f'.repeat(64), spec: { kind: 'gbdt-test' }, metadata: { purpose: 'churn-retention', featureNames: names } }),
     });
     try {
       const m = await loadScoringModel(join(dir, 'trees'), schema);
-      expect(calls).toEqual([join(dir, 'trees')]);
       expect(m.scorer.kind).toBe('gbdt-test');
-      expect(Math.max(...completenessGap(m.scorer, rows(50), 50))).toBe(0);
+      expect(m.scorer.baseValue).toBeCloseTo(base + 0.2 + 0.15, 14);
+      expect(Math.max(...completenessGap(m.scorer, rows(300), 300))).toBeLessThan(1e-12);
+      // The whole batch pipeline runs on it: reasons come from the path contributions.
+      writeFileSync(join(dir, 'c.csv'), toCsv(makeCustomers(200, 3)));
+      const s = await scoreFile({ dataPath: join(dir, 'c.csv'), outPath: join(dir, 'o.csv'), schema, model: m, reasons: 2 });
+      expect(s.model.attribution).toMatchObject({ method: 'tree-path', exact: true });
+      const text = readFileSync(join(dir, 'o.csv'), 'utf8');
+      expect(text).toMatch(/tenure low \(\d+\),0\.6000/);
+      expect(text).toMatch(/contract = monthly,0\.3500/);
       // The dense provider still handles its own directories.
       await saveFixtureModel(join(dir, 'dense'), schema);
       expect((await loadScoringModel(join(dir, 'dense'), schema)).scorer.kind).toBe('logistic');
@@ -141,5 +157,9 @@ describe('the scorer registry (where the tree scorer plugs in)', () => {
       const list = scorerProviders() as unknown as { name: string }[];
       list.splice(list.findIndex((p) => p.name === 'gbdt-test'), 1);
     }
+  });
+
+  it('refuses an explainer of the wrong width', () => {
+    expect(() => new PathScorer('x', d, margin, { explain: () => new Float64Array(d) })).toThrow(/expected \d+ \+ 1/);
   });
 });
