@@ -12,7 +12,7 @@ import { BUNDLED_DATASETS } from '../src/data/bundled.ts';
 import { concatDatasets } from '../src/data/encode.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
-import { parseManifest, signManifest, type JobManifest } from '../src/federation/manifest.ts';
+import { parseManifest, signManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
 import { planDp } from '../src/federation/dp-plan.ts';
 import { vectorLengths } from '../src/federation/rounds.ts';
 import { auc } from '../src/metrics/classification.ts';
@@ -21,7 +21,7 @@ import { initParameters, predictProba } from '../src/model/params.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
 import { BudgetStore } from '../src/privacy/budget-store.ts';
 import { trainLocal } from '../src/train/local.ts';
-import { runJobOwner, type RoundProgress } from '../client/owner.ts';
+import { runJobOwner, type RoundProgress } from '../owner/node.ts';
 import { auditLedgers, formatAuditSummary, type AuditFinding } from '../src/privacy/ledger/audit.ts';
 import { readLedger } from '../src/privacy/ledger/reader.ts';
 import type { LedgerEntry } from '../src/privacy/ledger/entries.ts';
@@ -55,7 +55,7 @@ export function registerDemoCommand(program: Command): void {
   withJobOptions(
     program
       .command('demo')
-      .description('the main job: a coordinator and N client nodes as separate processes on 127.0.0.1, federated training on bundled real data'),
+      .description('the main job: a coordinator and N partner nodes as separate processes on 127.0.0.1, federated training on bundled real data'),
   )
     .option('--out <dir>', 'where every artifact of the run goes (default: a new temp dir)')
     .option('--json', 'print one JSON summary at the end', false)
@@ -180,7 +180,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     encryption: o.insecurePlaintext ? { scheme: 'plain-insecure' } : undefined,
     seed: o.seed,
   });
-  const manifest: JobManifest = parseManifest({ ...preset, schemaVersion: 1, createdAt: new Date().toISOString(), owner: publicIdentity(owner), participants: ids.map(publicIdentity) });
+  const manifest: JobManifest = parseManifest({ ...preset, schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: ids.map(publicIdentity) });
   const plan = planDp(manifest);
   for (const [i] of parts.entries()) {
     writeFileSync(
@@ -218,7 +218,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     const clients = names.map((name) =>
       spawnNode(
         [
-          'client',
+          'partner',
           '--coordinator', url,
           '--job', jobId,
           '--data', join(out, 'partners', name, 'data.csv'),
@@ -369,8 +369,8 @@ function copyLedger(from: string, to: string): void {
 
 /** ε each partner had spent after each round, as recorded in the job ledger. */
 function printEpsilonTable(entries: LedgerEntry[], manifest: JobManifest, say: (l: string) => void): void {
-  const names = manifest.participants.map((p) => p.name);
-  const nameOf = new Map(manifest.participants.map((p) => [p.keyId, p.name]));
+  const names = manifest.partners.map((p) => p.name);
+  const nameOf = new Map(manifest.partners.map((p) => [p.keyId, p.name]));
   say('');
   say(`ε spent per partner after each round (cumulative, δ=${manifest.dp?.delta}; from the job ledger)`);
   say(['round', ...names].map((c) => c.padStart(10)).join(''));

@@ -7,13 +7,13 @@ import { loadSchema } from '../src/data/schema.ts';
 import { loadPolicy } from '../src/privacy/policy.ts';
 import { BudgetStore } from '../src/privacy/budget-store.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
-import { runClientNode } from '../client/node.ts';
-import { policyReview, PolicyBudgetGuard, type OfficerApproval } from '../client/policy-guard.ts';
+import { runPartnerNode } from '../partner/node.ts';
+import { policyReview, PolicyBudgetGuard, type OfficerApproval } from '../partner/policy-guard.ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadPartnerData } from './partner-data.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
-import { loadClientTls, trustCoordinator } from '../client/tls.ts';
+import { loadClientTls, trustCoordinator } from '../src/transport/tls-client.ts';
 
 export { isLoopbackHost as isLoopback } from '../coordinator/tls.ts';
 
@@ -46,7 +46,8 @@ export function registerNodeCommands(program: Command): void {
     });
 
   program
-    .command('client')
+    .command('partner')
+    .alias('client')
     .description("run a data partner's node for one job: trains locally, sends only encrypted updates")
     .requiredOption('--coordinator <url>', 'coordinator base URL')
     .requiredOption('--job <id>', 'job id')
@@ -75,7 +76,7 @@ export function registerNodeCommands(program: Command): void {
       logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRows.length } }, 'local data loaded');
       mkdirSync(o.stateDir, { recursive: true });
       const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
-      const result = await runClientNode({
+      const result = await runPartnerNode({
         coordinatorUrl,
         identity,
         jobId: o.job,

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { FedmarkError } from '../src/errors.ts';
 import { verifySignedManifest, type JobManifest, type SignedManifest } from '../src/federation/manifest.ts';
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
-import { checkSubmission, roundKind, selectParticipants, totalRounds } from '../src/federation/rounds.ts';
+import { checkSubmission, roundKind, selectPartners, totalRounds } from '../src/federation/rounds.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
 import { initialModelState } from '../src/federation/partner.ts';
 import type { CoordinatorStore, JobRow, RoundRow } from './store.ts';
@@ -38,7 +38,7 @@ export interface JobStatus {
   baseModelHash: string | null;
   submitted: string[];
   closedRounds: number[];
-  participants: { keyId: string; name: string; status: string }[];
+  partners: { keyId: string; name: string; status: string }[];
   keysReady: boolean;
 }
 
@@ -82,14 +82,14 @@ export class JobEngine {
     return job;
   }
 
-  /** Keys allowed to speak for a job: the owner and the participants named in the manifest. */
-  lookupKey(jobId: string, keyId: string): { signPublicKey: string; role: 'owner' | 'participant' } | undefined {
+  /** Keys allowed to speak for a job: the owner and the partners named in the manifest. */
+  lookupKey(jobId: string, keyId: string): { signPublicKey: string; role: 'owner' | 'partner' } | undefined {
     const job = this.store.getJob(jobId);
     if (!job) return undefined;
     const m = this.manifest(jobId);
     if (m.owner.keyId === keyId) return { signPublicKey: m.owner.signPublicKey, role: 'owner' };
-    const p = m.participants.find((x) => x.keyId === keyId);
-    return p ? { signPublicKey: p.signPublicKey, role: 'participant' } : undefined;
+    const p = m.partners.find((x) => x.keyId === keyId);
+    return p ? { signPublicKey: p.signPublicKey, role: 'partner' } : undefined;
   }
 
   async createJob(signed: SignedManifest, genesis: LedgerEntry): Promise<JobManifest> {
@@ -100,8 +100,8 @@ export class JobEngine {
     const scheme = await openSecureSum(manifest.encryption);
     this.store.transaction(() => {
       this.store.insertJob({ job_id: manifest.jobId, signed_manifest: JSON.stringify(signed), state: 'awaiting-keys', created_at: this.now() });
-      for (const p of manifest.participants) {
-        this.store.insertParticipant({
+      for (const p of manifest.partners) {
+        this.store.insertPartner({
           job_id: manifest.jobId,
           key_id: p.keyId,
           name: p.name,
@@ -119,7 +119,7 @@ export class JobEngine {
     } catch (err) {
       throw asHttp(err, 400);
     }
-    this.log.info({ jobId: manifest.jobId, participants: manifest.participants.length, rounds: manifest.rounds }, 'job created');
+    this.log.info({ jobId: manifest.jobId, partners: manifest.partners.length, rounds: manifest.rounds }, 'job created');
     return manifest;
   }
 
@@ -131,9 +131,9 @@ export class JobEngine {
     if (p.jobId !== m.jobId) throw bad(`names job ${p.jobId}, not ${m.jobId}`);
     if (genesis.author !== m.owner.keyId || p.owner.keyId !== m.owner.keyId) throw bad("is not authored by the manifest's owner");
     if (p.coordinator.keyId !== this.coordinatorKeyId) throw bad(`names coordinator ${p.coordinator.keyId}, this coordinator is ${this.coordinatorKeyId}`);
-    const want = m.participants.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
-    const got = p.participants.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
-    if (want !== got) throw bad("participants differ from the manifest's");
+    const want = m.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
+    const got = p.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
+    if (want !== got) throw bad("partners differ from the manifest's");
     if (p.rounds !== m.rounds) throw bad(`rounds ${p.rounds} differ from the manifest's ${m.rounds}`);
   }
 
@@ -178,12 +178,12 @@ export class JobEngine {
   accept(jobId: string, keyId: string, body: { accepted: boolean; reason?: string; statement?: unknown }): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    const p = this.store.participant(jobId, keyId);
-    if (!p) throw new HttpError(403, 'NOT_PARTICIPANT', 'only participants accept or refuse a job');
-    if (p.status === 'withdrawn') throw new HttpError(409, 'WITHDRAWN', 'this participant has withdrawn from the job');
+    const p = this.store.partner(jobId, keyId);
+    if (!p) throw new HttpError(403, 'NOT_PARTNER', 'only partners accept or refuse a job');
+    if (p.status === 'withdrawn') throw new HttpError(409, 'WITHDRAWN', 'this partner has withdrawn from the job');
     const status = body.accepted ? 'accepted' : 'refused';
     if (p.status === status) return;
-    if (p.status !== 'invited') throw new HttpError(409, 'ALREADY_ANSWERED', `this participant already ${p.status} the job`);
+    if (p.status !== 'invited') throw new HttpError(409, 'ALREADY_ANSWERED', `this partner already ${p.status} the job`);
     const statement = this.requireAttested(jobId, keyId, body.statement, body.accepted ? 'acceptance' : 'refusal');
     try {
       if (body.accepted) this.ledger.append(jobId, 'partner.acceptance', statement as PayloadInput<'partner.acceptance'>);
@@ -191,7 +191,7 @@ export class JobEngine {
     } catch (err) {
       throw asHttp(err, 400);
     }
-    this.store.setParticipantStatus(jobId, keyId, status, JSON.stringify(body));
+    this.store.setPartnerStatus(jobId, keyId, status, JSON.stringify(body));
     this.advance(jobId);
   }
 
@@ -199,15 +199,15 @@ export class JobEngine {
     const job = this.requireJob(jobId);
     this.requireActive(job);
     if (job.state !== 'awaiting-keys') throw new HttpError(409, 'KEYS_LOCKED', 'the key ceremony is over: sealed keys cannot change once rounds run');
-    if (!this.store.participant(jobId, keyId)) throw new HttpError(404, 'UNKNOWN_PARTICIPANT', `key id ${keyId} is not a participant of job ${jobId}`);
+    if (!this.store.partner(jobId, keyId)) throw new HttpError(404, 'UNKNOWN_PARTNER', `key id ${keyId} is not a partner of job ${jobId}`);
     if (blob.length < 40 || blob.length > 8 * 1024 * 1024) throw new HttpError(400, 'SEALED_KEY_SIZE', `sealed key blob of ${blob.length} bytes is not plausible`);
     this.store.putSealedKey(jobId, keyId, blob);
     const m = this.manifest(jobId);
-    if (this.store.sealedKeyCount(jobId) === m.participants.length) {
+    if (this.store.sealedKeyCount(jobId) === m.partners.length) {
       this.ledger.append(jobId, 'key.ceremony', {
         jobId,
         heParamsHash: sha256Canonical(m.encryption),
-        sealedKeys: m.participants.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256Hex(this.store.sealedKey(jobId, p.keyId)!) })),
+        sealedKeys: m.partners.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256Hex(this.store.sealedKey(jobId, p.keyId)!) })),
       });
     }
     this.advance(jobId);
@@ -216,7 +216,7 @@ export class JobEngine {
   sealedKey(jobId: string, keyId: string): Uint8Array {
     this.requireJob(jobId);
     const blob = this.store.sealedKey(jobId, keyId);
-    if (!blob) throw new HttpError(404, 'NO_SEALED_KEY', 'no sealed key has been uploaded for this participant yet');
+    if (!blob) throw new HttpError(404, 'NO_SEALED_KEY', 'no sealed key has been uploaded for this partner yet');
     return blob;
   }
 
@@ -228,8 +228,8 @@ export class JobEngine {
 
   private openRound(job: JobRow, round: number, attempt: number, baseModelHash: string | null): void {
     const m = this.manifest(job.job_id);
-    const eligible = this.store.participants(job.job_id).filter((p) => p.status === 'accepted').map((p) => p.key_id);
-    const selected = selectParticipants(m, round, attempt, eligible);
+    const eligible = this.store.partners(job.job_id).filter((p) => p.status === 'accepted').map((p) => p.key_id);
+    const selected = selectPartners(m, round, attempt, eligible);
     const now = this.now();
     this.store.transaction(() => {
       this.store.insertRound({
@@ -277,7 +277,7 @@ export class JobEngine {
     if (r.state !== 'open') throw new HttpError(409, 'ROUND_CLOSED', `round ${round} attempt ${attempt} is ${r.state}: late submissions are not accepted`);
     if (this.now() > r.deadline_at) throw new HttpError(409, 'ROUND_DEADLINE', `round ${round} passed its deadline: late submissions are not accepted`);
     const selected = JSON.parse(r.selected) as string[];
-    if (!selected.includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', `this participant is not selected for round ${round} attempt ${attempt}`);
+    if (!selected.includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', `this partner is not selected for round ${round} attempt ${attempt}`);
     const m = this.manifest(jobId);
     const scheme = await this.scheme(jobId);
     try {
@@ -323,7 +323,7 @@ export class JobEngine {
     this.requireActive(job);
     const r = this.store.round(jobId, round, attempt);
     if (!r || r.state !== 'open') throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open`);
-    if (!(JSON.parse(r.selected) as string[]).includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', 'only selected participants can decline a round');
+    if (!(JSON.parse(r.selected) as string[]).includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', 'only selected partners can decline a round');
     if (this.store.insertDecline(jobId, round, attempt, keyId, reason)) {
       this.ledger.append(jobId, 'budget.refusal', { jobId, partner: keyId, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
     }
@@ -354,8 +354,8 @@ export class JobEngine {
   withdraw(jobId: string, keyId: string, reason: string, statement: unknown): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    const p = this.store.participant(jobId, keyId);
-    if (!p) throw new HttpError(403, 'NOT_PARTICIPANT', 'only participants can withdraw');
+    const p = this.store.partner(jobId, keyId);
+    if (!p) throw new HttpError(403, 'NOT_PARTNER', 'only partners can withdraw');
     if (p.status === 'withdrawn') return;
     const attested = this.requireAttested(jobId, keyId, statement, 'withdrawal');
     try {
@@ -363,8 +363,8 @@ export class JobEngine {
     } catch (err) {
       throw asHttp(err, 400);
     }
-    this.store.setParticipantStatus(jobId, keyId, 'withdrawn', null);
-    this.log.warn({ jobId, keyId, reason }, 'participant withdrew');
+    this.store.setPartnerStatus(jobId, keyId, 'withdrawn', null);
+    this.log.warn({ jobId, keyId, reason }, 'partner withdrew');
     this.advance(jobId);
   }
 
@@ -379,20 +379,20 @@ export class JobEngine {
   advance(jobId: string): void {
     const job = this.requireJob(jobId);
     const m = this.manifest(jobId);
-    const participants = this.store.participants(jobId);
-    const accepted = participants.filter((p) => p.status === 'accepted');
+    const partners = this.store.partners(jobId);
+    const accepted = partners.filter((p) => p.status === 'accepted');
     if (job.state === 'awaiting-keys') {
-      // Round 1 waits until every participant has answered, or until the join window (one round
+      // Round 1 waits until every partner has answered, or until the join window (one round
       // deadline after the job was registered) closes with at least a quorum on board.
-      const answered = participants.filter((p) => p.status !== 'invited').length;
+      const answered = partners.filter((p) => p.status !== 'invited').length;
       const joinWindowOver = this.now() > job.created_at + m.roundDeadlineSeconds * 1000;
-      const keysReady = this.store.sealedKeyCount(jobId) === m.participants.length;
-      if (answered === participants.length && accepted.length < m.quorum) {
-        this.stopJob(job, 'failed', `only ${accepted.length} participant(s) accepted, quorum is ${m.quorum}`);
+      const keysReady = this.store.sealedKeyCount(jobId) === m.partners.length;
+      if (answered === partners.length && accepted.length < m.quorum) {
+        this.stopJob(job, 'failed', `only ${accepted.length} partner(s) accepted, quorum is ${m.quorum}`);
         return;
       }
       // The initial model is public (seeded from the manifest), so round 1 can pin its hash too.
-      if (keysReady && accepted.length >= m.quorum && (answered === participants.length || joinWindowOver)) this.openRound(job, 1, 0, initialModelState(m).hash);
+      if (keysReady && accepted.length >= m.quorum && (answered === partners.length || joinWindowOver)) this.openRound(job, 1, 0, initialModelState(m).hash);
       return;
     }
     if (job.state !== 'running') return;
@@ -401,7 +401,7 @@ export class JobEngine {
       const selected = JSON.parse(r.selected) as string[];
       const submitted = this.store.submissions(jobId, r.round, r.attempt).map((s) => s.key_id);
       const declined = new Set(this.store.declines(jobId, r.round, r.attempt).map((d) => d.key_id));
-      const withdrawn = new Set(participants.filter((p) => p.status === 'withdrawn').map((p) => p.key_id));
+      const withdrawn = new Set(partners.filter((p) => p.status === 'withdrawn').map((p) => p.key_id));
       const outstanding = selected.filter((k) => !submitted.includes(k) && !declined.has(k) && !withdrawn.has(k));
       const pastDeadline = this.now() > r.deadline_at;
       if (outstanding.length > 0 && !pastDeadline) return;
@@ -413,7 +413,7 @@ export class JobEngine {
       if (r.kind === 'evaluate') return;
       const hashes = this.store.modelHashes(jobId, r.round);
       const distinct = new Set(hashes.map((h) => h.hash));
-      const active = participants.filter((p) => p.status === 'accepted').length;
+      const active = partners.filter((p) => p.status === 'accepted').length;
       if (distinct.size === 1 && hashes.length >= Math.min(m.quorum, active)) {
         const [agreed] = distinct;
         this.recordRound(jobId, r, hashes, true);
@@ -556,8 +556,8 @@ export class JobEngine {
       baseModelHash: r?.base_model_hash ?? null,
       submitted: r ? this.store.submissions(jobId, r.round, r.attempt).map((s) => s.key_id) : [],
       closedRounds,
-      participants: this.store.participants(jobId).map((p) => ({ keyId: p.key_id, name: p.name, status: p.status })),
-      keysReady: this.store.sealedKeyCount(jobId) === m.participants.length,
+      partners: this.store.partners(jobId).map((p) => ({ keyId: p.key_id, name: p.name, status: p.status })),
+      keysReady: this.store.sealedKeyCount(jobId) === m.partners.length,
     };
   }
 

@@ -42,7 +42,7 @@ const keyParams = jobParams.extend({ keyId: z.string().regex(/^[0-9a-f]{32}$/) }
 declare module 'fastify' {
   interface FastifyRequest {
     rawBody?: Buffer;
-    signer?: { keyId: string; role: 'owner' | 'participant' };
+    signer?: { keyId: string; role: 'owner' | 'partner' };
   }
 }
 
@@ -143,8 +143,8 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   const requireOwner = (req: FastifyRequest) => {
     if (req.signer?.role !== 'owner') throw new HttpError(403, 'OWNER_ONLY', 'only the job owner may do this');
   };
-  const requireParticipant = (req: FastifyRequest) => {
-    if (req.signer?.role !== 'participant') throw new HttpError(403, 'PARTICIPANT_ONLY', 'only a participant may do this');
+  const requirePartner = (req: FastifyRequest) => {
+    if (req.signer?.role !== 'partner') throw new HttpError(403, 'PARTNER_ONLY', 'only a partner may do this');
   };
   const jobAuth = (roundOf?: (req: FastifyRequest) => number) => async (req: FastifyRequest) => {
     const { jobId } = req.params as { jobId: string };
@@ -198,7 +198,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
       preHandler: jobAuth(),
     },
     async (req) => {
-      requireParticipant(req);
+      requirePartner(req);
       engine.accept(req.params.jobId, req.signer!.keyId, req.body);
       return { ok: true };
     },
@@ -212,12 +212,12 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   });
 
   app.get('/v1/jobs/:jobId/keys/mine', { schema: { params: jobParams }, preHandler: jobAuth() }, async (req, reply) => {
-    requireParticipant(req);
+    requirePartner(req);
     return reply.type('application/octet-stream').send(Buffer.from(engine.sealedKey(req.params.jobId, req.signer!.keyId)));
   });
 
   app.put('/v1/jobs/:jobId/rounds/:round/submission', { schema: { params: roundParams }, preHandler: jobAuth(roundOfParams) }, async (req) => {
-    requireParticipant(req);
+    requirePartner(req);
     if (!(req.body instanceof Buffer)) throw new HttpError(415, 'WRONG_CONTENT_TYPE', 'updates are uploaded as application/octet-stream');
     return engine.submit(req.params.jobId, req.params.round, req.signer!.keyId, req.body);
   });
@@ -237,7 +237,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
       preHandler: jobAuth(roundOfParams),
     },
     async (req) => {
-      requireParticipant(req);
+      requirePartner(req);
       const b = req.body;
       engine.decline(req.params.jobId, req.params.round, req.signer!.keyId, b.attempt, b.reason, b.requestedEpsilon, b.remainingEpsilon);
       return { ok: true };
@@ -254,7 +254,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
     '/v1/jobs/:jobId/rounds/:round/model-hash',
     { schema: { params: roundParams, body: z.object({ hash: z.string().regex(/^[0-9a-f]{64}$/) }) }, preHandler: jobAuth(roundOfParams) },
     async (req) => {
-      requireParticipant(req);
+      requirePartner(req);
       engine.reportModelHash(req.params.jobId, req.params.round, req.signer!.keyId, req.body.hash);
       return { ok: true };
     },
@@ -264,7 +264,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
     '/v1/jobs/:jobId/withdraw',
     { schema: { params: jobParams, body: z.object({ reason: z.string().min(1).max(2000), statement: z.record(z.string(), z.unknown()) }) }, preHandler: jobAuth() },
     async (req) => {
-    requireParticipant(req);
+    requirePartner(req);
     engine.withdraw(req.params.jobId, req.signer!.keyId, req.body.reason, req.body.statement);
     return { ok: true };
     },

@@ -23,7 +23,7 @@ export interface JobRow {
   created_at: number;
 }
 
-export interface ParticipantRow {
+export interface PartnerRow {
   job_id: string;
   key_id: string;
   name: string;
@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   status_reason TEXT,
   created_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS participants (
+CREATE TABLE IF NOT EXISTS partners (
   job_id TEXT NOT NULL,
   key_id TEXT NOT NULL,
   name TEXT NOT NULL,
@@ -179,20 +179,20 @@ export class CoordinatorStore {
       .run({ ...fields, job_id: jobId });
   }
 
-  // participants
-  insertParticipant(row: ParticipantRow): void {
+  // partners
+  insertPartner(row: PartnerRow): void {
     this.db
-      .prepare('INSERT INTO participants VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')
+      .prepare('INSERT INTO partners VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')
       .run(row);
   }
-  participants(jobId: string): ParticipantRow[] {
-    return this.db.prepare('SELECT * FROM participants WHERE job_id = ? ORDER BY name').all(jobId) as ParticipantRow[];
+  partners(jobId: string): PartnerRow[] {
+    return this.db.prepare('SELECT * FROM partners WHERE job_id = ? ORDER BY name').all(jobId) as PartnerRow[];
   }
-  participant(jobId: string, keyId: string): ParticipantRow | undefined {
-    return this.db.prepare('SELECT * FROM participants WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as ParticipantRow | undefined;
+  partner(jobId: string, keyId: string): PartnerRow | undefined {
+    return this.db.prepare('SELECT * FROM partners WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as PartnerRow | undefined;
   }
-  setParticipantStatus(jobId: string, keyId: string, status: ParticipantRow['status'], acceptance: string | null): void {
-    this.db.prepare('UPDATE participants SET status = ?, acceptance = COALESCE(?, acceptance) WHERE job_id = ? AND key_id = ?').run(status, acceptance, jobId, keyId);
+  setPartnerStatus(jobId: string, keyId: string, status: PartnerRow['status'], acceptance: string | null): void {
+    this.db.prepare('UPDATE partners SET status = ?, acceptance = COALESCE(?, acceptance) WHERE job_id = ? AND key_id = ?').run(status, acceptance, jobId, keyId);
   }
 
   // sealed keys

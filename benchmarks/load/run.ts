@@ -20,15 +20,15 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoordinatorClient } from '../../client/http.ts';
-import { manifestLedgerEntry } from '../../client/owner.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { manifestLedgerEntry } from '../../owner/node.ts';
 import type { JobStatus } from '../../coordinator/job-engine.ts';
 import { generateIdentity, publicIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { sealJobKey } from '../../src/crypto/key-ceremony.ts';
 import { isBundledDatasetName, loadBundledSchema } from '../../src/data/bundled.ts';
 import { featureNames } from '../../src/data/schema.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest, verifySignedManifest, type JobManifest } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest, verifySignedManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { initialModelState } from '../../src/federation/partner.ts';
 import { vectorLengths } from '../../src/federation/rounds.ts';
 import { openSecureSum, type VectorCipher } from '../../src/federation/secure-sum.ts';
@@ -234,7 +234,7 @@ interface CaseResult {
 async function runCase(o: {
   partners: number;
   concurrency: number | 'all';
-  baseManifest: Omit<JobManifest, 'owner' | 'participants' | 'schemaVersion' | 'createdAt' | 'jobId' | 'clientsPerRound' | 'quorum'>;
+  baseManifest: Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt' | 'jobId' | 'partnersPerRound' | 'quorum'>;
   owner: Identity;
   identities: Identity[];
   secretKey: Uint8Array;
@@ -258,35 +258,35 @@ async function runCase(o: {
     const afterStart = procMemory(c.pid);
     const tSetup = performance.now();
 
-    const participants = o.identities.slice(0, n);
+    const partners = o.identities.slice(0, n);
     const jobId = `load-n${n}-c${o.concurrency}-${Date.now().toString(36)}`;
     const manifest = parseManifest({
       ...o.baseManifest,
       jobId,
-      clientsPerRound: n,
+      partnersPerRound: n,
       quorum: Math.max(1, Math.ceil(n * 0.6)),
-      schemaVersion: 1,
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
       createdAt: new Date().toISOString(),
       owner: publicIdentity(o.owner),
-      participants: participants.map(publicIdentity),
+      partners: partners.map(publicIdentity),
     });
     const signed = signManifest(manifest, o.owner);
     const ownerClient = new CoordinatorClient(c.url, o.owner);
     await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity()));
 
     // Acceptance as a client node does it: verify the manifest, then send a self-attested statement.
-    const clients = participants.map((id) => new CoordinatorClient(c.url, id));
+    const clients = partners.map((id) => new CoordinatorClient(c.url, id));
     await pool(clients, 4, async (client, i) => {
       const served = await client.manifest(jobId);
       const m = verifySignedManifest(served);
       const statement = attestPayload(
-        { jobId, partner: publicIdentity(participants[i]).keyId, manifestHash: served.ledgerManifestHash, policy: { maxEpsilon: m.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: m.dp?.delta ?? 0.5 } },
-        signerFromSecretKey(participants[i].signSecretKey),
+        { jobId, partner: publicIdentity(partners[i]).keyId, manifestHash: served.ledgerManifestHash, policy: { maxEpsilon: m.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: m.dp?.delta ?? 0.5 } },
+        signerFromSecretKey(partners[i].signSecretKey),
       );
       await client.accept(jobId, { accepted: true, statement });
     });
-    // The owner's key ceremony as client/owner.ts runs it: one CKKS secret key, sealed with the job id to each participant.
-    for (const p of manifest.participants) await ownerClient.putSealedKey(jobId, p.keyId, sealJobKey(jobId, o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
+    // The owner's key ceremony as client/owner.ts runs it: one CKKS secret key, sealed with the job id to each partner.
+    for (const p of manifest.partners) await ownerClient.putSealedKey(jobId, p.keyId, sealJobKey(jobId, o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
 
     const status = await ownerClient.status(jobId);
     if (status.state !== 'running' || status.round !== 1 || status.roundState !== 'open') {
@@ -347,7 +347,7 @@ async function runCase(o: {
         latencies.push(performance.now() - t0);
         responseTimes.push(Math.round(performance.now() - tRound));
       } catch (err) {
-        errors.push(`${participants[i].name}: ${(err as Error).message}`);
+        errors.push(`${partners[i].name}: ${(err as Error).message}`);
       } finally {
         lastDone = Math.max(lastDone, performance.now());
       }
@@ -443,7 +443,7 @@ async function main(): Promise<void> {
   const maxN = Math.max(...partnerCounts);
   const d = featureNames(schema).length;
   const model = modelForTarget(d, targetParams);
-  const { jobId: _j, clientsPerRound: _c, quorum: _q, ...rest } = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null, model, seed: SEED });
+  const { jobId: _j, partnersPerRound: _c, quorum: _q, ...rest } = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null, model, seed: SEED });
   // The benchmark measures load, not deadlines: a generous deadline keeps a slow shared machine from failing the round.
   const baseManifest = { ...rest, roundDeadlineSeconds: 900 };
 

@@ -45,7 +45,7 @@ export interface JobPresetOptions {
  * Sensible defaults for a marketing model job: logistic regression, FedAvg, one local epoch per
  * round, DP-SGD calibrated to ε = 3 at δ = 1e-5, CKKS aggregation.
  */
-export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'participants' | 'schemaVersion' | 'createdAt'> {
+export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'> {
   const dp = o.epsilon === null ? null : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const };
   return {
     jobId: o.jobId,
@@ -59,7 +59,7 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
     },
     model: o.model ?? { kind: 'logistic' },
     rounds: o.rounds ?? 20,
-    clientsPerRound: o.partners,
+    partnersPerRound: o.partners,
     quorum: Math.max(1, Math.ceil(o.partners * 0.6)),
     roundDeadlineSeconds: 120,
     strategy: o.strategy ?? { name: 'fedavg', serverLr: 1 },

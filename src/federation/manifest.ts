@@ -55,8 +55,11 @@ export const encryptionSpecSchema = z.union([
 ]);
 export type EncryptionSpec = z.infer<typeof encryptionSpecSchema>;
 
+/** 2: `participants` → `partners`, `clientsPerRound` → `partnersPerRound` (one vocabulary). */
+export const MANIFEST_SCHEMA_VERSION = 2 as const;
+
 export const jobManifestSchema = z.object({
-  schemaVersion: z.literal(1),
+  schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   jobId: jobIdSchema,
   purpose: z.string().min(1).max(200),
   createdAt: z.string(),
@@ -71,7 +74,7 @@ export const jobManifestSchema = z.object({
   }),
   model: modelSpecSchema,
   rounds: z.number().int().positive().max(10_000),
-  clientsPerRound: z.number().int().positive(),
+  partnersPerRound: z.number().int().positive(),
   quorum: z.number().int().positive(),
   roundDeadlineSeconds: z.number().positive().max(7 * 24 * 3600),
   strategy: strategySpecSchema,
@@ -87,7 +90,7 @@ export const jobManifestSchema = z.object({
     .default({ bins: 1000, segments: {} }),
   seed: z.number().int().nonnegative(),
   owner: publicIdentitySchema,
-  participants: z.array(publicIdentitySchema).min(1),
+  partners: z.array(publicIdentitySchema).min(1),
 });
 export type JobManifest = z.infer<typeof jobManifestSchema>;
 
@@ -100,13 +103,13 @@ export type SignedManifest = z.infer<typeof signedManifestSchema>;
 /** Cross-field rules zod cannot express on single fields. */
 export function checkManifestConsistency(m: JobManifest): void {
   const problems: string[] = [];
-  const n = m.participants.length;
-  if (m.clientsPerRound > n) problems.push(`clientsPerRound (${m.clientsPerRound}) exceeds the ${n} participants`);
-  if (m.quorum > m.clientsPerRound) problems.push(`quorum (${m.quorum}) exceeds clientsPerRound (${m.clientsPerRound})`);
-  const ids = new Set(m.participants.map((p) => p.keyId));
-  if (ids.size !== n) problems.push('participants: duplicate key ids');
-  const names = new Set(m.participants.map((p) => p.name));
-  if (names.size !== n) problems.push('participants: duplicate names');
+  const n = m.partners.length;
+  if (m.partnersPerRound > n) problems.push(`partnersPerRound (${m.partnersPerRound}) exceeds the ${n} partners`);
+  if (m.quorum > m.partnersPerRound) problems.push(`quorum (${m.quorum}) exceeds partnersPerRound (${m.partnersPerRound})`);
+  const ids = new Set(m.partners.map((p) => p.keyId));
+  if (ids.size !== n) problems.push('partners: duplicate key ids');
+  const names = new Set(m.partners.map((p) => p.name));
+  if (names.size !== n) problems.push('partners: duplicate names');
   if (m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
   if (m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
   if (problems.length) throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${problems.join('; ')}`);

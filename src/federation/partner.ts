@@ -215,7 +215,7 @@ export class ModelTracker {
    */
   private checkSummands(blob: Uint8Array, length: number, round?: number): void {
     const n = this.scheme.summands(blob, length);
-    const min = Math.min(this.manifest.quorum, this.manifest.participants.length);
+    const min = Math.min(this.manifest.quorum, this.manifest.partners.length);
     if (n !== null && n < min) {
       throw new FedmarkError('AGGREGATE_TOO_FEW', `the published sum${round ? ` of round ${round}` : ''} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`);
     }

@@ -23,13 +23,13 @@ export function totalRounds(manifest: JobManifest): number {
   return manifest.rounds + 1;
 }
 
-/** Seeded choice of clientsPerRound among the eligible partners (all of them for evaluation). */
-export function selectParticipants(manifest: JobManifest, round: number, attempt: number, eligible: string[]): string[] {
+/** Seeded choice of partnersPerRound among the eligible partners (all of them for evaluation). */
+export function selectPartners(manifest: JobManifest, round: number, attempt: number, eligible: string[]): string[] {
   const sorted = [...eligible].sort();
-  if (roundKind(manifest, round) === 'evaluate' || sorted.length <= manifest.clientsPerRound) return sorted;
+  if (roundKind(manifest, round) === 'evaluate' || sorted.length <= manifest.partnersPerRound) return sorted;
   const rng = createRng(deriveSeed(manifest.seed, 'select', round, attempt));
   shuffleInPlace(sorted, rng);
-  return sorted.slice(0, manifest.clientsPerRound).sort();
+  return sorted.slice(0, manifest.partnersPerRound).sort();
 }
 
 export interface ExpectedSubmission {

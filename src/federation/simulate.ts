@@ -4,10 +4,10 @@ import type { Dataset } from '../data/encode.ts';
 import { metricsFromHistograms, type FederatedEvalMetrics } from '../metrics/histogram.ts';
 import { RdpAccountant } from '../privacy/accountant.ts';
 import { FedmarkError } from '../errors.ts';
-import { type JobManifest, parseManifest, signManifest, verifySignedManifest } from './manifest.ts';
+import { type JobManifest, parseManifest, signManifest, verifySignedManifest , MANIFEST_SCHEMA_VERSION } from './manifest.ts';
 import { ModelTracker, PartnerRuntime, type BudgetGuard } from './partner.ts';
 import type { DpEvent } from '../privacy/accountant.ts';
-import { checkSubmission, roundKind, selectParticipants, totalRounds } from './rounds.ts';
+import { checkSubmission, roundKind, selectPartners, totalRounds } from './rounds.ts';
 import { openSecureSum, type SecureSumScheme } from './secure-sum.ts';
 import { decodeUpdate } from './update-codec.ts';
 import { planDp } from './dp-plan.ts';
@@ -27,12 +27,12 @@ export interface SimulationPartner {
 }
 
 /** A manifest without the identities, which the simulation creates itself. */
-export type SimulationJob = Omit<JobManifest, 'owner' | 'participants' | 'schemaVersion' | 'createdAt'> & { createdAt?: string };
+export type SimulationJob = Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'> & { createdAt?: string };
 
 export interface SimulationRound {
   round: number;
   kind: 'train' | 'evaluate';
-  participants: string[];
+  partners: string[];
   declined: { name: string; reason: string }[];
   /** Metrics of the global model that entered the round, from the summed encrypted histograms. */
   metrics: FederatedEvalMetrics;
@@ -53,7 +53,7 @@ export interface SimulationResult {
   wallSeconds: number;
 }
 
-/** Simulation budget: the same accountant the client node uses, held in memory. */
+/** Simulation budget: the same accountant the partner node uses, held in memory. */
 export class MemoryBudgetGuard implements BudgetGuard {
   private readonly events = new Map<string, DpEvent>();
 
@@ -106,10 +106,10 @@ export async function simulate(opts: {
   const ids: Identity[] = opts.partners.map((p, i) => identityFromSeed(p.name, simKey(`partner|${i}|${p.name}`)));
   const manifest = parseManifest({
     ...opts.job,
-    schemaVersion: 1,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: opts.job.createdAt ?? new Date().toISOString(),
     owner: publicIdentity(owner),
-    participants: ids.map(publicIdentity),
+    partners: ids.map(publicIdentity),
   });
   verifySignedManifest(signManifest(manifest, owner));
   const scheme: SecureSumScheme = await openSecureSum(manifest.encryption);
@@ -117,9 +117,9 @@ export async function simulate(opts: {
   const plan = planDp(manifest);
   const guards = opts.partners.map((p) => new MemoryBudgetGuard(p.maxEpsilon ?? plan?.targetEpsilon ?? Infinity));
   const runtimes = opts.partners.map(
-    (p, i) => new PartnerRuntime({ manifest, keyId: manifest.participants[i].keyId, train: p.train, test: p.test, scheme, secretKey, budget: plan ? guards[i] : undefined }),
+    (p, i) => new PartnerRuntime({ manifest, keyId: manifest.partners[i].keyId, train: p.train, test: p.test, scheme, secretKey, budget: plan ? guards[i] : undefined }),
   );
-  const byKey = new Map(manifest.participants.map((p, i) => [p.keyId, i]));
+  const byKey = new Map(manifest.partners.map((p, i) => [p.keyId, i]));
   const owned = new ModelTracker(manifest, scheme, secretKey);
   const rounds: SimulationRound[] = [];
   let updateBytes = 0;
@@ -129,7 +129,7 @@ export async function simulate(opts: {
       const kind = roundKind(manifest, round);
       let closed = false;
       for (let attempt = 0; attempt < 3 && !closed; attempt++) {
-        const selected = selectParticipants(manifest, round, attempt, [...byKey.keys()]);
+        const selected = selectPartners(manifest, round, attempt, [...byKey.keys()]);
         const updateSum = scheme.sum();
         const evalSum = scheme.sum();
         const submitted: string[] = [];
@@ -165,7 +165,7 @@ export async function simulate(opts: {
             finalMetrics = metrics;
           }
           const epsilon = plan ? Object.fromEntries(opts.partners.map((p, i) => [p.name, guards[i].spent(manifest.jobId, plan.delta)])) : {};
-          const r: SimulationRound = { round, kind, participants: submitted, declined, metrics, epsilon, modelHash: owned.state.hash };
+          const r: SimulationRound = { round, kind, partners: submitted, declined, metrics, epsilon, modelHash: owned.state.hash };
           rounds.push(r);
           opts.onRound?.(r);
         } finally {

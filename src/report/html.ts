@@ -77,7 +77,7 @@ function chartData(input: ReportInput) {
   return {
     rounds: rounds.map((r) => ({ round: r.round, auc: nullIfNaN(r.auc), logLoss: nullIfNaN(r.logLoss) })),
     epsilon: input.privacy.map((p, i) => ({
-      name: p.participant,
+      name: p.partner,
       color: PALETTE[i % PALETTE.length],
       points: [...p.epsilonByRound].sort((a, b) => a.round - b.round).map((e) => ({ x: e.round, y: e.epsilon })),
       budget: p.maxEpsilon,
@@ -285,9 +285,9 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
   const maxEps = privacyRows.reduce((m, r) => Math.max(m, r.eps), 0);
   const overBudget = privacyRows.filter((r) => r.over);
   const flaggedGroups = ev.segments.flatMap((s) => s.groups.filter((g) => g.flagged).map((g) => ({ s, g })));
-  const totalUsed = input.participants.reduce((a, p) => a + p.rowsUsed, 0);
-  const totalConsent = input.participants.reduce((a, p) => a + p.rowsExcludedConsent, 0);
-  const totalWithdrawn = input.participants.reduce((a, p) => a + p.rowsExcludedWithdrawn, 0);
+  const totalUsed = input.partners.reduce((a, p) => a + p.rowsUsed, 0);
+  const totalConsent = input.partners.reduce((a, p) => a + p.rowsExcludedConsent, 0);
+  const totalWithdrawn = input.partners.reduce((a, p) => a + p.rowsExcludedWithdrawn, 0);
 
   const badges: string[] = [];
   if (input.audit) {
@@ -304,8 +304,8 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
   );
   badges.push(
     overBudget.length
-      ? `<span class="badge bad">ε budget exceeded by ${overBudget.length} participant(s)</span>`
-      : '<span class="badge ok">All participants within ε budget</span>',
+      ? `<span class="badge bad">ε budget exceeded by ${overBudget.length} partner(s)</span>`
+      : '<span class="badge ok">All partners within ε budget</span>',
   );
   badges.push(
     flaggedGroups.length
@@ -317,8 +317,8 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
     ['Final AUC', 'final-auc', fmt(ev.auc, 4), `n = ${fmtInt(ev.n)} hold-out rows`],
     ['Log loss', 'final-logloss', fmt(ev.logLoss, 4), `Brier <span id="final-brier">${escapeHtml(fmt(ev.brier, 4))}</span>`],
     ['Top-decile lift', 'top-decile-lift', top ? fmt(top.cumulativeLift, 2) : 'n/a', `captures ${escapeHtml(top ? fmtPct(top.gain) : 'n/a')} of positives`],
-    ['Max ε spent', 'max-epsilon', fmtEpsilon(maxEps), 'rounded up, any participant'],
-    ['Rows used', 'total-rows', fmtInt(totalUsed), `${input.participants.length} participants`],
+    ['Max ε spent', 'max-epsilon', fmtEpsilon(maxEps), 'rounded up, any partner'],
+    ['Rows used', 'total-rows', fmtInt(totalUsed), `${input.partners.length} partners`],
   ]
     .map(
       ([label, id, value, sub]) =>
@@ -338,10 +338,10 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
     ['Report generated', generatedAt],
   ];
 
-  const participantsTable = table(
-    ['Participant', 'Key id', 'Rows used', 'Excluded: no consent', 'Excluded: withdrawn'],
+  const partnersTable = table(
+    ['Partner', 'Key id', 'Rows used', 'Excluded: no consent', 'Excluded: withdrawn'],
     [
-      ...input.participants.map((p) => [
+      ...input.partners.map((p) => [
         escapeHtml(p.name),
         escapeHtml(p.keyId),
         escapeHtml(fmtInt(p.rowsUsed)),
@@ -354,9 +354,9 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
   );
 
   const privacyTable = table(
-    ['Participant', 'ε spent', 'δ', 'ε budget', 'Budget used', 'Noise σ', 'Clip C', 'Accountant', 'Status'],
+    ['Partner', 'ε spent', 'δ', 'ε budget', 'Budget used', 'Noise σ', 'Clip C', 'Accountant', 'Status'],
     privacyRows.map(({ p, eps, over, share }) => [
-      escapeHtml(p.participant),
+      escapeHtml(p.partner),
       escapeHtml(fmtEpsilon(eps)),
       escapeHtml(fmtDelta(p.delta)),
       escapeHtml(fmtEpsilon(p.maxEpsilon)),
@@ -368,7 +368,7 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
     ]),
     { numeric: [false, true, true, true, true, true, true, false, false], raw: true },
   );
-  const missingPrivacy = input.participants.filter((p) => !input.privacy.some((q) => q.participant === p.name));
+  const missingPrivacy = input.partners.filter((p) => !input.privacy.some((q) => q.partner === p.name));
 
   const fairnessRows: { html: string[]; flagged: boolean }[] = [];
   for (const seg of ev.segments) {
@@ -487,17 +487,17 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
 <dl class="facts">${jobFacts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </section>
 
-<section id="participants"><h2>Participants and consent</h2>
-${participantsTable}
-<p class="note">Rows excluded for missing consent or withdrawn consent never entered training or evaluation; counts are as reported by each participant’s node.</p>
+<section id="partners"><h2>Partners and consent</h2>
+${partnersTable}
+<p class="note">Rows excluded for missing consent or withdrawn consent never entered training or evaluation; counts are as reported by each partner’s node.</p>
 </section>
 
 <section id="privacy"><h2>Differential privacy</h2>
-${overBudget.length ? `<div class="callout bad"><strong>Budget exceeded:</strong> ${overBudget.map((r) => escapeHtml(r.p.participant)).join(', ')} spent more ε than their budget allows.</div>` : ''}
+${overBudget.length ? `<div class="callout bad"><strong>Budget exceeded:</strong> ${overBudget.map((r) => escapeHtml(r.p.partner)).join(', ')} spent more ε than their budget allows.</div>` : ''}
 ${missingPrivacy.length ? `<div class="callout bad"><strong>No privacy accounting reported</strong> for ${missingPrivacy.map((p) => escapeHtml(p.name)).join(', ')}.</div>` : ''}
 ${privacyTable}
-<p class="note">ε is cumulative after the last round each participant took part in, rounded up to three decimals; δ is rounded up as well.</p>
-<div class="charts" style="margin-top:16px">${chartFigure('chart-epsilon', 'Privacy loss ε per participant over rounds', 'Dashed line: the participant’s ε budget for this job.')}</div>
+<p class="note">ε is cumulative after the last round each partner took part in, rounded up to three decimals; δ is rounded up as well.</p>
+<div class="charts" style="margin-top:16px">${chartFigure('chart-epsilon', 'Privacy loss ε per partner over rounds', 'Dashed line: the partner’s ε budget for this job.')}</div>
 </section>
 
 <section id="training"><h2>Training progress</h2>

@@ -12,7 +12,7 @@ import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import { loadSchema, type DatasetSchema } from '../../src/data/schema.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest, type JobManifest, type SignedManifest } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { ModelTracker } from '../../src/federation/partner.ts';
 import { vectorLengths } from '../../src/federation/rounds.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
@@ -23,7 +23,7 @@ export { freePort };
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_MAIN = join(ROOT, 'cli', 'main.ts');
-export const CLIENT_ENTRY = join(ROOT, 'test', 'chaos', 'client-entry.ts');
+export const PARTNER_ENTRY = join(ROOT, 'test', 'chaos', 'partner-entry.ts');
 export const HOLDOUT = 0.2;
 export const SPLIT_SEED = 7;
 
@@ -105,10 +105,10 @@ export function writePolicies(f: ChaosFixture, manifest: JobManifest, maxEpsilon
 export function makeManifest(f: ChaosFixture, o: { jobId: string; rounds: number; epsilon: number | null; seed: number }): { manifest: JobManifest; signed: SignedManifest } {
   const manifest = parseManifest({
     ...jobPreset({ jobId: o.jobId, purpose: 'churn-model', schema: f.schema, partners: f.partners.length, rounds: o.rounds, epsilon: o.epsilon, seed: o.seed }),
-    schemaVersion: 1,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: new Date().toISOString(),
     owner: publicIdentity(f.owner),
-    participants: f.partners.map((p) => publicIdentity(p.identity)),
+    partners: f.partners.map((p) => publicIdentity(p.identity)),
   });
   return { manifest, signed: signManifest(manifest, f.owner) };
 }

@@ -6,8 +6,8 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildCoordinator } from '../../coordinator/server.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../../coordinator/tls.ts';
-import { CoordinatorClient } from '../../client/http.ts';
-import { assertCoordinatorUrl, clearTrustedCoordinators, createTlsFetch, loadClientTls, trustCoordinator } from '../../client/tls.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { assertCoordinatorUrl, clearTrustedCoordinators, createTlsFetch, loadClientTls, trustCoordinator } from '../../src/transport/tls-client.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import {
   certificateSha256,
@@ -102,7 +102,7 @@ describe('HTTPS between client nodes and the coordinator', () => {
   it('runs a whole job (owner + 3 partners, CKKS) over HTTPS with the CA registered for the coordinator', async () => {
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 300 });
     const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
-    const { signed } = makeJob({ jobId: 'tls-job', schema, owner, participants: ids, rounds: 1 });
+    const { signed } = makeJob({ jobId: 'tls-job', schema, owner, partners: ids, rounds: 1 });
     trustCoordinator(servers.honest.url, { ca: ca.cert });
     try {
       const before = servers.honest.requests;

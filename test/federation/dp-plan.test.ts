@@ -5,13 +5,13 @@ import type { DatasetSchema } from '../../src/data/schema.ts';
 import { FedmarkError } from '../../src/errors.ts';
 import { epsilonAfterRounds, planDp, stepsPerRound } from '../../src/federation/dp-plan.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, type JobManifest } from '../../src/federation/manifest.ts';
+import { parseManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 
 /** Calibration stops once target − ε ≤ this (calibrateNoiseMultiplier's default, as in Opacus). */
 const CALIBRATION_TOLERANCE = 0.01;
 
 const owner = publicIdentity(generateIdentity('owner'));
-const participants = ['bank-a', 'telco-b', 'retail-c'].map((n) => publicIdentity(generateIdentity(n)));
+const partners = ['bank-a', 'telco-b', 'retail-c'].map((n) => publicIdentity(generateIdentity(n)));
 let schema: DatasetSchema;
 
 beforeAll(async () => {
@@ -25,7 +25,7 @@ function manifestInput(opts: { epsilon?: number | null; rounds?: number; samplin
     ...(opts.samplingRate !== undefined ? { samplingRate: opts.samplingRate } : {}),
     ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
   };
-  return { ...preset, localTraining, schemaVersion: 1, createdAt: '2026-01-01T00:00:00.000Z', owner, participants };
+  return { ...preset, localTraining, schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: '2026-01-01T00:00:00.000Z', owner, partners };
 }
 
 const manifest = (opts: Parameters<typeof manifestInput>[0]): JobManifest => parseManifest(manifestInput(opts));

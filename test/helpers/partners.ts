@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import pino from 'pino';
-import { CoordinatorClient } from '../../client/http.ts';
-import { runClientNode, type ClientNodeResult } from '../../client/node.ts';
-import { runJobOwner, type OwnerResult } from '../../client/owner.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { runPartnerNode, type PartnerNodeResult } from '../../partner/node.ts';
+import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
 import type { JobStatus } from '../../coordinator/job-engine.ts';
 import { publicIdentity, generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
@@ -12,7 +12,7 @@ import { partitionIid } from '../../src/data/partition.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import { FedmarkError } from '../../src/errors.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { PartnerRuntime } from '../../src/federation/partner.ts';
 import { roundKind } from '../../src/federation/rounds.ts';
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
@@ -71,7 +71,7 @@ export function makeJob(o: {
   jobId: string;
   schema: DatasetSchema;
   owner: Identity;
-  participants: Identity[];
+  partners: Identity[];
   rounds: number;
   encryption?: EncryptionSpec;
   seed?: number;
@@ -81,16 +81,16 @@ export function makeJob(o: {
     ...jobPreset({
       jobId: o.jobId,
       schema: o.schema,
-      partners: o.participants.length,
+      partners: o.partners.length,
       rounds: o.rounds,
       epsilon: o.epsilon ?? null,
       encryption: o.encryption,
       seed: o.seed ?? 11,
     }),
-    schemaVersion: 1,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: new Date().toISOString(),
     owner: publicIdentity(o.owner),
-    participants: o.participants.map(publicIdentity),
+    partners: o.partners.map(publicIdentity),
   });
   return { manifest, signed: signManifest(manifest, o.owner) };
 }
@@ -115,7 +115,7 @@ export async function waitForStatus(
 }
 
 /**
- * The job owner plus one client node per partner, all over HTTP, as in production. Aborts every
+ * The job owner plus one partner node per partner, all over HTTP, as in production. Aborts every
  * loop when one of them fails or `timeoutMs` passes, so a broken run fails fast instead of hanging.
  */
 export async function runFederation(o: {
@@ -132,7 +132,7 @@ export async function runFederation(o: {
   nodes?: number[];
   /** Stops every loop (e.g. from afterAll when the test failed half way). */
   signal?: AbortSignal;
-}): Promise<{ owner: OwnerResult; nodes: ClientNodeResult[] }> {
+}): Promise<{ owner: OwnerResult; nodes: PartnerNodeResult[] }> {
   const abort = new AbortController();
   o.signal?.addEventListener('abort', () => abort.abort(o.signal!.reason), { once: true });
   const timer = setTimeout(() => abort.abort(new Error(`federation did not finish within ${o.timeoutMs ?? 45_000} ms`)), o.timeoutMs ?? 45_000);
@@ -145,7 +145,7 @@ export async function runFederation(o: {
     const which = o.nodes ?? o.identities.map((_, i) => i);
     const nodes = which.map((i) =>
       guard(
-        runClientNode({
+        runPartnerNode({
           coordinatorUrl: o.url,
           identity: o.identities[i],
           jobId: o.signed.manifest.jobId,
@@ -171,7 +171,7 @@ export async function runFederation(o: {
 }
 
 /**
- * A partner driven step by step instead of by runClientNode's loop, so a test can hold the plaintext
+ * A partner driven step by step instead of by runPartnerNode's loop, so a test can hold the plaintext
  * vectors it encrypts, craft bodies, and choose when each request happens.
  */
 export class ManualPartner {
@@ -205,7 +205,7 @@ export class ManualPartner {
     }
     const manifest = verifySignedManifest(signed);
     // The coordinator records acceptances in the job ledger only with the partner's own attestation,
-    // built here exactly as runClientNode's partner ledger builds it (default limits: the job's own).
+    // built here exactly as runPartnerNode's partner ledger builds it (default limits: the job's own).
     const statement = attestPayload(
       { jobId: o.jobId, partner: publicIdentity(o.identity).keyId, manifestHash: signed.ledgerManifestHash, policy: { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 } },
       signerFromSecretKey(o.identity.signSecretKey),

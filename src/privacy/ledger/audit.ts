@@ -88,7 +88,7 @@ function load(input: LedgerInput, fallbackName: string): Loaded {
 function typed(entries: LedgerEntry[], valid: Set<number>) {
   return entries
     .filter((e) => valid.has(e.seq))
-    .map((e) => ({ entry: e, payload: parsePayload(e.type, e.payload).data as unknown }))
+    .map((e) => ({ entry: e, payload: parsePayload(e.type, e.payload, e.schemaVersion).data as unknown }))
     .map(({ entry, payload }) => ({ seq: entry.seq, type: entry.type, payload, entry }));
 }
 type Typed = ReturnType<typeof typed>[number];
@@ -149,7 +149,7 @@ function analyzeJob(
   const out: JobAnalysis = { jobId: ring.jobId ?? null, manifestSeq0: manifest?.entry ?? null, partners: new Map(), roundsBySeq: [] };
   if (!manifest) return out;
   const m = manifest.payload;
-  for (const p of m.participants) {
+  for (const p of m.partners) {
     out.partners.set(p.keyId, {
       keyId: p.keyId,
       name: p.name,
@@ -248,15 +248,15 @@ function analyzeJob(
         const selected = new Set(r.selected);
         const submitted = new Set(r.submitted);
         for (const k of [...r.selected, ...r.submitted, ...r.dropped]) {
-          if (!out.partners.has(k)) err(seq, 'UNKNOWN_PARTNER', `round ${r.round} names ${k}, who is not a participant`);
+          if (!out.partners.has(k)) err(seq, 'UNKNOWN_PARTNER', `round ${r.round} names ${k}, who is not a partner`);
         }
         for (const k of r.submitted) if (!selected.has(k)) err(seq, 'SUBMITTED_NOT_SELECTED', `round ${r.round}: ${k} submitted without being selected`);
         for (const k of r.dropped) {
           if (!selected.has(k)) err(seq, 'ROUND_SETS_INCONSISTENT', `round ${r.round}: ${k} dropped without being selected`);
           if (submitted.has(k)) err(seq, 'ROUND_SETS_INCONSISTENT', `round ${r.round}: ${k} both submitted and dropped`);
         }
-        if (m.clientsPerRound !== undefined && r.selected.length > m.clientsPerRound) {
-          err(seq, 'TOO_MANY_SELECTED', `round ${r.round} selected ${r.selected.length} partners, manifest allows ${m.clientsPerRound}`, 'warning');
+        if (m.partnersPerRound !== undefined && r.selected.length > m.partnersPerRound) {
+          err(seq, 'TOO_MANY_SELECTED', `round ${r.round} selected ${r.selected.length} partners, manifest allows ${m.partnersPerRound}`, 'warning');
         }
         if (m.quorum !== undefined && r.submitted.length < m.quorum) {
           err(seq, 'QUORUM_NOT_MET', `round ${r.round} closed with ${r.submitted.length} submissions, quorum is ${m.quorum}`);
@@ -392,7 +392,7 @@ function crossCheck(
   const manifestKey = coord.ring.keys.get(self);
   const localKey = local.ring.keys.get(self);
   if (!st || !manifestKey) {
-    L(0, 'PARTNER_NOT_IN_MANIFEST', `partner key ${self} is not a participant of job ${jobId}`);
+    L(0, 'PARTNER_NOT_IN_MANIFEST', `partner key ${self} is not a partner of job ${jobId}`);
     return null;
   }
   if (localKey && Buffer.compare(Buffer.from(localKey.publicKey), Buffer.from(manifestKey.publicKey)) !== 0) {

@@ -12,7 +12,14 @@
  */
 import { z } from 'zod';
 
-export const LEDGER_SCHEMA_VERSION = 1 as const;
+/**
+ * 2: the job manifest entry names `partners` / `partnersPerRound` (1 said `participants` /
+ * `clientsPerRound`). Version-1 entries are still read: their manifest payload is mapped to the
+ * version-2 names after validation (signatures and hashes cover the bytes as written).
+ */
+export const LEDGER_SCHEMA_VERSION = 2 as const;
+export const SUPPORTED_LEDGER_VERSIONS = [1, 2] as const;
+export type LedgerSchemaVersion = (typeof SUPPORTED_LEDGER_VERSIONS)[number];
 export const GENESIS_PREV = '0'.repeat(64);
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters (SHA-256)');
@@ -68,29 +75,40 @@ const dpPartnerParams = {
   ciphertextHashes: z.array(hex64),
 };
 
+const manifestEntryFields = {
+  jobId,
+  owner: partySchema,
+  coordinator: partySchema,
+  purpose: z.string().min(1),
+  columns: z.array(z.string().min(1)),
+  rounds: z.number().int().positive(),
+  quorum: z.number().int().positive().optional(),
+  /** null for a job without differential privacy (its partners then record no DP rounds). */
+  dp: z
+    .strictObject({
+      targetEpsilon: pos,
+      delta: probability,
+      clipNorm: pos,
+      noiseMultiplier: z.union([pos, z.literal('calibrate')]),
+    })
+    .nullable(),
+  /** The full job manifest document (federation/manifest.ts), if the caller wants it embedded. */
+  manifest: z.record(z.string(), z.unknown()).optional(),
+};
+
+/** The version-1 job manifest entry, read and mapped to the current names (see `parsePayload`). */
+const manifestEntryV1 = z.strictObject({
+  ...manifestEntryFields,
+  participants: z.array(partySchema).min(1),
+  clientsPerRound: z.number().int().positive().optional(),
+});
+
 export const payloadSchemas = {
   /** seq 0 of a job ledger, authored by the job owner; its keys are the ledger's trust anchor. */
   'job.manifest': z.strictObject({
-    jobId,
-    owner: partySchema,
-    coordinator: partySchema,
-    participants: z.array(partySchema).min(1),
-    purpose: z.string().min(1),
-    columns: z.array(z.string().min(1)),
-    rounds: z.number().int().positive(),
-    clientsPerRound: z.number().int().positive().optional(),
-    quorum: z.number().int().positive().optional(),
-    /** null for a job without differential privacy (its partners then record no DP rounds). */
-    dp: z
-      .strictObject({
-        targetEpsilon: pos,
-        delta: probability,
-        clipNorm: pos,
-        noiseMultiplier: z.union([pos, z.literal('calibrate')]),
-      })
-      .nullable(),
-    /** The full job manifest document (federation/manifest.ts), if the caller wants it embedded. */
-    manifest: z.record(z.string(), z.unknown()).optional(),
+    ...manifestEntryFields,
+    partners: z.array(partySchema).min(1),
+    partnersPerRound: z.number().int().positive().optional(),
   }),
   /** seq 0 of a node's local ledger: the node declares its own key (cross-checked by audit). */
   'ledger.genesis': z.strictObject({
@@ -220,7 +238,7 @@ export type PayloadOf<T extends EntryType> = z.infer<(typeof payloadSchemas)[T]>
 export type PayloadInput<T extends EntryType> = z.input<(typeof payloadSchemas)[T]>;
 
 export const envelopeSchema = z.strictObject({
-  schemaVersion: z.literal(LEDGER_SCHEMA_VERSION),
+  schemaVersion: z.union([z.literal(1), z.literal(LEDGER_SCHEMA_VERSION)]),
   seq: count,
   ts: isoTime,
   type: z.enum(ENTRY_TYPES as [EntryType, ...EntryType[]]),
@@ -251,7 +269,17 @@ export function isEntryType(t: string): t is EntryType {
   return Object.prototype.hasOwnProperty.call(payloadSchemas, t);
 }
 
-/** Validates a payload for `type`; returns zod's result so callers choose between throwing and reporting. */
-export function parsePayload<T extends EntryType>(type: T, payload: unknown) {
+/**
+ * Validates a payload for `type` as written under `schemaVersion` (default: the current one) and
+ * returns it in the current shape; returns zod's result so callers choose between throwing and reporting.
+ */
+export function parsePayload<T extends EntryType>(type: T, payload: unknown, schemaVersion: number = LEDGER_SCHEMA_VERSION): z.ZodSafeParseResult<PayloadOf<T>> {
+  if (schemaVersion === 1 && type === 'job.manifest') {
+    const v1 = manifestEntryV1.safeParse(payload);
+    if (!v1.success) return v1 as unknown as z.ZodSafeParseResult<PayloadOf<T>>;
+    const { participants, clientsPerRound, ...rest } = v1.data;
+    const current = { ...rest, partners: participants, ...(clientsPerRound === undefined ? {} : { partnersPerRound: clientsPerRound }) };
+    return { success: true, data: current as PayloadOf<T> };
+  }
   return (payloadSchemas[type] as unknown as z.ZodType<PayloadOf<T>>).safeParse(payload);
 }

@@ -67,10 +67,11 @@ describe('entry schemas', () => {
     expect(parsePayload('job.halt', { jobId: '../x', reason: 'r', afterRound: 0 }).success).toBe(false);
   });
 
-  it('requires schemaVersion 1 in the envelope', () => {
-    const env = { schemaVersion: 1, seq: 0, ts: '2026-01-01T00:00:00.000Z', type: 'job.halt', author: 'b'.repeat(32), prev: '0'.repeat(64), payload: {}, sig: 'AA==' };
+  it('reads schemaVersion 2 (current) and 1 (earlier ledgers) in the envelope, nothing else', () => {
+    const env = { schemaVersion: 2, seq: 0, ts: '2026-01-01T00:00:00.000Z', type: 'job.halt', author: 'b'.repeat(32), prev: '0'.repeat(64), payload: {}, sig: 'AA==' };
     expect(envelopeSchema.safeParse(env).success).toBe(true);
-    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 2 }).success).toBe(false);
+    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 1 }).success).toBe(true);
+    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 3 }).success).toBe(false);
     expect(envelopeSchema.safeParse({ ...env, type: 'made.up' }).success).toBe(false);
   });
 });

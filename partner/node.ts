@@ -11,14 +11,14 @@ import { PartnerRuntime, type BudgetGuard } from '../src/federation/partner.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { roundKind } from '../src/federation/rounds.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { CoordinatorClient } from './http.ts';
-import { PartnerLedger, type ConsentCounts } from './partner-ledger.ts';
+import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import { PartnerLedger, type ConsentCounts } from './ledger.ts';
 import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
 import { sha256Hex } from '../src/util/hash.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
-export interface ClientNodeOptions {
+export interface PartnerNodeOptions {
   coordinatorUrl: string;
   identity: Identity;
   jobId: string;
@@ -48,7 +48,7 @@ export interface ClientNodeOptions {
   withdrawnIds?: () => ReadonlySet<string>;
 }
 
-export interface ClientNodeResult {
+export interface PartnerNodeResult {
   state: string;
   reason: string | null;
   rounds: number;
@@ -81,7 +81,7 @@ async function waitForJob(client: CoordinatorClient, jobId: string, pollMs: numb
  * published aggregates to catch up and resends a persisted pending submission instead of training
  * (and spending privacy budget) again.
  */
-export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeResult> {
+export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNodeResult> {
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { recordBodies: o.recordBodies, signal: o.signal });
   const myKeyId = keyIdOf(o.identity.signPublicKey);
   const pollMs = o.pollMs ?? 200;
@@ -96,13 +96,13 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
 
   const signed = await waitForJob(client, o.jobId, pollMs, o.joinTimeoutMs ?? 10 * 60_000, o.signal);
   const manifest = verifySignedManifest(signed);
-  if (!manifest.participants.some((p) => p.keyId === myKeyId)) {
-    throw new FedmarkError('NOT_PARTICIPANT', `job ${o.jobId} does not list this node's key ${myKeyId} as a participant`);
+  if (!manifest.partners.some((p) => p.keyId === myKeyId)) {
+    throw new FedmarkError('NOT_PARTNER', `job ${o.jobId} does not list this node's key ${myKeyId} as a partner`);
   }
   const log = o.log.child({ jobId: o.jobId, node: o.identity.name });
 
   let status = await client.status(o.jobId);
-  const me = status.participants.find((p) => p.keyId === myKeyId)!;
+  const me = status.partners.find((p) => p.keyId === myKeyId)!;
   if (me.status === 'invited') {
     const reasons = [...o.reviewJob(manifest)];
     if (manifest.dataset.schemaHash !== o.schemaHash) reasons.unshift('the job was defined for a different dataset schema than this node holds');
@@ -176,7 +176,7 @@ export async function runClientNode(o: ClientNodeOptions): Promise<ClientNodeRes
         o.onRound?.({ round, modelHash: next.hash });
       }
       if (status.state !== 'running' && status.state !== 'awaiting-keys') break;
-      if (status.participants.find((p) => p.keyId === myKeyId)?.status === 'withdrawn') {
+      if (status.partners.find((p) => p.keyId === myKeyId)?.status === 'withdrawn') {
         log.warn('this node has withdrawn from the job: stopping');
         break;
       }

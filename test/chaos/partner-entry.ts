@@ -1,17 +1,17 @@
 /**
- * A client node process for the chaos test's NON-DP jobs. It wires runClientNode exactly as
- * `fedmark client` does (cli/node-commands.ts: same data loading, hold-out split, state files, ledger
+ * A partner node process for the chaos test's NON-DP jobs. It wires runPartnerNode exactly as
+ * `fedmark partner` does (cli/node-commands.ts: same data loading, hold-out split, state files, ledger
  * path, output line and exit codes) with one difference: the CLI's policy review refuses every job
  * without differential privacy (client/policy-guard.ts policyReview), and a bit-for-bit model
  * comparison needs a job without DP noise. DP runs of the chaos test use the real CLI.
  *
- *   node --import tsx test/chaos/client-entry.ts --coordinator URL --job ID --data CSV --schema JSON
+ *   node --import tsx test/chaos/partner-entry.ts --coordinator URL --job ID --data CSV --schema JSON
  *        --identity FILE --state-dir DIR [--poll-ms N] [--holdout F] [--split-seed N]
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { runClientNode } from '../../client/node.ts';
+import { runPartnerNode } from '../../partner/node.ts';
 import { readIdentityFile } from '../../src/crypto/identity.ts';
 import { loadSchema } from '../../src/data/schema.ts';
 import { FedmarkError } from '../../src/errors.ts';
@@ -33,7 +33,7 @@ async function main(): Promise<number> {
     },
   });
   for (const k of ['coordinator', 'job', 'data', 'schema', 'identity', 'state-dir'] as const) {
-    if (!o[k]) throw new FedmarkError('CHAOS_ARGS', `client-entry: --${k} is required`);
+    if (!o[k]) throw new FedmarkError('CHAOS_ARGS', `partner-entry: --${k} is required`);
   }
   const stateDir = o['state-dir']!;
   const logger = pino({ level: 'info' });
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   const schema = await loadSchema(o.schema!);
   const data = await loadPartnerData(o.data!, schema, Number(o.holdout), Number(o['split-seed']));
   logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n }, 'local data loaded');
-  const result = await runClientNode({
+  const result = await runPartnerNode({
     coordinatorUrl: o.coordinator!.replace(/\/$/, ''),
     identity,
     jobId: o.job!,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { BudgetStore } from '../../src/privacy/budget-store.ts';
 import { parsePolicy } from '../../src/privacy/policy.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
-import { PolicyBudgetGuard } from '../../client/policy-guard.ts';
+import { PolicyBudgetGuard } from '../../partner/policy-guard.ts';
 
 const policy = parsePolicy({
   partner: 'bank-a',
@@ -67,15 +67,15 @@ describe("the partner's own budget enforcement", () => {
 describe('two-person approval of a job', () => {
   it('accepts a job only when two distinct officers named in the policy signed this exact manifest', async () => {
     const { generateIdentity, publicIdentity, signBytes } = await import('../../src/crypto/identity.ts');
-    const { approvalPayload, parseManifest } = await import('../../src/federation/manifest.ts');
+    const { approvalPayload, parseManifest, MANIFEST_SCHEMA_VERSION } = await import('../../src/federation/manifest.ts');
     const { jobPreset } = await import('../../src/federation/job-presets.ts');
     const { loadBundledSchema } = await import('../../src/data/bundled.ts');
-    const { policyReview } = await import('../../client/policy-guard.ts');
+    const { policyReview } = await import('../../partner/policy-guard.ts');
     const schema = await loadBundledSchema('telco-churn');
     const owner = generateIdentity('owner');
     const partner = generateIdentity('bank-a');
     const mk = (jobId: string) =>
-      parseManifest({ ...jobPreset({ jobId, schema, partners: 1, rounds: 2, epsilon: 1 }), schemaVersion: 1, createdAt: '2026-11-25T00:00:00Z', owner: publicIdentity(owner), participants: [publicIdentity(partner)] });
+      parseManifest({ ...jobPreset({ jobId, schema, partners: 1, rounds: 2, epsilon: 1 }), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: '2026-11-25T00:00:00Z', owner: publicIdentity(owner), partners: [publicIdentity(partner)] });
     const manifest = mk('job-approved');
     const [alice, bob, mallory] = ['alice', 'bob', 'mallory'].map((n) => generateIdentity(n));
     const dual = parsePolicy({

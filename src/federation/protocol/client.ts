@@ -1,11 +1,11 @@
-import { signRequest } from '../src/crypto/request-signing.ts';
-import type { Identity } from '../src/crypto/identity.ts';
-import { FedmarkError } from '../src/errors.ts';
-import type { SignedManifest } from '../src/federation/manifest.ts';
-import { parsePublicIdentity, type PublicIdentity } from '../src/crypto/identity.ts';
-import type { LedgerEntry } from '../src/privacy/ledger/entries.ts';
-import type { JobStatus } from '../coordinator/job-engine.ts';
-import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from './tls.ts';
+import { signRequest } from '../../crypto/request-signing.ts';
+import type { Identity } from '../../crypto/identity.ts';
+import { FedmarkError } from '../../errors.ts';
+import type { SignedManifest } from '../manifest.ts';
+import { parsePublicIdentity, type PublicIdentity } from '../../crypto/identity.ts';
+import type { LedgerEntry } from '../../privacy/ledger/entries.ts';
+import type { JobStatus } from '../../../coordinator/job-engine.ts';
+import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from '../../transport/tls-client.ts';
 
 /** Every request is signed by the node's identity for one job and round. */
 export class CoordinatorClient {

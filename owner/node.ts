@@ -10,14 +10,14 @@ import type { JobManifest, SignedManifest } from '../src/federation/manifest.ts'
 import { ModelTracker } from '../src/federation/partner.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { metricsFromHistograms, type FederatedEvalMetrics } from '../src/metrics/histogram.ts';
-import { CoordinatorClient } from './http.ts';
+import { CoordinatorClient } from '../src/federation/protocol/client.ts';
 
 export interface RoundProgress {
   round: number;
   totalRounds: number;
   /** Metrics of the global model that entered this round, from the encrypted histograms. */
   metrics: FederatedEvalMetrics | null;
-  participants: number;
+  partners: number;
 }
 
 export interface OwnerResult {
@@ -36,7 +36,7 @@ const party = (p: { name: string; keyId: string; signPublicKey: string }) => ({ 
 
 /**
  * Seq 0 of the job ledger, signed by the owner: it fixes every key allowed to write the ledger
- * (owner, coordinator, participants) and the DP parameters every round is audited against.
+ * (owner, coordinator, partners) and the DP parameters every round is audited against.
  */
 export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coordinator: PublicIdentity): LedgerEntry {
   const plan = planDp(manifest);
@@ -44,11 +44,11 @@ export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coor
     jobId: manifest.jobId,
     owner: party(publicIdentity(owner)),
     coordinator: party(coordinator),
-    participants: manifest.participants.map(party),
+    partners: manifest.partners.map(party),
     purpose: manifest.purpose,
     columns: manifest.dataset.columns,
     rounds: manifest.rounds,
-    clientsPerRound: manifest.clientsPerRound,
+    partnersPerRound: manifest.partnersPerRound,
     quorum: manifest.quorum,
     dp: plan ? { targetEpsilon: plan.targetEpsilon, delta: plan.delta, clipNorm: plan.clipNorm, noiseMultiplier: plan.noiseMultiplier } : null,
     manifest: manifest as unknown as Record<string, unknown>,
@@ -57,7 +57,7 @@ export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coor
 
 /**
  * The data scientist's node: registers the signed job, runs the key ceremony (the CKKS secret key is
- * generated here and leaves only sealed to each participant), then follows the published aggregates
+ * generated here and leaves only sealed to each partner), then follows the published aggregates
  * to obtain the global model and the federated metrics. It never sees a partner's individual update.
  */
 export async function runJobOwner(o: {
@@ -81,7 +81,7 @@ export async function runJobOwner(o: {
   let secretKey: Uint8Array | null = null;
   if (scheme.scheme === 'ckks') {
     secretKey = scheme.generateSecretKey();
-    for (const p of manifest.participants) {
+    for (const p of manifest.partners) {
       const sealed = sealJobKey(manifest.jobId, secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.identity);
       await client.putSealedKey(manifest.jobId, p.keyId, sealed).catch(async (err: unknown) => {
         // The last upload can open round 1; a retry of it then finds the ceremony closed.
@@ -90,7 +90,7 @@ export async function runJobOwner(o: {
     }
   } else {
     // Still upload a placeholder so the ceremony completes; it carries no key because there is none.
-    for (const p of manifest.participants) {
+    for (const p of manifest.partners) {
       await client.putSealedKey(manifest.jobId, p.keyId, sealJobKey(manifest.jobId, new Uint8Array(0), Buffer.from(p.boxPublicKey, 'base64'), o.identity));
     }
     o.log.warn('INSECURE: plaintext aggregation — the coordinator can read every update');
@@ -115,7 +115,7 @@ export async function runJobOwner(o: {
           finalMetrics = metrics;
         }
         evaluated = round;
-        const progress = { round, totalRounds: status.totalRounds, metrics, participants: status.participants.filter((p) => p.status === 'accepted').length };
+        const progress = { round, totalRounds: status.totalRounds, metrics, partners: status.partners.filter((p) => p.status === 'accepted').length };
         roundMetrics.push(progress);
         o.onRound?.(progress);
       }

@@ -3,8 +3,8 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { FedmarkError } from '../src/errors.ts';
-import { normalizeSha256Pin } from '../src/crypto/tls.ts';
+import { FedmarkError } from '../errors.ts';
+import { normalizeSha256Pin } from '../crypto/tls.ts';
 
 /**
  * How a client node decides that it is talking to the real coordinator.
@@ -210,7 +210,7 @@ const trusted = new Map<string, ClientTlsOptions>();
 
 /**
  * Registers how to verify the coordinator at `baseUrl`'s origin for every CoordinatorClient built
- * without explicit TLS options in this process (the CLI sets it once; runClientNode and
+ * without explicit TLS options in this process (the CLI sets it once; runPartnerNode and
  * runJobOwner build their clients internally).
  */
 export function trustCoordinator(baseUrl: string, o: ClientTlsOptions): void {
