@@ -15,8 +15,6 @@ import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
 import { loadClientTls, trustCoordinator } from '../src/transport/tls-client.ts';
 
-export { isLoopbackHost as isLoopback } from '../coordinator/tls.ts';
-
 export function registerNodeCommands(program: Command): void {
   program
     .command('coordinator')

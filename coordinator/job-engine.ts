@@ -1,6 +1,7 @@
 import { sha256Hex } from '../src/util/hash.ts';
 import type { Logger } from 'pino';
-import { FedmarkError } from '../src/errors.ts';
+import { DomainError } from '../src/federation/protocol/errors.ts';
+import type { JobStatus } from '../src/federation/protocol/schemas.ts';
 import { verifySignedManifest, type JobManifest, type SignedManifest } from '../src/federation/manifest.ts';
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
 import { checkSubmission, roundKind, selectPartners, totalRounds } from '../src/federation/rounds.ts';
@@ -8,7 +9,7 @@ import { decodeUpdate } from '../src/federation/update-codec.ts';
 import { initialModelState } from '../src/federation/partner.ts';
 import type { CoordinatorStore, JobRow, RoundRow } from './store.ts';
 import type { JobLedgers } from './job-ledgers.ts';
-import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
+import { LEDGER_SCHEMA_VERSION, parsePayload, type LedgerEntry, type PayloadInput } from '../src/privacy/ledger/entries.ts';
 import { entryHash, verifyAttestation } from '../src/privacy/ledger/signing.ts';
 import { readLedger } from '../src/privacy/ledger/reader.ts';
 import { sha256Canonical } from '../src/privacy/ledger/canonical.ts';
@@ -18,29 +19,6 @@ import type { DpReport } from '../src/federation/update-codec.ts';
 export const MAX_ATTEMPTS = 3;
 
 
-export class HttpError extends FedmarkError {
-  constructor(readonly statusCode: number, code: string, message: string) {
-    super(code, message);
-  }
-}
-
-export interface JobStatus {
-  jobId: string;
-  state: JobRow['state'];
-  reason: string | null;
-  round: number;
-  attempt: number;
-  totalRounds: number;
-  roundState: RoundRow['state'] | null;
-  roundKind: 'train' | 'evaluate' | null;
-  selected: string[];
-  deadlineAt: number | null;
-  baseModelHash: string | null;
-  submitted: string[];
-  closedRounds: number[];
-  partners: { keyId: string; name: string; status: string }[];
-  keysReady: boolean;
-}
 
 /**
  * The coordinator's protocol logic on top of the store: it validates, adds ciphertexts, closes
@@ -76,9 +54,14 @@ export class JobEngine {
     return s;
   }
 
+  /** The manifest exactly as its owner signed it. */
+  signedManifest(jobId: string): SignedManifest {
+    return JSON.parse(this.requireJob(jobId).signed_manifest) as SignedManifest;
+  }
+
   requireJob(jobId: string): JobRow {
     const job = this.store.getJob(jobId);
-    if (!job) throw new HttpError(404, 'UNKNOWN_JOB', `no job with id "${jobId}"`);
+    if (!job) throw new DomainError('UNKNOWN_JOB', `no job with id "${jobId}"`);
     return job;
   }
 
@@ -94,7 +77,7 @@ export class JobEngine {
 
   async createJob(signed: SignedManifest, genesis: LedgerEntry): Promise<JobManifest> {
     const manifest = verifySignedManifest(signed);
-    if (this.store.getJob(manifest.jobId)) throw new HttpError(409, 'JOB_EXISTS', `job "${manifest.jobId}" already exists`);
+    if (this.store.getJob(manifest.jobId)) throw new DomainError('JOB_EXISTS', `job "${manifest.jobId}" already exists`);
     this.checkGenesis(manifest, genesis);
     // Opening the scheme checks the HE parameters (128-bit security) before anything is stored.
     const scheme = await openSecureSum(manifest.encryption);
@@ -114,20 +97,19 @@ export class JobEngine {
     });
     this.schemes.set(manifest.jobId, Promise.resolve(scheme));
     this.manifests.set(manifest.jobId, manifest);
-    try {
-      this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
+    this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
     this.log.info({ jobId: manifest.jobId, partners: manifest.partners.length, rounds: manifest.rounds }, 'job created');
     return manifest;
   }
 
   /** The owner's seq-0 ledger entry must describe this very manifest and name this coordinator. */
   private checkGenesis(m: JobManifest, genesis: LedgerEntry): void {
-    const bad = (why: string) => new HttpError(400, 'LEDGER_GENESIS_MISMATCH', `ledger manifest entry: ${why}`);
+    const bad = (why: string) => new DomainError('LEDGER_GENESIS_MISMATCH', `ledger manifest entry: ${why}`);
     if (genesis.type !== 'job.manifest' || genesis.seq !== 0) throw bad('must be the job.manifest entry at seq 0');
-    const p = genesis.payload;
+    if (genesis.schemaVersion !== LEDGER_SCHEMA_VERSION) throw bad(`is written under ledger schema ${genesis.schemaVersion}; this coordinator writes version ${LEDGER_SCHEMA_VERSION}`);
+    const parsed = parsePayload('job.manifest', genesis.payload);
+    if (!parsed.success) throw bad(`payload invalid at ${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
+    const p = parsed.data;
     if (p.jobId !== m.jobId) throw bad(`names job ${p.jobId}, not ${m.jobId}`);
     if (genesis.author !== m.owner.keyId || p.owner.keyId !== m.owner.keyId) throw bad("is not authored by the manifest's owner");
     if (p.coordinator.keyId !== this.coordinatorKeyId) throw bad(`names coordinator ${p.coordinator.keyId}, this coordinator is ${this.coordinatorKeyId}`);
@@ -141,10 +123,10 @@ export class JobEngine {
   private requireAttested(jobId: string, keyId: string, statement: unknown, what: string): Record<string, unknown> {
     const s = statement as Record<string, unknown> | undefined;
     const key = this.lookupKey(jobId, keyId);
-    if (!s || typeof s !== 'object' || !key) throw new HttpError(400, 'STATEMENT_MISSING', `${what}: a statement signed by the partner is required`);
-    if (s.jobId !== jobId || s.partner !== keyId) throw new HttpError(400, 'STATEMENT_SCOPE', `${what}: the statement is for job ${String(s.jobId)} / partner ${String(s.partner)}`);
+    if (!s || typeof s !== 'object' || !key) throw new DomainError('STATEMENT_MISSING', `${what}: a statement signed by the partner is required`);
+    if (s.jobId !== jobId || s.partner !== keyId) throw new DomainError('STATEMENT_SCOPE', `${what}: the statement is for job ${String(s.jobId)} / partner ${String(s.partner)}`);
     if (!verifyAttestation(s, Buffer.from(key.signPublicKey, 'base64'))) {
-      throw new HttpError(400, 'STATEMENT_SIGNATURE', `${what}: the statement's attestation does not verify against the partner's key`);
+      throw new DomainError('STATEMENT_SIGNATURE', `${what}: the statement's attestation does not verify against the partner's key`);
     }
     return s;
   }
@@ -157,7 +139,7 @@ export class JobEngine {
     let h = this.manifestHashes.get(jobId);
     if (!h) {
       const first = readLedger(this.ledger.path(jobId)).entries[0];
-      if (!first) throw new HttpError(409, 'LEDGER_EMPTY', `job ${jobId} has no ledger manifest entry`);
+      if (!first) throw new DomainError('LEDGER_EMPTY', `job ${jobId} has no ledger manifest entry`);
       h = entryHash(first);
       this.manifestHashes.set(jobId, h);
     }
@@ -179,18 +161,14 @@ export class JobEngine {
     const job = this.requireJob(jobId);
     this.requireActive(job);
     const p = this.store.partner(jobId, keyId);
-    if (!p) throw new HttpError(403, 'NOT_PARTNER', 'only partners accept or refuse a job');
-    if (p.status === 'withdrawn') throw new HttpError(409, 'WITHDRAWN', 'this partner has withdrawn from the job');
+    if (!p) throw new DomainError('NOT_PARTNER', 'only partners accept or refuse a job');
+    if (p.status === 'withdrawn') throw new DomainError('WITHDRAWN', 'this partner has withdrawn from the job');
     const status = body.accepted ? 'accepted' : 'refused';
     if (p.status === status) return;
-    if (p.status !== 'invited') throw new HttpError(409, 'ALREADY_ANSWERED', `this partner already ${p.status} the job`);
+    if (p.status !== 'invited') throw new DomainError('ALREADY_ANSWERED', `this partner already ${p.status} the job`);
     const statement = this.requireAttested(jobId, keyId, body.statement, body.accepted ? 'acceptance' : 'refusal');
-    try {
-      if (body.accepted) this.ledger.append(jobId, 'partner.acceptance', statement as PayloadInput<'partner.acceptance'>);
-      else this.ledger.append(jobId, 'partner.refusal', statement as PayloadInput<'partner.refusal'>);
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
+    if (body.accepted) this.ledger.append(jobId, 'partner.acceptance', statement as PayloadInput<'partner.acceptance'>);
+    else this.ledger.append(jobId, 'partner.refusal', statement as PayloadInput<'partner.refusal'>);
     this.store.setPartnerStatus(jobId, keyId, status, JSON.stringify(body));
     this.advance(jobId);
   }
@@ -198,9 +176,9 @@ export class JobEngine {
   putSealedKey(jobId: string, keyId: string, blob: Uint8Array): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    if (job.state !== 'awaiting-keys') throw new HttpError(409, 'KEYS_LOCKED', 'the key ceremony is over: sealed keys cannot change once rounds run');
-    if (!this.store.partner(jobId, keyId)) throw new HttpError(404, 'UNKNOWN_PARTNER', `key id ${keyId} is not a partner of job ${jobId}`);
-    if (blob.length < 40 || blob.length > 8 * 1024 * 1024) throw new HttpError(400, 'SEALED_KEY_SIZE', `sealed key blob of ${blob.length} bytes is not plausible`);
+    if (job.state !== 'awaiting-keys') throw new DomainError('KEYS_LOCKED', 'the key ceremony is over: sealed keys cannot change once rounds run');
+    if (!this.store.partner(jobId, keyId)) throw new DomainError('UNKNOWN_PARTNER', `key id ${keyId} is not a partner of job ${jobId}`);
+    if (blob.length < 40 || blob.length > 8 * 1024 * 1024) throw new DomainError('SEALED_KEY_SIZE', `sealed key blob of ${blob.length} bytes is not plausible`);
     this.store.putSealedKey(jobId, keyId, blob);
     const m = this.manifest(jobId);
     if (this.store.sealedKeyCount(jobId) === m.partners.length) {
@@ -216,13 +194,13 @@ export class JobEngine {
   sealedKey(jobId: string, keyId: string): Uint8Array {
     this.requireJob(jobId);
     const blob = this.store.sealedKey(jobId, keyId);
-    if (!blob) throw new HttpError(404, 'NO_SEALED_KEY', 'no sealed key has been uploaded for this partner yet');
+    if (!blob) throw new DomainError('NO_SEALED_KEY', 'no sealed key has been uploaded for this partner yet');
     return blob;
   }
 
   private requireActive(job: JobRow): void {
     if (job.state === 'completed' || job.state === 'halted' || job.state === 'failed') {
-      throw new HttpError(409, 'JOB_CLOSED', `job "${job.job_id}" is ${job.state}${job.status_reason ? `: ${job.status_reason}` : ''}`);
+      throw new DomainError('JOB_CLOSED', `job "${job.job_id}" is ${job.state}${job.status_reason ? `: ${job.status_reason}` : ''}`);
     }
   }
 
@@ -257,38 +235,28 @@ export class JobEngine {
   async submit(jobId: string, round: number, keyId: string, body: Uint8Array): Promise<{ duplicate: boolean }> {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    const decoded = (() => {
-      try {
-        return decodeUpdate(body);
-      } catch (err) {
-        throw asHttp(err, 400);
-      }
-    })();
+    const decoded = decodeUpdate(body);
     const attempt = decoded.meta.attempt;
     const bodyHash = sha256Hex(body);
     const previous = this.store.submission(jobId, round, attempt, keyId);
     if (previous) {
       // Idempotent per job, round, attempt and partner: a retried upload is acknowledged, never re-added.
       if (previous.body_hash === bodyHash) return { duplicate: true };
-      throw new HttpError(409, 'ALREADY_SUBMITTED', `partner already submitted a different update for round ${round} attempt ${attempt}`);
+      throw new DomainError('ALREADY_SUBMITTED', `partner already submitted a different update for round ${round} attempt ${attempt}`);
     }
     const r = this.store.round(jobId, round, attempt);
-    if (!r) throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open (current: round ${job.current_round} attempt ${job.attempt})`);
-    if (r.state !== 'open') throw new HttpError(409, 'ROUND_CLOSED', `round ${round} attempt ${attempt} is ${r.state}: late submissions are not accepted`);
-    if (this.now() > r.deadline_at) throw new HttpError(409, 'ROUND_DEADLINE', `round ${round} passed its deadline: late submissions are not accepted`);
+    if (!r) throw new DomainError('ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open (current: round ${job.current_round} attempt ${job.attempt})`);
+    if (r.state !== 'open') throw new DomainError('ROUND_CLOSED', `round ${round} attempt ${attempt} is ${r.state}: late submissions are not accepted`);
+    if (this.now() > r.deadline_at) throw new DomainError('ROUND_DEADLINE', `round ${round} passed its deadline: late submissions are not accepted`);
     const selected = JSON.parse(r.selected) as string[];
-    if (!selected.includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', `this partner is not selected for round ${round} attempt ${attempt}`);
+    if (!selected.includes(keyId)) throw new DomainError('NOT_SELECTED', `this partner is not selected for round ${round} attempt ${attempt}`);
     const m = this.manifest(jobId);
     const scheme = await this.scheme(jobId);
-    try {
-      checkSubmission(m, scheme, { jobId, round, attempt, baseModelHash: r.base_model_hash }, decoded);
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
+    checkSubmission(m, scheme, { jobId, round, attempt, baseModelHash: r.base_model_hash }, decoded);
     // Re-read inside the transaction: another submission may have landed while we awaited.
     this.store.transaction(() => {
       const cur = this.store.round(jobId, round, attempt)!;
-      if (cur.state !== 'open') throw new HttpError(409, 'ROUND_CLOSED', `round ${round} closed while the update was checked`);
+      if (cur.state !== 'open') throw new DomainError('ROUND_CLOSED', `round ${round} closed while the update was checked`);
       const sums: Partial<Pick<RoundRow, 'update_sum' | 'eval_sum'>> = {};
       for (const [name, column] of [['update', 'update_sum'], ['evaluation', 'eval_sum']] as const) {
         const part = decoded.parts[name];
@@ -322,8 +290,8 @@ export class JobEngine {
     const job = this.requireJob(jobId);
     this.requireActive(job);
     const r = this.store.round(jobId, round, attempt);
-    if (!r || r.state !== 'open') throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open`);
-    if (!(JSON.parse(r.selected) as string[]).includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', 'only selected partners can decline a round');
+    if (!r || r.state !== 'open') throw new DomainError('ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open`);
+    if (!(JSON.parse(r.selected) as string[]).includes(keyId)) throw new DomainError('NOT_SELECTED', 'only selected partners can decline a round');
     if (this.store.insertDecline(jobId, round, attempt, keyId, reason)) {
       this.ledger.append(jobId, 'budget.refusal', { jobId, partner: keyId, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
     }
@@ -333,11 +301,11 @@ export class JobEngine {
   reportModelHash(jobId: string, round: number, keyId: string, hash: string): void {
     const job = this.requireJob(jobId);
     const r = this.store.closedRound(jobId, round);
-    if (!r) throw new HttpError(409, 'ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
-    if (r.kind !== 'train') throw new HttpError(400, 'NO_MODEL_IN_ROUND', `round ${round} is an evaluation round and changes no model`);
+    if (!r) throw new DomainError('ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
+    if (r.kind !== 'train') throw new DomainError('NO_MODEL_IN_ROUND', `round ${round} is an evaluation round and changes no model`);
     if (!this.store.putModelHash(jobId, round, keyId, hash)) {
       const existing = this.store.modelHashes(jobId, round).find((h) => h.key_id === keyId);
-      if (existing?.hash !== hash) throw new HttpError(409, 'HASH_CHANGED', 'a different model hash was already reported for this round');
+      if (existing?.hash !== hash) throw new DomainError('HASH_CHANGED', 'a different model hash was already reported for this round');
       return;
     }
     const hashes = this.store.modelHashes(jobId, round);
@@ -355,14 +323,10 @@ export class JobEngine {
     const job = this.requireJob(jobId);
     this.requireActive(job);
     const p = this.store.partner(jobId, keyId);
-    if (!p) throw new HttpError(403, 'NOT_PARTNER', 'only partners can withdraw');
+    if (!p) throw new DomainError('NOT_PARTNER', 'only partners can withdraw');
     if (p.status === 'withdrawn') return;
     const attested = this.requireAttested(jobId, keyId, statement, 'withdrawal');
-    try {
-      this.ledger.append(jobId, 'partner.withdraw', attested as PayloadInput<'partner.withdraw'>);
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
+    this.ledger.append(jobId, 'partner.withdraw', attested as PayloadInput<'partner.withdraw'>);
     this.store.setPartnerStatus(jobId, keyId, 'withdrawn', null);
     this.log.warn({ jobId, keyId, reason }, 'partner withdrew');
     this.advance(jobId);
@@ -524,13 +488,13 @@ export class JobEngine {
     });
   }
 
-  aggregate(jobId: string, round: number, part: 'update' | 'evaluation'): Uint8Array {
+  aggregate(jobId: string, round: number, part: string): Uint8Array {
     this.requireJob(jobId);
     const r = this.store.closedRound(jobId, round);
-    if (!r) throw new HttpError(409, 'ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
+    if (!r) throw new DomainError('ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
     const full = this.store.round(jobId, round, r.attempt)!;
-    const blob = part === 'update' ? full.update_sum : full.eval_sum;
-    if (!blob) throw new HttpError(404, 'NO_SUCH_PART', `round ${round} has no ${part} aggregate`);
+    const blob = part === 'update' ? full.update_sum : part === 'evaluation' ? full.eval_sum : null;
+    if (!blob) throw new DomainError('NO_SUCH_PART', `round ${round} has no ${part} aggregate`);
     return blob;
   }
 
@@ -551,6 +515,7 @@ export class JobEngine {
       totalRounds: totalRounds(m),
       roundState: r?.state ?? null,
       roundKind: r?.kind ?? null,
+      stage: r?.state === 'open' ? 'upload' : null,
       selected: r ? (JSON.parse(r.selected) as string[]) : [],
       deadlineAt: r?.deadline_at ?? null,
       baseModelHash: r?.base_model_hash ?? null,
@@ -576,10 +541,4 @@ export class JobEngine {
     for (const s of this.schemes.values()) (await s).dispose();
     this.schemes.clear();
   }
-}
-
-function asHttp(err: unknown, status: number): unknown {
-  if (err instanceof HttpError) return err;
-  if (err instanceof FedmarkError) return new HttpError(status, err.code, err.message);
-  return err;
 }

@@ -11,6 +11,7 @@ import { ModelTracker } from '../src/federation/partner.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { metricsFromHistograms, type FederatedEvalMetrics } from '../src/metrics/histogram.ts';
 import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import { hasCode } from '../src/federation/protocol/errors.ts';
 
 export interface RoundProgress {
   round: number;
@@ -73,7 +74,7 @@ export async function runJobOwner(o: {
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
   await client.createJob(o.signed, manifestLedgerEntry(o.signed.manifest, o.identity, await client.coordinatorIdentity())).catch(async (err: unknown) => {
     // A retried registration that already went through: fine, if it is this very manifest.
-    if (!(err instanceof FedmarkError && err.code === 'JOB_EXISTS')) throw err;
+    if (!hasCode(err, 'JOB_EXISTS')) throw err;
     const stored = await client.manifest(manifest.jobId);
     if (stored.signature !== o.signed.signature) throw err;
   });
@@ -85,7 +86,7 @@ export async function runJobOwner(o: {
       const sealed = sealJobKey(manifest.jobId, secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.identity);
       await client.putSealedKey(manifest.jobId, p.keyId, sealed).catch(async (err: unknown) => {
         // The last upload can open round 1; a retry of it then finds the ceremony closed.
-        if (!(err instanceof FedmarkError && err.code === 'KEYS_LOCKED' && (await client.status(manifest.jobId)).keysReady)) throw err;
+        if (!(hasCode(err, 'KEYS_LOCKED') && (await client.status(manifest.jobId)).keysReady)) throw err;
       });
     }
   } else {

@@ -11,7 +11,8 @@ import { PartnerRuntime, type BudgetGuard } from '../src/federation/partner.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { roundKind } from '../src/federation/rounds.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import { CoordinatorClient, CoordinatorError } from '../src/federation/protocol/client.ts';
+import { hasCode } from '../src/federation/protocol/errors.ts';
 import { PartnerLedger, type ConsentCounts } from './ledger.ts';
 import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
@@ -68,7 +69,7 @@ async function waitForJob(client: CoordinatorClient, jobId: string, pollMs: numb
     try {
       return await client.manifest(jobId);
     } catch (err) {
-      const unknown = err instanceof FedmarkError && (err.code === 'UNKNOWN_JOB' || err.code === 'COORDINATOR_UNREACHABLE');
+      const unknown = hasCode(err, 'UNKNOWN_JOB', 'COORDINATOR_UNREACHABLE');
       if (!unknown || Date.now() > end) throw err;
     }
     await sleep(pollMs);
@@ -128,14 +129,17 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   if (scheme.scheme === 'ckks') {
     for (;;) {
       o.signal?.throwIfAborted();
-      const res = await client.request('GET', `/v1/jobs/${o.jobId}/keys/mine`, o.jobId, 0);
-      if (res.ok) {
-        const sealed = new Uint8Array(await res.arrayBuffer());
+      try {
+        const sealed = await client.sealedKey(o.jobId);
         secretKey = openJobKey(o.jobId, sealed, Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
         break;
+      } catch (err) {
+        if (hasCode(err, 'NO_SEALED_KEY')) {
+          // not uploaded yet: keep polling
+        } else if (err instanceof CoordinatorError) {
+          throw new FedmarkError('KEY_CEREMONY', `fetching the sealed job key failed: ${err.message}`);
+        } else throw err;
       }
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status !== 404) throw new FedmarkError('KEY_CEREMONY', `fetching the sealed job key failed with HTTP ${res.status}`);
       await sleep(pollMs);
     }
   } else {
@@ -164,8 +168,8 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
         const round = runtime.state.round + 1;
         const agg = await client.aggregate(o.jobId, round, 'update');
         const next = runtime.applyAggregate(round, agg);
-        await client.reportModelHash(o.jobId, round, next.hash).catch((err: FedmarkError) => {
-          if (!(err instanceof FedmarkError) || !/JOB_CLOSED|HASH_CHANGED/.test(err.code)) throw err;
+        await client.reportModelHash(o.jobId, round, next.hash).catch((err: unknown) => {
+          if (!hasCode(err, 'JOB_CLOSED', 'HASH_CHANGED')) throw err;
         });
         const mine = submitted.get(round);
         if (mine) {
@@ -240,8 +244,8 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
       if (result.status === 'refused') {
         log.warn({ round, reason: result.reason }, 'round declined: privacy budget');
         ledger.budgetRefusal(o.jobId, round, result.requestedEpsilon, result.remainingEpsilon, result.reason);
-        await client.decline(o.jobId, round, attempt, result.reason, result.requestedEpsilon, result.remainingEpsilon).catch((err: unknown) => {
-          if (!(err instanceof FedmarkError && /ROUND_NOT_OPEN|JOB_CLOSED|NOT_SELECTED/.test(err.code))) throw err;
+        await client.decline(o.jobId, round, { attempt, reason: result.reason, requestedEpsilon: result.requestedEpsilon, remainingEpsilon: result.remainingEpsilon }).catch((err: unknown) => {
+          if (!hasCode(err, 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED')) throw err;
         });
         return;
       }
@@ -258,7 +262,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
       const res = await client.submit(o.jobId, round, body);
       log.info({ round, attempt, bytes: body.length, duplicate: res.duplicate }, 'update submitted');
     } catch (err) {
-      if (err instanceof FedmarkError && /ROUND_CLOSED|ROUND_DEADLINE|ROUND_NOT_OPEN|JOB_CLOSED|NOT_SELECTED/.test(err.code)) log.warn({ round, err: err.message }, "submission not taken (round or job closed meanwhile)");
+      if (hasCode(err, 'ROUND_CLOSED', 'ROUND_DEADLINE', 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED')) log.warn({ round, err: err.message }, "submission not taken (round or job closed meanwhile)");
       else throw err;
     }
     rmSync(pendingPath, { force: true });

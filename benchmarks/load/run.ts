@@ -22,7 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { manifestLedgerEntry } from '../../owner/node.ts';
-import type { JobStatus } from '../../coordinator/job-engine.ts';
+import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { generateIdentity, publicIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { sealJobKey } from '../../src/crypto/key-ceremony.ts';
 import { isBundledDatasetName, loadBundledSchema } from '../../src/data/bundled.ts';

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { FedmarkError } from '../errors.ts';
 import { normalizeSha256Pin } from '../crypto/tls.ts';
+import { isLoopbackHost } from './loopback.ts';
 
 /**
  * How a client node decides that it is talking to the real coordinator.
@@ -22,11 +23,6 @@ export interface ClientTlsOptions {
 
 /** A fetch over node:https, for HTTPS coordinators; `close()` drops its kept-alive connections. */
 export type CoordinatorFetch = typeof fetch & { close(): void };
-
-export function isLoopbackHostname(hostname: string): boolean {
-  const bare = hostname.replace(/^\[(.*)\]$/, '$1');
-  return bare === 'localhost' || bare === '::1' || /^127\./.test(bare);
-}
 
 /**
  * Refuses coordinator URLs that would send signed requests, sealed keys and ciphertexts in clear over
@@ -47,7 +43,7 @@ export function assertCoordinatorUrl(baseUrl: string, tlsOptions?: ClientTlsOpti
     if (tlsOptions && (tlsOptions.ca !== undefined || tlsOptions.pinSha256 !== undefined)) {
       throw new FedmarkError('INSECURE_TRANSPORT', `a CA or certificate pin was given but the coordinator URL ${baseUrl} is plain http://; use https://`);
     }
-    if (!isLoopbackHostname(url.hostname)) {
+    if (!isLoopbackHost(url.hostname)) {
       throw new FedmarkError('INSECURE_TRANSPORT', `refusing plain HTTP to the coordinator at ${url.host}: plain HTTP is allowed on loopback only (use https:// with --ca or --pin-sha256)`);
     }
   }

@@ -6,6 +6,7 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildCoordinator } from '../../coordinator/server.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../../coordinator/tls.ts';
+import { routes } from '../../src/federation/protocol/routes.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { assertCoordinatorUrl, clearTrustedCoordinators, createTlsFetch, loadClientTls, trustCoordinator } from '../../src/transport/tls-client.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
@@ -95,8 +96,8 @@ describe('HTTPS between client nodes and the coordinator', () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ statusCode: 404, code: 'UNKNOWN_JOB' });
     // A signed JSON body crosses intact: the coordinator parses it and names the bad field.
-    await expect(partner.json('POST', '/v1/jobs', 'tls-job', 0, { manifest: { jobId: 'tls-job' }, signature: 'x' })).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
-    await expect(partner.json('GET', '/health', 'tls-probe', 0)).resolves.toEqual({ ok: true });
+    await expect(partner.call(routes.createJob, {}, { body: { manifest: { jobId: 'tls-job' }, signature: 'x' }, jobId: 'tls-job' })).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
+    await expect(partner.call(routes.health, {})).resolves.toEqual({ ok: true });
   });
 
   it('runs a whole job (owner + 3 partners, CKKS) over HTTPS with the CA registered for the coordinator', async () => {

@@ -1,16 +1,16 @@
 import { join } from 'node:path';
 import pino from 'pino';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { hasCode } from '../../src/federation/protocol/errors.ts';
 import { runPartnerNode, type PartnerNodeResult } from '../../partner/node.ts';
 import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
-import type { JobStatus } from '../../coordinator/job-engine.ts';
+import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { publicIdentity, generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
 import { loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
-import { FedmarkError } from '../../src/errors.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
 import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { PartnerRuntime } from '../../src/federation/partner.ts';
@@ -199,7 +199,7 @@ export class ManualPartner {
       try {
         signed = await client.manifest(o.jobId);
       } catch (err) {
-        if (!(err instanceof FedmarkError && err.code === 'UNKNOWN_JOB') || Date.now() > end) throw err;
+        if (!hasCode(err, 'UNKNOWN_JOB') || Date.now() > end) throw err;
         await sleep(pollMs);
       }
     }
@@ -219,15 +219,14 @@ export class ManualPartner {
           scheme.dispose();
           o.signal.throwIfAborted();
         }
-        const res = await client.request('GET', `/v1/jobs/${o.jobId}/keys/mine`, o.jobId, 0);
-        if (res.ok) {
-          secretKey = openJobKey(o.jobId, new Uint8Array(await res.arrayBuffer()), Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
+        try {
+          secretKey = openJobKey(o.jobId, await client.sealedKey(o.jobId), Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
           break;
-        }
-        await res.arrayBuffer();
-        if (res.status !== 404 || Date.now() > end) {
-          scheme.dispose();
-          throw new Error(`${o.identity.name}: fetching the sealed key failed with HTTP ${res.status}`);
+        } catch (err) {
+          if (!hasCode(err, 'NO_SEALED_KEY') || Date.now() > end) {
+            scheme.dispose();
+            throw new Error(`${o.identity.name}: fetching the sealed key failed: ${(err as Error).message}`);
+          }
         }
         await sleep(pollMs);
       }

@@ -1,21 +1,42 @@
+import type { z } from 'zod';
 import { signRequest } from '../../crypto/request-signing.ts';
-import type { Identity } from '../../crypto/identity.ts';
+import type { Identity, PublicIdentity } from '../../crypto/identity.ts';
 import { FedmarkError } from '../../errors.ts';
 import type { SignedManifest } from '../manifest.ts';
-import { parsePublicIdentity, type PublicIdentity } from '../../crypto/identity.ts';
 import type { LedgerEntry } from '../../privacy/ledger/entries.ts';
-import type { JobStatus } from '../../../coordinator/job-engine.ts';
 import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from '../../transport/tls-client.ts';
+import { pathOf, routes, type RouteSpec } from './routes.ts';
+import type { AcceptanceBody, DeclineBody, JobStatus, LedgerHead, ManifestResponse } from './schemas.ts';
 
-/** Every request is signed by the node's identity for one job and round. */
+export interface CoordinatorClientOptions {
+  recordBodies?: boolean;
+  fetchImpl?: typeof fetch;
+  tls?: ClientTlsOptions;
+  unreachableRetryMs?: number;
+  signal?: AbortSignal;
+}
+
+type Params = Record<string, string | number>;
+type ResponseOf<R extends RouteSpec> = R['response'] extends z.ZodType ? z.output<R['response']> : Uint8Array;
+
+/**
+ * The nodes' client of the coordinator protocol. Every request is signed by the node's identity for
+ * one job and round; every path comes from the route table; every JSON response is parsed with its
+ * schema, so a coordinator answering with something else is refused (RESPONSE_INVALID) instead of
+ * being trusted by shape.
+ */
 export class CoordinatorClient {
   /** Every body this client sent, for tests that check no raw row ever leaves a partner. */
   readonly sentBodies: Uint8Array[] | null;
+  private readonly fetchImpl: typeof fetch;
+  private readonly unreachableRetryMs: number;
+  /** Stops retries (and the node's loops) at once. */
+  private readonly signal?: AbortSignal;
 
   constructor(
     readonly baseUrl: string,
     private readonly identity: Identity,
-    opts: { recordBodies?: boolean; fetchImpl?: typeof fetch; tls?: ClientTlsOptions; unreachableRetryMs?: number; signal?: AbortSignal } = {},
+    opts: CoordinatorClientOptions = {},
   ) {
     this.sentBodies = opts.recordBodies ? [] : null;
     this.unreachableRetryMs = opts.unreachableRetryMs ?? 120_000;
@@ -24,16 +45,13 @@ export class CoordinatorClient {
     if (opts.fetchImpl) assertCoordinatorUrl(baseUrl, opts.tls);
     this.fetchImpl = opts.fetchImpl ?? coordinatorTransport(baseUrl, opts.tls);
   }
-  private readonly fetchImpl: typeof fetch;
-  private readonly unreachableRetryMs: number;
-  /** Stops retries (and the node's loops) at once. */
-  private readonly signal?: AbortSignal;
 
   /**
-   * Sends one signed request. A coordinator that cannot be reached (restarting, network blip) is
-   * retried with backoff for `unreachableRetryMs`, each attempt freshly signed (new nonce and
-   * timestamp). That is safe because every protocol write is idempotent on the coordinator: the same
-   * submission, acceptance, decline or model hash sent twice is acknowledged, never applied twice.
+   * Sends one signed request (raw: tests use it to send what the typed methods never would). A
+   * coordinator that cannot be reached (restarting, network blip) is retried with backoff for
+   * `unreachableRetryMs`, each attempt freshly signed (new nonce and timestamp). That is safe because
+   * every protocol write is idempotent on the coordinator: the same submission, acceptance, decline
+   * or model hash sent twice is acknowledged, never applied twice.
    */
   async request(method: string, path: string, jobId: string, round: number, body?: Uint8Array | object): Promise<Response> {
     const bytes = body === undefined ? new Uint8Array(0) : body instanceof Uint8Array ? body : new TextEncoder().encode(JSON.stringify(body));
@@ -56,77 +74,102 @@ export class CoordinatorClient {
     }
   }
 
-  /** Sends a request and returns the JSON body, or throws a FedmarkError carrying the server's code and message. */
-  async json<T>(method: string, path: string, jobId: string, round: number, body?: Uint8Array | object): Promise<T> {
-    const res = await this.request(method, path, jobId, round, body);
-    const text = await res.text();
-    if (!res.ok) throw responseError(res.status, text, method, path);
-    return (text ? JSON.parse(text) : undefined) as T;
+  /** Unsigned routes (health, identity): one attempt, no retries. */
+  private unsigned(method: string, path: string): Promise<Response> {
+    return this.fetchImpl(this.baseUrl + path, { method }).catch((err: Error) => {
+      if (err instanceof FedmarkError) throw err;
+      throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl}: ${err.message}`);
+    });
   }
 
-  async bytes(method: string, path: string, jobId: string, round: number): Promise<Uint8Array> {
-    const res = await this.request(method, path, jobId, round);
-    if (!res.ok) throw responseError(res.status, await res.text(), method, path);
-    return new Uint8Array(await res.arrayBuffer());
+  /**
+   * Calls one route: builds its path, signs it for the job and round named by the params, and parses
+   * the answer (JSON with the route's schema, bytes as they are). Refusals become CoordinatorErrors
+   * carrying the coordinator's code.
+   */
+  async call<R extends RouteSpec>(spec: R, params: Params, o: { body?: Uint8Array | object; query?: Record<string, string>; jobId?: string } = {}): Promise<ResponseOf<R>> {
+    const query = o.query ? `?${new URLSearchParams(o.query).toString()}` : '';
+    const path = pathOf(spec, params) + query;
+    const jobId = o.jobId ?? String(params.jobId ?? '');
+    const round = typeof params.round === 'number' ? params.round : 0;
+    const res = spec.auth === 'none' ? await this.unsigned(spec.method, path) : await this.request(spec.method, path, jobId, round, o.body);
+    if (!res.ok) throw responseError(res.status, await res.text(), spec.method, path);
+    if (typeof spec.response === 'string') return new Uint8Array(await res.arrayBuffer()) as ResponseOf<R>;
+    return parseResponse(spec.response, await res.text(), spec.method, path) as ResponseOf<R>;
   }
 
   createJob(signed: SignedManifest, ledgerGenesis: LedgerEntry) {
-    return this.json<{ jobId: string }>('POST', '/v1/jobs', signed.manifest.jobId, 0, { ...signed, ledgerGenesis });
+    return this.call(routes.createJob, {}, { body: { ...signed, ledgerGenesis }, jobId: signed.manifest.jobId });
   }
   /** The coordinator's public identity (unsigned route): the key that authors job ledgers. */
-  async coordinatorIdentity(): Promise<PublicIdentity> {
-    const res = await this.fetchImpl(`${this.baseUrl}/v1/identity`).catch((err: Error) => {
-      throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl}: ${err.message}`);
-    });
-    const text = await res.text();
-    if (!res.ok) throw responseError(res.status, text, 'GET', '/v1/identity');
-    return parsePublicIdentity(JSON.parse(text));
+  coordinatorIdentity(): Promise<PublicIdentity> {
+    return this.call(routes.identity, {});
   }
-  ledgerHead(jobId: string) {
-    return this.json<{ seq: number; hash: string }>('GET', `/v1/jobs/${jobId}/ledger/head`, jobId, 0);
+  ledgerHead(jobId: string): Promise<LedgerHead> {
+    return this.call(routes.ledgerHead, { jobId });
   }
-  status(jobId: string) {
-    return this.json<JobStatus>('GET', `/v1/jobs/${jobId}`, jobId, 0);
+  status(jobId: string): Promise<JobStatus> {
+    return this.call(routes.status, { jobId });
   }
-  manifest(jobId: string) {
-    return this.json<SignedManifest & { ledgerManifestHash: string }>('GET', `/v1/jobs/${jobId}/manifest`, jobId, 0);
+  manifest(jobId: string): Promise<ManifestResponse> {
+    return this.call(routes.manifest, { jobId });
   }
-  accept(jobId: string, body: { accepted: boolean; reason?: string; statement?: unknown }) {
-    return this.json('POST', `/v1/jobs/${jobId}/acceptance`, jobId, 0, body);
+  accept(jobId: string, body: AcceptanceBody) {
+    return this.call(routes.accept, { jobId }, { body });
   }
   putSealedKey(jobId: string, keyId: string, blob: Uint8Array) {
-    return this.json('PUT', `/v1/jobs/${jobId}/keys/${keyId}`, jobId, 0, blob);
+    return this.call(routes.putSealedKey, { jobId, keyId }, { body: blob });
   }
-  sealedKey(jobId: string) {
-    return this.bytes('GET', `/v1/jobs/${jobId}/keys/mine`, jobId, 0);
+  sealedKey(jobId: string): Promise<Uint8Array> {
+    return this.call(routes.sealedKey, { jobId });
   }
   submit(jobId: string, round: number, body: Uint8Array) {
-    return this.json<{ duplicate: boolean }>('PUT', `/v1/jobs/${jobId}/rounds/${round}/submission`, jobId, round, body);
+    return this.call(routes.submit, { jobId, round }, { body });
   }
-  decline(jobId: string, round: number, attempt: number, reason: string, requestedEpsilon?: number, remainingEpsilon?: number) {
-    return this.json('POST', `/v1/jobs/${jobId}/rounds/${round}/decline`, jobId, round, { attempt, reason, requestedEpsilon, remainingEpsilon });
+  decline(jobId: string, round: number, body: DeclineBody) {
+    return this.call(routes.decline, { jobId, round }, { body });
   }
-  aggregate(jobId: string, round: number, part: 'update' | 'evaluation') {
-    return this.bytes('GET', `/v1/jobs/${jobId}/rounds/${round}/aggregate?part=${part}`, jobId, round);
+  aggregate(jobId: string, round: number, part: string): Promise<Uint8Array> {
+    return this.call(routes.aggregate, { jobId, round }, { query: { part } });
   }
   reportModelHash(jobId: string, round: number, hash: string) {
-    return this.json('POST', `/v1/jobs/${jobId}/rounds/${round}/model-hash`, jobId, round, { hash });
+    return this.call(routes.reportModelHash, { jobId, round }, { body: { hash } });
   }
   withdraw(jobId: string, reason: string, statement: Record<string, unknown>) {
-    return this.json('POST', `/v1/jobs/${jobId}/withdraw`, jobId, 0, { reason, statement });
+    return this.call(routes.withdraw, { jobId }, { body: { reason, statement } });
   }
   halt(jobId: string, reason: string) {
-    return this.json('POST', `/v1/jobs/${jobId}/halt`, jobId, 0, { reason });
+    return this.call(routes.halt, { jobId }, { body: { reason } });
   }
-  ledger(jobId: string) {
-    return this.bytes('GET', `/v1/jobs/${jobId}/ledger`, jobId, 0);
+  ledger(jobId: string): Promise<Uint8Array> {
+    return this.call(routes.ledger, { jobId });
   }
 }
 
+/** A refusal by the coordinator: its HTTP status and its code from the protocol's error table. */
 export class CoordinatorError extends FedmarkError {
-  constructor(readonly status: number, code: string, message: string) {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+  ) {
     super(code, message);
   }
+}
+
+function parseResponse<S extends z.ZodType>(schema: S, text: string, method: string, path: string): z.output<S> {
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    throw new FedmarkError('RESPONSE_INVALID', `coordinator answered ${method} ${path.split('?')[0]} with a body that is not JSON`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new FedmarkError('RESPONSE_INVALID', `coordinator answered ${method} ${path.split('?')[0]} with an invalid body: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  }
+  return parsed.data;
 }
 
 function responseError(status: number, text: string, method: string, path: string): CoordinatorError {
