@@ -13,13 +13,13 @@ import { concatDatasets } from '../src/data/encode.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
 import { parseManifest, signManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
-import { planDp } from '../src/federation/dp-plan.ts';
-import { vectorLengths } from '../src/federation/rounds.ts';
+import { planDp } from '../src/federation/workloads/sgd/dp-plan.ts';
+import { updateLength } from '../src/federation/workloads/sgd/index.ts';
 import { auc } from '../src/metrics/classification.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { initParameters, predictProba } from '../src/model/params.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
-import { BudgetStore } from '../src/privacy/budget-store.ts';
+import { BudgetStore } from '../src/privacy/budget/store.ts';
 import { trainLocal } from '../src/train/local.ts';
 import { runJobOwner, type RoundProgress } from '../owner/node.ts';
 import { auditLedgers, formatAuditSummary, type AuditFinding } from '../src/privacy/ledger/audit.ts';
@@ -271,13 +271,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     const centralized = await trainLocal(manifest.model, d, init, concatDatasets(splits.map((s) => s.train)), baselineConfig);
     const local: Record<string, number> = {};
     for (const [i, s] of splits.entries()) local[names[i]] = aucOf((await trainLocal(manifest.model, d, init, s.train, baselineConfig)).params);
-    await saveModel(join(out, 'model'), manifest.model, d, result.params, { jobId, dataset: datasetName, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
+    await saveModel(join(out, 'model'), manifest.model, d, result.finalState.params, { jobId, dataset: datasetName, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
 
     const epsilon: Record<string, number> = {};
     if (plan) {
       for (const name of names) epsilon[name] = BudgetStore.open(join(out, 'partners', name, 'state', 'privacy-budget.json')).jobEpsilon(jobId, plan.delta);
     }
-    const lengths = vectorLengths(manifest);
+    const lengths = { update: updateLength(manifest) };
     const updateBytes = readUpdateBytes(out);
 
     // 5. The ledgers: the coordinator's job ledger and each partner's own, audited together.
@@ -321,7 +321,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       rounds: o.rounds,
       backend,
       auc: {
-        federated: aucOf(result.params),
+        federated: aucOf(result.finalState.params),
         federatedFromHistograms: result.finalMetrics?.auc ?? NaN,
         centralized: aucOf(centralized.params),
         local,
@@ -352,8 +352,8 @@ function readUpdateBytes(out: string): number {
   for (const line of log.split('\n')) {
     if (!line.includes('"submission accepted"')) continue;
     try {
-      const j = JSON.parse(line) as { updateBytes?: number };
-      if (j.updateBytes) return j.updateBytes;
+      const j = JSON.parse(line) as { partBytes?: { update?: number } };
+      if (j.partBytes?.update) return j.partBytes.update;
     } catch {
       /* not a JSON line */
     }

@@ -92,7 +92,7 @@ export function registerJobCommand(program: Command): void {
         finalMetrics: result.finalMetrics!,
       };
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
-      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
+      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
       process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out })}\n`);
       process.exit(0);
     });

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, keyId, readIdentityFile, writeIdentityFile, type Identity } from '../src/crypto/identity.ts';
+import type { WorkloadRegistry } from '../src/federation/workload.ts';
 import { CoordinatorStore } from './store.ts';
 import { clientErrorHandler } from './tls.ts';
 import { JobEngine } from './job-engine.ts';
@@ -34,6 +35,8 @@ export interface CoordinatorOptions {
   rateLimitPerMinute?: number;
   /** Serve HTTPS with this PEM key and certificate (see coordinator/tls.ts); plain HTTP otherwise. */
   https?: { key: string | Buffer; cert: string | Buffer };
+  /** The workloads jobs may run (default: the built-in ones); a job naming another is refused. */
+  workloads?: WorkloadRegistry;
 }
 
 /** Secrets never reach a log line, at the top level or nested (pino redaction paths are exact depths). */
@@ -55,7 +58,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   const store = new CoordinatorStore(opts.dataDir);
   const identity = opts.identity ?? loadOrCreateIdentity(join(opts.dataDir, 'coordinator.key.json'));
   const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);
-  const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger);
+  const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger, Date.now, opts.workloads);
 
   const plainServer = () => Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler });
   // An HTTPS instance differs only in its server type parameters; routes, hooks and inject are the same.

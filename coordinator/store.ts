@@ -2,16 +2,20 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NonceStore } from '../src/crypto/request-signing.ts';
+import { FedmarkError } from '../src/errors.ts';
+import type { JobState, PartnerStatus, RoundState } from '../src/federation/protocol/schemas.ts';
 
 /**
  * The coordinator's durable state. Everything accepted is written inside a transaction before the
  * HTTP response is sent, so a restart (even after SIGKILL) loses nothing that was acknowledged.
  * It stores manifests, public keys, opaque sealed key blobs and encrypted sums — never a secret key
- * or a plaintext update.
+ * or a plaintext update. A round's sums are one row per named part (the workload's plan says which).
  */
 
-export type JobState = 'awaiting-keys' | 'running' | 'completed' | 'halted' | 'failed';
-export type RoundState = 'open' | 'closed' | 'failed';
+export type { JobState, RoundState };
+
+/** Layout 2: partners table, a stage per round, one row per part sum (layout 1 had fixed update/eval columns). */
+const STORE_LAYOUT = 2;
 
 export interface JobRow {
   job_id: string;
@@ -29,7 +33,7 @@ export interface PartnerRow {
   name: string;
   sign_public_key: string;
   box_public_key: string;
-  status: 'invited' | 'accepted' | 'refused' | 'withdrawn';
+  status: PartnerStatus;
   acceptance: string | null;
 }
 
@@ -37,15 +41,14 @@ export interface RoundRow {
   job_id: string;
   round: number;
   attempt: number;
-  kind: 'train' | 'evaluate';
+  kind: string;
   state: RoundState;
+  stage: string | null;
   selected: string;
   opened_at: number;
   deadline_at: number;
   closed_at: number | null;
   base_model_hash: string | null;
-  update_sum: Buffer | null;
-  eval_sum: Buffer | null;
   submissions: number;
 }
 
@@ -95,15 +98,22 @@ CREATE TABLE IF NOT EXISTS rounds (
   attempt INTEGER NOT NULL,
   kind TEXT NOT NULL,
   state TEXT NOT NULL,
+  stage TEXT,
   selected TEXT NOT NULL,
   opened_at INTEGER NOT NULL,
   deadline_at INTEGER NOT NULL,
   closed_at INTEGER,
   base_model_hash TEXT,
-  update_sum BLOB,
-  eval_sum BLOB,
   submissions INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (job_id, round, attempt)
+);
+CREATE TABLE IF NOT EXISTS round_parts (
+  job_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  part TEXT NOT NULL,
+  sum BLOB NOT NULL,
+  PRIMARY KEY (job_id, round, attempt, part)
 );
 CREATE TABLE IF NOT EXISTS submissions (
   job_id TEXT NOT NULL,
@@ -144,8 +154,19 @@ export class CoordinatorStore {
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, 'coordinator.sqlite'));
+    const path = join(dataDir, 'coordinator.sqlite');
+    this.db = new Database(path);
+    const layout = this.db.pragma('user_version', { simple: true }) as number;
+    const hasTables = (this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").get() as { n: number }).n > 0;
+    if (hasTables && layout !== STORE_LAYOUT) {
+      this.db.close();
+      throw new FedmarkError(
+        'STORE_LAYOUT',
+        `${path} was written by an earlier fedmark (store layout ${layout || 1}, this build uses ${STORE_LAYOUT}); its jobs' manifests use the old vocabulary too — finish them with that build, or start this coordinator with a new --data-dir`,
+      );
+    }
     this.db.exec(SCHEMA);
+    this.db.pragma(`user_version = ${STORE_LAYOUT}`);
   }
 
   close(): void {
@@ -208,10 +229,10 @@ export class CoordinatorStore {
   }
 
   // rounds
-  insertRound(row: Omit<RoundRow, 'closed_at' | 'update_sum' | 'eval_sum' | 'submissions'>): void {
+  insertRound(row: Omit<RoundRow, 'closed_at' | 'submissions'>): void {
     this.db
       .prepare(
-        'INSERT INTO rounds (job_id, round, attempt, kind, state, selected, opened_at, deadline_at, base_model_hash) VALUES (@job_id, @round, @attempt, @kind, @state, @selected, @opened_at, @deadline_at, @base_model_hash)',
+        'INSERT INTO rounds (job_id, round, attempt, kind, state, stage, selected, opened_at, deadline_at, base_model_hash) VALUES (@job_id, @round, @attempt, @kind, @state, @stage, @selected, @opened_at, @deadline_at, @base_model_hash)',
       )
       .run(row);
   }
@@ -223,14 +244,23 @@ export class CoordinatorStore {
   }
   rounds(jobId: string): RoundRow[] {
     return this.db
-      .prepare('SELECT job_id, round, attempt, kind, state, selected, opened_at, deadline_at, closed_at, base_model_hash, submissions FROM rounds WHERE job_id = ? ORDER BY round, attempt')
+      .prepare('SELECT * FROM rounds WHERE job_id = ? ORDER BY round, attempt')
       .all(jobId) as RoundRow[];
   }
-  updateRound(jobId: string, round: number, attempt: number, fields: Partial<Pick<RoundRow, 'state' | 'closed_at' | 'update_sum' | 'eval_sum' | 'submissions'>>): void {
+  updateRound(jobId: string, round: number, attempt: number, fields: Partial<Pick<RoundRow, 'state' | 'stage' | 'closed_at' | 'submissions'>>): void {
     const keys = Object.keys(fields) as (keyof typeof fields)[];
     this.db
       .prepare(`UPDATE rounds SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE job_id = @job_id AND round = @round AND attempt = @attempt`)
       .run({ ...fields, job_id: jobId, round, attempt });
+  }
+
+  // the running sums of a round, one per part
+  partSums(jobId: string, round: number, attempt: number): Record<string, Buffer> {
+    const rows = this.db.prepare('SELECT part, sum FROM round_parts WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as { part: string; sum: Buffer }[];
+    return Object.fromEntries(rows.map((r) => [r.part, r.sum]));
+  }
+  putPartSum(jobId: string, round: number, attempt: number, part: string, sum: Uint8Array): void {
+    this.db.prepare('INSERT OR REPLACE INTO round_parts VALUES (?, ?, ?, ?, ?)').run(jobId, round, attempt, part, Buffer.from(sum));
   }
 
   // submissions

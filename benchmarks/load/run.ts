@@ -21,7 +21,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
-import { manifestLedgerEntry } from '../../owner/node.ts';
+import { manifestLedgerEntry } from '../../owner/genesis.ts';
 import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { generateIdentity, publicIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { sealJobKey } from '../../src/crypto/key-ceremony.ts';
@@ -29,8 +29,7 @@ import { isBundledDatasetName, loadBundledSchema } from '../../src/data/bundled.
 import { featureNames } from '../../src/data/schema.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import { parseManifest, signManifest, verifySignedManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
-import { initialModelState } from '../../src/federation/partner.ts';
-import { vectorLengths } from '../../src/federation/rounds.ts';
+import { evaluationLayout, sgdWorkload, updateLength } from '../../src/federation/workloads/sgd/index.ts';
 import { openSecureSum, type VectorCipher } from '../../src/federation/secure-sum.ts';
 import { encodeUpdate } from '../../src/federation/update-codec.ts';
 import { histogramLayout } from '../../src/metrics/histogram.ts';
@@ -272,7 +271,7 @@ async function runCase(o: {
     });
     const signed = signManifest(manifest, o.owner);
     const ownerClient = new CoordinatorClient(c.url, o.owner);
-    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity()));
+    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest)));
 
     // Acceptance as a client node does it: verify the manifest, then send a self-attested statement.
     const clients = partners.map((id) => new CoordinatorClient(c.url, id));
@@ -292,11 +291,11 @@ async function runCase(o: {
     if (status.state !== 'running' || status.round !== 1 || status.roundState !== 'open') {
       throw new Error(`round 1 did not open after setup: ${JSON.stringify({ state: status.state, round: status.round, roundState: status.roundState, reason: status.reason })}`);
     }
-    const baseModelHash = initialModelState(manifest).hash;
-    if (status.baseModelHash !== baseModelHash) throw new Error(`coordinator pins base model ${status.baseModelHash}, initialModelState gives ${baseModelHash}`);
+    const baseModelHash = sgdWorkload.hash(sgdWorkload.initialState(manifest));
+    if (status.baseModelHash !== baseModelHash) throw new Error(`coordinator pins base model ${status.baseModelHash}, the workload's initial state gives ${baseModelHash}`);
     if (status.selected.length !== n) throw new Error(`${status.selected.length} partners selected for round 1, expected ${n}`);
 
-    const lengths = vectorLengths(manifest);
+    const lengths = { update: updateLength(manifest), evaluation: evaluationLayout(manifest).length };
     if (lengths.update !== o.vectors[0].update.length || lengths.evaluation !== o.vectors[0].evaluation.length) {
       throw new Error(`the job needs vectors of ${lengths.update} + ${lengths.evaluation} values, the pre-computed ones hold ${o.vectors[0].update.length} + ${o.vectors[0].evaluation.length}`);
     }
@@ -453,7 +452,7 @@ async function main(): Promise<void> {
   const secretKey = scheme.generateSecretKey();
   const cipher = scheme.cipher(secretKey);
   if (scheme.scheme !== 'ckks') throw new Error(`the job preset encrypts with ${scheme.scheme}, this benchmark measures CKKS`);
-  // The same lengths checkSubmission enforces (src/federation/rounds.ts vectorLengths); runCase re-checks them.
+  // The same lengths checkSubmission enforces (the SGD workload's plan, src/federation/workloads/sgd/index.ts); runCase re-checks them.
   const lengths = { update: parameterCount(model, d) + 1, evaluation: histogramLayout(baseManifest.evaluation.segments, baseManifest.evaluation.bins).length };
   process.stderr.write(`model ${JSON.stringify(model)} on ${datasetName} (d=${d}): ${parameterCount(model, d)} parameters; encrypting ${maxN} updates…\n`);
   const { vectors, encryptMsPerPartner } = precompute(cipher, maxN, lengths);

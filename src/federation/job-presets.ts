@@ -1,6 +1,6 @@
 import { sha256Canonical } from '../privacy/ledger/canonical.ts';
 import { bandLabels, featureNames, OTHER_BUCKET, type DatasetSchema } from '../data/schema.ts';
-import { DEFAULT_HE_PARAMS } from '../crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../crypto/index.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { EncryptionSpec, JobManifest } from './manifest.ts';
 
@@ -57,6 +57,7 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
       schemaHash: schemaHash(o.schema),
       sensitiveColumns: Object.keys(sensitiveGroups(o.schema)),
     },
+    workload: { kind: 'sgd', params: {} },
     model: o.model ?? { kind: 'logistic' },
     rounds: o.rounds ?? 20,
     partnersPerRound: o.partners,

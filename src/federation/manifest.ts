@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { modelSpecSchema } from '../model/spec.ts';
-import { heParamsSchema } from '../crypto/ckks.ts';
+import { heParamsSchema } from '../crypto/index.ts';
 import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../crypto/identity.ts';
 import { FedmarkError } from '../errors.ts';
 import { canonicalBytes, sha256Canonical } from '../privacy/ledger/canonical.ts';
@@ -58,6 +58,17 @@ export type EncryptionSpec = z.infer<typeof encryptionSpecSchema>;
 /** 2: `participants` → `partners`, `clientsPerRound` → `partnersPerRound` (one vocabulary). */
 export const MANIFEST_SCHEMA_VERSION = 2 as const;
 
+/**
+ * Which workload the job runs (src/federation/workload.ts) and that workload's own settings, which it
+ * validates itself. `sgd` — logistic regression or an MLP trained with (DP-)SGD and a server optimizer —
+ * reads the manifest's model, localTraining, strategy and evaluation sections.
+ */
+export const workloadSpecSchema = z.object({
+  kind: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'workload kind: 1–64 chars of a-z, 0-9 and "-"'),
+  params: z.record(z.string(), z.unknown()).default({}),
+});
+export type WorkloadSpec = z.infer<typeof workloadSpecSchema>;
+
 export const jobManifestSchema = z.object({
   schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   jobId: jobIdSchema,
@@ -72,6 +83,7 @@ export const jobManifestSchema = z.object({
     schemaHash: z.string().regex(/^[0-9a-f]{64}$/),
     sensitiveColumns: z.array(z.string()).default([]),
   }),
+  workload: workloadSpecSchema.default({ kind: 'sgd', params: {} }),
   model: modelSpecSchema,
   rounds: z.number().int().positive().max(10_000),
   partnersPerRound: z.number().int().positive(),

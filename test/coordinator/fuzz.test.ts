@@ -14,7 +14,9 @@ import { keyId as keyIdOf, type Identity } from '../../src/crypto/identity.ts';
 import { canonicalRequestString } from '../../src/crypto/request-signing.ts';
 import { canonicalBytes } from '../../src/privacy/ledger/canonical.ts';
 import { decodeUpdate } from '../../src/federation/update-codec.ts';
-import { checkSubmission } from '../../src/federation/rounds.ts';
+import { checkSubmission } from '../../src/federation/submission-check.ts';
+import { planOf } from '../../src/federation/workload.ts';
+import { sgdWorkload } from '../../src/federation/workloads/sgd/index.ts';
 import { sha256Hex } from '../../src/util/hash.ts';
 import { ManualPartner, makeIdentities, makeJob, runFederation, silentLog, telcoPartners, waitForStatus } from '../helpers/partners.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
@@ -422,7 +424,7 @@ function wouldBeAccepted(body: Uint8Array): boolean {
   const { manifest, scheme } = partners[0];
   try {
     const decoded = decodeUpdate(body);
-    checkSubmission(manifest, scheme, { jobId: JOB, round: 1, attempt: 0, baseModelHash: null }, decoded);
+    checkSubmission(planOf(sgdWorkload, manifest, 1), scheme, { jobId: JOB, round: 1, attempt: 0, baseModelHash: null }, decoded);
     for (const part of Object.values(decoded.parts)) {
       const sum = scheme.sum();
       try {

@@ -13,7 +13,7 @@ import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
 import { parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
-import { MemoryBudgetGuard } from '../../src/federation/simulate.ts';
+import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import type { FastifyInstance } from 'fastify';

@@ -6,7 +6,7 @@ import { runPartnerNode } from '../../partner/node.ts';
 import { runJobOwner } from '../../owner/node.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { PartnerLedger } from '../../partner/ledger.ts';
-import { MemoryBudgetGuard } from '../../src/federation/simulate.ts';
+import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { subjectStatement } from '../../src/privacy/ledger/subject-rights.ts';

@@ -119,7 +119,7 @@ describe('CKKS and plaintext aggregation of the same seeded job (telco sample, n
       const ckks = await runJob('he-eq-ckks', DEFAULT_HE_PARAMS);
       const plain = await runJob('he-eq-plain', PLAIN);
       expect(ckks.secretKey?.length ?? 0).toBeGreaterThan(0);
-      const diff = expectEquivalent({ params: ckks.params, auc: ckks.finalMetrics!.auc }, { params: plain.params, auc: plain.finalMetrics!.auc }, 'HTTP coordinator');
+      const diff = expectEquivalent({ params: ckks.finalState.params, auc: ckks.finalMetrics!.auc }, { params: plain.finalState.params, auc: plain.finalMetrics!.auc }, 'HTTP coordinator');
       expect(diff).toBeGreaterThan(0);
     });
   });

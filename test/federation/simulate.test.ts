@@ -4,7 +4,7 @@ import { concatDatasets, subsetDataset, type Dataset } from '../../src/data/enco
 import { partitionIid } from '../../src/data/partition.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import { FedmarkError } from '../../src/errors.ts';
-import { epsilonAfterRounds, planDp } from '../../src/federation/dp-plan.ts';
+import { epsilonAfterRounds, planDp } from '../../src/federation/workloads/sgd/dp-plan.ts';
 import { jobPreset, type JobPresetOptions } from '../../src/federation/job-presets.ts';
 import { simulate, type SimulationPartner, type SimulationResult } from '../../src/federation/simulate.ts';
 import { auc } from '../../src/metrics/classification.ts';

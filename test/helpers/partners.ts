@@ -13,8 +13,8 @@ import { partitionIid } from '../../src/data/partition.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
 import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
-import { PartnerRuntime } from '../../src/federation/partner.ts';
-import { roundKind } from '../../src/federation/rounds.ts';
+import { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
+import { sgdWorkload, type SgdState } from '../../src/federation/workloads/sgd/index.ts';
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
@@ -179,7 +179,7 @@ export class ManualPartner {
     readonly identity: Identity,
     readonly client: CoordinatorClient,
     readonly manifest: JobManifest,
-    readonly runtime: PartnerRuntime,
+    readonly runtime: PartnerRuntime<SgdState>,
     readonly scheme: SecureSumScheme,
     readonly secretKey: Uint8Array | null,
   ) {}
@@ -232,15 +232,15 @@ export class ManualPartner {
       }
     }
     const keyId = publicIdentity(o.identity).keyId;
-    const runtime = new PartnerRuntime({ manifest, keyId, train: o.train, test: o.test, scheme, secretKey });
+    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId, train: o.train, test: o.test, scheme, secretKey });
     return new ManualPartner(o.identity, client, manifest, runtime, scheme, secretKey);
   }
 
   /** Trains (or evaluates) for a round and returns the envelope together with its plaintext vectors. */
   async build(round: number, attempt = 0): Promise<{ body: Uint8Array; update: Float64Array | undefined; evaluation: Float64Array }> {
-    const res = await this.runtime.buildSubmission(round, attempt, roundKind(this.manifest, round), true);
+    const res = await this.runtime.buildSubmission(round, attempt, true);
     if (res.status !== 'submitted') throw new Error(`${this.identity.name}: round ${round} refused: ${res.reason}`);
-    return { body: res.body, update: res.update, evaluation: res.evaluation };
+    return { body: res.body, update: res.plain!.update, evaluation: res.plain!.evaluation };
   }
 
   submit(round: number, body: Uint8Array) {
@@ -249,10 +249,9 @@ export class ManualPartner {
 
   /** Downloads the round's published sum, applies the server step and reports the model hash. */
   async applyRound(round: number): Promise<string> {
-    const agg = await this.client.aggregate(this.manifest.jobId, round, 'update');
-    const state = this.runtime.applyAggregate(round, agg);
-    await this.client.reportModelHash(this.manifest.jobId, round, state.hash);
-    return state.hash;
+    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(this.manifest.jobId, round, 'update') });
+    await this.client.reportModelHash(this.manifest.jobId, round, hash);
+    return hash;
   }
 
   dispose(): void {

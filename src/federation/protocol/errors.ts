@@ -33,6 +33,9 @@ export const ERROR_STATUS = {
   JOB_EXISTS: 409,
   JOB_CLOSED: 409,
   LEDGER_GENESIS_MISMATCH: 400,
+  UNKNOWN_WORKLOAD: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_SIGNATURE: 400,
   LEDGER_EMPTY: 409,
   // Signed statements of partners (acceptance, refusal, withdrawal)
   STATEMENT_MISSING: 400,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { publicIdentitySchema } from '../../crypto/identity.ts';
 import { envelopeSchema } from '../../privacy/ledger/entries.ts';
 import { jobIdSchema, signedManifestSchema } from '../manifest.ts';
+import { PART_NAME } from '../workload.ts';
 
 /**
  * The coordinator's wire protocol, defined once: every request body, path parameter, query and
@@ -12,7 +13,7 @@ import { jobIdSchema, signedManifestSchema } from '../manifest.ts';
 export const hex64Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters (SHA-256)');
 export const keyIdParamSchema = z.string().regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-character key id');
 /** Names of the parts of an update envelope (a workload's `RoundPlan.parts`). */
-export const partNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'part names are 1–32 chars of a-z, 0-9 and "-", starting with a letter');
+export const partNameSchema = z.string().regex(PART_NAME, 'part names are 1–32 chars of a-z, 0-9 and "-", starting with a letter');
 
 // --- path parameters and queries -------------------------------------------------------------
 

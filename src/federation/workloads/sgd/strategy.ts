@@ -1,7 +1,6 @@
-import { createServerOptimizer, type ServerOptimizer, type ServerOptimizerState } from '../train/server-optimizers.ts';
-import { FedmarkError } from '../errors.ts';
-import { hashParameters } from '../util/hash.ts';
-import type { JobManifest } from './manifest.ts';
+import { createServerOptimizer, type ServerOptimizer, type ServerOptimizerState } from '../../../train/server-optimizers.ts';
+import { FedmarkError } from '../../../errors.ts';
+import type { JobManifest } from '../../manifest.ts';
 
 /**
  * Weights travel inside the encrypted vector as rows / WEIGHT_UNIT, so a partner's row count is
@@ -19,17 +18,16 @@ export function weightedUpdateVector(global: Float64Array, local: Float64Array, 
   return out;
 }
 
-export interface GlobalModelState {
-  /** Rounds applied so far (0 = the initial model). */
-  round: number;
+/** The public state of an SGD job: the global model's flat parameters and the server optimizer's state. */
+export interface SgdState {
   params: Float64Array;
   optimizerState: ServerOptimizerState | null;
-  hash: string;
 }
 
 /**
- * The server step, run by every partner (and the job owner) on the decrypted sum. It is
- * deterministic, so every honest party arrives at the same model hash — which the coordinator checks.
+ * The server step of the SGD workload, run by every key holder (partners and the job owner) on the
+ * decrypted sum: divide by the summed weight, then the server optimizer. It is deterministic, so
+ * every honest party arrives at the same model hash — which the coordinator checks.
  */
 export class FederatedStrategy {
   private readonly optimizer: ServerOptimizer;
@@ -46,7 +44,7 @@ export class FederatedStrategy {
     return this.manifest.strategy.name === 'fedprox' ? this.manifest.strategy.mu : undefined;
   }
 
-  apply(state: GlobalModelState, summed: Float64Array): GlobalModelState {
+  apply(state: SgdState, summed: Float64Array): SgdState {
     const p = state.params.length;
     if (summed.length !== p + 1) throw new FedmarkError('AGGREGATE_SHAPE', `aggregate has ${summed.length} values, expected ${p + 1}`);
     const totalWeight = summed[p];
@@ -54,6 +52,6 @@ export class FederatedStrategy {
     const avgDelta = new Float64Array(p);
     for (let i = 0; i < p; i++) avgDelta[i] = summed[i] / totalWeight;
     const next = this.optimizer.apply(state.params, avgDelta, state.optimizerState);
-    return { round: state.round + 1, params: next.params, optimizerState: next.state, hash: hashParameters(next.params) };
+    return { params: next.params, optimizerState: next.state };
   }
 }

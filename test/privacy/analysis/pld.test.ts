@@ -1,7 +1,7 @@
 import { pldVectors } from './pld-vectors.ts';
 import { describe, it, expect } from 'vitest';
-import { epsilonPld } from '../../src/privacy/pld.ts';
-import { computeRdp, DEFAULT_ORDERS, ndtr, rdpToEpsilon } from '../../src/privacy/rdp.ts';
+import { epsilonPld } from '../../../src/privacy/analysis/pld.ts';
+import { computeRdp, DEFAULT_ORDERS, ndtr, rdpToEpsilon } from '../../../src/privacy/analysis/rdp.ts';
 
 const TOL = pldVectors.tolerance.relative;
 // The 10,000-step cases live in pld-long.test.ts to keep each file fast.

@@ -7,9 +7,10 @@
  * - The file carries a SHA-256 checksum of its canonical content; a file that does not parse,
  *   does not match the schema or fails the checksum is refused with BUDGET_STORE_CORRUPT. It is
  *   never silently replaced by an empty store (that would hand out the whole budget again).
- * - Every charge records the DP event (q, σ, steps) of one round of one job, keyed by
- *   (jobId, round, attempt): re-charging the same round with the same event is a no-op, which is what a
- *   node recovering from a crash needs ("did my charge before the upload persist?").
+ * - Every charge records the DP event (q, σ, steps) of one release of one round of one job, keyed by
+ *   (jobId, round, attempt, label): re-charging the same release with the same event is a no-op, which
+ *   is what a node recovering from a crash needs ("did my charge before the upload persist?"). A
+ *   charge written before labels existed is an `update` (DP-SGD was the only release then).
  * - A job's ε composes its events with the RDP accountant (RDP adds per order — Mironov 2017),
  *   not by adding ε's. Lifetime ε of a dataset is the SUM of its jobs' ε's: basic sequential
  *   composition across jobs (Dwork & Roth 2014, Thm 3.16). That is looser than composing every
@@ -20,10 +21,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { FedmarkError } from '../errors.ts';
-import { sha256Hex } from '../util/hash.ts';
-import { writeFileAtomic } from '../util/atomic-file.ts';
-import { dpEventSchema, RdpAccountant, validateDelta, validateDpEvent, type DpEvent } from './accountant.ts';
+import { FedmarkError } from '../../errors.ts';
+import { sha256Canonical } from '../ledger/canonical.ts';
+import { writeFileAtomic } from '../../util/atomic-file.ts';
+import { RdpAccountant, validateDelta } from '../accountant.ts';
+import { dpEventSchema, validateDpEvent, type DpEvent } from '../dp-event.ts';
 
 const FORMAT = 'fedmark-budget-store';
 const VERSION = 1;
@@ -32,6 +34,8 @@ const chargeSchema = dpEventSchema.extend({
   round: z.number().int().min(0),
   /** A retried round (quorum missed) is a new release: each attempt is charged on its own. */
   attempt: z.number().int().min(0).default(0),
+  /** What the charge bought (`update`, `moments`, …); absent in stores written before labels: `update`. */
+  label: z.string().min(1).optional(),
   delta: z.number().gt(0).lt(1),
   chargedAt: z.string(),
 });
@@ -52,21 +56,13 @@ const contentSchema = z
 type Content = z.infer<typeof contentSchema>;
 type Charge = z.infer<typeof chargeSchema>;
 
-/** JSON with object keys sorted at every level, so the checksum does not depend on key order. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value as Record<string, unknown>)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value);
+/** Canonical JSON (RFC 8785, the ledger's), so the checksum does not depend on key order. */
+function checksumOf(content: Content): string {
+  return sha256Canonical(content);
 }
 
-function checksumOf(content: Content): string {
-  return sha256Hex(canonicalJson(content));
-}
+const DEFAULT_LABEL = 'update';
+const labelOf = (c: { label?: string }): string => c.label ?? DEFAULT_LABEL;
 
 function sameEvent(a: DpEvent, b: DpEvent): boolean {
   return a.samplingRate === b.samplingRate && a.noiseMultiplier === b.noiseMultiplier && a.steps === b.steps;
@@ -123,8 +119,8 @@ export class BudgetStore {
     if (typeof checksum !== 'string' || checksum !== checksumOf(parsed.data))
       throw corrupt('checksum mismatch — the file was edited or damaged');
     for (const [jobId, job] of Object.entries(parsed.data.jobs)) {
-      const rounds = new Set(job.charges.map((c) => `${c.round}.${c.attempt}`));
-      if (rounds.size !== job.charges.length) throw corrupt(`job "${jobId}" has a round charged twice`);
+      const releases = new Set(job.charges.map((c) => `${c.round}.${c.attempt}.${labelOf(c)}`));
+      if (releases.size !== job.charges.length) throw corrupt(`job "${jobId}" has a release charged twice`);
     }
     return new BudgetStore(path, parsed.data);
   }
@@ -155,8 +151,8 @@ export class BudgetStore {
   }
 
   /** The recorded charges of a job (copies), in charge order. */
-  charges(jobId: string): (DpEvent & { round: number; attempt: number; delta: number; chargedAt: string })[] {
-    return (this.content.jobs[jobId]?.charges ?? []).map((c) => ({ ...c }));
+  charges(jobId: string): (DpEvent & { round: number; attempt: number; label: string; delta: number; chargedAt: string })[] {
+    return (this.content.jobs[jobId]?.charges ?? []).map((c) => ({ ...c, label: labelOf(c) }));
   }
 
   /** ε of the job so far: its events composed with the RDP accountant (0 for an unknown job). */
@@ -174,12 +170,12 @@ export class BudgetStore {
   }
 
   /**
-   * What job and lifetime ε would be after charging `event` to `jobId` — without charging.
-   * For a job the store has not seen yet, pass its `datasetId`.
+   * What job and lifetime ε would be after charging `event` (or several) to `jobId` — without
+   * charging. For a job the store has not seen yet, pass its `datasetId`.
    */
-  wouldSpend(jobId: string, event: DpEvent, delta: number, datasetId?: string): Spend {
+  wouldSpend(jobId: string, event: DpEvent | readonly DpEvent[], delta: number, datasetId?: string): Spend {
     requireId(jobId, 'jobId');
-    const e = validateDpEvent(event);
+    const added = (Array.isArray(event) ? event : [event as DpEvent]).map(validateDpEvent);
     validateDelta(delta);
     const known = this.content.jobs[jobId]?.datasetId;
     if (known !== undefined && datasetId !== undefined && known !== datasetId)
@@ -190,18 +186,19 @@ export class BudgetStore {
     const ds = known ?? datasetId;
     if (ds === undefined)
       throw new FedmarkError('BUDGET_UNKNOWN_JOB', `job "${jobId}" has no charges yet; pass its datasetId`);
-    const jobEps = BudgetStore.epsilonOf([...this.eventsOf(jobId), e], delta);
+    const jobEps = BudgetStore.epsilonOf([...this.eventsOf(jobId), ...added], delta);
     let others = 0;
     for (const other of this.jobsFor(ds)) if (other !== jobId) others += this.jobEpsilon(other, delta);
     return { jobEpsilon: jobEps, lifetimeEpsilon: others + jobEps };
   }
 
   /**
-   * Records the DP event of `round` of `jobId` (persisted before returning) and returns the new
-   * job and lifetime ε. Idempotent per (jobId, round): the same event again changes nothing; a
-   * different event for an already charged round is refused (BUDGET_ROUND_CONFLICT).
+   * Records the DP event of one release (`label`) of `round` of `jobId` (persisted before returning)
+   * and returns the new job and lifetime ε. Idempotent per (jobId, round, attempt, label): the same
+   * event again changes nothing; a different event for an already charged release is refused
+   * (BUDGET_ROUND_CONFLICT).
    */
-  charge(jobId: string, datasetId: string, round: number, event: DpEvent, delta: number, attempt = 0): Spend {
+  charge(jobId: string, datasetId: string, round: number, event: DpEvent, delta: number, attempt = 0, label: string = DEFAULT_LABEL): Spend {
     requireId(jobId, 'jobId');
     requireId(datasetId, 'datasetId');
     if (!(Number.isInteger(round) && round >= 0))
@@ -216,16 +213,17 @@ export class BudgetStore {
       );
     if (!(Number.isInteger(attempt) && attempt >= 0))
       throw new FedmarkError('BUDGET_BAD_ARGUMENT', `attempt must be a non-negative integer, got ${String(attempt)}`);
-    const existing = job?.charges.find((c) => c.round === round && c.attempt === attempt);
+    requireId(label, 'label');
+    const existing = job?.charges.find((c) => c.round === round && c.attempt === attempt && labelOf(c) === label);
     if (existing) {
       if (!sameEvent(existing, e))
         throw new FedmarkError(
           'BUDGET_ROUND_CONFLICT',
-          `round ${round} (attempt ${attempt}) of job "${jobId}" was already charged with a different DP event ` +
+          `round ${round} (attempt ${attempt}) of job "${jobId}" was already charged for "${label}" with a different DP event ` +
             `(q=${existing.samplingRate}, σ=${existing.noiseMultiplier}, steps=${existing.steps})`,
         );
     } else {
-      const charge: Charge = { ...e, round, attempt, delta, chargedAt: new Date().toISOString() };
+      const charge: Charge = { ...e, round, attempt, label, delta, chargedAt: new Date().toISOString() };
       const next: Content = {
         ...this.content,
         jobs: {

@@ -1,6 +1,6 @@
 import { pldVectors } from './pld-vectors.ts';
 import { describe, it, expect } from 'vitest';
-import { epsilonPld } from '../../src/privacy/pld.ts';
+import { epsilonPld } from '../../../src/privacy/analysis/pld.ts';
 
 const TOL = pldVectors.tolerance.relative;
 const cases = pldVectors.cases.filter((c) => c.steps >= 10_000);

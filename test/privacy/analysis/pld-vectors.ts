@@ -10,7 +10,7 @@ export interface PldCase {
   rdp_epsilon: number;
 }
 
-export const pldVectors = JSON.parse(readFileSync(new URL('../fixtures/reference/pld-vectors.json', import.meta.url), 'utf8')) as {
+export const pldVectors = JSON.parse(readFileSync(new URL('../../fixtures/reference/pld-vectors.json', import.meta.url), 'utf8')) as {
   tolerance: { relative: number };
   cases: PldCase[];
 };

@@ -1,7 +1,7 @@
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
-import { RdpAccountant } from '../privacy/accountant.ts';
-import { FedmarkError } from '../errors.ts';
-import type { JobManifest } from './manifest.ts';
+import { calibrateNoiseMultiplier } from '../../../privacy/calibrate.ts';
+import { RdpAccountant } from '../../../privacy/accountant.ts';
+import { FedmarkError } from '../../../errors.ts';
+import type { JobManifest } from '../../manifest.ts';
 
 /**
  * Everything about a job's DP that follows from the manifest alone, so every partner and the job

@@ -2,10 +2,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
-import { BudgetStore } from '../../src/privacy/budget-store.ts';
-import { RdpAccountant, epsilonFor } from '../../src/privacy/accountant.ts';
-import { checkJob, type PartnerPolicy } from '../../src/privacy/policy.ts';
-import { FedmarkError } from '../../src/errors.ts';
+import { BudgetStore } from '../../../src/privacy/budget/store.ts';
+import { RdpAccountant, epsilonFor } from '../../../src/privacy/accountant.ts';
+import { checkJob, type PartnerPolicy } from '../../../src/privacy/policy.ts';
+import { FedmarkError } from '../../../src/errors.ts';
 
 const DELTA = 1e-5;
 const round = { samplingRate: 0.02, noiseMultiplier: 1.1, steps: 50 };

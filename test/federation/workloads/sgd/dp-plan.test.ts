@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
-import { loadBundledSchema } from '../../src/data/bundled.ts';
-import type { DatasetSchema } from '../../src/data/schema.ts';
-import { FedmarkError } from '../../src/errors.ts';
-import { epsilonAfterRounds, planDp, stepsPerRound } from '../../src/federation/dp-plan.ts';
-import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { generateIdentity, publicIdentity } from '../../../../src/crypto/identity.ts';
+import { loadBundledSchema } from '../../../../src/data/bundled.ts';
+import type { DatasetSchema } from '../../../../src/data/schema.ts';
+import { FedmarkError } from '../../../../src/errors.ts';
+import { epsilonAfterRounds, planDp, stepsPerRound } from '../../../../src/federation/workloads/sgd/dp-plan.ts';
+import { jobPreset } from '../../../../src/federation/job-presets.ts';
+import { parseManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../../../src/federation/manifest.ts';
 
 /** Calibration stops once target − ε ≤ this (calibrateNoiseMultiplier's default, as in Opacus). */
 const CALIBRATION_TOLERANCE = 0.01;

@@ -8,7 +8,7 @@ import {
   logNdtr,
   logAdd,
   logSub,
-} from '../../src/privacy/rdp.ts';
+} from '../../../src/privacy/analysis/rdp.ts';
 
 interface EpsCase {
   q: number;
@@ -26,7 +26,7 @@ interface RdpCase {
   rdp: number[];
 }
 const vectors = JSON.parse(
-  readFileSync(new URL('../fixtures/reference/rdp-vectors.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../fixtures/reference/rdp-vectors.json', import.meta.url), 'utf8'),
 ) as { orders: number[]; tolerance: { relative: number }; cases: EpsCase[]; rdp_cases: RdpCase[] };
 const TOL = vectors.tolerance.relative;
 
