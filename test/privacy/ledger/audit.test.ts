@@ -5,6 +5,7 @@ import path from 'node:path';
 import nacl from 'tweetnacl';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { RdpAccountant } from '../../../src/privacy/accountant.ts';
+import type { DpEvent } from '../../../src/privacy/dp-event.ts';
 import { createRng } from '../../../src/util/rng.ts';
 import {
   LedgerWriter,
@@ -25,7 +26,6 @@ import {
   type LedgerEntry,
   type LedgerSigner,
   type PolicyLimits,
-  type LedgerDpEvent as DpEvent,
   type AuditResult,
   type ReadLedgerResult,
   type UnsignedEntry,
