@@ -101,7 +101,7 @@ export interface Workload<S = unknown, R = unknown> {
   privacy(manifest: JobManifest): PrivacyPlan | null;
   /** The public state before round 1 (seeded from the manifest). */
   initialState(manifest: JobManifest): S;
-  /** Hash of a state, for model-hash agreement. Equal states hash equally on every machine. */
+  /** SHA-256 (64 lower-case hex) of a state, for model-hash agreement. Equal states hash equally on every machine. */
   hash(state: S): string;
   /** The partner's step for a round, from the public state and its own rows (the runtime has authorized the releases). */
   local(ctx: LocalContext<S>): Promise<LocalResult>;

@@ -172,6 +172,44 @@ describe('a second workload through the real coordinator, partner nodes and owne
     }
   }, 90_000);
 
+  it('a partner node that does not run the workload refuses the job (attested, in both ledgers); the others go on', async () => {
+    const owner = makeIdentities(['owner'])[0];
+    const ids = makeIdentities(parts.map((p) => p.name));
+    const manifest = parseManifest({ ...job('moments-refusal', { epsilon: null }), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: ids.map(publicIdentity) });
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error('refusal job did not finish in time')), 60_000);
+    try {
+      const nodes = parts.map((p, i) =>
+        runPartnerNode({
+          coordinatorUrl: coord.url,
+          identity: ids[i],
+          jobId: manifest.jobId,
+          train: p.train,
+          test: p.test,
+          schemaHash: manifest.dataset.schemaHash,
+          stateDir: join(dir, `refusal-${p.name}`),
+          reviewJob: () => [],
+          budget: undefined,
+          log: silentLog,
+          pollMs: TEST_POLL_MS,
+          signal: abort.signal,
+          // The first partner's build runs only the built-in workloads.
+          workloads: i === 0 ? builtinWorkloads : workloads,
+        }),
+      );
+      const owned = runJobOwner<Moments, Moments>({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal, workloads });
+      const [result, ...nodeResults] = await Promise.all([owned, ...nodes]);
+      expect(nodeResults[0]).toMatchObject({ state: 'refused', reason: 'this node does not run workload "column-moments"' });
+      expect(nodeResults.slice(1).map((r) => r.state)).toEqual(['completed', 'completed']);
+      expect(result.state).toBe('completed');
+      expect(result.finalState.n).toBe(parts[1].train.n + parts[2].train.n);
+      const refusals = readLedger(coord.engine.ledgerPath(manifest.jobId)).entries.filter((e) => e.type === 'partner.refusal');
+      expect(refusals.map((e) => (e.payload as { reason: string }).reason)).toEqual(['this node does not run workload "column-moments"']);
+    } finally {
+      clearTimeout(timer);
+    }
+  }, 90_000);
+
   it('is refused by a coordinator that does not run the workload, naming it', async () => {
     const plain = await startTestCoordinator();
     try {
