@@ -1,8 +1,8 @@
+import { thrown } from '../helpers/errors.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { loadBundledSchema } from '../../src/data/bundled.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
-import { FedmarkError } from '../../src/errors.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import { approvalPayload, manifestHash, MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, verifySignedManifest } from '../../src/federation/manifest.ts';
 
@@ -22,15 +22,6 @@ const input = (o: Record<string, unknown> = {}) => ({
   ...o,
 });
 
-const problem = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FedmarkError);
-    return `${(err as FedmarkError).code}: ${(err as Error).message}`;
-  }
-  return 'accepted';
-};
 
 describe('job manifest', () => {
   it('defaults the workload to SGD training and the evaluation section', () => {
@@ -43,26 +34,26 @@ describe('job manifest', () => {
   });
 
   it('refuses inconsistent manifests, naming each problem', () => {
-    expect(problem(() => parseManifest(input({ partnersPerRound: 4 })))).toMatch(/MANIFEST_INVALID: .*partnersPerRound \(4\) exceeds the 3 partners/);
-    expect(problem(() => parseManifest(input({ quorum: 4 })))).toMatch(/quorum \(4\) exceeds partnersPerRound \(3\)/);
-    expect(problem(() => parseManifest(input({ partners: [publicIdentity(ids[0]), publicIdentity(ids[0])] })))).toMatch(/duplicate key ids/);
+    expect(thrown(() => parseManifest(input({ partnersPerRound: 4 })))).toMatch(/MANIFEST_INVALID: .*partnersPerRound \(4\) exceeds the 3 partners/);
+    expect(thrown(() => parseManifest(input({ quorum: 4 })))).toMatch(/quorum \(4\) exceeds partnersPerRound \(3\)/);
+    expect(thrown(() => parseManifest(input({ partners: [publicIdentity(ids[0]), publicIdentity(ids[0])] })))).toMatch(/duplicate key ids/);
     const noRate = input();
     delete (noRate.localTraining as { samplingRate?: number }).samplingRate;
-    expect(problem(() => parseManifest(noRate))).toMatch(/dp is set but localTraining.samplingRate is missing/);
-    expect(problem(() => parseManifest(input({ workload: { kind: 'Trees!' } })))).toMatch(/workload.kind/);
+    expect(thrown(() => parseManifest(noRate))).toMatch(/dp is set but localTraining.samplingRate is missing/);
+    expect(thrown(() => parseManifest(input({ workload: { kind: 'Trees!' } })))).toMatch(/workload.kind/);
   });
 
   it('refuses the schema-1 vocabulary (participants, clientsPerRound): the version names the fields', () => {
     const { partners, partnersPerRound, ...rest } = input();
-    expect(problem(() => parseManifest({ ...rest, schemaVersion: 1, participants: partners, clientsPerRound: partnersPerRound }))).toMatch(/MANIFEST_INVALID: job manifest: schemaVersion/);
+    expect(thrown(() => parseManifest({ ...rest, schemaVersion: 1, participants: partners, clientsPerRound: partnersPerRound }))).toMatch(/MANIFEST_INVALID: job manifest: schemaVersion/);
   });
 
   it('is signed by its owner; any change breaks the signature', () => {
     const m = parseManifest(input());
     const signed = signManifest(m, owner);
     expect(verifySignedManifest(signed)).toEqual(m);
-    expect(problem(() => verifySignedManifest({ ...signed, manifest: { ...m, quorum: 1 } }))).toMatch(/MANIFEST_SIGNATURE/);
-    expect(problem(() => verifySignedManifest(signManifest(m, ids[0])))).toMatch(/MANIFEST_SIGNATURE/);
+    expect(thrown(() => verifySignedManifest({ ...signed, manifest: { ...m, quorum: 1 } }))).toMatch(/MANIFEST_SIGNATURE/);
+    expect(thrown(() => verifySignedManifest(signManifest(m, ids[0])))).toMatch(/MANIFEST_SIGNATURE/);
   });
 
   it('binds an officer approval to the job id and the exact manifest', () => {

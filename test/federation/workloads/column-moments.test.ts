@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runJobOwner } from '../../../owner/node.ts';
-import { runPartnerNode } from '../../../partner/node.ts';
-import { publicIdentity } from '../../../src/crypto/identity.ts';
+import { runPartnerNode, type PartnerNodeOptions } from '../../../partner/node.ts';
+import { publicIdentity, type Identity } from '../../../src/crypto/identity.ts';
 import { concatDatasets, type Dataset } from '../../../src/data/encode.ts';
 import type { DatasetSchema } from '../../../src/data/schema.ts';
 import { jobPreset } from '../../../src/federation/job-presets.ts';
-import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest } from '../../../src/federation/manifest.ts';
+import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, type JobManifest } from '../../../src/federation/manifest.ts';
 import { simulate } from '../../../src/federation/simulate.ts';
 import { builtinWorkloads } from '../../../src/federation/workloads/index.ts';
 import { composedEpsilon } from '../../../src/privacy/accountant.ts';
@@ -54,6 +54,11 @@ const job = (jobId: string, o: { epsilon: number | null; encryption?: { scheme: 
   workload: { kind: 'column-moments', params },
 });
 
+/** A real partner node for `p` in this test's job. */
+function node(manifest: JobManifest, identity: Identity, p: PartnerData, o: Pick<PartnerNodeOptions, 'stateDir' | 'budget' | 'ledgerPath' | 'signal' | 'workloads'>) {
+  return runPartnerNode({ coordinatorUrl: coord.url, identity, jobId: manifest.jobId, train: p.train, test: p.test, schemaHash: manifest.dataset.schemaHash, reviewJob: () => [], log: silentLog, pollMs: TEST_POLL_MS, ...o });
+}
+
 beforeAll(async () => {
   ({ schema, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 400 }));
   pooled = exactMoments(concatDatasets(parts.map((p) => p.train)));
@@ -91,10 +96,10 @@ describe('a second workload through simulate(): federated mean and variance of a
   });
 });
 
-describe('a second workload through the real coordinator, partner nodes and owner node over HTTP', () => {
-  let coord: TestCoordinator;
-  let dir: string;
+let coord: TestCoordinator;
+let dir: string;
 
+describe('a second workload through the real coordinator, partner nodes and owner node over HTTP', () => {
   beforeAll(async () => {
     coord = await startTestCoordinator({ workloads });
     dir = mkdtempSync(join(tmpdir(), 'fedmark-moments-'));
@@ -122,22 +127,7 @@ describe('a second workload through the real coordinator, partner nodes and owne
     try {
       const nodes = parts.map((p, i) => {
         const policy = parsePolicy({ partner: p.name, datasetId: `${p.name}-customers`, maxEpsilonPerJob: 2, lifetimeEpsilon: 5, maxDelta: 1e-5, allowedColumns: manifest.dataset.columns, allowedPurposes: [manifest.purpose] });
-        return runPartnerNode({
-          coordinatorUrl: coord.url,
-          identity: ids[i],
-          jobId: manifest.jobId,
-          train: p.train,
-          test: p.test,
-          schemaHash: manifest.dataset.schemaHash,
-          stateDir: join(dir, p.name),
-          reviewJob: () => [],
-          budget: new PolicyBudgetGuard(policy, stores[i]),
-          ledgerPath: ledgers[i],
-          log: silentLog,
-          pollMs: TEST_POLL_MS,
-          signal: abort.signal,
-          workloads,
-        });
+        return node(manifest, ids[i], p, { stateDir: join(dir, p.name), budget: new PolicyBudgetGuard(policy, stores[i]), ledgerPath: ledgers[i], signal: abort.signal, workloads });
       });
       const ownerRun = runJobOwner<Moments, Moments>({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal, workloads });
       const [result, ...nodeResults] = await Promise.all([ownerRun, ...nodes]);
@@ -179,24 +169,8 @@ describe('a second workload through the real coordinator, partner nodes and owne
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error('refusal job did not finish in time')), 60_000);
     try {
-      const nodes = parts.map((p, i) =>
-        runPartnerNode({
-          coordinatorUrl: coord.url,
-          identity: ids[i],
-          jobId: manifest.jobId,
-          train: p.train,
-          test: p.test,
-          schemaHash: manifest.dataset.schemaHash,
-          stateDir: join(dir, `refusal-${p.name}`),
-          reviewJob: () => [],
-          budget: undefined,
-          log: silentLog,
-          pollMs: TEST_POLL_MS,
-          signal: abort.signal,
-          // The first partner's build runs only the built-in workloads.
-          workloads: i === 0 ? builtinWorkloads : workloads,
-        }),
-      );
+      // The first partner's build runs only the built-in workloads.
+      const nodes = parts.map((p, i) => node(manifest, ids[i], p, { stateDir: join(dir, `refusal-${p.name}`), budget: undefined, signal: abort.signal, workloads: i === 0 ? builtinWorkloads : workloads }));
       const owned = runJobOwner<Moments, Moments>({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal, workloads });
       const [result, ...nodeResults] = await Promise.all([owned, ...nodes]);
       expect(nodeResults[0]).toMatchObject({ state: 'refused', reason: 'this node does not run workload "column-moments"' });
