@@ -13,20 +13,17 @@
 import { FedmarkError } from '../errors.ts';
 import type { Cells } from './cells.ts';
 import { FLAG_CLIPPED, FLAG_IMPUTED, TruthValues, compileColumns, type CompiledColumn } from './columns.ts';
-import { DEFAULT_MAX_BAD_ROWS, type BadRowLimit, type Dataset, type DatasetStats, type EncodeOptions, type RowIssue } from './dataset.ts';
+import {
+  DEFAULT_MAX_BAD_ROWS,
+  type BadRowLimit, type Dataset, type DatasetStats, type EncodeOptions, type RowIssue } from './dataset.ts';
 import { featureNames, type DatasetSchema } from './schema.ts';
-import { shorten } from './csv.ts';
+import { allowedBadRows, checkLimit, describeLimit, formatIssueAt } from './bad-rows.ts';
 
 /** Where rows come from, for messages: a name, and how to point at one row. */
 export interface RowLocator {
   readonly name: string;
   /** "customers.csv:12", "customers.parquet row 12". */
   at(line: number): string;
-}
-
-/** `file:line: column "c": message (value "v")`, with `at` from the source's locator. */
-export function formatIssueAt(at: string, issue: RowIssue): string {
-  return `${at}: column "${issue.column}": ${issue.message} (value "${shorten(issue.value)}")`;
 }
 
 /** What a source feeds while it reads. */
@@ -39,22 +36,6 @@ export interface RowSink {
 }
 
 const MIN_CAPACITY = 1024;
-
-function checkLimit(limit: BadRowLimit): BadRowLimit {
-  const ok =
-    typeof limit === 'number'
-      ? limit === Infinity || (Number.isInteger(limit) && limit >= 0)
-      : limit.fraction >= 0 && limit.fraction <= 1;
-  if (!ok) {
-    throw new FedmarkError('DATA_BAD_LIMIT', `maxBadRows must be a non-negative integer, Infinity or { fraction } in [0, 1], got ${JSON.stringify(limit)}`);
-  }
-  return limit;
-}
-
-export function describeLimit(limit: BadRowLimit): string {
-  if (typeof limit === 'number') return limit === Infinity ? 'no limit' : `${limit} row${limit === 1 ? '' : 's'}`;
-  return `${+(limit.fraction * 100).toPrecision(6)}% of the rows`;
-}
 
 export class DatasetBuilder implements RowSink {
   private readonly cols: CompiledColumn[];
@@ -161,9 +142,7 @@ export class DatasetBuilder implements RowSink {
     this.stats.badRowCount++;
     if (this.stats.badRows.length < this.maxReported) this.stats.badRows.push(issue);
     // Fail as soon as the outcome is certain, not after reading ten million rows.
-    const limit = this.limit;
-    const allowed = typeof limit === 'number' ? limit : limit.fraction * this.expectedRows;
-    if (this.stats.badRowCount > allowed) this.tooManyBadRows();
+    if (this.stats.badRowCount > allowedBadRows(this.limit, this.expectedRows)) this.tooManyBadRows();
   }
 
   structural(issue: RowIssue): void {
@@ -235,8 +214,7 @@ export class DatasetBuilder implements RowSink {
    */
   finish(requireRows = false): Dataset {
     const { stats } = this;
-    const limit = this.limit;
-    if (typeof limit !== 'number' && stats.badRowCount > limit.fraction * stats.rowsRead) this.tooManyBadRows();
+    if (stats.badRowCount > allowedBadRows(this.limit, stats.rowsRead)) this.tooManyBadRows();
     if (requireRows && stats.rowsRead === 0) {
       throw new FedmarkError('DATA_NO_ROWS', `${this.where.name}: no data rows`, { file: this.where.name });
     }

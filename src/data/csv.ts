@@ -212,8 +212,9 @@ export function matchHeader(header: string[], schema: DatasetSchema, file = 'dat
 /**
  * Maps a source's column names (a CSV header, a Parquet file's or a query's columns) to schema
  * columns: `map[i]` is the position of schema column i. `where` and `what` name the source in errors.
+ * `allowUndeclared` is for database tables, whose other columns are simply not selected.
  */
-export function matchColumns(columns: string[], schema: DatasetSchema, where: string, what: string): Int32Array {
+export function matchColumns(columns: string[], schema: DatasetSchema, where: string, what: string, allowUndeclared = false): Int32Array {
   const names = columns.map((h) => h.trim());
   const seen = new Map<string, number>();
   const dup: string[] = [];
@@ -222,7 +223,7 @@ export function matchColumns(columns: string[], schema: DatasetSchema, where: st
     throw new FedmarkError('DATA_HEADER_MISMATCH', `${where}: ${what} repeats column(s) ${dup.map((d) => `"${d}"`).join(', ')}`);
   }
   const declared = new Set(schema.columns.map((c) => c.name));
-  const undeclared = names.filter((n) => !declared.has(n));
+  const undeclared = allowUndeclared ? [] : names.filter((n) => !declared.has(n));
   const missing = schema.columns.filter((c) => !seen.has(c.name));
   if (undeclared.length || missing.length) {
     const parts: string[] = [];
