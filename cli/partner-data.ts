@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { FedmarkError } from '../src/errors.ts';
 import { loadDataset, subsetDataset, type BadRowLimit, type Dataset } from '../src/data/encode.ts';
 import { loadSource } from '../src/data/load.ts';
 import { badRowSummary } from '../src/data/bad-rows.ts';
@@ -39,7 +40,12 @@ export async function loadPartnerData(
   }
   const summary = options.terminal ? badRowSummary(source.name, source.at, all.stats) : null;
   if (summary) process.stderr.write(`${summary}\n`);
-  return { all, ...splitPartnerData(all, holdout, seed) };
+  try {
+    return { all, ...splitPartnerData(all, holdout, seed) };
+  } catch (err) {
+    if (err instanceof FedmarkError) throw new FedmarkError(err.code, `${source.name}: ${err.message}`, err.details);
+    throw err;
+  }
 }
 
 export function splitPartnerData(all: Dataset, holdout: number, seed: number): { train: Dataset; test: Dataset } {

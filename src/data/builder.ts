@@ -203,7 +203,7 @@ export class DatasetBuilder implements RowSink {
     const share = rowsRead > 0 ? ` (${+((100 * badRowCount) / rowsRead).toPrecision(3)}% of ${rowsRead} rows read so far)` : '';
     throw new FedmarkError(
       'DATA_TOO_MANY_BAD_ROWS',
-      `${this.where.name}: ${badRowCount} bad rows${share}, more than the limit of ${describeLimit(this.limit)} (maxBadRows / --max-bad-rows); first ones:\n${shown.join('\n')}`,
+      `${this.where.name}: ${badRowCount} bad row${badRowCount === 1 ? '' : 's'}${share}, more than the limit of ${describeLimit(this.limit)} (maxBadRows / --max-bad-rows); first ones:\n${shown.join('\n')}`,
       { file: this.where.name, badRowCount, rowsRead },
     );
   }

@@ -69,11 +69,13 @@ export class CsvTokenizer {
   }
 
   private lastInQuote = false;
+  private recordStart = 0;
 
   /** One record starting at p: returns the position after it, or −1 when it is not complete in the range. */
   private record(buf: Buffer, p: number, to: number, final: boolean, sink: RecordSink): number {
     const delim = this.delimiter;
     const line = this.line;
+    this.recordStart = p;
     let newlines = 0;
     let k = 0;
     for (;;) {
@@ -191,6 +193,7 @@ export class CsvTokenizer {
   }
 
   private emit(buf: Buffer, count: number, line: number, newlines: number, next: number, sink: RecordSink): number {
+    if (next - this.recordStart > MAX_RECORD_BYTES) this.fail(line, 'long');
     this.line = line + 1 + newlines;
     for (let k = 0; k < count; k++) if (this.escaped[k]) this.ends[k] = unescapeInPlace(buf, this.starts[k], this.ends[k]);
     if (!(count === 1 && isBlank(buf, this.starts[0], this.ends[0]))) sink(buf, this.starts, this.ends, count, line);

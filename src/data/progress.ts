@@ -26,7 +26,8 @@ export interface TerminalProgressOptions {
 const MB = 1024 * 1024;
 
 function amount(done: number, unit: LoadProgress['unit']): string {
-  return unit === 'bytes' ? `${(done / MB).toFixed(0)} MiB` : `${done.toLocaleString('en-US')} rows`;
+  if (unit === 'rows') return `${done.toLocaleString('en-US')} rows`;
+  return done < MB ? `${(done / 1024).toFixed(0)} KiB` : `${(done / MB).toFixed(0)} MiB`;
 }
 
 export function terminalProgress(options: TerminalProgressOptions = {}): ProgressReporter {

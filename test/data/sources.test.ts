@@ -131,7 +131,7 @@ describe('Parquet errors are the CSV errors', () => {
     expect(strict.message).toBe(`${p} row 3: column "x": blank value in a numeric column (missing policy is "error") (value "")`);
     const limit = await rejection(loadSource(parquetSource(p), small));
     expect(limit.code).toBe('DATA_TOO_MANY_BAD_ROWS');
-    expect(limit.message).toContain(`${p}: 1 bad rows`);
+    expect(limit.message).toContain(`${p}: 1 bad row (`);
   });
 
   it('names files that are not Parquet, missing, empty, or hold no rows', async () => {
