@@ -142,7 +142,7 @@ export class DatasetBuilder implements RowSink {
     this.stats.badRowCount++;
     if (this.stats.badRows.length < this.maxReported) this.stats.badRows.push(issue);
     // Fail as soon as the outcome is certain, not after reading ten million rows.
-    if (this.stats.badRowCount > allowedBadRows(this.limit, this.expectedRows)) this.tooManyBadRows();
+    if (this.stats.badRowCount > allowedBadRows(this.limit, this.expectedRows)) this.tooManyBadRows(this.expectedRows);
   }
 
   structural(issue: RowIssue): void {
@@ -197,13 +197,17 @@ export class DatasetBuilder implements RowSink {
     this.n = n + 1;
   }
 
-  private tooManyBadRows(): never {
+  /** `rows`: the rows the limit applies to (all rows read, or an upper bound on them when failing early). */
+  private tooManyBadRows(rows: number): never {
     const { badRowCount, rowsRead, badRows } = this.stats;
     const shown = badRows.slice(0, 5).map((b) => `  ${formatIssueAt(this.where.at(b.line), b)}`);
-    const share = rowsRead > 0 ? ` (${+((100 * badRowCount) / rowsRead).toPrecision(3)}% of ${rowsRead} rows read so far)` : '';
+    const share = rowsRead > 0 ? ` (${+((100 * badRowCount) / rowsRead).toPrecision(3)}% of ${rowsRead} rows read${rows > rowsRead ? ' so far' : ''})` : '';
+    const limit = this.limit;
+    const allowance =
+      typeof limit === 'number' ? '' : ` (${Math.floor(allowedBadRows(limit, rows))} of ${rows > rowsRead ? `at most ${rows}` : rows} rows)`;
     throw new FedmarkError(
       'DATA_TOO_MANY_BAD_ROWS',
-      `${this.where.name}: ${badRowCount} bad row${badRowCount === 1 ? '' : 's'}${share}, more than the limit of ${describeLimit(this.limit)} (maxBadRows / --max-bad-rows); first ones:\n${shown.join('\n')}`,
+      `${this.where.name}: ${badRowCount} bad row${badRowCount === 1 ? '' : 's'}${share}, more than the limit of ${describeLimit(limit)}${allowance} (maxBadRows / --max-bad-rows); first ones:\n${shown.join('\n')}`,
       { file: this.where.name, badRowCount, rowsRead },
     );
   }
@@ -214,7 +218,7 @@ export class DatasetBuilder implements RowSink {
    */
   finish(requireRows = false): Dataset {
     const { stats } = this;
-    if (stats.badRowCount > allowedBadRows(this.limit, stats.rowsRead)) this.tooManyBadRows();
+    if (stats.badRowCount > allowedBadRows(this.limit, stats.rowsRead)) this.tooManyBadRows(stats.rowsRead);
     if (requireRows && stats.rowsRead === 0) {
       throw new FedmarkError('DATA_NO_ROWS', `${this.where.name}: no data rows`, { file: this.where.name });
     }
