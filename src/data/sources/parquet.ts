@@ -95,6 +95,7 @@ export function parquetSource(path: string): DataSource {
       const total = opened.reduce((a, o) => a + Number(o.metadata.num_rows), 0);
       sink.expect(total);
       const read = schema.columns.filter((c) => c.role !== 'ignore').map((c) => c.name);
+      const slots = read.map((name) => schema.columns.findIndex((c) => c.name === name));
       const width = schema.columns.length;
       const row = new Array<unknown>(width);
       const cells = new ValueCells(Int32Array.from(schema.columns, (_, i) => i));
@@ -121,7 +122,6 @@ export function parquetSource(path: string): DataSource {
           } catch (err) {
             throw new FedmarkError('DATA_PARQUET_INVALID', `${file}: cannot decode rows ${rowStart + 1}–${rowEnd} (${(err as Error).message})`);
           }
-          const slots = read.map((name) => schema.columns.findIndex((c) => c.name === name));
           const count = rowEnd - rowStart;
           for (let r = 0; r < count; r++) {
             for (let k = 0; k < slots.length; k++) row[slots[k]] = data[k][r];
