@@ -224,7 +224,11 @@ export class ValueCells implements Cells {
 
   blank(i: number): boolean {
     const v = this.value(i);
-    return v === null || v === undefined || (typeof v === 'string' && v.trim() === '');
+    if (v === null || v === undefined) return true;
+    if (typeof v !== 'string') return false;
+    // No character in (32, 0x1680) other than U+00A0 is whitespace to trim(): most cells stop here.
+    const c = v.charCodeAt(0);
+    return v.length === 0 || ((c <= 32 || c === 160 || c >= 0x1680) && v.trim() === '');
   }
 
   number(i: number): number {
@@ -236,7 +240,13 @@ export class ValueCells implements Cells {
   }
 
   lookup(i: number, vocabulary: Vocabulary): number {
-    return vocabulary.index.get(this.text(i)) ?? -1;
+    const v = this.value(i);
+    if (typeof v === 'string') {
+      // Declared values have no outer whitespace, so an exact hit is the trimmed hit.
+      const hit = vocabulary.index.get(v);
+      if (hit !== undefined) return hit;
+    }
+    return vocabulary.index.get(valueText(v)) ?? -1;
   }
 
   bool(i: number): number {
