@@ -63,6 +63,8 @@ export interface AttackWorld {
   proxy: LyingProxy;
   fixture: ChaosFixture;
   owner: Identity;
+  /** Key id of the real coordinator's signing identity (partners pin it). */
+  coordinatorKeyId: string;
   partners: ChaosPartner[];
   keyIdOf(i: number): string;
   /** A partner's rows exactly as its node splits them (training rows, hold-out rows, customer ids). */
@@ -82,6 +84,7 @@ export async function startWorld(o: { name: string; partners?: number; rowsPerPa
     const fixture = await prepareFixture(dir, { partners: o.partners ?? 2, rowsPerPartner: o.rowsPerPartner ?? 300, seed: o.seed ?? 5 });
     coordinator = await startTestCoordinator({ logLevel: 'warn' });
     proxy = await LyingProxy.start(coordinator.url);
+    const coordinatorKeyId = (await new CoordinatorClient(coordinator.url, fixture.owner).coordinatorIdentity()).keyId;
     const data = new Map<number, Promise<{ all: Dataset; train: Dataset; test: Dataset }>>();
     const world: AttackWorld = {
       dir,
@@ -89,6 +92,7 @@ export async function startWorld(o: { name: string; partners?: number; rowsPerPa
       proxy,
       fixture,
       owner: fixture.owner,
+      coordinatorKeyId,
       partners: fixture.partners,
       keyIdOf: (i) => publicIdentity(fixture.partners[i].identity).keyId,
       partnerData: (i) => {
@@ -178,7 +182,10 @@ export async function registerJob(url: string, signed: SignedManifest, owner: Id
 // The partner's policy and node
 
 export interface PolicyOptions {
-  /** Policy fields beyond today's schema (issue 11 item 3): written only if this build's policy schema knows them. */
+  /**
+   * Policy fields beyond today's schema (issue 11 item 3), written only if this build's policy schema
+   * knows them. Default: `trustedOwnerKeyIds` = [the world's owner], as a careful partner sets it.
+   */
   extra?: Record<string, unknown>;
   allowedPurposes?: string[];
   allowedColumns?: string[];
@@ -214,7 +221,7 @@ export function writePolicy(world: AttackWorld, i: number, manifest: Pick<JobMan
     ...(o.allowNonPrivateJobs !== undefined ? { allowNonPrivateJobs: o.allowNonPrivateJobs } : {}),
   };
   const policy = { ...base };
-  for (const [k, v] of Object.entries(o.extra ?? {})) {
+  for (const [k, v] of Object.entries(o.extra ?? { trustedOwnerKeyIds: [publicIdentity(world.owner).keyId] })) {
     try {
       parsePolicy({ ...base, [k]: v });
       policy[k] = v;
@@ -254,7 +261,11 @@ export interface PartnerOptions {
   /** Default: the proxy. */
   url?: string;
   stateDir?: string;
-  /** Flags beyond today's CLI (issue 11 item 3): passed only if this build's partner command knows them. */
+  /**
+   * Flags beyond today's CLI (issue 11 item 3), passed only if this build's partner command knows
+   * them. Default: `--owner-key-id` and `--coordinator-key-id` pinned to the world's real owner and
+   * coordinator, as a careful partner starts its node.
+   */
   flags?: Record<string, string>;
   /** Customer ids whose consent was withdrawn (the node re-reads the file before every round). */
   withdrawnFile?: string;
@@ -263,7 +274,7 @@ export interface PartnerOptions {
 /** Starts partner i's real node: `fedmark client` as its own OS process. */
 export async function startPartner(world: AttackWorld, i: number, o: PartnerOptions): Promise<PartnerNode> {
   const p = world.partners[i];
-  const stateDir = o.stateDir ?? join(world.dir, 'state', p.name);
+  const stateDir = o.stateDir ?? join(world.dir, 'state', o.jobId, p.name);
   mkdirSync(stateDir, { recursive: true });
   const args = [
     PARTNER_COMMAND,
@@ -280,7 +291,8 @@ export async function startPartner(world: AttackWorld, i: number, o: PartnerOpti
     '--log-level', 'info',
   ];
   if (o.withdrawnFile) args.push('--withdrawn', o.withdrawnFile);
-  for (const [flag, value] of Object.entries(o.flags ?? {})) {
+  const flags = o.flags ?? { '--owner-key-id': publicIdentity(world.owner).keyId, '--coordinator-key-id': world.coordinatorKeyId };
+  for (const [flag, value] of Object.entries(flags)) {
     if (await partnerSupportsFlag(flag)) args.push(flag, value);
     else note(`this build's \`fedmark ${PARTNER_COMMAND}\` has no ${flag}: the partner runs without it`);
   }
@@ -388,15 +400,15 @@ export interface Upload {
 }
 
 /** Every update upload the proxy saw (optionally from one partner only), in order. */
-export function uploads(world: AttackWorld, keyId?: string): Upload[] {
-  return world.proxy
+export function uploads(world: AttackWorld, keyId?: string, proxy: LyingProxy = world.proxy): Upload[] {
+  return proxy
     .requests({ method: 'PUT', path: /^\/v1\/jobs\/[^/]+\/rounds\/\d+\/submission$/, keyId })
     .map((x) => ({ round: Number(/rounds\/(\d+)\//.exec(x.request.path)![1]), keyId: x.request.headers['x-fedmark-key'], body: x.request.body, exchange: x }));
 }
 
-/** The acceptance answers a partner sent (`accepted` true or false), in order. */
-export function acceptances(world: AttackWorld, keyId: string, jobId?: string): boolean[] {
-  return world.proxy
+/** The acceptance answers a partner sent (`accepted` true or false) through `proxy`, in order. */
+export function acceptances(world: AttackWorld, keyId: string, jobId?: string, proxy: LyingProxy = world.proxy): boolean[] {
+  return proxy
     .requests({ method: 'POST', path: /^\/v1\/jobs\/[^/]+\/acceptance$/, keyId })
     .filter((x) => !jobId || x.request.path.startsWith(`/v1/jobs/${jobId}/`))
     .map((x) => (JSON.parse(x.request.body.toString('utf8')) as { accepted: boolean }).accepted);
@@ -499,4 +511,43 @@ export class CuriousPartner {
     this.runtime.dispose();
     this.scheme.dispose();
   }
+}
+
+/** The parts of an update envelope, in order after its metadata. */
+export function uploadParts(body: Uint8Array): Record<string, Buffer> {
+  const b = Buffer.from(body);
+  const meta = uploadMeta(b);
+  let offset = 9 + b.readUInt32BE(5);
+  const out: Record<string, Buffer> = {};
+  for (const p of meta.parts) {
+    out[p.name] = b.subarray(offset, offset + p.bytes);
+    offset += p.bytes;
+  }
+  return out;
+}
+
+/** A `plain-insecure` vector ("FMPL", u32 BE count, float64 LE values): what anyone on the path reads. */
+export function readPlaintextVector(blob: Buffer): Float64Array | null {
+  if (blob.length < 8 || blob.readUInt32BE(0) !== 0x464d504c) return null;
+  const n = blob.readUInt32BE(4);
+  return Float64Array.from({ length: n }, (_, i) => blob.readDoubleLE(8 + 8 * i));
+}
+
+/**
+ * Watches a partner node's answer to a job: resolves as soon as it accepts (the node is then killed
+ * unless `keepRunning`) or exits. `uploaded` counts its update uploads so far.
+ */
+export async function verdictOf(
+  world: AttackWorld,
+  node: PartnerNode,
+  jobId: string,
+  o: { proxy?: LyingProxy; timeoutMs?: number; keepRunning?: boolean } = {},
+): Promise<{ accepted: boolean; answers: boolean[]; uploaded: number; exit: { code: number | null; tail: string[] } | null }> {
+  const proxy = o.proxy ?? world.proxy;
+  const answers = () => acceptances(world, node.keyId, jobId, proxy);
+  await waitFor(() => answers().includes(true) || !node.proc.running, `${node.proc.name} to accept or exit`, o.timeoutMs ?? 45_000);
+  const accepted = answers().includes(true);
+  if (accepted && !o.keepRunning) await node.kill();
+  const exit = node.proc.exits.at(-1) ?? null;
+  return { accepted, answers: answers(), uploaded: uploads(world, node.keyId, proxy).length, exit: exit && { code: exit.code, tail: exit.tail } };
 }
