@@ -513,14 +513,15 @@ export class CuriousPartner {
   }
 }
 
-/** The parts of an update envelope, in order after its metadata. */
+/** The parts of an update envelope, in order after its metadata (copies, on aligned buffers). */
 export function uploadParts(body: Uint8Array): Record<string, Buffer> {
   const b = Buffer.from(body);
   const meta = uploadMeta(b);
   let offset = 9 + b.readUInt32BE(5);
   const out: Record<string, Buffer> = {};
   for (const p of meta.parts) {
-    out[p.name] = b.subarray(offset, offset + p.bytes);
+    out[p.name] = Buffer.alloc(p.bytes); // never from the shared pool: offset 0, aligned
+    b.copy(out[p.name], 0, offset, offset + p.bytes);
     offset += p.bytes;
   }
   return out;
