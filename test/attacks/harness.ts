@@ -346,23 +346,38 @@ export interface RecordedCharge {
   attempt: number;
   /** What the charge bought (`update`, `weight`, `evaluation`, …) when the record says. */
   label: string | null;
+  /** Whose charge it is, when the record says (coordinator ledgers record every partner's). */
+  partner: string | null;
+  /** The DP event: sampling rate q, noise multiplier σ, steps. */
+  event: { samplingRate: number; noiseMultiplier: number; steps: number };
+  delta: number | null;
 }
 
+type Ctx = { round?: number; attempt?: number; label?: string; partner?: string };
+
 /** Every object nested in `value` that records a DP event (it names a noise multiplier). */
-function dpRecords(value: unknown, inherited: { round?: number; attempt?: number; label?: string } = {}): (Record<string, unknown> & { _ctx: typeof inherited })[] {
+function dpRecords(value: unknown, inherited: Ctx = {}): (Record<string, unknown> & { _ctx: Ctx })[] {
   if (Array.isArray(value)) return value.flatMap((v) => dpRecords(v, inherited));
   if (!value || typeof value !== 'object') return [];
   const o = value as Record<string, unknown>;
-  const ctx = {
+  const ctx: Ctx = {
     round: typeof o.round === 'number' ? o.round : inherited.round,
     attempt: typeof o.attempt === 'number' ? o.attempt : inherited.attempt,
     label: typeof o.label === 'string' ? o.label : inherited.label,
+    partner: typeof o.partner === 'string' ? o.partner : inherited.partner,
   };
   const own = typeof o.noiseMultiplier === 'number' ? [{ ...o, _ctx: ctx }] : [];
   return [...own, ...Object.values(o).flatMap((v) => dpRecords(v, ctx))];
 }
 
-const toCharge = (r: { _ctx: { round?: number; attempt?: number; label?: string } }): RecordedCharge => ({ round: r._ctx.round ?? -1, attempt: r._ctx.attempt ?? 0, label: r._ctx.label ?? null });
+const toCharge = (r: Record<string, unknown> & { _ctx: Ctx }): RecordedCharge => ({
+  round: r._ctx.round ?? -1,
+  attempt: r._ctx.attempt ?? 0,
+  label: r._ctx.label ?? null,
+  partner: r._ctx.partner ?? null,
+  event: { samplingRate: Number(r.samplingRate), noiseMultiplier: Number(r.noiseMultiplier), steps: Number(r.steps) },
+  delta: typeof r.delta === 'number' ? r.delta : null,
+});
 
 /** The charges a partner's budget file records for a job (today: `jobs[jobId].charges`). */
 export function budgetCharges(budgetPath: string, jobId: string): RecordedCharge[] {
@@ -371,12 +386,16 @@ export function budgetCharges(budgetPath: string, jobId: string): RecordedCharge
   return dpRecords(doc.jobs?.[jobId] ?? {}).map(toCharge);
 }
 
-/** The DP releases a partner's own ledger records for a job: every entry of the job that carries DP parameters. */
-export function ledgerCharges(ledgerPath: string, jobId: string): RecordedCharge[] {
+/**
+ * The DP releases a ledger records for a job: every DP event, with a round, in an entry of the job
+ * other than its manifest (optionally one partner's only).
+ */
+export function ledgerCharges(ledgerPath: string, jobId: string, partner?: string): RecordedCharge[] {
   return readLedgerLines(ledgerPath)
-    .filter((e) => e.payload.jobId === jobId)
+    .filter((e) => e.payload.jobId === jobId && e.type !== 'job.manifest')
     .flatMap((e) => dpRecords(e.payload))
-    .map(toCharge);
+    .map(toCharge)
+    .filter((c) => c.round >= 0 && (!partner || c.partner === null || c.partner === partner));
 }
 
 /** Distinct (round, attempt) pairs of a list of charges: one per release. */
