@@ -15,10 +15,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineJob, jobLedgerPath, readLedgerLines, startOwner, startPartner, startWorld, writePolicy, type AttackWorld } from './harness.ts';
 
-export const MIN_QUANTUM = 2 ** -20;
+const MIN_QUANTUM = 2 ** -20;
 
 /** The coarsest quantum q = 2^-k (k ≤ 40) or 10^-k (k ≤ 12) of which every value is an exact multiple; null if none. */
-export function coarsestGrid(values: number[]): number | null {
+function coarsestGrid(values: number[]): number | null {
   let binary: number | null = null;
   for (let k = 0; k <= 40 && binary === null; k++) if (values.every((x) => Number.isInteger(x * 2 ** k))) binary = 2 ** -k;
   let decimal: number | null = null;
