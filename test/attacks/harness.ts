@@ -36,20 +36,27 @@ export { HOLDOUT, SPLIT_SEED, CLI_MAIN };
 
 /** The partner node's CLI command (ROUND2: `fedmark partner`, with `client` kept as an alias). */
 export const PARTNER_COMMAND = 'client';
-/** How often every node in these tests polls; short, so that attacks play out in seconds. */
-export const POLL_MS = 100;
+/**
+ * How often every node in these tests polls: short, so that attacks play out in seconds, but each
+ * poll costs an Ed25519 signature and its verification (tens of ms of CPU on a busy machine), and a
+ * test runs several nodes at once.
+ */
+export const POLL_MS = 200;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const exec = promisify(execFile);
 
-/** Polls `pred` every 50 ms until it returns a truthy value; fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(pred: () => T | Promise<T>, what: string, timeoutMs = 30_000): Promise<NonNullable<T>> {
+/**
+ * Polls `pred` until it returns a truthy value; fails naming `what` after `timeoutMs`. Local checks
+ * (the proxy's records, files) are cheap; pass `everyMs: POLL_MS` when `pred` asks the coordinator.
+ */
+export async function waitFor<T>(pred: () => T | Promise<T>, what: string, timeoutMs = 30_000, everyMs = 50): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await pred();
     if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
+    await sleep(everyMs);
   }
 }
 
@@ -457,7 +464,7 @@ export function uploadMeta(body: Uint8Array): { jobId: string; round: number; at
 /** The attested acceptance a partner node sends (the coordinator records it only with the partner's signature). */
 async function acceptAs(url: string, identity: Identity, jobId: string): Promise<{ client: CoordinatorClient; signed: SignedManifest & { ledgerManifestHash: string } }> {
   const client = new CoordinatorClient(url, identity);
-  const signed = await waitFor(() => client.manifest(jobId).catch(() => null), `job ${jobId} to be registered`);
+  const signed = await waitFor(() => client.manifest(jobId).catch(() => null), `job ${jobId} to be registered`, 30_000, POLL_MS);
   const m = signed.manifest;
   const statement = attestPayload(
     { jobId, partner: publicIdentity(identity).keyId, manifestHash: signed.ledgerManifestHash, policy: { maxEpsilon: m.dp?.targetEpsilon ?? 1e9, maxDelta: m.dp?.delta ?? 0.5 } },
@@ -490,7 +497,7 @@ export class CuriousPartner {
     const identity = world.partners[i].identity;
     const { client, signed } = await acceptAs(url, identity, jobId);
     const manifest = signed.manifest;
-    const sealed = await waitFor(() => client.sealedKey(jobId).catch(() => null), 'the sealed job key');
+    const sealed = await waitFor(() => client.sealedKey(jobId).catch(() => null), 'the sealed job key', 30_000, POLL_MS);
     const secretKey = openJobKey(jobId, sealed, Buffer.from(manifest.owner.boxPublicKey, 'base64'), identity);
     const scheme = await openSecureSum(manifest.encryption);
     const d = await world.partnerData(i);

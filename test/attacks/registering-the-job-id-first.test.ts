@@ -9,7 +9,7 @@
  * Every job here is acceptable except for the one property under test, and the last test checks that
  * the same pinned partner accepts the real owner's job, so a node that refuses everything fails it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { WEIGHT_UNIT } from '../../src/federation/strategy.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
@@ -46,7 +46,7 @@ describe.concurrent('attack: registering the job id first', () => {
     await impostor?.close();
   });
 
-  it('an outsider who registers the job id first, naming itself owner, with plain-insecure aggregation and quorum 1, is refused by a partner pinned to its real owner', async () => {
+  it('an outsider who registers the job id first, naming itself owner, with plain-insecure aggregation and quorum 1, is refused by a partner pinned to its real owner', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, {
       jobId: 'squat-headline',
       owner: outsider,
@@ -68,7 +68,7 @@ describe.concurrent('attack: registering the job id first', () => {
     expect(uploads(world, node.keyId).length).toBe(0);
   }, 90_000);
 
-  it("is refused on the policy's trustedOwnerKeyIds alone", async () => {
+  it("is refused on the policy's trustedOwnerKeyIds alone", async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-policy-pin', owner: outsider });
     startOwner(world, signed, { identity: outsider });
     const node = await startPartner(world, 0, {
@@ -81,7 +81,7 @@ describe.concurrent('attack: registering the job id first', () => {
     expect(v.uploaded).toBe(0);
   }, 90_000);
 
-  it('is refused on --owner-key-id alone', async () => {
+  it('is refused on --owner-key-id alone', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-flag-pin', owner: outsider });
     startOwner(world, signed, { identity: outsider });
     const node = await startPartner(world, 0, {
@@ -94,7 +94,7 @@ describe.concurrent('attack: registering the job id first', () => {
     expect(v.uploaded).toBe(0);
   }, 90_000);
 
-  it('plain-insecure aggregation is refused unless the policy sets allowPlaintextAggregation', async () => {
+  it('plain-insecure aggregation is refused unless the policy sets allowPlaintextAggregation', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-plain', overrides: { encryption: { scheme: 'plain-insecure' } } });
     startOwner(world, signed);
     const refusing = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest) });
@@ -107,7 +107,7 @@ describe.concurrent('attack: registering the job id first', () => {
     expect(a.accepted, 'a partner whose policy allows plaintext aggregation refused the job').toBe(true);
   }, 90_000);
 
-  it('a quorum below 2 is refused (minQuorum defaults to 2)', async () => {
+  it('a quorum below 2 is refused (minQuorum defaults to 2)', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-quorum', overrides: { quorum: 1 } });
     startOwner(world, signed);
     const node = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest) });
@@ -115,7 +115,7 @@ describe.concurrent('attack: registering the job id first', () => {
     expect(v.accepted, 'a partner with a default policy accepted a job with quorum 1').toBe(false);
   }, 90_000);
 
-  it("more rounds than the policy's maxRounds are refused", async () => {
+  it("more rounds than the policy's maxRounds are refused", async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-rounds', rounds: 12 });
     startOwner(world, signed);
     const node = await startPartner(world, 0, {
@@ -126,7 +126,7 @@ describe.concurrent('attack: registering the job id first', () => {
     expect(v.accepted, 'a partner whose policy sets maxRounds 5 accepted a 12-round job').toBe(false);
   }, 90_000);
 
-  it('a coordinator whose identity is not the pinned one is refused, even when it claims the pinned identity', async () => {
+  it('a coordinator whose identity is not the pinned one is refused, even when it claims the pinned identity', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-impostor' });
     // The job is registered (by its real owner) at an impostor coordinator, which tells nodes it is the real one.
     const real = await (await fetch(`${world.coordinator.url}/v1/identity`)).json();
@@ -138,7 +138,7 @@ describe.concurrent('attack: registering the job id first', () => {
     expect(v.accepted, `a partner pinned to coordinator ${world.coordinatorKeyId} accepted a job at an impostor coordinator`).toBe(false);
   }, 90_000);
 
-  it("the same pinned partner accepts its real owner's job at its real coordinator (control)", async () => {
+  it("the same pinned partner accepts its real owner's job at its real coordinator (control)", async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-control' });
     startOwner(world, signed);
     const node = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest) });

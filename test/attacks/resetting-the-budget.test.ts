@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { BudgetStore } from '../../src/privacy/budget-store.ts';
 import {
   CuriousPartner,
+  POLL_MS,
   defineJob,
   ledgerCharges,
   readLedgerLines,
@@ -32,7 +33,7 @@ describe.concurrent('attack: resetting the budget by deleting or editing its fil
     await world?.close();
   });
 
-  it('a partner whose budget file was deleted between jobs refuses to start while its ledger holds charges', async () => {
+  it('a partner whose budget file was deleted between jobs refuses to start while its ledger holds charges', async ({ expect }) => {
     const home = join(world.dir, 'home-a');
     const first = defineJob(world, { jobId: 'budget-first', rounds: 1 });
     const policy = writePolicy(world, 0, first.manifest);
@@ -53,14 +54,14 @@ describe.concurrent('attack: resetting the budget by deleting or editing its fil
     expect(v.exit?.code, 'the partner refuses to start').not.toBe(0);
   }, 120_000);
 
-  it('a partner whose budget file was replaced by an empty store mid-job refuses to start again', async () => {
+  it('a partner whose budget file was replaced by an empty store mid-job refuses to start again', async ({ expect }) => {
     const home = join(world.dir, 'home-b');
     const { manifest, signed } = defineJob(world, { jobId: 'budget-midjob', rounds: 2 });
     const policy = writePolicy(world, 0, manifest);
     startOwner(world, signed);
     const a = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: policy, stateDir: home });
     const b = await CuriousPartner.join(world, 1, manifest.jobId);
-    await waitFor(async () => (await b.client.status(manifest.jobId)).roundState === 'open', 'round 1 to open');
+    await waitFor(async () => (await b.client.status(manifest.jobId)).roundState === 'open', 'round 1 to open', 30_000, POLL_MS);
     await b.submit(1, 'train');
     // Round 1 is charged and recorded in A's own ledger; B holds round 2 back by not reporting its model yet.
     await waitFor(() => readLedgerLines(a.ledgerPath).some((e) => e.type === 'partner.round' && e.payload.round === 1), "round 1 in A's ledger");

@@ -77,7 +77,7 @@ describe.concurrent('attack: rewriting the ledger tail', () => {
     await world?.close();
   });
 
-  it('a coordinator that deletes its evaluation and final-model entries, appends its own job.halt and re-signs the head is caught by the audit with both partner ledgers', async () => {
+  it('a coordinator that deletes its evaluation and final-model entries, appends its own job.halt and re-signs the head is caught by the audit with both partner ledgers', async ({ expect }) => {
     const path = copy();
     const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
     const cut = readLedgerLines(path).findIndex((e) => e.type === 'evaluation');
@@ -96,14 +96,14 @@ describe.concurrent('attack: rewriting the ledger tail', () => {
     expect(r.code).toBe(1);
   }, 60_000);
 
-  it('a missing head pointer is an error, not a warning', async () => {
+  it('a missing head pointer is an error, not a warning', async ({ expect }) => {
     const r = await audit([copy(false), '--partner', ...partners.map((p) => p.ledgerPath)]);
     expect(r.result, r.output).not.toBeNull();
     expect(r.result!.ok, `fedmark audit passes a job ledger without its head pointer; findings: ${JSON.stringify(r.result!.findings.map((f) => `${f.severity}:${f.code}`))}`).toBe(false);
     expect(r.code).toBe(1);
   }, 60_000);
 
-  it('a ledger re-signed from genesis under another owner key fails --trusted-owner, and one under another coordinator key fails --trusted-coordinator', async () => {
+  it('a ledger re-signed from genesis under another owner key fails --trusted-owner, and one under another coordinator key fails --trusted-coordinator', async ({ expect }) => {
     const genuine = readLedgerLines(jobLedgerPath(world, jobId))[0].payload as PayloadInput<'job.manifest'>;
     const forge = (owner: Identity, coord: Identity) => {
       const dir = join(world.dir, `forged-${n++}`);
@@ -136,7 +136,7 @@ describe.concurrent('attack: rewriting the ledger tail', () => {
 
   it('a round attempt that failed its quorum still shows its charges in both ledgers, and the audit recomputes ε from them', async ({ expect }) => {
     // Calibrated for 3 rounds, so the budget covers all three attempts of round 1.
-    const { manifest, signed } = defineJob(world, { jobId: 'ledger-failed', rounds: 3, overrides: { roundDeadlineSeconds: 2 } });
+    const { manifest, signed } = defineJob(world, { jobId: 'ledger-failed', rounds: 3, overrides: { roundDeadlineSeconds: 3 } });
     const owner = startOwner(world, signed);
     const a = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest) });
     await acceptOnly(world, 1, manifest.jobId); // accepts, then never submits: every attempt misses the quorum

@@ -3,7 +3,7 @@
  * not the coordinator's unsigned status; and the full policy review (purpose, columns, budget, …) runs
  * before any training, for private and non-private jobs alike.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { jsonResponse, parseJson } from '../helpers/lying-proxy.ts';
 import {
   acceptOnly,
@@ -36,7 +36,7 @@ describe.concurrent('attack: skipping the review', () => {
     await world?.close();
   });
 
-  it('a coordinator that reports the partner as already "accepted" does not get it to train on a job its policy forbids', async () => {
+  it('a coordinator that reports the partner as already "accepted" does not get it to train on a job its policy forbids', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'review-lied', purpose: 'credit-scoring' });
     const victim = world.keyIdOf(0);
     world.proxy.on({ method: 'GET', path: new RegExp(`^/v1/jobs/${manifest.jobId}$`), keyId: victim }, async (_req, ctx) => {
@@ -55,7 +55,7 @@ describe.concurrent('attack: skipping the review', () => {
     expect(o.ledger, 'its own ledger records the refusal').toContain('partner.refusal');
   }, 90_000);
 
-  it('a non-private job with a forbidden purpose and forbidden columns is refused before any training', async () => {
+  it('a non-private job with a forbidden purpose and forbidden columns is refused before any training', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'review-nondp', epsilon: null, purpose: 'credit-scoring' });
     const forbidden = manifest.dataset.columns.slice(0, 2);
     startOwner(world, signed);

@@ -19,6 +19,7 @@ import {
   CuriousPartner,
   defineJob,
   ledgerCharges,
+  POLL_MS,
   startOwner,
   startPartner,
   startWorld,
@@ -69,9 +70,9 @@ describe('attack: subtracting your own contribution', () => {
       await waitFor(async () => {
         const s = await status();
         return s.round === round && s.roundState === 'open';
-      }, `round ${round} to open`);
+      }, `round ${round} to open`, 30_000, POLL_MS);
       const mine = await curious.submit(round, kind);
-      await waitFor(async () => (await status()).closedRounds.includes(round), `round ${round} to close`);
+      await waitFor(async () => (await status()).closedRounds.includes(round), `round ${round} to close`, 30_000, POLL_MS);
       const lengths = Object.fromEntries(uploadMeta(mine).parts.map((p) => [p.name, p.length]));
       if (kind === 'train') {
         const sum = await curious.decryptPublished(round, 'update', lengths.update);
