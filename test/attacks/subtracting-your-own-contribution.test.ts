@@ -2,8 +2,8 @@
  * Issue 11 item 2 — subtracting your own contribution. With two partners, a curious partner holds
  * the job key: it decrypts every published sum and subtracts its own vector, which leaves the other
  * partner's vector. Whatever that vector holds must be noise-protected and charged: the training row
- * count (the aggregation weight rows/10⁴), the hold-out row count, the score histograms, and the
- * change one customer's consent withdrawal makes to them.
+ * count (the aggregation weight rows/10⁴), the hold-out row count, the score histograms with their
+ * Σ log loss and Σ squared error, and the change one customer's consent withdrawal makes to them.
  *
  * The job owner (the attacker's accomplice) defines a small MLP (random initial weights spread the
  * scores over the bins) with a learning rate so small that the model does not move between rounds: the victim then scores the same model twice, with and without the customer
@@ -115,6 +115,13 @@ describe('attack: subtracting your own contribution', () => {
       if (changed.length > 0 && changed.length <= 1 + layout.segments.length && changed.every((d) => near(d, -1, 1e-6))) {
         leaks.push(`consent withdrawal: rounds 1 → 2 differ in exactly ${changed.length} count cell(s), each by −1 (the customer's score bin, label and sensitive groups)`);
       }
+    }
+    // Σ log loss and Σ squared error are released too: with the model frozen, two later rounds over the
+    // same rows repeat them exactly, and round 1 minus round 2 is the withdrawn customer's own loss.
+    const h3 = victimEval.get(3);
+    if (h2 && h3 && near(h2[layout.sums], h3[layout.sums], 1e-6) && near(h2[layout.sums + 1], h3[layout.sums + 1], 1e-6)) {
+      const own = h1 ? ` (round 1 − round 2: the withdrawn customer's log loss ${(h1[layout.sums] - h2[layout.sums]).toFixed(6)})` : '';
+      leaks.push(`Σ log loss / Σ squared error: rounds 2 and 3 repeat to 1e-6 (${h2[layout.sums].toFixed(6)} / ${h2[layout.sums + 1].toFixed(6)})${own}`);
     }
     expect.soft(leaks, 'what the curious partner read exactly').toEqual([]);
 
