@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { sealJobKey } from '../../src/crypto/key-ceremony.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
 import { bytesResponse } from '../helpers/lying-proxy.ts';
-import { defineJob, startOwner, startPartner, startWorld, uploads, waitFor, writePolicy, type AttackWorld } from './harness.ts';
+import { acceptances, defineJob, startOwner, startPartner, startWorld, uploads, waitFor, writePolicy, type AttackWorld } from './harness.ts';
 
 describe('attack: the missing key commitment', () => {
   let world: AttackWorld;
@@ -35,7 +35,8 @@ describe('attack: the missing key commitment', () => {
     const nodes = await Promise.all([0, 1].map((i) => startPartner(world, i, { jobId: manifest.jobId, policyFile: writePolicy(world, i, manifest) })));
     const b = nodes[1];
     await waitFor(() => uploads(world, b.keyId).length > 0 || !b.proc.running, 'B to upload or stop', 45_000);
-    await waitFor(() => uploads(world, nodes[0].keyId).length > 0, 'A (control: its key is the committed one) to upload', 45_000);
+    // Control: A, whose key is the committed one, takes the job (B may refuse before or after accepting).
+    await waitFor(() => acceptances(world, nodes[0].keyId, manifest.jobId).includes(true), 'A to accept', 45_000);
     await Promise.all(nodes.map((n) => n.kill()));
     const sent = uploads(world, b.keyId);
     expect(
