@@ -13,7 +13,7 @@ import { ELEMENT_BYTES } from './group.ts';
 import { psiLedgerEntry, type PsiLedgerEntry } from './ledger.ts';
 import { buildTree, multiproof, rootOf, saltsFromSeed, SALT_BYTES } from './merkle.ts';
 import { bodyHash, signHeader, type FullHeader, type ListHeader, type PsiMessage, type ReceiptHeader, type ResultHeader } from './messages.ts';
-import { keysAppliedOnArrival, partyIndex, ringPrevious, specHash, type PsiSpec } from './spec.ts';
+import { keysAppliedOnArrival, listLengthProblem, partyIndex, ringPrevious, specHash, type PsiSpec } from './spec.ts';
 
 interface FullList {
   header: FullHeader;
@@ -59,9 +59,8 @@ export class PsiCoordinator {
 
   private checkCount(h: ListHeader | FullHeader, what: string): void {
     const { spec } = this;
-    if (h.count > spec.maxSetSize || (spec.padToMax && h.count !== spec.maxSetSize)) {
-      throw new FedmarkError('PSI_SET_TOO_LARGE', `${what}: ${h.count} elements, but the job ${spec.padToMax ? 'pads every list to' : 'caps every list at'} ${spec.maxSetSize}`);
-    }
+    const lengthProblem = listLengthProblem(spec, h.count);
+    if (lengthProblem) throw new FedmarkError('PSI_SET_TOO_LARGE', `${what}: ${lengthProblem}`);
     const prior = this.counts.get(h.origin);
     if (prior !== undefined && prior !== h.count) throw new FedmarkError('PSI_BAD_HOP', `${what}: ${h.count} elements, but this list started the ring with ${prior}`);
     this.counts.set(h.origin, h.count);

@@ -53,21 +53,26 @@ export async function runInMemoryPsi(options: InMemoryPsiOptions): Promise<InMem
       for (const r of routed === null ? [] : Array.isArray(routed) ? routed : [routed]) queue.push(r);
     }
   };
-  for (const p of parties) enqueue(await p.start());
+  // Messages are delivered in waves, each wave's deliveries running concurrently (as independent
+  // nodes would), so one party's main-thread work overlaps another's curve work in the pool.
+  for (const out of await Promise.all(parties.map((p) => p.start()))) enqueue(out);
   // Each party sends m lists, then m receipt rounds: the bound only stops a runaway interceptor.
   const limit = 20 * spec.parties.length * spec.parties.length + 100;
   while (queue.length > 0) {
-    if (++messages > limit) throw new FedmarkError('PSI_TOO_MANY_MESSAGES', `more than ${limit} messages: the run does not terminate`);
-    const m = queue.shift()!;
-    options.onMessage?.(m);
-    bodyBytes += m.body.length;
-    if (m.header.to === coordinator.keyId) {
-      enqueue(coordinator.receive(m));
-    } else {
-      const party = byKey.get(m.header.to);
-      if (!party) throw new FedmarkError('PSI_MISROUTED', `message addressed to unknown key ${m.header.to}`);
-      enqueue(await party.receive(m.header.kind === 'psi.list' ? coordinator.relay(m) : m));
-    }
+    const wave = queue.splice(0, queue.length);
+    messages += wave.length;
+    if (messages > limit) throw new FedmarkError('PSI_TOO_MANY_MESSAGES', `more than ${limit} messages: the run does not terminate`);
+    const outs = await Promise.all(
+      wave.map(async (m) => {
+        options.onMessage?.(m);
+        bodyBytes += m.body.length;
+        if (m.header.to === coordinator.keyId) return coordinator.receive(m);
+        const party = byKey.get(m.header.to);
+        if (!party) throw new FedmarkError('PSI_MISROUTED', `message addressed to unknown key ${m.header.to}`);
+        return party.receive(m.header.kind === 'psi.list' ? coordinator.relay(m) : m);
+      }),
+    );
+    for (const out of outs) enqueue(out);
   }
   const pending = parties.filter((p) => p.state !== 'done');
   if (pending.length > 0) {

@@ -34,7 +34,11 @@ export interface PsiEngine {
 export function freshScalar(): Uint8Array {
   const ecdh = createECDH('prime256v1');
   ecdh.generateKeys();
-  return new Uint8Array(ecdh.getPrivateKey());
+  // OpenSSL returns the scalar without leading zero bytes; the protocol's form is 32 bytes.
+  const k = ecdh.getPrivateKey();
+  const out = new Uint8Array(32);
+  out.set(k, 32 - k.length);
+  return out;
 }
 
 export function badPoint(index: number, reason: string): FedmarkError {

@@ -27,5 +27,5 @@ export {
   type ReceiptHeader,
   type ReceiptsHeader,
 } from './messages.ts';
-export { psiLedgerSchemas, psiLedgerEntry, type PsiLedgerEntry, type PsiLedgerType, type PsiLedgerPayload } from './ledger.ts';
+export { psiLedgerSchemas, psiLedgerEntry, psiJobEntry, type PsiLedgerEntry, type PsiLedgerType, type PsiLedgerPayload } from './ledger.ts';
 export { SUITES, type Suite } from './group.ts';

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { SUITES } from './group.ts';
 import { idRulesSchema } from './normalise.ts';
-import { psiJobIdSchema } from './spec.ts';
+import { hashDomain, psiJobIdSchema, specHash, type PsiSpec } from './spec.ts';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters (SHA-256)');
 const keyId = z.string().regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-character key id');
@@ -93,4 +93,20 @@ export type PsiLedgerEntry = { [T in PsiLedgerType]: { type: T; payload: PsiLedg
 /** Validates a proposed entry as it is produced, so a writer can never emit a malformed one. */
 export function psiLedgerEntry<T extends PsiLedgerType>(type: T, payload: PsiLedgerPayload<T>): PsiLedgerEntry {
   return { type, payload: psiLedgerSchemas[type].parse(payload) } as PsiLedgerEntry;
+}
+
+/** The job ledger's psi.job entry for a spec (written when the job is created). */
+export function psiJobEntry(spec: PsiSpec): PsiLedgerEntry {
+  return psiLedgerEntry('psi.job', {
+    jobId: spec.jobId,
+    specHash: specHash(spec),
+    hashDomain: hashDomain(spec),
+    suite: spec.suite,
+    ring: spec.parties.map((p) => p.keyId),
+    coordinator: spec.coordinator.keyId,
+    idColumn: spec.id.column,
+    idRules: spec.id.rules,
+    maxSetSize: spec.maxSetSize,
+    padToMax: spec.padToMax,
+  });
 }

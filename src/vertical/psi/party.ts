@@ -20,7 +20,7 @@ import { leafHash, saltsFromSeed, buildTree, rootOf, verifyMultiproof, SALT_BYTE
 import { signHeader, type FullHeader, type ListHeader, type PsiMessage, type ReceiptHeader, type ResultHeader } from './messages.ts';
 import { buildElements, rowsOf, type PsiElements } from './normalise.ts';
 import { randomPermutation } from './shuffle.ts';
-import { hashDomain, keysAppliedOnArrival, listLength, partyIndex, ringNext, ringPrevious, specHash, type PsiSpec } from './spec.ts';
+import { hashDomain, keysAppliedOnArrival, listLength, listLengthProblem, partyIndex, ringNext, ringPrevious, specHash, type PsiSpec } from './spec.ts';
 
 export interface PsiPartyOptions {
   spec: PsiSpec;
@@ -58,7 +58,9 @@ export class PsiParty {
   private phase: Phase = 'new';
   /** Position in the sent list → element index, or −1 for a padding dummy. */
   private perm: Int32Array = new Int32Array(0);
-  private readonly hops = new Slots<PsiMessage[]>();
+  /** Per origin: the answer to its list, stored before the work starts so a concurrent replay waits for it. */
+  private readonly hops = new Slots<Promise<PsiMessage[]>>();
+  private starting = false;
   private receipt?: ReceiptHeader;
   private resultSig?: string;
   private result?: Omit<PsiOutcome, 'elements' | 'jobId' | 'party'>;
@@ -94,7 +96,8 @@ export class PsiParty {
 
   /** Hashes, blinds, pads and shuffles the own set and sends it to the ring successor. */
   async start(): Promise<PsiMessage[]> {
-    if (this.phase !== 'new') throw new FedmarkError('PSI_BAD_PHASE', `${this.options.identity.name} has already sent its list`);
+    if (this.phase !== 'new' || this.starting) throw new FedmarkError('PSI_BAD_PHASE', `${this.options.identity.name} has already sent its list`);
+    this.starting = true;
     const { spec, engine, identity } = this.options;
     const distinct = this.elements.values.length;
     const length = listLength(spec, distinct);
@@ -162,24 +165,28 @@ export class PsiParty {
     }
   }
 
-  private async blindForeign(msg: PsiMessage<ListHeader>): Promise<PsiMessage[]> {
-    const { spec, engine, identity } = this.options;
+  private blindForeign(msg: PsiMessage<ListHeader>): Promise<PsiMessage[]> {
+    const { spec } = this.options;
     const h = msg.header;
     const what = this.view.describe(h);
     const origin = partyIndex(spec, h.origin);
     if (origin < 0 || origin === this.index) throw new FedmarkError('PSI_BAD_ORIGIN', `${what}: the origin must be another party of the job`);
     const cached = this.hops.get(h.origin, h, what);
     if (cached) return cached;
+    const work = this.blindChecked(msg, origin, what);
+    this.hops.set(h.origin, h, work);
+    return work;
+  }
+
+  private async blindChecked(msg: PsiMessage<ListHeader>, origin: number, what: string): Promise<PsiMessage[]> {
+    const { spec, engine, identity } = this.options;
+    const h = msg.header;
     const expectedKeys = keysAppliedOnArrival(spec, origin, this.index);
     if (h.keysApplied !== expectedKeys) {
       throw new FedmarkError('PSI_BAD_HOP', `${what}: this list must reach ${identity.name} with ${expectedKeys} key(s) applied`);
     }
-    if (h.count > spec.maxSetSize || (spec.padToMax && h.count !== spec.maxSetSize)) {
-      throw new FedmarkError(
-        'PSI_SET_TOO_LARGE',
-        `${what}: ${h.count} elements; the job ${spec.padToMax ? `pads every list to exactly ${spec.maxSetSize}` : `caps every list at ${spec.maxSetSize}`}`,
-      );
-    }
+    const lengthProblem = listLengthProblem(spec, h.count);
+    if (lengthProblem) throw new FedmarkError('PSI_SET_TOO_LARGE', `${what}: ${lengthProblem}`);
     const list = openBody(this.view, msg, identity, h.count * ELEMENT_BYTES);
     if (listHash(list) !== h.listHash) throw new FedmarkError('PSI_BAD_BODY', `${what}: the list does not match its signed hash`);
     let out: Uint8Array;
@@ -206,7 +213,6 @@ export class PsiParty {
         sentTo: reply.header.to,
       }),
     );
-    this.hops.set(h.origin, h, [reply]);
     return [reply];
   }
 
@@ -239,6 +245,7 @@ export class PsiParty {
     return new FedmarkError('PSI_RESULT_FORGED', `${what}: ${why}; the coordinator's result is refused`);
   }
 
+  /** Checks the coordinator's result for our list, fixes the common order and answers with a receipt. */
   private checkResult(msg: PsiMessage<ResultHeader>): PsiMessage[] {
     const { spec, identity } = this.options;
     const h = msg.header;
@@ -248,17 +255,35 @@ export class PsiParty {
       throw new FedmarkError('PSI_DUPLICATE_MESSAGE', `${what}: a different result was already accepted`);
     }
     if (this.phase !== 'sent') throw new FedmarkError('PSI_BAD_PHASE', `${what}: arrived before ${identity.name} sent its list`);
-    // The Merkle root must be the one the last party to blind our list signed, for our list.
+    this.checkEnclosedFull(h, what);
+    const { elements, hashes } = this.verifiedMatches(msg, what);
+    // Common order: by SHA-256 of the fully blinded value, which every party holds for the same id.
+    const idx = [...hashes.keys()].sort((a, b) => compareBytes(hashes[a], hashes[b]));
+    for (let i = 1; i < idx.length; i++) {
+      if (compareBytes(hashes[idx[i - 1]], hashes[idx[i]]) === 0) throw this.forged(what, 'the same value is returned for two positions');
+    }
+    const orderDigest = sha256Hex(Buffer.concat(idx.map((i) => hashes[i])));
+    const k = idx.length;
+    this.result = { intersectionSize: k, order: Int32Array.from(idx, (i) => elements[i]), orderDigest };
+    this.receipt = signHeader<ReceiptHeader>(
+      { v: 1, kind: 'psi.receipt', jobId: spec.jobId, specHash: this.view.specHash, from: this.keyId, to: spec.coordinator.keyId, intersectionSize: k, orderDigest },
+      identity,
+    );
+    this.resultSig = h.sig;
+    this.phase = 'checked';
+    return [{ header: this.receipt, body: new Uint8Array(0) }];
+  }
+
+  /** The Merkle root must be the one the last party to blind our list signed, for our list. */
+  private checkEnclosedFull(h: ResultHeader, what: string): void {
+    const { spec, identity } = this.options;
     const full = h.full;
     const last = ringPrevious(spec, this.index);
     const L = this.perm.length;
     if (
-      full.kind !== 'psi.full' ||
       full.origin !== this.keyId ||
       full.from !== last.keyId ||
       full.to !== spec.coordinator.keyId ||
-      full.jobId !== spec.jobId ||
-      full.specHash !== this.view.specHash ||
       full.keysApplied !== spec.parties.length ||
       full.count !== L
     ) {
@@ -269,8 +294,18 @@ export class PsiParty {
     } catch (err) {
       throw this.forged(what, `the enclosed psi.full header does not verify (${(err as Error).message})`);
     }
+    if (h.intersectionSize > L) throw this.forged(what, `${h.intersectionSize} matches claimed for a list of ${L}`);
+  }
+
+  /**
+   * Opens the result body (positions ‖ values ‖ salts ‖ multiproof) and checks every returned
+   * position against our padding and the signed Merkle root.
+   */
+  private verifiedMatches(msg: PsiMessage<ResultHeader>, what: string): { elements: Int32Array; hashes: Uint8Array[] } {
+    const { identity } = this.options;
+    const h = msg.header;
     const k = h.intersectionSize;
-    if (k > L) throw this.forged(what, `${k} matches claimed for a list of ${L}`);
+    const L = this.perm.length;
     const fixed = k * (4 + ELEMENT_BYTES + SALT_BYTES);
     const proofBytes = h.seal.plainBytes - fixed;
     if (proofBytes < 0 || proofBytes % 32 !== 0) throw new FedmarkError('PSI_BAD_BODY', `${what}: the body does not hold ${k} positions, values, salts and a proof`);
@@ -290,23 +325,10 @@ export class PsiParty {
       hashes.push(new Uint8Array(Buffer.from(sha256Hex(value), 'hex')));
       elements[i] = this.perm[pos];
     }
-    if (!verifyMultiproof(new Uint8Array(Buffer.from(full.merkleRoot, 'hex')), L, leaves, body.subarray(fixed))) {
-      throw this.forged(what, `the returned values are not in the list ${last.name} blinded and committed to`);
+    if (!verifyMultiproof(new Uint8Array(Buffer.from(h.full.merkleRoot, 'hex')), L, leaves, body.subarray(fixed))) {
+      throw this.forged(what, `the returned values are not in the list ${ringPrevious(this.spec, this.index).name} blinded and committed to`);
     }
-    // Common order: by SHA-256 of the fully blinded value, which every party holds for the same id.
-    const idx = [...Array(k).keys()].sort((a, b) => compareBytes(hashes[a], hashes[b]));
-    for (let i = 1; i < k; i++) {
-      if (compareBytes(hashes[idx[i - 1]], hashes[idx[i]]) === 0) throw this.forged(what, 'the same value is returned for two positions');
-    }
-    const orderDigest = sha256Hex(Buffer.concat(idx.map((i) => hashes[i])));
-    this.result = { intersectionSize: k, order: Int32Array.from(idx, (i) => elements[i]), orderDigest };
-    this.receipt = signHeader<ReceiptHeader>(
-      { v: 1, kind: 'psi.receipt', jobId: spec.jobId, specHash: this.view.specHash, from: this.keyId, to: spec.coordinator.keyId, intersectionSize: k, orderDigest },
-      identity,
-    );
-    this.resultSig = h.sig;
-    this.phase = 'checked';
-    return [{ header: this.receipt, body: new Uint8Array(0) }];
+    return { elements, hashes };
   }
 
   /** Every party must have accepted the same intersection, in the same order. */

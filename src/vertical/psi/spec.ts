@@ -104,3 +104,9 @@ export function keysAppliedOnArrival(spec: PsiSpec, origin: number, at: number):
 export function listLength(spec: PsiSpec, distinctIds: number): number {
   return spec.padToMax ? spec.maxSetSize : distinctIds;
 }
+
+/** Why a list of `count` elements may not travel in this job (null when it may). */
+export function listLengthProblem(spec: PsiSpec, count: number): string | null {
+  if (spec.padToMax ? count === spec.maxSetSize : count <= spec.maxSetSize) return null;
+  return `${count} elements; the job ${spec.padToMax ? `pads every list to exactly ${spec.maxSetSize}` : `caps every list at ${spec.maxSetSize}`}`;
+}

@@ -139,7 +139,7 @@ describe('a malicious party', () => {
           ? resealList(spec, view, m as PsiMessage<ListHeader>, who(m.header.to), who(m.header.from), (l) => l.slice(ELEMENT_BYTES))
           : m,
       ),
-    ).rejects.toMatchObject({ code: 'PSI_SET_TOO_LARGE', message: expect.stringContaining('pads every list to 8') });
+    ).rejects.toMatchObject({ code: 'PSI_SET_TOO_LARGE', message: expect.stringContaining('pads every list to exactly 8') });
   });
 });
 
@@ -234,6 +234,26 @@ describe('a coordinator that lies about the intersection', () => {
       code: 'PSI_RESULT_FORGED',
       message: expect.stringContaining('random padding points'),
     });
+  });
+
+  it('dropping the same member from every party’s result is not detectable (documented limitation)', async () => {
+    const { ids, spec, view, run } = setup(3);
+    const fulls = new Map<string, PsiMessage<FullHeader>>();
+    let dropped: string | undefined;
+    const r = await run((m) => {
+      if (m.header.kind === 'psi.full') fulls.set(m.header.origin, m as PsiMessage<FullHeader>);
+      if (m.header.kind !== 'psi.result') return m;
+      const i = spec.parties.findIndex((p) => p.keyId === m.header.to);
+      const real = m as PsiMessage<ResultHeader>;
+      const body = openBody(view, real, ids.parties[i], real.header.seal.plainBytes);
+      const k = real.header.intersectionSize;
+      const positions = realPositions(view, real, ids.parties[i]);
+      const values = positions.map((_, j) => Buffer.from(body.subarray(4 * k + 32 * j, 4 * k + 32 * j + 32)).toString('hex'));
+      dropped ??= [...values].sort()[0];
+      return forgeResult(spec, view, ids.coordinator, fulls.get(m.header.to)!, positions.filter((_, j) => values[j] !== dropped));
+    });
+    // Every check passes and all parties agree on two of the three common customers.
+    expect(r.outcomes.map((o) => o.intersectionSize)).toEqual([2, 2, 2]);
   });
 
   it('the enclosed psi.full header must be the victim’s own list, signed by its ring predecessor', async () => {

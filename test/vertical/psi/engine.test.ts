@@ -76,6 +76,15 @@ describe('fast path equals the @noble/curves reference', () => {
     expect(hex(await noble.blind(xs, nMinus1))).toBe(hex(xs));
   });
 
+  it('fresh scalars are always 32 bytes in [1, n − 1], leading zero bytes included', () => {
+    for (let i = 0; i < 2000; i++) {
+      const k = freshScalar();
+      expect(k.length).toBe(32);
+      const v = BigInt('0x' + hex(k));
+      expect(v > 0n && v < p256.Point.Fn.ORDER).toBe(true);
+    }
+  });
+
   it('random padding elements are valid points', async () => {
     const xs = await pooled.randomElements(40);
     for (let i = 0; i < 40; i++) {

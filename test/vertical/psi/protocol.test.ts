@@ -3,7 +3,7 @@ import { runInMemoryPsi } from '../../../src/vertical/psi/driver.ts';
 import { NativeEngine } from '../../../src/vertical/psi/engine.ts';
 import { NobleEngine } from '../../../src/vertical/psi/noble-engine.ts';
 import { alignedRows } from '../../../src/vertical/psi/party.ts';
-import { psiLedgerSchemas } from '../../../src/vertical/psi/ledger.ts';
+import { psiJobEntry, psiLedgerSchemas } from '../../../src/vertical/psi/ledger.ts';
 import { identities, makeSpec, orderedValues, plainIntersection } from './helpers.ts';
 
 const engine = new NativeEngine({ threads: 2, batchSize: 8 });
@@ -132,6 +132,7 @@ describe('ring ECDH-PSI in memory', () => {
     for (const e of entries) expect(psiLedgerSchemas[e.type].safeParse(e.payload).success).toBe(true);
     const text = JSON.stringify(entries).toLowerCase();
     for (const id of [...bank, ...telco]) expect(text).not.toContain(id.trim().toLowerCase());
+    expect(psiJobEntry(run.coordinator.spec).payload).toMatchObject({ hashDomain: 'fedmark-psi-v1|psi-test-1', ring: run.parties.map((p) => p.keyId), padToMax: false });
     const result = run.parties[0].ledgerEntries().find((e) => e.type === 'psi.party.result')!;
     expect(result.payload).toMatchObject({ intersectionSize: 4, alignedRows: 5 });
   });
