@@ -12,7 +12,7 @@
  * leaf(j) = SHA-256(0x00 ‖ salt_j ‖ u32(j) ‖ value_j); node = SHA-256(0x01 ‖ left ‖ right); a level's
  * odd last node is promoted unchanged. The leaf count is part of what is signed.
  */
-import { createCipheriv, createHash } from 'node:crypto';
+import { createCipheriv, hash } from 'node:crypto';
 import { FedmarkError } from '../../errors.ts';
 import { ELEMENT_BYTES } from './group.ts';
 
@@ -25,14 +25,24 @@ export function saltsFromSeed(seed: Uint8Array, count: number): Uint8Array {
   return new Uint8Array(c.update(Buffer.alloc(count * SALT_BYTES)));
 }
 
+// One-shot hashing of one preimage buffer: a tree over 1M values is 2M hashes, and a streaming
+// hash object per node costs more than the hashing itself.
+const LEAF = Buffer.alloc(1 + SALT_BYTES + 4 + ELEMENT_BYTES);
+const NODE = Buffer.alloc(1 + 2 * HASH);
+NODE[0] = 1;
+
 export function leafHash(salt: Uint8Array, index: number, value: Uint8Array): Uint8Array {
-  const i = Buffer.alloc(4);
-  i.writeUInt32BE(index);
-  return createHash('sha256').update(Buffer.from([0])).update(salt).update(i).update(value).digest();
+  LEAF[0] = 0;
+  LEAF.set(salt, 1);
+  LEAF.writeUInt32BE(index, 1 + SALT_BYTES);
+  LEAF.set(value, 1 + SALT_BYTES + 4);
+  return hash('sha256', LEAF, 'buffer');
 }
 
 function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return createHash('sha256').update(Buffer.from([1])).update(left).update(right).digest();
+  NODE.set(left, 1);
+  NODE.set(right, 1 + HASH);
+  return hash('sha256', NODE, 'buffer');
 }
 
 /** All levels, leaves first; levels[k] packs ceil(n / 2^k) hashes. Empty list: one all-zero root. */

@@ -8,7 +8,7 @@
  * with random points to the cap and shuffled; foreign lists re-blinded in their order.
  * What it learns: which of its own ids are in the intersection, and the common order.
  */
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { keyId as keyIdOf, type Identity } from '../../crypto/identity.ts';
 import { FedmarkError } from '../../errors.ts';
 import { sha256Hex } from '../../util/hash.ts';
@@ -322,7 +322,7 @@ export class PsiParty {
       if (this.perm[pos] < 0) throw this.forged(what, `position ${pos} is one of ${identity.name}'s random padding points, which no real id can match`);
       const value = values.subarray(i * ELEMENT_BYTES, (i + 1) * ELEMENT_BYTES);
       leaves.push({ index: pos, hash: leafHash(salts.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES), pos, value) });
-      hashes.push(new Uint8Array(Buffer.from(sha256Hex(value), 'hex')));
+      hashes.push(hash('sha256', value, 'buffer'));
       elements[i] = this.perm[pos];
     }
     if (!verifyMultiproof(new Uint8Array(Buffer.from(h.full.merkleRoot, 'hex')), L, leaves, body.subarray(fixed))) {
