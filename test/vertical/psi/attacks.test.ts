@@ -10,7 +10,7 @@ import { runInMemoryPsi, type InMemoryPsiOptions } from '../../../src/vertical/p
 import { NativeEngine } from '../../../src/vertical/psi/engine.ts';
 import { JobView, listHash, openBody, sealAndSign } from '../../../src/vertical/psi/envelope.ts';
 import { ELEMENT_BYTES, P256_P, bigintTo32 } from '../../../src/vertical/psi/group.ts';
-import { buildTree, multiproof, saltsFromSeed, SALT_BYTES } from '../../../src/vertical/psi/merkle.ts';
+import { buildTree, multiproof, rootOf, saltsFromSeed, SALT_BYTES } from '../../../src/vertical/psi/merkle.ts';
 import type { FullHeader, ListHeader, PsiMessage, ResultHeader } from '../../../src/vertical/psi/messages.ts';
 import { specHash, type PsiSpec } from '../../../src/vertical/psi/spec.ts';
 import { identities, makeSpec } from './helpers.ts';
@@ -140,6 +140,38 @@ describe('a malicious party', () => {
           : m,
       ),
     ).rejects.toMatchObject({ code: 'PSI_SET_TOO_LARGE', message: expect.stringContaining('pads every list to exactly 8') });
+  });
+});
+
+describe('a malicious last blinder', () => {
+  /** Re-seals a psi.full the sender changed; `root` recomputes the Merkle root over the new list or keeps the old one. */
+  function resealFull(spec: PsiSpec, view: JobView, msg: PsiMessage<FullHeader>, coordinator: Identity, sender: Identity, change: (l: Uint8Array) => Uint8Array, root: 'recompute' | 'keep') {
+    const h = msg.header;
+    const plain = openBody(view, msg, coordinator, h.count * ELEMENT_BYTES + 32);
+    const list = change(plain.slice(0, h.count * ELEMENT_BYTES));
+    const seed = plain.subarray(h.count * ELEMENT_BYTES);
+    const merkleRoot = root === 'keep' ? h.merkleRoot : Buffer.from(rootOf(buildTree(list, saltsFromSeed(seed, h.count)))).toString('hex');
+    const { sig: _s, seal: _seal, bodyHash: _b, ...draft } = h;
+    return sealAndSign<FullHeader>({ ...draft, listHash: listHash(list), merkleRoot }, new Uint8Array([...list, ...seed]), spec.coordinator, spec.chunkBytes, sender);
+  }
+  const duplicateFirst = (l: Uint8Array) => {
+    l.set(l.subarray(ELEMENT_BYTES, 2 * ELEMENT_BYTES), 0);
+    return l;
+  };
+
+  it('a root that does not match the list is refused by the coordinator', async () => {
+    const { ids, spec, view, who, run } = setup(2);
+    await expect(run((m) => (m.header.kind === 'psi.full' ? resealFull(spec, view, m as PsiMessage<FullHeader>, ids.coordinator, who(m.header.from), duplicateFirst, 'keep') : m))).rejects.toMatchObject({
+      code: 'PSI_MERKLE_MISMATCH',
+    });
+  });
+
+  it('a fully blinded list with a repeated element is refused, naming the index', async () => {
+    const { ids, spec, view, who, run } = setup(2);
+    await expect(run((m) => (m.header.kind === 'psi.full' ? resealFull(spec, view, m as PsiMessage<FullHeader>, ids.coordinator, who(m.header.from), duplicateFirst, 'recompute') : m))).rejects.toMatchObject({
+      code: 'PSI_DUPLICATE_ELEMENT',
+      message: expect.stringContaining('element 1 repeats an earlier element'),
+    });
   });
 });
 
