@@ -1,0 +1,90 @@
+/**
+ * Split choice from a node's summed G/H histograms: XGBoost's gain
+ *   GL²/(HL+λ) + GR²/(HR+λ) − (GL+GR)²/(HL+HR+λ)
+ * (Chen & Guestrin 2016, eq. 7, without the ½ and γ, as XGBoost reports `loss_chg`), both children at
+ * least `minChildWeight` of hessian, and a gain above max(minSplitGain, 1e-6) as XGBoost requires.
+ *
+ * Every key holder runs this on the same decrypted sums and must pick the same split. Candidates are
+ * scanned in (feature, bin) order and a later candidate replaces the best only when its gain is larger by
+ * more than a relative 1e-10: exact ties, and near-ties that differ only by the rounding of a different
+ * summation order (a pooled trainer against summed partner histograms), go to the lowest feature, then
+ * the lowest bin.
+ */
+import type { BinEdges } from './edges.ts';
+import { xgbGain } from './heap-tree.ts';
+import type { BinLayout, FeatureLayout } from './layout.ts';
+import type { GbdtParams } from './params.ts';
+
+export interface SplitChoice {
+  group: number;
+  /** Numeric/binary: the cut index k (left = bins ≤ k). Categorical: the slot that goes right. */
+  cut: number;
+  gain: number;
+  GL: number;
+  HL: number;
+  GR: number;
+  HR: number;
+}
+
+const TIE = 1e-10;
+/** XGBoost's kRtEps: a split must reduce the loss by more than this. */
+const MIN_GAIN = 1e-6;
+
+export function bestSplit(
+  layout: FeatureLayout,
+  bins: BinLayout,
+  edges: BinEdges,
+  params: Pick<GbdtParams, 'lambda' | 'minChildWeight' | 'minSplitGain'>,
+  grad: ArrayLike<number>,
+  hess: ArrayLike<number>,
+  base: number,
+): SplitChoice | null {
+  const { lambda, minChildWeight } = params;
+  const floor = Math.max(params.minSplitGain, MIN_GAIN);
+  let best: SplitChoice | null = null;
+  const consider = (group: number, cut: number, GL: number, HL: number, GR: number, HR: number) => {
+    if (!(HL >= minChildWeight && HR >= minChildWeight && HL + lambda > 0 && HR + lambda > 0)) return;
+    const gain = xgbGain(GL, HL, GR, HR, lambda);
+    if (!(gain > floor)) return;
+    if (best === null || gain > best.gain + TIE * Math.max(1, Math.abs(best.gain))) best = { group, cut, gain, GL, HL, GR, HR };
+  };
+  layout.groups.forEach((g, gi) => {
+    const off = base + bins.offsets[gi];
+    const size = bins.sizes[gi];
+    let Gt = 0;
+    let Ht = 0;
+    for (let b = 0; b < size; b++) {
+      Gt += grad[off + b];
+      Ht += hess[off + b];
+    }
+    if (g.kind === 'categorical') {
+      if (size < 2) return;
+      for (let v = 0; v < size; v++) {
+        const GR = grad[off + v];
+        const HR = hess[off + v];
+        consider(gi, v, Gt - GR, Ht - HR, GR, HR);
+      }
+      return;
+    }
+    const cuts = edges.cuts[gi];
+    let GL = 0;
+    let HL = 0;
+    for (let k = 0; k + 1 < size; k++) {
+      GL += grad[off + k];
+      HL += hess[off + k];
+      // A repeated cut splits the rows exactly as the previous one: only the first is a candidate.
+      if (k > 0 && cuts[k] === cuts[k - 1]) continue;
+      consider(gi, k, GL, HL, Gt - GL, Ht - HL);
+    }
+  });
+  return best;
+}
+
+/** Leaf weight w = −η·G/(H+λ), H floored at 0 (noise can push it below), |G/(H+λ)| ≤ maxDeltaStep when set; float32. */
+export function leafWeight(G: number, H: number, params: Pick<GbdtParams, 'lambda' | 'learningRate' | 'maxDeltaStep'>): number {
+  const denom = Math.max(H, 0) + params.lambda;
+  if (!(denom > 0) || !Number.isFinite(G)) return 0;
+  let w = -G / denom;
+  if (params.maxDeltaStep > 0) w = Math.max(-params.maxDeltaStep, Math.min(params.maxDeltaStep, w));
+  return Math.fround(params.learningRate * w);
+}
