@@ -23,7 +23,7 @@ import { RdpAccountant, addGaussianNoiseInPlace, calibrateNoiseMultiplier, type 
 import { quantileCellsPerRow } from './edges.ts';
 import { numericGroups, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, type GbdtParams } from './params.ts';
-import { GRAD_BOUND, HESS_BOUND, stepAt, totalSteps, type GbdtStep } from './schedule.ts';
+import { GRAD_BOUND, HESS_BOUND, histogramColumns, stepAt, totalSteps, type GbdtStep } from './schedule.ts';
 
 export type GbdtReleaseLabel = 'histogram' | 'leaf' | 'quantiles';
 
@@ -153,7 +153,7 @@ function releaseFromPlan(params: GbdtParams, layout: FeatureLayout, plan: Multip
       };
     }
     case 'level':
-      return pairRelease('histogram', plan.histogram?.noiseMultiplier ?? null, layout.groups.length, params.dp?.hessianShare ?? 0.5);
+      return pairRelease('histogram', plan.histogram?.noiseMultiplier ?? null, histogramColumns(params, layout), params.dp?.hessianShare ?? 0.5);
     case 'leaves':
       return pairRelease('leaf', plan.leaf?.noiseMultiplier ?? null, 1, params.dp?.hessianShare ?? 0.5);
   }

@@ -101,25 +101,32 @@ export function groupBins(g: FeatureGroup, bins: number): number {
   return g.kind === 'numeric' ? bins : g.kind === 'binary' ? 2 : g.slots;
 }
 
+/** Where each histogrammed group's bins sit in one node's histogram. */
 export interface BinLayout {
-  /** Start of each group's bins in a node's histogram. */
+  /** Group indices (layout order) that are histogrammed. */
+  groups: number[];
+  /** Per entry of `groups`: start and number of its bins. */
   offsets: Int32Array;
   sizes: Int32Array;
-  /** Bins per node over all groups. */
+  /** Values per node (≥ the sum of sizes when the layout is padded to a fixed length). */
   total: number;
 }
 
+/** All groups, back to back. */
 export function binLayout(layout: FeatureLayout, bins: number): BinLayout {
-  const G = layout.groups.length;
-  const offsets = new Int32Array(G);
-  const sizes = new Int32Array(G);
-  let total = 0;
-  layout.groups.forEach((g, i) => {
-    offsets[i] = total;
-    sizes[i] = groupBins(g, bins);
-    total += sizes[i];
+  return packGroups(layout, bins, layout.groups.map((_, i) => i));
+}
+
+export function packGroups(layout: FeatureLayout, bins: number, groups: number[], total?: number): BinLayout {
+  const offsets = new Int32Array(groups.length);
+  const sizes = new Int32Array(groups.length);
+  let at = 0;
+  groups.forEach((gi, k) => {
+    offsets[k] = at;
+    sizes[k] = groupBins(layout.groups[gi], bins);
+    at += sizes[k];
   });
-  return { offsets, sizes, total };
+  return { groups, offsets, sizes, total: total ?? at };
 }
 
 /** Groups that take part in the quantile round (numeric ones). */

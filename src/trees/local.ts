@@ -10,9 +10,8 @@
 import { FedmarkError } from '../errors.ts';
 import { binMatrix, quantileCounts as gridCounts, type BinnedMatrix } from './edges.ts';
 import { OPEN, PENDING, depthOf, leafSlot, levelSlot, routeRow, type HeapTree } from './heap-tree.ts';
-import { binLayout } from './layout.ts';
 import { usesSubtraction } from './params.ts';
-import { leafPartLength, levelPartLength } from './schedule.ts';
+import { leafPartLength, levelPartLength, treeBinLayout } from './schedule.ts';
 import { currentStep, type GbdtState, type GbdtSums } from './state.ts';
 
 /** Rows as src/data's Dataset holds them (structural type). */
@@ -122,7 +121,7 @@ export function levelHistograms(state: GbdtState, local: GbdtLocalData): GbdtSum
   const { params, layout } = state;
   const data = local.binned(state);
   const { g, h } = local.gradients(state);
-  const { offsets, total: B } = binLayout(layout, params.bins);
+  const { groups, offsets, total: B } = treeBinLayout(params, layout, step.tree);
   const len = levelPartLength(params, layout, step.level);
   const grad = new Float64Array(len);
   const hess = new Float64Array(len);
@@ -142,8 +141,8 @@ export function levelHistograms(state: GbdtState, local: GbdtLocalData): GbdtSum
     const gi = g[i];
     const hi = h[i];
     const row = i * G;
-    for (let k = 0; k < G; k++) {
-      const at = base + offsets[k] + bins[row + k];
+    for (let k = 0; k < groups.length; k++) {
+      const at = base + offsets[k] + bins[row + groups[k]];
       grad[at] += gi;
       hess[at] += hi;
     }

@@ -43,6 +43,12 @@ export const gbdtParamsInputSchema = z
     splitMode: z.enum(SPLIT_MODES).optional(),
     /** Hybrid only: levels 0 … histogramLevels−1 split on histograms, the levels below at random. */
     histogramLevels: z.number().int().min(1).optional(),
+    /**
+     * Schema columns (feature groups) each tree's histogram levels look at, drawn per tree from the seed
+     * (XGBoost's colsample_bytree, counted in columns). Fewer columns mean a smaller histogram and, under
+     * DP, a smaller sensitivity √columns, so less noise per bin. Default: all columns.
+     */
+    columnsPerTree: z.number().int().min(1).optional(),
     binEdges: z.enum(['schema', 'dp-quantiles']).optional(),
     /** Cells of the fine grid per numeric feature for the quantile round; a power of two. */
     quantileGrid: z
@@ -81,6 +87,8 @@ export interface GbdtParams {
   splitMode: SplitMode;
   /** Levels split on histograms: depth (histogram), 0 (random), or the hybrid's count. */
   histogramLevels: number;
+  /** null: every column. */
+  columnsPerTree: number | null;
   binEdges: 'schema' | 'dp-quantiles';
   quantileGrid: number;
   seed: number;
@@ -130,6 +138,7 @@ function resolve(input: z.output<typeof gbdtParamsInputSchema>): GbdtParams {
     baseScore: input.baseScore,
     splitMode,
     histogramLevels,
+    columnsPerTree: input.columnsPerTree ?? null,
     binEdges: input.binEdges ?? base.binEdges,
     quantileGrid: input.quantileGrid,
     seed: input.seed,

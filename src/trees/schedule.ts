@@ -9,7 +9,8 @@
  */
 import { FedmarkError } from '../errors.ts';
 import { quantilePartLength } from './edges.ts';
-import { binLayout, type FeatureLayout } from './layout.ts';
+import { createRng, deriveSeed, permutation } from '../util/rng.ts';
+import { binLayout, groupBins, packGroups, type BinLayout, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, usesSubtraction, type GbdtParams } from './params.ts';
 
 export type GbdtStep =
@@ -43,12 +44,36 @@ export function levelQuerySlots(params: GbdtParams, level: number): number {
   return usesSubtraction(params) ? 2 ** (level - 1) : 2 ** level;
 }
 
-/** Length of each of a level's two parts (`grad`, `hess`): query slots × bins per node. */
+/** Columns a tree's histogram levels cover (columnsPerTree, at most all of them). */
+export function histogramColumns(params: GbdtParams, layout: FeatureLayout): number {
+  return Math.min(params.columnsPerTree ?? layout.groups.length, layout.groups.length);
+}
+
+/**
+ * Values per node in a tree's histograms: all bins, or with columnsPerTree the bins of the widest
+ * possible choice of columns, so the length does not depend on which columns a tree drew.
+ */
+export function nodeStride(params: GbdtParams, layout: FeatureLayout): number {
+  const k = histogramColumns(params, layout);
+  const sizes = layout.groups.map((g) => groupBins(g, params.bins)).sort((a, b) => b - a);
+  return sizes.slice(0, k).reduce((a, b) => a + b, 0);
+}
+
+/** The columns tree `tree` histograms (drawn from the job seed) and where their bins sit. */
+export function treeBinLayout(params: GbdtParams, layout: FeatureLayout, tree: number): BinLayout {
+  const G = layout.groups.length;
+  const k = histogramColumns(params, layout);
+  if (k === G) return binLayout(layout, params.bins);
+  const chosen = Array.from(permutation(G, createRng(deriveSeed(params.seed, 'gbdt-columns', tree))).subarray(0, k)).sort((a, b) => a - b);
+  return packGroups(layout, params.bins, chosen, nodeStride(params, layout));
+}
+
+/** Length of each of a level's two parts (`grad`, `hess`): query slots × values per node. */
 export function levelPartLength(params: GbdtParams, layout: FeatureLayout, level: number): number {
   if (!(Number.isInteger(level) && level >= 0 && level < params.histogramLevels)) {
     throw new FedmarkError('GBDT_BAD_STEP', `level ${level} is not a histogram level (0 … ${params.histogramLevels - 1})`);
   }
-  return levelQuerySlots(params, level) * binLayout(layout, params.bins).total;
+  return levelQuerySlots(params, level) * nodeStride(params, layout);
 }
 
 /** Length of each of the leaf round's two parts: one slot per node of the deepest level. */

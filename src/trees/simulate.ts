@@ -5,7 +5,7 @@
  * only the precision). Both are the same step functions the workload adapter calls.
  */
 import { FedmarkError } from '../errors.ts';
-import { addReleaseNoise, calibrateGbdtNoise, stepRelease, type GbdtNoisePlan } from './dp.ts';
+import { addReleaseNoise, stepRelease, type GbdtNoisePlan } from './dp.ts';
 import type { FeatureLayout } from './layout.ts';
 import { GbdtLocalData, localStep, type LocalRows } from './local.ts';
 import { modelFromState, type GbdtModel } from './model.ts';
@@ -47,10 +47,10 @@ export function sumParts(list: readonly GbdtSums[]): GbdtSums {
 /** Federated training simulated in one process: each partner's (noised, when the job is private) parts are summed in plaintext. */
 export function trainFederated(params: GbdtParams, layout: FeatureLayout, partners: readonly LocalRows[], options: GbdtRunOptions = {}): GbdtRunResult {
   if (partners.length === 0) throw new FedmarkError('GBDT_NO_PARTNERS', 'federated training needs at least one partner');
-  const noise = calibrateGbdtNoise(params, layout);
   const locals = partners.map((p) => new GbdtLocalData(p));
   const localMs = partners.map(() => 0);
   let state = initialState(params, layout);
+  const noise = state.noise;
   let values = 0;
   const total = totalSteps(params);
   while (!isComplete(state)) {
@@ -64,7 +64,7 @@ export function trainFederated(params: GbdtParams, layout: FeatureLayout, partne
     });
     values += Object.values(uploads[0]).reduce((a, v) => a + v.length, 0);
     const step = stepAt(params, state.step);
-    state = applyStep(state, sumParts(uploads));
+    state = applyStep(state, sumParts(uploads), uploads.length);
     options.onStep?.({ step: step.step, totalSteps: total, kind: step.kind, tree: 'tree' in step ? step.tree : null });
   }
   return { state, model: modelFromState(state), noise, localMs, valuesUploaded: values };

@@ -8,7 +8,7 @@
  * scanned in (feature, bin) order and a later candidate replaces the best only when its gain is larger by
  * more than a relative 1e-10: exact ties, and near-ties that differ only by the rounding of a different
  * summation order (a pooled trainer against summed partner histograms), go to the lowest feature, then
- * the lowest bin.
+ * the lowest bin. The minimum child weight is compared with the same relative slack.
  */
 import type { BinEdges } from './edges.ts';
 import { xgbGain } from './heap-tree.ts';
@@ -38,31 +38,47 @@ export function bestSplit(
   grad: ArrayLike<number>,
   hess: ArrayLike<number>,
   base: number,
+  /** Noise variance of each summed gradient bin (0 without DP): the gain is corrected for it. */
+  gradVar = 0,
+  /** Noise variance of each summed hessian bin: a child must clear minChildWeight by two noise sds. */
+  hessVar = 0,
 ): SplitChoice | null {
-  const { lambda, minChildWeight } = params;
+  const { lambda } = params;
+  // Hessian sums are often exact multiples (p = ½ gives h = ¼ in the first tree): a child at exactly
+  // minChildWeight must pass whichever order the sums were added in.
+  const minChildWeight = params.minChildWeight * (1 - TIE) - TIE;
   const floor = Math.max(params.minSplitGain, MIN_GAIN);
   let best: SplitChoice | null = null;
-  const consider = (group: number, cut: number, GL: number, HL: number, GR: number, HR: number) => {
-    if (!(HL >= minChildWeight && HR >= minChildWeight && HL + lambda > 0 && HR + lambda > 0)) return;
-    const gain = xgbGain(GL, HL, GR, HR, lambda);
+  // E[(G + noise)²] = G² + var: without the correction noisy gains favour children with little hessian.
+  let parentTerm = 0;
+  const consider = (group: number, cut: number, GL: number, HL: number, GR: number, HR: number, binsL: number, binsR: number) => {
+    const slackL = hessVar === 0 ? 0 : 2 * Math.sqrt(binsL * hessVar);
+    const slackR = hessVar === 0 ? 0 : 2 * Math.sqrt(binsR * hessVar);
+    if (!(HL - slackL >= minChildWeight && HR - slackR >= minChildWeight && HL + lambda > 0 && HR + lambda > 0)) return;
+    const gain =
+      gradVar === 0
+        ? xgbGain(GL, HL, GR, HR, lambda)
+        : (GL * GL - binsL * gradVar) / (HL + lambda) + (GR * GR - binsR * gradVar) / (HR + lambda) - parentTerm;
     if (!(gain > floor)) return;
     if (best === null || gain > best.gain + TIE * Math.max(1, Math.abs(best.gain))) best = { group, cut, gain, GL, HL, GR, HR };
   };
-  layout.groups.forEach((g, gi) => {
-    const off = base + bins.offsets[gi];
-    const size = bins.sizes[gi];
+  bins.groups.forEach((gi, k) => {
+    const g = layout.groups[gi];
+    const off = base + bins.offsets[k];
+    const size = bins.sizes[k];
     let Gt = 0;
     let Ht = 0;
     for (let b = 0; b < size; b++) {
       Gt += grad[off + b];
       Ht += hess[off + b];
     }
+    parentTerm = (Gt * Gt - size * gradVar) / (Ht + lambda);
     if (g.kind === 'categorical') {
       if (size < 2) return;
       for (let v = 0; v < size; v++) {
         const GR = grad[off + v];
         const HR = hess[off + v];
-        consider(gi, v, Gt - GR, Ht - HR, GR, HR);
+        consider(gi, v, Gt - GR, Ht - HR, GR, HR, size - 1, 1);
       }
       return;
     }
@@ -74,7 +90,7 @@ export function bestSplit(
       HL += hess[off + k];
       // A repeated cut splits the rows exactly as the previous one: only the first is a candidate.
       if (k > 0 && cuts[k] === cuts[k - 1]) continue;
-      consider(gi, k, GL, HL, Gt - GL, Ht - HL);
+      consider(gi, k, GL, HL, Gt - GL, Ht - HL, k + 1, size - k - 1);
     }
   });
   return best;

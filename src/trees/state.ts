@@ -24,10 +24,11 @@ import {
   cloneTree,
   type HeapTree,
 } from './heap-tree.ts';
-import { binLayout, checkLayout, type FeatureLayout } from './layout.ts';
+import { checkLayout, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, usesSubtraction, type GbdtParams } from './params.ts';
-import { leafPartLength, levelPartLength, stepAt, type GbdtStep } from './schedule.ts';
+import { leafPartLength, levelPartLength, stepAt, treeBinLayout, type GbdtStep } from './schedule.ts';
 import { bestSplit, leafWeight } from './split.ts';
+import { calibrateGbdtNoise, stepRelease, type GbdtNoisePlan } from './dp.ts';
 
 export const STATE_FORMAT = 'fedmark-gbdt-state/1';
 
@@ -44,6 +45,8 @@ export interface GbdtState {
   tree: HeapTree | null;
   /** Summed full histograms of the previous level's node slots, when levels use sibling subtraction. */
   parent: { grad: number[]; hess: number[] } | null;
+  /** The job's noise (a function of params and layout, kept so every key holder demonstrably uses the same). */
+  noise: GbdtNoisePlan;
 }
 
 export type GbdtSums = Record<string, Float64Array>;
@@ -62,6 +65,7 @@ export function initialState(params: GbdtParams, layout: FeatureLayout): GbdtSta
     trees: [],
     tree: null,
     parent: null,
+    noise: calibrateGbdtNoise(params, layout),
   };
   return startTreeIfDue(s);
 }
@@ -91,6 +95,11 @@ function part(sums: GbdtSums, name: string, length: number): Float64Array {
     if (!Number.isFinite(v[i])) throw new FedmarkError('GBDT_BAD_PART', `part "${name}" value ${i} is not finite`);
   }
   return v;
+}
+
+function checkContributors(k: number): number {
+  if (!(Number.isInteger(k) && k >= 1)) throw new FedmarkError('GBDT_BAD_PART', `contributors must be a positive integer, got ${k}`);
+  return k;
 }
 
 /** Candidate splits of one group drawn uniformly: distinct cuts of a numeric/binary group, slots of a categorical one. */
@@ -158,7 +167,7 @@ export function applyQuantiles(state: GbdtState, sums: GbdtSums): GbdtState {
  * Server step of a histogram level: every open node of the level takes the best split of its summed
  * histograms, or becomes a leaf. With subtraction the right child's histogram is parent − left.
  */
-export function applyLevel(state: GbdtState, sums: GbdtSums): GbdtState {
+export function applyLevel(state: GbdtState, sums: GbdtSums, contributors = 1): GbdtState {
   const step = expectStep(state, 'level');
   if (step.kind !== 'level') throw new Error('unreachable');
   const { params, layout } = state;
@@ -166,12 +175,16 @@ export function applyLevel(state: GbdtState, sums: GbdtSums): GbdtState {
   const len = levelPartLength(params, layout, level);
   const grad = part(sums, 'grad', len);
   const hess = part(sums, 'hess', len);
-  const bins = binLayout(layout, params.bins);
+  const bins = treeBinLayout(params, layout, step.tree);
   const B = bins.total;
   const subtract = usesSubtraction(params);
   const tree = cloneTree(state.tree!);
   const first = 2 ** level - 1;
   const width = 2 ** level;
+  const release = stepRelease(params, layout, state.noise, state.step);
+  const k = checkContributors(contributors);
+  const gradVar = k * (release?.parts[0].std ?? 0) ** 2;
+  const hessVar = k * (release?.parts[1].std ?? 0) ** 2;
   // Full histograms of every node slot of this level (also the next level's parents).
   const fullG = new Float64Array(width * B);
   const fullH = new Float64Array(width * B);
@@ -208,9 +221,9 @@ export function applyLevel(state: GbdtState, sums: GbdtSums): GbdtState {
   for (let i = first; i < first + width; i++) {
     if (tree.kind[i] !== OPEN) continue;
     const base = (i - first) * B;
-    const choice = bestSplit(layout, bins, state.edges!, params, fullG, fullH, base);
+    const choice = bestSplit(layout, bins, state.edges!, params, fullG, fullH, base, gradVar, hessVar);
     if (choice === null) {
-      // A node total from the first group's bins (every group's bins add up to the same rows).
+      // A node total from the first histogrammed group (every group's bins add up to the same rows).
       let G = 0;
       let H = 0;
       for (let b = 0; b < bins.sizes[0]; b++) {
@@ -262,11 +275,15 @@ export function applyLeaves(state: GbdtState, sums: GbdtSums): GbdtState {
   return advance(state, tree, true);
 }
 
-/** Dispatches a round's summed parts to the server step of the state's current step. */
-export function applyStep(state: GbdtState, sums: GbdtSums): GbdtState {
+/**
+ * Dispatches a round's summed parts to the server step of the state's current step. `contributors` is
+ * the number of partners whose uploads were summed (public in the round), which fixes the noise variance
+ * of the sums.
+ */
+export function applyStep(state: GbdtState, sums: GbdtSums, contributors = 1): GbdtState {
   const kind = currentStep(state).kind;
   if (kind === 'quantiles') return applyQuantiles(state, sums);
-  if (kind === 'level') return applyLevel(state, sums);
+  if (kind === 'level') return applyLevel(state, sums, contributors);
   if (kind === 'leaves') return applyLeaves(state, sums);
   throw new FedmarkError('GBDT_WRONG_STEP', `the job is complete after ${state.step} steps`);
 }
