@@ -30,38 +30,66 @@ const TIE = 1e-10;
 /** XGBoost's kRtEps: a split must reduce the loss by more than this. */
 const MIN_GAIN = 1e-6;
 
+type SplitParams = Pick<GbdtParams, 'lambda' | 'minChildWeight' | 'minSplitGain'>;
+
+/**
+ * Keeps the best of the candidates it is shown. With noise variances (DP) the gain is corrected:
+ * E[(G + noise)²] = G² + var, so uncorrected noisy gains favour children with little hessian; and a
+ * child must clear minChildWeight by two noise standard deviations.
+ */
+class SplitScorer {
+  best: SplitChoice | null = null;
+  private readonly lambda: number;
+  private readonly minChildWeight: number;
+  private readonly floor: number;
+  private parentTerm = 0;
+
+  constructor(
+    params: SplitParams,
+    private readonly gradVar: number,
+    private readonly hessVar: number,
+  ) {
+    this.lambda = params.lambda;
+    // Hessian sums are often exact multiples (p = ½ gives h = ¼ in the first tree): a child at exactly
+    // minChildWeight must pass whichever order the sums were added in.
+    this.minChildWeight = params.minChildWeight * (1 - TIE) - TIE;
+    this.floor = Math.max(params.minSplitGain, MIN_GAIN);
+  }
+
+  /** The parent's (G, H), summed over `values` noisy values. */
+  parent(G: number, H: number, values: number): void {
+    this.parentTerm = (G * G - values * this.gradVar) / (H + this.lambda);
+  }
+
+  consider(group: number, cut: number, GL: number, HL: number, GR: number, HR: number, valuesL: number, valuesR: number): void {
+    const { lambda, gradVar, hessVar } = this;
+    const slackL = hessVar === 0 ? 0 : 2 * Math.sqrt(valuesL * hessVar);
+    const slackR = hessVar === 0 ? 0 : 2 * Math.sqrt(valuesR * hessVar);
+    if (!(HL - slackL >= this.minChildWeight && HR - slackR >= this.minChildWeight && HL + lambda > 0 && HR + lambda > 0)) return;
+    const gain =
+      gradVar === 0
+        ? xgbGain(GL, HL, GR, HR, lambda)
+        : (GL * GL - valuesL * gradVar) / (HL + lambda) + (GR * GR - valuesR * gradVar) / (HR + lambda) - this.parentTerm;
+    if (!(gain > this.floor)) return;
+    const best = this.best;
+    if (best === null || gain > best.gain + TIE * Math.max(1, Math.abs(best.gain))) this.best = { group, cut, gain, GL, HL, GR, HR };
+  }
+}
+
+/** Best split of a node from its histograms at `base` (bins per group as in `bins`). */
 export function bestSplit(
   layout: FeatureLayout,
   bins: BinLayout,
   edges: BinEdges,
-  params: Pick<GbdtParams, 'lambda' | 'minChildWeight' | 'minSplitGain'>,
+  params: SplitParams,
   grad: ArrayLike<number>,
   hess: ArrayLike<number>,
   base: number,
-  /** Noise variance of each summed gradient bin (0 without DP): the gain is corrected for it. */
+  /** Noise variance of each summed gradient / hessian bin (0 without DP). */
   gradVar = 0,
-  /** Noise variance of each summed hessian bin: a child must clear minChildWeight by two noise sds. */
   hessVar = 0,
 ): SplitChoice | null {
-  const { lambda } = params;
-  // Hessian sums are often exact multiples (p = ½ gives h = ¼ in the first tree): a child at exactly
-  // minChildWeight must pass whichever order the sums were added in.
-  const minChildWeight = params.minChildWeight * (1 - TIE) - TIE;
-  const floor = Math.max(params.minSplitGain, MIN_GAIN);
-  let best: SplitChoice | null = null;
-  // E[(G + noise)²] = G² + var: without the correction noisy gains favour children with little hessian.
-  let parentTerm = 0;
-  const consider = (group: number, cut: number, GL: number, HL: number, GR: number, HR: number, binsL: number, binsR: number) => {
-    const slackL = hessVar === 0 ? 0 : 2 * Math.sqrt(binsL * hessVar);
-    const slackR = hessVar === 0 ? 0 : 2 * Math.sqrt(binsR * hessVar);
-    if (!(HL - slackL >= minChildWeight && HR - slackR >= minChildWeight && HL + lambda > 0 && HR + lambda > 0)) return;
-    const gain =
-      gradVar === 0
-        ? xgbGain(GL, HL, GR, HR, lambda)
-        : (GL * GL - binsL * gradVar) / (HL + lambda) + (GR * GR - binsR * gradVar) / (HR + lambda) - parentTerm;
-    if (!(gain > floor)) return;
-    if (best === null || gain > best.gain + TIE * Math.max(1, Math.abs(best.gain))) best = { group, cut, gain, GL, HL, GR, HR };
-  };
+  const scorer = new SplitScorer(params, gradVar, hessVar);
   bins.groups.forEach((gi, k) => {
     const g = layout.groups[gi];
     const off = base + bins.offsets[k];
@@ -72,13 +100,13 @@ export function bestSplit(
       Gt += grad[off + b];
       Ht += hess[off + b];
     }
-    parentTerm = (Gt * Gt - size * gradVar) / (Ht + lambda);
+    scorer.parent(Gt, Ht, size);
     if (g.kind === 'categorical') {
       if (size < 2) return;
       for (let v = 0; v < size; v++) {
         const GR = grad[off + v];
         const HR = hess[off + v];
-        consider(gi, v, Gt - GR, Ht - HR, GR, HR, size - 1, 1);
+        scorer.consider(gi, v, Gt - GR, Ht - HR, GR, HR, size - 1, 1);
       }
       return;
     }
@@ -90,10 +118,10 @@ export function bestSplit(
       HL += hess[off + k];
       // A repeated cut splits the rows exactly as the previous one: only the first is a candidate.
       if (k > 0 && cuts[k] === cuts[k - 1]) continue;
-      consider(gi, k, GL, HL, Gt - GL, Ht - HL, k + 1, size - k - 1);
+      scorer.consider(gi, k, GL, HL, Gt - GL, Ht - HL, k + 1, size - k - 1);
     }
   });
-  return best;
+  return scorer.best;
 }
 
 /** Leaf weight w = −η·G/(H+λ), H floored at 0 (noise can push it below), |G/(H+λ)| ≤ maxDeltaStep when set; float32. */

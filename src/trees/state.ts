@@ -9,7 +9,7 @@
  */
 import { FedmarkError } from '../errors.ts';
 import { sha256Canonical } from '../privacy/ledger/canonical.ts';
-import { createRng, deriveSeed } from '../util/rng.ts';
+import { candidatePool, randomSplit } from './candidates.ts';
 import { checkEdges, edgesFromCounts, edgesHash, quantilePartLength, schemaEdges, type BinEdges } from './edges.ts';
 import {
   LEAF,
@@ -27,7 +27,7 @@ import {
 import { checkLayout, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, usesSubtraction, type GbdtParams } from './params.ts';
 import { leafPartLength, levelPartLength, stepAt, treeBinLayout, type GbdtStep } from './schedule.ts';
-import { bestSplit, leafWeight } from './split.ts';
+import { bestSplit, leafWeight, type SplitChoice } from './split.ts';
 import { calibrateGbdtNoise, stepRelease, type GbdtNoisePlan } from './dp.ts';
 
 export const STATE_FORMAT = 'fedmark-gbdt-state/1';
@@ -102,36 +102,20 @@ function checkContributors(k: number): number {
   return k;
 }
 
-/** Candidate splits of one group drawn uniformly: distinct cuts of a numeric/binary group, slots of a categorical one. */
-function candidates(state: GbdtState, gi: number): number[] {
-  const g = state.layout.groups[gi];
-  if (g.kind === 'categorical') return g.slots >= 2 ? Array.from({ length: g.slots }, (_, v) => v) : [];
-  const cuts = state.edges!.cuts[gi];
-  const out: number[] = [];
-  for (let k = 0; k < cuts.length; k++) if (k === 0 || cuts[k] !== cuts[k - 1]) out.push(k);
-  return out;
-}
-
-/**
- * Random splits below `fromDepth` (Maddock et al., "Federated Boosted Decision Trees with Differential
- * Privacy", CCS 2022: totally random trees): a group uniformly among those with a candidate, then a
- * candidate uniformly, from a stream seeded by the job seed, the tree and the node. Public randomness: every
- * key holder draws the same structure and no row is looked at.
- */
+/** Random splits (./candidates.ts) for every open node at or below `fromDepth`; nodes at full depth become pending leaves. */
 function growRandom(state: GbdtState, tree: HeapTree, treeIndex: number, fromDepth: number): void {
   const { depth, seed } = state.params;
-  const usable = state.layout.groups.map((_, gi) => candidates(state, gi)).map((c, gi) => ({ gi, c })).filter((x) => x.c.length > 0);
+  const pool = candidatePool(state.layout, state.edges!);
   for (let i = 0; i < tree.kind.length; i++) {
     if (tree.kind[i] !== OPEN || depthOf(i) < fromDepth) continue;
-    if (depthOf(i) >= depth || usable.length === 0) {
+    const split = depthOf(i) < depth ? randomSplit(pool, seed, treeIndex, i) : null;
+    if (!split) {
       tree.kind[i] = PENDING;
       continue;
     }
-    const rng = createRng(deriveSeed(seed, 'gbdt-random-split', treeIndex, i));
-    const pick = usable[rng.int(usable.length)];
     tree.kind[i] = SPLIT;
-    tree.group[i] = pick.gi;
-    tree.cut[i] = pick.c[rng.int(pick.c.length)];
+    tree.group[i] = split.group;
+    tree.cut[i] = split.cut;
     tree.kind[2 * i + 1] = OPEN;
     tree.kind[2 * i + 2] = OPEN;
   }
@@ -163,6 +147,32 @@ export function applyQuantiles(state: GbdtState, sums: GbdtSums): GbdtState {
   return startTreeIfDue({ ...state, step: state.step + 1, edges, edgesHash: edgesHash(edges) });
 }
 
+/** Full histograms of the level's open node slots: the released ones, or parent − left with subtraction. */
+function fullHistograms(state: GbdtState, level: number, grad: Float64Array, hess: Float64Array, B: number, fullG: Float64Array, fullH: Float64Array): void {
+  const subtract = usesSubtraction(state.params);
+  const tree = state.tree!;
+  const first = 2 ** level - 1;
+  for (let i = first; i < first + 2 ** level; i++) {
+    if (tree.kind[i] !== OPEN) continue;
+    const slot = i - first;
+    if (!subtract || level === 0) {
+      const q = subtract ? 0 : slot;
+      fullG.set(grad.subarray(q * B, (q + 1) * B), slot * B);
+      fullH.set(hess.subarray(q * B, (q + 1) * B), slot * B);
+      continue;
+    }
+    const p = (i - 1) >> 1;
+    const ps = levelSlot(p);
+    const isLeft = i === 2 * p + 1;
+    for (let b = 0; b < B; b++) {
+      const lg = grad[ps * B + b];
+      const lh = hess[ps * B + b];
+      fullG[slot * B + b] = isLeft ? lg : state.parent!.grad[ps * B + b] - lg;
+      fullH[slot * B + b] = isLeft ? lh : state.parent!.hess[ps * B + b] - lh;
+    }
+  }
+}
+
 /**
  * Server step of a histogram level: every open node of the level takes the best split of its summed
  * histograms, or becomes a leaf. With subtraction the right child's histogram is parent − left.
@@ -185,28 +195,21 @@ export function applyLevel(state: GbdtState, sums: GbdtSums, contributors = 1): 
   const k = checkContributors(contributors);
   const gradVar = k * (release?.parts[0].std ?? 0) ** 2;
   const hessVar = k * (release?.parts[1].std ?? 0) ** 2;
-  // Full histograms of every node slot of this level (also the next level's parents).
   const fullG = new Float64Array(width * B);
   const fullH = new Float64Array(width * B);
-  for (let i = first; i < first + width; i++) {
-    if (tree.kind[i] !== OPEN) continue;
-    const slot = i - first;
-    if (!subtract || level === 0) {
-      const q = subtract ? 0 : slot;
-      fullG.set(grad.subarray(q * B, (q + 1) * B), slot * B);
-      fullH.set(hess.subarray(q * B, (q + 1) * B), slot * B);
-    } else {
-      const p = (i - 1) >> 1;
-      const ps = levelSlot(p);
-      const isLeft = i === 2 * p + 1;
-      for (let b = 0; b < B; b++) {
-        const lg = grad[ps * B + b];
-        const lh = hess[ps * B + b];
-        fullG[slot * B + b] = isLeft ? lg : state.parent!.grad[ps * B + b] - lg;
-        fullH[slot * B + b] = isLeft ? lh : state.parent!.hess[ps * B + b] - lh;
-      }
+  fullHistograms(state, level, grad, hess, B, fullG, fullH);
+  /** The node's best split, and its totals (from the first histogrammed group: every group's bins add up to the same rows). */
+  const choose = (i: number): { choice: SplitChoice | null; G: number; H: number } => {
+    const base = (i - first) * B;
+    const choice = bestSplit(layout, bins, state.edges!, params, fullG, fullH, base, gradVar, hessVar);
+    let G = 0;
+    let H = 0;
+    for (let b = 0; b < bins.sizes[0]; b++) {
+      G += fullG[base + b];
+      H += fullH[base + b];
     }
-  }
+    return { choice, G, H };
+  };
   const leafRound = hasLeafRound(params);
   const lastLevel = level + 1 === params.depth;
   const settle = (i: number, G: number, H: number) => {
@@ -220,16 +223,8 @@ export function applyLevel(state: GbdtState, sums: GbdtSums, contributors = 1): 
   };
   for (let i = first; i < first + width; i++) {
     if (tree.kind[i] !== OPEN) continue;
-    const base = (i - first) * B;
-    const choice = bestSplit(layout, bins, state.edges!, params, fullG, fullH, base, gradVar, hessVar);
+    const { choice, G, H } = choose(i);
     if (choice === null) {
-      // A node total from the first histogrammed group (every group's bins add up to the same rows).
-      let G = 0;
-      let H = 0;
-      for (let b = 0; b < bins.sizes[0]; b++) {
-        G += fullG[base + b];
-        H += fullH[base + b];
-      }
       settle(i, G, H);
       continue;
     }
