@@ -98,14 +98,17 @@ export function modelFromState(state: GbdtState): GbdtModel {
   };
 }
 
-/** Leaf a row reaches in one tree (x is the row's encoded features). */
+/** The child of split `node` a row goes to: left when x < threshold (as XGBoost), NaN by default_left. */
+export function childOf(tree: CompactTree, node: number, x: ArrayLike<number>, offset: number): number {
+  const v = x[offset + tree.feature[node]];
+  const left = Number.isNaN(v) ? tree.defaultLeft[node] : v < tree.threshold[node];
+  return left ? tree.left[node] : tree.right[node];
+}
+
+/** Leaf a row reaches in one tree (x holds the row's encoded features from `offset`). */
 export function leafOf(tree: CompactTree, x: ArrayLike<number>, offset = 0): number {
   let node = 0;
-  while (tree.left[node] >= 0) {
-    const v = x[offset + tree.feature[node]];
-    const left = Number.isNaN(v) ? tree.defaultLeft[node] : v < tree.threshold[node];
-    node = left ? tree.left[node] : tree.right[node];
-  }
+  while (tree.left[node] >= 0) node = childOf(tree, node, x, offset);
   return node;
 }
 
@@ -115,11 +118,16 @@ function checkRows(model: GbdtModel, X: ArrayLike<number>, n: number): void {
   }
 }
 
+/** The margin every row starts from: logit of the float32 base score, as XGBoost stores it. */
+export function baseMargin(model: Pick<GbdtModel, 'baseScore'>): number {
+  return logit(Math.fround(model.baseScore));
+}
+
 /** Margins (logits) of n rows, row-major X with the model's feature count. */
 export function predictMargin(model: GbdtModel, X: ArrayLike<number>, n: number): Float64Array {
   checkRows(model, X, n);
   const d = model.numFeature;
-  const out = new Float64Array(n).fill(logit(model.baseScore));
+  const out = new Float64Array(n).fill(baseMargin(model));
   for (const tree of model.trees) {
     for (let i = 0; i < n; i++) out[i] += tree.value[leafOf(tree, X, i * d)];
   }
