@@ -5,7 +5,7 @@
  */
 export { GBDT_DEFAULTS, SPLIT_MODES, gbdtDpSchema, gbdtParamsInputSchema, hasLeafRound, parseGbdtParams, usesSubtraction, type GbdtDpParams, type GbdtParams, type GbdtParamsInput, type SplitMode } from './params.ts';
 export { binLayout, checkLayout, featureLayout, numericLayout, type BinLayout, type FeatureGroup, type FeatureLayout } from './layout.ts';
-export { binMatrix, checkEdges, edgesFromCounts, edgesHash, quantileCellsPerRow, quantilePartLength, schemaEdges, type BinEdges, type BinnedMatrix } from './edges.ts';
+export { binMatrix, checkEdges, dyadicCounts, edgesFromCounts, edgesHash, quantileCellsPerRow, quantilePartLength, schemaEdges, type BinEdges, type BinnedMatrix } from './edges.ts';
 export {
   GRAD_BOUND,
   HESS_BOUND,

@@ -8,7 +8,7 @@
  * sensitivities in ./dp.ts rely on.
  */
 import { FedmarkError } from '../errors.ts';
-import { binMatrix, quantileCounts as gridCounts, type BinnedMatrix } from './edges.ts';
+import { binMatrix, dyadicCounts, type BinnedMatrix } from './edges.ts';
 import { OPEN, PENDING, depthOf, leafSlot, levelSlot, routeRow, type HeapTree } from './heap-tree.ts';
 import { usesSubtraction } from './params.ts';
 import { leafPartLength, levelPartLength, treeBinLayout } from './schedule.ts';
@@ -107,7 +107,7 @@ export function quantileCounts(state: GbdtState, local: GbdtLocalData): GbdtSums
   if (currentStep(state).kind !== 'quantiles') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not the quantile round`);
   const { X, n, d } = local.rows;
   if (d !== state.layout.d) throw new FedmarkError('GBDT_BAD_DATA', `rows have ${d} features, the job's layout has ${state.layout.d}`);
-  return { counts: gridCounts(state.params, state.layout, X, n) };
+  return { counts: dyadicCounts(state.params, state.layout, X, n) };
 }
 
 /**

@@ -56,6 +56,41 @@ const xgbSchema = z.looseObject({
   version: z.array(z.number()).optional(),
 });
 
+/** An array XGBoost reads as floating-point numbers (its parser refuses an integer literal there). */
+class FloatArray {
+  constructor(readonly values: readonly number[]) {}
+}
+
+/**
+ * The shortest decimal that reads back as the same float32 — what XGBoost itself writes. It matters for
+ * base_score: xgboost 1.7 parses that string parameter as a float and silently falls back to 0.5 when
+ * given a 17-digit double rendering.
+ */
+export function float32Text(v: number): string {
+  const f = Math.fround(v);
+  if (!Number.isFinite(f)) throw new FedmarkError('GBDT_BAD_MODEL', `cannot write a non-finite value (${v}) to an XGBoost model`);
+  for (let p = 1; p <= 9; p++) {
+    const s = f.toPrecision(p);
+    if (Math.fround(Number(s)) === f) return String(Number(s));
+  }
+  return String(f);
+}
+
+function floatLiteral(v: number): string {
+  const s = float32Text(v);
+  return /[.eE]/.test(s) ? s : `${s}.0`;
+}
+
+/** JSON text in which FloatArray values are written with a decimal point or exponent. */
+function stringify(value: unknown): string {
+  if (value instanceof FloatArray) return `[${value.values.map(floatLiteral).join(',')}]`;
+  if (Array.isArray(value)) return `[${value.map(stringify).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${stringify(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /** Probabilities from a sigmoid of the margin: the objectives fedmark can score. */
 const LOGISTIC_OBJECTIVES = new Set(['binary:logistic', 'reg:logistic']);
 
@@ -70,7 +105,7 @@ function xgbTree(t: CompactTree, id: number, numFeature: number): Record<string,
   }
   const zeros = () => new Array<number>(n).fill(0);
   return {
-    base_weights: zeros(),
+    base_weights: new FloatArray(zeros()),
     categories: [],
     categories_nodes: [],
     categories_segments: [],
@@ -78,20 +113,24 @@ function xgbTree(t: CompactTree, id: number, numFeature: number): Record<string,
     default_left: t.defaultLeft.map((b) => (b ? 1 : 0)),
     id,
     left_children: [...t.left],
-    loss_changes: zeros(),
+    loss_changes: new FloatArray(zeros()),
     parents,
     right_children: [...t.right],
     // XGBoost keeps a leaf's value in split_conditions.
-    split_conditions: t.left.map((l, i) => (l >= 0 ? t.threshold[i] : t.value[i])),
+    split_conditions: new FloatArray(t.left.map((l, i) => (l >= 0 ? t.threshold[i] : t.value[i]))),
     split_indices: t.left.map((l, i) => (l >= 0 ? t.feature[i] : 0)),
     split_type: zeros(),
-    sum_hessian: zeros(),
+    sum_hessian: new FloatArray(zeros()),
     tree_param: { num_deleted: '0', num_feature: String(numFeature), num_nodes: String(n), size_leaf_vector: '0' },
   };
 }
 
-/** The XGBoost JSON object of a model (covers, gains and node weights stripped; see the module comment). */
-export function toXgboostJson(model: GbdtModel): Record<string, unknown> {
+/** The model in XGBoost's JSON format, as text (covers, gains and node weights stripped; see the module comment). */
+export function toXgboostJson(model: GbdtModel): string {
+  return stringify(xgboostObject(model));
+}
+
+function xgboostObject(model: GbdtModel): Record<string, unknown> {
   const meta = { format: model.format, featureNames: model.featureNames, importance: model.importance };
   return {
     learner: {
@@ -107,7 +146,7 @@ export function toXgboostJson(model: GbdtModel): Record<string, unknown> {
         name: 'gbtree',
       },
       learner_model_param: {
-        base_score: String(Math.fround(model.baseScore)),
+        base_score: float32Text(model.baseScore),
         boost_from_average: '1',
         num_class: '0',
         num_feature: String(model.numFeature),
@@ -172,8 +211,16 @@ function compactFromXgb(t: z.infer<typeof treeSchema>, index: number, numFeature
   return out;
 }
 
-/** A model from XGBoost JSON (an object from JSON.parse): binary logistic gbtree models only. */
-export function fromXgboostJson(json: unknown): GbdtModel {
+/** A model from XGBoost JSON (text, or an object from JSON.parse): binary logistic gbtree models only. */
+export function fromXgboostJson(input: unknown): GbdtModel {
+  let json = input;
+  if (typeof input === 'string') {
+    try {
+      json = JSON.parse(input);
+    } catch (err) {
+      throw bad(`not JSON (${(err as Error).message}); fedmark reads XGBoost's JSON format, not its binary UBJ/deprecated formats`);
+    }
+  }
   const r = xgbSchema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0];
@@ -216,7 +263,7 @@ function safeJson(s: string): unknown {
 
 /** Writes the model as an XGBoost JSON file. */
 export async function saveXgboostModel(path: string, model: GbdtModel): Promise<void> {
-  await writeFile(path, JSON.stringify(toXgboostJson(model)));
+  await writeFile(path, toXgboostJson(model));
 }
 
 /** Reads an XGBoost JSON model file (e.g. one fedmark wrote, or `Booster.save_model("m.json")`). */
@@ -227,11 +274,10 @@ export async function loadXgboostModel(path: string): Promise<GbdtModel> {
   } catch (err) {
     throw new FedmarkError('GBDT_XGB_UNREADABLE', `${path}: cannot read model file (${(err as Error).message})`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return fromXgboostJson(text);
   } catch (err) {
-    throw new FedmarkError('GBDT_XGB_INVALID', `${path}: not JSON (${(err as Error).message}); fedmark reads XGBoost's JSON format, not its binary UBJ/deprecated formats`);
+    if (err instanceof FedmarkError) throw new FedmarkError(err.code, `${path}: ${err.message}`, err.details);
+    throw err;
   }
-  return fromXgboostJson(json);
 }
