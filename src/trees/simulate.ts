@@ -22,8 +22,8 @@ export interface GbdtRunResult {
   state: GbdtState;
   model: GbdtModel;
   noise: GbdtNoisePlan;
-  /** Per partner: milliseconds spent in local steps (statistics + noise), summed over the job. */
-  localMs: number[];
+  /** Per partner: CPU milliseconds spent in local steps (statistics + noise), summed over the job. */
+  localCpuMs: number[];
   /** Values each partner uploaded over the job (all parts of all steps). */
   valuesUploaded: number;
 }
@@ -48,7 +48,7 @@ export function sumParts(list: readonly GbdtSums[]): GbdtSums {
 export function trainFederated(params: GbdtParams, layout: FeatureLayout, partners: readonly LocalRows[], options: GbdtRunOptions = {}): GbdtRunResult {
   if (partners.length === 0) throw new FedmarkError('GBDT_NO_PARTNERS', 'federated training needs at least one partner');
   const locals = partners.map((p) => new GbdtLocalData(p));
-  const localMs = partners.map(() => 0);
+  const localCpuMs = partners.map(() => 0);
   let state = initialState(params, layout);
   const noise = state.noise;
   let values = 0;
@@ -56,10 +56,11 @@ export function trainFederated(params: GbdtParams, layout: FeatureLayout, partne
   while (!isComplete(state)) {
     const release = stepRelease(params, layout, noise, state.step);
     const uploads = locals.map((local, k) => {
-      const t0 = performance.now();
+      const t0 = process.cpuUsage();
       const parts = localStep(state, local);
       if (release) addReleaseNoise(parts, release);
-      localMs[k] += performance.now() - t0;
+      const used = process.cpuUsage(t0);
+      localCpuMs[k] += (used.user + used.system) / 1000;
       return parts;
     });
     values += Object.values(uploads[0]).reduce((a, v) => a + v.length, 0);
@@ -67,7 +68,7 @@ export function trainFederated(params: GbdtParams, layout: FeatureLayout, partne
     state = applyStep(state, sumParts(uploads), uploads.length);
     options.onStep?.({ step: step.step, totalSteps: total, kind: step.kind, tree: 'tree' in step ? step.tree : null });
   }
-  return { state, model: modelFromState(state), noise, localMs, valuesUploaded: values };
+  return { state, model: modelFromState(state), noise, localCpuMs, valuesUploaded: values };
 }
 
 /** The pooled reference trainer: all rows in one place, the same steps (noise only if the parameters ask for DP). */

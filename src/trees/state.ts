@@ -27,7 +27,7 @@ import {
 import { checkLayout, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, usesSubtraction, type GbdtParams } from './params.ts';
 import { leafPartLength, levelPartLength, stepAt, treeBinLayout, type GbdtStep } from './schedule.ts';
-import { bestSplit, leafWeight, type SplitChoice } from './split.ts';
+import { bestSplit, leafWeight } from './split.ts';
 import { calibrateGbdtNoise, stepRelease, type GbdtNoisePlan } from './dp.ts';
 
 export const STATE_FORMAT = 'fedmark-gbdt-state/1';
@@ -198,18 +198,6 @@ export function applyLevel(state: GbdtState, sums: GbdtSums, contributors = 1): 
   const fullG = new Float64Array(width * B);
   const fullH = new Float64Array(width * B);
   fullHistograms(state, level, grad, hess, B, fullG, fullH);
-  /** The node's best split, and its totals (from the first histogrammed group: every group's bins add up to the same rows). */
-  const choose = (i: number): { choice: SplitChoice | null; G: number; H: number } => {
-    const base = (i - first) * B;
-    const choice = bestSplit(layout, bins, state.edges!, params, fullG, fullH, base, gradVar, hessVar);
-    let G = 0;
-    let H = 0;
-    for (let b = 0; b < bins.sizes[0]; b++) {
-      G += fullG[base + b];
-      H += fullH[base + b];
-    }
-    return { choice, G, H };
-  };
   const leafRound = hasLeafRound(params);
   const lastLevel = level + 1 === params.depth;
   const settle = (i: number, G: number, H: number) => {
@@ -223,8 +211,16 @@ export function applyLevel(state: GbdtState, sums: GbdtSums, contributors = 1): 
   };
   for (let i = first; i < first + width; i++) {
     if (tree.kind[i] !== OPEN) continue;
-    const { choice, G, H } = choose(i);
+    const base = (i - first) * B;
+    const choice = bestSplit(layout, bins, state.edges!, params, fullG, fullH, base, gradVar, hessVar);
     if (choice === null) {
+      // The node's totals from its first histogrammed column (every column's bins hold the same rows).
+      let G = 0;
+      let H = 0;
+      for (let b = 0; b < bins.sizes[0]; b++) {
+        G += fullG[base + b];
+        H += fullH[base + b];
+      }
       settle(i, G, H);
       continue;
     }
@@ -244,7 +240,8 @@ export function applyLevel(state: GbdtState, sums: GbdtSums, contributors = 1): 
   if (level + 1 === params.histogramLevels && params.histogramLevels < params.depth) growRandom(state, tree, step.tree, level + 1);
   const finished = !leafRound && level + 1 === params.histogramLevels;
   const next = advance(state, tree, finished);
-  if (finished || !subtract) return next;
+  // The next level subtracts from these full histograms.
+  if (!subtract || level + 1 >= params.histogramLevels) return next;
   return { ...next, parent: { grad: Array.from(fullG), hess: Array.from(fullH) } };
 }
 
