@@ -2,8 +2,9 @@
  * Every value a partner sends in a GBDT job is a Gaussian release (or nothing is private). Sensitivities
  * under add/remove-one-row, with g ∈ [−1, 1] and h ∈ [0, ¼] per row:
  *
- *   histogram level, part grad: a row is in one node of the level and one bin per group → Δ₂ = √groups · 1
- *   histogram level, part hess:                                                          Δ₂ = √groups · ¼
+ *   histogram level, part grad: a row is in one node of the level and one bin per histogrammed column
+ *                               (c = columnsPerTree, or every column)                   → Δ₂ = √c · 1
+ *   histogram level, part hess:                                                          Δ₂ = √c · ¼
  *   leaf round, grad / hess:    a row is in one leaf                                     Δ₂ = 1 / ¼
  *   quantile round, counts:     one cell per dyadic level per numeric group              Δ₂ = √(levels · numeric groups)
  *

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { FedmarkError } from '../../src/errors.ts';
 import { addGaussianNoiseInPlace } from '../../src/privacy/index.ts';
 import {
   binMatrix,
@@ -13,7 +12,7 @@ import {
   schemaEdges,
   sumParts,
 } from '../../src/trees/index.ts';
-import { SYNTH_SCHEMA, splitRows, syntheticDataset } from './helpers.ts';
+import { SYNTH_SCHEMA, splitRows, syntheticDataset, thrown } from './helpers.ts';
 
 const layout = featureLayout(SYNTH_SCHEMA);
 const data = syntheticDataset(4000, 7);
@@ -116,15 +115,7 @@ describe('DP quantile edges', () => {
 
 describe('binning refuses what would break the tree/model correspondence', () => {
   const edges = schemaEdges(layout, params);
-  const code = (f: () => unknown) => {
-    try {
-      f();
-    } catch (e) {
-      expect(e).toBeInstanceOf(FedmarkError);
-      return (e as FedmarkError).code;
-    }
-    return 'no error';
-  };
+  const code = (f: () => unknown) => thrown(f).code;
   it('rows whose one-hot slots are not exactly one-hot, NaN values, bad edges', () => {
     const X = Float32Array.from(data.X.subarray(0, layout.d));
     const off = (layout.groups[3] as { offset: number }).offset;

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { concatDatasets } from '../../src/data/encode.ts';
-import { FedmarkError } from '../../src/errors.ts';
 import {
   GbdtLocalData,
   applyLeaves,
@@ -26,7 +25,7 @@ import {
   type GbdtState,
 } from '../../src/trees/index.ts';
 import { SPLIT, LEAF } from '../../src/trees/heap-tree.ts';
-import { SYNTH_SCHEMA, splitRows, syntheticDataset } from './helpers.ts';
+import { SYNTH_SCHEMA, splitRows, syntheticDataset, thrown } from './helpers.ts';
 
 const layout = featureLayout(SYNTH_SCHEMA);
 const data = syntheticDataset(3000, 11);
@@ -112,15 +111,7 @@ describe('federated steps against the pooled reference trainer (no DP)', () => {
     const params = parseGbdtParams({ trees: 2, depth: 3, binEdges: 'schema' });
     const state = initialState(params, layout);
     const len = levelPartLength(params, layout, 0);
-    const err = (f: () => unknown) => {
-      try {
-        f();
-      } catch (e) {
-        expect(e).toBeInstanceOf(FedmarkError);
-        return (e as FedmarkError).code;
-      }
-      throw new Error('expected an error');
-    };
+    const err = (f: () => unknown) => thrown(f).code;
     expect(err(() => applyStep(state, { grad: new Float64Array(len - 1), hess: new Float64Array(len) }))).toBe('GBDT_BAD_PART');
     expect(err(() => applyStep(state, { grad: new Float64Array(len) }))).toBe('GBDT_BAD_PART');
     const nan = new Float64Array(len);

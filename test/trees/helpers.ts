@@ -3,7 +3,9 @@
  * bottom of a wide declared range), categorical and boolean columns, a rare positive class with an
  * interaction, encoded through src/data exactly as partners encode their CSVs.
  */
+import { expect } from 'vitest';
 import { encodeRows, subsetDataset, type Dataset } from '../../src/data/encode.ts';
+import { FedmarkError } from '../../src/errors.ts';
 import { parseSchema, type DatasetSchema } from '../../src/data/schema.ts';
 import { createRng } from '../../src/util/rng.ts';
 
@@ -50,4 +52,15 @@ export function splitRows(ds: Dataset, sizes: number[]): Dataset[] {
     at = end;
   });
   return out;
+}
+
+/** Runs `f`, which must throw a FedmarkError, and returns that error for further checks. */
+export function thrown(f: () => unknown): FedmarkError {
+  try {
+    f();
+  } catch (err) {
+    expect(err).toBeInstanceOf(FedmarkError);
+    return err as FedmarkError;
+  }
+  throw new Error('expected a FedmarkError');
 }

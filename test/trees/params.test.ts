@@ -1,15 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { FedmarkError } from '../../src/errors.ts';
 import { GBDT_DEFAULTS, hasLeafRound, parseGbdtParams, usesSubtraction } from '../../src/trees/index.ts';
+import { thrown } from './helpers.ts';
 
 const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FedmarkError);
-    return (e as FedmarkError).message;
-  }
-  throw new Error('expected an error');
+  const err = thrown(f);
+  expect(err.code).toBe('GBDT_BAD_PARAMS');
+  return err.message;
 };
 
 describe('GBDT parameters', () => {
