@@ -11,7 +11,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as paillier from 'paillier-bigint';
-import { CkksAggregator, CkksCipher, CkksContext, DEFAULT_HE_PARAMS, generateSecretKey } from '../../src/crypto/ckks.ts';
+import { CkksAggregator, CkksCipher, CkksContext, DEFAULT_HE_PARAMS, generateSecretKey } from '../../src/crypto/ckks/index.ts';
 import { sealHeapBytes } from '../../src/crypto/seal.ts';
 import { createRng, deriveSeed } from '../../src/util/rng.ts';
 

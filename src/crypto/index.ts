@@ -1,21 +1,4 @@
-export {
-  heParamsSchema,
-  DEFAULT_HE_PARAMS,
-  DEFAULT_MAX_SUMMANDS,
-  HE_STANDARD_MAX_COEFF_BITS,
-  heValueBounds,
-  validateHeParams,
-  CkksContext,
-  CkksCipher,
-  CkksAggregator,
-  generateSecretKey,
-  inspectBlob,
-  ciphertextCount,
-  type HeParams,
-  type HeValueBounds,
-  type BlobInfo,
-  type BlobKind,
-} from './ckks.ts';
+export * from './ckks/index.ts';
 export { sealHeapBytes } from './seal.ts';
 export {
   generateIdentity,

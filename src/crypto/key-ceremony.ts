@@ -7,7 +7,7 @@
 import nacl from 'tweetnacl';
 import { FedmarkError } from '../errors.ts';
 import { sha256Hex } from '../util/hash.ts';
-import { generateSecretKey, type CkksContext } from './ckks.ts';
+import { generateSecretKey, type CkksContext } from './ckks/index.ts';
 import { parsePublicIdentity, type Identity, type PublicIdentity } from './identity.ts';
 
 /** nonce (24 bytes, random) ‖ nacl.box(secret). */

@@ -10,7 +10,7 @@ import {
   inspectBlob,
   validateHeParams,
   type HeParams,
-} from '../../src/crypto/ckks.ts';
+} from '../../src/crypto/ckks/index.ts';
 import { sealHeapBytes } from '../../src/crypto/seal.ts';
 import { FedmarkError } from '../../src/errors.ts';
 import { createRng } from '../../src/util/rng.ts';
@@ -91,6 +91,31 @@ describe('HE parameters', () => {
     expect(b.dataPrimeBits).toEqual([60, 40, 40]);
     expect(b.maxAbsSlotValue).toBe(2 ** (140 - 3 - 1 - 40));
     expect(b.maxAbsInputValue).toBe(b.maxAbsSlotValue / 10);
+  });
+
+  it('paramsId is stable: RFC 8785 ids equal the ids of the pre-folder implementation', async () => {
+    // Reference ids computed by the private sorted-keys canonicalJson this module used before it
+    // adopted the ledger's RFC 8785 helper: blobs and keys of existing jobs stay valid.
+    expect(ctx.paramsId).toBe('4c2c9c5eb6ade6e2887a799f614a5f92e49e0f4d1b1bd3292a7deffae0e88bdb');
+    const cases: [HeParams, string][] = [
+      [{ scheme: 'ckks', polyModulusDegree: 4096, coeffModulusBits: [54], scaleBits: 30 }, 'a21ca44fc3d113102476cc40373bba654e6f6150fcc8b32a925acdbe95a82b32'],
+      [{ scheme: 'ckks', polyModulusDegree: 8192, coeffModulusBits: [60, 40, 40, 60], scaleBits: 40, maxSummands: 10 }, '2f0c280c93e775c5d2ca8f812cd3c190ac304c90bdedd41b5b00342c45494877'],
+    ];
+    for (const [params, id] of cases) {
+      const c = await CkksContext.create(params);
+      try {
+        expect(c.paramsId).toBe(id);
+      } finally {
+        c.dispose();
+      }
+    }
+  });
+
+  it('the ckks folder exports exactly the public names of the former ckks.ts', async () => {
+    const mod = await import('../../src/crypto/ckks/index.ts');
+    expect(Object.keys(mod).sort()).toEqual(
+      ['CkksAggregator', 'CkksCipher', 'CkksContext', 'DEFAULT_HE_PARAMS', 'DEFAULT_MAX_SUMMANDS', 'HE_STANDARD_MAX_COEFF_BITS', 'ciphertextCount', 'generateSecretKey', 'heParamsSchema', 'heValueBounds', 'inspectBlob', 'validateHeParams'],
+    );
   });
 
   it('paramsId changes with any parameter', async () => {
