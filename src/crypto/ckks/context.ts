@@ -8,30 +8,22 @@
  *   the modulus chain is as short as it can be, and the ciphertext is as small as it can be.
  * - Seeded symmetric encryption (partners hold the secret key): the second polynomial of a fresh
  *   ciphertext is replaced by a 64-byte PRNG seed, halving the upload.
- * - Untrusted bytes never reach SEAL's deserializer unvalidated (see wire-coding.ts).
+ * - Untrusted bytes never reach SEAL's deserializer unvalidated (see ../seal-wire/wire-coding.ts).
  */
 import { FedmarkError } from '../../errors.ts';
 import { sha256Canonical } from '../../privacy/ledger/canonical.ts';
-import { loadSeal, SealScope, withScope, type SEALLibrary } from '../seal.ts';
+import { loadSeal, SealScope, type SEALLibrary } from '../seal.ts';
+import { captureLayouts, CKKS_WIRE, openSealContext, type SealWireContext } from '../seal-wire/context.ts';
+import type { Layout } from '../seal-wire/wire-coding.ts';
 import { HE_STANDARD_MAX_COEFF_BITS, heValueBounds, validateHeParams, type HeParams } from './params.ts';
-import {
-  CT_DATA_START,
-  SEED_INFO_FIXED,
-  SK_DATA_START,
-  polyPackedBytes,
-  readSealHeader,
-  toModulus,
-  u64At,
-  unpackToSeal,
-  type Layout,
-} from './wire-coding.ts';
 import type { Context } from 'node-seal/implementation/context.js';
-import type { CipherText } from 'node-seal/implementation/cipher-text.js';
 import type { CKKSEncoder } from 'node-seal/implementation/ckks-encoder.js';
 import type { Evaluator } from 'node-seal/implementation/evaluator.js';
+import type { PlainText } from 'node-seal/implementation/plain-text.js';
 import { endianness } from 'node:os';
 
-export class CkksContext {
+export class CkksContext implements SealWireContext {
+  readonly wire = CKKS_WIRE;
   readonly params: HeParams;
   /** sha256 over the canonical parameters and the SEAL serialization version. */
   readonly paramsId: string;
@@ -96,110 +88,21 @@ export class CkksContext {
     }
     const { seal } = await loadSeal();
     const n = params.polyModulusDegree;
-    if (seal.CoeffModulus.MaxBitCount(n, seal.SecurityLevel.tc128) !== HE_STANDARD_MAX_COEFF_BITS[n]) {
-      throw new FedmarkError('HE_UNSUPPORTED_SEAL', 'SEAL disagrees with the HE standard security table');
-    }
     const owned = new SealScope();
     try {
-      const parms = owned.track(seal.EncryptionParameters(seal.SchemeType.ckks));
-      parms.setPolyModulusDegree(n);
-      let allModuli: bigint[];
-      try {
-        withScope((s) => {
-          const vec = s.track(seal.CoeffModulus.Create(n, Int32Array.from(params.coeffModulusBits)));
-          parms.setCoeffModulus(vec);
-        });
-        allModuli = Array.from(parms.coeffModulus);
-      } catch (err) {
-        throw new FedmarkError('HE_BAD_PARAMS', `SEAL cannot create primes of ${params.coeffModulusBits.join(',')} bits for N=${n}: ${(err as Error).message}`);
-      }
-      const context = seal.Context(parms, true, seal.SecurityLevel.tc128);
-      if (!context.parametersSet()) {
-        context.delete();
-        throw new FedmarkError('HE_INSECURE_PARAMS', `SEAL rejects HE parameters N=${n}, primes ${params.coeffModulusBits.join(',')} bits at 128-bit security`);
-      }
+      const { context, keyModuli, dataModuli } = openSealContext(seal, 'ckks', n, { bits: params.coeffModulusBits }, HE_STANDARD_MAX_COEFF_BITS[n]);
       owned.track(context);
-      const keyModuli = allModuli.map(toModulus);
-      const dataModuli = (allModuli.length === 1 ? allModuli : allModuli.slice(0, -1)).map(toModulus);
       const encoder = owned.track(seal.CKKSEncoder(context));
       const evaluator = owned.track(seal.Evaluator(context));
-
-      // Reference serializations give us the exact metadata bytes SEAL writes for these parameters.
-      const refs = withScope((s) => {
+      const layouts = captureLayouts(seal, n, dataModuli, keyModuli, (s) => {
         const kg = s.track(seal.KeyGenerator(context));
-        const sk = s.track(kg.secretKey());
+        const secretKey = s.track(kg.secretKey());
         const pk = s.track(kg.createPublicKey());
-        const enc = s.track(seal.Encryptor(context, pk, sk));
-        const pt = s.track(encoder.encode(Float64Array.from([1]), 2 ** params.scaleBits) as ReturnType<CKKSEncoder['encode']> & { delete(): void });
-        const ser = s.track(enc.encryptSymmetricSerializable(pt as never));
-        const seededBytes = ser.saveArray(seal.ComprModeType.none);
-        const ct = s.track(enc.encryptSymmetric(pt as never) as CipherText);
-        const fullBytes = ct.saveArray(seal.ComprModeType.none);
-        const skBytes = sk.saveArray(seal.ComprModeType.none);
-        return { seededBytes, fullBytes, skBytes };
+        const encryptor = s.track(seal.Encryptor(context, pk, secretKey));
+        const plain = s.track(encoder.encode(Float64Array.from([1]), 2 ** params.scaleBits) as PlainText);
+        return { encryptor, secretKey, plain };
       });
-      const ver = readSealHeader(refs.seededBytes, 'ciphertext');
-      readSealHeader(refs.fullBytes, 'ciphertext');
-      readSealHeader(refs.skBytes, 'secret key');
-      const k = dataModuli.length;
-      const polyBytes = polyPackedBytes(n, dataModuli);
-      const seededData = CT_DATA_START + k * n * 8;
-      const seedLength = refs.seededBytes.length - seededData - SEED_INFO_FIXED;
-      const layoutOk =
-        u64At(refs.seededBytes, CT_DATA_START - 8) === k * n &&
-        seedLength > 0 &&
-        u64At(refs.fullBytes, CT_DATA_START - 8) === 2 * k * n &&
-        refs.fullBytes.length === CT_DATA_START + 2 * k * n * 8 &&
-        u64At(refs.skBytes, SK_DATA_START - 8) === keyModuli.length * n &&
-        refs.skBytes.length === SK_DATA_START + keyModuli.length * n * 8;
-      if (!layoutOk) {
-        throw new FedmarkError('HE_UNSUPPORTED_SEAL', `unexpected SEAL ${ver.major}.${ver.minor} serialization layout`);
-      }
-      const seeded: Layout = {
-        n,
-        moduli: dataModuli,
-        prefix: refs.seededBytes.slice(0, CT_DATA_START),
-        polyCount: 1,
-        seedPrefix: refs.seededBytes.slice(seededData, seededData + SEED_INFO_FIXED),
-        seedLength,
-        sealLength: refs.seededBytes.length,
-        packedLength: seedLength + polyBytes,
-      };
-      const full: Layout = {
-        n,
-        moduli: dataModuli,
-        prefix: refs.fullBytes.slice(0, CT_DATA_START),
-        polyCount: 2,
-        seedPrefix: undefined,
-        seedLength: 0,
-        sealLength: refs.fullBytes.length,
-        packedLength: 2 * polyBytes,
-      };
-      const secretKeyLayout: Layout = {
-        n,
-        moduli: keyModuli,
-        prefix: refs.skBytes.slice(0, SK_DATA_START),
-        polyCount: 1,
-        seedPrefix: undefined,
-        seedLength: 0,
-        sealLength: refs.skBytes.length,
-        packedLength: polyPackedBytes(n, keyModuli),
-      };
-      const ctx = new CkksContext({
-        params,
-        seal,
-        context,
-        encoder,
-        evaluator,
-        seeded,
-        full,
-        secretKeyLayout,
-        sealMajor: ver.major,
-        sealMinor: ver.minor,
-      });
-      // SEAL's Context keeps its own copy of the parameters.
-      parms.delete();
-      return ctx;
+      return new CkksContext({ params, seal, context, encoder, evaluator, ...layouts });
     } catch (err) {
       owned.dispose();
       throw err;
@@ -222,17 +125,4 @@ export class CkksContext {
       }
     }
   }
-}
-
-/** Rebuilds SEAL bytes from a validated packed ciphertext and loads them (SEAL's own checks run too). */
-export function loadCiphertext(ctx: CkksContext, layout: Layout, packed: Uint8Array): CipherText {
-  const sealBytes = unpackToSeal(layout, packed);
-  const ct = ctx.seal.CipherText();
-  try {
-    ct.loadArray(ctx.context, sealBytes);
-  } catch (err) {
-    ct.delete();
-    throw new FedmarkError('HE_BAD_CIPHERTEXT', `SEAL rejected the ciphertext: ${(err as Error).message ?? String(err)}`);
-  }
-  return ct;
 }

@@ -12,5 +12,5 @@ export {
 export { CkksContext } from './context.ts';
 export { CkksCipher } from './cipher.ts';
 export { CkksAggregator } from './aggregator.ts';
-export { generateSecretKey } from './keys.ts';
-export { inspectBlob, ciphertextCount, type BlobInfo, type BlobKind } from './blob.ts';
+export { generateSecretKey } from '../seal-wire/keys.ts';
+export { inspectBlob, ciphertextCount, type BlobInfo, type BlobKind } from '../seal-wire/blob.ts';

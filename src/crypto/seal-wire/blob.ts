@@ -1,13 +1,16 @@
-/** The fedmark CKKS blob: a checksummed, parameter-bound container of packed ciphertexts, and its validation. */
+/**
+ * The fedmark ciphertext blob (CKKS and BFV alike): a checksummed, parameter-bound container of
+ * packed ciphertexts, and its validation — all of it before SEAL sees a byte.
+ */
 import { createHash } from 'node:crypto';
 import type { CipherText } from 'node-seal/implementation/cipher-text.js';
 import { FedmarkError } from '../../errors.ts';
-import { loadCiphertext, type CkksContext } from './context.ts';
+import { loadCiphertext, WIRE_FORMATS, type SealWireContext } from './context.ts';
 import { equalBytes, type Layout } from './wire-coding.ts';
 
 /**
  * Blob layout (all integers little-endian):
- *   0  4  magic "FMHE"
+ *   0  4  magic: "FMHE" (CKKS) or "FMBV" (BFV)
  *   4  1  format version (1)
  *   5  1  kind: 1 = fresh (seeded) ciphertexts from one partner, 2 = sum (full ciphertexts)
  *   6  1  SEAL serialization major version
@@ -19,7 +22,6 @@ import { equalBytes, type Layout } from './wire-coding.ts';
  * end 32  sha256 of everything before it (detects truncation and corruption; authenticity comes
  *         from the signed request that carries the blob)
  */
-const BLOB_MAGIC = Uint8Array.from([0x46, 0x4d, 0x48, 0x45]);
 const BLOB_VERSION = 1;
 const BLOB_HEADER = 48;
 const BLOB_TRAILER = 32;
@@ -39,11 +41,11 @@ export interface ParsedBlob extends BlobInfo {
   entries: Uint8Array[];
 }
 
-export function writeBlob(ctx: CkksContext, kind: BlobKind, summands: number, packed: Uint8Array[]): Uint8Array {
+export function writeBlob(ctx: SealWireContext, kind: BlobKind, summands: number, packed: Uint8Array[]): Uint8Array {
   const total = BLOB_HEADER + packed.reduce((a, p) => a + 4 + p.length, 0) + BLOB_TRAILER;
   const out = new Uint8Array(total);
   const dv = new DataView(out.buffer);
-  out.set(BLOB_MAGIC, 0);
+  out.set(ctx.wire.blobMagic, 0);
   out[4] = BLOB_VERSION;
   out[5] = kind === 'fresh' ? 1 : 2;
   out[6] = ctx.sealMajor;
@@ -66,11 +68,18 @@ function bad(message: string): FedmarkError {
 }
 
 /** Structural validation without touching SEAL. */
-export function parseBlob(ctx: CkksContext, blob: Uint8Array, expectedCount?: number): ParsedBlob {
+export function parseBlob(ctx: SealWireContext, blob: Uint8Array, expectedCount?: number): ParsedBlob {
   ctx.assertLive();
   if (!(blob instanceof Uint8Array)) throw bad('ciphertext blob must be a Uint8Array');
   if (blob.length < BLOB_HEADER + BLOB_TRAILER) throw bad(`ciphertext blob truncated: ${blob.length} bytes`);
-  if (!equalBytes(blob.subarray(0, 4), BLOB_MAGIC)) throw bad('not a fedmark CKKS blob (bad magic)');
+  const magic = blob.subarray(0, 4);
+  if (!equalBytes(magic, ctx.wire.blobMagic)) {
+    const other = WIRE_FORMATS.find((w) => equalBytes(magic, w.blobMagic));
+    if (other) {
+      throw new FedmarkError('HE_PARAMS_MISMATCH', `this is a fedmark ${other.label} ciphertext blob, expected ${ctx.wire.label}`);
+    }
+    throw bad(`not a fedmark ${ctx.wire.label} blob (bad magic)`);
+  }
   const body = blob.subarray(0, blob.length - BLOB_TRAILER);
   const digest = createHash('sha256').update(body).digest();
   if (!equalBytes(digest, blob.subarray(blob.length - BLOB_TRAILER))) {
@@ -113,7 +122,7 @@ export function parseBlob(ctx: CkksContext, blob: Uint8Array, expectedCount?: nu
 }
 
 /** Loads every ciphertext of a parsed blob; on any failure frees what was loaded and throws. */
-export function loadAll(ctx: CkksContext, parsed: ParsedBlob): CipherText[] {
+export function loadAll(ctx: SealWireContext, parsed: ParsedBlob): CipherText[] {
   const loaded: CipherText[] = [];
   try {
     for (const entry of parsed.entries) loaded.push(loadCiphertext(ctx, parsed.layout, entry));
@@ -129,7 +138,7 @@ export function loadAll(ctx: CkksContext, parsed: ParsedBlob): CipherText[] {
  * ranges, and that SEAL loads every ciphertext — without needing any key. Throws
  * FedmarkError('HE_BAD_CIPHERTEXT' | 'HE_PARAMS_MISMATCH').
  */
-export function inspectBlob(ctx: CkksContext, blob: Uint8Array, expectedCount?: number): BlobInfo {
+export function inspectBlob(ctx: SealWireContext, blob: Uint8Array, expectedCount?: number): BlobInfo {
   const parsed = parseBlob(ctx, blob, expectedCount);
   for (const entry of parsed.entries) loadCiphertext(ctx, parsed.layout, entry).delete();
   const { kind, summands, count, sealVersion, paramsId } = parsed;
@@ -137,6 +146,6 @@ export function inspectBlob(ctx: CkksContext, blob: Uint8Array, expectedCount?: 
 }
 
 /** Number of ciphertexts needed for a vector of this length. */
-export function ciphertextCount(ctx: CkksContext, length: number): number {
+export function ciphertextCount(ctx: SealWireContext, length: number): number {
   return Math.ceil(length / ctx.slotCount);
 }
