@@ -252,8 +252,10 @@ describe('BFV blob validation', () => {
       const a = new BfvAggregator(ctx);
       a.add(cipher.encryptResidues(small));
       a.add(cipher.encryptResidues(small));
-      const out = cipher.decryptResidues(BfvAggregator.fromBytes(ctx, a.toBytes()).toBytes(), 8192);
+      const restored = BfvAggregator.fromBytes(ctx, a.toBytes());
       a.dispose();
+      const out = cipher.decryptResidues(restored.toBytes(), 8192);
+      restored.dispose();
       return out;
     };
     try {
@@ -273,7 +275,7 @@ describe('BFV blob validation', () => {
     }
     for (let i = 0; i < 10; i++) iteration();
     const before = await sealHeapBytes();
-    let last = new Float64Array(0);
+    let last: Float64Array = new Float64Array(0);
     for (let i = 0; i < 60; i++) last = iteration();
     const after = await sealHeapBytes();
     expect(last[0]).toBe((2 * small[0]) % t);

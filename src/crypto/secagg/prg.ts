@@ -1,0 +1,119 @@
+/**
+ * Mask streams of secure aggregation: keys from HKDF-SHA256 (RFC 5869), expanded with AES-256-CTR
+ * (NIST SP 800-38A) and mapped to uniform residues modulo the plaintext modulus t by rejection
+ * sampling, so no residue is more likely than another (reducing a wider integer mod t would bias the
+ * low residues). All primitives are node:crypto's (OpenSSL).
+ */
+import { createCipheriv, hkdfSync } from 'node:crypto';
+import { FedmarkError } from '../../errors.ts';
+
+const PAIRWISE_SALT = new TextEncoder().encode('fedmark-secagg-1/pairwise');
+const SELF_SALT = new TextEncoder().encode('fedmark-secagg-1/self-mask');
+const ZERO_IV = new Uint8Array(16);
+const KEYSTREAM_CHUNK = 1 << 16;
+const TWO_32 = 2 ** 32;
+const BYTE_WEIGHT = [1, 2 ** 8, 2 ** 16, 2 ** 24];
+
+/** Where a mask belongs: every stream is bound to the job, round and attempt it was made for. */
+export interface MaskBinding {
+  jobId: string;
+  round: number;
+  attempt: number;
+}
+
+/** Unambiguous concatenation: each field as a 2-byte big-endian length and its UTF-8 bytes. */
+export function encodeFields(fields: (string | number)[]): Uint8Array {
+  const parts = fields.map((f) => new TextEncoder().encode(String(f)));
+  const out = new Uint8Array(parts.reduce((a, p) => a + 2 + p.length, 0));
+  let pos = 0;
+  for (const p of parts) {
+    if (p.length > 0xffff) throw new FedmarkError('SECAGG_BAD_INPUT', 'a binding field is longer than 65535 bytes');
+    out[pos] = p.length >>> 8;
+    out[pos + 1] = p.length & 0xff;
+    out.set(p, pos + 2);
+    pos += 2 + p.length;
+  }
+  return out;
+}
+
+/**
+ * The AES key of the pairwise mask between partners i and j (key ids, in index order so both derive
+ * the same): HKDF-SHA256(DH(s_i, s_j), info = job|round|attempt|i|j) — Bonawitz et al. 2017, §4.
+ */
+export function pairwiseMaskKey(sharedSecret: Uint8Array, b: MaskBinding, lower: string, upper: string): Uint8Array {
+  const info = encodeFields(['pairwise', b.jobId, b.round, b.attempt, lower, upper]);
+  return new Uint8Array(hkdfSync('sha256', sharedSecret, PAIRWISE_SALT, info, 32));
+}
+
+/** The AES key of partner u's self-mask: HKDF-SHA256(seed b_u, info = job|round|attempt|u). */
+export function selfMaskKey(seed: Uint8Array, b: MaskBinding, owner: string): Uint8Array {
+  const info = encodeFields(['self', b.jobId, b.round, b.attempt, owner]);
+  return new Uint8Array(hkdfSync('sha256', seed, SELF_SALT, info, 32));
+}
+
+/** Largest plaintext modulus the float64 arithmetic below handles exactly (sums stay below 2^53). */
+export const MAX_MODULUS = 2 ** 50;
+
+function checkModulus(t: number): void {
+  if (!Number.isSafeInteger(t) || t < 2 || t > MAX_MODULUS) {
+    throw new FedmarkError('SECAGG_BAD_INPUT', `mask modulus ${t} must be an integer in [2, 2^50]`);
+  }
+}
+
+/**
+ * Adds sign·PRG(key) to `target` modulo t, slot by slot, in place. The stream is AES-256-CTR with a
+ * zero IV (every key is used for exactly one stream); each residue takes ⌈log2 t / 8⌉ little-endian
+ * bytes with the bits above log2 t cleared, and candidates ≥ t are rejected and redrawn.
+ */
+export function applyMask(target: Float64Array, key: Uint8Array, t: number, sign: 1 | -1): void {
+  checkModulus(t);
+  let bits = 1;
+  while (2 ** bits <= t) bits++;
+  const byteCount = Math.ceil(bits / 8);
+  // Candidates are little-endian: the low 32 bits from up to 4 bytes, the rest from up to 3 more.
+  const loBytes = Math.min(4, byteCount);
+  const hiBytes = byteCount - loBytes;
+  const loMod = bits >= 32 ? TWO_32 : 2 ** bits;
+  const hiMask = bits > 32 ? 2 ** (bits - 32) - 1 : 0;
+  const cipher = createCipheriv('aes-256-ctr', key, ZERO_IV);
+  const zeros = new Uint8Array(KEYSTREAM_CHUNK - (KEYSTREAM_CHUNK % byteCount));
+  const n = target.length;
+  let i = 0;
+  while (i < n) {
+    const s: Uint8Array = cipher.update(zeros);
+    const end = s.length - byteCount;
+    for (let p = 0; p <= end && i < n; p += byteCount) {
+      let lo: number;
+      if (loBytes === 4) lo = (s[p] | (s[p + 1] << 8) | (s[p + 2] << 16) | (s[p + 3] << 24)) >>> 0;
+      else {
+        lo = s[p];
+        for (let k = 1; k < loBytes; k++) lo += s[p + k] * BYTE_WEIGHT[k];
+        lo %= loMod;
+      }
+      let v = lo;
+      if (hiBytes > 0) {
+        let hi = s[p + 4];
+        if (hiBytes > 1) hi |= s[p + 5] << 8;
+        if (hiBytes > 2) hi |= s[p + 6] << 16;
+        v += (hi & hiMask) * TWO_32;
+      }
+      if (v >= t) continue; // rejection: redraw from the next bytes
+      const cur = target[i];
+      if (sign > 0) {
+        const sum = cur + v;
+        target[i] = sum >= t ? sum - t : sum;
+      } else {
+        const d = cur - v;
+        target[i] = d < 0 ? d + t : d;
+      }
+      i++;
+    }
+  }
+}
+
+/** The mask stream itself (0 + PRG(key) mod t), for tests and for checks. */
+export function maskStream(key: Uint8Array, length: number, t: number): Float64Array {
+  const out = new Float64Array(length);
+  applyMask(out, key, t, 1);
+  return out;
+}
