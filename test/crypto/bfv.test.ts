@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BfvAggregator,
@@ -15,23 +14,8 @@ import { CkksCipher, CkksContext, DEFAULT_HE_PARAMS, generateSecretKey, inspectB
 import { sealHeapBytes } from '../../src/crypto/seal.ts';
 import { FedmarkError } from '../../src/errors.ts';
 import { createRng } from '../../src/util/rng.ts';
+import { expectCode, reseal } from './helpers.ts';
 
-function expectCode(fn: () => unknown, code: string): FedmarkError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FedmarkError);
-    expect((err as FedmarkError).code).toBe(code);
-    return err as FedmarkError;
-  }
-  throw new Error(`expected FedmarkError ${code}, nothing was thrown`);
-}
-
-function reseal(blob: Uint8Array): Uint8Array {
-  const out = Uint8Array.from(blob);
-  out.set(createHash('sha256').update(out.subarray(0, out.length - 32)).digest(), out.length - 32);
-  return out;
-}
 
 let ctx: BfvContext;
 let cipher: BfvCipher;

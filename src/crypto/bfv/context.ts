@@ -6,19 +6,15 @@
  * is refused by the other with HE_PARAMS_MISMATCH.
  */
 import type { BatchEncoder } from 'node-seal/implementation/batch-encoder.js';
-import type { Context } from 'node-seal/implementation/context.js';
-import type { Evaluator } from 'node-seal/implementation/evaluator.js';
 import type { PlainText } from 'node-seal/implementation/plain-text.js';
-import { endianness } from 'node:os';
 import { FedmarkError } from '../../errors.ts';
 import { sha256Canonical } from '../../privacy/ledger/canonical.ts';
 import { HE_STANDARD_MAX_COEFF_BITS } from '../ckks/params.ts';
-import { loadSeal, SealScope, withScope, type SEALLibrary } from '../seal.ts';
-import { BFV_WIRE, captureLayouts, openSealContext, type SealWireContext } from '../seal-wire/context.ts';
-import type { Layout } from '../seal-wire/wire-coding.ts';
+import { loadSeal, SealScope, withScope } from '../seal.ts';
+import { BFV_WIRE, captureLayouts, openSealContext, SealContextBase, type SealContextParts } from '../seal-wire/context.ts';
 import { bfvCoeffPrime, bfvNoiseMaxSummands, isPrime, validateBfvParams, type BfvParams } from './params.ts';
 
-export class BfvContext implements SealWireContext {
+export class BfvContext extends SealContextBase {
   readonly wire = BFV_WIRE;
   readonly params: BfvParams;
   /** sha256 over the canonical parameters, the actual primes and the SEAL serialization version. */
@@ -32,44 +28,11 @@ export class BfvContext implements SealWireContext {
   /** Worst-case summands whose sum still decrypts exactly (bfvNoiseMaxSummands). */
   readonly noiseMaxSummands: number;
   readonly maxSummands: number;
-  readonly sealVersion: string;
-
-  /** @internal */ readonly seal: SEALLibrary;
-  /** @internal */ readonly context: Context;
   /** @internal */ readonly encoder: BatchEncoder;
-  /** @internal */ readonly evaluator: Evaluator;
-  /** @internal */ readonly seeded: Layout;
-  /** @internal */ readonly full: Layout;
-  /** @internal */ readonly secretKeyLayout: Layout;
-  /** @internal */ readonly paramsIdBytes: Uint8Array;
-  /** @internal */ readonly sealMajor: number;
-  /** @internal */ readonly sealMinor: number;
-  private disposed = false;
 
-  private constructor(init: {
-    params: BfvParams;
-    plainModulus: bigint;
-    dataModulus: bigint;
-    seal: SEALLibrary;
-    context: Context;
-    encoder: BatchEncoder;
-    evaluator: Evaluator;
-    seeded: Layout;
-    full: Layout;
-    secretKeyLayout: Layout;
-    sealMajor: number;
-    sealMinor: number;
-  }) {
-    this.seal = init.seal;
-    this.context = init.context;
+  private constructor(init: SealContextParts & { params: BfvParams; plainModulus: bigint; dataModulus: bigint; encoder: BatchEncoder }) {
+    super(init);
     this.encoder = init.encoder;
-    this.evaluator = init.evaluator;
-    this.seeded = init.seeded;
-    this.full = init.full;
-    this.secretKeyLayout = init.secretKeyLayout;
-    this.sealMajor = init.sealMajor;
-    this.sealMinor = init.sealMinor;
-    this.sealVersion = `${init.sealMajor}.${init.sealMinor}`;
     this.slotCount = init.params.polyModulusDegree;
     this.plainModulus = Number(init.plainModulus);
     this.coeffModulus = init.dataModulus.toString();
@@ -90,14 +53,10 @@ export class BfvContext implements SealWireContext {
       coeffModulus: this.coeffModulus,
       seal: this.sealVersion,
     });
-    this.paramsIdBytes = Uint8Array.from(Buffer.from(this.paramsId, 'hex'));
   }
 
   static async create(input: BfvParams): Promise<BfvContext> {
     const params = validateBfvParams(input);
-    if (endianness() !== 'LE') {
-      throw new FedmarkError('HE_UNSUPPORTED_PLATFORM', 'the BFV wire format assumes a little-endian host');
-    }
     const { seal } = await loadSeal();
     const n = params.polyModulusDegree;
     const tModulus = seal.PlainModulus.Batching(n, params.plainModulusBits);
@@ -129,27 +88,10 @@ export class BfvContext implements SealWireContext {
         const plain = s.track(encoder.encode(Uint32Array.from([1])) as PlainText);
         return { encryptor, secretKey, plain };
       });
-      return new BfvContext({ params, plainModulus, dataModulus, seal, context, encoder, evaluator, ...layouts });
+      return new BfvContext({ params, plainModulus, dataModulus, seal, context, encoder, evaluator, owned: [encoder], ...layouts });
     } catch (err) {
       owned.dispose();
       throw err;
-    }
-  }
-
-  /** @internal */
-  assertLive(): void {
-    if (this.disposed) throw new FedmarkError('HE_DISPOSED', 'BFV context has been disposed');
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const obj of [this.evaluator, this.encoder, this.context]) {
-      try {
-        obj.delete();
-      } catch {
-        // keep freeing the rest
-      }
     }
   }
 }

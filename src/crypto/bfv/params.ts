@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { FedmarkError } from '../../errors.ts';
-import { HE_STANDARD_MAX_COEFF_BITS } from '../ckks/params.ts';
+import { assertHeStandardSecurity, parseHeParams } from '../ckks/params.ts';
 
 export const bfvParamsSchema = z
   .object({
@@ -67,21 +67,10 @@ export function bfvNoiseMaxSummands(q: bigint, t: bigint): number {
 
 /** Validates the shape and the HE-standard 128-bit limit; the plain modulus itself is checked by BfvContext. */
 export function validateBfvParams(input: unknown): BfvParams {
-  const parsed = bfvParamsSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new FedmarkError('HE_BAD_PARAMS', `invalid BFV parameters at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
-  }
-  const params: BfvParams = { ...parsed.data, coeffModulusBits: [parsed.data.coeffModulusBits[0]] };
+  const data = parseHeParams(bfvParamsSchema, input, 'BFV');
+  const params: BfvParams = { ...data, coeffModulusBits: [data.coeffModulusBits[0]] };
+  assertHeStandardSecurity(params.polyModulusDegree, params.coeffModulusBits, 'BFV');
   const total = params.coeffModulusBits[0];
-  const limit = HE_STANDARD_MAX_COEFF_BITS[params.polyModulusDegree];
-  if (total > limit) {
-    throw new FedmarkError(
-      'HE_INSECURE_PARAMS',
-      `BFV parameters below 128-bit security: coefficient modulus has ${total} bits but N=${params.polyModulusDegree} allows at most ${limit} (HE standard, ternary secret)`,
-      { totalBits: total, limit },
-    );
-  }
   if (params.plainModulusBits + 12 > total) {
     throw new FedmarkError(
       'HE_BAD_PARAMS',

@@ -74,30 +74,34 @@ export function heValueBounds(params: HeParams): HeValueBounds {
   return { dataPrimeBits, maxAbsSlotValue, maxSummands, maxAbsInputValue: maxAbsSlotValue / maxSummands };
 }
 
-/** Validates and normalises HE parameters (fills maxSummands), refusing sets below 128-bit security. */
-export function validateHeParams(input: unknown): HeParams {
-  const parsed = heParamsSchema.safeParse(input);
+/** Parses HE parameters of any scheme with its schema; HE_BAD_PARAMS names the first problem. */
+export function parseHeParams<S extends z.ZodTypeAny>(schema: S, input: unknown, label: string): z.infer<S> {
+  const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new FedmarkError(
-      'HE_BAD_PARAMS',
-      `invalid HE parameters at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
-    );
+    throw new FedmarkError('HE_BAD_PARAMS', `invalid ${label} parameters at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
   }
-  const params: HeParams = {
-    ...parsed.data,
-    coeffModulusBits: [...parsed.data.coeffModulusBits],
-    maxSummands: parsed.data.maxSummands ?? DEFAULT_MAX_SUMMANDS,
-  };
-  const total = params.coeffModulusBits.reduce((a, b) => a + b, 0);
-  const limit = HE_STANDARD_MAX_COEFF_BITS[params.polyModulusDegree];
+  return parsed.data;
+}
+
+/** Throws HE_INSECURE_PARAMS when the coefficient modulus exceeds the HE standard's 128-bit bound for N. */
+export function assertHeStandardSecurity(polyModulusDegree: number, coeffModulusBits: number[], label: string): void {
+  const total = coeffModulusBits.reduce((a, b) => a + b, 0);
+  const limit = HE_STANDARD_MAX_COEFF_BITS[polyModulusDegree];
   if (total > limit) {
     throw new FedmarkError(
       'HE_INSECURE_PARAMS',
-      `HE parameters below 128-bit security: coefficient modulus has ${total} bits but N=${params.polyModulusDegree} allows at most ${limit} (HE standard, ternary secret)`,
+      `${label} parameters below 128-bit security: coefficient modulus has ${total} bits but N=${polyModulusDegree} allows at most ${limit} (HE standard, ternary secret)`,
       { totalBits: total, limit },
     );
   }
+}
+
+/** Validates and normalises HE parameters (fills maxSummands), refusing sets below 128-bit security. */
+export function validateHeParams(input: unknown): HeParams {
+  const data = parseHeParams(heParamsSchema, input, 'HE');
+  const params: HeParams = { ...data, coeffModulusBits: [...data.coeffModulusBits], maxSummands: data.maxSummands ?? DEFAULT_MAX_SUMMANDS };
+  assertHeStandardSecurity(params.polyModulusDegree, params.coeffModulusBits, 'HE');
   const bounds = heValueBounds(params);
   if (bounds.maxAbsInputValue < 1) {
     throw new FedmarkError(

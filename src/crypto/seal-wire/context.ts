@@ -8,6 +8,7 @@ import type { Encryptor } from 'node-seal/implementation/encryptor.js';
 import type { Evaluator } from 'node-seal/implementation/evaluator.js';
 import type { PlainText } from 'node-seal/implementation/plain-text.js';
 import type { SecretKey } from 'node-seal/implementation/secret-key.js';
+import { endianness } from 'node:os';
 import { FedmarkError } from '../../errors.ts';
 import { withScope, type SEALLibrary } from '../seal.ts';
 import {
@@ -181,6 +182,9 @@ export function openSealContext(
   maxCoeffBits: number,
   configure?: (parms: ReturnType<SEALLibrary['EncryptionParameters']>) => void,
 ): OpenedSealContext {
+  if (endianness() !== 'LE') {
+    throw new FedmarkError('HE_UNSUPPORTED_PLATFORM', `the ${scheme.toUpperCase()} wire format assumes a little-endian host`);
+  }
   const coeffModulusBits = 'bits' in moduli ? moduli.bits : moduli.primes.map((q) => q.toString(2).length);
   if (seal.CoeffModulus.MaxBitCount(n, seal.SecurityLevel.tc128) !== maxCoeffBits) {
     throw new FedmarkError('HE_UNSUPPORTED_SEAL', 'SEAL disagrees with the HE standard security table');
@@ -215,4 +219,69 @@ export function openSealContext(
     const dataModuli = (allModuli.length === 1 ? allModuli : allModuli.slice(0, -1)).map(toModulus);
     return { context, keyModuli, dataModuli };
   });
+}
+
+export interface SealContextParts extends CapturedLayouts {
+  seal: SEALLibrary;
+  context: Context;
+  evaluator: Evaluator;
+  /** Further scheme objects (the encoder) freed with the context. */
+  owned: { delete(): void }[];
+}
+
+/** The SEAL objects and templates every scheme's context holds, and their disposal. */
+export abstract class SealContextBase implements SealWireContext {
+  abstract readonly wire: WireFormat;
+  abstract readonly paramsId: string;
+  abstract readonly slotCount: number;
+  abstract readonly maxSummands: number;
+  /** SEAL serialization version, e.g. "4.1". */
+  readonly sealVersion: string;
+  /** @internal */ readonly seal: SEALLibrary;
+  /** @internal */ readonly context: Context;
+  /** @internal */ readonly evaluator: Evaluator;
+  /** @internal */ readonly seeded: Layout;
+  /** @internal */ readonly full: Layout;
+  /** @internal */ readonly secretKeyLayout: Layout;
+  /** @internal */ readonly sealMajor: number;
+  /** @internal */ readonly sealMinor: number;
+  private readonly owned: { delete(): void }[];
+  private idBytes: Uint8Array | undefined;
+  private disposed = false;
+
+  protected constructor(parts: SealContextParts) {
+    this.seal = parts.seal;
+    this.context = parts.context;
+    this.evaluator = parts.evaluator;
+    this.seeded = parts.seeded;
+    this.full = parts.full;
+    this.secretKeyLayout = parts.secretKeyLayout;
+    this.sealMajor = parts.sealMajor;
+    this.sealMinor = parts.sealMinor;
+    this.sealVersion = `${parts.sealMajor}.${parts.sealMinor}`;
+    this.owned = [parts.evaluator, ...parts.owned, parts.context];
+  }
+
+  /** @internal */
+  get paramsIdBytes(): Uint8Array {
+    this.idBytes ??= Uint8Array.from(Buffer.from(this.paramsId, 'hex'));
+    return this.idBytes;
+  }
+
+  /** @internal */
+  assertLive(): void {
+    if (this.disposed) throw new FedmarkError('HE_DISPOSED', `${this.wire.label} context has been disposed`);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const obj of this.owned) {
+      try {
+        obj.delete();
+      } catch {
+        // keep freeing the rest
+      }
+    }
+  }
 }

@@ -59,6 +59,8 @@ export interface DriverResult {
   snapshots: Map<string, PartnerSnapshot>;
   /** The inboxes the coordinator sent (sealed shares). */
   inboxes: Map<string, SignedInbox>;
+  /** Smallest BFV noise budget (bits) left in the decrypted sum. */
+  noiseBudget: number | undefined;
   /** Wall time per stage, summed over every party (one process plays them all). */
   timingsMs: Record<string, number>;
   bytes: { uploadPerPartner: number; sharesPerPartner: number; sum: number };
@@ -183,6 +185,7 @@ export async function runSecaggInMemory(o: DriverOptions): Promise<DriverResult>
       encoded: encodedBy,
       snapshots: new Map(partners.map((p) => [p.id, p.snapshot()])),
       inboxes,
+      noiseBudget: cipher.lastNoiseBudget,
       timingsMs: timings,
       bytes: { uploadPerPartner: firstUpload.length, sharesPerPartner: sharers ? shareBytes / sharers : 0, sum: sumBlob.length },
     };

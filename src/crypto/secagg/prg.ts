@@ -12,7 +12,6 @@ const SELF_SALT = new TextEncoder().encode('fedmark-secagg-1/self-mask');
 const ZERO_IV = new Uint8Array(16);
 const KEYSTREAM_CHUNK = 1 << 16;
 const TWO_32 = 2 ** 32;
-const BYTE_WEIGHT = [1, 2 ** 8, 2 ** 16, 2 ** 24];
 
 /** Where a mask belongs: every stream is bound to the job, round and attempt it was made for. */
 export interface MaskBinding {
@@ -62,42 +61,29 @@ function checkModulus(t: number): void {
 
 /**
  * Adds sign·PRG(key) to `target` modulo t, slot by slot, in place. The stream is AES-256-CTR with a
- * zero IV (every key is used for exactly one stream); each residue takes ⌈log2 t / 8⌉ little-endian
- * bytes with the bits above log2 t cleared, and candidates ≥ t are rejected and redrawn.
+ * zero IV (every key is used for exactly one stream). Each candidate is one little-endian 32-bit word
+ * (t ≤ 2^32) or two (t > 2^32) of keystream with the bits above log2 t cleared; candidates ≥ t are
+ * rejected and the next is drawn, so every residue is equally likely.
  */
 export function applyMask(target: Float64Array, key: Uint8Array, t: number, sign: 1 | -1): void {
   checkModulus(t);
   let bits = 1;
   while (2 ** bits <= t) bits++;
-  const byteCount = Math.ceil(bits / 8);
-  // Candidates are little-endian: the low 32 bits from up to 4 bytes, the rest from up to 3 more.
-  const loBytes = Math.min(4, byteCount);
-  const hiBytes = byteCount - loBytes;
-  const loMod = bits >= 32 ? TWO_32 : 2 ** bits;
-  const hiMask = bits > 32 ? 2 ** (bits - 32) - 1 : 0;
+  const wide = bits > 32;
+  const loMask = wide || bits === 32 ? 0xffffffff : 2 ** bits - 1;
+  const hiMask = wide ? 2 ** (bits - 32) - 1 : 0;
   const cipher = createCipheriv('aes-256-ctr', key, ZERO_IV);
-  const zeros = new Uint8Array(KEYSTREAM_CHUNK - (KEYSTREAM_CHUNK % byteCount));
+  const zeros = new Uint8Array(KEYSTREAM_CHUNK);
   const n = target.length;
   let i = 0;
   while (i < n) {
-    const s: Uint8Array = cipher.update(zeros);
-    const end = s.length - byteCount;
-    for (let p = 0; p <= end && i < n; p += byteCount) {
-      let lo: number;
-      if (loBytes === 4) lo = (s[p] | (s[p + 1] << 8) | (s[p + 2] << 16) | (s[p + 3] << 24)) >>> 0;
-      else {
-        lo = s[p];
-        for (let k = 1; k < loBytes; k++) lo += s[p + k] * BYTE_WEIGHT[k];
-        lo %= loMod;
-      }
-      let v = lo;
-      if (hiBytes > 0) {
-        let hi = s[p + 4];
-        if (hiBytes > 1) hi |= s[p + 5] << 8;
-        if (hiBytes > 2) hi |= s[p + 6] << 16;
-        v += (hi & hiMask) * TWO_32;
-      }
-      if (v >= t) continue; // rejection: redraw from the next bytes
+    let chunk: Uint8Array = cipher.update(zeros);
+    if (chunk.byteOffset % 4 !== 0) chunk = chunk.slice();
+    const w = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength >>> 2);
+    const step = wide ? 2 : 1;
+    for (let p = 0; p + step <= w.length && i < n; p += step) {
+      const v = wide ? (w[p + 1] & hiMask) * TWO_32 + w[p] : (w[p] & loMask) >>> 0;
+      if (v >= t) continue; // rejection: redraw from the next word(s)
       const cur = target[i];
       if (sign > 0) {
         const sum = cur + v;

@@ -1,8 +1,8 @@
 /** Shared set-up for the secure-aggregation tests: BFV context, seeded identities, a step-by-step round. */
 import { createHash } from 'node:crypto';
-import { expect } from 'vitest';
 import { BfvAggregator, BfvCipher, BfvContext, DEFAULT_BFV_PARAMS, generateBfvSecretKey } from '../../../src/crypto/bfv/index.ts';
-import { identityFromSeed, publicIdentity, type Identity, type PublicIdentity } from '../../../src/crypto/identity.ts';
+import { publicIdentity, type Identity, type PublicIdentity } from '../../../src/crypto/identity.ts';
+import { deterministicIdentity } from '../../helpers/identities.ts';
 import {
   SecaggCoordinator,
   SecaggHistory,
@@ -12,7 +12,6 @@ import {
   type PartBound,
   type SecaggConfig,
 } from '../../../src/crypto/secagg/index.ts';
-import { FedmarkError } from '../../../src/errors.ts';
 import { createRng } from '../../../src/util/rng.ts';
 
 export interface Bfv {
@@ -31,10 +30,10 @@ export async function openBfv(): Promise<Bfv> {
 
 /** Deterministic identities (so key-id order, and with it partner indices, are stable). */
 export function identities(n: number, tag = 'p'): Identity[] {
-  return Array.from({ length: n }, (_, i) => identityFromSeed(`${tag}${i}`, createHash('sha256').update(`${tag}-${i}`).digest()));
+  return Array.from({ length: n }, (_, i) => deterministicIdentity(`${tag}${i}`));
 }
 
-export const COORDINATOR = identityFromSeed('coordinator', createHash('sha256').update('coordinator').digest());
+export const COORDINATOR = deterministicIdentity('secagg-coordinator');
 export const COORD_KEY = Buffer.from(COORDINATOR.signPublicKey).toString('base64');
 
 /** A deterministic byte source (tests only): a seeded stream of SHA-256 blocks. */
@@ -55,27 +54,7 @@ export function realInputs(n: number, length: number, seed: number, magnitude = 
   return Array.from({ length: n }, () => ({ update: Float64Array.from({ length }, () => (rng.next() * 2 - 1) * magnitude) }));
 }
 
-export function expectCode(fn: () => unknown, code: string): FedmarkError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FedmarkError);
-    expect((err as FedmarkError).code).toBe(code);
-    return err as FedmarkError;
-  }
-  throw new Error(`expected FedmarkError ${code}, nothing was thrown`);
-}
-
-export async function expectCodeAsync(fn: () => Promise<unknown>, code: string): Promise<FedmarkError> {
-  try {
-    await fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FedmarkError);
-    expect((err as FedmarkError).code).toBe(code);
-    return err as FedmarkError;
-  }
-  throw new Error(`expected FedmarkError ${code}, nothing was thrown`);
-}
+export { expectCode, expectCodeAsync } from '../helpers.ts';
 
 /** Σ of encoded vectors mod t. */
 export function sumMod(vs: Float64Array[], t: number): Float64Array {

@@ -42,6 +42,25 @@ function run(dropouts: Record<string, DropStage> = {}, extra: Partial<DriverOpti
   });
 }
 
+/** A run of `people` with random real updates of `length` values in [−1, 1]. */
+function runReal(people: ReturnType<typeof identities>, length: number, extra: Partial<DriverOptions> = {}) {
+  return runSecaggInMemory({
+    partners: people,
+    coordinator: COORDINATOR,
+    inputs: realInputs(people.length, length, people.length + length),
+    parts: [{ name: 'update', length, kind: 'real', maxAbs: 1 }],
+    bfv: bfv.ctx,
+    secretKey: bfv.secretKey,
+    ...extra,
+  });
+}
+
+/** The decoded sum equals the plaintext sum of what the survivors encoded, bit for bit. */
+function expectSumOfEncoded(r: Awaited<ReturnType<typeof runSecaggInMemory>>) {
+  const plain = decodeSums(r.config.encoding, sumMod([...r.encoded.values()], bfv.ctx.plainModulus), r.survivors.length);
+  expect(r.sums.update).toEqual(plain.update);
+}
+
 /** The aggregate must equal the plaintext sum of the survivors' quantised inputs, bit for bit. */
 async function expectExact(dropouts: Record<string, DropStage>, expectedSurvivors: number) {
   const r = await run(dropouts);
@@ -96,21 +115,13 @@ describe('secure aggregation inside BFV: the aggregate is the exact sum of the q
   it('dropouts in every phase at once, on both sides of the dropped indices (10 partners, t = 5)', async () => {
     const ten = identities(10, 'ten');
     const tenIds = ten.map((p) => keyId(p.signPublicKey)).sort();
-    const vals = realInputs(10, 2000, 9);
-    const r = await runSecaggInMemory({
-      partners: ten,
-      coordinator: COORDINATOR,
-      inputs: vals,
-      parts: [{ name: 'update', length: 2000, kind: 'real', maxAbs: 1 }],
-      bfv: bfv.ctx,
-      secretKey: bfv.secretKey,
+    const r = await runReal(ten, 2000, {
       threshold: 5,
       dropouts: { [tenIds[4]]: 'share', [tenIds[0]]: 'upload', [tenIds[9]]: 'upload', [tenIds[8]]: 'consistency', [tenIds[1]]: 'unmask' },
     });
     expect(r.survivors.length).toBe(7);
     expect(r.dropped).toEqual([tenIds[0], tenIds[9]]);
-    const plain = decodeSums(r.config.encoding, sumMod([...r.encoded.values()], bfv.ctx.plainModulus), r.survivors.length);
-    expect(r.sums.update).toEqual(plain.update);
+    expectSumOfEncoded(r);
   });
 
   it('a partner that never advertises is simply not part of the attempt', async () => {
@@ -140,21 +151,10 @@ describe('secure aggregation inside BFV: the aggregate is the exact sum of the q
   it('the SecAgg+ sparse graph (Harary, degree 6) sums exactly with dropouts', async () => {
     const many = identities(12, 'sparse');
     const sorted = many.map((p) => keyId(p.signPublicKey)).sort();
-    const vals = realInputs(12, 500, 7);
-    const r = await runSecaggInMemory({
-      partners: many,
-      coordinator: COORDINATOR,
-      inputs: vals,
-      parts: [{ name: 'update', length: 500, kind: 'real', maxAbs: 1 }],
-      bfv: bfv.ctx,
-      secretKey: bfv.secretKey,
-      degree: 6,
-      dropouts: { [sorted[0]]: 'upload', [sorted[11]]: 'unmask' },
-    });
+    const r = await runReal(many, 500, { degree: 6, dropouts: { [sorted[0]]: 'upload', [sorted[11]]: 'unmask' } });
     expect(r.config.graph.kind).toBe('harary');
     expect(r.config.threshold).toBe(5); // ⌈2·7/3⌉ of 7 holders (6 neighbours + self)
-    const plain = decodeSums(r.config.encoding, sumMod([...r.encoded.values()], bfv.ctx.plainModulus), r.survivors.length);
-    expect(r.sums.update).toEqual(plain.update);
+    expectSumOfEncoded(r);
     expect(r.survivors.length).toBe(11);
     for (const [u, nb] of neighbourhoods(r.config.selected, r.config.graph)) {
       expect(nb.size).toBe(6);
@@ -164,20 +164,10 @@ describe('secure aggregation inside BFV: the aggregate is the exact sum of the q
 
   it('above 64 partners the default graph is sparse; 70 partners sum exactly', async () => {
     const many = identities(70, 'big');
-    const vals = realInputs(70, 64, 8);
-    const r = await runSecaggInMemory({
-      partners: many,
-      coordinator: COORDINATOR,
-      inputs: vals,
-      parts: [{ name: 'update', length: 64, kind: 'real', maxAbs: 1 }],
-      bfv: bfv.ctx,
-      secretKey: bfv.secretKey,
-      dropouts: { [many.map((p) => keyId(p.signPublicKey)).sort()[3]]: 'upload' },
-    });
+    const r = await runReal(many, 64, { dropouts: { [many.map((p) => keyId(p.signPublicKey)).sort()[3]]: 'upload' } });
     expect(r.config.graph).toMatchObject({ kind: 'harary', degree: 64 });
     expect(r.config.threshold).toBe(44);
-    const plain = decodeSums(r.config.encoding, sumMod([...r.encoded.values()], bfv.ctx.plainModulus), r.survivors.length);
-    expect(r.sums.update).toEqual(plain.update);
+    expectSumOfEncoded(r);
   }, 60_000);
 
   it('a seed or mask key reused in a later round is caught by the other partners', async () => {
