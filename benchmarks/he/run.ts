@@ -36,7 +36,8 @@ const round = (x: number, digits = 3) => Number(x.toPrecision(digits));
 function partnerUpdate(p: number, length: number): Float64Array {
   const rng = createRng(deriveSeed(SEED, 'partner', p, length));
   const v = new Float64Array(length);
-  for (let i = 0; i < length; i++) v[i] = (rng.next() * 2 - 1) * MAGNITUDE;
+  // Two draws per value: full 53-bit mantissas, so no value sits on a fixed-point grid by accident.
+  for (let i = 0; i < length; i++) v[i] = ((rng.next() + rng.next() / 2 ** 32) * 2 - 1) * MAGNITUDE;
   return v;
 }
 

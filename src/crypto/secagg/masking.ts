@@ -7,7 +7,7 @@
  * survivors and the pairwise masks survivors share with partners that dropped before uploading.
  */
 import { FedmarkError } from '../../errors.ts';
-import { applyMask, pairwiseMaskKey, selfMaskKey, type MaskBinding } from './prg.ts';
+import { pairwiseMaskKey, selfMaskKey, type MaskAccumulator, type MaskBinding } from './prg.ts';
 import { x25519Agree } from './x25519.ts';
 
 /** u's sign for its mask with v: + when u comes first in key-id order. */
@@ -17,8 +17,8 @@ export function pairSign(u: string, v: string): 1 | -1 {
 }
 
 /** Adds (sign = 1) or removes (sign = −1) partner `owner`'s self-mask PRG(b_owner). */
-export function applySelfMask(target: Float64Array, t: number, binding: MaskBinding, owner: string, seed: Uint8Array, sign: 1 | -1): void {
-  applyMask(target, selfMaskKey(seed, binding, owner), t, sign);
+export function applySelfMask(acc: MaskAccumulator, binding: MaskBinding, owner: string, seed: Uint8Array, sign: 1 | -1): void {
+  acc.add(selfMaskKey(seed, binding, owner), sign);
 }
 
 /**
@@ -27,8 +27,7 @@ export function applySelfMask(target: Float64Array, t: number, binding: MaskBind
  * negation.
  */
 export function applyPairMask(
-  target: Float64Array,
-  t: number,
+  acc: MaskAccumulator,
   binding: MaskBinding,
   pair: { a: string; b: string },
   secretKeyOfOne: Uint8Array,
@@ -38,7 +37,7 @@ export function applyPairMask(
   const shared = x25519Agree(secretKeyOfOne, publicKeyOfOther);
   const [lower, upper] = pair.a < pair.b ? [pair.a, pair.b] : [pair.b, pair.a];
   try {
-    applyMask(target, pairwiseMaskKey(shared, binding, lower, upper), t, sign);
+    acc.add(pairwiseMaskKey(shared, binding, lower, upper), sign);
   } finally {
     shared.fill(0);
   }

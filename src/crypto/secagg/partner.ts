@@ -27,6 +27,7 @@ import {
   type SignedReveal,
   type SignedShares,
 } from './messages.ts';
+import { MaskAccumulator } from './prg.ts';
 import { openSharePair, sealSharePair, type SharePair } from './sealed-share.ts';
 import { holdersOf, openSession, readRoster, readSurvivors, readUnmask, type Session } from './session.ts';
 import { shareSecret } from './shamir.ts';
@@ -235,12 +236,13 @@ export class SecaggPartner {
       throw new SecaggError('SECAGG_BAD_MESSAGE', 'upload', `the encoded vector must have ${this.s.config.encoding.totalSlots} slots`);
     }
     assertResidues(encoded, t, 'encoded update');
-    const masked = Float64Array.from(encoded);
+    const acc = new MaskAccumulator(Float64Array.from(encoded), t);
     const binding = this.s.config;
-    applySelfMask(masked, t, binding, this.id, this.seed, 1);
+    applySelfMask(acc, binding, this.id, this.seed, 1);
     for (const v of expected) {
-      applyPairMask(masked, t, binding, { a: this.id, b: v }, this.maskKeys.secretKey, fromB64(this.ads.get(v)!.maskPublicKey), pairSign(this.id, v));
+      applyPairMask(acc, binding, { a: this.id, b: v }, this.maskKeys.secretKey, fromB64(this.ads.get(v)!.maskPublicKey), pairSign(this.id, v));
     }
+    const masked = acc.finish();
     const blob = encrypt(masked);
     masked.fill(0);
     const message = signBody(

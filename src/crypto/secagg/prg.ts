@@ -60,13 +60,14 @@ function checkModulus(t: number): void {
 }
 
 /**
- * Adds sign·PRG(key) to `target` modulo t, slot by slot, in place. The stream is AES-256-CTR with a
- * zero IV (every key is used for exactly one stream). Each candidate is one little-endian 32-bit word
- * (t ≤ 2^32) or two (t > 2^32) of keystream with the bits above log2 t cleared; candidates ≥ t are
- * rejected and the next is drawn, so every residue is equally likely.
+ * Adds sign·PRG(key) to `acc`, slot by slot, without reducing modulo t (the caller reduces once at
+ * the end — a float64 holds the unreduced sum of many streams exactly, and skipping the per-value
+ * reduction is a third of the cost). The stream is AES-256-CTR with a zero IV (every key is used for
+ * exactly one stream). Each candidate is one little-endian 32-bit word (t ≤ 2^32) or two (t > 2^32)
+ * of keystream with the bits above log2 t cleared; candidates ≥ t are rejected and the next is drawn,
+ * so every residue is equally likely.
  */
-export function applyMask(target: Float64Array, key: Uint8Array, t: number, sign: 1 | -1): void {
-  checkModulus(t);
+function accumulateStream(acc: Float64Array, key: Uint8Array, t: number, sign: 1 | -1): void {
   let bits = 1;
   while (2 ** bits <= t) bits++;
   const wide = bits > 32;
@@ -74,27 +75,71 @@ export function applyMask(target: Float64Array, key: Uint8Array, t: number, sign
   const hiMask = wide ? 2 ** (bits - 32) - 1 : 0;
   const cipher = createCipheriv('aes-256-ctr', key, ZERO_IV);
   const zeros = new Uint8Array(KEYSTREAM_CHUNK);
-  const n = target.length;
+  const n = acc.length;
+  const step = wide ? 2 : 1;
   let i = 0;
   while (i < n) {
     let chunk: Uint8Array = cipher.update(zeros);
     if (chunk.byteOffset % 4 !== 0) chunk = chunk.slice();
     const w = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength >>> 2);
-    const step = wide ? 2 : 1;
-    for (let p = 0; p + step <= w.length && i < n; p += step) {
-      const v = wide ? (w[p + 1] & hiMask) * TWO_32 + w[p] : (w[p] & loMask) >>> 0;
-      if (v >= t) continue; // rejection: redraw from the next word(s)
-      const cur = target[i];
-      if (sign > 0) {
-        const sum = cur + v;
-        target[i] = sum >= t ? sum - t : sum;
-      } else {
-        const d = cur - v;
-        target[i] = d < 0 ? d + t : d;
+    const end = w.length - step;
+    if (sign > 0) {
+      for (let p = 0; p <= end && i < n; p += step) {
+        const v = wide ? (w[p + 1] & hiMask) * TWO_32 + w[p] : (w[p] & loMask) >>> 0;
+        if (v < t) acc[i++] += v; // else rejected: the next candidate is drawn
       }
-      i++;
+    } else {
+      for (let p = 0; p <= end && i < n; p += step) {
+        const v = wide ? (w[p + 1] & hiMask) * TWO_32 + w[p] : (w[p] & loMask) >>> 0;
+        if (v < t) acc[i++] -= v;
+      }
     }
   }
+}
+
+/**
+ * Adds and removes mask streams on a vector of residues modulo t. Entries stay exact float64 integers
+ * while |entry| < 2^53, so the accumulator reduces every ⌊2^53/t⌋ − 2 streams and at `finish()`.
+ */
+export class MaskAccumulator {
+  private pending = 0;
+  private readonly cap: number;
+
+  constructor(
+    readonly values: Float64Array,
+    readonly t: number,
+  ) {
+    checkModulus(t);
+    this.cap = Math.max(1, Math.floor(2 ** 53 / t) - 2);
+  }
+
+  add(key: Uint8Array, sign: 1 | -1): void {
+    if (this.pending >= this.cap) this.reduce();
+    accumulateStream(this.values, key, this.t, sign);
+    this.pending++;
+  }
+
+  private reduce(): void {
+    const { values, t } = this;
+    for (let i = 0; i < values.length; i++) {
+      const r = values[i] % t;
+      values[i] = r < 0 ? r + t : r;
+    }
+    this.pending = 0;
+  }
+
+  /** Reduces every entry to [0, t) and returns the vector. */
+  finish(): Float64Array {
+    this.reduce();
+    return this.values;
+  }
+}
+
+/** Adds sign·PRG(key) to `target` modulo t, in place (target holds residues). */
+export function applyMask(target: Float64Array, key: Uint8Array, t: number, sign: 1 | -1): void {
+  const acc = new MaskAccumulator(target, t);
+  acc.add(key, sign);
+  acc.finish();
 }
 
 /** The mask stream itself (0 + PRG(key) mod t), for tests and for checks. */

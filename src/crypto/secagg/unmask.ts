@@ -14,6 +14,7 @@ import { applyPairMask, applySelfMask, assertResidues, pairSign } from './maskin
 import type { MaskedBody, RevealBody } from './messages.ts';
 import { seedCommitment } from './partner.ts';
 import { holdersOf, openSession, readMasked, readRoster, readReveal, readSurvivors, readUnmask, type Roster, type Session } from './session.ts';
+import { MaskAccumulator } from './prg.ts';
 import { recoverSecret } from './shamir.ts';
 import { x25519PublicKey } from './x25519.ts';
 
@@ -120,10 +121,10 @@ export async function unmaskAggregate(input: UnmaskInput): Promise<UnmaskResult>
     throw new SecaggError('SECAGG_BAD_MESSAGE', 'reconstruct', `the decrypted sum must have ${s.config.encoding.totalSlots} slots`);
   }
   assertResidues(input.residues, t, 'decrypted sum');
-  const out = Float64Array.from(input.residues);
+  const acc = new MaskAccumulator(Float64Array.from(input.residues), t);
   for (const u of ev.survivors) {
     const seed = await recover(s, ev, u, 'seed');
-    applySelfMask(out, t, s.config, u, seed, -1);
+    applySelfMask(acc, s.config, u, seed, -1);
     seed.fill(0);
   }
   for (const v of ev.dropped) {
@@ -131,9 +132,9 @@ export async function unmaskAggregate(input: UnmaskInput): Promise<UnmaskResult>
     for (const u of ev.survivors) {
       if (!ev.masked.get(u)!.maskedWith.includes(v)) continue;
       // u added pairSign(u, v)·PRG(k_uv); take it out again.
-      applyPairMask(out, t, s.config, { a: u, b: v }, key, fromB64(ev.roster.ads.get(u)!.maskPublicKey), pairSign(u, v) === 1 ? -1 : 1);
+      applyPairMask(acc, s.config, { a: u, b: v }, key, fromB64(ev.roster.ads.get(u)!.maskPublicKey), pairSign(u, v) === 1 ? -1 : 1);
     }
     key.fill(0);
   }
-  return { residues: out, survivors: ev.survivors, dropped: ev.dropped };
+  return { residues: acc.finish(), survivors: ev.survivors, dropped: ev.dropped };
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyId } from '../../../src/crypto/identity.ts';
 import { applyPairMask, applySelfMask, pairSign } from '../../../src/crypto/secagg/masking.ts';
+import { MaskAccumulator } from '../../../src/crypto/secagg/prg.ts';
 import { recoverSecret } from '../../../src/crypto/secagg/shamir.ts';
 import { x25519PublicKey } from '../../../src/crypto/secagg/x25519.ts';
 import {
@@ -123,13 +124,14 @@ describe('a coalition of the coordinator and t − 1 partners', () => {
     // 2. The victim survived, so its seed was revealed: the self-mask comes off.
     const seedShares = r.evidence.reveals.flatMap((rv) => rv.body.seedShares.filter((s) => s.of === victim).map((s) => fromB64(s.share)));
     const seed = await recoverSecret(seedShares);
-    const z = Float64Array.from(y);
-    applySelfMask(z, t, binding, victim, seed, -1);
+    const acc = new MaskAccumulator(Float64Array.from(y), t);
+    applySelfMask(acc, binding, victim, seed, -1);
     // 3. The coalition's own pairwise masks with the victim come off too (they hold their mask keys).
     for (const w of coalition) {
       const snap = r.snapshots.get(w)!;
-      applyPairMask(z, t, binding, { a: victim, b: w }, fromB64(snap.maskSecretKey), fromB64(ads.get(victim)!.maskPublicKey), pairSign(victim, w) === 1 ? -1 : 1);
+      applyPairMask(acc, binding, { a: victim, b: w }, fromB64(snap.maskSecretKey), fromB64(ads.get(victim)!.maskPublicKey), pairSign(victim, w) === 1 ? -1 : 1);
     }
+    const z = acc.finish();
     // What is left hides x_v under the honest partners' pairwise masks: no correlation.
     const estimate = decodeOne(z);
     expect(Math.abs(pearson(estimate, x))).toBeLessThan(5 / Math.sqrt(L));
@@ -143,10 +145,11 @@ describe('a coalition of the coordinator and t − 1 partners', () => {
     const extra = fromB64(r.snapshots.get(honestOthers[0])!.inbox!.received.find((s) => s.from === victim)!.keyShare);
     const key = await recoverSecret([...keyShares, extra]);
     expect(Buffer.from(x25519PublicKey(key)).toString('base64')).toBe(ads.get(victim)!.maskPublicKey);
+    const full = new MaskAccumulator(z, t);
     for (const h of honestOthers) {
-      applyPairMask(z, t, binding, { a: victim, b: h }, key, fromB64(ads.get(h)!.maskPublicKey), pairSign(victim, h) === 1 ? -1 : 1);
+      applyPairMask(full, binding, { a: victim, b: h }, key, fromB64(ads.get(h)!.maskPublicKey), pairSign(victim, h) === 1 ? -1 : 1);
     }
-    expect(z).toEqual(r.encoded.get(victim));
+    expect(full.finish()).toEqual(r.encoded.get(victim));
     expect(pearson(decodeOne(z), x)).toBeGreaterThan(0.999);
   });
 });

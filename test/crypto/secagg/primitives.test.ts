@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { makeSecaggConfig, neighbourhoods, planEncoding } from '../../../src/crypto/secagg/index.ts';
 import { seededPermutation } from '../../../src/crypto/secagg/graph.ts';
-import { applyMask, maskStream, pairwiseMaskKey, selfMaskKey } from '../../../src/crypto/secagg/prg.ts';
+import { applyMask, MaskAccumulator, maskStream, pairwiseMaskKey, selfMaskKey } from '../../../src/crypto/secagg/prg.ts';
 import { openSharePair, sealSharePair } from '../../../src/crypto/secagg/sealed-share.ts';
 import { recoverSecret, shareSecret } from '../../../src/crypto/secagg/shamir.ts';
 import { x25519Agree, x25519KeyPair } from '../../../src/crypto/secagg/x25519.ts';
@@ -52,6 +52,22 @@ describe('mask streams (HKDF-SHA256 → AES-256-CTR → rejection sampling mod t
     // makes the lowest third of residues twice as likely, which the same test sees at once.
     const biased = Float64Array.from(maskStream(key('b'), 64_000, 2 ** 17), (x) => x % 98_299);
     expect(chi2(biased, 98_299, 64)).toBeGreaterThan(10 * chi2Upper001(63));
+  });
+
+  it('an accumulator of many streams equals applying them one by one, also past its exactness cap (t ≈ 2^50)', () => {
+    for (const t of [1099511480321, 2 ** 50 - 27]) {
+      const start = Float64Array.from({ length: 3000 }, (_, i) => (i * 7_919_003) % t);
+      const stepwise = Float64Array.from(start);
+      const acc = new MaskAccumulator(Float64Array.from(start), t);
+      for (let k = 0; k < 20; k++) {
+        const sign = k % 3 === 0 ? -1 : 1;
+        applyMask(stepwise, key(`s${k}`), t, sign);
+        acc.add(key(`s${k}`), sign);
+      }
+      const out = acc.finish();
+      expect(out).toEqual(stepwise);
+      for (const x of out) if (!(Number.isInteger(x) && x >= 0 && x < t)) throw new Error(`not a residue: ${x}`);
+    }
   });
 
   it('pairwise keys agree from either side and change with job, round, attempt and pair', () => {
