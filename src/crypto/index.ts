@@ -1,4 +1,7 @@
 export * from './ckks/index.ts';
+export * from './bfv/index.ts';
+/** Secure aggregation inside BFV (issue 13): state machines, messages, encoding — see docs/CRYPTO.md. */
+export * as secagg from './secagg/index.ts';
 export { sealHeapBytes } from './seal.ts';
 export {
   generateIdentity,
