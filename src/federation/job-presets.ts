@@ -1,6 +1,6 @@
 import { sha256Canonical } from '../privacy/ledger/canonical.ts';
 import { bandLabels, featureNames, OTHER_BUCKET, type DatasetSchema } from '../data/schema.ts';
-import { DEFAULT_HE_PARAMS } from '../crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../crypto/ckks/index.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { EncryptionSpec, JobManifest } from './manifest.ts';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { modelSpecSchema } from '../model/spec.ts';
-import { heParamsSchema } from '../crypto/ckks.ts';
+import { heParamsSchema } from '../crypto/ckks/index.ts';
 import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../crypto/identity.ts';
 import { FedmarkError } from '../errors.ts';
 import { canonicalBytes, sha256Canonical } from '../privacy/ledger/canonical.ts';

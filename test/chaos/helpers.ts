@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { identityFromSeed, publicIdentity, writeIdentityFile, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
-import { CkksContext, inspectBlob } from '../../src/crypto/ckks.ts';
+import { CkksContext, inspectBlob } from '../../src/crypto/ckks/index.ts';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import { loadSchema, type DatasetSchema } from '../../src/data/schema.ts';
 import { partitionIid } from '../../src/data/partition.ts';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoordinatorClient } from '../../client/http.ts';
 import { runClientNode } from '../../client/node.ts';
-import { DEFAULT_HE_PARAMS, type HeParams } from '../../src/crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS, type HeParams } from '../../src/crypto/ckks/index.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { signRequest } from '../../src/crypto/request-signing.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CoordinatorClient } from '../../client/http.ts';
 import { runJobOwner, type OwnerResult } from '../../client/owner.ts';
-import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks/index.ts';
 import type { Identity } from '../../src/crypto/identity.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import type { EncryptionSpec } from '../../src/federation/manifest.ts';
