@@ -9,8 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { CkksAggregator, CkksContext, inspectBlob } from '../../src/crypto/ckks.ts';
-import type { HeParams } from '../../src/crypto/ckks.ts';
+import { CkksAggregator, CkksContext, inspectBlob } from '../../src/crypto/ckks/index.ts';
+import type { HeParams } from '../../src/crypto/ckks/index.ts';
 import { bytesResponse, jsonResponse, parseJson } from '../helpers/lying-proxy.ts';
 import { defineJob, startOwner, startPartner, startWorld, uploadParts, uploads, waitFor, writePolicy, type AttackWorld } from './harness.ts';
 
@@ -23,7 +23,7 @@ async function forgeSum(params: HeParams, lone: Uint8Array, claimed: number): Pr
     const blob = agg.toBytes();
     agg.dispose();
     const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-    view.setUint32(40, claimed, true); // summands, little-endian (src/crypto/ckks.ts blob layout)
+    view.setUint32(40, claimed, true); // summands, little-endian (src/crypto/ckks/index.ts blob layout)
     blob.set(createHash('sha256').update(blob.subarray(0, blob.length - 32)).digest(), blob.length - 32);
     return { blob, claims: inspectBlob(ctx, blob).summands };
   } finally {
