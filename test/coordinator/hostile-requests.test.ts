@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { runPartnerNode } from '../../partner/node.ts';
-import { DEFAULT_HE_PARAMS, type HeParams } from '../../src/crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS, type HeParams } from '../../src/crypto/index.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { signRequest } from '../../src/crypto/request-signing.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';

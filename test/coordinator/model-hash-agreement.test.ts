@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { ManualPartner, makeIdentities, makeJob, runFederation, telcoPartners, waitForStatus } from '../helpers/partners.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
-import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../../src/crypto/index.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { join } from 'node:path';
 

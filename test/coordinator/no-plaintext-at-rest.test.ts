@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
-import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../../src/crypto/index.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import type { EncryptionSpec } from '../../src/federation/manifest.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks/index.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import type { EncryptionSpec } from '../../src/federation/manifest.ts';
 import { simulate, type SimulationJob, type SimulationResult } from '../../src/federation/simulate.ts';
