@@ -1,13 +1,10 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DpReport } from '../src/federation/update-codec.ts';
+import type { AttemptReleases } from '../src/privacy/ledger/entries.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
 /** What a partner keeps about a round it uploaded to, until that round's aggregate is applied and recorded in its ledger. */
-export interface SubmittedRound {
-  dp: DpReport;
-  ciphertextHashes: string[];
-}
+export type SubmittedRound = AttemptReleases;
 
 /**
  * The node's own record of its uploads, on disk so it survives a crash: the envelope of the attempt

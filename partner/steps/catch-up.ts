@@ -20,7 +20,7 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     });
     const mine = ctx.uploads.submitted(round);
     if (mine) {
-      ctx.ledger.round(o.jobId, round, { ...mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: await client.ledgerHead(o.jobId) });
+      ctx.ledger.round(o.jobId, round, { releases: mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: await client.ledgerHead(o.jobId) });
       ctx.uploads.forget(round);
     }
     o.onRound?.({ round, modelHash: hash });

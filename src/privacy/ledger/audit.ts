@@ -89,7 +89,7 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
 
 function summaries(job: JobAnalysis, checked: Set<string>): PartnerSummary[] {
   return [...job.partners.values()].map((st) => {
-    const epsilon = Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0);
+    const epsilon = Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0, st.epsilonLocal ?? 0);
     const lim = limitOf(st.policy);
     return {
       partner: st.keyId,
