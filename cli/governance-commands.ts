@@ -6,8 +6,8 @@ import { approvalPayload, parseManifest } from '../src/federation/manifest.ts';
 import { subjectStatement } from '../src/privacy/ledger/subject-rights.ts';
 import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { FedmarkError } from '../src/errors.ts';
-import { CoordinatorClient } from '../client/http.ts';
-import { PartnerLedger } from '../client/partner-ledger.ts';
+import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import { PartnerLedger } from '../partner/ledger.ts';
 import { pendingScorings as pendingScoringsOf } from '../src/scoring/serve/spool.ts';
 import { spoolDir } from './serve-command.ts';
 
@@ -15,7 +15,7 @@ import { spoolDir } from './serve-command.ts';
 export function registerGovernanceCommands(program: Command): void {
   program
     .command('approve')
-    .description("an officer's signature approving a job (two-person rule); give two of them to the client with --approvals")
+    .description("an officer's signature approving a job (two-person rule); give two of them to the partner node with --approvals")
     .requiredOption('--identity <file>', "the officer's identity file")
     .requiredOption('--manifest <file>', 'the job manifest (JSON) being approved')
     .action((o: { identity: string; manifest: string }) => {

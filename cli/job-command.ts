@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -7,11 +7,11 @@ import { parsePublicIdentity, publicIdentity, readIdentityFile } from '../src/cr
 import { loadSchema } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
-import { jobIdSchema, parseManifest, signManifest } from '../src/federation/manifest.ts';
+import { jobIdSchema, parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
 import { modelSpecSchema } from '../src/model/spec.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { runJobOwner } from '../client/owner.ts';
+import { runJobOwner } from '../owner/node.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
@@ -24,7 +24,8 @@ export function registerJobCommand(program: Command): void {
     .requiredOption('--identity <file>', "the job owner's identity")
     .requiredOption('--job <id>', 'job id (3–64 chars: a-z 0-9 . _ -)')
     .requiredOption('--schema <json>', 'the dataset schema every partner holds')
-    .requiredOption('--participant <file...>', "participants' public identities (the JSON `fedmark keys init` prints)")
+    .option('--partner <file...>', "partners' public identities (the JSON `fedmark keys init` prints)")
+    .addOption(new Option('--participant <file...>', 'old name of --partner').hideHelp())
     .option('--purpose <text>', 'purpose partners check against their policy', 'propensity-model')
     .option('--rounds <n>', 'training rounds', '20')
     .option('--epsilon <e>', 'target ε per partner', '3')
@@ -39,11 +40,13 @@ export function registerJobCommand(program: Command): void {
       mkdirSync(out, { recursive: true });
       const owner = readIdentityFile(String(o.identity));
       const schema = await loadSchema(String(o.schema));
-      const participants = (o.participant as string[]).map((f) => {
+      const files = [...((o.partner as string[] | undefined) ?? []), ...((o.participant as string[] | undefined) ?? [])];
+      if (files.length === 0) throw new FedmarkError('JOB_PARTNER', "required option '--partner <file...>' not specified");
+      const partners = files.map((f) => {
         try {
           return parsePublicIdentity(JSON.parse(readFileSync(f, 'utf8')));
         } catch (err) {
-          throw new FedmarkError('JOB_PARTICIPANT', `participant file ${f}: ${(err as Error).message}`);
+          throw new FedmarkError('JOB_PARTNER', `partner file ${f}: ${(err as Error).message}`);
         }
       });
       const jobId = jobIdSchema.safeParse(o.job);
@@ -55,17 +58,17 @@ export function registerJobCommand(program: Command): void {
           jobId: jobId.data,
           purpose: String(o.purpose),
           schema,
-          partners: participants.length,
+          partners: partners.length,
           rounds: Number(o.rounds),
           model: model.data,
           epsilon: o.dp === false ? null : Number(o.epsilon),
           delta: Number(o.delta),
           seed: Number(o.seed),
         }),
-        schemaVersion: 1,
+        schemaVersion: MANIFEST_SCHEMA_VERSION,
         createdAt: new Date().toISOString(),
         owner: publicIdentity(owner),
-        participants,
+        partners,
       });
       writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2));
       if (o.manifestOnly) {
@@ -89,7 +92,7 @@ export function registerJobCommand(program: Command): void {
         finalMetrics: result.finalMetrics!,
       };
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
-      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames, purpose: manifest.purpose, schemaHash: manifest.dataset.schemaHash });
+      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames, purpose: manifest.purpose, schemaHash: manifest.dataset.schemaHash });
       process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out })}\n`);
       process.exit(0);
     });

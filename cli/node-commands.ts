@@ -4,18 +4,19 @@ import pino from 'pino';
 import { buildCoordinator, REDACT_PATHS } from '../coordinator/server.ts';
 import { readIdentityFile } from '../src/crypto/identity.ts';
 import { loadSchema } from '../src/data/schema.ts';
+import { parseBadRowLimit } from '../src/data/bad-rows.ts';
+import { resolveDataSource } from '../src/data/sources/index.ts';
 import { loadPolicy } from '../src/privacy/policy.ts';
-import { BudgetStore } from '../src/privacy/budget-store.ts';
+import { BudgetStore } from '../src/privacy/budget/store.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
-import { runClientNode } from '../client/node.ts';
-import { policyReview, PolicyBudgetGuard, type OfficerApproval } from '../client/policy-guard.ts';
+import { runPartnerNode } from '../partner/node.ts';
+import { policyReview, type OfficerApproval } from '../partner/policy-review.ts';
+import { PolicyBudgetGuard } from '../src/privacy/budget/policy-guard.ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadPartnerData } from './partner-data.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
-import { loadClientTls, trustCoordinator } from '../client/tls.ts';
-
-export { isLoopbackHost as isLoopback } from '../coordinator/tls.ts';
+import { loadClientTls, trustCoordinator } from '../src/transport/tls-client.ts';
 
 export function registerNodeCommands(program: Command): void {
   program
@@ -46,11 +47,16 @@ export function registerNodeCommands(program: Command): void {
     });
 
   program
-    .command('client')
+    .command('partner')
+    .alias('client')
     .description("run a data partner's node for one job: trains locally, sends only encrypted updates")
     .requiredOption('--coordinator <url>', 'coordinator base URL')
     .requiredOption('--job <id>', 'job id')
-    .requiredOption('--data <csv>', 'local data file')
+    .requiredOption('--data <source>', 'local data: a CSV or Parquet file, a directory of Parquet files, or a postgres:// URL with --table or --query')
+    .option('--table <name>', 'with a postgres:// --data: the table or view to read (only the declared columns are selected)')
+    .option('--query <sql>', "with a postgres:// --data: a SELECT whose result columns are the schema's")
+    .option('--data-format <format>', 'csv or parquet, when the file name does not say')
+    .option('--max-bad-rows <limit>', 'fail when more rows have bad values: a count (250), a share (0.5%) or all', '1%')
     .requiredOption('--schema <json>', 'dataset schema file')
     .requiredOption('--identity <file>', 'identity file (mode 0600)')
     .requiredOption('--policy <file>', 'local privacy policy file')
@@ -71,11 +77,15 @@ export function registerNodeCommands(program: Command): void {
       const identity = await readIdentityFile(o.identity);
       const schema = await loadSchema(o.schema);
       const policy = await loadPolicy(o.policy);
-      const data = await loadPartnerData(o.data, schema, Number(o.holdout), Number(o.splitSeed));
-      logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRows.length } }, 'local data loaded');
+      const source = resolveDataSource({ data: o.data, table: o.table, query: o.query, format: o.dataFormat as 'csv' | 'parquet' | undefined });
+      const data = await loadPartnerData(source, schema, Number(o.holdout), Number(o.splitSeed), undefined, {
+        maxBadRows: parseBadRowLimit(o.maxBadRows),
+        terminal: true,
+      });
+      logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRowCount } }, 'local data loaded');
       mkdirSync(o.stateDir, { recursive: true });
       const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
-      const result = await runClientNode({
+      const result = await runPartnerNode({
         coordinatorUrl,
         identity,
         jobId: o.job,

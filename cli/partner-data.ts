@@ -1,17 +1,51 @@
 import type { Command } from 'commander';
-import { loadDataset, subsetDataset, type Dataset } from '../src/data/encode.ts';
+import { FedmarkError } from '../src/errors.ts';
+import { loadDataset, subsetDataset, type BadRowLimit, type Dataset } from '../src/data/encode.ts';
+import { loadSource } from '../src/data/load.ts';
+import { badRowSummary } from '../src/data/bad-rows.ts';
+import { terminalProgress } from '../src/data/progress.ts';
+import { resolveDataSource, type DataSource } from '../src/data/sources/index.ts';
 import { trainTestSplit } from '../src/data/split.ts';
 import { loadSchema, type DatasetSchema } from '../src/data/schema.ts';
 import { partitionDirichlet } from '../src/data/partition.ts';
 import { BUNDLED_DATASETS, type BundledDatasetName } from '../src/data/bundled.ts';
 
+export interface PartnerDataOptions {
+  /** Fail above this many bad rows (default: the loader's, 1%). */
+  maxBadRows?: BadRowLimit;
+  /** Show loading progress and the skipped bad rows on stderr (the partner node's terminal). */
+  terminal?: boolean;
+}
+
 /**
  * A partner's local rows split into training rows and its own hold-out. The split is seeded so the
- * demo can reproduce exactly the same hold-out rows for its centralized comparison.
+ * demo can reproduce exactly the same hold-out rows for its centralized comparison. `data` is a path
+ * or URL as `--data` takes it, or a data source.
  */
-export async function loadPartnerData(csv: string, schema: DatasetSchema, holdout: number, seed: number, excludeIds?: Set<string>): Promise<{ all: Dataset; train: Dataset; test: Dataset }> {
-  const all = await loadDataset(csv, schema, { excludeIds });
-  return { all, ...splitPartnerData(all, holdout, seed) };
+export async function loadPartnerData(
+  data: string | DataSource,
+  schema: DatasetSchema,
+  holdout: number,
+  seed: number,
+  excludeIds?: Set<string>,
+  options: PartnerDataOptions = {},
+): Promise<{ all: Dataset; train: Dataset; test: Dataset }> {
+  const source = typeof data === 'string' ? resolveDataSource({ data }) : data;
+  const progress = options.terminal ? terminalProgress() : null;
+  let all: Dataset;
+  try {
+    all = await loadSource(source, schema, { excludeIds, maxBadRows: options.maxBadRows, onProgress: progress?.onProgress });
+  } finally {
+    progress?.stop();
+  }
+  const summary = options.terminal ? badRowSummary(source.name, source.at, all.stats) : null;
+  if (summary) process.stderr.write(`${summary}\n`);
+  try {
+    return { all, ...splitPartnerData(all, holdout, seed) };
+  } catch (err) {
+    if (err instanceof FedmarkError) throw new FedmarkError(err.code, `${source.name}: ${err.message}`, err.details);
+    throw err;
+  }
 }
 
 export function splitPartnerData(all: Dataset, holdout: number, seed: number): { train: Dataset; test: Dataset } {

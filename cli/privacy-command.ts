@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { epsilonFor } from '../src/privacy/accountant.ts';
-import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from '../src/privacy/rdp.ts';
+import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from '../src/privacy/analysis/rdp.ts';
 import { calibrateNoiseMultiplier } from '../src/privacy/calibrate.ts';
 import { FedmarkError } from '../src/errors.ts';
 

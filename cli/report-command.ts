@@ -7,7 +7,7 @@ import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { writeReport } from '../src/report/html.ts';
 import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
 import { FedmarkError } from '../src/errors.ts';
-import type { CampaignInput } from '../src/report/campaign-section.ts';
+import type { CampaignInput } from '../src/report/html/campaign.ts';
 
 export function registerReportCommand(program: Command): void {
   program

@@ -9,7 +9,7 @@ import { loadSchema, type DatasetSchema, type NumericColumn } from '../src/data/
 import { FedmarkError } from '../src/errors.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
 import { loadPolicy, type PartnerPolicy } from '../src/privacy/policy.ts';
-import { PartnerLedger } from '../client/partner-ledger.ts';
+import { PartnerLedger } from '../partner/ledger.ts';
 import type { BaselineSpec } from '../src/scoring/baseline.ts';
 import { scoreFile } from '../src/scoring/batch.ts';
 import { checkPolicyColumns, checkPurpose, loadScoringModel, resolveModelPurpose, type LoadedScoringModel } from '../src/scoring/model.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { FedmarkError } from '../src/errors.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
-import { PartnerLedger } from '../client/partner-ledger.ts';
+import { PartnerLedger } from '../partner/ledger.ts';
 import { assertTransportAllowed, clientErrorHandler, loadCoordinatorTls } from '../coordinator/tls.ts';
 import { buildScoringService } from '../src/scoring/serve/app.ts';
 import { createServeAuth, loadTokenFile, readClientIdentities } from '../src/scoring/serve/auth.ts';

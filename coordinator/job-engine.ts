@@ -1,54 +1,35 @@
-import { sha256Hex } from '../src/util/hash.ts';
 import type { Logger } from 'pino';
-import { FedmarkError } from '../src/errors.ts';
+import { sha256Hex } from '../src/util/hash.ts';
+import { accumulate } from '../src/federation/aggregation.ts';
 import { verifySignedManifest, type JobManifest, type SignedManifest } from '../src/federation/manifest.ts';
+import { DomainError } from '../src/federation/protocol/errors.ts';
+import type { JobStatus } from '../src/federation/protocol/schemas.ts';
+import { admitDecline, admitHashReport, admitUpload, roundRules, transition, type RoundEvent } from '../src/federation/round-machine.ts';
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
-import { checkSubmission, roundKind, selectParticipants, totalRounds } from '../src/federation/rounds.ts';
+import { checkSubmission } from '../src/federation/submission-check.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
-import { initialModelState } from '../src/federation/partner.ts';
-import type { CoordinatorStore, JobRow, RoundRow } from './store.ts';
-import type { JobLedgers } from './job-ledgers.ts';
-import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
+import type { WorkloadRegistry } from '../src/federation/workload.ts';
+import { builtinWorkloads } from '../src/federation/workloads/index.ts';
+import { LEDGER_SCHEMA_VERSION, parsePayload, type LedgerEntry, type PayloadInput } from '../src/privacy/ledger/entries.ts';
 import { entryHash, verifyAttestation } from '../src/privacy/ledger/signing.ts';
 import { readLedger } from '../src/privacy/ledger/reader.ts';
 import { sha256Canonical } from '../src/privacy/ledger/canonical.ts';
-import type { DpReport } from '../src/federation/update-codec.ts';
-
-/** How many times a round is retried when the quorum is not met before the job fails. */
-export const MAX_ATTEMPTS = 3;
-
-
-export class HttpError extends FedmarkError {
-  constructor(readonly statusCode: number, code: string, message: string) {
-    super(code, message);
-  }
-}
-
-export interface JobStatus {
-  jobId: string;
-  state: JobRow['state'];
-  reason: string | null;
-  round: number;
-  attempt: number;
-  totalRounds: number;
-  roundState: RoundRow['state'] | null;
-  roundKind: 'train' | 'evaluate' | null;
-  selected: string[];
-  deadlineAt: number | null;
-  baseModelHash: string | null;
-  submitted: string[];
-  closedRounds: number[];
-  participants: { keyId: string; name: string; status: string }[];
-  keysReady: boolean;
-}
+import type { CoordinatorStore, JobRow } from './store.ts';
+import type { JobLedgers } from './job-ledgers.ts';
+import { jobView, roundView } from './job-view.ts';
+import { RoundEffects, type JobContext } from './round-effects.ts';
 
 /**
- * The coordinator's protocol logic on top of the store: it validates, adds ciphertexts, closes
- * rounds and checks model-hash agreement. It never decrypts; it has no key to decrypt with.
+ * The coordinator's protocol logic on top of the store. Each command validates and persists what a
+ * party sent, then hands the matching event to the round machine (src/federation/round-machine.ts),
+ * whose effects RoundEffects carries out. It adds ciphertexts (federation/aggregation.ts) and never
+ * decrypts: it has no key to decrypt with.
  */
 export class JobEngine {
   private readonly schemes = new Map<string, Promise<SecureSumScheme>>();
-  private readonly manifests = new Map<string, JobManifest>();
+  private readonly contexts = new Map<string, JobContext>();
+  private readonly manifestHashes = new Map<string, string>();
+  private readonly effects: RoundEffects;
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -56,15 +37,30 @@ export class JobEngine {
     private readonly coordinatorKeyId: string,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+    private readonly workloads: WorkloadRegistry = builtinWorkloads,
+  ) {
+    this.effects = new RoundEffects(store, ledger, log, () => this.now());
+  }
+
+  /** Manifest, workload and round rules of a stored job (resolved once per process). */
+  private context(jobId: string): JobContext {
+    let ctx = this.contexts.get(jobId);
+    if (!ctx) {
+      const manifest = this.signedManifest(jobId).manifest;
+      const workload = this.workloads.resolve(manifest);
+      ctx = { jobId, manifest, workload, rules: roundRules(manifest, workload) };
+      this.contexts.set(jobId, ctx);
+    }
+    return ctx;
+  }
 
   manifest(jobId: string): JobManifest {
-    const cached = this.manifests.get(jobId);
-    if (cached) return cached;
-    const job = this.requireJob(jobId);
-    const manifest = (JSON.parse(job.signed_manifest) as SignedManifest).manifest;
-    this.manifests.set(jobId, manifest);
-    return manifest;
+    return this.context(jobId).manifest;
+  }
+
+  /** The manifest exactly as its owner signed it. */
+  signedManifest(jobId: string): SignedManifest {
+    return JSON.parse(this.requireJob(jobId).signed_manifest) as SignedManifest;
   }
 
   private scheme(jobId: string): Promise<SecureSumScheme> {
@@ -78,30 +74,53 @@ export class JobEngine {
 
   requireJob(jobId: string): JobRow {
     const job = this.store.getJob(jobId);
-    if (!job) throw new HttpError(404, 'UNKNOWN_JOB', `no job with id "${jobId}"`);
+    if (!job) throw new DomainError('UNKNOWN_JOB', `no job with id "${jobId}"`);
     return job;
   }
 
-  /** Keys allowed to speak for a job: the owner and the participants named in the manifest. */
-  lookupKey(jobId: string, keyId: string): { signPublicKey: string; role: 'owner' | 'participant' } | undefined {
-    const job = this.store.getJob(jobId);
-    if (!job) return undefined;
+  private requireActive(job: JobRow): void {
+    if (job.state === 'completed' || job.state === 'halted' || job.state === 'failed') {
+      throw new DomainError('JOB_CLOSED', `job "${job.job_id}" is ${job.state}${job.status_reason ? `: ${job.status_reason}` : ''}`);
+    }
+  }
+
+  /** Keys allowed to speak for a job: the owner and the partners named in the manifest. */
+  lookupKey(jobId: string, keyId: string): { signPublicKey: string; role: 'owner' | 'partner' } | undefined {
+    if (!this.store.getJob(jobId)) return undefined;
     const m = this.manifest(jobId);
     if (m.owner.keyId === keyId) return { signPublicKey: m.owner.signPublicKey, role: 'owner' };
-    const p = m.participants.find((x) => x.keyId === keyId);
-    return p ? { signPublicKey: p.signPublicKey, role: 'participant' } : undefined;
+    const p = m.partners.find((x) => x.keyId === keyId);
+    return p ? { signPublicKey: p.signPublicKey, role: 'partner' } : undefined;
+  }
+
+  /** Hands an event to the round machine and carries out what follows. */
+  private drive(jobId: string, event: RoundEvent): void {
+    const ctx = this.context(jobId);
+    const now = this.now();
+    const { effects } = transition(jobView(this.store, jobId, ctx.rules, ctx.manifest.partners.length), event, ctx.rules, now);
+    this.effects.run(ctx, effects);
+  }
+
+  /** Moves a job forward: opens, closes, retries or finishes rounds. Safe to call any time, any number of times. */
+  advance(jobId: string): void {
+    this.requireJob(jobId);
+    this.drive(jobId, { type: 'tick' });
   }
 
   async createJob(signed: SignedManifest, genesis: LedgerEntry): Promise<JobManifest> {
     const manifest = verifySignedManifest(signed);
-    if (this.store.getJob(manifest.jobId)) throw new HttpError(409, 'JOB_EXISTS', `job "${manifest.jobId}" already exists`);
+    if (this.store.getJob(manifest.jobId)) throw new DomainError('JOB_EXISTS', `job "${manifest.jobId}" already exists`);
     this.checkGenesis(manifest, genesis);
+    // The workload must be one this coordinator runs, and every round's plan must hold, before anything is stored.
+    const workload = this.workloads.resolve(manifest);
+    const rules = roundRules(manifest, workload);
+    for (let r = 1; r <= rules.totalRounds; r++) rules.plan(r);
     // Opening the scheme checks the HE parameters (128-bit security) before anything is stored.
     const scheme = await openSecureSum(manifest.encryption);
     this.store.transaction(() => {
       this.store.insertJob({ job_id: manifest.jobId, signed_manifest: JSON.stringify(signed), state: 'awaiting-keys', created_at: this.now() });
-      for (const p of manifest.participants) {
-        this.store.insertParticipant({
+      for (const p of manifest.partners) {
+        this.store.insertPartner({
           job_id: manifest.jobId,
           key_id: p.keyId,
           name: p.name,
@@ -113,27 +132,26 @@ export class JobEngine {
       }
     });
     this.schemes.set(manifest.jobId, Promise.resolve(scheme));
-    this.manifests.set(manifest.jobId, manifest);
-    try {
-      this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
-    this.log.info({ jobId: manifest.jobId, participants: manifest.participants.length, rounds: manifest.rounds }, 'job created');
+    this.contexts.set(manifest.jobId, { jobId: manifest.jobId, manifest, workload, rules });
+    this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
+    this.log.info({ jobId: manifest.jobId, workload: workload.kind, partners: manifest.partners.length, rounds: rules.totalRounds }, 'job created');
     return manifest;
   }
 
   /** The owner's seq-0 ledger entry must describe this very manifest and name this coordinator. */
   private checkGenesis(m: JobManifest, genesis: LedgerEntry): void {
-    const bad = (why: string) => new HttpError(400, 'LEDGER_GENESIS_MISMATCH', `ledger manifest entry: ${why}`);
+    const bad = (why: string) => new DomainError('LEDGER_GENESIS_MISMATCH', `ledger manifest entry: ${why}`);
     if (genesis.type !== 'job.manifest' || genesis.seq !== 0) throw bad('must be the job.manifest entry at seq 0');
-    const p = genesis.payload;
+    if (genesis.schemaVersion !== LEDGER_SCHEMA_VERSION) throw bad(`is written under ledger schema ${genesis.schemaVersion}; this coordinator writes version ${LEDGER_SCHEMA_VERSION}`);
+    const parsed = parsePayload('job.manifest', genesis.payload);
+    if (!parsed.success) throw bad(`payload invalid at ${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
+    const p = parsed.data;
     if (p.jobId !== m.jobId) throw bad(`names job ${p.jobId}, not ${m.jobId}`);
     if (genesis.author !== m.owner.keyId || p.owner.keyId !== m.owner.keyId) throw bad("is not authored by the manifest's owner");
     if (p.coordinator.keyId !== this.coordinatorKeyId) throw bad(`names coordinator ${p.coordinator.keyId}, this coordinator is ${this.coordinatorKeyId}`);
-    const want = m.participants.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
-    const got = p.participants.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
-    if (want !== got) throw bad("participants differ from the manifest's");
+    const want = m.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
+    const got = p.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
+    if (want !== got) throw bad("partners differ from the manifest's");
     if (p.rounds !== m.rounds) throw bad(`rounds ${p.rounds} differ from the manifest's ${m.rounds}`);
   }
 
@@ -141,15 +159,13 @@ export class JobEngine {
   private requireAttested(jobId: string, keyId: string, statement: unknown, what: string): Record<string, unknown> {
     const s = statement as Record<string, unknown> | undefined;
     const key = this.lookupKey(jobId, keyId);
-    if (!s || typeof s !== 'object' || !key) throw new HttpError(400, 'STATEMENT_MISSING', `${what}: a statement signed by the partner is required`);
-    if (s.jobId !== jobId || s.partner !== keyId) throw new HttpError(400, 'STATEMENT_SCOPE', `${what}: the statement is for job ${String(s.jobId)} / partner ${String(s.partner)}`);
+    if (!s || typeof s !== 'object' || !key) throw new DomainError('STATEMENT_MISSING', `${what}: a statement signed by the partner is required`);
+    if (s.jobId !== jobId || s.partner !== keyId) throw new DomainError('STATEMENT_SCOPE', `${what}: the statement is for job ${String(s.jobId)} / partner ${String(s.partner)}`);
     if (!verifyAttestation(s, Buffer.from(key.signPublicKey, 'base64'))) {
-      throw new HttpError(400, 'STATEMENT_SIGNATURE', `${what}: the statement's attestation does not verify against the partner's key`);
+      throw new DomainError('STATEMENT_SIGNATURE', `${what}: the statement's attestation does not verify against the partner's key`);
     }
     return s;
   }
-
-  private readonly manifestHashes = new Map<string, string>();
 
   /** Hash of the ledger's seq-0 manifest entry: what partners name when they accept. */
   manifestEntryHash(jobId: string): string {
@@ -157,7 +173,7 @@ export class JobEngine {
     let h = this.manifestHashes.get(jobId);
     if (!h) {
       const first = readLedger(this.ledger.path(jobId)).entries[0];
-      if (!first) throw new HttpError(409, 'LEDGER_EMPTY', `job ${jobId} has no ledger manifest entry`);
+      if (!first) throw new DomainError('LEDGER_EMPTY', `job ${jobId} has no ledger manifest entry`);
       h = entryHash(first);
       this.manifestHashes.set(jobId, h);
     }
@@ -178,129 +194,70 @@ export class JobEngine {
   accept(jobId: string, keyId: string, body: { accepted: boolean; reason?: string; statement?: unknown }): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    const p = this.store.participant(jobId, keyId);
-    if (!p) throw new HttpError(403, 'NOT_PARTICIPANT', 'only participants accept or refuse a job');
-    if (p.status === 'withdrawn') throw new HttpError(409, 'WITHDRAWN', 'this participant has withdrawn from the job');
+    const p = this.store.partner(jobId, keyId);
+    if (!p) throw new DomainError('NOT_PARTNER', 'only partners accept or refuse a job');
+    if (p.status === 'withdrawn') throw new DomainError('WITHDRAWN', 'this partner has withdrawn from the job');
     const status = body.accepted ? 'accepted' : 'refused';
     if (p.status === status) return;
-    if (p.status !== 'invited') throw new HttpError(409, 'ALREADY_ANSWERED', `this participant already ${p.status} the job`);
+    if (p.status !== 'invited') throw new DomainError('ALREADY_ANSWERED', `this partner already ${p.status} the job`);
     const statement = this.requireAttested(jobId, keyId, body.statement, body.accepted ? 'acceptance' : 'refusal');
-    try {
-      if (body.accepted) this.ledger.append(jobId, 'partner.acceptance', statement as PayloadInput<'partner.acceptance'>);
-      else this.ledger.append(jobId, 'partner.refusal', statement as PayloadInput<'partner.refusal'>);
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
-    this.store.setParticipantStatus(jobId, keyId, status, JSON.stringify(body));
-    this.advance(jobId);
+    if (body.accepted) this.ledger.append(jobId, 'partner.acceptance', statement as PayloadInput<'partner.acceptance'>);
+    else this.ledger.append(jobId, 'partner.refusal', statement as PayloadInput<'partner.refusal'>);
+    this.store.setPartnerStatus(jobId, keyId, status, JSON.stringify(body));
+    this.drive(jobId, { type: 'answered', keyId, accepted: body.accepted });
   }
 
   putSealedKey(jobId: string, keyId: string, blob: Uint8Array): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    if (job.state !== 'awaiting-keys') throw new HttpError(409, 'KEYS_LOCKED', 'the key ceremony is over: sealed keys cannot change once rounds run');
-    if (!this.store.participant(jobId, keyId)) throw new HttpError(404, 'UNKNOWN_PARTICIPANT', `key id ${keyId} is not a participant of job ${jobId}`);
-    if (blob.length < 40 || blob.length > 8 * 1024 * 1024) throw new HttpError(400, 'SEALED_KEY_SIZE', `sealed key blob of ${blob.length} bytes is not plausible`);
+    if (job.state !== 'awaiting-keys') throw new DomainError('KEYS_LOCKED', 'the key ceremony is over: sealed keys cannot change once rounds run');
+    if (!this.store.partner(jobId, keyId)) throw new DomainError('UNKNOWN_PARTNER', `key id ${keyId} is not a partner of job ${jobId}`);
+    if (blob.length < 40 || blob.length > 8 * 1024 * 1024) throw new DomainError('SEALED_KEY_SIZE', `sealed key blob of ${blob.length} bytes is not plausible`);
     this.store.putSealedKey(jobId, keyId, blob);
     const m = this.manifest(jobId);
-    if (this.store.sealedKeyCount(jobId) === m.participants.length) {
+    const ready = this.store.sealedKeyCount(jobId) === m.partners.length;
+    if (ready) {
       this.ledger.append(jobId, 'key.ceremony', {
         jobId,
         heParamsHash: sha256Canonical(m.encryption),
-        sealedKeys: m.participants.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256Hex(this.store.sealedKey(jobId, p.keyId)!) })),
+        sealedKeys: m.partners.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256Hex(this.store.sealedKey(jobId, p.keyId)!) })),
       });
     }
-    this.advance(jobId);
+    this.drive(jobId, { type: ready ? 'keys-ready' : 'tick' });
   }
 
   sealedKey(jobId: string, keyId: string): Uint8Array {
     this.requireJob(jobId);
     const blob = this.store.sealedKey(jobId, keyId);
-    if (!blob) throw new HttpError(404, 'NO_SEALED_KEY', 'no sealed key has been uploaded for this participant yet');
+    if (!blob) throw new DomainError('NO_SEALED_KEY', 'no sealed key has been uploaded for this partner yet');
     return blob;
   }
 
-  private requireActive(job: JobRow): void {
-    if (job.state === 'completed' || job.state === 'halted' || job.state === 'failed') {
-      throw new HttpError(409, 'JOB_CLOSED', `job "${job.job_id}" is ${job.state}${job.status_reason ? `: ${job.status_reason}` : ''}`);
-    }
-  }
-
-  private openRound(job: JobRow, round: number, attempt: number, baseModelHash: string | null): void {
-    const m = this.manifest(job.job_id);
-    const eligible = this.store.participants(job.job_id).filter((p) => p.status === 'accepted').map((p) => p.key_id);
-    const selected = selectParticipants(m, round, attempt, eligible);
-    const now = this.now();
-    this.store.transaction(() => {
-      this.store.insertRound({
-        job_id: job.job_id,
-        round,
-        attempt,
-        kind: roundKind(m, round),
-        state: 'open',
-        selected: JSON.stringify(selected),
-        opened_at: now,
-        deadline_at: now + m.roundDeadlineSeconds * 1000,
-        base_model_hash: baseModelHash,
-      });
-      this.store.updateJob(job.job_id, { state: 'running', current_round: round, attempt });
-    });
-    this.log.info({ jobId: job.job_id, round, attempt, selected: selected.length }, 'round opened');
-  }
-
-  currentRound(jobId: string): RoundRow | undefined {
-    const job = this.requireJob(jobId);
-    if (job.current_round === 0) return undefined;
-    return this.store.round(jobId, job.current_round, job.attempt);
-  }
-
+  /** An upload: decoded, admitted by the round rules, checked against the round's plan, then added into the round's sums. */
   async submit(jobId: string, round: number, keyId: string, body: Uint8Array): Promise<{ duplicate: boolean }> {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    const decoded = (() => {
-      try {
-        return decodeUpdate(body);
-      } catch (err) {
-        throw asHttp(err, 400);
-      }
-    })();
+    const decoded = decodeUpdate(body);
     const attempt = decoded.meta.attempt;
     const bodyHash = sha256Hex(body);
     const previous = this.store.submission(jobId, round, attempt, keyId);
     if (previous) {
       // Idempotent per job, round, attempt and partner: a retried upload is acknowledged, never re-added.
       if (previous.body_hash === bodyHash) return { duplicate: true };
-      throw new HttpError(409, 'ALREADY_SUBMITTED', `partner already submitted a different update for round ${round} attempt ${attempt}`);
+      throw new DomainError('ALREADY_SUBMITTED', `partner already submitted a different update for round ${round} attempt ${attempt}`);
     }
-    const r = this.store.round(jobId, round, attempt);
-    if (!r) throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open (current: round ${job.current_round} attempt ${job.attempt})`);
-    if (r.state !== 'open') throw new HttpError(409, 'ROUND_CLOSED', `round ${round} attempt ${attempt} is ${r.state}: late submissions are not accepted`);
-    if (this.now() > r.deadline_at) throw new HttpError(409, 'ROUND_DEADLINE', `round ${round} passed its deadline: late submissions are not accepted`);
-    const selected = JSON.parse(r.selected) as string[];
-    if (!selected.includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', `this participant is not selected for round ${round} attempt ${attempt}`);
-    const m = this.manifest(jobId);
+    const row = this.store.round(jobId, round, attempt);
+    admitUpload(row && roundView(this.store, row), { round: job.current_round, attempt: job.attempt }, keyId, round, attempt, this.now());
+    const { rules } = this.context(jobId);
+    const plan = rules.plan(round);
     const scheme = await this.scheme(jobId);
-    try {
-      checkSubmission(m, scheme, { jobId, round, attempt, baseModelHash: r.base_model_hash }, decoded);
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
+    checkSubmission(plan, scheme, { jobId, round, attempt, baseModelHash: row!.base_model_hash }, decoded);
     // Re-read inside the transaction: another submission may have landed while we awaited.
     this.store.transaction(() => {
       const cur = this.store.round(jobId, round, attempt)!;
-      if (cur.state !== 'open') throw new HttpError(409, 'ROUND_CLOSED', `round ${round} closed while the update was checked`);
-      const sums: Partial<Pick<RoundRow, 'update_sum' | 'eval_sum'>> = {};
-      for (const [name, column] of [['update', 'update_sum'], ['evaluation', 'eval_sum']] as const) {
-        const part = decoded.parts[name];
-        if (!part) continue;
-        const sum = scheme.sum(cur[column]);
-        try {
-          sum.add(part);
-          sums[column] = Buffer.from(sum.toBytes());
-        } finally {
-          sum.dispose();
-        }
-      }
+      if (cur.state !== 'open') throw new DomainError('ROUND_CLOSED', `round ${round} closed while the update was checked`);
+      const sums = accumulate(scheme, plan, this.store.partSums(jobId, round, attempt), decoded.parts);
+      for (const [part, sum] of Object.entries(sums)) this.store.putPartSum(jobId, round, attempt, part, sum);
       this.store.insertSubmission({
         job_id: jobId,
         round,
@@ -311,232 +268,70 @@ export class JobEngine {
         part_hashes: JSON.stringify(decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name]))),
         received_at: this.now(),
       });
-      this.store.updateRound(jobId, round, attempt, { ...sums, submissions: cur.submissions + 1 });
+      this.store.updateRound(jobId, round, attempt, { submissions: cur.submissions + 1 });
     });
-    this.log.info({ jobId, round, attempt, keyId, bytes: body.length, updateBytes: decoded.parts.update?.length }, 'submission accepted');
-    this.advance(jobId);
+    const partBytes = Object.fromEntries(decoded.meta.parts.map((p) => [p.name, p.bytes]));
+    this.log.info({ jobId, round, attempt, keyId, bytes: body.length, partBytes }, 'submission accepted');
+    this.drive(jobId, { type: 'uploaded', keyId, round, attempt });
     return { duplicate: false };
   }
 
   decline(jobId: string, round: number, keyId: string, attempt: number, reason: string, requestedEpsilon = 0, remainingEpsilon = 0): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    const r = this.store.round(jobId, round, attempt);
-    if (!r || r.state !== 'open') throw new HttpError(409, 'ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open`);
-    if (!(JSON.parse(r.selected) as string[]).includes(keyId)) throw new HttpError(403, 'NOT_SELECTED', 'only selected participants can decline a round');
+    const row = this.store.round(jobId, round, attempt);
+    admitDecline(row && roundView(this.store, row), keyId, round, attempt);
     if (this.store.insertDecline(jobId, round, attempt, keyId, reason)) {
       this.ledger.append(jobId, 'budget.refusal', { jobId, partner: keyId, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
     }
-    this.advance(jobId);
+    this.drive(jobId, { type: 'declined', keyId, round, attempt });
   }
 
   reportModelHash(jobId: string, round: number, keyId: string, hash: string): void {
-    const job = this.requireJob(jobId);
-    const r = this.store.closedRound(jobId, round);
-    if (!r) throw new HttpError(409, 'ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
-    if (r.kind !== 'train') throw new HttpError(400, 'NO_MODEL_IN_ROUND', `round ${round} is an evaluation round and changes no model`);
+    this.requireJob(jobId);
+    const closed = this.store.closedRound(jobId, round);
+    admitHashReport(closed && roundView(this.store, closed), closed ? this.context(jobId).rules.plan(round) : null, round);
     if (!this.store.putModelHash(jobId, round, keyId, hash)) {
       const existing = this.store.modelHashes(jobId, round).find((h) => h.key_id === keyId);
-      if (existing?.hash !== hash) throw new HttpError(409, 'HASH_CHANGED', 'a different model hash was already reported for this round');
+      if (existing?.hash !== hash) throw new DomainError('HASH_CHANGED', 'a different model hash was already reported for this round');
       return;
     }
-    const hashes = this.store.modelHashes(jobId, round);
-    const distinct = new Set(hashes.map((h) => h.hash));
-    if (distinct.size > 1 && job.state === 'running') {
-      this.recordRound(jobId, r, hashes, false);
-      this.stopJob(job, 'failed', `partners' model hashes disagree after round ${round}`);
-      this.log.error({ jobId, round }, 'model hashes disagree: job stopped');
-      return;
-    }
-    this.advance(jobId);
+    const hashes = this.store.modelHashes(jobId, round).map((h) => ({ keyId: h.key_id, hash: h.hash }));
+    this.drive(jobId, { type: 'hash-reported', keyId, round, attempt: closed!.attempt, hashes });
   }
 
   withdraw(jobId: string, keyId: string, reason: string, statement: unknown): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    const p = this.store.participant(jobId, keyId);
-    if (!p) throw new HttpError(403, 'NOT_PARTICIPANT', 'only participants can withdraw');
+    const p = this.store.partner(jobId, keyId);
+    if (!p) throw new DomainError('NOT_PARTNER', 'only partners can withdraw');
     if (p.status === 'withdrawn') return;
     const attested = this.requireAttested(jobId, keyId, statement, 'withdrawal');
-    try {
-      this.ledger.append(jobId, 'partner.withdraw', attested as PayloadInput<'partner.withdraw'>);
-    } catch (err) {
-      throw asHttp(err, 400);
-    }
-    this.store.setParticipantStatus(jobId, keyId, 'withdrawn', null);
-    this.log.warn({ jobId, keyId, reason }, 'participant withdrew');
-    this.advance(jobId);
+    this.ledger.append(jobId, 'partner.withdraw', attested as PayloadInput<'partner.withdraw'>);
+    this.store.setPartnerStatus(jobId, keyId, 'withdrawn', null);
+    this.log.warn({ jobId, keyId, reason }, 'partner withdrew');
+    this.drive(jobId, { type: 'withdrawn', keyId });
   }
 
   halt(jobId: string, reason: string): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);
-    this.stopJob(job, 'halted', reason);
-    this.log.warn({ jobId, reason }, 'job halted by its owner');
+    this.drive(jobId, { type: 'halt', reason });
   }
 
-  /** Moves a job forward: opens, closes, retries or finishes rounds. Safe to call any time, any number of times. */
-  advance(jobId: string): void {
-    const job = this.requireJob(jobId);
-    const m = this.manifest(jobId);
-    const participants = this.store.participants(jobId);
-    const accepted = participants.filter((p) => p.status === 'accepted');
-    if (job.state === 'awaiting-keys') {
-      // Round 1 waits until every participant has answered, or until the join window (one round
-      // deadline after the job was registered) closes with at least a quorum on board.
-      const answered = participants.filter((p) => p.status !== 'invited').length;
-      const joinWindowOver = this.now() > job.created_at + m.roundDeadlineSeconds * 1000;
-      const keysReady = this.store.sealedKeyCount(jobId) === m.participants.length;
-      if (answered === participants.length && accepted.length < m.quorum) {
-        this.stopJob(job, 'failed', `only ${accepted.length} participant(s) accepted, quorum is ${m.quorum}`);
-        return;
-      }
-      // The initial model is public (seeded from the manifest), so round 1 can pin its hash too.
-      if (keysReady && accepted.length >= m.quorum && (answered === participants.length || joinWindowOver)) this.openRound(job, 1, 0, initialModelState(m).hash);
-      return;
-    }
-    if (job.state !== 'running') return;
-    const r = this.store.round(jobId, job.current_round, job.attempt)!;
-    if (r.state === 'open') {
-      const selected = JSON.parse(r.selected) as string[];
-      const submitted = this.store.submissions(jobId, r.round, r.attempt).map((s) => s.key_id);
-      const declined = new Set(this.store.declines(jobId, r.round, r.attempt).map((d) => d.key_id));
-      const withdrawn = new Set(participants.filter((p) => p.status === 'withdrawn').map((p) => p.key_id));
-      const outstanding = selected.filter((k) => !submitted.includes(k) && !declined.has(k) && !withdrawn.has(k));
-      const pastDeadline = this.now() > r.deadline_at;
-      if (outstanding.length > 0 && !pastDeadline) return;
-      if (submitted.length >= m.quorum) this.closeRound(job, r, selected, submitted);
-      else this.failAttempt(job, r, submitted.length, pastDeadline);
-      return;
-    }
-    if (r.state === 'closed') {
-      if (r.kind === 'evaluate') return;
-      const hashes = this.store.modelHashes(jobId, r.round);
-      const distinct = new Set(hashes.map((h) => h.hash));
-      const active = participants.filter((p) => p.status === 'accepted').length;
-      if (distinct.size === 1 && hashes.length >= Math.min(m.quorum, active)) {
-        const [agreed] = distinct;
-        this.recordRound(jobId, r, hashes, true);
-        this.openRound(job, r.round + 1, 0, agreed);
-      }
-    }
-  }
-
-  private closeRound(job: JobRow, r: RoundRow, selected: string[], submitted: string[]): void {
-    const full = this.store.round(job.job_id, r.round, r.attempt)!;
-    const now = this.now();
-    const isLast = r.round === totalRounds(this.manifest(job.job_id));
-    // Ledger first, state second: a crash in between redoes this close, and the ledger's
-    // redo-safe appends keep the entries single.
-    if (isLast) {
-      const subs = this.store.submissions(job.job_id, r.round, r.attempt);
-      this.ledger.append(job.job_id, 'evaluation', {
-        jobId: job.job_id,
-        round: r.round,
-        // The coordinator cannot read the metrics: it records which encrypted histograms were summed.
-        metrics: { partners: subs.length },
-        ciphertextHashes: [...subs.flatMap((s) => JSON.parse(s.part_hashes) as string[]), ...(full.eval_sum ? [sha256Hex(full.eval_sum)] : [])],
-      });
-      const m = this.manifest(job.job_id);
-      this.ledger.append(job.job_id, 'model.final', {
-        jobId: job.job_id,
-        modelHash: r.base_model_hash!,
-        rounds: m.rounds,
-        partners: m.dp ? this.finalEpsilons(job.job_id).map((e) => ({ partner: e.keyId, epsilon: e.epsilon, delta: m.dp!.delta })) : [],
-      });
-    }
-    this.store.transaction(() => {
-      this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'closed', closed_at: now });
-      if (isLast) this.store.updateJob(job.job_id, { state: 'completed', status_reason: null });
-    });
-    this.log.info({ jobId: job.job_id, round: r.round, submitted: submitted.length, selected: selected.length }, 'round closed');
-  }
-
-  private failAttempt(job: JobRow, r: RoundRow, submitted: number, pastDeadline: boolean): void {
-    const reason = `${submitted} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${this.manifest(job.job_id).quorum}`;
-    this.store.updateRound(job.job_id, r.round, r.attempt, { state: 'failed', closed_at: this.now() });
-    this.log.warn({ jobId: job.job_id, round: r.round, attempt: r.attempt, reason }, 'round failed');
-    if (r.attempt + 1 >= MAX_ATTEMPTS) {
-      this.stopJob(job, 'failed', `round ${r.round} failed ${MAX_ATTEMPTS} times: ${reason}`);
-      return;
-    }
-    this.openRound(job, r.round, r.attempt + 1, r.base_model_hash);
-  }
-
-  /** Ends a job for good (halt or failure); recorded as the ledger's emergency-brake entry. */
-  private stopJob(job: JobRow, state: 'halted' | 'failed', reason: string): void {
-    this.ledger.append(job.job_id, 'job.halt', { jobId: job.job_id, reason: state === 'failed' ? `job failed: ${reason}` : reason, afterRound: this.lastAgreedRound(job.job_id) });
-    this.store.updateJob(job.job_id, { state, status_reason: reason });
-  }
-
-  private lastAgreedRound(jobId: string): number {
-    const closed = this.store.rounds(jobId).filter((x) => x.state === 'closed' && x.kind === 'train');
-    return closed.length ? Math.max(...closed.map((x) => x.round)) : 0;
-  }
-
-  /** Latest cumulative ε each partner reported, over the job's closed rounds. */
-  private finalEpsilons(jobId: string): { keyId: string; epsilon: number }[] {
-    const last = new Map<string, number>();
-    for (const s of this.store.closedSubmissions(jobId)) {
-      const dp = (JSON.parse(s.meta) as { dp: DpReport | null }).dp;
-      if (dp) last.set(s.key_id, dp.epsilonAfterRound);
-    }
-    return [...last].map(([keyId, epsilon]) => ({ keyId, epsilon }));
-  }
-
-  /** The ledger's record of a training round: who took part, their DP parameters and ε, ciphertext and model hashes. */
-  private recordRound(jobId: string, r: RoundRow, hashes: { key_id: string; hash: string }[], agreed: boolean): void {
-    const full = this.store.round(jobId, r.round, r.attempt)!;
-    const selected = JSON.parse(full.selected) as string[];
-    const subs = this.store.submissions(jobId, r.round, r.attempt);
-    const submitted = subs.map((s) => s.key_id);
-    const partners = subs.flatMap((s) => {
-      const dp = (JSON.parse(s.meta) as { dp: DpReport | null }).dp;
-      if (!dp) return [];
-      return [
-        {
-          partner: s.key_id,
-          samplingRate: dp.samplingRate,
-          noiseMultiplier: dp.noiseMultiplier,
-          clipNorm: dp.clipNorm,
-          steps: dp.steps,
-          delta: dp.delta,
-          epsilonSpent: dp.epsilonSpent,
-          epsilonCumulative: dp.epsilonAfterRound,
-          ciphertextHashes: JSON.parse(s.part_hashes) as string[],
-        },
-      ];
-    });
-    const counts = new Map<string, number>();
-    for (const h of hashes) counts.set(h.hash, (counts.get(h.hash) ?? 0) + 1);
-    const majority = [...counts].sort((a, b) => b[1] - a[1])[0][0];
-    this.ledger.append(jobId, 'round', {
-      jobId,
-      round: r.round,
-      selected,
-      submitted,
-      dropped: selected.filter((k) => !submitted.includes(k)),
-      partners,
-      aggregateHash: sha256Hex(full.update_sum ?? new Uint8Array(0)),
-      globalModelHash: majority,
-      modelHashes: hashes.map((h) => ({ partner: h.key_id, hash: h.hash })),
-      modelHashesAgreed: agreed,
-    });
-  }
-
-  aggregate(jobId: string, round: number, part: 'update' | 'evaluation'): Uint8Array {
+  /** A closed round's published sum of one part. */
+  aggregate(jobId: string, round: number, part: string): Uint8Array {
     this.requireJob(jobId);
     const r = this.store.closedRound(jobId, round);
-    if (!r) throw new HttpError(409, 'ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
-    const full = this.store.round(jobId, round, r.attempt)!;
-    const blob = part === 'update' ? full.update_sum : full.eval_sum;
-    if (!blob) throw new HttpError(404, 'NO_SUCH_PART', `round ${round} has no ${part} aggregate`);
+    if (!r) throw new DomainError('ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
+    const blob = this.store.partSums(jobId, round, r.attempt)[part];
+    if (!blob) throw new DomainError('NO_SUCH_PART', `round ${round} has no ${part} aggregate`);
     return blob;
   }
 
   status(jobId: string): JobStatus {
     const job = this.requireJob(jobId);
-    const m = this.manifest(jobId);
+    const { manifest: m, rules } = this.context(jobId);
     const r = job.current_round ? this.store.round(jobId, job.current_round, job.attempt) : undefined;
     const closedRounds = this.store
       .rounds(jobId)
@@ -548,16 +343,17 @@ export class JobEngine {
       reason: job.status_reason,
       round: job.current_round,
       attempt: job.attempt,
-      totalRounds: totalRounds(m),
+      totalRounds: rules.totalRounds,
       roundState: r?.state ?? null,
       roundKind: r?.kind ?? null,
+      stage: r?.stage ?? null,
       selected: r ? (JSON.parse(r.selected) as string[]) : [],
       deadlineAt: r?.deadline_at ?? null,
       baseModelHash: r?.base_model_hash ?? null,
       submitted: r ? this.store.submissions(jobId, r.round, r.attempt).map((s) => s.key_id) : [],
       closedRounds,
-      participants: this.store.participants(jobId).map((p) => ({ keyId: p.key_id, name: p.name, status: p.status })),
-      keysReady: this.store.sealedKeyCount(jobId) === m.participants.length,
+      partners: this.store.partners(jobId).map((p) => ({ keyId: p.key_id, name: p.name, status: p.status })),
+      keysReady: this.store.sealedKeyCount(jobId) === m.partners.length,
     };
   }
 
@@ -576,10 +372,4 @@ export class JobEngine {
     for (const s of this.schemes.values()) (await s).dispose();
     this.schemes.clear();
   }
-}
-
-function asHttp(err: unknown, status: number): unknown {
-  if (err instanceof HttpError) return err;
-  if (err instanceof FedmarkError) return new HttpError(status, err.code, err.message);
-  return err;
 }

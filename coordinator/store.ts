@@ -2,16 +2,20 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NonceStore } from '../src/crypto/request-signing.ts';
+import { FedmarkError } from '../src/errors.ts';
+import type { JobState, PartnerStatus, RoundState } from '../src/federation/protocol/schemas.ts';
 
 /**
  * The coordinator's durable state. Everything accepted is written inside a transaction before the
  * HTTP response is sent, so a restart (even after SIGKILL) loses nothing that was acknowledged.
  * It stores manifests, public keys, opaque sealed key blobs and encrypted sums — never a secret key
- * or a plaintext update.
+ * or a plaintext update. A round's sums are one row per named part (the workload's plan says which).
  */
 
-export type JobState = 'awaiting-keys' | 'running' | 'completed' | 'halted' | 'failed';
-export type RoundState = 'open' | 'closed' | 'failed';
+export type { JobState, RoundState };
+
+/** Layout 2: partners table, a stage per round, one row per part sum (layout 1 had fixed update/eval columns). */
+const STORE_LAYOUT = 2;
 
 export interface JobRow {
   job_id: string;
@@ -23,13 +27,13 @@ export interface JobRow {
   created_at: number;
 }
 
-export interface ParticipantRow {
+export interface PartnerRow {
   job_id: string;
   key_id: string;
   name: string;
   sign_public_key: string;
   box_public_key: string;
-  status: 'invited' | 'accepted' | 'refused' | 'withdrawn';
+  status: PartnerStatus;
   acceptance: string | null;
 }
 
@@ -37,15 +41,14 @@ export interface RoundRow {
   job_id: string;
   round: number;
   attempt: number;
-  kind: 'train' | 'evaluate';
+  kind: string;
   state: RoundState;
+  stage: string | null;
   selected: string;
   opened_at: number;
   deadline_at: number;
   closed_at: number | null;
   base_model_hash: string | null;
-  update_sum: Buffer | null;
-  eval_sum: Buffer | null;
   submissions: number;
 }
 
@@ -73,7 +76,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   status_reason TEXT,
   created_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS participants (
+CREATE TABLE IF NOT EXISTS partners (
   job_id TEXT NOT NULL,
   key_id TEXT NOT NULL,
   name TEXT NOT NULL,
@@ -95,15 +98,22 @@ CREATE TABLE IF NOT EXISTS rounds (
   attempt INTEGER NOT NULL,
   kind TEXT NOT NULL,
   state TEXT NOT NULL,
+  stage TEXT,
   selected TEXT NOT NULL,
   opened_at INTEGER NOT NULL,
   deadline_at INTEGER NOT NULL,
   closed_at INTEGER,
   base_model_hash TEXT,
-  update_sum BLOB,
-  eval_sum BLOB,
   submissions INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (job_id, round, attempt)
+);
+CREATE TABLE IF NOT EXISTS round_parts (
+  job_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  part TEXT NOT NULL,
+  sum BLOB NOT NULL,
+  PRIMARY KEY (job_id, round, attempt, part)
 );
 CREATE TABLE IF NOT EXISTS submissions (
   job_id TEXT NOT NULL,
@@ -144,8 +154,19 @@ export class CoordinatorStore {
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, 'coordinator.sqlite'));
+    const path = join(dataDir, 'coordinator.sqlite');
+    this.db = new Database(path);
+    const layout = this.db.pragma('user_version', { simple: true }) as number;
+    const hasTables = (this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").get() as { n: number }).n > 0;
+    if (hasTables && layout !== STORE_LAYOUT) {
+      this.db.close();
+      throw new FedmarkError(
+        'STORE_LAYOUT',
+        `${path} was written by an earlier fedmark (store layout ${layout || 1}, this build uses ${STORE_LAYOUT}); its jobs' manifests use the old vocabulary too — finish them with that build, or start this coordinator with a new --data-dir`,
+      );
+    }
     this.db.exec(SCHEMA);
+    this.db.pragma(`user_version = ${STORE_LAYOUT}`);
   }
 
   close(): void {
@@ -179,20 +200,20 @@ export class CoordinatorStore {
       .run({ ...fields, job_id: jobId });
   }
 
-  // participants
-  insertParticipant(row: ParticipantRow): void {
+  // partners
+  insertPartner(row: PartnerRow): void {
     this.db
-      .prepare('INSERT INTO participants VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')
+      .prepare('INSERT INTO partners VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')
       .run(row);
   }
-  participants(jobId: string): ParticipantRow[] {
-    return this.db.prepare('SELECT * FROM participants WHERE job_id = ? ORDER BY name').all(jobId) as ParticipantRow[];
+  partners(jobId: string): PartnerRow[] {
+    return this.db.prepare('SELECT * FROM partners WHERE job_id = ? ORDER BY name').all(jobId) as PartnerRow[];
   }
-  participant(jobId: string, keyId: string): ParticipantRow | undefined {
-    return this.db.prepare('SELECT * FROM participants WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as ParticipantRow | undefined;
+  partner(jobId: string, keyId: string): PartnerRow | undefined {
+    return this.db.prepare('SELECT * FROM partners WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as PartnerRow | undefined;
   }
-  setParticipantStatus(jobId: string, keyId: string, status: ParticipantRow['status'], acceptance: string | null): void {
-    this.db.prepare('UPDATE participants SET status = ?, acceptance = COALESCE(?, acceptance) WHERE job_id = ? AND key_id = ?').run(status, acceptance, jobId, keyId);
+  setPartnerStatus(jobId: string, keyId: string, status: PartnerRow['status'], acceptance: string | null): void {
+    this.db.prepare('UPDATE partners SET status = ?, acceptance = COALESCE(?, acceptance) WHERE job_id = ? AND key_id = ?').run(status, acceptance, jobId, keyId);
   }
 
   // sealed keys
@@ -208,10 +229,10 @@ export class CoordinatorStore {
   }
 
   // rounds
-  insertRound(row: Omit<RoundRow, 'closed_at' | 'update_sum' | 'eval_sum' | 'submissions'>): void {
+  insertRound(row: Omit<RoundRow, 'closed_at' | 'submissions'>): void {
     this.db
       .prepare(
-        'INSERT INTO rounds (job_id, round, attempt, kind, state, selected, opened_at, deadline_at, base_model_hash) VALUES (@job_id, @round, @attempt, @kind, @state, @selected, @opened_at, @deadline_at, @base_model_hash)',
+        'INSERT INTO rounds (job_id, round, attempt, kind, state, stage, selected, opened_at, deadline_at, base_model_hash) VALUES (@job_id, @round, @attempt, @kind, @state, @stage, @selected, @opened_at, @deadline_at, @base_model_hash)',
       )
       .run(row);
   }
@@ -223,25 +244,32 @@ export class CoordinatorStore {
   }
   rounds(jobId: string): RoundRow[] {
     return this.db
-      .prepare('SELECT job_id, round, attempt, kind, state, selected, opened_at, deadline_at, closed_at, base_model_hash, submissions FROM rounds WHERE job_id = ? ORDER BY round, attempt')
+      .prepare('SELECT * FROM rounds WHERE job_id = ? ORDER BY round, attempt')
       .all(jobId) as RoundRow[];
   }
-  updateRound(jobId: string, round: number, attempt: number, fields: Partial<Pick<RoundRow, 'state' | 'closed_at' | 'update_sum' | 'eval_sum' | 'submissions'>>): void {
+  updateRound(jobId: string, round: number, attempt: number, fields: Partial<Pick<RoundRow, 'state' | 'stage' | 'closed_at' | 'submissions'>>): void {
     const keys = Object.keys(fields) as (keyof typeof fields)[];
     this.db
       .prepare(`UPDATE rounds SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE job_id = @job_id AND round = @round AND attempt = @attempt`)
       .run({ ...fields, job_id: jobId, round, attempt });
   }
 
+  // the running sums of a round, one per part
+  partSums(jobId: string, round: number, attempt: number): Record<string, Buffer> {
+    const rows = this.db.prepare('SELECT part, sum FROM round_parts WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as { part: string; sum: Buffer }[];
+    return Object.fromEntries(rows.map((r) => [r.part, r.sum]));
+  }
+  putPartSum(jobId: string, round: number, attempt: number, part: string, sum: Uint8Array): void {
+    this.db.prepare('INSERT OR REPLACE INTO round_parts VALUES (?, ?, ?, ?, ?)').run(jobId, round, attempt, part, Buffer.from(sum));
+  }
+
   // submissions
   submission(jobId: string, round: number, attempt: number, keyId: string): SubmissionRow | undefined {
     return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? AND key_id = ?').get(jobId, round, attempt, keyId) as SubmissionRow | undefined;
   }
-  /** Every submission of the job's closed rounds, in round order (for ε totals). */
-  closedSubmissions(jobId: string): SubmissionRow[] {
-    return this.db
-      .prepare("SELECT s.* FROM submissions s JOIN rounds r ON r.job_id = s.job_id AND r.round = s.round AND r.attempt = s.attempt WHERE s.job_id = ? AND r.state = 'closed' ORDER BY s.round")
-      .all(jobId) as SubmissionRow[];
+  /** Every submission of the job, failed attempts included, in (round, attempt) order (for ε totals). */
+  allSubmissions(jobId: string): SubmissionRow[] {
+    return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? ORDER BY round, attempt, key_id').all(jobId) as SubmissionRow[];
   }
   submissions(jobId: string, round: number, attempt: number): SubmissionRow[] {
     return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id').all(jobId, round, attempt) as SubmissionRow[];

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FedmarkError } from '../src/errors.ts';
 import { assertKeyMatchesCertificate, certificateSha256 } from '../src/crypto/tls.ts';
+import { isLoopbackHost } from '../src/transport/loopback.ts';
 
 /** What `buildCoordinator({ https })` takes: PEM strings or buffers, handed to node:https as is. */
 export interface CoordinatorTls {
@@ -18,11 +19,6 @@ export interface LoadedCoordinatorTls extends CoordinatorTls {
   notAfter: Date;
   /** Names the certificate covers (subjectAltName), for the start-up log. */
   names: string[];
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, '$1');
-  return bare === 'localhost' || bare === '::1' || /^127\./.test(bare);
 }
 
 function readPem(file: string, what: string): Buffer {

@@ -1,4 +1,4 @@
-/** fedmark: the library data scientists import. Nodes (coordinator/, client/) are built on top of it. */
+/** fedmark: the library data scientists import. Nodes (coordinator/, partner/, owner/) are built on top of it. */
 export * from './errors.ts';
 export * from './data/index.ts';
 export * from './model/index.ts';

@@ -20,17 +20,16 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoordinatorClient } from '../../client/http.ts';
-import { manifestLedgerEntry } from '../../client/owner.ts';
-import type { JobStatus } from '../../coordinator/job-engine.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { manifestLedgerEntry } from '../../owner/genesis.ts';
+import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { generateIdentity, publicIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { sealJobKey } from '../../src/crypto/key-ceremony.ts';
 import { isBundledDatasetName, loadBundledSchema } from '../../src/data/bundled.ts';
 import { featureNames } from '../../src/data/schema.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest, verifySignedManifest, type JobManifest } from '../../src/federation/manifest.ts';
-import { initialModelState } from '../../src/federation/partner.ts';
-import { vectorLengths } from '../../src/federation/rounds.ts';
+import { parseManifest, signManifest, verifySignedManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { evaluationLayout, sgdWorkload, updateLength } from '../../src/federation/workloads/sgd/index.ts';
 import { openSecureSum, type VectorCipher } from '../../src/federation/secure-sum.ts';
 import { encodeUpdate } from '../../src/federation/update-codec.ts';
 import { histogramLayout } from '../../src/metrics/histogram.ts';
@@ -234,7 +233,7 @@ interface CaseResult {
 async function runCase(o: {
   partners: number;
   concurrency: number | 'all';
-  baseManifest: Omit<JobManifest, 'owner' | 'participants' | 'schemaVersion' | 'createdAt' | 'jobId' | 'clientsPerRound' | 'quorum'>;
+  baseManifest: Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt' | 'jobId' | 'partnersPerRound' | 'quorum'>;
   owner: Identity;
   identities: Identity[];
   secretKey: Uint8Array;
@@ -258,45 +257,45 @@ async function runCase(o: {
     const afterStart = procMemory(c.pid);
     const tSetup = performance.now();
 
-    const participants = o.identities.slice(0, n);
+    const partners = o.identities.slice(0, n);
     const jobId = `load-n${n}-c${o.concurrency}-${Date.now().toString(36)}`;
     const manifest = parseManifest({
       ...o.baseManifest,
       jobId,
-      clientsPerRound: n,
+      partnersPerRound: n,
       quorum: Math.max(1, Math.ceil(n * 0.6)),
-      schemaVersion: 1,
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
       createdAt: new Date().toISOString(),
       owner: publicIdentity(o.owner),
-      participants: participants.map(publicIdentity),
+      partners: partners.map(publicIdentity),
     });
     const signed = signManifest(manifest, o.owner);
     const ownerClient = new CoordinatorClient(c.url, o.owner);
-    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity()));
+    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest)));
 
     // Acceptance as a client node does it: verify the manifest, then send a self-attested statement.
-    const clients = participants.map((id) => new CoordinatorClient(c.url, id));
+    const clients = partners.map((id) => new CoordinatorClient(c.url, id));
     await pool(clients, 4, async (client, i) => {
       const served = await client.manifest(jobId);
       const m = verifySignedManifest(served);
       const statement = attestPayload(
-        { jobId, partner: publicIdentity(participants[i]).keyId, manifestHash: served.ledgerManifestHash, policy: { maxEpsilon: m.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: m.dp?.delta ?? 0.5 } },
-        signerFromSecretKey(participants[i].signSecretKey),
+        { jobId, partner: publicIdentity(partners[i]).keyId, manifestHash: served.ledgerManifestHash, policy: { maxEpsilon: m.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: m.dp?.delta ?? 0.5 } },
+        signerFromSecretKey(partners[i].signSecretKey),
       );
       await client.accept(jobId, { accepted: true, statement });
     });
-    // The owner's key ceremony as client/owner.ts runs it: one CKKS secret key, sealed with the job id to each participant.
-    for (const p of manifest.participants) await ownerClient.putSealedKey(jobId, p.keyId, sealJobKey(jobId, o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
+    // The owner's key ceremony as client/owner.ts runs it: one CKKS secret key, sealed with the job id to each partner.
+    for (const p of manifest.partners) await ownerClient.putSealedKey(jobId, p.keyId, sealJobKey(jobId, o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
 
     const status = await ownerClient.status(jobId);
     if (status.state !== 'running' || status.round !== 1 || status.roundState !== 'open') {
       throw new Error(`round 1 did not open after setup: ${JSON.stringify({ state: status.state, round: status.round, roundState: status.roundState, reason: status.reason })}`);
     }
-    const baseModelHash = initialModelState(manifest).hash;
-    if (status.baseModelHash !== baseModelHash) throw new Error(`coordinator pins base model ${status.baseModelHash}, initialModelState gives ${baseModelHash}`);
+    const baseModelHash = sgdWorkload.hash(sgdWorkload.initialState(manifest));
+    if (status.baseModelHash !== baseModelHash) throw new Error(`coordinator pins base model ${status.baseModelHash}, the workload's initial state gives ${baseModelHash}`);
     if (status.selected.length !== n) throw new Error(`${status.selected.length} partners selected for round 1, expected ${n}`);
 
-    const lengths = vectorLengths(manifest);
+    const lengths = { update: updateLength(manifest), evaluation: evaluationLayout(manifest).length };
     if (lengths.update !== o.vectors[0].update.length || lengths.evaluation !== o.vectors[0].evaluation.length) {
       throw new Error(`the job needs vectors of ${lengths.update} + ${lengths.evaluation} values, the pre-computed ones hold ${o.vectors[0].update.length} + ${o.vectors[0].evaluation.length}`);
     }
@@ -347,7 +346,7 @@ async function runCase(o: {
         latencies.push(performance.now() - t0);
         responseTimes.push(Math.round(performance.now() - tRound));
       } catch (err) {
-        errors.push(`${participants[i].name}: ${(err as Error).message}`);
+        errors.push(`${partners[i].name}: ${(err as Error).message}`);
       } finally {
         lastDone = Math.max(lastDone, performance.now());
       }
@@ -443,7 +442,7 @@ async function main(): Promise<void> {
   const maxN = Math.max(...partnerCounts);
   const d = featureNames(schema).length;
   const model = modelForTarget(d, targetParams);
-  const { jobId: _j, clientsPerRound: _c, quorum: _q, ...rest } = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null, model, seed: SEED });
+  const { jobId: _j, partnersPerRound: _c, quorum: _q, ...rest } = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null, model, seed: SEED });
   // The benchmark measures load, not deadlines: a generous deadline keeps a slow shared machine from failing the round.
   const baseManifest = { ...rest, roundDeadlineSeconds: 900 };
 
@@ -453,7 +452,7 @@ async function main(): Promise<void> {
   const secretKey = scheme.generateSecretKey();
   const cipher = scheme.cipher(secretKey);
   if (scheme.scheme !== 'ckks') throw new Error(`the job preset encrypts with ${scheme.scheme}, this benchmark measures CKKS`);
-  // The same lengths checkSubmission enforces (src/federation/rounds.ts vectorLengths); runCase re-checks them.
+  // The same lengths checkSubmission enforces (the SGD workload's plan, src/federation/workloads/sgd/index.ts); runCase re-checks them.
   const lengths = { update: parameterCount(model, d) + 1, evaluation: histogramLayout(baseManifest.evaluation.segments, baseManifest.evaluation.bins).length };
   process.stderr.write(`model ${JSON.stringify(model)} on ${datasetName} (d=${d}): ${parameterCount(model, d)} parameters; encrypting ${maxN} updates…\n`);
   const { vectors, encryptMsPerPartner } = precompute(cipher, maxN, lengths);

@@ -1,21 +1,7 @@
-export {
-  heParamsSchema,
-  DEFAULT_HE_PARAMS,
-  DEFAULT_MAX_SUMMANDS,
-  HE_STANDARD_MAX_COEFF_BITS,
-  heValueBounds,
-  validateHeParams,
-  CkksContext,
-  CkksCipher,
-  CkksAggregator,
-  generateSecretKey,
-  inspectBlob,
-  ciphertextCount,
-  type HeParams,
-  type HeValueBounds,
-  type BlobInfo,
-  type BlobKind,
-} from './ckks.ts';
+export * from './ckks/index.ts';
+export * from './bfv/index.ts';
+/** Secure aggregation inside BFV (issue 13): state machines, messages, encoding — see docs/CRYPTO.md. */
+export * as secagg from './secagg/index.ts';
 export { sealHeapBytes } from './seal.ts';
 export {
   generateIdentity,

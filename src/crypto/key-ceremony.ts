@@ -1,13 +1,14 @@
 /**
- * Key ceremony: the job owner generates the CKKS secret key and seals it to each participant's X25519
- * key with nacl.box (Curve25519 + XSalsa20-Poly1305, authenticated by the owner's box key). The
+ * Key ceremony: the job owner generates the job's HE secret key (CKKS, or BFV for masked
+ * aggregation) and seals it to each participant's X25519 key with nacl.box (Curve25519 + XSalsa20-Poly1305, authenticated by the owner's box key). The
  * coordinator stores only these opaque blobs. The nodes seal the key together with the job id
  * (`sealJobKey`/`openJobKey`), so a blob from another job of the same owner cannot be replayed.
  */
 import nacl from 'tweetnacl';
 import { FedmarkError } from '../errors.ts';
 import { sha256Hex } from '../util/hash.ts';
-import { generateSecretKey, type CkksContext } from './ckks.ts';
+import { generateSecretKey } from './seal-wire/keys.ts';
+import type { SealWireContext } from './seal-wire/context.ts';
 import { parsePublicIdentity, type Identity, type PublicIdentity } from './identity.ts';
 
 /** nonce (24 bytes, random) ‖ nacl.box(secret). */
@@ -52,7 +53,8 @@ export interface KeyCeremony {
   secretKeyHash: string;
 }
 
-export function createKeyCeremony(ctx: CkksContext, owner: Identity, participants: PublicIdentity[]): KeyCeremony {
+/** Works for either scheme's context (CKKS today, BFV for masked aggregation). */
+export function createKeyCeremony(ctx: SealWireContext, owner: Identity, participants: PublicIdentity[]): KeyCeremony {
   const checked = participants.map((p) => parsePublicIdentity(p));
   const seen = new Set<string>();
   for (const p of checked) {

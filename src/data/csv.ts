@@ -1,22 +1,16 @@
 /**
- * Streaming CSV reading (csv-parse: quotes, CRLF, BOM) with the header checked against the schema.
- * This layer only deals with structure: it yields each data row's cells in schema column order with
- * its line number, or a row issue (wrong field count). Value checks and the skip/strict policy live in
- * encode.ts, so rows read from a CSV and rows handed over in memory go through the same path.
+ * Streaming CSV reading (the byte-level tokenizer in csv-tokenizer.ts: quotes, CRLF, BOM) with the
+ * header checked against the schema. This layer only deals with structure: it yields each data row's
+ * cells in schema column order with its line number, or a row issue (wrong field count). Value checks
+ * and the skip/strict policy live in the dataset builder, so rows from a CSV, a Parquet file, a
+ * database or memory go through the same path.
  */
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { parse, type CsvError, type Options as CsvParseOptions } from 'csv-parse';
+import { open, type FileHandle } from 'node:fs/promises';
 import { FedmarkError } from '../errors.ts';
+import { CsvTokenizer, MAX_RECORD_BYTES, type RecordSink } from './csv-tokenizer.ts';
+import type { RowIssue } from './dataset.ts';
 import type { DatasetSchema } from './schema.ts';
-
-/** One problem with one data row. `line` is the 1-based line where the row starts in the file. */
-export interface RowIssue {
-  line: number;
-  column: string;
-  value: string;
-  message: string;
-}
+export type { RowIssue } from './dataset.ts';
 
 export type CsvRow = { ok: true; line: number; values: string[] } | { ok: false; issue: RowIssue };
 
@@ -26,9 +20,8 @@ export interface CsvRecord {
   fields: string[];
 }
 
-/** Guards memory: with an unclosed quote the parser would otherwise swallow the rest of the file. */
-const MAX_RECORD_BYTES = 1 << 20;
 const SNIFF_BYTES = 64 * 1024;
+const CHUNK_BYTES = 1 << 20;
 
 export function shorten(value: string, max = 60): string {
   const printable = value.replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
@@ -39,9 +32,16 @@ export function formatIssue(file: string, issue: RowIssue): string {
   return `${file}:${issue.line}: column "${issue.column}": ${issue.message} (value "${shorten(issue.value)}")`;
 }
 
-/** Checks the file can be a CSV text file and returns its first line (for delimiter hints). */
-async function sniff(path: string): Promise<string> {
-  let handle;
+export function delimiterHint(firstLine: string, delimiter: ',' | ';'): string {
+  const other = delimiter === ',' ? ';' : ',';
+  const count = (d: string) => firstLine.split(d).length - 1;
+  return count(other) > 0 && count(delimiter) === 0
+    ? ` (the header looks "${other}"-separated but the declared delimiter is "${delimiter}")`
+    : '';
+}
+
+async function openDataFile(path: string): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (err) {
@@ -55,132 +55,149 @@ async function sniff(path: string): Promise<string> {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new FedmarkError('DATA_FILE_UNREADABLE', `${path}: not a regular file`);
     if (stat.size === 0) throw new FedmarkError('DATA_EMPTY_FILE', `${path}: file is empty (no header row)`);
-    const buf = Buffer.alloc(Math.min(SNIFF_BYTES, stat.size));
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    // Text CSV never contains NUL; without this check a binary file surfaces as a confusing header error.
-    const nul = buf.subarray(0, bytesRead).indexOf(0);
-    if (nul >= 0) {
-      throw new FedmarkError('DATA_BINARY_FILE', `${path}: file looks binary (NUL byte at offset ${nul}), not a CSV text file`);
+    return { handle, size: stat.size };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+function readFailure(path: string, err: unknown): FedmarkError {
+  if (err instanceof FedmarkError) return err;
+  return new FedmarkError('DATA_FILE_UNREADABLE', `${path}: cannot read data file (${(err as Error)?.message ?? String(err)})`);
+}
+
+/**
+ * A delimited text file read chunk by chunk into one reused buffer and tokenized in place. Each
+ * `next(sink)` reads one chunk and hands every record completed by it to `sink` (synchronously, with
+ * byte ranges valid only during the call).
+ */
+export class CsvFileReader {
+  /** Bytes of the file read so far. */
+  bytesRead = 0;
+  private buf: Buffer;
+  private carry = 0;
+  private done = false;
+  private readonly tokenizer: CsvTokenizer;
+  private firstLine = '';
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    /** File size in bytes when it was opened. */
+    readonly size: number,
+    readonly delimiter: ',' | ';',
+    private readonly chunk: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(2 * chunk);
+    this.tokenizer = new CsvTokenizer(delimiter.charCodeAt(0), path, () => delimiterHint(this.firstLine, delimiter));
+  }
+
+  /** Opens `path`, checking it is a non-empty regular file. `chunkBytes` is for tests of chunk boundaries. */
+  static async open(path: string, delimiter: ',' | ';' = ',', chunkBytes = CHUNK_BYTES): Promise<CsvFileReader> {
+    const { handle, size } = await openDataFile(path);
+    return new CsvFileReader(path, handle, size, delimiter, chunkBytes);
+  }
+
+  /** Reads and tokenizes the next chunk; false once the whole file has been handed out. */
+  async next(sink: RecordSink): Promise<boolean> {
+    if (this.done) return false;
+    if (this.buf.length - this.carry < this.chunk) {
+      // Only a record longer than a chunk gets here; the tokenizer stops it at MAX_RECORD_BYTES.
+      const bigger = Buffer.allocUnsafe(Math.min(this.buf.length * 2, MAX_RECORD_BYTES + 2 * this.chunk));
+      this.buf.copy(bigger, 0, 0, this.carry);
+      this.buf = bigger;
     }
-    const text = buf.subarray(0, bytesRead).toString('utf8');
+    let got: number;
+    try {
+      ({ bytesRead: got } = await this.handle.read(this.buf, this.carry, Math.min(this.chunk, this.buf.length - this.carry), null));
+    } catch (err) {
+      throw readFailure(this.path, err);
+    }
+    let from = 0;
+    if (this.bytesRead === 0) from = this.sniff(got);
+    this.bytesRead += got;
+    const filled = this.carry + got;
+    const final = got === 0;
+    const consumed = this.tokenizer.scan(this.buf, from, filled, final, sink);
+    this.carry = filled - consumed;
+    if (this.carry > 0) this.buf.copyWithin(0, consumed, filled);
+    if (final) this.done = true;
+    return !final;
+  }
+
+  /** Checks the first chunk is text and notes its first line (for delimiter hints); skips a BOM. */
+  private sniff(got: number): number {
+    const head = this.buf.subarray(0, Math.min(got, SNIFF_BYTES));
+    // Text CSV never contains NUL; without this check a binary file surfaces as a confusing header error.
+    const nul = head.indexOf(0);
+    if (nul >= 0) {
+      throw new FedmarkError('DATA_BINARY_FILE', `${this.path}: file looks binary (NUL byte at offset ${nul}), not a CSV text file`);
+    }
+    const text = head.toString('utf8');
     const eol = text.search(/\r?\n/);
-    return eol >= 0 ? text.slice(0, eol) : text;
+    this.firstLine = eol >= 0 ? text.slice(0, eol) : text;
+    return got >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  }
+
+  async close(): Promise<void> {
+    this.done = true;
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Upper bound on the records of a text file: its line feeds plus one. One fast pass over the bytes
+ * (memchr) lets the loader size its arrays once instead of growing and copying them.
+ */
+export async function countLines(path: string): Promise<number> {
+  const { handle } = await openDataFile(path);
+  const buf = Buffer.allocUnsafe(4 * CHUNK_BYTES);
+  let lines = 1;
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return lines;
+      for (let i = buf.indexOf(10); i >= 0 && i < bytesRead; i = buf.indexOf(10, i + 1)) lines++;
+    }
+  } catch (err) {
+    throw readFailure(path, err);
   } finally {
     await handle.close();
   }
 }
 
-export function delimiterHint(firstLine: string, delimiter: ',' | ';'): string {
-  const other = delimiter === ',' ? ';' : ',';
-  const count = (d: string) => firstLine.split(d).length - 1;
-  return count(other) > 0 && count(delimiter) === 0
-    ? ` (the header looks "${other}"-separated but the declared delimiter is "${delimiter}")`
-    : '';
-}
-
-function parserError(path: string, err: unknown, line: number, hint: string): FedmarkError {
-  if (err instanceof FedmarkError) return err;
-  const e = err as CsvError & { code?: string };
-  const code = typeof e?.code === 'string' ? e.code : '';
-  if (code === 'CSV_QUOTE_NOT_CLOSED' || code === 'CSV_MAX_RECORD_SIZE') {
-    return new FedmarkError(
-      'DATA_CSV_MALFORMED',
-      `${path}:${line}: unclosed quote: the record starting at line ${line} opens a quoted field that is never closed`,
-      { line, parserCode: code },
-    );
-  }
-  if (code.startsWith('CSV_') || code.startsWith('INVALID_')) {
-    return new FedmarkError(
-      'DATA_CSV_MALFORMED',
-      `${path}:${line}: malformed CSV in the record starting at line ${line}: ${e.message}${line === 1 ? hint : ''}`,
-      { line, parserCode: code },
-    );
-  }
-  return new FedmarkError('DATA_FILE_UNREADABLE', `${path}: cannot read data file (${(err as Error)?.message ?? String(err)})`);
-}
+export const decodeFields = (buf: Buffer, starts: Int32Array, ends: Int32Array, count: number): string[] => {
+  const fields = new Array<string>(count);
+  for (let k = 0; k < count; k++) fields[k] = buf.toString('utf8', starts[k], ends[k]);
+  return fields;
+};
 
 /**
  * Every record of a delimited file, header included, with the line each starts on. Blank lines are
- * skipped (they still count for line numbers). Parser failures become FedmarkError with the line.
+ * skipped (they still count for line numbers). Malformed CSV becomes a FedmarkError with the line.
  */
 export async function* readCsvRecords(path: string, delimiter: ',' | ';' = ','): AsyncGenerator<CsvRecord> {
   for await (const batch of readCsvBatches(path, delimiter)) yield* batch;
 }
 
-/**
- * Like readCsvRecords, in batches: one await per parsed chunk instead of per record, which halves the
- * time to stream a 45k-row file.
- */
+/** Like readCsvRecords, one batch per chunk read (one await per chunk instead of per record). */
 export async function* readCsvBatches(path: string, delimiter: ',' | ';' = ','): AsyncGenerator<CsvRecord[]> {
-  const firstLine = await sniff(path);
-  // Line numbers are tracked in on_record, which runs synchronously as the parser emits each record,
-  // so they are current when a parse error fires (records still waiting for the consumer would not be).
-  let nextLine = 1;
-  const options: CsvParseOptions<CsvRecord, string[]> = {
-    delimiter,
-    bom: true,
-    relax_column_count: true,
-    // Keep blank lines as records: csv-parse's own line counter double-counts CRLF inside quoted
-    // fields, so line numbers are computed here from one record per line plus embedded newlines.
-    skip_empty_lines: false,
-    max_record_size: MAX_RECORD_BYTES,
-    on_record: (fields: string[]) => {
-      const line = nextLine;
-      let extra = 0;
-      for (const f of fields) {
-        if (f.includes('\n')) for (let i = f.indexOf('\n'); i >= 0; i = f.indexOf('\n', i + 1)) extra++;
-      }
-      nextLine = line + 1 + extra;
-      if (fields.length === 1 && fields[0].trim() === '') return null;
-      return { line, fields };
-    },
-  };
-  const source = createReadStream(path);
-  // The typings only allow a custom record type together with `columns`; the runtime does not care.
-  const parser = parse(options as unknown as CsvParseOptions);
-  let buffer: CsvRecord[] = [];
-  let finished = false;
-  let failure: unknown = null;
-  let wake: (() => void) | null = null;
-  const notify = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-  parser.on('data', (rec: CsvRecord) => {
-    buffer.push(rec);
-    if (buffer.length >= 4096) parser.pause();
-    notify();
-  });
-  parser.on('end', () => {
-    finished = true;
-    notify();
-  });
-  parser.on('error', (err) => {
-    failure ??= err;
-    notify();
-  });
-  // pipe() does not forward source errors; without this a read failure would hang the consumer.
-  source.on('error', (err) => parser.destroy(err));
-  source.pipe(parser);
+  const reader = await CsvFileReader.open(path, delimiter);
+  let batch: CsvRecord[] = [];
+  const sink: RecordSink = (buf, starts, ends, count, line) => batch.push({ line, fields: decodeFields(buf, starts, ends, count) });
   try {
     for (;;) {
-      if (buffer.length > 0) {
-        const batch = buffer;
-        buffer = [];
-        if (parser.isPaused()) parser.resume();
-        yield batch;
-      } else if (failure) {
-        throw parserError(path, failure, nextLine, delimiterHint(firstLine, delimiter));
-      } else if (finished) {
-        return;
-      } else {
-        await new Promise<void>((resolve) => (wake = resolve));
+      const more = await reader.next(sink);
+      if (batch.length) {
+        const out = batch;
+        batch = [];
+        yield out;
       }
+      if (!more) return;
     }
   } finally {
-    source.destroy();
-    parser.destroy();
+    await reader.close();
   }
 }
 
@@ -189,15 +206,24 @@ export async function* readCsvBatches(path: string, delimiter: ',' | ';' = ','):
  * present (order free); otherwise the error names each offending column.
  */
 export function matchHeader(header: string[], schema: DatasetSchema, file = 'data'): Int32Array {
-  const names = header.map((h) => h.trim());
+  return matchColumns(header, schema, `${file}:1`, 'header');
+}
+
+/**
+ * Maps a source's column names (a CSV header, a Parquet file's or a query's columns) to schema
+ * columns: `map[i]` is the position of schema column i. `where` and `what` name the source in errors.
+ * `allowUndeclared` is for database tables, whose other columns are simply not selected.
+ */
+export function matchColumns(columns: string[], schema: DatasetSchema, where: string, what: string, allowUndeclared = false): Int32Array {
+  const names = columns.map((h) => h.trim());
   const seen = new Map<string, number>();
   const dup: string[] = [];
   names.forEach((n, i) => (seen.has(n) ? dup.push(n) : seen.set(n, i)));
   if (dup.length) {
-    throw new FedmarkError('DATA_HEADER_MISMATCH', `${file}:1: header repeats column(s) ${dup.map((d) => `"${d}"`).join(', ')}`);
+    throw new FedmarkError('DATA_HEADER_MISMATCH', `${where}: ${what} repeats column(s) ${dup.map((d) => `"${d}"`).join(', ')}`);
   }
   const declared = new Set(schema.columns.map((c) => c.name));
-  const undeclared = names.filter((n) => !declared.has(n));
+  const undeclared = allowUndeclared ? [] : names.filter((n) => !declared.has(n));
   const missing = schema.columns.filter((c) => !seen.has(c.name));
   if (undeclared.length || missing.length) {
     const parts: string[] = [];
@@ -211,10 +237,10 @@ export function matchHeader(header: string[], schema: DatasetSchema, file = 'dat
     }
     const delimiter = schema.delimiter ?? ',';
     const other = delimiter === ',' ? ';' : ',';
-    if (names.length === 1 && names[0].includes(other)) {
+    if (what === 'header' && names.length === 1 && names[0].includes(other)) {
       parts.push(`the header looks "${other}"-separated but schema "${schema.name}" declares delimiter "${delimiter}"`);
     }
-    throw new FedmarkError('DATA_HEADER_MISMATCH', `${file}:1: header does not match schema "${schema.name}": ${parts.join('; ')}`, {
+    throw new FedmarkError('DATA_HEADER_MISMATCH', `${where}: ${what} does not match schema "${schema.name}": ${parts.join('; ')}`, {
       missing: missing.map((c) => c.name),
       undeclared,
     });
@@ -222,6 +248,17 @@ export function matchHeader(header: string[], schema: DatasetSchema, file = 'dat
   const map = new Int32Array(schema.columns.length);
   schema.columns.forEach((c, i) => (map[i] = seen.get(c.name)!));
   return map;
+}
+
+/**
+ * The issue of a record with `count` fields where the header has `width`: names the first column
+ * without a cell (or the first surplus field, whose text `surplus` gives) so the row can be found.
+ */
+export function fieldCountIssue(line: number, count: number, width: number, map: Int32Array, schema: DatasetSchema, surplus: () => string): RowIssue {
+  const short = count < width;
+  let column = `field ${width + 1}`;
+  if (short) column = schema.columns[schema.columns.findIndex((_, i) => map[i] >= count)].name;
+  return { line, column, value: short ? '' : surplus(), message: `expected ${width} fields, found ${count}` };
 }
 
 /**
@@ -253,16 +290,7 @@ export async function* readRowBatches(path: string, schema: DatasetSchema): Asyn
 
 function toRow(rec: CsvRecord, map: Int32Array, width: number, schema: DatasetSchema): CsvRow {
   const f = rec.fields;
-  if (f.length !== width) {
-    const short = f.length < width;
-    // Name the first column that has no cell (or the first surplus field) so the row can be found and fixed.
-    let column = `field ${width + 1}`;
-    if (short) column = schema.columns[schema.columns.findIndex((_, i) => map[i] >= f.length)].name;
-    return {
-      ok: false,
-      issue: { line: rec.line, column, value: short ? '' : f[width], message: `expected ${width} fields, found ${f.length}` },
-    };
-  }
+  if (f.length !== width) return { ok: false, issue: fieldCountIssue(rec.line, f.length, width, map, schema, () => f[width]) };
   const values = new Array<string>(map.length);
   for (let i = 0; i < map.length; i++) values[i] = f[map[i]];
   return { ok: true, line: rec.line, values };

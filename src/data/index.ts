@@ -1,4 +1,4 @@
-/** Public API of the data module: schema, CSV reading, data-independent encoding, partitioning. */
+/** Public API of the data module: schema, data sources (CSV, Parquet, PostgreSQL), data-independent encoding, partitioning. */
 export {
   OTHER_BUCKET,
   bandLabels,
@@ -24,8 +24,11 @@ export {
   type TypedColumn,
 } from './schema.ts';
 export {
+  CsvFileReader,
+  countLines,
   delimiterHint,
   formatIssue,
+  matchColumns,
   matchHeader,
   readCsvBatches,
   readCsvRecords,
@@ -36,16 +39,35 @@ export {
   type RowIssue,
 } from './csv.ts';
 export {
+  DEFAULT_MAX_BAD_ROWS,
   concatDatasets,
   encodeRecord,
   encodeRows,
   loadDataset,
   parseNumber,
   subsetDataset,
+  type BadRowLimit,
   type Dataset,
   type DatasetStats,
   type EncodeOptions,
+  type LoadOptions,
+  type LoadProgress,
 } from './encode.ts';
+export { loadSource } from './load.ts';
+export { badRowSummary, describeLimit, formatIssueAt, parseBadRowLimit } from './bad-rows.ts';
+export { terminalProgress, type ProgressReporter, type TerminalProgressOptions } from './progress.ts';
+export {
+  DATA_FORMATS,
+  csvSource,
+  isDatabaseUrl,
+  parquetSource,
+  postgresSource,
+  redactUrl,
+  resolveDataSource,
+  type DataSource,
+  type DataSourceOptions,
+  type PostgresSpec,
+} from './sources/index.ts';
 export {
   partitionByColumn,
   partitionByColumnGroups,

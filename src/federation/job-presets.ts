@@ -1,6 +1,6 @@
 import { sha256Canonical } from '../privacy/ledger/canonical.ts';
 import { bandLabels, featureNames, OTHER_BUCKET, type DatasetSchema } from '../data/schema.ts';
-import { DEFAULT_HE_PARAMS } from '../crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../crypto/index.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import type { EncryptionSpec, JobManifest } from './manifest.ts';
 
@@ -45,7 +45,7 @@ export interface JobPresetOptions {
  * Sensible defaults for a marketing model job: logistic regression, FedAvg, one local epoch per
  * round, DP-SGD calibrated to ε = 3 at δ = 1e-5, CKKS aggregation.
  */
-export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'participants' | 'schemaVersion' | 'createdAt'> {
+export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'> {
   const dp = o.epsilon === null ? null : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const };
   return {
     jobId: o.jobId,
@@ -57,9 +57,10 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
       schemaHash: schemaHash(o.schema),
       sensitiveColumns: Object.keys(sensitiveGroups(o.schema)),
     },
+    workload: { kind: 'sgd', params: {} },
     model: o.model ?? { kind: 'logistic' },
     rounds: o.rounds ?? 20,
-    clientsPerRound: o.partners,
+    partnersPerRound: o.partners,
     quorum: Math.max(1, Math.ceil(o.partners * 0.6)),
     roundDeadlineSeconds: 120,
     strategy: o.strategy ?? { name: 'fedavg', serverLr: 1 },

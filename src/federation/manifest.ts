@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { modelSpecSchema } from '../model/spec.ts';
-import { heParamsSchema } from '../crypto/ckks.ts';
+import { heParamsSchema } from '../crypto/index.ts';
 import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../crypto/identity.ts';
 import { FedmarkError } from '../errors.ts';
 import { canonicalBytes, sha256Canonical } from '../privacy/ledger/canonical.ts';
@@ -55,8 +55,22 @@ export const encryptionSpecSchema = z.union([
 ]);
 export type EncryptionSpec = z.infer<typeof encryptionSpecSchema>;
 
+/** 2: `participants` → `partners`, `clientsPerRound` → `partnersPerRound` (one vocabulary). */
+export const MANIFEST_SCHEMA_VERSION = 2 as const;
+
+/**
+ * Which workload the job runs (src/federation/workload.ts) and that workload's own settings, which it
+ * validates itself. `sgd` — logistic regression or an MLP trained with (DP-)SGD and a server optimizer —
+ * reads the manifest's model, localTraining, strategy and evaluation sections.
+ */
+export const workloadSpecSchema = z.object({
+  kind: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'workload kind: 1–64 chars of a-z, 0-9 and "-"'),
+  params: z.record(z.string(), z.unknown()).default({}),
+});
+export type WorkloadSpec = z.infer<typeof workloadSpecSchema>;
+
 export const jobManifestSchema = z.object({
-  schemaVersion: z.literal(1),
+  schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   jobId: jobIdSchema,
   purpose: z.string().min(1).max(200),
   createdAt: z.string(),
@@ -69,9 +83,10 @@ export const jobManifestSchema = z.object({
     schemaHash: z.string().regex(/^[0-9a-f]{64}$/),
     sensitiveColumns: z.array(z.string()).default([]),
   }),
+  workload: workloadSpecSchema.default({ kind: 'sgd', params: {} }),
   model: modelSpecSchema,
   rounds: z.number().int().positive().max(10_000),
-  clientsPerRound: z.number().int().positive(),
+  partnersPerRound: z.number().int().positive(),
   quorum: z.number().int().positive(),
   roundDeadlineSeconds: z.number().positive().max(7 * 24 * 3600),
   strategy: strategySpecSchema,
@@ -87,7 +102,7 @@ export const jobManifestSchema = z.object({
     .default({ bins: 1000, segments: {} }),
   seed: z.number().int().nonnegative(),
   owner: publicIdentitySchema,
-  participants: z.array(publicIdentitySchema).min(1),
+  partners: z.array(publicIdentitySchema).min(1),
 });
 export type JobManifest = z.infer<typeof jobManifestSchema>;
 
@@ -100,13 +115,13 @@ export type SignedManifest = z.infer<typeof signedManifestSchema>;
 /** Cross-field rules zod cannot express on single fields. */
 export function checkManifestConsistency(m: JobManifest): void {
   const problems: string[] = [];
-  const n = m.participants.length;
-  if (m.clientsPerRound > n) problems.push(`clientsPerRound (${m.clientsPerRound}) exceeds the ${n} participants`);
-  if (m.quorum > m.clientsPerRound) problems.push(`quorum (${m.quorum}) exceeds clientsPerRound (${m.clientsPerRound})`);
-  const ids = new Set(m.participants.map((p) => p.keyId));
-  if (ids.size !== n) problems.push('participants: duplicate key ids');
-  const names = new Set(m.participants.map((p) => p.name));
-  if (names.size !== n) problems.push('participants: duplicate names');
+  const n = m.partners.length;
+  if (m.partnersPerRound > n) problems.push(`partnersPerRound (${m.partnersPerRound}) exceeds the ${n} partners`);
+  if (m.quorum > m.partnersPerRound) problems.push(`quorum (${m.quorum}) exceeds partnersPerRound (${m.partnersPerRound})`);
+  const ids = new Set(m.partners.map((p) => p.keyId));
+  if (ids.size !== n) problems.push('partners: duplicate key ids');
+  const names = new Set(m.partners.map((p) => p.name));
+  if (names.size !== n) problems.push('partners: duplicate names');
   if (m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
   if (m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
   if (problems.length) throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${problems.join('; ')}`);

@@ -1,4 +1,4 @@
-import { CkksAggregator, CkksCipher, CkksContext, generateSecretKey, inspectBlob } from '../crypto/ckks.ts';
+import { CkksAggregator, CkksCipher, CkksContext, generateSecretKey, inspectBlob } from '../crypto/ckks/index.ts';
 import { FedmarkError } from '../errors.ts';
 import type { EncryptionSpec } from './manifest.ts';
 

@@ -1,21 +1,25 @@
 import { createHash } from 'node:crypto';
 import { identityFromSeed, publicIdentity, type Identity } from '../crypto/identity.ts';
 import type { Dataset } from '../data/encode.ts';
-import { metricsFromHistograms, type FederatedEvalMetrics } from '../metrics/histogram.ts';
-import { RdpAccountant } from '../privacy/accountant.ts';
-import { FedmarkError } from '../errors.ts';
-import { type JobManifest, parseManifest, signManifest, verifySignedManifest } from './manifest.ts';
-import { ModelTracker, PartnerRuntime, type BudgetGuard } from './partner.ts';
-import type { DpEvent } from '../privacy/accountant.ts';
-import { checkSubmission, roundKind, selectParticipants, totalRounds } from './rounds.ts';
-import { openSecureSum, type SecureSumScheme } from './secure-sum.ts';
-import { decodeUpdate } from './update-codec.ts';
-import { planDp } from './dp-plan.ts';
+import type { FederatedEvalMetrics } from '../metrics/histogram.ts';
 import { initBackend } from '../model/backend.ts';
+import { MemoryBudgetGuard } from '../privacy/budget/memory-guard.ts';
+import { FedmarkError } from '../errors.ts';
+import { accumulate } from './aggregation.ts';
+import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, verifySignedManifest, type JobManifest } from './manifest.ts';
+import { PartnerRuntime } from './partner-runtime.ts';
+import { MAX_ATTEMPTS, roundRules, transition, type Effect, type JobView, type RoundEvent, type StopCause } from './round-machine.ts';
+import { openSecureSum, type SecureSumScheme } from './secure-sum.ts';
+import { StateTracker } from './state-tracker.ts';
+import { checkSubmission } from './submission-check.ts';
+import { decodeUpdate } from './update-codec.ts';
+import { builtinWorkloads } from './workloads/index.ts';
+import type { Workload, WorkloadRegistry } from './workload.ts';
+import type { SgdState } from './workloads/sgd/index.ts';
 
 /**
- * In-process federation for data scientists: the same partner runtime, round rules, encryption and
- * server strategy as the real nodes, with the transport replaced by function calls.
+ * In-process federation for data scientists: the same partner runtime, round machine, aggregation,
+ * encryption and server step as the real nodes, with the transport replaced by function calls.
  */
 
 export interface SimulationPartner {
@@ -27,76 +31,47 @@ export interface SimulationPartner {
 }
 
 /** A manifest without the identities, which the simulation creates itself. */
-export type SimulationJob = Omit<JobManifest, 'owner' | 'participants' | 'schemaVersion' | 'createdAt'> & { createdAt?: string };
+export type SimulationJob = Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt' | 'workload'> & { createdAt?: string; workload?: JobManifest['workload'] };
 
-export interface SimulationRound {
+export interface SimulationRound<R = FederatedEvalMetrics> {
   round: number;
-  kind: 'train' | 'evaluate';
-  participants: string[];
+  kind: string;
+  /** Names of the partners whose uploads were summed. */
+  partners: string[];
   declined: { name: string; reason: string }[];
-  /** Metrics of the global model that entered the round, from the summed encrypted histograms. */
-  metrics: FederatedEvalMetrics;
+  /** What the owner read from the round's sums (SGD: metrics of the model that entered the round). */
+  metrics: R;
   /** Cumulative ε per partner after the round (DP jobs). */
   epsilon: Record<string, number>;
   modelHash: string;
 }
 
-export interface SimulationResult {
+export interface SimulationResult<S = SgdState, R = FederatedEvalMetrics> {
   manifest: JobManifest;
-  params: Float64Array;
+  /** The final public state (SGD: the model parameters and the server optimizer's state). */
+  state: S;
+  /** SGD: the final model's parameters (`state.params`). */
+  params: S extends SgdState ? Float64Array : undefined;
   modelHash: string;
-  rounds: SimulationRound[];
-  finalMetrics: FederatedEvalMetrics;
+  rounds: SimulationRound<R>[];
+  /** The report of the last round (SGD: the final model's metrics on every hold-out). */
+  finalMetrics: R;
   epsilon: Record<string, number>;
   noiseMultiplier: number | null;
+  /** Bytes of the largest state part one partner uploads (SGD: the `update` part), and per value. */
   wireBytes: { update: number; perParameter: number };
   wallSeconds: number;
 }
 
-/** Simulation budget: the same accountant the client node uses, held in memory. */
-export class MemoryBudgetGuard implements BudgetGuard {
-  private readonly events = new Map<string, DpEvent>();
+const STOP_CODES: Record<StopCause, string> = { 'quorum-missed': 'ROUND_FAILED', 'hashes-disagree': 'MODEL_DIVERGED', 'too-few-accepted': 'SIM_STOPPED', halted: 'SIM_STOPPED' };
 
-  constructor(private readonly maxEpsilon: number) {}
-
-  private epsilonWith(extra: DpEvent | null, delta: number): number {
-    const acc = new RdpAccountant();
-    for (const e of this.events.values()) acc.step(e);
-    if (extra) acc.step(extra);
-    return this.events.size === 0 && !extra ? 0 : acc.getEpsilon(delta).epsilon;
-  }
-
-  authorize(_jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
-    const key = `${round}.${attempt}`;
-    const after = this.events.has(key) ? this.epsilonWith(null, delta) : this.epsilonWith(event, delta);
-    if (after > this.maxEpsilon) {
-      const before = this.epsilonWith(null, delta);
-      return {
-        ok: false as const,
-        reason: `ε after round ${round} would be ${after.toFixed(4)}, above the limit ${this.maxEpsilon}`,
-        requestedEpsilon: after - before,
-        remainingEpsilon: this.maxEpsilon - before,
-      };
-    }
-    return { ok: true as const, epsilonAfter: after };
-  }
-
-  charge(_jobId: string, round: number, attempt: number, event: DpEvent, delta: number) {
-    const epsilonBefore = this.epsilonWith(null, delta);
-    this.events.set(`${round}.${attempt}`, event);
-    return { epsilonBefore, epsilonAfter: this.epsilonWith(null, delta) };
-  }
-
-  spent(_jobId: string, delta: number): number {
-    return this.epsilonWith(null, delta);
-  }
-}
-
-export async function simulate(opts: {
+export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
   job: SimulationJob;
   partners: SimulationPartner[];
-  onRound?: (r: SimulationRound) => void;
-}): Promise<SimulationResult> {
+  onRound?: (r: SimulationRound<R>) => void;
+  /** Workloads beyond the built-in ones (the job's `workload.kind` picks one). */
+  workloads?: WorkloadRegistry;
+}): Promise<SimulationResult<S, R>> {
   const started = performance.now();
   await initBackend();
   if (opts.partners.length === 0) throw new FedmarkError('SIM_NO_PARTNERS', 'simulate() needs at least one partner');
@@ -106,90 +81,116 @@ export async function simulate(opts: {
   const ids: Identity[] = opts.partners.map((p, i) => identityFromSeed(p.name, simKey(`partner|${i}|${p.name}`)));
   const manifest = parseManifest({
     ...opts.job,
-    schemaVersion: 1,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: opts.job.createdAt ?? new Date().toISOString(),
     owner: publicIdentity(owner),
-    participants: ids.map(publicIdentity),
+    partners: ids.map(publicIdentity),
   });
   verifySignedManifest(signManifest(manifest, owner));
+  const workload = (opts.workloads ?? builtinWorkloads).resolve(manifest) as unknown as Workload<S, R>;
+  const rules = roundRules(manifest, workload);
   const scheme: SecureSumScheme = await openSecureSum(manifest.encryption);
   const secretKey = scheme.scheme === 'ckks' ? scheme.generateSecretKey() : null;
-  const plan = planDp(manifest);
-  const guards = opts.partners.map((p) => new MemoryBudgetGuard(p.maxEpsilon ?? plan?.targetEpsilon ?? Infinity));
+  const privacy = workload.privacy(manifest);
+  const guards = opts.partners.map((p) => new MemoryBudgetGuard(p.maxEpsilon ?? privacy?.targetEpsilon ?? Infinity));
+  const keyIds = manifest.partners.map((p) => p.keyId);
   const runtimes = opts.partners.map(
-    (p, i) => new PartnerRuntime({ manifest, keyId: manifest.participants[i].keyId, train: p.train, test: p.test, scheme, secretKey, budget: plan ? guards[i] : undefined }),
+    (p, i) => new PartnerRuntime<S>({ manifest, workload, keyId: keyIds[i], train: p.train, test: p.test, scheme, secretKey, budget: privacy ? guards[i] : undefined }),
   );
-  const byKey = new Map(manifest.participants.map((p, i) => [p.keyId, i]));
-  const owned = new ModelTracker(manifest, scheme, secretKey);
-  const rounds: SimulationRound[] = [];
+  const indexOf = new Map(keyIds.map((k, i) => [k, i]));
+  const ownerTracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);
+  const epsilonNow = () => (privacy ? Object.fromEntries(opts.partners.map((p, i) => [p.name, guards[i].spent(manifest.jobId, privacy.delta)])) : {});
+
+  const rounds: SimulationRound<R>[] = [];
   let updateBytes = 0;
-  let finalMetrics: FederatedEvalMetrics | null = null;
-  try {
-    for (let round = 1; round <= totalRounds(manifest); round++) {
-      const kind = roundKind(manifest, round);
-      let closed = false;
-      for (let attempt = 0; attempt < 3 && !closed; attempt++) {
-        const selected = selectParticipants(manifest, round, attempt, [...byKey.keys()]);
-        const updateSum = scheme.sum();
-        const evalSum = scheme.sum();
-        const submitted: string[] = [];
-        const declined: { name: string; reason: string }[] = [];
-        try {
-          for (const keyId of selected) {
-            const i = byKey.get(keyId)!;
-            const res = await runtimes[i].buildSubmission(round, attempt, kind);
-            if (res.status === 'refused') {
-              declined.push({ name: opts.partners[i].name, reason: res.reason });
-              continue;
-            }
-            const decoded = decodeUpdate(res.body);
-            checkSubmission(manifest, scheme, { jobId: manifest.jobId, round, attempt, baseModelHash: owned.state.hash }, decoded);
-            if (decoded.parts.update) {
-              updateSum.add(decoded.parts.update);
-              updateBytes = decoded.parts.update.length;
-            }
-            evalSum.add(decoded.parts.evaluation);
-            submitted.push(opts.partners[i].name);
-          }
-          if (submitted.length < manifest.quorum) continue;
-          closed = true;
-          const metrics = metricsFromHistograms(owned.decryptEvaluation(evalSum.toBytes()), owned.layout);
-          if (kind === 'train') {
-            const agg = updateSum.toBytes();
-            const next = owned.apply(round, agg);
-            for (const rt of runtimes) {
-              const mine = rt.applyAggregate(round, agg);
-              if (mine.hash !== next.hash) throw new FedmarkError('MODEL_DIVERGED', `partner model hash differs after round ${round}`);
-            }
-          } else {
-            finalMetrics = metrics;
-          }
-          const epsilon = plan ? Object.fromEntries(opts.partners.map((p, i) => [p.name, guards[i].spent(manifest.jobId, plan.delta)])) : {};
-          const r: SimulationRound = { round, kind, participants: submitted, declined, metrics, epsilon, modelHash: owned.state.hash };
-          rounds.push(r);
-          opts.onRound?.(r);
-        } finally {
-          updateSum.dispose();
-          evalSum.dispose();
-        }
+  let updateValues = 1;
+  // Everything about the open attempt that the round machine does not hold: its sums and why partners declined.
+  let sums: Record<string, Uint8Array> = {};
+  let declined: { name: string; reason: string }[] = [];
+
+  // A virtual clock that never moves: every selected partner answers, so no deadline applies, and the run replays exactly.
+  const NOW = 0;
+  let view: JobView = { state: 'awaiting-keys', reason: null, createdAt: NOW, keysReady: true, partners: keyIds.map((keyId) => ({ keyId, status: 'accepted' })), current: null, afterRound: 0 };
+  const queue: Effect[] = [];
+  const send = (event: RoundEvent) => {
+    const next = transition(view, event, rules, NOW);
+    view = next.view;
+    queue.push(...next.effects);
+  };
+
+  const runAttempt = async (round: number, attempt: number, selected: string[]) => {
+    sums = {};
+    declined = [];
+    const plan = rules.plan(round);
+    for (const keyId of selected) {
+      const i = indexOf.get(keyId)!;
+      const res = await runtimes[i].buildSubmission(round, attempt);
+      if (res.status === 'refused') {
+        declined.push({ name: opts.partners[i].name, reason: res.reason });
+        send({ type: 'declined', keyId, round, attempt });
+        continue;
       }
-      if (!closed) throw new FedmarkError('ROUND_FAILED', `round ${round} missed its quorum of ${manifest.quorum} three times`);
+      const decoded = decodeUpdate(res.body);
+      checkSubmission(plan, scheme, { jobId: manifest.jobId, round, attempt, baseModelHash: view.current!.baseHash }, decoded);
+      sums = accumulate(scheme, plan, sums, decoded.parts);
+      const statePart = plan.parts.find((p) => p.use === 'state');
+      if (statePart) {
+        updateBytes = decoded.parts[statePart.name].length;
+        updateValues = statePart.length;
+      }
+      send({ type: 'uploaded', keyId, round, attempt });
     }
-    const p = owned.state.params.length;
+  };
+
+  const closeRound = (round: number, attempt: number) => {
+    const plan = rules.plan(round);
+    const opened = ownerTracker.open(round, sums);
+    const report = ownerTracker.report(round, opened);
+    ownerTracker.apply(round, opened);
+    const submitted = view.current!.submitted.map((k) => opts.partners[indexOf.get(k)!].name);
+    const names = declined;
+    if (plan.updatesState) {
+      // Every key holder follows every round and reports its state hash, as the nodes do.
+      const hashes: { keyId: string; hash: string }[] = [];
+      for (const [i, rt] of runtimes.entries()) {
+        hashes.push({ keyId: keyIds[i], hash: rt.applyAggregate(round, sums) });
+        send({ type: 'hash-reported', keyId: keyIds[i], round, attempt, hashes: hashes.map((h) => ({ ...h })) });
+      }
+      if (hashes.some((h) => h.hash !== ownerTracker.hash)) throw new FedmarkError('MODEL_DIVERGED', `partner model hash differs after round ${round}`);
+    }
+    const r: SimulationRound<R> = { round, kind: plan.kind, partners: submitted, declined: names, metrics: report as R, epsilon: epsilonNow(), modelHash: ownerTracker.hash };
+    rounds.push(r);
+    opts.onRound?.(r);
+  };
+
+  try {
+    send({ type: 'tick' });
+    while (queue.length) {
+      const e = queue.shift()!;
+      if (e.type === 'open-round') await runAttempt(e.round, e.attempt, e.selected);
+      else if (e.type === 'close-round') closeRound(e.round, e.attempt);
+      else if (e.type === 'stop') {
+        const why = e.cause === 'quorum-missed' ? `round ${view.current!.round} missed its quorum of ${manifest.quorum} ${MAX_ATTEMPTS} times (${e.reason})` : e.reason;
+        throw new FedmarkError(STOP_CODES[e.cause], `simulation stopped: ${why}`);
+      }
+    }
+    if (view.state !== 'completed') throw new FedmarkError('SIM_STOPPED', `simulation ended ${view.state}${view.reason ? `: ${view.reason}` : ''}`);
+    const state = ownerTracker.state;
     return {
       manifest,
-      params: owned.state.params,
-      modelHash: owned.state.hash,
+      state,
+      params: (state as { params?: Float64Array }).params as SimulationResult<S, R>['params'],
+      modelHash: ownerTracker.hash,
       rounds,
-      finalMetrics: finalMetrics!,
-      epsilon: plan ? Object.fromEntries(opts.partners.map((pp, i) => [pp.name, guards[i].spent(manifest.jobId, plan.delta)])) : {},
-      noiseMultiplier: plan?.noiseMultiplier ?? null,
-      wireBytes: { update: updateBytes, perParameter: updateBytes / (p + 1) },
+      finalMetrics: rounds[rounds.length - 1].metrics,
+      epsilon: epsilonNow(),
+      noiseMultiplier: privacy?.noiseMultiplier ?? null,
+      wireBytes: { update: updateBytes, perParameter: updateBytes / updateValues },
       wallSeconds: (performance.now() - started) / 1000,
     };
   } finally {
     for (const rt of runtimes) rt.dispose();
-    owned.dispose();
+    ownerTracker.dispose();
     scheme.dispose();
   }
 }

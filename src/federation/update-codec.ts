@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FedmarkError } from '../errors.ts';
+import { PART_NAME } from './workload.ts';
 
 /**
  * An update travels as opaque bytes plus metadata: one binary envelope, signed as a whole by the
@@ -9,16 +10,26 @@ import { FedmarkError } from '../errors.ts';
  */
 
 const MAGIC = [0x46, 0x4d, 0x55, 0x50]; // "FMUP"
-const VERSION = 1;
+/** 2: the DP report lists every labelled release of the attempt (1 carried one release's fields). */
+const VERSION = 2;
 const MAX_META_BYTES = 64 * 1024;
+const MAX_PARTS = 64;
+
+/** One labelled Gaussian release (privacy/dp-event.ts `LabelledDpEvent`). */
+export const labelledReleaseSchema = z.object({
+  label: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'release label: 1–64 chars of a-z, 0-9 and "-"'),
+  samplingRate: z.number().gt(0).lte(1),
+  noiseMultiplier: z.number().positive(),
+  steps: z.number().int().nonnegative(),
+  /** L2 sensitivity σ is relative to (DP-SGD: the clip norm C). */
+  sensitivity: z.number().positive(),
+});
 
 export const dpReportSchema = z.object({
-  samplingRate: z.number().gt(0).lte(1),
-  noiseMultiplier: z.number().nonnegative(),
-  clipNorm: z.number().positive(),
-  steps: z.number().int().nonnegative(),
+  /** Every release this attempt made, as charged (e.g. `weight` with a partner's first upload, `update`, `evaluation`). */
+  releases: z.array(labelledReleaseSchema).min(1).max(64),
   delta: z.number().gt(0).lt(1),
-  /** ε this round added to the job's total for this partner (after − before, by its own accountant). */
+  /** ε this attempt added to the job's total for this partner (after − before, by its own accountant). */
   epsilonSpent: z.number().nonnegative(),
   /** ε of this job for this partner after this round, computed by its own accountant. */
   epsilonAfterRound: z.number().nonnegative(),
@@ -29,15 +40,17 @@ export const updateMetaSchema = z.object({
   jobId: z.string(),
   round: z.number().int().positive(),
   attempt: z.number().int().nonnegative(),
-  kind: z.enum(['train', 'evaluate']),
+  /** The round's kind in its workload's plan (e.g. `train`, `evaluate`). */
+  kind: z.string().regex(PART_NAME, 'round kind: 1–32 chars of a-z, 0-9 and "-"'),
   scheme: z.enum(['ckks', 'plain-insecure']),
   paramsId: z.string(),
   /** sha256 of the global model the partner started from: catches partners that fell out of step. */
   baseModelHash: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The parts in the order of the round's plan (src/federation/workload.ts), each an encrypted vector. */
   parts: z
-    .array(z.object({ name: z.enum(['update', 'evaluation']), bytes: z.number().int().positive(), length: z.number().int().positive() }))
+    .array(z.object({ name: z.string().regex(PART_NAME, 'part name: 1–32 chars of a-z, 0-9 and "-"'), bytes: z.number().int().positive(), length: z.number().int().positive() }))
     .min(1)
-    .max(2),
+    .max(MAX_PARTS),
   dp: dpReportSchema.nullable(),
 });
 export type UpdateMeta = z.infer<typeof updateMetaSchema>;
@@ -47,7 +60,7 @@ export interface DecodedUpdate {
   parts: Record<string, Uint8Array>;
 }
 
-export function encodeUpdate(meta: Omit<UpdateMeta, 'parts'>, parts: { name: 'update' | 'evaluation'; length: number; bytes: Uint8Array }[]): Uint8Array {
+export function encodeUpdate(meta: Omit<UpdateMeta, 'parts'>, parts: { name: string; length: number; bytes: Uint8Array }[]): Uint8Array {
   const fullMeta: UpdateMeta = { ...meta, parts: parts.map((p) => ({ name: p.name, bytes: p.bytes.length, length: p.length })) };
   const metaBytes = new TextEncoder().encode(JSON.stringify(fullMeta));
   const total = 9 + metaBytes.length + parts.reduce((s, p) => s + p.bytes.length, 0);

@@ -9,21 +9,9 @@
  */
 import { z } from 'zod';
 import { FedmarkError } from '../errors.ts';
-import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from './rdp.ts';
-import { epsilonPld } from './pld.ts';
-
-/** One DP-SGD phase: `steps` steps at Poisson sampling rate q with noise multiplier σ. */
-export interface DpEvent {
-  samplingRate: number;
-  noiseMultiplier: number;
-  steps: number;
-}
-
-export const dpEventSchema = z.object({
-  samplingRate: z.number().min(0).max(1),
-  noiseMultiplier: z.number().min(0),
-  steps: z.number().int().min(0),
-});
+import { dpEventSchema, validateDpEvent, type DpEvent } from './dp-event.ts';
+import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from './analysis/rdp.ts';
+import { epsilonPld } from './analysis/pld.ts';
 
 const accountantJsonSchema = z.object({
   kind: z.literal('rdp'),
@@ -33,20 +21,6 @@ const accountantJsonSchema = z.object({
 
 export type RdpAccountantJson = z.infer<typeof accountantJsonSchema>;
 
-/** Throws DP_BAD_EVENT unless the event is a well-formed (q, σ, steps). */
-export function validateDpEvent(event: DpEvent): DpEvent {
-  const r = dpEventSchema.safeParse(event);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new FedmarkError(
-      'DP_BAD_EVENT',
-      `invalid DP event field "${issue?.path.join('.') ?? '?'}": ${issue?.message ?? 'invalid'}`,
-      { event },
-    );
-  }
-  return r.data;
-}
-
 /** Throws DP_BAD_DELTA unless δ ∈ (0, 1). */
 export function validateDelta(delta: number): number {
   if (!(typeof delta === 'number' && delta > 0 && delta < 1))
@@ -54,7 +28,17 @@ export function validateDelta(delta: number): number {
   return delta;
 }
 
-export class RdpAccountant {
+/**
+ * A stateful privacy accountant: composes the events it is given and converts to (ε, δ). The RDP
+ * accountant is the one fedmark charges with; the math it calls is in ./analysis/ (pure functions).
+ */
+export interface Accountant {
+  step(event: DpEvent): void;
+  readonly history: readonly DpEvent[];
+  getEpsilon(delta: number): { epsilon: number };
+}
+
+export class RdpAccountant implements Accountant {
   readonly orders: readonly number[];
   private readonly events: DpEvent[] = [];
 

@@ -11,18 +11,10 @@ export {
   erfc,
   logAdd,
   logSub,
-} from './rdp.ts';
-export { epsilonPld, PLD_DISCRETIZATION, type PldArgs } from './pld.ts';
-export {
-  RdpAccountant,
-  epsilonFor,
-  dpEventSchema,
-  validateDpEvent,
-  validateDelta,
-  type DpEvent,
-  type AccountantKind,
-  type RdpAccountantJson,
-} from './accountant.ts';
+} from './analysis/rdp.ts';
+export { epsilonPld, PLD_DISCRETIZATION, type PldArgs } from './analysis/pld.ts';
+export { dpEventSchema, validateDpEvent, dpEventOf, type DpEvent, type LabelledDpEvent, type ReleaseLabel } from './dp-event.ts';
+export { RdpAccountant, epsilonFor, composedEpsilon, validateDelta, type Accountant, type AccountantKind, type RdpAccountantJson } from './accountant.ts';
 export { calibrateNoiseMultiplier, MAX_NOISE_MULTIPLIER, type CalibrateArgs } from './calibrate.ts';
 export { gaussianNoise, addGaussianNoiseInPlace } from './noise.ts';
 export {
@@ -36,4 +28,4 @@ export {
   type PartnerPolicy,
   type JobRequest,
 } from './policy.ts';
-export { BudgetStore, type Spend } from './budget-store.ts';
+export * from './budget/index.ts';

@@ -3,29 +3,12 @@
  * offline HTML file, Chart.js inlined as in the compliance report, a Content-Security-Policy that
  * admits only the two inline scripts by hash and no network access.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeHtml, jsonForScript } from './format.ts';
-import { chartJsSource } from './html.ts';
-import { CAMPAIGN_CHART_SCRIPT, campaignChartData, renderCampaignSection, type CampaignInput } from './campaign-section.ts';
-
-const STYLE = `
-body { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2937; margin: 0; background: #f9fafb; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px; }
-h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 24px 0 8px; } h3 { font-size: 15px; margin: 20px 0 8px; }
-section { background: #fff; border: 1px solid #e5e7eb; border-radius: 8px; padding: 16px 20px; margin: 16px 0; }
-.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; } .facts dt { color: #6b7280; } .facts dd { margin: 0; }
-.table-wrap { overflow-x: auto; } table { border-collapse: collapse; width: 100%; margin: 8px 0; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #e5e7eb; text-align: left; } .num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.flagged td { background: #fff7ed; }
-.callout { border-left: 4px solid #d97706; background: #fffbeb; padding: 8px 12px; margin: 8px 0; } .callout.ok { border-color: #059669; background: #ecfdf5; }
-.note { color: #6b7280; font-size: 12px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; } figure { margin: 0; } figcaption { font-weight: 600; }
-.chart-box { position: relative; height: 280px; }
-`;
-
-const cspHash = (script: string): string => `'sha256-${createHash('sha256').update(script, 'utf8').digest('base64')}'`;
+import { chartJsSource, cspHash } from './html/charts.ts';
+import { STYLE } from './html/style.ts';
+import { CAMPAIGN_CHART_SCRIPT, campaignChartData, renderCampaignSection, type CampaignInput } from './html/campaign.ts';
 
 export function renderCampaignReport(c: CampaignInput, generatedAt = new Date().toISOString()): string {
   const chartJs = chartJsSource();

@@ -45,7 +45,7 @@ export function reportInputFromJob(o: {
       finishedAt: finished?.ts ?? null,
       owner: m.owner.name,
     },
-    participants: m.participants.map((p) => ({
+    partners: m.partners.map((p) => ({
       name: p.name,
       keyId: p.keyId,
       rowsUsed: summary.get(p.keyId)?.rowsUsed ?? 0,
@@ -53,8 +53,8 @@ export function reportInputFromJob(o: {
       rowsExcludedWithdrawn: 0,
     })),
     privacy: m.dp
-      ? m.participants.map((p) => ({
-          participant: p.name,
+      ? m.partners.map((p) => ({
+          partner: p.name,
           delta: m.dp!.delta,
           maxEpsilon: limits.get(p.keyId) ?? m.dp!.targetEpsilon,
           epsilonByRound: rounds.flatMap((r) => r.payload.partners.filter((x) => x.partner === p.keyId).map((x) => ({ round: r.payload.round, epsilon: x.epsilonCumulative }))),
@@ -79,7 +79,7 @@ export function reportInputFromJob(o: {
       outOfScope: ['Decisions about individual customers without human review', 'Any use outside the purpose the partners accepted: ' + m.purpose],
       target: o.target,
       features: m.dataset.featureNames,
-      trainingData: `${m.participants.length} partners' local data (${m.dataset.name}); raw rows never left a partner. Model: ${describeModelSpec(m.model as Record<string, unknown>)}.`,
+      trainingData: `${m.partners.length} partners' local data (${m.dataset.name}); raw rows never left a partner. Model: ${describeModelSpec(m.model as Record<string, unknown>)}.`,
       limitations: [
         'Metrics come from fixed-bin (1,000 bins) encrypted histograms of partners’ hold-out rows; AUC is exact up to binning.',
         m.dp ? `Every partner's updates are (ε, δ)-DP per customer with δ=${m.dp.delta}; the model's utility is reduced by the DP noise.` : 'Trained WITHOUT differential privacy.',

@@ -43,7 +43,7 @@ const BUILT_IN_LIMITATIONS = [
 export function buildModelCard(input: ReportInput): CardDocument {
   const { job, evaluation: ev, modelCard: mc } = input;
   const top = ev.lift[0];
-  const privacyByName = new Map(input.privacy.map((p) => [p.participant, p]));
+  const privacyByName = new Map(input.privacy.map((p) => [p.partner, p]));
   const sections: CardSection[] = [];
 
   sections.push({
@@ -53,7 +53,7 @@ export function buildModelCard(input: ReportInput): CardDocument {
         kind: 'ul',
         items: [
           `Model: ${describeModelSpec(job.modelSpec)}`,
-          `Training: federated learning over ${job.rounds} rounds with ${job.strategy}, ${input.participants.length} participants`,
+          `Training: federated learning over ${job.rounds} rounds with ${job.strategy}, ${input.partners.length} partners`,
           `Update protection: ${
             input.encryption.scheme === 'ckks'
               ? `CKKS homomorphic encryption (N = ${input.encryption.polyModulusDegree}); the coordinator only ever held encrypted sums`
@@ -75,7 +75,7 @@ export function buildModelCard(input: ReportInput): CardDocument {
     ],
   });
 
-  const totalUsed = input.participants.reduce((a, p) => a + p.rowsUsed, 0);
+  const totalUsed = input.partners.reduce((a, p) => a + p.rowsUsed, 0);
   sections.push({
     title: 'Data',
     blocks: [
@@ -85,10 +85,10 @@ export function buildModelCard(input: ReportInput): CardDocument {
       },
       {
         kind: 'table',
-        head: ['Participant', 'Rows used', 'Excluded (no consent)', 'Excluded (withdrawn)'],
+        head: ['Partner', 'Rows used', 'Excluded (no consent)', 'Excluded (withdrawn)'],
         numeric: [false, true, true, true],
         rows: [
-          ...input.participants.map((p) => [
+          ...input.partners.map((p) => [
             p.name,
             fmtInt(p.rowsUsed),
             fmtInt(p.rowsExcludedConsent),
@@ -97,8 +97,8 @@ export function buildModelCard(input: ReportInput): CardDocument {
           [
             'Total',
             fmtInt(totalUsed),
-            fmtInt(input.participants.reduce((a, p) => a + p.rowsExcludedConsent, 0)),
-            fmtInt(input.participants.reduce((a, p) => a + p.rowsExcludedWithdrawn, 0)),
+            fmtInt(input.partners.reduce((a, p) => a + p.rowsExcludedConsent, 0)),
+            fmtInt(input.partners.reduce((a, p) => a + p.rowsExcludedWithdrawn, 0)),
           ],
         ],
       },
@@ -177,13 +177,13 @@ export function buildModelCard(input: ReportInput): CardDocument {
     blocks: [
       {
         kind: 'p',
-        text: 'Each participant trained with DP-SGD (per-example clipping and Gaussian noise) and tracked its own privacy loss. The model released after the final round satisfies (ε, δ)-differential privacy with respect to each participant’s records at the values below (ε rounded up).',
+        text: 'Each partner trained with DP-SGD (per-example clipping and Gaussian noise) and tracked its own privacy loss. The model released after the final round satisfies (ε, δ)-differential privacy with respect to each partner’s records at the values below (ε rounded up).',
       },
       {
         kind: 'table',
-        head: ['Participant', 'ε spent', 'δ', 'ε budget', 'Budget used'],
+        head: ['Partner', 'ε spent', 'δ', 'ε budget', 'Budget used'],
         numeric: [false, true, true, true, true],
-        rows: input.participants.map((p) => {
+        rows: input.partners.map((p) => {
           const pr = privacyByName.get(p.name);
           if (!pr) return [p.name, 'not reported', 'n/a', 'n/a', 'n/a'];
           const eps = finalEpsilon(pr.epsilonByRound);

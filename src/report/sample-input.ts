@@ -87,7 +87,7 @@ export function sampleReportInput(options: SampleOptions = {}): ReportInput {
       finishedAt: '2024-06-11T09:42:17Z',
       owner: 'Marketing Analytics',
     },
-    participants: partners.map((p, k) => ({
+    partners: partners.map((p, k) => ({
       name: p.name,
       keyId: `ed25519:${deriveSeed(seed, 'key', k).toString(16).padStart(8, '0')}${deriveSeed(seed, 'key2', k).toString(16).padStart(8, '0')}`,
       rowsUsed: p.rows * 4,
@@ -95,7 +95,7 @@ export function sampleReportInput(options: SampleOptions = {}): ReportInput {
       rowsExcludedWithdrawn: Math.round(p.rows * 0.004 * (1 + rng.next())),
     })),
     privacy: partners.map((p) => ({
-      participant: p.name,
+      partner: p.name,
       delta: 1e-5,
       maxEpsilon: p.maxEpsilon,
       epsilonByRound: Array.from({ length: rounds }, (_, i) => ({
@@ -119,7 +119,7 @@ export function sampleReportInput(options: SampleOptions = {}): ReportInput {
       outOfScope: ['Credit, insurance pricing or employment decisions', 'Scoring people who are not existing customers'],
       target: 'churned within 90 days',
       features: ['tenure_months', 'monthly_spend', 'support_contacts_90d', 'channel', 'plan_type', 'days_since_last_purchase'],
-      trainingData: 'Each participant trained only on rows with marketing consent; rows with withdrawn consent were removed before training.',
+      trainingData: 'Each partner trained only on rows with marketing consent; rows with withdrawn consent were removed before training.',
       limitations: ['Trained on 2023–2024 behaviour; re-evaluate after pricing changes.'],
       ethicalConsiderations: ['Age band is used only for fairness evaluation, never as a model input.'],
       version: '1.0.0',

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { FedmarkError } from '../errors.ts';
 import type { FederatedEvalMetrics } from '../metrics/histogram.ts';
-import { campaignInputSchema, type CampaignInput } from './campaign-section.ts';
+import { campaignInputSchema, type CampaignInput } from './html/campaign.ts';
 
 /** A metric value: finite number, NaN, or null (= NaN after a JSON round trip). */
 const metric = z.preprocess((v) => (v === null ? NaN : v), z.union([z.number(), z.nan()]));
@@ -86,7 +86,7 @@ export const reportInputSchema = z
       finishedAt: z.string().min(1).nullable().optional(),
       owner: z.string().optional(),
     }),
-    participants: z
+    partners: z
       .array(
         z.object({
           name: z.string().min(1),
@@ -99,8 +99,8 @@ export const reportInputSchema = z
       .min(1),
     privacy: z.array(
       z.object({
-        /** Must equal a participant's `name`. */
-        participant: z.string().min(1),
+        /** Must equal a partner's `name`. */
+        partner: z.string().min(1),
         delta: z.number().gt(0).lt(1),
         /** The partner's ε budget for this job (policy max ε). */
         maxEpsilon: z.number().positive(),
@@ -139,7 +139,7 @@ export const reportInputSchema = z
       ethicalConsiderations: z.array(z.string()).default([]),
       version: z.string().optional(),
     }),
-    /** Scoring run / measured uplift (src/report/campaign-section.ts); rendered as the "Campaign" section. */
+    /** Scoring run / measured uplift (src/report/html/campaign.ts); rendered as the "Campaign" section. */
     campaign: z
       .custom<CampaignInput>()
       .superRefine((v, ctx) => {
@@ -151,16 +151,16 @@ export const reportInputSchema = z
     generatedAt: z.string().optional(),
   })
   .superRefine((input, ctx) => {
-    const names = new Set(input.participants.map((p) => p.name));
-    if (names.size !== input.participants.length) {
-      ctx.addIssue({ code: 'custom', path: ['participants'], message: 'participant names must be unique' });
+    const names = new Set(input.partners.map((p) => p.name));
+    if (names.size !== input.partners.length) {
+      ctx.addIssue({ code: 'custom', path: ['partners'], message: 'partner names must be unique' });
     }
     input.privacy.forEach((p, i) => {
-      if (!names.has(p.participant)) {
+      if (!names.has(p.partner)) {
         ctx.addIssue({
           code: 'custom',
-          path: ['privacy', i, 'participant'],
-          message: `privacy entry names "${p.participant}", who is not a participant`,
+          path: ['privacy', i, 'partner'],
+          message: `privacy entry names "${p.partner}", who is not a partner`,
         });
       }
     });

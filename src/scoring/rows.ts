@@ -147,7 +147,7 @@ export class RowEncoder {
     });
     let ds;
     try {
-      ds = encodeRows(this.encSchema, records, { strict: this.opts.strict, maxReportedBadRows: records.length, source: this.opts.source });
+      ds = encodeRows(this.encSchema, records, { strict: this.opts.strict, maxReportedBadRows: records.length, maxBadRows: Infinity, source: this.opts.source });
     } catch (err) {
       // The encoder numbers rows by their position in this batch; name the file line instead.
       const e = err as FedmarkError;

@@ -3,7 +3,7 @@
  * (test/scoring/stats.test.ts compares them with Python's standard library).
  */
 import { FedmarkError } from '../errors.ts';
-import { ndtr } from '../privacy/rdp.ts';
+import { ndtr } from '../privacy/analysis/rdp.ts';
 
 /** Standard normal CDF Φ. */
 export const normalCdf = ndtr;

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { buildCoordinator } from '../../coordinator/server.ts';
-import { runClientNode } from '../../client/node.ts';
-import { runJobOwner } from '../../client/owner.ts';
+import { runPartnerNode } from '../../partner/node.ts';
+import { runJobOwner } from '../../owner/node.ts';
 import { loadPartnerData } from '../../cli/partner-data.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
@@ -73,7 +73,7 @@ async function crashAndRestart(f: ChaosFixture, dir: string, o: { jobId: string;
   const data = await Promise.all(f.partners.map((p) => loadPartnerData(p.csv, f.schema, HOLDOUT, SPLIT_SEED)));
   const stateDirs = f.partners.map((p) => join(dir, o.jobId, p.name));
   const nodes = f.partners.map((p, i) =>
-    runClientNode({
+    runPartnerNode({
       coordinatorUrl: url,
       identity: p.identity,
       jobId: o.jobId,

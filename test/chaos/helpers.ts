@@ -7,23 +7,22 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { identityFromSeed, publicIdentity, writeIdentityFile, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
-import { CkksContext, inspectBlob } from '../../src/crypto/ckks.ts';
+import { CkksContext, inspectBlob } from '../../src/crypto/index.ts';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import { loadSchema, type DatasetSchema } from '../../src/data/schema.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest, type JobManifest, type SignedManifest } from '../../src/federation/manifest.ts';
-import { ModelTracker } from '../../src/federation/partner.ts';
-import { vectorLengths } from '../../src/federation/rounds.ts';
+import { parseManifest, signManifest, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { StateTracker } from '../../src/federation/state-tracker.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
-import { WEIGHT_UNIT } from '../../src/federation/strategy.ts';
+import { sgdWorkload, updateLength, WEIGHT_UNIT } from '../../src/federation/workloads/sgd/index.ts';
 import { loadPartnerData } from '../../cli/partner-data.ts';
 import { freePort } from '../../cli/free-port.ts';
 export { freePort };
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_MAIN = join(ROOT, 'cli', 'main.ts');
-export const CLIENT_ENTRY = join(ROOT, 'test', 'chaos', 'client-entry.ts');
+export const PARTNER_ENTRY = join(ROOT, 'test', 'chaos', 'partner-entry.ts');
 export const HOLDOUT = 0.2;
 export const SPLIT_SEED = 7;
 
@@ -53,7 +52,7 @@ export interface ChaosFixture {
 
 /**
  * Identities are derived from fixed seeds: local training seeds mix in the partner's key id
- * (src/federation/partner.ts), so two runs reach the same model only with the same keys.
+ * (src/federation/workloads/sgd/index.ts), so two runs reach the same model only with the same keys.
  */
 export async function prepareFixture(dir: string, o: { partners: number; rowsPerPartner: number; seed: number }): Promise<ChaosFixture> {
   mkdirSync(dir, { recursive: true });
@@ -105,10 +104,10 @@ export function writePolicies(f: ChaosFixture, manifest: JobManifest, maxEpsilon
 export function makeManifest(f: ChaosFixture, o: { jobId: string; rounds: number; epsilon: number | null; seed: number }): { manifest: JobManifest; signed: SignedManifest } {
   const manifest = parseManifest({
     ...jobPreset({ jobId: o.jobId, purpose: 'churn-model', schema: f.schema, partners: f.partners.length, rounds: o.rounds, epsilon: o.epsilon, seed: o.seed }),
-    schemaVersion: 1,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: new Date().toISOString(),
     owner: publicIdentity(f.owner),
-    participants: f.partners.map((p) => publicIdentity(p.identity)),
+    partners: f.partners.map((p) => publicIdentity(p.identity)),
   });
   return { manifest, signed: signManifest(manifest, f.owner) };
 }
@@ -366,19 +365,22 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
     if (!sealed) throw new Error(`no sealed key for ${partner.name}`);
     const sk = openJobKey(jobId, new Uint8Array(sealed.blob), Buffer.from(manifest.owner.boxPublicKey, 'base64'), partner);
     const cipher = scheme.cipher(sk);
-    const tracker = new ModelTracker(manifest, scheme, sk);
-    const lengths = vectorLengths(manifest);
+    const tracker = new StateTracker(manifest, sgdWorkload, scheme, sk);
+    const updateValues = updateLength(manifest);
+    const partSum = (round: number, attempt: number, part: string) =>
+      (db.prepare('SELECT sum FROM round_parts WHERE job_id = ? AND round = ? AND attempt = ? AND part = ?').get(jobId, round, attempt, part) as { sum: Buffer } | undefined)?.sum ?? null;
     const submissionRows = db.prepare('SELECT round, attempt, key_id FROM submissions WHERE job_id = ? ORDER BY round, attempt, key_id').all(jobId) as StoredJob['submissionRows'];
     const rows = db
-      .prepare('SELECT round, attempt, kind, state, submissions, update_sum, eval_sum FROM rounds WHERE job_id = ? ORDER BY round, attempt')
-      .all(jobId) as { round: number; attempt: number; kind: string; state: string; submissions: number; update_sum: Buffer | null; eval_sum: Buffer | null }[];
+      .prepare('SELECT round, attempt, kind, state, submissions FROM rounds WHERE job_id = ? ORDER BY round, attempt')
+      .all(jobId) as { round: number; attempt: number; kind: string; state: string; submissions: number }[];
     const rounds: StoredRound[] = [];
     const replayed: StoredJob['replayed'] = [];
     try {
       for (const r of rows) {
         const summands = (b: Buffer | null) => (b ? inspectBlob(ctx, new Uint8Array(b)).summands : null);
+        const updateSum = partSum(r.round, r.attempt, 'update');
         let decryptedWeight: number | null = null;
-        if (r.update_sum) decryptedWeight = cipher.decrypt(new Uint8Array(r.update_sum), lengths.update)[lengths.update - 1];
+        if (updateSum) decryptedWeight = cipher.decrypt(new Uint8Array(updateSum), updateValues)[updateValues - 1];
         rounds.push({
           round: r.round,
           attempt: r.attempt,
@@ -386,13 +388,13 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
           state: r.state,
           counter: r.submissions,
           submitters: submissionRows.filter((s) => s.round === r.round && s.attempt === r.attempt).map((s) => s.key_id),
-          updateSummands: summands(r.update_sum),
-          evalSummands: summands(r.eval_sum),
+          updateSummands: summands(updateSum),
+          evalSummands: summands(partSum(r.round, r.attempt, 'evaluation')),
           decryptedWeight,
         });
-        if (r.state === 'closed' && r.kind === 'train' && r.update_sum) {
-          const s = tracker.apply(r.round, new Uint8Array(r.update_sum));
-          replayed.push({ round: r.round, hash: s.hash, params: Float64Array.from(s.params) });
+        if (r.state === 'closed' && r.kind === 'train' && updateSum) {
+          tracker.apply(r.round, tracker.open(r.round, { update: new Uint8Array(updateSum) }, 'state'));
+          replayed.push({ round: r.round, hash: tracker.hash, params: Float64Array.from(tracker.state.params) });
         }
       }
     } finally {

@@ -1,5 +1,5 @@
 /**
- * Crash recovery under SIGKILL. The coordinator (`fedmark coordinator`) and the partners' client nodes
+ * Crash recovery under SIGKILL. The coordinator (`fedmark coordinator`) and the partners' partner nodes
  * run as separate OS processes; seeded runs SIGKILL the coordinator and one client at points picked by
  * a seeded RNG (right after the k-th accepted submission, after a round opens, after a round closes,
  * right after a client's upload, mid-round, right after a client's budget charge), restart the killed
@@ -12,10 +12,10 @@
  *  - the coordinator's job ledger and every partner's ledger pass the audit,
  *  - (DP) each partner's persisted budget equals the ε recomputed from its ledger, with one charge per
  *    (round, attempt), and the node did not refuse a round it had already paid for,
- *  - nobody crashed on their own: a client node or the job owner that dies because the coordinator was
+ *  - nobody crashed on their own: a partner node or the job owner that dies because the coordinator was
  *    briefly down is a robustness bug, reported by its own test (see docs/RELIABILITY.md).
  *
- * Client nodes run under a supervisor that restarts any exit other than 0/3 (as systemd would), so a
+ * Partner nodes run under a supervisor that restarts any exit other than 0/3 (as systemd would), so a
  * collateral crash does not stop the other checks from running.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,18 +23,18 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { runJobOwner, type OwnerResult } from '../../client/owner.ts';
+import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
-import { planDp } from '../../src/federation/dp-plan.ts';
+import { planDp } from '../../src/federation/workloads/sgd/dp-plan.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
-import { BudgetStore } from '../../src/privacy/budget-store.ts';
+import { BudgetStore } from '../../src/privacy/budget/store.ts';
 import { auditLedgers, type AuditResult } from '../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { createRng } from '../../src/util/rng.ts';
 import {
   CLI_MAIN,
-  CLIENT_ENTRY,
+  PARTNER_ENTRY,
   HOLDOUT,
   NodeProcess,
   SPLIT_SEED,
@@ -147,13 +147,13 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
   const coordinatorDir = join(o.dir, 'coordinator');
   const coordinator = new NodeProcess('coordinator', CLI_MAIN, ['coordinator', '--port', String(port), '--data-dir', coordinatorDir], join(o.dir, 'coordinator.log'));
   const stateDirs = f.partners.map((p) => join(o.dir, p.name));
-  // As the demo does: `fedmark client` cannot create its own state directory (cli/node-commands.ts
+  // As the demo does: `fedmark partner` cannot create its own state directory (cli/node-commands.ts
   // opens the budget store before anything creates the directory; see docs/RELIABILITY.md).
   for (const d of stateDirs) mkdirSync(d, { recursive: true });
   const clients = f.partners.map((p, i) => {
     const common = ['--coordinator', url, '--job', o.jobId, '--data', p.csv, '--schema', f.schemaFile, '--identity', p.identityFile, '--state-dir', stateDirs[i], '--poll-ms', String(POLL_MS), '--holdout', String(HOLDOUT), '--split-seed', String(SPLIT_SEED)];
-    // DP jobs run the real `fedmark client`; non-DP jobs need client-entry.ts (the CLI refuses them).
-    return dp ? new NodeProcess(p.name, CLI_MAIN, ['client', ...common, '--policy', p.policyFile], join(o.dir, `${p.name}.log`)) : new NodeProcess(p.name, CLIENT_ENTRY, common, join(o.dir, `${p.name}.log`));
+    // DP jobs run the real `fedmark partner`; non-DP jobs need partner-entry.ts (the CLI refuses them).
+    return dp ? new NodeProcess(p.name, CLI_MAIN, ['partner', ...common, '--policy', p.policyFile], join(o.dir, `${p.name}.log`)) : new NodeProcess(p.name, PARTNER_ENTRY, common, join(o.dir, `${p.name}.log`));
   });
   const coordSup = new Supervisor([coordinator], 0);
   const clientSup = new Supervisor(clients, 300);
@@ -328,7 +328,7 @@ function checkRun(r: RunResult, f: ChaosFixture): void {
   for (const p of r.audit.partners) expect(p.localLedgerChecked).toBe(true);
 }
 
-describe('crash recovery: SIGKILL of the coordinator and of a client node at seeded points', () => {
+describe('crash recovery: SIGKILL of the coordinator and of a partner node at seeded points', () => {
   let root: string;
   let fixture: ChaosFixture;
   let baseline: RunResult;
@@ -387,7 +387,7 @@ describe('crash recovery: SIGKILL of the coordinator and of a client node at see
         expect(diff, `max |Δparam| vs the uninterrupted run`).toBeLessThan(MODEL_TOLERANCE);
       });
 
-      it('client nodes and the job owner ride out the coordinator restart without crashing', () => {
+      it('partner nodes and the job owner ride out the coordinator restart without crashing', () => {
         // Nodes and the owner ride out the coordinator's restart (docs/RELIABILITY.md, gap 1): no node
         // exits on its own and runJobOwner does not reject.
         expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({ clients: [], owner: null });
@@ -447,7 +447,7 @@ describe('crash recovery: SIGKILL of the coordinator and of a client node at see
       checkRun(run, fixture);
     });
 
-    it('client nodes and the job owner ride out the coordinator restart without crashing', () => {
+    it('partner nodes and the job owner ride out the coordinator restart without crashing', () => {
       expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({ clients: [], owner: null });
     });
   });

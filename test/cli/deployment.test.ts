@@ -45,7 +45,7 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
 
       // The owner writes the manifest first, so the partners' policies can name its columns and purpose.
       const common = ['--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'churn-q4', '--schema', BUNDLED_DATASETS['telco-churn'].schema,
-        '--participant', join(dir, 'telco-north.pub.json'), join(dir, 'telco-south.pub.json'), '--purpose', 'churn-model', '--rounds', '2', '--epsilon', '2', '--out', join(dir, 'owner')];
+        '--partner', join(dir, 'telco-north.pub.json'), join(dir, 'telco-south.pub.json'), '--purpose', 'churn-model', '--rounds', '2', '--epsilon', '2', '--out', join(dir, 'owner')];
       const m = run('job', 'run', ...common, '--manifest-only');
       expect(m.status, m.stderr).toBe(0);
       const manifest = JSON.parse(readFileSync(join(dir, 'owner', 'manifest.json'), 'utf8')) as { dataset: { columns: string[] } };
@@ -54,7 +54,8 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
           partner: name, datasetId: `${name}-customers`, maxEpsilonPerJob: 2, lifetimeEpsilon: 5, maxDelta: 1e-5,
           allowedColumns: manifest.dataset.columns, allowedPurposes: ['churn-model'],
         }));
-        children.push(start('client', '--coordinator', url, '--job', 'churn-q4', '--data', join(dir, `${name}.csv`), '--schema', BUNDLED_DATASETS['telco-churn'].schema,
+        // `fedmark client` is the old name of `fedmark partner`, kept as an alias: run one node under each.
+        children.push(start(name === 'telco-north' ? 'partner' : 'client', '--coordinator', url, '--job', 'churn-q4', '--data', join(dir, `${name}.csv`), '--schema', BUNDLED_DATASETS['telco-churn'].schema,
           '--identity', join(dir, `${name}.key.json`), '--policy', join(dir, `${name}.policy.json`), '--state-dir', join(dir, name), '--poll-ms', '100'));
       }
       const owner = start('job', 'run', ...common);

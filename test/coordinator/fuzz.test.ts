@@ -9,15 +9,17 @@ import { join } from 'node:path';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildCoordinator, REDACT_PATHS } from '../../coordinator/server.ts';
-import { runJobOwner } from '../../client/owner.ts';
+import { runJobOwner } from '../../owner/node.ts';
 import { keyId as keyIdOf, type Identity } from '../../src/crypto/identity.ts';
 import { canonicalRequestString } from '../../src/crypto/request-signing.ts';
 import { canonicalBytes } from '../../src/privacy/ledger/canonical.ts';
 import { decodeUpdate } from '../../src/federation/update-codec.ts';
-import { checkSubmission } from '../../src/federation/rounds.ts';
+import { checkSubmission } from '../../src/federation/submission-check.ts';
+import { planOf } from '../../src/federation/workload.ts';
+import { sgdWorkload } from '../../src/federation/workloads/sgd/index.ts';
 import { sha256Hex } from '../../src/util/hash.ts';
 import { ManualPartner, makeIdentities, makeJob, runFederation, silentLog, telcoPartners, waitForStatus } from '../helpers/partners.ts';
-import { CoordinatorClient } from '../../client/http.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 
 /**
  * Hostile input against a live coordinator. A job is set up with an open round (one partner has
@@ -256,7 +258,7 @@ const CHEAP_BREAKS = [
   'nonce-bad-chars', 'nonce-long', 'key-unknown', 'key-uppercase', 'key-stranger', 'key-31', 'round-header-negative', 'round-header-huge', 'missing-header', 'repeated-header',
 ] as const;
 // … and only after it (a pure-JS verify costs milliseconds, so these are fewer).
-const VERIFIED_BREAKS = ['flip-signature', 'other-request-signature', 'key-owner-signed-by-participant', 'job-header-other', 'round-header-mismatch', 'body-altered', 'path-altered', 'method-altered'] as const;
+const VERIFIED_BREAKS = ['flip-signature', 'other-request-signature', 'key-owner-signed-by-partner', 'job-header-other', 'round-header-mismatch', 'body-altered', 'path-altered', 'method-altered'] as const;
 type AuthBreak = (typeof CHEAP_BREAKS)[number] | (typeof VERIFIED_BREAKS)[number];
 const badAuth = fc
   .record({
@@ -270,7 +272,7 @@ const badAuth = fc
   })
   .map((g) => ({ family: 'badAuth' as const, ...g }));
 
-/** Family C: correctly signed by owner, a participant or a stranger; hostile content the signature covers. */
+/** Family C: correctly signed by owner, a partner or a stranger; hostile content the signature covers. */
 const ENVELOPE_MUTATIONS = ['exact', 'flip', 'truncate', 'append', 'meta', 'meta-raw', 'meta-length', 'header', 'blob-deep', 'blob-header', 'swap-parts', 'parts-lie', 'no-parts', 'other-partner'] as const;
 const SUBMISSION_ROUTE = ROUTES.findIndex((r) => r.path('j', 'r', 'k').endsWith('/submission'));
 const deep = fc
@@ -422,7 +424,7 @@ function wouldBeAccepted(body: Uint8Array): boolean {
   const { manifest, scheme } = partners[0];
   try {
     const decoded = decodeUpdate(body);
-    checkSubmission(manifest, scheme, { jobId: JOB, round: 1, attempt: 0, baseModelHash: null }, decoded);
+    checkSubmission(planOf(sgdWorkload, manifest, 1), scheme, { jobId: JOB, round: 1, attempt: 0, baseModelHash: null }, decoded);
     for (const part of Object.values(decoded.parts)) {
       const sum = scheme.sum();
       try {
@@ -438,18 +440,18 @@ function wouldBeAccepted(body: Uint8Array): boolean {
 }
 
 function toWire(s: Spec): Wire {
-  const participantKeys = ids.map((i) => keyIdOf(i.signPublicKey));
+  const partnerKeys = ids.map((i) => keyIdOf(i.signPublicKey));
   switch (s.family) {
     case 'garbage': {
       const route = ROUTES[s.route];
-      const url = route.path(fill(s.j, JOB), fill(s.r, '1'), fill(s.k, participantKeys[1])) + s.query;
+      const url = route.path(fill(s.j, JOB), fill(s.r, '1'), fill(s.k, partnerKeys[1])) + s.query;
       const headers: Record<string, string> = { ...s.headers };
       if (s.ct !== undefined) headers['content-type'] = s.ct;
       return { method: s.method, url, headers, body: materialize(s.body), what: `garbage ${s.method} ${url.slice(0, 120)} body=${s.body.kind}` };
     }
     case 'badAuth': {
       const route = ROUTES[s.route];
-      const url = route.path(JOB, String(s.round), participantKeys[s.partner]);
+      const url = route.path(JOB, String(s.round), partnerKeys[s.partner]);
       const body = route.body === 'none' ? Buffer.alloc(0) : route.body === 'bytes' ? Buffer.from(honestBodies[s.partner]) : Buffer.from(JSON.stringify(s.body) ?? 'null');
       const id = signers()[s.signer];
       let method = route.method;
@@ -507,7 +509,7 @@ function toWire(s: Spec): Wire {
         case 'key-31':
           h['x-fedmark-key'] = (h['x-fedmark-key'] as string).slice(1);
           break;
-        case 'key-owner-signed-by-participant':
+        case 'key-owner-signed-by-partner':
           h['x-fedmark-key'] = keyIdOf(owner.signPublicKey);
           break;
         case 'job-header-other':
@@ -534,7 +536,7 @@ function toWire(s: Spec): Wire {
     }
     case 'deep': {
       const route = ROUTES[s.route];
-      const url = route.path(JOB, String(s.round), participantKeys[s.partner]) + (route.path(JOB, '1', '').includes('aggregate') ? (s.round % 2 ? '?part=update' : '?part=evaluation') : '');
+      const url = route.path(JOB, String(s.round), partnerKeys[s.partner]) + (route.path(JOB, '1', '').includes('aggregate') ? (s.round % 2 ? '?part=update' : '?part=evaluation') : '');
       let body: Buffer | undefined;
       let ct: string | undefined;
       const isSubmission = url.includes('/submission');
@@ -551,12 +553,12 @@ function toWire(s: Spec): Wire {
         ct = s.ct;
       } else if (route.body === 'json') {
         let value = s.body;
-        // Keep the shared job alive for the rest of the run: an owner's valid halt, a participant's valid
+        // Keep the shared job alive for the rest of the run: an owner's valid halt, a partner's valid
         // withdrawal or refusal would close it and make every later request a shallow JOB_CLOSED.
         const v = value as Record<string, unknown> | null;
         if (/\/(halt|withdraw)$/.test(url) && v && typeof v === 'object' && typeof v.reason === 'string' && v.reason.length > 0) value = { reason: 7 };
         if (url.endsWith('/acceptance') && v && typeof v === 'object' && v.accepted === false) value = { accepted: 'false' };
-        // Two participants reporting different (random) model hashes stop the job by design.
+        // Two partners reporting different (random) model hashes stop the job by design.
         if (url.endsWith('/model-hash') && v && typeof v === 'object' && typeof v.hash === 'string' && /^[0-9a-f]{64}$/.test(v.hash) && s.signer >= 1 && s.signer <= 3) value = { hash: v.hash.toUpperCase() };
         body = Buffer.from(JSON.stringify(value) ?? 'null');
         ct = 'application/json';
@@ -720,7 +722,7 @@ beforeAll(async () => {
   const { schema, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 200 });
   [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
   [stranger] = makeIdentities(['stranger']);
-  const { signed: signedManifest } = makeJob({ jobId: JOB, schema, owner, participants: ids, rounds: 2 });
+  const { signed: signedManifest } = makeJob({ jobId: JOB, schema, owner, partners: ids, rounds: 2 });
   ownerAbort = new AbortController();
   ownerRun = runJobOwner({ coordinatorUrl: base, identity: owner, signed: signedManifest, log: silentLog, pollMs: 100, signal: ownerAbort.signal }).catch((e: unknown) => e);
   partners = await Promise.all(ids.map((identity, i) => ManualPartner.join({ url: base, identity, jobId: JOB, train: parts[i].train, test: parts[i].test })));
@@ -841,7 +843,7 @@ describe('the coordinator under hostile input', () => {
     const t = performance.now();
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 300, seed: 9 });
     const [o, ...ps] = makeIdentities(['honest-owner', 'honest-a', 'honest-b', 'honest-c']);
-    const { signed: s } = makeJob({ jobId: 'honest-job', schema, owner: o, participants: ps, rounds: 2 });
+    const { signed: s } = makeJob({ jobId: 'honest-job', schema, owner: o, partners: ps, rounds: 2 });
     const result = await runFederation({ url: base, owner: o, identities: ps, signed: s, parts, schemaHash, stateDir: join(dir, 'honest'), timeoutMs: 45_000 });
     expect(result.owner.state).toBe('completed');
     for (const n of result.nodes) {
@@ -878,7 +880,7 @@ function checkOutcomes(all: Outcome[]): void {
   // The run must have gone deep, not just bounced off the router: signatures verified and
   // submissions inspected (these codes only come from the signature check and the job engine).
   const codes = new Set(all.filter((o) => isOurError(o.body)).map((o) => (JSON.parse(o.body) as { code: string }).code));
-  for (const code of ['AUTH_BAD_SIGNATURE', 'AUTH_REPLAY', 'AUTH_STALE', 'AUTH_UNKNOWN_KEY', 'INVALID_REQUEST', 'BAD_JSON', 'NOT_FOUND', 'UNKNOWN_JOB', 'UPDATE_MALFORMED', 'HE_BAD_CIPHERTEXT', 'PARTICIPANT_ONLY']) {
+  for (const code of ['AUTH_BAD_SIGNATURE', 'AUTH_REPLAY', 'AUTH_STALE', 'AUTH_UNKNOWN_KEY', 'INVALID_REQUEST', 'BAD_JSON', 'NOT_FOUND', 'UNKNOWN_JOB', 'UPDATE_MALFORMED', 'HE_BAD_CIPHERTEXT', 'PARTNER_ONLY']) {
     expect(codes, `no request was rejected with ${code}; seen: ${[...codes].sort().join(', ')}`).toContain(code);
   }
 }

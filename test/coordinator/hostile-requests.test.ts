@@ -2,9 +2,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoordinatorClient } from '../../client/http.ts';
-import { runClientNode } from '../../client/node.ts';
-import { DEFAULT_HE_PARAMS, type HeParams } from '../../src/crypto/ckks.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { runPartnerNode } from '../../partner/node.ts';
+import { DEFAULT_HE_PARAMS, type HeParams } from '../../src/crypto/index.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { signRequest } from '../../src/crypto/request-signing.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
@@ -17,9 +17,9 @@ import { ManualPartner, makeIdentities, makeJob, runFederation, silentLog, TEST_
  * live coordinator are each refused with a 4xx JSON error naming the problem, nothing is answered with
  * a 5xx, and the round still completes for the honest partners, who agree on the final model.
  *
- * The attacks use a real participant's key where the check under test comes after authentication
+ * The attacks use a real partner's key where the check under test comes after authentication
  * (ciphertext, envelope, round), and are made while round 1 is open and waiting only for that
- * participant, so a wrongly accepted attack would change the round.
+ * partner, so a wrongly accepted attack would change the round.
  */
 
 interface Outcome {
@@ -70,7 +70,7 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 300 });
     const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
     const stranger = generateIdentity('stranger');
-    const { manifest, signed } = makeJob({ jobId: 'hostile-ckks', schema, owner, participants: ids, rounds: 2, encryption: DEFAULT_HE_PARAMS, seed: 5 });
+    const { manifest, signed } = makeJob({ jobId: 'hostile-ckks', schema, owner, partners: ids, rounds: 2, encryption: DEFAULT_HE_PARAMS, seed: 5 });
     const jobId = manifest.jobId;
     const url = coord.url;
 
@@ -125,14 +125,14 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     await expectRefused(send('body changed after signing', { headers: signed_(ids[0], body), body: flipBit(body, body.length - 100) }), 401, 'AUTH_BAD_SIGNATURE');
     await expectRefused(send('stale timestamp (10 minutes old)', { headers: signed_(ids[0], body, { now: Date.now() - 10 * 60_000 }), body }), 401, 'AUTH_STALE');
     await expectRefused(send('timestamp 10 minutes in the future', { headers: signed_(ids[0], body, { now: Date.now() + 10 * 60_000 }), body }), 401, 'AUTH_STALE');
-    await expectRefused(send('signed by a key that is not a participant', { headers: signed_(stranger, body), body }), 401, 'AUTH_UNKNOWN_KEY');
-    await expectRefused(send('signed by the job owner, who is not a participant', { headers: signed_(owner, body), body }), 403, 'PARTICIPANT_ONLY');
+    await expectRefused(send('signed by a key that is not a partner', { headers: signed_(stranger, body), body }), 401, 'AUTH_UNKNOWN_KEY');
+    await expectRefused(send('signed by the job owner, who is not a partner', { headers: signed_(owner, body), body }), 403, 'PARTNER_ONLY');
     await expectRefused(send('signature scoped to another round', { headers: signed_(ids[0], body, { round: 2 }), body }), 401, 'SIGNATURE_SCOPE');
     const noSig: Record<string, string> = { ...signed_(ids[0], body) };
     delete noSig['x-fedmark-signature'];
     await expectRefused(send('unsigned (signature header missing)', { headers: noSig, body }), 401, 'AUTH_MISSING');
 
-    // --- ciphertexts (validly signed by a participant) ---------------------------------------------
+    // --- ciphertexts (validly signed by a partner) ---------------------------------------------
     await expectRefused(asA('truncated ciphertext', reencode(decoded, { parts: { update: update.subarray(0, update.length - 1000) } })), 400, 'HE_BAD_CIPHERTEXT');
     await expectRefused(asA('bit-flipped ciphertext', reencode(decoded, { parts: { update: flipBit(update, update.length >> 1) } })), 400, 'HE_BAD_CIPHERTEXT');
     const updateBody = update.subarray(0, update.length - 32);
@@ -214,7 +214,7 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     // --- the honest partners finish the job -----------------------------------------------------------
     a.dispose();
     disposables.length = 0;
-    const aNode = runClientNode({
+    const aNode = runPartnerNode({
       coordinatorUrl: url,
       identity: ids[0],
       jobId,

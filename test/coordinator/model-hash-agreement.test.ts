@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { ManualPartner, makeIdentities, makeJob, runFederation, telcoPartners, waitForStatus } from '../helpers/partners.ts';
-import { CoordinatorClient } from '../../client/http.ts';
-import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { DEFAULT_HE_PARAMS } from '../../src/crypto/index.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { join } from 'node:path';
 
@@ -18,7 +18,7 @@ describe("the coordinator refuses to go on when partners' model hashes disagree"
   it('stops the job, records why, and opens no further round', async () => {
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 200 });
     const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
-    const { manifest, signed } = makeJob({ jobId: 'hash-split', schema, owner, participants: ids, rounds: 3, encryption: DEFAULT_HE_PARAMS });
+    const { manifest, signed } = makeJob({ jobId: 'hash-split', schema, owner, partners: ids, rounds: 3, encryption: DEFAULT_HE_PARAMS });
     const honest = runFederation({ url: coord.url, owner, identities: ids, signed, parts, schemaHash, stateDir: coord.dir, nodes: [1, 2], timeoutMs: 60_000 });
     const rogue = await ManualPartner.join({ url: coord.url, identity: ids[0], jobId: manifest.jobId, train: parts[0].train, test: parts[0].test });
     try {

@@ -2,10 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { CoordinatorClient } from '../../client/http.ts';
-import { runJobOwner, type OwnerResult } from '../../client/owner.ts';
-import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
-import type { Identity } from '../../src/crypto/identity.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
+import { DEFAULT_HE_PARAMS } from '../../src/crypto/index.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import type { EncryptionSpec } from '../../src/federation/manifest.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
@@ -46,7 +45,7 @@ function addInOrder(vectors: Float64Array[]): Float64Array {
 /** Runs a whole job: the owner's node concurrently, three hand-driven partners in lock step. */
 async function driveJob(coord: TestCoordinator, jobId: string, encryption: EncryptionSpec, schema: DatasetSchema, parts: PartnerData[]): Promise<DrivenJob> {
   const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
-  const { manifest, signed } = makeJob({ jobId, schema, owner, participants: ids, rounds: ROUNDS, encryption, seed: 3 });
+  const { manifest, signed } = makeJob({ jobId, schema, owner, partners: ids, rounds: ROUNDS, encryption, seed: 3 });
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`job ${jobId} did not finish in time`)), 45_000);
   const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal });
@@ -83,7 +82,7 @@ async function driveJob(coord: TestCoordinator, jobId: string, encryption: Encry
     }
     const ownerResult = await ownerRun;
     expect(ownerResult.state, ownerResult.reason ?? '').toBe('completed');
-    expect(ownerResult.modelHash).toBe(partners[0].runtime.state.hash);
+    expect(ownerResult.modelHash).toBe(partners[0].runtime.hash);
     // The job really trained: the scan below looks for values that only exist because it did.
     expect(ownerResult.finalMetrics!.auc).toBeGreaterThan(0.6);
     return { owner: ownerResult, released, sums, models };

@@ -6,7 +6,7 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildCoordinator, REDACT_PATHS } from '../../coordinator/server.ts';
 import type { JobEngine } from '../../coordinator/job-engine.ts';
-import { CoordinatorClient } from '../../client/http.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { publicIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { signRequest } from '../../src/crypto/request-signing.ts';
 import { makeIdentities, makeJob, runFederation, telcoPartners } from '../helpers/partners.ts';
@@ -95,7 +95,7 @@ describe('the coordinator log carries no secrets', () => {
   it('runs a real job and a few hostile requests while logging at trace level', async () => {
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 300 });
     [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
-    const { signed } = makeJob({ jobId, schema, owner, participants: ids, rounds: 1 });
+    const { signed } = makeJob({ jobId, schema, owner, partners: ids, rounds: 1 });
     const result = await runFederation({ url, owner, identities: ids, signed, parts, schemaHash, stateDir: join(dir, 'nodes'), timeoutMs: 40_000 });
     expect(result.owner.state).toBe('completed');
     ckksSecretKey = result.owner.secretKey;

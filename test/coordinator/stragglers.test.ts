@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { ManualPartner, makeIdentities, silentLog, telcoPartners, waitForStatus } from '../helpers/partners.ts';
-import { CoordinatorClient } from '../../client/http.ts';
-import { runClientNode } from '../../client/node.ts';
-import { runJobOwner } from '../../client/owner.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { runPartnerNode } from '../../partner/node.ts';
+import { runJobOwner } from '../../owner/node.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
@@ -28,13 +28,13 @@ describe('dropouts and stragglers', () => {
       ...jobPreset({ jobId: 'stragglers', schema, partners: 3, rounds: 4, epsilon: null }),
       quorum: 2,
       roundDeadlineSeconds: 3,
-      schemaVersion: 1,
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
       createdAt: new Date().toISOString(),
       owner: publicIdentity(owner),
-      participants: ids.map(publicIdentity),
+      partners: ids.map(publicIdentity),
     });
     const start = (i: number) =>
-      runClientNode({
+      runPartnerNode({
         coordinatorUrl: coord.url,
         identity: ids[i],
         jobId: manifest.jobId,
@@ -60,7 +60,7 @@ describe('dropouts and stragglers', () => {
     try {
       const stale = await silent.build(1);
       const s2 = await waitForStatus(watcher, manifest.jobId, (s) => s.closedRounds.includes(2), 'round 2 to close', { timeoutMs: 40_000, pollMs: 100 });
-      expect(s2.participants.find((p) => p.name === 'retail-c')?.status).toBe('accepted');
+      expect(s2.partners.find((p) => p.name === 'retail-c')?.status).toBe('accepted');
       // Its upload for round 1, long closed, is refused with a clear error.
       lateUpload = await silent.client.request('PUT', `/v1/jobs/${manifest.jobId}/rounds/1/submission`, manifest.jobId, 1, stale.body);
     } finally {
@@ -79,7 +79,7 @@ describe('dropouts and stragglers', () => {
     }
     const ledger = readLedger(join(coord.dataDir, 'ledgers', `${manifest.jobId}.ledger.jsonl`)).entries;
     const rounds = ledger.filter((e) => e.type === 'round').map((e) => e.payload as { round: number; selected: string[]; submitted: string[]; dropped: string[] });
-    const cKey = manifest.participants[2].keyId;
+    const cKey = manifest.partners[2].keyId;
     expect(rounds[0].selected).toContain(cKey);
     expect(rounds[0].dropped).toContain(cKey);
     expect(rounds.some((r) => r.submitted.includes(cKey))).toBe(true);

@@ -6,8 +6,9 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildCoordinator } from '../../coordinator/server.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../../coordinator/tls.ts';
-import { CoordinatorClient } from '../../client/http.ts';
-import { assertCoordinatorUrl, clearTrustedCoordinators, createTlsFetch, loadClientTls, trustCoordinator } from '../../client/tls.ts';
+import { routes } from '../../src/federation/protocol/routes.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { assertCoordinatorUrl, clearTrustedCoordinators, createTlsFetch, loadClientTls, trustCoordinator } from '../../src/transport/tls-client.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import {
   certificateSha256,
@@ -95,14 +96,14 @@ describe('HTTPS between client nodes and the coordinator', () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ statusCode: 404, code: 'UNKNOWN_JOB' });
     // A signed JSON body crosses intact: the coordinator parses it and names the bad field.
-    await expect(partner.json('POST', '/v1/jobs', 'tls-job', 0, { manifest: { jobId: 'tls-job' }, signature: 'x' })).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
-    await expect(partner.json('GET', '/health', 'tls-probe', 0)).resolves.toEqual({ ok: true });
+    await expect(partner.call(routes.createJob, {}, { body: { manifest: { jobId: 'tls-job' }, signature: 'x' }, jobId: 'tls-job' })).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
+    await expect(partner.call(routes.health, {})).resolves.toEqual({ ok: true });
   });
 
   it('runs a whole job (owner + 3 partners, CKKS) over HTTPS with the CA registered for the coordinator', async () => {
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 300 });
     const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b', 'retail-c']);
-    const { signed } = makeJob({ jobId: 'tls-job', schema, owner, participants: ids, rounds: 1 });
+    const { signed } = makeJob({ jobId: 'tls-job', schema, owner, partners: ids, rounds: 1 });
     trustCoordinator(servers.honest.url, { ca: ca.cert });
     try {
       const before = servers.honest.requests;

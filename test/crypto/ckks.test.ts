@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CkksAggregator,
@@ -10,10 +9,11 @@ import {
   inspectBlob,
   validateHeParams,
   type HeParams,
-} from '../../src/crypto/ckks.ts';
+} from '../../src/crypto/ckks/index.ts';
 import { sealHeapBytes } from '../../src/crypto/seal.ts';
 import { FedmarkError } from '../../src/errors.ts';
 import { createRng } from '../../src/util/rng.ts';
+import { expectCode, reseal } from './helpers.ts';
 
 function randomVector(length: number, magnitude: number, seed: number): Float64Array {
   const rng = createRng(seed);
@@ -29,23 +29,6 @@ function maxAbsDiff(a: Float64Array, b: Float64Array): number {
   return m;
 }
 
-/** Recomputes the trailing checksum so a modified blob reaches the deeper validation layers. */
-function reseal(blob: Uint8Array): Uint8Array {
-  const out = Uint8Array.from(blob);
-  out.set(createHash('sha256').update(out.subarray(0, out.length - 32)).digest(), out.length - 32);
-  return out;
-}
-
-function expectFedmarkError(fn: () => unknown, code: string): FedmarkError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FedmarkError);
-    expect((err as FedmarkError).code).toBe(code);
-    return err as FedmarkError;
-  }
-  throw new Error(`expected FedmarkError ${code}, nothing was thrown`);
-}
 
 let ctx: CkksContext;
 let cipher: CkksCipher;
@@ -73,17 +56,17 @@ describe('HE parameters', () => {
 
   it('refuses parameter sets below 128-bit security', async () => {
     const insecure: HeParams = { scheme: 'ckks', polyModulusDegree: 4096, coeffModulusBits: [60, 50], scaleBits: 40 };
-    expectFedmarkError(() => validateHeParams(insecure), 'HE_INSECURE_PARAMS');
+    expectCode(() => validateHeParams(insecure), 'HE_INSECURE_PARAMS');
     await expect(CkksContext.create(insecure)).rejects.toMatchObject({ code: 'HE_INSECURE_PARAMS' });
     // exactly at the limit is allowed
     expect(validateHeParams({ scheme: 'ckks', polyModulusDegree: 4096, coeffModulusBits: [55, 54], scaleBits: 30 }).maxSummands).toBe(64);
   });
 
   it('rejects malformed parameters and parameters without headroom', () => {
-    expectFedmarkError(() => validateHeParams({ ...DEFAULT_HE_PARAMS, polyModulusDegree: 2048 }), 'HE_BAD_PARAMS');
-    expectFedmarkError(() => validateHeParams({ ...DEFAULT_HE_PARAMS, coeffModulusBits: [61] }), 'HE_BAD_PARAMS');
-    expectFedmarkError(() => validateHeParams({ ...DEFAULT_HE_PARAMS, extra: 1 }), 'HE_BAD_PARAMS');
-    expectFedmarkError(() => validateHeParams({ ...DEFAULT_HE_PARAMS, scaleBits: 55 }), 'HE_BAD_PARAMS');
+    expectCode(() => validateHeParams({ ...DEFAULT_HE_PARAMS, polyModulusDegree: 2048 }), 'HE_BAD_PARAMS');
+    expectCode(() => validateHeParams({ ...DEFAULT_HE_PARAMS, coeffModulusBits: [61] }), 'HE_BAD_PARAMS');
+    expectCode(() => validateHeParams({ ...DEFAULT_HE_PARAMS, extra: 1 }), 'HE_BAD_PARAMS');
+    expectCode(() => validateHeParams({ ...DEFAULT_HE_PARAMS, scaleBits: 55 }), 'HE_BAD_PARAMS');
   });
 
   it('derives bounds from data prime bits, scale and summands', () => {
@@ -91,6 +74,31 @@ describe('HE parameters', () => {
     expect(b.dataPrimeBits).toEqual([60, 40, 40]);
     expect(b.maxAbsSlotValue).toBe(2 ** (140 - 3 - 1 - 40));
     expect(b.maxAbsInputValue).toBe(b.maxAbsSlotValue / 10);
+  });
+
+  it('paramsId is stable: RFC 8785 ids equal the ids of the pre-folder implementation', async () => {
+    // Reference ids computed by the private sorted-keys canonicalJson this module used before it
+    // adopted the ledger's RFC 8785 helper: blobs and keys of existing jobs stay valid.
+    expect(ctx.paramsId).toBe('4c2c9c5eb6ade6e2887a799f614a5f92e49e0f4d1b1bd3292a7deffae0e88bdb');
+    const cases: [HeParams, string][] = [
+      [{ scheme: 'ckks', polyModulusDegree: 4096, coeffModulusBits: [54], scaleBits: 30 }, 'a21ca44fc3d113102476cc40373bba654e6f6150fcc8b32a925acdbe95a82b32'],
+      [{ scheme: 'ckks', polyModulusDegree: 8192, coeffModulusBits: [60, 40, 40, 60], scaleBits: 40, maxSummands: 10 }, '2f0c280c93e775c5d2ca8f812cd3c190ac304c90bdedd41b5b00342c45494877'],
+    ];
+    for (const [params, id] of cases) {
+      const c = await CkksContext.create(params);
+      try {
+        expect(c.paramsId).toBe(id);
+      } finally {
+        c.dispose();
+      }
+    }
+  });
+
+  it('the ckks folder exports exactly the public names of the former ckks.ts', async () => {
+    const mod = await import('../../src/crypto/ckks/index.ts');
+    expect(Object.keys(mod).sort()).toEqual(
+      ['CkksAggregator', 'CkksCipher', 'CkksContext', 'DEFAULT_HE_PARAMS', 'DEFAULT_MAX_SUMMANDS', 'HE_STANDARD_MAX_COEFF_BITS', 'ciphertextCount', 'generateSecretKey', 'heParamsSchema', 'heValueBounds', 'inspectBlob', 'validateHeParams'],
+    );
   });
 
   it('paramsId changes with any parameter', async () => {
@@ -157,7 +165,7 @@ describe('encrypt / aggregate / decrypt', () => {
       const out = c.decryptVector(agg.toBytes(), 100);
       expect(Math.abs(out[0] - 4 * small.maxAbsInputValue)).toBeLessThan(1e-6);
       expect(Math.abs(out[1] + 4 * small.maxAbsInputValue)).toBeLessThan(1e-6);
-      expectFedmarkError(() => agg.add(c.encryptVector(v)), 'HE_TOO_MANY_SUMMANDS');
+      expectCode(() => agg.add(c.encryptVector(v)), 'HE_TOO_MANY_SUMMANDS');
     } finally {
       agg.dispose();
       c.dispose();
@@ -189,25 +197,25 @@ describe('encrypt / aggregate / decrypt', () => {
     const key = generateSecretKey(c2);
     const ci = new CkksCipher(c2, key);
     ci.dispose();
-    expectFedmarkError(() => ci.encryptVector(new Float64Array(1)), 'HE_DISPOSED');
+    expectCode(() => ci.encryptVector(new Float64Array(1)), 'HE_DISPOSED');
     c2.dispose();
-    expectFedmarkError(() => new CkksAggregator(c2), 'HE_DISPOSED');
+    expectCode(() => new CkksAggregator(c2), 'HE_DISPOSED');
   });
 
   it('refuses values beyond maxAbsSlotValue / maxSummands, and NaN', () => {
     const v = new Float64Array(10);
     v[7] = ctx.maxAbsInputValue * 1.0001;
-    const err = expectFedmarkError(() => cipher.encryptVector(v), 'HE_VALUE_OUT_OF_RANGE');
+    const err = expectCode(() => cipher.encryptVector(v), 'HE_VALUE_OUT_OF_RANGE');
     expect(err.message).toContain('index 7');
     v[7] = Number.NaN;
-    expectFedmarkError(() => cipher.encryptVector(v), 'HE_VALUE_OUT_OF_RANGE');
-    expectFedmarkError(() => cipher.encryptVector(new Float64Array(0)), 'HE_BAD_INPUT');
+    expectCode(() => cipher.encryptVector(v), 'HE_VALUE_OUT_OF_RANGE');
+    expectCode(() => cipher.encryptVector(new Float64Array(0)), 'HE_BAD_INPUT');
   });
 
   it('rejects a decrypt length that does not match the ciphertext count', () => {
     const blob = cipher.encryptVector(randomVector(LEN, 1, 3));
-    expectFedmarkError(() => cipher.decryptVector(blob, 4096), 'HE_BAD_INPUT');
-    expectFedmarkError(() => cipher.decryptVector(blob, 3 * 4096 + 1), 'HE_BAD_INPUT');
+    expectCode(() => cipher.decryptVector(blob, 4096), 'HE_BAD_INPUT');
+    expectCode(() => cipher.decryptVector(blob, 3 * 4096 + 1), 'HE_BAD_INPUT');
   });
 
   it('a different secret key does not recover the values', () => {
@@ -229,7 +237,7 @@ describe('blob validation', () => {
 
   it('rejects truncated blobs', () => {
     for (const cut of [0, 10, 47, 80, 5000, valid.length - 33, valid.length - 1]) {
-      expectFedmarkError(() => inspectBlob(ctx, valid.subarray(0, cut)), 'HE_BAD_CIPHERTEXT');
+      expectCode(() => inspectBlob(ctx, valid.subarray(0, cut)), 'HE_BAD_CIPHERTEXT');
     }
   });
 
@@ -238,7 +246,7 @@ describe('blob validation', () => {
     for (let k = 0; k < 40; k++) {
       const bad = Uint8Array.from(valid);
       bad[rng.int(bad.length)] ^= 1 << rng.int(8);
-      const code = expectFedmarkError(() => inspectBlob(ctx, bad), 'HE_BAD_CIPHERTEXT');
+      const code = expectCode(() => inspectBlob(ctx, bad), 'HE_BAD_CIPHERTEXT');
       expect(code.message).toMatch(/checksum|magic/);
     }
   });
@@ -248,10 +256,10 @@ describe('blob validation', () => {
     const c = new CkksCipher(other, generateSecretKey(other));
     try {
       const foreign = c.encryptVector(randomVector(100, 1, 8));
-      expectFedmarkError(() => inspectBlob(ctx, foreign), 'HE_PARAMS_MISMATCH');
-      expectFedmarkError(() => new CkksAggregator(ctx).add(foreign), 'HE_PARAMS_MISMATCH');
-      expectFedmarkError(() => cipher.decryptVector(foreign, 100), 'HE_PARAMS_MISMATCH');
-      expectFedmarkError(() => new CkksCipher(ctx, generateSecretKey(other)), 'HE_BAD_SECRET_KEY');
+      expectCode(() => inspectBlob(ctx, foreign), 'HE_PARAMS_MISMATCH');
+      expectCode(() => new CkksAggregator(ctx).add(foreign), 'HE_PARAMS_MISMATCH');
+      expectCode(() => cipher.decryptVector(foreign, 100), 'HE_PARAMS_MISMATCH');
+      expectCode(() => new CkksCipher(ctx, generateSecretKey(other)), 'HE_BAD_SECRET_KEY');
     } finally {
       c.dispose();
       other.dispose();
@@ -261,28 +269,28 @@ describe('blob validation', () => {
   it('rejects a different SEAL serialization version', () => {
     const bad = Uint8Array.from(valid);
     bad[7] = 0; // SEAL 4.0
-    expectFedmarkError(() => inspectBlob(ctx, reseal(bad)), 'HE_PARAMS_MISMATCH');
+    expectCode(() => inspectBlob(ctx, reseal(bad)), 'HE_PARAMS_MISMATCH');
   });
 
   it('rejects a wrong ciphertext count', () => {
-    expectFedmarkError(() => inspectBlob(ctx, valid, 2), 'HE_BAD_CIPHERTEXT');
+    expectCode(() => inspectBlob(ctx, valid, 2), 'HE_BAD_CIPHERTEXT');
     const agg = new CkksAggregator(ctx);
     try {
       agg.add(valid);
-      expectFedmarkError(() => agg.add(cipher.encryptVector(randomVector(100, 1, 9))), 'HE_BAD_CIPHERTEXT');
+      expectCode(() => agg.add(cipher.encryptVector(randomVector(100, 1, 9))), 'HE_BAD_CIPHERTEXT');
       expect(agg.count).toBe(1);
     } finally {
       agg.dispose();
     }
     const lying = Uint8Array.from(valid);
     new DataView(lying.buffer).setUint32(44, 4, true);
-    expectFedmarkError(() => inspectBlob(ctx, reseal(lying)), 'HE_BAD_CIPHERTEXT');
+    expectCode(() => inspectBlob(ctx, reseal(lying)), 'HE_BAD_CIPHERTEXT');
   });
 
   it('rejects well-checksummed blobs with bad structure or unreduced coefficients', () => {
     const badLen = Uint8Array.from(valid);
     new DataView(badLen.buffer).setUint32(48, 1234, true);
-    expectFedmarkError(() => inspectBlob(ctx, reseal(badLen)), 'HE_BAD_CIPHERTEXT');
+    expectCode(() => inspectBlob(ctx, reseal(badLen)), 'HE_BAD_CIPHERTEXT');
 
     const unreduced = Uint8Array.from(valid);
     // First coefficient of the first ciphertext sits after the 48-byte header, 4-byte length, 64-byte seed.
@@ -291,11 +299,11 @@ describe('blob validation', () => {
 
     const kind = Uint8Array.from(valid);
     kind[5] = 2; // claims to be a sum: lengths no longer match
-    expectFedmarkError(() => inspectBlob(ctx, reseal(kind)), 'HE_BAD_CIPHERTEXT');
+    expectCode(() => inspectBlob(ctx, reseal(kind)), 'HE_BAD_CIPHERTEXT');
 
     const summands = Uint8Array.from(valid);
     new DataView(summands.buffer).setUint32(40, 2, true);
-    expectFedmarkError(() => inspectBlob(ctx, reseal(summands)), 'HE_BAD_CIPHERTEXT');
+    expectCode(() => inspectBlob(ctx, reseal(summands)), 'HE_BAD_CIPHERTEXT');
   });
 
   it('a failed add leaves the running sum unchanged', () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CkksCipher, CkksContext, DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
+import { CkksCipher, CkksContext, DEFAULT_HE_PARAMS } from '../../src/crypto/ckks/index.ts';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { createKeyCeremony, openSealed, sealForRecipient } from '../../src/crypto/key-ceremony.ts';
 import { FedmarkError } from '../../src/errors.ts';

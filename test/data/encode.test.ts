@@ -27,6 +27,8 @@ function tmpFile(content: string): string {
 
 const mixed = await loadSchema(fx('mixed.schema.json'));
 const simple = await loadSchema(fx('simple.schema.json'));
+/** These fixtures are mostly bad rows on purpose; the bad-row limit has its own tests. */
+const tolerant = { maxBadRows: Infinity };
 
 function row(ds: Dataset, i: number): number[] {
   return Array.from(ds.X.subarray(i * ds.d, (i + 1) * ds.d));
@@ -34,7 +36,7 @@ function row(ds: Dataset, i: number): number[] {
 
 
 describe('loadDataset on the mixed fixture (every column kind)', () => {
-  const dsPromise = loadDataset(fx('mixed.csv'), mixed);
+  const dsPromise = loadDataset(fx('mixed.csv'), mixed, tolerant);
 
   it('counts rows read, used, without consent and bad', async () => {
     const ds = await dsPromise;
@@ -99,14 +101,14 @@ describe('loadDataset on the mixed fixture (every column kind)', () => {
     const csv = tmpFile(
       'bought,cid,consent,age,income,score,region,plan,gender,member,notes\n1,A,yes,20,1,0,mars,basic,F,yes,\n0,B,yes,20,1,0,north,platinum,F,yes,\n',
     );
-    const ds = await loadDataset(csv, mixed);
+    const ds = await loadDataset(csv, mixed, tolerant);
     expect(ds.n).toBe(1); // "mars" went to the other bucket
     expect(row(ds, 0).slice(3, 6)).toEqual([0, 0, 1]);
     await expect(loadDataset(csv, mixed, { strict: true })).rejects.toThrow(`${csv}:3: column "plan": unknown category`);
   });
 
   it('drops rows of withdrawn ids and counts them', async () => {
-    const ds = await loadDataset(fx('mixed.csv'), mixed, { excludeIds: new Set(['C3', 'C2']) });
+    const ds = await loadDataset(fx('mixed.csv'), mixed, { ...tolerant, excludeIds: new Set(['C3', 'C2']) });
     // C2 never consented, so it counts as no-consent, not as withdrawn.
     expect(ds.stats).toMatchObject({ excludedNoConsent: 1, excludedWithdrawn: 1, rowsUsed: 2 });
     expect(ds.ids).toEqual(['C1', 'C5']);
@@ -116,12 +118,12 @@ describe('loadDataset on the mixed fixture (every column kind)', () => {
   });
 
   it('accepts a schema path instead of a schema object', async () => {
-    const ds = await loadDataset(fx('mixed.csv'), fx('mixed.schema.json'));
+    const ds = await loadDataset(fx('mixed.csv'), fx('mixed.schema.json'), tolerant);
     expect(ds.n).toBe(3);
   });
 
   it('caps the stored bad-row list but counts every bad row', async () => {
-    const ds = await loadDataset(fx('mixed.csv'), mixed, { maxReportedBadRows: 1 });
+    const ds = await loadDataset(fx('mixed.csv'), mixed, { ...tolerant, maxReportedBadRows: 1 });
     expect(ds.stats.badRowCount).toBe(3);
     expect(ds.stats.badRows).toHaveLength(1);
   });
@@ -129,7 +131,7 @@ describe('loadDataset on the mixed fixture (every column kind)', () => {
 
 describe('bad rows in the simple fixtures', () => {
   it('reports wrong field counts and skips them, or throws in strict mode', async () => {
-    const ds = await loadDataset(fx('simple-wrong-fields.csv'), simple);
+    const ds = await loadDataset(fx('simple-wrong-fields.csv'), simple, tolerant);
     expect(ds.n).toBe(2);
     expect(ds.stats.badRows.map((b) => b.line)).toEqual([3, 4]);
     await expect(loadDataset(fx('simple-wrong-fields.csv'), simple, { strict: true })).rejects.toThrow(
@@ -138,7 +140,7 @@ describe('bad rows in the simple fixtures', () => {
   });
 
   it('rejects non-numeric cells but accepts exponent notation, and skips blank lines', async () => {
-    const ds = await loadDataset(fx('simple-non-numeric.csv'), simple);
+    const ds = await loadDataset(fx('simple-non-numeric.csv'), simple, tolerant);
     expect(ds.n).toBe(3);
     expect(row(ds, 1)[0]).toBeCloseTo(1); // "1e1" = 10 = max
     expect(ds.stats.badRows).toEqual([{ line: 5, column: 'x', value: 'x1', message: 'not a number' }]);
@@ -146,7 +148,7 @@ describe('bad rows in the simple fixtures', () => {
 
   it('makes a blank numeric cell an error by default, and rejects unknown labels', async () => {
     const csv = tmpFile('x,c,y\n,a,1\n3,a,maybe\n4,b,0\n');
-    const ds = await loadDataset(csv, simple);
+    const ds = await loadDataset(csv, simple, tolerant);
     expect(ds.n).toBe(1);
     expect(ds.stats.badRows).toEqual([
       { line: 2, column: 'x', value: '', message: 'blank value in a numeric column (missing policy is "error")' },
@@ -170,7 +172,7 @@ describe('bad rows in the simple fixtures', () => {
 
 describe('in-memory encoding', () => {
   it('encodeRows gives exactly the vectors loadDataset gives', async () => {
-    const fromCsv = await loadDataset(fx('mixed.csv'), mixed);
+    const fromCsv = await loadDataset(fx('mixed.csv'), mixed, tolerant);
     const records = [
       { bought: '1', cid: 'C1', consent: 'yes', age: '25', income: '100', score: '0.5', region: 'north', plan: 'basic', gender: 'F', member: 'yes', notes: '' },
       { bought: '0', cid: 'C3', consent: 'Y', age: '70', income: '2000', score: '-3', region: 'east', plan: 'pro', gender: 'M', member: '0', notes: '' },
@@ -180,7 +182,7 @@ describe('in-memory encoding', () => {
     expect(fromRecords.X).toEqual(fromCsv.X);
     expect(fromRecords.sensitive).toEqual(fromCsv.sensitive);
     expect(encodeRecord(mixed, records[1])).toEqual(fromCsv.X.slice(fromCsv.d, 2 * fromCsv.d));
-    const partial = encodeRows(mixed, [{ cid: 'Z' }]);
+    const partial = encodeRows(mixed, [{ cid: 'Z' }], tolerant);
     expect(partial.stats.badRows[0]).toMatchObject({ line: 1, message: 'declared column is missing from the record' });
   });
 
@@ -248,7 +250,7 @@ describe('data independence', () => {
 
 describe('subsetDataset and concatDatasets', () => {
   it('subsets rows with ids and sensitive groups, and concatenation undoes a split', async () => {
-    const ds = await loadDataset(fx('mixed.csv'), mixed);
+    const ds = await loadDataset(fx('mixed.csv'), mixed, tolerant);
     const sub = subsetDataset(ds, [2, 0]);
     expect(sub.n).toBe(2);
     expect(row(sub, 0)).toEqual(row(ds, 2));
@@ -265,8 +267,8 @@ describe('subsetDataset and concatDatasets', () => {
   });
 
   it('refuses to concatenate different layouts', async () => {
-    const a = await loadDataset(fx('mixed.csv'), mixed);
-    const b = await loadDataset(fx('simple-non-numeric.csv'), simple);
+    const a = await loadDataset(fx('mixed.csv'), mixed, tolerant);
+    const b = await loadDataset(fx('simple-non-numeric.csv'), simple, tolerant);
     expect(() => concatDatasets([a, b])).toThrow(/different feature layout/);
     expect(() => concatDatasets([])).toThrow(FedmarkError);
     const twice = concatDatasets([b, b]);

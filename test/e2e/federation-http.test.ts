@@ -4,16 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { buildCoordinator } from '../../coordinator/server.ts';
-import { runClientNode } from '../../client/node.ts';
-import { runJobOwner } from '../../client/owner.ts';
-import { CoordinatorClient } from '../../client/http.ts';
+import { runPartnerNode } from '../../partner/node.ts';
+import { runJobOwner } from '../../owner/node.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest } from '../../src/federation/manifest.ts';
-import { MemoryBudgetGuard } from '../../src/federation/simulate.ts';
+import { parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import type { FastifyInstance } from 'fastify';
@@ -22,7 +22,7 @@ import { composedEpsilon } from '../../src/privacy/accountant.ts';
 
 const silent = pino({ level: 'silent' });
 
-describe('a coordinator and 3 client nodes over HTTP (telco sample)', () => {
+describe('a coordinator and 3 partner nodes over HTTP (telco sample)', () => {
   let dir: string;
   let app: FastifyInstance;
   let url: string;
@@ -55,13 +55,13 @@ describe('a coordinator and 3 client nodes over HTTP (telco sample)', () => {
     const ids = ['bank-a', 'telco-b', 'retail-c'].map((n) => generateIdentity(n));
     const manifest = parseManifest({
       ...jobPreset({ jobId: 'e2e-telco', schema, partners: 3, rounds: 3, epsilon: 3, seed: 11 }),
-      schemaVersion: 1,
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
       createdAt: new Date().toISOString(),
       owner: publicIdentity(owner),
-      participants: ids.map(publicIdentity),
+      partners: ids.map(publicIdentity),
     });
     const nodes = ids.map((identity, i) =>
-      runClientNode({
+      runPartnerNode({
         coordinatorUrl: url,
         identity,
         jobId: manifest.jobId,
@@ -133,7 +133,7 @@ describe('a coordinator and 3 client nodes over HTTP (telco sample)', () => {
     const body = (await wrongField.json()) as { error: string };
     expect(body.error).toMatch(/manifest/);
 
-    const notParticipant = await client.request('GET', '/v1/jobs/e2e-telco', 'e2e-telco', 0);
-    expect(notParticipant.status).toBe(401);
+    const notPartner = await client.request('GET', '/v1/jobs/e2e-telco', 'e2e-telco', 0);
+    expect(notPartner.status).toBe(401);
   });
 });

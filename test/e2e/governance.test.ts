@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { makeIdentities, makeJob, silentLog, telcoPartners, waitForStatus, type PartnerData } from '../helpers/partners.ts';
-import { runClientNode } from '../../client/node.ts';
-import { runJobOwner } from '../../client/owner.ts';
-import { CoordinatorClient } from '../../client/http.ts';
-import { PartnerLedger } from '../../client/partner-ledger.ts';
-import { MemoryBudgetGuard } from '../../src/federation/simulate.ts';
+import { runPartnerNode } from '../../partner/node.ts';
+import { runJobOwner } from '../../owner/node.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { PartnerLedger } from '../../partner/ledger.ts';
+import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { subjectStatement } from '../../src/privacy/ledger/subject-rights.ts';
@@ -30,8 +30,8 @@ describe('data governance over HTTP: consent withdrawal, data-subject requests, 
     await coord?.close();
   });
 
-  const node = (identity: ReturnType<typeof generateIdentity>, i: number, jobId: string, extra: Partial<Parameters<typeof runClientNode>[0]> = {}) =>
-    runClientNode({
+  const node = (identity: ReturnType<typeof generateIdentity>, i: number, jobId: string, extra: Partial<Parameters<typeof runPartnerNode>[0]> = {}) =>
+    runPartnerNode({
       coordinatorUrl: coord.url,
       identity,
       jobId,
@@ -49,7 +49,7 @@ describe('data governance over HTTP: consent withdrawal, data-subject requests, 
   it('excludes withdrawn customers from later rounds, records it, and answers a data-subject request', async () => {
     const owner = generateIdentity('owner');
     const ids = makeIdentities(['bank-a', 'telco-b', 'retail-c']);
-    const { manifest, signed } = makeJob({ jobId: 'gov-consent', schema, owner, participants: ids, rounds: 3, epsilon: 3 });
+    const { manifest, signed } = makeJob({ jobId: 'gov-consent', schema, owner, partners: ids, rounds: 3, epsilon: 3 });
     const stayed = parts[0].train.ids![0];
     const leaver = parts[0].train.ids![1];
     let withdrawn = new Set<string>();
@@ -101,7 +101,7 @@ describe('data governance over HTTP: consent withdrawal, data-subject requests, 
   it('lets a partner withdraw at once and the owner halt the job; both are recorded and stop the work', async () => {
     const owner = generateIdentity('owner');
     const ids = makeIdentities(['bank-a', 'telco-b', 'retail-c']);
-    const { manifest, signed } = makeJob({ jobId: 'gov-brake', schema, owner, participants: ids, rounds: 50, epsilon: 8 });
+    const { manifest, signed } = makeJob({ jobId: 'gov-brake', schema, owner, partners: ids, rounds: 50, epsilon: 8 });
     const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: POLL });
     const nodes = ids.map((id, i) => node(id, i, manifest.jobId));
     const watcher = new CoordinatorClient(coord.url, owner);
@@ -118,7 +118,7 @@ describe('data governance over HTTP: consent withdrawal, data-subject requests, 
     const leaverResult = await nodes[2];
     expect(leaverResult.state).toBe('running');
     const after = await watcher.status(manifest.jobId);
-    expect(after.participants.find((p) => p.keyId === manifest.participants[2].keyId)?.status).toBe('withdrawn');
+    expect(after.partners.find((p) => p.keyId === manifest.partners[2].keyId)?.status).toBe('withdrawn');
 
     // The owner pulls the emergency brake; everyone stops.
     await watcher.halt(manifest.jobId, 'model misbehaving in A/B test');

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks.ts';
+import { DEFAULT_HE_PARAMS } from '../../src/crypto/ckks/index.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import type { EncryptionSpec } from '../../src/federation/manifest.ts';
 import { simulate, type SimulationJob, type SimulationResult } from '../../src/federation/simulate.ts';
@@ -80,7 +80,7 @@ describe('CKKS and plaintext aggregation of the same seeded job (telco sample, n
       const ckks = await run(DEFAULT_HE_PARAMS);
       // With identities pinned the job is reproducible bit for bit, so any difference below is CKKS's.
       expect(plainAgain.modelHash).toBe(plain.modelHash);
-      expect(ckks.manifest.participants.map((p) => p.keyId)).toEqual(plain.manifest.participants.map((p) => p.keyId));
+      expect(ckks.manifest.partners.map((p) => p.keyId)).toEqual(plain.manifest.partners.map((p) => p.keyId));
       const diff = expectEquivalent({ params: ckks.params, auc: ckks.finalMetrics.auc }, { params: plain.params, auc: plain.finalMetrics.auc }, 'simulate(), pinned identities');
       // CKKS is approximate: an exact match would mean the encrypted path was not taken.
       expect(diff).toBeGreaterThan(0);
@@ -106,7 +106,7 @@ describe('CKKS and plaintext aggregation of the same seeded job (telco sample, n
       const identities = makeIdentities(['bank-a', 'telco-b', 'retail-c']);
       const runJob = async (jobId: string, encryption: EncryptionSpec) => {
         // Two rounds keep the run short; the simulate() tests above cover three.
-        const { signed } = makeJob({ jobId, schema, owner, participants: identities, rounds: 2, encryption, seed: 7 });
+        const { signed } = makeJob({ jobId, schema, owner, partners: identities, rounds: 2, encryption, seed: 7 });
         const res = await runFederation({ url: coord.url, owner, identities, signed, parts, schemaHash: schemaH, stateDir: coord.dir });
         expect(res.owner.state, `${jobId}: ${res.owner.reason}`).toBe('completed');
         for (const n of res.nodes) {
@@ -119,7 +119,7 @@ describe('CKKS and plaintext aggregation of the same seeded job (telco sample, n
       const ckks = await runJob('he-eq-ckks', DEFAULT_HE_PARAMS);
       const plain = await runJob('he-eq-plain', PLAIN);
       expect(ckks.secretKey?.length ?? 0).toBeGreaterThan(0);
-      const diff = expectEquivalent({ params: ckks.params, auc: ckks.finalMetrics!.auc }, { params: plain.params, auc: plain.finalMetrics!.auc }, 'HTTP coordinator');
+      const diff = expectEquivalent({ params: ckks.finalState.params, auc: ckks.finalMetrics!.auc }, { params: plain.finalState.params, auc: plain.finalMetrics!.auc }, 'HTTP coordinator');
       expect(diff).toBeGreaterThan(0);
     });
   });

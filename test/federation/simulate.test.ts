@@ -4,7 +4,7 @@ import { concatDatasets, subsetDataset, type Dataset } from '../../src/data/enco
 import { partitionIid } from '../../src/data/partition.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import { FedmarkError } from '../../src/errors.ts';
-import { epsilonAfterRounds, planDp } from '../../src/federation/dp-plan.ts';
+import { epsilonAfterRounds, planDp } from '../../src/federation/workloads/sgd/dp-plan.ts';
 import { jobPreset, type JobPresetOptions } from '../../src/federation/job-presets.ts';
 import { simulate, type SimulationPartner, type SimulationResult } from '../../src/federation/simulate.ts';
 import { auc } from '../../src/metrics/classification.ts';
@@ -57,7 +57,7 @@ describe('simulate() on a telco sample: 3 partners, 3 rounds, CKKS + DP-SGD (ε 
     expect(result.rounds.map((r) => r.kind)).toEqual(['train', 'train', 'train', 'evaluate']);
     expect(seen).toEqual([1, 2, 3, 4]);
     for (const r of result.rounds) {
-      expect([...r.participants].sort()).toEqual([...NAMES].sort());
+      expect([...r.partners].sort()).toEqual([...NAMES].sort());
       expect(r.declined).toEqual([]);
       expect(r.metrics.auc).toBeGreaterThanOrEqual(0);
     }
@@ -100,7 +100,7 @@ describe('simulate(): partners that decline', () => {
     const train = r.rounds.filter((x) => x.kind === 'train');
     expect(train).toHaveLength(ROUNDS);
     for (const round of train) {
-      expect([...round.participants].sort()).toEqual(['bank-a', 'retail-c']);
+      expect([...round.partners].sort()).toEqual(['bank-a', 'retail-c']);
       expect(round.declined).toHaveLength(1);
       expect(round.declined[0].name).toBe('telco-b');
       expect(round.declined[0].reason).toMatch(/above the limit 0\.05/);
@@ -109,7 +109,7 @@ describe('simulate(): partners that decline', () => {
     expect(r.epsilon['telco-b']).toBe(0);
     expect(r.epsilon['bank-a']).toBeGreaterThan(0);
     // It still scores the final model in the evaluation round (no DP cost).
-    expect(r.rounds[ROUNDS].participants).toContain('telco-b');
+    expect(r.rounds[ROUNDS].partners).toContain('telco-b');
     expect(r.finalMetrics.auc).toBeGreaterThan(0.7);
   });
 

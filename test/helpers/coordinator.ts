@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildCoordinator, REDACT_PATHS } from '../../coordinator/server.ts';
 import type { JobEngine } from '../../coordinator/job-engine.ts';
 import type { CoordinatorStore } from '../../coordinator/store.ts';
+import type { WorkloadRegistry } from '../../src/federation/workload.ts';
 
 export interface TestCoordinator {
   url: string;
@@ -28,12 +29,12 @@ export interface TestCoordinator {
  * An in-process coordinator on 127.0.0.1 with an OS-assigned port in a fresh temp directory. The log
  * goes to a file, written synchronously, so a test can read (or scan) everything logged up to now.
  */
-export async function startTestCoordinator(opts: { logLevel?: pino.Level; tickMs?: number; maxSkewMs?: number } = {}): Promise<TestCoordinator> {
+export async function startTestCoordinator(opts: { logLevel?: pino.Level; tickMs?: number; maxSkewMs?: number; workloads?: WorkloadRegistry } = {}): Promise<TestCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), 'fedmark-test-coord-'));
   const dataDir = join(dir, 'coordinator');
   const logPath = join(dir, 'coordinator.log');
   const logger = pino({ level: opts.logLevel ?? 'info', redact: REDACT_PATHS }, pino.destination({ dest: logPath, sync: true }));
-  const built = await buildCoordinator({ dataDir, logger, tickMs: opts.tickMs ?? 50, maxSkewMs: opts.maxSkewMs });
+  const built = await buildCoordinator({ dataDir, logger, tickMs: opts.tickMs ?? 50, maxSkewMs: opts.maxSkewMs, workloads: opts.workloads });
   let url: string;
   try {
     url = await built.app.listen({ host: '127.0.0.1', port: 0 });

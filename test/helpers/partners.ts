@@ -1,20 +1,20 @@
 import { join } from 'node:path';
 import pino from 'pino';
-import { CoordinatorClient } from '../../client/http.ts';
-import { runClientNode, type ClientNodeResult } from '../../client/node.ts';
-import { runJobOwner, type OwnerResult } from '../../client/owner.ts';
-import type { JobStatus } from '../../coordinator/job-engine.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { hasCode } from '../../src/federation/protocol/errors.ts';
+import { runPartnerNode, type PartnerNodeResult } from '../../partner/node.ts';
+import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
+import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { publicIdentity, generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
 import { loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
-import { FedmarkError } from '../../src/errors.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest } from '../../src/federation/manifest.ts';
-import { PartnerRuntime } from '../../src/federation/partner.ts';
-import { roundKind } from '../../src/federation/rounds.ts';
+import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
+import { sgdWorkload, type SgdState } from '../../src/federation/workloads/sgd/index.ts';
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
@@ -71,7 +71,7 @@ export function makeJob(o: {
   jobId: string;
   schema: DatasetSchema;
   owner: Identity;
-  participants: Identity[];
+  partners: Identity[];
   rounds: number;
   encryption?: EncryptionSpec;
   seed?: number;
@@ -81,16 +81,16 @@ export function makeJob(o: {
     ...jobPreset({
       jobId: o.jobId,
       schema: o.schema,
-      partners: o.participants.length,
+      partners: o.partners.length,
       rounds: o.rounds,
       epsilon: o.epsilon ?? null,
       encryption: o.encryption,
       seed: o.seed ?? 11,
     }),
-    schemaVersion: 1,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: new Date().toISOString(),
     owner: publicIdentity(o.owner),
-    participants: o.participants.map(publicIdentity),
+    partners: o.partners.map(publicIdentity),
   });
   return { manifest, signed: signManifest(manifest, o.owner) };
 }
@@ -115,7 +115,7 @@ export async function waitForStatus(
 }
 
 /**
- * The job owner plus one client node per partner, all over HTTP, as in production. Aborts every
+ * The job owner plus one partner node per partner, all over HTTP, as in production. Aborts every
  * loop when one of them fails or `timeoutMs` passes, so a broken run fails fast instead of hanging.
  */
 export async function runFederation(o: {
@@ -132,7 +132,7 @@ export async function runFederation(o: {
   nodes?: number[];
   /** Stops every loop (e.g. from afterAll when the test failed half way). */
   signal?: AbortSignal;
-}): Promise<{ owner: OwnerResult; nodes: ClientNodeResult[] }> {
+}): Promise<{ owner: OwnerResult; nodes: PartnerNodeResult[] }> {
   const abort = new AbortController();
   o.signal?.addEventListener('abort', () => abort.abort(o.signal!.reason), { once: true });
   const timer = setTimeout(() => abort.abort(new Error(`federation did not finish within ${o.timeoutMs ?? 45_000} ms`)), o.timeoutMs ?? 45_000);
@@ -145,7 +145,7 @@ export async function runFederation(o: {
     const which = o.nodes ?? o.identities.map((_, i) => i);
     const nodes = which.map((i) =>
       guard(
-        runClientNode({
+        runPartnerNode({
           coordinatorUrl: o.url,
           identity: o.identities[i],
           jobId: o.signed.manifest.jobId,
@@ -171,7 +171,7 @@ export async function runFederation(o: {
 }
 
 /**
- * A partner driven step by step instead of by runClientNode's loop, so a test can hold the plaintext
+ * A partner driven step by step instead of by runPartnerNode's loop, so a test can hold the plaintext
  * vectors it encrypts, craft bodies, and choose when each request happens.
  */
 export class ManualPartner {
@@ -179,7 +179,7 @@ export class ManualPartner {
     readonly identity: Identity,
     readonly client: CoordinatorClient,
     readonly manifest: JobManifest,
-    readonly runtime: PartnerRuntime,
+    readonly runtime: PartnerRuntime<SgdState>,
     readonly scheme: SecureSumScheme,
     readonly secretKey: Uint8Array | null,
   ) {}
@@ -199,13 +199,13 @@ export class ManualPartner {
       try {
         signed = await client.manifest(o.jobId);
       } catch (err) {
-        if (!(err instanceof FedmarkError && err.code === 'UNKNOWN_JOB') || Date.now() > end) throw err;
+        if (!hasCode(err, 'UNKNOWN_JOB') || Date.now() > end) throw err;
         await sleep(pollMs);
       }
     }
     const manifest = verifySignedManifest(signed);
     // The coordinator records acceptances in the job ledger only with the partner's own attestation,
-    // built here exactly as runClientNode's partner ledger builds it (default limits: the job's own).
+    // built here exactly as runPartnerNode's partner ledger builds it (default limits: the job's own).
     const statement = attestPayload(
       { jobId: o.jobId, partner: publicIdentity(o.identity).keyId, manifestHash: signed.ledgerManifestHash, policy: { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 } },
       signerFromSecretKey(o.identity.signSecretKey),
@@ -219,29 +219,28 @@ export class ManualPartner {
           scheme.dispose();
           o.signal.throwIfAborted();
         }
-        const res = await client.request('GET', `/v1/jobs/${o.jobId}/keys/mine`, o.jobId, 0);
-        if (res.ok) {
-          secretKey = openJobKey(o.jobId, new Uint8Array(await res.arrayBuffer()), Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
+        try {
+          secretKey = openJobKey(o.jobId, await client.sealedKey(o.jobId), Buffer.from(manifest.owner.boxPublicKey, 'base64'), o.identity);
           break;
-        }
-        await res.arrayBuffer();
-        if (res.status !== 404 || Date.now() > end) {
-          scheme.dispose();
-          throw new Error(`${o.identity.name}: fetching the sealed key failed with HTTP ${res.status}`);
+        } catch (err) {
+          if (!hasCode(err, 'NO_SEALED_KEY') || Date.now() > end) {
+            scheme.dispose();
+            throw new Error(`${o.identity.name}: fetching the sealed key failed: ${(err as Error).message}`);
+          }
         }
         await sleep(pollMs);
       }
     }
     const keyId = publicIdentity(o.identity).keyId;
-    const runtime = new PartnerRuntime({ manifest, keyId, train: o.train, test: o.test, scheme, secretKey });
+    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId, train: o.train, test: o.test, scheme, secretKey });
     return new ManualPartner(o.identity, client, manifest, runtime, scheme, secretKey);
   }
 
   /** Trains (or evaluates) for a round and returns the envelope together with its plaintext vectors. */
   async build(round: number, attempt = 0): Promise<{ body: Uint8Array; update: Float64Array | undefined; evaluation: Float64Array }> {
-    const res = await this.runtime.buildSubmission(round, attempt, roundKind(this.manifest, round), true);
+    const res = await this.runtime.buildSubmission(round, attempt, true);
     if (res.status !== 'submitted') throw new Error(`${this.identity.name}: round ${round} refused: ${res.reason}`);
-    return { body: res.body, update: res.update, evaluation: res.evaluation };
+    return { body: res.body, update: res.plain!.update, evaluation: res.plain!.evaluation };
   }
 
   submit(round: number, body: Uint8Array) {
@@ -250,10 +249,9 @@ export class ManualPartner {
 
   /** Downloads the round's published sum, applies the server step and reports the model hash. */
   async applyRound(round: number): Promise<string> {
-    const agg = await this.client.aggregate(this.manifest.jobId, round, 'update');
-    const state = this.runtime.applyAggregate(round, agg);
-    await this.client.reportModelHash(this.manifest.jobId, round, state.hash);
-    return state.hash;
+    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(this.manifest.jobId, round, 'update') });
+    await this.client.reportModelHash(this.manifest.jobId, round, hash);
+    return hash;
   }
 
   dispose(): void {

@@ -1,7 +1,7 @@
-import { pldVectors } from './pld-vectors.ts';
+import { pldVectors } from './analysis/pld-vectors.ts';
 import { describe, it, expect } from 'vitest';
 import { RdpAccountant, epsilonFor } from '../../src/privacy/accountant.ts';
-import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from '../../src/privacy/rdp.ts';
+import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from '../../src/privacy/analysis/rdp.ts';
 import { FedmarkError } from '../../src/errors.ts';
 
 describe('RdpAccountant', () => {

@@ -136,7 +136,7 @@ describe.skipIf(!hasChromium)(`compliance report in headless Chromium (${CHROMIU
   it('shows hostile partner names as text and executes none of them', async () => {
     expect(await page.evaluate('typeof window.__pwned')).toBe('undefined');
     expect(await page.locator('img').count()).toBe(0);
-    const cells = await page.locator('#participants tbody td:first-child').allTextContents();
+    const cells = await page.locator('#partners tbody td:first-child').allTextContents();
     expect(cells.slice(0, 3)).toEqual(NAMES);
   });
 

@@ -77,7 +77,7 @@ describe('renderReport', () => {
     input.encryption.scheme = 'plain-insecure';
     delete input.audit;
     const out = renderReport(input);
-    expect(out).toContain('ε budget exceeded by 1 participant(s)');
+    expect(out).toContain('ε budget exceeded by 1 partner(s)');
     expect(out).toContain('over budget');
     // ε rounded up at display precision: 2.0001 → 2.001, never 2.000.
     const row = /<tr><td>Fabrikam Insurance<\/td><td class="num">([^<]+)<\/td>/.exec(out);
@@ -99,13 +99,13 @@ describe('renderReport', () => {
   });
 
   it('rejects invalid input with a FedmarkError naming the field', () => {
-    const bad = clone() as unknown as { participants: unknown[] };
-    bad.participants = [];
+    const bad = clone() as unknown as { partners: unknown[] };
+    bad.partners = [];
     expect(() => renderReport(bad as ReportInput)).toThrow(FedmarkError);
-    expect(() => renderReport(bad as ReportInput)).toThrow(/participants/);
+    expect(() => renderReport(bad as ReportInput)).toThrow(/partners/);
     const stranger = clone();
-    stranger.privacy[0].participant = 'Nobody';
-    expect(() => renderReport(stranger)).toThrow(/privacy\.0\.participant: privacy entry names "Nobody"/);
+    stranger.privacy[0].partner = 'Nobody';
+    expect(() => renderReport(stranger)).toThrow(/privacy\.0\.partner: privacy entry names "Nobody"/);
     const badDelta = clone();
     badDelta.privacy[0].delta = 0;
     try {
@@ -126,7 +126,7 @@ describe('model card', () => {
     }
     for (const p of base.privacy) {
       const eps = p.epsilonByRound[p.epsilonByRound.length - 1].epsilon;
-      expect(md).toContain(`| ${escapeMarkdown(p.participant, false)} | ${fmtEpsilon(eps)} | ${fmtDelta(p.delta)} |`);
+      expect(md).toContain(`| ${escapeMarkdown(p.partner, false)} | ${fmtEpsilon(eps)} | ${fmtDelta(p.delta)} |`);
     }
     expect(md).toContain(base.evaluation.auc.toFixed(4));
     expect(md).toMatch(/Warning: \d group\(s\) below the four-fifths threshold/);

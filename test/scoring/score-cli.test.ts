@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PartnerLedger } from '../../client/partner-ledger.ts';
+import { PartnerLedger } from '../../partner/ledger.ts';
 import { keyId } from '../../src/crypto/identity.ts';
 import { LedgerWriter } from '../../src/privacy/ledger/writer.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { signerFromSecretKey, toBase64 } from '../../src/privacy/ledger/signing.ts';
 import { canonicalJson } from '../../src/privacy/ledger/canonical.ts';
-import { checkScoringEntries } from '../../src/privacy/ledger/scoring-checks.ts';
+import { checkScoringEntries } from '../../src/privacy/ledger/audit/scoring-checks.ts';
 import { verifyLedger } from '../../src/privacy/ledger/verify.ts';
 import { subjectStatement } from '../../src/privacy/ledger/subject-rights.ts';
 import { prepareScoring, readWithdrawn } from '../../cli/score-command.ts';
@@ -32,7 +32,7 @@ function finishedJob(dir: string, p: ReturnType<typeof partnerFiles>, modelHash:
     jobId: 'churn-2026q1',
     owner: party(owner),
     coordinator: party(coordinator),
-    participants: [party(p.identity)],
+    partners: [party(p.identity)],
     purpose: PURPOSE,
     columns: ['tenure', 'monthly'],
     rounds: 1,
@@ -129,7 +129,7 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     await saveFixtureModel(join(dir, 'model'), schema);
     const p = partnerFiles(dir, 'telco-south', { purposes: [PURPOSE, 'upsell'] });
     const args = (purpose: string, ...more: string[]) => ['score', '--model', join(dir, 'model'), '--data', join(dir, 'c.csv'), '--schema', SCHEMA_PATH, '--out', join(dir, 'o.csv'), '--purpose', purpose, '--policy', p.policyFile, '--identity', p.identityFile, '--state-dir', p.stateDir, ...more];
-    let r = fedmark(...args('upsell'));
+    const r = fedmark(...args('upsell'));
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/trained for purpose "churn-retention"; scoring it for "upsell"/);
     await saveFixtureModel(join(dir, 'model-x'), schema, { kind: 'logistic' }, { metadata: { purpose: 'credit-risk' } });

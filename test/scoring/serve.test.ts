@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync, readFileSync, readdirSync, mkdirSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { PartnerLedger } from '../../client/partner-ledger.ts';
+import { PartnerLedger } from '../../partner/ledger.ts';
 import { signRequest } from '../../src/crypto/request-signing.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';

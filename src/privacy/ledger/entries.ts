@@ -12,7 +12,19 @@
  */
 import { z } from 'zod';
 
-export const LEDGER_SCHEMA_VERSION = 1 as const;
+/**
+ * 2: the job manifest entry names `partners` / `partnersPerRound` (1 said `participants` /
+ * `clientsPerRound`). Version-1 entries are still read: their manifest payload is mapped to the
+ * version-2 names after validation (signatures and hashes cover the bytes as written).
+ * 3: every labelled release of a round is recorded (`releases`, with the `attempt` it belongs to):
+ * a partner writes `partner.release` before its upload leaves, the coordinator records the
+ * releases of every attempt — `round`, `evaluation`, and `attempt.failed` for attempts that missed
+ * their quorum. Only fields and entry types were added: version-2 entries read unchanged (a v2
+ * round record is one `update` release of attempt 0).
+ */
+export const LEDGER_SCHEMA_VERSION = 3 as const;
+export const SUPPORTED_LEDGER_VERSIONS = [1, 2, 3] as const;
+export type LedgerSchemaVersion = (typeof SUPPORTED_LEDGER_VERSIONS)[number];
 export const GENESIS_PREV = '0'.repeat(64);
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters (SHA-256)');
@@ -53,6 +65,43 @@ export const policyLimitsSchema = z.strictObject({
 });
 export type PolicyLimits = z.infer<typeof policyLimitsSchema>;
 
+/**
+ * One Gaussian release as charged (src/privacy/dp-event.ts `LabelledDpEvent`): what it bought
+ * (`update`, `weight`, `evaluation`, …), its DP event (q, σ, steps) and the L2 sensitivity σ is
+ * relative to (DP-SGD: the clip norm C).
+ */
+export const releaseSchema = z.strictObject({
+  label: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'release label: 1–64 chars of a-z, 0-9 and "-"'),
+  samplingRate: z.number().gt(0).lte(1),
+  noiseMultiplier: pos,
+  steps: count,
+  sensitivity: pos,
+});
+export type ReleaseRecord = z.infer<typeof releaseSchema>;
+
+/** A partner's charges for one attempt of one round: every release it made, and ε before/after by its own accountant. */
+const attemptReleaseFields = {
+  partner: keyIdSchema,
+  attempt: count,
+  releases: z.array(releaseSchema).min(1),
+  delta: probability,
+  /** ε this attempt added to the job's total for the partner. */
+  epsilonSpent: nonNeg,
+  /** The partner's ε for the job after this attempt. */
+  epsilonCumulative: nonNeg,
+  /** sha256 of each part it uploaded, in the envelope's order. */
+  ciphertextHashes: z.array(hex64),
+};
+export const attemptReleasesSchema = z.strictObject(attemptReleaseFields);
+export type AttemptReleases = z.infer<typeof attemptReleasesSchema>;
+
+/** Optional in version 3 records that keep their version-2 fields: the attempt and every labelled release. */
+const labelledFields = {
+  attempt: count.optional(),
+  releases: z.array(releaseSchema).min(1).optional(),
+};
+
+/** Version-2 DP fields of a round record: the round's (single) release; in version 3 the `update` release, with all of them in `releases`. */
 const dpPartnerParams = {
   /** Poisson sampling rate q. */
   samplingRate: z.number().gt(0).lte(1),
@@ -76,29 +125,40 @@ const sidecarSchema = z.strictObject({
   scheme: z.literal('hmac-sha256-128'),
 });
 
+const manifestEntryFields = {
+  jobId,
+  owner: partySchema,
+  coordinator: partySchema,
+  purpose: z.string().min(1),
+  columns: z.array(z.string().min(1)),
+  rounds: z.number().int().positive(),
+  quorum: z.number().int().positive().optional(),
+  /** null for a job without differential privacy (its partners then record no DP rounds). */
+  dp: z
+    .strictObject({
+      targetEpsilon: pos,
+      delta: probability,
+      clipNorm: pos,
+      noiseMultiplier: z.union([pos, z.literal('calibrate')]),
+    })
+    .nullable(),
+  /** The full job manifest document (federation/manifest.ts), if the caller wants it embedded. */
+  manifest: z.record(z.string(), z.unknown()).optional(),
+};
+
+/** The version-1 job manifest entry, read and mapped to the current names (see `parsePayload`). */
+const manifestEntryV1 = z.strictObject({
+  ...manifestEntryFields,
+  participants: z.array(partySchema).min(1),
+  clientsPerRound: z.number().int().positive().optional(),
+});
+
 export const payloadSchemas = {
   /** seq 0 of a job ledger, authored by the job owner; its keys are the ledger's trust anchor. */
   'job.manifest': z.strictObject({
-    jobId,
-    owner: partySchema,
-    coordinator: partySchema,
-    participants: z.array(partySchema).min(1),
-    purpose: z.string().min(1),
-    columns: z.array(z.string().min(1)),
-    rounds: z.number().int().positive(),
-    clientsPerRound: z.number().int().positive().optional(),
-    quorum: z.number().int().positive().optional(),
-    /** null for a job without differential privacy (its partners then record no DP rounds). */
-    dp: z
-      .strictObject({
-        targetEpsilon: pos,
-        delta: probability,
-        clipNorm: pos,
-        noiseMultiplier: z.union([pos, z.literal('calibrate')]),
-      })
-      .nullable(),
-    /** The full job manifest document (federation/manifest.ts), if the caller wants it embedded. */
-    manifest: z.record(z.string(), z.unknown()).optional(),
+    ...manifestEntryFields,
+    partners: z.array(partySchema).min(1),
+    partnersPerRound: z.number().int().positive().optional(),
   }),
   /** seq 0 of a node's local ledger: the node declares its own key (cross-checked by audit). */
   'ledger.genesis': z.strictObject({
@@ -134,12 +194,14 @@ export const payloadSchemas = {
   round: z.strictObject({
     jobId,
     round: z.number().int().positive(),
+    /** The attempt whose sums were applied (version 3). */
+    attempt: count.optional(),
     selected: z.array(keyIdSchema),
     submitted: z.array(keyIdSchema),
     dropped: z.array(keyIdSchema),
     /** Every partner that charged its accountant this round (a partner that trained and then
      * dropped has still spent ε). */
-    partners: z.array(z.strictObject({ partner: keyIdSchema, ...dpPartnerParams })),
+    partners: z.array(z.strictObject({ partner: keyIdSchema, ...dpPartnerParams, ...labelledFields })),
     aggregateHash: hex64,
     globalModelHash: hex64,
     modelHashes: z.array(z.strictObject({ partner: keyIdSchema, hash: hex64 })),
@@ -150,6 +212,7 @@ export const payloadSchemas = {
     jobId,
     round: z.number().int().positive(),
     ...dpPartnerParams,
+    ...labelledFields,
     rowsUsed: count.optional(),
     /** Hash of the global model the partner computed after applying the round's aggregate. */
     globalModelHash: hex64.optional(),
@@ -160,9 +223,33 @@ export const payloadSchemas = {
   evaluation: z.strictObject({
     jobId,
     round: z.number().int().nonnegative().optional(),
+    attempt: count.optional(),
     metrics: z.record(z.string(), z.number()),
     segments: z.record(z.string(), z.record(z.string(), z.number())).optional(),
     ciphertextHashes: z.array(hex64).optional(),
+    /** What each submitter released for the evaluation (version 3; DP jobs). */
+    partners: z.array(attemptReleasesSchema).optional(),
+  }),
+  /**
+   * A partner's own record of what it released for one attempt (local ledger, version 3), written
+   * before the upload leaves: a release that never reached the coordinator is still on record.
+   */
+  'partner.release': z.strictObject({
+    jobId,
+    round: z.number().int().positive(),
+    kind: z.string().min(1).max(64),
+    ...attemptReleaseFields,
+  }),
+  /** An attempt that missed its quorum (version 3): its submitters' releases stay spent and on record. */
+  'attempt.failed': z.strictObject({
+    jobId,
+    round: z.number().int().positive(),
+    attempt: count,
+    kind: z.string().min(1).max(64),
+    reason: z.string().min(1),
+    selected: z.array(keyIdSchema),
+    submitted: z.array(keyIdSchema),
+    partners: z.array(attemptReleasesSchema),
   }),
   'budget.refusal': z.strictObject({
     jobId,
@@ -263,7 +350,7 @@ export type PayloadOf<T extends EntryType> = z.infer<(typeof payloadSchemas)[T]>
 export type PayloadInput<T extends EntryType> = z.input<(typeof payloadSchemas)[T]>;
 
 export const envelopeSchema = z.strictObject({
-  schemaVersion: z.literal(LEDGER_SCHEMA_VERSION),
+  schemaVersion: z.union([z.literal(1), z.literal(2), z.literal(LEDGER_SCHEMA_VERSION)]),
   seq: count,
   ts: isoTime,
   type: z.enum(ENTRY_TYPES as [EntryType, ...EntryType[]]),
@@ -294,7 +381,17 @@ export function isEntryType(t: string): t is EntryType {
   return Object.prototype.hasOwnProperty.call(payloadSchemas, t);
 }
 
-/** Validates a payload for `type`; returns zod's result so callers choose between throwing and reporting. */
-export function parsePayload<T extends EntryType>(type: T, payload: unknown) {
+/**
+ * Validates a payload for `type` as written under `schemaVersion` (default: the current one) and
+ * returns it in the current shape; returns zod's result so callers choose between throwing and reporting.
+ */
+export function parsePayload<T extends EntryType>(type: T, payload: unknown, schemaVersion: number = LEDGER_SCHEMA_VERSION): z.ZodSafeParseResult<PayloadOf<T>> {
+  if (schemaVersion === 1 && type === 'job.manifest') {
+    const v1 = manifestEntryV1.safeParse(payload);
+    if (!v1.success) return v1 as unknown as z.ZodSafeParseResult<PayloadOf<T>>;
+    const { participants, clientsPerRound, ...rest } = v1.data;
+    const current = { ...rest, partners: participants, ...(clientsPerRound === undefined ? {} : { partnersPerRound: clientsPerRound }) };
+    return { success: true, data: current as PayloadOf<T> };
+  }
   return (payloadSchemas[type] as unknown as z.ZodType<PayloadOf<T>>).safeParse(payload);
 }

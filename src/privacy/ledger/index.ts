@@ -37,7 +37,6 @@ export {
   type AuditFinding,
   type PartnerSummary,
   type PartnerStatus,
-  type DpEvent as LedgerDpEvent,
   type EpsilonOf,
   type LedgerInput,
 } from './audit.ts';

@@ -193,7 +193,12 @@ export function subjectStatement(
 
     const rounds = entries.filter((x) => x.type === 'partner.round' && payload(x, 'partner.round').jobId === c.jobId).map((x) => payload(x, 'partner.round'));
     let epsilon = rounds.reduce((m, r) => Math.max(m, r.epsilonCumulative), 0);
-    if (opts.epsilonOf && rounds.length) {
+    // Version 3: every attempt's releases (failed attempts too) are the partner.release records.
+    const released = entries.filter((x) => x.type === 'partner.release' && payload(x, 'partner.release').jobId === c.jobId).map((x) => payload(x, 'partner.release'));
+    epsilon = released.reduce((m, r) => Math.max(m, r.epsilonCumulative), epsilon);
+    if (opts.epsilonOf && released.length) {
+      epsilon = Math.max(epsilon, opts.epsilonOf(released.flatMap((r) => r.releases.map((e) => ({ samplingRate: e.samplingRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }))), released[released.length - 1].delta));
+    } else if (opts.epsilonOf && rounds.length) {
       epsilon = Math.max(epsilon, opts.epsilonOf(rounds.map((r) => ({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps })), rounds[rounds.length - 1].delta));
     }
     const final = entries.find((x) => x.type === 'model.final' && payload(x, 'model.final').jobId === c.jobId);

@@ -12,7 +12,7 @@
  */
 import {
   GENESIS_PREV,
-  LEDGER_SCHEMA_VERSION,
+  SUPPORTED_LEDGER_VERSIONS,
   envelopeSchema,
   parsePayload,
   type EntryType,
@@ -35,7 +35,7 @@ export interface LedgerFinding {
   severity: Severity;
 }
 
-export type Role = 'owner' | 'coordinator' | 'participant' | 'self';
+export type Role = 'owner' | 'coordinator' | 'partner' | 'self';
 
 export interface KeyInfo {
   keyId: string;
@@ -50,8 +50,8 @@ export interface KeyRing {
   jobId?: string;
   ownerKeyId?: string;
   coordinatorKeyId?: string;
-  /** Participant key ids, in manifest order (job ledgers). */
-  participants: string[];
+  /** Partner key ids, in manifest order (job ledgers). */
+  partners: string[];
   /** Hash of the seq-0 entry (what partners' acceptances must name). */
   anchorHash?: string;
   /** Role declared in a local ledger's genesis. */
@@ -82,6 +82,7 @@ const JOB_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'key.ceremony',
   'round',
   'evaluation',
+  'attempt.failed',
   'budget.refusal',
   'consent.usage',
   'partner.withdraw',
@@ -94,6 +95,7 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'partner.acceptance',
   'partner.refusal',
   'partner.round',
+  'partner.release',
   'key.ceremony',
   'evaluation',
   'budget.refusal',
@@ -122,7 +124,7 @@ function isReadResult(x: ReadLedgerResult | LedgerEntry[]): x is ReadLedgerResul
 
 /** Builds the key ring from seq 0, reporting anchor problems. */
 function buildKeyRing(first: LedgerEntry | undefined, add: (f: Omit<LedgerFinding, 'ledger'>) => void): KeyRing {
-  const ring: KeyRing = { kind: 'unknown', keys: new Map(), participants: [] };
+  const ring: KeyRing = { kind: 'unknown', keys: new Map(), partners: [] };
   if (!first || first.seq !== 0) {
     add({ code: 'NO_TRUST_ANCHOR', seq: 0, severity: 'error', message: 'seq 0 (job manifest or ledger genesis) is missing or unreadable; no signature can be checked' });
     return ring;
@@ -142,7 +144,7 @@ function buildKeyRing(first: LedgerEntry | undefined, add: (f: Omit<LedgerFindin
     else ring.keys.set(p.keyId, { keyId: p.keyId, name: p.name, publicKey: pk, roles: new Set([role]) });
   };
   if (first.type === 'job.manifest') {
-    const parsed = parsePayload('job.manifest', first.payload);
+    const parsed = parsePayload('job.manifest', first.payload, first.schemaVersion);
     if (!parsed.success) {
       add({ code: 'NO_TRUST_ANCHOR', seq: 0, severity: 'error', message: `job manifest payload invalid: ${parsed.error.issues[0]?.message}` });
       return ring;
@@ -155,14 +157,14 @@ function buildKeyRing(first: LedgerEntry | undefined, add: (f: Omit<LedgerFindin
     addParty(m.owner, 'owner');
     addParty(m.coordinator, 'coordinator');
     const seen = new Set<string>();
-    for (const p of m.participants) {
-      if (seen.has(p.keyId)) add({ code: 'DUPLICATE_PARTICIPANT', seq: 0, severity: 'error', message: `participant key ${p.keyId} listed twice` });
+    for (const p of m.partners) {
+      if (seen.has(p.keyId)) add({ code: 'DUPLICATE_PARTNER', seq: 0, severity: 'error', message: `partner key ${p.keyId} listed twice` });
       seen.add(p.keyId);
-      ring.participants.push(p.keyId);
-      addParty(p, 'participant');
+      ring.partners.push(p.keyId);
+      addParty(p, 'partner');
     }
   } else if (first.type === 'ledger.genesis') {
-    const parsed = parsePayload('ledger.genesis', first.payload);
+    const parsed = parsePayload('ledger.genesis', first.payload, first.schemaVersion);
     if (!parsed.success) {
       add({ code: 'NO_TRUST_ANCHOR', seq: 0, severity: 'error', message: `ledger genesis payload invalid: ${parsed.error.issues[0]?.message}` });
       return ring;
@@ -204,8 +206,8 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
     return;
   }
   if (ring.kind !== 'job') return;
-  if (partner !== undefined && !ring.participants.includes(partner)) {
-    add({ code: 'UNKNOWN_PARTNER', seq: e.seq, severity: 'error', message: `${e.type} at seq ${e.seq} names partner ${partner}, who is not a participant in the manifest` });
+  if (partner !== undefined && !ring.partners.includes(partner)) {
+    add({ code: 'UNKNOWN_PARTNER', seq: e.seq, severity: 'error', message: `${e.type} at seq ${e.seq} names partner ${partner}, who is not a partner in the manifest` });
   }
   const staff = is('coordinator') || is('owner');
   switch (e.type) {
@@ -236,6 +238,7 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
     case 'key.ceremony':
     case 'round':
     case 'evaluation':
+    case 'attempt.failed':
     case 'model.final':
       if (!staff) deny('only the coordinator or the job owner may record it');
       break;
@@ -282,7 +285,7 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
         continue;
       }
     }
-    if (e.schemaVersion !== LEDGER_SCHEMA_VERSION) {
+    if (!(SUPPORTED_LEDGER_VERSIONS as readonly number[]).includes(e.schemaVersion)) {
       add({ code: 'UNSUPPORTED_SCHEMA', seq: e.seq, severity: 'error', message: `seq ${e.seq}: schemaVersion ${e.schemaVersion} is not supported` });
     }
     const expectedSeq = i === 0 ? 0 : entries[i - 1].seq + 1;
@@ -305,7 +308,7 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
     }
     prevTs = e.ts;
 
-    const parsed = parsePayload(e.type, e.payload);
+    const parsed = parsePayload(e.type, e.payload, e.schemaVersion);
     if (!parsed.success) {
       const is = parsed.error.issues[0];
       add({ code: 'BAD_PAYLOAD', seq: e.seq, severity: 'error', message: `seq ${e.seq} (${e.type}): payload invalid at ${is?.path.join('.') || '(root)'}: ${is?.message}` });

@@ -263,6 +263,9 @@ export class LedgerWriter {
     if (keyIdOf(signPublicKey) !== entry.author || !verifyEntrySignature(entry, signPublicKey)) {
       throw new FedmarkError('LEDGER_BAD_SIGNATURE', `entry seq ${entry.seq} is not validly signed by its author ${entry.author}`);
     }
+    if (entry.schemaVersion !== LEDGER_SCHEMA_VERSION) {
+      throw new FedmarkError('LEDGER_SCHEMA_VERSION', `entry seq ${entry.seq} is written under ledger schema ${entry.schemaVersion}; this writer appends version ${LEDGER_SCHEMA_VERSION} only`);
+    }
     const parsed = parsePayload(entry.type, entry.payload);
     if (!parsed.success) {
       throw new FedmarkError('LEDGER_BAD_PAYLOAD', `${entry.type} payload invalid: ${parsed.error.issues[0]?.message}`);

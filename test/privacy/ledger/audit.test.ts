@@ -5,6 +5,7 @@ import path from 'node:path';
 import nacl from 'tweetnacl';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { RdpAccountant } from '../../../src/privacy/accountant.ts';
+import type { DpEvent } from '../../../src/privacy/dp-event.ts';
 import { createRng } from '../../../src/util/rng.ts';
 import {
   LedgerWriter,
@@ -25,7 +26,6 @@ import {
   type LedgerEntry,
   type LedgerSigner,
   type PolicyLimits,
-  type LedgerDpEvent as DpEvent,
   type AuditResult,
   type ReadLedgerResult,
   type UnsignedEntry,
@@ -135,11 +135,11 @@ function buildJob(opts: FixtureOptions = {}): Fixture {
       jobId,
       owner: party(K.owner),
       coordinator: party(K.coordinator),
-      participants: PARTNERS.map((p) => party(K[p])),
+      partners: PARTNERS.map((p) => party(K[p])),
       purpose: 'churn',
       columns: ['tenure', 'balance', 'age', 'churned'],
       rounds: 3,
-      clientsPerRound: 3,
+      partnersPerRound: 3,
       quorum: 2,
       dp: { targetEpsilon: 2, delta: DELTA, clipNorm: 1, noiseMultiplier: 1.1 },
     },
@@ -405,7 +405,7 @@ describe('tampering is detected and names the entry', () => {
     expect(f?.ledger).toBe(clean.partners.bank);
   });
 
-  it('a changed DP parameter re-signed by a non-participant key', () => {
+  it('a changed DP parameter re-signed by a non-partner key', () => {
     const k = lines(clean.coordinator).findIndex((l) => JSON.parse(l).type === 'round');
     const read = rewrite(clean.coordinator, k, (e) => {
       (e.payload as { partners: RoundRec[] }).partners[0].noiseMultiplier = 2.5;

@@ -10,6 +10,8 @@ describe('canonical JSON (RFC 8785)', () => {
     expect(canonicalJson({ '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' })).toBe(
       '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis","\u20ac":"Euro Sign","\ud83d\ude00":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
     );
+    // RFC 8785's own example literal: more digits than a double holds, on purpose.
+    // eslint-disable-next-line no-loss-of-precision
     expect(canonicalJson([1e21, 1e-7, 0.000001, -0, 333333333.33333329, 4.5, 2e-3])).toBe('[1e+21,1e-7,0.000001,0,333333333.3333333,4.5,0.002]');
   });
 
@@ -33,6 +35,7 @@ describe('entry schemas', () => {
   it('covers every entry type the issue names', () => {
     expect(ENTRY_TYPES.sort()).toEqual(
       [
+        'attempt.failed',
         'budget.refusal',
         'consent.usage',
         'consent.withdrawal',
@@ -46,6 +49,7 @@ describe('entry schemas', () => {
         'model.scoring',
         'partner.acceptance',
         'partner.refusal',
+        'partner.release',
         'partner.round',
         'partner.withdraw',
         'round',
@@ -68,10 +72,12 @@ describe('entry schemas', () => {
     expect(parsePayload('job.halt', { jobId: '../x', reason: 'r', afterRound: 0 }).success).toBe(false);
   });
 
-  it('requires schemaVersion 1 in the envelope', () => {
-    const env = { schemaVersion: 1, seq: 0, ts: '2026-01-01T00:00:00.000Z', type: 'job.halt', author: 'b'.repeat(32), prev: '0'.repeat(64), payload: {}, sig: 'AA==' };
+  it('reads schemaVersion 3 (current), 2 and 1 (earlier ledgers) in the envelope, nothing else', () => {
+    const env = { schemaVersion: 3, seq: 0, ts: '2026-01-01T00:00:00.000Z', type: 'job.halt', author: 'b'.repeat(32), prev: '0'.repeat(64), payload: {}, sig: 'AA==' };
     expect(envelopeSchema.safeParse(env).success).toBe(true);
-    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 2 }).success).toBe(false);
+    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 1 }).success).toBe(true);
+    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 2 }).success).toBe(true);
+    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 4 }).success).toBe(false);
     expect(envelopeSchema.safeParse({ ...env, type: 'made.up' }).success).toBe(false);
   });
 });

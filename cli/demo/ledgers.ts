@@ -1,0 +1,69 @@
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JobManifest } from '../../src/federation/manifest.ts';
+import { composedEpsilon } from '../../src/privacy/accountant.ts';
+import { BudgetStore } from '../../src/privacy/budget/store.ts';
+import { auditLedgers, formatAuditSummary, type AuditResult } from '../../src/privacy/ledger/audit.ts';
+import type { LedgerEntry } from '../../src/privacy/ledger/entries.ts';
+import { readLedger } from '../../src/privacy/ledger/reader.ts';
+import type { DemoSetup } from './setup.ts';
+
+/** A ledger and its signed head pointer, copied together so the copy audits like the original. */
+function copyLedger(from: string, to: string): void {
+  copyFileSync(from, to);
+  if (existsSync(`${from}.head`)) copyFileSync(`${from}.head`, `${to}.head`);
+}
+
+/** ε each partner had spent after each round, as recorded in the job ledger. */
+function printEpsilonTable(entries: LedgerEntry[], manifest: JobManifest, say: (l: string) => void): void {
+  const names = manifest.partners.map((p) => p.name);
+  const nameOf = new Map(manifest.partners.map((p) => [p.keyId, p.name]));
+  say('');
+  say(`ε spent per partner after each round (cumulative, δ=${manifest.dp?.delta}; from the job ledger)`);
+  say(['round', ...names].map((c) => c.padStart(10)).join(''));
+  const last = new Map<string, number>();
+  for (const e of entries) {
+    if (e.type !== 'round') continue;
+    for (const p of e.payload.partners) last.set(nameOf.get(p.partner) ?? p.partner, p.epsilonCumulative);
+    say([String(e.payload.round), ...names.map((n) => (last.has(n) ? last.get(n)!.toFixed(3) : '—'))].map((c) => c.padStart(10)).join(''));
+  }
+}
+
+/** Update size on the wire, read back from the coordinator log's accepted submissions. */
+export function readUpdateBytes(out: string): number {
+  const log = readFileSync(join(out, 'logs', 'coordinator.log'), 'utf8');
+  for (const line of log.split('\n')) {
+    if (!line.includes('"submission accepted"')) continue;
+    try {
+      const j = JSON.parse(line) as { partBytes?: { update?: number } };
+      if (j.partBytes?.update) return j.partBytes.update;
+    } catch {
+      /* not a JSON line */
+    }
+  }
+  return NaN;
+}
+
+/** Each partner's ε for the job, from its own budget store. */
+export function partnerEpsilons(s: DemoSetup, out: string): Record<string, number> {
+  const epsilon: Record<string, number> = {};
+  if (s.plan) for (const name of s.names) epsilon[name] = BudgetStore.open(join(out, 'partners', name, 'state', 'privacy-budget.json')).jobEpsilon(s.manifest.jobId, s.plan.delta);
+  return epsilon;
+}
+
+/** Stage 5: the coordinator's job ledger and each partner's own, copied next to the report and audited together. */
+export function auditDemo(s: DemoSetup, out: string, say: (line: string) => void): { audit: AuditResult; entries: LedgerEntry[] } {
+  const coordinatorLedger = join(out, 'coordinator.ledger.jsonl');
+  copyLedger(join(out, 'coordinator', 'ledgers', `${s.manifest.jobId}.ledger.jsonl`), coordinatorLedger);
+  const partnerLedgers = s.names.map((name) => {
+    const dest = join(out, `${name}.ledger.jsonl`);
+    copyLedger(join(out, 'partners', name, 'state', `${name}.ledger.jsonl`), dest);
+    return dest;
+  });
+  const audit = auditLedgers({ coordinator: coordinatorLedger, partners: partnerLedgers, epsilonOf: composedEpsilon });
+  const entries = readLedger(coordinatorLedger).entries;
+  if (s.plan) printEpsilonTable(entries, s.manifest, say);
+  say('');
+  say(formatAuditSummary(audit));
+  return { audit, entries };
+}

@@ -1,0 +1,35 @@
+import fp from 'fastify-plugin';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { FedmarkError } from '../../src/errors.ts';
+import { statusOf } from '../../src/federation/protocol/errors.ts';
+
+/**
+ * Every refusal leaves in one JSON shape, `{ statusCode, code, error }`, with the status taken from
+ * the protocol's one table (src/federation/protocol/errors.ts). Only a fault of the coordinator itself
+ * is a 500, and its details go to the log, not to the caller.
+ */
+export const errorsPlugin = fp(
+  async (app) => {
+    app.setErrorHandler((err: unknown, req, reply) => {
+      if (hasZodFastifySchemaValidationErrors(err)) {
+        const issue = err.validation[0];
+        const where = `${err.validationContext ?? 'request'}${issue?.instancePath ? issue.instancePath.replace(/\//g, '.') : ''}`;
+        return reply.status(400).send({ statusCode: 400, code: 'INVALID_REQUEST', error: `${where}: ${issue?.message ?? 'invalid'}` });
+      }
+      if (err instanceof FedmarkError) {
+        const status = statusOf(err.code);
+        if (status >= 500) req.log.error({ err }, 'unexpected error');
+        return reply.status(status).send({ statusCode: status, code: err.code, error: status >= 500 ? 'internal error' : err.message });
+      }
+      // Fastify's own 4xx (body too large, unsupported media type, rate limit …) keep their status and code.
+      const e = err as { statusCode?: number; code?: string; message?: string };
+      if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+        return reply.status(e.statusCode).send({ statusCode: e.statusCode, code: e.code ?? 'BAD_REQUEST', error: e.message ?? 'bad request' });
+      }
+      req.log.error({ err }, 'unexpected error');
+      return reply.status(500).send({ statusCode: 500, code: 'INTERNAL', error: 'internal error' });
+    });
+    app.setNotFoundHandler((req, reply) => reply.status(404).send({ statusCode: 404, code: 'NOT_FOUND', error: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  },
+  { name: 'fedmark-errors' },
+);

@@ -1,0 +1,202 @@
+import type { Logger } from 'pino';
+import { sha256Hex } from '../src/util/hash.ts';
+import type { JobManifest } from '../src/federation/manifest.ts';
+import { isLedgerEffect, type Effect, type LedgerEffect, type RoundRules, type StateEffect } from '../src/federation/round-machine.ts';
+import { stateRounds, type AnyWorkload } from '../src/federation/workload.ts';
+import type { DpReport } from '../src/federation/update-codec.ts';
+import { attemptReleases, roundRecord } from '../src/federation/release-records.ts';
+import type { AttemptReleases } from '../src/privacy/ledger/entries.ts';
+import type { CoordinatorStore, SubmissionRow } from './store.ts';
+import type { JobLedgers } from './job-ledgers.ts';
+
+export interface JobContext {
+  jobId: string;
+  manifest: JobManifest;
+  workload: AnyWorkload;
+  rules: RoundRules;
+}
+
+/**
+ * Carries out the round machine's effects for the coordinator. Ledger first, state second: each
+ * step's ledger entries are written before its state changes are committed (together, in one SQLite
+ * transaction), so a crash in between redoes the step on restart, and the ledger's redo-safe appends
+ * keep the entries single.
+ */
+export class RoundEffects {
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly ledger: JobLedgers,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  run(ctx: JobContext, effects: Effect[]): void {
+    let batch: StateEffect[] = [];
+    const flush = () => {
+      if (!batch.length) return;
+      const step = batch;
+      batch = [];
+      this.store.transaction(() => {
+        for (const e of step) this.applyState(ctx.jobId, e);
+      });
+      for (const e of step) this.logState(ctx.jobId, e);
+    };
+    for (const e of effects) {
+      if (isLedgerEffect(e)) {
+        flush();
+        this.writeLedger(ctx, e);
+      } else batch.push(e);
+    }
+    flush();
+  }
+
+  private applyState(jobId: string, e: StateEffect): void {
+    const now = this.now();
+    switch (e.type) {
+      case 'open-round':
+        this.store.insertRound({
+          job_id: jobId,
+          round: e.round,
+          attempt: e.attempt,
+          kind: e.kind,
+          state: 'open',
+          stage: e.stage,
+          selected: JSON.stringify(e.selected),
+          opened_at: now,
+          deadline_at: e.deadlineAt,
+          base_model_hash: e.baseHash,
+        });
+        this.store.updateJob(jobId, { state: 'running', current_round: e.round, attempt: e.attempt });
+        break;
+      case 'close-round':
+        this.store.updateRound(jobId, e.round, e.attempt, { state: 'closed', stage: null, closed_at: now });
+        break;
+      case 'fail-attempt':
+        this.store.updateRound(jobId, e.round, e.attempt, { state: 'failed', stage: null, closed_at: now });
+        break;
+      case 'complete':
+        this.store.updateJob(jobId, { state: 'completed', status_reason: null });
+        break;
+      case 'stop':
+        this.store.updateJob(jobId, { state: e.state, status_reason: e.reason });
+        break;
+    }
+  }
+
+  private logState(jobId: string, e: StateEffect): void {
+    if (e.type === 'open-round') this.log.info({ jobId, round: e.round, attempt: e.attempt, selected: e.selected.length }, 'round opened');
+    else if (e.type === 'close-round') this.log.info({ jobId, round: e.round, submitted: e.submitted, selected: e.selected }, 'round closed');
+    else if (e.type === 'fail-attempt') this.log.warn({ jobId, round: e.round, attempt: e.attempt, reason: e.reason }, 'round failed');
+    else if (e.type === 'stop' && e.cause === 'hashes-disagree') this.log.error({ jobId, reason: e.reason }, 'model hashes disagree: job stopped');
+    else if (e.type === 'stop') this.log.warn({ jobId, state: e.state, reason: e.reason }, e.cause === 'halted' ? 'job halted by its owner' : 'job failed');
+  }
+
+  private writeLedger(ctx: JobContext, e: LedgerEffect): void {
+    const { jobId } = ctx;
+    switch (e.type) {
+      case 'record-round':
+        this.ledger.append(jobId, 'round', this.roundEntry(ctx, e));
+        break;
+      case 'record-evaluation': {
+        const subs = this.store.submissions(jobId, e.round, e.attempt);
+        const partners = releasesOf(subs);
+        this.ledger.append(jobId, 'evaluation', {
+          jobId,
+          round: e.round,
+          attempt: e.attempt,
+          // The coordinator cannot read the metrics: it records which encrypted sums were formed from which uploads.
+          metrics: { partners: subs.length },
+          ciphertextHashes: [...subs.flatMap((s) => JSON.parse(s.part_hashes) as string[]), ...this.sumHashes(ctx, e.round, e.attempt, 'all')],
+          ...(partners.length ? { partners } : {}),
+        });
+        break;
+      }
+      case 'record-failed-attempt': {
+        const row = this.store.round(jobId, e.round, e.attempt)!;
+        const subs = this.store.submissions(jobId, e.round, e.attempt);
+        this.ledger.append(jobId, 'attempt.failed', {
+          jobId,
+          round: e.round,
+          attempt: e.attempt,
+          kind: row.kind,
+          reason: e.reason,
+          selected: JSON.parse(row.selected) as string[],
+          submitted: subs.map((s) => s.key_id),
+          partners: releasesOf(subs),
+        });
+        break;
+      }
+      case 'record-final': {
+        const privacy = ctx.workload.privacy(ctx.manifest);
+        this.ledger.append(jobId, 'model.final', {
+          jobId,
+          modelHash: e.modelHash,
+          rounds: stateRounds(ctx.workload, ctx.manifest).length,
+          partners: privacy ? this.finalEpsilons(jobId).map((x) => ({ partner: x.keyId, epsilon: x.epsilon, delta: privacy.delta })) : [],
+        });
+        break;
+      }
+      case 'record-halt':
+        this.ledger.append(jobId, 'job.halt', { jobId, reason: e.reason, afterRound: e.afterRound });
+        break;
+    }
+  }
+
+  /** Hashes of a round's published sums, in the plan's part order (`state`: the parts the state is built from). */
+  private sumHashes(ctx: JobContext, round: number, attempt: number, use: 'state' | 'all'): string[] {
+    const sums = this.store.partSums(ctx.jobId, round, attempt);
+    return ctx.rules
+      .plan(round)
+      .parts.filter((p) => (use === 'all' || p.use === 'state') && sums[p.name])
+      .map((p) => sha256Hex(sums[p.name]));
+  }
+
+  /** The ledger's record of a state-changing round: who took part, their DP parameters and ε, ciphertext and state hashes. */
+  private roundEntry(ctx: JobContext, e: Extract<LedgerEffect, { type: 'record-round' }>) {
+    const { jobId } = ctx;
+    const row = this.store.round(jobId, e.round, e.attempt)!;
+    const selected = JSON.parse(row.selected) as string[];
+    const subs = this.store.submissions(jobId, e.round, e.attempt);
+    const submitted = subs.map((s) => s.key_id);
+    const partners = releasesOf(subs).map(roundRecord);
+    const counts = new Map<string, number>();
+    for (const h of e.hashes) counts.set(h.hash, (counts.get(h.hash) ?? 0) + 1);
+    const majority = [...counts].sort((a, b) => b[1] - a[1])[0][0];
+    const sums = this.store.partSums(jobId, e.round, e.attempt);
+    const stateSums = ctx.rules
+      .plan(e.round)
+      .parts.filter((p) => p.use === 'state' && sums[p.name])
+      .map((p) => sums[p.name]);
+    return {
+      jobId,
+      round: e.round,
+      attempt: e.attempt,
+      selected,
+      submitted,
+      dropped: selected.filter((k) => !submitted.includes(k)),
+      partners,
+      aggregateHash: sha256Hex(Buffer.concat(stateSums)),
+      globalModelHash: majority,
+      modelHashes: e.hashes.map((h) => ({ partner: h.keyId, hash: h.hash })),
+      modelHashesAgreed: e.agreed,
+    };
+  }
+
+  /** The highest cumulative ε each partner reported, over every attempt it uploaded to (failed ones included: they were charged). */
+  private finalEpsilons(jobId: string): { keyId: string; epsilon: number }[] {
+    const last = new Map<string, number>();
+    for (const s of this.store.allSubmissions(jobId)) {
+      const dp = (JSON.parse(s.meta) as { dp: DpReport | null }).dp;
+      if (dp) last.set(s.key_id, Math.max(last.get(s.key_id) ?? 0, dp.epsilonAfterRound));
+    }
+    return [...last].map(([keyId, epsilon]) => ({ keyId, epsilon }));
+  }
+}
+
+/** What each submitter of an attempt released, from its upload's DP report (nothing for uploads without DP). */
+function releasesOf(subs: SubmissionRow[]): AttemptReleases[] {
+  return subs.flatMap((s) => {
+    const meta = JSON.parse(s.meta) as { attempt: number; dp: DpReport | null };
+    return meta.dp ? [attemptReleases(s.key_id, meta.attempt, meta.dp, JSON.parse(s.part_hashes) as string[])] : [];
+  });
+}

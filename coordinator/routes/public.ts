@@ -1,0 +1,11 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { publicIdentity, type Identity } from '../../src/crypto/identity.ts';
+import { routes } from '../../src/federation/protocol/routes.ts';
+import { defineRoute, type CoordinatorApp } from './define.ts';
+
+/** Unsigned routes: liveness, and the key job owners name in the ledger's manifest entry (the coordinator authors the rest). */
+export const publicRoutes: FastifyPluginAsync<{ identity: Identity }> = async (app, o) => {
+  const a = app as unknown as CoordinatorApp;
+  defineRoute(a, routes.health, () => ({ ok: true }));
+  defineRoute(a, routes.identity, () => publicIdentity(o.identity));
+};

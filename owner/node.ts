@@ -1,0 +1,88 @@
+import type { Logger } from 'pino';
+import type { Identity } from '../src/crypto/identity.ts';
+import type { JobManifest, SignedManifest } from '../src/federation/manifest.ts';
+import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import { openSecureSum } from '../src/federation/secure-sum.ts';
+import { StateTracker } from '../src/federation/state-tracker.ts';
+import type { Workload, WorkloadRegistry } from '../src/federation/workload.ts';
+import { builtinWorkloads } from '../src/federation/workloads/index.ts';
+import type { SgdState } from '../src/federation/workloads/sgd/index.ts';
+import type { FederatedEvalMetrics } from '../src/metrics/histogram.ts';
+import { registerJob, runKeyCeremony } from './register.ts';
+
+export interface RoundProgress<R = FederatedEvalMetrics> {
+  round: number;
+  totalRounds: number;
+  /** What the workload reports from the round's sums (SGD: metrics of the model that entered the round). */
+  metrics: R | null;
+  partners: number;
+}
+
+export interface OwnerResult<S = SgdState, R = FederatedEvalMetrics> {
+  state: string;
+  reason: string | null;
+  /** The final public state (SGD: `{ params, optimizerState }`). */
+  finalState: S;
+  modelHash: string;
+  roundMetrics: RoundProgress<R>[];
+  /** The report of the last round (SGD: the final model's metrics on every partner's hold-out). */
+  finalMetrics: R | null;
+  secretKey: Uint8Array | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The data scientist's node: registers the signed job, runs the key ceremony, then follows every
+ * closed round — decrypting its sums, reading the workload's report and applying the server step —
+ * to obtain the final state (the model) and the federated metrics. It never sees a partner's
+ * individual upload.
+ */
+export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
+  coordinatorUrl: string;
+  identity: Identity;
+  signed: SignedManifest;
+  log: Logger;
+  pollMs?: number;
+  onRound?: (p: RoundProgress<R>) => void;
+  signal?: AbortSignal;
+  /** Workloads beyond the built-in ones. */
+  workloads?: WorkloadRegistry;
+}): Promise<OwnerResult<S, R>> {
+  const manifest: JobManifest = o.signed.manifest;
+  const workload = (o.workloads ?? builtinWorkloads).resolve(manifest) as unknown as Workload<S, R>;
+  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
+  await registerJob(client, o.signed, o.identity, workload.privacy(manifest));
+  const scheme = await openSecureSum(manifest.encryption);
+  const secretKey = await runKeyCeremony(client, o.signed, o.identity, scheme, o.log);
+  const tracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);
+  const roundMetrics: RoundProgress<R>[] = [];
+  let finalMetrics: R | null = null;
+  let followed = 0;
+  const result = (state: string, reason: string | null): OwnerResult<S, R> => ({ state, reason, finalState: tracker.state, modelHash: tracker.hash, roundMetrics, finalMetrics, secretKey });
+  try {
+    for (;;) {
+      o.signal?.throwIfAborted();
+      const status = await client.status(manifest.jobId);
+      for (const round of [...status.closedRounds].sort((a, b) => a - b)) {
+        if (round <= followed) continue;
+        const blobs: Record<string, Uint8Array> = {};
+        for (const part of tracker.plan(round).parts) blobs[part.name] = await client.aggregate(manifest.jobId, round, part.name);
+        const sums = tracker.open(round, blobs);
+        const metrics = tracker.report(round, sums);
+        tracker.apply(round, sums);
+        if (round === status.totalRounds) finalMetrics = metrics;
+        followed = round;
+        const progress = { round, totalRounds: status.totalRounds, metrics, partners: status.partners.filter((p) => p.status === 'accepted').length };
+        roundMetrics.push(progress);
+        o.onRound?.(progress);
+      }
+      if (status.state === 'completed' && followed === status.totalRounds) return result(status.state, null);
+      if (status.state === 'halted' || status.state === 'failed') return result(status.state, status.reason);
+      await sleep(o.pollMs ?? 200);
+    }
+  } finally {
+    tracker.dispose();
+    scheme.dispose();
+  }
+}

@@ -1,0 +1,139 @@
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Identity } from '../src/crypto/identity.ts';
+import { keyId } from '../src/crypto/identity.ts';
+import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
+import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from '../src/privacy/ledger/signing.ts';
+import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
+import type { AttemptReleases, PayloadInput, PolicyLimits } from '../src/privacy/ledger/entries.ts';
+import { roundRecord } from '../src/federation/release-records.ts';
+
+export interface ConsentCounts {
+  rowsUsed: number;
+  rowsExcludedNoConsent: number;
+  rowsExcludedWithdrawn: number;
+  /** Ids of the rows used, for data-subject requests; only their salted hashes are written. */
+  ids: string[] | null;
+}
+
+/**
+ * A partner's own ledger of what it did with its data: acceptances, consent counts, every DP
+ * release with its ε, refusals and the final model. It is signed by the node's key, so the
+ * partner can hand it to its own auditors and `fedmark audit` can cross-check it against the
+ * coordinator's job ledger.
+ */
+export class PartnerLedger {
+  private constructor(
+    private readonly writer: LedgerWriter,
+    private readonly signer: LedgerSigner,
+    private readonly self: string,
+    private readonly salt: Buffer,
+    private readonly sidecarDir: string,
+  ) {}
+
+  static open(path: string, identity: Identity, stateDir: string): PartnerLedger {
+    const signer = signerFromSecretKey(identity.signSecretKey);
+    const writer = LedgerWriter.open(path, signer, { repairTruncatedTail: true });
+    if (writer.lastSeq < 0) {
+      writer.append('ledger.genesis', {
+        ledgerId: identity.name,
+        role: 'partner',
+        owner: { name: identity.name, keyId: keyId(identity.signPublicKey), signPublicKey: toBase64(identity.signPublicKey) },
+      });
+    }
+    return new PartnerLedger(writer, signer, keyId(identity.signPublicKey), loadSalt(stateDir), join(stateDir, 'subject-ids'));
+  }
+
+  /** The attested acceptance, recorded here and sent to the coordinator to record in the job ledger. */
+  acceptance(jobId: string, manifestHash: string, policy: PolicyLimits): PayloadInput<'partner.acceptance'> {
+    const statement = attestPayload({ jobId, partner: this.self, manifestHash, policy }, this.signer);
+    this.writer.append('partner.acceptance', statement);
+    return statement;
+  }
+
+  refusal(jobId: string, manifestHash: string, reason: string, policy: PolicyLimits): PayloadInput<'partner.refusal'> {
+    const statement = attestPayload({ jobId, partner: this.self, manifestHash, code: 'POLICY', reason, policy }, this.signer);
+    this.writer.append('partner.refusal', statement);
+    return statement;
+  }
+
+  consentUsage(jobId: string, c: ConsentCounts): void {
+    const sidecar = c.ids ? writeIdSidecar(this.sidecarDir, jobId, c.ids, this.salt) : undefined;
+    this.writer.append('consent.usage', {
+      jobId,
+      partner: this.self,
+      rowsUsed: c.rowsUsed,
+      rowsExcludedNoConsent: c.rowsExcludedNoConsent,
+      rowsExcludedWithdrawn: c.rowsExcludedWithdrawn,
+      ...(sidecar ? { sidecar } : {}),
+    });
+  }
+
+  /** What this node released in one attempt, written before the upload leaves (so a release that never arrives is still on record). */
+  release(jobId: string, round: number, kind: string, r: AttemptReleases): void {
+    this.writer.append('partner.release', { jobId, round, kind, ...r });
+  }
+
+  /** A round whose aggregate this node applied, with the attempt it took part in and the coordinator head it witnessed. */
+  round(jobId: string, round: number, r: { releases: AttemptReleases; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+    const { partner: _self, ...rec } = roundRecord(r.releases);
+    this.writer.append('partner.round', {
+      jobId,
+      round,
+      ...rec,
+      rowsUsed: r.rowsUsed,
+      globalModelHash: r.globalModelHash,
+      coordinatorHead: r.coordinatorHead,
+    });
+  }
+
+  budgetRefusal(jobId: string, round: number, requestedEpsilon: number, remainingEpsilon: number, reason: string): void {
+    this.writer.append('budget.refusal', { jobId, partner: this.self, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
+  }
+
+  /** Customers who withdrew consent: recorded by salted hash only, with the running total. */
+  consentWithdrawal(customerIds: string[], totalWithdrawn: number): void {
+    const idHashes = [...new Set(customerIds.map((id) => hashCustomerId(id, this.salt)))].sort();
+    this.writer.append('consent.withdrawal', { partner: this.self, idHashes, count: idHashes.length, totalWithdrawn, effectiveFrom: new Date().toISOString() });
+  }
+
+  withdrawal(jobId: string, reason: string, afterRound: number): PayloadInput<'partner.withdraw'> {
+    const statement = attestPayload({ jobId, partner: this.self, reason, afterRound }, this.signer);
+    this.writer.append('partner.withdraw', statement);
+    return statement;
+  }
+
+  finalModel(jobId: string, modelHash: string, rounds: number, privacy: { epsilon: number; delta: number } | null): void {
+    this.writer.append('model.final', { jobId, modelHash, rounds, partners: privacy ? [{ partner: this.self, ...privacy }] : [] });
+  }
+
+  /** A scoring run (a batch file, or a sealed window of the scoring service); see docs/SCORING.md. */
+  modelScoring(run: Omit<PayloadInput<'model.scoring'>, 'partner'>): void {
+    this.writer.append('model.scoring', { ...run, partner: this.self });
+  }
+
+  /** Salted hash of a customer id, as sidecars and withdrawals record it. */
+  idHash(customerId: string): string {
+    return hashCustomerId(customerId, this.salt);
+  }
+
+  /** Directory of this partner's id sidecars. */
+  get sidecarDirectory(): string {
+    return this.sidecarDir;
+  }
+
+  close(): void {
+    this.writer.close();
+  }
+}
+
+/** A partner-local secret: salted id hashes are useless to anyone without it. */
+function loadSalt(stateDir: string): Buffer {
+  mkdirSync(stateDir, { recursive: true });
+  const path = join(stateDir, 'subject-salt');
+  if (existsSync(path)) return readFileSync(path);
+  const salt = randomBytes(32);
+  writeFileSync(path, salt, { mode: 0o600, flag: 'wx' });
+  return salt;
+}

@@ -1,0 +1,144 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { keyId as keyIdOf, type Identity } from '../src/crypto/identity.ts';
+import type { Dataset } from '../src/data/encode.ts';
+import type { JobManifest } from '../src/federation/manifest.ts';
+import { PartnerRuntime } from '../src/federation/partner-runtime.ts';
+import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import type { JobStatus } from '../src/federation/protocol/schemas.ts';
+import { openSecureSum } from '../src/federation/secure-sum.ts';
+import type { WorkloadRegistry } from '../src/federation/workload.ts';
+import { builtinWorkloads } from '../src/federation/workloads/index.ts';
+import { initBackend } from '../src/model/backend.ts';
+import type { BudgetGuard } from '../src/privacy/budget/guard.ts';
+import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
+import { PartnerLedger, type ConsentCounts } from './ledger.ts';
+import { UploadLog } from './upload-log.ts';
+import { catchUp } from './steps/catch-up.ts';
+import { sleep, type PartnerContext } from './steps/context.ts';
+import { joinJob } from './steps/join.ts';
+import { fetchJobKey } from './steps/keys.ts';
+import { runRound } from './steps/round-runner.ts';
+
+export interface PartnerNodeOptions {
+  coordinatorUrl: string;
+  identity: Identity;
+  jobId: string;
+  train: Dataset;
+  test: Dataset;
+  /** sha256 of the local dataset schema; must equal the manifest's. */
+  schemaHash: string;
+  stateDir: string;
+  /** Local policy check before accepting (returns reasons to refuse, empty to accept). */
+  reviewJob: (manifest: JobManifest) => string[];
+  budget: BudgetGuard | undefined;
+  /** The limits this partner declares with its acceptance (recorded in both ledgers); default: the job's own DP target. */
+  policyLimits?: (manifest: JobManifest) => PolicyLimits;
+  /** The partner's own ledger file (hash-chained, signed by this node); default <stateDir>/partner.ledger.jsonl. */
+  ledgerPath?: string;
+  /** Rows used and excluded, and the ids of the rows used (kept local, hashed with a local salt); default: from the datasets. */
+  consent?: ConsentCounts;
+  log: Logger;
+  pollMs?: number;
+  recordBodies?: boolean;
+  /** Stops the loop early (tests and signals). */
+  signal?: AbortSignal;
+  onRound?: (info: { round: number; modelHash: string }) => void;
+  /** How long to wait for the job to be registered at the coordinator (default 10 minutes). */
+  joinTimeoutMs?: number;
+  /** Customer ids whose consent was withdrawn; read before every round, their rows leave every later round. */
+  withdrawnIds?: () => ReadonlySet<string>;
+  /** Workloads beyond the built-in ones; a job naming a workload this node does not run is refused. */
+  workloads?: WorkloadRegistry;
+}
+
+export interface PartnerNodeResult {
+  state: string;
+  reason: string | null;
+  rounds: number;
+  modelHash: string | null;
+  /** The final public state the node holds (SGD: `{ params, optimizerState }`). */
+  finalState: unknown;
+  /** SGD jobs: the final model's parameters. */
+  params: Float64Array | null;
+  manifest: JobManifest;
+  sentBodies: Uint8Array[] | null;
+}
+
+/**
+ * A data partner's node, as named steps: join (review and accept), keys, then a loop of catch-up
+ * and round runs until the job ends. Raw rows stay in this process: only encrypted parts, signed
+ * protocol messages and the partner's own DP report leave it. The loop is restartable: it replays
+ * the published aggregates to catch up and resends a persisted pending upload instead of computing
+ * (and spending privacy budget) again.
+ */
+export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNodeResult> {
+  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { recordBodies: o.recordBodies, signal: o.signal });
+  const myKeyId = keyIdOf(o.identity.signPublicKey);
+  const pollMs = o.pollMs ?? 200;
+  const workloads = o.workloads ?? builtinWorkloads;
+  mkdirSync(o.stateDir, { recursive: true });
+  const ledger = PartnerLedger.open(o.ledgerPath ?? join(o.stateDir, 'partner.ledger.jsonl'), o.identity, o.stateDir);
+  const log = o.log.child({ jobId: o.jobId, node: o.identity.name });
+  const ended = (manifest: JobManifest, state: string, reason: string | null): PartnerNodeResult => ({ state, reason, rounds: 0, modelHash: null, finalState: null, params: null, manifest, sentBodies: client.sentBodies });
+
+  const joined = await joinJob(o, client, ledger, myKeyId, (m) => (workloads.has(m.workload.kind) ? [] : [`this node does not run workload "${m.workload.kind}"`]), log);
+  if (!joined.joined) return ended(joined.manifest, joined.state, joined.reason);
+  const { manifest } = joined;
+  if (joined.acceptedNow) ledger.consentUsage(o.jobId, o.consent ?? consentOf(o.train, o.test));
+
+  const backend = await initBackend({ log: (m) => log.info(m) });
+  log.info({ backend }, 'tfjs backend chosen');
+  const scheme = await openSecureSum(manifest.encryption);
+  if (scheme.scheme !== 'ckks') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
+  const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal });
+  const runtime = new PartnerRuntime({ manifest, workload: workloads.resolve(manifest), keyId: myKeyId, train: o.train, test: o.test, scheme, secretKey, budget: o.budget });
+  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, runtime, uploads: new UploadLog(o.stateDir, o.jobId), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
+  let status: JobStatus;
+  try {
+    for (;;) {
+      o.signal?.throwIfAborted();
+      status = await client.status(o.jobId);
+      await catchUp(ctx, status);
+      if (status.state !== 'running' && status.state !== 'awaiting-keys') break;
+      if (status.partners.find((p) => p.keyId === myKeyId)?.status === 'withdrawn') {
+        log.warn('this node has withdrawn from the job: stopping');
+        break;
+      }
+      const selected = status.selected.includes(myKeyId);
+      const done = status.submitted.includes(myKeyId);
+      if (status.roundState === 'open' && selected && !done && runtime.tracker.readyFor(status.round)) await runRound(ctx, status.round, status.attempt);
+      await sleep(pollMs);
+    }
+  } finally {
+    runtime.dispose();
+    scheme.dispose();
+  }
+  if (status.state === 'completed') {
+    ledger.finalModel(o.jobId, runtime.hash, runtime.round, runtime.privacy ? { epsilon: o.budget!.spent(o.jobId, runtime.privacy.delta), delta: runtime.privacy.delta } : null);
+  }
+  ledger.close();
+  log.info({ state: status.state, rounds: runtime.round }, 'job finished');
+  const params = (runtime.state as { params?: unknown }).params;
+  return {
+    state: status.state,
+    reason: status.reason,
+    rounds: runtime.round,
+    modelHash: runtime.hash,
+    finalState: runtime.state,
+    params: params instanceof Float64Array ? params : null,
+    manifest,
+    sentBodies: client.sentBodies,
+  };
+}
+
+/** Rows used and excluded, from the datasets themselves. */
+function consentOf(train: Dataset, test: Dataset): ConsentCounts {
+  return {
+    rowsUsed: train.n + test.n,
+    rowsExcludedNoConsent: train.stats.excludedNoConsent,
+    rowsExcludedWithdrawn: train.stats.excludedWithdrawn,
+    ids: train.ids && test.ids ? [...train.ids, ...test.ids] : null,
+  };
+}

@@ -1,0 +1,35 @@
+import type { JobManifest } from '../src/federation/manifest.ts';
+import { approvalPayload } from '../src/federation/manifest.ts';
+import type { WorkloadRegistry } from '../src/federation/workload.ts';
+import { builtinWorkloads } from '../src/federation/workloads/index.ts';
+import type { BudgetStore } from '../src/privacy/budget/store.ts';
+import { checkJob, verifyDualAuthorization, type PartnerPolicy as Policy } from '../src/privacy/policy.ts';
+
+/** An officer's signature over `approvalPayload(manifest)` (see `fedmark approve`). */
+export interface OfficerApproval {
+  officer: string;
+  signature: string;
+}
+
+/**
+ * Reasons this node's policy refuses the job (empty: accept): its purpose, columns and DP terms
+ * against the policy and the lifetime budget left, and the two-person rule. (A job naming a
+ * workload this node does not run is refused by the node itself.)
+ */
+export function policyReview(policy: Policy, manifest: JobManifest, datasetRows: number, store: BudgetStore, approvals: OfficerApproval[] = [], workloads: WorkloadRegistry = builtinWorkloads): string[] {
+  if (!workloads.has(manifest.workload.kind)) return [];
+  const plan = workloads.resolve(manifest).privacy(manifest);
+  if (!plan) return policy.allowNonPrivateJobs ? [] : ['the job is not differentially private; this node only releases DP updates (policy allowNonPrivateJobs is off)'];
+  const verdict = checkJob(
+    policy,
+    { purpose: manifest.purpose, columns: manifest.dataset.columns, targetEpsilon: plan.targetEpsilon, delta: plan.delta, datasetRows },
+    store.lifetimeEpsilon(policy.datasetId, plan.delta),
+  );
+  const reasons = verdict.ok ? [] : [...verdict.reasons];
+  // Two-person rule: data access needs the signatures of two distinct officers named in the policy.
+  if (policy.dualAuthorization && !verifyDualAuthorization(approvalPayload(manifest), approvals, policy)) {
+    const named = policy.dualAuthorization.officers.map((o) => o.name).join(', ');
+    reasons.push(`two-person approval missing: ${policy.dualAuthorization.required} of the officers (${named}) must sign this job (fedmark approve)`);
+  }
+  return reasons;
+}

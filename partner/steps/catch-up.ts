@@ -1,0 +1,28 @@
+import { hasCode } from '../../src/federation/protocol/errors.ts';
+import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
+import type { PartnerContext } from './context.ts';
+
+/**
+ * Step 3 (every poll): apply every published round that changes the state and that this node has
+ * not applied yet — after a restart that replays the job — report the resulting state hash, and
+ * record each round this node took part in in its own ledger, witnessing the coordinator's head.
+ */
+export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<void> {
+  const { client, runtime, o } = ctx;
+  const closed = new Set(status.closedRounds);
+  for (const round of runtime.tracker.pending(Math.max(0, ...status.closedRounds))) {
+    if (!closed.has(round)) break;
+    const blobs: Record<string, Uint8Array> = {};
+    for (const part of runtime.stateParts(round)) blobs[part] = await client.aggregate(o.jobId, round, part);
+    const hash = runtime.applyAggregate(round, blobs);
+    await client.reportModelHash(o.jobId, round, hash).catch((err: unknown) => {
+      if (!hasCode(err, 'JOB_CLOSED', 'HASH_CHANGED')) throw err;
+    });
+    const mine = ctx.uploads.submitted(round);
+    if (mine) {
+      ctx.ledger.round(o.jobId, round, { releases: mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: await client.ledgerHead(o.jobId) });
+      ctx.uploads.forget(round);
+    }
+    o.onRound?.({ round, modelHash: hash });
+  }
+}

@@ -1,0 +1,54 @@
+import { FedmarkError } from '../errors.ts';
+import type { JobManifest } from './manifest.ts';
+import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
+import type { RoundPlan } from './workload.ts';
+
+/**
+ * Where a round is aggregated, for every workload and both drivers (the coordinator's engine and
+ * simulate()): one partner's upload is added, part by part, into the round's running sums. The
+ * scheme (CKKS today) adds ciphertexts; nothing here can read them.
+ */
+export function accumulate(scheme: SecureSumScheme, plan: RoundPlan, sums: Readonly<Record<string, Uint8Array | null | undefined>>, parts: Readonly<Record<string, Uint8Array>>): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const spec of plan.parts) {
+    const part = parts[spec.name];
+    if (!part) throw new FedmarkError('PART_MISSING', `update has no "${spec.name}" part`);
+    const sum = scheme.sum(sums[spec.name] ?? null);
+    try {
+      sum.add(part);
+      out[spec.name] = sum.toBytes();
+    } finally {
+      sum.dispose();
+    }
+  }
+  return out;
+}
+
+/**
+ * A key holder opening a round's published sums. A "sum" of fewer partners than the quorum could be
+ * one partner's own vector passed off as an aggregate by a deviating coordinator: key holders refuse
+ * to decrypt it. `use: 'state'` opens only what applying the round needs.
+ */
+export function openSums(
+  scheme: SecureSumScheme,
+  cipher: VectorCipher,
+  manifest: JobManifest,
+  plan: RoundPlan,
+  round: number,
+  blobs: Readonly<Record<string, Uint8Array>>,
+  use: 'state' | 'all' = 'all',
+): Record<string, Float64Array> {
+  const out: Record<string, Float64Array> = {};
+  const min = Math.min(manifest.quorum, manifest.partners.length);
+  for (const spec of plan.parts) {
+    if (use === 'state' && spec.use !== 'state') continue;
+    const blob = blobs[spec.name];
+    if (!blob) throw new FedmarkError('AGGREGATE_PART_MISSING', `the published sums of round ${round} have no "${spec.name}" part`);
+    const n = scheme.summands(blob, spec.length);
+    if (n !== null && n < min) {
+      throw new FedmarkError('AGGREGATE_TOO_FEW', `the published sum of round ${round} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`);
+    }
+    out[spec.name] = cipher.decrypt(blob, spec.length);
+  }
+  return out;
+}

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { publicIdentitySchema } from '../../crypto/identity.ts';
+import { envelopeSchema } from '../../privacy/ledger/entries.ts';
+import { jobIdSchema, signedManifestSchema } from '../manifest.ts';
+import { PART_NAME } from '../workload.ts';
+
+/**
+ * The coordinator's wire protocol, defined once: every request body, path parameter, query and
+ * response as a zod schema. The coordinator validates with them (fastify-type-provider-zod), the
+ * OpenAPI document is generated from them, and the nodes' client parses every response with them.
+ */
+
+export const hex64Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters (SHA-256)');
+export const keyIdParamSchema = z.string().regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-character key id');
+/** Names of the parts of an update envelope (a workload's `RoundPlan.parts`). */
+export const partNameSchema = z.string().regex(PART_NAME, 'part names are 1–32 chars of a-z, 0-9 and "-", starting with a letter');
+
+// --- path parameters and queries -------------------------------------------------------------
+
+export const jobParamsSchema = z.object({ jobId: jobIdSchema });
+export const roundParamsSchema = jobParamsSchema.extend({ round: z.coerce.number().int().positive().max(100_000) });
+export const keyParamsSchema = jobParamsSchema.extend({ keyId: keyIdParamSchema });
+export const aggregateQuerySchema = z.object({ part: partNameSchema });
+
+// --- job state -------------------------------------------------------------------------------
+
+export const jobStateSchema = z.enum(['awaiting-keys', 'running', 'completed', 'halted', 'failed']);
+export type JobState = z.infer<typeof jobStateSchema>;
+export const roundStateSchema = z.enum(['open', 'closed', 'failed']);
+export type RoundState = z.infer<typeof roundStateSchema>;
+export const partnerStatusSchema = z.enum(['invited', 'accepted', 'refused', 'withdrawn']);
+export type PartnerStatus = z.infer<typeof partnerStatusSchema>;
+
+/** What `GET /v1/jobs/:jobId` answers. Unsigned by the coordinator: nodes treat it as a hint, never as proof. */
+export const jobStatusSchema = z.object({
+  jobId: jobIdSchema,
+  state: jobStateSchema,
+  reason: z.string().nullable(),
+  /** The current round (0 before round 1 opens) and its attempt. */
+  round: z.number().int().nonnegative(),
+  attempt: z.number().int().nonnegative(),
+  totalRounds: z.number().int().positive(),
+  roundState: roundStateSchema.nullable(),
+  /** The workload's name for the current round (e.g. "train", "evaluate"). */
+  roundKind: z.string().nullable(),
+  /** The stage of the current round that collects messages now (e.g. "upload"). */
+  stage: z.string().nullable(),
+  selected: z.array(keyIdParamSchema),
+  deadlineAt: z.number().nullable(),
+  baseModelHash: hex64Schema.nullable(),
+  submitted: z.array(keyIdParamSchema),
+  closedRounds: z.array(z.number().int().positive()),
+  partners: z.array(z.object({ keyId: keyIdParamSchema, name: z.string(), status: partnerStatusSchema })),
+  keysReady: z.boolean(),
+});
+export type JobStatus = z.infer<typeof jobStatusSchema>;
+
+// --- bodies and responses --------------------------------------------------------------------
+
+export const errorBodySchema = z.object({ statusCode: z.number().int(), code: z.string(), error: z.string() });
+export type ErrorBody = z.infer<typeof errorBodySchema>;
+export const okSchema = z.object({ ok: z.literal(true) });
+export const healthSchema = z.object({ ok: z.boolean() });
+export const identityResponseSchema = publicIdentitySchema;
+
+export const createJobBodySchema = signedManifestSchema.extend({ ledgerGenesis: envelopeSchema });
+export const createJobResponseSchema = z.object({ jobId: jobIdSchema });
+export const manifestResponseSchema = signedManifestSchema.extend({
+  /** Hash of the ledger's seq-0 manifest entry: what a partner names when it accepts. */
+  ledgerManifestHash: hex64Schema,
+});
+export type ManifestResponse = z.infer<typeof manifestResponseSchema>;
+export const ledgerHeadSchema = z.object({ seq: z.number().int().min(-1), hash: z.string() });
+export type LedgerHead = z.infer<typeof ledgerHeadSchema>;
+
+export const acceptanceBodySchema = z.object({ accepted: z.boolean(), reason: z.string().max(2000).optional(), statement: z.unknown().optional() });
+export type AcceptanceBody = z.infer<typeof acceptanceBodySchema>;
+export const submissionResponseSchema = z.object({ duplicate: z.boolean() });
+export const declineBodySchema = z.object({
+  attempt: z.number().int().nonnegative(),
+  reason: z.string().min(1).max(2000),
+  requestedEpsilon: z.number().nonnegative().optional(),
+  remainingEpsilon: z.number().optional(),
+});
+export type DeclineBody = z.infer<typeof declineBodySchema>;
+export const modelHashBodySchema = z.object({ hash: hex64Schema });
+export const withdrawBodySchema = z.object({ reason: z.string().min(1).max(2000), statement: z.record(z.string(), z.unknown()) });
+export const haltBodySchema = z.object({ reason: z.string().min(1).max(2000) });

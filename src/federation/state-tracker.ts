@@ -1,0 +1,74 @@
+import { FedmarkError } from '../errors.ts';
+import { openSums } from './aggregation.ts';
+import type { JobManifest } from './manifest.ts';
+import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
+import { planOf, type RoundPlan, type Workload } from './workload.ts';
+
+/**
+ * A key holder's copy of the job's public state, followed from the published sums: partners run one
+ * inside their runtime, the owner node runs one to obtain the final state (the model) and the
+ * reports (the metrics). The coordinator runs none: it has no key.
+ */
+export class StateTracker<S = unknown, R = unknown> {
+  /** The last round applied (0: the initial state). */
+  round = 0;
+  state: S;
+  hash: string;
+  private readonly cipher: VectorCipher;
+
+  constructor(
+    readonly manifest: JobManifest,
+    readonly workload: Workload<S, R>,
+    private readonly scheme: SecureSumScheme,
+    secretKey: Uint8Array | null,
+  ) {
+    this.cipher = scheme.cipher(secretKey);
+    this.state = workload.initialState(manifest);
+    this.hash = workload.hash(this.state);
+  }
+
+  plan(round: number): RoundPlan {
+    return planOf(this.workload, this.manifest, round);
+  }
+
+  /** Rounds after the last applied one, up to `upTo`, that change the state (what a node must catch up on). */
+  pending(upTo: number): number[] {
+    const out: number[] = [];
+    for (let r = this.round + 1; r <= Math.min(upTo, this.workload.totalRounds(this.manifest)); r++) if (this.plan(r).updatesState) out.push(r);
+    return out;
+  }
+
+  /** True when the state entering `round` is the one held: every state-changing round before it is applied. */
+  readyFor(round: number): boolean {
+    return this.pending(round - 1).length === 0 && this.round < round;
+  }
+
+  encrypt(values: Float64Array): Uint8Array {
+    return this.cipher.encrypt(values);
+  }
+
+  /** Decrypts a round's published sums (after the summand check); `state` opens only what `apply` needs. */
+  open(round: number, blobs: Readonly<Record<string, Uint8Array>>, use: 'state' | 'all' = 'all'): Record<string, Float64Array> {
+    return openSums(this.scheme, this.cipher, this.manifest, this.plan(round), round, blobs, use);
+  }
+
+  /** Applies a round's decrypted sums (the server step; a no-op for rounds that do not change the state). */
+  apply(round: number, sums: Record<string, Float64Array>): void {
+    if (!this.readyFor(round)) {
+      throw new FedmarkError('OUT_OF_STEP', `aggregate of round ${round} cannot follow the model of round ${this.round}`);
+    }
+    if (this.plan(round).updatesState) {
+      this.state = this.workload.apply(this.manifest, this.state, round, sums);
+      this.hash = this.workload.hash(this.state);
+    }
+    this.round = round;
+  }
+
+  report(round: number, sums: Record<string, Float64Array>): R | null {
+    return this.workload.report(this.manifest, round, sums);
+  }
+
+  dispose(): void {
+    this.cipher.dispose();
+  }
+}

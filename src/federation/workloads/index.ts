@@ -1,0 +1,7 @@
+import { WorkloadRegistry } from '../workload.ts';
+import { sgdWorkload } from './sgd/index.ts';
+
+/** The workloads this build runs. Another workload registers here (one line) or is passed to the nodes and simulate() as an option. */
+export const builtinWorkloads = new WorkloadRegistry([sgdWorkload]);
+
+export { sgdWorkload };

@@ -1,0 +1,57 @@
+import { createServerOptimizer, type ServerOptimizer, type ServerOptimizerState } from '../../../train/server-optimizers.ts';
+import { FedmarkError } from '../../../errors.ts';
+import type { JobManifest } from '../../manifest.ts';
+
+/**
+ * Weights travel inside the encrypted vector as rows / WEIGHT_UNIT, so a partner's row count is
+ * never visible to the coordinator and encrypted values stay small (CKKS headroom).
+ */
+export const WEIGHT_UNIT = 10_000;
+
+/** The vector a partner encrypts: [w·Δ₁ … w·Δ_P, w]. */
+export function weightedUpdateVector(global: Float64Array, local: Float64Array, rows: number): Float64Array {
+  if (global.length !== local.length) throw new FedmarkError('UPDATE_SHAPE', `update has ${local.length} parameters, model has ${global.length}`);
+  const w = rows / WEIGHT_UNIT;
+  const out = new Float64Array(global.length + 1);
+  for (let i = 0; i < global.length; i++) out[i] = w * (local[i] - global[i]);
+  out[global.length] = w;
+  return out;
+}
+
+/** The public state of an SGD job: the global model's flat parameters and the server optimizer's state. */
+export interface SgdState {
+  params: Float64Array;
+  optimizerState: ServerOptimizerState | null;
+}
+
+/**
+ * The server step of the SGD workload, run by every key holder (partners and the job owner) on the
+ * decrypted sum: divide by the summed weight, then the server optimizer. It is deterministic, so
+ * every honest party arrives at the same model hash — which the coordinator checks.
+ */
+export class FederatedStrategy {
+  private readonly optimizer: ServerOptimizer;
+
+  constructor(readonly manifest: JobManifest) {
+    const s = manifest.strategy;
+    this.optimizer = createServerOptimizer(
+      s.name === 'fedadam' ? { name: 'fedadam', lr: s.serverLr, beta1: s.beta1, beta2: s.beta2, tau: s.tau } : s.name === 'fedprox' ? { name: 'fedprox', mu: s.mu, serverLr: s.serverLr } : s,
+    );
+  }
+
+  /** FedProx's proximal term is a client-side change; the rest is the server optimizer. */
+  get proximalMu(): number | undefined {
+    return this.manifest.strategy.name === 'fedprox' ? this.manifest.strategy.mu : undefined;
+  }
+
+  apply(state: SgdState, summed: Float64Array): SgdState {
+    const p = state.params.length;
+    if (summed.length !== p + 1) throw new FedmarkError('AGGREGATE_SHAPE', `aggregate has ${summed.length} values, expected ${p + 1}`);
+    const totalWeight = summed[p];
+    if (!(totalWeight > 0)) throw new FedmarkError('AGGREGATE_EMPTY', `aggregate total weight is ${totalWeight}; no partner contributed`);
+    const avgDelta = new Float64Array(p);
+    for (let i = 0; i < p; i++) avgDelta[i] = summed[i] / totalWeight;
+    const next = this.optimizer.apply(state.params, avgDelta, state.optimizerState);
+    return { params: next.params, optimizerState: next.state };
+  }
+}

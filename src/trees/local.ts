@@ -1,0 +1,180 @@
+/**
+ * A partner's local step: from the public state and its own rows, the exact statistics of the current
+ * round (noise is added by the caller once the release is charged, see ./dp.ts). Outputs depend only on
+ * (state, rows); the caches (binned matrix, margins of finished trees) are checked against the state so a
+ * restarted or replayed state recomputes rather than reuses.
+ *
+ * Per row: p = σ(margin), g = p − y clipped to [−1, 1], h = p(1 − p) clipped to [0, ¼] — the bounds the
+ * sensitivities in ./dp.ts rely on.
+ */
+import { FedmarkError } from '../errors.ts';
+import { binMatrix, dyadicCounts, type BinnedMatrix } from './edges.ts';
+import { OPEN, PENDING, depthOf, leafSlot, levelSlot, routeRow, type HeapTree } from './heap-tree.ts';
+import { usesSubtraction } from './params.ts';
+import { leafPartLength, levelPartLength, treeBinLayout } from './schedule.ts';
+import { currentStep, type GbdtState, type GbdtSums } from './state.ts';
+
+/** Rows as src/data's Dataset holds them (structural type). */
+export interface LocalRows {
+  n: number;
+  d: number;
+  /** Row-major n × d encoded features. */
+  X: Float32Array;
+  /** 0/1 labels. */
+  y: Float32Array;
+}
+
+const digests = new WeakMap<HeapTree, string>();
+function treeDigest(t: HeapTree): string {
+  let s = digests.get(t);
+  if (s === undefined) {
+    s = JSON.stringify([t.kind, t.group, t.cut, t.value]);
+    digests.set(t, s);
+  }
+  return s;
+}
+
+export function logit(p: number): number {
+  return Math.log(p / (1 - p));
+}
+
+export class GbdtLocalData {
+  readonly rows: LocalRows;
+  private binnedFor: { hash: string; matrix: BinnedMatrix } | null = null;
+  private marginFor: { digests: string[]; margin: Float64Array; base: number } | null = null;
+
+  constructor(rows: LocalRows) {
+    const { n, d, X, y } = rows;
+    if (!(Number.isInteger(n) && n >= 0 && Number.isInteger(d) && d >= 1)) throw new FedmarkError('GBDT_BAD_DATA', `bad shape n=${n}, d=${d}`);
+    if (X.length < n * d || y.length < n) throw new FedmarkError('GBDT_BAD_DATA', `expected ${n} rows × ${d} features and ${n} labels, got ${X.length} values and ${y.length} labels`);
+    for (let i = 0; i < n; i++) {
+      if (y[i] !== 0 && y[i] !== 1) throw new FedmarkError('GBDT_BAD_DATA', `label of row ${i} is ${y[i]}; labels must be 0 or 1`);
+    }
+    this.rows = rows;
+  }
+
+  private checkWidth(state: GbdtState): void {
+    if (this.rows.d !== state.layout.d) {
+      throw new FedmarkError('GBDT_BAD_DATA', `rows have ${this.rows.d} features, the job's layout has ${state.layout.d}`);
+    }
+  }
+
+  binned(state: GbdtState): BinnedMatrix {
+    this.checkWidth(state);
+    if (!state.edges || !state.edgesHash) throw new FedmarkError('GBDT_WRONG_STEP', 'the bin edges are not known yet (the quantile round has not been applied)');
+    if (this.binnedFor?.hash !== state.edgesHash) {
+      this.binnedFor = { hash: state.edgesHash, matrix: binMatrix(state.layout, state.params, state.edges, this.rows.X, this.rows.n) };
+    }
+    return this.binnedFor.matrix;
+  }
+
+  /** Margins (logits) of the finished trees for every row, updated incrementally as trees are added. */
+  margins(state: GbdtState): Float64Array {
+    const data = this.binned(state);
+    const base = logit(state.params.baseScore);
+    const want = state.trees.map(treeDigest);
+    let c = this.marginFor;
+    const reusable = c !== null && c.base === base && c.digests.length <= want.length && c.digests.every((d, k) => d === want[k]);
+    if (!reusable) c = { digests: [], margin: new Float64Array(this.rows.n).fill(base), base };
+    for (let t = c!.digests.length; t < state.trees.length; t++) {
+      const tree = state.trees[t];
+      for (let i = 0; i < this.rows.n; i++) c!.margin[i] += tree.value[routeRow(tree, state.layout, data, i)];
+      c!.digests.push(want[t]);
+    }
+    this.marginFor = c;
+    return c!.margin;
+  }
+
+  /** Clipped gradients and hessians of the binary log loss at the current margins. */
+  gradients(state: GbdtState): { g: Float64Array; h: Float64Array } {
+    const m = this.margins(state);
+    const { n, y } = this.rows;
+    const g = new Float64Array(n);
+    const h = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = 1 / (1 + Math.exp(-m[i]));
+      const gi = p - y[i];
+      const hi = p * (1 - p);
+      g[i] = gi < -1 ? -1 : gi > 1 ? 1 : gi;
+      h[i] = hi < 0 ? 0 : hi > 0.25 ? 0.25 : hi;
+    }
+    return { g, h };
+  }
+}
+
+/** Local step of the quantile round: exact dyadic counts of the partner's numeric values. */
+export function quantileCounts(state: GbdtState, local: GbdtLocalData): GbdtSums {
+  if (currentStep(state).kind !== 'quantiles') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not the quantile round`);
+  const { X, n, d } = local.rows;
+  if (d !== state.layout.d) throw new FedmarkError('GBDT_BAD_DATA', `rows have ${d} features, the job's layout has ${state.layout.d}`);
+  return { counts: dyadicCounts(state.params, state.layout, X, n) };
+}
+
+/**
+ * Local step of a histogram level: G and H histograms (one bin per group per row) of the level's queried
+ * node slots — every open node, or only left children (and the root) with subtraction. Fixed length
+ * `levelPartLength`; slots of nodes that are not open stay zero.
+ */
+export function levelHistograms(state: GbdtState, local: GbdtLocalData): GbdtSums {
+  const step = currentStep(state);
+  if (step.kind !== 'level') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not a histogram level`);
+  const { params, layout } = state;
+  const data = local.binned(state);
+  const { g, h } = local.gradients(state);
+  const { groups, offsets, total: B } = treeBinLayout(params, layout, step.tree);
+  const len = levelPartLength(params, layout, step.level);
+  const grad = new Float64Array(len);
+  const hess = new Float64Array(len);
+  const tree = state.tree!;
+  const subtract = usesSubtraction(params);
+  const G = data.groups;
+  const bins = data.bins;
+  for (let i = 0; i < data.n; i++) {
+    const node = routeRow(tree, layout, data, i);
+    if (tree.kind[node] !== OPEN || depthOf(node) !== step.level) continue;
+    let slot: number;
+    if (!subtract) slot = levelSlot(node);
+    else if (node === 0) slot = 0;
+    else if (node % 2 === 1) slot = levelSlot((node - 1) >> 1);
+    else continue; // right child: parent − left
+    const base = slot * B;
+    const gi = g[i];
+    const hi = h[i];
+    const row = i * G;
+    for (let k = 0; k < groups.length; k++) {
+      const at = base + offsets[k] + bins[row + groups[k]];
+      grad[at] += gi;
+      hess[at] += hi;
+    }
+  }
+  return { grad, hess };
+}
+
+/** Local step of the leaf round: G and H of the rows in each pending leaf (slot = leftmost descendant at full depth). */
+export function leafSums(state: GbdtState, local: GbdtLocalData): GbdtSums {
+  if (currentStep(state).kind !== 'leaves') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not a leaf round`);
+  const { params, layout } = state;
+  const data = local.binned(state);
+  const { g, h } = local.gradients(state);
+  const len = leafPartLength(params);
+  const grad = new Float64Array(len);
+  const hess = new Float64Array(len);
+  const tree = state.tree!;
+  for (let i = 0; i < data.n; i++) {
+    const node = routeRow(tree, layout, data, i);
+    if (tree.kind[node] !== PENDING) continue;
+    const s = leafSlot(node, params.depth);
+    grad[s] += g[i];
+    hess[s] += h[i];
+  }
+  return { grad, hess };
+}
+
+/** Dispatches to the local step of the state's current step. */
+export function localStep(state: GbdtState, local: GbdtLocalData): GbdtSums {
+  const kind = currentStep(state).kind;
+  if (kind === 'quantiles') return quantileCounts(state, local);
+  if (kind === 'level') return levelHistograms(state, local);
+  if (kind === 'leaves') return leafSums(state, local);
+  throw new FedmarkError('GBDT_WRONG_STEP', `the job is complete after ${state.step} steps`);
+}

@@ -1,0 +1,133 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Dataset } from '../../src/data/encode.ts';
+import { FedmarkError } from '../../src/errors.ts';
+import type { JobManifest } from '../../src/federation/manifest.ts';
+import { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
+import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
+import { decodeUpdate } from '../../src/federation/update-codec.ts';
+import type { LocalContext, Workload } from '../../src/federation/workload.ts';
+import type { LabelledDpEvent } from '../../src/privacy/dp-event.ts';
+import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
+import type { BudgetGuard } from '../../src/privacy/budget/guard.ts';
+import { sha256Hex } from '../../src/util/hash.ts';
+
+/**
+ * The partner runtime with a workload made for the test: it records what happened in which order,
+ * so the test can check authorize → local step → charge → encrypt, and what leaves.
+ */
+const release: LabelledDpEvent = { label: 'count', samplingRate: 1, noiseMultiplier: 2, steps: 1, sensitivity: 1 };
+const log: string[] = [];
+let out: Record<string, Float64Array> = {};
+let ran: LabelledDpEvent[] | undefined;
+const workload: Workload<number, number> = {
+  kind: 'test-counter',
+  validate: () => {},
+  totalRounds: () => 3,
+  plan: (_m, round) => ({ kind: round < 3 ? 'count' : 'final', stages: ['upload'], parts: [{ name: 'rows', length: 2, domain: 'count', bound: null, use: 'state' }], selection: 'all', releases: round < 3 ? [release] : [], updatesState: round < 3 }),
+  privacy: () => ({ targetEpsilon: 10, delta: 1e-5, noiseMultiplier: 2, clipNorm: 1 }),
+  initialState: () => 0,
+  hash: (s) => sha256Hex(`state-${s}`),
+  local: async (ctx: LocalContext<number>) => {
+    log.push(`local r${ctx.round} a${ctx.attempt} from ${ctx.state} rows ${ctx.data.train.n}`);
+    return { parts: out, releases: ran };
+  },
+  apply: (_m, s, _r, sums) => s + sums.rows[0],
+  report: () => null,
+};
+const manifest = { jobId: 'rt-job', quorum: 1, partners: [{}], dataset: { featureNames: ['a', 'b'] } } as unknown as JobManifest;
+const rows = (n: number, d = 2) => ({ n, d, X: new Float32Array(n * d), y: new Float32Array(n) }) as unknown as Dataset;
+
+/** A guard that logs what it is asked, delegating to the in-memory one. */
+function spyGuard(limit: number): BudgetGuard {
+  const inner = new MemoryBudgetGuard(limit);
+  return {
+    authorize: (...a) => (log.push(`authorize r${a[1]} a${a[2]}`), inner.authorize(...a)),
+    charge: (...a) => (log.push(`charge r${a[1]} a${a[2]} steps ${a[3][0].steps}`), inner.charge(...a)),
+    spent: (...a) => inner.spent(...a),
+  };
+}
+
+let scheme: SecureSumScheme;
+beforeAll(async () => {
+  scheme = await openSecureSum({ scheme: 'plain-insecure' });
+});
+const make = (budget?: BudgetGuard) => new PartnerRuntime({ manifest, workload, keyId: 'k', train: rows(5), test: rows(2), scheme, secretKey: null, budget });
+const fail = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(FedmarkError);
+    return `${(err as FedmarkError).code}: ${(err as Error).message}`;
+  }
+  return 'ok';
+};
+
+describe('partner runtime', () => {
+  it('authorizes, runs the local step, charges the releases as run, then encrypts: the envelope says what was charged', async () => {
+    log.length = 0;
+    out = { rows: Float64Array.from([5, 1]) };
+    ran = [{ ...release, steps: 1 }];
+    const rt = make(spyGuard(10));
+    const res = await rt.buildSubmission(1, 0, true);
+    expect(log).toEqual(['authorize r1 a0', 'local r1 a0 from 0 rows 5', 'charge r1 a0 steps 1']);
+    if (res.status !== 'submitted') throw new Error('refused');
+    const { meta, parts } = decodeUpdate(res.body);
+    expect(meta).toMatchObject({ jobId: 'rt-job', round: 1, attempt: 0, kind: 'count', baseModelHash: sha256Hex('state-0'), scheme: 'plain-insecure' });
+    expect(meta.dp).toMatchObject({ releases: [{ label: 'count', samplingRate: 1, noiseMultiplier: 2, sensitivity: 1, steps: 1 }], delta: 1e-5 });
+    expect(meta.dp!.epsilonAfterRound).toBeGreaterThan(0);
+    expect(meta.dp!.epsilonSpent).toBeCloseTo(meta.dp!.epsilonAfterRound, 12);
+    expect(Array.from(scheme.cipher(null).decrypt(parts.rows, 2))).toEqual([5, 1]);
+    expect(res.plain?.rows).toBe(out.rows);
+  });
+
+  it('a refused authorization runs nothing and sends nothing', async () => {
+    log.length = 0;
+    const res = await make(spyGuard(0.001)).buildSubmission(1, 0);
+    expect(res.status).toBe('refused');
+    expect(log).toEqual(['authorize r1 a0']);
+  });
+
+  it('a retried attempt is a new release; the same attempt again is not charged twice', async () => {
+    out = { rows: Float64Array.from([1, 1]) };
+    ran = undefined;
+    const guard = new MemoryBudgetGuard(10);
+    const rt = make(guard);
+    await rt.buildSubmission(1, 0);
+    const once = guard.spent('rt-job', 1e-5);
+    await rt.buildSubmission(1, 0);
+    expect(guard.spent('rt-job', 1e-5)).toBe(once);
+    await rt.buildSubmission(1, 1);
+    expect(guard.spent('rt-job', 1e-5)).toBeGreaterThan(once);
+  });
+
+  it('follows the state from published sums and refuses to build for a round it is not at', async () => {
+    out = { rows: Float64Array.from([1, 1]) };
+    const rt = make(new MemoryBudgetGuard(10));
+    expect(await fail(rt.buildSubmission(2, 0))).toMatch(/OUT_OF_STEP: partner holds the model after round 0, cannot submit for round 2/);
+    const c = scheme.cipher(null);
+    expect(rt.stateParts(1)).toEqual(['rows']);
+    expect(rt.applyAggregate(1, { rows: c.encrypt(Float64Array.from([7, 0])) })).toBe(sha256Hex('state-7'));
+    expect(rt.round).toBe(1);
+    expect(await fail(rt.buildSubmission(1, 0))).toMatch(/OUT_OF_STEP/);
+    rt.applyAggregate(2, { rows: c.encrypt(Float64Array.from([3, 0])) });
+    // Round 3 releases nothing: no budget is asked, no DP report is sent.
+    log.length = 0;
+    const res = await rt.buildSubmission(3, 0);
+    expect(res.status === 'submitted' && decodeUpdate(res.body).meta).toMatchObject({ kind: 'final', dp: null, baseModelHash: sha256Hex('state-10') });
+    expect(log.filter((l) => l.startsWith('authorize'))).toEqual([]);
+  });
+
+  it('refuses a local step whose parts or releases differ from the plan, and a DP job without a guard', async () => {
+    const rt = make(new MemoryBudgetGuard(10));
+    out = { rows: Float64Array.from([1, 2, 3]) };
+    ran = undefined;
+    expect(await fail(rt.buildSubmission(1, 0))).toMatch(/WORKLOAD_PART: round 1: the local step produced 3 values for part "rows", the plan needs 2/);
+    out = { rows: Float64Array.from([1, 2]) };
+    ran = [{ ...release, label: 'histogram' }];
+    expect(await fail(rt.buildSubmission(1, 1))).toMatch(/WORKLOAD_RELEASES/);
+    expect(await fail(Promise.resolve().then(() => make()))).toMatch(/DP_NO_BUDGET/);
+    expect(await fail(Promise.resolve().then(() => new PartnerRuntime({ manifest, workload, keyId: 'k', train: rows(5, 3), test: rows(2), scheme, secretKey: null, budget: new MemoryBudgetGuard(1) })))).toMatch(
+      /SCHEMA_MISMATCH: partner data has 3 features, the job declares 2/,
+    );
+  });
+});
