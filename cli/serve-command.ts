@@ -5,7 +5,7 @@ import pino from 'pino';
 import { FedmarkError } from '../src/errors.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
 import { PartnerLedger } from '../partner/ledger.ts';
-import { assertTransportAllowed, clientErrorHandler, loadCoordinatorTls } from '../coordinator/tls.ts';
+import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
 import { buildScoringService } from '../src/scoring/serve/app.ts';
 import { createServeAuth, loadTokenFile, readClientIdentities } from '../src/scoring/serve/auth.ts';
 import { pendingWindows, ScoringSpool, sealWindow, type WindowInfo } from '../src/scoring/serve/spool.ts';
@@ -159,7 +159,6 @@ export function registerServeCommand(program: Command): void {
         rateLimitPerMinute: Number(s('rateLimit')),
         logger,
         https: tls && { key: tls.key, cert: tls.cert },
-        clientErrorHandler,
       });
       const seal = async (): Promise<void> => {
         const closed = await spool.rotate(windowInfo(setup, service, ++windowNo, operator));

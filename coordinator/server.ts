@@ -1,18 +1,14 @@
-import Fastify, { type FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, keyId, readIdentityFile, writeIdentityFile, type Identity } from '../src/crypto/identity.ts';
 import type { WorkloadRegistry } from '../src/federation/workload.ts';
 import { CoordinatorStore } from './store.ts';
-import { clientErrorHandler } from './tls.ts';
 import { JobEngine } from './job-engine.ts';
 import { JobLedgers } from './job-ledgers.ts';
-import { rawBodyPlugin } from './plugins/raw-body.ts';
-import { errorsPlugin } from './plugins/errors.ts';
-import { rateLimitPlugin } from './plugins/rate-limit.ts';
-import { docsPlugin } from './plugins/docs.ts';
+import { createHttpApp, docsPlugin, errorsPlugin, rateLimitPlugin, rawBodyPlugin } from '../src/transport/http-server.ts';
+import { statusOf } from '../src/federation/protocol/errors.ts';
 import { authPlugin } from './plugins/auth.ts';
 import { publicRoutes } from './routes/public.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -60,21 +56,12 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);
   const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger, Date.now, opts.workloads);
 
-  const plainServer = () => Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler });
-  // An HTTPS instance differs only in its server type parameters; routes, hooks and inject are the same.
-  // TLS 1.2 is the floor: older versions are broken and nothing that runs fedmark needs them.
-  const app = (
-    opts.https
-      ? (Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler, https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' } }) as unknown as ReturnType<typeof plainServer>)
-      : plainServer()
-  ).withTypeProvider<ZodTypeProvider>();
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  const app = createHttpApp({ logger, https: opts.https });
 
-  await app.register(rawBodyPlugin, { maxUpdateBytes: opts.maxUpdateBytes ?? 64 * 1024 * 1024 });
+  await app.register(rawBodyPlugin, { octetStreamBytes: opts.maxUpdateBytes ?? 64 * 1024 * 1024 });
   await app.register(rateLimitPlugin, { perMinute: opts.rateLimitPerMinute ?? 6000 });
-  await app.register(docsPlugin);
-  await app.register(errorsPlugin);
+  await app.register(docsPlugin, { title: 'fedmark coordinator', description: 'Routes of the fedmark coordinator. Every /v1 request is signed (x-fedmark-* headers).' });
+  await app.register(errorsPlugin, { statusOf });
   await app.register(authPlugin, { engine, nonces: store.nonceStore(), maxSkewMs: opts.maxSkewMs });
   await app.register(publicRoutes, { identity });
   await app.register(jobRoutes, { engine });

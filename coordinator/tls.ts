@@ -1,8 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { FedmarkError } from '../src/errors.ts';
 import { assertKeyMatchesCertificate, certificateSha256 } from '../src/crypto/tls.ts';
 import { isLoopbackHost } from '../src/transport/loopback.ts';
@@ -66,20 +64,4 @@ export function assertTransportAllowed(host: string, tls: CoordinatorTls | undef
   if (!tls && !isLoopbackHost(host)) {
     throw new FedmarkError('INSECURE_TRANSPORT', `refusing plain HTTP on ${host}: plain HTTP is allowed on loopback only (give --tls-cert and --tls-key to serve HTTPS)`);
   }
-}
-
-/**
- * Answers requests that Node's HTTP parser rejects (bad request line, unknown method, malformed
- * headers, oversized headers, bad chunking) in the same JSON shape as every route-level rejection,
- * `{ statusCode, code, error }`, instead of Fastify's default `{ error, message, statusCode }`.
- */
-export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  const code = status === 431 ? 'HEADERS_TOO_LARGE' : status === 408 ? 'REQUEST_TIMEOUT' : 'MALFORMED_HTTP';
-  const body = JSON.stringify({ statusCode: status, code, error: `malformed HTTP request (${err.code ?? 'parse error'})` });
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  }
-  socket.destroy();
 }

@@ -813,7 +813,7 @@ describe('the coordinator under hostile input', () => {
     const statuses = results.map(({ c, r }) => `${c.name}: ${r.status || 'closed'}`);
     const bad = results.filter(({ r }) => r.status >= 500 || (r.status !== 0 && r.status < 200));
     expect(bad.map(({ c, r }) => `${c.name} → ${r.status} ${r.body.slice(0, 200)}`), statuses.join('\n')).toEqual([]);
-    // Rejected by the route or by the HTTP parser (coordinator/tls.ts clientErrorHandler): the same JSON shape.
+    // Rejected by the route or by the HTTP parser (src/transport/http-server.ts clientErrorHandler): the same JSON shape.
     for (const { c, r } of results) if (r.status >= 400) expect(isOurError(r.body), `${c.name}: ${r.status} ${r.body}`).toBe(true);
     const get = (name: string) => results.find(({ c }) => c.name === name)!.r;
     // Oversized headers and URLs are refused by the parser; smuggling framing is refused and the smuggled request never runs.

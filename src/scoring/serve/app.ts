@@ -6,16 +6,13 @@
  * naming the problem: 400 for a malformed body, unknown or missing columns; 422 for a value outside
  * the schema (unknown category, number out of range, not a number).
  */
-import Fastify, { LogController, type FastifyRequest } from 'fastify';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
-import rateLimit from '@fastify/rate-limit';
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { FastifyRequest } from 'fastify';
 import pino from 'pino';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import { FedmarkError } from '../../errors.ts';
+import { statusOf as protocolStatusOf } from '../../federation/protocol/errors.ts';
+import { createHttpApp, docsPlugin, errorsPlugin, rateLimitPlugin, rawBodyPlugin } from '../../transport/http-server.ts';
 import type { DatasetSchema } from '../../data/schema.ts';
 import { schemaHash } from '../../federation/job-presets.ts';
 import type { LoadedScoringModel } from '../model.ts';
@@ -41,15 +38,12 @@ export interface ScoringServiceOptions {
   logger?: pino.Logger;
   /** Serve HTTPS with this PEM key and certificate (coordinator/tls.ts loads and checks them). */
   https?: { key: string | Buffer; cert: string | Buffer };
-  /** Answers requests Node's HTTP parser rejects (malformed request line, headers) in the JSON error shape. */
-  clientErrorHandler?: (err: Error & { code?: string }, socket: Duplex) => void;
 }
 
 export type ScoringApp = Awaited<ReturnType<typeof buildScoringService>>;
 
 declare module 'fastify' {
   interface FastifyRequest {
-    rawBody?: Buffer;
     principal?: string;
     customersIn?: number;
   }
@@ -63,18 +57,16 @@ const resultSchema = z.union([
   z.object({ index: z.number(), id: z.string().nullable(), status: z.literal('not-scored'), reason: z.enum(['no-consent', 'withdrawn']) }),
 ]);
 
-class HttpError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/**
+ * The service's code → status table: a value outside the schema is 422, a malformed request 400;
+ * authentication codes are the protocol's (the same signed headers as the coordinator's) plus the
+ * bearer token's; any other FedmarkError is bad input, 400.
+ */
+const SERVE_STATUS: Record<string, number> = { DATA_BAD_ROW: 422, AUTH_BAD_TOKEN: 401, AUTH_TOKEN_DISABLED: 401, AUTH_SCOPE: 401 };
+export function serveStatusOf(code: string): number {
+  return Object.prototype.hasOwnProperty.call(SERVE_STATUS, code) ? SERVE_STATUS[code] : protocolStatusOf(code);
 }
 
-/** Codes of FedmarkErrors that mean "a value is outside the schema" (422) rather than a malformed request (400). */
-const VALUE_ERRORS = new Set(['DATA_BAD_ROW']);
 
 export async function buildScoringService(o: ScoringServiceOptions) {
   const maxBatch = o.maxBatch ?? 100;
@@ -84,62 +76,14 @@ export async function buildScoringService(o: ScoringServiceOptions) {
   const scorer = new RecordScorer(o.schema, o.model);
   const columns = o.schema.columns.map((c) => c.name);
   // Fastify's own two lines per request are off; the onResponse hook below writes one quiet line.
-  const base = { loggerInstance: logger, bodyLimit: 1024 * 1024, logController: new LogController({ disableRequestLogging: true }), ...(o.clientErrorHandler ? { clientErrorHandler: o.clientErrorHandler } : {}) };
-  const plain = () => Fastify(base);
-  // HTTPS differs only in the server type parameters; routes and hooks are the same.
-  const app = (o.https ? (Fastify({ ...base, https: { key: o.https.key, cert: o.https.cert, minVersion: 'TLSv1.2' } }) as unknown as ReturnType<typeof plain>) : plain()).withTypeProvider<ZodTypeProvider>();
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-
-  // The request signature covers the exact body bytes.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
-    req.rawBody = body as Buffer;
-    if ((body as Buffer).length === 0) return done(null, undefined);
-    try {
-      done(null, JSON.parse((body as Buffer).toString('utf8')));
-    } catch {
-      done(new HttpError(400, 'BAD_JSON', 'request body is not valid JSON'), undefined);
-    }
+  const app = createHttpApp({ logger, https: o.https, requestLogging: false });
+  await app.register(rawBodyPlugin, {});
+  await app.register(rateLimitPlugin, { perMinute: o.rateLimitPerMinute ?? 120_000 });
+  await app.register(docsPlugin, {
+    title: 'fedmark scoring service',
+    description: `Scores customers with model ${o.model.modelHash.slice(0, 16)}… for purpose "${o.purpose}". Authenticate with "Authorization: Bearer <token>" or a fedmark-signed request (x-fedmark-* headers, job "fedmark-serve", round 0).`,
   });
-
-  await app.register(rateLimit, {
-    max: o.rateLimitPerMinute ?? 120_000,
-    timeWindow: '1 minute',
-    keyGenerator: (req) => (req.headers['x-fedmark-key'] as string | undefined) ?? req.ip,
-    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'RATE_LIMITED', error: `rate limit exceeded: ${ctx.max} requests per ${ctx.after}` }),
-  });
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: 'fedmark scoring service',
-        version: '0.1.0',
-        description: `Scores customers with model ${o.model.modelHash.slice(0, 16)}… for purpose "${o.purpose}". Authenticate with "Authorization: Bearer <token>" or a fedmark-signed request (x-fedmark-* headers, job "fedmark-serve", round 0).`,
-      },
-    },
-    transform: jsonSchemaTransform,
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-
-  app.setErrorHandler((err: unknown, req, reply) => {
-    if (hasZodFastifySchemaValidationErrors(err)) {
-      const issue = err.validation[0];
-      const where = `${err.validationContext ?? 'request'}${issue?.instancePath ? issue.instancePath.replace(/\//g, '.') : ''}`;
-      return reply.status(400).send({ statusCode: 400, code: 'INVALID_REQUEST', error: `${where}: ${issue?.message ?? 'invalid'}` });
-    }
-    if (err instanceof HttpError) return reply.status(err.statusCode).send({ statusCode: err.statusCode, code: err.code, error: err.message });
-    if (err instanceof FedmarkError) {
-      const status = VALUE_ERRORS.has(err.code) ? 422 : 400;
-      return reply.status(status).send({ statusCode: status, code: err.code, error: err.message });
-    }
-    const e = err as { statusCode?: number; code?: string; message?: string };
-    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply.status(e.statusCode).send({ statusCode: e.statusCode, code: e.code ?? 'BAD_REQUEST', error: e.message ?? 'bad request' });
-    }
-    req.log.error({ err }, 'unexpected error');
-    return reply.status(500).send({ statusCode: 500, code: 'INTERNAL', error: 'internal error' });
-  });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ statusCode: 404, code: 'NOT_FOUND', error: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  await app.register(errorsPlugin, { statusOf: serveStatusOf });
 
   // One quiet line per request: no customer data, no headers.
   app.addHook('onResponse', (req, reply, done) => {
@@ -149,7 +93,7 @@ export async function buildScoringService(o: ScoringServiceOptions) {
 
   const authenticate = async (req: FastifyRequest): Promise<void> => {
     const r = o.auth.check(req.headers as Record<string, string | string[] | undefined>, { method: req.method, path: req.url, body: req.rawBody ?? new Uint8Array(0) });
-    if (!r.ok) throw new HttpError(r.status ?? 401, r.code ?? 'AUTH_FAILED', r.error ?? 'not authenticated');
+    if (!r.ok) throw new FedmarkError(r.code ?? 'AUTH_MISSING', r.error ?? 'not authenticated');
     req.principal = r.principal;
   };
 

@@ -16,7 +16,6 @@ export interface AuthResult {
   ok: boolean;
   /** "token" or the signer's key id. */
   principal?: string;
-  status?: 401 | 409;
   code?: string;
   error?: string;
 }
@@ -55,15 +54,15 @@ export function createServeAuth(o: { token?: string; clients?: { keyId: string; 
     check(headers, req) {
       const auth = headers.authorization;
       if (typeof auth === 'string' && auth.startsWith('Bearer ')) {
-        if (!tokenDigest) return { ok: false, status: 401, code: 'AUTH_TOKEN_DISABLED', error: 'bearer tokens are not accepted by this service' };
+        if (!tokenDigest) return { ok: false, code: 'AUTH_TOKEN_DISABLED', error: 'bearer tokens are not accepted by this service' };
         // Compare digests: equal length, constant time.
-        return timingSafeEqual(digest(auth.slice(7).trim()), tokenDigest) ? { ok: true, principal: 'token' } : { ok: false, status: 401, code: 'AUTH_BAD_TOKEN', error: 'bearer token does not match' };
+        return timingSafeEqual(digest(auth.slice(7).trim()), tokenDigest) ? { ok: true, principal: 'token' } : { ok: false, code: 'AUTH_BAD_TOKEN', error: 'bearer token does not match' };
       }
-      if (keys.size === 0) return { ok: false, status: 401, code: 'AUTH_MISSING', error: 'missing "Authorization: Bearer <token>" header' };
+      if (keys.size === 0) return { ok: false, code: 'AUTH_MISSING', error: 'missing "Authorization: Bearer <token>" header' };
       const v = verifyRequest(headers, req, { lookupKey: (k) => keys.get(k), nonces, maxSkewMs: o.maxSkewMs });
-      if (!v.ok) return { ok: false, status: v.status, code: v.code, error: v.error };
+      if (!v.ok) return { ok: false, code: v.code, error: v.error };
       if (v.jobId !== SERVE_SCOPE || v.round !== 0) {
-        return { ok: false, status: 401, code: 'AUTH_SCOPE', error: `request is signed for "${v.jobId}" round ${v.round}, not for "${SERVE_SCOPE}" round 0` };
+        return { ok: false, code: 'AUTH_SCOPE', error: `request is signed for "${v.jobId}" round ${v.round}, not for "${SERVE_SCOPE}" round 0` };
       }
       return { ok: true, principal: v.keyId };
     },
