@@ -15,6 +15,7 @@ import { schemaHash } from '../federation/job-presets.ts';
 import { buildBaseline, type Baseline, type BaselineSpec } from './baseline.ts';
 import { loadWithProviders, type ScoringModel } from './scorer.ts';
 import './dense-scorers.ts';
+import './tree-scorer.ts';
 
 export interface ModelProvenance {
   jobId: string | null;

@@ -1,18 +1,8 @@
 /**
- * A scorer for models explained by per-row path contributions — gradient-boosted trees (issue 14).
- * Written against this small interface, not against src/trees, so the trees' provider is a few
- * lines once both are on main: `predictMargin(model, X, n)` is `margin`, and a `PathExplainer`
- * (Saabas contributions: one entry per feature plus the bias, summing to the margin) is `explainer`.
- *
- *   registerScorerProvider({
- *     name: 'gbdt',
- *     detect: async (dir) => isGbdtModelDir(dir),
- *     load: async (dir) => {
- *       const model = await loadGbdtModel(dir);
- *       const scorer = new PathScorer('gbdt', model.numFeature, (X, n) => predictMargin(model, X, n), new PathExplainer(model));
- *       return { scorer, modelHash, spec: { kind: 'gbdt' }, metadata };
- *     },
- *   });
+ * A scorer for models explained by per-row path contributions — the gradient-boosted trees
+ * (tree-scorer.ts plugs src/trees/ in: `predictMargin` is `margin`, a `PathExplainer` is
+ * `explainer`). Written against this small interface so any model with an additive per-row
+ * explanation (contributions per feature plus a bias, summing to the margin) scores through it.
  */
 import { FedmarkError } from '../errors.ts';
 import { checkBatch, type AttributionInfo, type Scorer } from './scorer.ts';
@@ -24,19 +14,22 @@ export interface PathExplainerLike {
 
 export class PathScorer implements Scorer {
   readonly baseValue: number;
-  readonly attribution: AttributionInfo = {
-    method: 'tree-path',
-    exact: true,
-    description: 'path contributions (Saabas): each split on a row\'s path adds the change in expected value to its feature; they sum with the bias to the margin',
-    baseline: null,
-  };
+  readonly attribution: AttributionInfo;
 
   constructor(
     readonly kind: string,
     readonly d: number,
     private readonly margin: (X: Float32Array, n: number) => Float64Array,
     private readonly explainer: PathExplainerLike,
+    /** How the explainer weights a node's children: by cover (the model's own) or equally. */
+    covers: 'model' | 'uniform' = 'uniform',
   ) {
+    this.attribution = {
+      method: 'tree-path',
+      exact: true,
+      description: `path contributions (Saabas): each split on a row's path adds the change in expected node value (${covers === 'model' ? "children weighted by the model's covers" : 'children weighted equally'}) to its feature; they sum with the bias to the margin`,
+      baseline: null,
+    };
     const probe = explainer.explain(new Float64Array(d));
     if (probe.length !== d + 1) throw new FedmarkError('SCORER_BAD_EXPLAINER', `explainer returns ${probe.length} values for ${d} features; expected ${d} + 1 (the bias)`);
     // The bias is the same for every row (the base margin plus the trees' root values).
