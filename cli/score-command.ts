@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import cliProgress from 'cli-progress';
 import { readIdentityFile, type Identity } from '../src/crypto/identity.ts';
+import { parseBadRowLimit } from '../src/data/bad-rows.ts';
 import { loadSchema, type DatasetSchema, type NumericColumn } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { schemaHash } from '../src/federation/job-presets.ts';
@@ -127,6 +128,7 @@ export function registerScoreCommand(program: Command): void {
     .option('--reasons <n>', 'reason codes per customer', '3')
     .option('--baseline <spec>', 'what reasons are measured against: midpoint, zero, or a JSON file of a reference customer', 'midpoint')
     .option('--strict', 'stop at the first bad row; unknown categories and out-of-range numbers are errors', false)
+    .option('--max-bad-rows <limit>', 'without --strict, fail above this many bad rows: a count (250), a share (0.5%) or "all"', '1%')
     .option('--model-purpose <text>', 'purpose the model was trained for, when the model directory does not record it')
     .option('--offer-column <col>', 'price/rate/discount offered: check whether long-tenure customers get worse terms')
     .option('--tenure-column <col>', 'tenure column for the offer check', 'tenure')
@@ -179,6 +181,7 @@ export function registerScoreCommand(program: Command): void {
           topK: num('--top-k', s('topK')),
           valueColumn: s('valueColumn'),
           strict: o.strict === true ? true : undefined,
+          maxBadRows: parseBadRowLimit(s('maxBadRows')!),
           withdrawn: s('withdrawn') ? readWithdrawn(s('withdrawn')!) : undefined,
           loyalty,
           hashId: (cid) => ledger.idHash(cid),

@@ -5,8 +5,9 @@
  *   npx tsx benchmarks/scoring/run.ts --quick    # small sizes, no JSON written unless --out is given
  *
  * 1. Throughput (rows/s), side by side in one process for each model kind: the scoring stage alone
- *    (encoded rows → logits, contributions, reason codes), and `scoreFile` file → file (CSV read,
- *    consent, encoding, scoring, reasons, deciles, output) next to reading the same CSV alone.
+ *    (encoded rows → logits, contributions, reason codes), `scoreFile` file → file (CSV read,
+ *    consent, encoding, scoring, reasons, deciles, output), next to the data loader training uses
+ *    (`loadDataset`, byte-level CSV → encoded rows) and scoring's own read + encode of the same file.
  * 2. Peak memory: the real `fedmark score` command in a child process on files of growing size;
  *    peak RSS should stay flat while the file grows 50×.
  * 3. `fedmark serve`: p50/p99 latency of single-customer requests from 20 concurrent keep-alive
@@ -34,7 +35,9 @@ import { signRequest } from '../../src/crypto/request-signing.ts';
 import { scoreFile } from '../../src/scoring/batch.ts';
 import { loadScoringModel } from '../../src/scoring/model.ts';
 import { ReasonCoder } from '../../src/scoring/reasons.ts';
-import { readScoringRows } from '../../src/scoring/rows.ts';
+import { readScoringBatches, ScoringEncoder } from '../../src/scoring/rows.ts';
+import { saveGbdtModelDir } from '../../src/scoring/tree-scorer.ts';
+import { featureLayout, parseGbdtParams, trainPooled } from '../../src/trees/index.ts';
 import { completenessGap } from '../../src/scoring/scorer.ts';
 import { denseScorer } from '../../src/scoring/dense-scorers.ts';
 import { buildBaseline } from '../../src/scoring/baseline.ts';
@@ -63,9 +66,18 @@ const SPECS: Record<string, ModelSpec> = {
   'mlp-relu-16': { kind: 'mlp', hidden: [16], activation: 'relu' },
   'mlp-tanh-32-16': { kind: 'mlp', hidden: [32, 16], activation: 'tanh' },
 };
+/** Model kinds of the throughput section: the dense specs and a gradient-boosted ensemble. */
+const KINDS = [...Object.keys(SPECS), 'gbdt-100x4'];
 
-async function saveBenchModel(name: string, spec: ModelSpec): Promise<string> {
+async function saveBenchModel(name: string, spec: ModelSpec | 'gbdt'): Promise<string> {
   const dir = join(work, `model-${name}`);
+  if (spec === 'gbdt') {
+    // XGBoost-like defaults (100 trees of depth 4), trained on the bundled file.
+    const train = await loadDataset(BUNDLED_DATASETS['telco-churn'].csv, schema);
+    const { model } = trainPooled(parseGbdtParams({}), featureLayout(schema), train);
+    saveGbdtModelDir(dir, model, { jobId: 'bench-job', purpose: PURPOSE, schemaHash: schemaHash(schema) });
+    return dir;
+  }
   const p = initParameters(spec, d, 5);
   const rng = createRng(9);
   for (let i = 0; i < p.length; i++) p[i] = spec.kind === 'logistic' ? rng.normal() * 0.5 : p[i] + rng.normal() * 0.05;
@@ -96,22 +108,24 @@ async function telcoFile(rows: number): Promise<string> {
 
 // ------------------------------------------------------------------ 1. throughput
 /** Rows per model: the tanh network's quadrature attribution is ~100× slower than the linear split. */
-const THROUGHPUT_ROWS: Record<string, number> = { logistic: 200_000, 'mlp-relu-16': 100_000, 'mlp-tanh-32-16': 20_000 };
+const THROUGHPUT_ROWS: Record<string, number> = { logistic: 200_000, 'mlp-relu-16': 100_000, 'mlp-tanh-32-16': 20_000, 'gbdt-100x4': 100_000 };
 
 async function throughput() {
   const reps = quick ? 1 : 3;
   const results: Record<string, unknown>[] = [];
-  for (const [name, spec] of Object.entries(SPECS)) {
+  for (const name of KINDS) {
+    if (kindsWanted && !kindsWanted.includes(name)) continue;
     const rows = quick ? Math.min(20_000, THROUGHPUT_ROWS[name]) : THROUGHPUT_ROWS[name];
     const file = await telcoFile(rows);
     const encoded = await loadDataset(file, schema);
-    const dir = await saveBenchModel(name, spec);
+    const dir = await saveBenchModel(name, SPECS[name] ?? 'gbdt');
     const model = await loadScoringModel(dir, schema);
     const coder = new ReasonCoder(schema, model.baseline.x0);
     const stage: number[] = [];
     const logitsOnly: number[] = [];
     const e2e: number[] = [];
-    const readOnly: number[] = [];
+    const loaderOnly: number[] = [];
+    const readEncode: number[] = [];
     for (let r = 0; r < reps; r++) {
       // Scoring stage on pre-encoded rows, in the batch size the pipeline uses.
       const B = 4096;
@@ -122,20 +136,23 @@ async function throughput() {
       }
       logitsOnly.push(encoded.n / ((performance.now() - t) / 1000));
       t = performance.now();
-      const cells = schema.columns.map(() => '1');
+      const cell = () => '1';
       for (let at = 0; at < encoded.n; at += B) {
         const n = Math.min(B, encoded.n - at);
         const X = encoded.X.subarray(at * d, (at + n) * d);
         model.scorer.logits(X, n);
         const phi = model.scorer.contributions(X, n);
-        for (let i = 0; i < n; i++) coder.top(phi.subarray(i * d, (i + 1) * d), X.subarray(i * d, (i + 1) * d), cells, 3);
+        for (let i = 0; i < n; i++) coder.top(phi, X, i * d, cell, 3);
       }
       stage.push(encoded.n / ((performance.now() - t) / 1000));
-      // Reading the CSV alone, then the whole scoring run, back to back.
+      // The training loader, scoring's read + encode, then the whole scoring run, back to back.
       t = performance.now();
-      let seen = 0;
-      for await (const b of readScoringRows(file, schema)) seen += b.rows.length;
-      readOnly.push(seen / ((performance.now() - t) / 1000));
+      const loaded = await loadDataset(file, schema);
+      loaderOnly.push(loaded.stats.rowsRead / ((performance.now() - t) / 1000));
+      t = performance.now();
+      const enc = new ScoringEncoder(schema, { strict: false, where: { name: file, at: (l) => `${file}:${l}` } });
+      await readScoringBatches(file, enc, () => undefined);
+      readEncode.push(enc.counts.read / ((performance.now() - t) / 1000));
       const s = await scoreFile({ dataPath: file, outPath: join(work, 'out.csv'), schema, model, reasons: 3 });
       e2e.push(s.rows.read / s.seconds);
     }
@@ -144,9 +161,11 @@ async function throughput() {
       rows,
       scorerLogitsRowsPerSecond: Math.round(median(logitsOnly)),
       scorerStageRowsPerSecond: Math.round(median(stage)),
-      csvReadOnlyRowsPerSecond: Math.round(median(readOnly)),
+      trainingLoaderRowsPerSecond: Math.round(median(loaderOnly)),
+      scoringReadEncodeRowsPerSecond: Math.round(median(readEncode)),
       endToEndRowsPerSecond: Math.round(median(e2e)),
-      endToEndVsReadOnly: Math.round((median(e2e) / median(readOnly)) * 1000) / 1000,
+      endToEndVsTrainingLoader: Math.round((median(e2e) / median(loaderOnly)) * 1000) / 1000,
+      loadAverage1m: Math.round(loadavg()[0] * 10) / 10,
     };
     log(JSON.stringify(row));
     results.push(row);
@@ -333,6 +352,7 @@ const started = new Date();
 // --only throughput,serve,… re-measures some sections and keeps the others from the existing JSON.
 const only = option('only')?.split(',');
 const want = (section: string) => !only || only.includes(section);
+const kindsWanted = option('kinds')?.split(',');
 try {
   const previous = only && outPath && existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 'utf8')) as Record<string, unknown>) : {};
   const result: Record<string, unknown> = {

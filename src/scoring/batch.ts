@@ -13,18 +13,18 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { createHash, randomBytes } from 'node:crypto';
 import { FedmarkError } from '../errors.ts';
-import { formatIssue, type RowIssue } from '../data/csv.ts';
+import { formatIssueAt } from '../data/bad-rows.ts';
+import type { BadRowLimit } from '../data/dataset.ts';
 import { parseNumber } from '../data/encode.ts';
 import type { DatasetSchema } from '../data/schema.ts';
 import { sensitiveGroups } from '../federation/job-presets.ts';
 import { LoyaltyAccumulator, SelectionCounter, type LoyaltyOptions, type LoyaltyResult, type SelectionSegment } from './decision-fairness.ts';
 import type { LoadedScoringModel } from './model.ts';
-import { csvField, DecileCounter, formatProbability, quantize, TopK } from './ranking.ts';
+import { csvField, DecileCounter, formatFixed4, formatProbability, quantize, TopK } from './ranking.ts';
 import { ReasonCoder } from './reasons.ts';
-import { readScoringRows, RowEncoder, type EncodedBatch } from './rows.ts';
+import { readScoringBatches, SCORING_BATCH_ROWS, ScoringEncoder, type ScoringBatch } from './rows.ts';
 import { sigmoid } from './scorer.ts';
 import type { SidecarBuilder } from './sidecar-builder.ts';
 
@@ -38,6 +38,8 @@ export interface ScoreFileOptions {
   topK?: number;
   valueColumn?: string;
   strict?: boolean;
+  /** Non-strict runs fail above this many bad rows (default: as loading, 1 % of the rows). */
+  maxBadRows?: BadRowLimit;
   withdrawn?: ReadonlySet<string>;
   loyalty?: LoyaltyOptions;
   /** Salted hash of a customer id, for the data-subject sidecar. */
@@ -92,39 +94,74 @@ interface OutputRow {
   head: string;
   /** fields after the decile. */
   tail: string;
-  groups: string[] | null;
+  /** Sensitive group codes (ScoringEncoder.sensitive order). */
+  groups: number[] | null;
 }
 
 /**
- * Pass-1 records: "q headLength tailLength\n" then the two strings. Lengths (not separators) frame
- * the strings, so customer text containing newlines or any other character cannot break them.
+ * The pass-1 temp file holds every output row without its decile, a batch per record:
+ * u32 rows, u32 text bytes, then per row u32 q and u32 the byte offset where the decile goes,
+ * then the batch's output text (UTF-8). Pass 2 copies the bytes and inserts the deciles, without
+ * decoding a single string: customer text of any kind cannot break the framing.
  */
-function pass1Record(r: OutputRow): string {
-  return `${r.q} ${r.head.length} ${r.tail.length}\n${r.head}${r.tail}`;
-}
-
-async function* readPass1(file: string): AsyncGenerator<{ q: number; head: string; tail: string }> {
-  const decoder = new StringDecoder('utf8');
-  let buf = '';
-  let at = 0;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
-    buf = buf.slice(at) + decoder.write(chunk as Buffer);
-    at = 0;
-    for (;;) {
-      const nl = buf.indexOf('\n', at);
-      if (nl < 0) break;
-      const s1 = buf.indexOf(' ', at);
-      const s2 = buf.indexOf(' ', s1 + 1);
-      const q = Number(buf.slice(at, s1));
-      const h = Number(buf.slice(s1 + 1, s2));
-      const t = Number(buf.slice(s2 + 1, nl));
-      if (nl + 1 + h + t > buf.length) break;
-      const start = nl + 1;
-      yield { q, head: buf.slice(start, start + h), tail: buf.slice(start + h, start + h + t) };
-      at = start + h + t;
+function pass1Batch(text: string, qs: Uint32Array, marks: Uint32Array, rows: number): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length !== text.length) {
+    // Non-ASCII text: character offsets are not byte offsets.
+    let at = 0;
+    let prevChar = 0;
+    for (let r = 0; r < rows; r++) {
+      at += Buffer.byteLength(text.slice(prevChar, marks[r]), 'utf8');
+      prevChar = marks[r];
+      marks[r] = at;
     }
   }
-  if (at < buf.length) throw new FedmarkError('SCORING_TEMP_CORRUPT', `${file}: temporary file ends inside a record`);
+  const head = Buffer.allocUnsafe(8 + 8 * rows);
+  head.writeUInt32LE(rows, 0);
+  head.writeUInt32LE(bytes.length, 4);
+  for (let r = 0; r < rows; r++) {
+    head.writeUInt32LE(qs[r], 8 + 8 * r);
+    head.writeUInt32LE(marks[r], 12 + 8 * r);
+  }
+  return Buffer.concat([head, bytes]);
+}
+
+const DECILE_TEXT = Array.from({ length: 11 }, (_, k) => Buffer.from(`,${k}`, 'latin1'));
+
+/** Pass 2: the output rows of the pass-1 file with their deciles, handed out in ~1 MiB buffers. */
+async function pass2(file: string, decile: (q: number) => number, write: (bytes: Buffer) => void): Promise<number> {
+  const fd = fs.openSync(file, 'r');
+  let rows = 0;
+  try {
+    const head = Buffer.allocUnsafe(8);
+    let pos = 0;
+    for (;;) {
+      if (fs.readSync(fd, head, 0, 8, pos) < 8) break;
+      const n = head.readUInt32LE(0);
+      const textBytes = head.readUInt32LE(4);
+      const body = Buffer.allocUnsafe(8 * n + textBytes);
+      if (fs.readSync(fd, body, 0, body.length, pos + 8) !== body.length) throw new FedmarkError('SCORING_TEMP_CORRUPT', `${file}: temporary file ends inside a batch`);
+      pos += 8 + body.length;
+      const text = body.subarray(8 * n);
+      let size = textBytes;
+      for (let r = 0; r < n; r++) size += DECILE_TEXT[decile(body.readUInt32LE(8 * r))].length;
+      const out = Buffer.allocUnsafe(size);
+      let prev = 0;
+      let at = 0;
+      for (let r = 0; r < n; r++) {
+        const mark = body.readUInt32LE(8 * r + 4);
+        at += text.copy(out, at, prev, mark);
+        at += DECILE_TEXT[decile(body.readUInt32LE(8 * r))].copy(out, at);
+        prev = mark;
+      }
+      text.copy(out, at, prev);
+      write(out);
+      rows += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return rows;
 }
 
 function columnIndex(schema: DatasetSchema, name: string | undefined, what: string): number {
@@ -142,9 +179,8 @@ async function fileSha256(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** Writes `text` to fd in full, and into the running output hash. */
-function writeAll(fd: number, text: string, hash?: ReturnType<typeof createHash>): void {
-  const bytes = Buffer.from(text, 'utf8');
+/** Writes `bytes` to fd in full, and into the running output hash. */
+function writeAll(fd: number, bytes: Buffer, hash?: ReturnType<typeof createHash>): void {
   hash?.update(bytes);
   for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
 }
@@ -164,12 +200,17 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
   const valueIndex = columnIndex(schema, o.valueColumn, 'value column');
   const offerIndex = columnIndex(schema, o.loyalty?.offerColumn, 'offer column');
   const tenureIndex = columnIndex(schema, o.loyalty?.tenureColumn, 'tenure column');
-  const encoder = new RowEncoder(schema, { strict: o.strict ?? schema.strict ?? false, withdrawn: o.withdrawn, source: o.dataPath });
+  const encoder = new ScoringEncoder(schema, {
+    strict: o.strict ?? schema.strict ?? false,
+    withdrawn: o.withdrawn,
+    where: { name: o.dataPath, at: (line) => `${o.dataPath}:${line}` },
+    maxBadRows: o.maxBadRows,
+  });
   const idName = encoder.idIndex >= 0 ? schema.columns[encoder.idIndex].name : 'line';
   const coder = new ReasonCoder(schema, model.baseline.x0);
-  const declared = sensitiveGroups(schema);
-  const segments = Object.keys(declared).sort();
-  const selection = new SelectionCounter(declared);
+  const selection = new SelectionCounter(sensitiveGroups(schema));
+  const segments = encoder.sensitive;
+  const scoredByGroup = segments.map((s) => new Float64Array(s.groups.length));
   const loyalty = o.loyalty ? new LoyaltyAccumulator(o.loyalty) : null;
   const deciles = new DecileCounter();
   const top = o.topK !== undefined ? new TopK<OutputRow>(o.topK) : null;
@@ -199,123 +240,102 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
   const partial = path.join(outDir, `.${path.basename(o.outPath)}.${tmpTag}.partial`);
   let pass1Fd = pass1 ? fs.openSync(pass1, 'wx', 0o600) : null;
 
-  const counts = { read: 0, scored: 0, noConsent: 0, withdrawn: 0, rejected: 0 };
-  const clipped: Record<string, number> = {};
-  const rejectedExamples: string[] = [];
-  let bytes = 0;
   let seq = 0;
   let sumP = 0;
   let gapMax = 0;
   let gapSum = 0;
   let valueMissing = 0;
+  const d = scorer.d;
+  const qs = new Uint32Array(SCORING_BATCH_ROWS);
+  const marks = new Uint32Array(SCORING_BATCH_ROWS);
 
-  // --- one batch
-  const scoreBatch = (enc: EncodedBatch): void => {
-    const n = enc.n;
-    if (n === 0) return;
-    const z = scorer.logits(enc.X, n);
-    const phi = reasonsK > 0 ? scorer.contributions(enc.X, n) : null;
-    const d = scorer.d;
-    let lines = '';
-    // One function per batch (not a closure per row): the output fields of row i.
-    const outputRow = (i: number, p: number, q: number, id: string, value: number | null, groups: string[] | null): OutputRow => {
-      const row = enc.rows[i];
+  // --- one batch: scores, reasons, accumulators, and the rows' output text
+  const scoreBatch = (b: ScoringBatch): void => {
+    const n = b.n;
+    const X = b.X.subarray(0, n * d);
+    const z = scorer.logits(X, n);
+    const phi = reasonsK > 0 ? scorer.contributions(X, n) : null;
+    // The rows' output fields after the decile (value, expected value, reasons).
+    const tailOf = (i: number, p: number, value: number | null): string => {
       let tail = '';
-      if (valueIndex >= 0) tail += `,${csvField(row.values[valueIndex].trim())},${value === null ? '' : (p * value).toFixed(4)}`;
+      if (valueIndex >= 0) tail += `,${csvField(b.text(i, valueIndex))},${value === null ? '' : formatFixed4(p * value)}`;
       if (phi) {
-        const reasons = coder.top(phi.subarray(i * d, (i + 1) * d), enc.X.subarray(i * d, (i + 1) * d), row.values, reasonsK);
+        const reasons = coder.top(phi, X, i * d, (column) => b.text(i, column), reasonsK);
         for (let r = 0; r < reasonsK; r++) {
           const rc = reasons[r];
-          tail += rc ? `,${csvField(rc.text)},${rc.contribution.toFixed(4)}` : ',,';
+          tail += rc ? `,${csvField(rc.text)},${formatFixed4(rc.contribution)}` : ',,';
         }
       }
-      return { q, head: `${csvField(id)},${formatProbability(p)}`, tail, groups };
+      return tail;
     };
+    let text = '';
+    let rows = 0;
     for (let i = 0; i < n; i++) {
-      const row = enc.rows[i];
       const p = sigmoid(z[i]);
       const q = quantize(p);
       deciles.add(q);
       sumP += p;
-      const id = enc.ids ? enc.ids[i] : String(row.line);
-      const groups = segments.length ? segments.map((s) => enc.sensitive[s][i]) : null;
-      if (groups) for (let s = 0; s < segments.length; s++) selection.addScored(segments[s], groups[s]);
-      if (enc.ids && o.sidecar && o.hashId) o.sidecar.add(o.hashId(id));
-      if (loyalty) {
-        const t = parseNumber(row.values[tenureIndex]);
-        const off = parseNumber(row.values[offerIndex]);
-        loyalty.add(p, t, off);
-      }
+      const id = encoder.idIndex >= 0 ? b.ids[i] : String(b.lines[i]);
+      for (let s = 0; s < segments.length; s++) scoredByGroup[s][b.groups[s][i]]++;
+      if (o.sidecar && o.hashId && encoder.idIndex >= 0) o.sidecar.add(o.hashId(id));
+      if (loyalty) loyalty.add(p, parseNumber(b.text(i, tenureIndex)), parseNumber(b.text(i, offerIndex)));
       let value: number | null = null;
       if (valueIndex >= 0) {
-        value = parseNumber(row.values[valueIndex]);
+        value = parseNumber(b.text(i, valueIndex));
         if (value === null) valueMissing++;
       }
-      const key = valueIndex >= 0 ? (value === null ? -Infinity : p * value) : p;
       if (phi) {
-        let s = scorer.baseValue;
-        for (let j = 0; j < d; j++) s += phi[i * d + j];
-        const gap = Math.abs(s - z[i]);
+        let sum = scorer.baseValue;
+        for (let j = i * d, end = j + d; j < end; j++) sum += phi[j];
+        const gap = Math.abs(sum - z[i]);
         gapSum += gap;
         if (gap > gapMax) gapMax = gap;
       }
       const rowSeq = seq++;
-      if (top && !top.wouldAccept(key, rowSeq)) continue;
-      const r = outputRow(i, p, q, id, value, groups);
-      if (top) top.offer(key, rowSeq, () => r);
-      else lines += pass1Record(r);
+      const head = `${csvField(id)},${formatProbability(p)}`;
+      if (top) {
+        const key = valueIndex >= 0 ? (value === null ? -Infinity : p * value) : p;
+        if (!top.wouldAccept(key, rowSeq)) continue;
+        const groups = segments.length ? segments.map((_, s) => b.groups[s][i]) : null;
+        const row: OutputRow = { q, head, tail: tailOf(i, p, value), groups };
+        top.offer(key, rowSeq, () => row);
+      } else {
+        text += head;
+        qs[rows] = q;
+        marks[rows] = text.length;
+        text += `${tailOf(i, p, value)}\n`;
+        rows++;
+      }
     }
-    if (pass1Fd !== null && lines) writeAll(pass1Fd, lines);
-  };
-
-  const keepRejected = (issues: RowIssue[]): void => {
-    counts.rejected += issues.length;
-    for (const issue of issues) if (rejectedExamples.length < 20) rejectedExamples.push(formatIssue(o.dataPath, issue));
+    if (pass1Fd !== null && rows) writeAll(pass1Fd, pass1Batch(text, qs, marks, rows));
   };
 
   let outSha = '';
   let outRows = 0;
   let summary: ScoreRunSummary | undefined;
   try {
-    for await (const batch of readScoringRows(o.dataPath, schema)) {
-      counts.read += batch.rows.length + batch.structural.length;
-      bytes += batch.bytes;
-      const enc = encoder.encode(batch.rows, batch.structural);
-      counts.noConsent += enc.excludedNoConsent;
-      counts.withdrawn += enc.excludedWithdrawn;
-      counts.scored += enc.n;
-      keepRejected(enc.rejected);
-      for (const [k, v] of Object.entries(enc.clipped)) clipped[k] = (clipped[k] ?? 0) + v;
-      scoreBatch(enc);
-      o.onProgress?.({ bytes: Math.min(bytes, totalBytes), totalBytes, rowsRead: counts.read, scored: counts.scored });
-    }
+    await readScoringBatches(o.dataPath, encoder, scoreBatch, (bytes) => {
+      o.onProgress?.({ bytes: Math.min(bytes, totalBytes), totalBytes, rowsRead: encoder.counts.read, scored: deciles.n });
+    });
+    segments.forEach((seg, s) => seg.groups.forEach((g, k) => selection.addScored(seg.name, g, scoredByGroup[s][k])));
     // --- finish: deciles, ranking, output
     const outFd = fs.openSync(partial, 'wx', 0o600);
     const outHash = createHash('sha256');
     try {
-      writeAll(outFd, header + '\n', outHash);
+      writeAll(outFd, Buffer.from(header + '\n', 'utf8'), outHash);
       if (top) {
         const ranked = top.sorted();
         let text = '';
         ranked.forEach((r, i) => {
           text += `${i + 1},${r.item.head},${deciles.decile(r.item.q)}${r.item.tail}\n`;
-          if (r.item.groups) r.item.groups.forEach((g, s) => selection.addSelected(segments[s], g));
+          if (r.item.groups) r.item.groups.forEach((g, s) => selection.addSelected(segments[s].name, segments[s].groups[g]));
         });
-        writeAll(outFd, text, outHash);
+        writeAll(outFd, Buffer.from(text, 'utf8'), outHash);
         outRows = ranked.length;
       } else {
         fs.closeSync(pass1Fd!);
         pass1Fd = null;
-        let text = '';
-        for await (const r of readPass1(pass1!)) {
-          text += `${r.head},${deciles.decile(r.q)}${r.tail}\n`;
-          outRows++;
-          if (text.length > 1 << 20) {
-            writeAll(outFd, text, outHash);
-            text = '';
-          }
-        }
-        writeAll(outFd, text, outHash);
+        outRows = await pass2(pass1!, (q) => deciles.decile(q), (bytes) => writeAll(outFd, bytes, outHash));
       }
       fs.fsyncSync(outFd);
     } finally {
@@ -340,6 +360,8 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
     const finished = now();
     const seconds = (performance.now() - t0) / 1000;
     const topRows = top ? top.sorted() : [];
+    const counts = encoder.counts;
+    const scored = deciles.n;
     return {
       model: {
         dir: model.dir,
@@ -354,15 +376,15 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
           exact: scorer.attribution.exact,
           description: scorer.attribution.description,
           maxCompletenessGap: gapMax,
-          meanCompletenessGap: counts.scored && reasonsK > 0 ? gapSum / counts.scored : 0,
+          meanCompletenessGap: scored && reasonsK > 0 ? gapSum / scored : 0,
         },
       },
       input: { path: o.dataPath, bytes: totalBytes, sha256: (await inputHash) ?? '' },
       output: { path: o.outPath, sha256: outSha, rows: outRows, mode: top ? 'top-k' : 'all' },
-      rows: { read: counts.read, scored: counts.scored, excludedNoConsent: counts.noConsent, excludedWithdrawn: counts.withdrawn, rejected: counts.rejected, clipped },
-      rejectedExamples,
-      deciles: { sizes: counts.scored ? deciles.sizes() : new Array(10).fill(0), lowestScore: counts.scored ? deciles.cutoffs() : new Array(10).fill(null) },
-      meanProbability: counts.scored ? sumP / counts.scored : null,
+      rows: { read: counts.read, scored, excludedNoConsent: counts.noConsent, excludedWithdrawn: counts.withdrawn, rejected: counts.rejected, clipped: encoder.clipped },
+      rejectedExamples: encoder.rejectedExamples.map((issue) => formatIssueAt(`${o.dataPath}:${issue.line}`, issue)),
+      deciles: { sizes: scored ? deciles.sizes() : new Array(10).fill(0), lowestScore: scored ? deciles.cutoffs() : new Array(10).fill(null) },
+      meanProbability: scored ? sumP / scored : null,
       topK: top
         ? {
             k: top.k,

@@ -51,18 +51,18 @@ export class SelectionCounter {
     }
   }
 
-  private bump(m: Map<string, Map<string, number>>, segment: string, group: string): void {
+  private bump(m: Map<string, Map<string, number>>, segment: string, group: string, count: number): void {
     const s = m.get(segment);
     if (!s) return;
-    s.set(group, (s.get(group) ?? 0) + 1);
+    s.set(group, (s.get(group) ?? 0) + count);
   }
 
-  addScored(segment: string, group: string): void {
-    this.bump(this.scored, segment, group);
+  addScored(segment: string, group: string, count = 1): void {
+    this.bump(this.scored, segment, group, count);
   }
 
   addSelected(segment: string, group: string): void {
-    this.bump(this.selected, segment, group);
+    this.bump(this.selected, segment, group, 1);
   }
 
   result(): SelectionSegment[] {

@@ -18,8 +18,34 @@ export function quantize(p: number): number {
   return Math.round(p * SCALE);
 }
 
+/** Zero-padded digit groups: the output formats millions of numbers, and toFixed is slow. */
+const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const DIGITS2 = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+
+/** The integer grid value q as a probability with 6 decimals: exactly `(q / 10⁶).toFixed(6)`. */
+function formatGrid(q: number): string {
+  const whole = q >= SCALE ? 1 : 0;
+  const frac = q - whole * SCALE;
+  return `${whole}.${DIGITS3[(frac / 1000) | 0]}${DIGITS3[frac % 1000]}`;
+}
+
 export function formatProbability(p: number): string {
-  return (quantize(p) / SCALE).toFixed(SCORE_DECIMALS);
+  return formatGrid(quantize(p));
+}
+
+/**
+ * `x.toFixed(4)`, fast: the value scaled to an integer count of 10⁻⁴ and printed from digit
+ * tables. toFixed rounds the exact binary value; the scaled product can round differently only
+ * within a hair of a tie (or for huge values), and there toFixed itself is used.
+ */
+export function formatFixed4(x: number): string {
+  const a = Math.abs(x);
+  const y = a * 1e4;
+  const n = Math.round(y);
+  if (!(y < 1e12) || Math.abs(y - Math.floor(y) - 0.5) < 1e-6) return x.toFixed(4);
+  const whole = Math.floor(n / 1e4);
+  const frac = n - whole * 1e4;
+  return `${x < 0 ? '-' : ''}${whole}.${DIGITS2[(frac / 100) | 0]}${DIGITS2[frac % 100]}`;
 }
 
 export class DecileCounter {

@@ -27,6 +27,11 @@ interface ColumnSlot {
   index: number;
   offset: number;
   width: number;
+  /**
+   * Texts that do not need the row's cell: per declared category ("contract = monthly"), or per
+   * truth value of a boolean with one spelling each way (false, true). Null for numeric columns.
+   */
+  fixed: string[] | null;
 }
 
 export class ReasonCoder {
@@ -43,7 +48,11 @@ export class ReasonCoder {
     schema.columns.forEach((c, index) => {
       if (!isTypedColumn(c) || !isFeature(c)) return;
       const width = c.type === 'categorical' ? c.values.length + 1 : 1;
-      slots.push({ column: c, index, offset, width });
+      let fixed: string[] | null = null;
+      // A declared category matched the trimmed cell exactly, so the cell is the declared value.
+      if (c.type === 'categorical') fixed = c.values.map((v) => `${c.name} = ${v}`);
+      else if (c.type === 'boolean' && c.true.length === 1 && c.false.length === 1) fixed = [`${c.name} = ${c.false[0]}`, `${c.name} = ${c.true[0]}`];
+      slots.push({ column: c, index, offset, width, fixed });
       offset += width;
     });
     this.slots = slots;
@@ -55,24 +64,25 @@ export class ReasonCoder {
     return this.slots.map((s) => s.column.name);
   }
 
-  /** Per-column totals of one row's contributions (`phi` of length d), in schema column order. */
-  columnContributions(phi: ArrayLike<number>, out: Float64Array = new Float64Array(this.slots.length)): Float64Array {
+  /** Per-column totals of one row's contributions (`phi` from `at`, d values), in schema column order. */
+  columnContributions(phi: ArrayLike<number>, out: Float64Array = new Float64Array(this.slots.length), at = 0): Float64Array {
     for (let s = 0; s < this.slots.length; s++) {
       const { offset, width } = this.slots[s];
       let t = 0;
-      for (let k = 0; k < width; k++) t += phi[offset + k];
+      for (let k = 0; k < width; k++) t += phi[at + offset + k];
       out[s] = t;
     }
     return out;
   }
 
   /**
-   * The top `k` reasons for one row. `phi` and `x` are the row's contributions and encoded input
-   * (length d); `cells` are its raw cells in schema column order (for the text).
+   * The top `k` reasons for one row. `phi` and `x` hold the row's contributions and encoded input
+   * (d values from `at`: a row of an n × d batch); `cell(column)` gives its trimmed raw cell of a
+   * schema column (for the text; asked only for the columns given as reasons).
    */
-  top(phi: ArrayLike<number>, x: ArrayLike<number>, cells: readonly string[], k: number): ReasonCode[] {
+  top(phi: ArrayLike<number>, x: ArrayLike<number>, at: number, cell: (column: number) => string, k: number): ReasonCode[] {
     if (k <= 0) return [];
-    const sums = this.columnContributions(phi, this.sums);
+    const sums = this.columnContributions(phi, this.sums, at);
     let m = 0;
     for (let s = 0; s < sums.length; s++) if (sums[s] > 0) this.order[m++] = s;
     // Partial selection of the k largest (k is small; m is at most the number of columns).
@@ -88,23 +98,26 @@ export class ReasonCoder {
     for (let a = 0; a < take; a++) {
       const s = this.order[a];
       const slot = this.slots[s];
-      out.push({ column: slot.column.name, text: this.describe(slot, x, cells[slot.index].trim()), contribution: sums[s] });
+      out.push({ column: slot.column.name, text: this.describe(slot, x, at, cell), contribution: sums[s] });
     }
     return out;
   }
 
-  private describe(slot: ColumnSlot, x: ArrayLike<number>, cell: string): string {
+  private describe(slot: ColumnSlot, x: ArrayLike<number>, at: number, cellOf: (column: number) => string): string {
     const c = slot.column;
+    const base = at + slot.offset;
     if (c.type === 'categorical') {
-      const declared = x[slot.offset + c.values.length] !== 1;
-      return declared ? `${c.name} = ${cell}` : `${c.name} = ${cell === '' ? '(blank)' : cell} (${OTHER_BUCKET}: not a declared value)`;
+      for (let k = 0; k < c.values.length; k++) if (x[base + k] === 1) return slot.fixed![k];
+      const cell = cellOf(slot.index);
+      return `${c.name} = ${cell === '' ? '(blank)' : cell} (${OTHER_BUCKET}: not a declared value)`;
     }
-    if (c.type === 'boolean') return `${c.name} = ${cell}`;
+    if (c.type === 'boolean') return slot.fixed ? slot.fixed[x[base] === 1 ? 1 : 0] : `${c.name} = ${cellOf(slot.index)}`;
+    const cell = cellOf(slot.index);
     if (cell === '') {
       const fill = c.missing === 'min' ? c.min : c.missing;
       return `${c.name} missing (treated as ${fill})`;
     }
-    const v = x[slot.offset];
+    const v = x[at + slot.offset];
     const ref = this.x0[slot.offset];
     if (v > ref) return `${c.name} high (${cell})`;
     if (v < ref) return `${c.name} low (${cell})`;

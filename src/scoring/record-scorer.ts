@@ -12,7 +12,8 @@ import { FedmarkError } from '../errors.ts';
 import { isFeature, isTypedColumn, type DatasetSchema } from '../data/schema.ts';
 import type { LoadedScoringModel } from './model.ts';
 import { ReasonCoder, type ReasonCode } from './reasons.ts';
-import { RowEncoder, type RawRow } from './rows.ts';
+import { ValueCells } from '../data/cells.ts';
+import { ScoringEncoder } from './rows.ts';
 import { sigmoid } from './scorer.ts';
 
 export type RecordValue = string | number | boolean | null;
@@ -46,8 +47,9 @@ export class RecordScorer {
   private readonly known: Set<string>;
   private readonly coder: ReasonCoder;
   private readonly idIndex: number;
-  private encoder: RowEncoder | null = null;
+  private encoder: ScoringEncoder | null = null;
   private encoderFor: ReadonlySet<string> | undefined;
+  private readonly cells: ValueCells;
 
   constructor(
     private readonly schema: DatasetSchema,
@@ -58,6 +60,7 @@ export class RecordScorer {
     this.required = schema.columns.filter((c) => isFeature(c) || c.role === 'consent' || c.role === 'id').map((c) => c.name);
     this.coder = new ReasonCoder(schema, model.baseline.x0);
     this.idIndex = schema.columns.findIndex((c) => c.role === 'id');
+    this.cells = new ValueCells(Int32Array.from(schema.columns, (_, i) => i));
   }
 
   /** Cells in schema order, or a FedmarkError naming the first problem. */
@@ -86,38 +89,51 @@ export class RecordScorer {
   }
 
   score(records: readonly Record<string, RecordValue>[], o: { withdrawn?: ReadonlySet<string>; reasons?: number }): RecordBatchResult {
-    const rows: RawRow[] = records.map((r, i) => ({ line: i, values: this.toValues(r, i), bytes: 0 }));
+    // Every record is checked before any is scored: a bad one refuses the whole request.
+    const values = records.map((r, i) => this.toValues(r, i));
     // One encoder per withdrawn-list version (the caller hands over the same Set until the file changes).
     if (!this.encoder || this.encoderFor !== o.withdrawn) {
-      this.encoder = new RowEncoder(this.view, { strict: true, withdrawn: o.withdrawn, source: 'customer' });
+      this.encoder = new ScoringEncoder(this.view, { strict: true, withdrawn: o.withdrawn, where: { name: 'request', at: (line) => `customer ${line}` } });
       this.encoderFor = o.withdrawn;
     }
     const encoder = this.encoder;
-    const results: (RecordResult | undefined)[] = new Array(records.length);
-    for (const row of rows) {
-      const a = encoder.admit(row.values);
-      if (a !== 'ok') results[row.line] = { index: row.line, id: this.idIndex >= 0 ? row.values[this.idIndex].trim() : null, status: 'not-scored', reason: a };
-    }
-    const enc = encoder.encode(rows);
+    const { d } = encoder;
+    const X = new Float32Array(records.length * d);
+    const kept: number[] = [];
+    const results: RecordResult[] = new Array(records.length);
+    let noConsent = 0;
+    let withdrawn = 0;
+    values.forEach((v, i) => {
+      this.cells.set(v);
+      const outcome = encoder.row(this.cells, i, X, kept.length * d, [], kept.length);
+      const id = this.idIndex >= 0 ? v[this.idIndex].trim() : null;
+      if (outcome === 'scored') kept.push(i);
+      else {
+        if (outcome === 'no-consent') noConsent++;
+        else withdrawn++;
+        results[i] = { index: i, id, status: 'not-scored', reason: outcome === 'no-consent' ? 'no-consent' : 'withdrawn' };
+      }
+    });
+    const n = kept.length;
     const { scorer } = this.model;
-    const z = scorer.logits(enc.X, enc.n);
+    const Xn = X.subarray(0, n * d);
+    const z = scorer.logits(Xn, n);
     const k = o.reasons ?? 3;
-    const phi = k > 0 ? scorer.contributions(enc.X, enc.n) : null;
-    const d = scorer.d;
+    const phi = k > 0 ? scorer.contributions(Xn, n) : null;
     const scoredIds: string[] = [];
-    for (let i = 0; i < enc.n; i++) {
-      const row = enc.rows[i];
-      const id = enc.ids ? enc.ids[i] : null;
+    kept.forEach((i, r) => {
+      const v = values[i];
+      const id = this.idIndex >= 0 ? v[this.idIndex].trim() : null;
       if (id !== null) scoredIds.push(id);
-      results[row.line] = {
-        index: row.line,
+      results[i] = {
+        index: i,
         id,
         status: 'scored',
-        probability: sigmoid(z[i]),
-        logit: z[i],
-        reasons: phi ? this.coder.top(phi.subarray(i * d, (i + 1) * d), enc.X.subarray(i * d, (i + 1) * d), row.values, k) : [],
+        probability: sigmoid(z[r]),
+        logit: z[r],
+        reasons: phi ? this.coder.top(phi, Xn, r * d, (column) => v[column].trim(), k) : [],
       };
-    }
-    return { results: results as RecordResult[], scoredIds, noConsent: enc.excludedNoConsent, withdrawn: enc.excludedWithdrawn };
+    });
+    return { results, scoredIds, noConsent, withdrawn };
   }
 }

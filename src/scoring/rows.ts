@@ -1,9 +1,10 @@
 /**
- * From CSV records (or request records) to encoded rows ready to score — the one place where
- * scoring uses src/data (header matching, the row encoder), so the batch command and the service
- * encode exactly as training did.
+ * From a source's rows to encoded rows ready to score — the one place where scoring uses src/data,
+ * so the batch command and the service encode exactly as training did: the schema compiled into
+ * per-column encoders (src/data/columns.ts) over the source's cells (src/data/cells.ts: byte ranges
+ * of the CSV buffer, or typed values of a request).
  *
- * What scoring adds on top of the training encoder:
+ * What scoring adds on top of the training encoder (src/data/builder.ts):
  * - The label column may be absent (customers to score have no outcome yet); when present it is
  *   ignored.
  * - Consent and withdrawal are applied first: a row without consent, or whose id is on the
@@ -12,51 +13,33 @@
  * - Strict mode: every bad row is an error naming file, line, column and value, a category outside
  *   the declared vocabulary is an error (not the "<other>" bucket), and so is a number outside its
  *   declared range (not clipped): the model never saw such values.
+ * - Rows are handed out in bounded batches, each with the few cell texts the output needs (id,
+ *   reason texts, value column), so memory does not grow with the file.
  */
 import { FedmarkError } from '../errors.ts';
-import { formatIssue, matchHeader, readCsvBatches, type RowIssue } from '../data/csv.ts';
-import { encodeRows, parseNumber } from '../data/encode.ts';
-import { isTypedColumn, type DatasetSchema, type NumericColumn } from '../data/schema.ts';
+import { allowedBadRows, checkLimit, describeLimit, formatIssueAt } from '../data/bad-rows.ts';
+import type { RowLocator } from '../data/builder.ts';
+import { ByteCells, type Cells } from '../data/cells.ts';
+import { FLAG_CLIPPED, FLAG_IMPUTED, TruthValues, compileColumns, type CompiledColumn } from '../data/columns.ts';
+import { CsvFileReader, countLines, decodeFields, fieldCountIssue, matchHeader } from '../data/csv.ts';
+import type { RecordSink } from '../data/csv-tokenizer.ts';
+import { DEFAULT_MAX_BAD_ROWS, type BadRowLimit, type RowIssue } from '../data/dataset.ts';
+import { featureCount, isTypedColumn, type DatasetSchema } from '../data/schema.ts';
 
-export interface RawRow {
-  /** 1-based line in the file (or position in a request). */
-  line: number;
-  /** Cells in schema column order (the label cell may be a placeholder). */
-  values: string[];
-  /** Approximate bytes the record took in the file (progress only). */
-  bytes: number;
-}
+export type { RowIssue } from '../data/dataset.ts';
 
-export interface RawBatch {
-  rows: RawRow[];
-  /** Rows with the wrong number of fields. */
-  structural: RowIssue[];
-  bytes: number;
-}
-
-export interface EncodedBatch {
-  n: number;
-  d: number;
-  X: Float32Array;
-  /** The kept rows (scored), aligned with X. */
-  rows: RawRow[];
-  ids: string[] | null;
-  /** Per sensitive column: each kept row's group. */
-  sensitive: Record<string, string[]>;
-  excludedNoConsent: number;
-  excludedWithdrawn: number;
-  /** Rows rejected as bad (non-strict mode), with file lines. */
-  rejected: RowIssue[];
-  /** Per numeric column: kept rows whose value was clipped to the declared range. */
-  clipped: Record<string, number>;
-}
-
-export interface RowEncoderOptions {
+export interface ScoringEncoderOptions {
   strict: boolean;
   withdrawn?: ReadonlySet<string>;
-  /** Names the source in messages ("data.csv", "request"). */
-  source: string;
+  /** Names the source and its rows in messages ("data.csv:12", "customer 3"). */
+  where: RowLocator;
+  /** Non-strict runs fail above this many bad rows (default: as loading, 1 % of the rows). */
+  maxBadRows?: BadRowLimit;
+  /** How many bad rows to keep for the summary (all are counted). Default 20. */
+  maxReportedBadRows?: number;
 }
+
+export type RowOutcome = 'scored' | 'no-consent' | 'withdrawn' | 'rejected';
 
 /** The schema with every categorical column refusing unknown values (strict scoring). */
 function strictSchema(schema: DatasetSchema): DatasetSchema {
@@ -66,157 +49,247 @@ function strictSchema(schema: DatasetSchema): DatasetSchema {
   };
 }
 
-export class RowEncoder {
-  readonly schema: DatasetSchema;
-  private readonly encSchema: DatasetSchema;
-  private readonly labelIndex: number;
-  private readonly labelFill: string;
+/**
+ * Consent, withdrawal, the bad-row policy and the encoding of one row at a time, over any Cells.
+ * Counts what it saw; `finish()` applies the bad-row limit to the whole source.
+ */
+export class ScoringEncoder {
+  readonly d: number;
   readonly idIndex: number;
+  /** Sensitive (fairness) columns: name and group names; a row's group codes go to `row()`'s `groups`. */
+  readonly sensitive: { name: string; groups: string[] }[];
+  readonly counts = { read: 0, noConsent: 0, withdrawn: 0, rejected: 0 };
+  readonly clipped: Record<string, number>;
+  readonly rejectedExamples: RowIssue[] = [];
+  /** Id of the row `row()` looked at last ('' without an id column). */
+  lastId = '';
+
+  private readonly cols: CompiledColumn[];
+  private readonly sensitiveCols: CompiledColumn[];
+  private readonly numericCols: CompiledColumn[];
   private readonly consentIndex: number;
-  private readonly granted: ReadonlySet<string> | null;
-  private readonly numeric: { index: number; col: NumericColumn }[];
-  private readonly names: string[];
+  private readonly consent: TruthValues | null;
+  private readonly idName: string;
+  private readonly flags: Uint8Array;
+  private readonly vector: Float32Array;
+  private readonly limit: BadRowLimit;
+  private readonly maxReported: number;
+  private expectedRows = Infinity;
 
   constructor(
-    schema: DatasetSchema,
-    private readonly opts: RowEncoderOptions,
+    readonly schema: DatasetSchema,
+    private readonly opts: ScoringEncoderOptions,
   ) {
-    this.schema = schema;
-    this.encSchema = opts.strict ? strictSchema(schema) : schema;
-    this.labelIndex = schema.columns.findIndex((c) => c.role === 'label');
-    const label = schema.columns[this.labelIndex];
-    this.labelFill = label?.role === 'label' ? label.negative[0] : '';
+    this.cols = compileColumns(opts.strict ? strictSchema(schema) : schema);
+    this.d = featureCount(schema);
     this.idIndex = schema.columns.findIndex((c) => c.role === 'id');
+    this.idName = this.idIndex >= 0 ? schema.columns[this.idIndex].name : '';
     this.consentIndex = schema.columns.findIndex((c) => c.role === 'consent');
     const consent = schema.columns[this.consentIndex];
-    this.granted = consent?.role === 'consent' ? new Set(consent.granted) : null;
+    this.consent = consent?.role === 'consent' ? new TruthValues(consent.granted, []) : null;
     if (opts.withdrawn && opts.withdrawn.size > 0 && this.idIndex < 0) {
       throw new FedmarkError('DATA_NO_ID_COLUMN', `schema "${schema.name}" has no id column, so the withdrawn-consent list cannot be applied`);
     }
-    this.numeric = schema.columns.flatMap((c, index) => (isTypedColumn(c) && c.type === 'numeric' ? [{ index, col: c }] : []));
-    this.names = schema.columns.map((c) => c.name);
+    this.sensitiveCols = this.cols.filter((c) => c.groups !== null);
+    this.sensitive = this.sensitiveCols.map((c) => ({ name: c.name, groups: c.groups! }));
+    this.numericCols = this.cols.filter((c) => c.numeric);
+    this.clipped = Object.fromEntries(this.numericCols.map((c) => [c.name, 0]));
+    this.flags = new Uint8Array(schema.columns.length);
+    this.vector = new Float32Array(this.d);
+    this.limit = checkLimit(opts.maxBadRows ?? DEFAULT_MAX_BAD_ROWS);
+    this.maxReported = opts.maxReportedBadRows ?? 20;
   }
 
-  /** Consent and withdrawal: which rows may be processed at all. */
-  admit(values: readonly string[]): 'ok' | 'no-consent' | 'withdrawn' {
-    if (this.granted && !this.granted.has(values[this.consentIndex].trim())) return 'no-consent';
-    if (this.idIndex >= 0 && this.opts.withdrawn?.has(values[this.idIndex].trim())) return 'withdrawn';
-    return 'ok';
+  /** An upper bound on the rows still to come, when the source knows one (an early bad-row failure). */
+  expect(rows: number): void {
+    this.expectedRows = this.counts.read + rows;
   }
 
-  private strictRange(row: RawRow): RowIssue | null {
-    for (const { index, col } of this.numeric) {
-      const cell = row.values[index].trim();
-      if (cell === '') continue;
-      const v = parseNumber(cell);
-      if (v !== null && (v < col.min || v > col.max)) {
-        return { line: row.line, column: col.name, value: cell, message: `outside the declared range [${col.min}, ${col.max}]` };
+  private bad(issue: RowIssue): 'rejected' {
+    if (this.opts.strict) {
+      throw new FedmarkError('DATA_BAD_ROW', formatIssueAt(this.opts.where.at(issue.line), issue), { ...issue, file: this.opts.where.name });
+    }
+    this.counts.rejected++;
+    if (this.rejectedExamples.length < this.maxReported) this.rejectedExamples.push(issue);
+    // Fail as soon as the outcome is certain, not after reading ten million rows.
+    if (this.counts.rejected > allowedBadRows(this.limit, this.expectedRows)) this.tooManyBadRows(this.expectedRows);
+    return 'rejected';
+  }
+
+  /** A row whose cells could not be mapped (wrong field count). */
+  structural(issue: RowIssue): void {
+    this.counts.read++;
+    this.bad(issue);
+  }
+
+  /**
+   * One row: consent and withdrawal first, then the encoded vector into `X` at `offset` and the
+   * row's sensitive group codes into `groups[s][slot]`. Nothing is written unless the row is scored.
+   */
+  row(cells: Cells, line: number, X: Float32Array, offset: number, groups: Uint16Array[], slot: number): RowOutcome {
+    this.counts.read++;
+    if (this.consent && this.consent.of(cells, this.consentIndex) !== 1) {
+      this.counts.noConsent++;
+      return 'no-consent';
+    }
+    if (this.idIndex >= 0) {
+      const id = cells.text(this.idIndex);
+      this.lastId = id;
+      if (this.opts.withdrawn?.has(id)) {
+        this.counts.withdrawn++;
+        return 'withdrawn';
+      }
+      if (id === '') return this.bad({ line, column: this.idName, value: '', message: 'blank id' });
+    }
+    const { cols, flags, vector: row } = this;
+    flags.fill(0);
+    for (let c = 0; c < cols.length; c++) {
+      const col = cols[c];
+      const problem = col.encode(cells, row, flags);
+      if (problem !== null) return this.bad({ line, column: col.name, value: cells.text(col.index), message: problem });
+      if (this.opts.strict && (flags[col.index] & (FLAG_CLIPPED | FLAG_IMPUTED)) === FLAG_CLIPPED) {
+        const c0 = this.schema.columns[col.index];
+        const range = c0 && 'min' in c0 ? `[${c0.min}, ${c0.max}]` : 'its declared range';
+        return this.bad({ line, column: col.name, value: cells.text(col.index), message: `outside the declared range ${range}` });
       }
     }
-    return null;
+    X.set(row, offset);
+    for (const col of this.numericCols) if (flags[col.index] & FLAG_CLIPPED) this.clipped[col.name]++;
+    for (let s = 0; s < this.sensitiveCols.length; s++) groups[s][slot] = this.sensitiveCols[s].group;
+    return 'scored';
   }
 
-  private fail(issue: RowIssue): never {
-    throw new FedmarkError('DATA_BAD_ROW', formatIssue(this.opts.source, issue), { ...issue, file: this.opts.source });
+  private tooManyBadRows(rows: number): never {
+    const { rejected, read } = this.counts;
+    const shown = this.rejectedExamples.slice(0, 5).map((b) => `  ${formatIssueAt(this.opts.where.at(b.line), b)}`);
+    const share = read > 0 ? ` (${+((100 * rejected) / read).toPrecision(3)}% of ${read} rows read${rows > read ? ' so far' : ''})` : '';
+    throw new FedmarkError(
+      'DATA_TOO_MANY_BAD_ROWS',
+      `${this.opts.where.name}: ${rejected} bad row${rejected === 1 ? '' : 's'}${share}, more than the limit of ${describeLimit(this.limit)} (--max-bad-rows); first ones:\n${shown.join('\n')}`,
+      { file: this.opts.where.name, badRowCount: rejected, rowsRead: read },
+    );
   }
 
-  /** Applies consent, withdrawal and the bad-row policy, and encodes the admitted rows. */
-  encode(rows: readonly RawRow[], structural: readonly RowIssue[] = []): EncodedBatch {
-    const rejected: RowIssue[] = [];
-    if (structural.length) {
-      if (this.opts.strict) this.fail(structural[0]);
-      rejected.push(...structural);
-    }
-    let excludedNoConsent = 0;
-    let excludedWithdrawn = 0;
-    const admitted: RawRow[] = [];
-    for (const row of rows) {
-      const a = this.admit(row.values);
-      if (a === 'no-consent') excludedNoConsent++;
-      else if (a === 'withdrawn') excludedWithdrawn++;
-      else if (this.opts.strict) {
-        const issue = this.strictRange(row);
-        if (issue) this.fail(issue);
-        admitted.push(row);
-      } else admitted.push(row);
-    }
-    const records = admitted.map((row) => {
-      const rec: Record<string, string> = {};
-      for (let i = 0; i < this.names.length; i++) rec[this.names[i]] = i === this.labelIndex ? this.labelFill : row.values[i];
-      return rec;
-    });
-    let ds;
-    try {
-      ds = encodeRows(this.encSchema, records, { strict: this.opts.strict, maxReportedBadRows: records.length, maxBadRows: Infinity, source: this.opts.source });
-    } catch (err) {
-      // The encoder numbers rows by their position in this batch; name the file line instead.
-      const e = err as FedmarkError;
-      const pos = typeof e.details?.line === 'number' ? e.details.line : 0;
-      if (e instanceof FedmarkError && pos >= 1 && pos <= admitted.length) {
-        this.fail({ ...(e.details as unknown as RowIssue), line: admitted[pos - 1].line });
-      }
-      throw err;
-    }
-    let kept = admitted;
-    if (ds.stats.badRowCount > 0) {
-      const bad = new Set<number>();
-      for (const issue of ds.stats.badRows) {
-        bad.add(issue.line);
-        rejected.push({ ...issue, line: admitted[issue.line - 1].line });
-      }
-      kept = admitted.filter((_, i) => !bad.has(i + 1));
-    }
-    return {
-      n: ds.n,
-      d: ds.d,
-      X: ds.X,
-      rows: kept,
-      ids: ds.ids,
-      sensitive: ds.sensitive,
-      excludedNoConsent,
-      excludedWithdrawn,
-      rejected,
-      clipped: ds.stats.clipped,
-    };
+  /** The bad-row limit over every row read. */
+  finish(): void {
+    if (this.counts.rejected > allowedBadRows(this.limit, this.counts.read)) this.tooManyBadRows(this.counts.read);
   }
 }
 
 /**
- * Batches of a CSV file's data rows in schema column order. Every declared column must be in the
- * header except the label, which may be missing; undeclared columns are refused (matchHeader).
+ * A batch of scored rows: their encoded features, file lines, ids, sensitive group codes, and the
+ * trimmed text of any of their cells (`text(i, column)`, schema column index) for the output.
  */
-export async function* readScoringRows(path: string, schema: DatasetSchema): AsyncGenerator<RawBatch> {
+export interface ScoringBatch {
+  n: number;
+  /** Row-major, at least n × d (use `subarray(0, n * d)`). */
+  readonly X: Float32Array;
+  readonly lines: Int32Array;
+  /** Per row, its id ('' without an id column). */
+  readonly ids: string[];
+  /** Per sensitive column (ScoringEncoder.sensitive order): each row's group code. */
+  readonly groups: Uint16Array[];
+  text(i: number, column: number): string;
+}
+
+export const SCORING_BATCH_ROWS = 4096;
+
+/**
+ * Streams a CSV file through `encoder` in batches of scored rows, calling `onBatch` (synchronously,
+ * inside the read) whenever a batch is full and once at the end. Every declared column must be in
+ * the header except the label, which may be missing; undeclared columns are refused (matchHeader).
+ * The cells a batch's rows keep are copied out of the read buffer (bytes, not strings), so the
+ * output can quote them after the buffer moved on.
+ */
+export async function readScoringBatches(
+  path: string,
+  encoder: ScoringEncoder,
+  onBatch: (batch: ScoringBatch) => void,
+  onProgress?: (bytesRead: number, totalBytes: number) => void,
+): Promise<void> {
+  const { schema } = encoder;
   const labelIndex = schema.columns.findIndex((c) => c.role === 'label');
   const label = schema.columns[labelIndex];
+  encoder.expect(await countLines(path));
+  const reader = await CsvFileReader.open(path, schema.delimiter ?? ',');
+  const capacity = SCORING_BATCH_ROWS;
+  const X = new Float32Array(capacity * encoder.d);
+  const lines = new Int32Array(capacity);
+  const ids = new Array<string>(capacity).fill('');
+  const groups = encoder.sensitive.map(() => new Uint16Array(capacity));
   let map: Int32Array | null = null;
   let width = 0;
-  let hasLabel = true;
-  for await (const records of readCsvBatches(path, schema.delimiter ?? ',')) {
-    const batch: RawBatch = { rows: [], structural: [], bytes: 0 };
-    for (const rec of records) {
-      let bytes = 0;
-      for (let i = 0; i < rec.fields.length; i++) bytes += rec.fields[i].length + 1;
-      batch.bytes += bytes;
-      if (!map) {
-        hasLabel = rec.fields.some((f) => f.trim() === label.name);
-        const headerSchema = hasLabel ? schema : { ...schema, columns: schema.columns.filter((_, i) => i !== labelIndex) };
-        const m = matchHeader(rec.fields, headerSchema, path);
-        map = new Int32Array(schema.columns.length).fill(-1);
-        let k = 0;
-        for (let i = 0; i < schema.columns.length; i++) if (hasLabel || i !== labelIndex) map[i] = m[k++];
-        width = rec.fields.length;
-        continue;
-      }
-      const f = rec.fields;
-      if (f.length !== width) {
-        batch.structural.push({ line: rec.line, column: f.length < width ? '(row)' : `field ${width + 1}`, value: '', message: `expected ${width} fields, found ${f.length}` });
-        continue;
-      }
-      const values = new Array<string>(map.length);
-      for (let i = 0; i < map.length; i++) values[i] = map[i] >= 0 ? f[map[i]] : '';
-      batch.rows.push({ line: rec.line, values, bytes });
+  // Kept cells: each scored row's record bytes, and its field ranges relative to the arena.
+  let arena = Buffer.allocUnsafe(1 << 20);
+  let used = 0;
+  let starts = new Int32Array(0);
+  let ends = new Int32Array(0);
+  let cells: ByteCells | null = null;
+  const batch: ScoringBatch = {
+    n: 0,
+    X,
+    lines,
+    ids,
+    groups,
+    text: (i, column) => {
+      const f = i * width + map![column];
+      return arena.toString('utf8', starts[f], ends[f]).trim();
+    },
+  };
+  const flush = (): void => {
+    if (batch.n > 0) onBatch(batch);
+    batch.n = 0;
+    used = 0;
+  };
+  const sink: RecordSink = (buf, fs, fe, count, line) => {
+    if (!map) {
+      const header = decodeFields(buf, fs, fe, count);
+      const hasLabel = header.some((f) => f.trim() === label.name);
+      const headerSchema = hasLabel ? schema : { ...schema, columns: schema.columns.filter((_, i) => i !== labelIndex) };
+      const m = matchHeader(header, headerSchema, path);
+      map = new Int32Array(schema.columns.length);
+      let k = 0;
+      // A missing label maps to field 0: the encoder never reads the label cell.
+      for (let i = 0; i < schema.columns.length; i++) map[i] = hasLabel || i !== labelIndex ? m[k++] : 0;
+      width = count;
+      starts = new Int32Array(capacity * width);
+      ends = new Int32Array(capacity * width);
+      cells = new ByteCells(map);
+      return;
     }
-    if (batch.rows.length || batch.structural.length) yield batch;
+    if (count !== width) {
+      encoder.structural(fieldCountIssue(line, count, width, map, schema, () => buf.toString('utf8', fs[width], fe[width])));
+      return;
+    }
+    cells!.set(buf, fs, fe);
+    const i = batch.n;
+    if (encoder.row(cells!, line, X, i * encoder.d, groups, i) !== 'scored') return;
+    lines[i] = line;
+    ids[i] = encoder.lastId;
+    const from = fs[0];
+    const bytes = fe[count - 1] - from;
+    if (used + bytes > arena.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(arena.length * 2, used + bytes));
+      arena.copy(bigger, 0, 0, used);
+      arena = bigger;
+    }
+    buf.copy(arena, used, from, from + bytes);
+    const shift = used - from;
+    for (let k = 0, o = i * width; k < width; k++, o++) {
+      starts[o] = fs[k] + shift;
+      ends[o] = fe[k] + shift;
+    }
+    used += bytes;
+    batch.n = i + 1;
+    if (batch.n === capacity) flush();
+  };
+  try {
+    while (await reader.next(sink)) onProgress?.(reader.bytesRead, reader.size);
+  } finally {
+    await reader.close();
   }
   if (!map) throw new FedmarkError('DATA_EMPTY_FILE', `${path}: no header row`);
+  flush();
+  onProgress?.(reader.bytesRead, reader.size);
+  encoder.finish();
 }

@@ -163,12 +163,17 @@ describe('fedmark score, library level', () => {
     expect((await rejection(scoreFile({ dataPath: data, outPath: data, schema, model }))).code).toBe('SCORING_BAD_OPTION');
   });
 
-  it('skips and reports bad rows when not strict (a plan outside the vocabulary is always an error)', async () => {
+  it('skips and reports bad rows when not strict, up to the bad-row limit (a plan outside the vocabulary is always an error)', async () => {
     const customers: Customer[] = makeCustomers(100, 10).map((c) => ({ ...c, consent: 'yes' }));
     customers[10].plan = 'gold';
     customers[30].tenure = 'many';
     const { dir, data, model } = await setup(customers);
-    const s = await scoreFile({ dataPath: data, outPath: join(dir, 'o.csv'), schema, model });
+    // As when loading for training: by default more than 1 % bad rows fails the run, naming them.
+    const err = await rejection(scoreFile({ dataPath: data, outPath: join(dir, 'o.csv'), schema, model }));
+    expect(err.code).toBe('DATA_TOO_MANY_BAD_ROWS');
+    expect(err.message).toMatch(/2 bad rows .*more than the limit of 1% of the rows[\s\S]*:12: column "plan"[\s\S]*:32: column "tenure"/);
+    expect(readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([]);
+    const s = await scoreFile({ dataPath: data, outPath: join(dir, 'o.csv'), schema, model, maxBadRows: 2 });
     expect(s.rows).toMatchObject({ read: 100, scored: 98, rejected: 2 });
     expect(s.rejectedExamples[0]).toMatch(/:12: column "plan": unknown category/);
     expect(s.rejectedExamples[1]).toMatch(/:32: column "tenure": not a number/);

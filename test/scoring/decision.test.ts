@@ -111,11 +111,12 @@ describe('reason code text', () => {
     set('paperless', 0.35);
     set('monthly', 0.2);
     set('plan=max', -2); // pulls the score down: never a reason
-    const cells = schema.columns.map((c) => rec[c.name as keyof typeof rec]);
-    const top = coder.top(phi, x, cells, 10);
+    const cells = schema.columns.map((c) => rec[c.name as keyof typeof rec] ?? '');
+    const cell = (column: number) => cells[column].trim();
+    const top = coder.top(phi, x, 0, cell, 10);
     expect(top.map((r) => r.text)).toEqual(['tenure low (2)', 'contract = bi-weekly (<other>: not a declared value)', 'paperless = Yes', 'balance high (90000)', 'monthly missing (treated as 0)']);
     expect(top[1].contribution).toBeCloseTo(0.4, 12);
-    expect(coder.top(phi, x, cells, 2)).toHaveLength(2);
+    expect(coder.top(phi, x, 0, cell, 2)).toHaveLength(2);
   });
 });
 
