@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PartnerLedger } from '../../partner/ledger.ts';
 import { keyId } from '../../src/crypto/identity.ts';
@@ -92,11 +92,11 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
       sidecar: { count: consenting.length - 2 },
     });
 
-    const audit = fedmark('audit', jobLedger, '--partner', p.ledger, '--json');
+    // With the sidecars the audit also checks that the withdrawn customers' salted ids are not in the run's sidecar.
+    const audit = fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', join(p.stateDir, 'subject-ids'), '--json');
     const result = JSON.parse(audit.stdout);
     expect(result.findings.filter((f: { severity: string }) => f.severity === 'error'), audit.stdout).toEqual([]);
     expect(audit.status).toBe(0);
-    // The withdrawn customers' salted ids are not in the run's sidecar.
     const v = verifyLedger(readLedger(p.ledger));
     expect(checkScoringEntries(p.ledger, v.entries, v.validPayloadSeqs, { sidecarDir: join(p.stateDir, 'subject-ids') })).toEqual([]);
 
@@ -152,7 +152,7 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     const dir = tempDir();
     const params = await saveFixtureModel(join(dir, 'model'), schema);
     const p = partnerFiles(dir, 'telco-east');
-    finishedJob(dir, p, hashParameters(params));
+    const jobLedger = finishedJob(dir, p, hashParameters(params));
     const l = PartnerLedger.open(p.ledger, p.identity, p.stateDir);
     l.consentWithdrawal(['C-000001'], 1);
     const { SidecarBuilder } = await import('../../src/scoring/sidecar-builder.ts');
@@ -170,5 +170,26 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     expect(codes).toContain('SCORING_POLICY_PURPOSE');
     expect(codes).toContain('SCORED_AFTER_WITHDRAWAL');
     expect(codes).toContain('SCORING_RECORDED_BEFORE_FINISH');
+
+    // From the command line: --sidecars gives the audit the partner's sidecar directory.
+    const sidecarDir = join(p.stateDir, 'subject-ids');
+    const withSidecars = fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', sidecarDir, '--json');
+    expect(withSidecars.status, withSidecars.stderr).toBe(1);
+    const found = JSON.parse(withSidecars.stdout).findings as { code: string; severity: string; message: string }[];
+    expect(found.find((f) => f.code === 'SCORED_AFTER_WITHDRAWAL')).toMatchObject({ severity: 'error', message: expect.stringMatching(/score-manual-1 .*scored 1 customer\(s\) whose consent withdrawal had already taken effect/) });
+    // Without it the audit cannot look into the sidecar, so that finding is absent (the others stay).
+    const without = JSON.parse(fedmark('audit', jobLedger, '--partner', p.ledger, '--json').stdout).findings as { code: string }[];
+    expect(without.map((f) => f.code)).not.toContain('SCORED_AFTER_WITHDRAWAL');
+    expect(without.map((f) => f.code)).toContain('SCORING_POLICY_PURPOSE');
+    // A sidecar file altered after the run is caught, not trusted.
+    const file = join(sidecarDir, readdirSync(sidecarDir).find((f) => f.includes('score-manual-1'))!);
+    writeFileSync(file, Buffer.alloc(statSync(file).size));
+    const tampered = JSON.parse(fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', sidecarDir, '--json').stdout).findings as { code: string }[];
+    expect(tampered.map((f) => f.code)).toContain('SIDECAR_TAMPERED');
+    // One directory per partner ledger, and it must exist.
+    const bad = fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', sidecarDir, join(dir, 'nope'));
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--sidecars names 2 directories for 1 --partner ledger/);
+    expect(fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', join(dir, 'nope')).stderr).toMatch(/--sidecars .*nope: not a directory/);
   });
 });

@@ -69,7 +69,7 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
   (opts.partners ?? []).forEach((input, i) => {
     const li = load(input, `partner[${i}]`);
     const pv = verifyLedger(li.read, { name: li.name });
-    findings.push(...pv.findings, ...checkScoringEntries(pv.ledger, pv.entries, pv.validPayloadSeqs));
+    findings.push(...pv.findings, ...checkScoringEntries(pv.ledger, pv.entries, pv.validPayloadSeqs, { sidecarDir: opts.sidecarDirs?.[i] }));
     ledgers.push({ name: pv.ledger, entries: pv.entries.length, ok: pv.ok });
     const who = crossCheck(
       { name: pv.ledger, entries: pv.entries, ring: pv.keyRing, valid: pv.validPayloadSeqs },

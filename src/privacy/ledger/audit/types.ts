@@ -14,6 +14,12 @@ export type LedgerInput = string | LedgerEntry[] | ReadLedgerResult;
 export interface AuditOptions {
   coordinator: LedgerInput;
   partners?: LedgerInput[];
+  /**
+   * The id-sidecar directory of each partner ledger, in `partners` order (a partner's
+   * `<state-dir>/subject-ids`): with it the audit also checks that no scoring run listed a customer
+   * whose consent withdrawal had already taken effect (SCORED_AFTER_WITHDRAWAL).
+   */
+  sidecarDirs?: (string | undefined)[];
   epsilonOf: EpsilonOf;
   /** The job may still be running: a missing `model.final`/`job.halt` is a warning, not an error. */
   allowRunning?: boolean;
