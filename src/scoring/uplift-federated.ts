@@ -4,7 +4,8 @@
  * so it is a Gaussian mechanism charged before the bytes leave, then summed through the encrypted
  * aggregation path like any other part.
  *
- * 1. Layout: one part of UPLIFT_CELLS = 40 count cells per partner (`upliftCountPart`). Deciles are
+ * 1. Layout: UPLIFT_CELLS = 40 count cells per partner (the workload's part adds one
+ *    participation cell, uplift-workload.ts). Deciles are
  *    each partner's own (its top tenth is decile 1): a partner's score distribution is its own.
  * 2. The DP event: every customer in the campaign falls in exactly one cell (its decile, its arm,
  *    whether it responded), so adding or removing one customer changes one cell by 1: L2
@@ -15,46 +16,30 @@
  *    variance P·s², and `combineUpliftCounts` gives the same figures as a single partner's with
  *    intervals widened for that noise (uplift.ts).
  *
- * Not wired yet (needs the federation workload seam, ROUND2.md): a round kind that asks each
- * selected partner for this part, the partner-side charge + persisted release (replays re-send the
- * same bytes), and the owner-side call of `combineUpliftCounts` after decryption — docs/SCORING.md.
+ * The round kind that asks each partner for this table, charges it and sums it is uplift-workload.ts.
  */
 import { FedmarkError } from '../errors.ts';
 import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import type { LabelledDpEvent } from '../privacy/dp-event.ts';
 import { gaussianNoise } from '../privacy/noise.ts';
 import { upliftFromCounts, UPLIFT_CELLS, type UpliftResult } from './uplift.ts';
 
-/** The part a partner contributes (the workload seam's PartSpec shape: name, length, value domain). */
-export interface CountPartSpec {
-  name: string;
-  length: number;
-  domain: 'count';
-}
-
-export function upliftCountPart(): CountPartSpec {
-  return { name: 'uplift-counts', length: UPLIFT_CELLS, domain: 'count' };
-}
-
-/** A Gaussian release as ROUND2.md's accountant composes it, with its label. */
-export interface LabelledDpEvent {
+/** A count-table release as the accountant composes it (q = 1, σ = s/Δ, one step), with its per-cell noise std s. */
+export interface UpliftCountEvent extends LabelledDpEvent {
   label: 'count';
-  samplingRate: number;
-  noiseMultiplier: number;
-  steps: number;
   /** Noise std per cell, in counts (= σ · Δ). */
   noiseStd: number;
-  sensitivity: number;
 }
 
 /** The DP event of releasing one partner's count table with noise std `noiseStd` per cell. */
-export function upliftCountEvent(noiseStd: number, sensitivity = 1): LabelledDpEvent {
+export function upliftCountEvent(noiseStd: number, sensitivity = 1): UpliftCountEvent {
   if (!(noiseStd > 0 && Number.isFinite(noiseStd))) throw new FedmarkError('DP_BAD_NOISE', `noise std must be finite and > 0, got ${noiseStd}`);
   if (!(sensitivity > 0 && Number.isFinite(sensitivity))) throw new FedmarkError('DP_BAD_EVENT', `sensitivity must be finite and > 0, got ${sensitivity}`);
   return { label: 'count', samplingRate: 1, noiseMultiplier: noiseStd / sensitivity, steps: 1, noiseStd, sensitivity };
 }
 
 /** The smallest per-cell noise whose single release costs at most `targetEpsilon` at δ (RDP). */
-export function calibrateUpliftNoise(targetEpsilon: number, delta: number, sensitivity = 1): LabelledDpEvent {
+export function calibrateUpliftNoise(targetEpsilon: number, delta: number, sensitivity = 1): UpliftCountEvent {
   const sigma = calibrateNoiseMultiplier({ targetEpsilon, delta, samplingRate: 1, steps: 1 });
   return upliftCountEvent(sigma * sensitivity, sensitivity);
 }
@@ -64,7 +49,7 @@ export function calibrateUpliftNoise(targetEpsilon: number, delta: number, sensi
  * event is charged, and persist the result: a repeated request must get these bytes again, never a
  * second draw (one charge buys one release).
  */
-export function noisyUpliftCounts(counts: ArrayLike<number>, event: LabelledDpEvent): Float64Array {
+export function noisyUpliftCounts(counts: ArrayLike<number>, event: UpliftCountEvent): Float64Array {
   if (counts.length !== UPLIFT_CELLS) throw new FedmarkError('UPLIFT_BAD_COUNTS', `count table has ${counts.length} cells, expected ${UPLIFT_CELLS}`);
   const noise = gaussianNoise(UPLIFT_CELLS, event.noiseStd);
   for (let i = 0; i < UPLIFT_CELLS; i++) noise[i] += counts[i];

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { newcombeInterval, normalQuantile, twoSidedZ, wilsonInterval } from '../../src/scoring/stats.ts';
 import { cellIndex, upliftFromCounts, UPLIFT_CELLS } from '../../src/scoring/uplift.ts';
-import { calibrateUpliftNoise, combineUpliftCounts, noisyUpliftCounts, upliftCountEvent, upliftCountPart } from '../../src/scoring/uplift-federated.ts';
+import { calibrateUpliftNoise, combineUpliftCounts, noisyUpliftCounts, upliftCountEvent } from '../../src/scoring/uplift-federated.ts';
 import { campaignCounts } from '../../src/scoring/campaign.ts';
 import { epsilonFor } from '../../src/privacy/accountant.ts';
 import { createRng } from '../../src/util/rng.ts';
@@ -109,8 +109,7 @@ describe('uplift from a count table', () => {
 });
 
 describe('multi-partner uplift: layout, DP event, combine', () => {
-  it('the part is 40 count cells and every customer falls in exactly one (sensitivity 1)', () => {
-    expect(upliftCountPart()).toEqual({ name: 'uplift-counts', length: 40, domain: 'count' });
+  it('the table is 40 count cells and every customer falls in exactly one (sensitivity 1)', () => {
     const seen = new Set<number>();
     for (let d = 1; d <= 10; d++) for (const arm of ['control', 'treatment'] as const) for (const r of [false, true]) seen.add(cellIndex(d, arm, r));
     expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
