@@ -3,6 +3,7 @@
  *
  *   npx tsx benchmarks/scoring/run.ts            # full: throughput, memory at 1e5 / 1e6 / 5e6 rows, serve latency (≈ 10–15 min on a loaded 2-core machine)
  *   npx tsx benchmarks/scoring/run.ts --quick    # small sizes, no JSON written unless --out is given
+ *   npx tsx benchmarks/scoring/run.ts --only memory --sizes 100000,1000000 --gc natural   # re-measure one section (others kept)
  *
  * 1. Throughput (rows/s), side by side in one process for each model kind: the scoring stage alone
  *    (encoded rows → logits, contributions, reason codes), `scoreFile` file → file (CSV read,
@@ -200,7 +201,10 @@ function runChild(script: string, argv: string[], nodeFlags: string[] = []): Pro
 
 // ------------------------------------------------------------------ 2. memory
 async function memory() {
-  const sizes = quick ? [10_000, 100_000] : [100_000, 1_000_000, 5_000_000];
+  // --sizes 100000,1000000 and --gc natural|sampled bound a re-measurement's run time.
+  const sizes = option('sizes')?.split(',').map(Number) ?? (quick ? [10_000, 100_000] : [100_000, 1_000_000, 5_000_000]);
+  if (sizes.some((n) => !(Number.isInteger(n) && n > 0))) throw new Error(`--sizes must be positive integers, got ${option('sizes')}`);
+  const gcModes = option('gc') ? [option('gc')] : ['natural', 'sampled'];
   const p = partnerFiles();
   const model = await saveBenchModel('memory', SPECS.logistic);
   const child = fileURLToPath(new URL('./cli-child.ts', import.meta.url));
@@ -209,7 +213,7 @@ async function memory() {
     const file = await telcoFile(rows);
     // natural: V8's own GC (peak RSS includes uncollected garbage); sampled: a forced GC every second
     // measures the live heap (and keeps RSS near it).
-    for (const [mode, gc] of [['all', 'natural'], ['top-k', 'natural'], ['all', 'sampled'], ['top-k', 'sampled']] as const) {
+    for (const [mode, gc] of ([['all', 'natural'], ['top-k', 'natural'], ['all', 'sampled'], ['top-k', 'sampled']] as const).filter(([, g]) => gcModes.includes(g))) {
       const r = await runChild(child, ['score', '--model', model, '--data', file, '--schema', schemaPath, '--out', join(work, 'mem-out.csv'),
         '--purpose', PURPOSE, '--policy', p.policy, '--identity', p.identity, '--state-dir', p.state, '--json', ...(mode === 'top-k' ? ['--top-k', '1000'] : [])], gc === 'sampled' ? ['--expose-gc'] : []);
       if (r.code !== 0) throw new Error(`fedmark score failed: ${r.stderr}`);
