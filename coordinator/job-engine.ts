@@ -6,7 +6,7 @@ import { DomainError } from '../src/federation/protocol/errors.ts';
 import type { JobStatus } from '../src/federation/protocol/schemas.ts';
 import { admitDecline, admitHashReport, admitUpload, roundRules, transition, type RoundEvent } from '../src/federation/round-machine.ts';
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
-import { checkSubmission } from '../src/federation/submission-check.ts';
+import { checkSubmission, maxSubmissionBytes } from '../src/federation/submission-check.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
 import type { WorkloadRegistry } from '../src/federation/workload.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
@@ -231,6 +231,17 @@ export class JobEngine {
     const blob = this.store.sealedKey(jobId, keyId);
     if (!blob) throw new DomainError('NO_SEALED_KEY', 'no sealed key has been uploaded for this partner yet');
     return blob;
+  }
+
+  /**
+   * The largest body an upload to `round` can have (the plan's parts under the job's scheme): the
+   * coordinator refuses a longer body before reading it. A round the job does not have admits only
+   * what an error needs.
+   */
+  async maxSubmissionBytes(jobId: string, round: number): Promise<number> {
+    const { rules } = this.context(jobId);
+    if (!(Number.isInteger(round) && round >= 1 && round <= rules.totalRounds)) return 64 * 1024;
+    return maxSubmissionBytes(rules.plan(round), await this.scheme(jobId));
   }
 
   /** An upload: decoded, admitted by the round rules, checked against the round's plan, then added into the round's sums. */

@@ -30,9 +30,12 @@ export interface CoordinatorOptions {
   identity?: Identity;
   /** fsync every ledger append (default true; tests may turn it off for speed). */
   ledgerSync?: boolean;
-  /** Largest accepted update upload (bytes). */
+  /** Largest accepted update upload (bytes), whatever a job's manifest admits. */
   maxUpdateBytes?: number;
+  /** Requests per minute per client address, counted before anything is read (default 30,000). */
   rateLimitPerMinute?: number;
+  /** Requests per minute per authenticated key (default 6,000). */
+  rateLimitPerKeyPerMinute?: number;
   /** Serve HTTPS with this PEM key and certificate (see coordinator/tls.ts); plain HTTP otherwise. */
   https?: { key: string | Buffer; cert: string | Buffer };
   /** The workloads jobs may run (default: the built-in ones); a job naming another is refused. */
@@ -72,7 +75,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(rawBodyPlugin, { maxUpdateBytes: opts.maxUpdateBytes ?? 64 * 1024 * 1024 });
-  await app.register(rateLimitPlugin, { perMinute: opts.rateLimitPerMinute ?? 6000 });
+  await app.register(rateLimitPlugin, { perMinute: opts.rateLimitPerMinute ?? 30_000, perKeyPerMinute: opts.rateLimitPerKeyPerMinute ?? 6000 });
   await app.register(docsPlugin);
   await app.register(errorsPlugin);
   await app.register(authPlugin, { engine, nonces: store.nonceStore(), maxSkewMs: opts.maxSkewMs });

@@ -19,6 +19,8 @@ export const errorsPlugin = fp(
       if (err instanceof FedmarkError) {
         const status = statusOf(err.code);
         if (status >= 500) req.log.error({ err }, 'unexpected error');
+        const retryAfter = err.details?.retryAfterSeconds;
+        if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
         return reply.status(status).send({ statusCode: status, code: err.code, error: status >= 500 ? 'internal error' : err.message });
       }
       // Fastify's own 4xx (body too large, unsupported media type, rate limit …) keep their status and code.

@@ -21,7 +21,7 @@ async function waitForJob(client: CoordinatorClient, jobId: string, pollMs: numb
     try {
       return await client.manifest(jobId);
     } catch (err) {
-      if (!hasCode(err, 'UNKNOWN_JOB', 'COORDINATOR_UNREACHABLE') || Date.now() > end) throw err;
+      if (!hasCode(err, 'AUTH_REJECTED', 'COORDINATOR_UNREACHABLE') || Date.now() > end) throw err;
     }
     await sleep(pollMs);
   }

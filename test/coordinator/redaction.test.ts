@@ -113,7 +113,8 @@ describe('the coordinator log carries no secrets', () => {
     expect(((await replay.json()) as { code: string }).code).toBe('AUTH_REPLAY');
     const forged = await fetch(url + path, { method: 'POST', headers: { ...headers, 'x-fedmark-signature': signRequest({ method: 'POST', path: '/elsewhere', body, jobId, round: 0, identity: ids[0] })['x-fedmark-signature'] }, body });
     expect(forged.status).toBe(401);
-    const badJson = await fetch(url + path, { method: 'POST', headers, body: '{"accepted":' });
+    const badBody = new TextEncoder().encode('{"accepted":');
+    const badJson = await fetch(url + path, { method: 'POST', headers: { ...signRequest({ method: 'POST', path, body: badBody, jobId, round: 0, identity: ids[0] }), 'content-type': 'application/json' }, body: badBody });
     expect(badJson.status).toBe(400);
     const wrongType = await partner.request('PUT', `/v1/jobs/${jobId}/rounds/1/submission`, jobId, 1, { not: 'bytes' });
     expect(wrongType.status).toBeGreaterThanOrEqual(400);

@@ -199,7 +199,7 @@ export class ManualPartner {
       try {
         signed = await client.manifest(o.jobId);
       } catch (err) {
-        if (!hasCode(err, 'UNKNOWN_JOB') || Date.now() > end) throw err;
+        if (!hasCode(err, 'AUTH_REJECTED') || Date.now() > end) throw err;
         await sleep(pollMs);
       }
     }

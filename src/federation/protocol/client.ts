@@ -61,7 +61,15 @@ export class CoordinatorClient {
       const headers: Record<string, string> = signRequest({ method, path, body: bytes, jobId, round, identity: this.identity });
       if (body !== undefined) headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
       try {
-        return await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
+        const res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
+        // Rate limited: wait as long as the coordinator says (bounded) and retry, freshly signed.
+        if (res.status === 429 && Date.now() < giveUpAt) {
+          await res.arrayBuffer().catch(() => undefined);
+          const after = Number(res.headers.get('retry-after'));
+          await sleepFor(Math.min(10_000, Number.isFinite(after) && after > 0 ? after * 1000 : 1000), this.signal);
+          continue;
+        }
+        return res;
       } catch (err) {
         // TLS failures arrive as FedmarkErrors with their own codes: they must not look retryable.
         if (err instanceof FedmarkError) throw err;
@@ -144,6 +152,13 @@ export class CoordinatorClient {
   ledger(jobId: string): Promise<Uint8Array> {
     return this.call(routes.ledger, { jobId });
   }
+}
+
+function sleepFor(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
 }
 
 /** A refusal by the coordinator: its HTTP status and its code from the protocol's error table. */

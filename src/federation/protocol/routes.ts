@@ -44,6 +44,20 @@ export interface RouteSpec {
   response: Schema | Binary;
   /** Success status (default 200). */
   status?: number;
+  /**
+   * The largest body the coordinator reads for this route, checked before the body is read:
+   * `round-plan` sizes it from the job's manifest (the round's parts under the job's scheme). Default:
+   * 0 for routes without a body, 64 KiB for JSON bodies.
+   */
+  maxBodyBytes?: number | 'round-plan';
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** The body limit of a route (see `RouteSpec.maxBodyBytes`). */
+export function bodyLimitOf(spec: RouteSpec): number | 'round-plan' {
+  return spec.maxBodyBytes ?? (spec.body === undefined ? 0 : 64 * KiB);
 }
 
 function route<const R extends RouteSpec>(r: R): R {
@@ -59,6 +73,7 @@ export const routes = {
     summary: 'register a signed job manifest with its owner-signed seq-0 ledger entry',
     auth: 'create',
     body: createJobBodySchema,
+    maxBodyBytes: MiB,
     response: createJobResponseSchema,
     status: 201,
   }),
@@ -76,7 +91,7 @@ export const routes = {
     body: acceptanceBodySchema,
     response: okSchema,
   }),
-  putSealedKey: route({ method: 'PUT', url: '/v1/jobs/:jobId/keys/:keyId', summary: "the owner uploads the job key sealed to one partner's box key", auth: 'job', role: 'owner', params: keyParamsSchema, body: 'octet-stream', response: okSchema }),
+  putSealedKey: route({ method: 'PUT', url: '/v1/jobs/:jobId/keys/:keyId', summary: "the owner uploads the job key sealed to one partner's box key", auth: 'job', role: 'owner', params: keyParamsSchema, body: 'octet-stream', maxBodyBytes: 8 * MiB, response: okSchema }),
   sealedKey: route({ method: 'GET', url: '/v1/jobs/:jobId/keys/mine', summary: 'a partner fetches its sealed job key', auth: 'job', role: 'partner', params: jobParamsSchema, response: 'octet-stream' }),
   submit: route({
     method: 'PUT',
@@ -86,6 +101,7 @@ export const routes = {
     role: 'partner',
     params: roundParamsSchema,
     body: 'octet-stream',
+    maxBodyBytes: 'round-plan',
     response: submissionResponseSchema,
   }),
   decline: route({ method: 'POST', url: '/v1/jobs/:jobId/rounds/:round/decline', summary: 'a selected partner declines a round (privacy budget)', auth: 'job', role: 'partner', params: roundParamsSchema, body: declineBodySchema, response: okSchema }),
