@@ -13,6 +13,7 @@ import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
+import { keyIdOption } from './node-commands.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
 export function registerJobCommand(program: Command): void {
@@ -21,6 +22,7 @@ export function registerJobCommand(program: Command): void {
     .command('run')
     .description('define a job from a dataset schema, register it, run the key ceremony and follow it to the final model and metrics')
     .requiredOption('--coordinator <url>', 'coordinator base URL')
+    .option('--coordinator-key-id <keyid>', 'name this coordinator in the job ledger only if it proves it holds this key')
     .requiredOption('--identity <file>', "the job owner's identity")
     .requiredOption('--job <id>', 'job id (3–64 chars: a-z 0-9 . _ -)')
     .requiredOption('--schema <json>', 'the dataset schema every partner holds')
@@ -82,6 +84,7 @@ export function registerJobCommand(program: Command): void {
         coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
         identity: owner,
         signed: signManifest(manifest, owner),
+        coordinatorKeyId: o.coordinatorKeyId === undefined ? undefined : keyIdOption('--coordinator-key-id', String(o.coordinatorKeyId)),
         log: pino({ level: 'warn' }, pino.destination(2)),
         onRound: (p) => bar.update(p.round, { auc: p.metrics ? p.metrics.auc.toFixed(4) : '—' }),
       });

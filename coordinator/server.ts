@@ -55,7 +55,7 @@ export const REDACT_PATHS = [
  * fastify with one plugin per cross-cutting concern and one file of routes per protocol area. Routes
  * know HTTP; the engine knows the protocol; the route table (src/federation/protocol/) knows both.
  */
-export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore }> {
+export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore; keyId: string }> {
   // A logger passed in gets the same redaction as the default one.
   const logger = opts.logger ? opts.logger.child({}, { redact: REDACT_PATHS }) : pino({ level: process.env.FEDMARK_LOG_LEVEL ?? 'info', redact: REDACT_PATHS });
   const store = new CoordinatorStore(opts.dataDir);
@@ -93,7 +93,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
     ledgers.close();
     store.close();
   });
-  return { app: app as unknown as FastifyInstance, engine, store };
+  return { app: app as unknown as FastifyInstance, engine, store, keyId: keyId(identity.signPublicKey) };
 }
 
 /** The coordinator keeps one identity across restarts: its key signs every job ledger it writes. */

@@ -19,6 +19,7 @@ export async function followJob(s: DemoSetup, url: string, out: string, say: (li
     coordinatorUrl: url,
     identity: s.owner,
     signed: signManifest(s.manifest, s.owner),
+    coordinatorKeyId: s.coordinatorKeyId,
     log: logger,
     pollMs: 100,
     onRound: (p: RoundProgress) => {

@@ -1,6 +1,7 @@
 import { hasCode } from '../../src/federation/protocol/errors.ts';
 import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import type { PartnerContext } from './context.ts';
+import { witnessHead } from './witness.ts';
 
 /**
  * Step 3 (every poll): apply every published round that changes the state and that this node has
@@ -20,7 +21,8 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     });
     const mine = ctx.uploads.submitted(round);
     if (mine) {
-      ctx.ledger.round(o.jobId, round, { ...mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: await client.ledgerHead(o.jobId) });
+      const head = await witnessHead(ctx);
+      ctx.ledger.round(o.jobId, round, { ...mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: { seq: head.seq, hash: head.hash } });
       ctx.uploads.forget(round);
     }
     o.onRound?.({ round, modelHash: hash });

@@ -5,6 +5,7 @@ import { FedmarkError } from '../../errors.ts';
 import type { SignedManifest } from '../manifest.ts';
 import type { LedgerEntry } from '../../privacy/ledger/entries.ts';
 import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from '../../transport/tls-client.ts';
+import { identityChallenge, verifyIdentityAnswer } from './coordinator-proofs.ts';
 import { pathOf, routes, type RouteSpec } from './routes.ts';
 import type { AcceptanceBody, DeclineBody, JobStatus, LedgerHead, ManifestResponse } from './schemas.ts';
 
@@ -109,10 +110,16 @@ export class CoordinatorClient {
   createJob(signed: SignedManifest, ledgerGenesis: LedgerEntry) {
     return this.call(routes.createJob, {}, { body: { ...signed, ledgerGenesis }, jobId: signed.manifest.jobId });
   }
-  /** The coordinator's public identity (unsigned route): the key that authors job ledgers. */
-  coordinatorIdentity(): Promise<PublicIdentity> {
-    return this.call(routes.identity, {});
+  /**
+   * The coordinator's public identity: the key that authors job ledgers. The coordinator must sign
+   * a fresh challenge with that key (a server that copies another's identity fails), and be the
+   * pinned key when one is given (COORDINATOR_UNTRUSTED otherwise).
+   */
+  async coordinatorIdentity(o: { pinnedKeyId?: string } = {}): Promise<PublicIdentity> {
+    const challenge = identityChallenge();
+    return verifyIdentityAnswer(await this.call(routes.identity, {}, { query: { challenge } }), challenge, o.pinnedKeyId);
   }
+  /** The job ledger's head as the coordinator signed it (check it with verifyCoordinatorHead). */
   ledgerHead(jobId: string): Promise<LedgerHead> {
     return this.call(routes.ledgerHead, { jobId });
   }

@@ -7,6 +7,7 @@ import {
   declineBodySchema,
   haltBodySchema,
   healthSchema,
+  identityQuerySchema,
   identityResponseSchema,
   jobParamsSchema,
   jobStatusSchema,
@@ -66,7 +67,14 @@ function route<const R extends RouteSpec>(r: R): R {
 
 export const routes = {
   health: route({ method: 'GET', url: '/health', summary: 'liveness', auth: 'none', response: healthSchema }),
-  identity: route({ method: 'GET', url: '/v1/identity', summary: "the coordinator's public identity (the key that authors job ledgers)", auth: 'none', response: identityResponseSchema }),
+  identity: route({
+    method: 'GET',
+    url: '/v1/identity',
+    summary: "the coordinator's public identity (the key that authors job ledgers), signing the caller's challenge",
+    auth: 'none',
+    query: identityQuerySchema,
+    response: identityResponseSchema,
+  }),
   createJob: route({
     method: 'POST',
     url: '/v1/jobs',
@@ -79,7 +87,7 @@ export const routes = {
   }),
   status: route({ method: 'GET', url: '/v1/jobs/:jobId', summary: 'job and round status', auth: 'job', params: jobParamsSchema, response: jobStatusSchema }),
   manifest: route({ method: 'GET', url: '/v1/jobs/:jobId/manifest', summary: 'the signed manifest and the hash of its ledger entry', auth: 'job', params: jobParamsSchema, response: manifestResponseSchema }),
-  ledgerHead: route({ method: 'GET', url: '/v1/jobs/:jobId/ledger/head', summary: "the job ledger's head (partners witness it)", auth: 'job', params: jobParamsSchema, response: ledgerHeadSchema }),
+  ledgerHead: route({ method: 'GET', url: '/v1/jobs/:jobId/ledger/head', summary: "the job ledger's head, signed by the coordinator (partners witness it)", auth: 'job', params: jobParamsSchema, response: ledgerHeadSchema }),
   ledger: route({ method: 'GET', url: '/v1/jobs/:jobId/ledger', summary: 'the job ledger (JSON lines)', auth: 'job', params: jobParamsSchema, response: 'ndjson' }),
   accept: route({
     method: 'POST',

@@ -94,6 +94,8 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'partner.acceptance',
   'partner.refusal',
   'partner.round',
+  'partner.participation',
+  'partner.witness',
   'key.ceremony',
   'evaluation',
   'budget.refusal',
