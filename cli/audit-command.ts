@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { auditLedgers, formatAuditSummary } from '../src/privacy/ledger/audit.ts';
 import { composedEpsilon } from '../src/privacy/accountant.ts';
+import { keyIdOption } from './node-commands.ts';
 
 export function registerAuditCommand(program: Command): void {
   program
@@ -10,10 +11,20 @@ export function registerAuditCommand(program: Command): void {
     .argument('<ledger>', "the coordinator's job ledger (*.ledger.jsonl)")
     .option('--partner <ledger...>', "partners' local ledgers to cross-check", [])
     .option('--allow-running', 'the job may still be running (a missing final entry is a warning)', false)
+    .option('--trusted-owner <keyid...>', 'the job owner key ids to trust: a ledger whose manifest is signed by any other key fails')
+    .option('--trusted-coordinator <keyid...>', 'the coordinator key ids to trust: a ledger naming (and written by) any other coordinator fails')
     .option('--json', 'print the full audit result as JSON', false)
     .option('--out <file>', 'also write the JSON result to a file')
-    .action((ledger: string, o: { partner: string[]; allowRunning: boolean; json: boolean; out?: string }) => {
-      const result = auditLedgers({ coordinator: ledger, partners: o.partner, epsilonOf: composedEpsilon, allowRunning: o.allowRunning });
+    .action((ledger: string, o: { partner: string[]; allowRunning: boolean; json: boolean; out?: string; trustedOwner?: string[]; trustedCoordinator?: string[] }) => {
+      const keys = (flag: string, ids: string[] | undefined) => ids?.map((k) => keyIdOption(flag, k));
+      const result = auditLedgers({
+        coordinator: ledger,
+        partners: o.partner,
+        epsilonOf: composedEpsilon,
+        allowRunning: o.allowRunning,
+        trustedOwnerKeys: keys('--trusted-owner', o.trustedOwner),
+        trustedCoordinatorKeys: keys('--trusted-coordinator', o.trustedCoordinator),
+      });
       if (o.out) writeFileSync(o.out, JSON.stringify(result, null, 2));
       if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       else process.stdout.write(`${formatAuditSummary(result)}\n`);

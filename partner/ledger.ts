@@ -116,6 +116,11 @@ export class PartnerLedger {
     });
   }
 
+  /** A round of a job without differential privacy this node took part in: what it sent and the state it computed (no ε bounds it). */
+  participation(jobId: string, round: number, r: { ciphertextHashes: string[]; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+    this.writer.append('partner.participation', { jobId, partner: this.self, round, ...r });
+  }
+
   budgetRefusal(jobId: string, round: number, requestedEpsilon: number, remainingEpsilon: number, reason: string): void {
     this.writer.append('budget.refusal', { jobId, partner: this.self, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
   }

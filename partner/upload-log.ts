@@ -5,7 +5,8 @@ import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
 /** What a partner keeps about a round it uploaded to, until that round's aggregate is applied and recorded in its ledger. */
 export interface SubmittedRound {
-  dp: DpReport;
+  /** Null in a job without differential privacy (the round is still recorded: its release is unbounded). */
+  dp: DpReport | null;
   ciphertextHashes: string[];
 }
 

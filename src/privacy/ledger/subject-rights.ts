@@ -86,8 +86,10 @@ export interface SubjectUse {
   jobId: string;
   /** Final model hash the partner recorded (or the last round's global model); null if none yet. */
   modelHash: string | null;
-  /** The partner's cumulative ε for the job (max of recorded and, if given, recomputed). */
+  /** The partner's cumulative ε for the job (max of recorded and, if given, recomputed); +∞ (JSON: null) for a job without DP. */
   epsilon: number;
+  /** False when the record took part in rounds without differential privacy: nothing bounds what they reveal. */
+  private: boolean;
   delta: number | null;
   rounds: number;
   /** seq of the consent.usage entry that pins the sidecar. */
@@ -150,18 +152,21 @@ export function subjectStatement(
     if (!sidecarHas(bytes, customerIdHash)) continue;
 
     const rounds = entries.filter((x) => x.type === 'partner.round' && payload(x, 'partner.round').jobId === c.jobId).map((x) => payload(x, 'partner.round'));
-    let epsilon = rounds.reduce((m, r) => Math.max(m, r.epsilonCumulative), 0);
-    if (opts.epsilonOf && rounds.length) {
+    // Rounds without DP: their release is not bounded by any ε.
+    const plain = entries.filter((x) => x.type === 'partner.participation' && payload(x, 'partner.participation').jobId === c.jobId).map((x) => payload(x, 'partner.participation'));
+    let epsilon = plain.length ? Number.POSITIVE_INFINITY : rounds.reduce((m, r) => Math.max(m, r.epsilonCumulative), 0);
+    if (opts.epsilonOf && rounds.length && !plain.length) {
       epsilon = Math.max(epsilon, opts.epsilonOf(rounds.map((r) => ({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps })), rounds[rounds.length - 1].delta));
     }
     const final = entries.find((x) => x.type === 'model.final' && payload(x, 'model.final').jobId === c.jobId);
-    const lastModel = [...rounds].reverse().find((r) => r.globalModelHash)?.globalModelHash ?? null;
+    const lastModel = [...rounds, ...plain].reverse().find((r) => r.globalModelHash)?.globalModelHash ?? null;
     uses.push({
       jobId: c.jobId,
       modelHash: final ? payload(final, 'model.final').modelHash : lastModel,
       epsilon,
-      delta: rounds.length ? rounds[rounds.length - 1].delta : null,
-      rounds: rounds.length,
+      private: plain.length === 0,
+      delta: rounds.length && !plain.length ? rounds[rounds.length - 1].delta : null,
+      rounds: new Set([...rounds, ...plain].map((r) => r.round)).size,
       consentSeq: e.seq,
       sidecarVerified: verified,
     });

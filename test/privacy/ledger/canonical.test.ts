@@ -46,9 +46,11 @@ describe('entry schemas', () => {
         'ledger.truncation-repaired',
         'model.final',
         'partner.acceptance',
+        'partner.participation',
         'partner.refusal',
         'partner.round',
         'partner.withdraw',
+        'partner.witness',
         'round',
       ].sort(),
     );
