@@ -14,6 +14,7 @@ import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 import { keyIdOption } from './node-commands.ts';
+import { roundStage } from './demo/follow.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
 export function registerJobCommand(program: Command): void {
@@ -77,16 +78,16 @@ export function registerJobCommand(program: Command): void {
         process.stdout.write(`${join(out, 'manifest.json')}\n`);
         return;
       }
-      await initBackend({ log: (m) => process.stderr.write(`[fedmark] ${m}\n`) });
-      const bar = new cliProgress.SingleBar({ format: 'rounds [{bar}] {value}/{total} | global AUC {auc}', stream: process.stderr }, cliProgress.Presets.shades_classic);
-      bar.start(manifest.rounds + 1, 0, { auc: '—' });
+      await initBackend({ log: (m) => process.stderr.write(`fedmark: ${m}\n`) });
+      const bar = new cliProgress.SingleBar({ format: 'rounds [{bar}] {value}/{total} {stage} | global AUC {auc}', stream: process.stderr }, cliProgress.Presets.shades_classic);
+      bar.start(manifest.rounds + 1, 0, { auc: '—', stage: roundStage(0, manifest.rounds) });
       const result = await runJobOwner({
         coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
         identity: owner,
         signed: signManifest(manifest, owner),
         coordinatorKeyId: o.coordinatorKeyId === undefined ? undefined : keyIdOption('--coordinator-key-id', String(o.coordinatorKeyId)),
         log: pino({ level: 'warn' }, pino.destination(2)),
-        onRound: (p) => bar.update(p.round, { auc: p.metrics ? p.metrics.auc.toFixed(4) : '—' }),
+        onRound: (p) => bar.update(p.round, { auc: p.metrics ? p.metrics.auc.toFixed(4) : '—', stage: roundStage(p.round, manifest.rounds) }),
       });
       bar.stop();
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `job ${manifest.jobId} ended ${result.state}: ${result.reason ?? ''}`);
