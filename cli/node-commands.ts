@@ -28,14 +28,15 @@ export function registerNodeCommands(program: Command): void {
     .option('--port <port>', 'port (0 = any free port)', '8470')
     .requiredOption('--data-dir <dir>', 'where the SQLite store and ledgers live')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--log-requests', "log every request as fastify does (two info lines each); default: refusals only at info, the rest at debug", false)
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate (required off loopback; see `fedmark keys cert`)')
     .option('--tls-key <pem>', 'private key of --tls-cert (mode 0600)')
-    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; logRequests: boolean; tlsCert?: string; tlsKey?: string }) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
       const tls = o.tlsCert && o.tlsKey ? loadCoordinatorTls({ certFile: o.tlsCert, keyFile: o.tlsKey, host: o.host }) : undefined;
       assertTransportAllowed(o.host, tls);
       const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
-      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert } });
+      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert }, requestLogging: o.logRequests ? 'full' : 'quiet' });
       const address = await app.listen({ host: o.host, port: Number(o.port) });
       if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
       else logger.warn('serving plain HTTP on loopback only');

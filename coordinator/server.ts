@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { existsSync } from 'node:fs';
@@ -40,6 +40,12 @@ export interface CoordinatorOptions {
   https?: { key: string | Buffer; cert: string | Buffer };
   /** The workloads jobs may run (default: the built-in ones); a job naming another is refused. */
   workloads?: WorkloadRegistry;
+  /**
+   * `quiet` (default): one line per request, at debug level for answers below 400 and at info for
+   * refusals, so an info-level log holds what happened to jobs, not every poll. `full`: fastify's
+   * own two lines per request ("incoming request", "request completed") at info.
+   */
+  requestLogging?: 'quiet' | 'full';
 }
 
 /** Secrets never reach a log line, at the top level or nested (pino redaction paths are exact depths). */
@@ -63,14 +69,23 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);
   const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger, Date.now, opts.workloads);
 
-  const plainServer = () => Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler });
+  const disableRequestLogging = (opts.requestLogging ?? 'quiet') === 'quiet';
+  const common = { loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler, logController: new LogController({ disableRequestLogging }) };
+  const plainServer = () => Fastify(common);
   // An HTTPS instance differs only in its server type parameters; routes, hooks and inject are the same.
   // TLS 1.2 is the floor: older versions are broken and nothing that runs fedmark needs them.
   const app = (
     opts.https
-      ? (Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, clientErrorHandler, https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' } }) as unknown as ReturnType<typeof plainServer>)
+      ? (Fastify({ ...common, https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' } }) as unknown as ReturnType<typeof plainServer>)
       : plainServer()
   ).withTypeProvider<ZodTypeProvider>();
+  if (disableRequestLogging) {
+    app.addHook('onResponse', async (req, reply) => {
+      const line = { method: req.method, url: req.url.split('?')[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+      if (reply.statusCode >= 400) req.log.info(line, 'request refused');
+      else req.log.debug(line, 'request');
+    });
+  }
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

@@ -30,7 +30,7 @@ const signatures = new Set<string>();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fedmark-redaction-'));
   const logger = pino({ level: 'trace', redact: REDACT_PATHS }, { write: (line: string) => void logLines.push(line) });
-  const built = await buildCoordinator({ dataDir: join(dir, 'coordinator'), logger, tickMs: 50 });
+  const built = await buildCoordinator({ dataDir: join(dir, 'coordinator'), logger, tickMs: 50, requestLogging: 'full' });
   app = built.app;
   engine = built.engine;
   // What the server actually received, not what we think the clients sent.
