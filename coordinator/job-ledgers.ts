@@ -16,6 +16,8 @@ function entryKey(e: Pick<LedgerEntry, 'type' | 'payload'>): string {
       return `${e.type}:${p.round}`;
     case 'budget.refusal':
       return `${e.type}:${p.round}:${p.partner}`;
+    case 'attempt.failed':
+      return `${e.type}:${p.round}:${(p as { attempt?: number }).attempt}`;
     case 'partner.acceptance':
     case 'partner.refusal':
     case 'partner.withdraw':

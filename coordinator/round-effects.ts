@@ -4,7 +4,9 @@ import type { JobManifest } from '../src/federation/manifest.ts';
 import { isLedgerEffect, type Effect, type LedgerEffect, type RoundRules, type StateEffect } from '../src/federation/round-machine.ts';
 import { stateRounds, type AnyWorkload } from '../src/federation/workload.ts';
 import type { DpReport } from '../src/federation/update-codec.ts';
-import type { CoordinatorStore } from './store.ts';
+import { attemptReleases, roundRecord } from '../src/federation/release-records.ts';
+import type { AttemptReleases } from '../src/privacy/ledger/entries.ts';
+import type { CoordinatorStore, SubmissionRow } from './store.ts';
 import type { JobLedgers } from './job-ledgers.ts';
 
 export interface JobContext {
@@ -97,12 +99,30 @@ export class RoundEffects {
         break;
       case 'record-evaluation': {
         const subs = this.store.submissions(jobId, e.round, e.attempt);
+        const partners = releasesOf(subs);
         this.ledger.append(jobId, 'evaluation', {
           jobId,
           round: e.round,
+          attempt: e.attempt,
           // The coordinator cannot read the metrics: it records which encrypted sums were formed from which uploads.
           metrics: { partners: subs.length },
           ciphertextHashes: [...subs.flatMap((s) => JSON.parse(s.part_hashes) as string[]), ...this.sumHashes(ctx, e.round, e.attempt, 'all')],
+          ...(partners.length ? { partners } : {}),
+        });
+        break;
+      }
+      case 'record-failed-attempt': {
+        const row = this.store.round(jobId, e.round, e.attempt)!;
+        const subs = this.store.submissions(jobId, e.round, e.attempt);
+        this.ledger.append(jobId, 'attempt.failed', {
+          jobId,
+          round: e.round,
+          attempt: e.attempt,
+          kind: row.kind,
+          reason: e.reason,
+          selected: JSON.parse(row.selected) as string[],
+          submitted: subs.map((s) => s.key_id),
+          partners: releasesOf(subs),
         });
         break;
       }
@@ -138,23 +158,7 @@ export class RoundEffects {
     const selected = JSON.parse(row.selected) as string[];
     const subs = this.store.submissions(jobId, e.round, e.attempt);
     const submitted = subs.map((s) => s.key_id);
-    const partners = subs.flatMap((s) => {
-      const dp = (JSON.parse(s.meta) as { dp: DpReport | null }).dp;
-      if (!dp) return [];
-      return [
-        {
-          partner: s.key_id,
-          samplingRate: dp.samplingRate,
-          noiseMultiplier: dp.noiseMultiplier,
-          clipNorm: dp.clipNorm,
-          steps: dp.steps,
-          delta: dp.delta,
-          epsilonSpent: dp.epsilonSpent,
-          epsilonCumulative: dp.epsilonAfterRound,
-          ciphertextHashes: JSON.parse(s.part_hashes) as string[],
-        },
-      ];
-    });
+    const partners = releasesOf(subs).map(roundRecord);
     const counts = new Map<string, number>();
     for (const h of e.hashes) counts.set(h.hash, (counts.get(h.hash) ?? 0) + 1);
     const majority = [...counts].sort((a, b) => b[1] - a[1])[0][0];
@@ -166,6 +170,7 @@ export class RoundEffects {
     return {
       jobId,
       round: e.round,
+      attempt: e.attempt,
       selected,
       submitted,
       dropped: selected.filter((k) => !submitted.includes(k)),
@@ -177,13 +182,21 @@ export class RoundEffects {
     };
   }
 
-  /** Latest cumulative ε each partner reported, over the job's closed rounds. */
+  /** The highest cumulative ε each partner reported, over every attempt it uploaded to (failed ones included: they were charged). */
   private finalEpsilons(jobId: string): { keyId: string; epsilon: number }[] {
     const last = new Map<string, number>();
-    for (const s of this.store.closedSubmissions(jobId)) {
+    for (const s of this.store.allSubmissions(jobId)) {
       const dp = (JSON.parse(s.meta) as { dp: DpReport | null }).dp;
-      if (dp) last.set(s.key_id, dp.epsilonAfterRound);
+      if (dp) last.set(s.key_id, Math.max(last.get(s.key_id) ?? 0, dp.epsilonAfterRound));
     }
     return [...last].map(([keyId, epsilon]) => ({ keyId, epsilon }));
   }
+}
+
+/** What each submitter of an attempt released, from its upload's DP report (nothing for uploads without DP). */
+function releasesOf(subs: SubmissionRow[]): AttemptReleases[] {
+  return subs.flatMap((s) => {
+    const meta = JSON.parse(s.meta) as { attempt: number; dp: DpReport | null };
+    return meta.dp ? [attemptReleases(s.key_id, meta.attempt, meta.dp, JSON.parse(s.part_hashes) as string[])] : [];
+  });
 }

@@ -267,11 +267,9 @@ export class CoordinatorStore {
   submission(jobId: string, round: number, attempt: number, keyId: string): SubmissionRow | undefined {
     return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? AND key_id = ?').get(jobId, round, attempt, keyId) as SubmissionRow | undefined;
   }
-  /** Every submission of the job's closed rounds, in round order (for ε totals). */
-  closedSubmissions(jobId: string): SubmissionRow[] {
-    return this.db
-      .prepare("SELECT s.* FROM submissions s JOIN rounds r ON r.job_id = s.job_id AND r.round = s.round AND r.attempt = s.attempt WHERE s.job_id = ? AND r.state = 'closed' ORDER BY s.round")
-      .all(jobId) as SubmissionRow[];
+  /** Every submission of the job, failed attempts included, in (round, attempt) order (for ε totals). */
+  allSubmissions(jobId: string): SubmissionRow[] {
+    return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? ORDER BY round, attempt, key_id').all(jobId) as SubmissionRow[];
   }
   submissions(jobId: string, round: number, attempt: number): SubmissionRow[] {
     return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id').all(jobId, round, attempt) as SubmissionRow[];

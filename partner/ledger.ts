@@ -8,8 +8,8 @@ import { readLedger } from '../src/privacy/ledger/reader.ts';
 import type { HeadPointer } from '../src/privacy/ledger/head.ts';
 import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from '../src/privacy/ledger/signing.ts';
 import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
-import { parsePayload, type PayloadInput, type PayloadOf, type PolicyLimits } from '../src/privacy/ledger/entries.ts';
-import type { DpReport } from '../src/federation/update-codec.ts';
+import { parsePayload, type AttemptReleases, type PayloadInput, type PayloadOf, type PolicyLimits } from '../src/privacy/ledger/entries.ts';
+import { roundRecord } from '../src/federation/release-records.ts';
 
 export interface ConsentCounts {
   rowsUsed: number;
@@ -94,22 +94,18 @@ export class PartnerLedger {
     });
   }
 
-  round(
-    jobId: string,
-    round: number,
-    r: { dp: DpReport; ciphertextHashes: string[]; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } },
-  ): void {
+  /** What this node released in one attempt, written before the upload leaves (so a release that never arrives is still on record). */
+  release(jobId: string, round: number, kind: string, r: AttemptReleases): void {
+    this.writer.append('partner.release', { jobId, round, kind, ...r });
+  }
+
+  /** A round whose aggregate this node applied, with the attempt it took part in and the coordinator head it witnessed. */
+  round(jobId: string, round: number, r: { releases: AttemptReleases; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+    const { partner: _self, ...rec } = roundRecord(r.releases);
     this.writer.append('partner.round', {
       jobId,
       round,
-      samplingRate: r.dp.samplingRate,
-      noiseMultiplier: r.dp.noiseMultiplier,
-      clipNorm: r.dp.clipNorm,
-      steps: r.dp.steps,
-      delta: r.dp.delta,
-      epsilonSpent: r.dp.epsilonSpent,
-      epsilonCumulative: r.dp.epsilonAfterRound,
-      ciphertextHashes: r.ciphertextHashes,
+      ...rec,
       rowsUsed: r.rowsUsed,
       globalModelHash: r.globalModelHash,
       coordinatorHead: r.coordinatorHead,

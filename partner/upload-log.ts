@@ -1,14 +1,16 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DpReport } from '../src/federation/update-codec.ts';
+import type { AttemptReleases } from '../src/privacy/ledger/entries.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
 /** What a partner keeps about a round it uploaded to, until that round's aggregate is applied and recorded in its ledger. */
-export interface SubmittedRound {
-  /** Null in a job without differential privacy (the round is still recorded: its release is unbounded). */
-  dp: DpReport | null;
+/** A round of a job without differential privacy: what was sent (no ε bounds it; it is recorded all the same). */
+export interface NonPrivateSubmission {
+  nonPrivate: true;
+  attempt: number;
   ciphertextHashes: string[];
 }
+export type SubmittedRound = AttemptReleases | NonPrivateSubmission;
 
 /**
  * The node's own record of its uploads, on disk so it survives a crash: the envelope of the attempt

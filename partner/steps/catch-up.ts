@@ -22,9 +22,9 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     const mine = ctx.uploads.submitted(round);
     if (mine) {
       const head = await witnessHead(ctx);
-      const record = { ciphertextHashes: mine.ciphertextHashes, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: { seq: head.seq, hash: head.hash } };
-      if (mine.dp) ctx.ledger.round(o.jobId, round, { ...record, dp: mine.dp });
-      else ctx.ledger.participation(o.jobId, round, record);
+      const record = { rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: { seq: head.seq, hash: head.hash } };
+      if ('nonPrivate' in mine) ctx.ledger.participation(o.jobId, round, { ...record, ciphertextHashes: mine.ciphertextHashes });
+      else ctx.ledger.round(o.jobId, round, { ...record, releases: mine });
       ctx.uploads.forget(round);
     }
     o.onRound?.({ round, modelHash: hash });

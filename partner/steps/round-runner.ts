@@ -1,5 +1,6 @@
 import { hasCode } from '../../src/federation/protocol/errors.ts';
 import { decodeUpdate } from '../../src/federation/update-codec.ts';
+import { attemptReleases } from '../../src/federation/release-records.ts';
 import { sha256Hex } from '../../src/util/hash.ts';
 import type { PartnerContext } from './context.ts';
 import { applyWithdrawals } from './withdrawals.ts';
@@ -24,11 +25,19 @@ export async function runRound(ctx: PartnerContext, round: number, attempt: numb
       return;
     }
     body = result.body;
+    const decoded = decodeUpdate(body);
+    const ciphertextHashes = decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name]));
+    if (result.meta.dp) {
+      // The node's own record of what this attempt releases, before the bytes leave.
+      const released = attemptReleases(ctx.myKeyId, attempt, result.meta.dp, ciphertextHashes);
+      ctx.ledger.release(o.jobId, round, result.meta.kind, released);
+      ctx.uploads.recordSubmitted(round, released);
+    } else {
+      // A round of a non-private job is recorded too: its release is unbounded, not absent.
+      ctx.uploads.recordSubmitted(round, { nonPrivate: true, attempt, ciphertextHashes });
+    }
     // Persist before sending: after a crash the same bytes are resent, never a fresh (uncharged) release.
     ctx.uploads.savePending(round, attempt, body);
-    // Recorded with or without DP: a round of a non-private job is a release too (an unbounded one).
-    const decoded = decodeUpdate(body);
-    ctx.uploads.recordSubmitted(round, { dp: result.meta.dp, ciphertextHashes: decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name])) });
   }
   try {
     const res = await client.submit(o.jobId, round, body);

@@ -88,12 +88,8 @@ export class PartnerRuntime<S = unknown> {
       }
       // Charged before any part is encrypted or sent: a crash after this point never under-counts.
       const charged = this.opts.budget!.charge(jobId, round, attempt, ran, this.privacy!.delta);
-      const [release] = ran;
       dp = {
-        samplingRate: release.samplingRate,
-        noiseMultiplier: release.noiseMultiplier,
-        clipNorm: release.sensitivity,
-        steps: release.steps,
+        releases: ran.map((r) => ({ label: r.label, samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps, sensitivity: r.sensitivity })),
         delta: this.privacy!.delta,
         epsilonSpent: Math.max(0, charged.epsilonAfter - charged.epsilonBefore),
         epsilonAfterRound: charged.epsilonAfter,

@@ -72,6 +72,8 @@ export type RoundEvent =
 export type LedgerEffect =
   | { type: 'record-round'; round: number; attempt: number; agreed: boolean; hashes: { keyId: string; hash: string }[] }
   | { type: 'record-evaluation'; round: number; attempt: number }
+  /** An attempt that missed its quorum: its submitters' releases stay spent, so they are recorded. */
+  | { type: 'record-failed-attempt'; round: number; attempt: number; reason: string }
   | { type: 'record-final'; round: number; modelHash: string }
   | { type: 'record-halt'; reason: string; afterRound: number };
 
@@ -255,7 +257,7 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
         continue;
       }
       const reason = `${r.submitted.length} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${rules.quorum}`;
-      effects.push({ type: 'fail-attempt', round: r.round, attempt: r.attempt, reason });
+      effects.push({ type: 'record-failed-attempt', round: r.round, attempt: r.attempt, reason }, { type: 'fail-attempt', round: r.round, attempt: r.attempt, reason });
       r.state = 'failed';
       r.stage = null;
       if (r.attempt + 1 >= MAX_ATTEMPTS) {

@@ -33,6 +33,12 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
     throw reject('STALE_MODEL', `update was trained from model ${meta.baseModelHash.slice(0, 12)}…, the current global model is ${expected.baseModelHash.slice(0, 12)}…`);
   }
   if (plan.releases.length && !meta.dp) throw reject('DP_REPORT_MISSING', 'the job is differentially private but the update carries no DP report');
+  if (meta.dp) {
+    const labels = meta.dp.releases.map((r) => r.label);
+    if (new Set(labels).size !== labels.length) throw reject('DP_REPORT_INVALID', `the DP report names a release twice (${labels.join(', ')})`);
+    const missing = plan.releases.filter((r) => !labels.includes(r.label)).map((r) => r.label);
+    if (missing.length) throw reject('DP_REPORT_INVALID', `a ${plan.kind} round releases ${plan.releases.map((r) => r.label).join(', ')}; the DP report does not list ${missing.join(', ')}`);
+  }
   for (const spec of plan.parts) {
     const declared = meta.parts.find((p) => p.name === spec.name);
     if (!declared || !parts[spec.name]) throw reject('PART_MISSING', `update has no "${spec.name}" part`);

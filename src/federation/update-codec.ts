@@ -10,17 +10,26 @@ import { PART_NAME } from './workload.ts';
  */
 
 const MAGIC = [0x46, 0x4d, 0x55, 0x50]; // "FMUP"
-const VERSION = 1;
+/** 2: the DP report lists every labelled release of the attempt (1 carried one release's fields). */
+const VERSION = 2;
 const MAX_META_BYTES = 64 * 1024;
 const MAX_PARTS = 64;
 
-export const dpReportSchema = z.object({
+/** One labelled Gaussian release (privacy/dp-event.ts `LabelledDpEvent`). */
+export const labelledReleaseSchema = z.object({
+  label: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'release label: 1–64 chars of a-z, 0-9 and "-"'),
   samplingRate: z.number().gt(0).lte(1),
-  noiseMultiplier: z.number().nonnegative(),
-  clipNorm: z.number().positive(),
+  noiseMultiplier: z.number().positive(),
   steps: z.number().int().nonnegative(),
+  /** L2 sensitivity σ is relative to (DP-SGD: the clip norm C). */
+  sensitivity: z.number().positive(),
+});
+
+export const dpReportSchema = z.object({
+  /** Every release this attempt made, as charged (e.g. `weight` with a partner's first upload, `update`, `evaluation`). */
+  releases: z.array(labelledReleaseSchema).min(1).max(64),
   delta: z.number().gt(0).lt(1),
-  /** ε this round added to the job's total for this partner (after − before, by its own accountant). */
+  /** ε this attempt added to the job's total for this partner (after − before, by its own accountant). */
   epsilonSpent: z.number().nonnegative(),
   /** ε of this job for this partner after this round, computed by its own accountant. */
   epsilonAfterRound: z.number().nonnegative(),

@@ -114,7 +114,7 @@ export interface Workload<S = unknown, R = unknown> {
 /** A workload whose state and report types do not matter to the caller. */
 export type AnyWorkload = Workload<unknown, unknown>;
 
-/** The plan of `round`, checked: in range, valid part names, stages this build runs, at most one Gaussian release. */
+/** The plan of `round`, checked: in range, valid part names, stages this build runs, releases with distinct labels. */
 export function planOf(workload: AnyWorkload, manifest: JobManifest, round: number): RoundPlan {
   const total = workload.totalRounds(manifest);
   if (!Number.isInteger(round) || round < 1 || round > total) throw new FedmarkError('ROUND_OUT_OF_RANGE', `round ${round} is outside 1..${total}`);
@@ -129,9 +129,13 @@ export function planOf(workload: AnyWorkload, manifest: JobManifest, round: numb
     names.add(p.name);
   }
   if (plan.stages.length === 0 || plan.stages.some((s) => !SUPPORTED_STAGES.includes(s))) throw bad(`stages ${plan.stages.join(', ')}: this build runs ${SUPPORTED_STAGES.join(', ')}`);
-  // The v2 ledgers record one DP release per partner and round (round and partner.round entries);
-  // more releases per round need their per-label records first.
-  if (plan.releases.length > 1) throw bad(`${plan.releases.length} Gaussian releases in one round: the ledger records one per partner and round`);
+  // The budget charges and the ledgers record each release by (round, attempt, label).
+  const labels = new Set<string>();
+  for (const r of plan.releases) {
+    if (!/^[a-z][a-z0-9-]{0,63}$/.test(r.label)) throw bad(`release label "${r.label}" is not 1–64 chars of a-z, 0-9, "-"`);
+    if (labels.has(r.label)) throw bad(`release "${r.label}" appears twice`);
+    labels.add(r.label);
+  }
   return plan;
 }
 

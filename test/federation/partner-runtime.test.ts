@@ -73,7 +73,7 @@ describe('partner runtime', () => {
     if (res.status !== 'submitted') throw new Error('refused');
     const { meta, parts } = decodeUpdate(res.body);
     expect(meta).toMatchObject({ jobId: 'rt-job', round: 1, attempt: 0, kind: 'count', baseModelHash: sha256Hex('state-0'), scheme: 'plain-insecure' });
-    expect(meta.dp).toMatchObject({ samplingRate: 1, noiseMultiplier: 2, clipNorm: 1, steps: 1, delta: 1e-5 });
+    expect(meta.dp).toMatchObject({ releases: [{ label: 'count', samplingRate: 1, noiseMultiplier: 2, sensitivity: 1, steps: 1 }], delta: 1e-5 });
     expect(meta.dp!.epsilonAfterRound).toBeGreaterThan(0);
     expect(meta.dp!.epsilonSpent).toBeCloseTo(meta.dp!.epsilonAfterRound, 12);
     expect(Array.from(scheme.cipher(null).decrypt(parts.rows, 2))).toEqual([5, 1]);

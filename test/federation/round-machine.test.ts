@@ -99,11 +99,12 @@ describe('round machine: closing, retrying and failing rounds', () => {
   it('without a quorum the attempt fails and the round is retried, at most MAX_ATTEMPTS times', () => {
     let s = run(running(), rules(), [up('k-a', 1), { at: 1011, e: { type: 'tick' } }]);
     expect(s.effects).toEqual([
+      { type: 'record-failed-attempt', round: 1, attempt: 0, reason: '1 submission(s) by the deadline, quorum is 2' },
       { type: 'fail-attempt', round: 1, attempt: 0, reason: '1 submission(s) by the deadline, quorum is 2' },
       { type: 'open-round', round: 1, attempt: 1, kind: 'train', stage: 'upload', selected: K, deadlineAt: 2011, baseHash: 'h0' },
     ]);
     for (let a = 1; a < MAX_ATTEMPTS; a++) s = run(s.view, rules(), [{ at: 1011 + a * 1001, e: { type: 'tick' } }]);
-    expect(types(s.effects)).toEqual(['fail-attempt', 'record-halt', 'stop']);
+    expect(types(s.effects)).toEqual(['record-failed-attempt', 'fail-attempt', 'record-halt', 'stop']);
     expect(s.effects.at(-1)).toMatchObject({ state: 'failed', cause: 'quorum-missed', reason: `round 1 failed ${MAX_ATTEMPTS} times: 0 submission(s) by the deadline, quorum is 2` });
   });
 

@@ -19,7 +19,7 @@ const code = (body: Uint8Array): string => {
 };
 
 /** An envelope with arbitrary metadata text and part bytes. */
-function envelope(metaText: string, bodies: Uint8Array[], version = 1): Uint8Array {
+function envelope(metaText: string, bodies: Uint8Array[], version = 2): Uint8Array {
   const m = new TextEncoder().encode(metaText);
   const total = 9 + m.length + bodies.reduce((s, b) => s + b.length, 0);
   const out = new Uint8Array(total);
@@ -45,6 +45,23 @@ describe('update envelope', () => {
     expect(decoded.parts.update.buffer).not.toBe(body.buffer);
   });
 
+  it('carries every labelled release of the attempt in its DP report, and refuses a report without one', () => {
+    const dp = {
+      releases: [
+        { label: 'weight', samplingRate: 1, noiseMultiplier: 80, steps: 1, sensitivity: 1 },
+        { label: 'update', samplingRate: 0.02, noiseMultiplier: 1.2, steps: 50, sensitivity: 1 },
+      ],
+      delta: 1e-5,
+      epsilonSpent: 0.4,
+      epsilonAfterRound: 0.4,
+    };
+    expect(decodeUpdate(encodeUpdate({ ...meta, dp }, parts)).meta.dp).toEqual(dp);
+    const none = JSON.stringify({ ...meta, dp: { ...dp, releases: [] }, parts: [{ name: 'update', bytes: 1, length: 1 }] });
+    expect(code(envelope(none, [new Uint8Array(1)]))).toMatch(/UPDATE_MALFORMED: .*dp\.releases/);
+    const badLabel = JSON.stringify({ ...meta, dp: { ...dp, releases: [{ ...dp.releases[0], label: 'Weight!' }] }, parts: [{ name: 'update', bytes: 1, length: 1 }] });
+    expect(code(envelope(badLabel, [new Uint8Array(1)]))).toMatch(/UPDATE_MALFORMED: .*dp\.releases\.0\.label/);
+  });
+
   it('carries any workload\'s part names and round kind, and refuses names that could not travel in a URL', () => {
     const custom = decodeUpdate(encodeUpdate({ ...meta, kind: 'level-3' }, [{ name: 'grad-hist', length: 1, bytes: new Uint8Array([7]) }]));
     expect(custom.meta.kind).toBe('level-3');
@@ -57,7 +74,7 @@ describe('update envelope', () => {
     const good = JSON.stringify({ ...meta, parts: [{ name: 'update', bytes: 2, length: 1 }] });
     expect(code(new Uint8Array(4))).toMatch(/UPDATE_MALFORMED: .*too short/);
     expect(code(new Uint8Array([1, 2, 3, 4, 1, 0, 0, 0, 0]))).toMatch(/bad magic/);
-    expect(code(envelope(good, [new Uint8Array(2)], 2))).toMatch(/unsupported version 2/);
+    expect(code(envelope(good, [new Uint8Array(2)], 1))).toMatch(/unsupported version 1 \(expected 2\)/);
     expect(code(envelope('{not json', []))).toMatch(/not valid UTF-8 JSON/);
     expect(code(envelope(JSON.stringify({ ...meta, parts: [] }), []))).toMatch(/metadata field parts/);
     expect(code(envelope(good, [new Uint8Array(1)]))).toMatch(/"update" is truncated/);

@@ -96,7 +96,7 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
 function summaries(job: JobAnalysis, checked: Set<string>): PartnerSummary[] {
   return [...job.partners.values()].map((st) => {
     // A job without DP bounds nothing: its privacy loss is unbounded, which reads as ∞, never as 0.
-    const epsilon = job.isPrivate ? Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0) : Number.POSITIVE_INFINITY;
+    const epsilon = job.isPrivate ? Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0, st.epsilonLocal ?? 0) : Number.POSITIVE_INFINITY;
     const lim = limitOf(st.policy);
     return {
       partner: st.keyId,

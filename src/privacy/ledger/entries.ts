@@ -16,9 +16,14 @@ import { z } from 'zod';
  * 2: the job manifest entry names `partners` / `partnersPerRound` (1 said `participants` /
  * `clientsPerRound`). Version-1 entries are still read: their manifest payload is mapped to the
  * version-2 names after validation (signatures and hashes cover the bytes as written).
+ * 3: every labelled release of a round is recorded (`releases`, with the `attempt` it belongs to):
+ * a partner writes `partner.release` before its upload leaves, the coordinator records the
+ * releases of every attempt — `round`, `evaluation`, and `attempt.failed` for attempts that missed
+ * their quorum. Only fields and entry types were added: version-2 entries read unchanged (a v2
+ * round record is one `update` release of attempt 0).
  */
-export const LEDGER_SCHEMA_VERSION = 2 as const;
-export const SUPPORTED_LEDGER_VERSIONS = [1, 2] as const;
+export const LEDGER_SCHEMA_VERSION = 3 as const;
+export const SUPPORTED_LEDGER_VERSIONS = [1, 2, 3] as const;
 export type LedgerSchemaVersion = (typeof SUPPORTED_LEDGER_VERSIONS)[number];
 export const GENESIS_PREV = '0'.repeat(64);
 
@@ -60,6 +65,43 @@ export const policyLimitsSchema = z.strictObject({
 });
 export type PolicyLimits = z.infer<typeof policyLimitsSchema>;
 
+/**
+ * One Gaussian release as charged (src/privacy/dp-event.ts `LabelledDpEvent`): what it bought
+ * (`update`, `weight`, `evaluation`, …), its DP event (q, σ, steps) and the L2 sensitivity σ is
+ * relative to (DP-SGD: the clip norm C).
+ */
+export const releaseSchema = z.strictObject({
+  label: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'release label: 1–64 chars of a-z, 0-9 and "-"'),
+  samplingRate: z.number().gt(0).lte(1),
+  noiseMultiplier: pos,
+  steps: count,
+  sensitivity: pos,
+});
+export type ReleaseRecord = z.infer<typeof releaseSchema>;
+
+/** A partner's charges for one attempt of one round: every release it made, and ε before/after by its own accountant. */
+const attemptReleaseFields = {
+  partner: keyIdSchema,
+  attempt: count,
+  releases: z.array(releaseSchema).min(1),
+  delta: probability,
+  /** ε this attempt added to the job's total for the partner. */
+  epsilonSpent: nonNeg,
+  /** The partner's ε for the job after this attempt. */
+  epsilonCumulative: nonNeg,
+  /** sha256 of each part it uploaded, in the envelope's order. */
+  ciphertextHashes: z.array(hex64),
+};
+export const attemptReleasesSchema = z.strictObject(attemptReleaseFields);
+export type AttemptReleases = z.infer<typeof attemptReleasesSchema>;
+
+/** Optional in version 3 records that keep their version-2 fields: the attempt and every labelled release. */
+const labelledFields = {
+  attempt: count.optional(),
+  releases: z.array(releaseSchema).min(1).optional(),
+};
+
+/** Version-2 DP fields of a round record: the round's (single) release; in version 3 the `update` release, with all of them in `releases`. */
 const dpPartnerParams = {
   /** Poisson sampling rate q. */
   samplingRate: z.number().gt(0).lte(1),
@@ -144,12 +186,14 @@ export const payloadSchemas = {
   round: z.strictObject({
     jobId,
     round: z.number().int().positive(),
+    /** The attempt whose sums were applied (version 3). */
+    attempt: count.optional(),
     selected: z.array(keyIdSchema),
     submitted: z.array(keyIdSchema),
     dropped: z.array(keyIdSchema),
     /** Every partner that charged its accountant this round (a partner that trained and then
      * dropped has still spent ε). */
-    partners: z.array(z.strictObject({ partner: keyIdSchema, ...dpPartnerParams })),
+    partners: z.array(z.strictObject({ partner: keyIdSchema, ...dpPartnerParams, ...labelledFields })),
     aggregateHash: hex64,
     globalModelHash: hex64,
     modelHashes: z.array(z.strictObject({ partner: keyIdSchema, hash: hex64 })),
@@ -160,6 +204,7 @@ export const payloadSchemas = {
     jobId,
     round: z.number().int().positive(),
     ...dpPartnerParams,
+    ...labelledFields,
     rowsUsed: count.optional(),
     /** Hash of the global model the partner computed after applying the round's aggregate. */
     globalModelHash: hex64.optional(),
@@ -203,9 +248,33 @@ export const payloadSchemas = {
   evaluation: z.strictObject({
     jobId,
     round: z.number().int().nonnegative().optional(),
+    attempt: count.optional(),
     metrics: z.record(z.string(), z.number()),
     segments: z.record(z.string(), z.record(z.string(), z.number())).optional(),
     ciphertextHashes: z.array(hex64).optional(),
+    /** What each submitter released for the evaluation (version 3; DP jobs). */
+    partners: z.array(attemptReleasesSchema).optional(),
+  }),
+  /**
+   * A partner's own record of what it released for one attempt (local ledger, version 3), written
+   * before the upload leaves: a release that never reached the coordinator is still on record.
+   */
+  'partner.release': z.strictObject({
+    jobId,
+    round: z.number().int().positive(),
+    kind: z.string().min(1).max(64),
+    ...attemptReleaseFields,
+  }),
+  /** An attempt that missed its quorum (version 3): its submitters' releases stay spent and on record. */
+  'attempt.failed': z.strictObject({
+    jobId,
+    round: z.number().int().positive(),
+    attempt: count,
+    kind: z.string().min(1).max(64),
+    reason: z.string().min(1),
+    selected: z.array(keyIdSchema),
+    submitted: z.array(keyIdSchema),
+    partners: z.array(attemptReleasesSchema),
   }),
   'budget.refusal': z.strictObject({
     jobId,
@@ -271,7 +340,7 @@ export type PayloadOf<T extends EntryType> = z.infer<(typeof payloadSchemas)[T]>
 export type PayloadInput<T extends EntryType> = z.input<(typeof payloadSchemas)[T]>;
 
 export const envelopeSchema = z.strictObject({
-  schemaVersion: z.union([z.literal(1), z.literal(LEDGER_SCHEMA_VERSION)]),
+  schemaVersion: z.union([z.literal(1), z.literal(2), z.literal(LEDGER_SCHEMA_VERSION)]),
   seq: count,
   ts: isoTime,
   type: z.enum(ENTRY_TYPES as [EntryType, ...EntryType[]]),

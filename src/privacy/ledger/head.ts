@@ -13,7 +13,7 @@ import { keyIdSchema, LEDGER_SCHEMA_VERSION } from './entries.ts';
 import { toBase64, verifySignature, type LedgerSigner } from './signing.ts';
 
 export const headSchema = z.strictObject({
-  schemaVersion: z.union([z.literal(1), z.literal(LEDGER_SCHEMA_VERSION)]),
+  schemaVersion: z.union([z.literal(1), z.literal(2), z.literal(LEDGER_SCHEMA_VERSION)]),
   seq: z.number().int().nonnegative(),
   hash: z.string().regex(/^[0-9a-f]{64}$/),
   ts: z.iso.datetime({ offset: true }),

@@ -84,6 +84,7 @@ const JOB_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'key.ceremony',
   'round',
   'evaluation',
+  'attempt.failed',
   'budget.refusal',
   'consent.usage',
   'partner.withdraw',
@@ -98,6 +99,7 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'partner.round',
   'partner.participation',
   'partner.witness',
+  'partner.release',
   'key.ceremony',
   'evaluation',
   'budget.refusal',
@@ -239,6 +241,7 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
     case 'key.ceremony':
     case 'round':
     case 'evaluation':
+    case 'attempt.failed':
     case 'model.final':
       if (!staff) deny('only the coordinator or the job owner may record it');
       break;

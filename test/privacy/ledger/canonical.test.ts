@@ -35,6 +35,7 @@ describe('entry schemas', () => {
   it('covers every entry type the issue names', () => {
     expect(ENTRY_TYPES.sort()).toEqual(
       [
+        'attempt.failed',
         'budget.refusal',
         'consent.usage',
         'consent.withdrawal',
@@ -48,6 +49,7 @@ describe('entry schemas', () => {
         'partner.acceptance',
         'partner.participation',
         'partner.refusal',
+        'partner.release',
         'partner.round',
         'partner.withdraw',
         'partner.witness',
@@ -71,11 +73,12 @@ describe('entry schemas', () => {
     expect(parsePayload('job.halt', { jobId: '../x', reason: 'r', afterRound: 0 }).success).toBe(false);
   });
 
-  it('reads schemaVersion 2 (current) and 1 (earlier ledgers) in the envelope, nothing else', () => {
-    const env = { schemaVersion: 2, seq: 0, ts: '2026-01-01T00:00:00.000Z', type: 'job.halt', author: 'b'.repeat(32), prev: '0'.repeat(64), payload: {}, sig: 'AA==' };
+  it('reads schemaVersion 3 (current), 2 and 1 (earlier ledgers) in the envelope, nothing else', () => {
+    const env = { schemaVersion: 3, seq: 0, ts: '2026-01-01T00:00:00.000Z', type: 'job.halt', author: 'b'.repeat(32), prev: '0'.repeat(64), payload: {}, sig: 'AA==' };
     expect(envelopeSchema.safeParse(env).success).toBe(true);
     expect(envelopeSchema.safeParse({ ...env, schemaVersion: 1 }).success).toBe(true);
-    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 3 }).success).toBe(false);
+    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 2 }).success).toBe(true);
+    expect(envelopeSchema.safeParse({ ...env, schemaVersion: 4 }).success).toBe(false);
     expect(envelopeSchema.safeParse({ ...env, type: 'made.up' }).success).toBe(false);
   });
 });

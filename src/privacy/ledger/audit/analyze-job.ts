@@ -3,6 +3,7 @@ import { entryHash } from '../signing.ts';
 import type { KeyRing, LedgerFinding, Severity } from '../verify.ts';
 import { analyzeMembership } from './analyze-membership.ts';
 import { analyzeRound } from './analyze-round.ts';
+import { analyzeAttemptReleases } from './charges.ts';
 import { fmt, ofType, typed, understated, type EpsilonOf, type JobAnalysis, type JobWalk } from './types.ts';
 
 /** Semantic checks and ε recomputation over a verified job ledger, section by section in seq order. */
@@ -28,6 +29,7 @@ export function analyzeJob(
       events: [],
       rounds: new Map(),
       submittedRounds: new Set(),
+      releaseRecords: new Map(),
       epsilonRecorded: 0,
       epsilonRecomputed: epsilonOf ? 0 : null,
       delta: null,
@@ -62,6 +64,17 @@ export function analyzeJob(
       case 'round':
         analyzeRound(w, seq, item.payload as PayloadOf<'round'>);
         break;
+      case 'evaluation': {
+        const p = item.payload as PayloadOf<'evaluation'>;
+        if (p.partners) analyzeAttemptReleases(w, seq, p.round ?? 0, `evaluation round ${p.round ?? '?'}`, p.partners, null);
+        break;
+      }
+      case 'attempt.failed': {
+        const p = item.payload as PayloadOf<'attempt.failed'>;
+        if (w.halted) w.err(seq, 'ROUND_AFTER_HALT', `round ${p.round} attempt ${p.attempt} recorded after the job was halted at seq ${w.halted.seq}`);
+        analyzeAttemptReleases(w, seq, p.round, `round ${p.round} attempt ${p.attempt} (failed)`, p.partners, p.selected);
+        break;
+      }
       default:
         analyzeMembership(w, item);
     }

@@ -1,5 +1,6 @@
 import type { PayloadOf } from '../entries.ts';
-import { fmt, limitOf, understated, type JobWalk } from './types.ts';
+import { chargeReleases, checkCiphertexts, checkParticipation, eventsOfRoundRecord, recordOf } from './charges.ts';
+import type { JobWalk } from './types.ts';
 
 /**
  * One `round` entry: its place in the sequence, its selected/submitted/dropped sets, each partner's
@@ -38,55 +39,18 @@ export function analyzeRound(w: JobWalk, seq: number, payload: PayloadOf<'round'
     if (!st) continue;
     if (!selected.has(rec.partner)) w.err(seq, 'DP_RECORD_NOT_SELECTED', `round ${r.round}: ε recorded for ${st.name}, who was not selected`);
     if (st.rounds.has(r.round)) w.err(seq, 'DUPLICATE_PARTICIPATION', `round ${r.round}: ${st.name} recorded twice`);
-    if (st.status === 'no-response') w.err(seq, 'PARTICIPATION_WITHOUT_ACCEPTANCE', `round ${r.round}: ${st.name} took part without an acceptance`);
-    if (st.status === 'refused') w.err(seq, 'PARTICIPATION_AFTER_REFUSAL', `round ${r.round}: ${st.name} took part after refusing the job (seq ${st.responseSeq})`);
-    if (st.withdrawAfterRound !== undefined && r.round > st.withdrawAfterRound) {
-      w.err(seq, 'PARTICIPATION_AFTER_WITHDRAW', `round ${r.round}: ${st.name} took part after withdrawing after round ${st.withdrawAfterRound}`);
-    }
-    if (st.budgetRefusedRounds.has(r.round)) w.err(seq, 'PARTICIPATION_AFTER_BUDGET_REFUSAL', `round ${r.round}: ${st.name} took part after refusing it for budget`);
+    checkParticipation(w, seq, st, r.round);
     if (w.m.dp && rec.delta !== w.m.dp.delta) w.err(seq, 'DELTA_MISMATCH', `round ${r.round}: ${st.name} accounted at δ=${rec.delta}, manifest says ${w.m.dp.delta}`);
     if (w.m.dp && rec.clipNorm !== w.m.dp.clipNorm) w.err(seq, 'CLIP_NORM_MISMATCH', `round ${r.round}: ${st.name} clipped at C=${rec.clipNorm}, manifest says ${w.m.dp.clipNorm}`, 'warning');
     if (typeof w.m.dp?.noiseMultiplier === 'number' && rec.noiseMultiplier !== w.m.dp.noiseMultiplier) {
       w.err(seq, 'NOISE_MULTIPLIER_MISMATCH', `round ${r.round}: ${st.name} used σ=${rec.noiseMultiplier}, manifest says ${w.m.dp.noiseMultiplier}`, 'warning');
     }
-    for (const h of rec.ciphertextHashes) {
-      const first = w.seenCiphertexts.get(h);
-      if (first !== undefined) w.err(seq, 'CIPHERTEXT_REPLAYED', `round ${r.round}: ${st.name}'s ciphertext ${h.slice(0, 12)}… was already recorded at seq ${first}`);
-      else w.seenCiphertexts.set(h, seq);
-    }
-    if (rec.epsilonCumulative < st.epsilonRecorded) {
-      w.err(seq, 'EPSILON_DECREASED', `round ${r.round}: ${st.name}'s cumulative ε fell from ${fmt(st.epsilonRecorded)} to ${fmt(rec.epsilonCumulative)}`);
-    }
-    const prevRecomputed = st.epsilonRecomputed;
-    const prevRecorded = st.epsilonRecorded;
-    st.events.push({ samplingRate: rec.samplingRate, noiseMultiplier: rec.noiseMultiplier, steps: rec.steps });
-    if (w.epsilonOf) {
-      const eps = w.epsilonOf(st.events, rec.delta);
-      st.epsilonRecomputed = eps;
-      if (understated(rec.epsilonCumulative, eps, w.tol)) {
-        w.err(seq, 'EPSILON_UNDERSTATED', `round ${r.round}: ${st.name}'s cumulative ε is recorded as ${fmt(rec.epsilonCumulative)} but the recorded DP parameters give ${fmt(eps)}`);
-      }
-      // Measured from the higher of the recorded and recomputed previous totals, so an
-      // overstated earlier round (conservative) does not make this one look understated.
-      const inc = eps - Math.max(prevRecomputed ?? 0, prevRecorded);
-      if (understated(rec.epsilonSpent, inc, w.tol)) {
-        w.err(seq, 'EPSILON_SPENT_UNDERSTATED', `round ${r.round}: ${st.name}'s ε spent is recorded as ${fmt(rec.epsilonSpent)} but the recomputed increase is ${fmt(inc)}`);
-      }
-    }
-    st.epsilonRecorded = Math.max(st.epsilonRecorded, rec.epsilonCumulative);
-    st.delta = rec.delta;
+    checkCiphertexts(w, seq, st, `round ${r.round}`, rec.ciphertextHashes);
+    chargeReleases(w, seq, st, `round ${r.round}`, rec, eventsOfRoundRecord(rec));
     st.rounds.set(r.round, { seq, rec, round: r });
+    st.releaseRecords.set(`${r.round}.${rec.attempt ?? r.attempt ?? 0}`, { seq, round: r.round, record: recordOf(rec, r.attempt) });
     const pol = st.policy;
-    if (pol) {
-      const spent = Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0);
-      const lim = limitOf(pol)!;
-      if (spent > lim) w.err(seq, 'POLICY_EPSILON_EXCEEDED', `round ${r.round}: ${st.name} reached ε=${fmt(spent)}, above its declared limit ${fmt(lim)}`);
-      if (rec.delta > pol.maxDelta) w.err(seq, 'POLICY_DELTA_EXCEEDED', `round ${r.round}: ${st.name} accounted at δ=${rec.delta}, above its limit ${pol.maxDelta}`);
-      if (pol.maxRounds !== undefined && st.rounds.size > pol.maxRounds) w.err(seq, 'POLICY_ROUNDS_EXCEEDED', `round ${r.round}: ${st.name} took part in ${st.rounds.size} rounds, above its limit ${pol.maxRounds}`);
-      if (pol.minNoiseMultiplier !== undefined && rec.noiseMultiplier < pol.minNoiseMultiplier) {
-        w.err(seq, 'POLICY_NOISE_TOO_LOW', `round ${r.round}: ${st.name} used σ=${rec.noiseMultiplier}, below its minimum ${pol.minNoiseMultiplier}`);
-      }
-    }
+    if (pol?.maxRounds !== undefined && st.rounds.size > pol.maxRounds) w.err(seq, 'POLICY_ROUNDS_EXCEEDED', `round ${r.round}: ${st.name} took part in ${st.rounds.size} rounds, above its limit ${pol.maxRounds}`);
   }
   const disagree = r.modelHashes.filter((x) => x.hash !== r.globalModelHash);
   if (r.modelHashesAgreed && disagree.length) {

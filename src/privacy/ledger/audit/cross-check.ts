@@ -3,6 +3,7 @@ import type { LedgerEntry, PayloadOf } from '../entries.ts';
 import { entryHash } from '../signing.ts';
 import type { KeyRing, LedgerFinding, Severity } from '../verify.ts';
 import { fmt, ofType, sameList, typed, understated, type DpEvent, type EpsilonOf, type JobAnalysis } from './types.ts';
+import { crossCheckReleases } from './cross-releases.ts';
 
 interface LocalRound {
   seq: number;
@@ -59,6 +60,8 @@ export function crossCheck(
     C(st.responseSeq, 'CROSS_ACCEPTANCE_MISSING', `the coordinator records ${st.name}'s ${st.status === 'refused' ? 'refusal' : 'acceptance'}, its own ledger has none`);
   }
 
+  // Version 3: ε from every attempt the partner charged (its partner.release records).
+  const v3 = crossCheckReleases(list, st, epsilonOf, tol, L, C);
   // Rounds: same set, same parameters, same ciphertexts, same ε; witnesses still present.
   const localRounds = new Map<number, LocalRound>();
   const events: DpEvent[] = [];
@@ -71,11 +74,15 @@ export function crossCheck(
     const prevEps = Math.max(localEps, localRecorded);
     events.push({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps });
     localEps = epsilonOf(events, r.delta);
-    if (understated(r.epsilonCumulative, localEps, tol)) {
-      L(x.seq, 'EPSILON_UNDERSTATED', `round ${r.round}: ${st.name}'s own ledger records cumulative ε=${fmt(r.epsilonCumulative)}, the recorded DP parameters give ${fmt(localEps)}`);
-    }
-    if (understated(r.epsilonSpent, localEps - prevEps, tol)) {
-      L(x.seq, 'EPSILON_SPENT_UNDERSTATED', `round ${r.round}: ${st.name}'s own ledger records ε spent ${fmt(r.epsilonSpent)}, recomputed ${fmt(localEps - prevEps)}`);
+    // A version-3 partner's ε is recomputed from its release records (crossCheckReleases); its
+    // round records name one release of the round, so they are not composed a second time.
+    if (!v3) {
+      if (understated(r.epsilonCumulative, localEps, tol)) {
+        L(x.seq, 'EPSILON_UNDERSTATED', `round ${r.round}: ${st.name}'s own ledger records cumulative ε=${fmt(r.epsilonCumulative)}, the recorded DP parameters give ${fmt(localEps)}`);
+      }
+      if (understated(r.epsilonSpent, localEps - prevEps, tol)) {
+        L(x.seq, 'EPSILON_SPENT_UNDERSTATED', `round ${r.round}: ${st.name}'s own ledger records ε spent ${fmt(r.epsilonSpent)}, recomputed ${fmt(localEps - prevEps)}`);
+      }
     }
     localRecorded = Math.max(localRecorded, r.epsilonCumulative);
     if (r.coordinatorHead) {

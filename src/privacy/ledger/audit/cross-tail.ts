@@ -42,8 +42,9 @@ export function crossCheckTail(
   for (const x of mine) {
     const r = (x.payload as { round?: unknown }).round;
     if (typeof r !== 'number' || coordRounds.has(r)) continue;
-    // A DP round the coordinator lacks is named by crossCheck (CROSS_ROUND_MISSING_IN_COORDINATOR) with its ε.
-    if (x.type === 'partner.round') continue;
+    // A DP round the coordinator lacks is named by crossCheck (CROSS_ROUND_MISSING_IN_COORDINATOR) with its ε;
+    // a release without a coordinator record by crossCheckReleases (an upload that never arrived is no rewrite).
+    if (x.type === 'partner.round' || x.type === 'partner.release') continue;
     L(x.seq, 'CROSS_ROUND_MISSING_IN_COORDINATOR', `${name} records ${x.type} for round ${r}, the coordinator ledger has no entry for round ${r} (cut off or never written)`);
   }
 

@@ -1,5 +1,5 @@
 /** The audit's types and the small helpers its sections share. */
-import { parsePayload, type EntryType, type LedgerEntry, type PayloadOf, type PolicyLimits } from '../entries.ts';
+import { parsePayload, type AttemptReleases, type EntryType, type LedgerEntry, type PayloadOf, type PolicyLimits } from '../entries.ts';
 import { readLedger, type ReadLedgerResult } from '../reader.ts';
 import type { LedgerFinding, Severity } from '../verify.ts';
 import type { DpEvent } from '../../dp-event.ts';
@@ -108,6 +108,10 @@ export interface PartnerState {
   rounds: Map<number, { seq: number; rec: PayloadOf<'round'>['partners'][number]; round: PayloadOf<'round'> }>;
   /** Rounds whose `submitted` list names the partner (with or without a DP record). */
   submittedRounds: Set<number>;
+  /** Every attempt's releases the coordinator recorded for this partner (rounds, evaluations, failed attempts), by "round.attempt". */
+  releaseRecords: Map<string, { seq: number; round: number; record: AttemptReleases }>;
+  /** ε recomputed from the partner's own ledger when it was cross-checked (the summary never reports less). */
+  epsilonLocal?: number;
   epsilonRecorded: number;
   epsilonRecomputed: number | null;
   delta: number | null;
