@@ -66,7 +66,37 @@ export function ledgerCharges(entries: readonly LedgerEntry[], self: string): Le
     collect(p, {}, found);
     for (const c of found) out.push({ ...c, jobId: p.jobId, seq: e.seq });
   }
-  return out;
+  return distinctCharges(out);
+}
+
+/**
+ * A ledger may record one charge more than once: the version-3 `partner.release` of an attempt and
+ * the `partner.round` of the same attempt list the same releases, and the round record's top-level
+ * fields (no label) repeat its primary one. The store holds each charge once, so the same
+ * (job, round, attempt, label, event) counts once, and a record that leaves the attempt or label
+ * unsaid counts only when no record of the same round and event says more.
+ */
+function distinctCharges(charges: LedgerCharge[]): LedgerCharge[] {
+  const event = (c: LedgerCharge) => `${c.jobId}|${c.round}|${c.samplingRate}|${c.noiseMultiplier}|${c.steps}`;
+  const seen = new Set<string>();
+  const exact = charges.filter((c) => {
+    const key = `${event(c)}|${c.attempt ?? '?'}|${c.label ?? '?'}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  return exact.filter(
+    (c) =>
+      (c.attempt !== undefined && c.label !== undefined) ||
+      !exact.some(
+        (d) =>
+          d !== c &&
+          event(d) === event(c) &&
+          (c.attempt === undefined || d.attempt === c.attempt) &&
+          (c.label === undefined || d.label === c.label) &&
+          ((c.attempt === undefined && d.attempt !== undefined) || (c.label === undefined && d.label !== undefined)),
+      ),
+  );
 }
 
 /**

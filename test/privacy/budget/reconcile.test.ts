@@ -38,6 +38,24 @@ describe('the budget store against the partner ledger', () => {
     // Nested releases (several per round, with labels and attempts) are read the same way.
     const nested = ledgerCharges([{ seq: 5, author: self, payload: { jobId: 'j', round: 3, attempt: 1, releases: [{ label: 'update', samplingRate: 0.1, noiseMultiplier: 2, steps: 5 }, { label: 'weight', samplingRate: 1, noiseMultiplier: 9, steps: 1 }] } } as never], self);
     expect(nested.map((c) => `${c.round}.${c.attempt} ${c.label} σ=${c.noiseMultiplier}`)).toEqual(['3.1 update σ=2', '3.1 weight σ=9']);
+    // Version 3: the attempt's partner.release and its partner.round (whose top-level fields repeat
+    // the primary release) are one charge per release, not two or three.
+    const release = { label: 'update', samplingRate: 0.1, noiseMultiplier: 2, steps: 5, sensitivity: 1 };
+    const weight = { label: 'weight', samplingRate: 1, noiseMultiplier: 9, steps: 1, sensitivity: 1 };
+    const v3 = ledgerCharges(
+      [
+        { seq: 6, author: self, payload: { jobId: 'j', round: 4, kind: 'train', attempt: 0, releases: [release, weight], delta: DELTA } },
+        { seq: 7, author: self, payload: { jobId: 'j', round: 4, samplingRate: 0.1, noiseMultiplier: 2, clipNorm: 1, steps: 5, attempt: 0, releases: [release, weight], delta: DELTA } },
+        // A later attempt of the same round with the same event is another charge.
+        { seq: 8, author: self, payload: { jobId: 'j', round: 4, kind: 'train', attempt: 1, releases: [release], delta: DELTA } },
+      ] as never,
+      self,
+    );
+    expect(v3.map((c) => `${c.round}.${c.attempt} ${c.label} seq ${c.seq}`)).toEqual(['4.0 update seq 6', '4.0 weight seq 6', '4.1 update seq 8']);
+    const s3 = store();
+    s3.charge('j', 'ds', 4, release, DELTA, 0, 'update');
+    s3.charge('j', 'ds', 4, weight, DELTA, 0, 'weight');
+    expect(missingCharges(s3, v3).map((c) => `${c.round}.${c.attempt} ${c.label}`)).toEqual(['4.1 update']);
     // Entries written by another key are not this node's charges.
     expect(ledgerCharges(readLedger(path).entries, 'f'.repeat(32))).toEqual([]);
   });
