@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { readIdentityFile, signBytes } from '../src/crypto/identity.ts';
 import { approvalPayload, parseManifest } from '../src/federation/manifest.ts';
 import { subjectStatement } from '../src/privacy/ledger/subject-rights.ts';
+import { ceilTo, NOT_DP } from '../src/privacy/ledger/audit.ts';
 import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { CoordinatorClient } from '../src/federation/protocol/client.ts';
@@ -44,13 +45,14 @@ export function registerGovernanceCommands(program: Command): void {
       if (st.consentWithdrawn) process.stdout.write('Consent withdrawn: the record is excluded from every later round.\n');
       if (!st.uses.length) process.stdout.write('No job used this record.\n');
       for (const u of st.uses) {
-        process.stdout.write(`- job ${u.jobId}: model ${u.modelHash ?? '(not finished)'}, ${u.rounds} round(s), ε ≤ ${u.epsilon === null ? 'n/a' : Math.ceil(u.epsilon * 1000) / 1000} at δ = ${u.delta ?? 'n/a'}\n`);
+        const privacy = u.private ? `ε ≤ ${ceilTo(u.epsilon, 3)} at δ = ${u.delta ?? 'n/a'}` : `${NOT_DP}: nothing bounds what the model reveals about this record`;
+        process.stdout.write(`- job ${u.jobId}: model ${u.modelHash ?? '(not finished)'}, ${u.rounds} round(s), ${privacy}\n`);
       }
       for (const sc of st.scorings) {
         process.stdout.write(`- scored by model ${sc.modelHash}${sc.modelJobId ? ` (job ${sc.modelJobId})` : ''} for "${sc.purpose}" (${sc.mode === 'serve' ? 'scoring service' : 'batch run'} ${sc.runId}, ${sc.startedAt} – ${sc.finishedAt})${sc.sidecarVerified ? '' : ' [sidecar altered]'}\n`);
       }
       for (const p of pendingScorings) process.stdout.write(`- scored by model ${p.modelHash} for "${p.purpose}" (scoring service ${p.windowId}, ${p.firstAt} – ${p.lastAt}; not yet sealed into the ledger)\n`);
-      for (const p of st.problems) process.stdout.write(`! ${p.code}: ${p.message}\n`);
+      for (const p of st.problems) process.stdout.write(`! ${p.code}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${p.message}\n`);
     });
 
   program

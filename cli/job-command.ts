@@ -7,12 +7,14 @@ import { parsePublicIdentity, publicIdentity, readIdentityFile } from '../src/cr
 import { loadSchema } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
-import { jobIdSchema, parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
+import { jobIdSchema, parseManifest, signManifest, MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
 import { modelSpecSchema } from '../src/model/spec.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
+import { keyIdOption } from './node-commands.ts';
+import { roundStage } from './demo/follow.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
 export function registerJobCommand(program: Command): void {
@@ -21,6 +23,7 @@ export function registerJobCommand(program: Command): void {
     .command('run')
     .description('define a job from a dataset schema, register it, run the key ceremony and follow it to the final model and metrics')
     .requiredOption('--coordinator <url>', 'coordinator base URL')
+    .option('--coordinator-key-id <keyid>', 'name this coordinator in the job ledger only if it proves it holds this key')
     .requiredOption('--identity <file>', "the job owner's identity")
     .requiredOption('--job <id>', 'job id (3–64 chars: a-z 0-9 . _ -)')
     .requiredOption('--schema <json>', 'the dataset schema every partner holds')
@@ -33,6 +36,13 @@ export function registerJobCommand(program: Command): void {
     .option('--no-dp', 'train without differential privacy')
     .option('--model <json>', 'model spec, e.g. {"kind":"mlp","hidden":[16]}', '{"kind":"logistic"}')
     .option('--seed <n>', 'seed of the initial model and partner selection', '42')
+    .option('--epochs <n>', 'local training epochs per round (default: 1)')
+    .option('--batch-size <n>', 'local minibatch size (default: 128 with DP, 32 without)')
+    .option('--learning-rate <lr>', 'local learning rate (default: 0.5)')
+    .option('--optimizer <name>', 'local optimizer: sgd or adam (default: sgd)')
+    .option('--l2 <lambda>', 'L2 penalty of local training (default: 0)')
+    .option('--sampling-rate <q>', 'DP-SGD Poisson sampling rate per step (default: 0.02; DP jobs only)')
+    .option('--clip-norm <c>', 'DP-SGD per-example clip norm (default: 1; DP jobs only)')
     .option('--manifest-only', 'write the manifest (for officers to approve) and stop', false)
     .requiredOption('--out <dir>', 'where manifest.json, evaluation.json and the model go')
     .action(async (o: Record<string, string | string[] | boolean>) => {
@@ -53,18 +63,19 @@ export function registerJobCommand(program: Command): void {
       if (!jobId.success) throw new FedmarkError('JOB_ID', `--job: ${jobId.error.issues[0].message}`);
       const model = modelSpecSchema.safeParse(JSON.parse(String(o.model)));
       if (!model.success) throw new FedmarkError('JOB_MODEL', `--model: ${model.error.issues[0].path.join('.')}: ${model.error.issues[0].message}`);
+      const preset = jobPreset({
+        jobId: jobId.data,
+        purpose: String(o.purpose),
+        schema,
+        partners: partners.length,
+        rounds: Number(o.rounds),
+        model: model.data,
+        epsilon: o.dp === false ? null : Number(o.epsilon),
+        delta: Number(o.delta),
+        seed: Number(o.seed),
+      });
       const manifest = parseManifest({
-        ...jobPreset({
-          jobId: jobId.data,
-          purpose: String(o.purpose),
-          schema,
-          partners: partners.length,
-          rounds: Number(o.rounds),
-          model: model.data,
-          epsilon: o.dp === false ? null : Number(o.epsilon),
-          delta: Number(o.delta),
-          seed: Number(o.seed),
-        }),
+        ...withTrainingOptions(preset, o),
         schemaVersion: MANIFEST_SCHEMA_VERSION,
         createdAt: new Date().toISOString(),
         owner: publicIdentity(owner),
@@ -75,15 +86,19 @@ export function registerJobCommand(program: Command): void {
         process.stdout.write(`${join(out, 'manifest.json')}\n`);
         return;
       }
-      await initBackend({ log: (m) => process.stderr.write(`[fedmark] ${m}\n`) });
-      const bar = new cliProgress.SingleBar({ format: 'rounds [{bar}] {value}/{total} | global AUC {auc}', stream: process.stderr }, cliProgress.Presets.shades_classic);
-      bar.start(manifest.rounds + 1, 0, { auc: '—' });
+      await initBackend({ log: (m) => process.stderr.write(`fedmark: ${m}\n`) });
+      const bar = new cliProgress.SingleBar(
+        { format: 'rounds [{bar}] {value}/{total} {stage} | global AUC {auc}', stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(manifest.rounds + 1, 0, { auc: '—', stage: roundStage(0, manifest.rounds) });
       const result = await runJobOwner({
         coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
         identity: owner,
         signed: signManifest(manifest, owner),
+        coordinatorKeyId: o.coordinatorKeyId === undefined ? undefined : keyIdOption('--coordinator-key-id', String(o.coordinatorKeyId)),
         log: pino({ level: 'warn' }, pino.destination(2)),
-        onRound: (p) => bar.update(p.round, { auc: p.metrics ? p.metrics.auc.toFixed(4) : '—' }),
+        onRound: (p) => bar.update(p.round, { auc: p.metrics ? p.metrics.auc.toFixed(4) : '—', stage: roundStage(p.round, manifest.rounds) }),
       });
       bar.stop();
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `job ${manifest.jobId} ended ${result.state}: ${result.reason ?? ''}`);
@@ -92,8 +107,46 @@ export function registerJobCommand(program: Command): void {
         finalMetrics: result.finalMetrics!,
       };
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
-      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames, purpose: manifest.purpose, schemaHash: manifest.dataset.schemaHash });
-      process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out })}\n`);
+      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, {
+        jobId: manifest.jobId,
+        modelHash: result.modelHash,
+        featureNames: manifest.dataset.featureNames,
+        purpose: manifest.purpose,
+        schemaHash: manifest.dataset.schemaHash,
+      });
+      process.stdout.write(
+        `${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out })}\n`,
+      );
       process.exit(0);
     });
+}
+
+type Preset = ReturnType<typeof jobPreset>;
+
+/**
+ * The local-training options of `job run` over the preset (which has sensible defaults for private
+ * and non-private jobs); the manifest schema then validates them, naming a bad value.
+ */
+export function withTrainingOptions(preset: Preset, o: Record<string, string | string[] | boolean | undefined>): Preset {
+  const num = (flag: string, v: unknown) => {
+    const x = Number(v);
+    if (!Number.isFinite(x)) throw new FedmarkError('CLI_BAD_NUMBER', `--${flag} must be a number, got "${String(v)}"`);
+    return x;
+  };
+  const lt = { ...preset.localTraining };
+  if (o.epochs !== undefined) lt.epochs = num('epochs', o.epochs);
+  if (o.batchSize !== undefined) lt.batchSize = num('batch-size', o.batchSize);
+  if (o.learningRate !== undefined) lt.learningRate = num('learning-rate', o.learningRate);
+  if (o.l2 !== undefined) lt.l2 = num('l2', o.l2);
+  if (o.optimizer !== undefined) {
+    if (o.optimizer !== 'sgd' && o.optimizer !== 'adam')
+      throw new FedmarkError('CLI_BAD_OPTION', `--optimizer must be sgd or adam, got "${String(o.optimizer)}"`);
+    lt.optimizer = o.optimizer;
+  }
+  if ((o.samplingRate !== undefined || o.clipNorm !== undefined) && !preset.dp) {
+    throw new FedmarkError('CLI_BAD_OPTION', '--sampling-rate and --clip-norm are DP-SGD settings: this job runs without DP (--no-dp)');
+  }
+  if (o.samplingRate !== undefined) lt.samplingRate = num('sampling-rate', o.samplingRate);
+  const dp = preset.dp && o.clipNorm !== undefined ? { ...preset.dp, clipNorm: num('clip-norm', o.clipNorm) } : preset.dp;
+  return { ...preset, localTraining: lt, dp };
 }

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { FedmarkError } from '../src/errors.ts';
 import { writeTestDeployment } from '../src/crypto/tls.ts';
 import { generateIdentity, keyId, publicIdentity, writeIdentityFile } from '../src/crypto/identity.ts';
@@ -13,6 +15,8 @@ export function registerKeyCommands(program: Command): void {
     .option('--force', 'overwrite an existing file', false)
     .action(async (o: { out: string; name: string; force: boolean }) => {
       const id = generateIdentity(o.name);
+      // A missing directory is made (private to the user): the identity holds secret keys.
+      mkdirSync(dirname(resolve(o.out)), { recursive: true, mode: 0o700 });
       await writeIdentityFile(o.out, id, { force: o.force });
       process.stdout.write(`${JSON.stringify(publicIdentity(id), null, 2)}\n`);
       process.stderr.write(`wrote ${o.out} (key id ${keyId(id.signPublicKey)}); keep it private\n`);

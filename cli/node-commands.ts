@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import pino from 'pino';
 import { buildCoordinator, REDACT_PATHS } from '../coordinator/server.ts';
-import { readIdentityFile } from '../src/crypto/identity.ts';
+import { keyId, readIdentityFile } from '../src/crypto/identity.ts';
+import { assertStoreCoversLedger } from '../src/privacy/budget/reconcile.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
 import { loadSchema } from '../src/data/schema.ts';
 import { parseBadRowLimit } from '../src/data/bad-rows.ts';
 import { resolveDataSource } from '../src/data/sources/index.ts';
@@ -26,18 +28,20 @@ export function registerNodeCommands(program: Command): void {
     .option('--port <port>', 'port (0 = any free port)', '8470')
     .requiredOption('--data-dir <dir>', 'where the SQLite store and ledgers live')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--log-requests', "log every request as fastify does (two info lines each); default: refusals only at info, the rest at debug", false)
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate (required off loopback; see `fedmark keys cert`)')
     .option('--tls-key <pem>', 'private key of --tls-cert (mode 0600)')
-    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; logRequests: boolean; tlsCert?: string; tlsKey?: string }) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
       const tls = o.tlsCert && o.tlsKey ? loadCoordinatorTls({ certFile: o.tlsCert, keyFile: o.tlsKey, host: o.host }) : undefined;
       assertTransportAllowed(o.host, tls);
       const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
-      const { app } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert } });
+      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert }, requestLogging: o.logRequests ? 'full' : 'quiet' });
       const address = await app.listen({ host: o.host, port: Number(o.port) });
       if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
       else logger.warn('serving plain HTTP on loopback only');
-      process.stdout.write(`fedmark coordinator listening on ${address}\n`);
+      // Partners and owners pin this key id (--coordinator-key-id).
+      process.stdout.write(`fedmark coordinator listening on ${address} (coordinator key id ${coordinatorKeyId})\n`);
       const stop = async () => {
         await app.close();
         process.exit(0);
@@ -69,6 +73,9 @@ export function registerNodeCommands(program: Command): void {
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--ca <pem>', "trust the coordinator's certificate only if this CA issued it (instead of the system store)")
     .option('--pin-sha256 <hex>', "trust the coordinator's certificate only if its SHA-256 fingerprint is this (works for self-signed)")
+    .option('--owner-key-id <keyid>', "work only for this job owner's key (or list trusted owners in the policy's trustedOwnerKeyIds; one of the two is required)")
+    .option('--coordinator-key-id <keyid>', "work only with the coordinator that proves it holds this key (its `fedmark coordinator` key id)")
+    .option('--join-timeout <seconds>', 'how long to wait for the coordinator and for the job to be registered', '600')
     .action(async (o: Record<string, string>) => {
       const coordinatorUrl = o.coordinator.replace(/\/$/, '');
       // Before anything else: refuse plain HTTP off loopback, and check the CA file and pin.
@@ -77,14 +84,24 @@ export function registerNodeCommands(program: Command): void {
       const identity = await readIdentityFile(o.identity);
       const schema = await loadSchema(o.schema);
       const policy = await loadPolicy(o.policy);
+      const ownerKeyId = o.ownerKeyId === undefined ? undefined : keyIdOption('--owner-key-id', o.ownerKeyId);
+      const coordinatorKeyId = o.coordinatorKeyId === undefined ? undefined : keyIdOption('--coordinator-key-id', o.coordinatorKeyId);
+      if (!ownerKeyId && !policy.trustedOwnerKeyIds) {
+        throw new FedmarkError('NO_TRUSTED_OWNER', `${o.policy}: this node would work for whoever registers job "${o.job}" first — pin its owner with --owner-key-id KEYID, or list trusted owners in the policy's "trustedOwnerKeyIds"`);
+      }
+      const joinTimeout = Number(o.joinTimeout);
+      if (!(joinTimeout > 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--join-timeout must be a positive number of seconds, got "${o.joinTimeout}"`);
+      mkdirSync(o.stateDir, { recursive: true });
+      const ledgerPath = join(o.stateDir, `${identity.name}.ledger.jsonl`);
+      const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
+      // A deleted, replaced or edited store must not hand out the ε this node's own ledger records as spent.
+      if (existsSync(ledgerPath)) assertStoreCoversLedger(budget, readLedger(ledgerPath).entries, keyId(identity.signPublicKey), ledgerPath);
       const source = resolveDataSource({ data: o.data, table: o.table, query: o.query, format: o.dataFormat as 'csv' | 'parquet' | undefined });
       const data = await loadPartnerData(source, schema, Number(o.holdout), Number(o.splitSeed), undefined, {
         maxBadRows: parseBadRowLimit(o.maxBadRows),
         terminal: true,
       });
       logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRowCount } }, 'local data loaded');
-      mkdirSync(o.stateDir, { recursive: true });
-      const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
       const result = await runPartnerNode({
         coordinatorUrl,
         identity,
@@ -102,14 +119,25 @@ export function registerNodeCommands(program: Command): void {
           remainingLifetimeEpsilon: Math.max(0, policy.lifetimeEpsilon - budget.lifetimeEpsilon(policy.datasetId, m.dp?.delta ?? policy.maxDelta)),
           allowedPurposes: policy.allowedPurposes,
           allowedColumns: policy.allowedColumns,
+          ...(policy.maxRounds !== undefined ? { maxRounds: policy.maxRounds } : {}),
         }),
-        ledgerPath: join(o.stateDir, `${identity.name}.ledger.jsonl`),
+        ledgerPath,
         log: logger,
         pollMs: Number(o.pollMs),
+        joinTimeoutMs: joinTimeout * 1000,
+        onWaiting: (m) => process.stderr.write(`fedmark partner: ${m}\n`),
+        ownerKeyId,
+        coordinatorKeyId,
       });
       process.stdout.write(`${JSON.stringify({ state: result.state, reason: result.reason, rounds: result.rounds, modelHash: result.modelHash })}\n`);
       process.exit(result.state === 'completed' ? 0 : 3);
     });
+}
+
+/** A key id given on the command line (32 hex characters, as `fedmark keys init` prints it). */
+export function keyIdOption(flag: string, value: string): string {
+  if (!/^[0-9a-f]{32}$/.test(value)) throw new FedmarkError('CLI_BAD_KEY_ID', `${flag} must be a 32-hex-character key id (as \`fedmark keys init\` prints it), got "${value}"`);
+  return value;
 }
 
 function readApprovals(path: string): OfficerApproval[] {

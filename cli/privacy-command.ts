@@ -3,6 +3,12 @@ import { epsilonFor } from '../src/privacy/accountant.ts';
 import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from '../src/privacy/analysis/rdp.ts';
 import { calibrateNoiseMultiplier } from '../src/privacy/calibrate.ts';
 import { FedmarkError } from '../src/errors.ts';
+import { existsSync } from 'node:fs';
+import { BudgetStore } from '../src/privacy/budget/store.ts';
+import { rebuildFromLedger } from '../src/privacy/budget/reconcile.ts';
+import { verifyLedger } from '../src/privacy/ledger/verify.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+import { loadPolicy } from '../src/privacy/policy.ts';
 
 function num(name: string) {
   return (v: string) => {
@@ -50,5 +56,27 @@ export function registerPrivacyCommands(program: Command): void {
       const achieved = epsilonFor({ samplingRate: o.samplingRate, noiseMultiplier: sigma, steps: o.steps, delta: o.delta, accountant: 'rdp' });
       if (o.json) process.stdout.write(`${JSON.stringify({ noiseMultiplier: sigma, epsilon: achieved, targetEpsilon: o.epsilon, delta: o.delta, samplingRate: o.samplingRate, steps: o.steps })}\n`);
       else process.stdout.write(`noise multiplier σ = ${sigma} (ε = ${achieved} ≤ ${o.epsilon} at δ = ${o.delta})\n`);
+    });
+  privacy
+    .command('rebuild-budget')
+    .description("add to a partner's privacy budget store every charge its own signed ledger records (after the store was lost or reset); never removes a charge")
+    .requiredOption('--ledger <file>', "the partner's own ledger (<state-dir>/<name>.ledger.jsonl)")
+    .requiredOption('--budget <file>', 'the budget store to rebuild (<state-dir>/privacy-budget.json; created if missing)')
+    .requiredOption('--policy <file>', "the partner's policy (its datasetId and δ limit)")
+    .option('--json', 'print JSON', false)
+    .action((o: { ledger: string; budget: string; policy: string; json: boolean }) => {
+      if (!existsSync(o.ledger)) throw new FedmarkError('LEDGER_NOT_FOUND', `${o.ledger}: no such ledger`);
+      const policy = loadPolicy(o.policy);
+      const v = verifyLedger(readLedger(o.ledger));
+      const self = v.keyRing.kind === 'local' ? v.keyRing.ownerKeyId : undefined;
+      if (!self) throw new FedmarkError('NOT_A_PARTNER_LEDGER', `${o.ledger}: not a partner's own ledger (it must start with ledger.genesis)`);
+      if (!v.ok) {
+        const bad = v.findings.filter((f) => f.severity === 'error').map((f) => `${f.code}: ${f.message}`);
+        throw new FedmarkError('LEDGER_NOT_INTACT', `${o.ledger} does not verify, so it cannot vouch for the budget: ${bad.slice(0, 3).join('; ')}`);
+      }
+      const store = BudgetStore.open(o.budget);
+      const added = rebuildFromLedger(store, v.entries, self, policy.datasetId, policy.maxDelta);
+      if (o.json) process.stdout.write(`${JSON.stringify({ budget: o.budget, added })}\n`);
+      else process.stdout.write(`${o.budget}: added ${added.length} charge(s) from ${o.ledger}${added.length ? ` (${[...new Set(added.map((c) => c.jobId))].join(', ')})` : ''}\n`);
     });
 }

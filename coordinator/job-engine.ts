@@ -6,11 +6,13 @@ import { DomainError } from '../src/federation/protocol/errors.ts';
 import type { JobStatus } from '../src/federation/protocol/schemas.ts';
 import { admitDecline, admitHashReport, admitUpload, roundRules, transition, type RoundEvent } from '../src/federation/round-machine.ts';
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
-import { checkSubmission } from '../src/federation/submission-check.ts';
+import { checkSubmission, maxSubmissionBytes } from '../src/federation/submission-check.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
 import type { WorkloadRegistry } from '../src/federation/workload.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
-import { LEDGER_SCHEMA_VERSION, parsePayload, type LedgerEntry, type PayloadInput } from '../src/privacy/ledger/entries.ts';
+import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
+import type { HeadPointer } from '../src/privacy/ledger/head.ts';
+import { genesisProblem } from '../src/federation/protocol/coordinator-proofs.ts';
 import { entryHash, verifyAttestation } from '../src/privacy/ledger/signing.ts';
 import { readLedger } from '../src/privacy/ledger/reader.ts';
 import { sha256Canonical } from '../src/privacy/ledger/canonical.ts';
@@ -28,7 +30,7 @@ import { RoundEffects, type JobContext } from './round-effects.ts';
 export class JobEngine {
   private readonly schemes = new Map<string, Promise<SecureSumScheme>>();
   private readonly contexts = new Map<string, JobContext>();
-  private readonly manifestHashes = new Map<string, string>();
+  private readonly genesisEntries = new Map<string, LedgerEntry>();
   private readonly effects: RoundEffects;
 
   constructor(
@@ -138,21 +140,10 @@ export class JobEngine {
     return manifest;
   }
 
-  /** The owner's seq-0 ledger entry must describe this very manifest and name this coordinator. */
+  /** The owner's seq-0 ledger entry must describe this very manifest and name this coordinator (its signature is checked on append). */
   private checkGenesis(m: JobManifest, genesis: LedgerEntry): void {
-    const bad = (why: string) => new DomainError('LEDGER_GENESIS_MISMATCH', `ledger manifest entry: ${why}`);
-    if (genesis.type !== 'job.manifest' || genesis.seq !== 0) throw bad('must be the job.manifest entry at seq 0');
-    if (genesis.schemaVersion !== LEDGER_SCHEMA_VERSION) throw bad(`is written under ledger schema ${genesis.schemaVersion}; this coordinator writes version ${LEDGER_SCHEMA_VERSION}`);
-    const parsed = parsePayload('job.manifest', genesis.payload);
-    if (!parsed.success) throw bad(`payload invalid at ${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
-    const p = parsed.data;
-    if (p.jobId !== m.jobId) throw bad(`names job ${p.jobId}, not ${m.jobId}`);
-    if (genesis.author !== m.owner.keyId || p.owner.keyId !== m.owner.keyId) throw bad("is not authored by the manifest's owner");
-    if (p.coordinator.keyId !== this.coordinatorKeyId) throw bad(`names coordinator ${p.coordinator.keyId}, this coordinator is ${this.coordinatorKeyId}`);
-    const want = m.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
-    const got = p.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
-    if (want !== got) throw bad("partners differ from the manifest's");
-    if (p.rounds !== m.rounds) throw bad(`rounds ${p.rounds} differ from the manifest's ${m.rounds}`);
+    const problem = genesisProblem(m, genesis, this.coordinatorKeyId);
+    if (problem) throw new DomainError('LEDGER_GENESIS_MISMATCH', `ledger manifest entry: ${problem}`);
   }
 
   /** A statement the coordinator records on a partner's behalf must carry that partner's own signature. */
@@ -167,23 +158,27 @@ export class JobEngine {
     return s;
   }
 
-  /** Hash of the ledger's seq-0 manifest entry: what partners name when they accept. */
-  manifestEntryHash(jobId: string): string {
+  /** The ledger's seq-0 manifest entry, signed by the owner: partners check it themselves. */
+  manifestEntry(jobId: string): LedgerEntry {
     this.requireJob(jobId);
-    let h = this.manifestHashes.get(jobId);
-    if (!h) {
-      const first = readLedger(this.ledger.path(jobId)).entries[0];
-      if (!first) throw new DomainError('LEDGER_EMPTY', `job ${jobId} has no ledger manifest entry`);
-      h = entryHash(first);
-      this.manifestHashes.set(jobId, h);
+    let e = this.genesisEntries.get(jobId);
+    if (!e) {
+      e = readLedger(this.ledger.path(jobId)).entries[0];
+      if (!e) throw new DomainError('LEDGER_EMPTY', `job ${jobId} has no ledger manifest entry`);
+      this.genesisEntries.set(jobId, e);
     }
-    return h;
+    return e;
   }
 
-  /** Head of the job's ledger, which partners witness in their own ledgers. */
-  ledgerHead(jobId: string): { seq: number; hash: string } {
+  /** Hash of the ledger's seq-0 manifest entry: what partners name when they accept. */
+  manifestEntryHash(jobId: string): string {
+    return entryHash(this.manifestEntry(jobId));
+  }
+
+  /** Head of the job's ledger, signed by the coordinator: partners witness it in their own ledgers. */
+  ledgerHead(jobId: string): HeadPointer {
     this.requireJob(jobId);
-    return this.ledger.head(jobId);
+    return this.ledger.signedHead(jobId);
   }
 
   ledgerPath(jobId: string): string {
@@ -231,6 +226,17 @@ export class JobEngine {
     const blob = this.store.sealedKey(jobId, keyId);
     if (!blob) throw new DomainError('NO_SEALED_KEY', 'no sealed key has been uploaded for this partner yet');
     return blob;
+  }
+
+  /**
+   * The largest body an upload to `round` can have (the plan's parts under the job's scheme): the
+   * coordinator refuses a longer body before reading it. A round the job does not have admits only
+   * what an error needs.
+   */
+  async maxSubmissionBytes(jobId: string, round: number): Promise<number> {
+    const { rules } = this.context(jobId);
+    if (!(Number.isInteger(round) && round >= 1 && round <= rules.totalRounds)) return 64 * 1024;
+    return maxSubmissionBytes(rules.plan(round), await this.scheme(jobId));
   }
 
   /** An upload: decoded, admitted by the round rules, checked against the round's plan, then added into the round's sums. */

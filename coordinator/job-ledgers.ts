@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
 import { entryHash, signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
-import type { EntryType, LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
+import { LEDGER_SCHEMA_VERSION, type EntryType, type LedgerEntry, type PayloadInput } from '../src/privacy/ledger/entries.ts';
+import { signHead, type HeadPointer } from '../src/privacy/ledger/head.ts';
 import type { Identity } from '../src/crypto/identity.ts';
 import { readLedger } from '../src/privacy/ledger/reader.ts';
 
@@ -83,6 +84,12 @@ export class JobLedgers {
   head(jobId: string): { seq: number; hash: string } {
     const w = this.writer(jobId);
     return { seq: w.lastSeq, hash: w.lastHash };
+  }
+
+  /** The head as the coordinator's signed statement (a head pointer, timestamped now). */
+  signedHead(jobId: string): HeadPointer {
+    const { seq, hash } = this.head(jobId);
+    return signHead({ schemaVersion: LEDGER_SCHEMA_VERSION, seq, hash, ts: new Date().toISOString(), author: this.signer.keyId }, this.signer);
   }
 
   /** Hash of the manifest entry partners name in their acceptances. */

@@ -26,13 +26,22 @@ export interface CoordinatorOptions {
   identity?: Identity;
   /** fsync every ledger append (default true; tests may turn it off for speed). */
   ledgerSync?: boolean;
-  /** Largest accepted update upload (bytes). */
+  /** Largest accepted update upload (bytes), whatever a job's manifest admits. */
   maxUpdateBytes?: number;
+  /** Requests per minute per client address, counted before anything is read (default 30,000). */
   rateLimitPerMinute?: number;
+  /** Requests per minute per authenticated key (default 6,000). */
+  rateLimitPerKeyPerMinute?: number;
   /** Serve HTTPS with this PEM key and certificate (see coordinator/tls.ts); plain HTTP otherwise. */
   https?: { key: string | Buffer; cert: string | Buffer };
   /** The workloads jobs may run (default: the built-in ones); a job naming another is refused. */
   workloads?: WorkloadRegistry;
+  /**
+   * `quiet` (default): one line per request, at debug level for answers below 400 and at info for
+   * refusals, so an info-level log holds what happened to jobs, not every poll. `full`: fastify's
+   * own two lines per request ("incoming request", "request completed") at info.
+   */
+  requestLogging?: 'quiet' | 'full';
 }
 
 /** Secrets never reach a log line, at the top level or nested (pino redaction paths are exact depths). */
@@ -48,7 +57,7 @@ export const REDACT_PATHS = [
  * fastify with one plugin per cross-cutting concern and one file of routes per protocol area. Routes
  * know HTTP; the engine knows the protocol; the route table (src/federation/protocol/) knows both.
  */
-export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore }> {
+export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore; keyId: string }> {
   // A logger passed in gets the same redaction as the default one.
   const logger = opts.logger ? opts.logger.child({}, { redact: REDACT_PATHS }) : pino({ level: process.env.FEDMARK_LOG_LEVEL ?? 'info', redact: REDACT_PATHS });
   const store = new CoordinatorStore(opts.dataDir);
@@ -56,10 +65,21 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);
   const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger, Date.now, opts.workloads);
 
-  const app = createHttpApp({ logger, https: opts.https });
+  const disableRequestLogging = (opts.requestLogging ?? 'quiet') === 'quiet';
+  const app = createHttpApp({ logger, https: opts.https, requestLogging: !disableRequestLogging });
+  if (disableRequestLogging) {
+    app.addHook('onResponse', async (req, reply) => {
+      const line = { method: req.method, url: req.url.split('?')[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+      if (reply.statusCode >= 400) req.log.info(line, 'request refused');
+      else req.log.debug(line, 'request');
+    });
+  }
 
   await app.register(rawBodyPlugin, { octetStreamBytes: opts.maxUpdateBytes ?? 64 * 1024 * 1024 });
-  await app.register(rateLimitPlugin, { perMinute: opts.rateLimitPerMinute ?? 6000 });
+  await app.register(rateLimitPlugin, {
+    perMinute: opts.rateLimitPerMinute ?? 30_000,
+    perKey: { perMinute: opts.rateLimitPerKeyPerMinute ?? 6000, keyOf: (req) => req.signer?.keyId ?? '' },
+  });
   await app.register(docsPlugin, { title: 'fedmark coordinator', description: 'Routes of the fedmark coordinator. Every /v1 request is signed (x-fedmark-* headers).' });
   await app.register(errorsPlugin, { statusOf });
   await app.register(authPlugin, { engine, nonces: store.nonceStore(), maxSkewMs: opts.maxSkewMs });
@@ -77,7 +97,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
     ledgers.close();
     store.close();
   });
-  return { app: app as unknown as FastifyInstance, engine, store };
+  return { app: app as unknown as FastifyInstance, engine, store, keyId: keyId(identity.signPublicKey) };
 }
 
 /** The coordinator keeps one identity across restarts: its key signs every job ledger it writes. */

@@ -48,11 +48,13 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
   signal?: AbortSignal;
   /** Workloads beyond the built-in ones. */
   workloads?: WorkloadRegistry;
+  /** The coordinator to name in the job's ledger: refused unless it proves it holds this key. */
+  coordinatorKeyId?: string;
 }): Promise<OwnerResult<S, R>> {
   const manifest: JobManifest = o.signed.manifest;
   const workload = (o.workloads ?? builtinWorkloads).resolve(manifest) as unknown as Workload<S, R>;
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
-  await registerJob(client, o.signed, o.identity, workload.privacy(manifest));
+  await registerJob(client, o.signed, o.identity, workload.privacy(manifest), o.coordinatorKeyId);
   const scheme = await openSecureSum(manifest.encryption);
   const secretKey = await runKeyCeremony(client, o.signed, o.identity, scheme, o.log);
   const tracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);

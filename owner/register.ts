@@ -8,10 +8,15 @@ import type { SecureSumScheme } from '../src/federation/secure-sum.ts';
 import type { PrivacyPlan } from '../src/federation/workload.ts';
 import { manifestLedgerEntry } from './genesis.ts';
 
-/** Step 1: register the signed job with the owner-signed seq-0 ledger entry (a retry of the same registration is fine). */
-export async function registerJob(client: CoordinatorClient, signed: SignedManifest, owner: Identity, privacy: PrivacyPlan | null): Promise<void> {
+/**
+ * Step 1: register the signed job with the owner-signed seq-0 ledger entry, which names the
+ * coordinator — one that proved it holds its key, and the pinned one if `coordinatorKeyId` is given
+ * (a retry of the same registration is fine).
+ */
+export async function registerJob(client: CoordinatorClient, signed: SignedManifest, owner: Identity, privacy: PrivacyPlan | null, coordinatorKeyId?: string): Promise<void> {
   const { manifest } = signed;
-  await client.createJob(signed, manifestLedgerEntry(manifest, owner, await client.coordinatorIdentity(), privacy)).catch(async (err: unknown) => {
+  const coordinator = await client.coordinatorIdentity({ pinnedKeyId: coordinatorKeyId });
+  await client.createJob(signed, manifestLedgerEntry(manifest, owner, coordinator, privacy)).catch(async (err: unknown) => {
     // A retried registration that already went through: fine, if it is this very manifest.
     if (!hasCode(err, 'JOB_EXISTS')) throw err;
     const stored = await client.manifest(manifest.jobId);

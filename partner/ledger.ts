@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import type { Identity } from '../src/crypto/identity.ts';
 import { keyId } from '../src/crypto/identity.ts';
 import { LedgerWriter } from '../src/privacy/ledger/writer.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+import type { HeadPointer } from '../src/privacy/ledger/head.ts';
 import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from '../src/privacy/ledger/signing.ts';
 import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
-import type { AttemptReleases, PayloadInput, PolicyLimits } from '../src/privacy/ledger/entries.ts';
+import { parsePayload, type AttemptReleases, type PayloadInput, type PayloadOf, type PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { roundRecord } from '../src/federation/release-records.ts';
 
 export interface ConsentCounts {
@@ -43,6 +45,28 @@ export class PartnerLedger {
       });
     }
     return new PartnerLedger(writer, signer, keyId(identity.signPublicKey), loadSalt(stateDir), join(stateDir, 'subject-ids'));
+  }
+
+  /**
+   * This node's own last answer to a job — acceptance, refusal or withdrawal — from its ledger file:
+   * what it agreed to is its own record, never the coordinator's status.
+   */
+  answerTo(jobId: string): { type: 'partner.acceptance'; payload: PayloadOf<'partner.acceptance'> } | { type: 'partner.refusal'; payload: PayloadOf<'partner.refusal'> } | { type: 'partner.withdraw'; payload: PayloadOf<'partner.withdraw'> & { manifestHash: string } } | null {
+    let found: ReturnType<PartnerLedger['answerTo']> = null;
+    let manifestHash = '';
+    for (const e of readLedger(this.writer.path).entries) {
+      if (e.author !== this.self || (e.payload as { jobId?: string }).jobId !== jobId) continue;
+      if (e.type === 'partner.acceptance' || e.type === 'partner.refusal') {
+        const p = parsePayload(e.type, e.payload, e.schemaVersion);
+        if (!p.success) continue;
+        manifestHash = p.data.manifestHash;
+        found = { type: e.type, payload: p.data } as unknown as NonNullable<typeof found>;
+      } else if (e.type === 'partner.withdraw') {
+        const p = parsePayload('partner.withdraw', e.payload, e.schemaVersion);
+        if (p.success) found = { type: 'partner.withdraw', payload: { ...p.data, manifestHash } };
+      }
+    }
+    return found;
   }
 
   /** The attested acceptance, recorded here and sent to the coordinator to record in the job ledger. */
@@ -88,6 +112,11 @@ export class PartnerLedger {
     });
   }
 
+  /** A round of a job without differential privacy this node took part in: what it sent and the state it computed (no ε bounds it). */
+  participation(jobId: string, round: number, r: { ciphertextHashes: string[]; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+    this.writer.append('partner.participation', { jobId, partner: this.self, round, ...r });
+  }
+
   budgetRefusal(jobId: string, round: number, requestedEpsilon: number, remainingEpsilon: number, reason: string): void {
     this.writer.append('budget.refusal', { jobId, partner: this.self, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
   }
@@ -121,6 +150,15 @@ export class PartnerLedger {
   /** Directory of this partner's id sidecars. */
   get sidecarDirectory(): string {
     return this.sidecarDir;
+  }
+
+  /**
+   * The coordinator's signed head, witnessed after the job's final entries: a later rewrite of the
+   * coordinator's ledger up to this head — entries cut off, replaced or appended in their place — no
+   * longer matches it, and the head's signature shows the coordinator itself stated it.
+   */
+  witness(jobId: string, coordinatorHead: HeadPointer, state: string): void {
+    this.writer.append('partner.witness', { jobId, partner: this.self, state, coordinatorHead });
   }
 
   close(): void {

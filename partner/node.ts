@@ -20,6 +20,7 @@ import { sleep, type PartnerContext } from './steps/context.ts';
 import { joinJob } from './steps/join.ts';
 import { fetchJobKey } from './steps/keys.ts';
 import { runRound } from './steps/round-runner.ts';
+import { witnessHead } from './steps/witness.ts';
 
 export interface PartnerNodeOptions {
   coordinatorUrl: string;
@@ -45,8 +46,14 @@ export interface PartnerNodeOptions {
   /** Stops the loop early (tests and signals). */
   signal?: AbortSignal;
   onRound?: (info: { round: number; modelHash: string }) => void;
-  /** How long to wait for the job to be registered at the coordinator (default 10 minutes). */
+  /** How long to wait for the coordinator and for the job to be registered there (default 10 minutes). */
   joinTimeoutMs?: number;
+  /** What the node is waiting for, in words, with the time elapsed (the CLI prints it on the terminal). */
+  onWaiting?: (message: string) => void;
+  /** The owner this node works for in this job (`--owner-key-id`): a job signed by another owner is refused. */
+  ownerKeyId?: string;
+  /** The coordinator this node works with (`--coordinator-key-id`): any other, even one that copies its public identity, is refused. */
+  coordinatorKeyId?: string;
   /** Customer ids whose consent was withdrawn; read before every round, their rows leave every later round. */
   withdrawnIds?: () => ReadonlySet<string>;
   /** Workloads beyond the built-in ones; a job naming a workload this node does not run is refused. */
@@ -85,16 +92,16 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
 
   const joined = await joinJob(o, client, ledger, myKeyId, (m) => (workloads.has(m.workload.kind) ? [] : [`this node does not run workload "${m.workload.kind}"`]), log);
   if (!joined.joined) return ended(joined.manifest, joined.state, joined.reason);
-  const { manifest } = joined;
+  const { manifest, coordinator } = joined;
   if (joined.acceptedNow) ledger.consentUsage(o.jobId, o.consent ?? consentOf(o.train, o.test));
 
   const backend = await initBackend({ log: (m) => log.info(m) });
   log.info({ backend }, 'tfjs backend chosen');
   const scheme = await openSecureSum(manifest.encryption);
   if (scheme.scheme !== 'ckks') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
-  const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal });
+  const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal, log, onWaiting: o.onWaiting });
   const runtime = new PartnerRuntime({ manifest, workload: workloads.resolve(manifest), keyId: myKeyId, train: o.train, test: o.test, scheme, secretKey, budget: o.budget });
-  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, runtime, uploads: new UploadLog(o.stateDir, o.jobId), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
+  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, coordinator, runtime, uploads: new UploadLog(o.stateDir, o.jobId), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
   let status: JobStatus;
   try {
     for (;;) {
@@ -118,6 +125,10 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   if (status.state === 'completed') {
     ledger.finalModel(o.jobId, runtime.hash, runtime.round, runtime.privacy ? { epsilon: o.budget!.spent(o.jobId, runtime.privacy.delta), delta: runtime.privacy.delta } : null);
   }
+  // After the final entries: witness the coordinator's signed head, so a later rewrite of its tail shows.
+  await witnessHead(ctx)
+    .then((head) => ledger.witness(o.jobId, head, status.state))
+    .catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not witness the coordinator's final ledger head"));
   ledger.close();
   log.info({ state: status.state, rounds: runtime.round }, 'job finished');
   const params = (runtime.state as { params?: unknown }).params;

@@ -12,18 +12,28 @@ export interface OfficerApproval {
 }
 
 /**
- * Reasons this node's policy refuses the job (empty: accept): its purpose, columns and DP terms
- * against the policy and the lifetime budget left, and the two-person rule. (A job naming a
- * workload this node does not run is refused by the node itself.)
+ * Reasons this node's policy refuses the job (empty: accept) — the whole review, for private and
+ * non-private jobs alike: the owner against the trusted owners, the purpose and columns, the
+ * aggregation (plaintext refused unless allowed, the minimum quorum, the maximum number of rounds),
+ * the two-person rule, and for a private job its DP terms against the policy and the lifetime budget
+ * left. (A job naming a workload this node does not run is refused by the node itself.)
  */
 export function policyReview(policy: Policy, manifest: JobManifest, datasetRows: number, store: BudgetStore, approvals: OfficerApproval[] = [], workloads: WorkloadRegistry = builtinWorkloads): string[] {
-  if (!workloads.has(manifest.workload.kind)) return [];
-  const plan = workloads.resolve(manifest).privacy(manifest);
-  if (!plan) return policy.allowNonPrivateJobs ? [] : ['the job is not differentially private; this node only releases DP updates (policy allowNonPrivateJobs is off)'];
+  const plan = workloads.has(manifest.workload.kind) ? workloads.resolve(manifest).privacy(manifest) : null;
   const verdict = checkJob(
     policy,
-    { purpose: manifest.purpose, columns: manifest.dataset.columns, targetEpsilon: plan.targetEpsilon, delta: plan.delta, datasetRows },
-    store.lifetimeEpsilon(policy.datasetId, plan.delta),
+    {
+      purpose: manifest.purpose,
+      columns: manifest.dataset.columns,
+      targetEpsilon: plan?.targetEpsilon ?? null,
+      delta: plan?.delta ?? null,
+      datasetRows,
+      ownerKeyId: manifest.owner.keyId,
+      encryption: manifest.encryption.scheme,
+      quorum: manifest.quorum,
+      rounds: manifest.rounds,
+    },
+    plan ? store.lifetimeEpsilon(policy.datasetId, plan.delta) : 0,
   );
   const reasons = verdict.ok ? [] : [...verdict.reasons];
   // Two-person rule: data access needs the signatures of two distinct officers named in the policy.

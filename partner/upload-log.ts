@@ -4,7 +4,13 @@ import type { AttemptReleases } from '../src/privacy/ledger/entries.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
 /** What a partner keeps about a round it uploaded to, until that round's aggregate is applied and recorded in its ledger. */
-export type SubmittedRound = AttemptReleases;
+/** A round of a job without differential privacy: what was sent (no ε bounds it; it is recorded all the same). */
+export interface NonPrivateSubmission {
+  nonPrivate: true;
+  attempt: number;
+  ciphertextHashes: string[];
+}
+export type SubmittedRound = AttemptReleases | NonPrivateSubmission;
 
 /**
  * The node's own record of its uploads, on disk so it survives a crash: the envelope of the attempt

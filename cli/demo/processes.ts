@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { publicIdentity } from '../../src/crypto/identity.ts';
 import { createWriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -79,6 +80,7 @@ export async function startProcesses(s: DemoSetup, out: string, seed: number): P
         ...['--coordinator', url, '--job', s.manifest.jobId, '--data', join(out, 'partners', name, 'data.csv'), '--schema', BUNDLED_DATASETS[s.datasetName].schema],
         ...['--identity', join(out, 'keys', `${name}.json`), '--policy', join(out, 'partners', name, 'policy.json'), '--state-dir', join(out, 'partners', name, 'state')],
         ...['--holdout', String(PARTNER_HOLDOUT), '--split-seed', String(seed), '--poll-ms', '100'],
+        ...['--owner-key-id', publicIdentity(s.owner).keyId, '--coordinator-key-id', s.coordinatorKeyId],
       ],
       join(out, 'logs', `${name}.log`),
     ),

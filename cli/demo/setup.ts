@@ -14,6 +14,8 @@ export interface DemoSetup {
   names: string[];
   splits: Awaited<ReturnType<typeof bundledPartners>>['splits'];
   owner: Identity;
+  /** Key id of the coordinator's identity (created here, in <out>/coordinator): partners and the owner pin it. */
+  coordinatorKeyId: string;
   manifest: JobManifest;
   plan: DpPlan | null;
 }
@@ -38,6 +40,10 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
   if (full.n !== raw.rows.length) throw new FedmarkError('DEMO_DATA', `bundled ${datasetName}: ${raw.rows.length - full.n} rows failed to load; see the loader's report`);
   const owner = generateIdentity('data-scientist');
   await writeIdentityFile(join(out, 'keys', 'owner.json'), owner, { force: true });
+  // The coordinator's identity is made before it starts (it loads <data-dir>/coordinator.key.json), so every node can pin it.
+  const coordinator = generateIdentity('coordinator');
+  mkdirSync(join(out, 'coordinator'), { recursive: true });
+  await writeIdentityFile(join(out, 'coordinator', 'coordinator.key.json'), coordinator, { force: true });
   const ids: Identity[] = [];
   for (const [i, idx] of parts.entries()) {
     const dir = join(out, 'partners', names[i]);
@@ -74,6 +80,8 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
           allowedColumns: manifest.dataset.columns,
           allowedPurposes: [manifest.purpose],
           allowNonPrivateJobs: !plan,
+          trustedOwnerKeyIds: [publicIdentity(owner).keyId],
+          ...(o.insecurePlaintext ? { allowPlaintextAggregation: true } : {}),
         },
         null,
         2,
@@ -83,5 +91,5 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
   if (o.insecurePlaintext) say('[fedmark] WARNING: --insecure-plaintext: updates are aggregated in PLAINTEXT; the coordinator can read every update. Benchmarks only.');
   say(`[fedmark] ${datasetName}: ${full.n} rows → ${o.partners} partners (Dirichlet α=${o.alpha}): ${parts.map((p) => p.length).join(', ')} rows; artifacts in ${out}`);
   if (plan) say(`[fedmark] DP-SGD: target ε=${plan.targetEpsilon}, δ=${plan.delta}, q=${plan.samplingRate}, ${plan.stepsPerRound} steps/round → σ=${plan.noiseMultiplier.toFixed(4)}, C=${plan.clipNorm}`);
-  return { datasetName, names, splits, owner, manifest, plan };
+  return { datasetName, names, splits, owner, coordinatorKeyId: publicIdentity(coordinator).keyId, manifest, plan };
 }

@@ -1,4 +1,4 @@
-import type { AuditFinding } from '../../src/privacy/ledger/audit.ts';
+import { ceilTo, NOT_DP, type AuditFinding } from '../../src/privacy/ledger/audit.ts';
 
 /** What `fedmark demo --json` prints and summary.json holds. */
 export interface DemoSummary {
@@ -26,7 +26,8 @@ export function printTable(s: DemoSummary, say: (l: string) => void): void {
   say(`federated (${s.encryption.scheme}${s.privacy ? `, DP ε≤${s.privacy.targetEpsilon}` : ''})`.padEnd(30) + `| ${f(s.auc.federated)}  (from encrypted histograms: ${f(s.auc.federatedFromHistograms)})`);
   say('centralized (pooled, no DP)'.padEnd(30) + `| ${f(s.auc.centralized)}`);
   for (const [name, a] of Object.entries(s.auc.local)) say(`${name} alone (no DP)`.padEnd(30) + `| ${f(a)}`);
-  if (s.privacy) say(`ε spent per partner (δ=${s.privacy.delta}, target ${s.privacy.targetEpsilon}): ${Object.entries(s.privacy.epsilon).map(([n, e]) => `${n} ${e.toFixed(3)}`).join(', ')}`);
+  if (s.privacy) say(`ε spent per partner (δ=${s.privacy.delta}, target ${s.privacy.targetEpsilon}): ${Object.entries(s.privacy.epsilon).map(([n, e]) => `${n} ${ceilTo(e, 3)}`).join(', ')}`);
+  else say(`privacy: ${NOT_DP}: the job ran without DP, nothing bounds what it reveals about a partner's customers`);
   say(`audit: ${s.audit.ok ? 'OK' : `${s.audit.findings.length} finding(s)`}; report ${s.report}`);
   say(`wire size: ${f(s.encryption.wireBytesPerParameter)} bytes per parameter; wall time ${s.wallSeconds.toFixed(1)} s; artifacts in ${s.out}`);
 }

@@ -1,6 +1,7 @@
 import { hasCode } from '../../src/federation/protocol/errors.ts';
 import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import type { PartnerContext } from './context.ts';
+import { witnessHead } from './witness.ts';
 
 /**
  * Step 3 (every poll): apply every published round that changes the state and that this node has
@@ -20,7 +21,10 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     });
     const mine = ctx.uploads.submitted(round);
     if (mine) {
-      ctx.ledger.round(o.jobId, round, { releases: mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: await client.ledgerHead(o.jobId) });
+      const head = await witnessHead(ctx);
+      const record = { rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: { seq: head.seq, hash: head.hash } };
+      if ('nonPrivate' in mine) ctx.ledger.participation(o.jobId, round, { ...record, ciphertextHashes: mine.ciphertextHashes });
+      else ctx.ledger.round(o.jobId, round, { ...record, releases: mine });
       ctx.uploads.forget(round);
     }
     o.onRound?.({ round, modelHash: hash });

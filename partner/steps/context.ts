@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { PublicIdentity } from '../../src/crypto/identity.ts';
 import type { Dataset } from '../../src/data/encode.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
 import type { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
@@ -15,6 +16,8 @@ export interface PartnerContext {
   readonly log: Logger;
   readonly manifest: JobManifest;
   readonly myKeyId: string;
+  /** The coordinator as this node verified it at join time (its key signs the heads the node witnesses). */
+  readonly coordinator: PublicIdentity;
   readonly runtime: PartnerRuntime;
   readonly uploads: UploadLog;
   /** The rows this node uses now (consent withdrawals remove rows between rounds). */

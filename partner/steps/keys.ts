@@ -5,23 +5,29 @@ import type { JobManifest } from '../../src/federation/manifest.ts';
 import { CoordinatorError, type CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { hasCode } from '../../src/federation/protocol/errors.ts';
 import type { SecureSumScheme } from '../../src/federation/secure-sum.ts';
-import { sleep } from './context.ts';
+import type { Logger } from 'pino';
+import { NotYet, waitUntil } from './waiting.ts';
 
 /**
  * Step 2: the job key. The owner seals it to this node's box key; the node polls until its sealed
- * copy is uploaded and opens it (bound to the job id). Plaintext jobs have no key.
+ * copy is uploaded and opens it (bound to the job id), saying what it waits for. If the job ends
+ * before the key arrives (the ceremony failed, the owner halted it), the node stops with the job's
+ * state and reason instead of polling forever. Plaintext jobs have no key.
  */
-export async function fetchJobKey(o: { client: CoordinatorClient; manifest: JobManifest; identity: Identity; scheme: SecureSumScheme; pollMs: number; signal?: AbortSignal }): Promise<Uint8Array | null> {
+export async function fetchJobKey(o: { client: CoordinatorClient; manifest: JobManifest; identity: Identity; scheme: SecureSumScheme; pollMs: number; signal?: AbortSignal; log: Logger; onWaiting?: (message: string) => void }): Promise<Uint8Array | null> {
   if (o.scheme.scheme !== 'ckks') return null;
   const { jobId } = o.manifest;
-  for (;;) {
-    o.signal?.throwIfAborted();
+  return waitUntil({ what: `the job key of "${jobId}" from its owner ${o.manifest.owner.name}`, timeoutMs: Number.POSITIVE_INFINITY, pollMs: o.pollMs, signal: o.signal, log: o.log, onWaiting: o.onWaiting, reportEveryMs: 60_000 }, async () => {
     try {
       return openJobKey(jobId, await o.client.sealedKey(jobId), Buffer.from(o.manifest.owner.boxPublicKey, 'base64'), o.identity);
     } catch (err) {
       if (err instanceof CoordinatorError && !hasCode(err, 'NO_SEALED_KEY')) throw new FedmarkError('KEY_CEREMONY', `fetching the sealed job key failed: ${err.message}`);
       if (!hasCode(err, 'NO_SEALED_KEY')) throw err;
     }
-    await sleep(o.pollMs);
-  }
+    const status = await o.client.status(jobId);
+    if (status.state === 'failed' || status.state === 'halted' || status.state === 'completed') {
+      throw new FedmarkError('KEY_CEREMONY', `job ${jobId} is ${status.state}${status.reason ? ` (${status.reason})` : ''} and this node never received its job key: stopping`);
+    }
+    return new NotYet('the owner has not uploaded it yet (the key ceremony runs once every partner answered)');
+  });
 }

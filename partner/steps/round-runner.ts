@@ -25,12 +25,16 @@ export async function runRound(ctx: PartnerContext, round: number, attempt: numb
       return;
     }
     body = result.body;
+    const decoded = decodeUpdate(body);
+    const ciphertextHashes = decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name]));
     if (result.meta.dp) {
       // The node's own record of what this attempt releases, before the bytes leave.
-      const decoded = decodeUpdate(body);
-      const released = attemptReleases(ctx.myKeyId, attempt, result.meta.dp, decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name])));
+      const released = attemptReleases(ctx.myKeyId, attempt, result.meta.dp, ciphertextHashes);
       ctx.ledger.release(o.jobId, round, result.meta.kind, released);
       ctx.uploads.recordSubmitted(round, released);
+    } else {
+      // A round of a non-private job is recorded too: its release is unbounded, not absent.
+      ctx.uploads.recordSubmitted(round, { nonPrivate: true, attempt, ciphertextHashes });
     }
     // Persist before sending: after a crash the same bytes are resent, never a fresh (uncharged) release.
     ctx.uploads.savePending(round, attempt, body);

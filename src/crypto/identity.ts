@@ -135,10 +135,12 @@ export function writeIdentityFile(path: string, id: Identity, options: { force?:
   try {
     writeFileSync(path, content + '\n', { mode: 0o600, flag: options.force ? 'w' : 'wx' });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
       throw new FedmarkError('IDENTITY_FILE_EXISTS', `identity file ${path} already exists; refusing to overwrite it (use force)`);
     }
-    throw err;
+    if (code === 'ENOENT') throw new FedmarkError('IDENTITY_DIR_MISSING', `cannot write identity file ${path}: its directory does not exist`);
+    throw new FedmarkError('IDENTITY_UNWRITABLE', `cannot write identity file ${path} (${code ?? (err as Error).message})`);
   }
   // The mode given at creation is filtered by the umask and ignored for an existing file.
   chmodSync(path, 0o600);

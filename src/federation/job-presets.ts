@@ -42,8 +42,18 @@ export interface JobPresetOptions {
 }
 
 /**
+ * Local training of a job without DP. Without clipping and noise the partner can take smaller,
+ * larger steps than DP-SGD's: batch 32 at learning rate 0.5 (one epoch per round) matches
+ * centralized training on both bundled datasets (benchmarks/training/nondp-defaults.ts: federated
+ * AUC 0.7622 bank / 0.8535 telco vs centralized 0.7633 / 0.8514, 5 partners, 20 rounds, 3 seeds),
+ * where the earlier batch 64 at 0.1 undertrained (0.7561 / 0.8439 — below the DP job's 0.7520 /
+ * 0.8466 on telco).
+ */
+export const NON_PRIVATE_TRAINING = { epochs: 1, batchSize: 32, learningRate: 0.5, optimizer: 'sgd', l2: 0 } as const satisfies JobManifest['localTraining'];
+
+/**
  * Sensible defaults for a marketing model job: logistic regression, FedAvg, one local epoch per
- * round, DP-SGD calibrated to ε = 3 at δ = 1e-5, CKKS aggregation.
+ * round, DP-SGD calibrated to ε = 3 at δ = 1e-5 (or NON_PRIVATE_TRAINING without DP), CKKS aggregation.
  */
 export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'> {
   const dp = o.epsilon === null ? null : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const };
@@ -64,9 +74,7 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
     quorum: Math.max(1, Math.ceil(o.partners * 0.6)),
     roundDeadlineSeconds: 120,
     strategy: o.strategy ?? { name: 'fedavg', serverLr: 1 },
-    localTraining: dp
-      ? { epochs: 1, batchSize: 128, learningRate: 0.5, optimizer: 'sgd', l2: 0, samplingRate: 0.02 }
-      : { epochs: 1, batchSize: 64, learningRate: 0.1, optimizer: 'sgd', l2: 0 },
+    localTraining: dp ? { epochs: 1, batchSize: 128, learningRate: 0.5, optimizer: 'sgd', l2: 0, samplingRate: 0.02 } : NON_PRIVATE_TRAINING,
     dp,
     encryption: o.encryption ?? DEFAULT_HE_PARAMS,
     evaluation: { bins: 1000, segments: sensitiveGroups(o.schema) },

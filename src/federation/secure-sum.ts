@@ -1,4 +1,4 @@
-import { CkksAggregator, CkksCipher, CkksContext, generateSecretKey, inspectBlob } from '../crypto/ckks/index.ts';
+import { CkksAggregator, CkksCipher, CkksContext, freshBlobBytes, generateSecretKey, inspectBlob } from '../crypto/ckks/index.ts';
 import { FedmarkError } from '../errors.ts';
 import type { EncryptionSpec } from './manifest.ts';
 
@@ -26,6 +26,8 @@ export interface SecureSumScheme {
   readonly paramsId: string;
   /** Throws FedmarkError naming the problem when the blob cannot be a vector of `length` values under this scheme. */
   inspect(blob: Uint8Array, length: number): void;
+  /** The size of one partner's encryption of a vector of `length` values (a server's body limit). */
+  uploadBytes(length: number): number;
   /** How many partners' vectors a published sum holds (null when the scheme cannot say). */
   summands(blob: Uint8Array, length: number): number | null;
   cipher(secretKey: Uint8Array | null): VectorCipher;
@@ -51,6 +53,7 @@ export async function openSecureSum(spec: EncryptionSpec): Promise<SecureSumSche
         throw new FedmarkError('HE_BAD_CIPHERTEXT', `ciphertext blob cannot be read: ${(err as Error).message}`);
       }
     },
+    uploadBytes: (length) => freshBlobBytes(ctx, ciphertextCount(length)),
     summands: (blob, length) => inspectBlob(ctx, blob, ciphertextCount(length)).summands,
     cipher: (secretKey) => {
       if (!secretKey) throw new FedmarkError('HE_NO_SECRET_KEY', 'CKKS: this node holds no secret key for the job (key ceremony not completed)');
@@ -95,6 +98,7 @@ const plainScheme: SecureSumScheme = {
   scheme: 'plain-insecure',
   paramsId: 'plain-insecure',
   inspect: (blob, length) => void plainDecode(blob, length),
+  uploadBytes: (length) => 8 + length * 8,
   summands: () => null,
   cipher: () => ({ encrypt: plainEncode, decrypt: (blob, length) => plainDecode(blob, length), dispose: () => {} }),
   sum: (existing) => {

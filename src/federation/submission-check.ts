@@ -1,6 +1,6 @@
 import { FedmarkError } from '../errors.ts';
 import type { SecureSumScheme } from './secure-sum.ts';
-import type { DecodedUpdate } from './update-codec.ts';
+import { maxEnvelopeBytes, type DecodedUpdate } from './update-codec.ts';
 import type { RoundPlan } from './workload.ts';
 
 export interface ExpectedSubmission {
@@ -48,4 +48,12 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
   if (meta.parts.length !== plan.parts.length) {
     throw reject('PART_UNEXPECTED', `a ${plan.kind} round takes parts ${plan.parts.map((p) => p.name).join(', ')}, got ${meta.parts.map((p) => p.name).join(', ')}`);
   }
+}
+
+/**
+ * The largest upload a round's plan admits under the job's scheme: what the coordinator lets a
+ * partner send for the round before it reads the body (anything larger cannot be a valid upload).
+ */
+export function maxSubmissionBytes(plan: RoundPlan, scheme: SecureSumScheme): number {
+  return maxEnvelopeBytes(plan.parts.map((p) => scheme.uploadBytes(p.length)));
 }

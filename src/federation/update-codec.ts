@@ -77,6 +77,11 @@ export function encodeUpdate(meta: Omit<UpdateMeta, 'parts'>, parts: { name: str
   return out;
 }
 
+/** The largest envelope that can carry parts of these sizes (header, the largest metadata allowed, the parts). */
+export function maxEnvelopeBytes(partBytes: readonly number[]): number {
+  return 9 + MAX_META_BYTES + partBytes.reduce((a, b) => a + b, 0);
+}
+
 function malformed(message: string): FedmarkError {
   return new FedmarkError('UPDATE_MALFORMED', `update envelope: ${message}`);
 }

@@ -14,6 +14,13 @@ export interface InitBackendOptions {
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
+/** Why a backend that did not load is missing, in words a user can act on. */
+const WHY_NOT: Record<BackendName, string> = {
+  tensorflow: 'the native TensorFlow backend is not installed (optional package @tensorflow/tfjs-node)',
+  wasm: 'the WebAssembly backend did not load (@tensorflow/tfjs-backend-wasm)',
+  cpu: 'the pure-JavaScript backend did not load',
+};
+
 let chosen: Promise<string> | null = null;
 
 // The package name is kept in a variable so neither tsc nor the bundler insists that the optional
@@ -47,8 +54,9 @@ async function choose(opts: InitBackendOptions): Promise<string> {
   for (const name of ORDER.slice(start)) {
     const got = await tryBackend(name);
     if (got) {
-      const skipped = tried.length > 0 ? ` (unavailable: ${tried.join(', ')})` : '';
-      (opts.log ?? ((m: string) => console.error(m)))(`fedmark: tfjs backend "${got}"${skipped}`);
+      const skipped = tried.length > 0 ? ` (${tried.map((t) => WHY_NOT[t as BackendName]).join('; ')}; ${got} is slower but trains the same models)` : '';
+      // No "fedmark:" prefix: callers add their own.
+      (opts.log ?? ((m: string) => console.error(m)))(`tfjs backend: ${got}${skipped}`);
       return got;
     }
     tried.push(name);

@@ -1,8 +1,9 @@
 /**
- * A data partner's local privacy policy: which columns and purposes it allows, how much ε a single
- * job may spend, its lifetime ε budget per dataset, the largest δ it accepts, and optionally a
- * two-person (dual) authorization by named compliance officers. The node checks every job
- * against this file before it touches data.
+ * A data partner's local privacy policy: whom it works for (trusted owner keys), which columns and
+ * purposes it allows, how much ε a single job may spend, its lifetime ε budget per dataset, the
+ * largest δ it accepts, the aggregation it requires (encryption, a minimum quorum, a maximum number
+ * of rounds), and optionally a two-person (dual) authorization by named compliance officers. The
+ * node checks every job against this file before it touches data, private or not.
  */
 import { readFileSync } from 'node:fs';
 import nacl from 'tweetnacl';
@@ -52,6 +53,20 @@ export const policySchema = z
     dualAuthorization: dualAuthorizationSchema.optional(),
     /** Accept jobs without differential privacy (benchmarks, synthetic data). Off by default. */
     allowNonPrivateJobs: z.boolean().optional(),
+    /**
+     * Owner key ids this partner works for: a job signed by any other owner is refused, whoever
+     * registered its id first. (A node can also pin one owner per job with --owner-key-id.)
+     */
+    trustedOwnerKeyIds: z.array(z.string().regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-character key id')).min(1).optional(),
+    /** Accept jobs that aggregate in plaintext (`plain-insecure`: the coordinator reads every update). Off by default. */
+    allowPlaintextAggregation: z.boolean().optional(),
+    /**
+     * The smallest quorum accepted (default 2, never less): a round closed with one submission
+     * publishes that partner's update alone to every key holder.
+     */
+    minQuorum: z.number().int().min(2, 'minQuorum must be at least 2: a one-partner sum is that partner\'s update').optional(),
+    /** The most training rounds a job may have (the manifest's `rounds`). */
+    maxRounds: z.number().int().positive().optional(),
   })
   .strict()
   .refine((p) => p.maxEpsilonPerJob <= p.lifetimeEpsilon, {
@@ -98,18 +113,33 @@ export function loadPolicy(path: string): PartnerPolicy {
   return parsePolicy(json, path);
 }
 
+/** The smallest quorum a policy accepts when it says nothing (and the floor of `minQuorum`). */
+export const DEFAULT_MIN_QUORUM = 2;
+
 export interface JobRequest {
   purpose: string;
   columns: string[];
-  targetEpsilon: number;
-  delta: number;
+  /** The job's ε target per partner; null for a job without differential privacy. */
+  targetEpsilon: number | null;
+  /** δ of a private job (null without differential privacy). */
+  delta: number | null;
   /** Number of rows (records) in the partner's dataset for this job. */
   datasetRows: number;
+  /** Who signed the job (checked against `trustedOwnerKeyIds`). */
+  ownerKeyId?: string;
+  /** The job's aggregation scheme (`ckks`, `plain-insecure`, …). */
+  encryption?: string;
+  quorum?: number;
+  /** Training rounds, as the manifest states them. */
+  rounds?: number;
 }
 
 /**
  * Checks a job against the policy and the lifetime ε already spent on this dataset. Every
- * violated rule is reported (not only the first), so a refusal explains itself completely.
+ * violated rule is reported (not only the first), so a refusal explains itself completely. The
+ * purpose, columns, owner, encryption, quorum and rounds are checked for every job; the ε and δ
+ * rules for private jobs, and a job without DP needs `allowNonPrivateJobs`. (A field the caller
+ * leaves out of `job` is not checked: the node's review passes them all.)
  * δ must also be ≤ 1/n: a larger δ permits mechanisms that publish a whole record with
  * non-negligible probability (Dwork & Roth 2014, §2.3).
  */
@@ -119,11 +149,24 @@ export function checkJob(
   spentLifetime: number,
 ): { ok: true } | { ok: false; reasons: string[] } {
   const reasons: string[] = [];
+  if (job.ownerKeyId !== undefined && policy.trustedOwnerKeyIds && !policy.trustedOwnerKeyIds.includes(job.ownerKeyId))
+    reasons.push(`the job is signed by owner ${job.ownerKeyId}, who is not among this partner's trusted owners (${policy.trustedOwnerKeyIds.join(', ')})`);
   if (!policy.allowedPurposes.includes(job.purpose))
     reasons.push(`purpose "${job.purpose}" is not allowed (allowed: ${policy.allowedPurposes.join(', ') || 'none'})`);
   const allowed = new Set(policy.allowedColumns);
   const denied = [...new Set(job.columns)].filter((c) => !allowed.has(c));
   if (denied.length > 0) reasons.push(`columns not allowed: ${denied.join(', ')}`);
+  if (job.encryption !== undefined && job.encryption === 'plain-insecure' && !policy.allowPlaintextAggregation)
+    reasons.push('the job aggregates in plaintext (plain-insecure): the coordinator would read this partner\'s update (policy allowPlaintextAggregation is off)');
+  const minQuorum = Math.max(DEFAULT_MIN_QUORUM, policy.minQuorum ?? DEFAULT_MIN_QUORUM);
+  if (job.quorum !== undefined && job.quorum < minQuorum)
+    reasons.push(`quorum ${job.quorum} is below this partner's minimum ${minQuorum}: a round could publish a sum of fewer partners' updates`);
+  if (job.rounds !== undefined && policy.maxRounds !== undefined && job.rounds > policy.maxRounds)
+    reasons.push(`${job.rounds} rounds exceed this partner's maxRounds ${policy.maxRounds}`);
+  if (job.targetEpsilon === null || job.delta === null) {
+    if (!policy.allowNonPrivateJobs) reasons.push('the job is not differentially private; this node only releases DP updates (policy allowNonPrivateJobs is off)');
+    return reasons.length === 0 ? { ok: true } : { ok: false, reasons };
+  }
   if (!(job.targetEpsilon > 0 && Number.isFinite(job.targetEpsilon)))
     reasons.push(`target epsilon must be a finite number > 0, got ${job.targetEpsilon}`);
   else if (job.targetEpsilon > policy.maxEpsilonPerJob)

@@ -67,6 +67,9 @@ export function fmtInt(x: number | undefined): string {
  * ε is always shown rounded UP at the display precision: a report must never understate the privacy
  * loss (toFixed would round 1.2344 down to 1.234). The result is ≥ x.
  */
+/** How a job without differential privacy is named wherever ε is shown (the audit uses the same words). */
+export const NOT_DP = 'not differentially private (ε = ∞)';
+
 export function fmtEpsilon(x: number, digits = 3): string {
   if (!Number.isFinite(x)) return x === Infinity ? '∞' : 'n/a';
   return roundUpFixed(x, digits);

@@ -2,7 +2,7 @@ import type { JobManifest } from '../federation/manifest.ts';
 import type { FederatedEvalMetrics } from '../metrics/histogram.ts';
 import type { AuditResult } from '../privacy/ledger/audit.ts';
 import type { LedgerEntry, PayloadOf } from '../privacy/ledger/entries.ts';
-import { describeModelSpec } from './format.ts';
+import { describeModelSpec, NOT_DP } from './format.ts';
 import type { ReportInputDraft } from './schema.ts';
 
 /** What the job owner's node knows after a job: the decrypted federated metrics. */
@@ -52,6 +52,7 @@ export function reportInputFromJob(o: {
       rowsExcludedConsent: summary.get(p.keyId)?.rowsWithoutConsent ?? 0,
       rowsExcludedWithdrawn: 0,
     })),
+    differentiallyPrivate: m.dp !== null,
     privacy: m.dp
       ? m.partners.map((p) => ({
           partner: p.name,
@@ -82,7 +83,7 @@ export function reportInputFromJob(o: {
       trainingData: `${m.partners.length} partners' local data (${m.dataset.name}); raw rows never left a partner. Model: ${describeModelSpec(m.model as Record<string, unknown>)}.`,
       limitations: [
         'Metrics come from fixed-bin (1,000 bins) encrypted histograms of partners’ hold-out rows; AUC is exact up to binning.',
-        m.dp ? `Every partner's updates are (ε, δ)-DP per customer with δ=${m.dp.delta}; the model's utility is reduced by the DP noise.` : 'Trained WITHOUT differential privacy.',
+        m.dp ? `Every partner's updates are (ε, δ)-DP per customer with δ=${m.dp.delta}; the model's utility is reduced by the DP noise.` : `Trained WITHOUT differential privacy: ${NOT_DP}.`,
         'A partner colluding with the coordinator could decrypt another partner’s single update; DP bounds what it learns.',
       ],
       ethicalConsiderations: ['Check the fairness table for groups whose disparate-impact ratio is below 0.8 before using the model for targeting.'],

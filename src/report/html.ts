@@ -12,7 +12,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeModelSpec, escapeHtml, fmt, fmtInt, fmtPct, jsonForScript } from './format.ts';
+import { describeModelSpec, escapeHtml, fmt, fmtInt, fmtPct, jsonForScript, NOT_DP } from './format.ts';
 import { buildModelCard, cardToHtml, cardToMarkdown } from './model-card.ts';
 import { parseReportInput, type ReportInput, type ReportInputDraft } from './schema.ts';
 import { CHART_SCRIPT, chartData, chartFigure, chartJsSource, cspHash } from './html/charts.ts';
@@ -73,8 +73,9 @@ ${partnersTable}
 </section>
 
 <section id="privacy"><h2>Differential privacy</h2>
+${input.differentiallyPrivate ? '' : `<div class="callout bad" id="not-private"><strong>This job is ${escapeHtml(NOT_DP)}.</strong> Partners released their updates without a DP mechanism: nothing bounds what the model, the published sums or the metrics reveal about any partner’s customers.</div>`}
 ${overBudget.length ? `<div class="callout bad"><strong>Budget exceeded:</strong> ${overBudget.map((r) => escapeHtml(r.p.partner)).join(', ')} spent more ε than their budget allows.</div>` : ''}
-${missingPrivacy.length ? `<div class="callout bad"><strong>No privacy accounting reported</strong> for ${missingPrivacy.map((p) => escapeHtml(p.name)).join(', ')}.</div>` : ''}
+${missingPrivacy.length && input.differentiallyPrivate ? `<div class="callout bad"><strong>No privacy accounting reported</strong> for ${missingPrivacy.map((p) => escapeHtml(p.name)).join(', ')}.</div>` : ''}
 ${privacyTable}
 <p class="note">ε is cumulative after the last round each partner took part in, rounded up to three decimals; δ is rounded up as well.</p>
 <div class="charts" style="margin-top:16px">${chartFigure('chart-epsilon', 'Privacy loss ε per partner over rounds', 'Dashed line: the partner’s ε budget for this job.')}</div>

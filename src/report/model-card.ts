@@ -13,6 +13,7 @@ import {
   fmtEpsilon,
   fmtInt,
   fmtPct,
+  NOT_DP,
 } from './format.ts';
 import { parseReportInput, type ReportInput, type ReportInputDraft } from './schema.ts';
 
@@ -174,7 +175,7 @@ export function buildModelCard(input: ReportInput): CardDocument {
 
   sections.push({
     title: 'Privacy guarantees',
-    blocks: [
+    blocks: input.differentiallyPrivate ? [
       {
         kind: 'p',
         text: 'Each partner trained with DP-SGD (per-example clipping and Gaussian noise) and tracked its own privacy loss. The model released after the final round satisfies (ε, δ)-differential privacy with respect to each partner’s records at the values below (ε rounded up).',
@@ -189,6 +190,17 @@ export function buildModelCard(input: ReportInput): CardDocument {
           const eps = finalEpsilon(pr.epsilonByRound);
           return [p.name, fmtEpsilon(eps), fmtDelta(pr.delta), fmtEpsilon(pr.maxEpsilon), fmtPct(eps / pr.maxEpsilon)];
         }),
+      },
+    ] : [
+      {
+        kind: 'p',
+        text: `This model was trained without differential privacy: it is ${NOT_DP}. Partners released their updates without clipping or noise, so nothing bounds what the model, the aggregated updates or the metrics reveal about any partner’s customers. The updates were only protected in transit and from the coordinator by encryption.`,
+      },
+      {
+        kind: 'table',
+        head: ['Partner', 'ε spent', 'δ', 'ε budget', 'Budget used'],
+        numeric: [false, true, true, true, true],
+        rows: input.partners.map((p) => [p.name, '∞ (not DP)', 'n/a', 'n/a', 'n/a']),
       },
     ],
   });

@@ -77,6 +77,7 @@ export function sampleReportInput(options: SampleOptions = {}): ReportInput {
 
   const rng = createRng(deriveSeed(seed, 'consent'));
   return {
+    differentiallyPrivate: true,
     job: {
       jobId: 'job-2024-06-churn-q3',
       dataset: 'synthetic retail churn (sample data)',

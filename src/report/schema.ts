@@ -97,6 +97,11 @@ export const reportInputSchema = z
         }),
       )
       .min(1),
+    /**
+     * False for a job trained without differential privacy: the report and model card then say "not
+     * differentially private (ε = ∞)" wherever ε is shown, never ε = 0. Default true.
+     */
+    differentiallyPrivate: z.boolean().default(true),
     privacy: z.array(
       z.object({
         /** Must equal a partner's `name`. */

@@ -9,10 +9,10 @@
  * - `rawBodyPlugin`: keeps the exact body bytes (request signatures cover them), JSON parsed from
  *   that buffer, octet-stream bodies kept as buffers when the server takes any.
  * - `errorsPlugin`: the status of a FedmarkError comes from the server's one code → status table.
- * - `rateLimitPlugin`: requests per minute per signing key (or address).
+ * - `rateLimitPlugin`: requests per minute per client address, then per authenticated key.
  * - `docsPlugin`: the OpenAPI document at /docs, generated from the routes' zod schemas.
  */
-import Fastify, { LogController } from 'fastify';
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -27,6 +27,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The exact bytes of the body: request signatures cover them. */
     rawBody?: Buffer;
+  }
+  interface FastifyInstance {
+    /** Counts one request against its authenticated signer's budget; throws RATE_LIMITED when spent (registered with `perKey`). */
+    limitSigner(req: FastifyRequest): Promise<void>;
   }
 }
 
@@ -117,6 +121,8 @@ export const errorsPlugin = fp<{ statusOf: (code: string) => number }>(
       if (err instanceof FedmarkError) {
         const status = o.statusOf(err.code);
         if (status >= 500) req.log.error({ err }, 'unexpected error');
+        const retryAfter = err.details?.retryAfterSeconds;
+        if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
         return reply.status(status).send({ statusCode: status, code: err.code, error: status >= 500 ? 'internal error' : err.message });
       }
       // Fastify's own 4xx (body too large, unsupported media type, rate limit …) keep their status and code.
@@ -132,15 +138,38 @@ export const errorsPlugin = fp<{ statusOf: (code: string) => number }>(
   { name: 'fedmark-errors' },
 );
 
-/** Requests per minute per caller (the signing key when the request names one, else the address). */
-export const rateLimitPlugin = fp<{ perMinute: number }>(
+export interface RateLimitOptions {
+  /** Requests per minute per client address, counted before anything is parsed or verified. */
+  perMinute: number;
+  /** Requests per minute per authenticated caller, counted once the server knows who signed (see `limitSigner`). */
+  perKey?: { perMinute: number; keyOf: (req: FastifyRequest) => string };
+}
+
+/**
+ * Two limits. Every request first counts against its client address, in `onRequest` before any
+ * header is parsed or signature verified, so a flood costs the server almost nothing — and no
+ * header the client chooses (a fresh `x-fedmark-key` per request) makes it a new caller. A request
+ * that authenticates then counts against its signing key (`limitSigner`, called by the server's auth
+ * step), so one key cannot use up what the partners behind a shared address need.
+ */
+export const rateLimitPlugin = fp<RateLimitOptions>(
   async (app, o) => {
     await app.register(rateLimit, {
       max: o.perMinute,
       timeWindow: '1 minute',
-      keyGenerator: (req) => (req.headers['x-fedmark-key'] as string | undefined) ?? req.ip,
-      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'RATE_LIMITED', error: `rate limit exceeded: ${ctx.max} requests per ${ctx.after}` }),
+      keyGenerator: (req) => `address:${req.ip}`,
+      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'RATE_LIMITED', error: `rate limit exceeded: ${ctx.max} requests per ${ctx.after} per client address` }),
     });
+    const perKey = o.perKey;
+    if (perKey) {
+      const limiter = app.createRateLimit({ max: perKey.perMinute, timeWindow: '1 minute', keyGenerator: (req) => `key:${perKey.keyOf(req)}` });
+      app.decorate('limitSigner', async (req: FastifyRequest) => {
+        const r = await limiter(req);
+        if (!r.isAllowed && r.isExceeded) {
+          throw new FedmarkError('RATE_LIMITED', `rate limit exceeded: ${r.max} requests per minute per key (retry in ${r.ttlInSeconds} s)`, { retryAfterSeconds: r.ttlInSeconds });
+        }
+      });
+    }
   },
   { name: 'fedmark-rate-limit' },
 );

@@ -71,13 +71,15 @@ describe.concurrent('attack: resetting the budget by deleting or editing its fil
     copyFileSync(empty, a.budgetPath);
 
     const restarted = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: policy, stateDir: home });
-    const before = uploads(world, a.keyId).length;
+    // This job's uploads only: the other test, running concurrently, has the same partner upload to its own job.
+    const mine = () => uploads(world, a.keyId).filter((u) => u.exchange.request.path.startsWith(`/v1/jobs/${manifest.jobId}/`)).length;
+    const before = mine();
     await b.follow(1);
-    await waitFor(() => uploads(world, a.keyId).length > before || !restarted.proc.running, 'A to upload round 2 or exit', 45_000);
+    await waitFor(() => mine() > before || !restarted.proc.running, 'A to upload round 2 or exit', 45_000);
     const code = restarted.proc.running ? null : restarted.proc.exits.at(-1)!.code;
     await restarted.kill();
     expect(
-      uploads(world, a.keyId).length - before,
+      mine() - before,
       `restarted on an empty budget store, the partner trained and uploaded round 2 as if round 1 (recorded in its ledger) had cost nothing`,
     ).toBe(0);
     expect(code, 'the partner refuses to start').not.toBe(0);

@@ -96,6 +96,7 @@ export function writePolicies(f: ChaosFixture, manifest: JobManifest, maxEpsilon
         maxDelta: 1e-5,
         allowedColumns: manifest.dataset.columns,
         allowedPurposes: [manifest.purpose],
+        trustedOwnerKeyIds: [manifest.owner.keyId],
       }),
     );
   }

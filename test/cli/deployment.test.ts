@@ -36,7 +36,9 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
         expect(k.status, k.stderr).toBe(0);
         writeFileSync(join(dir, `${name}.pub.json`), k.stdout);
       }
-      expect(run('keys', 'init', '--out', join(dir, 'owner.key.json'), '--name', 'analytics').status).toBe(0);
+      const ownerKeys = run('keys', 'init', '--out', join(dir, 'owner.key.json'), '--name', 'analytics');
+      expect(ownerKeys.status).toBe(0);
+      const ownerKeyId = (JSON.parse(ownerKeys.stdout) as { keyId: string }).keyId;
 
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
@@ -52,7 +54,7 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       for (const name of ['telco-north', 'telco-south']) {
         writeFileSync(join(dir, `${name}.policy.json`), JSON.stringify({
           partner: name, datasetId: `${name}-customers`, maxEpsilonPerJob: 2, lifetimeEpsilon: 5, maxDelta: 1e-5,
-          allowedColumns: manifest.dataset.columns, allowedPurposes: ['churn-model'],
+          allowedColumns: manifest.dataset.columns, allowedPurposes: ['churn-model'], trustedOwnerKeyIds: [ownerKeyId],
         }));
         // `fedmark client` is the old name of `fedmark partner`, kept as an alias: run one node under each.
         children.push(start(name === 'telco-north' ? 'partner' : 'client', '--coordinator', url, '--job', 'churn-q4', '--data', join(dir, `${name}.csv`), '--schema', BUNDLED_DATASETS['telco-churn'].schema,

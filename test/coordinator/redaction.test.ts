@@ -30,7 +30,7 @@ const signatures = new Set<string>();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fedmark-redaction-'));
   const logger = pino({ level: 'trace', redact: REDACT_PATHS }, { write: (line: string) => void logLines.push(line) });
-  const built = await buildCoordinator({ dataDir: join(dir, 'coordinator'), logger, tickMs: 50 });
+  const built = await buildCoordinator({ dataDir: join(dir, 'coordinator'), logger, tickMs: 50, requestLogging: 'full' });
   app = built.app;
   engine = built.engine;
   // What the server actually received, not what we think the clients sent.
@@ -113,7 +113,8 @@ describe('the coordinator log carries no secrets', () => {
     expect(((await replay.json()) as { code: string }).code).toBe('AUTH_REPLAY');
     const forged = await fetch(url + path, { method: 'POST', headers: { ...headers, 'x-fedmark-signature': signRequest({ method: 'POST', path: '/elsewhere', body, jobId, round: 0, identity: ids[0] })['x-fedmark-signature'] }, body });
     expect(forged.status).toBe(401);
-    const badJson = await fetch(url + path, { method: 'POST', headers, body: '{"accepted":' });
+    const badBody = new TextEncoder().encode('{"accepted":');
+    const badJson = await fetch(url + path, { method: 'POST', headers: { ...signRequest({ method: 'POST', path, body: badBody, jobId, round: 0, identity: ids[0] }), 'content-type': 'application/json' }, body: badBody });
     expect(badJson.status).toBe(400);
     const wrongType = await partner.request('PUT', `/v1/jobs/${jobId}/rounds/1/submission`, jobId, 1, { not: 'bytes' });
     expect(wrongType.status).toBeGreaterThanOrEqual(400);

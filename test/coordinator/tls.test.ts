@@ -93,8 +93,8 @@ describe('HTTPS between client nodes and the coordinator', () => {
     expect(servers.honest.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const partner = new CoordinatorClient(servers.honest.url, identity, { tls: { ca: ca.cert } });
     const res = await partner.request('GET', '/v1/jobs/no-such-job', 'no-such-job', 0);
-    expect(res.status).toBe(404);
-    expect(await res.json()).toMatchObject({ statusCode: 404, code: 'UNKNOWN_JOB' });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ statusCode: 401, code: 'AUTH_REJECTED' });
     // A signed JSON body crosses intact: the coordinator parses it and names the bad field.
     await expect(partner.call(routes.createJob, {}, { body: { manifest: { jobId: 'tls-job' }, signature: 'x' }, jobId: 'tls-job' })).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
     await expect(partner.call(routes.health, {})).resolves.toEqual({ ok: true });

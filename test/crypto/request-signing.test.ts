@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateIdentity, keyId, publicIdentity } from '../../src/crypto/identity.ts';
-import { MemoryNonceStore, signRequest, verifyRequest, type VerifyResult } from '../../src/crypto/request-signing.ts';
+import { MemoryNonceStore, bodyMatches, signRequest, verifyRequest, verifyRequestHeaders, type VerifyResult } from '../../src/crypto/request-signing.ts';
+import { sha256Hex } from '../../src/util/hash.ts';
 
 const alice = generateIdentity('alice');
 const mallory = generateIdentity('mallory');
@@ -28,10 +29,10 @@ describe('signed requests', () => {
     const nonces = new MemoryNonceStore();
     const headers = sign();
     expect(Object.keys(headers).sort()).toEqual(
-      ['x-fedmark-job', 'x-fedmark-key', 'x-fedmark-nonce', 'x-fedmark-round', 'x-fedmark-signature', 'x-fedmark-timestamp'],
+      ['x-fedmark-body-sha256', 'x-fedmark-job', 'x-fedmark-key', 'x-fedmark-nonce', 'x-fedmark-public-key', 'x-fedmark-round', 'x-fedmark-signature', 'x-fedmark-timestamp'],
     );
     const result = verifyRequest(headers, req, { lookupKey, nonces, now: NOW + 1000 });
-    expect(result).toEqual({ ok: true, keyId: keyId(alice.signPublicKey), jobId: 'j1', round: 2 });
+    expect(result).toEqual({ ok: true, keyId: keyId(alice.signPublicKey), jobId: 'j1', round: 2, bodySha256: sha256Hex(req.body) });
   });
 
   it('rejects a replayed nonce with 409', () => {
@@ -76,6 +77,25 @@ describe('signed requests', () => {
     expectReject(verifyRequest({ ...headers, 'x-fedmark-round': '3' }, req, opts), 401, 'AUTH_BAD_SIGNATURE');
     // failed attempts did not burn the nonce
     expect(verifyRequest(headers, req, opts).ok).toBe(true);
+  });
+
+  it('authenticates from the headers alone; the body is checked against the signed hash once it arrives', () => {
+    const headers = sign();
+    const result = verifyRequestHeaders(headers, { method: req.method, path: req.path }, { lookupKey, nonces: new MemoryNonceStore(), now: NOW });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(bodyMatches(result.bodySha256, body)).toBe(true);
+    const other = Uint8Array.from(body);
+    other[3] ^= 1;
+    expect(bodyMatches(result.bodySha256, other)).toBe(false);
+    // The hash header is signed: replacing it with the hash of another body breaks the signature.
+    expectReject(verifyRequestHeaders({ ...headers, 'x-fedmark-body-sha256': sha256Hex(other) }, req, { lookupKey, nonces: new MemoryNonceStore(), now: NOW }), 401, 'AUTH_BAD_SIGNATURE');
+  });
+
+  it('checks the clock before the key, so a stale request says nothing about which keys are registered', () => {
+    const stale = { lookupKey, nonces: new MemoryNonceStore(), now: NOW + 10 * 60_000 };
+    expectReject(verifyRequest(signRequest({ ...req, jobId: 'j1', round: 2, identity: mallory, now: NOW }), req, stale), 401, 'AUTH_STALE');
+    expectReject(verifyRequest(sign(), req, stale), 401, 'AUTH_STALE');
   });
 
   it('rejects missing or malformed headers', () => {

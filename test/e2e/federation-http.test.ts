@@ -7,6 +7,7 @@ import { buildCoordinator } from '../../coordinator/server.ts';
 import { runPartnerNode } from '../../partner/node.ts';
 import { runJobOwner } from '../../owner/node.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { signRequest } from '../../src/crypto/request-signing.ts';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
@@ -120,11 +121,17 @@ describe('a coordinator and 3 partner nodes over HTTP (telco sample)', () => {
   it('answers bad requests with a clear 4xx JSON error', async () => {
     const stranger = generateIdentity('stranger');
     const client = new CoordinatorClient(url, stranger);
+    // An unknown job and a job that does not name the key get one answer (no job-existence oracle).
     const unknown = await client.request('GET', '/v1/jobs/no-such-job', 'no-such-job', 0);
-    expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: string }).error).toMatch(/no job with id "no-such-job"/);
+    expect(unknown.status).toBe(401);
+    expect(((await unknown.json()) as { code: string; error: string })).toMatchObject({ code: 'AUTH_REJECTED', error: expect.stringMatching(/not authenticated for job "no-such-job"/) });
 
-    const malformed = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"manifest": ' });
+    // Unsigned: refused before the body is read; signed: the body is parsed and named.
+    const unsigned = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"manifest": ' });
+    expect(unsigned.status).toBe(401);
+    expect(((await unsigned.json()) as { code: string }).code).toBe('AUTH_MISSING');
+    const badJson = new TextEncoder().encode('{"manifest": ');
+    const malformed = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { ...signRequest({ method: 'POST', path: '/v1/jobs', body: badJson, jobId: 'x-job', round: 0, identity: stranger }), 'content-type': 'application/json' }, body: badJson });
     expect(malformed.status).toBe(400);
     expect(((await malformed.json()) as { error: string }).error).toMatch(/not valid JSON/);
 

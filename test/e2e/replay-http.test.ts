@@ -24,7 +24,9 @@ describe('a seeded HTTP federation replays the recorded baseline', () => {
   it('3 partners × 3 rounds, plaintext, no DP', async () => {
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 300 });
     const [owner, ...ids] = ['owner', 'bank-a', 'telco-b', 'retail-c'].map((n) => deterministicIdentity(n, `replay-http|${n}`));
-    const { signed } = makeJob({ jobId: 'replay-http', schema, owner, partners: ids, rounds: 3, encryption: { scheme: 'plain-insecure' }, seed: 11, epsilon: null });
+    // The baseline was recorded with these local-training settings (the non-private preset of the time).
+    const localTraining = { epochs: 1, batchSize: 64, learningRate: 0.1, optimizer: 'sgd' as const, l2: 0 };
+    const { signed } = makeJob({ jobId: 'replay-http', schema, owner, partners: ids, rounds: 3, encryption: { scheme: 'plain-insecure' }, seed: 11, epsilon: null, localTraining });
     const r = await runFederation({ url: coord.url, owner, identities: ids, signed, parts, schemaHash, stateDir: coord.dir, timeoutMs: 120_000 });
     expect(r.owner.state).toBe('completed');
     expect(new Set(r.nodes.map((n) => n.modelHash))).toEqual(new Set([r.owner.modelHash]));

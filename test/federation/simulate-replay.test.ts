@@ -19,6 +19,8 @@ const baseline = JSON.parse(readFileSync(new URL('../fixtures/reference/simulate
   { modelHash: string; roundHashes: string[]; participants: string[][]; finalAuc: number }
 >;
 
+const RECORDED_LOCAL_TRAINING = { epochs: 1, batchSize: 64, learningRate: 0.1, optimizer: 'sgd' as const, l2: 0 };
+
 let schema: DatasetSchema;
 let parts: SimulationPartner[];
 
@@ -45,6 +47,8 @@ describe('seeded simulations replay bit for bit against the recorded baseline', 
     it(name, async () => {
       const job = jobPreset({ jobId: `baseline-${name}`, schema, partners: c.partners, rounds: 3, epsilon: null, encryption: { scheme: 'plain-insecure' }, seed: 11, ...c.o });
       if (c.perRound) Object.assign(job, { partnersPerRound: c.perRound, quorum: c.quorum });
+      // The baseline was recorded with these local-training settings (the non-private preset of the time).
+      job.localTraining = RECORDED_LOCAL_TRAINING;
       const r = await simulate({ job: { ...job, createdAt: '2025-01-01T00:00:00.000Z' }, partners: parts.slice(0, c.partners) });
       const want = baseline[name];
       expect(r.rounds.map((x) => x.modelHash)).toEqual(want.roundHashes);

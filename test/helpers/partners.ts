@@ -76,6 +76,8 @@ export function makeJob(o: {
   encryption?: EncryptionSpec;
   seed?: number;
   epsilon?: number | null;
+  /** Local training other than the preset's. */
+  localTraining?: JobManifest['localTraining'];
 }): { manifest: JobManifest; signed: SignedManifest } {
   const manifest = parseManifest({
     ...jobPreset({
@@ -87,6 +89,7 @@ export function makeJob(o: {
       encryption: o.encryption,
       seed: o.seed ?? 11,
     }),
+    ...(o.localTraining ? { localTraining: o.localTraining } : {}),
     schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: new Date().toISOString(),
     owner: publicIdentity(o.owner),
@@ -199,7 +202,7 @@ export class ManualPartner {
       try {
         signed = await client.manifest(o.jobId);
       } catch (err) {
-        if (!hasCode(err, 'UNKNOWN_JOB') || Date.now() > end) throw err;
+        if (!hasCode(err, 'AUTH_REJECTED') || Date.now() > end) throw err;
         await sleep(pollMs);
       }
     }

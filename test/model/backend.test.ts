@@ -15,8 +15,9 @@ describe('initBackend', () => {
     expect(first).toBe(tfjsNode ? 'tensorflow' : 'wasm');
     expect(tf.getBackend()).toBe(first);
     expect(logs).toHaveLength(1);
-    expect(logs[0]).toContain(`"${first}"`);
-    if (!tfjsNode) expect(logs[0]).toContain('unavailable: tensorflow');
+    expect(logs[0]).toMatch(new RegExp(`^tfjs backend: ${first}\\b`));
+    expect(logs[0]).not.toMatch(/fedmark:/);
+    if (!tfjsNode) expect(logs[0]).toContain('the native TensorFlow backend is not installed (optional package @tensorflow/tfjs-node)');
 
     const again = await initBackend({ prefer: 'cpu', log: (m) => logs.push(m) });
     expect(again).toBe(first);

@@ -104,6 +104,45 @@ describe('checkJob', () => {
   });
 });
 
+describe('checkJob: who the partner works for and how it is aggregated (every job, private or not)', () => {
+  const owner = 'a'.repeat(32);
+  const job = { purpose: 'churn-model', columns: ['age', 'churned'], targetEpsilon: 2, delta: 1e-6, datasetRows: 50_000, ownerKeyId: owner, encryption: 'ckks', quorum: 2, rounds: 10 };
+  const reasons = (r: ReturnType<typeof checkJob>) => (r.ok ? [] : r.reasons);
+
+  it('refuses an owner outside trustedOwnerKeyIds, and accepts one inside', () => {
+    const p = { ...basePolicy(), trustedOwnerKeyIds: [owner] };
+    expect(checkJob(p, job, 0)).toEqual({ ok: true });
+    expect(reasons(checkJob(p, { ...job, ownerKeyId: 'b'.repeat(32) }, 0)).join()).toMatch(/not among this partner's trusted owners/);
+  });
+
+  it('refuses plaintext aggregation unless the policy allows it', () => {
+    expect(reasons(checkJob(basePolicy(), { ...job, encryption: 'plain-insecure' }, 0)).join()).toMatch(/plaintext/);
+    expect(checkJob({ ...basePolicy(), allowPlaintextAggregation: true }, { ...job, encryption: 'plain-insecure' }, 0)).toEqual({ ok: true });
+  });
+
+  it('refuses a quorum below 2 by default and below minQuorum when set; minQuorum itself is at least 2', () => {
+    expect(reasons(checkJob(basePolicy(), { ...job, quorum: 1 }, 0)).join()).toMatch(/quorum 1 is below this partner's minimum 2/);
+    expect(reasons(checkJob({ ...basePolicy(), minQuorum: 3 }, job, 0)).join()).toMatch(/quorum 2 is below this partner's minimum 3/);
+    expect(() => parsePolicy({ ...basePolicy(), minQuorum: 1 })).toThrow(/minQuorum must be at least 2/);
+  });
+
+  it('refuses more rounds than maxRounds', () => {
+    expect(reasons(checkJob({ ...basePolicy(), maxRounds: 5 }, { ...job, rounds: 12 }, 0)).join()).toMatch(/12 rounds exceed this partner's maxRounds 5/);
+    expect(checkJob({ ...basePolicy(), maxRounds: 12 }, { ...job, rounds: 12 }, 0)).toEqual({ ok: true });
+  });
+
+  it('reviews a job without DP in full: purpose, columns and aggregation still apply, and it needs allowNonPrivateJobs', () => {
+    const nonDp = { ...job, targetEpsilon: null, delta: null };
+    expect(reasons(checkJob(basePolicy(), nonDp, 0)).join()).toMatch(/not differentially private/);
+    const allowing = { ...basePolicy(), allowNonPrivateJobs: true };
+    expect(checkJob(allowing, nonDp, 0)).toEqual({ ok: true });
+    const r = reasons(checkJob(allowing, { ...nonDp, purpose: 'credit-scoring', columns: ['age', 'gender'], quorum: 1 }, 0));
+    expect(r.join()).toMatch(/purpose "credit-scoring"/);
+    expect(r.join()).toMatch(/columns not allowed: gender/);
+    expect(r.join()).toMatch(/quorum 1/);
+  });
+});
+
 describe('verifyDualAuthorization', () => {
   const payload = new TextEncoder().encode('job manifest sha256:abcd');
   const sign = (i: number, msg = payload) => b64(nacl.sign.detached(msg, officers[i].secretKey));

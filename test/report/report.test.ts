@@ -86,6 +86,19 @@ describe('renderReport', () => {
     expect(out).toContain('Audit: not attached');
   });
 
+  it('names a job without differential privacy as such (ε = ∞), never ε = 0 or "within budget"', () => {
+    const plain = { ...clone(), differentiallyPrivate: false, privacy: [] };
+    const out = renderReport(plain);
+    expect(out).toMatch(/not differentially private \(ε = ∞\)/i);
+    expect(/id="max-epsilon">([^<]*)</.exec(out)?.[1]).toBe('∞');
+    expect(out).not.toContain('All partners within ε budget');
+    expect(out).not.toContain('No privacy accounting reported');
+    const card = renderModelCard(plain);
+    expect(card).toMatch(/not differentially private \(ε = ∞\)/);
+    expect(card).not.toMatch(/trained with DP-SGD/);
+    expect(card).toContain('∞ (not DP)');
+  });
+
   it('renders NaN metrics as n/a and survives a JSON round trip (NaN → null → NaN)', () => {
     const input = clone();
     input.evaluation.segments[0].groups[0].auc = NaN;

@@ -13,4 +13,4 @@ export { CkksContext } from './context.ts';
 export { CkksCipher } from './cipher.ts';
 export { CkksAggregator } from './aggregator.ts';
 export { generateSecretKey } from '../seal-wire/keys.ts';
-export { inspectBlob, ciphertextCount, type BlobInfo, type BlobKind } from '../seal-wire/blob.ts';
+export { inspectBlob, ciphertextCount, freshBlobBytes, type BlobInfo, type BlobKind } from '../seal-wire/blob.ts';

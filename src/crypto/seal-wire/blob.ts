@@ -145,6 +145,11 @@ export function inspectBlob(ctx: SealWireContext, blob: Uint8Array, expectedCoun
   return { kind, summands, count, sealVersion, paramsId };
 }
 
+/** The exact size of one partner's fresh (seeded) blob of `count` ciphertexts: what a server may accept before reading it. */
+export function freshBlobBytes(ctx: SealWireContext, count: number): number {
+  return BLOB_HEADER + count * (4 + ctx.seeded.packedLength) + BLOB_TRAILER;
+}
+
 /** Number of ciphertexts needed for a vector of this length. */
 export function ciphertextCount(ctx: SealWireContext, length: number): number {
   return Math.ceil(length / ctx.slotCount);

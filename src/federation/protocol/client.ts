@@ -5,6 +5,7 @@ import { FedmarkError } from '../../errors.ts';
 import type { SignedManifest } from '../manifest.ts';
 import type { LedgerEntry } from '../../privacy/ledger/entries.ts';
 import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from '../../transport/tls-client.ts';
+import { identityChallenge, verifyIdentityAnswer } from './coordinator-proofs.ts';
 import { pathOf, routes, type RouteSpec } from './routes.ts';
 import type { AcceptanceBody, DeclineBody, JobStatus, LedgerHead, ManifestResponse } from './schemas.ts';
 
@@ -61,7 +62,15 @@ export class CoordinatorClient {
       const headers: Record<string, string> = signRequest({ method, path, body: bytes, jobId, round, identity: this.identity });
       if (body !== undefined) headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
       try {
-        return await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
+        const res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
+        // Rate limited: wait as long as the coordinator says (bounded) and retry, freshly signed.
+        if (res.status === 429 && Date.now() < giveUpAt) {
+          await res.arrayBuffer().catch(() => undefined);
+          const after = Number(res.headers.get('retry-after'));
+          await sleepFor(Math.min(10_000, Number.isFinite(after) && after > 0 ? after * 1000 : 1000), this.signal);
+          continue;
+        }
+        return res;
       } catch (err) {
         // TLS failures arrive as FedmarkErrors with their own codes: they must not look retryable.
         if (err instanceof FedmarkError) throw err;
@@ -101,10 +110,16 @@ export class CoordinatorClient {
   createJob(signed: SignedManifest, ledgerGenesis: LedgerEntry) {
     return this.call(routes.createJob, {}, { body: { ...signed, ledgerGenesis }, jobId: signed.manifest.jobId });
   }
-  /** The coordinator's public identity (unsigned route): the key that authors job ledgers. */
-  coordinatorIdentity(): Promise<PublicIdentity> {
-    return this.call(routes.identity, {});
+  /**
+   * The coordinator's public identity: the key that authors job ledgers. The coordinator must sign
+   * a fresh challenge with that key (a server that copies another's identity fails), and be the
+   * pinned key when one is given (COORDINATOR_UNTRUSTED otherwise).
+   */
+  async coordinatorIdentity(o: { pinnedKeyId?: string } = {}): Promise<PublicIdentity> {
+    const challenge = identityChallenge();
+    return verifyIdentityAnswer(await this.call(routes.identity, {}, { query: { challenge } }), challenge, o.pinnedKeyId);
   }
+  /** The job ledger's head as the coordinator signed it (check it with verifyCoordinatorHead). */
   ledgerHead(jobId: string): Promise<LedgerHead> {
     return this.call(routes.ledgerHead, { jobId });
   }
@@ -144,6 +159,13 @@ export class CoordinatorClient {
   ledger(jobId: string): Promise<Uint8Array> {
     return this.call(routes.ledger, { jobId });
   }
+}
+
+function sleepFor(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
 }
 
 /** A refusal by the coordinator: its HTTP status and its code from the protocol's error table. */

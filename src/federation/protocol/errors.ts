@@ -14,11 +14,17 @@ export const ERROR_STATUS = {
   WRONG_CONTENT_TYPE: 415,
   NOT_FOUND: 404,
   RATE_LIMITED: 429,
+  BODY_TOO_LARGE: 413,
   INTERNAL: 500,
   // Authentication (signed x-fedmark-* headers, src/crypto/request-signing.ts)
   AUTH_MISSING: 401,
   AUTH_MALFORMED: 401,
   AUTH_UNKNOWN_KEY: 401,
+  /**
+   * The one answer for "no such job", "a key the job does not name" and "a signature that does not
+   * verify": a stranger must not learn which job ids exist.
+   */
+  AUTH_REJECTED: 401,
   AUTH_STALE: 401,
   AUTH_BAD_SIGNATURE: 401,
   AUTH_REPLAY: 409,

@@ -7,6 +7,7 @@ import {
   declineBodySchema,
   haltBodySchema,
   healthSchema,
+  identityQuerySchema,
   identityResponseSchema,
   jobParamsSchema,
   jobStatusSchema,
@@ -44,6 +45,20 @@ export interface RouteSpec {
   response: Schema | Binary;
   /** Success status (default 200). */
   status?: number;
+  /**
+   * The largest body the coordinator reads for this route, checked before the body is read:
+   * `round-plan` sizes it from the job's manifest (the round's parts under the job's scheme). Default:
+   * 0 for routes without a body, 64 KiB for JSON bodies.
+   */
+  maxBodyBytes?: number | 'round-plan';
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** The body limit of a route (see `RouteSpec.maxBodyBytes`). */
+export function bodyLimitOf(spec: RouteSpec): number | 'round-plan' {
+  return spec.maxBodyBytes ?? (spec.body === undefined ? 0 : 64 * KiB);
 }
 
 function route<const R extends RouteSpec>(r: R): R {
@@ -52,19 +67,27 @@ function route<const R extends RouteSpec>(r: R): R {
 
 export const routes = {
   health: route({ method: 'GET', url: '/health', summary: 'liveness', auth: 'none', response: healthSchema }),
-  identity: route({ method: 'GET', url: '/v1/identity', summary: "the coordinator's public identity (the key that authors job ledgers)", auth: 'none', response: identityResponseSchema }),
+  identity: route({
+    method: 'GET',
+    url: '/v1/identity',
+    summary: "the coordinator's public identity (the key that authors job ledgers), signing the caller's challenge",
+    auth: 'none',
+    query: identityQuerySchema,
+    response: identityResponseSchema,
+  }),
   createJob: route({
     method: 'POST',
     url: '/v1/jobs',
     summary: 'register a signed job manifest with its owner-signed seq-0 ledger entry',
     auth: 'create',
     body: createJobBodySchema,
+    maxBodyBytes: MiB,
     response: createJobResponseSchema,
     status: 201,
   }),
   status: route({ method: 'GET', url: '/v1/jobs/:jobId', summary: 'job and round status', auth: 'job', params: jobParamsSchema, response: jobStatusSchema }),
   manifest: route({ method: 'GET', url: '/v1/jobs/:jobId/manifest', summary: 'the signed manifest and the hash of its ledger entry', auth: 'job', params: jobParamsSchema, response: manifestResponseSchema }),
-  ledgerHead: route({ method: 'GET', url: '/v1/jobs/:jobId/ledger/head', summary: "the job ledger's head (partners witness it)", auth: 'job', params: jobParamsSchema, response: ledgerHeadSchema }),
+  ledgerHead: route({ method: 'GET', url: '/v1/jobs/:jobId/ledger/head', summary: "the job ledger's head, signed by the coordinator (partners witness it)", auth: 'job', params: jobParamsSchema, response: ledgerHeadSchema }),
   ledger: route({ method: 'GET', url: '/v1/jobs/:jobId/ledger', summary: 'the job ledger (JSON lines)', auth: 'job', params: jobParamsSchema, response: 'ndjson' }),
   accept: route({
     method: 'POST',
@@ -76,7 +99,7 @@ export const routes = {
     body: acceptanceBodySchema,
     response: okSchema,
   }),
-  putSealedKey: route({ method: 'PUT', url: '/v1/jobs/:jobId/keys/:keyId', summary: "the owner uploads the job key sealed to one partner's box key", auth: 'job', role: 'owner', params: keyParamsSchema, body: 'octet-stream', response: okSchema }),
+  putSealedKey: route({ method: 'PUT', url: '/v1/jobs/:jobId/keys/:keyId', summary: "the owner uploads the job key sealed to one partner's box key", auth: 'job', role: 'owner', params: keyParamsSchema, body: 'octet-stream', maxBodyBytes: 8 * MiB, response: okSchema }),
   sealedKey: route({ method: 'GET', url: '/v1/jobs/:jobId/keys/mine', summary: 'a partner fetches its sealed job key', auth: 'job', role: 'partner', params: jobParamsSchema, response: 'octet-stream' }),
   submit: route({
     method: 'PUT',
@@ -86,6 +109,7 @@ export const routes = {
     role: 'partner',
     params: roundParamsSchema,
     body: 'octet-stream',
+    maxBodyBytes: 'round-plan',
     response: submissionResponseSchema,
   }),
   decline: route({ method: 'POST', url: '/v1/jobs/:jobId/rounds/:round/decline', summary: 'a selected partner declines a round (privacy budget)', auth: 'job', role: 'partner', params: roundParamsSchema, body: declineBodySchema, response: okSchema }),

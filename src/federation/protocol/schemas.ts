@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { publicIdentitySchema } from '../../crypto/identity.ts';
 import { envelopeSchema } from '../../privacy/ledger/entries.ts';
+import { headSchema } from '../../privacy/ledger/head.ts';
+import { CHALLENGE_PATTERN } from './coordinator-proofs.ts';
 import { jobIdSchema, signedManifestSchema } from '../manifest.ts';
 import { PART_NAME } from '../workload.ts';
 
@@ -61,16 +63,30 @@ export const errorBodySchema = z.object({ statusCode: z.number().int(), code: z.
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 export const okSchema = z.object({ ok: z.literal(true) });
 export const healthSchema = z.object({ ok: z.boolean() });
-export const identityResponseSchema = publicIdentitySchema;
+/** `GET /v1/identity?challenge=…`: a fresh challenge the coordinator signs with its key (coordinator-proofs.ts). */
+export const identityQuerySchema = z.object({ challenge: z.string().regex(CHALLENGE_PATTERN, 'challenge: 16–128 characters of [A-Za-z0-9_-]').optional() });
+/** The coordinator's public identity and, when asked with a challenge, its signature over it (`proof`). */
+export const identityResponseSchema = z.object({
+  name: z.string(),
+  keyId: z.string(),
+  signPublicKey: z.string(),
+  boxPublicKey: z.string(),
+  proof: z.object({ challenge: z.string(), signature: z.string() }).optional(),
+});
+/** The public part of the answer (for documentation; nodes check the whole answer with verifyIdentityAnswer). */
+export const publicIdentityAnswerSchema = publicIdentitySchema;
 
 export const createJobBodySchema = signedManifestSchema.extend({ ledgerGenesis: envelopeSchema });
 export const createJobResponseSchema = z.object({ jobId: jobIdSchema });
 export const manifestResponseSchema = signedManifestSchema.extend({
   /** Hash of the ledger's seq-0 manifest entry: what a partner names when it accepts. */
   ledgerManifestHash: hex64Schema,
+  /** The owner-signed seq-0 entry itself, so a node checks it (and computes its hash) instead of trusting the hash. */
+  ledgerGenesis: envelopeSchema,
 });
 export type ManifestResponse = z.infer<typeof manifestResponseSchema>;
-export const ledgerHeadSchema = z.object({ seq: z.number().int().min(-1), hash: z.string() });
+/** The job ledger's head, as a head pointer signed by the coordinator's key (privacy/ledger/head.ts). */
+export const ledgerHeadSchema = headSchema;
 export type LedgerHead = z.infer<typeof ledgerHeadSchema>;
 
 export const acceptanceBodySchema = z.object({ accepted: z.boolean(), reason: z.string().max(2000).optional(), statement: z.unknown().optional() });

@@ -16,10 +16,11 @@ import { verifyLedger } from './verify.ts';
 import { analyzeJob } from './audit/analyze-job.ts';
 import { crossCheck } from './audit/cross-check.ts';
 import { checkScoringEntries } from './audit/scoring-checks.ts';
+import { crossCheckTail } from './audit/cross-tail.ts';
 import { limitOf, load, type AuditFinding, type AuditOptions, type AuditResult, type EpsilonOf, type JobAnalysis, type LedgerInput, type PartnerSummary } from './audit/types.ts';
 
 export type { AuditFinding, AuditOptions, AuditResult, DpEvent, EpsilonOf, LedgerInput, PartnerStatus, PartnerSummary } from './audit/types.ts';
-export { ceilTo, formatAuditSummary } from './audit/format.ts';
+export { ceilTo, floorTo, formatAuditSummary, NOT_DP } from './audit/format.ts';
 
 /**
  * An accountant that rejects a recorded parameter (e.g. a sampling rate it cannot handle) must not
@@ -47,7 +48,7 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
     epsilonFailure ??= m;
   });
   const coordIn = load(opts.coordinator, 'coordinator');
-  const cv = verifyLedger(coordIn.read, { name: coordIn.name, trustedOwnerKeys: opts.trustedOwnerKeys });
+  const cv = verifyLedger(coordIn.read, { name: coordIn.name, trustedOwnerKeys: opts.trustedOwnerKeys, trustedCoordinatorKeys: opts.trustedCoordinatorKeys });
   findings.push(...cv.findings);
   const ledgers = [{ name: cv.ledger, entries: cv.entries.length, ok: cv.ok }];
   if (cv.keyRing.kind !== 'job') {
@@ -79,6 +80,11 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
       (f) => findings.push(f),
     );
     if (who) checked.add(who);
+    crossCheckTail(
+      { name: pv.ledger, entries: pv.entries, ring: pv.keyRing, valid: pv.validPayloadSeqs },
+      { name: cv.ledger, entries: cv.entries, ring: cv.keyRing, valid: cv.validPayloadSeqs, job },
+      (f) => findings.push(f),
+    );
   });
 
   if (epsilonFailure !== null) {
@@ -90,13 +96,15 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
 
 function summaries(job: JobAnalysis, checked: Set<string>): PartnerSummary[] {
   return [...job.partners.values()].map((st) => {
-    const epsilon = Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0, st.epsilonLocal ?? 0);
+    // A job without DP bounds nothing: its privacy loss is unbounded, which reads as ∞, never as 0.
+    const epsilon = job.isPrivate ? Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0, st.epsilonLocal ?? 0) : Number.POSITIVE_INFINITY;
     const lim = limitOf(st.policy);
     return {
       partner: st.keyId,
       name: st.name,
       status: st.status,
-      rounds: st.rounds.size,
+      rounds: new Set([...st.rounds.keys(), ...st.submittedRounds]).size,
+      private: job.isPrivate,
       rowsUsed: (st.consent ?? st.localConsent)?.payload.rowsUsed ?? null,
       rowsWithoutConsent: (st.consent ?? st.localConsent)?.payload.rowsExcludedNoConsent ?? null,
       epsilon,
@@ -104,7 +112,7 @@ function summaries(job: JobAnalysis, checked: Set<string>): PartnerSummary[] {
       epsilonRecomputed: st.epsilonRecomputed,
       delta: st.delta,
       epsilonLimit: lim,
-      budgetLeft: lim === null ? null : lim - epsilon,
+      budgetLeft: lim === null || !job.isPrivate ? null : lim - epsilon,
       localLedgerChecked: checked.has(st.keyId),
     };
   });

@@ -220,6 +220,39 @@ export const payloadSchemas = {
      * ledger up to that point is caught by the cross-check). */
     coordinatorHead: z.strictObject({ seq: count, hash: hex64 }).optional(),
   }),
+  /**
+   * A partner's own record of a round its data took part in *without* a DP mechanism (a job without
+   * differential privacy): what it sent and the state it computed. Nothing bounds what such a round
+   * reveals: its privacy loss is unbounded (ε = ∞), never 0.
+   */
+  'partner.participation': z.strictObject({
+    jobId,
+    partner: keyIdSchema,
+    round: z.number().int().positive(),
+    attempt: count.optional(),
+    ciphertextHashes: z.array(hex64),
+    rowsUsed: count.optional(),
+    globalModelHash: hex64.optional(),
+    coordinatorHead: z.strictObject({ seq: count, hash: hex64 }).optional(),
+  }),
+  /**
+   * A partner's witness of the coordinator's ledger head after the job ended (`state`): the head
+   * pointer exactly as the coordinator signed it, so the audit can show the coordinator stated this
+   * head and flag any later rewrite of the ledger up to it.
+   */
+  'partner.witness': z.strictObject({
+    jobId,
+    partner: keyIdSchema,
+    state: z.string().min(1).max(64),
+    coordinatorHead: z.strictObject({
+      schemaVersion: z.number().int().positive(),
+      seq: count,
+      hash: hex64,
+      ts: isoTime,
+      author: keyIdSchema,
+      sig: base64,
+    }),
+  }),
   evaluation: z.strictObject({
     jobId,
     round: z.number().int().nonnegative().optional(),

@@ -86,8 +86,10 @@ export interface SubjectUse {
   jobId: string;
   /** Final model hash the partner recorded (or the last round's global model); null if none yet. */
   modelHash: string | null;
-  /** The partner's cumulative ε for the job (max of recorded and, if given, recomputed). */
+  /** The partner's cumulative ε for the job (max of recorded and, if given, recomputed); +∞ (JSON: null) for a job without DP. */
   epsilon: number;
+  /** False when the record took part in rounds without differential privacy: nothing bounds what they reveal. */
+  private: boolean;
   delta: number | null;
   rounds: number;
   /** seq of the consent.usage entry that pins the sidecar. */
@@ -192,23 +194,28 @@ export function subjectStatement(
     const verified = hit.verified;
 
     const rounds = entries.filter((x) => x.type === 'partner.round' && payload(x, 'partner.round').jobId === c.jobId).map((x) => payload(x, 'partner.round'));
+    // Rounds without DP: their release is not bounded by any ε.
+    const plain = entries.filter((x) => x.type === 'partner.participation' && payload(x, 'partner.participation').jobId === c.jobId).map((x) => payload(x, 'partner.participation'));
     let epsilon = rounds.reduce((m, r) => Math.max(m, r.epsilonCumulative), 0);
     // Version 3: every attempt's releases (failed attempts too) are the partner.release records.
     const released = entries.filter((x) => x.type === 'partner.release' && payload(x, 'partner.release').jobId === c.jobId).map((x) => payload(x, 'partner.release'));
     epsilon = released.reduce((m, r) => Math.max(m, r.epsilonCumulative), epsilon);
-    if (opts.epsilonOf && released.length) {
+    if (plain.length) {
+      epsilon = Number.POSITIVE_INFINITY;
+    } else if (opts.epsilonOf && released.length) {
       epsilon = Math.max(epsilon, opts.epsilonOf(released.flatMap((r) => r.releases.map((e) => ({ samplingRate: e.samplingRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }))), released[released.length - 1].delta));
     } else if (opts.epsilonOf && rounds.length) {
       epsilon = Math.max(epsilon, opts.epsilonOf(rounds.map((r) => ({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps })), rounds[rounds.length - 1].delta));
     }
     const final = entries.find((x) => x.type === 'model.final' && payload(x, 'model.final').jobId === c.jobId);
-    const lastModel = [...rounds].reverse().find((r) => r.globalModelHash)?.globalModelHash ?? null;
+    const lastModel = [...rounds, ...plain].reverse().find((r) => r.globalModelHash)?.globalModelHash ?? null;
     uses.push({
       jobId: c.jobId,
       modelHash: final ? payload(final, 'model.final').modelHash : lastModel,
       epsilon,
-      delta: rounds.length ? rounds[rounds.length - 1].delta : null,
-      rounds: rounds.length,
+      private: plain.length === 0,
+      delta: plain.length ? null : (released.at(-1)?.delta ?? rounds.at(-1)?.delta ?? null),
+      rounds: new Set([...rounds, ...plain].map((r) => r.round)).size,
       consentSeq: e.seq,
       sidecarVerified: verified,
     });

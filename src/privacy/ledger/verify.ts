@@ -63,6 +63,8 @@ export interface VerifyOptions {
   name?: string;
   /** If given, the ledger's owner (seq-0 author) must be one of these key ids. */
   trustedOwnerKeys?: string[];
+  /** If given, the coordinator a job ledger's manifest entry names (the key that writes the ledger) must be one of these. */
+  trustedCoordinatorKeys?: string[];
 }
 
 export interface VerifyResult {
@@ -95,6 +97,8 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'partner.acceptance',
   'partner.refusal',
   'partner.round',
+  'partner.participation',
+  'partner.witness',
   'partner.release',
   'key.ceremony',
   'evaluation',
@@ -268,7 +272,10 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
 
   const ring = buildKeyRing(entries[0]?.seq === 0 ? entries[0] : undefined, add);
   if (opts.trustedOwnerKeys && ring.ownerKeyId && !opts.trustedOwnerKeys.includes(ring.ownerKeyId)) {
-    add({ code: 'UNTRUSTED_OWNER', seq: 0, severity: 'error', message: `ledger owner ${ring.ownerKeyId} is not among the trusted owner keys` });
+    add({ code: 'UNTRUSTED_OWNER', seq: 0, severity: 'error', message: `ledger owner ${ring.ownerKeyId} is not among the trusted owner keys (${opts.trustedOwnerKeys.join(', ')})` });
+  }
+  if (opts.trustedCoordinatorKeys && ring.kind === 'job' && (!ring.coordinatorKeyId || !opts.trustedCoordinatorKeys.includes(ring.coordinatorKeyId))) {
+    add({ code: 'UNTRUSTED_COORDINATOR', seq: 0, severity: 'error', message: `the job ledger names coordinator ${ring.coordinatorKeyId ?? '(none)'}, which is not among the trusted coordinator keys (${opts.trustedCoordinatorKeys.join(', ')})` });
   }
   const allowed = ring.kind === 'local' ? LOCAL_TYPES : ring.kind === 'job' ? JOB_TYPES : null;
   const validPayloadSeqs = new Set<number>();
@@ -346,7 +353,8 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
 function checkHead(head: HeadPointer | null, entries: LedgerEntry[], ring: KeyRing, add: (f: Omit<LedgerFinding, 'ledger'>) => void): void {
   const last = entries.length ? entries[entries.length - 1] : null;
   if (!head) {
-    add({ code: 'HEAD_MISSING', severity: 'warning', message: 'no head pointer file: truncation at a line boundary cannot be ruled out from this file alone' });
+    // An error, not a warning: the head pointer is what shows that whole entries were cut off the end.
+    add({ code: 'HEAD_MISSING', severity: 'error', message: 'no head pointer file (<ledger>.head): entries cut off the end of the ledger could not be detected, so the ledger cannot be vouched for' });
     return;
   }
   const key = ring.keys.get(head.author);

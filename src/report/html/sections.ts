@@ -1,4 +1,6 @@
-import { describeModelSpec, escapeHtml, finalEpsilon, fmt, fmtDelta, fmtEpsilon, fmtInt, fmtPct } from '../format.ts';
+import { describeModelSpec, escapeHtml, finalEpsilon, fmt, fmtDelta, fmtEpsilon, fmtInt, fmtPct, NOT_DP } from '../format.ts';
+
+const capitalized = (s: string) => s[0].toUpperCase() + s.slice(1);
 import type { ReportInput } from '../schema.ts';
 import { pill, table } from './components.ts';
 
@@ -52,9 +54,11 @@ export function badgeList(d: Derived): string[] {
       : '<span class="badge bad">Updates NOT encrypted (plain-insecure)</span>',
   );
   badges.push(
-    overBudget.length
-      ? `<span class="badge bad">ε budget exceeded by ${overBudget.length} partner(s)</span>`
-      : '<span class="badge ok">All partners within ε budget</span>',
+    !input.differentiallyPrivate
+      ? `<span class="badge bad">${escapeHtml(capitalized(NOT_DP))}</span>`
+      : overBudget.length
+        ? `<span class="badge bad">ε budget exceeded by ${overBudget.length} partner(s)</span>`
+        : '<span class="badge ok">All partners within ε budget</span>',
   );
   badges.push(
     flaggedGroups.length
@@ -71,7 +75,7 @@ export function kpiStrip(d: Derived): string {
     ['Final AUC', 'final-auc', fmt(ev.auc, 4), `n = ${fmtInt(ev.n)} hold-out rows`],
     ['Log loss', 'final-logloss', fmt(ev.logLoss, 4), `Brier <span id="final-brier">${escapeHtml(fmt(ev.brier, 4))}</span>`],
     ['Top-decile lift', 'top-decile-lift', top ? fmt(top.cumulativeLift, 2) : 'n/a', `captures ${escapeHtml(top ? fmtPct(top.gain) : 'n/a')} of positives`],
-    ['Max ε spent', 'max-epsilon', fmtEpsilon(maxEps), 'rounded up, any partner'],
+    input.differentiallyPrivate ? ['Max ε spent', 'max-epsilon', fmtEpsilon(maxEps), 'rounded up, any partner'] : ['Max ε spent', 'max-epsilon', fmtEpsilon(Infinity), 'not differentially private'],
     ['Rows used', 'total-rows', fmtInt(totalUsed), `${input.partners.length} partners`],
   ]
     .map(

@@ -48,10 +48,12 @@ describe('entry schemas', () => {
         'model.final',
         'model.scoring',
         'partner.acceptance',
+        'partner.participation',
         'partner.refusal',
         'partner.release',
         'partner.round',
         'partner.withdraw',
+        'partner.witness',
         'round',
       ].sort(),
     );

@@ -109,8 +109,8 @@ describe('subjectStatement', () => {
     expect(both.problems).toEqual([]);
     expect(both.consentWithdrawn).toBeNull();
     expect(both.uses.map((u) => ({ ...u, consentSeq: undefined }))).toEqual([
-      { jobId: 'job-A', modelHash: h('model-A'), epsilon: 0.8, delta: 1e-5, rounds: 3, consentSeq: undefined, sidecarVerified: true },
-      { jobId: 'job-B', modelHash: null, epsilon: 1.2, delta: 1e-5, rounds: 1, consentSeq: undefined, sidecarVerified: true },
+      { jobId: 'job-A', modelHash: h('model-A'), epsilon: 0.8, private: true, delta: 1e-5, rounds: 3, consentSeq: undefined, sidecarVerified: true },
+      { jobId: 'job-B', modelHash: null, epsilon: 1.2, private: true, delta: 1e-5, rounds: 1, consentSeq: undefined, sidecarVerified: true },
     ]);
     expect(subjectStatement(local.file, local.sidecars, 'C-000001', SALT).uses.map((u) => u.jobId)).toEqual(['job-A']);
     expect(subjectStatement(local.file, local.sidecars, 'C-099999', SALT).uses).toEqual([]);
@@ -141,5 +141,23 @@ describe('subjectStatement', () => {
   it('uses the recomputed ε when it is higher than what was recorded', () => {
     const s = subjectStatement(local.file, local.sidecars, 'C-000001', SALT, { epsilonOf: (events) => 0.5 * events.length });
     expect(s.uses[0].epsilon).toBe(1.5);
+  });
+});
+
+describe('subjectStatement for a job without differential privacy', () => {
+  it('says the record took part in unbounded releases (ε = ∞, never 0), counting its rounds', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fedmark-subject-nodp-'));
+    const sidecars = path.join(dir, 'sidecars');
+    const file = path.join(dir, 'bank.jsonl');
+    const w = LedgerWriter.open(file, partner, { sync: false });
+    w.append('ledger.genesis', { ledgerId: 'bank-node', role: 'partner', owner: { name: 'bank', keyId: partner.keyId, signPublicKey: toBase64(partner.signPublicKey) } });
+    const sc = writeIdSidecar(sidecars, 'job-plain', ids('C', 100), SALT);
+    w.append('partner.acceptance', { jobId: 'job-plain', partner: partner.keyId, manifestHash: h('m'), policy: { maxEpsilon: 3, maxDelta: 1e-5 } });
+    w.append('consent.usage', { jobId: 'job-plain', partner: partner.keyId, rowsUsed: 100, rowsExcludedNoConsent: 0, sidecar: sc });
+    for (const round of [1, 2]) w.append('partner.participation', { jobId: 'job-plain', partner: partner.keyId, round, ciphertextHashes: [h(`ct-${round}`)], globalModelHash: h(`model-${round}`) });
+    w.close();
+    const [use] = subjectStatement(file, sidecars, 'C-000003', SALT).uses;
+    expect(use).toMatchObject({ jobId: 'job-plain', private: false, epsilon: Number.POSITIVE_INFINITY, delta: null, rounds: 2, modelHash: h('model-2') });
+    expect(JSON.parse(JSON.stringify(use)).epsilon).toBeNull();
   });
 });

@@ -18,7 +18,7 @@ export function analyzeJob(
 ): JobAnalysis {
   const list = typed(entries, valid);
   const manifest = ofType(list, 'job.manifest').find((m) => m.seq === 0);
-  const out: JobAnalysis = { jobId: ring.jobId ?? null, manifestSeq0: manifest?.entry ?? null, partners: new Map(), roundsBySeq: [] };
+  const out: JobAnalysis = { jobId: ring.jobId ?? null, isPrivate: manifest?.payload.dp != null, manifestSeq0: manifest?.entry ?? null, partners: new Map(), roundsBySeq: [] };
   if (!manifest) return out;
   for (const p of manifest.payload.partners) {
     out.partners.set(p.keyId, {
@@ -28,6 +28,7 @@ export function analyzeJob(
       budgetRefusedRounds: new Set(),
       events: [],
       rounds: new Map(),
+      submittedRounds: new Set(),
       releaseRecords: new Map(),
       epsilonRecorded: 0,
       epsilonRecomputed: epsilonOf ? 0 : null,

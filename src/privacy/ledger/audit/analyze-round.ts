@@ -21,6 +21,7 @@ export function analyzeRound(w: JobWalk, seq: number, payload: PayloadOf<'round'
     if (!w.out.partners.has(k)) w.err(seq, 'UNKNOWN_PARTNER', `round ${r.round} names ${k}, who is not a partner`);
   }
   for (const k of r.submitted) if (!selected.has(k)) w.err(seq, 'SUBMITTED_NOT_SELECTED', `round ${r.round}: ${k} submitted without being selected`);
+  for (const k of r.submitted) w.out.partners.get(k)?.submittedRounds.add(r.round);
   for (const k of r.dropped) {
     if (!selected.has(k)) w.err(seq, 'ROUND_SETS_INCONSISTENT', `round ${r.round}: ${k} dropped without being selected`);
     if (submitted.has(k)) w.err(seq, 'ROUND_SETS_INCONSISTENT', `round ${r.round}: ${k} both submitted and dropped`);

@@ -6,10 +6,14 @@ export function ceilTo(x: number, digits: number): string {
   const f = 10 ** digits;
   return (Math.ceil(x * f - 1e-9) / f).toFixed(digits);
 }
-function floorTo(x: number, digits: number): string {
+/** A limit or budget left, rounded *down*. */
+export function floorTo(x: number, digits: number): string {
   const f = 10 ** digits;
   return (Math.floor(x * f + 1e-9) / f).toFixed(digits);
 }
+
+/** How a job without differential privacy is named wherever ε is shown: never as ε = 0. */
+export const NOT_DP = 'not differentially private (ε = ∞)';
 
 /** Plain-text table + findings for the CLI. */
 export function formatAuditSummary(result: AuditResult): string {
@@ -18,6 +22,9 @@ export function formatAuditSummary(result: AuditResult): string {
   const lines: string[] = [];
   lines.push(`fedmark audit — job ${result.jobId ?? '(unknown)'}: ${result.ok ? 'OK' : 'FAILED'} (${errors} error(s), ${warnings} warning(s))`);
   for (const l of result.ledgers) lines.push(`  ledger ${path.basename(l.name)}: ${l.entries} entries, ${l.ok ? 'intact' : 'problems found'}`);
+  if (result.partners.some((p) => !p.private)) {
+    lines.push(`  privacy: ${NOT_DP}: nothing bounds what its rounds reveal about a partner's customers`);
+  }
   lines.push('');
   const header = ['partner', 'key', 'status', 'rounds', 'rows used', 'no consent', 'ε (≤)', 'δ', 'ε limit', 'budget left', 'local ledger'];
   const rows = result.partners.map((p) => [
@@ -27,9 +34,9 @@ export function formatAuditSummary(result: AuditResult): string {
     String(p.rounds),
     p.rowsUsed === null ? '—' : String(p.rowsUsed),
     p.rowsWithoutConsent === null ? '—' : String(p.rowsWithoutConsent),
-    ceilTo(p.epsilon, 4),
-    p.delta === null ? '—' : p.delta.toExponential(1),
-    p.epsilonLimit === null ? '—' : String(p.epsilonLimit),
+    p.private ? ceilTo(p.epsilon, 4) : '∞ (not DP)',
+    p.delta === null || !p.private ? '—' : p.delta.toExponential(1),
+    p.epsilonLimit === null ? '—' : floorTo(p.epsilonLimit, 4),
     p.budgetLeft === null ? '—' : floorTo(p.budgetLeft, 4),
     p.localLedgerChecked ? 'cross-checked' : '—',
   ]);

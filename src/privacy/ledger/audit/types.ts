@@ -25,6 +25,8 @@ export interface AuditOptions {
   allowRunning?: boolean;
   /** If given, the job owner's key id must be one of these. */
   trustedOwnerKeys?: string[];
+  /** If given, the coordinator the job ledger names (and whose key writes it) must be one of these. */
+  trustedCoordinatorKeys?: string[];
   /** Relative tolerance when comparing recorded and recomputed ε (float noise only). Default 1e-9. */
   epsilonTolerance?: number;
 }
@@ -35,11 +37,16 @@ export interface PartnerSummary {
   partner: string;
   name: string;
   status: PartnerStatus;
-  /** Rounds in which the partner charged its accountant. */
+  /** Rounds in which the partner charged its accountant or (a job without DP) submitted. */
   rounds: number;
+  /**
+   * False for a job without differential privacy: nothing bounds what its rounds reveal, so its
+   * `epsilon` is +∞ (JSON: null) — never 0.
+   */
+  private: boolean;
   rowsUsed: number | null;
   rowsWithoutConsent: number | null;
-  /** max(recorded, recomputed): never reported lower than either. */
+  /** max(recorded, recomputed): never reported lower than either; +∞ for a job without DP. */
   epsilon: number;
   epsilonRecorded: number;
   epsilonRecomputed: number | null;
@@ -105,6 +112,8 @@ export interface PartnerState {
   budgetRefusedRounds: Set<number>;
   events: DpEvent[];
   rounds: Map<number, { seq: number; rec: PayloadOf<'round'>['partners'][number]; round: PayloadOf<'round'> }>;
+  /** Rounds whose `submitted` list names the partner (with or without a DP record). */
+  submittedRounds: Set<number>;
   /** Every attempt's releases the coordinator recorded for this partner (rounds, evaluations, failed attempts), by "round.attempt". */
   releaseRecords: Map<string, { seq: number; round: number; record: AttemptReleases }>;
   /** ε recomputed from the partner's own ledger when it was cross-checked (the summary never reports less). */
@@ -119,6 +128,8 @@ export interface PartnerState {
 
 export interface JobAnalysis {
   jobId: string | null;
+  /** Whether the manifest entry declares differential privacy (`dp` not null). */
+  isPrivate: boolean;
   manifestSeq0: LedgerEntry | null;
   partners: Map<string, PartnerState>;
   roundsBySeq: { seq: number; payload: PayloadOf<'round'> }[];
