@@ -93,8 +93,20 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   const scheme = await openSecureSum(manifest.encryption);
   if (scheme.scheme !== 'ckks') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
   const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal });
-  const runtime = new PartnerRuntime({ manifest, workload: workloads.resolve(manifest), keyId: myKeyId, train: o.train, test: o.test, scheme, secretKey, budget: o.budget });
-  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, runtime, uploads: new UploadLog(o.stateDir, o.jobId), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
+  const runtime = new PartnerRuntime({
+    manifest,
+    workload: workloads.resolve(manifest),
+    keyId: myKeyId,
+    train: o.train,
+    test: o.test,
+    scheme,
+    secretKey,
+    budget: o.budget,
+    releases: new UploadLog(o.stateDir, o.jobId),
+    // The node's own record of every release, in its signed ledger before the bytes leave.
+    onRelease: (r) => ledger.release(o.jobId, r.round, r.kind, r.released),
+  });
+  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, runtime, warned: new Set(), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
   let status: JobStatus;
   try {
     for (;;) {
@@ -106,9 +118,11 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
         log.warn('this node has withdrawn from the job: stopping');
         break;
       }
+      // The status is an unsigned hint: it may say when to act, never what this node already
+      // released — that comes from the node's own release store (the runtime re-sends or withholds).
       const selected = status.selected.includes(myKeyId);
-      const done = status.submitted.includes(myKeyId);
-      if (status.roundState === 'open' && selected && !done && runtime.tracker.readyFor(status.round)) await runRound(ctx, status.round, status.attempt);
+      const acknowledged = status.submitted.includes(myKeyId);
+      if (status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round)) await runRound(ctx, status.round, status.attempt);
       await sleep(pollMs);
     }
   } finally {

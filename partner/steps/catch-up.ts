@@ -14,15 +14,12 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     if (!closed.has(round)) break;
     const blobs: Record<string, Uint8Array> = {};
     for (const part of runtime.stateParts(round)) blobs[part] = await client.aggregate(o.jobId, round, part);
+    const mine = runtime.releasedIn(round);
     const hash = runtime.applyAggregate(round, blobs);
     await client.reportModelHash(o.jobId, round, hash).catch((err: unknown) => {
       if (!hasCode(err, 'JOB_CLOSED', 'HASH_CHANGED')) throw err;
     });
-    const mine = ctx.uploads.submitted(round);
-    if (mine) {
-      ctx.ledger.round(o.jobId, round, { releases: mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: await client.ledgerHead(o.jobId) });
-      ctx.uploads.forget(round);
-    }
+    if (mine) ctx.ledger.round(o.jobId, round, { releases: mine, rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: await client.ledgerHead(o.jobId) });
     o.onRound?.({ round, modelHash: hash });
   }
 }

@@ -125,6 +125,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
     for (const keyId of selected) {
       const i = indexOf.get(keyId)!;
       const res = await runtimes[i].buildSubmission(round, attempt);
+      if (res.status === 'withheld') throw new FedmarkError('SIM_WITHHELD', `${opts.partners[i].name} withheld round ${round} attempt ${attempt}: ${res.reason}`);
       if (res.status === 'refused') {
         declined.push({ name: opts.partners[i].name, reason: res.reason });
         send({ type: 'declined', keyId, round, attempt });

@@ -8,6 +8,8 @@ import { decodeUpdate } from '../../src/federation/update-codec.ts';
 import type { LocalContext, Workload } from '../../src/federation/workload.ts';
 import type { LabelledDpEvent } from '../../src/privacy/dp-event.ts';
 import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
+import { MemoryReleaseStore } from '../../src/federation/release-store.ts';
+import { MAX_ATTEMPTS } from '../../src/federation/round-machine.ts';
 import type { BudgetGuard } from '../../src/privacy/budget/guard.ts';
 import { sha256Hex } from '../../src/util/hash.ts';
 
@@ -87,17 +89,67 @@ describe('partner runtime', () => {
     expect(log).toEqual(['authorize r1 a0']);
   });
 
-  it('a retried attempt is a new release; the same attempt again is not charged twice', async () => {
+  it('a retried attempt is a new release; the same attempt asked for again gets the same bytes, never a fresh draw', async () => {
     out = { rows: Float64Array.from([1, 1]) };
     ran = undefined;
     const guard = new MemoryBudgetGuard(10);
     const rt = make(guard);
-    await rt.buildSubmission(1, 0);
+    log.length = 0;
+    const first = await rt.buildSubmission(1, 0);
     const once = guard.spent('rt-job', 1e-5);
-    await rt.buildSubmission(1, 0);
+    const again = await rt.buildSubmission(1, 0);
     expect(guard.spent('rt-job', 1e-5)).toBe(once);
-    await rt.buildSubmission(1, 1);
+    expect(first.status === 'submitted' && again.status === 'submitted' && again.resent && Buffer.from(again.body).equals(Buffer.from(first.body))).toBe(true);
+    expect(log.filter((l) => l.startsWith('local'))).toHaveLength(1);
+    const retry = await rt.buildSubmission(1, 1);
+    expect(retry.status === 'submitted' && !retry.resent).toBe(true);
     expect(guard.spent('rt-job', 1e-5)).toBeGreaterThan(once);
+  });
+
+  it('withholds an attempt begun before but never kept, attempts beyond MAX_ATTEMPTS, and attempts that go backwards', async () => {
+    out = { rows: Float64Array.from([1, 1]) };
+    ran = undefined;
+    // A crash after the charge, before the envelope was kept: the store knows the attempt was begun.
+    const store = new MemoryReleaseStore();
+    const crashing = new PartnerRuntime({ manifest, workload, keyId: 'k', train: rows(5), test: rows(2), scheme, secretKey: null, budget: new MemoryBudgetGuard(10), releases: store, onRelease: () => {
+      throw new Error('killed');
+    } });
+    await expect(crashing.buildSubmission(1, 0)).rejects.toThrow('killed');
+    const restarted = new PartnerRuntime({ manifest, workload, keyId: 'k', train: rows(5), test: rows(2), scheme, secretKey: null, budget: new MemoryBudgetGuard(10), releases: store });
+    log.length = 0;
+    const again = await restarted.buildSubmission(1, 0);
+    expect(again).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/begun before .* not computed a second time/) });
+    expect(log).toEqual([]);
+    expect(await restarted.buildSubmission(1, MAX_ATTEMPTS)).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/beyond the 3 attempts/) });
+    expect((await restarted.buildSubmission(1, 2)).status).toBe('submitted');
+    expect(await restarted.buildSubmission(1, 1)).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/comes before round 1 attempt 2/) });
+  });
+
+  it('makes a job release once, with the first upload that carries it, and hands it to every later round', async () => {
+    const weight: LabelledDpEvent = { label: 'weight', samplingRate: 1, noiseMultiplier: 50, steps: 1, sensitivity: 1 };
+    const seen: number[] = [];
+    let made = 0;
+    const w: Workload<number, number> = {
+      ...workload,
+      jobReleases: () => [weight],
+      releaseOnce: () => (made++, { weight: Float64Array.from([100 + made]) }),
+      plan: (m, round) => ({ ...workload.plan(m, round), uses: round < 3 ? ['weight'] : [] }),
+      local: async (ctx) => {
+        seen.push(ctx.released.weight?.[0] ?? NaN);
+        return { parts: { rows: Float64Array.from([1, 1]) } };
+      },
+    };
+    const guard = new MemoryBudgetGuard(10);
+    const rt = new PartnerRuntime({ manifest, workload: w, keyId: 'k', train: rows(5), test: rows(2), scheme, secretKey: null, budget: guard });
+    const r1 = await rt.buildSubmission(1, 0);
+    expect(r1.status === 'submitted' && r1.meta.dp!.releases.map((r) => r.label)).toEqual(['weight', 'count']);
+    const c = scheme.cipher(null);
+    rt.applyAggregate(1, { rows: c.encrypt(Float64Array.from([1, 0])) });
+    const r2 = await rt.buildSubmission(2, 0);
+    expect(r2.status === 'submitted' && r2.meta.dp!.releases.map((r) => r.label)).toEqual(['count']);
+    expect(made).toBe(1);
+    expect(seen).toEqual([101, 101]);
+    expect(rt.releasedIn(1)?.releases.map((r) => r.label)).toEqual(['weight', 'count']);
   });
 
   it('follows the state from published sums and refuses to build for a round it is not at', async () => {
