@@ -23,7 +23,7 @@ describe("the partner's persisted release store", () => {
     a.begin(1, 0);
     a.begin(1, 1);
     const body = Uint8Array.from([1, 2, 3, 250]);
-    const weight = Float64Array.from([0.12345678901234567, -3]);
+    const weight = Float64Array.from([0.1 + 0.2, -3]);
     a.built(1, 1, body, released, { weight });
     const b = new UploadLog(dir, 'job-1');
     expect(b.begun(1, 0) && b.begun(1, 1) && !b.begun(2, 0)).toBe(true);
