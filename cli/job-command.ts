@@ -13,6 +13,8 @@ import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
+import { formatReleaseCosts, releaseCosts } from '../src/federation/release-cost.ts';
+import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
 export function registerJobCommand(program: Command): void {
@@ -75,6 +77,9 @@ export function registerJobCommand(program: Command): void {
         process.stdout.write(`${join(out, 'manifest.json')}\n`);
         return;
       }
+      // What every partner will release, and what it costs, before anything starts.
+      const cost = releaseCosts(builtinWorkloads.resolve(manifest), manifest);
+      process.stderr.write(cost ? `${formatReleaseCosts(cost)}\n` : `job ${manifest.jobId} is not differentially private (ε = ∞)\n`);
       await initBackend({ log: (m) => process.stderr.write(`[fedmark] ${m}\n`) });
       const bar = new cliProgress.SingleBar({ format: 'rounds [{bar}] {value}/{total} | global AUC {auc}', stream: process.stderr }, cliProgress.Presets.shades_classic);
       bar.start(manifest.rounds + 1, 0, { auc: '—' });

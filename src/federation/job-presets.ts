@@ -39,14 +39,22 @@ export interface JobPresetOptions {
   encryption?: EncryptionSpec;
   seed?: number;
   strategy?: JobManifest['strategy'];
+  /** Score histograms of every round, not only of the final model (default: only without DP — with DP each costs budget). */
+  evaluateEveryRound?: boolean;
 }
+
+/** Score-histogram bins of a DP job's evaluation (1,000 without DP). */
+export const DP_EVALUATION_BINS = 50;
 
 /**
  * Sensible defaults for a marketing model job: logistic regression, FedAvg, one local epoch per
  * round, DP-SGD calibrated to ε = 3 at δ = 1e-5, CKKS aggregation.
  */
 export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'> {
-  const dp = o.epsilon === null ? null : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const };
+  const dp =
+    o.epsilon === null
+      ? null
+      : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const, split: { weight: 0.02, evaluation: 0.1 } };
   return {
     jobId: o.jobId,
     purpose: o.purpose ?? 'propensity-model',
@@ -69,7 +77,8 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
       : { epochs: 1, batchSize: 64, learningRate: 0.1, optimizer: 'sgd', l2: 0 },
     dp,
     encryption: o.encryption ?? DEFAULT_HE_PARAMS,
-    evaluation: { bins: 1000, segments: sensitiveGroups(o.schema) },
+    // DP noise is added to every bin, so a DP job's histograms are coarser: fewer cells of noise per count.
+    evaluation: { bins: dp ? DP_EVALUATION_BINS : 1000, segments: sensitiveGroups(o.schema), ...(o.evaluateEveryRound === undefined ? {} : { everyRound: o.evaluateEveryRound }) },
     seed: o.seed ?? 42,
   };
 }

@@ -25,8 +25,10 @@ export interface PartSpec {
   name: string;
   /** Number of values; from the manifest alone. */
   length: number;
-  /** Reals (model deltas, noisy statistics) or non-negative counts (histograms): encoders choose their representation by it. */
+  /** Reals (model deltas, noisy statistics) or non-negative counts (histograms): encoders choose their representation by it, and decrypted sums are rounded by it (counts to integers, reals to the release grid). */
   domain: 'real' | 'count';
+  /** In a `count` part, [start, end) ranges of slots that hold reals (e.g. Σ log loss next to the histograms). */
+  realSlots?: readonly (readonly [number, number])[];
   /** Largest |value| one partner contributes per slot, when the manifest bounds it (null: not bounded, e.g. row-weighted). */
   bound: number | null;
   /** `state`: key holders need it to apply the round; `report`: only read by the owner (e.g. evaluation histograms). */
