@@ -14,6 +14,7 @@ import { initBackend } from '../src/model/backend.ts';
 import type { BudgetGuard } from '../src/privacy/budget/guard.ts';
 import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { PartnerLedger, type ConsentCounts } from './ledger.ts';
+import { signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
 import { UploadLog } from './upload-log.ts';
 import { catchUp } from './steps/catch-up.ts';
 import { sleep, type PartnerContext } from './steps/context.ts';
@@ -97,6 +98,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
     manifest,
     workload: workloads.resolve(manifest),
     keyId: myKeyId,
+    signer: signerFromSecretKey(o.identity.signSecretKey),
     train: o.train,
     test: o.test,
     scheme,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { FedmarkError } from '../src/errors.ts';
 import type { ReleaseStore } from '../src/federation/release-store.ts';
+import { submissionRecordSchema, type SubmissionRecord } from '../src/federation/submission-record.ts';
 import { attemptReleasesSchema, type AttemptReleases } from '../src/privacy/ledger/entries.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
@@ -22,6 +23,9 @@ const indexSchema = z
     released: z.record(z.string(), attemptReleasesSchema.nullable()),
     /** Values released once per job (SGD: the noisy row count), by label. */
     jobValues: z.record(z.string(), z.array(z.number())),
+    /** This node's signed record of each upload it built, and the uploads the coordinator acknowledged. */
+    records: z.record(z.string(), submissionRecordSchema),
+    sent: z.array(z.string().regex(/^\d+\.\d+$/)),
   })
   .strict();
 type Index = z.infer<typeof indexSchema>;
@@ -45,7 +49,7 @@ export class UploadLog implements ReleaseStore {
     private readonly jobId: string,
   ) {
     this.indexPath = join(stateDir, `${jobId}.releases.json`);
-    this.index = existsSync(this.indexPath) ? this.read() : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {} };
+    this.index = existsSync(this.indexPath) ? this.read() : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {}, records: {}, sent: [] };
   }
 
   private read(): Index {
@@ -99,15 +103,36 @@ export class UploadLog implements ReleaseStore {
     this.save();
   }
 
-  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>): void {
+  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>, record: SubmissionRecord): void {
     const t = tag(round, attempt);
     // The envelope first, then the index that names it: a crash in between leaves an unlisted file
     // (the attempt is then withheld, never recomputed).
     writeFileAtomic(this.envelopePath(t), body);
     const values = { ...this.index.jobValues };
     for (const [label, v] of Object.entries(jobValues)) values[label] = Array.from(v);
-    this.index = { ...this.index, envelopes: [...this.index.envelopes.filter((x) => x !== t), t], released: { ...this.index.released, [t]: released }, jobValues: values };
+    this.index = {
+      ...this.index,
+      envelopes: [...this.index.envelopes.filter((x) => x !== t), t],
+      released: { ...this.index.released, [t]: released },
+      jobValues: values,
+      records: { ...this.index.records, [t]: record },
+    };
     this.save();
+  }
+
+  record(round: number, attempt: number): SubmissionRecord | null {
+    return this.index.records[tag(round, attempt)] ?? null;
+  }
+
+  markSent(round: number, attempt: number): void {
+    const t = tag(round, attempt);
+    if (this.index.sent.includes(t)) return;
+    this.index = { ...this.index, sent: [...this.index.sent, t] };
+    this.save();
+  }
+
+  wasSent(round: number, attempt: number): boolean {
+    return this.index.sent.includes(tag(round, attempt));
   }
 
   jobValues(): Record<string, Float64Array> {

@@ -6,6 +6,8 @@ import type { PartnerContext } from './context.ts';
  * Step 3 (every poll): apply every published round that changes the state and that this node has
  * not applied yet — after a restart that replays the job — report the resulting state hash, and
  * record each round this node took part in in its own ledger, witnessing the coordinator's head.
+ * A round's sums are decrypted only if the partner-signed records published with them back what
+ * they claim to hold (and list this node's own upload when it made one to that attempt).
  */
 export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<void> {
   const { client, runtime, o } = ctx;
@@ -14,8 +16,9 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     if (!closed.has(round)) break;
     const blobs: Record<string, Uint8Array> = {};
     for (const part of runtime.stateParts(round)) blobs[part] = await client.aggregate(o.jobId, round, part);
-    const mine = runtime.releasedIn(round);
-    const hash = runtime.applyAggregate(round, blobs);
+    const contents = await client.contents(o.jobId, round);
+    const hash = runtime.applyAggregate(round, blobs, contents);
+    const mine = runtime.tookPart(round, contents) ? runtime.released(round, contents.attempt) : null;
     await client.reportModelHash(o.jobId, round, hash).catch((err: unknown) => {
       if (!hasCode(err, 'JOB_CLOSED', 'HASH_CHANGED')) throw err;
     });

@@ -30,6 +30,8 @@ export async function runRound(ctx: PartnerContext, round: number, attempt: numb
   const { body } = result;
   try {
     const res = await client.submit(o.jobId, round, body);
+    // Acknowledged: from now on this attempt's published sums must list this node's record.
+    runtime.acknowledged(round, attempt);
     log.info({ round, attempt, bytes: body.length, duplicate: res.duplicate, resent: result.resent }, result.resent ? 'update re-sent (the bytes built for this attempt: no new release)' : 'update submitted');
   } catch (err) {
     if (hasCode(err, 'ROUND_CLOSED', 'ROUND_DEADLINE', 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED')) log.warn({ round, err: (err as Error).message }, 'submission not taken (round or job closed meanwhile)');

@@ -10,6 +10,8 @@ import { attemptReleases } from './release-records.ts';
 import { MemoryReleaseStore, type ReleaseStore } from './release-store.ts';
 import type { AttemptReleases } from '../privacy/ledger/entries.ts';
 import { sha256Hex } from '../util/hash.ts';
+import type { LedgerSigner } from '../privacy/ledger/signing.ts';
+import { recordHash, signSubmissionRecord, type RoundContents, type SubmissionRecord } from './submission-record.ts';
 import type { PrivacyPlan, Workload } from './workload.ts';
 
 export interface PartnerOptions<S = unknown> {
@@ -22,6 +24,8 @@ export interface PartnerOptions<S = unknown> {
   secretKey: Uint8Array | null;
   /** Required for a job with differential privacy: where the partner's releases are authorized and charged. */
   budget?: BudgetGuard;
+  /** Signs this partner's submission records (its identity's key; key id = `keyId`). */
+  signer: LedgerSigner;
   /** What this partner built and released (default: in memory). The partner node persists it. */
   releases?: ReleaseStore;
   /** Called with what an attempt releases after it is charged and before its envelope is kept or sent (the node's ledger record). */
@@ -52,6 +56,7 @@ export class PartnerRuntime<S = unknown> {
   private readonly store: ReleaseStore;
 
   constructor(private readonly opts: PartnerOptions<S>) {
+    if (opts.signer.keyId !== opts.keyId) throw new FedmarkError('RECORD_SIGNER', `partner ${opts.keyId} was given the signing key of ${opts.signer.keyId}`);
     this.store = opts.releases ?? new MemoryReleaseStore();
     this.manifest = opts.manifest;
     this.keyId = opts.keyId;
@@ -137,6 +142,8 @@ export class PartnerRuntime<S = unknown> {
       }
       return { name: spec.name, length: spec.length, bytes: this.tracker.encrypt(values) };
     });
+    const hashes = parts.map((p) => ({ name: p.name, sha256: sha256Hex(p.bytes) }));
+    const record = signSubmissionRecord({ jobId, round, attempt, kind: plan.kind, partner: this.keyId, baseModelHash: this.tracker.hash, parts: hashes }, this.opts.signer);
     const meta: Omit<UpdateMeta, 'parts'> = {
       jobId,
       round,
@@ -146,11 +153,12 @@ export class PartnerRuntime<S = unknown> {
       paramsId: this.opts.scheme.paramsId,
       baseModelHash: this.tracker.hash,
       dp,
+      record,
     };
     const body = encodeUpdate(meta, parts);
-    const released = dp ? attemptReleases(this.keyId, attempt, dp, parts.map((p) => sha256Hex(p.bytes))) : null;
+    const released = dp ? attemptReleases(this.keyId, attempt, dp, hashes.map((h) => h.sha256)) : null;
     if (released) this.opts.onRelease?.({ round, kind: plan.kind, released });
-    this.store.built(round, attempt, body, released, fresh);
+    this.store.built(round, attempt, body, released, fresh, record);
     return { status: 'submitted', resent: false, body, meta, plain: keepPlain ? local.parts : undefined };
   }
 
@@ -164,20 +172,37 @@ export class PartnerRuntime<S = unknown> {
     return null;
   }
 
-  /** What this partner released in the latest attempt of `round` it built, from its own store (null: none, or no DP). */
-  releasedIn(round: number): AttemptReleases | null {
-    for (let a = MAX_ATTEMPTS - 1; a >= 0; a--) {
-      const r = this.store.released(round, a);
-      if (r) return r;
-    }
-    return null;
+  /** What this partner released in (round, attempt), from its own store (null: nothing built, or no DP). */
+  released(round: number, attempt: number): AttemptReleases | null {
+    return this.store.released(round, attempt);
   }
 
-  /** Decrypts a round's published sums (the parts the state needs) and applies the server step; returns the new state hash. */
-  applyAggregate(round: number, blobs: Readonly<Record<string, Uint8Array>>): string {
-    this.tracker.apply(round, this.tracker.open(round, blobs, 'state'));
+  /** The coordinator acknowledged the upload of (round, attempt): from now on that attempt's published sums must list this partner's record. */
+  acknowledged(round: number, attempt: number): void {
+    if (!this.store.wasSent(round, attempt)) this.store.markSent(round, attempt);
+  }
+
+  /**
+   * Checks a round's published sums against their signed records (which must include this
+   * partner's whenever the coordinator acknowledged its upload to that attempt), decrypts the parts
+   * the state needs and applies the server step; returns the new state hash.
+   */
+  applyAggregate(round: number, blobs: Readonly<Record<string, Uint8Array>>, contents: RoundContents): string {
+    const own = this.store.wasSent(round, contents.attempt) ? this.store.record(round, contents.attempt) : null;
+    this.tracker.apply(round, this.tracker.open(round, blobs, contents, own, 'state'));
     this.store.applied(round);
     return this.tracker.hash;
+  }
+
+  /** This partner's signed record of its upload of (round, attempt), if it built one. */
+  ownRecord(round: number, attempt: number): SubmissionRecord | null {
+    return this.store.record(round, attempt);
+  }
+
+  /** Whether this partner's own upload is among a round's published contents (what its ledger's round record says it took part in). */
+  tookPart(round: number, contents: RoundContents): boolean {
+    const own = this.store.record(round, contents.attempt);
+    return own !== null && contents.records.some((r) => recordHash(r) === recordHash(own));
   }
 
   /** The parts of `round` that applying it needs (what a node downloads to catch up). */

@@ -1,4 +1,5 @@
 import type { AttemptReleases } from '../privacy/ledger/entries.ts';
+import type { SubmissionRecord } from './submission-record.ts';
 
 /**
  * What a partner keeps so that one charge buys one release (docs/PRIVACY.md): the envelope of every
@@ -24,7 +25,12 @@ export interface ReleaseStore {
    * Keeps the envelope of (round, attempt), what it released, and the job releases first made with
    * it — durably, before the bytes leave.
    */
-  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>): void;
+  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>, record: SubmissionRecord): void;
+  /** This partner's signed record of the upload of (round, attempt), if it built one; kept after the envelope is dropped. */
+  record(round: number, attempt: number): SubmissionRecord | null;
+  /** The coordinator acknowledged the upload of (round, attempt): its sums must then list this partner's record. */
+  markSent(round: number, attempt: number): void;
+  wasSent(round: number, attempt: number): boolean;
   /** Values released once per job, by label. */
   jobValues(): Record<string, Float64Array>;
   /** The aggregate of `round` was applied: envelopes of rounds up to it are no longer needed. */
@@ -38,6 +44,8 @@ export class MemoryReleaseStore implements ReleaseStore {
   private readonly marks = new Set<string>();
   private readonly bodies = new Map<string, Uint8Array>();
   private readonly records = new Map<string, AttemptReleases | null>();
+  private readonly signed = new Map<string, SubmissionRecord>();
+  private readonly sent = new Set<string>();
   private readonly values: Record<string, Float64Array> = {};
   private last: { round: number; attempt: number } | null = null;
 
@@ -57,10 +65,20 @@ export class MemoryReleaseStore implements ReleaseStore {
     this.marks.add(tag(round, attempt));
     this.last = { round, attempt };
   }
-  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>): void {
+  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>, record: SubmissionRecord): void {
     this.bodies.set(tag(round, attempt), body);
     this.records.set(tag(round, attempt), released);
+    this.signed.set(tag(round, attempt), record);
     Object.assign(this.values, jobValues);
+  }
+  record(round: number, attempt: number): SubmissionRecord | null {
+    return this.signed.get(tag(round, attempt)) ?? null;
+  }
+  markSent(round: number, attempt: number): void {
+    this.sent.add(tag(round, attempt));
+  }
+  wasSent(round: number, attempt: number): boolean {
+    return this.sent.has(tag(round, attempt));
   }
   jobValues(): Record<string, Float64Array> {
     return { ...this.values };
