@@ -1,6 +1,7 @@
 import type { Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
 import { FedmarkError } from '../../src/errors.ts';
+import { checkJobKey } from '../../src/federation/key-commitment.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
 import { CoordinatorError, type CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { hasCode } from '../../src/federation/protocol/errors.ts';
@@ -9,7 +10,8 @@ import { sleep } from './context.ts';
 
 /**
  * Step 2: the job key. The owner seals it to this node's box key; the node polls until its sealed
- * copy is uploaded and opens it (bound to the job id). Plaintext jobs have no key.
+ * copy is uploaded, opens it (bound to the job id) and checks it against the owner's commitment in
+ * the job ledger's signed seq-0 entry (key-commitment.ts). Plaintext jobs have no key.
  */
 export async function fetchJobKey(o: { client: CoordinatorClient; manifest: JobManifest; identity: Identity; scheme: SecureSumScheme; pollMs: number; signal?: AbortSignal }): Promise<Uint8Array | null> {
   if (o.scheme.scheme !== 'ckks') return null;
@@ -17,7 +19,10 @@ export async function fetchJobKey(o: { client: CoordinatorClient; manifest: JobM
   for (;;) {
     o.signal?.throwIfAborted();
     try {
-      return openJobKey(jobId, await o.client.sealedKey(jobId), Buffer.from(o.manifest.owner.boxPublicKey, 'base64'), o.identity);
+      const key = openJobKey(jobId, await o.client.sealedKey(jobId), Buffer.from(o.manifest.owner.boxPublicKey, 'base64'), o.identity);
+      // Before anything is encrypted under it: the key every other key holder got, by the owner's signed commitment.
+      checkJobKey(o.manifest, await o.client.ledger(jobId), key);
+      return key;
     } catch (err) {
       if (err instanceof CoordinatorError && !hasCode(err, 'NO_SEALED_KEY')) throw new FedmarkError('KEY_CEREMONY', `fetching the sealed job key failed: ${err.message}`);
       if (!hasCode(err, 'NO_SEALED_KEY')) throw err;

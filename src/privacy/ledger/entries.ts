@@ -136,6 +136,8 @@ const manifestEntryFields = {
     .nullable(),
   /** The full job manifest document (federation/manifest.ts), if the caller wants it embedded. */
   manifest: z.record(z.string(), z.unknown()).optional(),
+  /** The owner's commitment to the job key (federation/key-commitment.ts); null for a job without one (plaintext aggregation). */
+  keyCommitment: hex64.nullable().optional(),
 };
 
 /** The version-1 job manifest entry, read and mapped to the current names (see `parsePayload`). */
