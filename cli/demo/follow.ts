@@ -24,8 +24,10 @@ export async function followJob(s: DemoSetup, url: string, out: string, say: (li
     onRound: (p: RoundProgress) => {
       const a = p.metrics?.auc ?? NaN;
       perRoundAuc.push(a);
-      bar.update(p.round, { auc: a.toFixed(4) });
-      if (!process.stderr.isTTY) say(`round ${p.round}/${p.totalRounds}: global AUC of the model entering the round ${a.toFixed(4)}`);
+      // With DP, training rounds release no evaluation unless the manifest asks for it (evaluation.everyRound): there is no AUC to show.
+      const shown = Number.isFinite(a) ? a.toFixed(4) : 'n/a (not evaluated this round)';
+      bar.update(p.round, { auc: shown });
+      if (!process.stderr.isTTY) say(`round ${p.round}/${p.totalRounds}: global AUC of the model entering the round ${shown}`);
     },
   });
   bar.stop();
