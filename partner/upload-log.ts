@@ -26,6 +26,8 @@ const indexSchema = z
     /** This node's signed record of each upload it built, and the uploads the coordinator acknowledged. */
     records: z.record(z.string(), submissionRecordSchema),
     sent: z.array(z.string().regex(/^\d+\.\d+$/)),
+    /** Attempts whose release was about to be written to the ledger (never computed again). */
+    recorded: z.array(z.string().regex(/^\d+\.\d+$/)).default([]),
   })
   .strict();
 type Index = z.infer<typeof indexSchema>;
@@ -49,7 +51,7 @@ export class UploadLog implements ReleaseStore {
     private readonly jobId: string,
   ) {
     this.indexPath = join(stateDir, `${jobId}.releases.json`);
-    this.index = existsSync(this.indexPath) ? this.read() : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {}, records: {}, sent: [] };
+    this.index = existsSync(this.indexPath) ? this.read() : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {}, records: {}, sent: [], recorded: [] };
   }
 
   private read(): Index {
@@ -129,6 +131,17 @@ export class UploadLog implements ReleaseStore {
     if (this.index.sent.includes(t)) return;
     this.index = { ...this.index, sent: [...this.index.sent, t] };
     this.save();
+  }
+
+  recording(round: number, attempt: number): void {
+    const t = tag(round, attempt);
+    if (this.index.recorded.includes(t)) return;
+    this.index = { ...this.index, recorded: [...this.index.recorded, t] };
+    this.save();
+  }
+
+  recorded(round: number, attempt: number): boolean {
+    return this.index.recorded.includes(tag(round, attempt));
   }
 
   wasSent(round: number, attempt: number): boolean {

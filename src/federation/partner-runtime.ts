@@ -86,7 +86,8 @@ export class PartnerRuntime<S = unknown> {
   /**
    * The envelope this partner sends for (round, attempt), or why it sends none. An attempt it built
    * before gets the same bytes again — never a second release for one charge; an attempt it began
-   * but did not finish (a crash between charging and persisting) is withheld, never recomputed;
+   * but did not keep (a crash before persisting: no byte of it left) is computed again under its
+   * one charge unless its release may already be in the ledger, then it is withheld;
    * attempts beyond the round machine's MAX_ATTEMPTS and (round, attempt)s before the latest one
    * it began are refused. Otherwise: authorize every release (the round's and the job releases
    * first carried now) with the budget guard → mark the attempt begun → the local step → charge →
@@ -96,8 +97,11 @@ export class PartnerRuntime<S = unknown> {
   async buildSubmission(round: number, attempt: number, keepPlain = false): Promise<SubmissionResult> {
     const kept = this.store.envelope(round, attempt);
     if (kept) return { status: 'submitted', resent: true, body: kept, meta: metaOf(kept) };
-    if (this.store.begun(round, attempt)) {
-      return { status: 'withheld', reason: `round ${round} attempt ${attempt} was begun before (and may have been charged) but its envelope was never kept: it is not computed a second time` };
+    // Begun but never kept: a crash came before the bytes could leave (they leave only once kept).
+    // If its release may already be in the ledger, the attempt is withheld; otherwise nothing of it
+    // left this node or reached a record, and it is computed now under the same (idempotent) charge.
+    if (this.store.begun(round, attempt) && this.store.recorded(round, attempt)) {
+      return { status: 'withheld', reason: `round ${round} attempt ${attempt} was recorded in this partner's ledger before a crash but its envelope was never kept: it is not computed a second time` };
     }
     const why = this.outOfOrder(round, attempt);
     if (why) return { status: 'withheld', reason: why };
@@ -157,7 +161,10 @@ export class PartnerRuntime<S = unknown> {
     };
     const body = encodeUpdate(meta, parts);
     const released = dp ? attemptReleases(this.keyId, attempt, dp, hashes.map((h) => h.sha256)) : null;
-    if (released) this.opts.onRelease?.({ round, kind: plan.kind, released });
+    if (released) {
+      this.store.recording(round, attempt);
+      this.opts.onRelease?.({ round, kind: plan.kind, released });
+    }
     this.store.built(round, attempt, body, released, fresh, record);
     return { status: 'submitted', resent: false, body, meta, plain: keepPlain ? local.parts : undefined };
   }

@@ -4,7 +4,8 @@ import type { SubmissionRecord } from './submission-record.ts';
 /**
  * What a partner keeps so that one charge buys one release (docs/PRIVACY.md): the envelope of every
  * (round, attempt) it built, kept until that round's aggregate is applied and re-sent as is
- * whenever the attempt is asked for again; a mark for every attempt it began, so an attempt begun
+ * whenever the attempt is asked for again; a mark for every attempt it began and for every attempt
+ * whose release it was about to record in its ledger, so an attempt that may have reached a ledger
  * before a crash is never computed a second time; and the values it released once per job (SGD's
  * noisy row count), reused by later rounds as post-processing. The partner node persists it
  * (`partner/upload-log.ts`); `simulate()` keeps it in memory. Nothing here trusts the coordinator:
@@ -21,6 +22,10 @@ export interface ReleaseStore {
   latest(): { round: number; attempt: number } | null;
   /** Marks (round, attempt) begun, durably, before anything is computed for it. */
   begin(round: number, attempt: number): void;
+  /** Marks (round, attempt) as about to be recorded in the partner's ledger, durably, before the record is written. */
+  recording(round: number, attempt: number): void;
+  /** True once `recording` was called for (round, attempt): its release may be in the ledger, so it is never computed again. */
+  recorded(round: number, attempt: number): boolean;
   /**
    * Keeps the envelope of (round, attempt), what it released, and the job releases first made with
    * it — durably, before the bytes leave.
@@ -42,6 +47,7 @@ const tag = (round: number, attempt: number) => `${round}.${attempt}`;
 /** The store of simulate() and of in-process tests: the same rules, in memory. */
 export class MemoryReleaseStore implements ReleaseStore {
   private readonly marks = new Set<string>();
+  private readonly ledgered = new Set<string>();
   private readonly bodies = new Map<string, Uint8Array>();
   private readonly records = new Map<string, AttemptReleases | null>();
   private readonly signed = new Map<string, SubmissionRecord>();
@@ -76,6 +82,12 @@ export class MemoryReleaseStore implements ReleaseStore {
   }
   markSent(round: number, attempt: number): void {
     this.sent.add(tag(round, attempt));
+  }
+  recording(round: number, attempt: number): void {
+    this.ledgered.add(tag(round, attempt));
+  }
+  recorded(round: number, attempt: number): boolean {
+    return this.ledgered.has(tag(round, attempt));
   }
   wasSent(round: number, attempt: number): boolean {
     return this.sent.has(tag(round, attempt));

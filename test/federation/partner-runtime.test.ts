@@ -130,11 +130,40 @@ describe('partner runtime', () => {
     const restarted = new PartnerRuntime({ manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget: new MemoryBudgetGuard(10), releases: store });
     log.length = 0;
     const again = await restarted.buildSubmission(1, 0);
-    expect(again).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/begun before .* not computed a second time/) });
+    expect(again).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/recorded in this partner's ledger before a crash .* not computed a second time/) });
     expect(log).toEqual([]);
     expect(await restarted.buildSubmission(1, MAX_ATTEMPTS)).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/beyond the 3 attempts/) });
     expect((await restarted.buildSubmission(1, 2)).status).toBe('submitted');
     expect(await restarted.buildSubmission(1, 1)).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/comes before round 1 attempt 2/) });
+  });
+
+  it('computes an attempt that crashed after its charge but before any record or byte left under that one charge', async () => {
+    out = { rows: Float64Array.from([1, 1]) };
+    ran = undefined;
+    const store = new MemoryReleaseStore();
+    const guard = new MemoryBudgetGuard(10);
+    let crash = true;
+    const dying: BudgetGuard = {
+      authorize: (...a) => guard.authorize(...a),
+      spent: (...a) => guard.spent(...a),
+      charge: (...a) => {
+        const r = guard.charge(...a);
+        if (crash) throw new Error('killed after the charge');
+        return r;
+      },
+    };
+    const recorded: number[] = [];
+    const opts = { manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget: dying, releases: store, onRelease: (r: { round: number }) => recorded.push(r.round) };
+    await expect(new PartnerRuntime(opts).buildSubmission(1, 0)).rejects.toThrow('killed after the charge');
+    const charged = guard.spent('rt-job', 1e-5);
+    crash = false;
+    const rebuilt = await new PartnerRuntime(opts).buildSubmission(1, 0);
+    expect(rebuilt.status === 'submitted' && !rebuilt.resent).toBe(true);
+    // The same charge (idempotent per attempt), one ledger record, and from now on the same bytes.
+    expect(guard.spent('rt-job', 1e-5)).toBe(charged);
+    expect(recorded).toEqual([1]);
+    const again = await new PartnerRuntime(opts).buildSubmission(1, 0);
+    expect(again.status === 'submitted' && again.resent && rebuilt.status === 'submitted' && Buffer.from(again.body).equals(Buffer.from(rebuilt.body))).toBe(true);
   });
 
   it('makes a job release once, with the first upload that carries it, and hands it to every later round', async () => {

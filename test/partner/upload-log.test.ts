@@ -28,6 +28,7 @@ describe("the partner's persisted release store", () => {
     const weight = Float64Array.from([0.1 + 0.2, -3]);
     a.built(1, 1, body, released, { weight }, record);
     a.markSent(1, 1);
+    a.recording(1, 1);
     const b = new UploadLog(dir, 'job-1');
     expect(b.begun(1, 0) && b.begun(1, 1) && !b.begun(2, 0)).toBe(true);
     expect(b.latest()).toEqual({ round: 1, attempt: 1 });
@@ -36,6 +37,7 @@ describe("the partner's persisted release store", () => {
     expect(b.released(1, 1)).toEqual(released);
     expect(b.record(1, 1)).toEqual(record);
     expect(b.wasSent(1, 1) && !b.wasSent(1, 0)).toBe(true);
+    expect(b.recorded(1, 1) && !b.recorded(1, 0)).toBe(true);
     expect(Array.from(b.jobValues().weight)).toEqual(Array.from(weight));
     // Another job's store in the same directory is separate.
     expect(new UploadLog(dir, 'job-2').latest()).toBeNull();

@@ -20,7 +20,8 @@ import { z } from 'zod';
  * a partner writes `partner.release` before its upload leaves, the coordinator records the
  * releases of every attempt — `round`, `evaluation`, and `attempt.failed` for attempts that missed
  * their quorum. Only fields and entry types were added: version-2 entries read unchanged (a v2
- * round record is one `update` release of attempt 0).
+ * round record is one `update` release of attempt 0). The `job.manifest` entry may carry the owner's
+ * `keyCommitment` (federation/key-commitment.ts; added to version 3 before it was released).
  */
 export const LEDGER_SCHEMA_VERSION = 3 as const;
 export const SUPPORTED_LEDGER_VERSIONS = [1, 2, 3] as const;
