@@ -8,6 +8,9 @@ import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from 
 import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
 import type { AttemptReleases, PayloadInput, PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { roundRecord } from '../src/federation/release-records.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+
+const roundKey = (jobId: string, round: number) => `${jobId} ${round}`;
 
 export interface ConsentCounts {
   rowsUsed: number;
@@ -30,6 +33,8 @@ export class PartnerLedger {
     private readonly self: string,
     private readonly salt: Buffer,
     private readonly sidecarDir: string,
+    /** `jobId round` of every partner.round entry already in the ledger: a node replaying the job after a restart does not record a round twice. */
+    private readonly roundsRecorded: Set<string>,
   ) {}
 
   static open(path: string, identity: Identity, stateDir: string): PartnerLedger {
@@ -42,7 +47,12 @@ export class PartnerLedger {
         owner: { name: identity.name, keyId: keyId(identity.signPublicKey), signPublicKey: toBase64(identity.signPublicKey) },
       });
     }
-    return new PartnerLedger(writer, signer, keyId(identity.signPublicKey), loadSalt(stateDir), join(stateDir, 'subject-ids'));
+    const recorded = new Set(
+      readLedger(path)
+        .entries.filter((e) => e.type === 'partner.round')
+        .map((e) => roundKey((e.payload as { jobId: string }).jobId, (e.payload as { round: number }).round)),
+    );
+    return new PartnerLedger(writer, signer, keyId(identity.signPublicKey), loadSalt(stateDir), join(stateDir, 'subject-ids'), recorded);
   }
 
   /** The attested acceptance, recorded here and sent to the coordinator to record in the job ledger. */
@@ -77,6 +87,7 @@ export class PartnerLedger {
 
   /** A round whose aggregate this node applied, with the attempt it took part in and the coordinator head it witnessed. */
   round(jobId: string, round: number, r: { releases: AttemptReleases; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+    if (this.roundsRecorded.has(roundKey(jobId, round))) return;
     const { partner: _self, ...rec } = roundRecord(r.releases);
     this.writer.append('partner.round', {
       jobId,
@@ -86,6 +97,7 @@ export class PartnerLedger {
       globalModelHash: r.globalModelHash,
       coordinatorHead: r.coordinatorHead,
     });
+    this.roundsRecorded.add(roundKey(jobId, round));
   }
 
   budgetRefusal(jobId: string, round: number, requestedEpsilon: number, remainingEpsilon: number, reason: string): void {
