@@ -15,6 +15,8 @@ import { runJobOwner } from '../owner/node.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 import { keyIdOption } from './node-commands.ts';
 import { roundStage } from './demo/follow.ts';
+import { formatReleaseCosts, releaseCosts } from '../src/federation/release-cost.ts';
+import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
 export function registerJobCommand(program: Command): void {
@@ -86,6 +88,9 @@ export function registerJobCommand(program: Command): void {
         process.stdout.write(`${join(out, 'manifest.json')}\n`);
         return;
       }
+      // What every partner will release, and what it costs, before anything starts.
+      const cost = releaseCosts(builtinWorkloads.resolve(manifest), manifest);
+      process.stderr.write(cost ? `${formatReleaseCosts(cost)}\n` : `job ${manifest.jobId} is not differentially private (ε = ∞)\n`);
       await initBackend({ log: (m) => process.stderr.write(`fedmark: ${m}\n`) });
       const bar = new cliProgress.SingleBar(
         { format: 'rounds [{bar}] {value}/{total} {stage} | global AUC {auc}', stream: process.stderr },

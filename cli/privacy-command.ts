@@ -3,12 +3,16 @@ import { epsilonFor } from '../src/privacy/accountant.ts';
 import { computeRdp, DEFAULT_ORDERS, rdpToEpsilon } from '../src/privacy/analysis/rdp.ts';
 import { calibrateNoiseMultiplier } from '../src/privacy/calibrate.ts';
 import { FedmarkError } from '../src/errors.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { BudgetStore } from '../src/privacy/budget/store.ts';
 import { rebuildFromLedger } from '../src/privacy/budget/reconcile.ts';
 import { verifyLedger } from '../src/privacy/ledger/verify.ts';
 import { readLedger } from '../src/privacy/ledger/reader.ts';
 import { loadPolicy } from '../src/privacy/policy.ts';
+import { parseManifest } from '../src/federation/manifest.ts';
+import { builtinWorkloads } from '../src/federation/workloads/index.ts';
+import { formatReleaseCosts, releaseCosts } from '../src/federation/release-cost.ts';
+import { planDp } from '../src/federation/workloads/sgd/dp-plan.ts';
 
 function num(name: string) {
   return (v: string) => {
@@ -78,5 +82,35 @@ export function registerPrivacyCommands(program: Command): void {
       const added = rebuildFromLedger(store, v.entries, self, policy.datasetId, policy.maxDelta);
       if (o.json) process.stdout.write(`${JSON.stringify({ budget: o.budget, added })}\n`);
       else process.stdout.write(`${o.budget}: added ${added.length} charge(s) from ${o.ledger}${added.length ? ` (${[...new Set(added.map((c) => c.jobId))].join(', ')})` : ''}\n`);
+    });
+  privacy
+    .command('plan')
+    .description("every release a job's manifest plans per partner — noise, count and ε — before the job starts")
+    .requiredOption('--manifest <file>', 'the job manifest (as `fedmark job run --manifest-only` writes it, or a signed one)')
+    .option('--json', 'print JSON', false)
+    .action((o: { manifest: string; json: boolean }) => {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFileSync(o.manifest, 'utf8'));
+      } catch (err) {
+        throw new FedmarkError('CLI_MANIFEST', `--manifest ${o.manifest}: ${(err as Error).message}`);
+      }
+      const doc = raw as { manifest?: unknown };
+      const manifest = parseManifest(doc && typeof doc === 'object' && 'signature' in doc ? doc.manifest : raw);
+      const cost = releaseCosts(builtinWorkloads.resolve(manifest), manifest);
+      const sgd = manifest.workload.kind === 'sgd' ? planDp(manifest) : null;
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, differentiallyPrivate: cost !== null, plan: cost, split: sgd?.split ?? null })}\n`);
+        return;
+      }
+      if (!cost) {
+        process.stdout.write(`job ${manifest.jobId} is not differentially private (ε = ∞): its releases are not noised\n`);
+        return;
+      }
+      process.stdout.write(`${formatReleaseCosts(cost)}\n`);
+      if (sgd) {
+        const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+        process.stdout.write(`budget split (share of the Rényi divergence at order ${sgd.split.order}): training ${pct(sgd.split.training)}, weight ${pct(sgd.split.weight)}, evaluation ${pct(sgd.split.evaluation)}\n`);
+      }
     });
 }

@@ -9,6 +9,7 @@ import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-su
 import { checkSubmission, maxSubmissionBytes } from '../src/federation/submission-check.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
 import type { WorkloadRegistry } from '../src/federation/workload.ts';
+import type { RoundContents, SubmissionRecord } from '../src/federation/submission-record.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
 import type { HeadPointer } from '../src/privacy/ledger/head.ts';
@@ -257,7 +258,7 @@ export class JobEngine {
     const { rules } = this.context(jobId);
     const plan = rules.plan(round);
     const scheme = await this.scheme(jobId);
-    checkSubmission(plan, scheme, { jobId, round, attempt, baseModelHash: row!.base_model_hash }, decoded);
+    checkSubmission(plan, scheme, { jobId, round, attempt, baseModelHash: row!.base_model_hash, manifest: this.manifest(jobId), partner: keyId }, decoded);
     // Re-read inside the transaction: another submission may have landed while we awaited.
     this.store.transaction(() => {
       const cur = this.store.round(jobId, round, attempt)!;
@@ -333,6 +334,15 @@ export class JobEngine {
     const blob = this.store.partSums(jobId, round, r.attempt)[part];
     if (!blob) throw new DomainError('NO_SUCH_PART', `round ${round} has no ${part} aggregate`);
     return blob;
+  }
+
+  /** What a closed round's published sums hold: the closed attempt and the signed records of the uploads added into them. */
+  contents(jobId: string, round: number): RoundContents {
+    this.requireJob(jobId);
+    const r = this.store.closedRound(jobId, round);
+    if (!r) throw new DomainError('ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
+    const records = this.store.submissions(jobId, round, r.attempt).map((s) => (JSON.parse(s.meta) as { record: SubmissionRecord }).record);
+    return { round, attempt: r.attempt, records };
   }
 
   status(jobId: string): JobStatus {

@@ -9,9 +9,11 @@ const party = (p: { name: string; keyId: string; signPublicKey: string }) => ({ 
 
 /**
  * Seq 0 of the job ledger, signed by the owner: it fixes every key allowed to write the ledger
- * (owner, coordinator, partners) and the DP parameters every round is audited against.
+ * (owner, coordinator, partners), the DP parameters every round is audited against and the owner's
+ * commitment to the job key (`keyCommitment`, null without a key), which every partner checks the
+ * key it unseals against.
  */
-export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coordinator: PublicIdentity, privacy: PrivacyPlan | null): LedgerEntry {
+export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coordinator: PublicIdentity, privacy: PrivacyPlan | null, keyCommitment: string | null): LedgerEntry {
   return LedgerWriter.buildNext(
     0,
     GENESIS_PREV,
@@ -28,6 +30,7 @@ export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coor
       quorum: manifest.quorum,
       dp: privacy ? { targetEpsilon: privacy.targetEpsilon, delta: privacy.delta, clipNorm: privacy.clipNorm, noiseMultiplier: privacy.noiseMultiplier } : null,
       manifest: manifest as unknown as Record<string, unknown>,
+      keyCommitment,
     },
     signerFromSecretKey(owner.signSecretKey),
   );

@@ -8,7 +8,7 @@ import type { Workload, WorkloadRegistry } from '../src/federation/workload.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 import type { SgdState } from '../src/federation/workloads/sgd/index.ts';
 import type { FederatedEvalMetrics } from '../src/metrics/histogram.ts';
-import { registerJob, runKeyCeremony } from './register.ts';
+import { generateJobKey, registerJob, runKeyCeremony } from './register.ts';
 
 export interface RoundProgress<R = FederatedEvalMetrics> {
   round: number;
@@ -54,9 +54,10 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
   const manifest: JobManifest = o.signed.manifest;
   const workload = (o.workloads ?? builtinWorkloads).resolve(manifest) as unknown as Workload<S, R>;
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
-  await registerJob(client, o.signed, o.identity, workload.privacy(manifest), o.coordinatorKeyId);
   const scheme = await openSecureSum(manifest.encryption);
-  const secretKey = await runKeyCeremony(client, o.signed, o.identity, scheme, o.log);
+  const secretKey = generateJobKey(scheme);
+  await registerJob(client, o.signed, o.identity, workload.privacy(manifest), secretKey, o.coordinatorKeyId);
+  await runKeyCeremony(client, o.signed, o.identity, secretKey, o.log);
   const tracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);
   const roundMetrics: RoundProgress<R>[] = [];
   let finalMetrics: R | null = null;
@@ -70,7 +71,8 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
         if (round <= followed) continue;
         const blobs: Record<string, Uint8Array> = {};
         for (const part of tracker.plan(round).parts) blobs[part.name] = await client.aggregate(manifest.jobId, round, part.name);
-        const sums = tracker.open(round, blobs);
+        // Decrypted only if the partner-signed records published with the sums back what they claim to hold.
+        const sums = tracker.open(round, blobs, await client.contents(manifest.jobId, round));
         const metrics = tracker.report(round, sums);
         tracker.apply(round, sums);
         if (round === status.totalRounds) finalMetrics = metrics;

@@ -1,44 +1,62 @@
 import type { Logger } from 'pino';
 import type { Identity } from '../src/crypto/identity.ts';
+import { FedmarkError } from '../src/errors.ts';
 import { sealJobKey } from '../src/crypto/key-ceremony.ts';
 import type { SignedManifest } from '../src/federation/manifest.ts';
 import type { CoordinatorClient } from '../src/federation/protocol/client.ts';
 import { hasCode } from '../src/federation/protocol/errors.ts';
+import { committedKeyHash, jobKeyCommitment } from '../src/federation/key-commitment.ts';
 import type { SecureSumScheme } from '../src/federation/secure-sum.ts';
 import type { PrivacyPlan } from '../src/federation/workload.ts';
 import { manifestLedgerEntry } from './genesis.ts';
 
+/** The job's secret key (CKKS; null for plaintext aggregation), generated before registration so the genesis entry can commit to it. */
+export function generateJobKey(scheme: SecureSumScheme): Uint8Array | null {
+  return scheme.scheme === 'ckks' ? scheme.generateSecretKey() : null;
+}
+
 /**
- * Step 1: register the signed job with the owner-signed seq-0 ledger entry, which names the
- * coordinator — one that proved it holds its key, and the pinned one if `coordinatorKeyId` is given
- * (a retry of the same registration is fine).
+ * Step 1: register the signed job with the owner-signed seq-0 ledger entry, which commits to the job
+ * key and names the coordinator — one that proved it holds its key, and the pinned one if
+ * `coordinatorKeyId` is given (a retry of the same registration is fine).
  */
-export async function registerJob(client: CoordinatorClient, signed: SignedManifest, owner: Identity, privacy: PrivacyPlan | null, coordinatorKeyId?: string): Promise<void> {
+export async function registerJob(
+  client: CoordinatorClient,
+  signed: SignedManifest,
+  owner: Identity,
+  privacy: PrivacyPlan | null,
+  secretKey: Uint8Array | null,
+  coordinatorKeyId?: string,
+): Promise<void> {
   const { manifest } = signed;
+  const commitment = secretKey ? jobKeyCommitment(manifest.jobId, secretKey) : null;
   const coordinator = await client.coordinatorIdentity({ pinnedKeyId: coordinatorKeyId });
-  await client.createJob(signed, manifestLedgerEntry(manifest, owner, coordinator, privacy)).catch(async (err: unknown) => {
+  await client.createJob(signed, manifestLedgerEntry(manifest, owner, coordinator, privacy, commitment)).catch(async (err: unknown) => {
     // A retried registration that already went through: fine, if it is this very manifest.
     if (!hasCode(err, 'JOB_EXISTS')) throw err;
     const stored = await client.manifest(manifest.jobId);
     if (stored.signature !== signed.signature) throw err;
+    // The ledger then commits to the key of that first registration; sealing another would be refused by every partner.
+    if (commitment && committedKeyHash(manifest, await client.ledger(manifest.jobId)) !== commitment) {
+      throw new FedmarkError('KEY_COMMITMENT', `job ${manifest.jobId} is already registered with a commitment to another job key (an owner restarted after registering cannot run the key ceremony again): register a new job id`);
+    }
   });
 }
 
 /**
- * Step 2: the key ceremony. The job's CKKS secret key is generated here and leaves only sealed to
- * each partner's box key (bound to the job id); the coordinator stores opaque blobs.
+ * Step 2: the key ceremony. The job's CKKS secret key (the one the genesis entry commits to) leaves
+ * only sealed to each partner's box key (bound to the job id); the coordinator stores opaque blobs.
  */
-export async function runKeyCeremony(client: CoordinatorClient, signed: SignedManifest, owner: Identity, scheme: SecureSumScheme, log: Logger): Promise<Uint8Array | null> {
+export async function runKeyCeremony(client: CoordinatorClient, signed: SignedManifest, owner: Identity, secretKey: Uint8Array | null, log: Logger): Promise<void> {
   const { manifest } = signed;
-  if (scheme.scheme !== 'ckks') {
+  if (!secretKey) {
     // Still upload a placeholder so the ceremony completes; it carries no key because there is none.
     for (const p of manifest.partners) {
       await client.putSealedKey(manifest.jobId, p.keyId, sealJobKey(manifest.jobId, new Uint8Array(0), Buffer.from(p.boxPublicKey, 'base64'), owner));
     }
     log.warn('INSECURE: plaintext aggregation — the coordinator can read every update');
-    return null;
+    return;
   }
-  const secretKey = scheme.generateSecretKey();
   for (const p of manifest.partners) {
     const sealed = sealJobKey(manifest.jobId, secretKey, Buffer.from(p.boxPublicKey, 'base64'), owner);
     await client.putSealedKey(manifest.jobId, p.keyId, sealed).catch(async (err: unknown) => {
@@ -46,5 +64,4 @@ export async function runKeyCeremony(client: CoordinatorClient, signed: SignedMa
       if (!(hasCode(err, 'KEYS_LOCKED') && (await client.status(manifest.jobId)).keysReady)) throw err;
     });
   }
-  return secretKey;
 }

@@ -10,6 +10,9 @@ import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from 
 import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
 import { parsePayload, type AttemptReleases, type PayloadInput, type PayloadOf, type PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { roundRecord } from '../src/federation/release-records.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+
+const roundKey = (jobId: string, round: number) => `${jobId} ${round}`;
 
 export interface ConsentCounts {
   rowsUsed: number;
@@ -32,6 +35,8 @@ export class PartnerLedger {
     private readonly self: string,
     private readonly salt: Buffer,
     private readonly sidecarDir: string,
+    /** `jobId round` of every partner.round and partner.participation entry already in the ledger: a node replaying the job after a restart does not record a round twice. */
+    private readonly roundsRecorded: Set<string>,
   ) {}
 
   static open(path: string, identity: Identity, stateDir: string): PartnerLedger {
@@ -44,7 +49,12 @@ export class PartnerLedger {
         owner: { name: identity.name, keyId: keyId(identity.signPublicKey), signPublicKey: toBase64(identity.signPublicKey) },
       });
     }
-    return new PartnerLedger(writer, signer, keyId(identity.signPublicKey), loadSalt(stateDir), join(stateDir, 'subject-ids'));
+    const recorded = new Set(
+      readLedger(path)
+        .entries.filter((e) => e.type === 'partner.round' || e.type === 'partner.participation')
+        .map((e) => roundKey((e.payload as { jobId: string }).jobId, (e.payload as { round: number }).round)),
+    );
+    return new PartnerLedger(writer, signer, keyId(identity.signPublicKey), loadSalt(stateDir), join(stateDir, 'subject-ids'), recorded);
   }
 
   /**
@@ -101,6 +111,7 @@ export class PartnerLedger {
 
   /** A round whose aggregate this node applied, with the attempt it took part in and the coordinator head it witnessed. */
   round(jobId: string, round: number, r: { releases: AttemptReleases; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+    if (this.roundsRecorded.has(roundKey(jobId, round))) return;
     const { partner: _self, ...rec } = roundRecord(r.releases);
     this.writer.append('partner.round', {
       jobId,
@@ -110,11 +121,14 @@ export class PartnerLedger {
       globalModelHash: r.globalModelHash,
       coordinatorHead: r.coordinatorHead,
     });
+    this.roundsRecorded.add(roundKey(jobId, round));
   }
 
   /** A round of a job without differential privacy this node took part in: what it sent and the state it computed (no ε bounds it). */
   participation(jobId: string, round: number, r: { ciphertextHashes: string[]; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+    if (this.roundsRecorded.has(roundKey(jobId, round))) return;
     this.writer.append('partner.participation', { jobId, partner: this.self, round, ...r });
+    this.roundsRecorded.add(roundKey(jobId, round));
   }
 
   budgetRefusal(jobId: string, round: number, requestedEpsilon: number, remainingEpsilon: number, reason: string): void {

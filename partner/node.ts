@@ -14,6 +14,7 @@ import { initBackend } from '../src/model/backend.ts';
 import type { BudgetGuard } from '../src/privacy/budget/guard.ts';
 import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { PartnerLedger, type ConsentCounts } from './ledger.ts';
+import { signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
 import { UploadLog } from './upload-log.ts';
 import { catchUp } from './steps/catch-up.ts';
 import { sleep, type PartnerContext } from './steps/context.ts';
@@ -100,8 +101,21 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   const scheme = await openSecureSum(manifest.encryption);
   if (scheme.scheme !== 'ckks') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
   const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal, log, onWaiting: o.onWaiting });
-  const runtime = new PartnerRuntime({ manifest, workload: workloads.resolve(manifest), keyId: myKeyId, train: o.train, test: o.test, scheme, secretKey, budget: o.budget });
-  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, coordinator, runtime, uploads: new UploadLog(o.stateDir, o.jobId), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
+  const runtime = new PartnerRuntime({
+    manifest,
+    workload: workloads.resolve(manifest),
+    keyId: myKeyId,
+    signer: signerFromSecretKey(o.identity.signSecretKey),
+    train: o.train,
+    test: o.test,
+    scheme,
+    secretKey,
+    budget: o.budget,
+    releases: new UploadLog(o.stateDir, o.jobId),
+    // The node's own record of every release, in its signed ledger before the bytes leave.
+    onRelease: (r) => ledger.release(o.jobId, r.round, r.kind, r.released),
+  });
+  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, coordinator, runtime, warned: new Set(), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
   let status: JobStatus;
   try {
     for (;;) {
@@ -113,9 +127,11 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
         log.warn('this node has withdrawn from the job: stopping');
         break;
       }
+      // The status is an unsigned hint: it may say when to act, never what this node already
+      // released — that comes from the node's own release store (the runtime re-sends or withholds).
       const selected = status.selected.includes(myKeyId);
-      const done = status.submitted.includes(myKeyId);
-      if (status.roundState === 'open' && selected && !done && runtime.tracker.readyFor(status.round)) await runRound(ctx, status.round, status.attempt);
+      const acknowledged = status.submitted.includes(myKeyId);
+      if (status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round)) await runRound(ctx, status.round, status.attempt);
       await sleep(pollMs);
     }
   } finally {

@@ -28,6 +28,9 @@ import { sealJobKey } from '../../src/crypto/key-ceremony.ts';
 import { isBundledDatasetName, loadBundledSchema } from '../../src/data/bundled.ts';
 import { featureNames } from '../../src/data/schema.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
+import { jobKeyCommitment } from '../../src/federation/key-commitment.ts';
+import { signSubmissionRecord } from '../../src/federation/submission-record.ts';
+import { sha256Hex } from '../../src/util/hash.ts';
 import { parseManifest, signManifest, verifySignedManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { evaluationLayout, sgdWorkload, updateLength } from '../../src/federation/workloads/sgd/index.ts';
 import { openSecureSum, type VectorCipher } from '../../src/federation/secure-sum.ts';
@@ -271,7 +274,7 @@ async function runCase(o: {
     });
     const signed = signManifest(manifest, o.owner);
     const ownerClient = new CoordinatorClient(c.url, o.owner);
-    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest)));
+    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest), jobKeyCommitment(jobId, o.secretKey)));
 
     // Acceptance as a client node does it: verify the manifest, then send a self-attested statement.
     const clients = partners.map((id) => new CoordinatorClient(c.url, id));
@@ -299,12 +302,18 @@ async function runCase(o: {
     if (lengths.update !== o.vectors[0].update.length || lengths.evaluation !== o.vectors[0].evaluation.length) {
       throw new Error(`the job needs vectors of ${lengths.update} + ${lengths.evaluation} values, the pre-computed ones hold ${o.vectors[0].update.length} + ${o.vectors[0].evaluation.length}`);
     }
-    const bodies = o.vectors.slice(0, n).map((v) =>
-      encodeUpdate({ jobId, round: 1, attempt: 0, kind: 'train', scheme: 'ckks', paramsId: o.paramsId, baseModelHash, dp: null }, [
+    const bodies = o.vectors.slice(0, n).map((v, i) => {
+      const parts = [
         { name: 'update', length: lengths.update, bytes: v.updateBlob },
         { name: 'evaluation', length: lengths.evaluation, bytes: v.evaluationBlob },
-      ]),
-    );
+      ];
+      // Each upload carries its partner's signed submission record, as a partner node sends it.
+      const record = signSubmissionRecord(
+        { jobId, round: 1, attempt: 0, kind: 'train', partner: publicIdentity(partners[i]).keyId, baseModelHash, parts: parts.map((p) => ({ name: p.name, sha256: sha256Hex(p.bytes) })) },
+        signerFromSecretKey(partners[i].signSecretKey),
+      );
+      return encodeUpdate({ jobId, round: 1, attempt: 0, kind: 'train', scheme: 'ckks', paramsId: o.paramsId, baseModelHash, dp: null, record }, parts);
+    });
     result.setupS = r3((performance.now() - tSetup) / 1000);
 
     // --- timed phase ---

@@ -34,12 +34,14 @@ export async function followJob(s: DemoSetup, url: string, out: string, say: (li
     onRound: (p: RoundProgress) => {
       const a = p.metrics?.auc ?? NaN;
       perRoundAuc.push(a);
-      bar.update(p.round, { auc: a.toFixed(4), stage: roundStage(p.round, s.manifest.rounds) });
+      // With DP, training rounds release no evaluation unless the manifest asks for it (evaluation.everyRound): there is no AUC to show.
+      const shown = Number.isFinite(a) ? a.toFixed(4) : 'n/a (not evaluated this round)';
+      bar.update(p.round, { auc: shown, stage: roundStage(p.round, s.manifest.rounds) });
       if (!process.stderr.isTTY) {
         say(
           p.round > s.manifest.rounds
-            ? `round ${p.round}/${p.totalRounds} (evaluation only, no training): global AUC of the final model ${a.toFixed(4)}`
-            : `round ${p.round}/${p.totalRounds} (training): global AUC of the model entering the round ${a.toFixed(4)}`,
+            ? `round ${p.round}/${p.totalRounds} (evaluation only, no training): global AUC of the final model ${shown}`
+            : `round ${p.round}/${p.totalRounds} (training): global AUC of the model entering the round ${shown}`,
         );
       }
     },

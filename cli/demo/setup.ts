@@ -5,7 +5,8 @@ import { BUNDLED_DATASETS, type BundledDatasetName } from '../../src/data/bundle
 import { FedmarkError } from '../../src/errors.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type JobManifest } from '../../src/federation/manifest.ts';
-import { planDp, type DpPlan } from '../../src/federation/workloads/sgd/index.ts';
+import { planDp, sgdWorkload, type DpPlan } from '../../src/federation/workloads/sgd/index.ts';
+import { formatReleaseCosts, releaseCosts } from '../../src/federation/release-cost.ts';
 import { bundledPartners } from '../partner-data.ts';
 import type { DemoOptions } from '../demo.ts';
 
@@ -90,6 +91,11 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
   }
   if (o.insecurePlaintext) say('[fedmark] WARNING: --insecure-plaintext: updates are aggregated in PLAINTEXT; the coordinator can read every update. Benchmarks only.');
   say(`[fedmark] ${datasetName}: ${full.n} rows → ${o.partners} partners (Dirichlet α=${o.alpha}): ${parts.map((p) => p.length).join(', ')} rows; artifacts in ${out}`);
-  if (plan) say(`[fedmark] DP-SGD: target ε=${plan.targetEpsilon}, δ=${plan.delta}, q=${plan.samplingRate}, ${plan.stepsPerRound} steps/round → σ=${plan.noiseMultiplier.toFixed(4)}, C=${plan.clipNorm}`);
+  if (plan) {
+    say(`[fedmark] DP-SGD: target ε=${plan.targetEpsilon}, δ=${plan.delta}, q=${plan.samplingRate}, ${plan.stepsPerRound} steps/round → σ=${plan.noiseMultiplier.toFixed(4)}, C=${plan.clipNorm}`);
+    say(formatReleaseCosts(releaseCosts(sgdWorkload, manifest)!));
+    const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+    say(`[fedmark] budget split (share of the Rényi divergence at order ${plan.split.order}): training ${pct(plan.split.training)}, weight ${pct(plan.split.weight)}, evaluation ${pct(plan.split.evaluation)}`);
+  }
   return { datasetName, names, splits, owner, coordinatorKeyId: publicIdentity(coordinator).keyId, manifest, plan };
 }

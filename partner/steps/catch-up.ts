@@ -7,6 +7,8 @@ import { witnessHead } from './witness.ts';
  * Step 3 (every poll): apply every published round that changes the state and that this node has
  * not applied yet — after a restart that replays the job — report the resulting state hash, and
  * record each round this node took part in in its own ledger, witnessing the coordinator's head.
+ * A round's sums are decrypted only if the partner-signed records published with them back what
+ * they claim to hold (and list this node's own upload when it made one to that attempt).
  */
 export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<void> {
   const { client, runtime, o } = ctx;
@@ -15,17 +17,21 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     if (!closed.has(round)) break;
     const blobs: Record<string, Uint8Array> = {};
     for (const part of runtime.stateParts(round)) blobs[part] = await client.aggregate(o.jobId, round, part);
-    const hash = runtime.applyAggregate(round, blobs);
+    const contents = await client.contents(o.jobId, round);
+    const hash = runtime.applyAggregate(round, blobs, contents);
+    const mine = runtime.tookPart(round, contents) ? runtime.released(round, contents.attempt) : null;
     await client.reportModelHash(o.jobId, round, hash).catch((err: unknown) => {
       if (!hasCode(err, 'JOB_CLOSED', 'HASH_CHANGED')) throw err;
     });
-    const mine = ctx.uploads.submitted(round);
-    if (mine) {
+    if (mine || runtime.tookPart(round, contents)) {
       const head = await witnessHead(ctx);
       const record = { rowsUsed: ctx.data.train.n, globalModelHash: hash, coordinatorHead: { seq: head.seq, hash: head.hash } };
-      if ('nonPrivate' in mine) ctx.ledger.participation(o.jobId, round, { ...record, ciphertextHashes: mine.ciphertextHashes });
-      else ctx.ledger.round(o.jobId, round, { ...record, releases: mine });
-      ctx.uploads.forget(round);
+      if (mine) ctx.ledger.round(o.jobId, round, { ...record, releases: mine });
+      else {
+        // A round of a non-private job is recorded too: its release is unbounded, not absent.
+        const own = runtime.ownRecord(round, contents.attempt)!;
+        ctx.ledger.participation(o.jobId, round, { ...record, ciphertextHashes: own.parts.map((p) => p.sha256) });
+      }
     }
     o.onRound?.({ round, modelHash: hash });
   }

@@ -6,7 +6,6 @@ import type { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
 import type { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import type { PartnerLedger } from '../ledger.ts';
 import type { PartnerNodeOptions } from '../node.ts';
-import type { UploadLog } from '../upload-log.ts';
 
 /** What every step of a partner node works with, once the job is joined and its key is open. */
 export interface PartnerContext {
@@ -19,7 +18,8 @@ export interface PartnerContext {
   /** The coordinator as this node verified it at join time (its key signs the heads the node witnesses). */
   readonly coordinator: PublicIdentity;
   readonly runtime: PartnerRuntime;
-  readonly uploads: UploadLog;
+  /** Attempts already reported as withheld (warned once each). */
+  readonly warned: Set<string>;
   /** The rows this node uses now (consent withdrawals remove rows between rounds). */
   data: { train: Dataset; test: Dataset; totalWithdrawn: number };
 }

@@ -1,6 +1,7 @@
 import type { Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
 import { FedmarkError } from '../../src/errors.ts';
+import { checkJobKey } from '../../src/federation/key-commitment.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
 import { CoordinatorError, type CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { hasCode } from '../../src/federation/protocol/errors.ts';
@@ -10,7 +11,8 @@ import { NotYet, waitUntil } from './waiting.ts';
 
 /**
  * Step 2: the job key. The owner seals it to this node's box key; the node polls until its sealed
- * copy is uploaded and opens it (bound to the job id), saying what it waits for. If the job ends
+ * copy is uploaded, opens it (bound to the job id) and checks it against the owner's commitment in
+ * the job ledger's signed seq-0 entry (key-commitment.ts), saying what it waits for. If the job ends
  * before the key arrives (the ceremony failed, the owner halted it), the node stops with the job's
  * state and reason instead of polling forever. Plaintext jobs have no key.
  */
@@ -19,7 +21,10 @@ export async function fetchJobKey(o: { client: CoordinatorClient; manifest: JobM
   const { jobId } = o.manifest;
   return waitUntil({ what: `the job key of "${jobId}" from its owner ${o.manifest.owner.name}`, timeoutMs: Number.POSITIVE_INFINITY, pollMs: o.pollMs, signal: o.signal, log: o.log, onWaiting: o.onWaiting, reportEveryMs: 60_000 }, async () => {
     try {
-      return openJobKey(jobId, await o.client.sealedKey(jobId), Buffer.from(o.manifest.owner.boxPublicKey, 'base64'), o.identity);
+      const key = openJobKey(jobId, await o.client.sealedKey(jobId), Buffer.from(o.manifest.owner.boxPublicKey, 'base64'), o.identity);
+      // Before anything is encrypted under it: the key every other key holder got, by the owner's signed commitment.
+      checkJobKey(o.manifest, await o.client.ledger(jobId), key);
+      return key;
     } catch (err) {
       if (err instanceof CoordinatorError && !hasCode(err, 'NO_SEALED_KEY')) throw new FedmarkError('KEY_CEREMONY', `fetching the sealed job key failed: ${err.message}`);
       if (!hasCode(err, 'NO_SEALED_KEY')) throw err;

@@ -1,7 +1,9 @@
 import { FedmarkError } from '../errors.ts';
 import type { JobManifest } from './manifest.ts';
 import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
-import type { RoundPlan } from './workload.ts';
+import type { PartSpec, RoundPlan } from './workload.ts';
+import { toGrid, toGridInPlace } from './release-grid.ts';
+import { verifyContents, type RoundContents, type SubmissionRecord } from './submission-record.ts';
 
 /**
  * Where a round is aggregated, for every workload and both drivers (the coordinator's engine and
@@ -27,7 +29,10 @@ export function accumulate(scheme: SecureSumScheme, plan: RoundPlan, sums: Reado
 /**
  * A key holder opening a round's published sums. A "sum" of fewer partners than the quorum could be
  * one partner's own vector passed off as an aggregate by a deviating coordinator: key holders refuse
- * to decrypt it. `use: 'state'` opens only what applying the round needs.
+ * to decrypt it, and anything whose signed records (`contents`) do not back what the sum claims to
+ * hold (submission-record.ts `verifyContents`). `own` is this key holder's record when it uploaded
+ * to the attempt the contents name. `use: 'state'` opens only what applying the round needs. Every
+ * decrypted value is put on the release grid.
  */
 export function openSums(
   scheme: SecureSumScheme,
@@ -36,19 +41,33 @@ export function openSums(
   plan: RoundPlan,
   round: number,
   blobs: Readonly<Record<string, Uint8Array>>,
+  contents: RoundContents,
+  own: SubmissionRecord | null,
   use: 'state' | 'all' = 'all',
 ): Record<string, Float64Array> {
-  const out: Record<string, Float64Array> = {};
   const min = Math.min(manifest.quorum, manifest.partners.length);
-  for (const spec of plan.parts) {
-    if (use === 'state' && spec.use !== 'state') continue;
+  const opened = plan.parts.filter((spec) => use === 'all' || spec.use === 'state');
+  const summands = opened.map((spec) => {
     const blob = blobs[spec.name];
     if (!blob) throw new FedmarkError('AGGREGATE_PART_MISSING', `the published sums of round ${round} have no "${spec.name}" part`);
     const n = scheme.summands(blob, spec.length);
     if (n !== null && n < min) {
       throw new FedmarkError('AGGREGATE_TOO_FEW', `the published sum of round ${round} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`);
     }
-    out[spec.name] = cipher.decrypt(blob, spec.length);
-  }
+    return { part: spec.name, summands: n };
+  });
+  verifyContents(manifest, plan, round, contents, summands, own);
+  const out: Record<string, Float64Array> = {};
+  for (const spec of opened) out[spec.name] = onGrid(spec, cipher.decrypt(blobs[spec.name], spec.length));
   return out;
+}
+
+/** A decrypted sum on the release grid of its part: counts to integers (their real slots and real parts to REAL_QUANTUM). */
+export function onGrid(spec: PartSpec, values: Float64Array): Float64Array {
+  toGridInPlace(values);
+  if (spec.domain !== 'count') return values;
+  const real = new Uint8Array(values.length);
+  for (const [a, b] of spec.realSlots ?? []) real.fill(1, a, b);
+  for (let i = 0; i < values.length; i++) if (!real[i]) values[i] = toGrid(values[i], 1) + 0;
+  return values;
 }

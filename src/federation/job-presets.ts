@@ -39,7 +39,12 @@ export interface JobPresetOptions {
   encryption?: EncryptionSpec;
   seed?: number;
   strategy?: JobManifest['strategy'];
+  /** Score histograms of every round, not only of the final model (default: only without DP — with DP each costs budget). */
+  evaluateEveryRound?: boolean;
 }
+
+/** Score-histogram bins of a DP job's evaluation (1,000 without DP). */
+export const DP_EVALUATION_BINS = 50;
 
 /**
  * Local training of a job without DP. Without clipping and noise the partner can take smaller,
@@ -56,7 +61,10 @@ export const NON_PRIVATE_TRAINING = { epochs: 1, batchSize: 32, learningRate: 0.
  * round, DP-SGD calibrated to ε = 3 at δ = 1e-5 (or NON_PRIVATE_TRAINING without DP), CKKS aggregation.
  */
 export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'> {
-  const dp = o.epsilon === null ? null : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const };
+  const dp =
+    o.epsilon === null
+      ? null
+      : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const, split: { weight: 0.02, evaluation: 0.1 } };
   return {
     jobId: o.jobId,
     purpose: o.purpose ?? 'propensity-model',
@@ -77,7 +85,8 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
     localTraining: dp ? { epochs: 1, batchSize: 128, learningRate: 0.5, optimizer: 'sgd', l2: 0, samplingRate: 0.02 } : NON_PRIVATE_TRAINING,
     dp,
     encryption: o.encryption ?? DEFAULT_HE_PARAMS,
-    evaluation: { bins: 1000, segments: sensitiveGroups(o.schema) },
+    // DP noise is added to every bin, so a DP job's histograms are coarser: fewer cells of noise per count.
+    evaluation: { bins: dp ? DP_EVALUATION_BINS : 1000, segments: sensitiveGroups(o.schema), ...(o.evaluateEveryRound === undefined ? {} : { everyRound: o.evaluateEveryRound }) },
     seed: o.seed ?? 42,
   };
 }

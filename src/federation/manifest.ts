@@ -39,6 +39,19 @@ export const localTrainingSchema = z.object({
 });
 export type LocalTraining = z.infer<typeof localTrainingSchema>;
 
+/**
+ * How a partner's ε is split between its releases besides DP-SGD (docs/PRIVACY.md): each share is
+ * the ε that release class would cost on its own; their noise is calibrated to it, and DP-SGD's σ
+ * to what the composition of every planned release leaves of the target.
+ */
+export const dpSplitSchema = z.object({
+  /** The noisy row count each partner releases once (its aggregation weight and DP-SGD's normaliser). */
+  weight: z.number().gt(0).lt(1).default(0.02),
+  /** The noisy evaluation histograms (every round's when `evaluation.everyRound`, and the final evaluation round). */
+  evaluation: z.number().gt(0).lt(1).default(0.1),
+});
+export type DpSplit = z.infer<typeof dpSplitSchema>;
+
 export const dpSpecSchema = z.object({
   /** ε each partner may spend on this job at most; σ is calibrated to it when noiseMultiplier is "calibrate". */
   targetEpsilon: z.number().positive(),
@@ -46,6 +59,7 @@ export const dpSpecSchema = z.object({
   clipNorm: z.number().positive(),
   noiseMultiplier: z.union([z.number().positive(), z.literal('calibrate')]),
   accountant: z.enum(['rdp']).default('rdp'),
+  split: dpSplitSchema.default({ weight: 0.02, evaluation: 0.1 }),
 });
 export type DpSpec = z.infer<typeof dpSpecSchema>;
 
@@ -55,8 +69,13 @@ export const encryptionSpecSchema = z.union([
 ]);
 export type EncryptionSpec = z.infer<typeof encryptionSpecSchema>;
 
-/** 2: `participants` → `partners`, `clientsPerRound` → `partnersPerRound` (one vocabulary). */
-export const MANIFEST_SCHEMA_VERSION = 2 as const;
+/**
+ * 2: `participants` → `partners`, `clientsPerRound` → `partnersPerRound` (one vocabulary).
+ * 3: every value derived from rows is a charged release: `dp.split` (the ε shares of the noisy row
+ * count and the evaluation histograms) and `evaluation.everyRound`; a version-2 manifest planned
+ * fewer releases, so a build reading it would compute another plan than the one its partners accepted.
+ */
+export const MANIFEST_SCHEMA_VERSION = 3 as const;
 
 /**
  * Which workload the job runs (src/federation/workload.ts) and that workload's own settings, which it
@@ -98,6 +117,12 @@ export const jobManifestSchema = z.object({
       bins: z.number().int().min(10).max(100_000).default(1000),
       /** Fairness segments: sensitive column → its declared groups (from the schema, never from data). */
       segments: z.record(z.string(), z.array(z.string()).min(1)).default({}),
+      /**
+       * Score histograms of every training round's entering model, besides the final evaluation
+       * round. Each is a release; absent: on for jobs without DP, off for DP jobs (it would spend
+       * budget on progress metrics).
+       */
+      everyRound: z.boolean().optional(),
     })
     .default({ bins: 1000, segments: {} }),
   seed: z.number().int().nonnegative(),
@@ -124,6 +149,7 @@ export function checkManifestConsistency(m: JobManifest): void {
   if (names.size !== n) problems.push('partners: duplicate names');
   if (m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
   if (m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
+  if (m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1) problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
   if (problems.length) throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${problems.join('; ')}`);
 }
 

@@ -1,5 +1,6 @@
 import { CkksAggregator, CkksCipher, CkksContext, freshBlobBytes, generateSecretKey, inspectBlob } from '../crypto/ckks/index.ts';
 import { FedmarkError } from '../errors.ts';
+import { toGridInPlace } from './release-grid.ts';
 import type { EncryptionSpec } from './manifest.ts';
 
 /**
@@ -9,6 +10,7 @@ import type { EncryptionSpec } from './manifest.ts';
  */
 export interface VectorCipher {
   encrypt(values: Float64Array): Uint8Array;
+  /** CKKS: rounded to the release grid (REAL_QUANTUM), never the raw approximate decryption. */
   decrypt(blob: Uint8Array, length: number): Float64Array;
   dispose(): void;
 }
@@ -58,7 +60,9 @@ export async function openSecureSum(spec: EncryptionSpec): Promise<SecureSumSche
     cipher: (secretKey) => {
       if (!secretKey) throw new FedmarkError('HE_NO_SECRET_KEY', 'CKKS: this node holds no secret key for the job (key ceremony not completed)');
       const c = new CkksCipher(ctx, secretKey);
-      return { encrypt: (v) => c.encryptVector(v), decrypt: (blob, length) => c.decryptVector(blob, length), dispose: () => c.dispose() };
+      // Nothing decrypted leaves this function with CKKS's full precision: its low-order bits are a
+      // function of the secret key and the encryption noise (src/federation/release-grid.ts).
+      return { encrypt: (v) => c.encryptVector(v), decrypt: (blob, length) => toGridInPlace(c.decryptVector(blob, length)), dispose: () => c.dispose() };
     },
     sum: (existing) => (existing ? CkksAggregator.fromBytes(ctx, existing) : new CkksAggregator(ctx)),
     generateSecretKey: () => generateSecretKey(ctx),

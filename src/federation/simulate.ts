@@ -13,6 +13,8 @@ import { openSecureSum, type SecureSumScheme } from './secure-sum.ts';
 import { StateTracker } from './state-tracker.ts';
 import { checkSubmission } from './submission-check.ts';
 import { decodeUpdate } from './update-codec.ts';
+import type { RoundContents } from './submission-record.ts';
+import { signerFromSecretKey } from '../privacy/ledger/signing.ts';
 import { builtinWorkloads } from './workloads/index.ts';
 import type { Workload, WorkloadRegistry } from './workload.ts';
 import type { SgdState } from './workloads/sgd/index.ts';
@@ -95,7 +97,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
   const guards = opts.partners.map((p) => new MemoryBudgetGuard(p.maxEpsilon ?? privacy?.targetEpsilon ?? Infinity));
   const keyIds = manifest.partners.map((p) => p.keyId);
   const runtimes = opts.partners.map(
-    (p, i) => new PartnerRuntime<S>({ manifest, workload, keyId: keyIds[i], train: p.train, test: p.test, scheme, secretKey, budget: privacy ? guards[i] : undefined }),
+    (p, i) => new PartnerRuntime<S>({ manifest, workload, keyId: keyIds[i], signer: signerFromSecretKey(ids[i].signSecretKey), train: p.train, test: p.test, scheme, secretKey, budget: privacy ? guards[i] : undefined }),
   );
   const indexOf = new Map(keyIds.map((k, i) => [k, i]));
   const ownerTracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);
@@ -106,6 +108,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
   let updateValues = 1;
   // Everything about the open attempt that the round machine does not hold: its sums and why partners declined.
   let sums: Record<string, Uint8Array> = {};
+  let contents: RoundContents = { round: 1, attempt: 0, records: [] };
   let declined: { name: string; reason: string }[] = [];
 
   // A virtual clock that never moves: every selected partner answers, so no deadline applies, and the run replays exactly.
@@ -120,19 +123,24 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
 
   const runAttempt = async (round: number, attempt: number, selected: string[]) => {
     sums = {};
+    contents = { round, attempt, records: [] };
     declined = [];
     const plan = rules.plan(round);
     for (const keyId of selected) {
       const i = indexOf.get(keyId)!;
       const res = await runtimes[i].buildSubmission(round, attempt);
+      if (res.status === 'withheld') throw new FedmarkError('SIM_WITHHELD', `${opts.partners[i].name} withheld round ${round} attempt ${attempt}: ${res.reason}`);
       if (res.status === 'refused') {
         declined.push({ name: opts.partners[i].name, reason: res.reason });
         send({ type: 'declined', keyId, round, attempt });
         continue;
       }
       const decoded = decodeUpdate(res.body);
-      checkSubmission(plan, scheme, { jobId: manifest.jobId, round, attempt, baseModelHash: view.current!.baseHash }, decoded);
+      checkSubmission(plan, scheme, { jobId: manifest.jobId, round, attempt, baseModelHash: view.current!.baseHash, manifest, partner: keyId }, decoded);
       sums = accumulate(scheme, plan, sums, decoded.parts);
+      // What the coordinator publishes with the sums, and the partner's acknowledgement of its upload.
+      contents.records.push(decoded.meta.record);
+      runtimes[i].acknowledged(round, attempt);
       const statePart = plan.parts.find((p) => p.use === 'state');
       if (statePart) {
         updateBytes = decoded.parts[statePart.name].length;
@@ -144,7 +152,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
 
   const closeRound = (round: number, attempt: number) => {
     const plan = rules.plan(round);
-    const opened = ownerTracker.open(round, sums);
+    const opened = ownerTracker.open(round, sums, contents);
     const report = ownerTracker.report(round, opened);
     ownerTracker.apply(round, opened);
     const submitted = view.current!.submitted.map((k) => opts.partners[indexOf.get(k)!].name);
@@ -153,7 +161,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
       // Every key holder follows every round and reports its state hash, as the nodes do.
       const hashes: { keyId: string; hash: string }[] = [];
       for (const [i, rt] of runtimes.entries()) {
-        hashes.push({ keyId: keyIds[i], hash: rt.applyAggregate(round, sums) });
+        hashes.push({ keyId: keyIds[i], hash: rt.applyAggregate(round, sums, contents) });
         send({ type: 'hash-reported', keyId: keyIds[i], round, attempt, hashes: hashes.map((h) => ({ ...h })) });
       }
       if (hashes.some((h) => h.hash !== ownerTracker.hash)) throw new FedmarkError('MODEL_DIVERGED', `partner model hash differs after round ${round}`);

@@ -2,6 +2,7 @@ import { FedmarkError } from '../errors.ts';
 import { openSums } from './aggregation.ts';
 import type { JobManifest } from './manifest.ts';
 import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
+import type { RoundContents, SubmissionRecord } from './submission-record.ts';
 import { planOf, type RoundPlan, type Workload } from './workload.ts';
 
 /**
@@ -47,9 +48,12 @@ export class StateTracker<S = unknown, R = unknown> {
     return this.cipher.encrypt(values);
   }
 
-  /** Decrypts a round's published sums (after the summand check); `state` opens only what `apply` needs. */
-  open(round: number, blobs: Readonly<Record<string, Uint8Array>>, use: 'state' | 'all' = 'all'): Record<string, Float64Array> {
-    return openSums(this.scheme, this.cipher, this.manifest, this.plan(round), round, blobs, use);
+  /**
+   * Decrypts a round's published sums after checking them against their signed records (`own`: this
+   * key holder's record when it uploaded to that attempt); `state` opens only what `apply` needs.
+   */
+  open(round: number, blobs: Readonly<Record<string, Uint8Array>>, contents: RoundContents, own: SubmissionRecord | null = null, use: 'state' | 'all' = 'all'): Record<string, Float64Array> {
+    return openSums(this.scheme, this.cipher, this.manifest, this.plan(round), round, blobs, contents, own, use);
   }
 
   /** Applies a round's decrypted sums (the server step; a no-op for rounds that do not change the state). */

@@ -2,6 +2,9 @@ import { FedmarkError } from '../errors.ts';
 import type { SecureSumScheme } from './secure-sum.ts';
 import { maxEnvelopeBytes, type DecodedUpdate } from './update-codec.ts';
 import type { RoundPlan } from './workload.ts';
+import type { JobManifest } from './manifest.ts';
+import { checkRecordOfUpload } from './submission-record.ts';
+import { sha256Hex } from '../util/hash.ts';
 
 export interface ExpectedSubmission {
   jobId: string;
@@ -9,6 +12,9 @@ export interface ExpectedSubmission {
   attempt: number;
   /** Hash of the state the round started from (null: not pinned). */
   baseModelHash: string | null;
+  /** The job's manifest and the uploading partner: its signed submission record must verify under the manifest's key for it. */
+  manifest: JobManifest;
+  partner: string;
 }
 
 function reject(code: string, message: string): FedmarkError {
@@ -48,6 +54,15 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
   if (meta.parts.length !== plan.parts.length) {
     throw reject('PART_UNEXPECTED', `a ${plan.kind} round takes parts ${plan.parts.map((p) => p.name).join(', ')}, got ${meta.parts.map((p) => p.name).join(', ')}`);
   }
+  // What key holders will check the round's sums against: the partner's own signature over this upload.
+  checkRecordOfUpload(expected.manifest, meta.record, {
+    partner: expected.partner,
+    round: meta.round,
+    attempt: meta.attempt,
+    kind: meta.kind,
+    baseModelHash: meta.baseModelHash,
+    parts: meta.parts.map((p) => ({ name: p.name, sha256: sha256Hex(parts[p.name]) })),
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FedmarkError } from '../errors.ts';
 import { PART_NAME } from './workload.ts';
+import { submissionRecordSchema } from './submission-record.ts';
 
 /**
  * An update travels as opaque bytes plus metadata: one binary envelope, signed as a whole by the
@@ -10,7 +11,7 @@ import { PART_NAME } from './workload.ts';
  */
 
 const MAGIC = [0x46, 0x4d, 0x55, 0x50]; // "FMUP"
-/** 2: the DP report lists every labelled release of the attempt (1 carried one release's fields). */
+/** 2: the DP report lists every labelled release of the attempt (1 carried one release's fields), and the meta carries the partner's signed submission record. */
 const VERSION = 2;
 const MAX_META_BYTES = 64 * 1024;
 const MAX_PARTS = 64;
@@ -52,6 +53,8 @@ export const updateMetaSchema = z.object({
     .min(1)
     .max(MAX_PARTS),
   dp: dpReportSchema.nullable(),
+  /** The partner's signed record of this upload (job, round, attempt, kind, part hashes): what key holders check a sum's contents against. */
+  record: submissionRecordSchema,
 });
 export type UpdateMeta = z.infer<typeof updateMetaSchema>;
 

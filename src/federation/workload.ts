@@ -25,8 +25,10 @@ export interface PartSpec {
   name: string;
   /** Number of values; from the manifest alone. */
   length: number;
-  /** Reals (model deltas, noisy statistics) or non-negative counts (histograms): encoders choose their representation by it. */
+  /** Reals (model deltas, noisy statistics) or non-negative counts (histograms): encoders choose their representation by it, and decrypted sums are rounded by it (counts to integers, reals to the release grid). */
   domain: 'real' | 'count';
+  /** In a `count` part, [start, end) ranges of slots that hold reals (e.g. Σ log loss next to the histograms). */
+  realSlots?: readonly (readonly [number, number])[];
   /** Largest |value| one partner contributes per slot, when the manifest bounds it (null: not bounded, e.g. row-weighted). */
   bound: number | null;
   /** `state`: key holders need it to apply the round; `report`: only read by the owner (e.g. evaluation histograms). */
@@ -53,6 +55,12 @@ export interface RoundPlan {
   releases: LabelledDpEvent[];
   /** The round changes the public state: key holders apply it and report its hash; the next round waits for agreement. */
   updatesState: boolean;
+  /**
+   * Labels of the workload's job releases (`Workload.jobReleases`) this round's upload carries: a
+   * partner makes (and is charged for) each once, with its first upload that carries it, and reuses
+   * the released value afterwards.
+   */
+  uses?: readonly string[];
 }
 
 /** A job's DP parameters as every party resolves them from the manifest (σ after calibration). */
@@ -80,6 +88,8 @@ export interface LocalContext<S> {
   /** The public state entering the round. */
   state: S;
   data: PartnerRows;
+  /** The job releases this partner has made (by label; already charged): post-processing may use them freely. */
+  released: Readonly<Record<string, Float64Array>>;
 }
 
 export interface LocalResult {
@@ -99,6 +109,14 @@ export interface Workload<S = unknown, R = unknown> {
   plan(manifest: JobManifest, round: number): RoundPlan;
   /** DP parameters of the job, null for a job without differential privacy. */
   privacy(manifest: JobManifest): PrivacyPlan | null;
+  /**
+   * Releases each partner makes at most once per job, with its first upload that carries them (see
+   * `RoundPlan.uses`), and reuses in later rounds as post-processing — e.g. SGD's noisy row count.
+   * From the manifest alone, like `plan`; `[]` (or absent) when there are none.
+   */
+  jobReleases?(manifest: JobManifest): LabelledDpEvent[];
+  /** Computes the job releases `labels` from the partner's rows, noise included: one vector per label. */
+  releaseOnce?(ctx: { manifest: JobManifest; keyId: string; labels: readonly string[]; data: PartnerRows }): Record<string, Float64Array>;
   /** The public state before round 1 (seeded from the manifest). */
   initialState(manifest: JobManifest): S;
   /** SHA-256 (64 lower-case hex) of a state, for model-hash agreement. Equal states hash equally on every machine. */
@@ -129,11 +147,13 @@ export function planOf(workload: AnyWorkload, manifest: JobManifest, round: numb
     names.add(p.name);
   }
   if (plan.stages.length === 0 || plan.stages.some((s) => !SUPPORTED_STAGES.includes(s))) throw bad(`stages ${plan.stages.join(', ')}: this build runs ${SUPPORTED_STAGES.join(', ')}`);
+  const once = new Set((workload.jobReleases?.(manifest) ?? []).map((r) => r.label));
+  for (const u of plan.uses ?? []) if (!once.has(u)) throw bad(`the round uses job release "${u}", which the workload does not declare`);
   // The budget charges and the ledgers record each release by (round, attempt, label).
-  const labels = new Set<string>();
+  const labels = new Set<string>(once);
   for (const r of plan.releases) {
     if (!/^[a-z][a-z0-9-]{0,63}$/.test(r.label)) throw bad(`release label "${r.label}" is not 1–64 chars of a-z, 0-9, "-"`);
-    if (labels.has(r.label)) throw bad(`release "${r.label}" appears twice`);
+    if (labels.has(r.label)) throw bad(`release "${r.label}" appears twice (in the round or among the job releases)`);
     labels.add(r.label);
   }
   return plan;
@@ -146,11 +166,14 @@ export function stateRounds(workload: AnyWorkload, manifest: JobManifest): numbe
   return out;
 }
 
-/** Every release a partner would make if selected in every round: the worst case DP is calibrated for. */
-export function releasePlan(workload: AnyWorkload, manifest: JobManifest): { round: number; releases: LabelledDpEvent[] }[] {
-  const out: { round: number; releases: LabelledDpEvent[] }[] = [];
-  for (let r = 1; r <= workload.totalRounds(manifest); r++) out.push({ round: r, releases: planOf(workload, manifest, r).releases });
-  return out;
+/**
+ * Every release a partner would make if selected in every round — the worst case DP is calibrated
+ * for: the job releases (once each) and each round's releases.
+ */
+export function releasePlan(workload: AnyWorkload, manifest: JobManifest): { job: LabelledDpEvent[]; rounds: { round: number; releases: LabelledDpEvent[] }[] } {
+  const rounds: { round: number; releases: LabelledDpEvent[] }[] = [];
+  for (let r = 1; r <= workload.totalRounds(manifest); r++) rounds.push({ round: r, releases: planOf(workload, manifest, r).releases });
+  return { job: workload.jobReleases?.(manifest) ?? [], rounds };
 }
 
 /** The workloads a process runs, by kind. */

@@ -97,7 +97,9 @@ export function buildEvalHistograms(
   labels: ArrayLike<number>,
   segmentsPerRow: Record<string, ArrayLike<string>>,
   layout: HistogramLayout,
+  options: { logLossCap?: number } = {},
 ): Float64Array {
+  const cap = options.logLossCap ?? Infinity;
   const n = checkLengths(scores, labels);
   checkProbabilities(scores);
   const declared = new Set(layout.segments.map((s) => s.name));
@@ -115,7 +117,8 @@ export function buildEvalHistograms(
     const b = binIndex(scores[i], B);
     rowBins[i] = b;
     out[(labels[i] === 1 ? layout.globalPos : layout.globalNeg) + b]++;
-    sumLog += rowLogLoss(scores[i], labels[i]);
+    // A cap bounds what one row adds (DP: the release's sensitivity); without one, p is clipped to [1e-15, 1 − 1e-15].
+    sumLog += Math.min(cap, rowLogLoss(scores[i], labels[i]));
     sumSq += (scores[i] - labels[i]) ** 2;
   }
   out[layout.sums] = sumLog;
@@ -225,6 +228,13 @@ export interface HistogramMetricsOptions {
   threshold?: number;
   /** Reliability-diagram bins, default 10. */
   calibrationBins?: number;
+  /**
+   * Standard deviation of the DP noise in each cell of the (summed) vector, 0 for exact counts. A
+   * segment group whose noisy row count (or positives, negatives) cannot be told from noise — below
+   * three standard deviations of the noise its total carries — reports NaN rates (n/a), never a
+   * ratio of noise.
+   */
+  noiseStd?: number;
 }
 
 function clamped(flat: Float64Array, offset: number, bins: number): Float64Array {
@@ -333,9 +343,28 @@ function calibrationFromHistograms(pos: Float64Array, neg: Float64Array, bins: n
   return calibrationFromSums(count, sumMid, sumPos);
 }
 
-function groupCounts(group: string, pos: Float64Array, neg: Float64Array, tBin: number): GroupCounts {
+function groupCounts(group: string, flat: Float64Array, g: HistogramGroupOffsets, bins: number, tBin: number, noiseStd: number): GroupCounts {
+  const pos = clamped(flat, g.pos, bins);
+  const neg = clamped(flat, g.neg, bins);
   const { tp, fp } = thresholdCounts(pos, neg, tBin);
-  return groupRates(group, total(pos), total(neg), tp, fp, aucFromHistograms(pos, neg));
+  const counts = groupRates(group, total(pos), total(neg), tp, fp, aucFromHistograms(pos, neg));
+  if (!(noiseStd > 0)) return counts;
+  // Raw (unclamped) sums: the noise in them has mean 0, so a group of no rows sums to about 0.
+  const raw = (offset: number) => flat.subarray(offset, offset + bins).reduce((a, b) => a + b, 0);
+  const floor = (cells: number) => 3 * noiseStd * Math.sqrt(cells);
+  const rawPos = raw(g.pos);
+  const rawNeg = raw(g.neg);
+  const hasRows = rawPos + rawNeg >= floor(2 * bins);
+  const hasPos = rawPos >= floor(bins);
+  const hasNeg = rawNeg >= floor(bins);
+  return {
+    ...counts,
+    baseRate: hasRows ? counts.baseRate : NaN,
+    selectionRate: hasRows ? counts.selectionRate : NaN,
+    tpr: hasPos ? counts.tpr : NaN,
+    fpr: hasNeg ? counts.fpr : NaN,
+    auc: hasPos && hasNeg ? counts.auc : NaN,
+  };
 }
 
 /** All global and per-segment metrics from a (summed) evaluation vector. */
@@ -392,7 +421,7 @@ export function metricsFromHistograms(
     finalizeSegment(
       seg.name,
       tBin / B,
-      seg.groups.map((g) => groupCounts(g.group, clamped(flat, g.pos, B), clamped(flat, g.neg, B), tBin)),
+      seg.groups.map((g) => groupCounts(g.group, flat, g, B, tBin, options.noiseStd ?? 0)),
     ),
   );
   return {

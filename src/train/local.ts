@@ -36,6 +36,11 @@ export const dpTrainConfigSchema = z
     noiseMultiplier: z.number().finite().min(0),
     clipNorm: z.number().finite().positive(),
     samplingRate: z.number().positive().max(1).optional(),
+    /**
+     * Rows the expected batch size q·n is computed from. Default: the exact n — but dividing by the
+     * exact n releases n; a federated DP job passes its already released noisy row count.
+     */
+    normalizerRows: z.number().finite().positive().optional(),
   })
   .strict();
 
@@ -180,10 +185,10 @@ export async function trainLocal(
 
   const dp = cfg.dp;
   const { samplingRate: q, stepsPerEpoch } = dpSchedule(dp, n, cfg.batchSize);
-  const expected = q * n;
+  const expected = q * (dp.normalizerRows ?? n);
   const sampler = new PoissonSampler(n, q, internals.randomFill);
   const noise = new GaussianNoisePool(dp.noiseMultiplier * dp.clipNorm);
-  let ws: Workspace = createWorkspace(layout, Math.ceil(expected + 4 * Math.sqrt(expected) + 8));
+  let ws: Workspace = createWorkspace(layout, Math.ceil(q * n + 4 * Math.sqrt(q * n) + 8));
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
     for (let s = 0; s < stepsPerEpoch; s++) {
       const rows = sampler.sample();

@@ -5,14 +5,15 @@
  * holder that decrypts it reads that partner's individual update. Key holders must check what an
  * aggregate claims to contain against signed per-partner submission records — here the lone vector
  * is from a round in which only one partner submitted anything, so no honest record can back the
- * claim of two.
+ * claim of two. (The protocol now publishes the signed records of what a sum holds; the lie is
+ * told in that format too — A's genuine record, listed twice to match the patched count.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { CkksAggregator, CkksContext, inspectBlob } from '../../src/crypto/ckks/index.ts';
 import type { HeParams } from '../../src/crypto/ckks/index.ts';
 import { bytesResponse, jsonResponse, parseJson } from '../helpers/lying-proxy.ts';
-import { defineJob, startOwner, startPartner, startWorld, uploadParts, uploads, waitFor, writePolicy, type AttackWorld } from './harness.ts';
+import { defineJob, startOwner, startPartner, startWorld, uploadMeta, uploadParts, uploads, waitFor, writePolicy, type AttackWorld } from './harness.ts';
 
 /** The coordinator's forgery: one partner's fresh ciphertext re-serialized as a sum, claiming `claimed` summands. */
 async function forgeSum(params: HeParams, lone: Uint8Array, claimed: number): Promise<{ blob: Uint8Array; claims: number }> {
@@ -56,12 +57,19 @@ describe('attack: a patched summand count', () => {
       return jsonResponse(200, { ...s, round: 2, attempt: 0, roundState: 'open', roundKind: 'evaluate', selected: [a], submitted: [], closedRounds: [1] });
     });
     world.proxy.on({ method: 'GET', path: /\/rounds\/1\/aggregate$/, keyId: b }, async (_req, ctx) => (forged ? bytesResponse(200, forged.blob) : ctx.forward()));
+    // The same lie in the protocol's signed-contents format: the coordinator backs its "sum of 2" with
+    // the best it holds — A's genuine signed record, listed twice (it cannot sign for anyone else).
+    let recordOfA: unknown = null;
+    world.proxy.on({ method: 'GET', path: /\/rounds\/1\/contents$/, keyId: b }, async (_req, ctx) =>
+      forged && recordOfA ? jsonResponse(200, { round: 1, attempt: 0, records: [recordOfA, recordOfA] }) : ctx.forward(),
+    );
     world.proxy.on({ method: 'POST', path: /\/rounds\/\d+\/model-hash$/, keyId: b }, () => jsonResponse(200, { ok: true }));
 
     startOwner(world, signed);
     const nodeA = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest) });
     const nodeB = await startPartner(world, 1, { jobId: manifest.jobId, policyFile: writePolicy(world, 1, manifest) });
     const fromA = await waitFor(() => uploads(world, a)[0], "A's round-1 upload", 45_000);
+    recordOfA = (uploadMeta(fromA.body) as unknown as { record: unknown }).record;
     forged = await forgeSum(manifest.encryption as HeParams, uploadParts(fromA.body).update, 2);
     expect(forged.claims, 'the forged blob passes as a sum of 2').toBe(2);
     expect(uploads(world, b), 'B was told it is not selected and uploads nothing').toHaveLength(0);

@@ -186,7 +186,7 @@ export function startOwner(world: AttackWorld, signed: SignedManifest, o: { iden
 /** Registers a job (manifest + owner-signed ledger genesis) without running an owner node. */
 export async function registerJob(url: string, signed: SignedManifest, owner: Identity): Promise<void> {
   const client = new CoordinatorClient(url, owner);
-  await client.createJob(signed, manifestLedgerEntry(signed.manifest, owner, await client.coordinatorIdentity(), sgdWorkload.privacy(signed.manifest)));
+  await client.createJob(signed, manifestLedgerEntry(signed.manifest, owner, await client.coordinatorIdentity(), sgdWorkload.privacy(signed.manifest), null));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +373,7 @@ export class CuriousPartner {
     const secretKey = openJobKey(jobId, sealed, Buffer.from(manifest.owner.boxPublicKey, 'base64'), identity);
     const scheme = await openSecureSum(manifest.encryption);
     const d = await world.partnerData(i);
-    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId: publicIdentity(identity).keyId, train: d.train, test: d.test, scheme, secretKey, budget: new MemoryBudgetGuard(1e9) });
+    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId: publicIdentity(identity).keyId, signer: signerFromSecretKey(identity.signSecretKey), train: d.train, test: d.test, scheme, secretKey, budget: new MemoryBudgetGuard(1e9) });
     const p = new CuriousPartner(client, manifest, runtime, scheme, scheme.cipher(secretKey));
     world.cleanups.push(() => p.dispose());
     return p;
@@ -384,6 +384,7 @@ export class CuriousPartner {
     const r = await this.runtime.buildSubmission(round, 0);
     if (r.status !== 'submitted') throw new Error(`curious partner: round ${round} refused: ${r.reason}`);
     await this.client.submit(this.manifest.jobId, round, r.body);
+    this.runtime.acknowledged(round, 0);
     return r.body;
   }
 
@@ -398,9 +399,10 @@ export class CuriousPartner {
     return blob ? this.cipher.decrypt(blob, length) : null;
   }
 
-  /** Applies the round's published sum like an honest partner and reports the model hash. */
+  /** Applies the round's published sum like an honest partner (checking its signed contents) and reports the model hash. */
   async follow(round: number): Promise<void> {
-    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(this.manifest.jobId, round, 'update') });
+    const { jobId } = this.manifest;
+    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(jobId, round, 'update') }, await this.client.contents(jobId, round));
     await this.client.reportModelHash(this.manifest.jobId, round, hash);
   }
 

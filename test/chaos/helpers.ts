@@ -12,6 +12,7 @@ import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import { loadSchema, type DatasetSchema } from '../../src/data/schema.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
+import type { SubmissionRecord } from '../../src/federation/submission-record.ts';
 import { parseManifest, signManifest, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { StateTracker } from '../../src/federation/state-tracker.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
@@ -394,7 +395,10 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
           decryptedWeight,
         });
         if (r.state === 'closed' && r.kind === 'train' && updateSum) {
-          tracker.apply(r.round, tracker.open(r.round, { update: new Uint8Array(updateSum) }, 'state'));
+          // The contents the coordinator publishes with the sums: the stored uploads' signed records.
+          const metas = db.prepare('SELECT meta FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id').all(jobId, r.round, r.attempt) as { meta: string }[];
+          const contents = { round: r.round, attempt: r.attempt, records: metas.map((m) => (JSON.parse(m.meta) as { record: SubmissionRecord }).record) };
+          tracker.apply(r.round, tracker.open(r.round, { update: new Uint8Array(updateSum) }, contents, null, 'state'));
           replayed.push({ round: r.round, hash: tracker.hash, params: Float64Array.from(tracker.state.params) });
         }
       }

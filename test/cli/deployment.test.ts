@@ -7,6 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import { freePort } from '../../cli/free-port.ts';
+import { loadPartnerData } from '../../cli/partner-data.ts';
+import { loadBundledSchema } from '../../src/data/bundled.ts';
+import { auc } from '../../src/metrics/classification.ts';
+import { predictProba } from '../../src/model/params.ts';
+import { loadModel } from '../../src/model/tfjs-io.ts';
 
 const tsx = createRequire(import.meta.url).resolve('tsx/cli');
 const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
@@ -65,9 +70,18 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       expect(await exited(owner), owner.output()).toBe(0);
       const result = JSON.parse(owner.output().trim().split('\n').filter((l) => l.startsWith('{"jobId"')).at(-1)!) as { state: string; auc: number; modelHash: string };
       expect(result.state).toBe('completed');
-      expect(result.auc).toBeGreaterThan(0.65);
+      // The owner's AUC comes from the DP-noised score histograms of 2 × 80 hold-out rows: an
+      // estimate, not a measurement. The released model itself is measured on telco rows no
+      // partner holds.
+      expect(result.auc).toBeGreaterThanOrEqual(0);
+      expect(result.auc).toBeLessThanOrEqual(1);
       for (const c of children.slice(1, 3)) expect(await exited(c), (c as ReturnType<typeof start>).output()).toBe(0);
       expect(existsSync(join(dir, 'owner', 'model', 'model.json'))).toBe(true);
+      const model = await loadModel(join(dir, 'owner', 'model'));
+      writeFileSync(join(dir, 'unseen.csv'), [lines[0], ...lines.slice(801).filter(Boolean)].join('\r\n') + '\r\n');
+      const unseen = (await loadPartnerData(join(dir, 'unseen.csv'), await loadBundledSchema('telco-churn'), 0.2, 7)).all;
+      const modelAuc = auc(predictProba(model.spec, model.d, model.params, unseen.X, unseen.n), unseen.y);
+      expect(modelAuc, `the released model's AUC on ${unseen.n} unseen rows`).toBeGreaterThan(0.65);
 
       // The reviewer audits the coordinator's ledger against both partners' own ledgers.
       const ledger = join(dir, 'coord', 'ledgers', 'churn-q4.ledger.jsonl');

@@ -423,11 +423,11 @@ function submissionBody(s: Extract<Spec, { family: 'deep' }>, partner: number): 
  * re-sealed ciphertext with flipped coefficient bits is still a ciphertext — and one accepted update
  * per partner would end the deep testing for that partner.
  */
-function wouldBeAccepted(body: Uint8Array): boolean {
+function wouldBeAccepted(body: Uint8Array, partner: string): boolean {
   const { manifest, scheme } = partners[0];
   try {
     const decoded = decodeUpdate(body);
-    checkSubmission(planOf(sgdWorkload, manifest, 1), scheme, { jobId: JOB, round: 1, attempt: 0, baseModelHash: null }, decoded);
+    checkSubmission(planOf(sgdWorkload, manifest, 1), scheme, { jobId: JOB, round: 1, attempt: 0, baseModelHash: null, manifest, partner }, decoded);
     for (const part of Object.values(decoded.parts)) {
       const sum = scheme.sum();
       try {
@@ -549,7 +549,7 @@ function toWire(s: Spec): Wire {
         // 409), so that partners 1 and 2 never get an update accepted and stay deep-testable all run long.
         if (s.mutation === 'exact' || s.mutation === 'other-partner') signer = 1;
         body = submissionBody(s, signer >= 1 && signer <= 3 ? signer - 1 : s.partner);
-        if ((signer === 2 || signer === 3) && s.round === 1 && wouldBeAccepted(body)) signer = 1;
+        if ((signer === 2 || signer === 3) && s.round === 1 && wouldBeAccepted(body, partnerKeys[signer - 1])) signer = 1;
         ct = s.ct;
       } else if (route.body === 'bytes') {
         body = Buffer.from(honestBodies[s.partner].subarray(0, 40 + (s.number % 5000)));

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { REAL_QUANTUM } from '../../src/federation/release-grid.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { deterministicIdentity, makeJob, runFederation, telcoPartners } from '../helpers/partners.ts';
@@ -32,8 +33,12 @@ describe('a seeded HTTP federation replays the recorded baseline', () => {
     expect(new Set(r.nodes.map((n) => n.modelHash))).toEqual(new Set([r.owner.modelHash]));
     const params = r.owner.finalState.params;
     expect(params.length).toBe(baseline.params.length);
+    // The baseline was recorded before decrypted sums and the released model were put on the release
+    // grid (2⁻²⁰). The weights (225 rows / 10⁴ ≈ 0.0225) move by up to half a quantum, 2e-5 of
+    // themselves, so over three rounds each parameter moves by at most ~1e-4; and it lies on the grid.
     const drift = Math.max(...baseline.params.map((v, i) => Math.abs(v - params[i])));
-    expect(drift).toBeLessThan(1e-12);
-    r.owner.roundMetrics.forEach((x, i) => expect(x.metrics!.auc).toBeCloseTo(baseline.rounds[i], 9));
+    expect(drift).toBeLessThan(1e-4);
+    for (const p of params) expect(Number.isInteger(p / REAL_QUANTUM)).toBe(true);
+    r.owner.roundMetrics.forEach((x, i) => expect(x.metrics!.auc).toBeCloseTo(baseline.rounds[i], 3));
   }, 150_000);
 });

@@ -5,6 +5,9 @@ import { accumulate, openSums } from '../../src/federation/aggregation.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import type { RoundPlan } from '../../src/federation/workload.ts';
+import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
+import { signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
+import { signSubmissionRecord } from '../../src/federation/submission-record.ts';
 
 const plan: RoundPlan = {
   kind: 'train',
@@ -17,7 +20,16 @@ const plan: RoundPlan = {
   releases: [],
   updatesState: true,
 };
-const manifest = { quorum: 2, partners: [{}, {}, {}] } as JobManifest;
+const ids = ['a', 'b', 'c'].map((n) => generateIdentity(n));
+const manifest = { jobId: 'sum-job', quorum: 2, partners: ids.map(publicIdentity) } as JobManifest;
+/** The contents a coordinator publishes with a round's sums: the signed records of the first `n` partners. */
+const contents = (round: number, n: number) => ({
+  round,
+  attempt: 0,
+  records: ids.slice(0, n).map((id) =>
+    signSubmissionRecord({ jobId: 'sum-job', round, attempt: 0, kind: 'train', partner: publicIdentity(id).keyId, baseModelHash: 'a'.repeat(64), parts: plan.parts.map((p) => ({ name: p.name, sha256: 'b'.repeat(64) })) }, signerFromSecretKey(id.signSecretKey)),
+  ),
+});
 const vec = (...xs: number[]) => Float64Array.from(xs);
 const code = (f: () => unknown) => {
   try {
@@ -63,10 +75,16 @@ describe('CKKS scheme and the aggregation over named parts', () => {
     let sums = accumulate(s, plan, {}, upload([1, 2, 3, 4, 5], [1, 0, 2]));
     sums = accumulate(s, plan, sums, upload([0.5, 0.5, 0.5, 0.5, 0.5], [0, 3, 1]));
     expect(s.summands(sums.update, 5)).toBe(2);
-    const opened = openSums(s, c, manifest, plan, 1, sums);
+    const opened = openSums(s, c, manifest, plan, 1, sums, contents(1, 2), null);
     expect(Array.from(opened.update).map((x) => Math.round(x * 1e4) / 1e4)).toEqual([1.5, 2.5, 3.5, 4.5, 5.5]);
     expect(Array.from(opened.evaluation).map(Math.round)).toEqual([1, 3, 3]);
-    expect(Object.keys(openSums(s, c, manifest, plan, 1, sums, 'state'))).toEqual(['update']);
+    expect(Object.keys(openSums(s, c, manifest, plan, 1, sums, contents(1, 2), null, 'state'))).toEqual(['update']);
+    // The same sums with records that do not back them: too few, for another round, one that does not verify.
+    expect(code(() => openSums(s, c, manifest, plan, 1, sums, contents(1, 3), null))).toBe('AGGREGATE_UNVERIFIED');
+    expect(code(() => openSums(s, c, manifest, plan, 1, sums, { ...contents(2, 2), round: 1 }, null))).toBe('AGGREGATE_UNVERIFIED');
+    const forged = contents(1, 2);
+    forged.records[1] = { ...forged.records[1], attempt: 1 };
+    expect(code(() => openSums(s, c, manifest, plan, 1, sums, { ...forged, attempt: 0 }, null))).toBe('AGGREGATE_UNVERIFIED');
     expect(code(() => accumulate(s, plan, sums, { update: sums.update }))).toBe('PART_MISSING');
     c.dispose();
   });
@@ -74,9 +92,9 @@ describe('CKKS scheme and the aggregation over named parts', () => {
   it('key holders refuse to decrypt a "sum" of fewer partners than the quorum, or one missing a part', () => {
     const c = s.cipher(key);
     const lone = accumulate(s, plan, {}, { update: c.encrypt(new Float64Array(5)), evaluation: c.encrypt(new Float64Array(3)) });
-    expect(code(() => openSums(s, c, manifest, plan, 4, lone))).toBe('AGGREGATE_TOO_FEW');
+    expect(code(() => openSums(s, c, manifest, plan, 4, lone, contents(4, 2), null))).toBe('AGGREGATE_TOO_FEW');
     const pair = accumulate(s, plan, lone, { update: c.encrypt(new Float64Array(5)), evaluation: c.encrypt(new Float64Array(3)) });
-    expect(code(() => openSums(s, c, manifest, plan, 4, { update: pair.update }))).toBe('AGGREGATE_PART_MISSING');
+    expect(code(() => openSums(s, c, manifest, plan, 4, { update: pair.update }, contents(4, 2), null))).toBe('AGGREGATE_PART_MISSING');
     c.dispose();
   });
 

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { FedmarkError } from '../../src/errors.ts';
 import { decodeUpdate, encodeUpdate, type UpdateMeta } from '../../src/federation/update-codec.ts';
 
-const meta: Omit<UpdateMeta, 'parts'> = { jobId: 'job-1', round: 2, attempt: 0, kind: 'train', scheme: 'plain-insecure', paramsId: 'plain-insecure', baseModelHash: 'a'.repeat(64), dp: null };
+// The envelope only carries the record; its signature is the coordinator's and the key holders' to check (submission-record.ts).
+const record = { jobId: 'job-1', round: 2, attempt: 0, kind: 'train', partner: 'c'.repeat(32), baseModelHash: 'a'.repeat(64), parts: [{ name: 'update', sha256: 'd'.repeat(64) }], attestation: { keyId: 'c'.repeat(32), sig: 'AA==' } };
+const meta: Omit<UpdateMeta, 'parts'> = { jobId: 'job-1', round: 2, attempt: 0, kind: 'train', scheme: 'plain-insecure', paramsId: 'plain-insecure', baseModelHash: 'a'.repeat(64), dp: null, record };
 const parts = [
   { name: 'update', length: 3, bytes: new Uint8Array([1, 2, 3, 4]) },
   { name: 'evaluation', length: 2, bytes: new Uint8Array([9, 8]) },
@@ -84,5 +86,7 @@ describe('update envelope', () => {
     const head = encodeUpdate(meta, parts);
     new DataView(head.buffer).setUint32(5, 10_000_000, false);
     expect(code(head)).toMatch(/metadata length 10000000 exceeds/);
+    const { record: _r, ...unrecorded } = meta;
+    expect(code(envelope(JSON.stringify({ ...unrecorded, parts: [{ name: 'update', bytes: 2, length: 1 }] }), [new Uint8Array(2)]))).toMatch(/metadata field record/);
   });
 });

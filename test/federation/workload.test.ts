@@ -25,10 +25,19 @@ describe('the workload seam', () => {
 
   it('lists the release plan and the state-changing rounds from the manifest alone', () => {
     const r = { label: 'update', samplingRate: 0.1, noiseMultiplier: 1, steps: 10, sensitivity: 1 };
-    expect(releasePlan(fake({ releases: [r] }), m, )).toEqual([
-      { round: 1, releases: [r] },
-      { round: 2, releases: [r] },
-    ]);
+    expect(releasePlan(fake({ releases: [r] }), m)).toEqual({
+      job: [],
+      rounds: [
+        { round: 1, releases: [r] },
+        { round: 2, releases: [r] },
+      ],
+    });
+    // Job releases are planned once, whatever the number of rounds that carry them.
+    const weight = { label: 'weight', samplingRate: 1, noiseMultiplier: 50, steps: 1, sensitivity: 1 };
+    const withWeight = { ...fake({ releases: [r], uses: ['weight'] }), jobReleases: () => [weight] };
+    expect(releasePlan(withWeight, m).job).toEqual([weight]);
+    expect(thrown(() => planOf(fake({ uses: ['weight'] }), m, 1))).toMatch(/uses job release "weight", which the workload does not declare/);
+    expect(thrown(() => planOf({ ...withWeight, plan: () => ({ ...base, releases: [{ ...r, label: 'weight' }] }) }, m, 1))).toMatch(/release "weight" appears twice/);
     expect(stateRounds(fake({ updatesState: false }), m)).toEqual([]);
   });
 

@@ -14,6 +14,8 @@ import type { DatasetSchema } from '../../src/data/schema.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
 import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
+import { decodeUpdate } from '../../src/federation/update-codec.ts';
+import { recordHash } from '../../src/federation/submission-record.ts';
 import { sgdWorkload, type SgdState } from '../../src/federation/workloads/sgd/index.ts';
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
@@ -235,7 +237,7 @@ export class ManualPartner {
       }
     }
     const keyId = publicIdentity(o.identity).keyId;
-    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId, train: o.train, test: o.test, scheme, secretKey });
+    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId, signer: signerFromSecretKey(o.identity.signSecretKey), train: o.train, test: o.test, scheme, secretKey });
     return new ManualPartner(o.identity, client, manifest, runtime, scheme, secretKey);
   }
 
@@ -246,13 +248,19 @@ export class ManualPartner {
     return { body: res.body, update: res.plain!.update, evaluation: res.plain!.evaluation };
   }
 
-  submit(round: number, body: Uint8Array) {
-    return this.client.submit(this.manifest.jobId, round, body);
+  /** Uploads; once the coordinator takes it, that attempt's published sums must list this partner's record (as the node does). */
+  async submit(round: number, body: Uint8Array) {
+    const res = await this.client.submit(this.manifest.jobId, round, body);
+    const { meta } = decodeUpdate(body);
+    const own = this.runtime.ownRecord(round, meta.attempt);
+    if (own && recordHash(own) === recordHash(meta.record)) this.runtime.acknowledged(round, meta.attempt);
+    return res;
   }
 
-  /** Downloads the round's published sum, applies the server step and reports the model hash. */
+  /** Downloads the round's published sum and its signed contents, applies the server step and reports the model hash. */
   async applyRound(round: number): Promise<string> {
-    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(this.manifest.jobId, round, 'update') });
+    const { jobId } = this.manifest;
+    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(jobId, round, 'update') }, await this.client.contents(jobId, round));
     await this.client.reportModelHash(this.manifest.jobId, round, hash);
     return hash;
   }

@@ -275,3 +275,30 @@ describe('robustness', () => {
     expect(m.positives).toBe(0);
   });
 });
+
+describe('DP-noised histograms', () => {
+  it('caps each row’s log loss when asked (the release’s sensitivity), and only then', () => {
+    const l = histogramLayout({}, 10);
+    const wrong = buildEvalHistograms([1e-9], [1], {}, l);
+    expect(wrong[l.sums]).toBeGreaterThan(20);
+    expect(buildEvalHistograms([1e-9], [1], {}, l, { logLossCap: Math.log(1e4) })[l.sums]).toBeCloseTo(Math.log(1e4), 12);
+  });
+
+  it('reports n/a for a group the noise drowns, never a ratio of noise, and rates for a group with rows', () => {
+    const layout = histogramLayout({ region: ['north', 'south'] }, 10);
+    const rng = createRng(3);
+    const scores = Array.from({ length: 400 }, () => rng.next());
+    const labels = scores.map((s) => (s > 0.5 ? 1 : 0));
+    // Every row is "north": "south" has no rows at all.
+    const v = buildEvalHistograms(scores, labels, { region: scores.map(() => 'north') }, layout);
+    const std = 2;
+    for (let i = 0; i < v.length; i++) v[i] += std * rng.normal();
+    const m = metricsFromHistograms(v, layout, { noiseStd: std });
+    const [north, south] = m.segments[0].groups;
+    expect(Number.isFinite(north.selectionRate) && Number.isFinite(north.tpr) && Number.isFinite(north.auc)).toBe(true);
+    expect([south.baseRate, south.selectionRate, south.tpr, south.fpr, south.auc].every((x) => Number.isNaN(x))).toBe(true);
+    // Without the noise level the same vector gives the empty group rates computed from noise alone.
+    const naive = metricsFromHistograms(v, layout).segments[0].groups[1];
+    expect(Number.isFinite(naive.selectionRate)).toBe(true);
+  });
+});

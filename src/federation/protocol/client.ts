@@ -7,6 +7,7 @@ import type { LedgerEntry } from '../../privacy/ledger/entries.ts';
 import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from '../../transport/tls-client.ts';
 import { identityChallenge, verifyIdentityAnswer } from './coordinator-proofs.ts';
 import { pathOf, routes, type RouteSpec } from './routes.ts';
+import type { RoundContents } from '../submission-record.ts';
 import type { AcceptanceBody, DeclineBody, JobStatus, LedgerHead, ManifestResponse } from './schemas.ts';
 
 export interface CoordinatorClientOptions {
@@ -146,6 +147,10 @@ export class CoordinatorClient {
   }
   aggregate(jobId: string, round: number, part: string): Promise<Uint8Array> {
     return this.call(routes.aggregate, { jobId, round }, { query: { part } });
+  }
+  /** What a closed round's sums hold (partner-signed records): checked by key holders before they decrypt. */
+  contents(jobId: string, round: number): Promise<RoundContents> {
+    return this.call(routes.contents, { jobId, round });
   }
   reportModelHash(jobId: string, round: number, hash: string) {
     return this.call(routes.reportModelHash, { jobId, round }, { body: { hash } });

@@ -20,6 +20,7 @@ import {
   submissionResponseSchema,
   withdrawBodySchema,
 } from './schemas.ts';
+import { roundContentsSchema } from '../submission-record.ts';
 
 /**
  * Every coordinator route, once: method, URL pattern, schemas, who may call it and how its path is
@@ -114,6 +115,14 @@ export const routes = {
   }),
   decline: route({ method: 'POST', url: '/v1/jobs/:jobId/rounds/:round/decline', summary: 'a selected partner declines a round (privacy budget)', auth: 'job', role: 'partner', params: roundParamsSchema, body: declineBodySchema, response: okSchema }),
   aggregate: route({ method: 'GET', url: '/v1/jobs/:jobId/rounds/:round/aggregate', summary: "a closed round's encrypted sum of one part", auth: 'job', params: roundParamsSchema, query: aggregateQuerySchema, response: 'octet-stream' }),
+  contents: route({
+    method: 'GET',
+    url: '/v1/jobs/:jobId/rounds/:round/contents',
+    summary: "what a closed round's sums hold: the attempt and the partner-signed records of the uploads added",
+    auth: 'job',
+    params: roundParamsSchema,
+    response: roundContentsSchema,
+  }),
   reportModelHash: route({ method: 'POST', url: '/v1/jobs/:jobId/rounds/:round/model-hash', summary: 'the hash of the state after applying a round', auth: 'job', role: 'partner', params: roundParamsSchema, body: modelHashBodySchema, response: okSchema }),
   withdraw: route({ method: 'POST', url: '/v1/jobs/:jobId/withdraw', summary: 'a partner leaves the job (attested)', auth: 'job', role: 'partner', params: jobParamsSchema, body: withdrawBodySchema, response: okSchema }),
   halt: route({ method: 'POST', url: '/v1/jobs/:jobId/halt', summary: 'emergency brake: the owner stops the job', auth: 'job', role: 'owner', params: jobParamsSchema, body: haltBodySchema, response: okSchema }),

@@ -20,7 +20,8 @@ import { z } from 'zod';
  * a partner writes `partner.release` before its upload leaves, the coordinator records the
  * releases of every attempt — `round`, `evaluation`, and `attempt.failed` for attempts that missed
  * their quorum. Only fields and entry types were added: version-2 entries read unchanged (a v2
- * round record is one `update` release of attempt 0).
+ * round record is one `update` release of attempt 0). The `job.manifest` entry may carry the owner's
+ * `keyCommitment` (federation/key-commitment.ts; added to version 3 before it was released).
  */
 export const LEDGER_SCHEMA_VERSION = 3 as const;
 export const SUPPORTED_LEDGER_VERSIONS = [1, 2, 3] as const;
@@ -144,6 +145,8 @@ const manifestEntryFields = {
     .nullable(),
   /** The full job manifest document (federation/manifest.ts), if the caller wants it embedded. */
   manifest: z.record(z.string(), z.unknown()).optional(),
+  /** The owner's commitment to the job key (federation/key-commitment.ts); null for a job without one (plaintext aggregation). */
+  keyCommitment: hex64.nullable().optional(),
 };
 
 /** The version-1 job manifest entry, read and mapped to the current names (see `parsePayload`). */

@@ -1,12 +1,26 @@
-import { calibrateNoiseMultiplier } from '../../../privacy/calibrate.ts';
-import { RdpAccountant } from '../../../privacy/accountant.ts';
+import { calibrateShares } from '../../../privacy/calibrate.ts';
+import { composedEpsilon, RdpAccountant } from '../../../privacy/accountant.ts';
+import { computeRdp } from '../../../privacy/analysis/rdp.ts';
+import type { DpEvent, LabelledDpEvent } from '../../../privacy/dp-event.ts';
 import { FedmarkError } from '../../../errors.ts';
 import type { JobManifest } from '../../manifest.ts';
 
 /**
  * Everything about a job's DP that follows from the manifest alone, so every partner and the job
- * owner derive the same σ and step counts. The sampling rate is part of the manifest, not derived
+ * owner derive the same σ's and step counts. The sampling rate is part of the manifest, not derived
  * from a partner's row count, so reporting it reveals nothing about the partner's size.
+ *
+ * What a partner releases (docs/PRIVACY.md):
+ * - `weight`, once per job with its first training upload: its training row count plus Gaussian
+ *   noise (sensitivity 1 row), reused as the aggregation weight and as DP-SGD's normaliser q·ñ in
+ *   every later round (post-processing);
+ * - `update`, every training round it is selected for: DP-SGD (q, σ, steps);
+ * - `evaluation`, the score histograms of the final evaluation round (and of every training round's
+ *   entering model when `evaluation.everyRound`): one Gaussian release of the histogram vector.
+ * Every planned release is composed by adding RDP curves (Mironov 2017), and the composition meets
+ * the target ε. `dp.split` says how that budget is shared: at the order α where the composition is
+ * converted to (ε, δ), the weight's and the evaluation's Rényi divergences are those shares of the
+ * budget (`calibrateShares`), and DP-SGD's σ is calibrated to the rest.
  */
 export interface DpPlan {
   samplingRate: number;
@@ -17,12 +31,42 @@ export interface DpPlan {
   stepsPerRound: number;
   /** Steps if the partner is selected in every round: the worst case the calibration covers. */
   maxSteps: number;
+  /** The noisy row count: noise multiplier (= noise std in rows, sensitivity 1). */
+  weightNoiseMultiplier: number;
+  /** The evaluation histograms: noise multiplier, L2 sensitivity of one row, and how many are planned. */
+  evaluationNoiseMultiplier: number;
+  evaluationSensitivity: number;
+  evaluationReleases: number;
+  /** Per-row log loss is capped at this (nats) in DP evaluation vectors, so one row moves Σ log loss by at most it. */
+  logLossCap: number;
+  /**
+   * How the budget is split: each class's share of the composed Rényi divergence at `order` (they
+   * sum to 1), the ε of the training releases alone, and the ε of all of them composed (≤ target).
+   */
+  split: { order: number; training: number; weight: number; evaluation: number; trainingEpsilon: number; total: number };
 }
+
+/** p clipped to [1e-4, 1 − 1e-4] in the DP evaluation's log loss: one row adds at most ln(10⁴) ≈ 9.21 nats. */
+export const DP_LOG_LOSS_CAP = Math.log(1e4);
 
 export function stepsPerRound(manifest: JobManifest): number {
   const q = manifest.localTraining.samplingRate;
   if (q === undefined) throw new FedmarkError('DP_NO_SAMPLING_RATE', 'a DP job needs localTraining.samplingRate');
   return manifest.localTraining.epochs * Math.max(1, Math.round(1 / q));
+}
+
+/** Score histograms of every training round (the model entering it) besides the final one: the manifest's choice, else only without DP. */
+export function evaluatesEveryRound(m: JobManifest): boolean {
+  return m.evaluation.everyRound ?? m.dp === null;
+}
+
+/**
+ * L2 sensitivity of one hold-out row in the evaluation vector (src/metrics/histogram.ts layout): one
+ * count in the global histogram, one in each declared segment's histogram, the row count, its
+ * squared error (≤ 1) and its capped log loss, which the vector carries divided by the cap (≤ 1).
+ */
+export function evaluationSensitivity(m: JobManifest): number {
+  return Math.sqrt(4 + Object.keys(m.evaluation.segments).length);
 }
 
 export function planDp(manifest: JobManifest): DpPlan | null {
@@ -32,17 +76,84 @@ export function planDp(manifest: JobManifest): DpPlan | null {
   if (samplingRate === undefined) throw new FedmarkError('DP_NO_SAMPLING_RATE', 'a DP job needs localTraining.samplingRate');
   const perRound = stepsPerRound(manifest);
   const maxSteps = perRound * manifest.rounds;
-  const noiseMultiplier =
-    dp.noiseMultiplier === 'calibrate'
-      ? calibrateNoiseMultiplier({ targetEpsilon: dp.targetEpsilon, delta: dp.delta, samplingRate, steps: maxSteps })
-      : dp.noiseMultiplier;
-  return { samplingRate, noiseMultiplier, clipNorm: dp.clipNorm, delta: dp.delta, targetEpsilon: dp.targetEpsilon, stepsPerRound: perRound, maxSteps };
+  const { delta, targetEpsilon } = dp;
+  const evaluationReleases = (evaluatesEveryRound(manifest) ? manifest.rounds : 0) + 1;
+  let noiseMultiplier: number;
+  let weightNoiseMultiplier: number;
+  let evaluationNoiseMultiplier: number;
+  if (dp.noiseMultiplier === 'calibrate') {
+    const shares = calibrateShares({
+      targetEpsilon,
+      delta,
+      samplingRate,
+      steps: maxSteps,
+      shares: [
+        { share: dp.split.weight, releases: 1 },
+        { share: dp.split.evaluation, releases: evaluationReleases },
+      ],
+    });
+    noiseMultiplier = shares.noiseMultiplier;
+    [weightNoiseMultiplier, evaluationNoiseMultiplier] = shares.others;
+  } else {
+    // A fixed DP-SGD σ: the other releases take their shares of what it would cost alone.
+    noiseMultiplier = dp.noiseMultiplier;
+    const order = orderOf([{ samplingRate, noiseMultiplier, steps: maxSteps }], delta);
+    const rho = composedRdpAt(order, [{ samplingRate, noiseMultiplier, steps: maxSteps }]) / (1 - dp.split.weight - dp.split.evaluation);
+    weightNoiseMultiplier = Math.sqrt(order / (2 * dp.split.weight * rho));
+    evaluationNoiseMultiplier = Math.sqrt((order * evaluationReleases) / (2 * dp.split.evaluation * rho));
+  }
+  const others: DpEvent[] = [
+    { samplingRate: 1, noiseMultiplier: weightNoiseMultiplier, steps: 1 },
+    { samplingRate: 1, noiseMultiplier: evaluationNoiseMultiplier, steps: evaluationReleases },
+  ];
+  const training: DpEvent = { samplingRate, noiseMultiplier, steps: maxSteps };
+  const all = [training, ...others];
+  const order = orderOf(all, delta);
+  const rdp = all.map((e) => composedRdpAt(order, [e]));
+  const sum = rdp.reduce((a, b) => a + b, 0);
+  return {
+    samplingRate,
+    noiseMultiplier,
+    clipNorm: dp.clipNorm,
+    delta,
+    targetEpsilon,
+    stepsPerRound: perRound,
+    maxSteps,
+    weightNoiseMultiplier,
+    evaluationNoiseMultiplier,
+    evaluationSensitivity: evaluationSensitivity(manifest),
+    evaluationReleases,
+    logLossCap: DP_LOG_LOSS_CAP,
+    split: { order, training: rdp[0] / sum, weight: rdp[1] / sum, evaluation: rdp[2] / sum, trainingEpsilon: composedEpsilon([training], delta), total: composedEpsilon(all, delta) },
+  };
 }
 
-/** ε after `roundsParticipated` rounds of this plan, by the RDP accountant (composition over all steps). */
-export function epsilonAfterRounds(plan: DpPlan, roundsParticipated: number): number {
-  if (roundsParticipated === 0) return 0;
+function orderOf(events: DpEvent[], delta: number): number {
   const acc = new RdpAccountant();
-  acc.step({ samplingRate: plan.samplingRate, noiseMultiplier: plan.noiseMultiplier, steps: plan.stepsPerRound * roundsParticipated });
-  return acc.getEpsilon(plan.delta).epsilon;
+  for (const e of events) acc.step(e);
+  return acc.getEpsilon(delta).bestOrder;
+}
+
+function composedRdpAt(order: number, events: DpEvent[]): number {
+  return events.reduce((a, e) => a + computeRdp(e.samplingRate, e.noiseMultiplier, e.steps, [order])[0], 0);
+}
+
+/** The plan's releases as labelled events: the job's one `weight`, a round's `update`, an `evaluation`. */
+export function weightRelease(p: DpPlan): LabelledDpEvent {
+  return { label: 'weight', samplingRate: 1, noiseMultiplier: p.weightNoiseMultiplier, steps: 1, sensitivity: 1 };
+}
+export function updateRelease(p: DpPlan): LabelledDpEvent {
+  return { label: 'update', samplingRate: p.samplingRate, noiseMultiplier: p.noiseMultiplier, steps: p.stepsPerRound, sensitivity: p.clipNorm };
+}
+export function evaluationRelease(p: DpPlan): LabelledDpEvent {
+  return { label: 'evaluation', samplingRate: 1, noiseMultiplier: p.evaluationNoiseMultiplier, steps: 1, sensitivity: p.evaluationSensitivity };
+}
+
+/** ε after `roundsParticipated` training rounds of this plan, with the weight and the evaluations each round carried (every release composed). */
+export function epsilonAfterRounds(plan: DpPlan, roundsParticipated: number, evaluations = 0): number {
+  if (roundsParticipated === 0 && evaluations === 0) return 0;
+  const events: DpEvent[] = [];
+  if (roundsParticipated > 0) events.push(weightRelease(plan), { samplingRate: plan.samplingRate, noiseMultiplier: plan.noiseMultiplier, steps: plan.stepsPerRound * roundsParticipated });
+  if (evaluations > 0) events.push({ samplingRate: 1, noiseMultiplier: plan.evaluationNoiseMultiplier, steps: evaluations });
+  return composedEpsilon(events, plan.delta);
 }

@@ -1,17 +1,19 @@
 import { createServerOptimizer, type ServerOptimizer, type ServerOptimizerState } from '../../../train/server-optimizers.ts';
 import { FedmarkError } from '../../../errors.ts';
+import { toGrid, toGridInPlace } from '../../release-grid.ts';
 import type { JobManifest } from '../../manifest.ts';
 
 /**
- * Weights travel inside the encrypted vector as rows / WEIGHT_UNIT, so a partner's row count is
- * never visible to the coordinator and encrypted values stay small (CKKS headroom).
+ * Weights travel inside the encrypted vector as rows / WEIGHT_UNIT, so encrypted values stay small
+ * (CKKS headroom). In a DP job `rows` is the partner's released noisy row count, never the exact one.
  */
 export const WEIGHT_UNIT = 10_000;
 
-/** The vector a partner encrypts: [w·Δ₁ … w·Δ_P, w]. */
+/** The vector a partner encrypts: [w·Δ₁ … w·Δ_P, w], with w = rows / WEIGHT_UNIT on the release grid (the same w every round). */
 export function weightedUpdateVector(global: Float64Array, local: Float64Array, rows: number): Float64Array {
   if (global.length !== local.length) throw new FedmarkError('UPDATE_SHAPE', `update has ${local.length} parameters, model has ${global.length}`);
-  const w = rows / WEIGHT_UNIT;
+  if (!(rows > 0 && Number.isFinite(rows))) throw new FedmarkError('UPDATE_WEIGHT', `aggregation weight ${rows} rows: must be a positive number`);
+  const w = toGrid(rows / WEIGHT_UNIT);
   const out = new Float64Array(global.length + 1);
   for (let i = 0; i < global.length; i++) out[i] = w * (local[i] - global[i]);
   out[global.length] = w;
@@ -52,6 +54,7 @@ export class FederatedStrategy {
     const avgDelta = new Float64Array(p);
     for (let i = 0; i < p; i++) avgDelta[i] = summed[i] / totalWeight;
     const next = this.optimizer.apply(state.params, avgDelta, state.optimizerState);
-    return { params: next.params, optimizerState: next.state };
+    // The released model carries no more precision than the release grid (src/federation/release-grid.ts).
+    return { params: toGridInPlace(next.params), optimizerState: next.state };
   }
 }

@@ -57,11 +57,19 @@ describe('planDp', () => {
     expect(plan.targetEpsilon).toBe(target);
     expect(plan.stepsPerRound).toBe(epochs * Math.round(1 / q));
     expect(plan.maxSteps).toBe(plan.stepsPerRound * rounds);
-    const eps = epsilonAfterRounds(plan, rounds);
+    // Every planned release composed: DP-SGD in every round, the row count once, every evaluation.
+    const eps = epsilonAfterRounds(plan, rounds, plan.evaluationReleases);
     expect(eps).toBeLessThanOrEqual(target);
     expect(target - eps).toBeLessThanOrEqual(CALIBRATION_TOLERANCE);
+    expect(plan.split.total).toBeCloseTo(eps, 12);
     // σ is (near-)minimal: 2% less noise no longer fits under the target minus the tolerance.
-    expect(epsilonAfterRounds({ ...plan, noiseMultiplier: plan.noiseMultiplier * 0.98 }, rounds)).toBeGreaterThan(target - CALIBRATION_TOLERANCE);
+    expect(epsilonAfterRounds({ ...plan, noiseMultiplier: plan.noiseMultiplier * 0.98 }, rounds, plan.evaluationReleases)).toBeGreaterThan(target - CALIBRATION_TOLERANCE);
+    // The budget is split as the manifest says: 2 % to the row count, 10 % to the evaluation (of the Rényi divergence at the conversion's order).
+    expect(plan.split.weight).toBeCloseTo(0.02, 2);
+    expect(plan.split.evaluation).toBeCloseTo(0.1, 2);
+    expect(plan.split.training + plan.split.weight + plan.split.evaluation).toBeCloseTo(1, 12);
+    // Training alone costs less than the target: the rest went to the other releases.
+    expect(plan.split.trainingEpsilon).toBeLessThan(eps);
   });
 
   it('spends ε monotonically over the rounds, starting from 0', () => {
@@ -70,6 +78,19 @@ describe('planDp', () => {
     expect(spent[0]).toBe(0);
     for (let r = 1; r <= 10; r++) expect(spent[r]).toBeGreaterThan(spent[r - 1]);
     expect(spent[10]).toBeLessThanOrEqual(3);
+  });
+
+  it('plans one weight release, and one evaluation per round only when the manifest asks for it', () => {
+    const off = planDp(manifest({ epsilon: 3, rounds: 10 }))!;
+    expect(off.evaluationReleases).toBe(1);
+    const input = manifestInput({ epsilon: 3, rounds: 10 });
+    const on = planDp(parseManifest({ ...input, evaluation: { ...(input.evaluation as object), everyRound: true } }))!;
+    expect(on.evaluationReleases).toBe(11);
+    // Ten more evaluations at the same share: each is noisier, and DP-SGD's σ is the same.
+    expect(on.evaluationNoiseMultiplier).toBeGreaterThan(off.evaluationNoiseMultiplier * 3);
+    expect(on.noiseMultiplier).toBeCloseTo(off.noiseMultiplier, 1);
+    // The sensitivity of one hold-out row: global histogram, two segments (telco), count, squared error, capped log loss.
+    expect(off.evaluationSensitivity).toBeCloseTo(Math.sqrt(6), 12);
   });
 
   it('needs more noise for a smaller ε or more rounds', () => {
@@ -85,6 +106,8 @@ describe('planDp', () => {
     expect(plan.noiseMultiplier).toBe(0.8);
     // σ = 0.8 is less noise than the calibrated σ for ε = 3, so the true spend exceeds the target.
     expect(epsilonAfterRounds(plan, 20)).toBeGreaterThan(3);
+    expect(plan.split.total).toBeGreaterThan(3);
+    expect(plan.split.weight).toBeCloseTo(0.02, 3);
   });
 
   it('returns null for a job without DP', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobManifest } from '../../../../src/federation/manifest.ts';
 import { FederatedStrategy, WEIGHT_UNIT, weightedUpdateVector } from '../../../../src/federation/workloads/sgd/strategy.ts';
 import { hashParameters } from '../../../../src/util/hash.ts';
+import { REAL_QUANTUM } from '../../../../src/federation/release-grid.ts';
 
 const m = (strategy: JobManifest['strategy']) => ({ strategy }) as JobManifest;
 
@@ -18,8 +19,19 @@ describe('SGD server step', () => {
     const b = weightedUpdateVector(global, Float64Array.from([3, -1]), 1000);
     const sum = a.map((x, i) => x + b[i]);
     const next = new FederatedStrategy(m({ name: 'fedavg', serverLr: 1 })).apply({ params: global, optimizerState: null }, sum);
-    expect(next.params[0]).toBeCloseTo(1.5, 14);
-    expect(next.params[1]).toBeCloseTo(0.5, 14);
+    // The weights travel on the release grid (0.3 and 0.1 are not dyadic): the mean is the row-weighted one to 2⁻²⁰.
+    expect(next.params[0]).toBeCloseTo(1.5, 5);
+    expect(next.params[1]).toBeCloseTo(0.5, 5);
+    // …and the released parameters lie on the grid, whatever the division gave.
+    for (const p of next.params) expect(Number.isInteger(p * REAL_QUANTUM ** -1)).toBe(true);
+  });
+
+  it('puts the weight on the release grid and refuses a weight that is not a positive number of rows', () => {
+    const v = weightedUpdateVector(Float64Array.from([0]), Float64Array.from([1]), 2_437.3);
+    expect(Number.isInteger(v[1] / REAL_QUANTUM)).toBe(true);
+    expect(Math.abs(v[1] - 2_437.3 / WEIGHT_UNIT)).toBeLessThanOrEqual(REAL_QUANTUM / 2);
+    expect(() => weightedUpdateVector(Float64Array.from([0]), Float64Array.from([1]), 0)).toThrow(/must be a positive number/);
+    expect(() => weightedUpdateVector(Float64Array.from([0]), Float64Array.from([1]), NaN)).toThrow(/must be a positive number/);
   });
 
   it('refuses a sum of the wrong shape or with no weight', () => {
