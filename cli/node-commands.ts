@@ -19,6 +19,8 @@ import { loadPartnerData } from './partner-data.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
 import { loadClientTls, trustCoordinator } from '../src/transport/tls-client.ts';
+import { DirLock } from '../src/util/dir-lock.ts';
+import { listenOrExplain, onStopSignal, signalExitCode } from './process-control.ts';
 
 export function registerNodeCommands(program: Command): void {
   program
@@ -36,17 +38,15 @@ export function registerNodeCommands(program: Command): void {
       assertTransportAllowed(o.host, tls);
       const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
       const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert } });
-      const address = await app.listen({ host: o.host, port: Number(o.port) });
+      const address = await listenOrExplain(app, o.host, Number(o.port));
       if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
       else logger.warn('serving plain HTTP on loopback only');
       // Partners and owners pin this key id (--coordinator-key-id).
       process.stdout.write(`fedmark coordinator listening on ${address} (coordinator key id ${coordinatorKeyId})\n`);
-      const stop = async () => {
+      onStopSignal(async (signal) => {
+        logger.info({ signal }, 'stopping: finishing open requests, closing the store and ledgers');
         await app.close();
-        process.exit(0);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+      });
     });
 
   program
@@ -91,6 +91,9 @@ export function registerNodeCommands(program: Command): void {
       const joinTimeout = Number(o.joinTimeout);
       if (!(joinTimeout > 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--join-timeout must be a positive number of seconds, got "${o.joinTimeout}"`);
       mkdirSync(o.stateDir, { recursive: true });
+      // One node per state directory (its ledger and budget have one writer); freed at exit.
+      DirLock.acquire(o.stateDir, `fedmark partner --job ${o.job}`);
+      onStopSignal(async () => {}, signalExitCode);
       const ledgerPath = join(o.stateDir, `${identity.name}.ledger.jsonl`);
       const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
       // A deleted, replaced or edited store must not hand out the ε this node's own ledger records as spent.

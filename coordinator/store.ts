@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NonceStore } from '../src/crypto/request-signing.ts';
 import { FedmarkError } from '../src/errors.ts';
+import { DirLock } from '../src/util/dir-lock.ts';
 import type { JobState, PartnerStatus, RoundState } from '../src/federation/protocol/schemas.ts';
 
 /**
@@ -151,15 +152,26 @@ CREATE TABLE IF NOT EXISTS nonces (
 
 export class CoordinatorStore {
   readonly db: Database.Database;
+  readonly dataDir: string;
+  /** One coordinator per data directory: a second would write the same ledgers and store. */
+  private readonly lock: DirLock;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
+    this.dataDir = dataDir;
+    this.lock = DirLock.acquire(dataDir, 'fedmark coordinator');
     const path = join(dataDir, 'coordinator.sqlite');
-    this.db = new Database(path);
+    try {
+      this.db = new Database(path);
+    } catch (err) {
+      this.lock.release();
+      throw err;
+    }
     const layout = this.db.pragma('user_version', { simple: true }) as number;
     const hasTables = (this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").get() as { n: number }).n > 0;
     if (hasTables && layout !== STORE_LAYOUT) {
       this.db.close();
+      this.lock.release();
       throw new FedmarkError(
         'STORE_LAYOUT',
         `${path} was written by an earlier fedmark (store layout ${layout || 1}, this build uses ${STORE_LAYOUT}); its jobs' manifests use the old vocabulary too — finish them with that build, or start this coordinator with a new --data-dir`,
@@ -171,6 +183,7 @@ export class CoordinatorStore {
 
   close(): void {
     this.db.close();
+    this.lock.release();
   }
 
   transaction<T>(fn: () => T): T {
