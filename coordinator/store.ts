@@ -214,6 +214,14 @@ export class CoordinatorStore {
   }
 
   // partners
+  /** Undoes a registration whose ledger genesis could not be written (only jobs and partners rows exist then). */
+  deleteNewJob(jobId: string): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM partners WHERE job_id = ?').run(jobId);
+      this.db.prepare('DELETE FROM jobs WHERE job_id = ?').run(jobId);
+    });
+  }
+
   insertPartner(row: PartnerRow): void {
     this.db
       .prepare('INSERT INTO partners VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')

@@ -63,8 +63,9 @@ export class CoordinatorClient {
       if (body !== undefined) headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
       try {
         const res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
-        // Rate limited: wait as long as the coordinator says (bounded) and retry, freshly signed.
-        if (res.status === 429 && Date.now() < giveUpAt) {
+        // Rate limited, or the coordinator's storage is full or failing (nothing was kept): wait as long
+        // as it says (bounded) and retry, freshly signed.
+        if ((res.status === 429 || res.status === 503 || res.status === 507) && Date.now() < giveUpAt) {
           await res.arrayBuffer().catch(() => undefined);
           const after = Number(res.headers.get('retry-after'));
           await sleepFor(Math.min(10_000, Number.isFinite(after) && after > 0 ? after * 1000 : 1000), this.signal);
