@@ -95,7 +95,8 @@ export function readHolder(path: string): LockHolder | null {
   }
 }
 
-function isLive(h: LockHolder): boolean {
+/** True while the process a lock names may still run (always, for a lock written on another host). */
+export function isLive(h: LockHolder): boolean {
   // A lock written on another host (a shared volume) cannot be checked from here: treat it as held.
   if (h.host && h.host !== hostname()) return true;
   if (h.pid === process.pid) return true;
@@ -104,5 +105,13 @@ function isLive(h: LockHolder): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Refuses when a live process holds the lock of `dir` (an offline tool must not write under a running node). */
+export function assertNotLocked(dir: string, what: string): void {
+  const held = readHolder(join(dir, LOCK_FILE));
+  if (held && held.pid !== process.pid && isLive(held)) {
+    throw new FedmarkError('DATA_DIR_LOCKED', `${what}: ${dir} is in use by pid ${held.pid} on ${held.host} (${held.command}) — stop it first`, { holder: held });
   }
 }
