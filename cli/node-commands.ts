@@ -32,12 +32,15 @@ export function registerNodeCommands(program: Command): void {
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate (required off loopback; see `fedmark keys cert`)')
     .option('--tls-key <pem>', 'private key of --tls-cert (mode 0600)')
-    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; tlsCert?: string; tlsKey?: string }) => {
+    .option('--min-free-mb <mb>', 'free space under --data-dir below which /health says not ok and a warning is logged', '256')
+    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; tlsCert?: string; tlsKey?: string; minFreeMb: string }) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
       const tls = o.tlsCert && o.tlsKey ? loadCoordinatorTls({ certFile: o.tlsCert, keyFile: o.tlsKey, host: o.host }) : undefined;
       assertTransportAllowed(o.host, tls);
       const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
-      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert } });
+      const minFreeMb = Number(o.minFreeMb);
+      if (!(minFreeMb >= 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--min-free-mb must be a number of MiB >= 0, got "${o.minFreeMb}"`);
+      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert }, minFreeBytes: minFreeMb * 1024 * 1024 });
       const address = await listenOrExplain(app, o.host, Number(o.port));
       if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
       else logger.warn('serving plain HTTP on loopback only');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { NonceStore } from '../src/crypto/request-signing.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { DirLock } from '../src/util/dir-lock.ts';
-import type { JobState, PartnerStatus, RoundState } from '../src/federation/protocol/schemas.ts';
+import { jobStateSchema, type JobState, type PartnerStatus, type RoundState } from '../src/federation/protocol/schemas.ts';
 
 /**
  * The coordinator's durable state. Everything accepted is written inside a transaction before the
@@ -202,6 +202,25 @@ export class CoordinatorStore {
   listJobs(): JobRow[] {
     return this.db.prepare('SELECT * FROM jobs ORDER BY created_at').all() as JobRow[];
   }
+  /** For /health: a real committed write (net zero), and how many jobs are in each state. */
+  probe(): { writable: boolean; error?: string; jobs: Record<JobState, number>; openRounds: number } {
+    let writable = true;
+    let error: string | undefined;
+    try {
+      this.transaction(() => {
+        this.db.prepare("INSERT OR REPLACE INTO nonces VALUES ('health-probe', 'probe', 0)").run();
+        this.db.prepare("DELETE FROM nonces WHERE key_id = 'health-probe'").run();
+      });
+    } catch (err) {
+      writable = false;
+      error = (err as { code?: string }).code ?? (err as Error).message;
+    }
+    const jobs = Object.fromEntries(jobStateSchema.options.map((st) => [st, 0])) as Record<JobState, number>;
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) jobs[r.state] = r.n;
+    const openRounds = (this.db.prepare("SELECT COUNT(*) AS n FROM rounds WHERE state = 'open'").get() as { n: number }).n;
+    return { writable, ...(error ? { error } : {}), jobs, openRounds };
+  }
+
   activeJobs(): JobRow[] {
     return this.db.prepare("SELECT * FROM jobs WHERE state IN ('awaiting-keys','running')").all() as JobRow[];
   }
