@@ -78,6 +78,8 @@ export function registerNodeCommands(program: Command): void {
     .option('--owner-key-id <keyid>', "work only for this job owner's key (or list trusted owners in the policy's trustedOwnerKeyIds; one of the two is required)")
     .option('--coordinator-key-id <keyid>', "work only with the coordinator that proves it holds this key (its `fedmark coordinator` key id)")
     .option('--join-timeout <seconds>', 'how long to wait for the coordinator and for the job to be registered', '600')
+    .option('--key-timeout <seconds>', "how long to wait for the job key from the owner's key ceremony", '1800')
+    .option('--outage-limit <seconds>', 'how long to ride out a coordinator that cannot be reached mid-job (capped exponential backoff with jitter)', '600')
     .action(async (o: Record<string, string>) => {
       const coordinatorUrl = o.coordinator.replace(/\/$/, '');
       // Before anything else: refuse plain HTTP off loopback, and check the CA file and pin.
@@ -91,8 +93,14 @@ export function registerNodeCommands(program: Command): void {
       if (!ownerKeyId && !policy.trustedOwnerKeyIds) {
         throw new FedmarkError('NO_TRUSTED_OWNER', `${o.policy}: this node would work for whoever registers job "${o.job}" first — pin its owner with --owner-key-id KEYID, or list trusted owners in the policy's "trustedOwnerKeyIds"`);
       }
-      const joinTimeout = Number(o.joinTimeout);
-      if (!(joinTimeout > 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--join-timeout must be a positive number of seconds, got "${o.joinTimeout}"`);
+      const seconds = (flag: string, v: string) => {
+        const n = Number(v);
+        if (!(n > 0)) throw new FedmarkError('CLI_BAD_NUMBER', `${flag} must be a positive number of seconds, got "${v}"`);
+        return n * 1000;
+      };
+      const joinTimeout = seconds('--join-timeout', o.joinTimeout) / 1000;
+      const keyTimeoutMs = seconds('--key-timeout', o.keyTimeout);
+      const outageLimitMs = seconds('--outage-limit', o.outageLimit);
       mkdirSync(o.stateDir, { recursive: true });
       // One node per state directory (its ledger and budget have one writer); freed at exit.
       DirLock.acquire(o.stateDir, `fedmark partner --job ${o.job}`);
@@ -130,6 +138,8 @@ export function registerNodeCommands(program: Command): void {
         log: logger,
         pollMs: Number(o.pollMs),
         joinTimeoutMs: joinTimeout * 1000,
+        keyTimeoutMs,
+        outageLimitMs,
         onWaiting: (m) => process.stderr.write(`fedmark partner: ${m}\n`),
         ownerKeyId,
         coordinatorKeyId,
