@@ -16,8 +16,8 @@
  * bytes' size and hash. Anything else (bad line in the middle, broken chain, head pointer ahead of
  * the file) needs a human, so the writer throws.
  *
- * One writer per file: there is no inter-process lock; the node that owns the ledger must not
- * open it twice.
+ * One writer per file: the processes that own ledgers lock their directory (src/util/dir-lock.ts);
+ * within a process, the owner must not open a ledger twice.
  */
 import fs from 'node:fs';
 import path from 'node:path';
