@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DpReport } from '../src/federation/update-codec.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
@@ -9,6 +9,8 @@ export interface SubmittedRound {
   dp: DpReport | null;
   ciphertextHashes: string[];
 }
+
+const TEMP_OF = [(jobId: string) => `${jobId}.pending-submission`, (jobId: string) => `${jobId}.submitted.json`];
 
 /**
  * The node's own record of its uploads, on disk so it survives a crash: the envelope of the attempt
@@ -24,6 +26,11 @@ export class UploadLog {
     this.pendingPath = join(stateDir, `${jobId}.pending-submission`);
     this.submittedPath = join(stateDir, `${jobId}.submitted.json`);
     this.rounds = new Map(existsSync(this.submittedPath) ? (JSON.parse(readFileSync(this.submittedPath, 'utf8')) as [number, SubmittedRound][]) : []);
+    // Temp files of a write killed half way (writeFileAtomic names them .<file>.<pid>.<rand>.tmp): the
+    // node holds its state directory's lock, so no other process is writing them.
+    for (const name of readdirSync(stateDir)) {
+      if (TEMP_OF.some((f) => name.startsWith(`.${f(jobId)}.`)) && name.endsWith('.tmp')) rmSync(join(stateDir, name), { force: true });
+    }
   }
 
   /** The persisted envelope for (round, attempt), if this node built one before. */

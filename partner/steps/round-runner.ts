@@ -26,10 +26,12 @@ export async function runRound(ctx: PartnerContext, round: number, attempt: numb
     body = result.body;
     // Persist before sending: after a crash the same bytes are resent, never a fresh (uncharged) release.
     ctx.uploads.savePending(round, attempt, body);
-    // Recorded with or without DP: a round of a non-private job is a release too (an unbounded one).
-    const decoded = decodeUpdate(body);
-    ctx.uploads.recordSubmitted(round, { dp: result.meta.dp, ciphertextHashes: decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name])) });
   }
+  // Recorded with or without DP: a round of a non-private job is a release too (an unbounded one).
+  // From the envelope itself, on the first send and on a resend alike: a node killed between
+  // persisting the envelope and this record would otherwise never write the round to its ledger.
+  const decoded = decodeUpdate(body);
+  ctx.uploads.recordSubmitted(round, { dp: decoded.meta.dp, ciphertextHashes: decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name])) });
   try {
     const res = await client.submit(o.jobId, round, body);
     log.info({ round, attempt, bytes: body.length, duplicate: res.duplicate }, 'update submitted');
