@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readIdentityFile, signBytes } from '../src/crypto/identity.ts';
+import { keyId, readIdentityFile, signBytes } from '../src/crypto/identity.ts';
+import { attestPayload, signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
 import { approvalPayload, parseManifest } from '../src/federation/manifest.ts';
 import { subjectStatement } from '../src/privacy/ledger/subject-rights.ts';
 import { ceilTo, NOT_DP } from '../src/privacy/ledger/audit.ts';
@@ -68,13 +69,30 @@ export function registerGovernanceCommands(program: Command): void {
       const client = new CoordinatorClient(o.coordinator.replace(/\/$/, ''), identity);
       const status = await client.status(o.job);
       const afterRound = Math.max(0, ...status.closedRounds);
-      const ledger = PartnerLedger.open(join(o.stateDir, `${identity.name}.ledger.jsonl`), identity, o.stateDir);
+      const ledgerPath = join(o.stateDir, `${identity.name}.ledger.jsonl`);
+      let ledger: PartnerLedger | null = null;
+      let damage: string | null = null;
       try {
-        await client.withdraw(o.job, o.reason, ledger.withdrawal(o.job, o.reason, afterRound));
+        ledger = PartnerLedger.open(ledgerPath, identity, o.stateDir);
+      } catch (err) {
+        // Leaving a job must not depend on the local file being intact: the signed statement goes out
+        // anyway (the job ledger records it), and the damage is reported with a non-zero exit.
+        if (!(err instanceof FedmarkError)) throw err;
+        damage = err.message;
+      }
+      try {
+        const statement = ledger
+          ? ledger.withdrawal(o.job, o.reason, afterRound)
+          : attestPayload({ jobId: o.job, partner: keyId(identity.signPublicKey), reason: o.reason, afterRound }, signerFromSecretKey(identity.signSecretKey));
+        await client.withdraw(o.job, o.reason, statement);
       } finally {
-        ledger.close();
+        ledger?.close();
       }
       process.stdout.write(`withdrew from job ${o.job} after round ${afterRound}\n`);
+      if (damage) {
+        process.stderr.write(`fedmark: the withdrawal is recorded in the job ledger only — this node's own ledger could not be opened (${damage}); check it with \`fedmark ledger doctor ${ledgerPath}\`\n`);
+        process.exitCode = 1;
+      }
     });
 
   program

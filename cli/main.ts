@@ -12,6 +12,7 @@ import { registerJobCommand } from './job-command.ts';
 import { registerScoreCommand } from './score-command.ts';
 import { registerServeCommand } from './serve-command.ts';
 import { registerUpliftCommand } from './uplift-command.ts';
+import { registerLedgerCommands } from './ledger-command.ts';
 
 const program = new Command();
 program
@@ -30,6 +31,7 @@ registerJobCommand(program);
 registerScoreCommand(program);
 registerServeCommand(program);
 registerUpliftCommand(program);
+registerLedgerCommands(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -19,6 +19,8 @@ import { loadPartnerData } from './partner-data.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
 import { loadClientTls, trustCoordinator } from '../src/transport/tls-client.ts';
+import { DirLock } from '../src/util/dir-lock.ts';
+import { listenOrExplain, onStopSignal, signalExitCode } from './process-control.ts';
 
 export function registerNodeCommands(program: Command): void {
   program
@@ -31,23 +33,24 @@ export function registerNodeCommands(program: Command): void {
     .option('--log-requests', "log every request as fastify does (two info lines each); default: refusals only at info, the rest at debug", false)
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate (required off loopback; see `fedmark keys cert`)')
     .option('--tls-key <pem>', 'private key of --tls-cert (mode 0600)')
-    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; logRequests: boolean; tlsCert?: string; tlsKey?: string }) => {
+    .option('--min-free-mb <mb>', 'free space under --data-dir below which /health says not ok and a warning is logged', '256')
+    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; logRequests: boolean; tlsCert?: string; tlsKey?: string; minFreeMb: string }) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
       const tls = o.tlsCert && o.tlsKey ? loadCoordinatorTls({ certFile: o.tlsCert, keyFile: o.tlsKey, host: o.host }) : undefined;
       assertTransportAllowed(o.host, tls);
       const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
-      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert }, requestLogging: o.logRequests ? 'full' : 'quiet' });
-      const address = await app.listen({ host: o.host, port: Number(o.port) });
+      const minFreeMb = Number(o.minFreeMb);
+      if (!(minFreeMb >= 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--min-free-mb must be a number of MiB >= 0, got "${o.minFreeMb}"`);
+      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert }, minFreeBytes: minFreeMb * 1024 * 1024, requestLogging: o.logRequests ? 'full' : 'quiet' });
+      const address = await listenOrExplain(app, o.host, Number(o.port));
       if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
       else logger.warn('serving plain HTTP on loopback only');
       // Partners and owners pin this key id (--coordinator-key-id).
       process.stdout.write(`fedmark coordinator listening on ${address} (coordinator key id ${coordinatorKeyId})\n`);
-      const stop = async () => {
+      onStopSignal(async (signal) => {
+        logger.info({ signal }, 'stopping: finishing open requests, closing the store and ledgers');
         await app.close();
-        process.exit(0);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+      });
     });
 
   program
@@ -76,6 +79,8 @@ export function registerNodeCommands(program: Command): void {
     .option('--owner-key-id <keyid>', "work only for this job owner's key (or list trusted owners in the policy's trustedOwnerKeyIds; one of the two is required)")
     .option('--coordinator-key-id <keyid>', "work only with the coordinator that proves it holds this key (its `fedmark coordinator` key id)")
     .option('--join-timeout <seconds>', 'how long to wait for the coordinator and for the job to be registered', '600')
+    .option('--key-timeout <seconds>', "how long to wait for the job key from the owner's key ceremony", '1800')
+    .option('--outage-limit <seconds>', 'how long to ride out a coordinator that cannot be reached mid-job (capped exponential backoff with jitter)', '600')
     .action(async (o: Record<string, string>) => {
       const coordinatorUrl = o.coordinator.replace(/\/$/, '');
       // Before anything else: refuse plain HTTP off loopback, and check the CA file and pin.
@@ -89,9 +94,18 @@ export function registerNodeCommands(program: Command): void {
       if (!ownerKeyId && !policy.trustedOwnerKeyIds) {
         throw new FedmarkError('NO_TRUSTED_OWNER', `${o.policy}: this node would work for whoever registers job "${o.job}" first — pin its owner with --owner-key-id KEYID, or list trusted owners in the policy's "trustedOwnerKeyIds"`);
       }
-      const joinTimeout = Number(o.joinTimeout);
-      if (!(joinTimeout > 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--join-timeout must be a positive number of seconds, got "${o.joinTimeout}"`);
+      const seconds = (flag: string, v: string) => {
+        const n = Number(v);
+        if (!(n > 0)) throw new FedmarkError('CLI_BAD_NUMBER', `${flag} must be a positive number of seconds, got "${v}"`);
+        return n * 1000;
+      };
+      const joinTimeout = seconds('--join-timeout', o.joinTimeout) / 1000;
+      const keyTimeoutMs = seconds('--key-timeout', o.keyTimeout);
+      const outageLimitMs = seconds('--outage-limit', o.outageLimit);
       mkdirSync(o.stateDir, { recursive: true });
+      // One node per state directory (its ledger and budget have one writer); freed at exit.
+      DirLock.acquire(o.stateDir, `fedmark partner --job ${o.job}`);
+      onStopSignal(async () => {}, signalExitCode);
       const ledgerPath = join(o.stateDir, `${identity.name}.ledger.jsonl`);
       const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
       // A deleted, replaced or edited store must not hand out the ε this node's own ledger records as spent.
@@ -125,6 +139,8 @@ export function registerNodeCommands(program: Command): void {
         log: logger,
         pollMs: Number(o.pollMs),
         joinTimeoutMs: joinTimeout * 1000,
+        keyTimeoutMs,
+        outageLimitMs,
         onWaiting: (m) => process.stderr.write(`fedmark partner: ${m}\n`),
         ownerKeyId,
         coordinatorKeyId,

@@ -21,6 +21,7 @@ import type { CoordinatorStore, JobRow } from './store.ts';
 import type { JobLedgers } from './job-ledgers.ts';
 import { jobView, roundView } from './job-view.ts';
 import { RoundEffects, type JobContext } from './round-effects.ts';
+import { storageErrorCode } from '../src/util/storage-errors.ts';
 
 /**
  * The coordinator's protocol logic on top of the store. Each command validates and persists what a
@@ -104,6 +105,20 @@ export class JobEngine {
     this.effects.run(ctx, effects);
   }
 
+  /**
+   * Drives the machine after a message was committed. A storage failure here (a full disk while
+   * closing the round) must not turn an accepted message into an error answer — the sender would
+   * treat it as lost. The step is redone by the next tick (its ledger appends are redo-safe).
+   */
+  private driveAccepted(jobId: string, event: RoundEvent): void {
+    try {
+      this.drive(jobId, event);
+    } catch (err) {
+      if (!storageErrorCode(err)) throw err;
+      this.log.error({ err, jobId, event: event.type }, 'accepted, but the step after it failed on storage: the tick retries it');
+    }
+  }
+
   /** Moves a job forward: opens, closes, retries or finishes rounds. Safe to call any time, any number of times. */
   advance(jobId: string): void {
     this.requireJob(jobId);
@@ -136,7 +151,16 @@ export class JobEngine {
     });
     this.schemes.set(manifest.jobId, Promise.resolve(scheme));
     this.contexts.set(manifest.jobId, { jobId: manifest.jobId, manifest, workload, rules });
-    this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
+    try {
+      this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
+    } catch (err) {
+      // A job without its genesis would be answered JOB_EXISTS on the owner's retry and never get one.
+      this.store.deleteNewJob(manifest.jobId);
+      this.schemes.delete(manifest.jobId);
+      this.contexts.delete(manifest.jobId);
+      scheme.dispose();
+      throw err;
+    }
     this.log.info({ jobId: manifest.jobId, workload: workload.kind, partners: manifest.partners.length, rounds: rules.totalRounds }, 'job created');
     return manifest;
   }
@@ -200,7 +224,7 @@ export class JobEngine {
     if (body.accepted) this.ledger.append(jobId, 'partner.acceptance', statement as PayloadInput<'partner.acceptance'>);
     else this.ledger.append(jobId, 'partner.refusal', statement as PayloadInput<'partner.refusal'>);
     this.store.setPartnerStatus(jobId, keyId, status, JSON.stringify(body));
-    this.drive(jobId, { type: 'answered', keyId, accepted: body.accepted });
+    this.driveAccepted(jobId, { type: 'answered', keyId, accepted: body.accepted });
   }
 
   putSealedKey(jobId: string, keyId: string, blob: Uint8Array): void {
@@ -219,7 +243,7 @@ export class JobEngine {
         sealedKeys: m.partners.map((p) => ({ partner: p.keyId, sealedKeyHash: sha256Hex(this.store.sealedKey(jobId, p.keyId)!) })),
       });
     }
-    this.drive(jobId, { type: ready ? 'keys-ready' : 'tick' });
+    this.driveAccepted(jobId, { type: ready ? 'keys-ready' : 'tick' });
   }
 
   sealedKey(jobId: string, keyId: string): Uint8Array {
@@ -279,7 +303,7 @@ export class JobEngine {
     });
     const partBytes = Object.fromEntries(decoded.meta.parts.map((p) => [p.name, p.bytes]));
     this.log.info({ jobId, round, attempt, keyId, bytes: body.length, partBytes }, 'submission accepted');
-    this.drive(jobId, { type: 'uploaded', keyId, round, attempt });
+    this.driveAccepted(jobId, { type: 'uploaded', keyId, round, attempt });
     return { duplicate: false };
   }
 
@@ -288,10 +312,10 @@ export class JobEngine {
     this.requireActive(job);
     const row = this.store.round(jobId, round, attempt);
     admitDecline(row && roundView(this.store, row), keyId, round, attempt);
-    if (this.store.insertDecline(jobId, round, attempt, keyId, reason)) {
-      this.ledger.append(jobId, 'budget.refusal', { jobId, partner: keyId, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
-    }
-    this.drive(jobId, { type: 'declined', keyId, round, attempt });
+    // Ledger first (its append is redo-safe): a decline stored without its entry would never get one.
+    this.ledger.append(jobId, 'budget.refusal', { jobId, partner: keyId, round, requestedEpsilon: Math.max(0, requestedEpsilon), remainingEpsilon, reason });
+    this.store.insertDecline(jobId, round, attempt, keyId, reason);
+    this.driveAccepted(jobId, { type: 'declined', keyId, round, attempt });
   }
 
   reportModelHash(jobId: string, round: number, keyId: string, hash: string): void {
@@ -304,7 +328,7 @@ export class JobEngine {
       return;
     }
     const hashes = this.store.modelHashes(jobId, round).map((h) => ({ keyId: h.key_id, hash: h.hash }));
-    this.drive(jobId, { type: 'hash-reported', keyId, round, attempt: closed!.attempt, hashes });
+    this.driveAccepted(jobId, { type: 'hash-reported', keyId, round, attempt: closed!.attempt, hashes });
   }
 
   withdraw(jobId: string, keyId: string, reason: string, statement: unknown): void {
@@ -317,7 +341,7 @@ export class JobEngine {
     this.ledger.append(jobId, 'partner.withdraw', attested as PayloadInput<'partner.withdraw'>);
     this.store.setPartnerStatus(jobId, keyId, 'withdrawn', null);
     this.log.warn({ jobId, keyId, reason }, 'partner withdrew');
-    this.drive(jobId, { type: 'withdrawn', keyId });
+    this.driveAccepted(jobId, { type: 'withdrawn', keyId });
   }
 
   halt(jobId: string, reason: string): void {

@@ -34,6 +34,8 @@ export interface CoordinatorOptions {
   rateLimitPerKeyPerMinute?: number;
   /** Serve HTTPS with this PEM key and certificate (see coordinator/tls.ts); plain HTTP otherwise. */
   https?: { key: string | Buffer; cert: string | Buffer };
+  /** Free-space floor of the data directory: below it /health says not ok and a warning is logged (default 256 MiB). */
+  minFreeBytes?: number;
   /** The workloads jobs may run (default: the built-in ones); a job naming another is refused. */
   workloads?: WorkloadRegistry;
   /**
@@ -83,7 +85,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(docsPlugin, { title: 'fedmark coordinator', description: 'Routes of the fedmark coordinator. Every /v1 request is signed (x-fedmark-* headers).' });
   await app.register(errorsPlugin, { statusOf });
   await app.register(authPlugin, { engine, nonces: store.nonceStore(), maxSkewMs: opts.maxSkewMs });
-  await app.register(publicRoutes, { identity });
+  await app.register(publicRoutes, { identity, store, minFreeBytes: opts.minFreeBytes });
   await app.register(jobRoutes, { engine });
   await app.register(membershipRoutes, { engine });
   await app.register(keyRoutes, { engine });

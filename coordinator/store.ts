@@ -3,7 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NonceStore } from '../src/crypto/request-signing.ts';
 import { FedmarkError } from '../src/errors.ts';
-import type { JobState, PartnerStatus, RoundState } from '../src/federation/protocol/schemas.ts';
+import { DirLock } from '../src/util/dir-lock.ts';
+import { jobStateSchema, type JobState, type PartnerStatus, type RoundState } from '../src/federation/protocol/schemas.ts';
 
 /**
  * The coordinator's durable state. Everything accepted is written inside a transaction before the
@@ -151,15 +152,26 @@ CREATE TABLE IF NOT EXISTS nonces (
 
 export class CoordinatorStore {
   readonly db: Database.Database;
+  readonly dataDir: string;
+  /** One coordinator per data directory: a second would write the same ledgers and store. */
+  private readonly lock: DirLock;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
+    this.dataDir = dataDir;
+    this.lock = DirLock.acquire(dataDir, 'fedmark coordinator');
     const path = join(dataDir, 'coordinator.sqlite');
-    this.db = new Database(path);
+    try {
+      this.db = new Database(path);
+    } catch (err) {
+      this.lock.release();
+      throw err;
+    }
     const layout = this.db.pragma('user_version', { simple: true }) as number;
     const hasTables = (this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").get() as { n: number }).n > 0;
     if (hasTables && layout !== STORE_LAYOUT) {
       this.db.close();
+      this.lock.release();
       throw new FedmarkError(
         'STORE_LAYOUT',
         `${path} was written by an earlier fedmark (store layout ${layout || 1}, this build uses ${STORE_LAYOUT}); its jobs' manifests use the old vocabulary too — finish them with that build, or start this coordinator with a new --data-dir`,
@@ -171,6 +183,7 @@ export class CoordinatorStore {
 
   close(): void {
     this.db.close();
+    this.lock.release();
   }
 
   transaction<T>(fn: () => T): T {
@@ -189,6 +202,25 @@ export class CoordinatorStore {
   listJobs(): JobRow[] {
     return this.db.prepare('SELECT * FROM jobs ORDER BY created_at').all() as JobRow[];
   }
+  /** For /health: a real committed write (net zero), and how many jobs are in each state. */
+  probe(): { writable: boolean; error?: string; jobs: Record<JobState, number>; openRounds: number } {
+    let writable = true;
+    let error: string | undefined;
+    try {
+      this.transaction(() => {
+        this.db.prepare("INSERT OR REPLACE INTO nonces VALUES ('health-probe', 'probe', 0)").run();
+        this.db.prepare("DELETE FROM nonces WHERE key_id = 'health-probe'").run();
+      });
+    } catch (err) {
+      writable = false;
+      error = (err as { code?: string }).code ?? (err as Error).message;
+    }
+    const jobs = Object.fromEntries(jobStateSchema.options.map((st) => [st, 0])) as Record<JobState, number>;
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) jobs[r.state] = r.n;
+    const openRounds = (this.db.prepare("SELECT COUNT(*) AS n FROM rounds WHERE state = 'open'").get() as { n: number }).n;
+    return { writable, ...(error ? { error } : {}), jobs, openRounds };
+  }
+
   activeJobs(): JobRow[] {
     return this.db.prepare("SELECT * FROM jobs WHERE state IN ('awaiting-keys','running')").all() as JobRow[];
   }
@@ -201,6 +233,14 @@ export class CoordinatorStore {
   }
 
   // partners
+  /** Undoes a registration whose ledger genesis could not be written (only jobs and partners rows exist then). */
+  deleteNewJob(jobId: string): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM partners WHERE job_id = ?').run(jobId);
+      this.db.prepare('DELETE FROM jobs WHERE job_id = ?').run(jobId);
+    });
+  }
+
   insertPartner(row: PartnerRow): void {
     this.db
       .prepare('INSERT INTO partners VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')

@@ -10,7 +10,6 @@ import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from 
 import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
 import { parsePayload, type AttemptReleases, type PayloadInput, type PayloadOf, type PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { roundRecord } from '../src/federation/release-records.ts';
-import { readLedger } from '../src/privacy/ledger/reader.ts';
 
 const roundKey = (jobId: string, round: number) => `${jobId} ${round}`;
 

@@ -59,7 +59,14 @@ export interface PartnerNodeOptions {
   withdrawnIds?: () => ReadonlySet<string>;
   /** Workloads beyond the built-in ones; a job naming a workload this node does not run is refused. */
   workloads?: WorkloadRegistry;
+  /** How long the node rides out a coordinator it cannot reach, mid-job, before it stops (default 10 minutes). */
+  outageLimitMs?: number;
+  /** How long to wait for the job key from the owner's key ceremony (default 30 minutes). */
+  keyTimeoutMs?: number;
 }
+
+export const DEFAULT_OUTAGE_LIMIT_MS = 10 * 60_000;
+export const DEFAULT_KEY_TIMEOUT_MS = 30 * 60_000;
 
 export interface PartnerNodeResult {
   state: string;
@@ -82,7 +89,17 @@ export interface PartnerNodeResult {
  * (and spending privacy budget) again.
  */
 export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNodeResult> {
-  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { recordBodies: o.recordBodies, signal: o.signal });
+  const outageLimitMs = o.outageLimitMs ?? DEFAULT_OUTAGE_LIMIT_MS;
+  const client = new CoordinatorClient(o.coordinatorUrl, o.identity, {
+    recordBodies: o.recordBodies,
+    signal: o.signal,
+    unreachableRetryMs: outageLimitMs,
+    // Short blips stay quiet; an outage says what the node waits for and until when.
+    onUnreachable: ({ downForMs, retryInMs, giveUpInMs, error }) => {
+      if (retryInMs < 1000) return;
+      o.onWaiting?.(`the coordinator at ${o.coordinatorUrl} is unreachable (${error}) for ${Math.round(downForMs / 1000)} s: retrying in ${(retryInMs / 1000).toFixed(1)} s, giving up in ${Math.round(giveUpInMs / 1000)} s (--outage-limit)`);
+    },
+  });
   const myKeyId = keyIdOf(o.identity.signPublicKey);
   const pollMs = o.pollMs ?? 200;
   const workloads = o.workloads ?? builtinWorkloads;
@@ -100,7 +117,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   log.info({ backend }, 'tfjs backend chosen');
   const scheme = await openSecureSum(manifest.encryption);
   if (scheme.scheme !== 'ckks') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
-  const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal, log, onWaiting: o.onWaiting });
+  const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal, log, onWaiting: o.onWaiting, timeoutMs: o.keyTimeoutMs ?? DEFAULT_KEY_TIMEOUT_MS });
   const runtime = new PartnerRuntime({
     manifest,
     workload: workloads.resolve(manifest),

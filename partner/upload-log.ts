@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FedmarkError } from '../src/errors.ts';
@@ -34,6 +34,8 @@ type Index = z.infer<typeof indexSchema>;
 
 const tag = (round: number, attempt: number) => `${round}.${attempt}`;
 
+const TEMP_OF = [(jobId: string) => `${jobId}.pending-submission`, (jobId: string) => `${jobId}.submitted.json`];
+
 /**
  * The partner node's persisted release store (src/federation/release-store.ts): one index file per
  * job and one file per kept envelope, each replaced atomically (temp file, fsync, rename). It
@@ -52,6 +54,11 @@ export class UploadLog implements ReleaseStore {
   ) {
     this.indexPath = join(stateDir, `${jobId}.releases.json`);
     this.index = existsSync(this.indexPath) ? this.read() : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {}, records: {}, sent: [], recorded: [] };
+    // Temp files of a write killed half way (writeFileAtomic names them .<file>.<pid>.<rand>.tmp): the
+    // node holds its state directory's lock, so no other process is writing them.
+    for (const name of readdirSync(stateDir)) {
+      if (name.startsWith(`.${jobId}.`) && name.endsWith('.tmp')) rmSync(join(stateDir, name), { force: true });
+    }
   }
 
   private read(): Index {

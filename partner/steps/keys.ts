@@ -16,10 +16,12 @@ import { NotYet, waitUntil } from './waiting.ts';
  * before the key arrives (the ceremony failed, the owner halted it), the node stops with the job's
  * state and reason instead of polling forever. Plaintext jobs have no key.
  */
-export async function fetchJobKey(o: { client: CoordinatorClient; manifest: JobManifest; identity: Identity; scheme: SecureSumScheme; pollMs: number; signal?: AbortSignal; log: Logger; onWaiting?: (message: string) => void }): Promise<Uint8Array | null> {
+export async function fetchJobKey(o: { client: CoordinatorClient; manifest: JobManifest; identity: Identity; scheme: SecureSumScheme; pollMs: number; signal?: AbortSignal; log: Logger; onWaiting?: (message: string) => void; timeoutMs?: number }): Promise<Uint8Array | null> {
   if (o.scheme.scheme !== 'ckks') return null;
   const { jobId } = o.manifest;
-  return waitUntil({ what: `the job key of "${jobId}" from its owner ${o.manifest.owner.name}`, timeoutMs: Number.POSITIVE_INFINITY, pollMs: o.pollMs, signal: o.signal, log: o.log, onWaiting: o.onWaiting, reportEveryMs: 60_000 }, async () => {
+  // A deadline: an owner that died during the ceremony leaves the job awaiting keys, and nothing else would end the wait.
+  const wait = { what: `the job key of "${jobId}" from its owner ${o.manifest.owner.name}`, timeoutMs: o.timeoutMs ?? Number.POSITIVE_INFINITY, code: 'KEY_TIMEOUT', hint: 'is the owner\'s `fedmark job run` still running? raise --key-timeout to wait longer' };
+  return waitUntil({ ...wait, pollMs: o.pollMs, signal: o.signal, log: o.log, onWaiting: o.onWaiting, reportEveryMs: 60_000 }, async () => {
     try {
       const key = openJobKey(jobId, await o.client.sealedKey(jobId), Buffer.from(o.manifest.owner.boxPublicKey, 'base64'), o.identity);
       // Before anything is encrypted under it: the key every other key holder got, by the owner's signed commitment.

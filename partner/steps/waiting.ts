@@ -18,6 +18,9 @@ export interface WaitOptions {
   /** Human-readable progress (the CLI prints it on the terminal); called at once and then every `reportEveryMs`. */
   onWaiting?: (message: string) => void;
   reportEveryMs?: number;
+  /** Error code and advice when the wait times out (default JOIN_TIMEOUT, "raise --join-timeout"). */
+  code?: string;
+  hint?: string;
 }
 
 export const DEFAULT_JOIN_TIMEOUT_MS = 10 * 60_000;
@@ -38,7 +41,7 @@ export async function waitUntil<T>(o: WaitOptions, attempt: () => Promise<T | No
     if (!(r instanceof NotYet)) return r;
     const elapsed = Date.now() - started;
     if (elapsed > timeoutMs) {
-      throw new FedmarkError('JOIN_TIMEOUT', `gave up waiting for ${o.what} after ${Math.round(elapsed / 1000)} s: ${r.why} (raise --join-timeout to wait longer)`);
+      throw new FedmarkError(o.code ?? 'JOIN_TIMEOUT', `gave up waiting for ${o.what} after ${Math.round(elapsed / 1000)} s: ${r.why} (${o.hint ?? 'raise --join-timeout to wait longer'})`);
     }
     if (elapsed - lastReport >= every) {
       lastReport = elapsed;

@@ -22,6 +22,14 @@ import type pino from 'pino';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { FedmarkError } from '../errors.ts';
+import { storageErrorCode, type StorageErrorCode } from '../util/storage-errors.ts';
+
+const STORAGE_RETRY_SECONDS = 30;
+/** What the caller learns: that nothing was kept and it may retry — not the server's paths. */
+const STORAGE_ANSWER: Record<StorageErrorCode, string> = {
+  STORAGE_FULL: "the server's disk is full: nothing of this request was kept; retry later",
+  STORAGE_IO_ERROR: "the server's storage failed: nothing of this request was kept; retry later",
+};
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -118,12 +126,20 @@ export const errorsPlugin = fp<{ statusOf: (code: string) => number }>(
         const where = `${err.validationContext ?? 'request'}${issue?.instancePath ? issue.instancePath.replace(/\//g, '.') : ''}`;
         return reply.status(400).send({ statusCode: 400, code: 'INVALID_REQUEST', error: `${where}: ${issue?.message ?? 'invalid'}` });
       }
+      // SQLite's own full-disk and I/O errors, and the ledger's, are the same retryable answer.
+      const storage = storageErrorCode(err);
+      if (storage) {
+        const status = o.statusOf(storage);
+        req.log.error({ err }, storage === 'STORAGE_FULL' ? 'storage full: request refused, nothing kept' : 'storage error: request refused, nothing kept');
+        reply.header('retry-after', String(STORAGE_RETRY_SECONDS));
+        return reply.status(status).send({ statusCode: status, code: storage, error: STORAGE_ANSWER[storage] });
+      }
       if (err instanceof FedmarkError) {
         const status = o.statusOf(err.code);
         if (status >= 500) req.log.error({ err }, 'unexpected error');
         const retryAfter = err.details?.retryAfterSeconds;
         if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
-        return reply.status(status).send({ statusCode: status, code: err.code, error: status >= 500 ? 'internal error' : err.message });
+        return reply.status(status).send({ statusCode: status, code: err.code, error: status >= 500 ? (err.code === 'LEDGER_CLOSED' ? 'a job ledger is closed after a failed write: the server needs a restart' : 'internal error') : err.message });
       }
       // Fastify's own 4xx (body too large, unsupported media type, rate limit …) keep their status and code.
       const e = err as { statusCode?: number; code?: string; message?: string };

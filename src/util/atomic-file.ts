@@ -1,11 +1,13 @@
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+import { storageError, storageErrorCode } from './storage-errors.ts';
 
 /**
  * Replaces a file atomically: a unique temp file in the same directory, written and fsynced, then
  * renamed over the target (and the directory fsynced, unless `syncDir` is off). A crash at any point
  * leaves either the old content or the new one, never a mix. `sync: false` skips both fsyncs (tests).
+ * A full or failing disk throws STORAGE_FULL / STORAGE_IO_ERROR naming the file; the old content stays.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number; sync?: boolean; syncDir?: boolean } = {}): void {
   const sync = opts.sync ?? true;
@@ -27,6 +29,8 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, opts: {
     } catch {
       // already renamed or never created: nothing to clean up
     }
+    // A full or failing disk is a clear, coded error (the old content is intact), not an errno trace.
+    if (storageErrorCode(err)) throw storageError(err, path, `writing ${basename(path)}`);
     throw err;
   }
   if (sync && (opts.syncDir ?? true)) fsyncDir(dir);

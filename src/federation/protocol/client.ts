@@ -6,6 +6,7 @@ import type { SignedManifest } from '../manifest.ts';
 import type { LedgerEntry } from '../../privacy/ledger/entries.ts';
 import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from '../../transport/tls-client.ts';
 import { identityChallenge, verifyIdentityAnswer } from './coordinator-proofs.ts';
+import { backoffDelay } from '../../util/backoff.ts';
 import { pathOf, routes, type RouteSpec } from './routes.ts';
 import type { RoundContents } from '../submission-record.ts';
 import type { AcceptanceBody, DeclineBody, JobStatus, LedgerHead, ManifestResponse } from './schemas.ts';
@@ -14,7 +15,12 @@ export interface CoordinatorClientOptions {
   recordBodies?: boolean;
   fetchImpl?: typeof fetch;
   tls?: ClientTlsOptions;
+  /** How long a coordinator that cannot be reached is retried before COORDINATOR_UNREACHABLE (default 120 s). */
   unreachableRetryMs?: number;
+  /** Longest single wait between those retries (default 15 s; capped exponential backoff with jitter). */
+  maxBackoffMs?: number;
+  /** Told before each wait while the coordinator cannot be reached (the nodes print what they wait for). */
+  onUnreachable?: (info: { downForMs: number; retryInMs: number; giveUpInMs: number; error: string }) => void;
   signal?: AbortSignal;
 }
 
@@ -32,6 +38,8 @@ export class CoordinatorClient {
   readonly sentBodies: Uint8Array[] | null;
   private readonly fetchImpl: typeof fetch;
   private readonly unreachableRetryMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly onUnreachable: CoordinatorClientOptions['onUnreachable'];
   /** Stops retries (and the node's loops) at once. */
   private readonly signal?: AbortSignal;
 
@@ -42,6 +50,8 @@ export class CoordinatorClient {
   ) {
     this.sentBodies = opts.recordBodies ? [] : null;
     this.unreachableRetryMs = opts.unreachableRetryMs ?? 120_000;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 15_000;
+    this.onUnreachable = opts.onUnreachable;
     this.signal = opts.signal;
     // Both paths refuse plain http:// off loopback, whatever transport is used.
     if (opts.fetchImpl) assertCoordinatorUrl(baseUrl, opts.tls);
@@ -58,14 +68,16 @@ export class CoordinatorClient {
   async request(method: string, path: string, jobId: string, round: number, body?: Uint8Array | object): Promise<Response> {
     const bytes = body === undefined ? new Uint8Array(0) : body instanceof Uint8Array ? body : new TextEncoder().encode(JSON.stringify(body));
     this.sentBodies?.push(bytes);
-    const giveUpAt = Date.now() + this.unreachableRetryMs;
+    const startedAt = Date.now();
+    const giveUpAt = startedAt + this.unreachableRetryMs;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = signRequest({ method, path, body: bytes, jobId, round, identity: this.identity });
       if (body !== undefined) headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
       try {
         const res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
-        // Rate limited: wait as long as the coordinator says (bounded) and retry, freshly signed.
-        if (res.status === 429 && Date.now() < giveUpAt) {
+        // Rate limited, or the coordinator's storage is full or failing (nothing was kept): wait as long
+        // as it says (bounded) and retry, freshly signed.
+        if ((res.status === 429 || res.status === 503 || res.status === 507) && Date.now() < giveUpAt) {
           await res.arrayBuffer().catch(() => undefined);
           const after = Number(res.headers.get('retry-after'));
           await sleepFor(Math.min(10_000, Number.isFinite(after) && after > 0 ? after * 1000 : 1000), this.signal);
@@ -76,10 +88,13 @@ export class CoordinatorClient {
         // TLS failures arrive as FedmarkErrors with their own codes: they must not look retryable.
         if (err instanceof FedmarkError) throw err;
         this.signal?.throwIfAborted();
-        if (Date.now() >= giveUpAt) {
-          throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl}: ${(err as Error).message}`);
+        const now = Date.now();
+        if (now >= giveUpAt) {
+          throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl} for ${Math.round((now - startedAt) / 1000)} s (the limit): ${(err as Error).message}`);
         }
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+        const wait = Math.min(giveUpAt - now, backoffDelay(attempt, { baseMs: 100, capMs: this.maxBackoffMs }));
+        this.onUnreachable?.({ downForMs: now - startedAt, retryInMs: wait, giveUpInMs: giveUpAt - now, error: (err as Error).message });
+        await sleepFor(wait, this.signal);
       }
     }
   }

@@ -16,6 +16,12 @@ export const ERROR_STATUS = {
   RATE_LIMITED: 429,
   BODY_TOO_LARGE: 413,
   INTERNAL: 500,
+  /** The coordinator's disk (store or ledger) is full: nothing of the request was kept; retry after `retry-after`. */
+  STORAGE_FULL: 507,
+  /** The coordinator's storage failed (I/O error, read-only device): nothing of the request was kept; retry later. */
+  STORAGE_IO_ERROR: 503,
+  /** A job ledger the coordinator closed after a write it could not undo: it needs a restart (which repairs the torn tail). */
+  LEDGER_CLOSED: 503,
   // Authentication (signed x-fedmark-* headers, src/crypto/request-signing.ts)
   AUTH_MISSING: 401,
   AUTH_MALFORMED: 401,

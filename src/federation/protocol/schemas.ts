@@ -62,7 +62,19 @@ export type JobStatus = z.infer<typeof jobStatusSchema>;
 export const errorBodySchema = z.object({ statusCode: z.number().int(), code: z.string(), error: z.string() });
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 export const okSchema = z.object({ ok: z.literal(true) });
-export const healthSchema = z.object({ ok: z.boolean() });
+/**
+ * `GET /health`: `ok` for everyone; the detail (store, disk, job counts) only for callers on the
+ * coordinator's own host (loopback) — an operator's monitoring, not a stranger watching activity.
+ * `ok` is false when the store cannot be written or free space is below the coordinator's floor.
+ */
+export const healthSchema = z.object({
+  ok: z.boolean(),
+  store: z.object({ writable: z.boolean(), error: z.string().optional() }).optional(),
+  disk: z.object({ freeBytes: z.number().nullable(), minFreeBytes: z.number(), low: z.boolean() }).optional(),
+  jobs: z.record(jobStateSchema, z.number().int()).optional(),
+  openRounds: z.number().int().optional(),
+});
+export type Health = z.infer<typeof healthSchema>;
 /** `GET /v1/identity?challenge=…`: a fresh challenge the coordinator signs with its key (coordinator-proofs.ts). */
 export const identityQuerySchema = z.object({ challenge: z.string().regex(CHALLENGE_PATTERN, 'challenge: 16–128 characters of [A-Za-z0-9_-]').optional() });
 /** The coordinator's public identity and, when asked with a challenge, its signature over it (`proof`). */

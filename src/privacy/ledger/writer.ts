@@ -7,14 +7,17 @@
  * durable lines.
  *
  * On open the writer re-reads the file and re-checks the chain (sequence numbers and `prev`
- * hashes). It refuses to append after any defect: a torn tail only if the caller passes
+ * hashes). An append that fails (ENOSPC, EIO, a file-size limit) truncates the file back to its
+ * last complete entry and throws STORAGE_FULL / STORAGE_IO_ERROR; an entry counts as written once
+ * it is synced, even if the head update after it fails (the head then lags; the next append
+ * rewrites it). It refuses to append after any defect: a torn tail only if the caller passes
  * `repairTruncatedTail`, which moves the torn bytes into `<ledger>.torn[.N]`, cuts the file back
  * to its last complete line and records a `ledger.truncation-repaired` entry naming the torn
  * bytes' size and hash. Anything else (bad line in the middle, broken chain, head pointer ahead of
  * the file) needs a human, so the writer throws.
  *
- * One writer per file: there is no inter-process lock; the node that owns the ledger must not
- * open it twice.
+ * One writer per file: the processes that own ledgers lock their directory (src/util/dir-lock.ts);
+ * within a process, the owner must not open a ledger twice.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,7 +34,8 @@ import {
   type PayloadInput,
   type UnsignedEntry,
 } from './entries.ts';
-import { fsyncDir, signHead, writeHeadAtomic } from './head.ts';
+import { fsyncDir, headPath, signHead, writeHeadAtomic } from './head.ts';
+import { storageError } from '../../util/storage-errors.ts';
 import { readLedger } from './reader.ts';
 import { withAppendLock } from './append-lock.ts';
 import { entryHash, keyIdOf, signEntry, verifyEntrySignature, type LedgerSigner } from './signing.ts';
@@ -67,6 +71,7 @@ export class LedgerWriter {
   private lastTs: string | null;
   /** Bytes of the file this writer has accounted for (its own appends and any it caught up with). */
   private knownBytes: number;
+  private headBehind: FedmarkError | null = null;
 
   private constructor(file: string, signer: LedgerSigner, fd: number, last: LedgerEntry | null, opts: LedgerWriterOptions) {
     this.path = file;
@@ -294,22 +299,61 @@ export class LedgerWriter {
   private writeEntry(entry: LedgerEntry, headSigner: LedgerSigner | null): void {
     if (this.fd === null) throw new FedmarkError('LEDGER_CLOSED', `ledger ${this.path} is closed`);
     const buf = Buffer.from(canonicalJson(entry) + '\n', 'utf8');
-    // One write call per line; the loop only matters if the kernel returns a short write.
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
-    if (this.sync) fs.fsyncSync(this.fd);
+    const fd = this.fd;
+    const before = fs.fstatSync(fd).size;
+    try {
+      // One write call per line; the loop matters when the kernel returns a short write (a file-size
+      // limit or a nearly full disk writes part of the line, then fails the rest).
+      let off = 0;
+      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+      if (this.sync) fs.fsyncSync(fd);
+    } catch (err) {
+      this.rollBack(before, entry.seq, err);
+    }
     this.knownBytes += buf.length;
+    // Synced: the entry is written, whatever happens to the head pointer below.
     this.nextSeq = entry.seq + 1;
     this.prevHash = entryHash(entry);
     this.lastTs = entry.ts;
     if (this.headPointer) {
       const s = headSigner ?? this.signer;
-      writeHeadAtomic(
-        this.path,
-        signHead({ schemaVersion: LEDGER_SCHEMA_VERSION, seq: entry.seq, hash: this.prevHash, ts: entry.ts, author: s.keyId }, s),
-        this.sync,
-      );
+      try {
+        writeHeadAtomic(
+          this.path,
+          signHead({ schemaVersion: LEDGER_SCHEMA_VERSION, seq: entry.seq, hash: this.prevHash, ts: entry.ts, author: s.keyId }, s),
+          this.sync,
+        );
+        this.headBehind = null;
+      } catch (err) {
+        // A head behind the file is a state the reader and open() accept (the head only ever lags);
+        // failing here would make the caller append the same entry again. The next append rewrites it.
+        this.headBehind = storageError(err, headPath(this.path), `updating the head pointer after seq ${entry.seq}`);
+      }
     }
+  }
+
+  /**
+   * A failed append cuts the file back to its last complete entry, so nothing partial stays behind
+   * for the next entry to be glued onto. If even that fails the writer closes: the next open moves
+   * the torn tail aside (repairTruncatedTail) or refuses, never appending after it.
+   */
+  private rollBack(size: number, seq: number, cause: unknown): never {
+    const fd = this.fd!;
+    try {
+      fs.ftruncateSync(fd, size);
+      if (this.sync) fs.fsyncSync(fd);
+    } catch (again) {
+      fs.closeSync(fd);
+      this.fd = null;
+      const err = storageError(cause, this.path, `appending seq ${seq}`);
+      throw new FedmarkError(err.code, `${err.message}; cutting the partial line off failed too (${(again as NodeJS.ErrnoException).code ?? (again as Error).message}) — the ledger is closed; \`fedmark ledger doctor ${this.path}\` reports the torn tail`, err.details);
+    }
+    throw storageError(cause, this.path, `appending seq ${seq}`);
+  }
+
+  /** Set when the last head-pointer update failed (its entry is durable; the head lags by one or more). */
+  get headPointerBehind(): FedmarkError | null {
+    return this.headBehind;
   }
 
   close(): void {

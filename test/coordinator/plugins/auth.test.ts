@@ -43,7 +43,7 @@ beforeAll(async () => {
   const { schema } = await telcoPartners({ partners: 2, rowsPerPartner: 50 });
   const { manifest, signed: sm } = makeJob({ jobId: JOB, schema, owner, partners, rounds: 2 });
   const coordinatorIdentity = (await app.inject({ method: 'GET', url: '/v1/identity' })).json();
-  await engine.createJob(sm, manifestLedgerEntry(manifest, owner, coordinatorIdentity, sgdWorkload.privacy(manifest)));
+  await engine.createJob(sm, manifestLedgerEntry(manifest, owner, coordinatorIdentity, sgdWorkload.privacy(manifest), null));
 }, 60_000);
 afterAll(async () => {
   await app?.close();
@@ -103,7 +103,7 @@ describe('the coordinator refuses before it reads', () => {
     const { schema } = await telcoPartners({ partners: 2, rowsPerPartner: 50 });
     const { manifest, signed: sm } = makeJob({ jobId: 'auth-order-other', schema, owner, partners, rounds: 1 });
     const coordinatorIdentity = (await app.inject({ method: 'GET', url: '/v1/identity' })).json();
-    const body = new TextEncoder().encode(JSON.stringify({ ...sm, ledgerGenesis: manifestLedgerEntry(manifest, owner, coordinatorIdentity, sgdWorkload.privacy(manifest)) }));
+    const body = new TextEncoder().encode(JSON.stringify({ ...sm, ledgerGenesis: manifestLedgerEntry(manifest, owner, coordinatorIdentity, sgdWorkload.privacy(manifest), null) }));
     const res = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { ...signed(stranger, 'POST', '/v1/jobs', body, 0, manifest.jobId), 'content-type': 'application/json' }, payload: Buffer.from(body) });
     expect(res.statusCode).toBe(403);
     expect(res.json().code).toBe('OWNER_ONLY');
@@ -132,7 +132,7 @@ describe('rate limits', () => {
     try {
       const { schema } = await telcoPartners({ partners: 2, rowsPerPartner: 50 });
       const { manifest, signed: sm } = makeJob({ jobId: JOB, schema, owner, partners, rounds: 1 });
-      await c.engine.createJob(sm, manifestLedgerEntry(manifest, owner, publicIdentity(readIdentityFile(join(c.dir, 'coordinator.key.json'))), sgdWorkload.privacy(manifest)));
+      await c.engine.createJob(sm, manifestLedgerEntry(manifest, owner, publicIdentity(readIdentityFile(join(c.dir, 'coordinator.key.json'))), sgdWorkload.privacy(manifest), null));
       const get = async (id: Identity) => (await c.app.inject({ method: 'GET', url: `/v1/jobs/${JOB}`, headers: signed(id, 'GET', `/v1/jobs/${JOB}`, new Uint8Array(0)) })).statusCode;
       const busy: number[] = [];
       for (let i = 0; i < 8; i++) busy.push(await get(partners[0]));

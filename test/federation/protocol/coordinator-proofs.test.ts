@@ -32,7 +32,7 @@ async function job() {
     owner: publicIdentity(owner),
     partners: partners.map(publicIdentity),
   });
-  return { manifest, genesis: manifestLedgerEntry(manifest, owner, publicIdentity(coordinator), null) };
+  return { manifest, genesis: manifestLedgerEntry(manifest, owner, publicIdentity(coordinator), null, null) };
 }
 
 describe("the coordinator's identity", () => {
@@ -61,9 +61,9 @@ describe("the job ledger's genesis", () => {
     expect(genesisProblem(manifest, genesis, keyId)).toBeNull();
     expect(checkGenesisEntry(manifest, genesis, keyId)).toBe(entryHash(genesis));
     expect(thrown(() => checkGenesisEntry(manifest, genesis, publicIdentity(impostor).keyId))).toMatch(/GENESIS_INVALID.*names coordinator/);
-    const reSigned = manifestLedgerEntry(manifest, impostor, publicIdentity(coordinator), null);
+    const reSigned = manifestLedgerEntry(manifest, impostor, publicIdentity(coordinator), null, null);
     expect(thrown(() => checkGenesisEntry(manifest, reSigned, keyId))).toMatch(/GENESIS_INVALID.*not authored by the manifest's owner/);
-    const tampered = { ...genesis, sig: manifestLedgerEntry(manifest, owner, publicIdentity(impostor), null).sig } as LedgerEntry;
+    const tampered = { ...genesis, sig: manifestLedgerEntry(manifest, owner, publicIdentity(impostor), null, null).sig } as LedgerEntry;
     expect(thrown(() => checkGenesisEntry(manifest, tampered, keyId))).toMatch(/GENESIS_INVALID.*not signed by the owner/);
   });
 });

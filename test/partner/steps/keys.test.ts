@@ -35,7 +35,7 @@ describe('waiting for the job key', () => {
     const { manifest, signed } = makeJob({ jobId: 'keys-fail', schema, owner, partners: [a, b], rounds: 1, encryption: undefined });
     expect(manifest.encryption.scheme).toBe('ckks');
     const ownerClient = new CoordinatorClient(coord.url, owner);
-    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest)));
+    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest), null));
     const waiting: string[] = [];
     const node = runPartnerNode({
       coordinatorUrl: coord.url,
