@@ -34,7 +34,6 @@ type Index = z.infer<typeof indexSchema>;
 
 const tag = (round: number, attempt: number) => `${round}.${attempt}`;
 
-const TEMP_OF = [(jobId: string) => `${jobId}.pending-submission`, (jobId: string) => `${jobId}.submitted.json`];
 
 /**
  * The partner node's persisted release store (src/federation/release-store.ts): one index file per
