@@ -2,6 +2,7 @@ import { FedmarkError } from '../errors.ts';
 import type { SecureSumScheme } from './secure-sum.ts';
 import type { DecodedUpdate } from './update-codec.ts';
 import type { RoundPlan } from './workload.ts';
+import { wireLength } from './part-encoding.ts';
 
 export interface ExpectedSubmission {
   jobId: string;
@@ -43,7 +44,7 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
     const declared = meta.parts.find((p) => p.name === spec.name);
     if (!declared || !parts[spec.name]) throw reject('PART_MISSING', `update has no "${spec.name}" part`);
     if (declared.length !== spec.length) throw reject('PART_LENGTH', `"${spec.name}" part holds ${declared.length} values, the job needs ${spec.length}`);
-    scheme.inspect(parts[spec.name], spec.length);
+    scheme.inspect(parts[spec.name], wireLength(spec, scheme.maxAbsInput));
   }
   if (meta.parts.length !== plan.parts.length) {
     throw reject('PART_UNEXPECTED', `a ${plan.kind} round takes parts ${plan.parts.map((p) => p.name).join(', ')}, got ${meta.parts.map((p) => p.name).join(', ')}`);
