@@ -134,8 +134,12 @@ export const jobManifestSchema = z.object({
     .object({
       /** Rows (training + hold-out) one partner may hold; a partner with more refuses the job. */
       maxRowsPerPartner: z.number().int().positive().max(2 ** 53).optional(),
-      /** Largest |change| of one model parameter in one round of local training; a partner whose update exceeds it does not upload. */
-      maxAbsUpdate: z.number().positive().optional(),
+      /**
+       * Largest |change| of one model parameter in one round of local training, for a partner of
+       * maxRowsPerPartner rows: the encoded |weight × change| may not exceed maxWeight × this (≥ 1, as
+       * the weight travels in the same part); a partner whose update does is withheld.
+       */
+      maxAbsUpdate: z.number().min(1).optional(),
     })
     .strict()
     .optional(),

@@ -79,9 +79,9 @@ export function maxWeight(m: JobManifest): number {
   return toGrid((jobLimits(m).maxRowsPerPartner + (dp ? NOISE_MARGIN_SIGMAS * dp.weightNoiseMultiplier : 0)) / WEIGHT_UNIT);
 }
 
-/** Largest |slot| of the update part: the weight times the declared largest |Δ| of a parameter (and the weight itself). */
+/** Largest |slot| of the update part: the largest weight times the declared largest |Δ| of a parameter (≥ 1, so the weight slot fits too). */
 export function updateBound(m: JobManifest): number {
-  return maxWeight(m) * Math.max(1, jobLimits(m).maxAbsUpdate);
+  return maxWeight(m) * jobLimits(m).maxAbsUpdate;
 }
 
 /**
