@@ -197,29 +197,25 @@ export async function trainLocal(
   let ws: Workspace = createWorkspace(layout, Math.min(GRADIENT_CHUNK_ROWS, Math.ceil(q * n + 4 * Math.sqrt(q * n) + 8)));
   const threads = cfg.threads ?? 1;
   const pool = threads > 1 && q * n >= 2 * GRADIENT_CHUNK_ROWS ? new GradientPool(threads, data) : null;
-  try {
-    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      for (let s = 0; s < stepsPerEpoch; s++) {
-        const rows = sampler.sample();
-        let res: { lossSum: number };
-        if (pool) {
-          res = await pool.sum(layout, params, rows, dp.clipNorm, grad);
-        } else {
-          const r = chunkedClippedGradientSum(layout, params, X, y, rows, dp.clipNorm, grad, ws);
-          ws = r.workspace;
-          res = r;
-        }
-        lossSum += res.lossSum;
-        seen += rows.length;
-        privatizeGradientSum(grad, dp.noiseMultiplier, dp.clipNorm, expected, noise);
-        addRegularisation(layout, params, global, grad, l2, mu);
-        opt.step(params, grad);
-        steps++;
+  for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+    for (let s = 0; s < stepsPerEpoch; s++) {
+      const rows = sampler.sample();
+      let res: { lossSum: number };
+      if (pool) {
+        res = await pool.sum(layout, params, rows, dp.clipNorm, grad);
+      } else {
+        const r = chunkedClippedGradientSum(layout, params, X, y, rows, dp.clipNorm, grad, ws);
+        ws = r.workspace;
+        res = r;
       }
-      await yieldToEventLoop();
+      lossSum += res.lossSum;
+      seen += rows.length;
+      privatizeGradientSum(grad, dp.noiseMultiplier, dp.clipNorm, expected, noise);
+      addRegularisation(layout, params, global, grad, l2, mu);
+      opt.step(params, grad);
+      steps++;
     }
-  } finally {
-    await pool?.destroy();
+    await yieldToEventLoop();
   }
   return {
     params,
