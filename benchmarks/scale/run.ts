@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { loadBundled } from '../../src/data/bundled.ts';
+import { createRng } from '../../src/util/rng.ts';
 import { subsetDataset } from '../../src/data/encode.ts';
 import { initParameters } from '../../src/model/params.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
@@ -29,14 +30,9 @@ const rows = arg('rows', 1_000_000);
 const reps = arg('reps', 3);
 
 function seededFill(seed: number) {
-  let x = seed >>> 0 || 1;
+  const rng = createRng(seed);
   return (buf: Uint32Array) => {
-    for (let i = 0; i < buf.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      buf[i] = x >>> 0;
-    }
+    for (let i = 0; i < buf.length; i++) buf[i] = rng.int(2 ** 32);
   };
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPartnerNode } from '../../partner/node.ts';
 import { registerJob } from '../../owner/register.ts';
+import { runJobOwner } from '../../owner/node.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
 import { DEFAULT_HE_PARAMS } from '../../src/crypto/index.ts';
@@ -199,5 +200,7 @@ describe('a job whose declared sizes cannot fit', () => {
       expect(store.charges(manifest.jobId)).toEqual([]);
       expect(BudgetStore.open(storePath).charges(manifest.jobId)).toEqual([]);
     }
+    // The job owner's node says so before it registers such a job.
+    await expect(runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed: signManifest({ ...manifest, jobId: 'does-not-fit-2' }, owner), log: silentLog })).rejects.toThrow(/JOB_DOES_NOT_FIT|cannot be encoded: part "evaluation"/);
   }, 60_000);
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBundled } from '../../src/data/bundled.ts';
+import { createRng } from '../../src/util/rng.ts';
 import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { initParameters, parameterLayout } from '../../src/model/params.ts';
 import { chunkedClippedGradientSum, GRADIENT_CHUNK_ROWS } from '../../src/train/chunked-gradients.ts';
@@ -16,16 +17,11 @@ beforeAll(async () => {
   data = subsetDataset(dataset, Array.from({ length: 120_000 }, (_, i) => (i * 7919) % dataset.n));
 });
 
-/** A seeded stand-in for the CSPRNG behind Poisson sampling (xorshift32), so both runs draw the same batches. */
+/** A seeded stand-in for the CSPRNG behind Poisson sampling, so both runs draw the same batches. */
 function seededFill(seed: number) {
-  let x = seed >>> 0 || 1;
+  const rng = createRng(seed);
   return (buf: Uint32Array) => {
-    for (let i = 0; i < buf.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      buf[i] = x >>> 0;
-    }
+    for (let i = 0; i < buf.length; i++) buf[i] = rng.int(2 ** 32);
   };
 }
 
