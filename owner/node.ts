@@ -4,11 +4,12 @@ import type { JobManifest, SignedManifest } from '../src/federation/manifest.ts'
 import { CoordinatorClient } from '../src/federation/protocol/client.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { StateTracker } from '../src/federation/state-tracker.ts';
-import type { Workload, WorkloadRegistry } from '../src/federation/workload.ts';
+import type { AnyWorkload, Workload, WorkloadRegistry } from '../src/federation/workload.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 import type { SgdState } from '../src/federation/workloads/sgd/index.ts';
 import type { FederatedEvalMetrics } from '../src/metrics/histogram.ts';
 import { generateJobKey, registerJob, runKeyCeremony } from './register.ts';
+import { assertEncodingFits } from '../src/federation/part-encoding.ts';
 
 export interface RoundProgress<R = FederatedEvalMetrics> {
   round: number;
@@ -53,6 +54,8 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
 }): Promise<OwnerResult<S, R>> {
   const manifest: JobManifest = o.signed.manifest;
   const workload = (o.workloads ?? builtinWorkloads).resolve(manifest) as unknown as Workload<S, R>;
+  // A job whose declared sizes cannot be encoded would be refused by every partner: say so before registering it.
+  assertEncodingFits(workload as AnyWorkload, manifest);
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
   const scheme = await openSecureSum(manifest.encryption);
   const secretKey = generateJobKey(scheme);

@@ -10,6 +10,7 @@ import type { JobStatus } from '../src/federation/protocol/schemas.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import type { WorkloadRegistry } from '../src/federation/workload.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
+import { acceptanceProblems } from '../src/federation/part-encoding.ts';
 import { initBackend } from '../src/model/backend.ts';
 import type { BudgetGuard } from '../src/privacy/budget/guard.ts';
 import type { PolicyLimits } from '../src/privacy/ledger/entries.ts';
@@ -108,7 +109,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   const log = o.log.child({ jobId: o.jobId, node: o.identity.name });
   const ended = (manifest: JobManifest, state: string, reason: string | null): PartnerNodeResult => ({ state, reason, rounds: 0, modelHash: null, finalState: null, params: null, manifest, sentBodies: client.sentBodies });
 
-  const joined = await joinJob(o, client, ledger, myKeyId, (m) => (workloads.has(m.workload.kind) ? [] : [`this node does not run workload "${m.workload.kind}"`]), log);
+  const joined = await joinJob(o, client, ledger, myKeyId, (m) => acceptanceProblems(workloads, m, o.train.n + o.test.n), log);
   if (!joined.joined) return ended(joined.manifest, joined.state, joined.reason);
   const { manifest, coordinator } = joined;
   if (joined.acceptedNow) ledger.consentUsage(o.jobId, o.consent ?? consentOf(o.train, o.test));

@@ -1,9 +1,9 @@
 import { FedmarkError } from '../errors.ts';
 import type { JobManifest } from './manifest.ts';
 import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
-import type { PartSpec, RoundPlan } from './workload.ts';
-import { toGrid, toGridInPlace } from './release-grid.ts';
+import type { RoundPlan } from './workload.ts';
 import { verifyContents, type RoundContents, type SubmissionRecord } from './submission-record.ts';
+import { decodePart, wireLength } from './part-encoding.ts';
 
 /**
  * Where a round is aggregated, for every workload and both drivers (the coordinator's engine and
@@ -50,7 +50,8 @@ export function openSums(
   const summands = opened.map((spec) => {
     const blob = blobs[spec.name];
     if (!blob) throw new FedmarkError('AGGREGATE_PART_MISSING', `the published sums of round ${round} have no "${spec.name}" part`);
-    const n = scheme.summands(blob, spec.length);
+    const slots = wireLength(spec, scheme.maxAbsInput);
+    const n = scheme.summands(blob, slots);
     if (n !== null && n < min) {
       throw new FedmarkError('AGGREGATE_TOO_FEW', `the published sum of round ${round} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`);
     }
@@ -58,16 +59,8 @@ export function openSums(
   });
   verifyContents(manifest, plan, round, contents, summands, own);
   const out: Record<string, Float64Array> = {};
-  for (const spec of opened) out[spec.name] = onGrid(spec, cipher.decrypt(blobs[spec.name], spec.length));
+  for (const spec of opened) out[spec.name] = decodePart(spec, cipher.decrypt(blobs[spec.name], wireLength(spec, scheme.maxAbsInput)), scheme.maxAbsInput);
   return out;
 }
 
-/** A decrypted sum on the release grid of its part: counts to integers (their real slots and real parts to REAL_QUANTUM). */
-export function onGrid(spec: PartSpec, values: Float64Array): Float64Array {
-  toGridInPlace(values);
-  if (spec.domain !== 'count') return values;
-  const real = new Uint8Array(values.length);
-  for (const [a, b] of spec.realSlots ?? []) real.fill(1, a, b);
-  for (let i = 0; i < values.length; i++) if (!real[i]) values[i] = toGrid(values[i], 1) + 0;
-  return values;
-}
+export { onGrid } from './part-encoding.ts';

@@ -125,6 +125,24 @@ export const jobManifestSchema = z.object({
       everyRound: z.boolean().optional(),
     })
     .default({ bins: 1000, segments: {} }),
+  /**
+   * The largest partner and update the job is built for (src/federation/part-encoding.ts): every
+   * summed part's encoding is derived from them, and a job they cannot fit is refused when a partner
+   * accepts it. Absent: 10⁸ rows per partner, |Δ| ≤ 16 per parameter and round.
+   */
+  limits: z
+    .object({
+      /** Rows (training + hold-out) one partner may hold; a partner with more refuses the job. */
+      maxRowsPerPartner: z.number().int().positive().max(2 ** 53).optional(),
+      /**
+       * Largest |change| of one model parameter in one round of local training, for a partner of
+       * maxRowsPerPartner rows: the encoded |weight × change| may not exceed maxWeight × this (≥ 1, as
+       * the weight travels in the same part); a partner whose update does is withheld.
+       */
+      maxAbsUpdate: z.number().min(1).optional(),
+    })
+    .strict()
+    .optional(),
   seed: z.number().int().nonnegative(),
   owner: publicIdentitySchema,
   partners: z.array(publicIdentitySchema).min(1),

@@ -12,7 +12,8 @@ import type { AttemptReleases } from '../privacy/ledger/entries.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { LedgerSigner } from '../privacy/ledger/signing.ts';
 import { recordHash, signSubmissionRecord, type RoundContents, type SubmissionRecord } from './submission-record.ts';
-import type { PrivacyPlan, Workload } from './workload.ts';
+import type { AnyWorkload, PrivacyPlan, Workload } from './workload.ts';
+import { partProblems, rowsProblem } from './part-encoding.ts';
 
 export interface PartnerOptions<S = unknown> {
   manifest: JobManifest;
@@ -61,6 +62,10 @@ export class PartnerRuntime<S = unknown> {
     this.manifest = opts.manifest;
     this.keyId = opts.keyId;
     this.checkShape(opts.train, opts.test, 'partner data');
+    // The declared sizes must fit the encoding before anything is authorized or charged.
+    const tooMany = rowsProblem(opts.manifest, opts.train.n + opts.test.n);
+    const problems = [...partProblems(opts.workload as AnyWorkload, opts.manifest, opts.scheme.maxAbsInput), ...(tooMany ? [tooMany] : [])];
+    if (problems.length) throw new FedmarkError('JOB_DOES_NOT_FIT', `job ${opts.manifest.jobId}: ${problems.join('; ')}`, { problems });
     this.train = opts.train;
     this.test = opts.test;
     this.privacy = opts.workload.privacy(opts.manifest);
@@ -139,13 +144,20 @@ export class PartnerRuntime<S = unknown> {
         epsilonAfterRound: spend.epsilonAfter,
       };
     }
-    const parts = plan.parts.map((spec) => {
-      const values = local.parts[spec.name];
-      if (!values || values.length !== spec.length) {
-        throw new FedmarkError('WORKLOAD_PART', `round ${round}: the local step produced ${values ? `${values.length} values` : 'nothing'} for part "${spec.name}", the plan needs ${spec.length}`);
-      }
-      return { name: spec.name, length: spec.length, bytes: this.tracker.encrypt(values) };
-    });
+    let parts: { name: string; length: number; bytes: Uint8Array }[];
+    try {
+      parts = plan.parts.map((spec) => {
+        const values = local.parts[spec.name];
+        if (!values || values.length !== spec.length) {
+          throw new FedmarkError('WORKLOAD_PART', `round ${round}: the local step produced ${values ? `${values.length} values` : 'nothing'} for part "${spec.name}", the plan needs ${spec.length}`);
+        }
+        return { name: spec.name, length: spec.length, bytes: this.tracker.encryptPart(spec, values) };
+      });
+    } catch (err) {
+      // A value beyond the job's declared bound is not uploaded; the attempt stays begun (and charged): it is never recomputed.
+      if (err instanceof FedmarkError && err.code === 'PART_OUT_OF_BOUND') return { status: 'withheld', reason: `round ${round} attempt ${attempt}: ${err.message}` };
+      throw err;
+    }
     const hashes = parts.map((p) => ({ name: p.name, sha256: sha256Hex(p.bytes) }));
     const record = signSubmissionRecord({ jobId, round, attempt, kind: plan.kind, partner: this.keyId, baseModelHash: this.tracker.hash, parts: hashes }, this.opts.signer);
     const meta: Omit<UpdateMeta, 'parts'> = {

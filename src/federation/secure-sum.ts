@@ -26,6 +26,8 @@ export interface VectorSum {
 export interface SecureSumScheme {
   readonly scheme: 'ckks' | 'plain-insecure';
   readonly paramsId: string;
+  /** Largest |value| one partner may encrypt so that any allowed sum decrypts (null: plaintext, no bound); part-encoding.ts scales parts to it. */
+  readonly maxAbsInput: number | null;
   /** Throws FedmarkError naming the problem when the blob cannot be a vector of `length` values under this scheme. */
   inspect(blob: Uint8Array, length: number): void;
   /** The size of one partner's encryption of a vector of `length` values (a server's body limit). */
@@ -46,6 +48,7 @@ export async function openSecureSum(spec: EncryptionSpec): Promise<SecureSumSche
   return {
     scheme: 'ckks',
     paramsId: ctx.paramsId,
+    maxAbsInput: ctx.maxAbsInputValue,
     inspect: (blob, length) => {
       try {
         inspectBlob(ctx, blob, ciphertextCount(length));
@@ -101,6 +104,7 @@ function plainDecode(blob: Uint8Array, length?: number): Float64Array {
 const plainScheme: SecureSumScheme = {
   scheme: 'plain-insecure',
   paramsId: 'plain-insecure',
+  maxAbsInput: null,
   inspect: (blob, length) => void plainDecode(blob, length),
   uploadBytes: (length) => 8 + length * 8,
   summands: () => null,

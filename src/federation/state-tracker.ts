@@ -3,7 +3,8 @@ import { openSums } from './aggregation.ts';
 import type { JobManifest } from './manifest.ts';
 import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
 import type { RoundContents, SubmissionRecord } from './submission-record.ts';
-import { planOf, type RoundPlan, type Workload } from './workload.ts';
+import { planOf, type PartSpec, type RoundPlan, type Workload } from './workload.ts';
+import { encodePart } from './part-encoding.ts';
 
 /**
  * A key holder's copy of the job's public state, followed from the published sums: partners run one
@@ -44,8 +45,9 @@ export class StateTracker<S = unknown, R = unknown> {
     return this.pending(round - 1).length === 0 && this.round < round;
   }
 
-  encrypt(values: Float64Array): Uint8Array {
-    return this.cipher.encrypt(values);
+  /** One part of an upload: checked against its declared bound and scaled to fit the slots (part-encoding.ts), then encrypted. */
+  encryptPart(spec: PartSpec, values: Float64Array): Uint8Array {
+    return this.cipher.encrypt(encodePart(spec, values, this.scheme.maxAbsInput));
   }
 
   /**

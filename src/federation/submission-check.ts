@@ -5,6 +5,7 @@ import type { RoundPlan } from './workload.ts';
 import type { JobManifest } from './manifest.ts';
 import { checkRecordOfUpload } from './submission-record.ts';
 import { sha256Hex } from '../util/hash.ts';
+import { wireLength } from './part-encoding.ts';
 
 export interface ExpectedSubmission {
   jobId: string;
@@ -49,7 +50,7 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
     const declared = meta.parts.find((p) => p.name === spec.name);
     if (!declared || !parts[spec.name]) throw reject('PART_MISSING', `update has no "${spec.name}" part`);
     if (declared.length !== spec.length) throw reject('PART_LENGTH', `"${spec.name}" part holds ${declared.length} values, the job needs ${spec.length}`);
-    scheme.inspect(parts[spec.name], spec.length);
+    scheme.inspect(parts[spec.name], wireLength(spec, scheme.maxAbsInput));
   }
   if (meta.parts.length !== plan.parts.length) {
     throw reject('PART_UNEXPECTED', `a ${plan.kind} round takes parts ${plan.parts.map((p) => p.name).join(', ')}, got ${meta.parts.map((p) => p.name).join(', ')}`);

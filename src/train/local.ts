@@ -12,7 +12,6 @@ import {
   type Workspace,
 } from './backprop.ts';
 import {
-  clippedGradientSum,
   dpSchedule,
   GaussianNoisePool,
   PoissonSampler,
@@ -20,6 +19,8 @@ import {
   type RandomFill,
 } from './dp-sgd.ts';
 import { adamOptimizer, sgdOptimizer, type LocalOptimizer } from './optimizers.ts';
+import { chunkedClippedGradientSum, GRADIENT_CHUNK_ROWS } from './chunked-gradients.ts';
+import { GradientPool } from './gradient-pool.ts';
 
 /** The part of a dataset training needs (structurally compatible with src/data's Dataset). */
 export interface TrainingData {
@@ -56,6 +57,11 @@ export const localTrainConfigSchema = z
     /** FedProx proximal term (μ/2)·‖w − w_global‖² (Li et al. 2020). */
     proximalMu: z.number().finite().min(0).optional(),
     dp: dpTrainConfigSchema.optional(),
+    /**
+     * Worker threads for DP-SGD's per-example gradients (default 1). Used when a step's expected
+     * batch spans at least two gradient chunks; the result is bit-identical to one thread.
+     */
+    threads: z.number().int().min(1).max(256).optional(),
   })
   .strict();
 
@@ -188,12 +194,20 @@ export async function trainLocal(
   const expected = q * (dp.normalizerRows ?? n);
   const sampler = new PoissonSampler(n, q, internals.randomFill);
   const noise = new GaussianNoisePool(dp.noiseMultiplier * dp.clipNorm);
-  let ws: Workspace = createWorkspace(layout, Math.ceil(q * n + 4 * Math.sqrt(q * n) + 8));
+  let ws: Workspace = createWorkspace(layout, Math.min(GRADIENT_CHUNK_ROWS, Math.ceil(q * n + 4 * Math.sqrt(q * n) + 8)));
+  const threads = cfg.threads ?? 1;
+  const pool = threads > 1 && q * n >= 2 * GRADIENT_CHUNK_ROWS ? new GradientPool(threads, data) : null;
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
     for (let s = 0; s < stepsPerEpoch; s++) {
       const rows = sampler.sample();
-      const res = clippedGradientSum(layout, params, X, y, rows, rows.length, dp.clipNorm, grad, ws);
-      ws = res.workspace;
+      let res: { lossSum: number };
+      if (pool) {
+        res = await pool.sum(layout, params, rows, dp.clipNorm, grad);
+      } else {
+        const r = chunkedClippedGradientSum(layout, params, X, y, rows, dp.clipNorm, grad, ws);
+        ws = r.workspace;
+        res = r;
+      }
       lossSum += res.lossSum;
       seen += rows.length;
       privatizeGradientSum(grad, dp.noiseMultiplier, dp.clipNorm, expected, noise);

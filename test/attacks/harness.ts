@@ -25,6 +25,8 @@ import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/sig
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
 import { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
 import { sgdWorkload, type SgdState } from '../../src/federation/workloads/sgd/index.ts';
+import { decodePart, wireLength } from '../../src/federation/part-encoding.ts';
+import { planOf } from '../../src/federation/workload.ts';
 import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
 import { openSecureSum, type SecureSumScheme, type VectorCipher } from '../../src/federation/secure-sum.ts';
 import { decodeUpdate } from '../../src/federation/update-codec.ts';
@@ -390,13 +392,21 @@ export class CuriousPartner {
 
   /** Decrypts one of its own ciphertext parts (from an envelope it built). */
   decryptOwn(envelope: Uint8Array, part: string, length: number): Float64Array {
-    return this.cipher.decrypt(decodeUpdate(envelope).parts[part], length);
+    const { meta, parts } = decodeUpdate(envelope);
+    return this.decode(meta.round, part, parts[part], length);
+  }
+
+  /** Decrypts and decodes a part as key holders do (it travels scaled to its declared bound: part-encoding.ts). */
+  private decode(round: number, part: string, blob: Uint8Array, length: number): Float64Array {
+    const spec = planOf(sgdWorkload, this.manifest, round).parts.find((p) => p.name === part);
+    if (!spec || spec.length !== length) return this.cipher.decrypt(blob, length);
+    return decodePart(spec, this.cipher.decrypt(blob, wireLength(spec, this.scheme.maxAbsInput)), this.scheme.maxAbsInput);
   }
 
   /** Decrypts a published sum, or returns null when the coordinator publishes no such part. */
   async decryptPublished(round: number, part: 'update' | 'evaluation', length: number): Promise<Float64Array | null> {
     const blob = await this.client.aggregate(this.manifest.jobId, round, part).catch(() => null);
-    return blob ? this.cipher.decrypt(blob, length) : null;
+    return blob ? this.decode(round, part, blob, length) : null;
   }
 
   /** Applies the round's published sum like an honest partner (checking its signed contents) and reports the model hash. */

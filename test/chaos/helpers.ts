@@ -15,6 +15,8 @@ import { jobPreset } from '../../src/federation/job-presets.ts';
 import type { SubmissionRecord } from '../../src/federation/submission-record.ts';
 import { parseManifest, signManifest, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { StateTracker } from '../../src/federation/state-tracker.ts';
+import { decodePart, wireLength } from '../../src/federation/part-encoding.ts';
+import { planOf } from '../../src/federation/workload.ts';
 import { openSecureSum } from '../../src/federation/secure-sum.ts';
 import { sgdWorkload, updateLength, WEIGHT_UNIT } from '../../src/federation/workloads/sgd/index.ts';
 import { loadPartnerData } from '../../cli/partner-data.ts';
@@ -382,7 +384,11 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
         const summands = (b: Buffer | null) => (b ? inspectBlob(ctx, new Uint8Array(b)).summands : null);
         const updateSum = partSum(r.round, r.attempt, 'update');
         let decryptedWeight: number | null = null;
-        if (updateSum) decryptedWeight = cipher.decrypt(new Uint8Array(updateSum), updateValues)[updateValues - 1];
+        if (updateSum) {
+          // Decoded as key holders decode it: the part travels scaled to its declared bound (part-encoding.ts).
+          const spec = planOf(sgdWorkload, manifest, r.round).parts.find((p) => p.name === 'update')!;
+          decryptedWeight = decodePart(spec, cipher.decrypt(new Uint8Array(updateSum), wireLength(spec, scheme.maxAbsInput)), scheme.maxAbsInput)[updateValues - 1];
+        }
         rounds.push({
           round: r.round,
           attempt: r.attempt,

@@ -1,6 +1,7 @@
 import { buildEvalHistograms, histogramLayout, metricsFromHistograms, type FederatedEvalMetrics, type HistogramLayout } from '../../../metrics/histogram.ts';
 import { initParameters, parameterCount, predictProba } from '../../../model/params.ts';
 import { trainLocal } from '../../../train/local.ts';
+import { localTrainingThreads } from '../../../train/gradient-pool.ts';
 import { hashParameters } from '../../../util/hash.ts';
 import { deriveSeed } from '../../../util/rng.ts';
 import type { Dataset } from '../../../data/encode.ts';
@@ -9,7 +10,10 @@ import { FedmarkError } from '../../../errors.ts';
 import type { LocalContext, LocalResult, PartSpec, PrivacyPlan, RoundPlan, Workload } from '../../workload.ts';
 import { addGaussianNoiseInPlace } from '../../../privacy/noise.ts';
 import { evaluatesEveryRound, evaluationRelease, planDp, updateRelease, weightRelease, type DpPlan } from './dp-plan.ts';
-import { FederatedStrategy, weightedUpdateVector, type SgdState } from './strategy.ts';
+import { FederatedStrategy, WEIGHT_UNIT, weightedUpdateVector, type SgdState } from './strategy.ts';
+import { jobLimits, NOISE_MARGIN_SIGMAS } from '../../part-encoding.ts';
+import { toGrid } from '../../release-grid.ts';
+import { LOG_LOSS_EPS } from '../../../metrics/classification.ts';
 
 /**
  * The first workload: logistic regression or an MLP, trained by local (DP-)SGD on each partner and
@@ -51,10 +55,34 @@ export function updateLength(m: JobManifest): number {
 }
 
 function parts(m: JobManifest, train: boolean): PartSpec[] {
-  const evaluation: PartSpec = { name: 'evaluation', length: evaluationLayout(m).length, domain: 'count', realSlots: [[evaluationLayout(m).sums, evaluationLayout(m).sums + 2]], bound: null, use: 'report' };
+  const layout = evaluationLayout(m);
+  const evaluation: PartSpec = { name: 'evaluation', length: layout.length, domain: 'count', realSlots: [[layout.sums, layout.sums + 2]], bound: evaluationBound(m), use: 'report' };
   if (!train) return [evaluation];
-  const update: PartSpec = { name: 'update', length: updateLength(m), domain: 'real', bound: null, use: 'state' };
+  const update: PartSpec = { name: 'update', length: updateLength(m), domain: 'real', bound: updateBound(m), use: 'state' };
   return evaluatesEveryRound(m) ? [update, evaluation] : [update];
+}
+
+/**
+ * Largest |slot| of one partner's evaluation vector: a count, the row count and Σ squared error are
+ * at most its rows; Σ log loss at most rows × the per-row cap (carried divided by the cap with DP);
+ * with DP, plus the noise margin.
+ */
+export function evaluationBound(m: JobManifest): number {
+  const rows = jobLimits(m).maxRowsPerPartner;
+  const dp = dpPlanOf(m);
+  if (!dp) return rows * Math.max(1, -Math.log(LOG_LOSS_EPS));
+  return rows + NOISE_MARGIN_SIGMAS * dp.evaluationNoiseMultiplier * dp.evaluationSensitivity;
+}
+
+/** Largest weight a partner sends (rows / WEIGHT_UNIT; with DP its noisy count, so plus the noise margin). */
+export function maxWeight(m: JobManifest): number {
+  const dp = dpPlanOf(m);
+  return toGrid((jobLimits(m).maxRowsPerPartner + (dp ? NOISE_MARGIN_SIGMAS * dp.weightNoiseMultiplier : 0)) / WEIGHT_UNIT);
+}
+
+/** Largest |slot| of the update part: the largest weight times the declared largest |Δ| of a parameter (≥ 1, so the weight slot fits too). */
+export function updateBound(m: JobManifest): number {
+  return maxWeight(m) * jobLimits(m).maxAbsUpdate;
 }
 
 /**
@@ -101,6 +129,7 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
     l2: lt.l2,
     seed: deriveSeed(m.seed, 'train', ctx.keyId, ctx.round, ctx.attempt),
     proximalMu: new FederatedStrategy(m).proximalMu,
+    threads: localTrainingThreads(),
     dp: dp ? { noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm, samplingRate: dp.samplingRate, normalizerRows: rows } : undefined,
   });
   const update = weightedUpdateVector(state.params, result.params, rows);
