@@ -161,6 +161,6 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   initialState: (m) => ({ params: initParameters(m.model, m.dataset.featureNames.length, deriveSeed(m.seed, 'init')), optimizerState: null }),
   hash: (s) => hashParameters(s.params),
   local,
-  apply: (m, state, _round, sums) => new FederatedStrategy(m).apply(state, sums.update),
+  apply: (m, state, round, sums) => new FederatedStrategy(m).apply(state, sums.update, round),
   report,
 };
