@@ -14,12 +14,13 @@ export const lrScheduleSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('exponential'), gamma: z.number().gt(0).lte(1) }).strict(),
   /**
    * Linear warm-up over `warmupRounds` (t / warmup), then cosine decay from 1 to `minFactor` at the
-   * last round (Loshchilov & Hutter 2017, SGDR, without restarts).
+   * last round (Loshchilov & Hutter 2017, SGDR, without restarts). minFactor > 0: every round of a
+   * job takes a step (a zero learning rate is not a server optimizer).
    */
   z
     .object({
       kind: z.literal('cosine'),
-      minFactor: z.number().min(0).lt(1).default(0),
+      minFactor: z.number().gt(0).lt(1).default(0.05),
       warmupRounds: z.number().int().nonnegative().default(0),
     })
     .strict(),

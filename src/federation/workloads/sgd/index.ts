@@ -10,6 +10,7 @@ import type { LocalContext, LocalResult, PartSpec, PrivacyPlan, RoundPlan, Workl
 import { addGaussianNoiseInPlace } from '../../../privacy/noise.ts';
 import { evaluatesEveryRound, evaluationRelease, planDp, updateRelease, weightRelease, type DpPlan } from './dp-plan.ts';
 import { FederatedStrategy, weightedUpdateVector, type SgdState } from './strategy.ts';
+import { standardizedRows, validateSgdParams } from './standardize.ts';
 
 /**
  * The first workload: logistic regression or an MLP, trained by local (DP-)SGD on each partner and
@@ -26,6 +27,7 @@ import { FederatedStrategy, weightedUpdateVector, type SgdState } from './strate
 export type { SgdState } from './strategy.ts';
 export { planDp, epsilonAfterRounds, evaluatesEveryRound, stepsPerRound, type DpPlan } from './dp-plan.ts';
 export { FederatedStrategy, weightedUpdateVector, WEIGHT_UNIT } from './strategy.ts';
+export { foldStandardization, standardizeSchema, type Standardize } from './standardize.ts';
 
 // Resolved once per manifest object: σ calibration and the histogram layout are not free.
 const dpPlans = new WeakMap<JobManifest, DpPlan | null>();
@@ -86,7 +88,8 @@ function weightRows(m: JobManifest, released: Readonly<Record<string, Float64Arr
 }
 
 async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
-  const { manifest: m, state, data, plan } = ctx;
+  const { manifest: m, state, plan } = ctx;
+  const data = standardizedRows(m, ctx.data);
   const d = m.dataset.featureNames.length;
   const evaluation = plan.parts.some((p) => p.name === 'evaluation') ? evaluationVector(m, state.params, data.test) : null;
   if (plan.kind !== 'train') return { parts: { evaluation: evaluation! } };
@@ -123,9 +126,8 @@ function report(m: JobManifest, round: number, sums: Record<string, Float64Array
 
 export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   kind: 'sgd',
-  validate: () => {
-    // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy.
-  },
+  // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy; params are the optional standardisation.
+  validate: validateSgdParams,
   totalRounds: (m) => m.rounds + 1,
   plan: (m, round): RoundPlan => {
     const train = round <= m.rounds;
