@@ -15,8 +15,8 @@ import type { LocalContext, PrivacyPlan, RoundPlan, Workload } from '../../workl
  * Each partner clips each chosen encoded value to [−1, 1] (the encoders map numeric columns into
  * [0, 1], or [−1, 1] when centred) and sums the row vectors r = (C/√(2k+1))·(x₁…x_k, x₁²…x_k², 1)
  * over its training rows, k the number of columns: ‖r‖ ≤ C (the manifest's dp.clipNorm), so adding
- * or removing one customer moves the sum by at most C in L2. With DP it adds Gaussian noise of std
- * σ·C to every coordinate — one plain Gaussian release (q = 1, σ, steps = 1) labelled `moments`,
+ * or removing one customer moves the sum by at most C in L2 (C/ROW_UNIT as carried). With DP it adds
+ * Gaussian noise of std σ·C (in the same units) to every coordinate — one plain Gaussian release (q = 1, σ, steps = 1) labelled `moments`,
  * σ calibrated to the manifest's target ε, charged by the partner runtime before the sum leaves.
  * Key holders divide the summed (Σx, Σx², n) out; the statistics are on the release grid.
  */
@@ -61,8 +61,14 @@ function privacy(m: JobManifest): PrivacyPlan | null {
   return privacyPlans.get(m)!;
 }
 
-/** Row vectors are scaled by C/√(2k+1) so each has L2 norm ≤ C; without DP the scale is 1. */
-const scaleOf = (m: JobManifest, k: number): number => (m.dp ? m.dp.clipNorm / Math.sqrt(2 * k + 1) : 1);
+/**
+ * Sums travel in units of ROW_UNIT rows so they stay inside CKKS's value range (a partner of 4
+ * million rows stays below the encoder's limit), as the SGD workload's weights do.
+ */
+export const ROW_UNIT = 1000;
+
+/** Row vectors are scaled by C/√(2k+1) so each has L2 norm ≤ C (1 without DP), then by 1/ROW_UNIT. */
+const scaleOf = (m: JobManifest, k: number): number => (m.dp ? m.dp.clipNorm / Math.sqrt(2 * k + 1) : 1) / ROW_UNIT;
 
 function statsFrom(m: JobManifest, sums: Float64Array): FeatureStats {
   const { columns, minStd } = params(m);
@@ -99,7 +105,7 @@ export const featureStatsWorkload: Workload<FeatureStats, FeatureStats> = {
       stages: ['upload'],
       parts: [{ name: 'moments', length: 2 * params(m).columns.length + 1, domain: 'real', bound: null, use: 'state' }],
       selection: 'all',
-      releases: dp ? [{ label: 'moments', samplingRate: 1, noiseMultiplier: dp.noiseMultiplier, steps: 1, sensitivity: dp.clipNorm }] : [],
+      releases: dp ? [{ label: 'moments', samplingRate: 1, noiseMultiplier: dp.noiseMultiplier, steps: 1, sensitivity: dp.clipNorm / ROW_UNIT }] : [],
       updatesState: true,
     };
   },

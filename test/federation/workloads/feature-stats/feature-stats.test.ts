@@ -6,7 +6,7 @@ import { featureStatsPreset, numericFeatureColumns, standardizedTrainingPreset, 
 import { REAL_QUANTUM } from '../../../../src/federation/release-grid.ts';
 import { simulate } from '../../../../src/federation/simulate.ts';
 import { planOf } from '../../../../src/federation/workload.ts';
-import { featureStatsWorkload, type FeatureStats } from '../../../../src/federation/workloads/feature-stats/index.ts';
+import { featureStatsWorkload, ROW_UNIT, type FeatureStats } from '../../../../src/federation/workloads/feature-stats/index.ts';
 import { foldStandardization, standardizedRows } from '../../../../src/federation/workloads/sgd/standardize.ts';
 import { identityFromSeed, publicIdentity } from '../../../../src/crypto/identity.ts';
 import { predictProba } from '../../../../src/model/params.ts';
@@ -60,7 +60,9 @@ describe('private feature statistics (feature-stats workload)', () => {
     const want = pooledStats(concatDatasets(parts.map((p) => p.train)), columns);
     expect(r.state.columns).toEqual(columns);
     expect(r.state.n).toBe(parts.reduce((s, p) => s + p.train.n, 0));
-    r.state.mean.forEach((m, j) => expect(Math.abs(m - want.mean[j])).toBeLessThan(REAL_QUANTUM));
+    // Sums are carried in units of ROW_UNIT rows on the release grid: the mean is exact to ROW_UNIT·2⁻²⁰/n.
+    r.state.mean.forEach((m, j) => expect(Math.abs(m - want.mean[j])).toBeLessThan((ROW_UNIT * REAL_QUANTUM) / 1000));
+    for (const m of r.state.mean) expect(Number.isInteger(m / REAL_QUANTUM)).toBe(true);
     r.state.std.forEach((s, j) => expect(Math.abs(s - want.std[j])).toBeLessThan(1e-5));
   });
 
@@ -70,7 +72,7 @@ describe('private feature statistics (feature-stats workload)', () => {
     const r = await simulate<FeatureStats, FeatureStats>({ job, partners: partners() });
     const m = manifestOf(job);
     const [release] = planOf(featureStatsWorkload, m, 1).releases;
-    expect(release).toMatchObject({ label: 'moments', samplingRate: 1, steps: 1, sensitivity: 1 });
+    expect(release).toMatchObject({ label: 'moments', samplingRate: 1, steps: 1, sensitivity: 1 / ROW_UNIT });
     const expected = composedEpsilon([release], m.dp!.delta);
     expect(expected).toBeLessThanOrEqual(0.3 + 1e-9);
     for (const eps of Object.values(r.epsilon)) expect(eps).toBeCloseTo(expected, 9);
