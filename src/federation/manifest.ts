@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { modelSpecSchema } from '../model/spec.ts';
+import { lrScheduleSchema } from '../train/lr-schedules.ts';
 import { heParamsSchema } from '../crypto/index.ts';
 import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../crypto/identity.ts';
 import { FedmarkError } from '../errors.ts';
@@ -15,16 +16,27 @@ export const jobIdSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'job id: 3–64 chars of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
 
-export const strategySpecSchema = z.discriminatedUnion('name', [
-  z.object({ name: z.literal('fedavg'), serverLr: z.number().positive().default(1) }),
-  z.object({ name: z.literal('fedprox'), serverLr: z.number().positive().default(1), mu: z.number().nonnegative().default(0.01) }),
+/**
+ * The server step (src/train/server-optimizers.ts): FedAvg, FedProx, FedAvgM, and the adaptive
+ * optimizers of Reddi et al. 2021. `schedule` multiplies the server learning rate round by round
+ * (src/train/lr-schedules.ts); absent, it is constant.
+ */
+const adaptiveStrategy = <K extends 'fedadam' | 'fedyogi' | 'fedadagrad'>(name: K) =>
   z.object({
-    name: z.literal('fedadam'),
+    name: z.literal(name),
     serverLr: z.number().positive().default(0.01),
     beta1: z.number().min(0).max(1).default(0.9),
     beta2: z.number().min(0).max(1).default(0.99),
     tau: z.number().positive().default(1e-3),
-  }),
+    schedule: lrScheduleSchema.optional(),
+  });
+export const strategySpecSchema = z.discriminatedUnion('name', [
+  z.object({ name: z.literal('fedavg'), serverLr: z.number().positive().default(1), schedule: lrScheduleSchema.optional() }),
+  z.object({ name: z.literal('fedprox'), serverLr: z.number().positive().default(1), mu: z.number().nonnegative().default(0.01), schedule: lrScheduleSchema.optional() }),
+  z.object({ name: z.literal('fedavgm'), serverLr: z.number().positive().default(1), momentum: z.number().min(0).lt(1).default(0.9), schedule: lrScheduleSchema.optional() }),
+  adaptiveStrategy('fedadam'),
+  adaptiveStrategy('fedyogi'),
+  adaptiveStrategy('fedadagrad'),
 ]);
 export type StrategySpec = z.infer<typeof strategySpecSchema>;
 

@@ -7,9 +7,12 @@ import { FedmarkError } from '../errors.ts';
  * numbers round-trip exactly through JSON.stringify/parse): partners that persist and reload the
  * state still compute bit-identical global models.
  */
+export type AdaptiveKind = 'fedadam' | 'fedyogi' | 'fedadagrad';
+
 export type ServerOptimizerState =
   | { kind: 'fedavg' }
-  | { kind: 'fedadam'; round: number; m: number[]; v: number[] };
+  | { kind: 'fedavgm'; round: number; velocity: number[] }
+  | { [K in AdaptiveKind]: { kind: K; round: number; m: number[]; v: number[] } }[AdaptiveKind];
 
 export interface ServerOptimizerResult {
   params: Float64Array;
@@ -71,28 +74,61 @@ export function fedProx({ mu, serverLr = 1 }: { mu: number; serverLr?: number })
 }
 
 /**
- * FedAdam (Reddi et al. 2021, "Adaptive Federated Optimization", Algorithm 2), treating −Δ̄ as the
- * pseudo-gradient: m ← β₁m + (1−β₁)Δ̄, v ← β₂v + (1−β₂)Δ̄², w ← w + η·m/(√v + τ). As in the paper
- * there is no bias correction and τ bounds the adaptivity.
+ * FedAvgM (Hsu, Qi & Brown 2019, "Measuring the Effects of Non-Identical Data Distribution for
+ * Federated Visual Classification"): server momentum on the average update,
+ * u ← βu + Δ̄, w ← w + η_s·u (u starts at 0, so round 1 is FedAvg's step).
  */
-export function fedAdam({
-  lr,
-  beta1 = 0.9,
-  beta2 = 0.99,
-  tau = 1e-3,
-}: {
-  lr: number;
-  beta1?: number;
-  beta2?: number;
-  tau?: number;
-}): ServerOptimizer {
+export function fedAvgM({ serverLr = 1, momentum = 0.9 }: { serverLr?: number; momentum?: number } = {}): ServerOptimizer {
+  positive('serverLr', serverLr);
+  if (!(momentum >= 0 && momentum < 1)) throw new FedmarkError('INVALID_SERVER_OPTIMIZER', `momentum must be in [0, 1), got ${momentum}`);
+  return {
+    name: 'fedavgm',
+    apply(global, avgDelta, state) {
+      checkShapes(global, avgDelta);
+      const P = global.length;
+      let velocity: number[];
+      let round = 0;
+      if (state === null) velocity = new Array<number>(P).fill(0);
+      else {
+        if (state.kind !== 'fedavgm' || state.velocity.length !== P) {
+          throw new FedmarkError('INVALID_OPTIMIZER_STATE', `FedAvgM state does not match a model of ${P} parameters`);
+        }
+        velocity = state.velocity.slice();
+        round = state.round;
+      }
+      const params = new Float64Array(P);
+      for (let i = 0; i < P; i++) {
+        velocity[i] = momentum * velocity[i] + avgDelta[i];
+        params[i] = global[i] + serverLr * velocity[i];
+      }
+      return { params, state: { kind: 'fedavgm', round: round + 1, velocity } };
+    },
+  };
+}
+
+/**
+ * The adaptive server optimizers of Reddi et al. 2021, "Adaptive Federated Optimization"
+ * (Algorithm 2), treating −Δ̄ as the pseudo-gradient:
+ *   m ← β₁m + (1−β₁)Δ̄
+ *   FedAdagrad: v ← v + Δ̄²
+ *   FedYogi:    v ← v − (1−β₂)Δ̄²·sign(v − Δ̄²)
+ *   FedAdam:    v ← β₂v + (1−β₂)Δ̄²
+ *   w ← w + η·m/(√v + τ)
+ * As in the paper there is no bias correction and τ bounds the adaptivity. m and v start at 0 (the
+ * paper allows v₋₁ ≥ τ²; 0 keeps FedAdam's recorded runs and makes round 1 of Adam and Yogi equal).
+ */
+export function adaptiveOptimizer(
+  kind: AdaptiveKind,
+  { lr, beta1 = 0.9, beta2 = 0.99, tau = 1e-3 }: { lr: number; beta1?: number; beta2?: number; tau?: number },
+): ServerOptimizer {
   positive('lr', lr);
   positive('tau', tau);
   for (const [name, b] of [['beta1', beta1], ['beta2', beta2]] as const) {
     if (!(b >= 0 && b < 1)) throw new FedmarkError('INVALID_SERVER_OPTIMIZER', `${name} must be in [0, 1), got ${b}`);
   }
+  const label = { fedadam: 'FedAdam', fedyogi: 'FedYogi', fedadagrad: 'FedAdagrad' }[kind];
   return {
-    name: 'fedadam',
+    name: kind,
     apply(global, avgDelta, state) {
       checkShapes(global, avgDelta);
       const P = global.length;
@@ -104,8 +140,8 @@ export function fedAdam({
         v = new Array<number>(P).fill(0);
         round = 0;
       } else {
-        if (state.kind !== 'fedadam' || state.m.length !== P || state.v.length !== P) {
-          throw new FedmarkError('INVALID_OPTIMIZER_STATE', `FedAdam state does not match a model of ${P} parameters`);
+        if (state.kind !== kind || state.m.length !== P || state.v.length !== P) {
+          throw new FedmarkError('INVALID_OPTIMIZER_STATE', `${label} state does not match a model of ${P} parameters`);
         }
         m = state.m.slice();
         v = state.v.slice();
@@ -114,13 +150,21 @@ export function fedAdam({
       const params = new Float64Array(P);
       for (let i = 0; i < P; i++) {
         const g = avgDelta[i];
+        const g2 = g * g;
         m[i] = beta1 * m[i] + (1 - beta1) * g;
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+        if (kind === 'fedadam') v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+        else if (kind === 'fedyogi') v[i] = v[i] - (1 - beta2) * g2 * Math.sign(v[i] - g2);
+        else v[i] = v[i] + g2;
         params[i] = global[i] + (lr * m[i]) / (Math.sqrt(v[i]) + tau);
       }
-      return { params, state: { kind: 'fedadam', round: round + 1, m, v } };
+      return { params, state: { kind, round: round + 1, m, v } as ServerOptimizerState };
     },
   };
+}
+
+/** FedAdam (Reddi et al. 2021, Algorithm 2): see adaptiveOptimizer. */
+export function fedAdam(o: { lr: number; beta1?: number; beta2?: number; tau?: number }): ServerOptimizer {
+  return adaptiveOptimizer('fedadam', o);
 }
 
 export const serverOptimizerSpecSchema = z.discriminatedUnion('name', [
@@ -129,14 +173,19 @@ export const serverOptimizerSpecSchema = z.discriminatedUnion('name', [
     .object({ name: z.literal('fedprox'), mu: z.number().finite().min(0), serverLr: z.number().finite().positive().optional() })
     .strict(),
   z
-    .object({
-      name: z.literal('fedadam'),
-      lr: z.number().finite().positive(),
-      beta1: z.number().min(0).lt(1).optional(),
-      beta2: z.number().min(0).lt(1).optional(),
-      tau: z.number().finite().positive().optional(),
-    })
+    .object({ name: z.literal('fedavgm'), serverLr: z.number().finite().positive().optional(), momentum: z.number().min(0).lt(1).optional() })
     .strict(),
+  ...(['fedadam', 'fedyogi', 'fedadagrad'] as const).map((kind) =>
+    z
+      .object({
+        name: z.literal(kind),
+        lr: z.number().finite().positive(),
+        beta1: z.number().min(0).lt(1).optional(),
+        beta2: z.number().min(0).lt(1).optional(),
+        tau: z.number().finite().positive().optional(),
+      })
+      .strict(),
+  ),
 ]);
 
 export type ServerOptimizerSpec = z.input<typeof serverOptimizerSpecSchema>;
@@ -156,8 +205,12 @@ export function createServerOptimizer(spec: ServerOptimizerSpec): ServerOptimize
       return fedAvg({ serverLr: s.serverLr });
     case 'fedprox':
       return fedProx({ mu: s.mu, serverLr: s.serverLr });
+    case 'fedavgm':
+      return fedAvgM({ serverLr: s.serverLr, momentum: s.momentum });
     case 'fedadam':
-      return fedAdam({ lr: s.lr, beta1: s.beta1, beta2: s.beta2, tau: s.tau });
+    case 'fedyogi':
+    case 'fedadagrad':
+      return adaptiveOptimizer(s.name, { lr: s.lr, beta1: s.beta1, beta2: s.beta2, tau: s.tau });
   }
 }
 

@@ -14,6 +14,7 @@ import { FederatedStrategy, WEIGHT_UNIT, weightedUpdateVector, type SgdState } f
 import { jobLimits, NOISE_MARGIN_SIGMAS } from '../../part-encoding.ts';
 import { toGrid } from '../../release-grid.ts';
 import { LOG_LOSS_EPS } from '../../../metrics/classification.ts';
+import { standardizedRows, validateSgdParams } from './standardize.ts';
 
 /**
  * The first workload: logistic regression or an MLP, trained by local (DP-)SGD on each partner and
@@ -30,6 +31,7 @@ import { LOG_LOSS_EPS } from '../../../metrics/classification.ts';
 export type { SgdState } from './strategy.ts';
 export { planDp, epsilonAfterRounds, evaluatesEveryRound, stepsPerRound, type DpPlan } from './dp-plan.ts';
 export { FederatedStrategy, weightedUpdateVector, WEIGHT_UNIT } from './strategy.ts';
+export { foldStandardization, standardizeSchema, type Standardize } from './standardize.ts';
 
 // Resolved once per manifest object: σ calibration and the histogram layout are not free.
 const dpPlans = new WeakMap<JobManifest, DpPlan | null>();
@@ -114,7 +116,8 @@ function weightRows(m: JobManifest, released: Readonly<Record<string, Float64Arr
 }
 
 async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
-  const { manifest: m, state, data, plan } = ctx;
+  const { manifest: m, state, plan } = ctx;
+  const data = standardizedRows(m, ctx.data);
   const d = m.dataset.featureNames.length;
   const evaluation = plan.parts.some((p) => p.name === 'evaluation') ? evaluationVector(m, state.params, data.test) : null;
   if (plan.kind !== 'train') return { parts: { evaluation: evaluation! } };
@@ -152,9 +155,8 @@ function report(m: JobManifest, round: number, sums: Record<string, Float64Array
 
 export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   kind: 'sgd',
-  validate: () => {
-    // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy.
-  },
+  // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy; params are the optional standardisation.
+  validate: validateSgdParams,
   totalRounds: (m) => m.rounds + 1,
   plan: (m, round): RoundPlan => {
     const train = round <= m.rounds;
@@ -190,6 +192,6 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   initialState: (m) => ({ params: initParameters(m.model, m.dataset.featureNames.length, deriveSeed(m.seed, 'init')), optimizerState: null }),
   hash: (s) => hashParameters(s.params),
   local,
-  apply: (m, state, _round, sums) => new FederatedStrategy(m).apply(state, sums.update),
+  apply: (m, state, round, sums) => new FederatedStrategy(m).apply(state, sums.update, round),
   report,
 };

@@ -1,5 +1,6 @@
 import { createServerOptimizer, type ServerOptimizer, type ServerOptimizerState } from '../../../train/server-optimizers.ts';
 import { FedmarkError } from '../../../errors.ts';
+import { scheduleFactor } from '../../../train/lr-schedules.ts';
 import { toGrid, toGridInPlace } from '../../release-grid.ts';
 import type { JobManifest } from '../../manifest.ts';
 
@@ -32,13 +33,9 @@ export interface SgdState {
  * every honest party arrives at the same model hash — which the coordinator checks.
  */
 export class FederatedStrategy {
-  private readonly optimizer: ServerOptimizer;
-
   constructor(readonly manifest: JobManifest) {
-    const s = manifest.strategy;
-    this.optimizer = createServerOptimizer(
-      s.name === 'fedadam' ? { name: 'fedadam', lr: s.serverLr, beta1: s.beta1, beta2: s.beta2, tau: s.tau } : s.name === 'fedprox' ? { name: 'fedprox', mu: s.mu, serverLr: s.serverLr } : s,
-    );
+    // Built once here so a bad strategy is refused when the job is resolved, not at round 1's end.
+    this.optimizerAt(1);
   }
 
   /** FedProx's proximal term is a client-side change; the rest is the server optimizer. */
@@ -46,14 +43,31 @@ export class FederatedStrategy {
     return this.manifest.strategy.name === 'fedprox' ? this.manifest.strategy.mu : undefined;
   }
 
-  apply(state: SgdState, summed: Float64Array): SgdState {
+  /** The server optimizer of a training round: the manifest's, its learning rate times the schedule's factor. */
+  optimizerAt(round: number): ServerOptimizer {
+    const s = this.manifest.strategy;
+    const lr = s.schedule === undefined ? s.serverLr : s.serverLr * scheduleFactor(s.schedule, round, Math.max(round, this.manifest.rounds));
+    switch (s.name) {
+      case 'fedavg':
+        return createServerOptimizer({ name: 'fedavg', serverLr: lr });
+      case 'fedprox':
+        return createServerOptimizer({ name: 'fedprox', mu: s.mu, serverLr: lr });
+      case 'fedavgm':
+        return createServerOptimizer({ name: 'fedavgm', serverLr: lr, momentum: s.momentum });
+      default:
+        return createServerOptimizer({ name: s.name, lr, beta1: s.beta1, beta2: s.beta2, tau: s.tau });
+    }
+  }
+
+  /** The step of training round `round` (1-based; it picks the schedule's factor) on the decrypted sum. */
+  apply(state: SgdState, summed: Float64Array, round = 1): SgdState {
     const p = state.params.length;
     if (summed.length !== p + 1) throw new FedmarkError('AGGREGATE_SHAPE', `aggregate has ${summed.length} values, expected ${p + 1}`);
     const totalWeight = summed[p];
     if (!(totalWeight > 0)) throw new FedmarkError('AGGREGATE_EMPTY', `aggregate total weight is ${totalWeight}; no partner contributed`);
     const avgDelta = new Float64Array(p);
     for (let i = 0; i < p; i++) avgDelta[i] = summed[i] / totalWeight;
-    const next = this.optimizer.apply(state.params, avgDelta, state.optimizerState);
+    const next = this.optimizerAt(round).apply(state.params, avgDelta, state.optimizerState);
     // The released model carries no more precision than the release grid (src/federation/release-grid.ts).
     return { params: toGridInPlace(next.params), optimizerState: next.state };
   }
