@@ -1,3 +1,4 @@
+import { initBackend } from '../../src/model/backend.ts';
 import { join } from 'node:path';
 import pino from 'pino';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
@@ -195,6 +196,8 @@ export class ManualPartner {
 
   /** Waits for the job, accepts it, and (CKKS) waits for and opens its sealed key. */
   static async join(o: { url: string; identity: Identity; jobId: string; train: Dataset; test: Dataset; timeoutMs?: number; pollMs?: number; signal?: AbortSignal }): Promise<ManualPartner> {
+    // It trains in this process: the tensor backend must be ready whatever ran before it.
+    await initBackend({ log: () => {} });
     const client = new CoordinatorClient(o.url, o.identity);
     const end = Date.now() + (o.timeoutMs ?? 20_000);
     const pollMs = o.pollMs ?? TEST_POLL_MS;
