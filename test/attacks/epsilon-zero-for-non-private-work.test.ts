@@ -73,5 +73,5 @@ describe('attack: ε = 0 for non-private work', () => {
     const rounds = new Set(readLedgerLines(nodes[0].ledgerPath).filter((e) => e.payload.jobId === manifest.jobId && typeof e.payload.round === 'number').map((e) => e.payload.round as number));
     const types = readLedgerLines(nodes[0].ledgerPath).map((e) => e.type);
     expect.soft([...rounds].sort(), `rounds in the partner's own ledger (entries: ${types.join(', ')})`).toEqual(expect.arrayContaining(Array.from({ length: R }, (_, i) => i + 1)));
-  }, 90_000);
+  }, 240_000);
 });

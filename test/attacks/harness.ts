@@ -319,7 +319,7 @@ export async function startPartner(world: AttackWorld, i: number, o: PartnerOpti
     stateDir,
     ledgerPath: join(stateDir, `${p.identity.name}.ledger.jsonl`),
     budgetPath: join(stateDir, 'privacy-budget.json'),
-    async exit(timeoutMs = 60_000) {
+    async exit(timeoutMs = 120_000) {
       let timer: NodeJS.Timeout | undefined;
       const rec = await Promise.race([
         proc.waitExit(),
@@ -435,7 +435,7 @@ export async function verdictOf(
 ): Promise<{ accepted: boolean; answers: boolean[]; uploaded: number; exit: { code: number | null; tail: string[] } | null }> {
   const proxy = o.proxy ?? world.proxy;
   const answers = () => acceptances(world, node.keyId, jobId, proxy);
-  await waitFor(() => answers().includes(true) || !node.proc.running, `${node.proc.name} to accept or exit`, o.timeoutMs ?? 45_000);
+  await waitFor(() => answers().includes(true) || !node.proc.running, `${node.proc.name} to accept or exit`, o.timeoutMs ?? 120_000);
   const accepted = answers().includes(true);
   if (accepted && !o.keepRunning) await node.kill();
   const exit = node.proc.exits.at(-1) ?? null;

@@ -77,5 +77,5 @@ describe('attack: re-asking for a fresh release', () => {
     for (const [release, bodies] of byRelease) expect(bodies.size, `release ${release}: ${summary}`).toBe(1);
     expect(distinct, summary).toBe(budget.length);
     expect(distinct, summary).toBe(ledger.length);
-  }, 90_000);
+  }, 240_000);
 });

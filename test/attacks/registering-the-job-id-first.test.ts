@@ -66,7 +66,7 @@ describe.concurrent('attack: registering the job id first', () => {
     }
     expect(v.accepted, `the partner accepted the outsider's job${read}`).toBe(false);
     expect(uploads(world, node.keyId).length).toBe(0);
-  }, 90_000);
+  }, 240_000);
 
   it("is refused on the policy's trustedOwnerKeyIds alone", async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-policy-pin', owner: outsider });
@@ -79,7 +79,7 @@ describe.concurrent('attack: registering the job id first', () => {
     const v = await verdictOf(world, node, manifest.jobId);
     expect(v.accepted, `a partner whose policy trusts only owner ${publicIdentity(world.owner).keyId} accepted a job owned by ${publicIdentity(outsider).keyId}`).toBe(false);
     expect(v.uploaded).toBe(0);
-  }, 90_000);
+  }, 240_000);
 
   it('is refused on --owner-key-id alone', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-flag-pin', owner: outsider });
@@ -92,7 +92,7 @@ describe.concurrent('attack: registering the job id first', () => {
     const v = await verdictOf(world, node, manifest.jobId);
     expect(v.accepted, `a partner started with --owner-key-id ${publicIdentity(world.owner).keyId} accepted a job owned by ${publicIdentity(outsider).keyId}`).toBe(false);
     expect(v.uploaded).toBe(0);
-  }, 90_000);
+  }, 240_000);
 
   it('plain-insecure aggregation is refused unless the policy sets allowPlaintextAggregation', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-plain', overrides: { encryption: { scheme: 'plain-insecure' } } });
@@ -105,7 +105,7 @@ describe.concurrent('attack: registering the job id first', () => {
     const [r, a] = await Promise.all([verdictOf(world, refusing, manifest.jobId), verdictOf(world, allowing, manifest.jobId)]);
     expect(r.accepted, 'a partner with a default policy accepted a plain-insecure job').toBe(false);
     expect(a.accepted, 'a partner whose policy allows plaintext aggregation refused the job').toBe(true);
-  }, 90_000);
+  }, 240_000);
 
   it('a quorum below 2 is refused (minQuorum defaults to 2)', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-quorum', overrides: { quorum: 1 } });
@@ -113,7 +113,7 @@ describe.concurrent('attack: registering the job id first', () => {
     const node = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest) });
     const v = await verdictOf(world, node, manifest.jobId);
     expect(v.accepted, 'a partner with a default policy accepted a job with quorum 1').toBe(false);
-  }, 90_000);
+  }, 240_000);
 
   it("more rounds than the policy's maxRounds are refused", async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-rounds', rounds: 12 });
@@ -124,7 +124,7 @@ describe.concurrent('attack: registering the job id first', () => {
     });
     const v = await verdictOf(world, node, manifest.jobId);
     expect(v.accepted, 'a partner whose policy sets maxRounds 5 accepted a 12-round job').toBe(false);
-  }, 90_000);
+  }, 240_000);
 
   it('a coordinator whose identity is not the pinned one is refused, even when it claims the pinned identity', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-impostor' });
@@ -136,7 +136,7 @@ describe.concurrent('attack: registering the job id first', () => {
     const node = await startPartner(world, 0, { jobId: manifest.jobId, url: impostorProxy.url, policyFile: writePolicy(world, 0, manifest) });
     const v = await verdictOf(world, node, manifest.jobId, { proxy: impostorProxy });
     expect(v.accepted, `a partner pinned to coordinator ${world.coordinatorKeyId} accepted a job at an impostor coordinator`).toBe(false);
-  }, 90_000);
+  }, 240_000);
 
   it("the same pinned partner accepts its real owner's job at its real coordinator (control)", async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'squat-control' });
@@ -144,5 +144,5 @@ describe.concurrent('attack: registering the job id first', () => {
     const node = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest) });
     const v = await verdictOf(world, node, manifest.jobId);
     expect(v.accepted, `the pinned partner refused its real owner's job: ${v.exit?.tail.slice(-3).join(' | ')}`).toBe(true);
-  }, 90_000);
+  }, 240_000);
 });

@@ -53,7 +53,7 @@ describe.concurrent('attack: skipping the review', () => {
     const o = await outcome(world, node, manifest.jobId);
     expect(o.uploaded, `the partner trained on a job whose purpose "credit-scoring" its policy forbids and uploaded ${o.uploaded} update(s); its ledger for the job: ${o.ledger.join(', ') || 'empty'}`).toBe(0);
     expect(o.ledger, 'its own ledger records the refusal').toContain('partner.refusal');
-  }, 90_000);
+  }, 240_000);
 
   it('a non-private job with a forbidden purpose and forbidden columns is refused before any training', async ({ expect }) => {
     const { manifest, signed } = defineJob(world, { jobId: 'review-nondp', epsilon: null, purpose: 'credit-scoring' });
@@ -71,5 +71,5 @@ describe.concurrent('attack: skipping the review', () => {
     const o = await outcome(world, node, manifest.jobId);
     expect(o.uploaded, `the partner trained on a non-private job with purpose "credit-scoring" and columns ${forbidden.join(', ')} its policy forbids, and uploaded ${o.uploaded} update(s); its ledger for the job: ${o.ledger.join(', ')}`).toBe(0);
     expect(o.ledger, 'its own ledger records the refusal').toContain('partner.refusal');
-  }, 90_000);
+  }, 240_000);
 });

@@ -58,5 +58,5 @@ describe('attack: unrounded decryptions', () => {
     const countGrid = coarsestGrid(counts);
     expect.soft(paramGrid ?? 0, `model parameters lie on no grid coarser than 2^-40 / 1e-12 (e.g. ${show(params)})`).toBeGreaterThanOrEqual(MIN_QUANTUM);
     expect.soft(countGrid ?? 0, `evaluation counts (n, positives, negatives of every round) lie on no grid coarser than 2^-40 / 1e-12 (e.g. ${show(counts)})`).toBeGreaterThanOrEqual(MIN_QUANTUM);
-  }, 90_000);
+  }, 240_000);
 });

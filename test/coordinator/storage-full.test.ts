@@ -11,7 +11,7 @@ import { FedmarkError } from '../../src/errors.ts';
 import type { JobEngine } from '../../coordinator/job-engine.ts';
 
 // The coordinator's disk fills: its ledger (an injected ENOSPC on the entry's write) and its SQLite
-// store (a real SQLITE_FULL: the database may not grow past its current pages). Every refusal is a
+// store (SQLITE_FULL raised by the upload's write inside its transaction). Every refusal is a
 // retryable 507 with a code, nothing of the refused request is kept, and an accepted one is never
 // answered with an error.
 const errnoError = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
@@ -58,14 +58,19 @@ describe("the coordinator's storage fills up", () => {
       const watcher = new CoordinatorClient(coord.url, owner);
       await waitForStatus(watcher, manifest.jobId, (s) => s.round === 1 && s.roundState === 'open', 'round 1 to open', { timeoutMs: 60_000 });
       const { body } = await manual.build(1);
-      const db = coord.store.db;
-      // No free page left inside the file either: the upload's row needs a page the file may not grow to.
-      db.exec('VACUUM');
-      db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
+      // The store is full for this upload: better-sqlite3 raises SQLITE_FULL from the write inside the
+      // upload's transaction (injected at that write; whether a real max_page_count trips depends on
+      // whether the honest partner's upload already made the rows this one updates in place).
+      const realInsert = coord.store.insertSubmission.bind(coord.store);
+      let full = true;
+      vi.spyOn(coord.store, 'insertSubmission').mockImplementation((row) => {
+        if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+        realInsert(row);
+      });
       const once = new CoordinatorClient(coord.url, ids[0], { unreachableRetryMs: 0 });
       const res = await once.request('PUT', `/v1/jobs/${manifest.jobId}/rounds/1/submission`, manifest.jobId, 1, body);
       const answer = (await res.json()) as { code: string; error: string };
-      db.pragma('max_page_count = 1073741823');
+      full = false;
       expect(res.status).toBe(507);
       expect(answer.code).toBe('STORAGE_FULL');
       expect(answer.error).toMatch(/nothing of this request was kept/);

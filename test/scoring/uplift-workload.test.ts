@@ -147,9 +147,11 @@ describe('a three-partner campaign through simulate() (CKKS, DP)', () => {
     expect(r.state.counts.some((c, i) => Math.abs(c - pooled[i]) > 0.5)).toBe(true);
     expect(r.finalMetrics).toEqual(combineUpliftCounts(r.state.counts, { partners: 3, noiseStd: sigma }));
     const exact = upliftFromCounts(pooled);
-    expect(Math.abs(r.finalMetrics.overall.uplift! - exact.overall.uplift!)).toBeLessThan(0.03);
-    // The noisy interval is at least as wide as the exact one.
     const width = (u: UpliftResult) => u.overall.interval!.upper - u.overall.interval!.lower;
+    // Same rows, so the difference is the count noise alone, whose spread is below the noisy interval's
+    // standard error (which adds the sampling variance): a whole interval width is beyond 3.9 of them.
+    expect(Math.abs(r.finalMetrics.overall.uplift! - exact.overall.uplift!)).toBeLessThan(width(r.finalMetrics));
+    // The noisy interval is at least as wide as the exact one.
     expect(width(r.finalMetrics)).toBeGreaterThanOrEqual(width(exact) * 0.99);
     const want = composedEpsilon([{ samplingRate: 1, noiseMultiplier: sigma, steps: 1 }], 1e-5);
     for (const p of parts) {
