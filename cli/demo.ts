@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FedmarkError } from '../src/errors.ts';
-import { updateLength } from '../src/federation/workloads/sgd/index.ts';
+import { sgdModel, updateLength } from '../src/federation/workloads/sgd/index.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
 import { DATASET_ALIASES, withJobOptions } from './partner-data.ts';
@@ -80,7 +80,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     codes.forEach((code, i) => code !== 0 && say(`[fedmark] warning: ${names[i]} exited with code ${code}; see ${join(out, 'logs', `${names[i]}.log`)}`));
 
     const baselines = await trainBaselines(setup, o.rounds, o.seed);
-    await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, dataset: datasetName, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
+    await saveModel(join(out, 'model'), sgdModel(manifest), manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, dataset: datasetName, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
     const epsilon = partnerEpsilons(setup, out);
     const bytesPerParam = readUpdateBytes(out) / updateLength(manifest);
 

@@ -12,6 +12,7 @@ import { modelSpecSchema } from '../src/model/spec.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
+import { sgdModel } from '../src/federation/workloads/sgd/index.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
@@ -92,7 +93,7 @@ export function registerJobCommand(program: Command): void {
         finalMetrics: result.finalMetrics!,
       };
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
-      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
+      await saveModel(join(out, 'model'), sgdModel(manifest), manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
       process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out })}\n`);
       process.exit(0);
     });

@@ -1,3 +1,4 @@
+import { sgdModel } from '../../src/federation/workloads/sgd/index.ts';
 import { concatDatasets } from '../../src/data/encode.ts';
 import { auc } from '../../src/metrics/classification.ts';
 import { initParameters, predictProba } from '../../src/model/params.ts';
@@ -9,11 +10,11 @@ export async function trainBaselines(s: DemoSetup, rounds: number, seed: number)
   const { manifest, splits, names } = s;
   const d = manifest.dataset.featureNames.length;
   const pooledTest = concatDatasets(splits.map((x) => x.test));
-  const aucOf = (params: Float64Array) => auc(predictProba(manifest.model, d, params, pooledTest.X, pooledTest.n), pooledTest.y);
+  const aucOf = (params: Float64Array) => auc(predictProba(sgdModel(manifest), d, params, pooledTest.X, pooledTest.n), pooledTest.y);
   const baselineConfig = { epochs: rounds * manifest.localTraining.epochs, batchSize: 64, learningRate: 0.1, optimizer: 'sgd' as const, seed };
-  const init = initParameters(manifest.model, d, seed);
-  const centralized = await trainLocal(manifest.model, d, init, concatDatasets(splits.map((x) => x.train)), baselineConfig);
+  const init = initParameters(sgdModel(manifest), d, seed);
+  const centralized = await trainLocal(sgdModel(manifest), d, init, concatDatasets(splits.map((x) => x.train)), baselineConfig);
   const local: Record<string, number> = {};
-  for (const [i, x] of splits.entries()) local[names[i]] = aucOf((await trainLocal(manifest.model, d, init, x.train, baselineConfig)).params);
+  for (const [i, x] of splits.entries()) local[names[i]] = aucOf((await trainLocal(sgdModel(manifest), d, init, x.train, baselineConfig)).params);
   return { aucOf, centralized: aucOf(centralized.params), local };
 }

@@ -4,6 +4,8 @@ import { trainLocal } from '../../../train/local.ts';
 import { hashParameters } from '../../../util/hash.ts';
 import { deriveSeed } from '../../../util/rng.ts';
 import type { Dataset } from '../../../data/encode.ts';
+import { FedmarkError } from '../../../errors.ts';
+import type { ModelSpec } from '../../../model/spec.ts';
 import type { JobManifest } from '../../manifest.ts';
 import type { LocalContext, LocalResult, PartSpec, PrivacyPlan, RoundPlan, Workload } from '../../workload.ts';
 import { planDp, type DpPlan } from './dp-plan.ts';
@@ -39,9 +41,15 @@ export function evaluationLayout(m: JobManifest): HistogramLayout {
   return l;
 }
 
+/** The job's logistic or MLP spec (the manifest's model of an `sgd` job). */
+export function sgdModel(m: JobManifest): ModelSpec {
+  if (m.model.kind === 'gbdt') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: the sgd workload trains logistic or MLP models, not ${m.model.kind}`);
+  return m.model;
+}
+
 /** Length of the `update` part: the parameters followed by the weight. */
 export function updateLength(m: JobManifest): number {
-  return parameterCount(m.model, m.dataset.featureNames.length) + 1;
+  return parameterCount(sgdModel(m), m.dataset.featureNames.length) + 1;
 }
 
 function parts(m: JobManifest, train: boolean): PartSpec[] {
@@ -52,7 +60,11 @@ function parts(m: JobManifest, train: boolean): PartSpec[] {
 
 /** Scores the hold-out with the model entering the round as fixed-bin histograms (the declared segments only). */
 function evaluationVector(m: JobManifest, params: Float64Array, test: Dataset): Float64Array {
-  const scores = predictProba(m.model, m.dataset.featureNames.length, params, test.X, test.n);
+  return evaluationHistograms(m, predictProba(sgdModel(m), m.dataset.featureNames.length, params, test.X, test.n), test);
+}
+
+/** A model's scores of a partner's hold-out as the job's evaluation histograms (the declared segments only): every workload's `evaluation` part. */
+export function evaluationHistograms(m: JobManifest, scores: ArrayLike<number>, test: Dataset): Float64Array {
   const declared = m.evaluation.segments;
   const segments = Object.fromEntries(Object.entries(test.sensitive).filter(([name]) => name in declared));
   return buildEvalHistograms(scores, test.y, segments, evaluationLayout(m));
@@ -65,7 +77,7 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
   if (plan.kind !== 'train') return { parts: { evaluation } };
   const dp = dpPlanOf(m);
   const lt = m.localTraining;
-  const result = await trainLocal(m.model, d, state.params, data.train, {
+  const result = await trainLocal(sgdModel(m), d, state.params, data.train, {
     epochs: lt.epochs,
     batchSize: lt.batchSize,
     learningRate: lt.learningRate,
@@ -102,7 +114,7 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
     const dp = dpPlanOf(m);
     return dp ? { targetEpsilon: dp.targetEpsilon, delta: dp.delta, noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm } : null;
   },
-  initialState: (m) => ({ params: initParameters(m.model, m.dataset.featureNames.length, deriveSeed(m.seed, 'init')), optimizerState: null }),
+  initialState: (m) => ({ params: initParameters(sgdModel(m), m.dataset.featureNames.length, deriveSeed(m.seed, 'init')), optimizerState: null }),
   hash: (s) => hashParameters(s.params),
   local,
   apply: (m, state, _round, sums) => new FederatedStrategy(m).apply(state, sums.update),
