@@ -6,13 +6,10 @@ import cliProgress from 'cli-progress';
 import { parsePublicIdentity, publicIdentity, readIdentityFile } from '../src/crypto/identity.ts';
 import { loadSchema } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
-import { jobPreset } from '../src/federation/job-presets.ts';
 import { jobIdSchema, parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
-import { modelSpecSchema } from '../src/model/spec.ts';
-import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
-import { sgdModel } from '../src/federation/workloads/sgd/index.ts';
+import { jobManifestFor, parseModelOption, saveJobModel } from './job-model.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
@@ -28,11 +25,11 @@ export function registerJobCommand(program: Command): void {
     .option('--partner <file...>', "partners' public identities (the JSON `fedmark keys init` prints)")
     .addOption(new Option('--participant <file...>', 'old name of --partner').hideHelp())
     .option('--purpose <text>', 'purpose partners check against their policy', 'propensity-model')
-    .option('--rounds <n>', 'training rounds', '20')
+    .option('--rounds <n>', 'training rounds (logistic/MLP; a gbdt job takes the rounds its trees need)', '20')
     .option('--epsilon <e>', 'target ε per partner', '3')
     .option('--delta <d>', 'δ', '1e-5')
     .option('--no-dp', 'train without differential privacy')
-    .option('--model <json>', 'model spec, e.g. {"kind":"mlp","hidden":[16]}', '{"kind":"logistic"}')
+    .option('--model <json>', 'logistic, mlp, gbdt or a spec, e.g. {"kind":"mlp","hidden":[16]} or {"kind":"gbdt","trees":20,"depth":3}', 'logistic')
     .option('--seed <n>', 'seed of the initial model and partner selection', '42')
     .option('--manifest-only', 'write the manifest (for officers to approve) and stop', false)
     .requiredOption('--out <dir>', 'where manifest.json, evaluation.json and the model go')
@@ -52,16 +49,14 @@ export function registerJobCommand(program: Command): void {
       });
       const jobId = jobIdSchema.safeParse(o.job);
       if (!jobId.success) throw new FedmarkError('JOB_ID', `--job: ${jobId.error.issues[0].message}`);
-      const model = modelSpecSchema.safeParse(JSON.parse(String(o.model)));
-      if (!model.success) throw new FedmarkError('JOB_MODEL', `--model: ${model.error.issues[0].path.join('.')}: ${model.error.issues[0].message}`);
+      const model = parseModelOption(String(o.model));
       const manifest = parseManifest({
-        ...jobPreset({
+        ...jobManifestFor(model, {
           jobId: jobId.data,
           purpose: String(o.purpose),
           schema,
           partners: partners.length,
           rounds: Number(o.rounds),
-          model: model.data,
           epsilon: o.dp === false ? null : Number(o.epsilon),
           delta: Number(o.delta),
           seed: Number(o.seed),
@@ -93,8 +88,8 @@ export function registerJobCommand(program: Command): void {
         finalMetrics: result.finalMetrics!,
       };
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
-      await saveModel(join(out, 'model'), sgdModel(manifest), manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames });
-      process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out })}\n`);
+      const modelPath = await saveJobModel(out, manifest, result.finalState, { jobId: manifest.jobId, modelHash: result.modelHash });
+      process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out, model: modelPath })}\n`);
       process.exit(0);
     });
 }

@@ -8,7 +8,7 @@ import { publicIdentity } from '../../../../src/crypto/identity.ts';
 import type { DatasetSchema } from '../../../../src/data/schema.ts';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, type EncryptionSpec, type JobManifest } from '../../../../src/federation/manifest.ts';
 import { releasePlan } from '../../../../src/federation/workload.ts';
-import { gbdtJobPreset, gbdtWorkload, type GbdtJobPresetOptions } from '../../../../src/federation/workloads/gbdt/index.ts';
+import { gbdtJobPreset, gbdtModel, gbdtWorkload, type GbdtJobPresetOptions } from '../../../../src/federation/workloads/gbdt/index.ts';
 import type { FederatedEvalMetrics } from '../../../../src/metrics/histogram.ts';
 import { composedEpsilon } from '../../../../src/privacy/accountant.ts';
 import { PolicyBudgetGuard } from '../../../../src/privacy/budget/policy-guard.ts';
@@ -17,7 +17,11 @@ import { auditLedgers } from '../../../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../../../src/privacy/ledger/reader.ts';
 import { parsePolicy } from '../../../../src/privacy/policy.ts';
 import type { GbdtState } from '../../../../src/trees/index.ts';
+import { loadXgboostModel, predictProba } from '../../../../src/trees/index.ts';
+import { concatDatasets } from '../../../../src/data/encode.ts';
+import { saveJobModel } from '../../../../cli/job-model.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../../helpers/coordinator.ts';
+import { findPython, xgboostPredict } from '../../../helpers/python-xgboost.ts';
 import { makeIdentities, silentLog, TEST_POLL_MS, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
 import { expectSameModel, pooledState } from './helpers.ts';
 
@@ -27,6 +31,9 @@ import { expectSameModel, pooledState } from './helpers.ts';
  * with DP every release is charged before its upload, recorded in both ledgers, and the audit
  * recomputes each partner's ε.
  */
+
+const { python, reason } = findPython();
+if (!python) console.warn(`[gbdt/nodes] the exported model is not loaded in Python XGBoost: ${reason}`);
 
 let schema: DatasetSchema;
 let parts: PartnerData[];
@@ -96,6 +103,21 @@ describe('gbdt over the real nodes (3 partners, HTTP)', () => {
       expect(new Set([result.modelHash, ...nodeResults.map((r) => r.modelHash)]).size).toBe(1);
       expectSameModel(result.finalState, pooledState(manifest, parts.map((p) => p.train)));
       expect(result.finalMetrics!.auc).toBeGreaterThan(0.75);
+
+      // The owner exports the final model as XGBoost JSON (what `fedmark job run` and the demo save): it
+      // reloads into fedmark, and Python XGBoost predicts the pooled hold-out as fedmark does.
+      const path = await saveJobModel(join(dir, `${manifest.jobId}-out`), manifest, result.finalState, { jobId: manifest.jobId });
+      expect(path.endsWith('model.xgb.json')).toBe(true);
+      const test = concatDatasets(parts.map((p) => p.test));
+      const native = predictProba(gbdtModel(result.finalState), test.X, test.n);
+      expect(Array.from(predictProba(await loadXgboostModel(path), test.X, test.n))).toEqual(Array.from(native));
+      if (python) {
+        const theirs = xgboostPredict(python, path, test.X, manifest.dataset.featureNames.length, dir);
+        expect(theirs.length).toBe(test.n);
+        let worst = 0;
+        for (let i = 0; i < test.n; i++) worst = Math.max(worst, Math.abs(theirs[i] - native[i]));
+        expect(worst).toBeLessThan(1e-6);
+      }
     }, 180_000);
   }
 
