@@ -103,4 +103,61 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('fedmark job run --model gbdt: trees with DP through the partner processes, saved as XGBoost JSON, audited', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedmark-deploy-gbdt-'));
+    const children: ReturnType<typeof start>[] = [];
+    try {
+      const lines = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split('\r\n');
+      const names = ['telco-east', 'telco-west'];
+      for (const [i, name] of names.entries()) {
+        writeFileSync(join(dir, `${name}.csv`), [lines[0], ...lines.slice(1 + 600 * i, 601 + 600 * i)].join('\r\n') + '\r\n');
+        const k = run('keys', 'init', '--out', join(dir, `${name}.key.json`), '--name', name);
+        expect(k.status, k.stderr).toBe(0);
+        writeFileSync(join(dir, `${name}.pub.json`), k.stdout);
+      }
+      expect(run('keys', 'init', '--out', join(dir, 'owner.key.json'), '--name', 'analytics').status).toBe(0);
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      children.push(start('coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--log-level', 'warn'));
+      // Hybrid trees: a DP quantile round, then per tree one histogram level and one leaf round.
+      const model = JSON.stringify({ kind: 'gbdt', splitMode: 'hybrid', histogramLevels: 1, trees: 4, depth: 2 });
+      const common = ['--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'churn-trees', '--schema', BUNDLED_DATASETS['telco-churn'].schema,
+        '--partner', ...names.map((n) => join(dir, `${n}.pub.json`)), '--purpose', 'churn-model', '--model', model, '--epsilon', '2', '--out', join(dir, 'owner')];
+      const m = run('job', 'run', ...common, '--manifest-only');
+      expect(m.status, m.stderr).toBe(0);
+      const manifest = JSON.parse(readFileSync(join(dir, 'owner', 'manifest.json'), 'utf8')) as { rounds: number; model: { kind: string }; workload: { kind: string }; dataset: { columns: string[] } };
+      expect([manifest.model.kind, manifest.workload.kind, manifest.rounds]).toEqual(['gbdt', 'gbdt', 9]);
+      for (const name of names) {
+        writeFileSync(join(dir, `${name}.policy.json`), JSON.stringify({
+          partner: name, datasetId: `${name}-customers`, maxEpsilonPerJob: 2, lifetimeEpsilon: 5, maxDelta: 1e-5,
+          allowedColumns: manifest.dataset.columns, allowedPurposes: ['churn-model'],
+        }));
+        children.push(start('partner', '--coordinator', url, '--job', 'churn-trees', '--data', join(dir, `${name}.csv`), '--schema', BUNDLED_DATASETS['telco-churn'].schema,
+          '--identity', join(dir, `${name}.key.json`), '--policy', join(dir, `${name}.policy.json`), '--state-dir', join(dir, name), '--poll-ms', '100'));
+      }
+      const owner = start('job', 'run', ...common);
+      children.push(owner);
+      expect(await exited(owner), owner.output()).toBe(0);
+      const result = JSON.parse(owner.output().trim().split('\n').filter((l) => l.startsWith('{"jobId"')).at(-1)!) as { state: string; auc: number; model: string };
+      expect(result.state).toBe('completed');
+      expect(result.auc).toBeGreaterThan(0.6);
+      expect(result.model).toBe(join(dir, 'owner', 'model.xgb.json'));
+      expect((JSON.parse(readFileSync(result.model, 'utf8')) as { learner: { gradient_booster: { model: { trees: unknown[] } } } }).learner.gradient_booster.model.trees).toHaveLength(4);
+      for (const c of children.slice(1, 3)) expect(await exited(c), c.output()).toBe(0);
+      const audit = run('audit', join(dir, 'coord', 'ledgers', 'churn-trees.ledger.jsonl'), '--partner', ...names.map((n) => join(dir, n, `${n}.ledger.jsonl`)), '--json');
+      expect(audit.status, audit.stdout + audit.stderr).toBe(0);
+      const a = JSON.parse(audit.stdout) as { ok: boolean; findings: unknown[]; partners: { epsilon: number; localLedgerChecked: boolean }[] };
+      expect(a.ok).toBe(true);
+      expect(a.findings).toEqual([]);
+      for (const p of a.partners) {
+        expect(p.localLedgerChecked).toBe(true);
+        expect(p.epsilon).toBeGreaterThan(1.9);
+        expect(p.epsilon).toBeLessThanOrEqual(2);
+      }
+    } finally {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
