@@ -3,13 +3,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FedmarkError } from '../src/errors.ts';
-import { updateLength } from '../src/federation/workloads/sgd/index.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { saveModel } from '../src/model/tfjs-io.ts';
+import { saveJobModel } from './job-model.ts';
 import { DATASET_ALIASES, withJobOptions } from './partner-data.ts';
 import { trainBaselines } from './demo/baselines.ts';
 import { followJob } from './demo/follow.ts';
-import { auditDemo, partnerEpsilons, readUpdateBytes } from './demo/ledgers.ts';
+import { auditDemo, partnerEpsilons, readBytesPerValue } from './demo/ledgers.ts';
 import { startProcesses, waitExit } from './demo/processes.ts';
 import { writeDemoReport } from './demo/report.ts';
 import { setUpDemo } from './demo/setup.ts';
@@ -26,7 +25,7 @@ export interface DemoOptions {
   seed: number;
   epsilon: number | null;
   insecurePlaintext: boolean;
-  model: 'logistic' | 'mlp';
+  model: 'logistic' | 'mlp' | 'gbdt';
   alpha: number;
 }
 
@@ -38,7 +37,7 @@ export function registerDemoCommand(program: Command): void {
   )
     .option('--out <dir>', 'where every artifact of the run goes (default: a new temp dir)')
     .option('--json', 'print one JSON summary at the end', false)
-    .option('--model <kind>', 'logistic or mlp', 'logistic')
+    .option('--model <kind>', 'logistic, mlp or gbdt (gradient-boosted trees; --rounds is then set by the trees)', 'logistic')
     .action(async (o: Record<string, string | boolean>) => {
       const summary = await runDemo({
         dataset: String(o.dataset),
@@ -49,7 +48,7 @@ export function registerDemoCommand(program: Command): void {
         seed: Number(o.seed),
         epsilon: o.dp === false ? null : Number(o.epsilon),
         insecurePlaintext: Boolean(o.insecurePlaintext),
-        model: o.model === 'mlp' ? 'mlp' : 'logistic',
+        model: o.model === 'mlp' || o.model === 'gbdt' ? o.model : 'logistic',
         alpha: Number(o.alpha),
       });
       if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -65,9 +64,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const datasetName = DATASET_ALIASES[o.dataset];
   if (!datasetName) throw new FedmarkError('DEMO_DATASET', `unknown dataset "${o.dataset}": use bank or telco`);
   if (!(o.partners >= 2 && o.partners <= 50)) throw new FedmarkError('DEMO_PARTNERS', '--partners must be between 2 and 50');
+  if (!['logistic', 'mlp', 'gbdt'].includes(o.model)) throw new FedmarkError('DEMO_MODEL', `unknown model "${o.model}": use logistic, mlp or gbdt`);
   if (!(o.rounds >= 1)) throw new FedmarkError('DEMO_ROUNDS', '--rounds must be at least 1');
   const out = resolve(o.out ?? join(tmpdir(), `fedmark-demo-${Date.now()}`));
-  for (const sub of ['keys', 'logs', 'partners', 'coordinator', 'model']) mkdirSync(join(out, sub), { recursive: true });
+  for (const sub of ['keys', 'logs', 'partners', 'coordinator']) mkdirSync(join(out, sub), { recursive: true });
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const backend = await initBackend({ log: (m) => say(`[fedmark] ${m}`) });
 
@@ -80,9 +80,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     codes.forEach((code, i) => code !== 0 && say(`[fedmark] warning: ${names[i]} exited with code ${code}; see ${join(out, 'logs', `${names[i]}.log`)}`));
 
     const baselines = await trainBaselines(setup, o.rounds, o.seed);
-    await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, { jobId: manifest.jobId, dataset: datasetName, modelHash: result.modelHash, featureNames: manifest.dataset.featureNames, purpose: manifest.purpose, schemaHash: manifest.dataset.schemaHash });
+    const modelPath = await saveJobModel(out, manifest, result.finalState, { jobId: manifest.jobId, dataset: datasetName, modelHash: result.modelHash });
+    say(`model: ${modelPath}`);
     const epsilon = partnerEpsilons(setup, out);
-    const bytesPerParam = readUpdateBytes(out) / updateLength(manifest);
+    const bytesPerParam = readBytesPerValue(out, setup.workload, manifest);
 
     const { audit, entries } = auditDemo(setup, out, say);
     const report = await writeDemoReport(setup, out, { result, audit, entries, bytesPerParam });
@@ -91,10 +92,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     const summary: DemoSummary = {
       dataset: datasetName,
       partners: o.partners,
-      rounds: o.rounds,
+      model: o.model,
+      rounds: manifest.rounds,
       backend,
       auc: {
-        federated: baselines.aucOf(result.finalState.params),
+        federated: baselines.aucOf(result.finalState),
         federatedFromHistograms: result.finalMetrics?.auc ?? NaN,
         centralized: baselines.centralized,
         local: baselines.local,

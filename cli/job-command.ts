@@ -6,12 +6,11 @@ import cliProgress from 'cli-progress';
 import { parsePublicIdentity, publicIdentity, readIdentityFile } from '../src/crypto/identity.ts';
 import { loadSchema } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
-import { jobPreset } from '../src/federation/job-presets.ts';
+import type { jobPreset } from '../src/federation/job-presets.ts';
 import { jobIdSchema, parseManifest, signManifest, MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
-import { modelSpecSchema } from '../src/model/spec.ts';
-import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
+import { jobManifestFor, parseModelOption, saveJobModel } from './job-model.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 import { keyIdOption } from './node-commands.ts';
 import { roundStage } from './demo/follow.ts';
@@ -32,11 +31,11 @@ export function registerJobCommand(program: Command): void {
     .option('--partner <file...>', "partners' public identities (the JSON `fedmark keys init` prints)")
     .addOption(new Option('--participant <file...>', 'old name of --partner').hideHelp())
     .option('--purpose <text>', 'purpose partners check against their policy', 'propensity-model')
-    .option('--rounds <n>', 'training rounds', '20')
+    .option('--rounds <n>', 'training rounds (logistic/MLP; a gbdt job takes the rounds its trees need)', '20')
     .option('--epsilon <e>', 'target ε per partner', '3')
     .option('--delta <d>', 'δ', '1e-5')
     .option('--no-dp', 'train without differential privacy')
-    .option('--model <json>', 'model spec, e.g. {"kind":"mlp","hidden":[16]}', '{"kind":"logistic"}')
+    .option('--model <json>', 'logistic, mlp, gbdt or a spec, e.g. {"kind":"mlp","hidden":[16]} or {"kind":"gbdt","trees":20,"depth":3}', 'logistic')
     .option('--seed <n>', 'seed of the initial model and partner selection', '42')
     .option('--epochs <n>', 'local training epochs per round (default: 1)')
     .option('--batch-size <n>', 'local minibatch size (default: 128 with DP, 32 without)')
@@ -63,21 +62,23 @@ export function registerJobCommand(program: Command): void {
       });
       const jobId = jobIdSchema.safeParse(o.job);
       if (!jobId.success) throw new FedmarkError('JOB_ID', `--job: ${jobId.error.issues[0].message}`);
-      const model = modelSpecSchema.safeParse(JSON.parse(String(o.model)));
-      if (!model.success) throw new FedmarkError('JOB_MODEL', `--model: ${model.error.issues[0].path.join('.')}: ${model.error.issues[0].message}`);
-      const preset = jobPreset({
+      const model = parseModelOption(String(o.model));
+      const preset = jobManifestFor(model, {
         jobId: jobId.data,
         purpose: String(o.purpose),
         schema,
         partners: partners.length,
         rounds: Number(o.rounds),
-        model: model.data,
         epsilon: o.dp === false ? null : Number(o.epsilon),
         delta: Number(o.delta),
         seed: Number(o.seed),
       });
+      if (model.kind === 'gbdt') {
+        const given = TRAINING_FLAGS.filter(([key]) => o[key] !== undefined).map(([, flag]) => `--${flag}`);
+        if (given.length) throw new FedmarkError('CLI_BAD_OPTION', `${given.join(', ')}: local SGD settings; a gbdt job takes its settings in --model (e.g. {"kind":"gbdt","trees":20,"depth":3})`);
+      }
       const manifest = parseManifest({
-        ...withTrainingOptions(preset, o),
+        ...(model.kind === 'gbdt' ? preset : withTrainingOptions(preset, o)),
         schemaVersion: MANIFEST_SCHEMA_VERSION,
         createdAt: new Date().toISOString(),
         owner: publicIdentity(owner),
@@ -112,21 +113,24 @@ export function registerJobCommand(program: Command): void {
         finalMetrics: result.finalMetrics!,
       };
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
-      await saveModel(join(out, 'model'), manifest.model, manifest.dataset.featureNames.length, result.finalState.params, {
-        jobId: manifest.jobId,
-        modelHash: result.modelHash,
-        featureNames: manifest.dataset.featureNames,
-        purpose: manifest.purpose,
-        schemaHash: manifest.dataset.schemaHash,
-      });
-      process.stdout.write(
-        `${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out })}\n`,
-      );
+      const modelPath = await saveJobModel(out, manifest, result.finalState, { jobId: manifest.jobId, modelHash: result.modelHash });
+      process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out, model: modelPath })}\n`);
       process.exit(0);
     });
 }
 
 type Preset = ReturnType<typeof jobPreset>;
+
+/** `job run`'s local-training flags (option key, flag name): DP-SGD/SGD settings only. */
+const TRAINING_FLAGS = [
+  ['epochs', 'epochs'],
+  ['batchSize', 'batch-size'],
+  ['learningRate', 'learning-rate'],
+  ['optimizer', 'optimizer'],
+  ['l2', 'l2'],
+  ['samplingRate', 'sampling-rate'],
+  ['clipNorm', 'clip-norm'],
+] as const;
 
 /**
  * The local-training options of `job run` over the preset (which has sensible defaults for private

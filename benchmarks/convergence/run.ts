@@ -27,6 +27,7 @@ import { jobPreset } from '../../src/federation/job-presets.ts';
 import { featureStatsPreset, standardizedTrainingPreset } from '../../src/federation/presets/standardized.ts';
 import type { FeatureStats } from '../../src/federation/workloads/feature-stats/index.ts';
 import { foldStandardization } from '../../src/federation/workloads/sgd/standardize.ts';
+import { sgdModel } from '../../src/federation/workloads/sgd/index.ts';
 import { simulate, type SimulationJob } from '../../src/federation/simulate.ts';
 import { auc } from '../../src/metrics/classification.ts';
 import { initBackend } from '../../src/model/backend.ts';
@@ -76,7 +77,7 @@ async function federated(recipe: Recipe, epsilon: number | null, split: Awaited<
   const d = split.full.d;
   // The model on the encoded features (the standardisation folded in), scored on the pooled hold-out.
   const params = foldStandardization(r.manifest, r.params);
-  const a = auc(predictProba(job.model, d, params, pooledTest.X, pooledTest.n), pooledTest.y);
+  const a = auc(predictProba(sgdModel(job), d, params, pooledTest.X, pooledTest.n), pooledTest.y);
   // Budgets of the two jobs add (basic composition across jobs).
   return { auc: a, maxEpsilon: statsEpsilon + Math.max(0, ...Object.values(r.epsilon)), seconds: (performance.now() - t0) / 1000 };
 }

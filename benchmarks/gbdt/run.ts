@@ -155,7 +155,7 @@ async function federated(split: DemoSplit): Promise<Record<string, unknown>> {
     pooledFedmark: r4(aucOf(predictProba(trainPooled(plain, layout, split.pooledTrain).model, te.X, te.n), te)),
     federatedNoDp: r4(aucOf(predictProba(plainRun.model, te.X, te.n), te)),
     federatedNoDpCost: {
-      roundsPerJob: totalSteps(plain),
+      roundsPerJob: totalSteps(plain, layout),
       bytesPerTreePerPartner: valuesPerTree(plain, layout) * 8,
       localCpuMsPerTreePerPartner: Math.round((mean(plainRun.localCpuMs) / plain.trees) * 10) / 10,
     },
@@ -202,7 +202,7 @@ async function federated(split: DemoSplit): Promise<Record<string, unknown>> {
     modes.push({
       mode: mode.name,
       params: { ...p, dp: { ...p.dp!, epsilon: 'per row' } },
-      roundsPerJob: totalSteps(p),
+      roundsPerJob: totalSteps(p, layout),
       roundsPerTree: stepsPerTree(p),
       bytesPerTreePerPartner: valuesPerTree(p, layout) * 8,
       results: perEps,

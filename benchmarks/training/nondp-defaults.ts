@@ -14,6 +14,7 @@ import { bundledPartners } from '../../cli/partner-data.ts';
 import { jobPreset, NON_PRIVATE_TRAINING } from '../../src/federation/job-presets.ts';
 import type { LocalTraining } from '../../src/federation/manifest.ts';
 import { simulate } from '../../src/federation/simulate.ts';
+import { sgdModel } from '../../src/federation/workloads/sgd/index.ts';
 import { concatDatasets } from '../../src/data/encode.ts';
 import { auc } from '../../src/metrics/classification.ts';
 import { initBackend } from '../../src/model/backend.ts';
@@ -52,15 +53,15 @@ async function main() {
         const t0 = performance.now();
         const r = await simulate({ job, partners });
         const d = job.dataset.featureNames.length;
-        const pooled = auc(predictProba(job.model, d, r.params, pooledTest.X, pooledTest.n), pooledTest.y);
+        const pooled = auc(predictProba(sgdModel(job), d, r.params, pooledTest.X, pooledTest.n), pooledTest.y);
         (results[dataset][label] ??= []).push(pooled);
         process.stderr.write(`${dataset} seed ${seed} ${label}: AUC ${pooled.toFixed(4)} (federated eval ${r.finalMetrics.auc.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
       }
       if (!values.only || 'centralized'.includes(values.only)) {
         const job = jobPreset({ jobId: 'c', schema, partners: PARTNERS, rounds: ROUNDS, epsilon: null, seed, model: MODEL });
         const d = job.dataset.featureNames.length;
-        const central = await trainLocal(job.model, d, initParameters(job.model, d, seed), concatDatasets(splits.map((x) => x.train)), { epochs: ROUNDS, batchSize: 64, learningRate: 0.1, optimizer: 'sgd', seed });
-        const a = auc(predictProba(job.model, d, central.params, pooledTest.X, pooledTest.n), pooledTest.y);
+        const central = await trainLocal(sgdModel(job), d, initParameters(sgdModel(job), d, seed), concatDatasets(splits.map((x) => x.train)), { epochs: ROUNDS, batchSize: 64, learningRate: 0.1, optimizer: 'sgd', seed });
+        const a = auc(predictProba(sgdModel(job), d, central.params, pooledTest.X, pooledTest.n), pooledTest.y);
         (results[dataset]['centralized (all rows pooled, 20 epochs, batch 64, lr 0.1)'] ??= []).push(a);
         process.stderr.write(`${dataset} seed ${seed} centralized: AUC ${a.toFixed(4)}\n`);
       }

@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobManifest } from '../../src/federation/manifest.ts';
+import { planOf, type AnyWorkload } from '../../src/federation/workload.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
 import { BudgetStore } from '../../src/privacy/budget/store.ts';
 import { auditLedgers, formatAuditSummary, type AuditResult } from '../../src/privacy/ledger/audit.ts';
@@ -29,17 +30,26 @@ function printEpsilonTable(entries: LedgerEntry[], manifest: JobManifest, say: (
   }
 }
 
-/** Update size on the wire, read back from the coordinator log's accepted submissions. */
-export function readUpdateBytes(out: string): number {
+/**
+ * Bytes on the wire per uploaded value: the first accepted submission of a round that changes the
+ * state (its parts' bytes from the coordinator log, over the plan's part lengths).
+ */
+export function readBytesPerValue(out: string, workload: AnyWorkload, manifest: JobManifest): number {
   const log = readFileSync(join(out, 'logs', 'coordinator.log'), 'utf8');
   for (const line of log.split('\n')) {
     if (!line.includes('"submission accepted"')) continue;
+    let j: { round?: number; partBytes?: Record<string, number> };
     try {
-      const j = JSON.parse(line) as { partBytes?: { update?: number } };
-      if (j.partBytes?.update) return j.partBytes.update;
+      j = JSON.parse(line);
     } catch {
-      /* not a JSON line */
+      continue; // not a JSON line
     }
+    if (!j.round || !j.partBytes) continue;
+    const plan = planOf(workload, manifest, j.round);
+    if (!plan.updatesState) continue;
+    const parts = plan.parts.filter((p) => p.use === 'state');
+    const bytes = parts.reduce((s, p) => s + (j.partBytes![p.name] ?? NaN), 0);
+    return bytes / parts.reduce((s, p) => s + p.length, 0);
   }
   return NaN;
 }

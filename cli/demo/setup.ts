@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import { generateIdentity, publicIdentity, writeIdentityFile, type Identity } from '../../src/crypto/identity.ts';
 import { BUNDLED_DATASETS, type BundledDatasetName } from '../../src/data/bundled.ts';
 import { FedmarkError } from '../../src/errors.ts';
-import { jobPreset } from '../../src/federation/job-presets.ts';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type JobManifest } from '../../src/federation/manifest.ts';
-import { planDp, sgdWorkload, type DpPlan } from '../../src/federation/workloads/sgd/index.ts';
+import { type AnyWorkload, type PrivacyPlan } from '../../src/federation/workload.ts';
+import { builtinWorkloads } from '../../src/federation/workloads/index.ts';
+import { planDp } from '../../src/federation/workloads/sgd/index.ts';
 import { formatReleaseCosts, releaseCosts } from '../../src/federation/release-cost.ts';
+import { jobManifestFor, parseModelOption } from '../job-model.ts';
 import { bundledPartners } from '../partner-data.ts';
 import type { DemoOptions } from '../demo.ts';
 
@@ -18,7 +20,8 @@ export interface DemoSetup {
   /** Key id of the coordinator's identity (created here, in <out>/coordinator): partners and the owner pin it. */
   coordinatorKeyId: string;
   manifest: JobManifest;
-  plan: DpPlan | null;
+  workload: AnyWorkload;
+  plan: PrivacyPlan | null;
 }
 
 /** Raw data lines of a bundled CSV by data-row index (the files hold no quoted newlines). */
@@ -55,19 +58,19 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
     await writeIdentityFile(join(out, 'keys', `${names[i]}.json`), id, { force: true });
   }
   const jobId = `${datasetName}-${Date.now().toString(36)}`;
-  const preset = jobPreset({
+  const preset = jobManifestFor(parseModelOption(o.model), {
     jobId,
     purpose: datasetName === 'bank-marketing' ? 'propensity-model' : 'churn-model',
     schema,
     partners: o.partners,
     rounds: o.rounds,
-    model: o.model === 'mlp' ? { kind: 'mlp', hidden: [16], activation: 'relu' } : { kind: 'logistic' },
     epsilon: o.epsilon,
     encryption: o.insecurePlaintext ? { scheme: 'plain-insecure' } : undefined,
     seed: o.seed,
   });
   const manifest: JobManifest = parseManifest({ ...preset, schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: ids.map(publicIdentity) });
-  const plan = planDp(manifest);
+  const workload = builtinWorkloads.resolve(manifest);
+  const plan = workload.privacy(manifest);
   for (const [i] of parts.entries()) {
     writeFileSync(
       join(out, 'partners', names[i], 'policy.json'),
@@ -91,11 +94,13 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
   }
   if (o.insecurePlaintext) say('[fedmark] WARNING: --insecure-plaintext: updates are aggregated in PLAINTEXT; the coordinator can read every update. Benchmarks only.');
   say(`[fedmark] ${datasetName}: ${full.n} rows → ${o.partners} partners (Dirichlet α=${o.alpha}): ${parts.map((p) => p.length).join(', ')} rows; artifacts in ${out}`);
-  if (plan) {
-    say(`[fedmark] DP-SGD: target ε=${plan.targetEpsilon}, δ=${plan.delta}, q=${plan.samplingRate}, ${plan.stepsPerRound} steps/round → σ=${plan.noiseMultiplier.toFixed(4)}, C=${plan.clipNorm}`);
-    say(formatReleaseCosts(releaseCosts(sgdWorkload, manifest)!));
+  const sgd = manifest.workload.kind === 'sgd' ? planDp(manifest) : null;
+  if (sgd) {
+    say(`[fedmark] DP-SGD: target ε=${sgd.targetEpsilon}, δ=${sgd.delta}, q=${sgd.samplingRate}, ${sgd.stepsPerRound} steps/round → σ=${sgd.noiseMultiplier.toFixed(4)}, C=${sgd.clipNorm}`);
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-    say(`[fedmark] budget split (share of the Rényi divergence at order ${plan.split.order}): training ${pct(plan.split.training)}, weight ${pct(plan.split.weight)}, evaluation ${pct(plan.split.evaluation)}`);
-  }
-  return { datasetName, names, splits, owner, coordinatorKeyId: publicIdentity(coordinator).keyId, manifest, plan };
+    say(`[fedmark] budget split (share of the Rényi divergence at order ${sgd.split.order}): training ${pct(sgd.split.training)}, weight ${pct(sgd.split.weight)}, evaluation ${pct(sgd.split.evaluation)}`);
+  } else if (plan) say(`[fedmark] ${manifest.workload.kind}: target ε=${plan.targetEpsilon}, δ=${plan.delta} over ${workload.totalRounds(manifest)} rounds`);
+  const cost = plan ? releaseCosts(workload, manifest) : null;
+  if (cost) say(formatReleaseCosts(cost));
+  return { datasetName, names, splits, owner, coordinatorKeyId: publicIdentity(coordinator).keyId, manifest, workload, plan };
 }

@@ -4,6 +4,8 @@ import { ceilTo, NOT_DP, type AuditFinding } from '../../src/privacy/ledger/audi
 export interface DemoSummary {
   dataset: string;
   partners: number;
+  model: string;
+  /** Rounds that train (a gbdt job: one per step of its trees); an evaluation round follows. */
   rounds: number;
   backend: string;
   auc: { federated: number; federatedFromHistograms: number; centralized: number; local: Record<string, number> };
@@ -20,7 +22,7 @@ export interface DemoSummary {
 export function printTable(s: DemoSummary, say: (l: string) => void): void {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : 'n/a');
   say('');
-  say(`fedmark demo — ${s.dataset}, ${s.partners} partners, ${s.rounds} rounds, backend ${s.backend}`);
+  say(`fedmark demo — ${s.model} on ${s.dataset}, ${s.partners} partners, ${s.rounds} rounds, backend ${s.backend}`);
   say('training                      | AUC on the pooled hold-out');
   say('------------------------------+---------------------------');
   say(`federated (${s.encryption.scheme}${s.privacy ? `, DP ε≤${s.privacy.targetEpsilon}` : ''})`.padEnd(30) + `| ${f(s.auc.federated)}  (from encrypted histograms: ${f(s.auc.federatedFromHistograms)})`);
@@ -29,5 +31,5 @@ export function printTable(s: DemoSummary, say: (l: string) => void): void {
   if (s.privacy) say(`ε spent per partner (δ=${s.privacy.delta}, target ${s.privacy.targetEpsilon}): ${Object.entries(s.privacy.epsilon).map(([n, e]) => `${n} ${ceilTo(e, 3)}`).join(', ')}`);
   else say(`privacy: ${NOT_DP}: the job ran without DP, nothing bounds what it reveals about a partner's customers`);
   say(`audit: ${s.audit.ok ? 'OK' : `${s.audit.findings.length} finding(s)`}; report ${s.report}`);
-  say(`wire size: ${f(s.encryption.wireBytesPerParameter)} bytes per parameter; wall time ${s.wallSeconds.toFixed(1)} s; artifacts in ${s.out}`);
+  say(`wire size: ${f(s.encryption.wireBytesPerParameter)} bytes per uploaded value; wall time ${s.wallSeconds.toFixed(1)} s; artifacts in ${s.out}`);
 }

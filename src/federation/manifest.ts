@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { modelSpecSchema } from '../model/spec.ts';
+import { logisticSpecSchema, mlpSpecSchema } from '../model/spec.ts';
 import { lrScheduleSchema } from '../train/lr-schedules.ts';
 import { heParamsSchema } from '../crypto/index.ts';
 import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../crypto/identity.ts';
@@ -100,6 +100,13 @@ export const workloadSpecSchema = z.object({
 });
 export type WorkloadSpec = z.infer<typeof workloadSpecSchema>;
 
+/**
+ * The model family a job trains: logistic regression or an MLP (the `sgd` workload), or gradient-
+ * boosted trees (`{ "kind": "gbdt" }`, the `gbdt` workload, whose settings are its workload params).
+ */
+export const manifestModelSchema = z.discriminatedUnion('kind', [logisticSpecSchema, mlpSpecSchema, z.strictObject({ kind: z.literal('gbdt') })]);
+export type ManifestModel = z.infer<typeof manifestModelSchema>;
+
 export const jobManifestSchema = z.object({
   schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   jobId: jobIdSchema,
@@ -115,7 +122,7 @@ export const jobManifestSchema = z.object({
     sensitiveColumns: z.array(z.string()).default([]),
   }),
   workload: workloadSpecSchema.default({ kind: 'sgd', params: {} }),
-  model: modelSpecSchema,
+  model: manifestModelSchema,
   rounds: z.number().int().positive().max(10_000),
   partnersPerRound: z.number().int().positive(),
   quorum: z.number().int().positive(),
@@ -177,9 +184,12 @@ export function checkManifestConsistency(m: JobManifest): void {
   if (ids.size !== n) problems.push('partners: duplicate key ids');
   const names = new Set(m.partners.map((p) => p.name));
   if (names.size !== n) problems.push('partners: duplicate names');
-  if (m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
-  if (m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
-  if (m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1) problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
+  // DP-SGD's own requirements; other workloads check their DP settings in their validate().
+  const sgd = m.workload.kind === 'sgd';
+  if (sgd && m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
+  if (sgd && m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
+  if (sgd && m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1) problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
+  if ((m.model.kind === 'gbdt') !== (m.workload.kind === 'gbdt')) problems.push(`model kind "${m.model.kind}" needs workload "${m.model.kind === 'gbdt' ? 'gbdt' : 'sgd'}", not "${m.workload.kind}"`);
   if (problems.length) throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${problems.join('; ')}`);
 }
 

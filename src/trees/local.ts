@@ -11,8 +11,9 @@ import { FedmarkError } from '../errors.ts';
 import { binMatrix, dyadicCounts, type BinnedMatrix } from './edges.ts';
 import { OPEN, PENDING, depthOf, leafSlot, levelSlot, routeRow, type HeapTree } from './heap-tree.ts';
 import { usesSubtraction } from './params.ts';
-import { leafPartLength, levelPartLength, treeBinLayout } from './schedule.ts';
-import { currentStep, type GbdtState, type GbdtSums } from './state.ts';
+import { leafPartLength, levelPartLength, mainPartLength, pairPartLength, screenPartLength, screenSlotLength, treeBinLayout } from './schedule.ts';
+import { currentStep, screenCandidates, termAxes, termOfStep, type GbdtState, type GbdtSums } from './state.ts';
+import { cellOfRow, termAxis, type TermAxis } from './terms.ts';
 
 /** Rows as src/data's Dataset holds them (structural type). */
 export interface LocalRows {
@@ -68,8 +69,20 @@ export class GbdtLocalData {
     return this.binnedFor.matrix;
   }
 
-  /** Margins (logits) of the finished trees for every row, updated incrementally as trees are added. */
+  /** Margins (logits) of every row: the base, the finished trees (updated incrementally) and cyclic mode's terms. */
   margins(state: GbdtState): Float64Array {
+    const trees = this.treeMargins(state);
+    if (state.terms.length === 0) return trees;
+    const data = this.binned(state);
+    const out = Float64Array.from(trees, (m) => m + state.intercept);
+    for (const t of state.terms) {
+      const axes = termAxes(state, t);
+      for (let i = 0; i < this.rows.n; i++) out[i] += t.values[cellOfRow(axes, data, i)];
+    }
+    return out;
+  }
+
+  private treeMargins(state: GbdtState): Float64Array {
     const data = this.binned(state);
     const base = logit(state.params.baseScore);
     const want = state.trees.map(treeDigest);
@@ -170,11 +183,48 @@ export function leafSums(state: GbdtState, local: GbdtLocalData): GbdtSums {
   return { grad, hess };
 }
 
+/** G and H of the rows in each cell of a term, written at `offset` of the parts. */
+function addTermHistogram(state: GbdtState, local: GbdtLocalData, axes: readonly TermAxis[], out: GbdtSums, offset: number, g: Float64Array, h: Float64Array): void {
+  const data = local.binned(state);
+  for (let i = 0; i < data.n; i++) {
+    const c = offset + cellOfRow(axes, data, i);
+    out.grad[c] += g[i];
+    out.hess[c] += h[i];
+  }
+}
+
+/** Local step of a term round (cyclic mode): G and H of the rows in each cell of the column's or pair's term. */
+export function termHistograms(state: GbdtState, local: GbdtLocalData): GbdtSums {
+  const step = currentStep(state);
+  if (step.kind !== 'main' && step.kind !== 'pair') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not a term round`);
+  const len = step.kind === 'main' ? mainPartLength(state.params, state.layout, step.group) : pairPartLength(state.params, state.layout);
+  const out = { grad: new Float64Array(len), hess: new Float64Array(len) };
+  const { g, h } = local.gradients(state);
+  addTermHistogram(state, local, termAxes(state, state.terms[termOfStep(state)]), out, 0, g, h);
+  return out;
+}
+
+/** Local step of the screening round: every candidate pair's coarse 2-D histogram of G and H, one slot per pair. */
+export function screenHistograms(state: GbdtState, local: GbdtLocalData): GbdtSums {
+  if (currentStep(state).kind !== 'screen') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not the screening round`);
+  const { params, layout } = state;
+  const len = screenPartLength(params, layout);
+  const slot = screenSlotLength(params, layout);
+  const out = { grad: new Float64Array(len), hess: new Float64Array(len) };
+  const { g, h } = local.gradients(state);
+  screenCandidates(state).forEach((pair, k) => {
+    addTermHistogram(state, local, pair.map((gi) => termAxis(layout, params, gi, params.cyclic!.screenBins)), out, k * slot, g, h);
+  });
+  return out;
+}
+
 /** Dispatches to the local step of the state's current step. */
 export function localStep(state: GbdtState, local: GbdtLocalData): GbdtSums {
   const kind = currentStep(state).kind;
   if (kind === 'quantiles') return quantileCounts(state, local);
   if (kind === 'level') return levelHistograms(state, local);
   if (kind === 'leaves') return leafSums(state, local);
+  if (kind === 'main' || kind === 'pair') return termHistograms(state, local);
+  if (kind === 'screen') return screenHistograms(state, local);
   throw new FedmarkError('GBDT_WRONG_STEP', `the job is complete after ${state.step} steps`);
 }

@@ -9,7 +9,8 @@ import { FedmarkError } from '../errors.ts';
 import { SPLIT, LEAF, type HeapTree } from './heap-tree.ts';
 import type { FeatureLayout } from './layout.ts';
 import { logit } from './local.ts';
-import type { GbdtState } from './state.ts';
+import { termAxes, type GbdtState, type TermState } from './state.ts';
+import { termTree } from './terms.ts';
 
 export const MODEL_FORMAT = 'fedmark-gbdt/1';
 
@@ -72,9 +73,39 @@ export function compactTree(tree: HeapTree, layout: FeatureLayout, cuts: number[
   return out;
 }
 
-/** Total gain per encoded feature over every split of the finished trees. */
+/**
+ * A term's gain shared out over the encoded features it splits on: evenly over its columns, and within
+ * a categorical column over its slots in proportion to how far each slot's cells move the margin
+ * (hessian-weighted squared values).
+ */
+function addTermImportance(state: GbdtState, t: TermState, imp: number[]): void {
+  const axes = termAxes(state, t);
+  const strides = axes.map((_, k) => axes.slice(k + 1).reduce((a, x) => a * x.size, 1));
+  axes.forEach((ax, k) => {
+    const g = state.layout.groups[ax.group];
+    const share = t.gain / axes.length;
+    if (g.kind !== 'categorical') {
+      imp[g.feature] += share;
+      return;
+    }
+    const mass = new Float64Array(ax.size);
+    const W = t.H.reduce((a, h) => a + h, 0);
+    const mean = W > 0 ? t.values.reduce((a, v, c) => a + t.H[c] * v, 0) / W : 0;
+    t.values.forEach((v, c) => (mass[Math.floor(c / strides[k]) % ax.size] += t.H[c] * (v - mean) ** 2));
+    const total = mass.reduce((a, b) => a + b, 0);
+    for (let v = 0; v < ax.size; v++) imp[g.offset + v] += total > 0 ? (share * mass[v]) / total : share / ax.size;
+  });
+}
+
+/** A tree of one leaf: cyclic mode's intercept (base_score holds a probability, not an arbitrary margin). */
+function constantTree(value: number): CompactTree {
+  return { left: [-1], right: [-1], feature: [0], threshold: [0], value: [Math.fround(value)], defaultLeft: [true] };
+}
+
+/** Total gain per encoded feature over every split of the finished trees (and every term of cyclic mode). */
 export function featureImportance(state: GbdtState): number[] {
   const imp = new Array<number>(state.layout.d).fill(0);
+  for (const t of state.terms) addTermImportance(state, t, imp);
   for (const t of state.trees) {
     for (let i = 0; i < t.kind.length; i++) {
       if (t.kind[i] !== SPLIT) continue;
@@ -93,7 +124,11 @@ export function modelFromState(state: GbdtState): GbdtModel {
     baseScore: state.params.baseScore,
     numFeature: state.layout.d,
     featureNames: [...state.layout.featureNames],
-    trees: state.trees.map((t) => compactTree(t, state.layout, state.edges!.cuts)),
+    trees: [
+      ...(state.terms.length ? [constantTree(state.intercept)] : []),
+      ...state.terms.map((t) => termTree(state.layout, state.edges!, termAxes(state, t), t.values)),
+      ...state.trees.map((t) => compactTree(t, state.layout, state.edges!.cuts)),
+    ],
     importance: featureImportance(state),
   };
 }

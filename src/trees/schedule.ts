@@ -4,38 +4,91 @@
  * release plan before a row is read.
  *
  *   [quantiles]                        once, when binEdges = 'dp-quantiles'
- *   per tree: level 0 … level h−1      histogram levels (h = depth, 0 or the hybrid's count)
+ *   tree modes, per tree:
+ *             level 0 … level h−1      histogram levels (h = depth, 0 or the hybrid's count)
  *             [leaves]                 when the tree has random levels or the job is private
+ *   cyclic mode:
+ *             main (epoch, column)     every column once per epoch (main-effect terms)
+ *             [screen]                 scores the candidate pairs (when interactions > 0)
+ *             pair (epoch, slot)       every kept interaction term once per epoch
  */
 import { FedmarkError } from '../errors.ts';
 import { quantilePartLength } from './edges.ts';
 import { createRng, deriveSeed, permutation } from '../util/rng.ts';
 import { binLayout, groupBins, packGroups, type BinLayout, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, usesSubtraction, type GbdtParams } from './params.ts';
+import { maxPairCells, pairCounts, termAxis } from './terms.ts';
 
 export type GbdtStep =
   | { kind: 'quantiles'; step: number }
   | { kind: 'level'; step: number; tree: number; level: number }
   | { kind: 'leaves'; step: number; tree: number }
+  | { kind: 'main'; step: number; epoch: number; group: number }
+  | { kind: 'screen'; step: number }
+  | { kind: 'pair'; step: number; epoch: number; slot: number }
   | { kind: 'done'; step: number };
 
 export function stepsPerTree(params: GbdtParams): number {
   return params.histogramLevels + (hasLeafRound(params) ? 1 : 0);
 }
 
-export function totalSteps(params: GbdtParams): number {
-  return (params.binEdges === 'dp-quantiles' ? 1 : 0) + params.trees * stepsPerTree(params);
+/** Cyclic mode: main-effect rounds, screening rounds (0 or 1) and pair rounds. */
+export function cyclicSteps(params: GbdtParams, layout: FeatureLayout): { main: number; screen: number; pair: number } {
+  const c = params.cyclic;
+  if (!c) return { main: 0, screen: 0, pair: 0 };
+  const { kept } = pairCounts(c, layout.groups.length);
+  return { main: c.epochs * layout.groups.length, screen: kept > 0 ? 1 : 0, pair: kept * c.interactionEpochs };
 }
 
-export function stepAt(params: GbdtParams, step: number): GbdtStep {
+function quantileSteps(params: GbdtParams): number {
+  return params.binEdges === 'dp-quantiles' ? 1 : 0;
+}
+
+export function totalSteps(params: GbdtParams, layout: FeatureLayout): number {
+  const c = cyclicSteps(params, layout);
+  return quantileSteps(params) + c.main + c.screen + c.pair + params.trees * stepsPerTree(params);
+}
+
+export function stepAt(params: GbdtParams, layout: FeatureLayout, step: number): GbdtStep {
   if (!Number.isInteger(step) || step < 0) throw new FedmarkError('GBDT_BAD_STEP', `step must be a non-negative integer, got ${step}`);
-  const q = params.binEdges === 'dp-quantiles' ? 1 : 0;
-  if (step >= totalSteps(params)) return { kind: 'done', step };
+  const q = quantileSteps(params);
+  if (step >= totalSteps(params, layout)) return { kind: 'done', step };
   if (step < q) return { kind: 'quantiles', step };
+  if (params.cyclic) {
+    const c = cyclicSteps(params, layout);
+    const G = layout.groups.length;
+    let s = step - q;
+    if (s < c.main) return { kind: 'main', step, epoch: Math.floor(s / G), group: s % G };
+    s -= c.main;
+    if (s < c.screen) return { kind: 'screen', step };
+    s -= c.screen;
+    const kept = c.pair / params.cyclic.interactionEpochs;
+    return { kind: 'pair', step, epoch: Math.floor(s / kept), slot: s % kept };
+  }
   const per = stepsPerTree(params);
   const tree = Math.floor((step - q) / per);
   const within = (step - q) % per;
   return within < params.histogramLevels ? { kind: 'level', step, tree, level: within } : { kind: 'leaves', step, tree };
+}
+
+/** Length of each of a main-effect round's parts: the column's bins. */
+export function mainPartLength(params: GbdtParams, layout: FeatureLayout, group: number): number {
+  return termAxis(layout, params, group, null).size;
+}
+
+/** Cells of one candidate pair in the screening round (padded to the largest pair). */
+export function screenSlotLength(params: GbdtParams, layout: FeatureLayout): number {
+  return maxPairCells(layout, params, params.cyclic!.screenBins);
+}
+
+/** Length of each of the screening round's parts: every candidate pair's cells. */
+export function screenPartLength(params: GbdtParams, layout: FeatureLayout): number {
+  return pairCounts(params.cyclic!, layout.groups.length).candidates * screenSlotLength(params, layout);
+}
+
+/** Length of each of a pair round's parts: the cells of the largest possible interaction term. */
+export function pairPartLength(params: GbdtParams, layout: FeatureLayout): number {
+  return maxPairCells(layout, params, params.cyclic!.interactionBins);
 }
 
 /** Node slots a histogram level queries: every node of the level, or only left children with subtraction. */
@@ -97,23 +150,33 @@ export function stepParts(params: GbdtParams, layout: FeatureLayout, step: GbdtS
   switch (step.kind) {
     case 'quantiles':
       return [{ name: 'counts', length: quantilePartLength(params, layout), perRowBound: 1 }];
-    case 'level': {
-      const length = levelPartLength(params, layout, step.level);
-      return [
-        { name: 'grad', length, perRowBound: GRAD_BOUND },
-        { name: 'hess', length, perRowBound: HESS_BOUND },
-      ];
-    }
-    case 'leaves': {
-      const length = leafPartLength(params);
-      return [
-        { name: 'grad', length, perRowBound: GRAD_BOUND },
-        { name: 'hess', length, perRowBound: HESS_BOUND },
-      ];
-    }
+    case 'level':
+      return pair(levelPartLength(params, layout, step.level));
+    case 'leaves':
+      return pair(leafPartLength(params));
+    case 'main':
+      return pair(mainPartLength(params, layout, step.group));
+    case 'screen':
+      return pair(screenPartLength(params, layout));
+    case 'pair':
+      return pair(pairPartLength(params, layout));
     case 'done':
       return [];
   }
+}
+
+function pair(length: number): GbdtPartSpec[] {
+  return [
+    { name: 'grad', length, perRowBound: GRAD_BOUND },
+    { name: 'hess', length, perRowBound: HESS_BOUND },
+  ];
+}
+
+/** The parts of every step of a cyclic job, summed: what a partner uploads over the whole job (values). */
+export function valuesPerJob(params: GbdtParams, layout: FeatureLayout): number {
+  let v = 0;
+  for (let s = 0; s < totalSteps(params, layout); s++) for (const p of stepParts(params, layout, stepAt(params, layout, s))) v += p.length;
+  return v;
 }
 
 /** Values a partner uploads per tree (both parts, all steps of one tree), ×8 for float64 bytes. */

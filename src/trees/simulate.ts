@@ -52,7 +52,7 @@ export function trainFederated(params: GbdtParams, layout: FeatureLayout, partne
   let state = initialState(params, layout);
   const noise = state.noise;
   let values = 0;
-  const total = totalSteps(params);
+  const total = totalSteps(params, layout);
   while (!isComplete(state)) {
     const release = stepRelease(params, layout, noise, state.step);
     const uploads = locals.map((local, k) => {
@@ -64,7 +64,7 @@ export function trainFederated(params: GbdtParams, layout: FeatureLayout, partne
       return parts;
     });
     values += Object.values(uploads[0]).reduce((a, v) => a + v.length, 0);
-    const step = stepAt(params, state.step);
+    const step = stepAt(params, layout, state.step);
     state = applyStep(state, sumParts(uploads), uploads.length);
     options.onStep?.({ step: step.step, totalSteps: total, kind: step.kind, tree: 'tree' in step ? step.tree : null });
   }

@@ -6,9 +6,15 @@
  *
  * Every key holder runs this on the same decrypted sums and must pick the same split. Candidates are
  * scanned in (feature, bin) order and a later candidate replaces the best only when its gain is larger by
- * more than a relative 1e-10: exact ties, and near-ties that differ only by the rounding of a different
+ * more than a relative 1e-6: exact ties, and near-ties that differ only by the rounding of a different
  * summation order (a pooled trainer against summed partner histograms), go to the lowest feature, then
  * the lowest bin. The minimum child weight is compared with the same relative slack.
+ *
+ * The slack (1e-6) covers more than summation order: decrypted HE sums carry an encoding error of about
+ * 2e-9 × heUnit per value, and exact ties are common in real data — two columns that partition a node's
+ * rows identically (telco's "no internet service" appears in six columns), a categorical with two
+ * filled slots (mirror splits), a cut after a bin without rows. The pooled trainer sees those ties
+ * exactly; the key holders see them up to the HE error; both must pick the same split.
  */
 import type { BinEdges } from './edges.ts';
 import { xgbGain } from './heap-tree.ts';
@@ -26,7 +32,14 @@ export interface SplitChoice {
   HR: number;
 }
 
-const TIE = 1e-10;
+const TIE = 1e-6;
+/**
+ * A bin whose summed |G| and |H| are both below this holds no rows of the node: a cut after it splits
+ * the rows exactly like the cut before it, so only the first is a candidate (as for repeated cuts).
+ * In the pooled trainer such bins are exactly 0; decrypted HE sums carry ~1e-9 × heUnit of encoding
+ * error, which must not turn one cut of an exact tie into the winner.
+ */
+export const EMPTY_BIN = 1e-5;
 /** XGBoost's kRtEps: a split must reduce the loss by more than this. */
 const MIN_GAIN = 1e-6;
 
@@ -103,7 +116,13 @@ export function bestSplit(
     scorer.parent(Gt, Ht, size);
     if (g.kind === 'categorical') {
       if (size < 2) return;
+      const empty = (v: number) => Math.abs(grad[off + v]) < EMPTY_BIN && Math.abs(hess[off + v]) < EMPTY_BIN;
+      let filled = 0;
+      for (let v = 0; v < size; v++) if (!empty(v)) filled++;
+      let seen = 0;
       for (let v = 0; v < size; v++) {
+        // A slot without rows is no split; with two slots holding rows, the second is the mirror of the first.
+        if (empty(v) || (filled === 2 && seen++ > 0)) continue;
         const GR = grad[off + v];
         const HR = hess[off + v];
         scorer.consider(gi, v, Gt - GR, Ht - HR, GR, HR, size - 1, 1);
@@ -116,8 +135,8 @@ export function bestSplit(
     for (let k = 0; k + 1 < size; k++) {
       GL += grad[off + k];
       HL += hess[off + k];
-      // A repeated cut splits the rows exactly as the previous one: only the first is a candidate.
-      if (k > 0 && cuts[k] === cuts[k - 1]) continue;
+      // A repeated cut, or one after a bin without rows, splits the rows exactly as the previous one: only the first is a candidate.
+      if (k > 0 && (cuts[k] === cuts[k - 1] || (Math.abs(grad[off + k]) < EMPTY_BIN && Math.abs(hess[off + k]) < EMPTY_BIN))) continue;
       scorer.consider(gi, k, GL, HL, Gt - GL, Ht - HL, k + 1, size - k - 1);
     }
   });

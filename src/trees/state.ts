@@ -26,11 +26,26 @@ import {
 } from './heap-tree.ts';
 import { checkLayout, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, usesSubtraction, type GbdtParams } from './params.ts';
-import { leafPartLength, levelPartLength, stepAt, treeBinLayout, type GbdtStep } from './schedule.ts';
+import { leafPartLength, levelPartLength, mainPartLength, pairPartLength, screenPartLength, screenSlotLength, stepAt, treeBinLayout, type GbdtStep } from './schedule.ts';
 import { bestSplit, leafWeight } from './split.ts';
-import { calibrateGbdtNoise, stepRelease, type GbdtNoisePlan } from './dp.ts';
+import { calibrateGbdtNoise, stepRelease, sumNoiseVariance, type GbdtNoisePlan } from './dp.ts';
+import { candidatePairs, pairCounts, termAxis, termCells, type TermAxis } from './terms.ts';
 
-export const STATE_FORMAT = 'fedmark-gbdt-state/1';
+export const STATE_FORMAT = 'fedmark-gbdt-state/2';
+
+/** A term of cyclic mode: its columns, resolution and cell values (see ./terms.ts). */
+export interface TermState {
+  /** One column (a main effect) or two (an interaction), ascending. */
+  groups: number[];
+  /** Cells per numeric column (null: one per bin). */
+  cells: number | null;
+  /** Float32 value of every cell (sum of the term's updates). */
+  values: number[];
+  /** Hessian sums of the cells at the term's last update (what key holders decrypted; never released in the model). */
+  H: number[];
+  /** Loss reduction of the term's updates, noise variance removed: feature importance. */
+  gain: number;
+}
 
 export interface GbdtState {
   format: typeof STATE_FORMAT;
@@ -47,6 +62,10 @@ export interface GbdtState {
   parent: { grad: number[]; hess: number[] } | null;
   /** The job's noise (a function of params and layout, kept so every key holder demonstrably uses the same). */
   noise: GbdtNoisePlan;
+  /** Cyclic mode: the main-effect terms (one per column, layout order), then the interaction terms the screening kept. */
+  terms: TermState[];
+  /** Cyclic mode: the float32 intercept the terms' updates are centred into (0 otherwise). */
+  intercept: number;
 }
 
 export type GbdtSums = Record<string, Float64Array>;
@@ -66,6 +85,8 @@ export function initialState(params: GbdtParams, layout: FeatureLayout): GbdtSta
     tree: null,
     parent: null,
     noise: calibrateGbdtNoise(params, layout),
+    terms: params.cyclic ? layout.groups.map((_, g) => emptyTerm(layout, params, [g], null)) : [],
+    intercept: 0,
   };
   return startTreeIfDue(s);
 }
@@ -76,7 +97,7 @@ export function stateHash(state: GbdtState): string {
 }
 
 export function currentStep(state: GbdtState): GbdtStep {
-  return stepAt(state.params, state.step);
+  return stepAt(state.params, state.layout, state.step);
 }
 
 function expectStep(state: GbdtState, kind: GbdtStep['kind']): GbdtStep {
@@ -95,6 +116,16 @@ function part(sums: GbdtSums, name: string, length: number): Float64Array {
     if (!Number.isFinite(v[i])) throw new FedmarkError('GBDT_BAD_PART', `part "${name}" value ${i} is not finite`);
   }
   return v;
+}
+
+function emptyTerm(layout: FeatureLayout, params: GbdtParams, groups: number[], cells: number | null): TermState {
+  const n = termCells(groups.map((g) => termAxis(layout, params, g, cells)));
+  return { groups, cells, values: new Array<number>(n).fill(0), H: new Array<number>(n).fill(0), gain: 0 };
+}
+
+/** The axes of a term (public: from the layout and the term's columns). */
+export function termAxes(state: Pick<GbdtState, 'layout' | 'params'>, term: Pick<TermState, 'groups' | 'cells'>): TermAxis[] {
+  return term.groups.map((g) => termAxis(state.layout, state.params, g, term.cells));
 }
 
 function checkContributors(k: number): number {
@@ -124,7 +155,7 @@ function growRandom(state: GbdtState, tree: HeapTree, treeIndex: number, fromDep
 /** When the state's step is the first of a tree (and the edges are known), plants that tree's root. */
 function startTreeIfDue(s: GbdtState): GbdtState {
   const step = currentStep(s);
-  if (step.kind === 'done' || step.kind === 'quantiles' || s.tree !== null) return s;
+  if ((step.kind !== 'level' && step.kind !== 'leaves') || s.tree !== null) return s;
   const t = emptyTree(s.params.depth);
   t.kind[0] = OPEN;
   if (s.params.histogramLevels === 0) growRandom(s, t, step.tree, 0);
@@ -192,9 +223,7 @@ export function applyLevel(state: GbdtState, sums: GbdtSums, contributors = 1): 
   const first = 2 ** level - 1;
   const width = 2 ** level;
   const release = stepRelease(params, layout, state.noise, state.step);
-  const k = checkContributors(contributors);
-  const gradVar = k * (release?.parts[0].std ?? 0) ** 2;
-  const hessVar = k * (release?.parts[1].std ?? 0) ** 2;
+  const { grad: gradVar, hess: hessVar } = sumNoiseVariance(release, checkContributors(contributors));
   const fullG = new Float64Array(width * B);
   const fullH = new Float64Array(width * B);
   fullHistograms(state, level, grad, hess, B, fullG, fullH);
@@ -277,7 +306,148 @@ export function applyStep(state: GbdtState, sums: GbdtSums, contributors = 1): G
   if (kind === 'quantiles') return applyQuantiles(state, sums);
   if (kind === 'level') return applyLevel(state, sums, contributors);
   if (kind === 'leaves') return applyLeaves(state, sums);
+  if (kind === 'main' || kind === 'pair') return applyTerm(state, sums, contributors);
+  if (kind === 'screen') return applyScreen(state, sums, contributors);
   throw new FedmarkError('GBDT_WRONG_STEP', `the job is complete after ${state.step} steps`);
+}
+
+// --- cyclic mode ---------------------------------------------------------------------------------
+
+/**
+ * Columns ranked by the strength of their main-effect term: the hessian-weighted variance of its
+ * values (what the term moves the margin by, over the rows), strongest first, ties by column. Public:
+ * a function of the decrypted sums every key holder has.
+ */
+export function rankedColumns(state: GbdtState): number[] {
+  const strength = state.layout.groups.map((_, g) => {
+    const t = state.terms[g];
+    let W = 0;
+    let m = 0;
+    t.values.forEach((v, c) => {
+      W += t.H[c];
+      m += t.H[c] * v;
+    });
+    if (!(W > 0)) return 0;
+    m /= W;
+    return t.values.reduce((acc, v, c) => acc + t.H[c] * (v - m) ** 2, 0);
+  });
+  return strength.map((v, g) => [v, g]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map((x) => x[1]);
+}
+
+/** The pairs the screening round scores, from the public main-effect terms. */
+export function screenCandidates(state: GbdtState): [number, number][] {
+  return candidatePairs(rankedColumns(state), state.params.cyclic!.interactionColumns);
+}
+
+/** The term a main or pair step updates: the column's main term, or the interaction term of a kept pair. */
+export function termOfStep(state: GbdtState): number {
+  const step = currentStep(state);
+  if (step.kind === 'main') return step.group;
+  if (step.kind === 'pair') return state.layout.groups.length + step.slot;
+  throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is a "${step.kind}" step, not a term step`);
+}
+
+/**
+ * Server step of a term round: every cell's value moves by the Newton step −η·G/(H+λ) of its summed
+ * (noisy) statistics — the partition is fixed, so nothing is searched and every released value is
+ * used. The update is centred (its hessian-weighted mean goes to the intercept), so a term holds its
+ * column's effect, not a share of the base rate; predictions are the same either way. The gain — the
+ * Newton gain of the cells over one leaf, noise variance removed, floored at 0 — feeds feature
+ * importance.
+ */
+export function applyTerm(state: GbdtState, sums: GbdtSums, contributors = 1): GbdtState {
+  const index = termOfStep(state);
+  const { params, layout } = state;
+  const step = currentStep(state);
+  const len = step.kind === 'main' ? mainPartLength(params, layout, step.group) : pairPartLength(params, layout);
+  const grad = part(sums, 'grad', len);
+  const hess = part(sums, 'hess', len);
+  const { grad: vG } = sumNoiseVariance(stepRelease(params, layout, state.noise, state.step), checkContributors(contributors));
+  const old = state.terms[index];
+  const n = old.values.length;
+  const H = Array.from(hess.subarray(0, n), (h) => Math.max(h, 0));
+  const w = Array.from({ length: n }, (_, c) => leafWeight(grad[c], hess[c], params));
+  let mass = 0;
+  let mean = 0;
+  let Gt = 0;
+  let cellsGain = 0;
+  for (let c = 0; c < n; c++) {
+    mass += H[c];
+    mean += H[c] * w[c];
+    Gt += grad[c];
+    cellsGain += (grad[c] * grad[c] - vG) / (H[c] + params.lambda);
+  }
+  mean = mass > 0 ? mean / mass : 0;
+  const shift = Math.fround(mean);
+  const values = old.values.map((v, c) => Math.fround(v + w[c] - shift));
+  const gain = Math.max(0, cellsGain - (Gt * Gt - n * vG) / (mass + params.lambda));
+  const terms = [...state.terms];
+  terms[index] = { ...old, values, H, gain: old.gain + (Number.isFinite(gain) ? gain : 0) };
+  return { ...state, step: state.step + 1, terms, intercept: Math.fround(state.intercept + shift) };
+}
+
+/**
+ * How strongly a pair interacts, from its coarse ka × kb residual histogram: the Newton gain of the
+ * cells minus that of the row and column margins plus that of the total (the interaction part of a
+ * two-way decomposition, so main effects the cyclic rounds have not fully fitted yet do not count),
+ * each cell's G² corrected by s = H + (summed cells) × the DP noise variance — what G² is from
+ * sampling and noise alone — and divided by the standard deviation the gain has when there is no
+ * interaction ((ka−1)(kb−1) of the ka·kb cells' chance variance). Pairs with many cells therefore do
+ * not win by chance.
+ */
+export function interactionScore(ka: number, kb: number, grad: ArrayLike<number>, hess: ArrayLike<number>, noiseVar: number, lambda: number): number {
+  const rowG = new Float64Array(ka);
+  const rowH = new Float64Array(ka);
+  const colG = new Float64Array(kb);
+  const colH = new Float64Array(kb);
+  let Gt = 0;
+  let Ht = 0;
+  const term = (G: number, H: number, cells: number) => (G * G - (H + cells * noiseVar)) / (H + lambda);
+  let gain = 0;
+  let nullVar = 0;
+  for (let a = 0; a < ka; a++) {
+    for (let b = 0; b < kb; b++) {
+      const G = grad[a * kb + b];
+      const H = Math.max(hess[a * kb + b], 0);
+      gain += term(G, H, 1);
+      const chance = H + noiseVar;
+      nullVar += (2 * chance * chance) / ((H + lambda) * (H + lambda));
+      rowG[a] += G;
+      rowH[a] += H;
+      colG[b] += G;
+      colH[b] += H;
+      Gt += G;
+      Ht += H;
+    }
+  }
+  for (let a = 0; a < ka; a++) gain -= term(rowG[a], rowH[a], kb);
+  for (let b = 0; b < kb; b++) gain -= term(colG[b], colH[b], ka);
+  gain += term(Gt, Ht, ka * kb);
+  const sd = Math.sqrt((nullVar * (ka - 1) * (kb - 1)) / (ka * kb));
+  return sd > 0 ? gain / sd : gain;
+}
+
+/**
+ * Server step of the screening round: every candidate pair gets its `interactionScore` from its
+ * coarse 2-D residual histogram, and the strongest `interactions` pairs become terms (ties: candidate
+ * order).
+ */
+export function applyScreen(state: GbdtState, sums: GbdtSums, contributors = 1): GbdtState {
+  expectStep(state, 'screen');
+  const { params, layout } = state;
+  const cyc = params.cyclic!;
+  const grad = part(sums, 'grad', screenPartLength(params, layout));
+  const hess = part(sums, 'hess', screenPartLength(params, layout));
+  const { grad: vG } = sumNoiseVariance(stepRelease(params, layout, state.noise, state.step), checkContributors(contributors));
+  const slot = screenSlotLength(params, layout);
+  const scored = screenCandidates(state).map((pair, k) => {
+    const axes = pair.map((g) => termAxis(layout, params, g, cyc.screenBins));
+    return { pair, k, z: interactionScore(axes[0].size, axes[1].size, grad.subarray(k * slot), hess.subarray(k * slot), vG, params.lambda) };
+  });
+  scored.sort((a, b) => b.z - a.z || a.k - b.k);
+  const kept = scored.slice(0, pairCounts(cyc, layout.groups.length).kept).map((x) => x.pair);
+  const terms = [...state.terms, ...kept.map((p) => emptyTerm(layout, params, p, cyc.interactionBins))];
+  return { ...state, step: state.step + 1, terms };
 }
 
 export function isComplete(state: GbdtState): boolean {

@@ -13,6 +13,7 @@ import { loadBundled } from '../../src/data/bundled.ts';
 import { concatDatasets, subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { auc } from '../../src/metrics/classification.ts';
 import { predictProba } from '../../src/model/params.ts';
+import { sgdModel } from '../../src/federation/workloads/sgd/index.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
 import { parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
@@ -90,7 +91,7 @@ describe('a coordinator and 3 partner nodes over HTTP (telco sample)', () => {
     // The model is good on the pooled hold-out; the owner's own metrics come from noisy (DP) histograms.
     const pooled = concatDatasets(parts.map((p) => p.test));
     const d = manifest.dataset.featureNames.length;
-    expect(auc(predictProba(manifest.model, d, ownerResult.finalState.params, pooled.X, pooled.n), pooled.y)).toBeGreaterThan(0.7);
+    expect(auc(predictProba(sgdModel(manifest), d, ownerResult.finalState.params, pooled.X, pooled.n), pooled.y)).toBeGreaterThan(0.7);
     expect(ownerResult.finalMetrics!.auc).toBeGreaterThanOrEqual(0);
     expect(ownerResult.roundMetrics).toHaveLength(4);
     // With DP only the final evaluation round releases histograms (per-round evaluation is off by default).

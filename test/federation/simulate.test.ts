@@ -7,6 +7,7 @@ import { FedmarkError } from '../../src/errors.ts';
 import { epsilonAfterRounds, planDp } from '../../src/federation/workloads/sgd/dp-plan.ts';
 import { jobPreset, type JobPresetOptions } from '../../src/federation/job-presets.ts';
 import { simulate, type SimulationPartner, type SimulationResult } from '../../src/federation/simulate.ts';
+import { sgdModel } from '../../src/federation/workloads/sgd/index.ts';
 import { auc } from '../../src/metrics/classification.ts';
 import { predictProba } from '../../src/model/params.ts';
 import { hashParameters } from '../../src/util/hash.ts';
@@ -33,7 +34,7 @@ const job = (o: Partial<JobPresetOptions> = {}) => jobPreset({ jobId: 'sim-telco
 
 function pooledAuc(r: SimulationResult): number {
   const d = r.manifest.dataset.featureNames.length;
-  return auc(predictProba(r.manifest.model, d, r.params, pooledTest.X, pooledTest.n), pooledTest.y);
+  return auc(predictProba(sgdModel(r.manifest), d, r.params, pooledTest.X, pooledTest.n), pooledTest.y);
 }
 
 describe('simulate() on a telco sample: 3 partners, 3 rounds, CKKS + DP-SGD (ε = 3)', () => {

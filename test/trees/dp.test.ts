@@ -16,6 +16,7 @@ import {
   predictProba,
   releasePlan,
   stepRelease,
+  sumNoiseVariance,
   toXgboostJson,
   totalSteps,
   trainFederated,
@@ -40,6 +41,8 @@ describe('GBDT release plan and calibration', () => {
     { dp: { epsilon: 3 }, splitMode: 'histogram', depth: 4, trees: 30 },
     { dp: { epsilon: 8 }, splitMode: 'random', binEdges: 'schema' },
     { dp: { epsilon: 3, leafShare: 0.2, hessianShare: 0.1, quantileShare: 0.3 }, splitMode: 'hybrid', depth: 4, histogramLevels: 2 },
+    { dp: { epsilon: 3, interactionShare: 0.4, screenShare: 0.5 }, splitMode: 'cyclic', interactions: 2, interactionColumns: 4 },
+    { dp: { epsilon: 2, noise: 'distributed', colluders: 2, minContributors: 5 }, splitMode: 'cyclic', interactions: 0 },
   ];
   for (const input of configs) {
     it(`ε of all events composed by the RDP accountant is at most, and close to, the target: ${JSON.stringify(input)}`, () => {
@@ -52,17 +55,37 @@ describe('GBDT release plan and calibration', () => {
       expect(eps).toBeGreaterThan(0.97 * target);
       expect(plan.epsilon).toBe(eps);
       // Every step's events are in the plan, in step order, each a plain Gaussian release (q = 1, one step).
-      const perStep = Array.from({ length: totalSteps(params) }, (_, s) => stepRelease(params, layout, plan, s)!.events).flat();
+      const perStep = Array.from({ length: totalSteps(params, layout) }, (_, s) => stepRelease(params, layout, plan, s)!.events).flat();
       expect(perStep).toEqual(events);
       for (const e of events) expect([e.samplingRate, e.steps]).toEqual([1, 1]);
-      expect(new Set(events.map((e) => e.label))).toEqual(new Set([...(params.binEdges === 'dp-quantiles' ? ['quantiles'] : []), ...(params.histogramLevels ? ['histogram'] : []), 'leaf']));
+      const kinds = params.cyclic
+        ? ['term', ...(params.cyclic.interactions ? ['screen'] : [])]
+        : [...(params.histogramLevels ? ['histogram'] : []), 'leaf'];
+      expect(new Set(events.map((e) => e.label))).toEqual(new Set([...(params.binEdges === 'dp-quantiles' ? ['quantiles'] : []), ...kinds]));
       // σ = std / Δ for every part.
-      for (let s = 0; s < totalSteps(params); s++) {
+      for (let s = 0; s < totalSteps(params, layout); s++) {
         const r = stepRelease(params, layout, plan, s)!;
         r.parts.forEach((p, k) => expect(r.events[k].noiseMultiplier).toBeCloseTo(p.std / p.sensitivity, 12));
+        // What each partner adds: the whole charged std with local noise, a share with distributed noise.
+        const d = params.dp!.distributed;
+        const share = d ? 1 / Math.sqrt(d.minContributors - d.colluders) : 1;
+        r.parts.forEach((p) => expect(p.partnerStd).toBeCloseTo(share * p.std, 12));
       }
     });
   }
+
+  it('distributed noise: the uploads of the honest partners together carry the charged noise, and the sum its variance', () => {
+    const params = parseGbdtParams({ dp: { epsilon: 3, noise: 'distributed', colluders: 1, minContributors: 4 }, splitMode: 'cyclic' });
+    const local = parseGbdtParams({ dp: { epsilon: 3 }, splitMode: 'cyclic' });
+    const a = stepRelease(params, layout, calibrateGbdtNoise(params, layout), 1)!;
+    const b = stepRelease(local, layout, calibrateGbdtNoise(local, layout), 1)!;
+    // The same charge (the same ε), a third of the variance per partner: 3 honest uploads of the 4 carry it.
+    expect(a.events).toEqual(b.events);
+    for (const [i, p] of a.parts.entries()) {
+      expect(3 * p.partnerStd ** 2).toBeCloseTo(b.parts[i].std ** 2, 9);
+      expect(sumNoiseVariance(a, 4)[p.part as 'grad' | 'hess']).toBeCloseTo(4 * p.partnerStd ** 2, 9);
+    }
+  });
 
   it('a job without DP releases nothing to charge and adds no noise', () => {
     const params = parseGbdtParams({ trees: 3 });
@@ -82,6 +105,7 @@ describe('stated sensitivities hold when one row is added (end to end through th
     { dp: { epsilon: 3 }, splitMode: 'histogram', depth: 3, trees: 4 },
     { dp: { epsilon: 3 }, splitMode: 'hybrid', depth: 3, trees: 4, columnsPerTree: 2 },
     { dp: { epsilon: 3 }, splitMode: 'random', depth: 3, trees: 4 },
+    { dp: { epsilon: 3 }, splitMode: 'cyclic', interactions: 2, interactionColumns: 4, cyclicEpochs: 1 },
   ];
   for (const input of cases) {
     it(JSON.stringify(input), () => {
@@ -112,7 +136,7 @@ describe('stated sensitivities hold when one row is added (end to end through th
         // Train on the neighbour without the row; the release's state is public either way.
         state = applyStep(state, b, 1);
       }
-      expect(kinds.has('leaves')).toBe(true);
+      expect(kinds.has(params.cyclic ? 'screen' : 'leaves')).toBe(true);
     });
   }
 });

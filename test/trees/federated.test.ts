@@ -81,7 +81,7 @@ describe('federated steps against the pooled reference trainer (no DP)', () => {
       seen.add(stateHash(next));
       state = next;
     }
-    expect(seen.size).toBe(totalSteps(params));
+    expect(seen.size).toBe(totalSteps(params, layout));
   });
 
   it('the partners’ cached margins equal the saved model’s predictions (bins and float thresholds route alike)', () => {

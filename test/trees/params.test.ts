@@ -14,9 +14,15 @@ describe('GBDT parameters', () => {
     expect(plain).toMatchObject({ trees: 100, depth: 4, learningRate: 0.1, splitMode: 'histogram', histogramLevels: 4, columnsPerTree: null, dp: null });
     expect(usesSubtraction(plain)).toBe(true);
     expect(hasLeafRound(plain)).toBe(false);
-    const priv = parseGbdtParams({ dp: { epsilon: 3 } });
-    expect(priv).toMatchObject({ trees: GBDT_DEFAULTS.private.trees, depth: 3, splitMode: 'hybrid', histogramLevels: 1, columnsPerTree: 5 });
-    expect(priv.dp).toEqual({ epsilon: 3, delta: 1e-5, leafShare: 0.6, quantileShare: 0.1, hessianShare: 0.5 });
+    // With DP the default is the additive (cyclic) model; asking for tree settings gets the private tree defaults.
+    const cyc = parseGbdtParams({ dp: { epsilon: 3 } });
+    expect(cyc).toMatchObject({ trees: 0, splitMode: 'cyclic', bins: 12, lambda: 50, learningRate: 0.5 });
+    expect(cyc.cyclic).toEqual({ epochs: 2, interactions: 3, interactionColumns: 6, interactionEpochs: 1, interactionBins: 8, screenBins: 4 });
+    expect(cyc.dp).toMatchObject({ epsilon: 3, delta: 1e-5, hessianShare: 0.2, interactionShare: 0.5, screenShare: 0.3, noise: 'local', distributed: null });
+    expect(hasLeafRound(cyc)).toBe(false);
+    const priv = parseGbdtParams({ dp: { epsilon: 3 }, trees: 40 });
+    expect(priv).toMatchObject({ trees: GBDT_DEFAULTS.private.trees, depth: 3, splitMode: 'hybrid', histogramLevels: 1, columnsPerTree: 5, bins: 32 });
+    expect(priv.dp).toEqual({ epsilon: 3, delta: 1e-5, leafShare: 0.6, quantileShare: 0.1, hessianShare: 0.5, interactionShare: 0.5, screenShare: 0.3, noise: 'local', distributed: null });
     expect(usesSubtraction(priv)).toBe(false);
     expect(hasLeafRound(priv)).toBe(true);
     expect(parseGbdtParams({ splitMode: 'random' })).toMatchObject({ histogramLevels: 0 });
@@ -32,5 +38,11 @@ describe('GBDT parameters', () => {
     expect(code(() => parseGbdtParams({ splitMode: 'histogram', histogramLevels: 1 }))).toMatch(/hybrid/);
     expect(code(() => parseGbdtParams({ splitMode: 'hybrid', depth: 1 }))).toMatch(/depth ≥ 2/);
     expect(code(() => parseGbdtParams({ colsample: 0.5 }))).toMatch(/colsample/);
+    expect(code(() => parseGbdtParams({ splitMode: 'cyclic', depth: 3 }))).toMatch(/depth applies to tree modes/);
+    expect(code(() => parseGbdtParams({ splitMode: 'histogram', interactions: 2 }))).toMatch(/interactions applies to splitMode "cyclic"/);
+    expect(code(() => parseGbdtParams({ splitMode: 'hybrid', dp: { epsilon: 1, screenShare: 0.2 } }))).toMatch(/cyclic/);
+    expect(code(() => parseGbdtParams({ dp: { epsilon: 1, noise: 'distributed' } }))).toMatch(/minContributors/);
+    expect(code(() => parseGbdtParams({ dp: { epsilon: 1, noise: 'distributed', colluders: 3, minContributors: 3 } }))).toMatch(/colluders \(3\) must be below/);
+    expect(code(() => parseGbdtParams({ dp: { epsilon: 1, colluders: 1 } }))).toMatch(/distributed/);
   });
 });

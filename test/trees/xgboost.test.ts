@@ -22,19 +22,9 @@ import {
   toXgboostJson,
   trainFederated,
 } from '../../src/trees/index.ts';
+import { findPython } from '../helpers/python-xgboost.ts';
 import { SYNTH_SCHEMA, splitRows, syntheticDataset } from './helpers.ts';
 
-function findPython(): { python: string | null; reason: string } {
-  for (const python of ['/usr/bin/python3', 'python3']) {
-    try {
-      const v = execFileSync(python, ['-c', 'import xgboost; print(xgboost.__version__)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-      return { python, reason: `xgboost ${v}` };
-    } catch {
-      /* try the next */
-    }
-  }
-  return { python: null, reason: 'python3-xgboost is not installed (apt-get install -y python3-xgboost)' };
-}
 const { python, reason } = findPython();
 if (!python) console.warn(`[trees/xgboost] skipping the Python XGBoost interop tests: ${reason}`);
 

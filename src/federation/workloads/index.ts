@@ -1,8 +1,9 @@
 import { WorkloadRegistry } from '../workload.ts';
+import { gbdtWorkload } from './gbdt/index.ts';
 import { sgdWorkload } from './sgd/index.ts';
 import { featureStatsWorkload } from './feature-stats/index.ts';
 
 /** The workloads this build runs. Another workload registers here (one line) or is passed to the nodes and simulate() as an option. */
-export const builtinWorkloads = new WorkloadRegistry([sgdWorkload, featureStatsWorkload]);
+export const builtinWorkloads = new WorkloadRegistry([sgdWorkload, gbdtWorkload, featureStatsWorkload]);
 
-export { sgdWorkload, featureStatsWorkload };
+export { featureStatsWorkload, gbdtWorkload, sgdWorkload };

@@ -4,6 +4,7 @@ import { computeRdp } from '../../../privacy/analysis/rdp.ts';
 import type { DpEvent, LabelledDpEvent } from '../../../privacy/dp-event.ts';
 import { FedmarkError } from '../../../errors.ts';
 import type { JobManifest } from '../../manifest.ts';
+import { DP_LOG_LOSS_CAP, evaluationSensitivity } from '../evaluation.ts';
 
 /**
  * Everything about a job's DP that follows from the manifest alone, so every partner and the job
@@ -46,8 +47,7 @@ export interface DpPlan {
   split: { order: number; training: number; weight: number; evaluation: number; trainingEpsilon: number; total: number };
 }
 
-/** p clipped to [1e-4, 1 − 1e-4] in the DP evaluation's log loss: one row adds at most ln(10⁴) ≈ 9.21 nats. */
-export const DP_LOG_LOSS_CAP = Math.log(1e4);
+export { DP_LOG_LOSS_CAP, evaluationSensitivity } from '../evaluation.ts';
 
 export function stepsPerRound(manifest: JobManifest): number {
   const q = manifest.localTraining.samplingRate;
@@ -58,15 +58,6 @@ export function stepsPerRound(manifest: JobManifest): number {
 /** Score histograms of every training round (the model entering it) besides the final one: the manifest's choice, else only without DP. */
 export function evaluatesEveryRound(m: JobManifest): boolean {
   return m.evaluation.everyRound ?? m.dp === null;
-}
-
-/**
- * L2 sensitivity of one hold-out row in the evaluation vector (src/metrics/histogram.ts layout): one
- * count in the global histogram, one in each declared segment's histogram, the row count, its
- * squared error (≤ 1) and its capped log loss, which the vector carries divided by the cap (≤ 1).
- */
-export function evaluationSensitivity(m: JobManifest): number {
-  return Math.sqrt(4 + Object.keys(m.evaluation.segments).length);
 }
 
 export function planDp(manifest: JobManifest): DpPlan | null {

@@ -1,20 +1,21 @@
-import { buildEvalHistograms, histogramLayout, metricsFromHistograms, type FederatedEvalMetrics, type HistogramLayout } from '../../../metrics/histogram.ts';
+import type { FederatedEvalMetrics } from '../../../metrics/histogram.ts';
 import { initParameters, parameterCount, predictProba } from '../../../model/params.ts';
 import { trainLocal } from '../../../train/local.ts';
 import { localTrainingThreads } from '../../../train/gradient-pool.ts';
 import { hashParameters } from '../../../util/hash.ts';
 import { deriveSeed } from '../../../util/rng.ts';
 import type { Dataset } from '../../../data/encode.ts';
-import type { JobManifest } from '../../manifest.ts';
 import { FedmarkError } from '../../../errors.ts';
+import type { ModelSpec } from '../../../model/spec.ts';
+import type { JobManifest } from '../../manifest.ts';
 import type { LocalContext, LocalResult, PartSpec, PrivacyPlan, RoundPlan, Workload } from '../../workload.ts';
 import { addGaussianNoiseInPlace } from '../../../privacy/noise.ts';
 import { evaluatesEveryRound, evaluationRelease, planDp, updateRelease, weightRelease, type DpPlan } from './dp-plan.ts';
 import { FederatedStrategy, WEIGHT_UNIT, weightedUpdateVector, type SgdState } from './strategy.ts';
 import { jobLimits, NOISE_MARGIN_SIGMAS } from '../../part-encoding.ts';
 import { toGrid } from '../../release-grid.ts';
-import { LOG_LOSS_EPS } from '../../../metrics/classification.ts';
 import { standardizedRows, validateSgdParams } from './standardize.ts';
+import { evaluationHistograms, evaluationMetrics, evaluationPart, evaluationPartBound, type EvaluationNoise } from '../evaluation.ts';
 
 /**
  * The first workload: logistic regression or an MLP, trained by local (DP-)SGD on each partner and
@@ -32,33 +33,35 @@ export type { SgdState } from './strategy.ts';
 export { planDp, epsilonAfterRounds, evaluatesEveryRound, stepsPerRound, type DpPlan } from './dp-plan.ts';
 export { FederatedStrategy, weightedUpdateVector, WEIGHT_UNIT } from './strategy.ts';
 export { foldStandardization, standardizeSchema, type Standardize } from './standardize.ts';
+export { evaluationHistograms, evaluationLayout } from '../evaluation.ts';
 
 // Resolved once per manifest object: σ calibration and the histogram layout are not free.
 const dpPlans = new WeakMap<JobManifest, DpPlan | null>();
-const layouts = new WeakMap<JobManifest, HistogramLayout>();
 
 function dpPlanOf(m: JobManifest): DpPlan | null {
   if (!dpPlans.has(m)) dpPlans.set(m, planDp(m));
   return dpPlans.get(m)!;
 }
 
-export function evaluationLayout(m: JobManifest): HistogramLayout {
-  let l = layouts.get(m);
-  if (!l) {
-    l = histogramLayout(m.evaluation.segments, m.evaluation.bins);
-    layouts.set(m, l);
-  }
-  return l;
+/** The SGD job's evaluation noise (null without DP). */
+function evaluationNoiseOf(m: JobManifest): EvaluationNoise | null {
+  const dp = dpPlanOf(m);
+  return dp ? { noiseMultiplier: dp.evaluationNoiseMultiplier, sensitivity: dp.evaluationSensitivity, logLossCap: dp.logLossCap } : null;
+}
+
+/** The job's logistic or MLP spec (the manifest's model of an `sgd` job). */
+export function sgdModel(m: Pick<JobManifest, 'jobId' | 'model'>): ModelSpec {
+  if (m.model.kind === 'gbdt') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: the sgd workload trains logistic or MLP models, not ${m.model.kind}`);
+  return m.model;
 }
 
 /** Length of the `update` part: the parameters followed by the weight. */
 export function updateLength(m: JobManifest): number {
-  return parameterCount(m.model, m.dataset.featureNames.length) + 1;
+  return parameterCount(sgdModel(m), m.dataset.featureNames.length) + 1;
 }
 
 function parts(m: JobManifest, train: boolean): PartSpec[] {
-  const layout = evaluationLayout(m);
-  const evaluation: PartSpec = { name: 'evaluation', length: layout.length, domain: 'count', realSlots: [[layout.sums, layout.sums + 2]], bound: evaluationBound(m), use: 'report' };
+  const evaluation = evaluationPart(m, evaluationNoiseOf(m));
   if (!train) return [evaluation];
   const update: PartSpec = { name: 'update', length: updateLength(m), domain: 'real', bound: updateBound(m), use: 'state' };
   return evaluatesEveryRound(m) ? [update, evaluation] : [update];
@@ -70,10 +73,7 @@ function parts(m: JobManifest, train: boolean): PartSpec[] {
  * with DP, plus the noise margin.
  */
 export function evaluationBound(m: JobManifest): number {
-  const rows = jobLimits(m).maxRowsPerPartner;
-  const dp = dpPlanOf(m);
-  if (!dp) return rows * Math.max(1, -Math.log(LOG_LOSS_EPS));
-  return rows + NOISE_MARGIN_SIGMAS * dp.evaluationNoiseMultiplier * dp.evaluationSensitivity;
+  return evaluationPartBound(m, evaluationNoiseOf(m));
 }
 
 /** Largest weight a partner sends (rows / WEIGHT_UNIT; with DP its noisy count, so plus the noise margin). */
@@ -94,17 +94,7 @@ export function updateBound(m: JobManifest): number {
  * every cell — a release charged as `evaluation`.
  */
 function evaluationVector(m: JobManifest, params: Float64Array, test: Dataset): Float64Array {
-  const scores = predictProba(m.model, m.dataset.featureNames.length, params, test.X, test.n);
-  const declared = m.evaluation.segments;
-  const segments = Object.fromEntries(Object.entries(test.sensitive).filter(([name]) => name in declared));
-  const layout = evaluationLayout(m);
-  const dp = dpPlanOf(m);
-  const v = buildEvalHistograms(scores, test.y, segments, layout, dp ? { logLossCap: dp.logLossCap } : {});
-  if (dp) {
-    v[layout.sums] /= dp.logLossCap;
-    addGaussianNoiseInPlace(v, dp.evaluationNoiseMultiplier * dp.evaluationSensitivity);
-  }
-  return v;
+  return evaluationHistograms(m, predictProba(sgdModel(m), m.dataset.featureNames.length, params, test.X, test.n), test, evaluationNoiseOf(m));
 }
 
 /** Rows the partner's weight (and DP-SGD's normaliser) stands for: its released noisy count with DP (at least 1), its row count without. */
@@ -124,7 +114,7 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
   const dp = dpPlanOf(m);
   const lt = m.localTraining;
   const rows = weightRows(m, ctx.released, data.train.n);
-  const result = await trainLocal(m.model, d, state.params, data.train, {
+  const result = await trainLocal(sgdModel(m), d, state.params, data.train, {
     epochs: lt.epochs,
     batchSize: lt.batchSize,
     learningRate: lt.learningRate,
@@ -143,14 +133,9 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
 /** The owner's metrics from a round's evaluation sums: the capped log-loss sum scaled back, n/a for groups the noise drowns. */
 function report(m: JobManifest, round: number, sums: Record<string, Float64Array>): FederatedEvalMetrics | null {
   if (!sums.evaluation) return null;
-  const layout = evaluationLayout(m);
-  const dp = dpPlanOf(m);
-  if (!dp) return metricsFromHistograms(sums.evaluation, layout);
-  const v = Float64Array.from(sums.evaluation);
-  v[layout.sums] *= dp.logLossCap;
-  // Noise std of a summed cell: each submitter added its own (at most every partner of the round).
+  // Each submitter added its own noise (at most every partner of the round).
   const submitters = sgdWorkload.plan(m, round).selection === 'all' ? m.partners.length : m.partnersPerRound;
-  return metricsFromHistograms(v, layout, { noiseStd: dp.evaluationNoiseMultiplier * dp.evaluationSensitivity * Math.sqrt(submitters) });
+  return evaluationMetrics(m, sums.evaluation, evaluationNoiseOf(m), submitters);
 }
 
 export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
@@ -189,7 +174,7 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
     const dp = dpPlanOf(m);
     return dp ? { targetEpsilon: dp.targetEpsilon, delta: dp.delta, noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm } : null;
   },
-  initialState: (m) => ({ params: initParameters(m.model, m.dataset.featureNames.length, deriveSeed(m.seed, 'init')), optimizerState: null }),
+  initialState: (m) => ({ params: initParameters(sgdModel(m), m.dataset.featureNames.length, deriveSeed(m.seed, 'init')), optimizerState: null }),
   hash: (s) => hashParameters(s.params),
   local,
   apply: (m, state, round, sums) => new FederatedStrategy(m).apply(state, sums.update, round),

@@ -89,7 +89,9 @@ export function standardizedRows(m: JobManifest, rows: PartnerRows): PartnerRows
 export function foldStandardization(m: JobManifest, params: Float64Array): Float64Array {
   const t = transformOf(m);
   if (!t) return params;
-  const layer = parameterLayout(m.model, m.dataset.featureNames.length).layers[0];
+  const model = m.model;
+  if (model.kind === 'gbdt') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: standardisation folds into logistic or MLP weights, not ${model.kind}`);
+  const layer = parameterLayout(model, m.dataset.featureNames.length).layers[0];
   const out = Float64Array.from(params);
   for (let j = 0; j < t.index.length; j++) {
     const i = t.index[j];

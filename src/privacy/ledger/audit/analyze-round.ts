@@ -41,9 +41,13 @@ export function analyzeRound(w: JobWalk, seq: number, payload: PayloadOf<'round'
     if (st.rounds.has(r.round)) w.err(seq, 'DUPLICATE_PARTICIPATION', `round ${r.round}: ${st.name} recorded twice`);
     checkParticipation(w, seq, st, r.round);
     if (w.m.dp && rec.delta !== w.m.dp.delta) w.err(seq, 'DELTA_MISMATCH', `round ${r.round}: ${st.name} accounted at δ=${rec.delta}, manifest says ${w.m.dp.delta}`);
-    if (w.m.dp && rec.clipNorm !== w.m.dp.clipNorm) w.err(seq, 'CLIP_NORM_MISMATCH', `round ${r.round}: ${st.name} clipped at C=${rec.clipNorm}, manifest says ${w.m.dp.clipNorm}`, 'warning');
-    if (typeof w.m.dp?.noiseMultiplier === 'number' && rec.noiseMultiplier !== w.m.dp.noiseMultiplier) {
-      w.err(seq, 'NOISE_MULTIPLIER_MISMATCH', `round ${r.round}: ${st.name} used σ=${rec.noiseMultiplier}, manifest says ${w.m.dp.noiseMultiplier}`, 'warning');
+    // The manifest's C and resolved σ are DP-SGD's (the `update` release). Workloads whose releases each carry their own
+    // sensitivity and σ (trees) are checked by the ε recomputation from every recorded release instead.
+    const update = rec.releases ? rec.releases.find((x) => x.label === 'update') : { noiseMultiplier: rec.noiseMultiplier, sensitivity: rec.clipNorm };
+    const updateSigma = update?.noiseMultiplier;
+    if (w.m.dp && update && update.sensitivity !== w.m.dp.clipNorm) w.err(seq, 'CLIP_NORM_MISMATCH', `round ${r.round}: ${st.name} clipped at C=${update.sensitivity}, manifest says ${w.m.dp.clipNorm}`, 'warning');
+    if (typeof w.m.dp?.noiseMultiplier === 'number' && updateSigma !== undefined && updateSigma !== w.m.dp.noiseMultiplier) {
+      w.err(seq, 'NOISE_MULTIPLIER_MISMATCH', `round ${r.round}: ${st.name} used σ=${updateSigma}, manifest says ${w.m.dp.noiseMultiplier}`, 'warning');
     }
     checkCiphertexts(w, seq, st, `round ${r.round}`, rec.ciphertextHashes);
     chargeReleases(w, seq, st, `round ${r.round}`, rec, eventsOfRoundRecord(rec));

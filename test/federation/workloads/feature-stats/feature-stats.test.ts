@@ -8,6 +8,7 @@ import { simulate } from '../../../../src/federation/simulate.ts';
 import { planOf } from '../../../../src/federation/workload.ts';
 import { featureStatsWorkload, ROW_UNIT, type FeatureStats } from '../../../../src/federation/workloads/feature-stats/index.ts';
 import { foldStandardization, standardizedRows } from '../../../../src/federation/workloads/sgd/standardize.ts';
+import { sgdModel } from '../../../../src/federation/workloads/sgd/index.ts';
 import { identityFromSeed, publicIdentity } from '../../../../src/crypto/identity.ts';
 import { predictProba } from '../../../../src/model/params.ts';
 import { composedEpsilon } from '../../../../src/privacy/accountant.ts';
@@ -117,8 +118,8 @@ describe('standardised SGD training', () => {
       const m = r.manifest;
       const d = m.dataset.featureNames.length;
       const test = parts[0].test;
-      const onStandardised = predictProba(m.model, d, r.params, standardizedRows(m, parts[0]).test.X, test.n);
-      const folded = predictProba(m.model, d, foldStandardization(m, r.params), test.X, test.n);
+      const onStandardised = predictProba(sgdModel(m), d, r.params, standardizedRows(m, parts[0]).test.X, test.n);
+      const folded = predictProba(sgdModel(m), d, foldStandardization(m, r.params), test.X, test.n);
       for (let i = 0; i < test.n; i++) expect(folded[i]).toBeCloseTo(onStandardised[i], 5);
     }
   });

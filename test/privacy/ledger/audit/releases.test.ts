@@ -134,6 +134,18 @@ describe('audit of every labelled release (ledger version 3)', () => {
     expect(codes(differ)).toContain('error:CROSS_DP_PARAMS_MISMATCH');
   });
 
+  it("compares the manifest's σ and C with the update release a round record lists (other releases carry their own)", () => {
+    const f = build({ coord: (_i, round, attempt, r) => (round === 1 && attempt === 1 ? { ...r, releases: [{ ...update, noiseMultiplier: 2.6, sensitivity: 2 }] } : r) });
+    const found = audit(f, false).findings.filter((x) => x.code === 'NOISE_MULTIPLIER_MISMATCH' || x.code === 'CLIP_NORM_MISMATCH');
+    expect(found.map((x) => x.message)).toEqual([
+      'round 1: bank clipped at C=2, manifest says 1',
+      'round 1: bank used σ=2.6, manifest says 1.3',
+      'round 1: telco clipped at C=2, manifest says 1',
+      'round 1: telco used σ=2.6, manifest says 1.3',
+    ]);
+    expect(codes(audit(build(), false))).toEqual([]);
+  });
+
   it('refuses the releases of one attempt recorded twice for a partner', () => {
     const f = build({ coord: (i, round, attempt, r) => (round === 2 ? { ...r, partner: partners[0].keyId, attempt } : r) });
     expect(codes(audit(f, false))).toContain('error:DUPLICATE_PARTICIPATION');
