@@ -84,9 +84,10 @@ const log2 = (x: bigint): number => {
  * (q₁ the prime the result is switched to, q the product of all ciphertext primes, t the plain modulus).
  * Throws VERTICAL_HE_PARAMS when the rows do not fit or the flooding would be weaker than minFloodBits.
  */
-export function noisePlan(p: { n: number; maxBins: number; minFloodBits: number }, primes: { q: bigint; q1: bigint; t: bigint }, trainRows: number): NoisePlan {
+export function noisePlan(p: { n: number; rows: number; minFloodBits: number }, primes: { q: bigint; q1: bigint; t: bigint }, trainRows: number): NoisePlan {
   const { q, q1, t } = primes;
-  const rows = rowsPerCiphertext(p.n, p.maxBins);
+  const { rows } = p;
+  if (!(Number.isInteger(rows) && rows >= 1 && 4 * rows <= p.n)) throw new FedmarkError('VERTICAL_HE_PARAMS', `${rows} rows per ciphertext do not fit degree ${p.n}`);
   if (!(Number.isInteger(trainRows) && trainRows >= 1)) throw new FedmarkError('VERTICAL_HE_PARAMS', `training rows must be a positive integer, got ${trainRows}`);
   // |Σ round(g·2^s)| ≤ rows·2^s with |g| ≤ 1 must stay below t/2 (with one bit of slack for rounding).
   const scaleBits = Math.floor(log2((t - 1n) / 2n / BigInt(trainRows))) - 1;

@@ -3,7 +3,7 @@ import { createRng } from '../../../src/util/rng.ts';
 import { VerticalHeContext } from '../../../src/vertical/he/context.ts';
 import { FeatureHolderEvaluator } from '../../../src/vertical/he/feature-holder.ts';
 import { LabelHolderKeys } from '../../../src/vertical/he/label-holder.ts';
-import { noisePlan } from '../../../src/vertical/he/params.ts';
+import { noisePlan, rowsPerCiphertext } from '../../../src/vertical/he/params.ts';
 import { parseBlob } from '../../../src/crypto/seal-wire/blob.ts';
 import { rejection } from '../../helpers/errors.ts';
 
@@ -24,7 +24,7 @@ afterAll(() => {
 
 function problem(n: number, bins: number, seed: number) {
   const rng = createRng(seed);
-  const plan = noisePlan({ n: ctx.n, maxBins: bins, minFloodBits: 40 }, ctx, n);
+  const plan = noisePlan({ n: ctx.n, rows: rowsPerCiphertext(ctx.n, bins), minFloodBits: 40 }, ctx, n);
   const scale = 2 ** plan.scaleBits;
   const gq = Float64Array.from({ length: n }, () => Math.round((rng.next() * 2 - 1) * scale));
   const hq = Float64Array.from({ length: n }, () => Math.round(rng.next() * 0.25 * scale));
