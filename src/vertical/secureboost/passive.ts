@@ -17,7 +17,7 @@ import type { Sections } from './active.ts';
 import { binRows, columnShapes, partyEdges } from './layout.ts';
 import type { FeatureModel } from './model.ts';
 import type { SecureBoostParams } from './params.ts';
-import { NO_NODE, alignedSplit, bitmapBytes, i32Bytes, readBytes, readI32, readJson, readU16, setBit, type DataSplit, type PartyRows } from './rows.ts';
+import { NO_NODE, alignedSplit, bitmapBytes, i32Bytes, readI32, readJson, readU16, setBit, type DataSplit, type PartyRows } from './rows.ts';
 import type { Step } from './schedule.ts';
 
 export interface PassiveInit {
