@@ -43,7 +43,7 @@ export class JobEngine {
   }
 
   /** Manifest, workload and round rules of a stored job (resolved once per process). */
-  private context(jobId: string): JobContext {
+  context(jobId: string): JobContext {
     let ctx = this.contexts.get(jobId);
     if (!ctx) {
       const manifest = this.signedManifest(jobId).manifest;
@@ -99,6 +99,11 @@ export class JobEngine {
     const now = this.now();
     const { effects } = transition(jobView(this.store, jobId, ctx.rules, ctx.manifest.partners.length), event, ctx.rules, now);
     this.effects.run(ctx, effects);
+  }
+
+  /** Hands a relay round's event (a sender delivered everything it owes the round) to the round machine. */
+  dispatch(jobId: string, event: RoundEvent): void {
+    this.drive(jobId, event);
   }
 
   /** Moves a job forward: opens, closes, retries or finishes rounds. Safe to call any time, any number of times. */

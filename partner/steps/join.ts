@@ -32,7 +32,12 @@ async function waitForJob(client: CoordinatorClient, jobId: string, pollMs: numb
  * then review it against the local policy and send the attested acceptance or refusal (recorded in
  * the node's own ledger first).
  */
-export async function joinJob(o: PartnerNodeOptions, client: CoordinatorClient, ledger: PartnerLedger, myKeyId: string, extraReasons: (m: JobManifest) => string[], log: Logger): Promise<JoinOutcome> {
+export type JoinOptions = Pick<PartnerNodeOptions, 'jobId' | 'pollMs' | 'joinTimeoutMs' | 'signal' | 'reviewJob' | 'policyLimits'> & {
+  /** The dataset schema hash this node holds, or how to tell it from the manifest (vertical parties hold different schemas). */
+  schemaHash: string | ((manifest: JobManifest) => string);
+};
+
+export async function joinJob(o: JoinOptions, client: CoordinatorClient, ledger: PartnerLedger, myKeyId: string, extraReasons: (m: JobManifest) => string[], log: Logger): Promise<JoinOutcome> {
   const pollMs = o.pollMs ?? 200;
   const signed = await waitForJob(client, o.jobId, pollMs, o.joinTimeoutMs ?? 10 * 60_000, o.signal);
   const manifest = verifySignedManifest(signed);
@@ -45,7 +50,7 @@ export async function joinJob(o: PartnerNodeOptions, client: CoordinatorClient, 
   if (me.status !== 'invited') return { joined: false, manifest, state: me.status, reason: `this node is ${me.status} for the job` };
 
   const reasons = [...extraReasons(manifest), ...o.reviewJob(manifest)];
-  if (manifest.dataset.schemaHash !== o.schemaHash) reasons.unshift('the job was defined for a different dataset schema than this node holds');
+  if (manifest.dataset.schemaHash !== (typeof o.schemaHash === 'string' ? o.schemaHash : o.schemaHash(manifest))) reasons.unshift('the job was defined for a different dataset schema than this node holds');
   const limits: PolicyLimits = o.policyLimits?.(manifest) ?? { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 };
   if (reasons.length) {
     const statement = ledger.refusal(o.jobId, signed.ledgerManifestHash, reasons.join('; '), limits);

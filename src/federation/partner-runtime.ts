@@ -106,12 +106,14 @@ export class PartnerRuntime<S = unknown> {
       }
       return { name: spec.name, length: spec.length, bytes: this.tracker.encrypt(values) };
     });
+    const scheme = this.opts.scheme.scheme;
+    if (scheme === 'none') throw new FedmarkError('NO_AGGREGATION', `job ${jobId} sums nothing at the coordinator: it has no update to send`);
     const meta: Omit<UpdateMeta, 'parts'> = {
       jobId,
       round,
       attempt,
       kind: plan.kind,
-      scheme: this.opts.scheme.scheme,
+      scheme,
       paramsId: this.opts.scheme.paramsId,
       baseModelHash: this.tracker.hash,
       dp,

@@ -22,7 +22,7 @@ export interface VectorSum {
 }
 
 export interface SecureSumScheme {
-  readonly scheme: 'ckks' | 'plain-insecure';
+  readonly scheme: 'ckks' | 'plain-insecure' | 'none';
   readonly paramsId: string;
   /** Throws FedmarkError naming the problem when the blob cannot be a vector of `length` values under this scheme. */
   inspect(blob: Uint8Array, length: number): void;
@@ -37,6 +37,7 @@ export interface SecureSumScheme {
 
 export async function openSecureSum(spec: EncryptionSpec): Promise<SecureSumScheme> {
   if (spec.scheme === 'plain-insecure') return plainScheme;
+  if (spec.scheme === 'none') return noAggregation;
   const ctx = await CkksContext.create(spec);
   const ciphertextCount = (length: number) => Math.ceil(length / ctx.slotCount);
   return {
@@ -118,5 +119,22 @@ const plainScheme: SecureSumScheme = {
     };
   },
   generateSecretKey: () => new Uint8Array(0),
+  dispose: () => {},
+};
+
+// --- none: jobs whose workload sums nothing at the coordinator (vertical learning) ----------------
+
+const nothingToSum = (): never => {
+  throw new FedmarkError('NO_AGGREGATION', 'this job sums nothing at the coordinator (encryption "none"): it has no encrypted parts to read, add or decrypt');
+};
+
+const noAggregation: SecureSumScheme = {
+  scheme: 'none',
+  paramsId: 'none',
+  inspect: nothingToSum,
+  summands: nothingToSum,
+  cipher: nothingToSum,
+  sum: nothingToSum,
+  generateSecretKey: nothingToSum,
   dispose: () => {},
 };

@@ -9,7 +9,7 @@
  */
 import { FedmarkError } from '../../errors.ts';
 import { addGaussianNoiseInPlace } from '../../privacy/noise.ts';
-import { LEAF, OPEN, PENDING, SPLIT, emptyTree, finishTree, goesRight, levelSlot, type HeapTree } from '../../trees/heap-tree.ts';
+import { LEAF, OPEN, PENDING, SPLIT, emptyTree, finishTree, goesRight, levelSlot } from '../../trees/heap-tree.ts';
 import { binLayout, type BinLayout } from '../../trees/layout.ts';
 import { logit } from '../../trees/local.ts';
 import { bestSplit, leafWeight } from '../../trees/split.ts';
@@ -399,7 +399,7 @@ export class ActiveParty {
   }
 
   /** The trees as src/trees grows them, with groups numbered over all parties' columns (for comparisons). */
-  heapTrees(): HeapTree[] {
+  heapTrees(): VerticalTree[] {
     return this.trees;
   }
 

@@ -14,6 +14,7 @@ import { columnShapes, concatColumns, concatLayouts } from '../../../src/vertica
 import { parseSecureBoostParams, type SecureBoostParams, type SecureBoostParamsInput } from '../../../src/vertical/secureboost/params.ts';
 import { alignedSplit, type PartyRows } from '../../../src/vertical/secureboost/rows.ts';
 import { schemaHash } from '../../../src/federation/job-presets.ts';
+import { createRng, permutation } from '../../../src/util/rng.ts';
 
 export const BANK_COLUMNS = ['age', 'job', 'marital', 'education', 'default', 'balance', 'housing', 'loan'];
 export const TELCO_COLUMNS = ['contact', 'day', 'month', 'campaign', 'pdays', 'previous', 'poutcome'];
@@ -47,9 +48,10 @@ export interface BankSplit {
   identities: Identity[];
 }
 
-export async function bankSplit(rows: number, offset = 0): Promise<BankSplit> {
+/** `rows` rows drawn at random (seeded) from the bundled file, which is sorted by contact date. */
+export async function bankSplit(rows: number, seed = 1): Promise<BankSplit> {
   const { schema, dataset } = await loadBundled('bank-marketing');
-  const ds = subsetDataset(dataset, Array.from({ length: rows }, (_, i) => offset + i));
+  const ds = subsetDataset(dataset, Array.from(permutation(dataset.n, createRng(seed)).subarray(0, rows)).sort((a, b) => a - b));
   const full = featureLayout(schema);
   const bs = columnSchema(schema, BANK_COLUMNS, 'bank-side');
   const ts = columnSchema(schema, TELCO_COLUMNS, 'telco-side');

@@ -5,7 +5,7 @@ import { bankSplit, pooled, vparams } from './helpers.ts';
 
 describe('vertical SecureBoost without label DP', () => {
   it('grows the same trees as the pooled histogram GBDT on the same rows and bins', async () => {
-    const s = await bankSplit(2400, 1000);
+    const s = await bankSplit(2400, 7);
     const params = vparams(s, { trees: 3, depth: 3 });
     const ref = pooled(s, params);
     const run = await runInMemorySecureBoost({ jobId: 'vsb-eq', params, label: { identity: s.identities[0], rows: s.bank }, features: [{ identity: s.identities[1], rows: s.telco }] });

@@ -1,3 +1,4 @@
+import { FedmarkError } from '../../../errors.ts';
 import { buildEvalHistograms, histogramLayout, metricsFromHistograms, type FederatedEvalMetrics, type HistogramLayout } from '../../../metrics/histogram.ts';
 import { initParameters, parameterCount, predictProba } from '../../../model/params.ts';
 import { trainLocal } from '../../../train/local.ts';
@@ -82,8 +83,9 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
 
 export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   kind: 'sgd',
-  validate: () => {
+  validate: (m) => {
     // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy.
+    if (m.encryption.scheme === 'none') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: SGD sums model updates at the coordinator, so encryption "none" cannot be used`);
   },
   totalRounds: (m) => m.rounds + 1,
   plan: (m, round): RoundPlan => {
