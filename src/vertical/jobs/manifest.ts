@@ -9,6 +9,8 @@ import { MANIFEST_SCHEMA_VERSION, parseManifest, type JobManifest } from '../../
 import { sha256Canonical } from '../../privacy/ledger/canonical.ts';
 import { psiRounds } from './psi-workload.ts';
 import { parsePsiSpec, type PsiSpecInput } from '../psi/spec.ts';
+import { parseSecureBoostParams, type SecureBoostParamsInput } from '../secureboost/params.ts';
+import { totalRounds } from '../secureboost/schedule.ts';
 
 interface RelayManifestInput {
   jobId: string;
@@ -74,5 +76,23 @@ export function psiManifest(o: {
     schemaHash: sha256Canonical(spec),
     dp: null,
     roundDeadlineSeconds: o.roundDeadlineSeconds,
+  });
+}
+
+/** The manifest of a vertical SecureBoost job: the label holder and feature holders are the partners. */
+export function secureBoostManifest(o: { jobId: string; owner: PublicIdentity; parties: PublicIdentity[]; params: SecureBoostParamsInput; purpose?: string; roundDeadlineSeconds?: number }): JobManifest {
+  const params = parseSecureBoostParams(o.params);
+  return relayManifest({
+    jobId: o.jobId,
+    purpose: o.purpose ?? 'propensity-model',
+    owner: o.owner,
+    partners: o.parties,
+    workload: { kind: 'secureboost', params: params as unknown as Record<string, unknown> },
+    rounds: totalRounds(params),
+    columns: params.parties.map((p, i) => `party-${i}:${p.role}`),
+    schemaHash: sha256Canonical(params.parties.map((p) => p.schemaHash)),
+    dp: params.labelDp ? { targetEpsilon: params.labelDp.epsilon, delta: params.labelDp.delta } : null,
+    roundDeadlineSeconds: o.roundDeadlineSeconds,
+    seed: params.seed,
   });
 }

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { FedmarkError } from '../../errors.ts';
+import { sha256Canonical } from '../../privacy/ledger/canonical.ts';
 import { keyIdSchema } from '../../privacy/ledger/entries.ts';
 import { verticalHeParamsSchema } from '../he/params.ts';
 
@@ -103,4 +104,9 @@ export function maxColumnBins(p: SecureBoostParams, labelHolderBins: readonly nu
   let m = Math.max(2, ...labelHolderBins);
   for (const x of p.parties) if (x.role === 'features') for (const c of x.columns) m = Math.max(m, c.bins);
   return m;
+}
+
+/** Hash of the parameters every message of the job is bound to (a party running others is refused). */
+export function specHashOf(params: SecureBoostParams): string {
+  return sha256Canonical({ protocol: 'fedmark-secureboost-1', params });
 }

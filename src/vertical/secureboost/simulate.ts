@@ -6,12 +6,11 @@
  */
 import { keyId as keyIdOf, publicIdentity, type Identity, type PublicIdentity } from '../../crypto/identity.ts';
 import { FedmarkError } from '../../errors.ts';
-import { sha256Canonical } from '../../privacy/ledger/canonical.ts';
 import { VerticalHeContext } from '../he/context.ts';
 import { openMessage, sealMessage, type Addressing } from '../envelope.ts';
 import { ActiveParty } from './active.ts';
 import { PassiveParty } from './passive.ts';
-import type { SecureBoostParams } from './params.ts';
+import { specHashOf, type SecureBoostParams } from './params.ts';
 import type { PartyRows } from './rows.ts';
 import { schedule, type Step } from './schedule.ts';
 
@@ -42,10 +41,6 @@ export interface InMemoryRun {
   sentByFeatures: Uint8Array[][];
   /** Frees the parties' keys and the HE context. */
   dispose(): void;
-}
-
-export function specHashOf(params: SecureBoostParams): string {
-  return sha256Canonical({ protocol: 'fedmark-secureboost-1', params });
 }
 
 export async function runInMemorySecureBoost(o: InMemoryOptions): Promise<InMemoryRun> {

@@ -1,0 +1,96 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publicIdentity, generateIdentity } from '../../../src/crypto/identity.ts';
+import { signManifest } from '../../../src/federation/manifest.ts';
+import { composedEpsilon } from '../../../src/privacy/accountant.ts';
+import { auditLedgers } from '../../../src/privacy/ledger/audit.ts';
+import { readLedger } from '../../../src/privacy/ledger/reader.ts';
+import { SPLIT, LEAF } from '../../../src/trees/heap-tree.ts';
+import { secureBoostManifest } from '../../../src/vertical/jobs/manifest.ts';
+import { runSecureBoostNode, type SecureBoostNodeResult } from '../../../partner/vertical/secureboost-node.ts';
+import { runRelayJobOwner } from '../../../owner/relay-job.ts';
+import { startTestCoordinator, type TestCoordinator } from '../../helpers/coordinator.ts';
+import { silentLog } from '../../helpers/partners.ts';
+import { isDistinctive, scanFiles, vectorNeedles } from '../../helpers/plaintext-scan.ts';
+import { bankSplit, pooled, vparams, type BankSplit } from '../secureboost/helpers.ts';
+import { POLL_MS, tempDir, together } from './helpers.ts';
+import { writeFileSync, mkdirSync } from 'node:fs';
+
+let coord: TestCoordinator;
+let tmp: ReturnType<typeof tempDir>;
+let s: BankSplit;
+
+beforeAll(async () => {
+  coord = await startTestCoordinator({ tickMs: 40 });
+  tmp = tempDir('fedmark-vsb-http-');
+  s = await bankSplit(1600, 11);
+});
+afterAll(async () => {
+  await coord?.close();
+  tmp?.cleanup();
+});
+
+describe('vertical SecureBoost as a job kind over the real coordinator and partner nodes', () => {
+  it('without DP: the pooled GBDT\'s trees; no byte the feature holder sends holds one of its values or cuts; a clean audit', async () => {
+    const params = vparams(s, { trees: 2, depth: 3 });
+    const owner = generateIdentity('owner');
+    const jobId = 'vsb-http-plain';
+    const manifest = secureBoostManifest({ jobId, owner: publicIdentity(owner), parties: s.identities.map(publicIdentity), params, roundDeadlineSeconds: 60 });
+    const signed = signManifest(manifest, owner);
+    const seen: Uint8Array[] = [];
+    const node = (i: number, signal: AbortSignal) =>
+      runSecureBoostNode({
+        coordinatorUrl: coord.url,
+        identity: s.identities[i],
+        jobId,
+        rows: i === 0 ? s.bank : s.telco,
+        schemaHash: params.parties[i].schemaHash,
+        alignment: { psiJobId: params.alignment.psiJobId, orderDigest: params.alignment.orderDigest },
+        stateDir: join(tmp.dir, `${jobId}-${i}`),
+        log: silentLog,
+        pollMs: POLL_MS,
+        signal,
+        joinTimeoutMs: 30_000,
+        recordBodies: i === 1,
+        inspect: i === 1 ? (e) => e.direction === 'sent' && seen.push(...e.sections.map((x) => x.bytes)) : undefined,
+      });
+    const [ownerResult, lh, fh] = await together<[{ state: string }, SecureBoostNodeResult, SecureBoostNodeResult]>(120_000, [
+      (signal) => runRelayJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: POLL_MS, signal }),
+      (signal) => node(0, signal),
+      (signal) => node(1, signal),
+    ]);
+    expect([ownerResult.state, lh.state, fh.state]).toEqual(['completed', 'completed', 'completed']);
+    const ref = pooled(s, params).run.state.trees;
+    const mine = lh.active!.heapTrees();
+    mine.forEach((t, k) => {
+      expect(t.kind).toEqual(ref[k].kind);
+      for (let i = 0; i < t.kind.length; i++) {
+        if (t.kind[i] === SPLIT) expect([t.group[i], t.cut[i]]).toEqual([ref[k].group[i], ref[k].cut[i]]);
+        if (t.kind[i] === LEAF) expect(Math.abs(t.value[i] - ref[k].value[i])).toBeLessThan(1e-6);
+      }
+    });
+    expect(lh.scores!.margins.length).toBeGreaterThan(300);
+
+    // Every byte the feature holder sent — HTTP bodies and the plaintext sections it sealed — against its
+    // encoded values (float64 and float32 pairs, text, base64) and its cuts.
+    const dir = join(tmp.dir, 'scan');
+    mkdirSync(dir, { recursive: true });
+    [...fh.sentBodies!, ...seen].forEach((b, i) => writeFileSync(join(dir, `b${i}`), b));
+    const values = Float64Array.from(s.telco.X);
+    const cuts = Float64Array.from((fh.model as { nodes: { threshold: number }[] }).nodes.map((x) => x.threshold).filter(isDistinctive));
+    const needles = [...vectorNeedles('telco-value', values), ...vectorNeedles('telco-cut', cuts)];
+    expect(needles.length).toBeGreaterThan(1000);
+    const files = [...fh.sentBodies!, ...seen].map((_, i) => join(dir, `b${i}`));
+    expect(scanFiles(files, needles)).toEqual([]);
+    // The scan would find a leak: the same needles are found in a body that holds the values.
+    writeFileSync(join(dir, 'leak'), Buffer.from(values.buffer));
+    expect(scanFiles([join(dir, 'leak')], needles).length).toBeGreaterThan(0);
+
+    const jobLedger = coord.engine.ledgerPath(jobId);
+    const types = readLedger(jobLedger).entries.map((e) => e.type);
+    expect(types.filter((t) => t === 'relay.round')).toHaveLength(manifest.rounds);
+    const partners = [0, 1].map((i) => join(tmp.dir, `${jobId}-${i}`, 'partner.ledger.jsonl'));
+    const audit = auditLedgers({ coordinator: jobLedger, partners, epsilonOf: composedEpsilon });
+    expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+  }, 180_000);
+});
