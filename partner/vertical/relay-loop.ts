@@ -8,7 +8,7 @@ import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { MAX_ATTEMPTS } from '../../src/federation/round-machine.ts';
 import { COORDINATOR, planOf, type AnyWorkload } from '../../src/federation/workload.ts';
 import type { LabelledDpEvent } from '../../src/privacy/dp-event.ts';
-import { sha256Hex } from '../../src/util/hash.ts';
+import { sentDigestOf } from '../../src/privacy/ledger/audit/analyze-vertical.ts';
 import { sleep } from '../steps/context.ts';
 
 /** One party of a relay job, as the loop drives it round by round. */
@@ -111,7 +111,7 @@ export async function runRelayRounds(o: {
   }
 }
 
-/** SHA-256 over the hashes of every message sent, in order (the party's summary entry). */
+/** SHA-256 over the hashes of every message sent, by round then recipient (what the audit recomputes from relay.round entries). */
 export function sentDigest(sent: RelayRunResult['sent']): string {
-  return sha256Hex(sent.map((s) => s.sha256).join(''));
+  return sentDigestOf([...sent].sort((a, b) => a.round - b.round || (a.to < b.to ? -1 : a.to > b.to ? 1 : 0)));
 }

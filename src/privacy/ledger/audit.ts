@@ -15,6 +15,7 @@
 import { verifyLedger } from './verify.ts';
 import { analyzeJob } from './audit/analyze-job.ts';
 import { crossCheck } from './audit/cross-check.ts';
+import { crossCheckVertical } from './audit/analyze-vertical.ts';
 import { limitOf, load, type AuditFinding, type AuditOptions, type AuditResult, type EpsilonOf, type JobAnalysis, type LedgerInput, type PartnerSummary } from './audit/types.ts';
 
 export type { AuditFinding, AuditOptions, AuditResult, DpEvent, EpsilonOf, LedgerInput, PartnerStatus, PartnerSummary } from './audit/types.ts';
@@ -77,7 +78,10 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
       tol,
       (f) => findings.push(f),
     );
-    if (who) checked.add(who);
+    if (who) {
+      checked.add(who);
+      crossCheckVertical({ name: pv.ledger, entries: pv.entries, valid: pv.validPayloadSeqs, self: who, jobId: job.jobId }, { name: cv.ledger, entries: cv.entries, valid: cv.validPayloadSeqs }, (f) => findings.push(f));
+    }
   });
 
   if (epsilonFailure !== null) {

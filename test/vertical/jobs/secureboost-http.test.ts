@@ -15,6 +15,12 @@ import { isDistinctive, scanFiles, vectorNeedles } from '../../helpers/plaintext
 import { bankSplit, pooled, vparams, type BankSplit } from '../secureboost/helpers.ts';
 import { POLL_MS, tempDir, together } from './helpers.ts';
 import { writeFileSync, mkdirSync } from 'node:fs';
+import type { BudgetGuard } from '../../../src/privacy/budget/guard.ts';
+import { PolicyBudgetGuard } from '../../../src/privacy/budget/policy-guard.ts';
+import { BudgetStore } from '../../../src/privacy/budget/store.ts';
+import { parsePolicy } from '../../../src/privacy/policy.ts';
+import { labelDpPlan, releasePlan } from '../../../src/vertical/secureboost/dp.ts';
+import { totalColumns } from '../../../src/vertical/secureboost/params.ts';
 
 let coord: TestCoordinator;
 let tmp: ReturnType<typeof tempDir>;
@@ -30,35 +36,50 @@ afterAll(async () => {
   tmp?.cleanup();
 });
 
+interface Run {
+  owner: { state: string; reason: string | null };
+  lh: SecureBoostNodeResult;
+  fh: SecureBoostNodeResult;
+  manifest: ReturnType<typeof secureBoostManifest>;
+  ledgers: { job: string; partners: string[] };
+}
+
+async function runJob(jobId: string, params: ReturnType<typeof vparams>, o: { budget?: BudgetGuard; inspect?: Parameters<typeof runSecureBoostNode>[0]['inspect']; url?: string } = {}): Promise<Run> {
+  const owner = generateIdentity('owner');
+  const manifest = secureBoostManifest({ jobId, owner: publicIdentity(owner), parties: s.identities.map(publicIdentity), params, roundDeadlineSeconds: 60 });
+  const signed = signManifest(manifest, owner);
+  const url = o.url ?? coord.url;
+  const node = (i: number, signal: AbortSignal) =>
+    runSecureBoostNode({
+      coordinatorUrl: url,
+      identity: s.identities[i],
+      jobId,
+      rows: i === 0 ? s.bank : s.telco,
+      schemaHash: params.parties[i].schemaHash,
+      alignment: { psiJobId: params.alignment.psiJobId, orderDigest: params.alignment.orderDigest },
+      stateDir: join(tmp.dir, `${jobId}-${i}`),
+      log: silentLog,
+      pollMs: POLL_MS,
+      signal,
+      joinTimeoutMs: 30_000,
+      recordBodies: i === 1,
+      budget: i === 0 ? o.budget : undefined,
+      inspect: i === 1 ? o.inspect : undefined,
+    });
+  const [ownerResult, lh, fh] = await together<[{ state: string; reason: string | null }, SecureBoostNodeResult, SecureBoostNodeResult]>(150_000, [
+    (signal) => runRelayJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: POLL_MS, signal }),
+    (signal) => node(0, signal),
+    (signal) => node(1, signal),
+  ]);
+  return { owner: ownerResult, lh, fh, manifest, ledgers: { job: coord.engine.ledgerPath(jobId), partners: [0, 1].map((i) => join(tmp.dir, `${jobId}-${i}`, 'partner.ledger.jsonl')) } };
+}
+
 describe('vertical SecureBoost as a job kind over the real coordinator and partner nodes', () => {
   it('without DP: the pooled GBDT\'s trees; no byte the feature holder sends holds one of its values or cuts; a clean audit', async () => {
     const params = vparams(s, { trees: 2, depth: 3 });
-    const owner = generateIdentity('owner');
     const jobId = 'vsb-http-plain';
-    const manifest = secureBoostManifest({ jobId, owner: publicIdentity(owner), parties: s.identities.map(publicIdentity), params, roundDeadlineSeconds: 60 });
-    const signed = signManifest(manifest, owner);
     const seen: Uint8Array[] = [];
-    const node = (i: number, signal: AbortSignal) =>
-      runSecureBoostNode({
-        coordinatorUrl: coord.url,
-        identity: s.identities[i],
-        jobId,
-        rows: i === 0 ? s.bank : s.telco,
-        schemaHash: params.parties[i].schemaHash,
-        alignment: { psiJobId: params.alignment.psiJobId, orderDigest: params.alignment.orderDigest },
-        stateDir: join(tmp.dir, `${jobId}-${i}`),
-        log: silentLog,
-        pollMs: POLL_MS,
-        signal,
-        joinTimeoutMs: 30_000,
-        recordBodies: i === 1,
-        inspect: i === 1 ? (e) => e.direction === 'sent' && seen.push(...e.sections.map((x) => x.bytes)) : undefined,
-      });
-    const [ownerResult, lh, fh] = await together<[{ state: string }, SecureBoostNodeResult, SecureBoostNodeResult]>(120_000, [
-      (signal) => runRelayJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: POLL_MS, signal }),
-      (signal) => node(0, signal),
-      (signal) => node(1, signal),
-    ]);
+    const { owner: ownerResult, lh, fh, manifest, ledgers } = await runJob(jobId, params, { inspect: (e) => e.direction === 'sent' && seen.push(...e.sections.map((x) => x.bytes)) });
     expect([ownerResult.state, lh.state, fh.state]).toEqual(['completed', 'completed', 'completed']);
     const ref = pooled(s, params).run.state.trees;
     const mine = lh.active!.heapTrees();
@@ -86,11 +107,40 @@ describe('vertical SecureBoost as a job kind over the real coordinator and partn
     writeFileSync(join(dir, 'leak'), Buffer.from(values.buffer));
     expect(scanFiles([join(dir, 'leak')], needles).length).toBeGreaterThan(0);
 
-    const jobLedger = coord.engine.ledgerPath(jobId);
-    const types = readLedger(jobLedger).entries.map((e) => e.type);
+    const types = readLedger(ledgers.job).entries.map((e) => e.type);
     expect(types.filter((t) => t === 'relay.round')).toHaveLength(manifest.rounds);
-    const partners = [0, 1].map((i) => join(tmp.dir, `${jobId}-${i}`, 'partner.ledger.jsonl'));
-    const audit = auditLedgers({ coordinator: jobLedger, partners, epsilonOf: composedEpsilon });
+    const audit = auditLedgers({ coordinator: ledgers.job, partners: ledgers.partners, epsilonOf: composedEpsilon });
     expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+  }, 180_000);
+
+  it('with label DP: every release charged to the label holder before its round, recorded in both ledgers, ε recomputed by the audit', async () => {
+    const params = vparams(s, { trees: 2, depth: 2, labelDp: { epsilon: 2 } });
+    const store = BudgetStore.open(join(tmp.dir, 'bank.budget.json'));
+    const policy = parsePolicy({ partner: 'bank', datasetId: 'bank-customers', maxEpsilonPerJob: 2, lifetimeEpsilon: 10, maxDelta: 1e-5, allowedColumns: [], allowedPurposes: ['propensity-model'] });
+    const run = await runJob('vsb-http-dp', params, { budget: new PolicyBudgetGuard(policy, store) });
+    expect([run.owner.state, run.lh.state, run.fh.state]).toEqual(['completed', 'completed', 'completed']);
+    const plan = releasePlan(params, labelDpPlan(params, totalColumns(params)));
+    expect(plan.map((x) => x.release.label)).toEqual(['histogram', 'histogram', 'leaf', 'histogram', 'histogram', 'leaf']);
+    const charges = BudgetStore.open(store.path).charges('vsb-http-dp');
+    expect(charges.map((c) => [c.round, c.label])).toEqual(plan.map((x) => [x.round, x.release.label]));
+    const want = composedEpsilon(plan.map((x) => x.release), 1e-5);
+    expect(want).toBeLessThanOrEqual(2);
+    const job = readLedger(run.ledgers.job).entries.filter((e) => e.type === 'vertical.release');
+    const own = readLedger(run.ledgers.partners[0]).entries.filter((e) => e.type === 'vertical.release');
+    expect(job.map((e) => (e.payload as { round: number }).round)).toEqual(plan.map((x) => x.round));
+    expect(own.map((e) => e.payload)).toEqual(job.map((e) => e.payload));
+    // Each release is recorded in the job ledger before the round's first message from the label holder.
+    const entries = readLedger(run.ledgers.job).entries;
+    for (const x of plan) {
+      const rel = entries.findIndex((e) => e.type === 'vertical.release' && (e.payload as { round: number }).round === x.round);
+      const relayed = entries.findIndex((e) => e.type === 'relay.round' && (e.payload as { round: number }).round === x.round);
+      expect(rel).toBeGreaterThan(-1);
+      expect(rel).toBeLessThan(relayed);
+    }
+    const audit = auditLedgers({ coordinator: run.ledgers.job, partners: run.ledgers.partners, epsilonOf: composedEpsilon });
+    expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    const bank = audit.partners.find((p) => p.partner === params.parties[0].keyId)!;
+    expect(bank.epsilonRecomputed).toBeCloseTo(want, 9);
+    expect(bank.epsilon).toBeLessThanOrEqual(2);
   }, 180_000);
 });
