@@ -76,9 +76,9 @@ export async function runRelayRounds(o: {
         if (ended(status)) return { state: status.state, reason: status.reason, rounds: round - 1, sent };
         if (status.round > round) throw new FedmarkError('RELAY_SKIPPED', `round ${round} closed without this party's messages`);
         if (Date.now() > end) throw new FedmarkError('RELAY_TIMEOUT', `round ${round} did not open within ${timeoutMs} ms`);
-        await resend(status);
         await sleep(o.pollMs);
         status = await client.status(jobId);
+        await resend(status);
       }
       const release = relay.releases.find((r) => r.keyId === me);
       if (release) {

@@ -163,7 +163,19 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
         return statement;
       },
     };
-    const run = await runRelayRounds({ client, manifest, workload: workloads.resolve(manifest), me, coordinatorKeyId: (await client.coordinatorIdentity()).keyId, party: relayParty, log, pollMs, signal: o.signal });
+    let run;
+    try {
+      run = await runRelayRounds({ client, manifest, workload: workloads.resolve(manifest), me, coordinatorKeyId: (await client.coordinatorIdentity()).keyId, party: relayParty, log, pollMs, signal: o.signal });
+    } catch (err) {
+      // This party refuses what it was sent (a tampered sum, a forged request, a replayed message): it
+      // leaves the job with the reason on record, so the job stops instead of waiting for it.
+      if (err instanceof FedmarkError && /^(VERTICAL_|HE_|BUDGET_)/.test(err.code)) {
+        log.error({ code: err.code, err: err.message }, 'refused a message: leaving the job');
+        const statement = ledger.withdrawal(o.jobId, `${err.code}: ${err.message}`, 0);
+        await client.withdraw(o.jobId, `${err.code}: ${err.message}`, statement).catch(() => undefined);
+      }
+      throw err;
+    }
     const bytesSent = run.sent.reduce((a, s) => a + s.bytes, 0);
     if (run.state !== 'completed') return result(run.state, run.reason, { bytesSent });
     const model = p.model();
