@@ -11,6 +11,7 @@ import { psiRounds } from './psi-workload.ts';
 import { parsePsiSpec, type PsiSpecInput } from '../psi/spec.ts';
 import { parseSecureBoostParams, type SecureBoostParamsInput } from '../secureboost/params.ts';
 import { totalRounds } from '../secureboost/schedule.ts';
+import { verticalScoreParamsSchema, type VerticalScoreParams } from './score-workload.ts';
 
 interface RelayManifestInput {
   jobId: string;
@@ -94,5 +95,22 @@ export function secureBoostManifest(o: { jobId: string; owner: PublicIdentity; p
     dp: params.labelDp ? { targetEpsilon: params.labelDp.epsilon, delta: params.labelDp.delta } : null,
     roundDeadlineSeconds: o.roundDeadlineSeconds,
     seed: params.seed,
+  });
+}
+
+/** The manifest of a scoring job with a trained vertical model (each party names its committed model part). */
+export function verticalScoreManifest(o: { jobId: string; owner: PublicIdentity; parties: PublicIdentity[]; params: VerticalScoreParams; purpose?: string; roundDeadlineSeconds?: number }): JobManifest {
+  const params = verticalScoreParamsSchema.parse(o.params);
+  return relayManifest({
+    jobId: o.jobId,
+    purpose: o.purpose ?? 'campaign-scoring',
+    owner: o.owner,
+    partners: o.parties,
+    workload: { kind: 'vertical-score', params: params as unknown as Record<string, unknown> },
+    rounds: 2,
+    columns: params.parties.map((p, i) => `party-${i}:${p.role}`),
+    schemaHash: sha256Canonical(params.parties.map((p) => p.modelHash)),
+    dp: null,
+    roundDeadlineSeconds: o.roundDeadlineSeconds,
   });
 }

@@ -21,9 +21,10 @@ import { labelDpPlan, type LabelDpPlan } from './dp.ts';
 import { emptyHist, leftSums, ownHistograms, placeForeign, subtractForeign, type NodeHist } from './histograms.ts';
 import { binRows, jointView, partyEdges, type JointView } from './layout.ts';
 import { totalColumns, type ColumnShape, type SecureBoostParams } from './params.ts';
-import { NO_NODE, bitmapBytes, getBit, i32Bytes, jsonBytes, readBytes, readI32, u16Bytes, alignedSplit, type DataSplit, type PartyRows } from './rows.ts';
+import { NO_NODE, bitmapBytes, getBit, i32Bytes, jsonBytes, readBytes, u16Bytes, alignedSplit, type DataSplit, type PartyRows } from './rows.ts';
 import type { Step } from './schedule.ts';
-import { predictMargins, type LabelModel, type VerticalTree } from './model.ts';
+import type { LabelModel, VerticalTree } from './model.ts';
+import { labelMargins, ownedSplits, readAnswers, type Answers } from './scoring.ts';
 
 export type Sections = { name: string; bytes: Uint8Array }[];
 
@@ -62,7 +63,7 @@ export class ActiveParty {
   private readonly trees: VerticalTree[] = [];
   private cur: CurrentTree | null = null;
   private publicKeySent = false;
-  private scores: { rows: Int32Array; left: Map<string, { bits: Uint8Array; at: number }>; answered: Set<number> } | null = null;
+  private scores: { rows: Int32Array; left: Answers; answered: Set<number> } | null = null;
   private testMargins: Float64Array | null = null;
 
   constructor(init: ActiveInit) {
@@ -358,28 +359,10 @@ export class ActiveParty {
     const s = this.scores;
     if (!s) throw new FedmarkError('VERTICAL_BAD_ROUND', `${who}: no scoring was requested`);
     if (s.answered.has(party)) throw new FedmarkError('VERTICAL_DUPLICATE_MESSAGE', `${who}: already answered this round`);
-    const mine = this.trees.flatMap((t, k) => [...t.kind.keys()].filter((i) => t.kind[i] === SPLIT && t.owner[i] === party).map((i) => [k, i]));
-    const nodes = readI32(sections, 'nodes', who, 2 * mine.length);
-    mine.forEach(([k, i], j) => {
-      if (nodes[2 * j] !== k || nodes[2 * j + 1] !== i) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${who}: answers for node (${nodes[2 * j]}, ${nodes[2 * j + 1]}), expected (${k}, ${i})`);
-    });
-    const stride = bitmapBytes(s.rows.length);
-    const bits = readBytes(sections, 'left', who, mine.length * stride);
-    mine.forEach(([k, i], j) => s.left.set(`${k}:${i}`, { bits, at: j * stride }));
+    const model = this.model();
+    readAnswers(s.left, sections, ownedSplits(model, party), s.rows.length, who);
     s.answered.add(party);
-    if (s.answered.size === this.params.parties.length - 1) this.testMargins = this.predict(s.rows, s.left);
-  }
-
-  private predict(rows: Int32Array, left: Map<string, { bits: Uint8Array; at: number }>): Float64Array {
-    return predictMargins(this.model(), rows.length, (k, node, j) => {
-      const t = this.trees[k];
-      if (t.owner[node] === 0) {
-        const bin = this.binned.bins[rows[j] * this.binned.groups + t.group[node]];
-        return !goesRight(this.view.layout, t.group[node], t.cut[node], bin);
-      }
-      const b = left.get(`${k}:${node}`)!;
-      return getBit(b.bits, b.at, j);
-    });
+    if (s.answered.size === this.params.parties.length - 1) this.testMargins = labelMargins(model, this.rows.layout, this.rows.X, s.rows, s.left);
   }
 
   /** Probabilities of the hold-out rows, after the score round. */
@@ -394,7 +377,14 @@ export class ActiveParty {
     return {
       format: 'fedmark-vertical-label/1',
       baseScore: this.params.baseScore,
-      trees: this.trees.map((t) => ({ kind: [...t.kind], owner: [...t.owner], group: t.group.map((g, i) => (t.kind[i] === SPLIT ? g - this.view.offsets[t.owner[i]] : 0)), cut: [...t.cut], value: [...t.value] })),
+      trees: this.trees.map((t) => ({
+        kind: [...t.kind],
+        owner: [...t.owner],
+        group: t.group.map((g, i) => (t.kind[i] === SPLIT ? g - this.view.offsets[t.owner[i]] : 0)),
+        cut: [...t.cut],
+        threshold: t.kind.map((k, i) => (k === SPLIT && t.owner[i] === 0 && this.view.layout.groups[t.group[i]].kind !== 'categorical' ? this.view.edges.cuts[t.group[i]][t.cut[i]] : 0)),
+        value: [...t.value],
+      })),
     };
   }
 

@@ -24,6 +24,8 @@ export const labelModelSchema = z.strictObject({
       /** The owner's own column index (opaque to everyone else). */
       group: z.array(z.number().int().min(0)),
       cut: z.array(z.number().int().min(0)),
+      /** The label holder's own cut values (0 at other parties' splits: their thresholds stay with them). */
+      threshold: z.array(z.number()),
       value: z.array(z.number()),
     }),
   ),

@@ -16,8 +16,9 @@ import { noisePlan } from '../he/params.ts';
 import type { Sections } from './active.ts';
 import { binRows, columnShapes, partyEdges } from './layout.ts';
 import type { FeatureModel } from './model.ts';
+import { featureAnswers } from './scoring.ts';
 import type { SecureBoostParams } from './params.ts';
-import { NO_NODE, alignedSplit, bitmapBytes, i32Bytes, readI32, readJson, readU16, setBit, type DataSplit, type PartyRows } from './rows.ts';
+import { NO_NODE, alignedSplit, bitmapBytes, readI32, readJson, readU16, setBit, type DataSplit, type PartyRows } from './rows.ts';
 import type { Step } from './schedule.ts';
 
 export interface PassiveInit {
@@ -223,20 +224,7 @@ export class PassiveParty {
   private scores(step: Step): Sections {
     const rows = this.scoreRows;
     if (!rows) throw new FedmarkError('VERTICAL_BAD_ROUND', `score-resp of round ${step.round}: no rows were requested`);
-    const own = [...this.nodes].sort((a, b) => a.tree - b.tree || a.node - b.node);
-    const stride = bitmapBytes(rows.length);
-    const bits = new Uint8Array(own.length * stride);
-    const G = this.binned.groups;
-    own.forEach((s, k) => {
-      for (let j = 0; j < rows.length; j++) {
-        const bin = this.binned.bins[rows[j] * G + s.group];
-        if (!goesRight(this.rows.layout, s.group, s.cut, bin)) setBit(bits, k * stride, j);
-      }
-    });
-    return [
-      { name: 'nodes', bytes: i32Bytes(Int32Array.from(own.flatMap((s) => [s.tree, s.node]))) },
-      { name: 'left', bytes: bits },
-    ];
+    return featureAnswers(this.model(), this.rows.layout, this.rows.X, rows);
   }
 
   /** This party's part of the model (its splits and thresholds: keep it local). */

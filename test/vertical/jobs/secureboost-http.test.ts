@@ -6,7 +6,7 @@ import { composedEpsilon } from '../../../src/privacy/accountant.ts';
 import { auditLedgers } from '../../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../../src/privacy/ledger/reader.ts';
 import { SPLIT, LEAF } from '../../../src/trees/heap-tree.ts';
-import { secureBoostManifest } from '../../../src/vertical/jobs/manifest.ts';
+import { secureBoostManifest, verticalScoreManifest } from '../../../src/vertical/jobs/manifest.ts';
 import { runSecureBoostNode, type SecureBoostNodeResult } from '../../../partner/vertical/secureboost-node.ts';
 import { runRelayJobOwner } from '../../../owner/relay-job.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../helpers/coordinator.ts';
@@ -14,7 +14,10 @@ import { silentLog } from '../../helpers/partners.ts';
 import { isDistinctive, scanFiles, vectorNeedles } from '../../helpers/plaintext-scan.ts';
 import { bankSplit, pooled, vparams, type BankSplit } from '../secureboost/helpers.ts';
 import { POLL_MS, tempDir, together } from './helpers.ts';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { sha256Canonical } from '../../../src/privacy/ledger/canonical.ts';
+import { predictProba } from '../../../src/trees/model.ts';
+import { runScoreNode, type ScoreNodeResult } from '../../../partner/vertical/score-node.ts';
 import type { BudgetGuard } from '../../../src/privacy/budget/guard.ts';
 import { PolicyBudgetGuard } from '../../../src/privacy/budget/policy-guard.ts';
 import { BudgetStore } from '../../../src/privacy/budget/store.ts';
@@ -111,6 +114,39 @@ describe('vertical SecureBoost as a job kind over the real coordinator and partn
     expect(types.filter((t) => t === 'relay.round')).toHaveLength(manifest.rounds);
     const audit = auditLedgers({ coordinator: ledgers.job, partners: ledgers.partners, epsilonOf: composedEpsilon });
     expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+
+    // Campaign scoring of every aligned customer with the committed model parts: the pooled model's scores.
+    const modelPaths = [0, 1].map((i) => join(tmp.dir, `${jobId}-${i}`, 'model.json'));
+    const hashes = modelPaths.map((f) => sha256Canonical(JSON.parse(readFileSync(f, 'utf8'))));
+    const committed = ledgers.partners.map((f) => (readLedger(f).entries.find((e) => e.type === 'vertical.party.job')!.payload as { modelHash: string }).modelHash);
+    expect(committed).toEqual(hashes);
+    const owner = generateIdentity('owner');
+    const scoreId = 'vsb-http-score';
+    const sm = verticalScoreManifest({
+      jobId: scoreId,
+      owner: publicIdentity(owner),
+      parties: s.identities.map(publicIdentity),
+      params: { parties: params.parties.map((p, i) => ({ role: p.role, keyId: p.keyId, modelHash: hashes[i] })), model: { jobId }, alignment: params.alignment },
+      roundDeadlineSeconds: 60,
+    });
+    const scorer = (i: number) => (signal: AbortSignal) =>
+      runScoreNode({ coordinatorUrl: coord.url, identity: s.identities[i], jobId: scoreId, modelPath: modelPaths[i], rows: i === 0 ? s.bank : s.telco, alignment: params.alignment, stateDir: join(tmp.dir, `${scoreId}-${i}`), log: silentLog, pollMs: POLL_MS, signal, joinTimeoutMs: 30_000 });
+    const [so, sl, sf] = await together<[{ state: string }, ScoreNodeResult, ScoreNodeResult]>(60_000, [
+      (signal) => runRelayJobOwner({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(sm, owner), log: silentLog, pollMs: POLL_MS, signal }),
+      scorer(0),
+      scorer(1),
+    ]);
+    expect([so.state, sl.state, sf.state]).toEqual(['completed', 'completed', 'completed']);
+    expect(sf.scores).toBeNull();
+    const ref2 = pooled(s, params);
+    const want = predictProba(ref2.run.model, ref2.X, s.bank.n);
+    expect(sl.scores!.probabilities.length).toBe(s.bank.n);
+    for (let i = 0; i < s.bank.n; i++) expect(Math.abs(sl.scores!.probabilities[i] - want[i])).toBeLessThan(1e-6);
+    // No release is charged for scoring; the feature holder's unnoised directions are on record as the job's declared disclosure.
+    const scoreAudit = auditLedgers({ coordinator: coord.engine.ledgerPath(scoreId), partners: [0, 1].map((i) => join(tmp.dir, `${scoreId}-${i}`, 'partner.ledger.jsonl')), epsilonOf: composedEpsilon });
+    expect(scoreAudit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    expect(scoreAudit.findings.filter((f) => f.code === 'SCORE_DIRECTIONS_DISCLOSED')).toHaveLength(1);
+    expect(readLedger(coord.engine.ledgerPath(scoreId)).entries.some((e) => e.type === 'vertical.release')).toBe(false);
   }, 180_000);
 
   it('with label DP: every release charged to the label holder before its round, recorded in both ledgers, ε recomputed by the audit', async () => {

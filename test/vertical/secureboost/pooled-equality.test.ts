@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SPLIT, LEAF } from '../../../src/trees/heap-tree.ts';
 import { runInMemorySecureBoost } from '../../../src/vertical/secureboost/simulate.ts';
+import { predictMargin } from '../../../src/trees/model.ts';
 import { bankSplit, pooled, vparams } from './helpers.ts';
 
 describe('vertical SecureBoost without label DP', () => {
@@ -27,6 +28,25 @@ describe('vertical SecureBoost without label DP', () => {
       });
       // The telco side's columns matter on bank marketing: some split must be the feature holder's.
       expect(foreignSplits).toBeGreaterThan(0);
+    } finally {
+      run.dispose();
+    }
+  }, 120_000);
+});
+
+describe('joint prediction', () => {
+  it('scores the hold-out rows exactly as the pooled model does, each split answered by its owner', async () => {
+    const s = await bankSplit(2000, 13);
+    const params = vparams(s, { trees: 3, depth: 3, edges: 'schema' });
+    const ref = pooled(s, params);
+    const run = await runInMemorySecureBoost({ jobId: 'vsb-score', params, label: { identity: s.identities[0], rows: s.bank }, features: [{ identity: s.identities[1], rows: s.telco }] });
+    try {
+      const ts = run.active.testScores();
+      const d = ref.layout.d;
+      const Xtest = new Float32Array(ts.rows.length * d);
+      ts.rows.forEach((r, i) => Xtest.set(ref.X.subarray(r * d, (r + 1) * d), i * d));
+      const want = predictMargin(ref.run.model, Xtest, ts.rows.length);
+      for (let i = 0; i < want.length; i++) expect(Math.abs(ts.margins[i] - want[i])).toBeLessThan(1e-5);
     } finally {
       run.dispose();
     }

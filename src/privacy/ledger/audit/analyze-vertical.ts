@@ -29,6 +29,8 @@ export type PlannedReleases = (round: number) => { keyId: string; events: { labe
 /** The releases a vertical SecureBoost job plans per round, from the manifest the owner signed into seq 0 (null for other jobs). */
 export function plannedReleases(manifest: Record<string, unknown> | undefined): PlannedReleases | null {
   const m = manifest as JobManifest | undefined;
+  // Scoring with a trained model plans no release: anything charged in it is outside the plan.
+  if (m?.workload?.kind === 'vertical-score') return () => [];
   if (m?.workload?.kind !== 'secureboost') return null;
   try {
     const { params, dp } = secureBoostOf(m);
@@ -68,6 +70,13 @@ export function analyzeVertical(list: Typed[], job: JobAnalysis, planned: Planne
       }
       if (p.intersectionSize > Math.min(...counts.values())) err(x.seq, 'PSI_INTERSECTION_TOO_LARGE', `an intersection of ${p.intersectionSize} from lists of ${[...counts.values()].join(', ')}`);
     }
+  }
+  // Joint prediction's declared disclosure: the direction at each of a feature holder's splits for the
+  // rows the label holder asked about, unnoised (docs/VERTICAL.md). Shown, so a reviewer sees how often.
+  for (const r of ofType(list, 'relay.round')) {
+    if (r.payload.kind !== 'score-resp') continue;
+    const from = [...new Set(r.payload.messages.map((x) => job.partners.get(x.from)?.name ?? x.from))];
+    err(r.seq, 'SCORE_DIRECTIONS_DISCLOSED', `round ${r.payload.round}: ${from.join(', ')} told the label holder, unnoised, which way the requested rows go at each of its splits (joint prediction)`, 'warning');
   }
   // Labelled releases: planned, composed, within limits.
   const byPartner = new Map<string, { seq: number; p: PayloadOf<'vertical.release'> }[]>();
