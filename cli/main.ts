@@ -9,6 +9,7 @@ import { registerReportCommand } from './report-command.ts';
 import { registerSimulateCommand } from './simulate-command.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerJobCommand } from './job-command.ts';
+import { registerPsiCommand } from './psi-command.ts';
 
 const program = new Command();
 program
@@ -24,6 +25,7 @@ registerReportCommand(program);
 registerSimulateCommand(program);
 registerGovernanceCommands(program);
 registerJobCommand(program);
+registerPsiCommand(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
