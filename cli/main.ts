@@ -10,6 +10,7 @@ import { registerSimulateCommand } from './simulate-command.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerJobCommand } from './job-command.ts';
 import { registerPsiCommand } from './psi-command.ts';
+import { registerVerticalCommand } from './vertical-command.ts';
 
 const program = new Command();
 program
@@ -26,6 +27,7 @@ registerSimulateCommand(program);
 registerGovernanceCommands(program);
 registerJobCommand(program);
 registerPsiCommand(program);
+registerVerticalCommand(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

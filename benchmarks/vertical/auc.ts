@@ -13,11 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { schemaHash } from '../../src/federation/job-presets.ts';
 import { auc } from '../../src/metrics/classification.ts';
-import { predictProba } from '../../src/trees/model.ts';
-import { parseGbdtParams } from '../../src/trees/params.ts';
-import { trainPooled } from '../../src/trees/simulate.ts';
 import type { FeatureLayout } from '../../src/trees/layout.ts';
 import { bankMarketingColumns } from '../../src/vertical/bank-split.ts';
+import { plainGbdtAuc } from '../../src/vertical/baselines.ts';
 import { columnShapes, concatColumns, concatLayouts } from '../../src/vertical/secureboost/layout.ts';
 import { sigmoid } from '../../src/vertical/secureboost/model.ts';
 import { parseSecureBoostParams } from '../../src/vertical/secureboost/params.ts';
@@ -80,19 +78,8 @@ const vertical = async (labelDp: { epsilon: number } | null) => {
   }
 };
 
-/** A plain (non-private) histogram GBDT with the same settings on `layout` columns of the same training rows, scored on the same hold-out. */
-const plain = (layout: FeatureLayout, X: Float32Array) => {
-  const split = alignedSplit(s.bank.n, params(null).testFraction, seed);
-  const d = layout.d;
-  const sub = (r: Int32Array) => {
-    const o = new Float32Array(r.length * d);
-    r.forEach((i, k) => o.set(X.subarray(i * d, (i + 1) * d), k * d));
-    return o;
-  };
-  const gp = parseGbdtParams({ trees, depth, learningRate, bins, splitMode: 'histogram', binEdges: 'dp-quantiles' });
-  const r = trainPooled(gp, layout, { n: split.train.length, d, X: sub(split.train), y: Float32Array.from(split.train, (i) => s.bank.y[i]) });
-  return auc(predictProba(r.model, sub(split.test), split.test.length), Float32Array.from(split.test, (i) => s.bank.y[i]));
-};
+const split = alignedSplit(s.bank.n, params(null).testFraction, seed);
+const plain = (layout: FeatureLayout, X: Float32Array) => plainGbdtAuc({ layout, X, y: s.bank.y, split, trees, depth, learningRate, bins });
 
 const bankAlone = plain(s.bank.layout, s.bank.X);
 const pooled = plain(concatLayouts([s.bank.layout, s.telco.layout]), concatColumns([{ X: s.bank.X, d: s.bank.layout.d }, { X: s.telco.X, d: s.telco.layout.d }], s.bank.n));

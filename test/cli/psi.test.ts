@@ -1,26 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../cli/free-port.ts';
+import { exited, lastJson, runCli as run, runCliAsync, startCli as start } from '../helpers/cli-process.ts';
 import { idRulesSchema, normaliseId } from '../../src/vertical/psi/normalise.ts';
-
-const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [tsx, main, ...args], { encoding: 'utf8', timeout: 120_000 });
-const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const start = (...args: string[]): ChildProcess & { output: () => string; stdout: () => string } => {
-  const child = spawn(process.execPath, ['--import', loader, main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (b) => (out += b));
-  child.stderr!.on('data', (b) => (err = (err + b).slice(-20_000)));
-  return Object.assign(child, { output: () => `${out}\n${err}`, stdout: () => out });
-};
-const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
 
 describe('fedmark psi from the command line: a coordinator, the owner and two parties, each its own process', () => {
   it('aligns two customer lists (duplicates, case and spacing variants) to the plaintext intersection in one common order', async () => {
@@ -46,16 +30,12 @@ describe('fedmark psi from the command line: a coordinator, the owner and two pa
         return c;
       });
       // Wait for the coordinator to listen, then the owner registers the job and follows it.
-      let owner = run('psi', 'run', '--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'align-q4', '--party', join(dir, 'bank.pub.json'), join(dir, 'telco.pub.json'), '--id-column', 'email', '--max-set-size', '128', '--poll-ms', '100');
-      for (let i = 0; i < 20 && owner.status !== 0 && /ECONNREFUSED|fetch failed/.test(owner.stderr); i++) {
-        await new Promise((r) => setTimeout(r, 500));
-        owner = run('psi', 'run', '--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'align-q4', '--party', join(dir, 'bank.pub.json'), join(dir, 'telco.pub.json'), '--id-column', 'email', '--max-set-size', '128', '--poll-ms', '100');
-      }
-      expect(owner.status, owner.stderr).toBe(0);
-      expect(JSON.parse(owner.stdout)).toMatchObject({ jobId: 'align-q4', state: 'completed' });
+      const owner = await runCliAsync(['psi', 'run', '--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'align-q4', '--party', join(dir, 'bank.pub.json'), join(dir, 'telco.pub.json'), '--id-column', 'email', '--max-set-size', '128', '--poll-ms', '100']);
+      expect(owner.code, owner.output).toBe(0);
+      expect(lastJson(owner.stdout)).toMatchObject({ jobId: 'align-q4', state: 'completed' });
       const codes = await Promise.all(parties.map(exited));
       expect(codes, parties.map((p) => p.output()).join('\n---\n')).toEqual([0, 0]);
-      const results = parties.map((p) => JSON.parse(p.stdout().trim().split('\n').pop()!) as { intersection: number; orderDigest: string; out: string });
+      const results = parties.map((p) => lastJson<{ intersection: number; orderDigest: string; out: string }>(p.stdout()));
       expect(results.map((r) => r.intersection)).toEqual([40, 40]);
       expect(results[0].orderDigest).toBe(results[1].orderDigest);
 

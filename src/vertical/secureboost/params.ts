@@ -13,6 +13,9 @@ import { keyIdSchema } from '../../privacy/ledger/entries.ts';
 import { verticalHeParamsSchema } from '../he/params.ts';
 
 /** What the label holder learns about a feature holder's column: its kind and bin count, never its name or cuts. */
+/** Share of the aligned rows every party holds out for scoring, unless the job says otherwise. */
+export const DEFAULT_TEST_FRACTION = 0.25;
+
 export const columnShapeSchema = z.strictObject({
   kind: z.enum(['numeric', 'binary', 'categorical']),
   bins: z.number().int().min(2).max(64),
@@ -64,7 +67,7 @@ export const secureBoostParamsSchema = z.strictObject({
   /** Cuts of numeric columns: equal widths of the schema's declared range, or the party's own exact quantiles (local, never sent). */
   edges: z.enum(['schema', 'quantiles']).default('quantiles'),
   /** Hold-out share of the aligned rows, drawn from the seed (the same rows at every party). */
-  testFraction: z.number().min(0).lt(1).default(0.25),
+  testFraction: z.number().min(0).lt(1).default(DEFAULT_TEST_FRACTION),
   seed: z.number().int().min(0).max(0xffffffff).default(0),
   labelDp: labelDpSchema.nullable().default(null),
   he: verticalHeParamsSchema.default(verticalHeParamsSchema.parse({})),
