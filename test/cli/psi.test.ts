@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../cli/free-port.ts';
-import { exited, lastJson, runCli as run, runCliAsync, startCli as start } from '../helpers/cli-process.ts';
+import { exited, keysAndCoordinator, lastJson, runCliAsync, startCli as start } from '../helpers/cli-process.ts';
 import { idRulesSchema, normaliseId } from '../../src/vertical/psi/normalise.ts';
 
 describe('fedmark psi from the command line: a coordinator, the owner and two parties, each its own process', () => {
@@ -16,14 +15,7 @@ describe('fedmark psi from the command line: a coordinator, the owner and two pa
       const telco = [...Array.from({ length: 40 }, (_, i) => `  Customer${i + 30}@Example.COM `), 'customer31@example.com', ...Array.from({ length: 25 }, (_, i) => `other${i}@telco.test`)];
       writeFileSync(join(dir, 'bank.csv'), `email,balance\n${bank.map((e, i) => `${e},${i}`).join('\n')}\n`);
       writeFileSync(join(dir, 'telco.csv'), `plan,email\n${telco.map((e, i) => `p${i},"${e}"`).join('\n')}\n`);
-      for (const name of ['bank', 'telco', 'owner']) {
-        const k = run('keys', 'init', '--out', join(dir, `${name}.key.json`), '--name', name);
-        expect(k.status, k.stderr).toBe(0);
-        writeFileSync(join(dir, `${name}.pub.json`), k.stdout);
-      }
-      const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
-      children.push(start('coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--log-level', 'warn'));
+      const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
       const parties = ['bank', 'telco'].map((name) => {
         const c = start('psi', 'party', '--coordinator', url, '--job', 'align-q4', '--identity', join(dir, `${name}.key.json`), '--ids', join(dir, `${name}.csv`), '--id-column', 'email', '--state-dir', join(dir, name), '--poll-ms', '100');
         children.push(c);

@@ -3,8 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../cli/free-port.ts';
-import { exited, lastJson, runCli as run, runCliAsync, startCli as start } from '../helpers/cli-process.ts';
+import { exited, keysAndCoordinator, lastJson, runCliAsync, startCli as start } from '../helpers/cli-process.ts';
 import { readIdentityFile } from '../../src/crypto/identity.ts';
 import { BUNDLED_DATASETS, loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset } from '../../src/data/encode.ts';
@@ -42,14 +41,7 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
         `# fedmark-psi-alignment/1 job=align-1 intersection=600 order=${order}\nposition,row,id\n${shared.map((r, i) => `${i},${rows.indexOf(r)},"c${r}@example.test"`).join('\n')}\n`;
       writeFileSync(join(dir, 'bank.alignment.csv'), alignment(bankRows));
       writeFileSync(join(dir, 'telco.alignment.csv'), alignment(telcoRows));
-      for (const name of ['bank', 'telco', 'owner']) {
-        const k = run('keys', 'init', '--out', join(dir, `${name}.key.json`), '--name', name);
-        expect(k.status, k.stderr).toBe(0);
-        writeFileSync(join(dir, `${name}.pub.json`), k.stdout);
-      }
-      const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
-      children.push(start('coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--log-level', 'warn'));
+      const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
       const parties = ['bank', 'telco'].map((name) => {
         const c = start('vertical', 'party', '--coordinator', url, '--job', 'vsb-1', '--identity', join(dir, `${name}.key.json`), '--data', join(dir, `${name}.csv`), '--schema', join(dir, `${name}.schema.json`),
           '--alignment', join(dir, `${name}.alignment.csv`), '--state-dir', join(dir, name), '--poll-ms', '100');

@@ -2,6 +2,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../../cli/free-port.ts';
 
 const tsx = createRequire(import.meta.url).resolve('tsx/cli');
 const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
@@ -37,3 +40,15 @@ export async function runCliAsync(args: string[], retries = 20): Promise<{ code:
 
 /** The last JSON line a command printed. */
 export const lastJson = <T>(stdout: string): T => JSON.parse(stdout.trim().split('\n').pop()!) as T;
+
+/** `fedmark keys init` for each name (<dir>/<name>.key.json, public half in <name>.pub.json), then a coordinator on a free port. */
+export async function keysAndCoordinator(dir: string, names: string[], children: CliProcess[]): Promise<string> {
+  for (const name of names) {
+    const k = runCli('keys', 'init', '--out', join(dir, `${name}.key.json`), '--name', name);
+    if (k.status !== 0) throw new Error(`keys init ${name}: ${k.stderr}`);
+    writeFileSync(join(dir, `${name}.pub.json`), k.stdout);
+  }
+  const port = await freePort();
+  children.push(startCli('coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--log-level', 'warn'));
+  return `http://127.0.0.1:${port}`;
+}
