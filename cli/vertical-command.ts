@@ -10,13 +10,15 @@ import { auc } from '../src/metrics/classification.ts';
 import { PolicyBudgetGuard } from '../src/privacy/budget/policy-guard.ts';
 import { BudgetStore } from '../src/privacy/budget/store.ts';
 import { loadPolicy } from '../src/privacy/policy.ts';
+import { sha256Canonical } from '../src/privacy/ledger/canonical.ts';
 import { featureLayout } from '../src/trees/layout.ts';
-import { secureBoostManifest } from '../src/vertical/jobs/manifest.ts';
+import { secureBoostManifest, verticalScoreManifest } from '../src/vertical/jobs/manifest.ts';
 import { loadAlignedRows, loadVerticalPartySchema, readAlignment } from '../src/vertical/party-data.ts';
 import { columnShapes } from '../src/vertical/secureboost/layout.ts';
 import { sigmoid } from '../src/vertical/secureboost/model.ts';
 import { runRelayJobOwner } from '../owner/relay-job.ts';
 import { runSecureBoostNode } from '../partner/vertical/secureboost-node.ts';
+import { runScoreNode } from '../partner/vertical/score-node.ts';
 
 const num = (flag: string, v: string, ok: (n: number) => boolean = (n) => Number.isFinite(n)) => {
   const n = Number(v);
@@ -141,7 +143,74 @@ export function registerVerticalCommand(program: Command): void {
         budget,
       });
       const holdout = result.scores ? { rows: result.scores.rows.length, auc: auc(sigmoid(result.scores.margins), result.scores.labels) } : null;
-      process.stdout.write(`${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, role: result.role, holdout, model: result.model ? join(stateDir, 'model.json') : null, bytesSent: result.bytesSent })}\n`);
+      process.stdout.write(`${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, role: result.role, holdout, model: result.model ? join(stateDir, 'model.json') : null, modelHash: result.model ? sha256Canonical(result.model) : null, bytesSent: result.bytesSent })}\n`);
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `vertical job ${String(o.job)} ended ${result.state}: ${result.reason ?? ''}`);
+    });
+
+  v.command('score')
+    .description('define a scoring job with a trained vertical model (each party names the model part it committed to), register it and follow it')
+    .requiredOption('--coordinator <url>', 'coordinator base URL')
+    .requiredOption('--identity <file>', "the job owner's identity")
+    .requiredOption('--job <id>', 'job id of the scoring job')
+    .requiredOption('--model-job <id>', 'the training job')
+    .requiredOption('--label <file>', "the label holder's public identity")
+    .requiredOption('--features <file...>', "the feature holders' public identities")
+    .requiredOption('--model-hash <hex...>', "each party's model hash (fedmark vertical party prints it), label holder first")
+    .requiredOption('--psi-job <id>', 'the PSI job that aligned the customers')
+    .requiredOption('--order-digest <hex>', 'its order digest')
+    .requiredOption('--aligned <n>', 'its intersection size')
+    .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
+    .action(async (o: Record<string, string | string[]>) => {
+      const owner = readIdentityFile(String(o.identity));
+      const parties = [publicFile(String(o.label)), ...(o.features as string[]).map(publicFile)];
+      const hashes = o.modelHash as string[];
+      if (hashes.length !== parties.length) throw new FedmarkError('VERTICAL_OPTION', `--model-hash gives ${hashes.length} hashes for ${parties.length} parties`);
+      const manifest = verticalScoreManifest({
+        jobId: String(o.job),
+        owner: publicIdentity(owner),
+        parties,
+        params: {
+          parties: parties.map((p, i) => ({ role: i === 0 ? ('label' as const) : ('features' as const), keyId: p.keyId, modelHash: hashes[i] })),
+          model: { jobId: String(o.modelJob) },
+          alignment: { psiJobId: String(o.psiJob), orderDigest: String(o.orderDigest), size: int('--aligned', String(o.aligned)) },
+        },
+      });
+      const result = await runRelayJobOwner({ coordinatorUrl: String(o.coordinator).replace(/\/$/, ''), identity: owner, signed: signManifest(manifest, owner), log: pino({ level: 'warn' }, pino.destination(2)), pollMs: int('--poll-ms', String(o.pollMs)) });
+      process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, ...result })}\n`);
+      if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `scoring job ${manifest.jobId} ended ${result.state}: ${result.reason ?? ''}`);
+    });
+
+  v.command('score-party')
+    .description("a party's node of a scoring job: answers for its own splits (feature holder) or walks the trees and writes the scores (label holder)")
+    .requiredOption('--coordinator <url>', 'coordinator base URL')
+    .requiredOption('--job <id>', 'job id of the scoring job')
+    .requiredOption('--identity <file>', "this party's identity (mode 0600)")
+    .requiredOption('--data <csv>', "this party's CSV")
+    .requiredOption('--schema <json>', 'its dataset schema')
+    .requiredOption('--alignment <csv>', 'its PSI alignment file')
+    .requiredOption('--model <json>', 'its model part (<state-dir>/model.json of the training job)')
+    .requiredOption('--state-dir <dir>', "the node's state (ledger)")
+    .option('--out <csv>', 'label holder: where the scores go (position,score)')
+    .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
+    .option('--log-level <level>', 'pino log level', 'warn')
+    .action(async (o: Record<string, string | undefined>) => {
+      const identity = readIdentityFile(String(o.identity));
+      const alignment = readAlignment(String(o.alignment));
+      const rows = await loadAlignedRows(String(o.data), loadVerticalPartySchema(String(o.schema)), alignment);
+      const result = await runScoreNode({
+        coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
+        identity,
+        jobId: String(o.job),
+        modelPath: String(o.model),
+        rows,
+        alignment: { psiJobId: alignment.psiJobId, orderDigest: alignment.orderDigest },
+        stateDir: String(o.stateDir),
+        outPath: o.out,
+        log: pino({ level: String(o.logLevel) }, pino.destination(2)),
+        pollMs: int('--poll-ms', String(o.pollMs)),
+      });
+      const out = result.scores ? (o.out ?? join(String(o.stateDir), `${String(o.job)}.scores.csv`)) : null;
+      process.stdout.write(`${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, scored: result.scores?.rows.length ?? null, out })}\n`);
+      if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `scoring job ${String(o.job)} ended ${result.state}: ${result.reason ?? ''}`);
     });
 }

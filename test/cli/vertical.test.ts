@@ -55,7 +55,7 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       expect(lastJson(owner.stdout)).toMatchObject({ jobId: 'vsb-1', state: 'completed' });
       const codes = await Promise.all(parties.map(exited));
       expect(codes, parties.map((p) => p.output()).join('\n---\n')).toEqual([0, 0]);
-      const [bank, telco] = parties.map((p) => lastJson<{ role: string; holdout: { rows: number; auc: number } | null; model: string }>(p.stdout()));
+      const [bank, telco] = parties.map((p) => lastJson<{ role: string; holdout: { rows: number; auc: number } | null; model: string; modelHash: string }>(p.stdout()));
       expect([bank.role, telco.role]).toEqual(['label', 'features']);
       expect(telco.holdout).toBeNull();
       expect(existsSync(telco.model) && existsSync(bank.model)).toBe(true);
@@ -78,6 +78,23 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       const want = auc(predictProba(ref.run.model, Xt, ref.split.test.length), Float32Array.from(ref.split.test, (r) => ds.y[r]));
       expect(bank.holdout!.rows).toBe(ref.split.test.length);
       expect(bank.holdout!.auc).toBeCloseTo(want, 6);
+
+      // Campaign scoring of every aligned customer with the committed model parts: the pooled model's probabilities.
+      const scorers = ['bank', 'telco'].map((name, i) => {
+        const c = start('vertical', 'score-party', '--coordinator', url, '--job', 'score-1', '--identity', join(dir, `${name}.key.json`), '--data', join(dir, `${name}.csv`), '--schema', join(dir, `${name}.schema.json`),
+          '--alignment', join(dir, `${name}.alignment.csv`), '--model', [bank, telco][i].model, '--state-dir', join(dir, name), '--out', join(dir, `${name}.scores.csv`), '--poll-ms', '100');
+        children.push(c);
+        return c;
+      });
+      const scoring = await runCliAsync(['vertical', 'score', '--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'score-1', '--model-job', 'vsb-1', '--label', join(dir, 'bank.pub.json'),
+        '--features', join(dir, 'telco.pub.json'), '--model-hash', bank.modelHash, telco.modelHash, '--psi-job', 'align-1', '--order-digest', order, '--aligned', '600', '--poll-ms', '100']);
+      expect(scoring.code, scoring.output).toBe(0);
+      expect(await Promise.all(scorers.map(exited)), scorers.map((p) => p.output()).join('\n---\n')).toEqual([0, 0]);
+      expect(lastJson<{ scored: number | null }>(scorers[1].stdout()).scored).toBeNull();
+      const scores = readFileSync(join(dir, 'bank.scores.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+      const all = predictProba(ref.run.model, ref.X, 600);
+      expect(scores.map(([pos]) => pos)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+      scores.forEach(([pos, p]) => expect(Math.abs(p - all[pos])).toBeLessThan(1e-6));
     } finally {
       for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
       await Promise.all(children.map(exited));
