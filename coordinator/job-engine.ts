@@ -47,7 +47,7 @@ export class JobEngine {
   }
 
   /** Manifest, workload and round rules of a stored job (resolved once per process). */
-  private context(jobId: string): JobContext {
+  context(jobId: string): JobContext {
     let ctx = this.contexts.get(jobId);
     if (!ctx) {
       const manifest = this.signedManifest(jobId).manifest;
@@ -117,6 +117,11 @@ export class JobEngine {
       if (!storageErrorCode(err)) throw err;
       this.log.error({ err, jobId, event: event.type }, 'accepted, but the step after it failed on storage: the tick retries it');
     }
+  }
+
+  /** Hands a relay round's event (a sender delivered everything it owes the round) to the round machine, as for any accepted message. */
+  dispatch(jobId: string, event: RoundEvent): void {
+    this.driveAccepted(jobId, event);
   }
 
   /** Moves a job forward: opens, closes, retries or finishes rounds. Safe to call any time, any number of times. */

@@ -1,3 +1,4 @@
+import { FedmarkError } from '../../../errors.ts';
 import { buildEvalHistograms, histogramLayout, metricsFromHistograms, type FederatedEvalMetrics, type HistogramLayout } from '../../../metrics/histogram.ts';
 import { initParameters, parameterCount, predictProba } from '../../../model/params.ts';
 import { trainLocal } from '../../../train/local.ts';
@@ -6,7 +7,6 @@ import { hashParameters } from '../../../util/hash.ts';
 import { deriveSeed } from '../../../util/rng.ts';
 import type { Dataset } from '../../../data/encode.ts';
 import type { JobManifest } from '../../manifest.ts';
-import { FedmarkError } from '../../../errors.ts';
 import type { LocalContext, LocalResult, PartSpec, PrivacyPlan, RoundPlan, Workload } from '../../workload.ts';
 import { addGaussianNoiseInPlace } from '../../../privacy/noise.ts';
 import { evaluatesEveryRound, evaluationRelease, planDp, updateRelease, weightRelease, type DpPlan } from './dp-plan.ts';
@@ -152,8 +152,9 @@ function report(m: JobManifest, round: number, sums: Record<string, Float64Array
 
 export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   kind: 'sgd',
-  validate: () => {
+  validate: (m) => {
     // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy.
+    if (m.encryption.scheme === 'none') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: SGD sums model updates at the coordinator, so encryption "none" cannot be used`);
   },
   totalRounds: (m) => m.rounds + 1,
   plan: (m, round): RoundPlan => {
