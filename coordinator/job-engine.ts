@@ -259,14 +259,18 @@ export class JobEngine {
   }
 
   /**
-   * The largest body an upload to `round` can have (the plan's parts under the job's scheme): the
+   * The largest body an upload to `round` can have (the plan's parts under the job's scheme; a relay
+   * round's largest message): the
    * coordinator refuses a longer body before reading it. A round the job does not have admits only
    * what an error needs.
    */
   async maxSubmissionBytes(jobId: string, round: number): Promise<number> {
     const { rules } = this.context(jobId);
     if (!(Number.isInteger(round) && round >= 1 && round <= rules.totalRounds)) return 64 * 1024;
-    return maxSubmissionBytes(rules.plan(round), await this.scheme(jobId));
+    const plan = rules.plan(round);
+    // A relay round's message (one per sender and recipient) is bounded by the round's own plan.
+    if (plan.relay) return plan.relay.maxBytes;
+    return maxSubmissionBytes(plan, await this.scheme(jobId));
   }
 
   /** An upload: decoded, admitted by the round rules, checked against the round's plan, then added into the round's sums. */

@@ -26,6 +26,8 @@ export const relayRoutes = {
     role: 'partner',
     params: relayToParamsSchema,
     body: 'octet-stream',
+    // The round's RelayPlan.maxBytes, checked before the body is read.
+    maxBodyBytes: 'round-plan',
     response: relayPutResponseSchema,
   }),
   relayGet: route({
