@@ -19,6 +19,7 @@ import { sigmoid } from '../src/vertical/secureboost/model.ts';
 import { runRelayJobOwner } from '../owner/relay-job.ts';
 import { runSecureBoostNode } from '../partner/vertical/secureboost-node.ts';
 import { runScoreNode } from '../partner/vertical/score-node.ts';
+import { ownerCoordinatorPin, partyTrust, partyTrustOptions } from './vertical-pins.ts';
 
 const num = (flag: string, v: string, ok: (n: number) => boolean = (n) => Number.isFinite(n)) => {
   const n = Number(v);
@@ -68,6 +69,7 @@ export function registerVerticalCommand(program: Command): void {
     .option('--delta <d>', 'label DP δ', '1e-5')
     .option('--seed <n>', 'seed of the hold-out split', '42')
     .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
+    .option('--coordinator-key-id <keyid>', 'name this coordinator in the job ledger only if it proves it holds this key')
     .action(async (o: Record<string, string | string[] | undefined>) => {
       const owner = readIdentityFile(String(o.identity));
       const features = (o.features as string[]).map(publicFile);
@@ -105,13 +107,14 @@ export function registerVerticalCommand(program: Command): void {
         signed: signManifest(manifest, owner),
         log: pino({ level: 'warn' }, pino.destination(2)),
         pollMs: int('--poll-ms', String(o.pollMs)),
+        coordinatorKeyId: ownerCoordinatorPin(o.coordinatorKeyId as string | undefined),
         onStatus: (s) => process.stderr.write(`[fedmark] vertical ${manifest.jobId}: ${s.state}, round ${s.round}/${manifest.rounds}\n`),
       });
       process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, ...result })}\n`);
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `vertical job ${manifest.jobId} ended ${result.state}: ${result.reason ?? ''}`);
     });
 
-  v.command('party')
+  partyTrustOptions(v.command('party'))
     .description("a party's node of a vertical SecureBoost job: its own columns of the aligned customers, never sent; its model part kept in <state-dir>/model.json")
     .requiredOption('--coordinator <url>', 'coordinator base URL')
     .requiredOption('--job <id>', 'job id')
@@ -124,14 +127,20 @@ export function registerVerticalCommand(program: Command): void {
     .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
     .option('--log-level <level>', 'pino log level', 'warn')
     .action(async (o: Record<string, string | undefined>) => {
+      const policy = o.policy ? loadPolicy(o.policy) : undefined;
+      const trust = partyTrust({ ...o, coordinator: String(o.coordinator), job: String(o.job) }, policy, o.policy);
       const identity = readIdentityFile(String(o.identity));
       const party = loadVerticalPartySchema(String(o.schema));
       const alignment = readAlignment(String(o.alignment));
       const rows = await loadAlignedRows(String(o.data), party, alignment);
       const stateDir = String(o.stateDir);
-      const budget = o.policy ? new PolicyBudgetGuard(loadPolicy(o.policy), BudgetStore.open(join(stateDir, 'budget.json'))) : undefined;
+      const budget = policy ? new PolicyBudgetGuard(policy, BudgetStore.open(join(stateDir, 'budget.json'))) : undefined;
       const result = await runSecureBoostNode({
-        coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
+        coordinatorUrl: trust.coordinatorUrl,
+        ownerKeyId: trust.ownerKeyId,
+        coordinatorKeyId: trust.coordinatorKeyId,
+        reviewJob: trust.reviewOwner,
+        onWaiting: (m) => process.stderr.write(`fedmark vertical party: ${m}\n`),
         identity,
         jobId: String(o.job),
         rows,
@@ -160,7 +169,8 @@ export function registerVerticalCommand(program: Command): void {
     .requiredOption('--order-digest <hex>', 'its order digest')
     .requiredOption('--aligned <n>', 'its intersection size')
     .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
-    .action(async (o: Record<string, string | string[]>) => {
+    .option('--coordinator-key-id <keyid>', 'name this coordinator in the job ledger only if it proves it holds this key')
+    .action(async (o: Record<string, string | string[] | undefined>) => {
       const owner = readIdentityFile(String(o.identity));
       const parties = [publicFile(String(o.label)), ...(o.features as string[]).map(publicFile)];
       const hashes = o.modelHash as string[];
@@ -175,12 +185,12 @@ export function registerVerticalCommand(program: Command): void {
           alignment: { psiJobId: String(o.psiJob), orderDigest: String(o.orderDigest), size: int('--aligned', String(o.aligned)) },
         },
       });
-      const result = await runRelayJobOwner({ coordinatorUrl: String(o.coordinator).replace(/\/$/, ''), identity: owner, signed: signManifest(manifest, owner), log: pino({ level: 'warn' }, pino.destination(2)), pollMs: int('--poll-ms', String(o.pollMs)) });
+      const result = await runRelayJobOwner({ coordinatorUrl: String(o.coordinator).replace(/\/$/, ''), identity: owner, signed: signManifest(manifest, owner), log: pino({ level: 'warn' }, pino.destination(2)), pollMs: int('--poll-ms', String(o.pollMs)), coordinatorKeyId: ownerCoordinatorPin(o.coordinatorKeyId as string | undefined) });
       process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, ...result })}\n`);
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `scoring job ${manifest.jobId} ended ${result.state}: ${result.reason ?? ''}`);
     });
 
-  v.command('score-party')
+  partyTrustOptions(v.command('score-party'))
     .description("a party's node of a scoring job: answers for its own splits (feature holder) or walks the trees and writes the scores (label holder)")
     .requiredOption('--coordinator <url>', 'coordinator base URL')
     .requiredOption('--job <id>', 'job id of the scoring job')
@@ -194,11 +204,15 @@ export function registerVerticalCommand(program: Command): void {
     .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
     .option('--log-level <level>', 'pino log level', 'warn')
     .action(async (o: Record<string, string | undefined>) => {
+      const trust = partyTrust({ ...o, coordinator: String(o.coordinator), job: String(o.job) });
       const identity = readIdentityFile(String(o.identity));
       const alignment = readAlignment(String(o.alignment));
       const rows = await loadAlignedRows(String(o.data), loadVerticalPartySchema(String(o.schema)), alignment);
       const result = await runScoreNode({
-        coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
+        coordinatorUrl: trust.coordinatorUrl,
+        ownerKeyId: trust.ownerKeyId,
+        coordinatorKeyId: trust.coordinatorKeyId,
+        onWaiting: (m) => process.stderr.write(`fedmark vertical score-party: ${m}\n`),
         identity,
         jobId: String(o.job),
         modelPath: String(o.model),

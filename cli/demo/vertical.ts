@@ -80,7 +80,10 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
     await writeIdentityFile(join(out, 'keys', `${p}.json`), identity, { force: true });
     writeFileSync(join(out, 'keys', `${p}.pub.json`), JSON.stringify(publicIdentity(identity)));
   }
-  await writeIdentityFile(join(out, 'keys', 'owner.json'), generateIdentity('data-scientist'), { force: true });
+  const ownerIdentity = generateIdentity('data-scientist');
+  await writeIdentityFile(join(out, 'keys', 'owner.json'), ownerIdentity, { force: true });
+  // Every party works only for this owner (as fedmark partner requires a pinned or trusted owner).
+  const ownerPin = ['--owner-key-id', publicIdentity(ownerIdentity).keyId];
   if (o.epsilon !== null) {
     writeFileSync(join(out, 'bank', 'policy.json'), JSON.stringify({ partner: 'bank', datasetId: 'bank-customers', maxEpsilonPerJob: o.epsilon, lifetimeEpsilon: 10 * o.epsilon, maxDelta: 1e-5, allowedColumns: [], allowedPurposes: ['propensity-model'] }));
   }
@@ -95,7 +98,7 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
     say(`[fedmark] PSI ${psiJob}: bank ${rowsOf.bank.length} customers, telco ${rowsOf.telco.length}`);
     const psi = [
       ...PARTIES.map((p, i) =>
-        spawnNode(['psi', 'party', '--coordinator', url, '--job', psiJob, '--identity', join(out, 'keys', `${p}.json`), '--ids', join(out, p, 'data.csv'), '--id-column', 'email', '--state-dir', join(out, p, 'state'), '--out', join(out, p, 'alignment.csv'), '--poll-ms', '100'], psiLogs[i]),
+        spawnNode(['psi', 'party', '--coordinator', url, '--job', psiJob, '--identity', join(out, 'keys', `${p}.json`), '--ids', join(out, p, 'data.csv'), '--id-column', 'email', '--state-dir', join(out, p, 'state'), '--out', join(out, p, 'alignment.csv'), '--poll-ms', '100', ...ownerPin], psiLogs[i]),
       ),
       spawnNode(['psi', 'run', '--coordinator', url, '--identity', join(out, 'keys', 'owner.json'), '--job', psiJob, '--party', ...PARTIES.map((p) => join(out, 'keys', `${p}.pub.json`)), '--id-column', 'email', '--max-set-size', String(total), '--poll-ms', '100'], psiLogs[2]),
     ];
@@ -114,7 +117,7 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
       ...PARTIES.map((p, i) =>
         spawnNode(
           ['vertical', 'party', '--coordinator', url, '--job', job, '--identity', join(out, 'keys', `${p}.json`), '--data', join(out, p, 'data.csv'), '--schema', join(out, p, 'schema.json'), '--alignment', join(out, p, 'alignment.csv'),
-            '--state-dir', join(out, p, 'state'), '--poll-ms', '100', ...(p === 'bank' && o.epsilon !== null ? ['--policy', join(out, 'bank', 'policy.json')] : [])],
+            '--state-dir', join(out, p, 'state'), '--poll-ms', '100', ...ownerPin, ...(p === 'bank' && o.epsilon !== null ? ['--policy', join(out, 'bank', 'policy.json')] : [])],
           vLogs[i],
         ),
       ),

@@ -16,8 +16,9 @@ describe('fedmark psi from the command line: a coordinator, the owner and two pa
       writeFileSync(join(dir, 'bank.csv'), `email,balance\n${bank.map((e, i) => `${e},${i}`).join('\n')}\n`);
       writeFileSync(join(dir, 'telco.csv'), `plan,email\n${telco.map((e, i) => `p${i},"${e}"`).join('\n')}\n`);
       const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
+      const ownerKeyId = (JSON.parse(readFileSync(join(dir, 'owner.pub.json'), 'utf8')) as { keyId: string }).keyId;
       const parties = ['bank', 'telco'].map((name) => {
-        const c = start('psi', 'party', '--coordinator', url, '--job', 'align-q4', '--identity', join(dir, `${name}.key.json`), '--ids', join(dir, `${name}.csv`), '--id-column', 'email', '--state-dir', join(dir, name), '--poll-ms', '100');
+        const c = start('psi', 'party', '--coordinator', url, '--job', 'align-q4', '--identity', join(dir, `${name}.key.json`), '--ids', join(dir, `${name}.csv`), '--id-column', 'email', '--state-dir', join(dir, name), '--poll-ms', '100', '--owner-key-id', ownerKeyId);
         children.push(c);
         return c;
       });

@@ -42,9 +42,10 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       writeFileSync(join(dir, 'bank.alignment.csv'), alignment(bankRows));
       writeFileSync(join(dir, 'telco.alignment.csv'), alignment(telcoRows));
       const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
+      const ownerKeyId = (JSON.parse(readFileSync(join(dir, 'owner.pub.json'), 'utf8')) as { keyId: string }).keyId;
       const parties = ['bank', 'telco'].map((name) => {
         const c = start('vertical', 'party', '--coordinator', url, '--job', 'vsb-1', '--identity', join(dir, `${name}.key.json`), '--data', join(dir, `${name}.csv`), '--schema', join(dir, `${name}.schema.json`),
-          '--alignment', join(dir, `${name}.alignment.csv`), '--state-dir', join(dir, name), '--poll-ms', '100');
+          '--alignment', join(dir, `${name}.alignment.csv`), '--state-dir', join(dir, name), '--poll-ms', '100', '--owner-key-id', ownerKeyId);
         children.push(c);
         return c;
       });
@@ -82,7 +83,7 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       // Campaign scoring of every aligned customer with the committed model parts: the pooled model's probabilities.
       const scorers = ['bank', 'telco'].map((name, i) => {
         const c = start('vertical', 'score-party', '--coordinator', url, '--job', 'score-1', '--identity', join(dir, `${name}.key.json`), '--data', join(dir, `${name}.csv`), '--schema', join(dir, `${name}.schema.json`),
-          '--alignment', join(dir, `${name}.alignment.csv`), '--model', [bank, telco][i].model, '--state-dir', join(dir, name), '--out', join(dir, `${name}.scores.csv`), '--poll-ms', '100');
+          '--alignment', join(dir, `${name}.alignment.csv`), '--model', [bank, telco][i].model, '--state-dir', join(dir, name), '--out', join(dir, `${name}.scores.csv`), '--poll-ms', '100', '--owner-key-id', ownerKeyId);
         children.push(c);
         return c;
       });

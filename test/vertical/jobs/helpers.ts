@@ -64,6 +64,10 @@ export async function runPsiJob(o: {
   skip?: number[];
   timeoutMs?: number;
   extra?: ((signal: AbortSignal) => Promise<unknown>)[];
+  /** The owner each party's node pins (`--owner-key-id`; `job`: the job's real owner), by party index. */
+  ownerPin?: (i: number) => string | undefined;
+  /** The coordinator key id every node pins (`--coordinator-key-id`). */
+  coordinatorKeyId?: string;
 }): Promise<PsiRun> {
   const owner = generateIdentity('owner');
   const manifest = psiManifest({
@@ -80,7 +84,19 @@ export async function runPsiJob(o: {
   const nodes = o.parties.map((p, i) => (signal: AbortSignal) =>
     o.skip?.includes(i)
       ? Promise.resolve(null as unknown as PsiNodeResult)
-      : runPsiNode({ coordinatorUrl: o.url, identity: p, jobId: o.jobId, ids: o.ids[i], stateDir: join(o.dir, `${o.jobId}-${p.name}`), log: silentLog, pollMs: POLL_MS, signal, joinTimeoutMs: 30_000 }),
+      : runPsiNode({
+          coordinatorUrl: o.url,
+          identity: p,
+          jobId: o.jobId,
+          ids: o.ids[i],
+          stateDir: join(o.dir, `${o.jobId}-${p.name}`),
+          log: silentLog,
+          pollMs: POLL_MS,
+          signal,
+          joinTimeoutMs: 30_000,
+          ownerKeyId: o.ownerPin?.(i) === 'job' ? publicIdentity(owner).keyId : o.ownerPin?.(i),
+          coordinatorKeyId: o.coordinatorKeyId,
+        }),
   );
   const [ownerResult, ...rest] = await together<unknown[]>(o.timeoutMs ?? 60_000, [
     (signal) => runRelayJobOwner({ coordinatorUrl: o.url, identity: owner, signed, log: silentLog, pollMs: POLL_MS, signal }),
