@@ -109,7 +109,7 @@ export async function runScoreNode(o: ScoreNodeOptions): Promise<ScoreNodeResult
         if (role === 'label' && round === 2) scores = { rows, probabilities: sigmoid(labelMargins(labelModel!, o.rows.layout, o.rows.X, rows, answers)) };
       },
     };
-    const run = await runRelayRounds({ client, manifest, workload: builtinWorkloads.resolve(manifest), me, coordinatorKeyId: (await client.coordinatorIdentity()).keyId, party, log, pollMs, signal: o.signal });
+    const run = await runRelayRounds({ client, manifest, workload: builtinWorkloads.resolve(manifest), me, coordinatorKeyId: joined.coordinator.keyId, party, log, pollMs, signal: o.signal });
     ledger.record('vertical.party.job', { jobId: o.jobId, party: me, role, rounds: run.rounds, messagesSent: run.sent.length, bytesSent: run.sent.reduce((a, s) => a + s.bytes, 0), sentDigest: sentDigest(run.sent), modelHash, alignedRows: o.rows.n });
     if (run.state !== 'completed') return { state: run.state, reason: run.reason, scores: null };
     const done = scores as ScoreNodeResult['scores'];

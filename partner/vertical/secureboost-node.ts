@@ -174,7 +174,7 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
     };
     let run;
     try {
-      run = await runRelayRounds({ client, manifest, workload: workloads.resolve(manifest), me, coordinatorKeyId: (await client.coordinatorIdentity()).keyId, party: relayParty, log, pollMs, signal: o.signal });
+      run = await runRelayRounds({ client, manifest, workload: workloads.resolve(manifest), me, coordinatorKeyId: joined.coordinator.keyId, party: relayParty, log, pollMs, signal: o.signal });
     } catch (err) {
       // This party refuses what it was sent (a tampered sum, a forged request, a replayed message): it
       // leaves the job with the reason on record, so the job stops instead of waiting for it.
