@@ -13,6 +13,8 @@ import { registerScoreCommand } from './score-command.ts';
 import { registerServeCommand } from './serve-command.ts';
 import { registerUpliftCommand } from './uplift-command.ts';
 import { registerLedgerCommands } from './ledger-command.ts';
+import { registerPsiCommand } from './psi-command.ts';
+import { registerVerticalCommand } from './vertical-command.ts';
 
 const program = new Command();
 program
@@ -32,6 +34,8 @@ registerScoreCommand(program);
 registerServeCommand(program);
 registerUpliftCommand(program);
 registerLedgerCommands(program);
+registerPsiCommand(program);
+registerVerticalCommand(program);
 registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -47,7 +47,7 @@ export class JobEngine {
   }
 
   /** Manifest, workload and round rules of a stored job (resolved once per process). */
-  private context(jobId: string): JobContext {
+  context(jobId: string): JobContext {
     let ctx = this.contexts.get(jobId);
     if (!ctx) {
       const manifest = this.signedManifest(jobId).manifest;
@@ -117,6 +117,11 @@ export class JobEngine {
       if (!storageErrorCode(err)) throw err;
       this.log.error({ err, jobId, event: event.type }, 'accepted, but the step after it failed on storage: the tick retries it');
     }
+  }
+
+  /** Hands a relay round's event (a sender delivered everything it owes the round) to the round machine, as for any accepted message. */
+  dispatch(jobId: string, event: RoundEvent): void {
+    this.driveAccepted(jobId, event);
   }
 
   /** Moves a job forward: opens, closes, retries or finishes rounds. Safe to call any time, any number of times. */
@@ -254,14 +259,18 @@ export class JobEngine {
   }
 
   /**
-   * The largest body an upload to `round` can have (the plan's parts under the job's scheme): the
+   * The largest body an upload to `round` can have (the plan's parts under the job's scheme; a relay
+   * round's largest message): the
    * coordinator refuses a longer body before reading it. A round the job does not have admits only
    * what an error needs.
    */
   async maxSubmissionBytes(jobId: string, round: number): Promise<number> {
     const { rules } = this.context(jobId);
     if (!(Number.isInteger(round) && round >= 1 && round <= rules.totalRounds)) return 64 * 1024;
-    return maxSubmissionBytes(rules.plan(round), await this.scheme(jobId));
+    const plan = rules.plan(round);
+    // A relay round's message (one per sender and recipient) is bounded by the round's own plan.
+    if (plan.relay) return plan.relay.maxBytes;
+    return maxSubmissionBytes(plan, await this.scheme(jobId));
   }
 
   /** An upload: decoded, admitted by the round rules, checked against the round's plan, then added into the round's sums. */

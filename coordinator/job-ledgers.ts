@@ -9,11 +9,16 @@ import { readLedger } from '../src/privacy/ledger/reader.ts';
 
 /** What makes two entries "the same event" for the coordinator's redo-safe appends. */
 function entryKey(e: Pick<LedgerEntry, 'type' | 'payload'>): string {
-  const p = e.payload as { round?: number; partner?: string };
+  const p = e.payload as { round?: number; partner?: string; origin?: string };
   switch (e.type) {
     case 'round':
     case 'evaluation':
+    case 'relay.round':
       return `${e.type}:${p.round}`;
+    case 'vertical.release':
+      return `${e.type}:${p.round}:${p.partner}`;
+    case 'psi.full':
+      return `${e.type}:${p.origin}`;
     case 'budget.refusal':
       return `${e.type}:${p.round}:${p.partner}`;
     case 'attempt.failed':

@@ -8,7 +8,7 @@ export function roundView(store: CoordinatorStore, row: RoundRow): RoundView {
     attempt: row.attempt,
     kind: row.kind,
     state: row.state,
-    stage: row.stage === 'upload' ? 'upload' : null,
+    stage: row.stage === 'upload' || row.stage === 'relay' ? row.stage : null,
     selected: JSON.parse(row.selected) as string[],
     submitted: store.submissions(row.job_id, row.round, row.attempt).map((s) => s.key_id),
     declined: store.declines(row.job_id, row.round, row.attempt).map((d) => d.key_id),

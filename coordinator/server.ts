@@ -15,6 +15,8 @@ import { jobRoutes } from './routes/jobs.ts';
 import { membershipRoutes } from './routes/membership.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { roundRoutes } from './routes/rounds.ts';
+import { relayRoutePlugin } from './routes/relay.ts';
+import { RelayEngine } from './relay-engine.ts';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -90,6 +92,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(membershipRoutes, { engine });
   await app.register(keyRoutes, { engine });
   await app.register(roundRoutes, { engine });
+  await app.register(relayRoutePlugin, { relay: new RelayEngine(store, engine, ledgers, identity, logger) });
 
   const timer = setInterval(() => engine.tick(), opts.tickMs ?? 250);
   timer.unref();

@@ -146,6 +146,16 @@ export class PartnerLedger {
     return statement;
   }
 
+  /** An entry of a vertical job (psi.party.*, vertical.release, vertical.party.job), validated by the writer like every other. */
+  record<T extends 'psi.party.list' | 'psi.party.hop' | 'psi.party.result' | 'vertical.release' | 'vertical.party.job'>(type: T, payload: PayloadInput<T>): void {
+    this.writer.append(type, payload);
+  }
+
+  /** Attests a statement with this node's key (as acceptances are), records it here and returns it for the coordinator. */
+  attest<P extends Record<string, unknown>>(payload: P): P & { attestation: { keyId: string; sig: string } } {
+    return attestPayload(payload, this.signer);
+  }
+
   finalModel(jobId: string, modelHash: string, rounds: number, privacy: { epsilon: number; delta: number } | null): void {
     this.writer.append('model.final', { jobId, modelHash, rounds, partners: privacy ? [{ partner: this.self, ...privacy }] : [] });
   }

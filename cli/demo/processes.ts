@@ -31,7 +31,7 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
   throw new FedmarkError('DEMO_COORDINATOR', `the coordinator did not answer on ${url} within ${timeoutMs} ms`);
 }
 
-function spawnNode(args: string[], logFile: string): ChildProcess {
+export function spawnNode(args: string[], logFile: string): ChildProcess {
   const log = createWriteStream(logFile);
   const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMARK_LOG_LEVEL: 'info' } });
   child.stdout!.pipe(log);
@@ -93,4 +93,18 @@ export async function startProcesses(s: DemoSetup, out: string, seed: number): P
     throw err;
   }
   return { url, partners, cleanup };
+}
+
+/** A coordinator process on a free loopback port, answering its health check. */
+export async function startCoordinator(dataDir: string, logFile: string): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawnNode(['coordinator', '--port', String(port), '--data-dir', dataDir], logFile);
+  try {
+    await waitForHealth(url, child, 60_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return { url, child };
 }

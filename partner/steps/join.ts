@@ -21,7 +21,7 @@ export type JoinOutcome =
  * one, if `--coordinator-key-id` was given). A coordinator that cannot be reached yet is waited for,
  * saying so, until the join timeout.
  */
-async function verifiedCoordinator(o: PartnerNodeOptions, client: CoordinatorClient, log: Logger): Promise<PublicIdentity> {
+async function verifiedCoordinator(o: JoinOptions, client: CoordinatorClient, log: Logger): Promise<PublicIdentity> {
   const pub = await waitUntil(
     { what: `the coordinator at ${o.coordinatorUrl}`, timeoutMs: o.joinTimeoutMs, pollMs: o.pollMs, signal: o.signal, log, onWaiting: o.onWaiting },
     async () => {
@@ -38,7 +38,7 @@ async function verifiedCoordinator(o: PartnerNodeOptions, client: CoordinatorCli
 }
 
 /** A node may start before the job owner registers the job: wait for it (saying what for) rather than fail. */
-function waitForJob(o: PartnerNodeOptions, client: CoordinatorClient, log: Logger): Promise<ManifestResponse> {
+function waitForJob(o: JoinOptions, client: CoordinatorClient, log: Logger): Promise<ManifestResponse> {
   return waitUntil({ what: `job "${o.jobId}" at ${o.coordinatorUrl}`, timeoutMs: o.joinTimeoutMs, pollMs: o.pollMs, signal: o.signal, log, onWaiting: o.onWaiting }, async () => {
     try {
       return await client.manifest(o.jobId);
@@ -74,7 +74,15 @@ async function checkJobLedger(client: CoordinatorClient, signed: ManifestRespons
  * in its own ledger before it is sent). A job this node accepted that its policy now refuses is left
  * with an attested withdrawal before anything is trained.
  */
-export async function joinJob(o: PartnerNodeOptions, client: CoordinatorClient, ledger: PartnerLedger, myKeyId: string, extraReasons: (m: JobManifest) => string[], log: Logger): Promise<JoinOutcome> {
+export type JoinOptions = Pick<
+  PartnerNodeOptions,
+  'jobId' | 'coordinatorUrl' | 'pollMs' | 'joinTimeoutMs' | 'signal' | 'onWaiting' | 'reviewJob' | 'policyLimits' | 'ownerKeyId' | 'coordinatorKeyId'
+> & {
+  /** The dataset schema hash this node holds, or how to tell it from the manifest (vertical parties hold different schemas). */
+  schemaHash: string | ((manifest: JobManifest) => string);
+};
+
+export async function joinJob(o: JoinOptions, client: CoordinatorClient, ledger: PartnerLedger, myKeyId: string, extraReasons: (m: JobManifest) => string[], log: Logger): Promise<JoinOutcome> {
   const coordinator = await verifiedCoordinator(o, client, log);
   const signed = await waitForJob(o, client, log);
   const manifest = verifySignedManifest(signed);
@@ -85,7 +93,7 @@ export async function joinJob(o: PartnerNodeOptions, client: CoordinatorClient, 
 
   const reasons = [...extraReasons(manifest), ...o.reviewJob(manifest)];
   if (o.ownerKeyId !== undefined && manifest.owner.keyId !== o.ownerKeyId) reasons.unshift(`the job is signed by owner ${manifest.owner.keyId}, not the pinned owner ${o.ownerKeyId} (--owner-key-id)`);
-  if (manifest.dataset.schemaHash !== o.schemaHash) reasons.unshift('the job was defined for a different dataset schema than this node holds');
+  if (manifest.dataset.schemaHash !== (typeof o.schemaHash === 'string' ? o.schemaHash : o.schemaHash(manifest))) reasons.unshift('the job was defined for a different dataset schema than this node holds');
   const limits: PolicyLimits = o.policyLimits?.(manifest) ?? { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 };
   const reason = reasons.join('; ');
   const answered = ledger.answerTo(o.jobId);

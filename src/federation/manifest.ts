@@ -78,6 +78,8 @@ export type DpSpec = z.infer<typeof dpSpecSchema>;
 export const encryptionSpecSchema = z.union([
   heParamsSchema,
   z.object({ scheme: z.literal('plain-insecure') }),
+  /** The workload sums nothing at the coordinator (vertical jobs relay sealed messages; each party keeps its own HE key). */
+  z.object({ scheme: z.literal('none') }),
 ]);
 export type EncryptionSpec = z.infer<typeof encryptionSpecSchema>;
 

@@ -144,6 +144,8 @@ export class PartnerRuntime<S = unknown> {
         epsilonAfterRound: spend.epsilonAfter,
       };
     }
+    const scheme = this.opts.scheme.scheme;
+    if (scheme === 'none') throw new FedmarkError('NO_AGGREGATION', `job ${jobId} sums nothing at the coordinator: it has no update to send`);
     let parts: { name: string; length: number; bytes: Uint8Array }[];
     try {
       parts = plan.parts.map((spec) => {
@@ -165,7 +167,7 @@ export class PartnerRuntime<S = unknown> {
       round,
       attempt,
       kind: plan.kind,
-      scheme: this.opts.scheme.scheme,
+      scheme,
       paramsId: this.opts.scheme.paramsId,
       baseModelHash: this.tracker.hash,
       dp,

@@ -2,7 +2,7 @@ import { createRng, deriveSeed, shuffleInPlace } from '../util/rng.ts';
 import type { JobManifest } from './manifest.ts';
 import { DomainError } from './protocol/errors.ts';
 import type { JobState, PartnerStatus, RoundState } from './protocol/schemas.ts';
-import { planOf, type AnyWorkload, type RoundPlan, type StageName } from './workload.ts';
+import { planOf, relaySenders, type AnyWorkload, type RoundPlan, type StageName } from './workload.ts';
 
 /**
  * The round rules of every job, as a pure state machine: `transition(view, event)` returns the next
@@ -54,6 +54,8 @@ export interface RoundRules {
   select(round: number, attempt: number, eligible: string[]): string[];
   /** Hash of the workload's initial state: round 1 pins it. */
   initialHash: string;
+  /** false: round 1 does not wait for a key ceremony (workloads whose parties keep their own keys). */
+  sharedKey?: boolean;
 }
 
 export type RoundEvent =
@@ -118,8 +120,10 @@ export function roundRules(manifest: JobManifest, workload: AnyWorkload): RoundR
     deadlineMs: manifest.roundDeadlineSeconds * 1000,
     totalRounds: workload.totalRounds(manifest),
     plan,
-    select: (round, attempt, eligible) => selectPartners(manifest, plan(round).selection, round, attempt, eligible),
+    // A relay round needs every one of its senders: they are selected whether eligible or not (open() stops the job when one is gone).
+    select: (round, attempt, eligible) => (plan(round).relay ? relaySenders(plan(round)) : selectPartners(manifest, plan(round).selection, round, attempt, eligible)),
     initialHash: workload.hash(workload.initialState(manifest)),
+    sharedKey: workload.sharedKey !== false,
   };
 }
 
@@ -207,6 +211,11 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
     const plan = rules.plan(round);
     const eligible = v.partners.filter((p) => p.status === 'accepted').map((p) => p.keyId);
     const selected = rules.select(round, attempt, eligible);
+    const missing = plan.relay ? selected.filter((k) => !eligible.includes(k)) : [];
+    if (missing.length) {
+      stop('quorum-missed', `round ${round} relays messages of ${missing.join(', ')}, who no longer take part`);
+      return;
+    }
     const r: RoundView = { round, attempt, kind: plan.kind, state: 'open', stage: plan.stages[0], selected, submitted: [], declined: [], deadlineAt: now + rules.deadlineMs, baseHash, hashes: [] };
     effects.push({ type: 'open-round', round, attempt, kind: r.kind, stage: plan.stages[0], selected, deadlineAt: r.deadlineAt, baseHash });
     v.current = r;
@@ -230,7 +239,7 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
       }
       const joinWindowOver = now > v.createdAt + rules.deadlineMs;
       // The initial state is public (seeded from the manifest), so round 1 pins its hash too.
-      if (v.keysReady && accepted >= rules.quorum && (answered === v.partners.length || joinWindowOver)) {
+      if ((v.keysReady || rules.sharedKey === false) && accepted >= rules.quorum && (answered === v.partners.length || joinWindowOver)) {
         open(1, 0, rules.initialHash);
         continue;
       }
@@ -245,9 +254,11 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
       const outstanding = r.selected.filter((k) => !r.submitted.includes(k) && !r.declined.includes(k) && !withdrawn.has(k));
       const pastDeadline = now > r.deadlineAt;
       if (outstanding.length > 0 && !pastDeadline) return;
-      if (r.submitted.length >= rules.quorum) {
-        // The upload stage (today the only one) is complete: the round's sums are final.
-        if (!plan.updatesState) effects.push({ type: 'record-evaluation', round: r.round, attempt: r.attempt });
+      // An upload stage completes with a quorum; a relay stage only when every sender has relayed its messages.
+      const complete = plan.relay ? r.selected.every((k) => r.submitted.includes(k)) : r.submitted.length >= rules.quorum;
+      if (complete) {
+        // The upload stage is complete: the round's sums are final (a relay round has nothing to evaluate).
+        if (!plan.updatesState && !plan.relay) effects.push({ type: 'record-evaluation', round: r.round, attempt: r.attempt });
         if (last && !plan.updatesState) finish(r.round, r.baseHash!);
         effects.push({ type: 'close-round', round: r.round, attempt: r.attempt, submitted: r.submitted.length, selected: r.selected.length });
         r.state = 'closed';
@@ -256,7 +267,9 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
         else if (!last) open(r.round + 1, 0, r.baseHash);
         continue;
       }
-      const reason = `${r.submitted.length} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${rules.quorum}`;
+      const reason = plan.relay
+        ? `${r.selected.filter((k) => !r.submitted.includes(k)).join(', ')} relayed nothing ${pastDeadline ? 'by the deadline' : 'and no longer take part'}`
+        : `${r.submitted.length} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${rules.quorum}`;
       effects.push({ type: 'record-failed-attempt', round: r.round, attempt: r.attempt, reason }, { type: 'fail-attempt', round: r.round, attempt: r.attempt, reason });
       r.state = 'failed';
       r.stage = null;

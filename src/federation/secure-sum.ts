@@ -24,7 +24,7 @@ export interface VectorSum {
 }
 
 export interface SecureSumScheme {
-  readonly scheme: 'ckks' | 'plain-insecure';
+  readonly scheme: 'ckks' | 'plain-insecure' | 'none';
   readonly paramsId: string;
   /** Largest |value| one partner may encrypt so that any allowed sum decrypts (null: plaintext, no bound); part-encoding.ts scales parts to it. */
   readonly maxAbsInput: number | null;
@@ -43,6 +43,7 @@ export interface SecureSumScheme {
 
 export async function openSecureSum(spec: EncryptionSpec): Promise<SecureSumScheme> {
   if (spec.scheme === 'plain-insecure') return plainScheme;
+  if (spec.scheme === 'none') return noAggregation;
   const ctx = await CkksContext.create(spec);
   const ciphertextCount = (length: number) => Math.ceil(length / ctx.slotCount);
   return {
@@ -130,5 +131,24 @@ const plainScheme: SecureSumScheme = {
     };
   },
   generateSecretKey: () => new Uint8Array(0),
+  dispose: () => {},
+};
+
+// --- none: jobs whose workload sums nothing at the coordinator (vertical learning) ----------------
+
+const nothingToSum = (): never => {
+  throw new FedmarkError('NO_AGGREGATION', 'this job sums nothing at the coordinator (encryption "none"): it has no encrypted parts to read, add or decrypt');
+};
+
+const noAggregation: SecureSumScheme = {
+  scheme: 'none',
+  paramsId: 'none',
+  maxAbsInput: null,
+  uploadBytes: () => 0,
+  inspect: nothingToSum,
+  summands: nothingToSum,
+  cipher: nothingToSum,
+  sum: nothingToSum,
+  generateSecretKey: nothingToSum,
   dispose: () => {},
 };

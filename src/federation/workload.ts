@@ -37,12 +37,27 @@ export interface PartSpec {
 
 /**
  * The stages of a round, in order; each collects one kind of message from the selected partners.
- * Today every round has one stage, `upload` (the encrypted parts). Multi-stage aggregation (pairwise
- * masking: keys → shares → masked upload → unmask) and relayed point-to-point messages add stages
- * here and their rules in round-machine.ts; see docs/ARCHITECTURE.md.
+ * `upload`: the encrypted parts, summed by the coordinator. `relay`: point-to-point messages the
+ * coordinator stores and forwards unopened (vertical learning; `RoundPlan.relay` says who sends what
+ * to whom). Multi-stage aggregation (pairwise masking: keys → shares → masked upload → unmask) adds
+ * stages here and their rules in round-machine.ts; see docs/ARCHITECTURE.md.
  */
-export type StageName = 'upload';
-export const SUPPORTED_STAGES: readonly StageName[] = ['upload'];
+export type StageName = 'upload' | 'relay';
+export const SUPPORTED_STAGES: readonly StageName[] = ['upload', 'relay'];
+
+/** Stands for the coordinator as sender or recipient of a relayed message. */
+export const COORDINATOR = 'coordinator';
+
+/**
+ * A relay round: every message it carries (sender → recipient, partner key ids or COORDINATOR), the
+ * largest accepted message, and the labelled releases a sender makes in it, which the coordinator
+ * records from the sender's attested statement before it relays that sender's messages.
+ */
+export interface RelayPlan {
+  messages: { from: string; to: string }[];
+  maxBytes: number;
+  releases: { keyId: string; events: LabelledDpEvent[] }[];
+}
 
 export interface RoundPlan {
   /** The workload's name for this round (e.g. `train`, `evaluate`); uploads must say it. */
@@ -61,6 +76,8 @@ export interface RoundPlan {
    * the released value afterwards.
    */
   uses?: readonly string[];
+  /** Stage `relay` only: the messages the round relays (selection: every sender, no quorum). */
+  relay?: RelayPlan;
 }
 
 /** A job's DP parameters as every party resolves them from the manifest (σ after calibration). */
@@ -127,6 +144,8 @@ export interface Workload<S = unknown, R = unknown> {
   apply(manifest: JobManifest, state: S, round: number, sums: Record<string, Float64Array>): S;
   /** What the owner reads from a round's sums besides the state (e.g. federated evaluation metrics); null when nothing. */
   report(manifest: JobManifest, round: number, sums: Record<string, Float64Array>): R | null;
+  /** False when the job needs no shared key (relay workloads: each party keeps its own): round 1 does not wait for a key ceremony. */
+  readonly sharedKey?: boolean;
 }
 
 /** A workload whose state and report types do not matter to the caller. */
@@ -138,6 +157,7 @@ export function planOf(workload: AnyWorkload, manifest: JobManifest, round: numb
   if (!Number.isInteger(round) || round < 1 || round > total) throw new FedmarkError('ROUND_OUT_OF_RANGE', `round ${round} is outside 1..${total}`);
   const plan = workload.plan(manifest, round);
   const bad = (why: string) => new FedmarkError('WORKLOAD_PLAN_INVALID', `workload ${workload.kind}, round ${round}: ${why}`);
+  if (plan.stages.includes('relay')) return checkRelayPlan(plan, bad);
   if (plan.parts.length === 0) throw bad('a round must upload at least one part');
   const names = new Set<string>();
   for (const p of plan.parts) {
@@ -157,6 +177,31 @@ export function planOf(workload: AnyWorkload, manifest: JobManifest, round: numb
     labels.add(r.label);
   }
   return plan;
+}
+
+/** A relay round is that one stage, relays at least one message, and sums nothing. */
+function checkRelayPlan(plan: RoundPlan, bad: (why: string) => FedmarkError): RoundPlan {
+  const r = plan.relay;
+  if (plan.stages.length !== 1) throw bad('a relay round has the one stage "relay"');
+  if (!r || r.messages.length === 0) throw bad('a relay round must relay at least one message');
+  if (plan.parts.length !== 0 || plan.updatesState) throw bad('a relay round sums no parts and changes no public state');
+  const pairs = new Set<string>();
+  for (const m of r.messages) {
+    if (m.from === m.to) throw bad(`a message from ${m.from} to itself`);
+    const key = `${m.from}>${m.to}`;
+    if (pairs.has(key)) throw bad(`two messages from ${m.from} to ${m.to}`);
+    pairs.add(key);
+  }
+  if (!(Number.isInteger(r.maxBytes) && r.maxBytes > 0)) throw bad(`maxBytes ${r.maxBytes}`);
+  for (const rel of r.releases) {
+    if (!r.messages.some((m) => m.from === rel.keyId)) throw bad(`a release by ${rel.keyId}, who sends nothing in the round`);
+  }
+  return plan;
+}
+
+/** The partners that send in a round: every selected partner for uploads, the senders of a relay round. */
+export function relaySenders(plan: RoundPlan): string[] {
+  return [...new Set((plan.relay?.messages ?? []).map((m) => m.from).filter((k) => k !== COORDINATOR))].sort();
 }
 
 /** Rounds whose plan updates the state: the ones recorded as `round` entries and counted by `model.final`. */

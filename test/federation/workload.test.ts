@@ -44,9 +44,9 @@ describe('the workload seam', () => {
   it('resolves a manifest to the workload it names, and refuses one this build does not run', () => {
     const reg = new WorkloadRegistry([fake({})]);
     expect(reg.resolve(m).kind).toBe('fake');
-    expect(thrown(() => builtinWorkloads.resolve(m))).toMatch(/UNKNOWN_WORKLOAD: job j runs workload "fake", which this build does not know \(it runs sgd, gbdt, feature-stats\)/);
+    expect(thrown(() => builtinWorkloads.resolve(m))).toMatch(/UNKNOWN_WORKLOAD: job j runs workload "fake", which this build does not know \(it runs sgd, gbdt, feature-stats, psi, secureboost, vertical-score\)/);
     expect(thrown(() => reg.register(fake({})))).toMatch(/WORKLOAD_EXISTS/);
-    expect(builtinWorkloads.with(fake({})).kinds()).toEqual(['sgd', 'gbdt', 'feature-stats', 'fake']);
-    expect(builtinWorkloads.kinds()).toEqual(['sgd', 'gbdt', 'feature-stats']);
+    expect(builtinWorkloads.with(fake({})).kinds()).toEqual(['sgd', 'gbdt', 'feature-stats', 'psi', 'secureboost', 'vertical-score', 'fake']);
+    expect(builtinWorkloads.kinds()).toEqual(['sgd', 'gbdt', 'feature-stats', 'psi', 'secureboost', 'vertical-score']);
   });
 });

@@ -85,6 +85,15 @@ export const ERROR_STATUS = {
   PART_MISSING: 400,
   PART_LENGTH: 400,
   PART_UNEXPECTED: 400,
+  // Relayed point-to-point messages (relay stage: vertical learning)
+  NOT_A_RELAY_ROUND: 409,
+  RELAY_NOT_EXPECTED: 403,
+  RELAY_TOO_LARGE: 413,
+  RELAY_CONFLICT: 409,
+  NO_RELAY_MESSAGE: 404,
+  RELEASE_NOT_RECORDED: 409,
+  RELEASE_MISMATCH: 400,
+  NO_AGGREGATION: 400,
 } as const satisfies Record<string, number>;
 
 /** A code the coordinator sends. */

@@ -17,6 +17,7 @@ import { analyzeJob } from './audit/analyze-job.ts';
 import { crossCheck } from './audit/cross-check.ts';
 import { checkScoringEntries } from './audit/scoring-checks.ts';
 import { crossCheckTail } from './audit/cross-tail.ts';
+import { crossCheckVertical } from './audit/analyze-vertical.ts';
 import { limitOf, load, type AuditFinding, type AuditOptions, type AuditResult, type EpsilonOf, type JobAnalysis, type LedgerInput, type PartnerSummary } from './audit/types.ts';
 
 export type { AuditFinding, AuditOptions, AuditResult, DpEvent, EpsilonOf, LedgerInput, PartnerStatus, PartnerSummary } from './audit/types.ts';
@@ -79,7 +80,10 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
       tol,
       (f) => findings.push(f),
     );
-    if (who) checked.add(who);
+    if (who) {
+      checked.add(who);
+      crossCheckVertical({ name: pv.ledger, entries: pv.entries, valid: pv.validPayloadSeqs, self: who, jobId: job.jobId }, { name: cv.ledger, entries: cv.entries, valid: cv.validPayloadSeqs }, (f) => findings.push(f));
+    }
     crossCheckTail(
       { name: pv.ledger, entries: pv.entries, ring: pv.keyRing, valid: pv.validPayloadSeqs },
       { name: cv.ledger, entries: cv.entries, ring: cv.keyRing, valid: cv.validPayloadSeqs, job },

@@ -11,6 +11,8 @@
  * meaning past a reader that validates with an older schema.
  */
 import { z } from 'zod';
+import { psiLedgerSchemas } from '../../vertical/psi/ledger.ts';
+import { verticalLedgerSchemas } from '../../vertical/ledger.ts';
 
 /**
  * 2: the job manifest entry names `partners` / `partnersPerRound` (1 said `participants` /
@@ -378,6 +380,9 @@ export const payloadSchemas = {
     tornSha256: hex64,
     lastValidSeq: z.number().int().min(-1),
   }),
+  // Vertical learning (docs/VERTICAL.md): private set intersection and relay jobs.
+  ...psiLedgerSchemas,
+  ...verticalLedgerSchemas,
 } as const;
 
 export type EntryType = keyof typeof payloadSchemas;

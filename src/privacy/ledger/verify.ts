@@ -91,6 +91,12 @@ const JOB_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'job.halt',
   'model.final',
   'ledger.truncation-repaired',
+  // vertical learning (docs/VERTICAL.md)
+  'psi.job',
+  'psi.full',
+  'psi.intersection',
+  'relay.round',
+  'vertical.release',
 ]);
 const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'ledger.genesis',
@@ -110,6 +116,11 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'model.final',
   'model.scoring',
   'ledger.truncation-repaired',
+  'psi.party.list',
+  'psi.party.hop',
+  'psi.party.result',
+  'vertical.release',
+  'vertical.party.job',
 ]);
 
 /** Decodes an Ed25519 public key; null if malformed. */
@@ -220,7 +231,8 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
       break;
     case 'partner.acceptance':
     case 'partner.refusal':
-    case 'partner.withdraw': {
+    case 'partner.withdraw':
+    case 'vertical.release': {
       if (partner && e.author === partner) break;
       if (!staff) {
         deny('only the partner itself or the coordinator may record it');
@@ -244,6 +256,10 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
     case 'evaluation':
     case 'attempt.failed':
     case 'model.final':
+    case 'psi.job':
+    case 'psi.full':
+    case 'psi.intersection':
+    case 'relay.round':
       if (!staff) deny('only the coordinator or the job owner may record it');
       break;
     case 'job.halt':

@@ -15,7 +15,7 @@ export interface PsiIdFile {
   lines: Int32Array;
 }
 
-export async function readPsiIds(path: string, spec: PsiSpec, options: { delimiter?: ',' | ';'; schema?: DatasetSchema } = {}): Promise<PsiIdFile> {
+export async function readPsiIds(path: string, spec: Pick<PsiSpec, 'jobId'> & { id: Pick<PsiSpec['id'], 'column'> }, options: { delimiter?: ',' | ';'; schema?: DatasetSchema } = {}): Promise<PsiIdFile> {
   const column = spec.id.column;
   if (options.schema) {
     const declared = options.schema.columns.find((c) => c.name === column);

@@ -55,6 +55,16 @@ describe('entry schemas', () => {
         'partner.withdraw',
         'partner.witness',
         'round',
+        // vertical learning (issue 17)
+        'psi.job',
+        'psi.full',
+        'psi.intersection',
+        'psi.party.list',
+        'psi.party.hop',
+        'psi.party.result',
+        'relay.round',
+        'vertical.release',
+        'vertical.party.job',
       ].sort(),
     );
     expect(Object.keys(payloadSchemas)).toHaveLength(ENTRY_TYPES.length);

@@ -140,8 +140,11 @@ function report(m: JobManifest, round: number, sums: Record<string, Float64Array
 
 export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   kind: 'sgd',
-  // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy; params are the optional standardisation.
-  validate: validateSgdParams,
+  validate: (m) => {
+    // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy; params are the optional standardisation.
+    if (m.encryption.scheme === 'none') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: SGD sums model updates at the coordinator, so encryption "none" cannot be used`);
+    validateSgdParams(m);
+  },
   totalRounds: (m) => m.rounds + 1,
   plan: (m, round): RoundPlan => {
     const train = round <= m.rounds;

@@ -4,6 +4,7 @@ import type { KeyRing, LedgerFinding, Severity } from '../verify.ts';
 import { analyzeMembership } from './analyze-membership.ts';
 import { analyzeRound } from './analyze-round.ts';
 import { analyzeAttemptReleases } from './charges.ts';
+import { analyzeVertical, plannedReleases } from './analyze-vertical.ts';
 import { fmt, ofType, typed, understated, type EpsilonOf, type JobAnalysis, type JobWalk } from './types.ts';
 
 /** Semantic checks and ε recomputation over a verified job ledger, section by section in seq order. */
@@ -79,6 +80,7 @@ export function analyzeJob(
         analyzeMembership(w, item);
     }
   }
+  analyzeVertical(list, out, plannedReleases(manifest.payload.manifest), epsilonOf, tol, add);
   checkEnd(w, entries, allowRunning, add);
   return out;
 }

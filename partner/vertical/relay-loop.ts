@@ -1,0 +1,117 @@
+import type { Logger } from 'pino';
+import { FedmarkError } from '../../src/errors.ts';
+import type { JobManifest } from '../../src/federation/manifest.ts';
+import type { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+import { hasCode } from '../../src/federation/protocol/errors.ts';
+import { awaitRelay, postRelease, relayPut } from '../../src/federation/protocol/relay-client.ts';
+import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
+import { MAX_ATTEMPTS } from '../../src/federation/round-machine.ts';
+import { COORDINATOR, planOf, type AnyWorkload } from '../../src/federation/workload.ts';
+import type { LabelledDpEvent } from '../../src/privacy/dp-event.ts';
+import { sentDigestOf } from '../../src/privacy/ledger/audit/analyze-vertical.ts';
+import { sleep } from '../steps/context.ts';
+
+/** One party of a relay job, as the loop drives it round by round. */
+export interface RelayParty {
+  /** Its messages of `round` (recipient key id, or COORDINATOR), produced once. */
+  send(round: number): Promise<{ to: string; body: Uint8Array }[]>;
+  /** The messages addressed to it in `round`, by sender. */
+  receive(round: number, messages: { from: string; body: Uint8Array }[]): Promise<void>;
+  /** Before it sends in a round where it releases: charge the releases and return the attested statement to file. */
+  release?(round: number, events: LabelledDpEvent[]): Promise<Record<string, unknown>>;
+}
+
+export interface RelayRunResult {
+  state: string;
+  reason: string | null;
+  rounds: number;
+  sent: { round: number; to: string; sha256: string; bytes: number }[];
+}
+
+/**
+ * Step of a relay node: every round of the job's plan in order — file the release statement if the
+ * round has one for this party, relay its messages once the round is open, then fetch what is
+ * addressed to it. A round retried by the coordinator (deadline) gets the same bytes again, never a
+ * new computation. Stops when the job ends.
+ */
+export async function runRelayRounds(o: {
+  client: CoordinatorClient;
+  manifest: JobManifest;
+  workload: AnyWorkload;
+  me: string;
+  coordinatorKeyId: string;
+  party: RelayParty;
+  log: Logger;
+  pollMs: number;
+  signal?: AbortSignal;
+}): Promise<RelayRunResult> {
+  const { client, manifest: m, me } = o;
+  const jobId = m.jobId;
+  const total = o.workload.totalRounds(m);
+  const timeoutMs = m.roundDeadlineSeconds * 1000 * MAX_ATTEMPTS + 60_000;
+  const sent: RelayRunResult['sent'] = [];
+  const outbox = new Map<number, { to: string; body: Uint8Array }[]>();
+  const url = (k: string) => (k === COORDINATOR ? o.coordinatorKeyId : k);
+  let status: JobStatus = await client.status(jobId);
+  const ended = (s: JobStatus) => s.state === 'completed' || s.state === 'failed' || s.state === 'halted';
+  const jobEnded = async () => {
+    const s = await client.status(jobId);
+    return s.state === 'failed' || s.state === 'halted' ? `job ${s.state}: ${s.reason}` : null;
+  };
+  /** A retried attempt of a round we already relayed: the same bytes again. */
+  const resend = async (s: JobStatus) => {
+    const mine = outbox.get(s.round);
+    if (!mine || s.roundState !== 'open' || s.submitted.includes(me)) return;
+    for (const msg of mine) await relayPut(client, jobId, s.round, url(msg.to), msg.body);
+  };
+  for (let round = 1; round <= total; round++) {
+    const relay = planOf(o.workload, m, round).relay;
+    if (!relay) throw new FedmarkError('RELAY_WORKLOAD', `round ${round} of job ${jobId} is not a relay round`);
+    const mine = relay.messages.filter((x) => x.from === me);
+    const inbound = relay.messages.filter((x) => x.to === me);
+    if (mine.length) {
+      const end = Date.now() + timeoutMs;
+      while (!(status.round === round && status.roundState === 'open')) {
+        o.signal?.throwIfAborted();
+        if (ended(status)) return { state: status.state, reason: status.reason, rounds: round - 1, sent };
+        if (status.round > round) throw new FedmarkError('RELAY_SKIPPED', `round ${round} closed without this party's messages`);
+        if (Date.now() > end) throw new FedmarkError('RELAY_TIMEOUT', `round ${round} did not open within ${timeoutMs} ms`);
+        await sleep(o.pollMs);
+        status = await client.status(jobId);
+        await resend(status);
+      }
+      const release = relay.releases.find((r) => r.keyId === me);
+      if (release) {
+        if (!o.party.release) throw new FedmarkError('RELAY_WORKLOAD', `round ${round} plans a release by this party, which cannot make one`);
+        await postRelease(client, jobId, round, await o.party.release(round, release.events));
+      }
+      const messages = await o.party.send(round);
+      outbox.set(round, messages);
+      for (const msg of messages) {
+        const res = await relayPut(client, jobId, round, url(msg.to), msg.body).catch((err: unknown) => {
+          if (hasCode(err, 'JOB_CLOSED')) return null;
+          throw err;
+        });
+        if (res) sent.push({ round, to: msg.to, sha256: res.hash, bytes: msg.body.length });
+      }
+      o.log.debug({ round, messages: messages.length }, 'relayed');
+    }
+    if (inbound.length) {
+      const got: { from: string; body: Uint8Array }[] = [];
+      for (const x of inbound) got.push({ from: x.from, body: await awaitRelay(client, jobId, round, url(x.from), { pollMs: o.pollMs, timeoutMs, signal: o.signal, jobEnded }) });
+      await o.party.receive(round, got);
+    }
+    outbox.delete(round - 2);
+  }
+  for (;;) {
+    status = await client.status(jobId);
+    if (ended(status)) return { state: status.state, reason: status.reason, rounds: total, sent };
+    await resend(status);
+    await sleep(o.pollMs);
+  }
+}
+
+/** SHA-256 over the hashes of every message sent, by round then recipient (what the audit recomputes from relay.round entries). */
+export function sentDigest(sent: RelayRunResult['sent']): string {
+  return sentDigestOf([...sent].sort((a, b) => a.round - b.round || (a.to < b.to ? -1 : a.to > b.to ? 1 : 0)));
+}
