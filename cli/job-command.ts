@@ -7,11 +7,12 @@ import { parsePublicIdentity, publicIdentity, readIdentityFile } from '../src/cr
 import { loadSchema } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
-import { jobIdSchema, parseManifest, signManifest, MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
+import { jobIdSchema, parseManifest, MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
 import { modelSpecSchema } from '../src/model/spec.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
+import { resolveSignedManifest, SIGNED_MANIFEST_FILE } from '../owner/job-state.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 import { keyIdOption } from './node-commands.ts';
 import { roundStage } from './demo/follow.ts';
@@ -76,14 +77,16 @@ export function registerJobCommand(program: Command): void {
         delta: Number(o.delta),
         seed: Number(o.seed),
       });
-      const manifest = parseManifest({
+      const fresh = parseManifest({
         ...withTrainingOptions(preset, o),
         schemaVersion: MANIFEST_SCHEMA_VERSION,
         createdAt: new Date().toISOString(),
         owner: publicIdentity(owner),
         partners,
       });
-      writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2));
+      // A restart with the same --out resumes the job registered with the persisted, signed manifest.
+      const { signed, resumed } = resolveSignedManifest(out, fresh, owner);
+      const manifest = signed.manifest;
       if (o.manifestOnly) {
         process.stdout.write(`${join(out, 'manifest.json')}\n`);
         return;
@@ -91,6 +94,7 @@ export function registerJobCommand(program: Command): void {
       // What every partner will release, and what it costs, before anything starts.
       const cost = releaseCosts(builtinWorkloads.resolve(manifest), manifest);
       process.stderr.write(cost ? `${formatReleaseCosts(cost)}\n` : `job ${manifest.jobId} is not differentially private (ε = ∞)\n`);
+      if (resumed) process.stderr.write(`fedmark: resuming job ${manifest.jobId} from ${join(out, SIGNED_MANIFEST_FILE)}\n`);
       await initBackend({ log: (m) => process.stderr.write(`fedmark: ${m}\n`) });
       const bar = new cliProgress.SingleBar(
         { format: 'rounds [{bar}] {value}/{total} {stage} | global AUC {auc}', stream: process.stderr },
@@ -100,7 +104,8 @@ export function registerJobCommand(program: Command): void {
       const result = await runJobOwner({
         coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
         identity: owner,
-        signed: signManifest(manifest, owner),
+        signed,
+        stateDir: out,
         coordinatorKeyId: o.coordinatorKeyId === undefined ? undefined : keyIdOption('--coordinator-key-id', String(o.coordinatorKeyId)),
         log: pino({ level: 'warn' }, pino.destination(2)),
         onRound: (p) => bar.update(p.round, { auc: p.metrics ? p.metrics.auc.toFixed(4) : '—', stage: roundStage(p.round, manifest.rounds) }),
