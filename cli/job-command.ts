@@ -46,6 +46,8 @@ export function registerJobCommand(program: Command): void {
     .option('--l2 <lambda>', 'L2 penalty of local training (default: 0)')
     .option('--sampling-rate <q>', 'DP-SGD Poisson sampling rate per step (default: 0.02; DP jobs only)')
     .option('--clip-norm <c>', 'DP-SGD per-example clip norm (default: 1; DP jobs only)')
+    .option('--round-deadline <seconds>', 'how long a round waits for the selected partners (default: 120)')
+    .option('--quorum <n>', 'submissions a round needs to close (default: 60 % of the partners, at most the partners per round)')
     .option('--manifest-only', 'write the manifest (for officers to approve) and stop', false)
     .requiredOption('--out <dir>', 'where manifest.json, evaluation.json and the model go')
     .action(async (o: Record<string, string | string[] | boolean>) => {
@@ -79,6 +81,7 @@ export function registerJobCommand(program: Command): void {
       });
       const fresh = parseManifest({
         ...withTrainingOptions(preset, o),
+        ...roundOptions(o),
         schemaVersion: MANIFEST_SCHEMA_VERSION,
         createdAt: new Date().toISOString(),
         owner: publicIdentity(owner),
@@ -133,16 +136,17 @@ export function registerJobCommand(program: Command): void {
 
 type Preset = ReturnType<typeof jobPreset>;
 
+function num(flag: string, v: unknown): number {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new FedmarkError('CLI_BAD_NUMBER', `--${flag} must be a number, got "${String(v)}"`);
+  return x;
+}
+
 /**
  * The local-training options of `job run` over the preset (which has sensible defaults for private
  * and non-private jobs); the manifest schema then validates them, naming a bad value.
  */
 export function withTrainingOptions(preset: Preset, o: Record<string, string | string[] | boolean | undefined>): Preset {
-  const num = (flag: string, v: unknown) => {
-    const x = Number(v);
-    if (!Number.isFinite(x)) throw new FedmarkError('CLI_BAD_NUMBER', `--${flag} must be a number, got "${String(v)}"`);
-    return x;
-  };
   const lt = { ...preset.localTraining };
   if (o.epochs !== undefined) lt.epochs = num('epochs', o.epochs);
   if (o.batchSize !== undefined) lt.batchSize = num('batch-size', o.batchSize);
@@ -159,4 +163,12 @@ export function withTrainingOptions(preset: Preset, o: Record<string, string | s
   if (o.samplingRate !== undefined) lt.samplingRate = num('sampling-rate', o.samplingRate);
   const dp = preset.dp && o.clipNorm !== undefined ? { ...preset.dp, clipNorm: num('clip-norm', o.clipNorm) } : preset.dp;
   return { ...preset, localTraining: lt, dp };
+}
+
+/** `--round-deadline` and `--quorum` over the preset; the manifest schema then checks their ranges (and quorum ≤ partnersPerRound). */
+export function roundOptions(o: Record<string, string | string[] | boolean | undefined>): { roundDeadlineSeconds?: number; quorum?: number } {
+  return {
+    ...(o.roundDeadline !== undefined ? { roundDeadlineSeconds: num('round-deadline', o.roundDeadline) } : {}),
+    ...(o.quorum !== undefined ? { quorum: num('quorum', o.quorum) } : {}),
+  };
 }

@@ -88,6 +88,7 @@ const JOB_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'budget.refusal',
   'consent.usage',
   'partner.withdraw',
+  'partner.leave',
   'job.halt',
   'model.final',
   'ledger.truncation-repaired',
@@ -106,6 +107,7 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'consent.usage',
   'consent.withdrawal',
   'partner.withdraw',
+  'partner.leave',
   'job.halt',
   'model.final',
   'model.scoring',
@@ -220,7 +222,8 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
       break;
     case 'partner.acceptance':
     case 'partner.refusal':
-    case 'partner.withdraw': {
+    case 'partner.withdraw':
+    case 'partner.leave': {
       if (partner && e.author === partner) break;
       if (!staff) {
         deny('only the partner itself or the coordinator may record it');
