@@ -158,7 +158,8 @@ export function registerNodeCommands(program: Command): void {
         coordinatorKeyId,
       });
       node = running;
-      const result = await running;
+      // Stopped by a signal: its handler sends the leave and exits 143/130; the abort is no error to report.
+      const result = await running.catch((err: unknown) => (stopped.signal.aborted ? new Promise<never>(() => undefined) : Promise.reject(err)));
       process.stdout.write(`${JSON.stringify({ state: result.state, reason: result.reason, rounds: result.rounds, modelHash: result.modelHash })}\n`);
       process.exit(result.state === 'completed' ? 0 : 3);
     });
