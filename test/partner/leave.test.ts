@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { makeIdentities, makeJob, silentLog, telcoPartners } from '../helpers/partners.ts';
@@ -10,6 +11,11 @@ import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
+import { CLI_MAIN, HOLDOUT, makeManifest, NodeProcess, prepareFixture, SPLIT_SEED, writePolicies } from '../chaos/helpers.ts';
+import { loadPartnerData } from '../../cli/partner-data.ts';
+import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const DEADLINE_S = 40;
 
@@ -67,4 +73,54 @@ describe('a partner that leaves mid-job', () => {
     expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
     expect(audit.ok).toBe(true);
   }, 180_000);
+
+  it('a real `fedmark partner` process stopped with SIGTERM after round 1 leaves (exit 143) and the job finishes without waiting for it', async () => {
+    const f = await prepareFixture(join(coord.dir, 'fx'), { partners: 3, rowsPerPartner: 150, seed: 13 });
+    const base = makeManifest(f, { jobId: 'cli-partner-leaves', rounds: 3, epsilon: 3, seed: 5 }).manifest;
+    const manifest = parseManifest({ ...base, roundDeadlineSeconds: DEADLINE_S, quorum: 2, partnersPerRound: 3 });
+    const signed = signManifest(manifest, f.owner);
+    writePolicies(f, manifest, manifest.dp!.targetEpsilon);
+    const stateDir = (i: number) => join(coord.dir, `cli-${f.partners[i].name}`);
+    const inProcess = [0, 1].map(async (i) => {
+      const p = f.partners[i];
+      const data = await loadPartnerData(p.csv, f.schema, HOLDOUT, SPLIT_SEED);
+      return runPartnerNode({ coordinatorUrl: coord.url, identity: p.identity, jobId: manifest.jobId, train: data.train, test: data.test, schemaHash: manifest.dataset.schemaHash,
+        stateDir: stateDir(i), reviewJob: () => [], budget: new MemoryBudgetGuard(3), log: silentLog, pollMs: 100 });
+    });
+    const c = f.partners[2];
+    const proc = new NodeProcess(c.name, CLI_MAIN, ['partner', '--coordinator', coord.url, '--job', manifest.jobId, '--data', c.csv, '--schema', f.schemaFile, '--identity', c.identityFile,
+      '--state-dir', stateDir(2), '--poll-ms', '100', '--holdout', String(HOLDOUT), '--split-seed', String(SPLIT_SEED), '--policy', c.policyFile], join(coord.dir, 'cli-partner.log'));
+    try {
+      mkdirSync(stateDir(2), { recursive: true });
+      proc.start();
+      const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: f.owner, signed, log: silentLog, pollMs: 100 });
+      const watcher = new CoordinatorClient(coord.url, f.owner);
+      for (let t = 0; t < 900; t++) {
+        await sleep(100);
+        const st = await watcher.status(manifest.jobId).catch(() => null);
+        if (st && st.round >= 2) break;
+      }
+      await proc.stop(15_000);
+      const exit = proc.exits.at(-1)!;
+      expect(exit.code, exit.tail.join('\n')).toBe(143);
+      const [ownerResult, a, b] = await Promise.all([ownerRun, ...inProcess]);
+      expect(ownerResult.state).toBe('completed');
+      expect(a.modelHash).toBe(ownerResult.modelHash);
+      expect(b.modelHash).toBe(ownerResult.modelHash);
+      const jobLedger = join(coord.dataDir, 'ledgers', `${manifest.jobId}.ledger.jsonl`);
+      const entries = readLedger(jobLedger).entries;
+      expect(entries.filter((e) => e.type === 'partner.leave').map((e) => (e.payload as { partner: string }).partner)).toEqual([publicIdentity(c.identity).keyId]);
+      const roundAt = new Map(entries.filter((e) => e.type === 'round').map((e) => [(e.payload as { round: number }).round, Date.parse(e.ts)]));
+      for (const r of [2, 3]) expect(roundAt.get(r)! - roundAt.get(r - 1)!).toBeLessThan((DEADLINE_S * 1000) / 2);
+      const audit = auditLedgers({
+        coordinator: jobLedger,
+        partners: [join(stateDir(0), 'partner.ledger.jsonl'), join(stateDir(1), 'partner.ledger.jsonl'), join(stateDir(2), `${c.identity.name}.ledger.jsonl`)],
+        epsilonOf: composedEpsilon,
+      });
+      expect(audit.findings.filter((x) => x.severity === 'error')).toEqual([]);
+      expect(audit.ok).toBe(true);
+    } finally {
+      proc.close();
+    }
+  }, 240_000);
 });
