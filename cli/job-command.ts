@@ -7,10 +7,11 @@ import { parsePublicIdentity, publicIdentity, readIdentityFile } from '../src/cr
 import { loadSchema } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
 import type { jobPreset } from '../src/federation/job-presets.ts';
-import { jobIdSchema, parseManifest, signManifest, MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
+import { jobIdSchema, parseManifest, MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
 import { jobManifestFor, parseModelOption, saveJobModel } from './job-model.ts';
+import { resolveSignedManifest, SIGNED_MANIFEST_FILE } from '../owner/job-state.ts';
 import type { JobEvaluation } from '../src/report/from-job.ts';
 import { keyIdOption } from './node-commands.ts';
 import { roundStage } from './demo/follow.ts';
@@ -44,6 +45,8 @@ export function registerJobCommand(program: Command): void {
     .option('--l2 <lambda>', 'L2 penalty of local training (default: 0)')
     .option('--sampling-rate <q>', 'DP-SGD Poisson sampling rate per step (default: 0.02; DP jobs only)')
     .option('--clip-norm <c>', 'DP-SGD per-example clip norm (default: 1; DP jobs only)')
+    .option('--round-deadline <seconds>', 'how long a round waits for the selected partners (default: 120)')
+    .option('--quorum <n>', 'submissions a round needs to close (default: 60 % of the partners, at most the partners per round)')
     .option('--manifest-only', 'write the manifest (for officers to approve) and stop', false)
     .requiredOption('--out <dir>', 'where manifest.json, evaluation.json and the model go')
     .action(async (o: Record<string, string | string[] | boolean>) => {
@@ -77,14 +80,17 @@ export function registerJobCommand(program: Command): void {
         const given = TRAINING_FLAGS.filter(([key]) => o[key] !== undefined).map(([, flag]) => `--${flag}`);
         if (given.length) throw new FedmarkError('CLI_BAD_OPTION', `${given.join(', ')}: local SGD settings; a gbdt job takes its settings in --model (e.g. {"kind":"gbdt","trees":20,"depth":3})`);
       }
-      const manifest = parseManifest({
+      const fresh = parseManifest({
         ...(model.kind === 'gbdt' ? preset : withTrainingOptions(preset, o)),
+        ...roundOptions(o),
         schemaVersion: MANIFEST_SCHEMA_VERSION,
         createdAt: new Date().toISOString(),
         owner: publicIdentity(owner),
         partners,
       });
-      writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2));
+      // A restart with the same --out resumes the job registered with the persisted, signed manifest.
+      const { signed, resumed } = resolveSignedManifest(out, fresh, owner);
+      const manifest = signed.manifest;
       if (o.manifestOnly) {
         process.stdout.write(`${join(out, 'manifest.json')}\n`);
         return;
@@ -92,6 +98,7 @@ export function registerJobCommand(program: Command): void {
       // What every partner will release, and what it costs, before anything starts.
       const cost = releaseCosts(builtinWorkloads.resolve(manifest), manifest);
       process.stderr.write(cost ? `${formatReleaseCosts(cost)}\n` : `job ${manifest.jobId} is not differentially private (ε = ∞)\n`);
+      if (resumed) process.stderr.write(`fedmark: resuming job ${manifest.jobId} from ${join(out, SIGNED_MANIFEST_FILE)}\n`);
       await initBackend({ log: (m) => process.stderr.write(`fedmark: ${m}\n`) });
       const bar = new cliProgress.SingleBar(
         { format: 'rounds [{bar}] {value}/{total} {stage} | global AUC {auc}', stream: process.stderr },
@@ -101,7 +108,8 @@ export function registerJobCommand(program: Command): void {
       const result = await runJobOwner({
         coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
         identity: owner,
-        signed: signManifest(manifest, owner),
+        signed,
+        stateDir: out,
         coordinatorKeyId: o.coordinatorKeyId === undefined ? undefined : keyIdOption('--coordinator-key-id', String(o.coordinatorKeyId)),
         log: pino({ level: 'warn' }, pino.destination(2)),
         onRound: (p) => bar.update(p.round, { auc: p.metrics ? p.metrics.auc.toFixed(4) : '—', stage: roundStage(p.round, manifest.rounds) }),
@@ -132,16 +140,17 @@ const TRAINING_FLAGS = [
   ['clipNorm', 'clip-norm'],
 ] as const;
 
+function num(flag: string, v: unknown): number {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new FedmarkError('CLI_BAD_NUMBER', `--${flag} must be a number, got "${String(v)}"`);
+  return x;
+}
+
 /**
  * The local-training options of `job run` over the preset (which has sensible defaults for private
  * and non-private jobs); the manifest schema then validates them, naming a bad value.
  */
 export function withTrainingOptions(preset: Preset, o: Record<string, string | string[] | boolean | undefined>): Preset {
-  const num = (flag: string, v: unknown) => {
-    const x = Number(v);
-    if (!Number.isFinite(x)) throw new FedmarkError('CLI_BAD_NUMBER', `--${flag} must be a number, got "${String(v)}"`);
-    return x;
-  };
   const lt = { ...preset.localTraining };
   if (o.epochs !== undefined) lt.epochs = num('epochs', o.epochs);
   if (o.batchSize !== undefined) lt.batchSize = num('batch-size', o.batchSize);
@@ -158,4 +167,12 @@ export function withTrainingOptions(preset: Preset, o: Record<string, string | s
   if (o.samplingRate !== undefined) lt.samplingRate = num('sampling-rate', o.samplingRate);
   const dp = preset.dp && o.clipNorm !== undefined ? { ...preset.dp, clipNorm: num('clip-norm', o.clipNorm) } : preset.dp;
   return { ...preset, localTraining: lt, dp };
+}
+
+/** `--round-deadline` and `--quorum` over the preset; the manifest schema then checks their ranges (and quorum ≤ partnersPerRound). */
+export function roundOptions(o: Record<string, string | string[] | boolean | undefined>): { roundDeadlineSeconds?: number; quorum?: number } {
+  return {
+    ...(o.roundDeadline !== undefined ? { roundDeadlineSeconds: num('round-deadline', o.roundDeadline) } : {}),
+    ...(o.quorum !== undefined ? { quorum: num('quorum', o.quorum) } : {}),
+  };
 }

@@ -81,6 +81,7 @@ export function registerNodeCommands(program: Command): void {
     .option('--join-timeout <seconds>', 'how long to wait for the coordinator and for the job to be registered', '600')
     .option('--key-timeout <seconds>', "how long to wait for the job key from the owner's key ceremony", '1800')
     .option('--outage-limit <seconds>', 'how long to ride out a coordinator that cannot be reached mid-job (capped exponential backoff with jitter)', '600')
+    .option('--leave-on-stop', 'on SIGTERM/SIGINT tell the coordinator this node left the job for good, so rounds stop waiting for it (default: a signal is a pause, and a restart resumes the job)', false)
     .action(async (o: Record<string, string>) => {
       const coordinatorUrl = o.coordinator.replace(/\/$/, '');
       // Before anything else: refuse plain HTTP off loopback, and check the CA file and pin.
@@ -105,7 +106,17 @@ export function registerNodeCommands(program: Command): void {
       mkdirSync(o.stateDir, { recursive: true });
       // One node per state directory (its ledger and budget have one writer); freed at exit.
       DirLock.acquire(o.stateDir, `fedmark partner --job ${o.job}`);
-      onStopSignal(async () => {}, signalExitCode);
+      // A signal is a pause by default: a supervisor's restart (systemctl restart sends SIGTERM) must
+      // not take the partner out of the job. With --leave-on-stop a stop mid-job leaves it for good
+      // (an attested `leave`, so rounds stop waiting for this node), given a few seconds, then exits.
+      const leaveOnStop = (o as { leaveOnStop?: unknown }).leaveOnStop === true;
+      const stopped = new AbortController();
+      let node: Promise<unknown> = Promise.resolve();
+      onStopSignal(async (signal) => {
+        if (!leaveOnStop) return;
+        stopped.abort(new Error(signal));
+        await Promise.race([node.catch(() => undefined), new Promise((r) => setTimeout(r, 8000))]);
+      }, signalExitCode);
       const ledgerPath = join(o.stateDir, `${identity.name}.ledger.jsonl`);
       const budget = BudgetStore.open(join(o.stateDir, 'privacy-budget.json'));
       // A deleted, replaced or edited store must not hand out the ε this node's own ledger records as spent.
@@ -116,8 +127,10 @@ export function registerNodeCommands(program: Command): void {
         terminal: true,
       });
       logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRowCount } }, 'local data loaded');
-      const result = await runPartnerNode({
+      const running = runPartnerNode({
         coordinatorUrl,
+        signal: stopped.signal,
+        leaveOnStop,
         identity,
         jobId: o.job,
         train: data.train,
@@ -145,6 +158,9 @@ export function registerNodeCommands(program: Command): void {
         ownerKeyId,
         coordinatorKeyId,
       });
+      node = running;
+      // Stopped by a signal: its handler sends the leave and exits 143/130; the abort is no error to report.
+      const result = await running.catch((err: unknown) => (stopped.signal.aborted ? new Promise<never>(() => undefined) : Promise.reject(err)));
       process.stdout.write(`${JSON.stringify({ state: result.state, reason: result.reason, rounds: result.rounds, modelHash: result.modelHash })}\n`);
       process.exit(result.state === 'completed' ? 0 : 3);
     });

@@ -353,6 +353,20 @@ export class JobEngine {
     this.driveAccepted(jobId, { type: 'withdrawn', keyId });
   }
 
+  /** A partner stops for good: recorded, and the round machine counts it as declining every round from now on. */
+  leave(jobId: string, keyId: string, reason: string, statement: unknown): void {
+    const job = this.requireJob(jobId);
+    this.requireActive(job);
+    const p = this.store.partner(jobId, keyId);
+    if (!p) throw new DomainError('NOT_PARTNER', 'only partners can leave a job');
+    if (p.status === 'left' || p.status === 'withdrawn' || p.status === 'refused') return;
+    const attested = this.requireAttested(jobId, keyId, statement, 'leave');
+    this.ledger.append(jobId, 'partner.leave', attested as PayloadInput<'partner.leave'>);
+    this.store.setPartnerStatus(jobId, keyId, 'left', null);
+    this.log.warn({ jobId, keyId, reason }, 'partner left the job');
+    this.driveAccepted(jobId, { type: 'left', keyId });
+  }
+
   halt(jobId: string, reason: string): void {
     const job = this.requireJob(jobId);
     this.requireActive(job);

@@ -10,6 +10,7 @@ import type { SgdState } from '../src/federation/workloads/sgd/index.ts';
 import type { FederatedEvalMetrics } from '../src/metrics/histogram.ts';
 import { generateJobKey, registerJob, runKeyCeremony } from './register.ts';
 import { assertEncodingFits } from '../src/federation/part-encoding.ts';
+import { loadOrCreateJobKey } from './job-state.ts';
 
 export interface RoundProgress<R = FederatedEvalMetrics> {
   round: number;
@@ -51,6 +52,12 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
   workloads?: WorkloadRegistry;
   /** The coordinator to name in the job's ledger: refused unless it proves it holds this key. */
   coordinatorKeyId?: string;
+  /**
+   * Where the job key is kept, sealed to the owner (owner/job-state.ts): a restarted owner with the
+   * same dir and signed manifest re-registers idempotently and resumes with the same key. Without
+   * it the key lives in memory only and a restart cannot resume.
+   */
+  stateDir?: string;
 }): Promise<OwnerResult<S, R>> {
   const manifest: JobManifest = o.signed.manifest;
   const workload = (o.workloads ?? builtinWorkloads).resolve(manifest) as unknown as Workload<S, R>;
@@ -58,7 +65,7 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
   assertEncodingFits(workload as AnyWorkload, manifest);
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
   const scheme = await openSecureSum(manifest.encryption);
-  const secretKey = generateJobKey(scheme);
+  const secretKey = o.stateDir ? loadOrCreateJobKey(o.stateDir, manifest, o.identity, scheme) : generateJobKey(scheme);
   await registerJob(client, o.signed, o.identity, workload.privacy(manifest), secretKey, o.coordinatorKeyId);
   await runKeyCeremony(client, o.signed, o.identity, secretKey, o.log);
   const tracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);

@@ -156,6 +156,13 @@ export class PartnerLedger {
     return attestPayload(payload, this.signer);
   }
 
+  /** The node stops for good: the statement the coordinator records in the job ledger. */
+  leave(jobId: string, reason: string, afterRound: number): PayloadInput<'partner.leave'> {
+    const statement = attestPayload({ jobId, partner: this.self, reason, afterRound }, this.signer);
+    this.writer.append('partner.leave', statement);
+    return statement;
+  }
+
   finalModel(jobId: string, modelHash: string, rounds: number, privacy: { epsilon: number; delta: number } | null): void {
     this.writer.append('model.final', { jobId, modelHash, rounds, partners: privacy ? [{ partner: this.self, ...privacy }] : [] });
   }

@@ -64,6 +64,12 @@ export interface PartnerNodeOptions {
   outageLimitMs?: number;
   /** How long to wait for the job key from the owner's key ceremony (default 30 minutes). */
   keyTimeoutMs?: number;
+  /**
+   * When `signal` stops the node mid-job (SIGTERM/SIGINT in the CLI), tell the coordinator it left
+   * for good (an attested `partner.leave`), so rounds stop waiting for it. Off: a stop is a pause
+   * (the node is expected back, e.g. a supervisor restart) and rounds wait out their deadline.
+   */
+  leaveOnStop?: boolean;
 }
 
 export const DEFAULT_OUTAGE_LIMIT_MS = 10 * 60_000;
@@ -135,14 +141,17 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   });
   const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, coordinator, runtime, warned: new Set(), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
   let status: JobStatus;
+  let gone: 'withdrawn' | 'left' | null = null;
   try {
     for (;;) {
       o.signal?.throwIfAborted();
       status = await client.status(o.jobId);
       await catchUp(ctx, status);
       if (status.state !== 'running' && status.state !== 'awaiting-keys') break;
-      if (status.partners.find((p) => p.keyId === myKeyId)?.status === 'withdrawn') {
-        log.warn('this node has withdrawn from the job: stopping');
+      const mine = status.partners.find((p) => p.keyId === myKeyId)?.status;
+      if (mine === 'withdrawn' || mine === 'left') {
+        log.warn(`this node has ${mine === 'left' ? 'left' : 'withdrawn from'} the job: stopping`);
+        gone = mine;
         break;
       }
       // The status is an unsigned hint: it may say when to act, never what this node already
@@ -152,6 +161,9 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
       if (status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round)) await runRound(ctx, status.round, status.attempt);
       await sleep(pollMs);
     }
+  } catch (err) {
+    if (o.signal?.aborted && o.leaveOnStop) await leaveJob(ctx, `stopped by its operator (${String((o.signal.reason as Error | undefined)?.message ?? o.signal.reason)})`);
+    throw err;
   } finally {
     runtime.dispose();
     scheme.dispose();
@@ -167,8 +179,8 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   log.info({ state: status.state, rounds: runtime.round }, 'job finished');
   const params = (runtime.state as { params?: unknown }).params;
   return {
-    state: status.state,
-    reason: status.reason,
+    state: gone ?? status.state,
+    reason: gone ? `this node has ${gone === 'left' ? 'left' : 'withdrawn from'} the job` : status.reason,
     rounds: runtime.round,
     modelHash: runtime.hash,
     finalState: runtime.state,
@@ -186,4 +198,21 @@ function consentOf(train: Dataset, test: Dataset): ConsentCounts {
     rowsExcludedWithdrawn: train.stats.excludedWithdrawn,
     ids: train.ids && test.ids ? [...train.ids, ...test.ids] : null,
   };
+}
+
+/**
+ * The node stops for good: an attested `partner.leave`, recorded in its own ledger and sent once
+ * (best effort, a few seconds, on a client the stop signal does not abort) so the coordinator stops
+ * waiting for it. A node that cannot say so is simply waited for until each round's deadline.
+ */
+async function leaveJob(ctx: PartnerContext, reason: string): Promise<void> {
+  const { o, ledger, log, runtime } = ctx;
+  try {
+    const statement = ledger.leave(o.jobId, reason, runtime.round);
+    const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { unreachableRetryMs: 5000 });
+    await client.leave(o.jobId, reason, statement);
+    log.warn({ reason }, 'left the job: rounds no longer wait for this node');
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not tell the coordinator that this node leaves the job');
+  }
 }

@@ -10,6 +10,10 @@ export const membershipRoutes: FastifyPluginAsync<{ engine: JobEngine }> = async
     engine.accept(req.params.jobId, req.signer!.keyId, req.body);
     return { ok: true as const };
   });
+  defineRoute(a, routes.leave, (req) => {
+    engine.leave(req.params.jobId, req.signer!.keyId, req.body.reason, req.body.statement);
+    return { ok: true as const };
+  });
   defineRoute(a, routes.withdraw, (req) => {
     engine.withdraw(req.params.jobId, req.signer!.keyId, req.body.reason, req.body.statement);
     return { ok: true as const };

@@ -66,6 +66,8 @@ export type RoundEvent =
   | { type: 'uploaded'; keyId: string; round: number; attempt: number }
   | { type: 'declined'; keyId: string; round: number; attempt: number }
   | { type: 'withdrawn'; keyId: string }
+  /** The partner stopped for good: like a decline of this and every later round (it is selected for none). */
+  | { type: 'left'; keyId: string }
   /** A state hash for a closed round; `hashes` are all reported for it so far, this one included. */
   | { type: 'hash-reported'; keyId: string; round: number; attempt: number; hashes: { keyId: string; hash: string }[] }
   | { type: 'halt'; reason: string };
@@ -177,7 +179,8 @@ export function transition(view: JobView, event: RoundEvent, rules: RoundRules, 
       setStatus(event.keyId, event.accepted ? 'accepted' : 'refused');
       break;
     case 'withdrawn':
-      setStatus(event.keyId, 'withdrawn');
+    case 'left':
+      setStatus(event.keyId, event.type);
       break;
     case 'uploaded':
       if (isCurrent(event.round, event.attempt) && !v.current!.submitted.includes(event.keyId)) v.current!.submitted.push(event.keyId);
@@ -250,8 +253,9 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
     const plan = rules.plan(r.round);
     const last = r.round === rules.totalRounds;
     if (r.state === 'open') {
-      const withdrawn = new Set(v.partners.filter((p) => p.status === 'withdrawn').map((p) => p.keyId));
-      const outstanding = r.selected.filter((k) => !r.submitted.includes(k) && !r.declined.includes(k) && !withdrawn.has(k));
+      // A partner that withdrew or left is not waited for (it answered this round for good).
+      const gone = new Set(v.partners.filter((p) => p.status === 'withdrawn' || p.status === 'left').map((p) => p.keyId));
+      const outstanding = r.selected.filter((k) => !r.submitted.includes(k) && !r.declined.includes(k) && !gone.has(k));
       const pastDeadline = now > r.deadlineAt;
       if (outstanding.length > 0 && !pastDeadline) return;
       // An upload stage completes with a quorum; a relay stage only when every sender has relayed its messages.

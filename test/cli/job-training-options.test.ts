@@ -74,4 +74,21 @@ describe('fedmark job run: local-training options', () => {
     expect(r.stderr).toMatch(/epochs/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   }, 60_000);
+
+  it('--round-deadline and --quorum go into the manifest, checked by its schema (issue 19 item 8)', () => {
+    const out = join(dir, 'rounds');
+    let r = fedmark(...common, '--no-dp', '--round-deadline', '30', '--quorum', '2', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(manifestOf(out)).toMatchObject({ roundDeadlineSeconds: 30, quorum: 2 });
+    r = fedmark(...common, '--no-dp', '--quorum', '3', '--out', join(dir, 'q3'));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/quorum \(3\) exceeds partnersPerRound \(2\)/);
+    r = fedmark(...common, '--no-dp', '--round-deadline', '-5', '--out', join(dir, 'dl'));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/roundDeadlineSeconds/);
+    r = fedmark(...common, '--no-dp', '--quorum', 'most', '--out', join(dir, 'qm'));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--quorum must be a number, got "most"/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  }, 60_000);
 });

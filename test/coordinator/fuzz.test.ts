@@ -175,6 +175,7 @@ const ROUTES: { method: string; path: (j: string, r: string, k: string) => strin
   { method: 'GET', path: (j, r) => `/v1/jobs/${j}/rounds/${r}/aggregate`, body: 'none' },
   { method: 'POST', path: (j, r) => `/v1/jobs/${j}/rounds/${r}/model-hash`, body: 'json' },
   { method: 'POST', path: (j) => `/v1/jobs/${j}/withdraw`, body: 'json' },
+  { method: 'POST', path: (j) => `/v1/jobs/${j}/leave`, body: 'json' },
   { method: 'POST', path: (j) => `/v1/jobs/${j}/halt`, body: 'json' },
 ];
 const QUERIES = ['', '', '', '?part=update', '?part=evaluation', '?part=evil', '?part=update&part=evaluation', '?__proto__[x]=1', '?part', `?${'q'.repeat(2000)}=1`, '?%zz', '#frag'];
@@ -559,7 +560,7 @@ function toWire(s: Spec): Wire {
         // Keep the shared job alive for the rest of the run: an owner's valid halt, a partner's valid
         // withdrawal or refusal would close it and make every later request a shallow JOB_CLOSED.
         const v = value as Record<string, unknown> | null;
-        if (/\/(halt|withdraw)$/.test(url) && v && typeof v === 'object' && typeof v.reason === 'string' && v.reason.length > 0) value = { reason: 7 };
+        if (/\/(halt|withdraw|leave)$/.test(url) && v && typeof v === 'object' && typeof v.reason === 'string' && v.reason.length > 0) value = { reason: 7 };
         if (url.endsWith('/acceptance') && v && typeof v === 'object' && v.accepted === false) value = { accepted: 'false' };
         // Two partners reporting different (random) model hashes stop the job by design.
         if (url.endsWith('/model-hash') && v && typeof v === 'object' && typeof v.hash === 'string' && /^[0-9a-f]{64}$/.test(v.hash) && s.signer >= 1 && s.signer <= 3) value = { hash: v.hash.toUpperCase() };

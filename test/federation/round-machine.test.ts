@@ -96,6 +96,16 @@ describe('round machine: closing, retrying and failing rounds', () => {
     expect(types(late.effects)).toEqual(['close-round']);
   });
 
+  it('a partner that left is not waited for in this round and selected for none after it', () => {
+    const s = run(running(), rules(), [up('k-a', 1), { type: 'left', keyId: 'k-c' }]);
+    expect(types(s.effects)).toEqual([]);
+    expect(s.view.partners.find((p) => p.keyId === 'k-c')?.status).toBe('left');
+    const closed = run(s.view, rules(), [up('k-b', 1)]);
+    expect(closed.effects).toEqual([{ type: 'close-round', round: 1, attempt: 0, submitted: 2, selected: 3 }]);
+    const next = run(closed.view, rules(), hashes(1, [['k-a', 'h1'], ['k-b', 'h1']]));
+    expect(next.effects.find((e) => e.type === 'open-round')).toMatchObject({ round: 2, selected: ['k-a', 'k-b'] });
+  });
+
   it('without a quorum the attempt fails and the round is retried, at most MAX_ATTEMPTS times', () => {
     let s = run(running(), rules(), [up('k-a', 1), { at: 1011, e: { type: 'tick' } }]);
     expect(s.effects).toEqual([

@@ -170,6 +170,10 @@ export class CoordinatorClient {
   reportModelHash(jobId: string, round: number, hash: string) {
     return this.call(routes.reportModelHash, { jobId, round }, { body: { hash } });
   }
+  leave(jobId: string, reason: string, statement: Record<string, unknown>) {
+    return this.call(routes.leave, { jobId }, { body: { reason, statement } });
+  }
+
   withdraw(jobId: string, reason: string, statement: Record<string, unknown>) {
     return this.call(routes.withdraw, { jobId }, { body: { reason, statement } });
   }

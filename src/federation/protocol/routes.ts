@@ -19,6 +19,7 @@ import {
   roundParamsSchema,
   submissionResponseSchema,
   withdrawBodySchema,
+  leaveBodySchema,
 } from './schemas.ts';
 import { roundContentsSchema } from '../submission-record.ts';
 
@@ -124,6 +125,7 @@ export const routes = {
     response: roundContentsSchema,
   }),
   reportModelHash: route({ method: 'POST', url: '/v1/jobs/:jobId/rounds/:round/model-hash', summary: 'the hash of the state after applying a round', auth: 'job', role: 'partner', params: roundParamsSchema, body: modelHashBodySchema, response: okSchema }),
+  leave: route({ method: 'POST', url: '/v1/jobs/:jobId/leave', summary: 'a partner stops for good: rounds no longer wait for it (attested)', auth: 'job', role: 'partner', params: jobParamsSchema, body: leaveBodySchema, response: okSchema }),
   withdraw: route({ method: 'POST', url: '/v1/jobs/:jobId/withdraw', summary: 'a partner leaves the job (attested)', auth: 'job', role: 'partner', params: jobParamsSchema, body: withdrawBodySchema, response: okSchema }),
   halt: route({ method: 'POST', url: '/v1/jobs/:jobId/halt', summary: 'emergency brake: the owner stops the job', auth: 'job', role: 'owner', params: jobParamsSchema, body: haltBodySchema, response: okSchema }),
 } as const;

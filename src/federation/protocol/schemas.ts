@@ -30,7 +30,7 @@ export const jobStateSchema = z.enum(['awaiting-keys', 'running', 'completed', '
 export type JobState = z.infer<typeof jobStateSchema>;
 export const roundStateSchema = z.enum(['open', 'closed', 'failed']);
 export type RoundState = z.infer<typeof roundStateSchema>;
-export const partnerStatusSchema = z.enum(['invited', 'accepted', 'refused', 'withdrawn']);
+export const partnerStatusSchema = z.enum(['invited', 'accepted', 'refused', 'withdrawn', 'left']);
 export type PartnerStatus = z.infer<typeof partnerStatusSchema>;
 
 /** What `GET /v1/jobs/:jobId` answers. Unsigned by the coordinator: nodes treat it as a hint, never as proof. */
@@ -113,4 +113,6 @@ export const declineBodySchema = z.object({
 export type DeclineBody = z.infer<typeof declineBodySchema>;
 export const modelHashBodySchema = z.object({ hash: hex64Schema });
 export const withdrawBodySchema = z.object({ reason: z.string().min(1).max(2000), statement: z.record(z.string(), z.unknown()) });
+/** A partner that stops for good: the same shape as a withdrawal, with its attested `partner.leave` statement. */
+export const leaveBodySchema = withdrawBodySchema;
 export const haltBodySchema = z.object({ reason: z.string().min(1).max(2000) });

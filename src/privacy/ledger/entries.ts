@@ -324,6 +324,17 @@ export const payloadSchemas = {
     afterRound: count,
     attestation: attestationSchema.optional(),
   }),
+  /**
+   * A partner that stops for good mid-job (budget exhausted, stopped by its operator, a fatal error):
+   * the rounds no longer wait for it, and it is selected for none after `afterRound`.
+   */
+  'partner.leave': z.strictObject({
+    jobId,
+    partner: keyIdSchema,
+    reason: z.string().min(1),
+    afterRound: count,
+    attestation: attestationSchema.optional(),
+  }),
   /** Emergency brake: no round may follow. */
   'job.halt': z.strictObject({ jobId, reason: z.string().min(1), afterRound: count }),
   'model.final': z.strictObject({

@@ -88,6 +88,7 @@ const JOB_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'budget.refusal',
   'consent.usage',
   'partner.withdraw',
+  'partner.leave',
   'job.halt',
   'model.final',
   'ledger.truncation-repaired',
@@ -112,6 +113,7 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'consent.usage',
   'consent.withdrawal',
   'partner.withdraw',
+  'partner.leave',
   'job.halt',
   'model.final',
   'model.scoring',
@@ -232,7 +234,8 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
     case 'partner.acceptance':
     case 'partner.refusal':
     case 'partner.withdraw':
-    case 'vertical.release': {
+    case 'vertical.release':
+    case 'partner.leave': {
       if (partner && e.author === partner) break;
       if (!staff) {
         deny('only the partner itself or the coordinator may record it');

@@ -48,6 +48,7 @@ describe('entry schemas', () => {
         'model.final',
         'model.scoring',
         'partner.acceptance',
+        'partner.leave',
         'partner.participation',
         'partner.refusal',
         'partner.release',
