@@ -39,14 +39,25 @@ export function registerDemoCommand(program: Command): void {
     .option('--out <dir>', 'where every artifact of the run goes (default: a new temp dir)')
     .option('--json', 'print one JSON summary at the end', false)
     .option('--model <kind>', 'logistic, mlp or gbdt (gradient-boosted trees; --rounds is then set by the trees)', 'logistic')
-    .option('--vertical', 'vertical learning instead: a bank and a telco with different columns of overlapping customers, PSI then SecureBoost with label DP (--epsilon)', false)
+    .option(
+      '--vertical',
+      'vertical learning instead: a bank and a telco with different columns of overlapping customers, PSI then SecureBoost with label DP (--epsilon)',
+      false,
+    )
     .option('--vertical-rows <n>', 'with --vertical: customers drawn from the bundled bank-marketing file', '20000')
     .option('--trees <n>', 'with --vertical: trees (depth 3)', '5')
     .action(async (o: Record<string, string | boolean>) => {
       if (o.vertical) {
         const say = (line: string) => process.stderr.write(`${line}\n`);
         const summary = await runVerticalDemo(
-          { rows: Number(o.verticalRows), trees: Number(o.trees), depth: 3, epsilon: o.dp === false ? null : Number(o.epsilon), seed: Number(o.seed), out: o.out ? String(o.out) : undefined },
+          {
+            rows: Number(o.verticalRows),
+            trees: Number(o.trees),
+            depth: 3,
+            epsilon: o.dp === false ? null : Number(o.epsilon),
+            seed: Number(o.seed),
+            out: o.out ? String(o.out) : undefined,
+          },
           say,
         );
         writeFileSync(join(summary.out, 'summary.json'), JSON.stringify(summary, null, 2));
@@ -71,7 +82,6 @@ export function registerDemoCommand(program: Command): void {
       process.exit(0);
     });
 }
-
 
 /** The demo, stage by stage (each in cli/demo/). */
 export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
@@ -119,7 +129,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       perRoundAuc,
       encryption:
         manifest.encryption.scheme === 'ckks'
-          ? { scheme: 'ckks', polyModulusDegree: manifest.encryption.polyModulusDegree, coeffModulusBits: manifest.encryption.coeffModulusBits, wireBytesPerParameter: bytesPerParam }
+          ? {
+              scheme: 'ckks',
+              polyModulusDegree: manifest.encryption.polyModulusDegree,
+              coeffModulusBits: manifest.encryption.coeffModulusBits,
+              wireBytesPerParameter: bytesPerParam,
+            }
           : { scheme: 'plain-insecure', wireBytesPerParameter: bytesPerParam },
       privacy: plan ? { delta: plan.delta, epsilon, noiseMultiplier: plan.noiseMultiplier, clipNorm: plan.clipNorm, targetEpsilon: plan.targetEpsilon } : null,
       audit: { ok: audit.ok, findings: audit.findings },

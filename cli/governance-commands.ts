@@ -46,13 +46,20 @@ export function registerGovernanceCommands(program: Command): void {
       if (st.consentWithdrawn) process.stdout.write('Consent withdrawn: the record is excluded from every later round.\n');
       if (!st.uses.length) process.stdout.write('No job used this record.\n');
       for (const u of st.uses) {
-        const privacy = u.private ? `ε ≤ ${ceilTo(u.epsilon, 3)} at δ = ${u.delta ?? 'n/a'}` : `${NOT_DP}: nothing bounds what the model reveals about this record`;
+        const privacy = u.private
+          ? `ε ≤ ${ceilTo(u.epsilon, 3)} at δ = ${u.delta ?? 'n/a'}`
+          : `${NOT_DP}: nothing bounds what the model reveals about this record`;
         process.stdout.write(`- job ${u.jobId}: model ${u.modelHash ?? '(not finished)'}, ${u.rounds} round(s), ${privacy}\n`);
       }
       for (const sc of st.scorings) {
-        process.stdout.write(`- scored by model ${sc.modelHash}${sc.modelJobId ? ` (job ${sc.modelJobId})` : ''} for "${sc.purpose}" (${sc.mode === 'serve' ? 'scoring service' : 'batch run'} ${sc.runId}, ${sc.startedAt} – ${sc.finishedAt})${sc.sidecarVerified ? '' : ' [sidecar altered]'}\n`);
+        process.stdout.write(
+          `- scored by model ${sc.modelHash}${sc.modelJobId ? ` (job ${sc.modelJobId})` : ''} for "${sc.purpose}" (${sc.mode === 'serve' ? 'scoring service' : 'batch run'} ${sc.runId}, ${sc.startedAt} – ${sc.finishedAt})${sc.sidecarVerified ? '' : ' [sidecar altered]'}\n`,
+        );
       }
-      for (const p of pendingScorings) process.stdout.write(`- scored by model ${p.modelHash} for "${p.purpose}" (scoring service ${p.windowId}, ${p.firstAt} – ${p.lastAt}; not yet sealed into the ledger)\n`);
+      for (const p of pendingScorings)
+        process.stdout.write(
+          `- scored by model ${p.modelHash} for "${p.purpose}" (scoring service ${p.windowId}, ${p.firstAt} – ${p.lastAt}; not yet sealed into the ledger)\n`,
+        );
       for (const p of st.problems) process.stdout.write(`! ${p.code}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${p.message}\n`);
     });
 
@@ -90,7 +97,9 @@ export function registerGovernanceCommands(program: Command): void {
       }
       process.stdout.write(`withdrew from job ${o.job} after round ${afterRound}\n`);
       if (damage) {
-        process.stderr.write(`fedmark: the withdrawal is recorded in the job ledger only — this node's own ledger could not be opened (${damage}); check it with \`fedmark ledger doctor ${ledgerPath}\`\n`);
+        process.stderr.write(
+          `fedmark: the withdrawal is recorded in the job ledger only — this node's own ledger could not be opened (${damage}); check it with \`fedmark ledger doctor ${ledgerPath}\`\n`,
+        );
         process.exitCode = 1;
       }
     });

@@ -78,7 +78,11 @@ export function registerJobCommand(program: Command): void {
       });
       if (model.kind === 'gbdt') {
         const given = TRAINING_FLAGS.filter(([key]) => o[key] !== undefined).map(([, flag]) => `--${flag}`);
-        if (given.length) throw new FedmarkError('CLI_BAD_OPTION', `${given.join(', ')}: local SGD settings; a gbdt job takes its settings in --model (e.g. {"kind":"gbdt","trees":20,"depth":3})`);
+        if (given.length)
+          throw new FedmarkError(
+            'CLI_BAD_OPTION',
+            `${given.join(', ')}: local SGD settings; a gbdt job takes its settings in --model (e.g. {"kind":"gbdt","trees":20,"depth":3})`,
+          );
       }
       const fresh = parseManifest({
         ...(model.kind === 'gbdt' ? preset : withTrainingOptions(preset, o)),
@@ -122,7 +126,9 @@ export function registerJobCommand(program: Command): void {
       };
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
       const modelPath = await saveJobModel(out, manifest, result.finalState, { jobId: manifest.jobId, modelHash: result.modelHash });
-      process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out, model: modelPath })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out, model: modelPath })}\n`,
+      );
       process.exit(0);
     });
 }

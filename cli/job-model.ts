@@ -65,6 +65,11 @@ export async function saveJobModel(out: string, manifest: JobManifest, state: un
     return path;
   }
   const dir = join(out, 'model');
-  await saveModel(dir, sgdModel(manifest), manifest.dataset.featureNames.length, (state as SgdState).params, { ...metadata, featureNames: manifest.dataset.featureNames, purpose: manifest.purpose, schemaHash: manifest.dataset.schemaHash });
+  await saveModel(dir, sgdModel(manifest), manifest.dataset.featureNames.length, (state as SgdState).params, {
+    ...metadata,
+    featureNames: manifest.dataset.featureNames,
+    purpose: manifest.purpose,
+    schemaHash: manifest.dataset.schemaHash,
+  });
   return dir;
 }

@@ -30,8 +30,12 @@ export function registerKeyCommands(program: Command): void {
     .option('--force', 'overwrite existing files', false)
     .action(async (o: { outDir: string; host: string; days: string; force: boolean }) => {
       const days = Number(o.days);
-      if (!Number.isInteger(days) || days < 1 || days > 3650) throw new FedmarkError('BAD_OPTION', `--days must be a whole number of days from 1 to 3650, got "${o.days}"`);
-      const hosts = o.host.split(',').map((h) => h.trim()).filter(Boolean);
+      if (!Number.isInteger(days) || days < 1 || days > 3650)
+        throw new FedmarkError('BAD_OPTION', `--days must be a whole number of days from 1 to 3650, got "${o.days}"`);
+      const hosts = o.host
+        .split(',')
+        .map((h) => h.trim())
+        .filter(Boolean);
       const files = await writeTestDeployment(o.outDir, { hosts, days, force: o.force });
       process.stdout.write(
         `${JSON.stringify({ ca: files.caCertFile, cert: files.certFile, key: files.keyFile, sha256: files.sha256, notAfter: files.notAfter.toISOString(), hosts }, null, 2)}\n`,

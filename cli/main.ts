@@ -46,4 +46,3 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`fedmark: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
 });
-

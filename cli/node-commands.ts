@@ -30,28 +30,45 @@ export function registerNodeCommands(program: Command): void {
     .option('--port <port>', 'port (0 = any free port)', '8470')
     .requiredOption('--data-dir <dir>', 'where the SQLite store and ledgers live')
     .option('--log-level <level>', 'pino log level', 'info')
-    .option('--log-requests', "log every request as fastify does (two info lines each); default: refusals only at info, the rest at debug", false)
+    .option('--log-requests', 'log every request as fastify does (two info lines each); default: refusals only at info, the rest at debug', false)
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate (required off loopback; see `fedmark keys cert`)')
     .option('--tls-key <pem>', 'private key of --tls-cert (mode 0600)')
     .option('--min-free-mb <mb>', 'free space under --data-dir below which /health says not ok and a warning is logged', '256')
-    .action(async (o: { host: string; port: string; dataDir: string; logLevel: string; logRequests: boolean; tlsCert?: string; tlsKey?: string; minFreeMb: string }) => {
-      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
-      const tls = o.tlsCert && o.tlsKey ? loadCoordinatorTls({ certFile: o.tlsCert, keyFile: o.tlsKey, host: o.host }) : undefined;
-      assertTransportAllowed(o.host, tls);
-      const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
-      const minFreeMb = Number(o.minFreeMb);
-      if (!(minFreeMb >= 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--min-free-mb must be a number of MiB >= 0, got "${o.minFreeMb}"`);
-      const { app, keyId: coordinatorKeyId } = await buildCoordinator({ dataDir: o.dataDir, logger, https: tls && { key: tls.key, cert: tls.cert }, minFreeBytes: minFreeMb * 1024 * 1024, requestLogging: o.logRequests ? 'full' : 'quiet' });
-      const address = await listenOrExplain(app, o.host, Number(o.port));
-      if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
-      else logger.warn('serving plain HTTP on loopback only');
-      // Partners and owners pin this key id (--coordinator-key-id).
-      process.stdout.write(`fedmark coordinator listening on ${address} (coordinator key id ${coordinatorKeyId})\n`);
-      onStopSignal(async (signal) => {
-        logger.info({ signal }, 'stopping: finishing open requests, closing the store and ledgers');
-        await app.close();
-      });
-    });
+    .action(
+      async (o: {
+        host: string;
+        port: string;
+        dataDir: string;
+        logLevel: string;
+        logRequests: boolean;
+        tlsCert?: string;
+        tlsKey?: string;
+        minFreeMb: string;
+      }) => {
+        if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new FedmarkError('TLS_OPTIONS', '--tls-cert and --tls-key go together');
+        const tls = o.tlsCert && o.tlsKey ? loadCoordinatorTls({ certFile: o.tlsCert, keyFile: o.tlsKey, host: o.host }) : undefined;
+        assertTransportAllowed(o.host, tls);
+        const logger = pino({ level: o.logLevel, redact: REDACT_PATHS });
+        const minFreeMb = Number(o.minFreeMb);
+        if (!(minFreeMb >= 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--min-free-mb must be a number of MiB >= 0, got "${o.minFreeMb}"`);
+        const { app, keyId: coordinatorKeyId } = await buildCoordinator({
+          dataDir: o.dataDir,
+          logger,
+          https: tls && { key: tls.key, cert: tls.cert },
+          minFreeBytes: minFreeMb * 1024 * 1024,
+          requestLogging: o.logRequests ? 'full' : 'quiet',
+        });
+        const address = await listenOrExplain(app, o.host, Number(o.port));
+        if (tls) logger.info({ certSha256: tls.sha256, notAfter: tls.notAfter.toISOString(), names: tls.names }, 'serving HTTPS');
+        else logger.warn('serving plain HTTP on loopback only');
+        // Partners and owners pin this key id (--coordinator-key-id).
+        process.stdout.write(`fedmark coordinator listening on ${address} (coordinator key id ${coordinatorKeyId})\n`);
+        onStopSignal(async (signal) => {
+          logger.info({ signal }, 'stopping: finishing open requests, closing the store and ledgers');
+          await app.close();
+        });
+      },
+    );
 
   program
     .command('partner')
@@ -76,12 +93,19 @@ export function registerNodeCommands(program: Command): void {
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--ca <pem>', "trust the coordinator's certificate only if this CA issued it (instead of the system store)")
     .option('--pin-sha256 <hex>', "trust the coordinator's certificate only if its SHA-256 fingerprint is this (works for self-signed)")
-    .option('--owner-key-id <keyid>', "work only for this job owner's key (or list trusted owners in the policy's trustedOwnerKeyIds; one of the two is required)")
-    .option('--coordinator-key-id <keyid>', "work only with the coordinator that proves it holds this key (its `fedmark coordinator` key id)")
+    .option(
+      '--owner-key-id <keyid>',
+      "work only for this job owner's key (or list trusted owners in the policy's trustedOwnerKeyIds; one of the two is required)",
+    )
+    .option('--coordinator-key-id <keyid>', 'work only with the coordinator that proves it holds this key (its `fedmark coordinator` key id)')
     .option('--join-timeout <seconds>', 'how long to wait for the coordinator and for the job to be registered', '600')
     .option('--key-timeout <seconds>', "how long to wait for the job key from the owner's key ceremony", '1800')
     .option('--outage-limit <seconds>', 'how long to ride out a coordinator that cannot be reached mid-job (capped exponential backoff with jitter)', '600')
-    .option('--leave-on-stop', 'on SIGTERM/SIGINT tell the coordinator this node left the job for good, so rounds stop waiting for it (default: a signal is a pause, and a restart resumes the job)', false)
+    .option(
+      '--leave-on-stop',
+      'on SIGTERM/SIGINT tell the coordinator this node left the job for good, so rounds stop waiting for it (default: a signal is a pause, and a restart resumes the job)',
+      false,
+    )
     .action(async (o: Record<string, string>) => {
       const coordinatorUrl = o.coordinator.replace(/\/$/, '');
       // Before anything else: refuse plain HTTP off loopback, and check the CA file and pin.
@@ -93,7 +117,10 @@ export function registerNodeCommands(program: Command): void {
       const ownerKeyId = o.ownerKeyId === undefined ? undefined : keyIdOption('--owner-key-id', o.ownerKeyId);
       const coordinatorKeyId = o.coordinatorKeyId === undefined ? undefined : keyIdOption('--coordinator-key-id', o.coordinatorKeyId);
       if (!ownerKeyId && !policy.trustedOwnerKeyIds) {
-        throw new FedmarkError('NO_TRUSTED_OWNER', `${o.policy}: this node would work for whoever registers job "${o.job}" first — pin its owner with --owner-key-id KEYID, or list trusted owners in the policy's "trustedOwnerKeyIds"`);
+        throw new FedmarkError(
+          'NO_TRUSTED_OWNER',
+          `${o.policy}: this node would work for whoever registers job "${o.job}" first — pin its owner with --owner-key-id KEYID, or list trusted owners in the policy's "trustedOwnerKeyIds"`,
+        );
       }
       const seconds = (flag: string, v: string) => {
         const n = Number(v);
@@ -126,7 +153,15 @@ export function registerNodeCommands(program: Command): void {
         maxBadRows: parseBadRowLimit(o.maxBadRows),
         terminal: true,
       });
-      logger.info({ rows: data.all.n, train: data.train.n, test: data.test.n, stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRowCount } }, 'local data loaded');
+      logger.info(
+        {
+          rows: data.all.n,
+          train: data.train.n,
+          test: data.test.n,
+          stats: { excludedNoConsent: data.all.stats.excludedNoConsent, badRows: data.all.stats.badRowCount },
+        },
+        'local data loaded',
+      );
       const running = runPartnerNode({
         coordinatorUrl,
         signal: stopped.signal,
@@ -168,7 +203,8 @@ export function registerNodeCommands(program: Command): void {
 
 /** A key id given on the command line (32 hex characters, as `fedmark keys init` prints it). */
 export function keyIdOption(flag: string, value: string): string {
-  if (!/^[0-9a-f]{32}$/.test(value)) throw new FedmarkError('CLI_BAD_KEY_ID', `${flag} must be a 32-hex-character key id (as \`fedmark keys init\` prints it), got "${value}"`);
+  if (!/^[0-9a-f]{32}$/.test(value))
+    throw new FedmarkError('CLI_BAD_KEY_ID', `${flag} must be a 32-hex-character key id (as \`fedmark keys init\` prints it), got "${value}"`);
   return value;
 }
 
@@ -192,5 +228,10 @@ function readApprovals(path: string): OfficerApproval[] {
 /** Re-read before every round, so a withdrawal takes effect from the next round on. */
 export function readIdList(path: string): Set<string> {
   if (!existsSync(path)) return new Set();
-  return new Set(readFileSync(path, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean));
+  return new Set(
+    readFileSync(path, 'utf8')
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean),
+  );
 }

@@ -34,14 +34,18 @@ export function registerPrivacyCommands(program: Command): void {
     .option('--accountant <kind>', 'rdp or pld', 'rdp')
     .option('--json', 'print JSON', false)
     .action((o: { samplingRate: number; noiseMultiplier: number; steps: number; delta: number; accountant: string; json: boolean }) => {
-      if (o.accountant !== 'rdp' && o.accountant !== 'pld') throw new FedmarkError('CLI_BAD_ACCOUNTANT', `--accountant must be rdp or pld, got "${o.accountant}"`);
+      if (o.accountant !== 'rdp' && o.accountant !== 'pld')
+        throw new FedmarkError('CLI_BAD_ACCOUNTANT', `--accountant must be rdp or pld, got "${o.accountant}"`);
       let out: Record<string, unknown>;
       if (o.accountant === 'rdp') {
         const rdp = computeRdp(o.samplingRate, o.noiseMultiplier, o.steps, DEFAULT_ORDERS);
         const { epsilon, bestOrder } = rdpToEpsilon(DEFAULT_ORDERS, rdp, o.delta);
         out = { accountant: 'rdp', epsilon, bestOrder };
       } else {
-        out = { accountant: 'pld', epsilon: epsilonFor({ samplingRate: o.samplingRate, noiseMultiplier: o.noiseMultiplier, steps: o.steps, delta: o.delta, accountant: 'pld' }) };
+        out = {
+          accountant: 'pld',
+          epsilon: epsilonFor({ samplingRate: o.samplingRate, noiseMultiplier: o.noiseMultiplier, steps: o.steps, delta: o.delta, accountant: 'pld' }),
+        };
       }
       const full = { samplingRate: o.samplingRate, noiseMultiplier: o.noiseMultiplier, steps: o.steps, delta: o.delta, ...out };
       if (o.json) process.stdout.write(`${JSON.stringify(full)}\n`);
@@ -58,12 +62,17 @@ export function registerPrivacyCommands(program: Command): void {
     .action((o: { epsilon: number; delta: number; samplingRate: number; steps: number; json: boolean }) => {
       const sigma = calibrateNoiseMultiplier({ targetEpsilon: o.epsilon, delta: o.delta, samplingRate: o.samplingRate, steps: o.steps });
       const achieved = epsilonFor({ samplingRate: o.samplingRate, noiseMultiplier: sigma, steps: o.steps, delta: o.delta, accountant: 'rdp' });
-      if (o.json) process.stdout.write(`${JSON.stringify({ noiseMultiplier: sigma, epsilon: achieved, targetEpsilon: o.epsilon, delta: o.delta, samplingRate: o.samplingRate, steps: o.steps })}\n`);
+      if (o.json)
+        process.stdout.write(
+          `${JSON.stringify({ noiseMultiplier: sigma, epsilon: achieved, targetEpsilon: o.epsilon, delta: o.delta, samplingRate: o.samplingRate, steps: o.steps })}\n`,
+        );
       else process.stdout.write(`noise multiplier σ = ${sigma} (ε = ${achieved} ≤ ${o.epsilon} at δ = ${o.delta})\n`);
     });
   privacy
     .command('rebuild-budget')
-    .description("add to a partner's privacy budget store every charge its own signed ledger records (after the store was lost or reset); never removes a charge")
+    .description(
+      "add to a partner's privacy budget store every charge its own signed ledger records (after the store was lost or reset); never removes a charge",
+    )
     .requiredOption('--ledger <file>', "the partner's own ledger (<state-dir>/<name>.ledger.jsonl)")
     .requiredOption('--budget <file>', 'the budget store to rebuild (<state-dir>/privacy-budget.json; created if missing)')
     .requiredOption('--policy <file>', "the partner's policy (its datasetId and δ limit)")
@@ -81,7 +90,10 @@ export function registerPrivacyCommands(program: Command): void {
       const store = BudgetStore.open(o.budget);
       const added = rebuildFromLedger(store, v.entries, self, policy.datasetId, policy.maxDelta);
       if (o.json) process.stdout.write(`${JSON.stringify({ budget: o.budget, added })}\n`);
-      else process.stdout.write(`${o.budget}: added ${added.length} charge(s) from ${o.ledger}${added.length ? ` (${[...new Set(added.map((c) => c.jobId))].join(', ')})` : ''}\n`);
+      else
+        process.stdout.write(
+          `${o.budget}: added ${added.length} charge(s) from ${o.ledger}${added.length ? ` (${[...new Set(added.map((c) => c.jobId))].join(', ')})` : ''}\n`,
+        );
     });
   privacy
     .command('plan')
@@ -110,7 +122,9 @@ export function registerPrivacyCommands(program: Command): void {
       process.stdout.write(`${formatReleaseCosts(cost)}\n`);
       if (sgd) {
         const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-        process.stdout.write(`budget split (share of the Rényi divergence at order ${sgd.split.order}): training ${pct(sgd.split.training)}, weight ${pct(sgd.split.weight)}, evaluation ${pct(sgd.split.evaluation)}\n`);
+        process.stdout.write(
+          `budget split (share of the Rényi divergence at order ${sgd.split.order}): training ${pct(sgd.split.training)}, weight ${pct(sgd.split.weight)}, evaluation ${pct(sgd.split.evaluation)}\n`,
+        );
       }
     });
 }

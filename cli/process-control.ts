@@ -14,10 +14,14 @@ export async function listenOrExplain(app: FastifyInstance, host: string, port: 
     const code = (err as NodeJS.ErrnoException).code;
     await app.close().catch(() => undefined);
     if (code === 'EADDRINUSE') {
-      throw new FedmarkError('PORT_IN_USE', `port ${port} on ${host} is already in use by another process (a coordinator from an earlier start still running? \`ss -ltnp 'sport = :${port}'\` names it) — stop it or pick another --port`);
+      throw new FedmarkError(
+        'PORT_IN_USE',
+        `port ${port} on ${host} is already in use by another process (a coordinator from an earlier start still running? \`ss -ltnp 'sport = :${port}'\` names it) — stop it or pick another --port`,
+      );
     }
     if (code === 'EADDRNOTAVAIL') throw new FedmarkError('ADDRESS_UNAVAILABLE', `--host ${host} is not an address of this machine`);
-    if (code === 'EACCES') throw new FedmarkError('PORT_FORBIDDEN', `no permission to listen on port ${port} (ports below 1024 need privileges) — pick another --port`);
+    if (code === 'EACCES')
+      throw new FedmarkError('PORT_FORBIDDEN', `no permission to listen on port ${port} (ports below 1024 need privileges) — pick another --port`);
     throw err;
   }
 }

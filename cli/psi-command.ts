@@ -56,48 +56,61 @@ export function registerPsiCommand(program: Command): void {
     .option('--suite <suite>', 'hash-to-curve suite: p256-ti-sha256 or p256-rfc9380-sswu', 'p256-ti-sha256')
     .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
     .option('--coordinator-key-id <keyid>', 'name this coordinator in the job ledger only if it proves it holds this key')
-    .action(async (o: { coordinator: string; identity: string; job: string; party: string[]; idColumn: string; idRules: string; maxSetSize: string; pad: boolean; suite: string; pollMs: string; coordinatorKeyId?: string }) => {
-      const url = o.coordinator.replace(/\/$/, '');
-      const coordinatorKeyId = ownerCoordinatorPin(o.coordinatorKeyId);
-      const owner = await readIdentityFile(o.identity);
-      const parties = o.party.map((f) => {
-        try {
-          return parsePublicIdentity(JSON.parse(readFileSync(f, 'utf8')));
-        } catch (err) {
-          throw new FedmarkError('PSI_OPTION', `party file ${f}: ${(err as Error).message}`);
-        }
-      });
-      const rules = parseJsonOption('--id-rules', o.idRules, (v) => {
-        const r = idRulesSchema.safeParse(v);
-        if (!r.success) throw new FedmarkError('PSI_OPTION', `--id-rules: ${r.error.issues[0].path.join('.') || 'kind'}: ${r.error.issues[0].message}`);
-        return r.data;
-      });
-      const coordinator = await new CoordinatorClient(url, generateIdentity('probe')).coordinatorIdentity({ pinnedKeyId: coordinatorKeyId });
-      const manifest = psiManifest({
-        jobId: o.job,
-        owner: publicIdentity(owner),
-        coordinator,
-        parties,
-        id: { column: o.idColumn, rules },
-        maxSetSize: positive('--max-set-size', o.maxSetSize),
-        padToMax: o.pad,
-        suite: suiteOf(o.suite),
-      });
-      const result = await runRelayJobOwner({
-        coordinatorUrl: url,
-        identity: owner,
-        signed: signManifest(manifest, owner),
-        log: pino({ level: 'warn' }, pino.destination(2)),
-        pollMs: positive('--poll-ms', o.pollMs),
-        coordinatorKeyId,
-        onStatus: (s) => process.stderr.write(`[fedmark] psi ${o.job}: ${s.state}, round ${s.round}/${manifest.rounds}\n`),
-      });
-      process.stdout.write(`${JSON.stringify({ jobId: o.job, ...result })}\n`);
-      if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `PSI job ${o.job} ended ${result.state}: ${result.reason ?? ''}`);
-    });
+    .action(
+      async (o: {
+        coordinator: string;
+        identity: string;
+        job: string;
+        party: string[];
+        idColumn: string;
+        idRules: string;
+        maxSetSize: string;
+        pad: boolean;
+        suite: string;
+        pollMs: string;
+        coordinatorKeyId?: string;
+      }) => {
+        const url = o.coordinator.replace(/\/$/, '');
+        const coordinatorKeyId = ownerCoordinatorPin(o.coordinatorKeyId);
+        const owner = await readIdentityFile(o.identity);
+        const parties = o.party.map((f) => {
+          try {
+            return parsePublicIdentity(JSON.parse(readFileSync(f, 'utf8')));
+          } catch (err) {
+            throw new FedmarkError('PSI_OPTION', `party file ${f}: ${(err as Error).message}`);
+          }
+        });
+        const rules = parseJsonOption('--id-rules', o.idRules, (v) => {
+          const r = idRulesSchema.safeParse(v);
+          if (!r.success) throw new FedmarkError('PSI_OPTION', `--id-rules: ${r.error.issues[0].path.join('.') || 'kind'}: ${r.error.issues[0].message}`);
+          return r.data;
+        });
+        const coordinator = await new CoordinatorClient(url, generateIdentity('probe')).coordinatorIdentity({ pinnedKeyId: coordinatorKeyId });
+        const manifest = psiManifest({
+          jobId: o.job,
+          owner: publicIdentity(owner),
+          coordinator,
+          parties,
+          id: { column: o.idColumn, rules },
+          maxSetSize: positive('--max-set-size', o.maxSetSize),
+          padToMax: o.pad,
+          suite: suiteOf(o.suite),
+        });
+        const result = await runRelayJobOwner({
+          coordinatorUrl: url,
+          identity: owner,
+          signed: signManifest(manifest, owner),
+          log: pino({ level: 'warn' }, pino.destination(2)),
+          pollMs: positive('--poll-ms', o.pollMs),
+          coordinatorKeyId,
+          onStatus: (s) => process.stderr.write(`[fedmark] psi ${o.job}: ${s.state}, round ${s.round}/${manifest.rounds}\n`),
+        });
+        process.stdout.write(`${JSON.stringify({ jobId: o.job, ...result })}\n`);
+        if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `PSI job ${o.job} ended ${result.state}: ${result.reason ?? ''}`);
+      },
+    );
 
-  partyTrustOptions(psi
-    .command('party'))
+  partyTrustOptions(psi.command('party'))
     .description("a party's PSI node: reads its id column, takes part in the job, writes which of its rows are in the intersection, in the common order")
     .requiredOption('--coordinator <url>', 'coordinator base URL')
     .requiredOption('--job <id>', 'job id')
@@ -108,25 +121,44 @@ export function registerPsiCommand(program: Command): void {
     .option('--out <csv>', 'where the alignment goes (default <state-dir>/<job>.alignment.csv): position,row,id')
     .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
     .option('--log-level <level>', 'pino log level', 'warn')
-    .action(async (o: { coordinator: string; job: string; identity: string; ids: string; idColumn: string; stateDir: string; out?: string; pollMs: string; logLevel: string; ownerKeyId?: string; coordinatorKeyId?: string; ca?: string; pinSha256?: string }) => {
-      const trust = partyTrust(o);
-      const identity = await readIdentityFile(o.identity);
-      const { ids } = await readPsiIds(o.ids, { jobId: o.job, id: { column: o.idColumn } });
-      const result = await runPsiNode({
-        coordinatorUrl: trust.coordinatorUrl,
-        ownerKeyId: trust.ownerKeyId,
-        coordinatorKeyId: trust.coordinatorKeyId,
-        onWaiting: (m) => process.stderr.write(`fedmark psi party: ${m}\n`),
-        identity,
-        jobId: o.job,
-        ids,
-        stateDir: o.stateDir,
-        outPath: o.out,
-        log: pino({ level: o.logLevel }, pino.destination(2)),
-        pollMs: positive('--poll-ms', o.pollMs),
-        reviewJob: (m) => (psiSpecOf(m).id.column === o.idColumn ? [] : [`the job aligns on column "${psiSpecOf(m).id.column}", this party was started for "${o.idColumn}"`]),
-      });
-      process.stdout.write(`${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, intersection: result.outcome?.intersectionSize ?? null, orderDigest: result.outcome?.orderDigest ?? null, out: result.outPath })}\n`);
-      if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `PSI job ${o.job} ended ${result.state}: ${result.reason ?? ''}`);
-    });
+    .action(
+      async (o: {
+        coordinator: string;
+        job: string;
+        identity: string;
+        ids: string;
+        idColumn: string;
+        stateDir: string;
+        out?: string;
+        pollMs: string;
+        logLevel: string;
+        ownerKeyId?: string;
+        coordinatorKeyId?: string;
+        ca?: string;
+        pinSha256?: string;
+      }) => {
+        const trust = partyTrust(o);
+        const identity = await readIdentityFile(o.identity);
+        const { ids } = await readPsiIds(o.ids, { jobId: o.job, id: { column: o.idColumn } });
+        const result = await runPsiNode({
+          coordinatorUrl: trust.coordinatorUrl,
+          ownerKeyId: trust.ownerKeyId,
+          coordinatorKeyId: trust.coordinatorKeyId,
+          onWaiting: (m) => process.stderr.write(`fedmark psi party: ${m}\n`),
+          identity,
+          jobId: o.job,
+          ids,
+          stateDir: o.stateDir,
+          outPath: o.out,
+          log: pino({ level: o.logLevel }, pino.destination(2)),
+          pollMs: positive('--poll-ms', o.pollMs),
+          reviewJob: (m) =>
+            psiSpecOf(m).id.column === o.idColumn ? [] : [`the job aligns on column "${psiSpecOf(m).id.column}", this party was started for "${o.idColumn}"`],
+        });
+        process.stdout.write(
+          `${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, intersection: result.outcome?.intersectionSize ?? null, orderDigest: result.outcome?.orderDigest ?? null, out: result.outPath })}\n`,
+        );
+        if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `PSI job ${o.job} ended ${result.state}: ${result.reason ?? ''}`);
+      },
+    );
 }

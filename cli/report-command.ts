@@ -12,7 +12,7 @@ import type { CampaignInput } from '../src/report/html/campaign.ts';
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description('write the compliance report (self-contained HTML) and model card from a job ledger and the owner\'s evaluation')
+    .description("write the compliance report (self-contained HTML) and model card from a job ledger and the owner's evaluation")
     .requiredOption('--manifest <file>', 'the job manifest (JSON)')
     .requiredOption('--ledger <file>', "the coordinator's job ledger")
     .option('--partner <ledger...>', "partners' own ledgers (rows used, consent exclusions, cross-check)", [])
@@ -23,22 +23,49 @@ export function registerReportCommand(program: Command): void {
     .requiredOption('--out <dir>', 'where to write report.html and model-card.md')
     .option('--scoring <file>', 'add a scoring run to the report (the JSON of `fedmark score --summary`)')
     .option('--uplift <file>', 'add a measured campaign to the report (the JSON of `fedmark uplift --summary`)')
-    .action(async (o: { manifest: string; ledger: string; partner: string[]; evaluation: string; bytesPerParam: string; target: string; intendedUse: string; out: string; scoring?: string; uplift?: string }) => {
-      const readJson = (path: string, what: string): unknown => {
-        try {
-          return JSON.parse(readFileSync(path, 'utf8'));
-        } catch (err) {
-          throw new FedmarkError('REPORT_INPUT', `${what} ${path}: ${(err as Error).message}`);
-        }
-      };
-      const manifest = parseManifest(readJson(o.manifest, 'manifest'));
-      const evaluation = readJson(o.evaluation, 'evaluation') as JobEvaluation;
-      const audit = auditLedgers({ coordinator: o.ledger, partners: o.partner, epsilonOf: composedEpsilon, allowRunning: true });
-      const campaign = o.scoring || o.uplift ? { scoring: o.scoring ? readJson(o.scoring, 'scoring summary') : undefined, uplift: o.uplift ? readJson(o.uplift, 'uplift summary') : undefined } as CampaignInput : undefined;
-      const written = await writeReport(o.out, {
-        ...reportInputFromJob({ manifest, ledger: readLedger(o.ledger).entries, audit, evaluation, bytesPerParam: Number(o.bytesPerParam), target: o.target, intendedUse: o.intendedUse }),
-        ...(campaign ? { campaign } : {}),
-      });
-      process.stdout.write(`${written.htmlPath}\n${written.modelCardPath}\n`);
-    });
+    .action(
+      async (o: {
+        manifest: string;
+        ledger: string;
+        partner: string[];
+        evaluation: string;
+        bytesPerParam: string;
+        target: string;
+        intendedUse: string;
+        out: string;
+        scoring?: string;
+        uplift?: string;
+      }) => {
+        const readJson = (path: string, what: string): unknown => {
+          try {
+            return JSON.parse(readFileSync(path, 'utf8'));
+          } catch (err) {
+            throw new FedmarkError('REPORT_INPUT', `${what} ${path}: ${(err as Error).message}`);
+          }
+        };
+        const manifest = parseManifest(readJson(o.manifest, 'manifest'));
+        const evaluation = readJson(o.evaluation, 'evaluation') as JobEvaluation;
+        const audit = auditLedgers({ coordinator: o.ledger, partners: o.partner, epsilonOf: composedEpsilon, allowRunning: true });
+        const campaign =
+          o.scoring || o.uplift
+            ? ({
+                scoring: o.scoring ? readJson(o.scoring, 'scoring summary') : undefined,
+                uplift: o.uplift ? readJson(o.uplift, 'uplift summary') : undefined,
+              } as CampaignInput)
+            : undefined;
+        const written = await writeReport(o.out, {
+          ...reportInputFromJob({
+            manifest,
+            ledger: readLedger(o.ledger).entries,
+            audit,
+            evaluation,
+            bytesPerParam: Number(o.bytesPerParam),
+            target: o.target,
+            intendedUse: o.intendedUse,
+          }),
+          ...(campaign ? { campaign } : {}),
+        });
+        process.stdout.write(`${written.htmlPath}\n${written.modelCardPath}\n`);
+      },
+    );
 }

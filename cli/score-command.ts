@@ -50,7 +50,8 @@ function baselineSpec(value: string | undefined): BaselineSpec {
   } catch (err) {
     throw new FedmarkError('BASELINE_INVALID', `--baseline: "midpoint", "zero" or a JSON file of one reference customer; ${value}: ${(err as Error).message}`);
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new FedmarkError('BASELINE_INVALID', `--baseline ${value}: expected a JSON object (column → value)`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new FedmarkError('BASELINE_INVALID', `--baseline ${value}: expected a JSON object (column → value)`);
   return { kind: 'record', record: Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)])), source: value };
 }
 
@@ -82,7 +83,10 @@ export function setupOptions(s: (key: string) => string | undefined, extraColumn
 }
 
 export function runId(prefix: string, at: Date): string {
-  return `${prefix}-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return `${prefix}-${at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
 export function operatorName(explicit: string | undefined): string {
@@ -113,12 +117,14 @@ export function readWithdrawn(file: string): Set<string> {
 export function registerScoreCommand(program: Command): void {
   program
     .command('score')
-    .description("score the partner's customers with a model: probability, decile and reason codes per customer; consent and withdrawals honoured; recorded in the partner's ledger")
+    .description(
+      "score the partner's customers with a model: probability, decile and reason codes per customer; consent and withdrawals honoured; recorded in the partner's ledger",
+    )
     .requiredOption('--model <dir>', 'model directory (from `fedmark job run --out`)')
     .requiredOption('--data <csv>', 'customers to score (the label column may be absent)')
     .requiredOption('--schema <json>', 'the dataset schema the model was trained for')
     .requiredOption('--out <csv>', 'where the scores go (written atomically, mode 0600)')
-    .requiredOption('--purpose <text>', 'what the scores are for; must be the model\'s purpose and allowed by the policy')
+    .requiredOption('--purpose <text>', "what the scores are for; must be the model's purpose and allowed by the policy")
     .requiredOption('--policy <file>', "the partner's privacy policy")
     .requiredOption('--identity <file>', "the partner node's identity (signs the ledger entry)")
     .requiredOption('--state-dir <dir>', "the partner node's state directory (ledger, id salt, sidecars)")

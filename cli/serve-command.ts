@@ -47,7 +47,8 @@ export async function sealPending(dir: string, ledger: PartnerLedger, except: st
             ...(sidecar ? { sidecar } : {}),
           }),
       });
-      if (s.requests) log.info({ window: s.info.windowId, requests: s.requests, scored: s.rowsScored, unreadable: s.unreadable }, 'scoring window sealed into the ledger');
+      if (s.requests)
+        log.info({ window: s.info.windowId, requests: s.requests, scored: s.rowsScored, unreadable: s.unreadable }, 'scoring window sealed into the ledger');
       sealed++;
     } catch (err) {
       if (err instanceof FedmarkError && err.code === 'SPOOL_CORRUPT') {
@@ -97,7 +98,9 @@ function withdrawnWatcher(file: string | undefined): () => ReadonlySet<string> {
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('score one customer or a small batch over HTTP with the same code as `fedmark score`; authenticated, loopback by default, recorded in the ledger')
+    .description(
+      'score one customer or a small batch over HTTP with the same code as `fedmark score`; authenticated, loopback by default, recorded in the ledger',
+    )
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--schema <json>', 'the dataset schema the model was trained for')
     .requiredOption('--purpose <text>', "what the scores are for; must be the model's purpose and allowed by the policy")
@@ -114,7 +117,11 @@ export function registerServeCommand(program: Command): void {
     .option('--max-batch <n>', 'most customers per request', '100')
     .option('--reasons <n>', 'default reason codes per customer', '3')
     .option('--seal-seconds <s>', 'how often the spooled requests are sealed into one ledger entry', '900')
-    .option('--durability <mode>', 'when a request counts as recorded: fsync (before each response; survives power loss) or write (survives a crash of the service; fsynced every 20 ms)', 'fsync')
+    .option(
+      '--durability <mode>',
+      'when a request counts as recorded: fsync (before each response; survives power loss) or write (survives a crash of the service; fsynced every 20 ms)',
+      'fsync',
+    )
     .option('--baseline <spec>', 'what reasons are measured against: midpoint, zero, or a JSON file of a reference customer', 'midpoint')
     .option('--model-purpose <text>', 'purpose the model was trained for, when the model directory does not record it')
     .option('--operator <name>', 'who runs the service (recorded in the ledger; default: the OS user)')
@@ -168,7 +175,9 @@ export function registerServeCommand(program: Command): void {
       const timer = setInterval(() => void seal().catch((err) => logger.error({ err: (err as Error).message }, 'sealing failed')), sealSeconds * 1000);
       timer.unref();
       const address = await app.listen({ host: s('host')!, port });
-      process.stdout.write(`fedmark serve listening on ${address} (model ${setup.model.modelHash.slice(0, 12)}…, purpose "${setup.purpose}", auth: ${auth.describe()}; OpenAPI at ${address}/docs)\n`);
+      process.stdout.write(
+        `fedmark serve listening on ${address} (model ${setup.model.modelHash.slice(0, 12)}…, purpose "${setup.purpose}", auth: ${auth.describe()}; OpenAPI at ${address}/docs)\n`,
+      );
       let stopping = false;
       const stop = async () => {
         if (stopping) return;

@@ -16,7 +16,8 @@ function parseStrategy(text: string): StrategySpec {
     throw new FedmarkError('CLI_STRATEGY', `--strategy is not JSON: ${text}`);
   }
   const parsed = strategySpecSchema.safeParse(raw);
-  if (!parsed.success) throw new FedmarkError('CLI_STRATEGY', `--strategy: ${parsed.error.issues[0].path.join('.') || '(root)'}: ${parsed.error.issues[0].message}`);
+  if (!parsed.success)
+    throw new FedmarkError('CLI_STRATEGY', `--strategy: ${parsed.error.issues[0].path.join('.') || '(root)'}: ${parsed.error.issues[0].message}`);
   return parsed.data;
 }
 
@@ -47,7 +48,13 @@ export function registerSimulateCommand(program: Command): void {
       let job = jobPreset(o2);
       if (o.standardize) {
         const stats = await simulate<FeatureStats, FeatureStats>({ job: featureStatsPreset(o2), partners });
-        process.stderr.write(`feature statistics of ${stats.state.columns.join(', ')}: ε ${Object.values(stats.epsilon).map((e) => e.toFixed(3)).join('/') || 'none'}\n`);
+        process.stderr.write(
+          `feature statistics of ${stats.state.columns.join(', ')}: ε ${
+            Object.values(stats.epsilon)
+              .map((e) => e.toFixed(3))
+              .join('/') || 'none'
+          }\n`,
+        );
         job = standardizedTrainingPreset(o2, stats.state);
       }
       if (typeof o.strategy === 'string') job = { ...job, strategy: parseStrategy(o.strategy) };
@@ -55,7 +62,16 @@ export function registerSimulateCommand(program: Command): void {
         job,
         partners,
         // A DP job's training rounds carry no evaluation unless the manifest buys one (evaluation.everyRound).
-        onRound: (r) => process.stderr.write(`round ${r.round}: ${r.metrics ? `AUC ${r.metrics.auc.toFixed(4)}` : 'not evaluated'}${Object.keys(r.epsilon).length ? `, ε ${Object.values(r.epsilon).map((e) => e.toFixed(3)).join('/')}` : ''}\n`),
+        onRound: (r) =>
+          process.stderr.write(
+            `round ${r.round}: ${r.metrics ? `AUC ${r.metrics.auc.toFixed(4)}` : 'not evaluated'}${
+              Object.keys(r.epsilon).length
+                ? `, ε ${Object.values(r.epsilon)
+                    .map((e) => e.toFixed(3))
+                    .join('/')}`
+                : ''
+            }\n`,
+          ),
       });
       const summary = {
         dataset: name,
@@ -69,7 +85,11 @@ export function registerSimulateCommand(program: Command): void {
         modelHash: result.modelHash,
         wallSeconds: result.wallSeconds,
       };
-      process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `federated AUC ${summary.auc.toFixed(4)} after ${summary.rounds} rounds (${summary.wallSeconds.toFixed(1)} s)\n`);
+      process.stdout.write(
+        o.json
+          ? `${JSON.stringify(summary)}\n`
+          : `federated AUC ${summary.auc.toFixed(4)} after ${summary.rounds} rounds (${summary.wallSeconds.toFixed(1)} s)\n`,
+      );
       process.exit(0);
     });
 }

@@ -5,7 +5,11 @@ import { campaignCounts } from '../src/scoring/campaign.ts';
 import { upliftFromCounts, type UpliftEstimate } from '../src/scoring/uplift.ts';
 import { writeCampaignReport } from '../src/report/campaign-report.ts';
 
-const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (v: string): string[] =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const pp = (x: number | null): string => (x === null ? 'n/a' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)} pp`);
 const rate = (x: number | null): string => (x === null ? 'n/a' : `${(x * 100).toFixed(2)} %`);
 
@@ -20,7 +24,7 @@ export function registerUpliftCommand(program: Command): void {
     .description('measure a randomised campaign: response rate per arm, uplift with a confidence interval, per score decile and for the top deciles')
     .requiredOption('--scores <csv>', 'scores written by `fedmark score` (id column, probability, decile)')
     .requiredOption('--outcomes <csv>', 'one row per customer in the campaign: id, arm, outcome')
-    .option('--id-column <col>', 'customer id column (default: the scores file\'s id column)')
+    .option('--id-column <col>', "customer id column (default: the scores file's id column)")
     .option('--arm-column <col>', 'arm column of the outcomes file', 'arm')
     .option('--treatment <values>', 'arm values meaning treated (comma-separated)', 'treatment')
     .option('--control <values>', 'arm values meaning control (comma-separated)', 'control')
@@ -60,10 +64,14 @@ export function registerUpliftCommand(program: Command): void {
         return;
       }
       const out: string[] = [];
-      out.push(`fedmark uplift: ${joined.matched} campaign customers matched to scores (${joined.unmatched} outcome rows without a score, ${joined.invalid} with an undeclared arm/outcome)`);
+      out.push(
+        `fedmark uplift: ${joined.matched} campaign customers matched to scores (${joined.unmatched} outcome rows without a score, ${joined.invalid} with an undeclared arm/outcome)`,
+      );
       for (const ex of joined.invalidExamples.slice(0, 5)) out.push(`  ! ${ex}`);
       out.push(`${result.method}, ${Math.round(confidence * 100)} % intervals`);
-      out.push(`${'deciles'.padEnd(8)} ${'treated'.padStart(8)} ${'rate'.padStart(9)} ${'control'.padStart(8)} ${'rate'.padStart(9)} ${'uplift'.padStart(10)}  interval`);
+      out.push(
+        `${'deciles'.padEnd(8)} ${'treated'.padStart(8)} ${'rate'.padStart(9)} ${'control'.padStart(8)} ${'rate'.padStart(9)} ${'uplift'.padStart(10)}  interval`,
+      );
       out.push(line('all', result.overall));
       for (const d of result.byDecile) out.push(line(String(d.decile), d));
       out.push('top deciles together:');

@@ -47,7 +47,9 @@ function publicFile(f: string) {
  * (a party's node: its CSV, its schema and its alignment file in; its model part out).
  */
 export function registerVerticalCommand(program: Command): void {
-  const v = program.command('vertical').description('vertical learning: boosted trees across parties that hold different columns of the same customers (after fedmark psi)');
+  const v = program
+    .command('vertical')
+    .description('vertical learning: boosted trees across parties that hold different columns of the same customers (after fedmark psi)');
   v.command('train')
     .description('define a vertical SecureBoost job, register it and follow it to its end')
     .requiredOption('--coordinator <url>', 'coordinator base URL')
@@ -74,7 +76,8 @@ export function registerVerticalCommand(program: Command): void {
       const owner = readIdentityFile(String(o.identity));
       const features = (o.features as string[]).map(publicFile);
       const fschemas = o.featuresSchema as string[];
-      if (fschemas.length !== features.length) throw new FedmarkError('VERTICAL_OPTION', `--features names ${features.length} parties, --features-schema ${fschemas.length} schemas`);
+      if (fschemas.length !== features.length)
+        throw new FedmarkError('VERTICAL_OPTION', `--features names ${features.length} parties, --features-schema ${fschemas.length} schemas`);
       const label = publicFile(String(o.label));
       const ls = loadVerticalPartySchema(String(o.labelSchema));
       if (!ls.labelled) throw new FedmarkError('VERTICAL_OPTION', `--label-schema ${String(o.labelSchema)} declares no label column`);
@@ -115,7 +118,9 @@ export function registerVerticalCommand(program: Command): void {
     });
 
   partyTrustOptions(v.command('party'))
-    .description("a party's node of a vertical SecureBoost job: its own columns of the aligned customers, never sent; its model part kept in <state-dir>/model.json")
+    .description(
+      "a party's node of a vertical SecureBoost job: its own columns of the aligned customers, never sent; its model part kept in <state-dir>/model.json",
+    )
     .requiredOption('--coordinator <url>', 'coordinator base URL')
     .requiredOption('--job <id>', 'job id')
     .requiredOption('--identity <file>', "this party's identity (mode 0600)")
@@ -152,7 +157,9 @@ export function registerVerticalCommand(program: Command): void {
         budget,
       });
       const holdout = result.scores ? { rows: result.scores.rows.length, auc: auc(sigmoid(result.scores.margins), result.scores.labels) } : null;
-      process.stdout.write(`${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, role: result.role, holdout, model: result.model ? join(stateDir, 'model.json') : null, modelHash: result.model ? sha256Canonical(result.model) : null, bytesSent: result.bytesSent })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, role: result.role, holdout, model: result.model ? join(stateDir, 'model.json') : null, modelHash: result.model ? sha256Canonical(result.model) : null, bytesSent: result.bytesSent })}\n`,
+      );
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `vertical job ${String(o.job)} ended ${result.state}: ${result.reason ?? ''}`);
     });
 
@@ -174,7 +181,8 @@ export function registerVerticalCommand(program: Command): void {
       const owner = readIdentityFile(String(o.identity));
       const parties = [publicFile(String(o.label)), ...(o.features as string[]).map(publicFile)];
       const hashes = o.modelHash as string[];
-      if (hashes.length !== parties.length) throw new FedmarkError('VERTICAL_OPTION', `--model-hash gives ${hashes.length} hashes for ${parties.length} parties`);
+      if (hashes.length !== parties.length)
+        throw new FedmarkError('VERTICAL_OPTION', `--model-hash gives ${hashes.length} hashes for ${parties.length} parties`);
       const manifest = verticalScoreManifest({
         jobId: String(o.job),
         owner: publicIdentity(owner),
@@ -185,7 +193,14 @@ export function registerVerticalCommand(program: Command): void {
           alignment: { psiJobId: String(o.psiJob), orderDigest: String(o.orderDigest), size: int('--aligned', String(o.aligned)) },
         },
       });
-      const result = await runRelayJobOwner({ coordinatorUrl: String(o.coordinator).replace(/\/$/, ''), identity: owner, signed: signManifest(manifest, owner), log: pino({ level: 'warn' }, pino.destination(2)), pollMs: int('--poll-ms', String(o.pollMs)), coordinatorKeyId: ownerCoordinatorPin(o.coordinatorKeyId as string | undefined) });
+      const result = await runRelayJobOwner({
+        coordinatorUrl: String(o.coordinator).replace(/\/$/, ''),
+        identity: owner,
+        signed: signManifest(manifest, owner),
+        log: pino({ level: 'warn' }, pino.destination(2)),
+        pollMs: int('--poll-ms', String(o.pollMs)),
+        coordinatorKeyId: ownerCoordinatorPin(o.coordinatorKeyId as string | undefined),
+      });
       process.stdout.write(`${JSON.stringify({ jobId: manifest.jobId, ...result })}\n`);
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `scoring job ${manifest.jobId} ended ${result.state}: ${result.reason ?? ''}`);
     });
@@ -224,7 +239,9 @@ export function registerVerticalCommand(program: Command): void {
         pollMs: int('--poll-ms', String(o.pollMs)),
       });
       const out = result.scores ? (o.out ?? join(String(o.stateDir), `${String(o.job)}.scores.csv`)) : null;
-      process.stdout.write(`${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, scored: result.scores?.rows.length ?? null, out })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ jobId: o.job, state: result.state, reason: result.reason, scored: result.scores?.rows.length ?? null, out })}\n`,
+      );
       if (result.state !== 'completed') throw new FedmarkError('JOB_ENDED', `scoring job ${String(o.job)} ended ${result.state}: ${result.reason ?? ''}`);
     });
 }

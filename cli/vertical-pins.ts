@@ -11,7 +11,10 @@ import { keyIdOption } from './node-commands.ts';
  */
 export function partyTrustOptions(cmd: Command): Command {
   return cmd
-    .option('--owner-key-id <keyid>', "work only for this job owner's key (or list trusted owners in the policy's trustedOwnerKeyIds; one of the two is required)")
+    .option(
+      '--owner-key-id <keyid>',
+      "work only for this job owner's key (or list trusted owners in the policy's trustedOwnerKeyIds; one of the two is required)",
+    )
     .option('--coordinator-key-id <keyid>', 'work only with the coordinator that proves it holds this key (its `fedmark coordinator` key id)')
     .option('--ca <pem>', "trust the coordinator's certificate only if this CA issued it (instead of the system store)")
     .option('--pin-sha256 <hex>', "trust the coordinator's certificate only if its SHA-256 fingerprint is this (works for self-signed)");
@@ -30,7 +33,11 @@ export interface PartyTrust {
  * pin, and an owner pinned by `--owner-key-id` or by the policy's `trustedOwnerKeyIds` (a node that
  * trusts neither would work for whoever registers the job id first).
  */
-export function partyTrust(o: { coordinator: string; ownerKeyId?: string; coordinatorKeyId?: string; ca?: string; pinSha256?: string; job: string }, policy?: { trustedOwnerKeyIds?: string[] }, policyFile?: string): PartyTrust {
+export function partyTrust(
+  o: { coordinator: string; ownerKeyId?: string; coordinatorKeyId?: string; ca?: string; pinSha256?: string; job: string },
+  policy?: { trustedOwnerKeyIds?: string[] },
+  policyFile?: string,
+): PartyTrust {
   const coordinatorUrl = o.coordinator.replace(/\/$/, '');
   trustCoordinator(coordinatorUrl, loadClientTls({ caFile: o.ca, pinSha256: o.pinSha256 }));
   const ownerKeyId = o.ownerKeyId === undefined ? undefined : keyIdOption('--owner-key-id', o.ownerKeyId);
@@ -46,7 +53,10 @@ export function partyTrust(o: { coordinator: string; ownerKeyId?: string; coordi
     coordinatorUrl,
     ownerKeyId,
     coordinatorKeyId,
-    reviewOwner: (m) => (trusted && !trusted.includes(m.owner.keyId) ? [`the job is signed by owner ${m.owner.keyId}, who is not among this partner's trusted owners (${trusted.join(', ')})`] : []),
+    reviewOwner: (m) =>
+      trusted && !trusted.includes(m.owner.keyId)
+        ? [`the job is signed by owner ${m.owner.keyId}, who is not among this partner's trusted owners (${trusted.join(', ')})`]
+        : [],
   };
 }
 

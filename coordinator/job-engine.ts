@@ -181,7 +181,8 @@ export class JobEngine {
     const s = statement as Record<string, unknown> | undefined;
     const key = this.lookupKey(jobId, keyId);
     if (!s || typeof s !== 'object' || !key) throw new DomainError('STATEMENT_MISSING', `${what}: a statement signed by the partner is required`);
-    if (s.jobId !== jobId || s.partner !== keyId) throw new DomainError('STATEMENT_SCOPE', `${what}: the statement is for job ${String(s.jobId)} / partner ${String(s.partner)}`);
+    if (s.jobId !== jobId || s.partner !== keyId)
+      throw new DomainError('STATEMENT_SCOPE', `${what}: the statement is for job ${String(s.jobId)} / partner ${String(s.partner)}`);
     if (!verifyAttestation(s, Buffer.from(key.signPublicKey, 'base64'))) {
       throw new DomainError('STATEMENT_SIGNATURE', `${what}: the statement's attestation does not verify against the partner's key`);
     }

@@ -1,7 +1,15 @@
 import type { Logger } from 'pino';
 import { keyId as keyIdOf, publicIdentity, type Identity, type PublicIdentity } from '../src/crypto/identity.ts';
 import { DomainError } from '../src/federation/protocol/errors.ts';
-import { isRelayWorkload, releaseStatementSchema, sameReleases, type LedgerProposal, type RelayContext, type RelayedMessage, type RelayWorkload } from '../src/federation/relay.ts';
+import {
+  isRelayWorkload,
+  releaseStatementSchema,
+  sameReleases,
+  type LedgerProposal,
+  type RelayContext,
+  type RelayedMessage,
+  type RelayWorkload,
+} from '../src/federation/relay.ts';
 import { COORDINATOR, type RelayPlan } from '../src/federation/workload.ts';
 import { composedEpsilon } from '../src/privacy/accountant.ts';
 import { verifyAttestation } from '../src/privacy/ledger/signing.ts';
@@ -85,9 +93,13 @@ export class RelayEngine {
     const row = this.store.round(jobId, round, job.attempt);
     if (!row || row.state !== 'open') throw new DomainError('ROUND_NOT_OPEN', `round ${round} attempt ${job.attempt} is not open`);
     if (this.now() > row.deadline_at) throw new DomainError('ROUND_DEADLINE', `round ${round} passed its deadline`);
-    if (body.length > relay.maxBytes) throw new DomainError('RELAY_TOO_LARGE', `a message of ${body.length} bytes; round ${round} takes at most ${relay.maxBytes}`);
+    if (body.length > relay.maxBytes)
+      throw new DomainError('RELAY_TOO_LARGE', `a message of ${body.length} bytes; round ${round} takes at most ${relay.maxBytes}`);
     if (relay.releases.some((r) => r.keyId === sender) && !this.relays.release(jobId, round, sender)) {
-      throw new DomainError('RELEASE_NOT_RECORDED', `round ${round}: ${sender} releases label-DP values in this round and must file its attested statement before relaying`);
+      throw new DomainError(
+        'RELEASE_NOT_RECORDED',
+        `round ${round}: ${sender} releases label-DP values in this round and must file its attested statement before relaying`,
+      );
     }
     if (!this.opened.has(jobId)) {
       this.append(jobId, workload.relay.opening?.(this.engine.manifest(jobId)) ?? []);
@@ -155,7 +167,8 @@ export class RelayEngine {
     const relay = plan(round);
     if (!relay) throw new DomainError('NOT_A_RELAY_ROUND', `round ${round} of job ${jobId} is not a relay round`);
     const from = this.plain(fromKey);
-    if (!relay.messages.some((m) => m.from === from && m.to === recipient)) throw new DomainError('RELAY_NOT_EXPECTED', `round ${round} relays no message from ${fromKey} to this caller`);
+    if (!relay.messages.some((m) => m.from === from && m.to === recipient))
+      throw new DomainError('RELAY_NOT_EXPECTED', `round ${round} relays no message from ${fromKey} to this caller`);
     const row = this.relays.message(jobId, round, from, recipient);
     if (!row) throw new DomainError('NO_RELAY_MESSAGE', `round ${round}: the message from ${fromKey} has not arrived yet`);
     return row.body;
@@ -170,11 +183,14 @@ export class RelayEngine {
     const planned = relay.releases.find((r) => r.keyId === sender);
     if (!planned) throw new DomainError('RELEASE_MISMATCH', `round ${round} plans no release by ${sender}`);
     const parsed = releaseStatementSchema.safeParse(statement);
-    if (!parsed.success) throw new DomainError('RELEASE_MISMATCH', `release statement: ${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success)
+      throw new DomainError('RELEASE_MISMATCH', `release statement: ${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
     const s = parsed.data;
-    if (s.jobId !== jobId || s.partner !== sender || s.round !== round) throw new DomainError('STATEMENT_SCOPE', `the statement is for job ${s.jobId}, partner ${s.partner}, round ${s.round}`);
+    if (s.jobId !== jobId || s.partner !== sender || s.round !== round)
+      throw new DomainError('STATEMENT_SCOPE', `the statement is for job ${s.jobId}, partner ${s.partner}, round ${s.round}`);
     const key = this.engine.lookupKey(jobId, sender);
-    if (!key || !verifyAttestation(statement, Buffer.from(key.signPublicKey, 'base64'))) throw new DomainError('STATEMENT_SIGNATURE', "the release statement's attestation does not verify against the sender's key");
+    if (!key || !verifyAttestation(statement, Buffer.from(key.signPublicKey, 'base64')))
+      throw new DomainError('STATEMENT_SIGNATURE', "the release statement's attestation does not verify against the sender's key");
     const prior = this.relays.release(jobId, round, sender);
     if (prior) {
       if (prior !== JSON.stringify(statement)) throw new DomainError('RELAY_CONFLICT', `round ${round}: ${sender} already filed a different release statement`);
@@ -185,7 +201,8 @@ export class RelayEngine {
     // ε is recomputed from every release this sender recorded: an understated total is refused.
     const events = [...this.relays.releases(jobId, sender).flatMap((x) => (JSON.parse(x) as { releases: typeof s.releases }).releases), ...s.releases];
     const eps = composedEpsilon(events, s.delta);
-    if (s.epsilonCumulative < eps * (1 - 1e-9) - 1e-12) throw new DomainError('RELEASE_MISMATCH', `round ${round}: cumulative ε ${s.epsilonCumulative} is below the ${eps} its recorded releases compose to`);
+    if (s.epsilonCumulative < eps * (1 - 1e-9) - 1e-12)
+      throw new DomainError('RELEASE_MISMATCH', `round ${round}: cumulative ε ${s.epsilonCumulative} is below the ${eps} its recorded releases compose to`);
     this.ledger.append(jobId, 'vertical.release', s);
     this.relays.putRelease(jobId, round, sender, JSON.stringify(statement));
     this.log.info({ jobId, round, partner: sender, epsilon: s.epsilonCumulative }, 'release recorded');

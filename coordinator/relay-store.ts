@@ -41,28 +41,43 @@ export class RelayStore {
   }
 
   message(jobId: string, round: number, from: string, to: string): RelayRow | undefined {
-    return this.db.prepare('SELECT round, from_key, to_key, body, sha256, bytes FROM relay_messages WHERE job_id = ? AND round = ? AND from_key = ? AND to_key = ?').get(jobId, round, from, to) as RelayRow | undefined;
+    return this.db
+      .prepare('SELECT round, from_key, to_key, body, sha256, bytes FROM relay_messages WHERE job_id = ? AND round = ? AND from_key = ? AND to_key = ?')
+      .get(jobId, round, from, to) as RelayRow | undefined;
   }
 
   messages(jobId: string, round: number): RelayRow[] {
-    return this.db.prepare('SELECT round, from_key, to_key, body, sha256, bytes FROM relay_messages WHERE job_id = ? AND round = ? ORDER BY from_key, to_key').all(jobId, round) as RelayRow[];
+    return this.db
+      .prepare('SELECT round, from_key, to_key, body, sha256, bytes FROM relay_messages WHERE job_id = ? AND round = ? ORDER BY from_key, to_key')
+      .all(jobId, round) as RelayRow[];
   }
 
   /** Sizes and hashes only (the ledger's view). */
   digests(jobId: string, round: number): { from_key: string; to_key: string; sha256: string; bytes: number }[] {
-    return this.db.prepare('SELECT from_key, to_key, sha256, bytes FROM relay_messages WHERE job_id = ? AND round = ? ORDER BY from_key, to_key').all(jobId, round) as { from_key: string; to_key: string; sha256: string; bytes: number }[];
+    return this.db
+      .prepare('SELECT from_key, to_key, sha256, bytes FROM relay_messages WHERE job_id = ? AND round = ? ORDER BY from_key, to_key')
+      .all(jobId, round) as { from_key: string; to_key: string; sha256: string; bytes: number }[];
   }
 
   put(jobId: string, round: number, from: string, to: string, body: Uint8Array, sha256: string, at: number): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO relay_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(jobId, round, from, to, Buffer.from(body), sha256, body.length, at).changes === 1;
+    return (
+      this.db
+        .prepare('INSERT OR IGNORE INTO relay_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(jobId, round, from, to, Buffer.from(body), sha256, body.length, at).changes === 1
+    );
   }
 
   release(jobId: string, round: number, keyId: string): string | undefined {
-    return (this.db.prepare('SELECT statement FROM relay_releases WHERE job_id = ? AND round = ? AND key_id = ?').get(jobId, round, keyId) as { statement: string } | undefined)?.statement;
+    return (
+      this.db.prepare('SELECT statement FROM relay_releases WHERE job_id = ? AND round = ? AND key_id = ?').get(jobId, round, keyId) as
+        { statement: string } | undefined
+    )?.statement;
   }
 
   releases(jobId: string, keyId: string): string[] {
-    return (this.db.prepare('SELECT statement FROM relay_releases WHERE job_id = ? AND key_id = ? ORDER BY round').all(jobId, keyId) as { statement: string }[]).map((r) => r.statement);
+    return (
+      this.db.prepare('SELECT statement FROM relay_releases WHERE job_id = ? AND key_id = ? ORDER BY round').all(jobId, keyId) as { statement: string }[]
+    ).map((r) => r.statement);
   }
 
   putRelease(jobId: string, round: number, keyId: string, statement: string): boolean {

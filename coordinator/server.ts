@@ -84,7 +84,10 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
     perMinute: opts.rateLimitPerMinute ?? 30_000,
     perKey: { perMinute: opts.rateLimitPerKeyPerMinute ?? 6000, keyOf: (req) => req.signer?.keyId ?? '' },
   });
-  await app.register(docsPlugin, { title: 'fedmark coordinator', description: 'Routes of the fedmark coordinator. Every /v1 request is signed (x-fedmark-* headers).' });
+  await app.register(docsPlugin, {
+    title: 'fedmark coordinator',
+    description: 'Routes of the fedmark coordinator. Every /v1 request is signed (x-fedmark-* headers).',
+  });
   await app.register(errorsPlugin, { statusOf });
   await app.register(authPlugin, { engine, nonces: store.nonceStore(), maxSkewMs: opts.maxSkewMs });
   await app.register(publicRoutes, { identity, store, minFreeBytes: opts.minFreeBytes });

@@ -227,9 +227,7 @@ export class CoordinatorStore {
   updateJob(jobId: string, fields: Partial<Pick<JobRow, 'state' | 'current_round' | 'attempt' | 'status_reason'>>): void {
     const keys = Object.keys(fields) as (keyof typeof fields)[];
     if (!keys.length) return;
-    this.db
-      .prepare(`UPDATE jobs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE job_id = @job_id`)
-      .run({ ...fields, job_id: jobId });
+    this.db.prepare(`UPDATE jobs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE job_id = @job_id`).run({ ...fields, job_id: jobId });
   }
 
   // partners
@@ -242,9 +240,7 @@ export class CoordinatorStore {
   }
 
   insertPartner(row: PartnerRow): void {
-    this.db
-      .prepare('INSERT INTO partners VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)')
-      .run(row);
+    this.db.prepare('INSERT INTO partners VALUES (@job_id, @key_id, @name, @sign_public_key, @box_public_key, @status, @acceptance)').run(row);
   }
   partners(jobId: string): PartnerRow[] {
     return this.db.prepare('SELECT * FROM partners WHERE job_id = ? ORDER BY name').all(jobId) as PartnerRow[];
@@ -253,7 +249,9 @@ export class CoordinatorStore {
     return this.db.prepare('SELECT * FROM partners WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as PartnerRow | undefined;
   }
   setPartnerStatus(jobId: string, keyId: string, status: PartnerRow['status'], acceptance: string | null): void {
-    this.db.prepare('UPDATE partners SET status = ?, acceptance = COALESCE(?, acceptance) WHERE job_id = ? AND key_id = ?').run(status, acceptance, jobId, keyId);
+    this.db
+      .prepare('UPDATE partners SET status = ?, acceptance = COALESCE(?, acceptance) WHERE job_id = ? AND key_id = ?')
+      .run(status, acceptance, jobId, keyId);
   }
 
   // sealed keys
@@ -283,9 +281,7 @@ export class CoordinatorStore {
     return this.db.prepare("SELECT * FROM rounds WHERE job_id = ? AND round = ? AND state = 'closed'").get(jobId, round) as RoundRow | undefined;
   }
   rounds(jobId: string): RoundRow[] {
-    return this.db
-      .prepare('SELECT * FROM rounds WHERE job_id = ? ORDER BY round, attempt')
-      .all(jobId) as RoundRow[];
+    return this.db.prepare('SELECT * FROM rounds WHERE job_id = ? ORDER BY round, attempt').all(jobId) as RoundRow[];
   }
   updateRound(jobId: string, round: number, attempt: number, fields: Partial<Pick<RoundRow, 'state' | 'stage' | 'closed_at' | 'submissions'>>): void {
     const keys = Object.keys(fields) as (keyof typeof fields)[];
@@ -296,7 +292,10 @@ export class CoordinatorStore {
 
   // the running sums of a round, one per part
   partSums(jobId: string, round: number, attempt: number): Record<string, Buffer> {
-    const rows = this.db.prepare('SELECT part, sum FROM round_parts WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as { part: string; sum: Buffer }[];
+    const rows = this.db.prepare('SELECT part, sum FROM round_parts WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as {
+      part: string;
+      sum: Buffer;
+    }[];
     return Object.fromEntries(rows.map((r) => [r.part, r.sum]));
   }
   putPartSum(jobId: string, round: number, attempt: number, part: string, sum: Uint8Array): void {
@@ -305,14 +304,17 @@ export class CoordinatorStore {
 
   // submissions
   submission(jobId: string, round: number, attempt: number, keyId: string): SubmissionRow | undefined {
-    return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? AND key_id = ?').get(jobId, round, attempt, keyId) as SubmissionRow | undefined;
+    return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? AND key_id = ?').get(jobId, round, attempt, keyId) as
+      SubmissionRow | undefined;
   }
   /** Every submission of the job, failed attempts included, in (round, attempt) order (for ε totals). */
   allSubmissions(jobId: string): SubmissionRow[] {
     return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? ORDER BY round, attempt, key_id').all(jobId) as SubmissionRow[];
   }
   submissions(jobId: string, round: number, attempt: number): SubmissionRow[] {
-    return this.db.prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id').all(jobId, round, attempt) as SubmissionRow[];
+    return this.db
+      .prepare('SELECT * FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id')
+      .all(jobId, round, attempt) as SubmissionRow[];
   }
   insertSubmission(row: SubmissionRow): void {
     this.db.prepare('INSERT INTO submissions VALUES (@job_id, @round, @attempt, @key_id, @body_hash, @meta, @part_hashes, @received_at)').run(row);
@@ -321,7 +323,10 @@ export class CoordinatorStore {
     return this.db.prepare('INSERT OR IGNORE INTO declines VALUES (?, ?, ?, ?, ?)').run(jobId, round, attempt, keyId, reason).changes === 1;
   }
   declines(jobId: string, round: number, attempt: number): { key_id: string; reason: string }[] {
-    return this.db.prepare('SELECT key_id, reason FROM declines WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as { key_id: string; reason: string }[];
+    return this.db.prepare('SELECT key_id, reason FROM declines WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as {
+      key_id: string;
+      reason: string;
+    }[];
   }
 
   // model hashes
@@ -329,7 +334,10 @@ export class CoordinatorStore {
     return this.db.prepare('INSERT OR IGNORE INTO model_hashes VALUES (?, ?, ?, ?)').run(jobId, round, keyId, hash).changes === 1;
   }
   modelHashes(jobId: string, round: number): { key_id: string; hash: string }[] {
-    return this.db.prepare('SELECT key_id, hash FROM model_hashes WHERE job_id = ? AND round = ? ORDER BY key_id').all(jobId, round) as { key_id: string; hash: string }[];
+    return this.db.prepare('SELECT key_id, hash FROM model_hashes WHERE job_id = ? AND round = ? ORDER BY key_id').all(jobId, round) as {
+      key_id: string;
+      hash: string;
+    }[];
   }
 
   /** Replay protection that survives restarts. */

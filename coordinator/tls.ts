@@ -50,7 +50,10 @@ export function loadCoordinatorTls(o: { certFile: string; keyFile: string; host?
   if (o.host && o.host !== '0.0.0.0' && o.host !== '::') {
     const matches = isIP(o.host) ? x.checkIP(o.host) !== undefined : x.checkHost(o.host) !== undefined;
     if (!matches) {
-      throw new FedmarkError('TLS_CERT_HOST', `the TLS certificate ${o.certFile} does not cover ${o.host} (it names ${names.join(', ') || 'no subjectAltName'}): clients would refuse it`);
+      throw new FedmarkError(
+        'TLS_CERT_HOST',
+        `the TLS certificate ${o.certFile} does not cover ${o.host} (it names ${names.join(', ') || 'no subjectAltName'}): clients would refuse it`,
+      );
     }
   }
   return { cert, key, sha256: certificateSha256(cert), notAfter, names };
@@ -62,6 +65,9 @@ export function loadCoordinatorTls(o: { certFile: string; keyFile: string; host?
  */
 export function assertTransportAllowed(host: string, tls: CoordinatorTls | undefined): void {
   if (!tls && !isLoopbackHost(host)) {
-    throw new FedmarkError('INSECURE_TRANSPORT', `refusing plain HTTP on ${host}: plain HTTP is allowed on loopback only (give --tls-cert and --tls-key to serve HTTPS)`);
+    throw new FedmarkError(
+      'INSECURE_TRANSPORT',
+      `refusing plain HTTP on ${host}: plain HTTP is allowed on loopback only (give --tls-cert and --tls-key to serve HTTPS)`,
+    );
   }
 }

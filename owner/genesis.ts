@@ -13,7 +13,13 @@ const party = (p: { name: string; keyId: string; signPublicKey: string }) => ({ 
  * commitment to the job key (`keyCommitment`, null without a key), which every partner checks the
  * key it unseals against.
  */
-export function manifestLedgerEntry(manifest: JobManifest, owner: Identity, coordinator: PublicIdentity, privacy: PrivacyPlan | null, keyCommitment: string | null): LedgerEntry {
+export function manifestLedgerEntry(
+  manifest: JobManifest,
+  owner: Identity,
+  coordinator: PublicIdentity,
+  privacy: PrivacyPlan | null,
+  keyCommitment: string | null,
+): LedgerEntry {
   return LedgerWriter.buildNext(
     0,
     GENESIS_PREV,

@@ -49,7 +49,10 @@ export function resolveSignedManifest(out: string, fresh: JobManifest, owner: Id
     throw new FedmarkError('JOB_STATE', `${file} holds a job of another owner (${stored.owner.name}, ${stored.owner.keyId}): use another --out`);
   }
   if (stored.jobId !== fresh.jobId) {
-    throw new FedmarkError('JOB_STATE', `--out ${out} holds job "${stored.jobId}", not "${fresh.jobId}": use another --out for a new job, or --job ${stored.jobId} to resume that one`);
+    throw new FedmarkError(
+      'JOB_STATE',
+      `--out ${out} holds job "${stored.jobId}", not "${fresh.jobId}": use another --out for a new job, or --job ${stored.jobId} to resume that one`,
+    );
   }
   const a = defining(stored);
   const b = defining(fresh);

@@ -72,7 +72,15 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
   const roundMetrics: RoundProgress<R>[] = [];
   let finalMetrics: R | null = null;
   let followed = 0;
-  const result = (state: string, reason: string | null): OwnerResult<S, R> => ({ state, reason, finalState: tracker.state, modelHash: tracker.hash, roundMetrics, finalMetrics, secretKey });
+  const result = (state: string, reason: string | null): OwnerResult<S, R> => ({
+    state,
+    reason,
+    finalState: tracker.state,
+    modelHash: tracker.hash,
+    roundMetrics,
+    finalMetrics,
+    secretKey,
+  });
   try {
     for (;;) {
       o.signal?.throwIfAborted();

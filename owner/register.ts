@@ -38,7 +38,10 @@ export async function registerJob(
     if (stored.signature !== signed.signature) throw err;
     // The ledger then commits to the key of that first registration; sealing another would be refused by every partner.
     if (commitment && committedKeyHash(manifest, await client.ledger(manifest.jobId)) !== commitment) {
-      throw new FedmarkError('KEY_COMMITMENT', `job ${manifest.jobId} is already registered with a commitment to another job key (an owner restarted without the job key it persisted — fedmark job run keeps it in its --out dir — cannot run the key ceremony again): resume with that --out, or register a new job id`);
+      throw new FedmarkError(
+        'KEY_COMMITMENT',
+        `job ${manifest.jobId} is already registered with a commitment to another job key (an owner restarted without the job key it persisted — fedmark job run keeps it in its --out dir — cannot run the key ceremony again): resume with that --out, or register a new job id`,
+      );
     }
   });
 }
@@ -47,7 +50,13 @@ export async function registerJob(
  * Step 2: the key ceremony. The job's CKKS secret key (the one the genesis entry commits to) leaves
  * only sealed to each partner's box key (bound to the job id); the coordinator stores opaque blobs.
  */
-export async function runKeyCeremony(client: CoordinatorClient, signed: SignedManifest, owner: Identity, secretKey: Uint8Array | null, log: Logger): Promise<void> {
+export async function runKeyCeremony(
+  client: CoordinatorClient,
+  signed: SignedManifest,
+  owner: Identity,
+  secretKey: Uint8Array | null,
+  log: Logger,
+): Promise<void> {
   const { manifest } = signed;
   // A resumed owner whose ceremony already completed has nothing to upload (the keys are locked).
   if ((await client.status(manifest.jobId)).keysReady) return;

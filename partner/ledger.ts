@@ -60,7 +60,13 @@ export class PartnerLedger {
    * This node's own last answer to a job — acceptance, refusal or withdrawal — from its ledger file:
    * what it agreed to is its own record, never the coordinator's status.
    */
-  answerTo(jobId: string): { type: 'partner.acceptance'; payload: PayloadOf<'partner.acceptance'> } | { type: 'partner.refusal'; payload: PayloadOf<'partner.refusal'> } | { type: 'partner.withdraw'; payload: PayloadOf<'partner.withdraw'> & { manifestHash: string } } | null {
+  answerTo(
+    jobId: string,
+  ):
+    | { type: 'partner.acceptance'; payload: PayloadOf<'partner.acceptance'> }
+    | { type: 'partner.refusal'; payload: PayloadOf<'partner.refusal'> }
+    | { type: 'partner.withdraw'; payload: PayloadOf<'partner.withdraw'> & { manifestHash: string } }
+    | null {
     let found: ReturnType<PartnerLedger['answerTo']> = null;
     let manifestHash = '';
     for (const e of readLedger(this.writer.path).entries) {
@@ -109,7 +115,11 @@ export class PartnerLedger {
   }
 
   /** A round whose aggregate this node applied, with the attempt it took part in and the coordinator head it witnessed. */
-  round(jobId: string, round: number, r: { releases: AttemptReleases; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+  round(
+    jobId: string,
+    round: number,
+    r: { releases: AttemptReleases; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } },
+  ): void {
     if (this.roundsRecorded.has(roundKey(jobId, round))) return;
     const { partner: _self, ...rec } = roundRecord(r.releases);
     this.writer.append('partner.round', {
@@ -124,7 +134,11 @@ export class PartnerLedger {
   }
 
   /** A round of a job without differential privacy this node took part in: what it sent and the state it computed (no ε bounds it). */
-  participation(jobId: string, round: number, r: { ciphertextHashes: string[]; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } }): void {
+  participation(
+    jobId: string,
+    round: number,
+    r: { ciphertextHashes: string[]; rowsUsed: number; globalModelHash: string; coordinatorHead: { seq: number; hash: string } },
+  ): void {
     if (this.roundsRecorded.has(roundKey(jobId, round))) return;
     this.writer.append('partner.participation', { jobId, partner: this.self, round, ...r });
     this.roundsRecorded.add(roundKey(jobId, round));
@@ -147,7 +161,10 @@ export class PartnerLedger {
   }
 
   /** An entry of a vertical job (psi.party.*, vertical.release, vertical.party.job), validated by the writer like every other. */
-  record<T extends 'psi.party.list' | 'psi.party.hop' | 'psi.party.result' | 'vertical.release' | 'vertical.party.job'>(type: T, payload: PayloadInput<T>): void {
+  record<T extends 'psi.party.list' | 'psi.party.hop' | 'psi.party.result' | 'vertical.release' | 'vertical.party.job'>(
+    type: T,
+    payload: PayloadInput<T>,
+  ): void {
     this.writer.append(type, payload);
   }
 

@@ -104,7 +104,9 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
     // Short blips stay quiet; an outage says what the node waits for and until when.
     onUnreachable: ({ downForMs, retryInMs, giveUpInMs, error }) => {
       if (retryInMs < 1000) return;
-      o.onWaiting?.(`the coordinator at ${o.coordinatorUrl} is unreachable (${error}) for ${Math.round(downForMs / 1000)} s: retrying in ${(retryInMs / 1000).toFixed(1)} s, giving up in ${Math.round(giveUpInMs / 1000)} s (--outage-limit)`);
+      o.onWaiting?.(
+        `the coordinator at ${o.coordinatorUrl} is unreachable (${error}) for ${Math.round(downForMs / 1000)} s: retrying in ${(retryInMs / 1000).toFixed(1)} s, giving up in ${Math.round(giveUpInMs / 1000)} s (--outage-limit)`,
+      );
     },
   });
   const myKeyId = keyIdOf(o.identity.signPublicKey);
@@ -113,7 +115,16 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   mkdirSync(o.stateDir, { recursive: true });
   const ledger = PartnerLedger.open(o.ledgerPath ?? join(o.stateDir, 'partner.ledger.jsonl'), o.identity, o.stateDir);
   const log = o.log.child({ jobId: o.jobId, node: o.identity.name });
-  const ended = (manifest: JobManifest, state: string, reason: string | null): PartnerNodeResult => ({ state, reason, rounds: 0, modelHash: null, finalState: null, params: null, manifest, sentBodies: client.sentBodies });
+  const ended = (manifest: JobManifest, state: string, reason: string | null): PartnerNodeResult => ({
+    state,
+    reason,
+    rounds: 0,
+    modelHash: null,
+    finalState: null,
+    params: null,
+    manifest,
+    sentBodies: client.sentBodies,
+  });
 
   const joined = await joinJob(o, client, ledger, myKeyId, (m) => acceptanceProblems(workloads, m, o.train.n + o.test.n), log);
   if (!joined.joined) return ended(joined.manifest, joined.state, joined.reason);
@@ -124,7 +135,17 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   log.info({ backend }, 'tfjs backend chosen');
   const scheme = await openSecureSum(manifest.encryption);
   if (scheme.scheme !== 'ckks') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
-  const secretKey = await fetchJobKey({ client, manifest, identity: o.identity, scheme, pollMs, signal: o.signal, log, onWaiting: o.onWaiting, timeoutMs: o.keyTimeoutMs ?? DEFAULT_KEY_TIMEOUT_MS });
+  const secretKey = await fetchJobKey({
+    client,
+    manifest,
+    identity: o.identity,
+    scheme,
+    pollMs,
+    signal: o.signal,
+    log,
+    onWaiting: o.onWaiting,
+    timeoutMs: o.keyTimeoutMs ?? DEFAULT_KEY_TIMEOUT_MS,
+  });
   const runtime = new PartnerRuntime({
     manifest,
     workload: workloads.resolve(manifest),
@@ -139,7 +160,18 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
     // The node's own record of every release, in its signed ledger before the bytes leave.
     onRelease: (r) => ledger.release(o.jobId, r.round, r.kind, r.released),
   });
-  const ctx: PartnerContext = { o, client, ledger, log, manifest, myKeyId, coordinator, runtime, warned: new Set(), data: { train: o.train, test: o.test, totalWithdrawn: 0 } };
+  const ctx: PartnerContext = {
+    o,
+    client,
+    ledger,
+    log,
+    manifest,
+    myKeyId,
+    coordinator,
+    runtime,
+    warned: new Set(),
+    data: { train: o.train, test: o.test, totalWithdrawn: 0 },
+  };
   let status: JobStatus;
   let gone: 'withdrawn' | 'left' | null = null;
   try {
@@ -158,18 +190,25 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
       // released — that comes from the node's own release store (the runtime re-sends or withholds).
       const selected = status.selected.includes(myKeyId);
       const acknowledged = status.submitted.includes(myKeyId);
-      if (status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round)) await runRound(ctx, status.round, status.attempt);
+      if (status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round))
+        await runRound(ctx, status.round, status.attempt);
       await sleep(pollMs);
     }
   } catch (err) {
-    if (o.signal?.aborted && o.leaveOnStop) await leaveJob(ctx, `stopped by its operator (${String((o.signal.reason as Error | undefined)?.message ?? o.signal.reason)})`);
+    if (o.signal?.aborted && o.leaveOnStop)
+      await leaveJob(ctx, `stopped by its operator (${String((o.signal.reason as Error | undefined)?.message ?? o.signal.reason)})`);
     throw err;
   } finally {
     runtime.dispose();
     scheme.dispose();
   }
   if (status.state === 'completed') {
-    ledger.finalModel(o.jobId, runtime.hash, runtime.round, runtime.privacy ? { epsilon: o.budget!.spent(o.jobId, runtime.privacy.delta), delta: runtime.privacy.delta } : null);
+    ledger.finalModel(
+      o.jobId,
+      runtime.hash,
+      runtime.round,
+      runtime.privacy ? { epsilon: o.budget!.spent(o.jobId, runtime.privacy.delta), delta: runtime.privacy.delta } : null,
+    );
   }
   // After the final entries: witness the coordinator's signed head, so a later rewrite of its tail shows.
   await witnessHead(ctx)

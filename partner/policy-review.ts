@@ -18,7 +18,14 @@ export interface OfficerApproval {
  * the two-person rule, and for a private job its DP terms against the policy and the lifetime budget
  * left. (A job naming a workload this node does not run is refused by the node itself.)
  */
-export function policyReview(policy: Policy, manifest: JobManifest, datasetRows: number, store: BudgetStore, approvals: OfficerApproval[] = [], workloads: WorkloadRegistry = builtinWorkloads): string[] {
+export function policyReview(
+  policy: Policy,
+  manifest: JobManifest,
+  datasetRows: number,
+  store: BudgetStore,
+  approvals: OfficerApproval[] = [],
+  workloads: WorkloadRegistry = builtinWorkloads,
+): string[] {
   const plan = workloads.has(manifest.workload.kind) ? workloads.resolve(manifest).privacy(manifest) : null;
   const verdict = checkJob(
     policy,

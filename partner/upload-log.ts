@@ -34,7 +34,6 @@ type Index = z.infer<typeof indexSchema>;
 
 const tag = (round: number, attempt: number) => `${round}.${attempt}`;
 
-
 /**
  * The partner node's persisted release store (src/federation/release-store.ts): one index file per
  * job and one file per kept envelope, each replaced atomically (temp file, fsync, rename). It
@@ -52,7 +51,9 @@ export class UploadLog implements ReleaseStore {
     private readonly jobId: string,
   ) {
     this.indexPath = join(stateDir, `${jobId}.releases.json`);
-    this.index = existsSync(this.indexPath) ? this.read() : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {}, records: {}, sent: [], recorded: [] };
+    this.index = existsSync(this.indexPath)
+      ? this.read()
+      : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {}, records: {}, sent: [], recorded: [] };
     // Temp files of a write killed half way (writeFileAtomic names them .<file>.<pid>.<rand>.tmp): the
     // node holds its state directory's lock, so no other process is writing them.
     for (const name of readdirSync(stateDir)) {
@@ -74,7 +75,10 @@ export class UploadLog implements ReleaseStore {
   }
 
   private corrupt(why: string): FedmarkError {
-    return new FedmarkError('RELEASE_LOG_CORRUPT', `${this.indexPath}: the record of what this node released for job ${this.jobId} is unreadable (${why}); refusing to continue — restore it from a backup: without it a charged round could be released twice`);
+    return new FedmarkError(
+      'RELEASE_LOG_CORRUPT',
+      `${this.indexPath}: the record of what this node released for job ${this.jobId} is unreadable (${why}); refusing to continue — restore it from a backup: without it a charged round could be released twice`,
+    );
   }
 
   private envelopePath(t: string): string {
@@ -111,7 +115,14 @@ export class UploadLog implements ReleaseStore {
     this.save();
   }
 
-  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>, record: SubmissionRecord): void {
+  built(
+    round: number,
+    attempt: number,
+    body: Uint8Array,
+    released: AttemptReleases | null,
+    jobValues: Record<string, Float64Array>,
+    record: SubmissionRecord,
+  ): void {
     const t = tag(round, attempt);
     // The envelope first, then the index that names it: a crash in between leaves an unlisted file
     // (the attempt is then withheld, never recomputed).

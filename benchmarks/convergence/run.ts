@@ -58,7 +58,13 @@ const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 function pooledReference(train: Dataset, test: Dataset) {
   const t0 = performance.now();
   const fit = fitLogisticNewton(train.X, train.y, train.n, train.d, { l2: 1e-4 });
-  return { auc: auc(predictLogisticNewton(fit, test.X, test.n), test.y), iterations: fit.iterations, converged: fit.converged, l2: 1e-4, seconds: (performance.now() - t0) / 1000 };
+  return {
+    auc: auc(predictLogisticNewton(fit, test.X, test.n), test.y),
+    iterations: fit.iterations,
+    converged: fit.converged,
+    l2: 1e-4,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 async function federated(recipe: Recipe, epsilon: number | null, split: Awaited<ReturnType<typeof bundledPartners>>, pooledTest: Dataset) {
@@ -102,9 +108,19 @@ async function main(): Promise<void> {
         description: recipe.description,
         standardize: recipe.standardize,
         nonPrivate: { auc: r4(nonDp.auc), gap: r4(ref.auc - nonDp.auc), seconds: r4(nonDp.seconds) },
-        dp: { epsilon: EPSILON, delta: DELTA, runs: dpRuns.map((x) => r4(x.auc)), aucMean: r4(mean), gap: r4(ref.auc - mean), maxEpsilonSpent: r4(Math.max(...dpRuns.map((x) => x.maxEpsilon))), secondsPerRun: r4(dpRuns.reduce((s, x) => s + x.seconds, 0) / dpRuns.length) },
+        dp: {
+          epsilon: EPSILON,
+          delta: DELTA,
+          runs: dpRuns.map((x) => r4(x.auc)),
+          aucMean: r4(mean),
+          gap: r4(ref.auc - mean),
+          maxEpsilonSpent: r4(Math.max(...dpRuns.map((x) => x.maxEpsilon))),
+          secondsPerRun: r4(dpRuns.reduce((s, x) => s + x.seconds, 0) / dpRuns.length),
+        },
       };
-      log(`  ${recipe.name.padEnd(22)} non-DP ${nonDp.auc.toFixed(4)} (gap ${(ref.auc - nonDp.auc).toFixed(4)})  ε=${EPSILON} ${mean.toFixed(4)} (gap ${(ref.auc - mean).toFixed(4)}) [${dpRuns.map((x) => x.auc.toFixed(4)).join(', ')}]`);
+      log(
+        `  ${recipe.name.padEnd(22)} non-DP ${nonDp.auc.toFixed(4)} (gap ${(ref.auc - nonDp.auc).toFixed(4)})  ε=${EPSILON} ${mean.toFixed(4)} (gap ${(ref.auc - mean).toFixed(4)}) [${dpRuns.map((x) => x.auc.toFixed(4)).join(', ')}]`,
+      );
       results.push(row);
     }
     out[name] = {
@@ -112,7 +128,13 @@ async function main(): Promise<void> {
       features: split.full.d,
       partners: split.splits.map((s, i) => ({ name: split.names[i], trainRows: s.train.n, holdoutRows: s.test.n })),
       pooledHoldoutRows: pooledTest.n,
-      reference: { solver: 'Newton/IRLS (src/train/newton-lr.ts), pooled training rows', auc: r4(ref.auc), iterations: ref.iterations, converged: ref.converged, l2: ref.l2 },
+      reference: {
+        solver: 'Newton/IRLS (src/train/newton-lr.ts), pooled training rows',
+        auc: r4(ref.auc),
+        iterations: ref.iterations,
+        converged: ref.converged,
+        l2: ref.l2,
+      },
       results,
     };
   }
@@ -121,7 +143,16 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
 
     machine: { cpus: os.cpus().length, node: process.version, backend, note: 'shared cores; seconds are indicative only' },
-    setup: { partners: PARTNERS, alpha: ALPHA, seed: SEED, rounds: ROUNDS, encryption: 'CKKS (DEFAULT_HE_PARAMS)', repetitionsPerDpRecipe: REPS, selection: SELECTION, goals: { dpGap: 0.01, nonPrivateGap: 0.005 } },
+    setup: {
+      partners: PARTNERS,
+      alpha: ALPHA,
+      seed: SEED,
+      rounds: ROUNDS,
+      encryption: 'CKKS (DEFAULT_HE_PARAMS)',
+      repetitionsPerDpRecipe: REPS,
+      selection: SELECTION,
+      goals: { dpGap: 0.01, nonPrivateGap: 0.005 },
+    },
     ...out,
   };
   const file = join(here, '..', 'results', 'convergence.json');

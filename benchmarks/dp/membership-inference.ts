@@ -52,7 +52,8 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const trialsArg = argv.indexOf('--trials');
 const TRIALS = trialsArg >= 0 ? Number(argv[trialsArg + 1]) : quick ? 400 : 1000;
-if (!(Number.isInteger(TRIALS) && TRIALS >= 40 && TRIALS % 4 === 0)) throw new Error(`--trials must be a multiple of 4, at least 40; got ${argv[trialsArg + 1]}`);
+if (!(Number.isInteger(TRIALS) && TRIALS >= 40 && TRIALS % 4 === 0))
+  throw new Error(`--trials must be a multiple of 4, at least 40; got ${argv[trialsArg + 1]}`);
 const SEED = 42;
 const ROUNDS = 20;
 const DELTA = 1e-5;
@@ -106,7 +107,10 @@ interface Trial {
 }
 
 function countsAt(trials: Trial[], t: number): { fp: number; nOut: number; fn: number; nIn: number } {
-  let fp = 0, fn = 0, nIn = 0, nOut = 0;
+  let fp = 0,
+    fn = 0,
+    nIn = 0,
+    nOut = 0;
   for (const tr of trials) {
     const guessIn = tr.score >= t;
     if (tr.member) {
@@ -160,7 +164,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < full.n; i++) acc += full.X[i * d + j];
     return acc;
   }, 0);
-  if (otherFeatures.length === 0 || realUses !== 0) throw new Error(`canary design needs unused "<other>" features; found ${otherFeatures.length}, used ${realUses} times`);
+  if (otherFeatures.length === 0 || realUses !== 0)
+    throw new Error(`canary design needs unused "<other>" features; found ${otherFeatures.length}, used ${realUses} times`);
   const without: TrainingData = { n: smallest.n, d, X: smallest.X, y: smallest.y };
   const withX = new Float32Array((smallest.n + 1) * d);
   withX.set(smallest.X);
@@ -185,14 +190,16 @@ async function main(): Promise<void> {
   const init = initParameters(MODEL, d, SEED);
 
   type Setting = { name: string; claimedEpsilon: number | null; noiseMultiplier: number | null; config: (seed: number) => LocalTrainConfig };
-  const dpConfig = (sigma: number) => (seed: number): LocalTrainConfig => ({
-    epochs: ROUNDS * dpPreset.localTraining.epochs,
-    batchSize: dpPreset.localTraining.batchSize,
-    learningRate: dpPreset.localTraining.learningRate,
-    optimizer: dpPreset.localTraining.optimizer,
-    seed,
-    dp: { noiseMultiplier: sigma, clipNorm, samplingRate: q },
-  });
+  const dpConfig =
+    (sigma: number) =>
+    (seed: number): LocalTrainConfig => ({
+      epochs: ROUNDS * dpPreset.localTraining.epochs,
+      batchSize: dpPreset.localTraining.batchSize,
+      learningRate: dpPreset.localTraining.learningRate,
+      optimizer: dpPreset.localTraining.optimizer,
+      seed,
+      dp: { noiseMultiplier: sigma, clipNorm, samplingRate: q },
+    });
   const settings: Setting[] = [
     ...CLAIMED.map((eps) => {
       const sigma = calibrateNoiseMultiplier({ targetEpsilon: eps, delta: DELTA, samplingRate: q, steps });
@@ -218,7 +225,9 @@ async function main(): Promise<void> {
   shuffleInPlace(coins, createRng(SEED));
   const calib = TRIALS / 2;
 
-  log(`audit: partner ${partnerIndex} (${smallest.n} training rows), q=${q}, ${steps} steps, C=${clipNorm}, δ=${DELTA}, ${TRIALS} trials per setting (${calib} choose the threshold, ${TRIALS - calib} certify)`);
+  log(
+    `audit: partner ${partnerIndex} (${smallest.n} training rows), q=${q}, ${steps} steps, C=${clipNorm}, δ=${DELTA}, ${TRIALS} trials per setting (${calib} choose the threshold, ${TRIALS - calib} certify)`,
+  );
   log(`canary: ${otherFeatures.map(([f]) => f).join(', ')} = 1, all else 0, label 1`);
   const heldIn = coins.slice(calib).filter(Boolean).length;
   const ceiling = epsilonLowerBound(0, TRIALS - calib - heldIn, 0, heldIn).eps;

@@ -101,11 +101,18 @@ async function main(): Promise<void> {
   const bestCentral = centralized.reduce((a, b) => (b.auc > a.auc ? b : a));
 
   let runCount = 0;
-  async function federated(epsilon: number | null, knobs?: DpKnobs): Promise<{ auc: number; aucFromHistograms: number; noiseMultiplier: number | null; maxEpsilonSpent: number; seconds: number }> {
+  async function federated(
+    epsilon: number | null,
+    knobs?: DpKnobs,
+  ): Promise<{ auc: number; aucFromHistograms: number; noiseMultiplier: number | null; maxEpsilonSpent: number; seconds: number }> {
     const preset = jobPreset({ jobId: `utility-${++runCount}`, schema, partners: PARTNERS, rounds: ROUNDS, model: MODEL, epsilon, seed: SEED });
     const job: SimulationJob =
       knobs && preset.dp
-        ? { ...preset, localTraining: { ...preset.localTraining, samplingRate: knobs.samplingRate, learningRate: knobs.learningRate }, dp: { ...preset.dp, clipNorm: knobs.clipNorm } }
+        ? {
+            ...preset,
+            localTraining: { ...preset.localTraining, samplingRate: knobs.samplingRate, learningRate: knobs.learningRate },
+            dp: { ...preset.dp, clipNorm: knobs.clipNorm },
+          }
         : preset;
     const res = await simulate({ job, partners });
     const spent = Object.values(res.epsilon);
@@ -135,7 +142,9 @@ async function main(): Promise<void> {
       gapToFederatedNonPrivate: round4(nonPrivate.auc - a.mean),
       secondsPerRun: round4(runs.reduce((s, x) => s + x.seconds, 0) / runs.length),
     };
-    log(`  ε=${epsilon}${knobs ? ` q=${knobs.samplingRate} lr=${knobs.learningRate} C=${knobs.clipNorm}` : ' (preset)'}: σ=${out.noiseMultiplier}, AUC ${a.mean.toFixed(4)} ± ${a.sd.toFixed(4)}, gap ${out.gapToCentralized.toFixed(4)}`);
+    log(
+      `  ε=${epsilon}${knobs ? ` q=${knobs.samplingRate} lr=${knobs.learningRate} C=${knobs.clipNorm}` : ' (preset)'}: σ=${out.noiseMultiplier}, AUC ${a.mean.toFixed(4)} ± ${a.sd.toFixed(4)}, gap ${out.gapToCentralized.toFixed(4)}`,
+    );
     return out;
   }
 
@@ -203,16 +212,32 @@ async function main(): Promise<void> {
       rows: full.n,
       features: d,
       split: `partitionDirichlet(y, ${PARTNERS}, α=${ALPHA}, seed ${SEED}); each partner splitPartnerData(rows, ${HOLDOUT}, seed ${SEED}) (as cli/demo.ts)`,
-      partners: splits.map((s, i) => ({ name: partners[i].name, trainRows: s.train.n, holdoutRows: s.test.n, positiveRate: round4(positives(s.train) / s.train.n) })),
+      partners: splits.map((s, i) => ({
+        name: partners[i].name,
+        trainRows: s.train.n,
+        holdoutRows: s.test.n,
+        positiveRate: round4(positives(s.train) / s.train.n),
+      })),
       pooledHoldout: { rows: pooledTest.n, positiveRate: round4(positives(pooledTest) / pooledTest.n) },
     },
     job: { model: MODEL, rounds: ROUNDS, encryption: 'CKKS (DEFAULT_HE_PARAMS)', delta: 1e-5, repetitionsPerEpsilon: REPS, presetDp: presetKnobs },
     centralized: { configs: centralized, best: bestCentral },
-    federatedNonPrivate: { auc: round4(nonPrivate.auc), aucFromHistograms: round4(nonPrivate.aucFromHistograms), gapToCentralized: round4(bestCentral.auc - nonPrivate.auc) },
+    federatedNonPrivate: {
+      auc: round4(nonPrivate.auc),
+      aucFromHistograms: round4(nonPrivate.aucFromHistograms),
+      gapToCentralized: round4(bestCentral.auc - nonPrivate.auc),
+    },
     federatedDpPreset: presetResults,
     sweep,
-    federatedDpTuned: sweep ? { knobs: { samplingRate: sweep.best.samplingRate, learningRate: sweep.best.learningRate, clipNorm: sweep.best.clipNorm }, results: tunedResults } : null,
-    sklearnReference: { auc: 0.769, source: 'data/SOURCES.md: LR, pooled, 80/20 stratified split, mean of 3 seeds', ourCentralized: bestCentral.auc, difference: round4(bestCentral.auc - 0.769) },
+    federatedDpTuned: sweep
+      ? { knobs: { samplingRate: sweep.best.samplingRate, learningRate: sweep.best.learningRate, clipNorm: sweep.best.clipNorm }, results: tunedResults }
+      : null,
+    sklearnReference: {
+      auc: 0.769,
+      source: 'data/SOURCES.md: LR, pooled, 80/20 stratified split, mean of 3 seeds',
+      ourCentralized: bestCentral.auc,
+      difference: round4(bestCentral.auc - 0.769),
+    },
     target: {
       statement: `at ε = ${TARGET.epsilon}, federated HE+DP AUC within ${TARGET.maxGap} of centralized non-private`,
       presetGap: presetAt.gapToCentralized,

@@ -24,7 +24,10 @@ export function findXgboostPython(): { python: string; version: string } | { pyt
   const tried: string[] = [];
   for (const python of ['/usr/bin/python3', 'python3']) {
     try {
-      const version = execFileSync(python, ['-c', 'import xgboost; print(xgboost.__version__)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      const version = execFileSync(python, ['-c', 'import xgboost; print(xgboost.__version__)'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
       found = python;
       return { python, version };
     } catch {
@@ -73,7 +76,12 @@ export function runXgboost(job: {
     }
     const spec = join(dir, 'job.json');
     writeFileSync(spec, JSON.stringify({ ...job, sets, out: dir }));
-    const out = JSON.parse(execFileSync(python(), [SCRIPT, spec], { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop()!);
+    const out = JSON.parse(
+      execFileSync(python(), [SCRIPT, spec], { encoding: 'utf8', maxBuffer: 1 << 24 })
+        .trim()
+        .split('\n')
+        .pop()!,
+    );
     const predictions: Record<string, Float64Array> = {};
     for (const name of job.predict) {
       const buf = readFileSync(join(dir, `${name}.pred.f64`));

@@ -50,7 +50,8 @@ const arg = (name: string): string | undefined => {
 const QUICK = flag('--quick');
 const REPS = Number(arg('--reps') ?? (QUICK ? 1 : 3));
 const ONLY = arg('--only');
-const DATASETS: BundledDatasetName[] = arg('--dataset') === 'bank' ? ['bank-marketing'] : arg('--dataset') === 'telco' ? ['telco-churn'] : ['bank-marketing', 'telco-churn'];
+const DATASETS: BundledDatasetName[] =
+  arg('--dataset') === 'bank' ? ['bank-marketing'] : arg('--dataset') === 'telco' ? ['telco-churn'] : ['bank-marketing', 'telco-churn'];
 const EPSILONS = [1, 3, 8];
 const say = (m: string) => process.stderr.write(`${m}\n`);
 
@@ -146,12 +147,18 @@ async function federated(split: DemoSplit): Promise<Record<string, unknown>> {
   const te = split.pooledTest;
   const partners = split.partners.map((p) => p.train);
   const plain = parseGbdtParams({});
-  const xgbRef = (p: GbdtParams, train: Dataset) => aucOf(runXgboost({ d: layout.d, sets: { train, te }, train: 'train', predict: ['te'], params: xgbParams(p), rounds: p.trees }).predictions.te, te);
+  const xgbRef = (p: GbdtParams, train: Dataset) =>
+    aucOf(runXgboost({ d: layout.d, sets: { train, te }, train: 'train', predict: ['te'], params: xgbParams(p), rounds: p.trees }).predictions.te, te);
   const xgbDefault = { objective: 'binary:logistic', tree_method: 'hist', nthread: 1 };
   const plainRun = trainFederated(plain, layout, partners);
   const baselines = {
     pooledXgboost: r4(xgbRef(plain, split.pooledTrain)),
-    pooledXgboostLibraryDefaults: r4(aucOf(runXgboost({ d: layout.d, sets: { train: split.pooledTrain, te }, train: 'train', predict: ['te'], params: xgbDefault, rounds: 100 }).predictions.te, te)),
+    pooledXgboostLibraryDefaults: r4(
+      aucOf(
+        runXgboost({ d: layout.d, sets: { train: split.pooledTrain, te }, train: 'train', predict: ['te'], params: xgbDefault, rounds: 100 }).predictions.te,
+        te,
+      ),
+    ),
     pooledFedmark: r4(aucOf(predictProba(trainPooled(plain, layout, split.pooledTrain).model, te.X, te.n), te)),
     federatedNoDp: r4(aucOf(predictProba(plainRun.model, te.X, te.n), te)),
     federatedNoDpCost: {
@@ -169,7 +176,9 @@ async function federated(split: DemoSplit): Promise<Record<string, unknown>> {
     params: plain,
   };
   const bestAlone = Math.max(...baselines.partnersAlone.map((p) => Math.max(p.fedmark, p.xgboost)));
-  say(`[federated] ${split.schema.name}: pooled XGBoost ${baselines.pooledXgboost}, fedmark pooled ${baselines.pooledFedmark}, federated ${baselines.federatedNoDp}, best partner alone ${bestAlone}`);
+  say(
+    `[federated] ${split.schema.name}: pooled XGBoost ${baselines.pooledXgboost}, fedmark pooled ${baselines.pooledFedmark}, federated ${baselines.federatedNoDp}, best partner alone ${bestAlone}`,
+  );
   const modes = [];
   for (const mode of MODES) {
     const perEps = [];
@@ -257,7 +266,15 @@ function scaling(): Record<string, unknown> {
 async function main(): Promise<void> {
   const py = findXgboostPython();
   if (py.python === null) throw new Error(`the GBDT benchmarks compare with Python XGBoost: ${py.reason}`);
-  const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100), xgboost: py.version, reps: REPS, quick: QUICK };
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    xgboost: py.version,
+    reps: REPS,
+    quick: QUICK,
+  };
   const out = join(here, '..', 'results');
   await mkdir(out, { recursive: true });
   const splits = new Map<BundledDatasetName, DemoSplit>();

@@ -31,7 +31,8 @@ const arg = (name: string): string | undefined => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-const DATASETS: BundledDatasetName[] = arg('--dataset') === 'bank' ? ['bank-marketing'] : arg('--dataset') === 'telco' ? ['telco-churn'] : ['bank-marketing', 'telco-churn'];
+const DATASETS: BundledDatasetName[] =
+  arg('--dataset') === 'bank' ? ['bank-marketing'] : arg('--dataset') === 'telco' ? ['telco-churn'] : ['bank-marketing', 'telco-churn'];
 const EPSILONS = (arg('--epsilon') ?? '1,3,8').split(',').map(Number);
 const PLAINTEXT = argv.includes('--plaintext');
 const say = (m: string) => process.stderr.write(`${m}\n`);
@@ -50,7 +51,14 @@ async function benchDataset(name: BundledDatasetName) {
   say(`${name}: pooled (no DP) ${pooled}, best partner alone ${bestAlone}`);
   const runs = [];
   for (const epsilon of EPSILONS) {
-    const job = gbdtJobPreset({ jobId: `bench-${name}-${epsilon}`, schema: split.schema, partners: split.partners.length, epsilon, seed: DEMO_SEED, encryption: PLAINTEXT ? { scheme: 'plain-insecure' } : undefined });
+    const job = gbdtJobPreset({
+      jobId: `bench-${name}-${epsilon}`,
+      schema: split.schema,
+      partners: split.partners.length,
+      epsilon,
+      seed: DEMO_SEED,
+      encryption: PLAINTEXT ? { scheme: 'plain-insecure' } : undefined,
+    });
     const t0 = performance.now();
     const r = await simulate<GbdtState, FederatedEvalMetrics>({ job, partners: split.partners });
     const wall = (performance.now() - t0) / 1000;
@@ -65,7 +73,14 @@ async function benchDataset(name: BundledDatasetName) {
       splitMode: s.params.splitMode,
       rounds: r.manifest.rounds,
       trees: gbdtModel(r.state).trees.length,
-      auc: { federated, fromEncryptedHistograms: r4(r.finalMetrics.auc), pooledNoDp: pooled, bestPartnerAloneNoDp: bestAlone, minusPooled: r4(federated - pooled), minusBestAlone: r4(federated - bestAlone) },
+      auc: {
+        federated,
+        fromEncryptedHistograms: r4(r.finalMetrics.auc),
+        pooledNoDp: pooled,
+        bestPartnerAloneNoDp: bestAlone,
+        minusPooled: r4(federated - pooled),
+        minusBestAlone: r4(federated - bestAlone),
+      },
       epsilonSpent: Object.fromEntries(Object.entries(r.epsilon).map(([k, v]) => [k, r4(v)])),
       wallSeconds: r4(wall),
       wallSecondsPerRound: r4(wall / (r.manifest.rounds + 1)),
@@ -76,7 +91,14 @@ async function benchDataset(name: BundledDatasetName) {
     say(`${name} ε=${epsilon}: federated ${federated} (pooled ${pooled}, best alone ${bestAlone}), ${run.rounds} rounds, ${run.wallSeconds} s`);
     runs.push(run);
   }
-  return { dataset: name, partners: split.partners.map((p) => ({ name: p.name, trainRows: p.train.n, testRows: p.test.n })), pooledTestRows: test.n, pooledNoDp: pooled, aloneNoDp: alone, runs };
+  return {
+    dataset: name,
+    partners: split.partners.map((p) => ({ name: p.name, trainRows: p.train.n, testRows: p.test.n })),
+    pooledTestRows: test.n,
+    pooledNoDp: pooled,
+    aloneNoDp: alone,
+    runs,
+  };
 }
 
 const results = [];
@@ -85,6 +107,17 @@ const out = join(here, '..', 'results', 'gbdt-workload.json');
 await mkdir(dirname(out), { recursive: true });
 await writeFile(
   out,
-  JSON.stringify({ generatedAt: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadAverage: os.loadavg(), encryption: PLAINTEXT ? 'plain-insecure' : 'ckks', results }, null, 2),
+  JSON.stringify(
+    {
+      generatedAt: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      loadAverage: os.loadavg(),
+      encryption: PLAINTEXT ? 'plain-insecure' : 'ckks',
+      results,
+    },
+    null,
+    2,
+  ),
 );
 say(`wrote ${out}`);

@@ -146,7 +146,10 @@ async function main() {
   const masked = await openMasked(PARTNERS);
   // Warm up the JIT and the SEAL memory pool so the first size is not penalised.
   await benchCkks(ctx, cipher, 8192);
-  await maskedRound(masked, Array.from({ length: PARTNERS }, (_, p) => partnerUpdate(p, 8192)));
+  await maskedRound(
+    masked,
+    Array.from({ length: PARTNERS }, (_, p) => partnerUpdate(p, 8192)),
+  );
 
   const ckks = [];
   const maskedRows: ReturnType<typeof maskedFigures>[] = [];
@@ -178,7 +181,13 @@ async function main() {
   // One more masked round with 2 partners dropping before upload: the recovery work shows in "unmask".
   const withDropouts = maskedFigures(masked, updates, await maskedRound(masked, updates, 2));
   const heapBytes = await sealHeapBytes();
-  const bfvParams = { ...DEFAULT_BFV_PARAMS, slotCount: masked.bfv.slotCount, plainModulus: masked.bfv.plainModulus, coeffModulus: masked.bfv.coeffModulus, maxSummands: masked.bfv.maxSummands };
+  const bfvParams = {
+    ...DEFAULT_BFV_PARAMS,
+    slotCount: masked.bfv.slotCount,
+    plainModulus: masked.bfv.plainModulus,
+    coeffModulus: masked.bfv.coeffModulus,
+    maxSummands: masked.bfv.maxSummands,
+  };
   cipher.dispose();
   ctx.dispose();
   masked.bfv.dispose();

@@ -17,7 +17,13 @@ import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { root: { type: 'string', default: '.' }, out: { type: 'string', default: 'benchmarks/results/http-surface.json' }, repeat: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    root: { type: 'string', default: '.' },
+    out: { type: 'string', default: 'benchmarks/results/http-surface.json' },
+    repeat: { type: 'string', default: '3' },
+  },
+});
 const root = resolve(values.root!);
 const MiB = 1024 * 1024;
 
@@ -65,7 +71,10 @@ function put(url: string, bytes: number): Promise<{ status: number | null; error
 async function memoryRun() {
   const dir = mkdtempSync(join(tmpdir(), 'fedmark-bench-http-'));
   const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'bin', 'fedmark.js'), 'coordinator', '--data-dir', dir, '--port', String(port), '--log-level', 'warn'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, 'bin', 'fedmark.js'), 'coordinator', '--data-dir', dir, '--port', String(port), '--log-level', 'warn'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   try {
     await new Promise<void>((res, rej) => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('listening on') && res());
@@ -104,13 +113,25 @@ async function rateLimitRun() {
     }
     return statuses;
   };
-  return { limitPerMinute: 20, requests: 40, freshKeyEachRequest: await burst(() => ({ 'x-fedmark-key': randomBytes(16).toString('hex') })), noKeyHeader: await burst(() => ({})) };
+  return {
+    limitPerMinute: 20,
+    requests: 40,
+    freshKeyEachRequest: await burst(() => ({ 'x-fedmark-key': randomBytes(16).toString('hex') })),
+    noKeyHeader: await burst(() => ({})),
+  };
 }
 
 const runs = [];
 for (let i = 0; i < Number(values.repeat); i++) runs.push(await memoryRun());
 const rate = await rateLimitRun();
-const out = { benchmark: 'http-surface', root: values.root, node: process.version, unauthenticated60MiBPut: runs, medianPeakGrowthMiB: runs.map((r) => r.peakGrowthMiB).sort((a, b) => a - b)[Math.floor(runs.length / 2)], rateLimit: rate };
+const out = {
+  benchmark: 'http-surface',
+  root: values.root,
+  node: process.version,
+  unauthenticated60MiBPut: runs,
+  medianPeakGrowthMiB: runs.map((r) => r.peakGrowthMiB).sort((a, b) => a - b)[Math.floor(runs.length / 2)],
+  rateLimit: rate,
+};
 mkdirSync(dirname(resolve(values.out!)), { recursive: true });
 writeFileSync(values.out!, `${JSON.stringify(out, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

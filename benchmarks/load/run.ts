@@ -31,7 +31,7 @@ import { jobPreset } from '../../src/federation/job-presets.ts';
 import { jobKeyCommitment } from '../../src/federation/key-commitment.ts';
 import { signSubmissionRecord } from '../../src/federation/submission-record.ts';
 import { sha256Hex } from '../../src/util/hash.ts';
-import { parseManifest, signManifest, verifySignedManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest, verifySignedManifest, type JobManifest, MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { evaluationLayout, sgdWorkload, updateLength } from '../../src/federation/workloads/sgd/index.ts';
 import { openSecureSum, type VectorCipher } from '../../src/federation/secure-sum.ts';
 import { encodeUpdate } from '../../src/federation/update-codec.ts';
@@ -63,7 +63,8 @@ const keep = flag('keep');
 const withTimeline = flag('timeline');
 const partnerCounts = (option('partners') ?? (quick ? '5,10' : '10,25,50')).split(',').map((s) => {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--partners: ${s} is not an integer in 1..64 (64 = CKKS maxSummands of the default HE parameters)`);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new Error(`--partners: ${s} is not an integer in 1..64 (64 = CKKS maxSummands of the default HE parameters)`);
   return n;
 });
 /** 'all' = every submission in flight at once; a number = at most that many requests in flight. */
@@ -141,7 +142,20 @@ async function startCoordinator(dir: string): Promise<CoordinatorProcess> {
   const logFd = openSync(join(dir, 'coordinator.log'), 'a');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', CLI, 'coordinator', '--host', '127.0.0.1', '--port', String(port), '--data-dir', join(dir, 'coordinator'), '--log-level', coordinatorLogLevel],
+    [
+      '--import',
+      'tsx',
+      CLI,
+      'coordinator',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--data-dir',
+      join(dir, 'coordinator'),
+      '--log-level',
+      coordinatorLogLevel,
+    ],
     { cwd: ROOT, stdio: ['ignore', logFd, logFd] },
   );
   closeSync(logFd);
@@ -186,7 +200,11 @@ interface PartnerVectors {
   evaluationBlob: Uint8Array;
 }
 
-function precompute(cipher: VectorCipher, count: number, lengths: { update: number; evaluation: number }): { vectors: PartnerVectors[]; encryptMsPerPartner: number } {
+function precompute(
+  cipher: VectorCipher,
+  count: number,
+  lengths: { update: number; evaluation: number },
+): { vectors: PartnerVectors[]; encryptMsPerPartner: number } {
   const t0 = performance.now();
   const vectors = Array.from({ length: count }, (_, p): PartnerVectors => {
     const rng = createRng(deriveSeed(SEED, 'partner', p));
@@ -274,7 +292,10 @@ async function runCase(o: {
     });
     const signed = signManifest(manifest, o.owner);
     const ownerClient = new CoordinatorClient(c.url, o.owner);
-    await ownerClient.createJob(signed, manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest), jobKeyCommitment(jobId, o.secretKey)));
+    await ownerClient.createJob(
+      signed,
+      manifestLedgerEntry(manifest, o.owner, await ownerClient.coordinatorIdentity(), sgdWorkload.privacy(manifest), jobKeyCommitment(jobId, o.secretKey)),
+    );
 
     // Acceptance as a client node does it: verify the manifest, then send a self-attested statement.
     const clients = partners.map((id) => new CoordinatorClient(c.url, id));
@@ -282,25 +303,36 @@ async function runCase(o: {
       const served = await client.manifest(jobId);
       const m = verifySignedManifest(served);
       const statement = attestPayload(
-        { jobId, partner: publicIdentity(partners[i]).keyId, manifestHash: served.ledgerManifestHash, policy: { maxEpsilon: m.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: m.dp?.delta ?? 0.5 } },
+        {
+          jobId,
+          partner: publicIdentity(partners[i]).keyId,
+          manifestHash: served.ledgerManifestHash,
+          policy: { maxEpsilon: m.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: m.dp?.delta ?? 0.5 },
+        },
         signerFromSecretKey(partners[i].signSecretKey),
       );
       await client.accept(jobId, { accepted: true, statement });
     });
     // The owner's key ceremony as client/owner.ts runs it: one CKKS secret key, sealed with the job id to each partner.
-    for (const p of manifest.partners) await ownerClient.putSealedKey(jobId, p.keyId, sealJobKey(jobId, o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
+    for (const p of manifest.partners)
+      await ownerClient.putSealedKey(jobId, p.keyId, sealJobKey(jobId, o.secretKey, Buffer.from(p.boxPublicKey, 'base64'), o.owner));
 
     const status = await ownerClient.status(jobId);
     if (status.state !== 'running' || status.round !== 1 || status.roundState !== 'open') {
-      throw new Error(`round 1 did not open after setup: ${JSON.stringify({ state: status.state, round: status.round, roundState: status.roundState, reason: status.reason })}`);
+      throw new Error(
+        `round 1 did not open after setup: ${JSON.stringify({ state: status.state, round: status.round, roundState: status.roundState, reason: status.reason })}`,
+      );
     }
     const baseModelHash = sgdWorkload.hash(sgdWorkload.initialState(manifest));
-    if (status.baseModelHash !== baseModelHash) throw new Error(`coordinator pins base model ${status.baseModelHash}, the workload's initial state gives ${baseModelHash}`);
+    if (status.baseModelHash !== baseModelHash)
+      throw new Error(`coordinator pins base model ${status.baseModelHash}, the workload's initial state gives ${baseModelHash}`);
     if (status.selected.length !== n) throw new Error(`${status.selected.length} partners selected for round 1, expected ${n}`);
 
     const lengths = { update: updateLength(manifest), evaluation: evaluationLayout(manifest).length };
     if (lengths.update !== o.vectors[0].update.length || lengths.evaluation !== o.vectors[0].evaluation.length) {
-      throw new Error(`the job needs vectors of ${lengths.update} + ${lengths.evaluation} values, the pre-computed ones hold ${o.vectors[0].update.length} + ${o.vectors[0].evaluation.length}`);
+      throw new Error(
+        `the job needs vectors of ${lengths.update} + ${lengths.evaluation} values, the pre-computed ones hold ${o.vectors[0].update.length} + ${o.vectors[0].evaluation.length}`,
+      );
     }
     const bodies = o.vectors.slice(0, n).map((v, i) => {
       const parts = [
@@ -309,7 +341,15 @@ async function runCase(o: {
       ];
       // Each upload carries its partner's signed submission record, as a partner node sends it.
       const record = signSubmissionRecord(
-        { jobId, round: 1, attempt: 0, kind: 'train', partner: publicIdentity(partners[i]).keyId, baseModelHash, parts: parts.map((p) => ({ name: p.name, sha256: sha256Hex(p.bytes) })) },
+        {
+          jobId,
+          round: 1,
+          attempt: 0,
+          kind: 'train',
+          partner: publicIdentity(partners[i]).keyId,
+          baseModelHash,
+          parts: parts.map((p) => ({ name: p.name, sha256: sha256Hex(p.bytes) })),
+        },
         signerFromSecretKey(partners[i].signSecretKey),
       );
       return encodeUpdate({ jobId, round: 1, attempt: 0, kind: 'train', scheme: 'ckks', paramsId: o.paramsId, baseModelHash, dp: null, record }, parts);
@@ -367,7 +407,10 @@ async function runCase(o: {
       const s = await ownerClient.status(jobId);
       if (s.closedRounds.includes(1)) closed = s;
       else if (s.state === 'failed' || s.state === 'halted') throw new Error(`job ${s.state}: ${s.reason}`);
-      else if (Date.now() > pollEnd) throw new Error(`round 1 not closed 60 s after the last response: ${JSON.stringify({ roundState: s.roundState, submitted: s.submitted.length, selected: s.selected.length })}`);
+      else if (Date.now() > pollEnd)
+        throw new Error(
+          `round 1 not closed 60 s after the last response: ${JSON.stringify({ roundState: s.roundState, submitted: s.submitted.length, selected: s.selected.length })}`,
+        );
       else await sleep(SAMPLE_MS);
     }
     const closedAt = performance.now();
@@ -451,7 +494,12 @@ async function main(): Promise<void> {
   const maxN = Math.max(...partnerCounts);
   const d = featureNames(schema).length;
   const model = modelForTarget(d, targetParams);
-  const { jobId: _j, partnersPerRound: _c, quorum: _q, ...rest } = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null, model, seed: SEED });
+  const {
+    jobId: _j,
+    partnersPerRound: _c,
+    quorum: _q,
+    ...rest
+  } = jobPreset({ jobId: 'load-probe', schema, partners: maxN, rounds: 1, epsilon: null, model, seed: SEED });
   // The benchmark measures load, not deadlines: a generous deadline keeps a slow shared machine from failing the round.
   const baseManifest = { ...rest, roundDeadlineSeconds: 900 };
 
@@ -501,7 +549,13 @@ async function main(): Promise<void> {
     started,
     finished: new Date().toISOString(),
     quick,
-    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model.split(' ').slice(0, 2).join(' '), loadavg1mStart: r3(loadStart[0]), loadavg1mEnd: r3(loadavg()[0]) },
+    machine: {
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model.split(' ').slice(0, 2).join(' '),
+      loadavg1mStart: r3(loadStart[0]),
+      loadavg1mEnd: r3(loadavg()[0]),
+    },
     setup: {
       dataset: datasetName,
       features: d,

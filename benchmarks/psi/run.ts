@@ -143,7 +143,9 @@ async function perOperation() {
       fastPerWallSecond: round(median(f.map((x) => x.wall))),
       noblePerWallSecond: round(median(n.map((x) => x.wall))),
     });
-    log(`${op.name.padEnd(44)} fast ${Math.round(fast).toString().padStart(7)}/cpu-s  noble ${Math.round(nob).toString().padStart(6)}/cpu-s  ×${(fast / nob).toFixed(1)}`);
+    log(
+      `${op.name.padEnd(44)} fast ${Math.round(fast).toString().padStart(7)}/cpu-s  noble ${Math.round(nob).toString().padStart(6)}/cpu-s  ×${(fast / nob).toFixed(1)}`,
+    );
   }
   await inThread.close();
   return out;
@@ -191,9 +193,15 @@ async function threadScaling() {
   return {
     elements: n,
     engines: result,
-    wallSpeedup2vs1: { hashBlind: round(two.hashBlindPerWallSecond / one.hashBlindPerWallSecond), reblind: round(two.reblindPerWallSecond / one.reblindPerWallSecond) },
+    wallSpeedup2vs1: {
+      hashBlind: round(two.hashBlindPerWallSecond / one.hashBlindPerWallSecond),
+      reblind: round(two.reblindPerWallSecond / one.reblindPerWallSecond),
+    },
     /** CPU cost per element with 2 workers relative to 1 (≈ 1 means the work splits without overhead). */
-    cpuCostRatio2vs1: { hashBlind: round(one.hashBlindPerCpuSecond / two.hashBlindPerCpuSecond), reblind: round(one.reblindPerCpuSecond / two.reblindPerCpuSecond) },
+    cpuCostRatio2vs1: {
+      hashBlind: round(one.hashBlindPerCpuSecond / two.hashBlindPerCpuSecond),
+      reblind: round(one.reblindPerCpuSecond / two.reblindPerCpuSecond),
+    },
   };
 }
 
@@ -247,7 +255,9 @@ async function ringRun() {
   if (!ok) throw new Error(`ring run produced a wrong result: ${run.outcomes.map((o) => o.intersectionSize)} (expected ${common})`);
   const totalIds = PARTIES * IDS;
   const scale = TARGET_IDS / IDS;
-  log(`ring run: ${PARTIES} × ${IDS} ids in ${wallSeconds.toFixed(1)} s wall, ${cpuTotal.toFixed(1)} CPU-s (main ${cpuMain.toFixed(1)}); projected ${(((cpuMain + (cpuTotal - cpuMain) / 2) * scale) / 60).toFixed(1)} min for 1M each on an idle 2-core machine`);
+  log(
+    `ring run: ${PARTIES} × ${IDS} ids in ${wallSeconds.toFixed(1)} s wall, ${cpuTotal.toFixed(1)} CPU-s (main ${cpuMain.toFixed(1)}); projected ${(((cpuMain + (cpuTotal - cpuMain) / 2) * scale) / 60).toFixed(1)} min for 1M each on an idle 2-core machine`,
+  );
   return {
     parties: PARTIES,
     idsPerParty: IDS,
@@ -281,7 +291,11 @@ async function ringRun() {
 
 async function main() {
   const started = new Date().toISOString();
-  log(`PSI benchmark: ${IDS} ids per party, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `PSI benchmark: ${IDS} ids per party, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   const load = [loadavg()[0]];
   const operations = await perOperation();
   load.push(loadavg()[0]);
@@ -297,7 +311,13 @@ async function main() {
     benchmark: 'psi-ring-ecdh',
     started,
     quick,
-    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model.trim(), openssl: process.versions.openssl, loadAverage1m: load.map((l) => round(l)) },
+    machine: {
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model.trim(),
+      openssl: process.versions.openssl,
+      loadAverage1m: load.map((l) => round(l)),
+    },
     suite: 'p256-ti-sha256 (x-only P-256, try-and-increment hash-to-curve)',
     perOperation: operations,
     threadScaling: threads,

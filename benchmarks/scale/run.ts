@@ -40,7 +40,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const hex = (a: Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
 
 const { dataset } = await loadBundled('bank-marketing');
-const data = subsetDataset(dataset, Array.from({ length: rows }, (_, i) => i % dataset.n));
+const data = subsetDataset(
+  dataset,
+  Array.from({ length: rows }, (_, i) => i % dataset.n),
+);
 const models: { name: string; spec: ModelSpec }[] = [
   { name: 'logistic', spec: { kind: 'logistic' } },
   { name: 'mlp-32', spec: { kind: 'mlp', hidden: [32], activation: 'relu' } },
@@ -52,28 +55,73 @@ for (const { name, spec } of models) {
   let identical = true;
   // Warm-up (not counted): the first 2-thread run starts the worker thread and shares the features with it.
   const w0 = performance.now();
-  await trainLocal(spec, data.d, global, data, { epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd', seed: 1, threads: 2, dp: { noiseMultiplier: 1, clipNorm: 1, samplingRate: 0.02 } });
+  await trainLocal(spec, data.d, global, data, {
+    epochs: 1,
+    batchSize: 256,
+    learningRate: 0.5,
+    optimizer: 'sgd',
+    seed: 1,
+    threads: 2,
+    dp: { noiseMultiplier: 1, clipNorm: 1, samplingRate: 0.02 },
+  });
   const warmupSeconds = (performance.now() - w0) / 1000;
   for (let r = 0; r < reps; r++) {
     const params: Record<number, Float64Array> = {};
     for (const threads of [1, 2] as const) {
       const t0 = performance.now();
-      const res = await trainLocal(spec, data.d, global, data, { epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd', seed: 1, threads, dp: { noiseMultiplier: 1, clipNorm: 1, samplingRate: 0.02 } }, { randomFill: seededFill(1000 + r) });
+      const res = await trainLocal(
+        spec,
+        data.d,
+        global,
+        data,
+        { epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd', seed: 1, threads, dp: { noiseMultiplier: 1, clipNorm: 1, samplingRate: 0.02 } },
+        { randomFill: seededFill(1000 + r) },
+      );
       seconds[threads].push((performance.now() - t0) / 1000);
       params[threads] = res.params;
     }
     // The Gaussian noise comes from the CSPRNG in both runs; compare without it on the same batches.
-    const a = await trainLocal(spec, data.d, global, data, { epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd', seed: 1, threads: 1, dp: { noiseMultiplier: 0, clipNorm: 1, samplingRate: 0.02 } }, { randomFill: seededFill(7 + r) });
-    const b = await trainLocal(spec, data.d, global, data, { epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd', seed: 1, threads: 2, dp: { noiseMultiplier: 0, clipNorm: 1, samplingRate: 0.02 } }, { randomFill: seededFill(7 + r) });
+    const a = await trainLocal(
+      spec,
+      data.d,
+      global,
+      data,
+      { epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd', seed: 1, threads: 1, dp: { noiseMultiplier: 0, clipNorm: 1, samplingRate: 0.02 } },
+      { randomFill: seededFill(7 + r) },
+    );
+    const b = await trainLocal(
+      spec,
+      data.d,
+      global,
+      data,
+      { epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd', seed: 1, threads: 2, dp: { noiseMultiplier: 0, clipNorm: 1, samplingRate: 0.02 } },
+      { randomFill: seededFill(7 + r) },
+    );
     identical &&= hex(a.params) === hex(b.params);
   }
   const m1 = median(seconds[1]);
   const m2 = median(seconds[2]);
-  const row = { model: name, rows, features: data.d, stepsPerRound: 50, rowsPerStep: Math.round(0.02 * rows), seconds1Thread: seconds[1], seconds2Threads: seconds[2], median1Thread: m1, median2Threads: m2, warmupSeconds2Threads: warmupSeconds, speedup: m1 / m2, bitIdentical: identical };
+  const row = {
+    model: name,
+    rows,
+    features: data.d,
+    stepsPerRound: 50,
+    rowsPerStep: Math.round(0.02 * rows),
+    seconds1Thread: seconds[1],
+    seconds2Threads: seconds[2],
+    median1Thread: m1,
+    median2Threads: m2,
+    warmupSeconds2Threads: warmupSeconds,
+    speedup: m1 / m2,
+    bitIdentical: identical,
+  };
   console.log(JSON.stringify(row));
   results.push(row);
 }
 const out = join(import.meta.dirname, '..', 'results', 'scale-dp-sgd.json');
-writeFileSync(out, `${JSON.stringify({ benchmark: 'one DP-SGD round, 1 vs 2 worker threads', cores: availableParallelism(), gradientChunkRows: GRADIENT_CHUNK_ROWS, reps, note: 'ratios measured side by side in one process on a machine shared with other jobs', results }, null, 2)}\n`);
+writeFileSync(
+  out,
+  `${JSON.stringify({ benchmark: 'one DP-SGD round, 1 vs 2 worker threads', cores: availableParallelism(), gradientChunkRows: GRADIENT_CHUNK_ROWS, reps, note: 'ratios measured side by side in one process on a machine shared with other jobs', results }, null, 2)}\n`,
+);
 console.log(`wrote ${out}`);
 await closeGradientWorkers();

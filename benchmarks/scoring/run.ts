@@ -182,7 +182,18 @@ function partnerFiles() {
   const id = generateIdentity('bench-partner');
   writeIdentityFile(join(dir, 'id.json'), id, { force: true });
   const typed = schema.columns.filter((c) => 'type' in c || c.role === 'label').map((c) => c.name);
-  writeFileSync(join(dir, 'policy.json'), JSON.stringify({ partner: 'bench-partner', datasetId: 'telco', maxEpsilonPerJob: 1, lifetimeEpsilon: 2, maxDelta: 1e-5, allowedColumns: typed, allowedPurposes: [PURPOSE] }));
+  writeFileSync(
+    join(dir, 'policy.json'),
+    JSON.stringify({
+      partner: 'bench-partner',
+      datasetId: 'telco',
+      maxEpsilonPerJob: 1,
+      lifetimeEpsilon: 2,
+      maxDelta: 1e-5,
+      allowedColumns: typed,
+      allowedPurposes: [PURPOSE],
+    }),
+  );
   return { dir, identity: join(dir, 'id.json'), policy: join(dir, 'policy.json'), state: join(dir, 'state') };
 }
 
@@ -213,14 +224,53 @@ async function memory() {
     const file = await telcoFile(rows);
     // natural: V8's own GC (peak RSS includes uncollected garbage); sampled: a forced GC every second
     // measures the live heap (and keeps RSS near it).
-    for (const [mode, gc] of ([['all', 'natural'], ['top-k', 'natural'], ['all', 'sampled'], ['top-k', 'sampled']] as const).filter(([, g]) => gcModes.includes(g))) {
-      const r = await runChild(child, ['score', '--model', model, '--data', file, '--schema', schemaPath, '--out', join(work, 'mem-out.csv'),
-        '--purpose', PURPOSE, '--policy', p.policy, '--identity', p.identity, '--state-dir', p.state, '--json', ...(mode === 'top-k' ? ['--top-k', '1000'] : [])], gc === 'sampled' ? ['--expose-gc'] : []);
+    for (const [mode, gc] of (
+      [
+        ['all', 'natural'],
+        ['top-k', 'natural'],
+        ['all', 'sampled'],
+        ['top-k', 'sampled'],
+      ] as const
+    ).filter(([, g]) => gcModes.includes(g))) {
+      const r = await runChild(
+        child,
+        [
+          'score',
+          '--model',
+          model,
+          '--data',
+          file,
+          '--schema',
+          schemaPath,
+          '--out',
+          join(work, 'mem-out.csv'),
+          '--purpose',
+          PURPOSE,
+          '--policy',
+          p.policy,
+          '--identity',
+          p.identity,
+          '--state-dir',
+          p.state,
+          '--json',
+          ...(mode === 'top-k' ? ['--top-k', '1000'] : []),
+        ],
+        gc === 'sampled' ? ['--expose-gc'] : [],
+      );
       if (r.code !== 0) throw new Error(`fedmark score failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
       const kb = Number(/MAXRSS_KB (\d+)/.exec(r.stderr)![1]);
       const live = Number(/LIVE_MAX_BYTES (\d+)/.exec(r.stderr)![1]);
-      const row = { rows, mode, gc, fileMB: Math.round(statSync(file).size / 1e5) / 10, peakRssMB: Math.round(kb / 102.4) / 10, peakLiveHeapMB: gc === 'sampled' ? Math.round(live / 1e5) / 10 : null, rowsPerSecond: Math.round(s.rowsPerSecond), seconds: Math.round(s.seconds * 10) / 10 };
+      const row = {
+        rows,
+        mode,
+        gc,
+        fileMB: Math.round(statSync(file).size / 1e5) / 10,
+        peakRssMB: Math.round(kb / 102.4) / 10,
+        peakLiveHeapMB: gc === 'sampled' ? Math.round(live / 1e5) / 10 : null,
+        rowsPerSecond: Math.round(s.rowsPerSecond),
+        seconds: Math.round(s.seconds * 10) / 10,
+      };
       log(JSON.stringify(row));
       out.push(row);
     }
@@ -238,7 +288,14 @@ async function serveLatency() {
   writeFileSync(join(p.dir, 'client.pub.json'), JSON.stringify(publicIdentity(clientId)));
   const lines = readFileSync(BUNDLED_DATASETS['telco-churn'].csv, 'utf8').split(/\r?\n/).filter(Boolean);
   const head = lines[0].split(',');
-  const customers = lines.slice(1, 501).map((l) => Object.fromEntries(l.split(',').map((v, i) => [head[i], v]).filter(([k]) => k !== 'Churn')));
+  const customers = lines.slice(1, 501).map((l) =>
+    Object.fromEntries(
+      l
+        .split(',')
+        .map((v, i) => [head[i], v])
+        .filter(([k]) => k !== 'Churn'),
+    ),
+  );
   const results: Record<string, unknown>[] = [];
   const cpuTicks = (pid: number): number | null => {
     try {
@@ -252,9 +309,40 @@ async function serveLatency() {
   for (let rep = 0; rep < (quick ? 1 : 3); rep++) {
     for (const durability of ['fsync', 'write'] as const) {
       const port = await freePort();
-      const server = spawn(process.execPath, ['--import', loader, join(ROOT, 'cli/main.ts'), 'serve', '--model', model, '--schema', schemaPath, '--purpose', PURPOSE, '--policy', p.policy,
-        '--identity', p.identity, '--state-dir', join(p.dir, `serve-state-${durability}`), '--token-file', join(p.dir, 'token'), '--client', join(p.dir, 'client.pub.json'), '--port', String(port),
-        '--log-level', 'warn', '--rate-limit', '100000000', '--durability', durability], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const server = spawn(
+        process.execPath,
+        [
+          '--import',
+          loader,
+          join(ROOT, 'cli/main.ts'),
+          'serve',
+          '--model',
+          model,
+          '--schema',
+          schemaPath,
+          '--purpose',
+          PURPOSE,
+          '--policy',
+          p.policy,
+          '--identity',
+          p.identity,
+          '--state-dir',
+          join(p.dir, `serve-state-${durability}`),
+          '--token-file',
+          join(p.dir, 'token'),
+          '--client',
+          join(p.dir, 'client.pub.json'),
+          '--port',
+          String(port),
+          '--log-level',
+          'warn',
+          '--rate-limit',
+          '100000000',
+          '--durability',
+          durability,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let out = '';
       server.stdout.on('data', (b) => (out += b));
       server.stderr.on('data', (b) => (out = (out + b).slice(-10_000)));
@@ -267,10 +355,22 @@ async function serveLatency() {
         const request = (body: string, headers: Record<string, string>) =>
           new Promise<number>((resolve, reject) => {
             const t = process.hrtime.bigint();
-            const req = http.request({ host: '127.0.0.1', port, path: '/v1/score', method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-              res.resume();
-              res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
-            });
+            const req = http.request(
+              {
+                host: '127.0.0.1',
+                port,
+                path: '/v1/score',
+                method: 'POST',
+                agent,
+                headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+              },
+              (res) => {
+                res.resume();
+                res.on('end', () =>
+                  res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`status ${res.statusCode}`)),
+                );
+              },
+            );
             req.on('error', reject);
             req.end(body);
           });
@@ -283,7 +383,10 @@ async function serveLatency() {
               Array.from({ length: 20 }, async (_, c) => {
                 for (let i = 0; i < count; i++) {
                   const body = JSON.stringify({ customers: [customers[(c * count + i) % customers.length]] });
-                  const headers = auth === 'token' ? { authorization: `Bearer ${token}` } : signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId: 'fedmark-serve', round: 0, identity: clientId });
+                  const headers =
+                    auth === 'token'
+                      ? { authorization: `Bearer ${token}` }
+                      : signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId: 'fedmark-serve', round: 0, identity: clientId });
                   lat.push(await request(body, headers));
                 }
               }),
@@ -324,7 +427,14 @@ async function serveLatency() {
   const summary = (['fsync', 'write'] as const).flatMap((durability) =>
     (['token', 'signed'] as const).map((auth) => {
       const rows = results.filter((r) => r.durability === durability && r.auth === auth) as { p50ms: number; p99ms: number }[];
-      return { durability, auth, runs: rows.length, medianP50ms: median(rows.map((r) => r.p50ms)), medianP99ms: median(rows.map((r) => r.p99ms)), bestP99ms: Math.min(...rows.map((r) => r.p99ms)) };
+      return {
+        durability,
+        auth,
+        runs: rows.length,
+        medianP50ms: median(rows.map((r) => r.p50ms)),
+        medianP99ms: median(rows.map((r) => r.p99ms)),
+        bestP99ms: Math.min(...rows.map((r) => r.p99ms)),
+      };
     }),
   );
   return { runs: results, summary };
@@ -344,7 +454,14 @@ async function attributionError() {
     for (const points of spec.activation === 'tanh' ? [4, 8, 16, 32, 64] : [32]) {
       const scorer = denseScorer(spec, d, params, buildBaseline(schema), { points });
       const gap = completenessGap(scorer, X, n);
-      const row = { model: name, method: scorer.attribution.method, points: spec.activation === 'tanh' ? points : null, rows: n, maxGap: Math.max(...gap), meanGap: gap.reduce((a, b) => a + b, 0) / n };
+      const row = {
+        model: name,
+        method: scorer.attribution.method,
+        points: spec.activation === 'tanh' ? points : null,
+        rows: n,
+        maxGap: Math.max(...gap),
+        meanGap: gap.reduce((a, b) => a + b, 0) / n,
+      };
       log(JSON.stringify(row));
       out.push(row);
     }

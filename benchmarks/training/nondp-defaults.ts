@@ -23,7 +23,16 @@ import { trainLocal } from '../../src/train/local.ts';
 import type { BundledDatasetName } from '../../src/data/bundled.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 
-const { values } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '20' }, partners: { type: 'string', default: '5' }, out: { type: 'string', default: 'benchmarks/results/nondp-defaults.json' }, only: { type: 'string' }, model: { type: 'string', default: 'logistic' } } });
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '20' },
+    partners: { type: 'string', default: '5' },
+    out: { type: 'string', default: 'benchmarks/results/nondp-defaults.json' },
+    only: { type: 'string' },
+    model: { type: 'string', default: 'logistic' },
+  },
+});
 const MODEL: ModelSpec = values.model === 'mlp' ? { kind: 'mlp', hidden: [16], activation: 'relu' } : { kind: 'logistic' };
 const SEEDS = Number(values.seeds);
 const ROUNDS = Number(values.rounds);
@@ -48,19 +57,36 @@ async function main() {
       const pooledTest = concatDatasets(splits.map((x) => x.test));
       for (const [label, cfg] of Object.entries(CONFIGS)) {
         if (values.only && !label.includes(values.only)) continue;
-        const job = jobPreset({ jobId: `bench-${s}`, schema, partners: PARTNERS, rounds: ROUNDS, epsilon: cfg === 'dp' ? 3 : null, encryption: { scheme: 'plain-insecure' }, seed, model: MODEL });
+        const job = jobPreset({
+          jobId: `bench-${s}`,
+          schema,
+          partners: PARTNERS,
+          rounds: ROUNDS,
+          epsilon: cfg === 'dp' ? 3 : null,
+          encryption: { scheme: 'plain-insecure' },
+          seed,
+          model: MODEL,
+        });
         if (cfg !== 'dp') job.localTraining = { ...job.localTraining, ...cfg };
         const t0 = performance.now();
         const r = await simulate({ job, partners });
         const d = job.dataset.featureNames.length;
         const pooled = auc(predictProba(sgdModel(job), d, r.params, pooledTest.X, pooledTest.n), pooledTest.y);
         (results[dataset][label] ??= []).push(pooled);
-        process.stderr.write(`${dataset} seed ${seed} ${label}: AUC ${pooled.toFixed(4)} (federated eval ${r.finalMetrics.auc.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+        process.stderr.write(
+          `${dataset} seed ${seed} ${label}: AUC ${pooled.toFixed(4)} (federated eval ${r.finalMetrics.auc.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s)\n`,
+        );
       }
       if (!values.only || 'centralized'.includes(values.only)) {
         const job = jobPreset({ jobId: 'c', schema, partners: PARTNERS, rounds: ROUNDS, epsilon: null, seed, model: MODEL });
         const d = job.dataset.featureNames.length;
-        const central = await trainLocal(sgdModel(job), d, initParameters(sgdModel(job), d, seed), concatDatasets(splits.map((x) => x.train)), { epochs: ROUNDS, batchSize: 64, learningRate: 0.1, optimizer: 'sgd', seed });
+        const central = await trainLocal(sgdModel(job), d, initParameters(sgdModel(job), d, seed), concatDatasets(splits.map((x) => x.train)), {
+          epochs: ROUNDS,
+          batchSize: 64,
+          learningRate: 0.1,
+          optimizer: 'sgd',
+          seed,
+        });
         const a = auc(predictProba(sgdModel(job), d, central.params, pooledTest.X, pooledTest.n), pooledTest.y);
         (results[dataset]['centralized (all rows pooled, 20 epochs, batch 64, lr 0.1)'] ??= []).push(a);
         process.stderr.write(`${dataset} seed ${seed} centralized: AUC ${a.toFixed(4)}\n`);
@@ -68,8 +94,23 @@ async function main() {
     }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const summary = Object.fromEntries(Object.entries(results).map(([ds, byCfg]) => [ds, Object.fromEntries(Object.entries(byCfg).map(([k, xs]) => [k, { mean: mean(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs }]))]));
-  const out = { benchmark: 'nondp-defaults', backend, model: MODEL, partners: PARTNERS, rounds: ROUNDS, seeds: SEEDS, alpha: 1, holdout: 'each partner 20%, AUC on the pooled hold-out', results: summary };
+  const summary = Object.fromEntries(
+    Object.entries(results).map(([ds, byCfg]) => [
+      ds,
+      Object.fromEntries(Object.entries(byCfg).map(([k, xs]) => [k, { mean: mean(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs }])),
+    ]),
+  );
+  const out = {
+    benchmark: 'nondp-defaults',
+    backend,
+    model: MODEL,
+    partners: PARTNERS,
+    rounds: ROUNDS,
+    seeds: SEEDS,
+    alpha: 1,
+    holdout: 'each partner 20%, AUC on the pooled hold-out',
+    results: summary,
+  };
   mkdirSync(dirname(values.out!), { recursive: true });
   writeFileSync(values.out!, `${JSON.stringify(out, null, 2)}\n`);
   for (const [ds, byCfg] of Object.entries(summary)) {

@@ -56,7 +56,12 @@ const params = (labelDp: { epsilon: number } | null) =>
 const vertical = async (labelDp: { epsilon: number } | null) => {
   const p = params(labelDp);
   const t0 = performance.now();
-  const run = await runInMemorySecureBoost({ jobId: 'bench', params: p, label: { identity: ids[0], rows: s.bank }, features: [{ identity: ids[1], rows: s.telco }] });
+  const run = await runInMemorySecureBoost({
+    jobId: 'bench',
+    params: p,
+    label: { identity: ids[0], rows: s.bank },
+    features: [{ identity: ids[1], rows: s.telco }],
+  });
   const wallSeconds = (performance.now() - t0) / 1000;
   try {
     const ts = run.active.testScores();
@@ -82,7 +87,16 @@ const split = alignedSplit(s.bank.n, params(null).testFraction, seed);
 const plain = (layout: FeatureLayout, X: Float32Array) => plainGbdtAuc({ layout, X, y: s.bank.y, split, trees, depth, learningRate, bins });
 
 const bankAlone = plain(s.bank.layout, s.bank.X);
-const pooled = plain(concatLayouts([s.bank.layout, s.telco.layout]), concatColumns([{ X: s.bank.X, d: s.bank.layout.d }, { X: s.telco.X, d: s.telco.layout.d }], s.bank.n));
+const pooled = plain(
+  concatLayouts([s.bank.layout, s.telco.layout]),
+  concatColumns(
+    [
+      { X: s.bank.X, d: s.bank.layout.d },
+      { X: s.telco.X, d: s.telco.layout.d },
+    ],
+    s.bank.n,
+  ),
+);
 const noDp = await vertical(null);
 const dp3 = await vertical({ epsilon: 3 });
 const result = {

@@ -14,7 +14,11 @@ import type { DemoSetup } from './setup.ts';
  * Logistic/MLP: local SGD for as many epochs as the federation ran. Trees: the in-project histogram
  * GBDT with the non-private defaults (what a data scientist would train on pooled data).
  */
-export async function trainBaselines(s: DemoSetup, rounds: number, seed: number): Promise<{ aucOf: (state: unknown) => number; centralized: number; local: Record<string, number> }> {
+export async function trainBaselines(
+  s: DemoSetup,
+  rounds: number,
+  seed: number,
+): Promise<{ aucOf: (state: unknown) => number; centralized: number; local: Record<string, number> }> {
   const { manifest, splits, names } = s;
   const pooledTest = concatDatasets(splits.map((x) => x.test));
   const aucOf = (state: unknown) => auc(scoreWithState(manifest, state, pooledTest), pooledTest.y);

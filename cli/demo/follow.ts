@@ -47,6 +47,7 @@ export async function followJob(s: DemoSetup, url: string, out: string, say: (li
     },
   });
   bar.stop();
-  if (result.state !== 'completed') throw new FedmarkError('DEMO_JOB', `the job ended ${result.state}: ${result.reason ?? 'no reason given'}; logs in ${join(out, 'logs')}`);
+  if (result.state !== 'completed')
+    throw new FedmarkError('DEMO_JOB', `the job ended ${result.state}: ${result.reason ?? 'no reason given'}; logs in ${join(out, 'logs')}`);
   return { result, perRoundAuc };
 }

@@ -57,7 +57,9 @@ export function readBytesPerValue(out: string, workload: AnyWorkload, manifest: 
 /** Each partner's ε for the job, from its own budget store. */
 export function partnerEpsilons(s: DemoSetup, out: string): Record<string, number> {
   const epsilon: Record<string, number> = {};
-  if (s.plan) for (const name of s.names) epsilon[name] = BudgetStore.open(join(out, 'partners', name, 'state', 'privacy-budget.json')).jobEpsilon(s.manifest.jobId, s.plan.delta);
+  if (s.plan)
+    for (const name of s.names)
+      epsilon[name] = BudgetStore.open(join(out, 'partners', name, 'state', 'privacy-budget.json')).jobEpsilon(s.manifest.jobId, s.plan.delta);
   return epsilon;
 }
 

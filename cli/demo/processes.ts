@@ -33,7 +33,10 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
 
 export function spawnNode(args: string[], logFile: string): ChildProcess {
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMARK_LOG_LEVEL: 'info' } });
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FEDMARK_LOG_LEVEL: 'info' },
+  });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   return child;
@@ -77,8 +80,24 @@ export async function startProcesses(s: DemoSetup, out: string, seed: number): P
     spawnNode(
       [
         'partner',
-        ...['--coordinator', url, '--job', s.manifest.jobId, '--data', join(out, 'partners', name, 'data.csv'), '--schema', BUNDLED_DATASETS[s.datasetName].schema],
-        ...['--identity', join(out, 'keys', `${name}.json`), '--policy', join(out, 'partners', name, 'policy.json'), '--state-dir', join(out, 'partners', name, 'state')],
+        ...[
+          '--coordinator',
+          url,
+          '--job',
+          s.manifest.jobId,
+          '--data',
+          join(out, 'partners', name, 'data.csv'),
+          '--schema',
+          BUNDLED_DATASETS[s.datasetName].schema,
+        ],
+        ...[
+          '--identity',
+          join(out, 'keys', `${name}.json`),
+          '--policy',
+          join(out, 'partners', name, 'policy.json'),
+          '--state-dir',
+          join(out, 'partners', name, 'state'),
+        ],
         ...['--holdout', String(PARTNER_HOLDOUT), '--split-seed', String(seed), '--poll-ms', '100'],
         ...['--owner-key-id', publicIdentity(s.owner).keyId, '--coordinator-key-id', s.coordinatorKeyId],
       ],

@@ -8,7 +8,11 @@ import { writeReport, type WrittenReport } from '../../src/report/html.ts';
 import type { DemoSetup } from './setup.ts';
 
 /** Stage 6: the compliance report and model card, from the ledgers and the owner's decrypted evaluation. */
-export async function writeDemoReport(s: DemoSetup, out: string, o: { result: OwnerResult; audit: AuditResult; entries: LedgerEntry[]; bytesPerParam: number }): Promise<WrittenReport> {
+export async function writeDemoReport(
+  s: DemoSetup,
+  out: string,
+  o: { result: OwnerResult; audit: AuditResult; entries: LedgerEntry[]; bytesPerParam: number },
+): Promise<WrittenReport> {
   const { manifest, datasetName } = s;
   const evaluation: JobEvaluation = {
     roundMetrics: o.result.roundMetrics.filter((r) => r.metrics).map((r) => ({ round: r.round - 1, auc: r.metrics!.auc, logLoss: r.metrics!.logLoss })),
@@ -25,7 +29,10 @@ export async function writeDemoReport(s: DemoSetup, out: string, o: { result: Ow
       evaluation,
       bytesPerParam: o.bytesPerParam,
       target: datasetName === 'bank-marketing' ? 'subscribes to a term deposit after the campaign call (y = yes)' : 'churns within the month (Churn = Yes)',
-      intendedUse: datasetName === 'bank-marketing' ? 'Rank customers by propensity to subscribe, to plan outbound campaigns.' : 'Early warning of churn among existing customers, to plan retention offers.',
+      intendedUse:
+        datasetName === 'bank-marketing'
+          ? 'Rank customers by propensity to subscribe, to plan outbound campaigns.'
+          : 'Early warning of churn among existing customers, to plan retention offers.',
     }),
   );
 }

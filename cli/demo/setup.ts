@@ -41,7 +41,8 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
   const bundled = BUNDLED_DATASETS[datasetName];
   const { schema, full, parts, names, splits } = await bundledPartners(datasetName, o.partners, o.alpha, o.seed);
   const raw = rawLines(bundled.csv);
-  if (full.n !== raw.rows.length) throw new FedmarkError('DEMO_DATA', `bundled ${datasetName}: ${raw.rows.length - full.n} rows failed to load; see the loader's report`);
+  if (full.n !== raw.rows.length)
+    throw new FedmarkError('DEMO_DATA', `bundled ${datasetName}: ${raw.rows.length - full.n} rows failed to load; see the loader's report`);
   const owner = generateIdentity('data-scientist');
   await writeIdentityFile(join(out, 'keys', 'owner.json'), owner, { force: true });
   // The coordinator's identity is made before it starts (it loads <data-dir>/coordinator.key.json), so every node can pin it.
@@ -68,7 +69,13 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
     encryption: o.insecurePlaintext ? { scheme: 'plain-insecure' } : undefined,
     seed: o.seed,
   });
-  const manifest: JobManifest = parseManifest({ ...preset, schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: ids.map(publicIdentity) });
+  const manifest: JobManifest = parseManifest({
+    ...preset,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    createdAt: new Date().toISOString(),
+    owner: publicIdentity(owner),
+    partners: ids.map(publicIdentity),
+  });
   const workload = builtinWorkloads.resolve(manifest);
   const plan = workload.privacy(manifest);
   for (const [i] of parts.entries()) {
@@ -92,13 +99,20 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
       ),
     );
   }
-  if (o.insecurePlaintext) say('[fedmark] WARNING: --insecure-plaintext: updates are aggregated in PLAINTEXT; the coordinator can read every update. Benchmarks only.');
-  say(`[fedmark] ${datasetName}: ${full.n} rows → ${o.partners} partners (Dirichlet α=${o.alpha}): ${parts.map((p) => p.length).join(', ')} rows; artifacts in ${out}`);
+  if (o.insecurePlaintext)
+    say('[fedmark] WARNING: --insecure-plaintext: updates are aggregated in PLAINTEXT; the coordinator can read every update. Benchmarks only.');
+  say(
+    `[fedmark] ${datasetName}: ${full.n} rows → ${o.partners} partners (Dirichlet α=${o.alpha}): ${parts.map((p) => p.length).join(', ')} rows; artifacts in ${out}`,
+  );
   const sgd = manifest.workload.kind === 'sgd' ? planDp(manifest) : null;
   if (sgd) {
-    say(`[fedmark] DP-SGD: target ε=${sgd.targetEpsilon}, δ=${sgd.delta}, q=${sgd.samplingRate}, ${sgd.stepsPerRound} steps/round → σ=${sgd.noiseMultiplier.toFixed(4)}, C=${sgd.clipNorm}`);
+    say(
+      `[fedmark] DP-SGD: target ε=${sgd.targetEpsilon}, δ=${sgd.delta}, q=${sgd.samplingRate}, ${sgd.stepsPerRound} steps/round → σ=${sgd.noiseMultiplier.toFixed(4)}, C=${sgd.clipNorm}`,
+    );
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-    say(`[fedmark] budget split (share of the Rényi divergence at order ${sgd.split.order}): training ${pct(sgd.split.training)}, weight ${pct(sgd.split.weight)}, evaluation ${pct(sgd.split.evaluation)}`);
+    say(
+      `[fedmark] budget split (share of the Rényi divergence at order ${sgd.split.order}): training ${pct(sgd.split.training)}, weight ${pct(sgd.split.weight)}, evaluation ${pct(sgd.split.evaluation)}`,
+    );
   } else if (plan) say(`[fedmark] ${manifest.workload.kind}: target ε=${plan.targetEpsilon}, δ=${plan.delta} over ${workload.totalRounds(manifest)} rounds`);
   const cost = plan ? releaseCosts(workload, manifest) : null;
   if (cost) say(formatReleaseCosts(cost));

@@ -25,10 +25,18 @@ export function printTable(s: DemoSummary, say: (l: string) => void): void {
   say(`fedmark demo — ${s.model} on ${s.dataset}, ${s.partners} partners, ${s.rounds} rounds, backend ${s.backend}`);
   say('training                      | AUC on the pooled hold-out');
   say('------------------------------+---------------------------');
-  say(`federated (${s.encryption.scheme}${s.privacy ? `, DP ε≤${s.privacy.targetEpsilon}` : ''})`.padEnd(30) + `| ${f(s.auc.federated)}  (from encrypted histograms: ${f(s.auc.federatedFromHistograms)})`);
+  say(
+    `federated (${s.encryption.scheme}${s.privacy ? `, DP ε≤${s.privacy.targetEpsilon}` : ''})`.padEnd(30) +
+      `| ${f(s.auc.federated)}  (from encrypted histograms: ${f(s.auc.federatedFromHistograms)})`,
+  );
   say('centralized (pooled, no DP)'.padEnd(30) + `| ${f(s.auc.centralized)}`);
   for (const [name, a] of Object.entries(s.auc.local)) say(`${name} alone (no DP)`.padEnd(30) + `| ${f(a)}`);
-  if (s.privacy) say(`ε spent per partner (δ=${s.privacy.delta}, target ${s.privacy.targetEpsilon}): ${Object.entries(s.privacy.epsilon).map(([n, e]) => `${n} ${ceilTo(e, 3)}`).join(', ')}`);
+  if (s.privacy)
+    say(
+      `ε spent per partner (δ=${s.privacy.delta}, target ${s.privacy.targetEpsilon}): ${Object.entries(s.privacy.epsilon)
+        .map(([n, e]) => `${n} ${ceilTo(e, 3)}`)
+        .join(', ')}`,
+    );
   else say(`privacy: ${NOT_DP}: the job ran without DP, nothing bounds what it reveals about a partner's customers`);
   say(`audit: ${s.audit.ok ? 'OK' : `${s.audit.findings.length} finding(s)`}; report ${s.report}`);
   say(`wire size: ${f(s.encryption.wireBytesPerParameter)} bytes per uploaded value; wall time ${s.wallSeconds.toFixed(1)} s; artifacts in ${s.out}`);

@@ -43,7 +43,10 @@ const PARTIES = ['bank', 'telco'] as const;
 
 /** The last JSON line a node printed (its result), from its log. */
 function resultOf<T>(logFile: string): T {
-  const line = readFileSync(logFile, 'utf8').split('\n').reverse().find((l) => l.startsWith('{"jobId"'));
+  const line = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{"jobId"'));
   if (!line) throw new FedmarkError('DEMO_NODE', `no result in ${logFile}`);
   return JSON.parse(line) as T;
 }
@@ -62,7 +65,9 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
   // Stage 1: two customer files. Of `rows` customers drawn from the bundled file, the bank has the
   // first 85% and the telco the last 85% (70% shared), each in its own order; the telco writes the
   // e-mail addresses in capitals with spaces around them, so the PSI has normalisation work too.
-  const raw = readFileSync(BUNDLED_DATASETS['bank-marketing'].csv, 'utf8').split(/\r?\n/).filter((l) => l !== '');
+  const raw = readFileSync(BUNDLED_DATASETS['bank-marketing'].csv, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l !== '');
   const header = raw[0].split(';').map((h) => h.replace(/"/g, ''));
   const total = Math.min(o.rows, raw.length - 1);
   const pick = Array.from(permutation(raw.length - 1, createRng(o.seed)).subarray(0, total));
@@ -74,8 +79,18 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
   const cols = { bank: [...BANK_COLUMNS, 'y'], telco: TELCO_COLUMNS };
   for (const p of PARTIES) {
     const id = (r: number) => (p === 'telco' ? `" ${email(r).toUpperCase()} "` : email(r));
-    writeFileSync(join(out, p, 'data.csv'), `email,${cols[p].join(',')}\n${rowsOf[p].map((r) => [id(r), ...cols[p].map((c) => fields(r)[header.indexOf(c)])].join(',')).join('\n')}\n`);
-    writeFileSync(join(out, p, 'schema.json'), JSON.stringify({ name: `${p}-side`, delimiter: ',', columns: [{ name: 'email', role: 'id' }, ...full.columns.filter((c) => cols[p].includes(c.name))] }, null, 2));
+    writeFileSync(
+      join(out, p, 'data.csv'),
+      `email,${cols[p].join(',')}\n${rowsOf[p].map((r) => [id(r), ...cols[p].map((c) => fields(r)[header.indexOf(c)])].join(',')).join('\n')}\n`,
+    );
+    writeFileSync(
+      join(out, p, 'schema.json'),
+      JSON.stringify(
+        { name: `${p}-side`, delimiter: ',', columns: [{ name: 'email', role: 'id' }, ...full.columns.filter((c) => cols[p].includes(c.name))] },
+        null,
+        2,
+      ),
+    );
     const identity = generateIdentity(p);
     await writeIdentityFile(join(out, 'keys', `${p}.json`), identity, { force: true });
     writeFileSync(join(out, 'keys', `${p}.pub.json`), JSON.stringify(publicIdentity(identity)));
@@ -85,7 +100,18 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
   // Every party works only for this owner (as fedmark partner requires a pinned or trusted owner).
   const ownerPin = ['--owner-key-id', publicIdentity(ownerIdentity).keyId];
   if (o.epsilon !== null) {
-    writeFileSync(join(out, 'bank', 'policy.json'), JSON.stringify({ partner: 'bank', datasetId: 'bank-customers', maxEpsilonPerJob: o.epsilon, lifetimeEpsilon: 10 * o.epsilon, maxDelta: 1e-5, allowedColumns: [], allowedPurposes: ['propensity-model'] }));
+    writeFileSync(
+      join(out, 'bank', 'policy.json'),
+      JSON.stringify({
+        partner: 'bank',
+        datasetId: 'bank-customers',
+        maxEpsilonPerJob: o.epsilon,
+        lifetimeEpsilon: 10 * o.epsilon,
+        maxDelta: 1e-5,
+        allowedColumns: [],
+        allowedPurposes: ['propensity-model'],
+      }),
+    );
   }
   const expectedAligned = 2 * k - total;
 
@@ -98,9 +124,52 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
     say(`[fedmark] PSI ${psiJob}: bank ${rowsOf.bank.length} customers, telco ${rowsOf.telco.length}`);
     const psi = [
       ...PARTIES.map((p, i) =>
-        spawnNode(['psi', 'party', '--coordinator', url, '--job', psiJob, '--identity', join(out, 'keys', `${p}.json`), '--ids', join(out, p, 'data.csv'), '--id-column', 'email', '--state-dir', join(out, p, 'state'), '--out', join(out, p, 'alignment.csv'), '--poll-ms', '100', ...ownerPin], psiLogs[i]),
+        spawnNode(
+          [
+            'psi',
+            'party',
+            '--coordinator',
+            url,
+            '--job',
+            psiJob,
+            '--identity',
+            join(out, 'keys', `${p}.json`),
+            '--ids',
+            join(out, p, 'data.csv'),
+            '--id-column',
+            'email',
+            '--state-dir',
+            join(out, p, 'state'),
+            '--out',
+            join(out, p, 'alignment.csv'),
+            '--poll-ms',
+            '100',
+            ...ownerPin,
+          ],
+          psiLogs[i],
+        ),
       ),
-      spawnNode(['psi', 'run', '--coordinator', url, '--identity', join(out, 'keys', 'owner.json'), '--job', psiJob, '--party', ...PARTIES.map((p) => join(out, 'keys', `${p}.pub.json`)), '--id-column', 'email', '--max-set-size', String(total), '--poll-ms', '100'], psiLogs[2]),
+      spawnNode(
+        [
+          'psi',
+          'run',
+          '--coordinator',
+          url,
+          '--identity',
+          join(out, 'keys', 'owner.json'),
+          '--job',
+          psiJob,
+          '--party',
+          ...PARTIES.map((p) => join(out, 'keys', `${p}.pub.json`)),
+          '--id-column',
+          'email',
+          '--max-set-size',
+          String(total),
+          '--poll-ms',
+          '100',
+        ],
+        psiLogs[2],
+      ),
     ];
     await runAll(psi, 'PSI', psiLogs, 30 * 60_000);
     const alignment = readAlignment(join(out, 'bank', 'alignment.csv'));
@@ -116,26 +185,86 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
     const vertical = [
       ...PARTIES.map((p, i) =>
         spawnNode(
-          ['vertical', 'party', '--coordinator', url, '--job', job, '--identity', join(out, 'keys', `${p}.json`), '--data', join(out, p, 'data.csv'), '--schema', join(out, p, 'schema.json'), '--alignment', join(out, p, 'alignment.csv'),
-            '--state-dir', join(out, p, 'state'), '--poll-ms', '100', ...ownerPin, ...(p === 'bank' && o.epsilon !== null ? ['--policy', join(out, 'bank', 'policy.json')] : [])],
+          [
+            'vertical',
+            'party',
+            '--coordinator',
+            url,
+            '--job',
+            job,
+            '--identity',
+            join(out, 'keys', `${p}.json`),
+            '--data',
+            join(out, p, 'data.csv'),
+            '--schema',
+            join(out, p, 'schema.json'),
+            '--alignment',
+            join(out, p, 'alignment.csv'),
+            '--state-dir',
+            join(out, p, 'state'),
+            '--poll-ms',
+            '100',
+            ...ownerPin,
+            ...(p === 'bank' && o.epsilon !== null ? ['--policy', join(out, 'bank', 'policy.json')] : []),
+          ],
           vLogs[i],
         ),
       ),
-      spawnNode(['vertical', 'train', '--coordinator', url, '--identity', join(out, 'keys', 'owner.json'), '--job', job, '--label', join(out, 'keys', 'bank.pub.json'), '--label-schema', join(out, 'bank', 'schema.json'),
-        '--features', join(out, 'keys', 'telco.pub.json'), '--features-schema', join(out, 'telco', 'schema.json'), '--psi-job', alignment.psiJobId, '--order-digest', alignment.orderDigest, '--aligned', String(alignment.size), ...settings, ...dp, '--poll-ms', '100'], vLogs[2]),
+      spawnNode(
+        [
+          'vertical',
+          'train',
+          '--coordinator',
+          url,
+          '--identity',
+          join(out, 'keys', 'owner.json'),
+          '--job',
+          job,
+          '--label',
+          join(out, 'keys', 'bank.pub.json'),
+          '--label-schema',
+          join(out, 'bank', 'schema.json'),
+          '--features',
+          join(out, 'keys', 'telco.pub.json'),
+          '--features-schema',
+          join(out, 'telco', 'schema.json'),
+          '--psi-job',
+          alignment.psiJobId,
+          '--order-digest',
+          alignment.orderDigest,
+          '--aligned',
+          String(alignment.size),
+          ...settings,
+          ...dp,
+          '--poll-ms',
+          '100',
+        ],
+        vLogs[2],
+      ),
     ];
     await runAll(vertical, 'vertical SecureBoost', vLogs, 60 * 60_000);
     const sbSeconds = (performance.now() - t1) / 1000;
     const bank = resultOf<{ holdout: { rows: number; auc: number } }>(vLogs[0]);
 
     // Stage 4: the references, on the same aligned customers and hold-out (what no party may build: pooled).
-    const rows = await Promise.all(PARTIES.map(async (p) => loadAlignedRows(join(out, p, 'data.csv'), loadVerticalPartySchema(join(out, p, 'schema.json')), readAlignment(join(out, p, 'alignment.csv')))));
+    const rows = await Promise.all(
+      PARTIES.map(async (p) =>
+        loadAlignedRows(join(out, p, 'data.csv'), loadVerticalPartySchema(join(out, p, 'schema.json')), readAlignment(join(out, p, 'alignment.csv'))),
+      ),
+    );
     const y = rows[0].y!;
     // The owner's job leaves testFraction at its default: the same hold-out as every party's.
     const split = alignedSplit(alignment.size, DEFAULT_TEST_FRACTION, o.seed);
     const base = { y, split, trees: o.trees, depth: o.depth, learningRate: 0.3, bins: 16 };
     const bankAlone = plainGbdtAuc({ ...base, layout: rows[0].layout, X: rows[0].X });
-    const pooledNonPrivate = plainGbdtAuc({ ...base, layout: concatLayouts(rows.map((r) => r.layout)), X: concatColumns(rows.map((r) => ({ X: r.X, d: r.layout.d })), alignment.size) });
+    const pooledNonPrivate = plainGbdtAuc({
+      ...base,
+      layout: concatLayouts(rows.map((r) => r.layout)),
+      X: concatColumns(
+        rows.map((r) => ({ X: r.X, d: r.layout.d })),
+        alignment.size,
+      ),
+    });
     return {
       customers: { bank: rowsOf.bank.length, telco: rowsOf.telco.length, aligned: alignment.size, expectedAligned },
       auc: { joint: bank.holdout.auc, bankAlone, pooledNonPrivate },
@@ -152,7 +281,9 @@ export async function runVerticalDemo(o: VerticalDemoOptions, say: (line: string
 
 export function printVerticalTable(s: VerticalDemoSummary, say: (line: string) => void): void {
   say('');
-  say(`customers: bank ${s.customers.bank}, telco ${s.customers.telco}, aligned by PSI ${s.customers.aligned} (plaintext intersection ${s.customers.expectedAligned})`);
+  say(
+    `customers: bank ${s.customers.bank}, telco ${s.customers.telco}, aligned by PSI ${s.customers.aligned} (plaintext intersection ${s.customers.expectedAligned})`,
+  );
   say(`hold-out AUC on ${s.holdoutRows} shared customers:`);
   say(`  joint model (vertical SecureBoost${s.labelDp ? `, label DP ε=${s.labelDp.epsilon}` : ', no DP'})  ${s.auc.joint.toFixed(4)}`);
   say(`  bank alone (non-private)                     ${s.auc.bankAlone.toFixed(4)}`);

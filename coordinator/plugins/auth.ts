@@ -28,7 +28,10 @@ export interface AuthOptions {
 
 /** What a stranger hears whether the job is unknown, the key is not the job's, or the signature is bad. */
 function rejected(jobId: string): DomainError {
-  return new DomainError('AUTH_REJECTED', `request not authenticated for job "${jobId}": no such job, a key the job does not name, or a signature that does not verify`);
+  return new DomainError(
+    'AUTH_REJECTED',
+    `request not authenticated for job "${jobId}": no such job, a key the job does not name, or a signature that does not verify`,
+  );
 }
 
 /**
@@ -50,64 +53,68 @@ function rejected(jobId: string): DomainError {
  */
 export const authPlugin = fp<AuthOptions>(
   async (app, o) => {
-    const authenticate = (spec: RouteSpec): onRequestHookHandler => async (req) => {
-      const params = (req.params ?? {}) as { jobId?: string; round?: string };
-      const create = spec.auth === 'create';
-      const jobId = create ? (headerValue(req.headers, SIGNATURE_HEADERS.job) ?? '') : String(params.jobId ?? '');
-      const carried = headerValue(req.headers, PUBLIC_KEY_HEADER);
-      let role: 'owner' | 'partner' | undefined;
-      let signPublicKey = '';
-      const result = verifyRequestHeaders(
-        req.headers as Record<string, string | string[] | undefined>,
-        { method: req.method, path: req.url },
-        {
-          lookupKey: (keyId) => {
-            if (create) {
-              role = 'owner';
-              signPublicKey = carried ?? '';
-              return carried;
-            }
-            const key = o.engine.lookupKey(jobId, keyId);
-            role = key?.role;
-            signPublicKey = key?.signPublicKey ?? '';
-            return key?.signPublicKey;
+    const authenticate =
+      (spec: RouteSpec): onRequestHookHandler =>
+      async (req) => {
+        const params = (req.params ?? {}) as { jobId?: string; round?: string };
+        const create = spec.auth === 'create';
+        const jobId = create ? (headerValue(req.headers, SIGNATURE_HEADERS.job) ?? '') : String(params.jobId ?? '');
+        const carried = headerValue(req.headers, PUBLIC_KEY_HEADER);
+        let role: 'owner' | 'partner' | undefined;
+        let signPublicKey = '';
+        const result = verifyRequestHeaders(
+          req.headers as Record<string, string | string[] | undefined>,
+          { method: req.method, path: req.url },
+          {
+            lookupKey: (keyId) => {
+              if (create) {
+                role = 'owner';
+                signPublicKey = carried ?? '';
+                return carried;
+              }
+              const key = o.engine.lookupKey(jobId, keyId);
+              role = key?.role;
+              signPublicKey = key?.signPublicKey ?? '';
+              return key?.signPublicKey;
+            },
+            nonces: o.nonces,
+            maxSkewMs: o.maxSkewMs,
           },
-          nonces: o.nonces,
-          maxSkewMs: o.maxSkewMs,
-        },
-      );
-      if (!result.ok) {
-        if (!create && (result.code === 'AUTH_UNKNOWN_KEY' || result.code === 'AUTH_BAD_SIGNATURE')) throw rejected(jobId);
-        // Every code verifyRequest returns is in the table (test/federation/protocol/errors.test.ts checks it).
-        throw new DomainError(isProtocolErrorCode(result.code) ? result.code : 'AUTH_MALFORMED', result.error);
-      }
-      if (result.jobId !== jobId) throw new DomainError('SIGNATURE_SCOPE', `request is signed for job "${result.jobId}", not "${jobId}"`);
-      const round = params.round === undefined ? 0 : Number(params.round);
-      if (result.round !== round) throw new DomainError('SIGNATURE_SCOPE', `request is signed for round ${result.round}, not ${params.round}`);
-      req.signer = { keyId: result.keyId, role: role! };
-      await app.limitSigner(req);
-      if (spec.role === 'owner' && req.signer.role !== 'owner') throw new DomainError('OWNER_ONLY', 'only the job owner may do this');
-      if (spec.role === 'partner' && req.signer.role !== 'partner') throw new DomainError('PARTNER_ONLY', 'only a partner may do this');
-      const limit = bodyLimitOf(spec);
-      const maxBodyBytes = limit === 'round-plan' ? await o.engine.maxSubmissionBytes(jobId, round) : limit;
-      req.signed = { bodySha256: result.bodySha256, maxBodyBytes, jobId, signPublicKey };
-      const declared = Number(req.headers['content-length'] ?? 0);
-      if (declared > maxBodyBytes) throw tooLarge(spec, declared, maxBodyBytes);
-    };
+        );
+        if (!result.ok) {
+          if (!create && (result.code === 'AUTH_UNKNOWN_KEY' || result.code === 'AUTH_BAD_SIGNATURE')) throw rejected(jobId);
+          // Every code verifyRequest returns is in the table (test/federation/protocol/errors.test.ts checks it).
+          throw new DomainError(isProtocolErrorCode(result.code) ? result.code : 'AUTH_MALFORMED', result.error);
+        }
+        if (result.jobId !== jobId) throw new DomainError('SIGNATURE_SCOPE', `request is signed for job "${result.jobId}", not "${jobId}"`);
+        const round = params.round === undefined ? 0 : Number(params.round);
+        if (result.round !== round) throw new DomainError('SIGNATURE_SCOPE', `request is signed for round ${result.round}, not ${params.round}`);
+        req.signer = { keyId: result.keyId, role: role! };
+        await app.limitSigner(req);
+        if (spec.role === 'owner' && req.signer.role !== 'owner') throw new DomainError('OWNER_ONLY', 'only the job owner may do this');
+        if (spec.role === 'partner' && req.signer.role !== 'partner') throw new DomainError('PARTNER_ONLY', 'only a partner may do this');
+        const limit = bodyLimitOf(spec);
+        const maxBodyBytes = limit === 'round-plan' ? await o.engine.maxSubmissionBytes(jobId, round) : limit;
+        req.signed = { bodySha256: result.bodySha256, maxBodyBytes, jobId, signPublicKey };
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (declared > maxBodyBytes) throw tooLarge(spec, declared, maxBodyBytes);
+      };
 
-    const countBody = (spec: RouteSpec): preParsingHookHandler => async (req, _reply, payload) => {
-      const limit = req.signed?.maxBodyBytes ?? 0;
-      let seen = 0;
-      const counted = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          seen += chunk.length;
-          if (seen > limit) done(tooLarge(spec, seen, limit));
-          else done(null, chunk);
-        },
-      });
-      payload.on('error', (err) => counted.destroy(err));
-      return payload.pipe(counted);
-    };
+    const countBody =
+      (spec: RouteSpec): preParsingHookHandler =>
+      async (req, _reply, payload) => {
+        const limit = req.signed?.maxBodyBytes ?? 0;
+        let seen = 0;
+        const counted = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            seen += chunk.length;
+            if (seen > limit) done(tooLarge(spec, seen, limit));
+            else done(null, chunk);
+          },
+        });
+        payload.on('error', (err) => counted.destroy(err));
+        return payload.pipe(counted);
+      };
 
     const checkBody: preValidationHookHandler = async (req: FastifyRequest) => {
       const signed = req.signed!;
@@ -117,16 +124,19 @@ export const authPlugin = fp<AuthOptions>(
     };
 
     /** After validation (so a malformed manifest is named as such): a new job is registered by the owner it names. */
-    const checkOwner = (spec: RouteSpec): preHandlerHookHandler => async (req: FastifyRequest) => {
-      const signed = req.signed!;
-      if (spec.auth === 'create') {
-        const { manifest } = (req.body ?? {}) as Partial<SignedManifest>;
-        if (manifest?.jobId !== signed.jobId) throw new DomainError('SIGNATURE_SCOPE', `request is signed for job "${signed.jobId}", the manifest is for "${String(manifest?.jobId)}"`);
-        if (manifest.owner?.keyId !== req.signer!.keyId || manifest.owner?.signPublicKey !== signed.signPublicKey) {
-          throw new DomainError('OWNER_ONLY', "a job is registered by its owner: the request must be signed by the manifest's owner key");
+    const checkOwner =
+      (spec: RouteSpec): preHandlerHookHandler =>
+      async (req: FastifyRequest) => {
+        const signed = req.signed!;
+        if (spec.auth === 'create') {
+          const { manifest } = (req.body ?? {}) as Partial<SignedManifest>;
+          if (manifest?.jobId !== signed.jobId)
+            throw new DomainError('SIGNATURE_SCOPE', `request is signed for job "${signed.jobId}", the manifest is for "${String(manifest?.jobId)}"`);
+          if (manifest.owner?.keyId !== req.signer!.keyId || manifest.owner?.signPublicKey !== signed.signPublicKey) {
+            throw new DomainError('OWNER_ONLY', "a job is registered by its owner: the request must be signed by the manifest's owner key");
+          }
         }
-      }
-    };
+      };
 
     app.addHook('onRoute', (route) => {
       const spec = route.config?.fedmark;

@@ -1,4 +1,12 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { DomainError } from '../../src/federation/protocol/errors.ts';
@@ -23,7 +31,11 @@ const CONTENT_TYPES = { 'octet-stream': 'application/octet-stream', ndjson: 'app
  * and the answer (and feed the OpenAPI document), the auth plugin reads `config.fedmark`, binary
  * bodies must arrive as octet-stream, and binary answers are sent with their content type.
  */
-export function defineRoute<R extends RouteSpec>(app: CoordinatorApp, spec: R, handler: (req: RouteRequest<R>, reply: FastifyReply) => Answer<R> | Promise<Answer<R>>): void {
+export function defineRoute<R extends RouteSpec>(
+  app: CoordinatorApp,
+  spec: R,
+  handler: (req: RouteRequest<R>, reply: FastifyReply) => Answer<R> | Promise<Answer<R>>,
+): void {
   const isSchema = (x: unknown): x is z.ZodType => typeof x === 'object' && x !== null;
   const status = spec.status ?? 200;
   app.route({
@@ -39,11 +51,18 @@ export function defineRoute<R extends RouteSpec>(app: CoordinatorApp, spec: R, h
     },
     handler: async (req, reply) => {
       if (typeof spec.body === 'string' && !(req.body instanceof Buffer)) {
-        throw new DomainError('WRONG_CONTENT_TYPE', `${spec.method} ${spec.url} takes an application/octet-stream body, not ${req.headers['content-type'] ?? 'none'}`);
+        throw new DomainError(
+          'WRONG_CONTENT_TYPE',
+          `${spec.method} ${spec.url} takes an application/octet-stream body, not ${req.headers['content-type'] ?? 'none'}`,
+        );
       }
       const out = reply as unknown as FastifyReply;
       const answer = await handler(req as unknown as RouteRequest<R>, out);
-      if (typeof spec.response === 'string') return out.status(status).type(CONTENT_TYPES[spec.response]).send(Buffer.from(answer as Uint8Array));
+      if (typeof spec.response === 'string')
+        return out
+          .status(status)
+          .type(CONTENT_TYPES[spec.response])
+          .send(Buffer.from(answer as Uint8Array));
       return out.status(status).send(answer);
     },
   });

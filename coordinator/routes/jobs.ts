@@ -15,7 +15,11 @@ export const jobRoutes: FastifyPluginAsync<{ engine: JobEngine }> = async (app, 
     return { jobId: manifest.jobId };
   });
   defineRoute(a, routes.status, (req) => engine.status(req.params.jobId));
-  defineRoute(a, routes.manifest, (req) => ({ ...engine.signedManifest(req.params.jobId), ledgerManifestHash: engine.manifestEntryHash(req.params.jobId), ledgerGenesis: engine.manifestEntry(req.params.jobId) }));
+  defineRoute(a, routes.manifest, (req) => ({
+    ...engine.signedManifest(req.params.jobId),
+    ledgerManifestHash: engine.manifestEntryHash(req.params.jobId),
+    ledgerGenesis: engine.manifestEntry(req.params.jobId),
+  }));
   defineRoute(a, routes.ledgerHead, (req) => engine.ledgerHead(req.params.jobId));
   defineRoute(a, routes.ledger, (req) => {
     const path = engine.ledgerPath(req.params.jobId);

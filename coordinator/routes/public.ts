@@ -37,7 +37,11 @@ export const publicRoutes: FastifyPluginAsync<{ identity: Identity; store: Coord
 
   const warnIfLow = () => {
     const d = disk();
-    if (d.low) app.log.warn({ dataDir: o.store.dataDir, freeBytes: d.freeBytes, minFreeBytes: minFree }, `low disk space: ${formatBytes(d.freeBytes!)} free under ${o.store.dataDir} (floor ${formatBytes(minFree)}) — uploads will be refused with 507 STORAGE_FULL when it runs out`);
+    if (d.low)
+      app.log.warn(
+        { dataDir: o.store.dataDir, freeBytes: d.freeBytes, minFreeBytes: minFree },
+        `low disk space: ${formatBytes(d.freeBytes!)} free under ${o.store.dataDir} (floor ${formatBytes(minFree)}) — uploads will be refused with 507 STORAGE_FULL when it runs out`,
+      );
   };
   warnIfLow();
   const timer = setInterval(warnIfLow, DISK_CHECK_MS);

@@ -33,22 +33,27 @@ async function verifiedCoordinator(o: JoinOptions, client: CoordinatorClient, lo
       }
     },
   );
-  if (!o.coordinatorKeyId) log.warn({ coordinator: pub.keyId }, 'the coordinator identity is not pinned (--coordinator-key-id): trusting the key the job owner named');
+  if (!o.coordinatorKeyId)
+    log.warn({ coordinator: pub.keyId }, 'the coordinator identity is not pinned (--coordinator-key-id): trusting the key the job owner named');
   return pub;
 }
 
 /** A node may start before the job owner registers the job: wait for it (saying what for) rather than fail. */
 function waitForJob(o: JoinOptions, client: CoordinatorClient, log: Logger): Promise<ManifestResponse> {
-  return waitUntil({ what: `job "${o.jobId}" at ${o.coordinatorUrl}`, timeoutMs: o.joinTimeoutMs, pollMs: o.pollMs, signal: o.signal, log, onWaiting: o.onWaiting }, async () => {
-    try {
-      return await client.manifest(o.jobId);
-    } catch (err) {
-      // No job-existence oracle: "not registered yet" and "this key is not the job's" are one answer.
-      if (hasCode(err, 'AUTH_REJECTED')) return new NotYet("the coordinator does not know it yet, or does not know this node's key for it (check --job and the job owner's partner list)");
-      if (hasCode(err, 'COORDINATOR_UNREACHABLE')) return new NotYet('the coordinator cannot be reached');
-      throw err;
-    }
-  });
+  return waitUntil(
+    { what: `job "${o.jobId}" at ${o.coordinatorUrl}`, timeoutMs: o.joinTimeoutMs, pollMs: o.pollMs, signal: o.signal, log, onWaiting: o.onWaiting },
+    async () => {
+      try {
+        return await client.manifest(o.jobId);
+      } catch (err) {
+        // No job-existence oracle: "not registered yet" and "this key is not the job's" are one answer.
+        if (hasCode(err, 'AUTH_REJECTED'))
+          return new NotYet("the coordinator does not know it yet, or does not know this node's key for it (check --job and the job owner's partner list)");
+        if (hasCode(err, 'COORDINATOR_UNREACHABLE')) return new NotYet('the coordinator cannot be reached');
+        throw err;
+      }
+    },
+  );
 }
 
 /**
@@ -82,7 +87,14 @@ export type JoinOptions = Pick<
   schemaHash: string | ((manifest: JobManifest) => string);
 };
 
-export async function joinJob(o: JoinOptions, client: CoordinatorClient, ledger: PartnerLedger, myKeyId: string, extraReasons: (m: JobManifest) => string[], log: Logger): Promise<JoinOutcome> {
+export async function joinJob(
+  o: JoinOptions,
+  client: CoordinatorClient,
+  ledger: PartnerLedger,
+  myKeyId: string,
+  extraReasons: (m: JobManifest) => string[],
+  log: Logger,
+): Promise<JoinOutcome> {
   const coordinator = await verifiedCoordinator(o, client, log);
   const signed = await waitForJob(o, client, log);
   const manifest = verifySignedManifest(signed);
@@ -92,13 +104,21 @@ export async function joinJob(o: JoinOptions, client: CoordinatorClient, ledger:
   const anchor = await checkJobLedger(client, signed, manifest, coordinator);
 
   const reasons = [...extraReasons(manifest), ...o.reviewJob(manifest)];
-  if (o.ownerKeyId !== undefined && manifest.owner.keyId !== o.ownerKeyId) reasons.unshift(`the job is signed by owner ${manifest.owner.keyId}, not the pinned owner ${o.ownerKeyId} (--owner-key-id)`);
-  if (manifest.dataset.schemaHash !== (typeof o.schemaHash === 'string' ? o.schemaHash : o.schemaHash(manifest))) reasons.unshift('the job was defined for a different dataset schema than this node holds');
-  const limits: PolicyLimits = o.policyLimits?.(manifest) ?? { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 };
+  if (o.ownerKeyId !== undefined && manifest.owner.keyId !== o.ownerKeyId)
+    reasons.unshift(`the job is signed by owner ${manifest.owner.keyId}, not the pinned owner ${o.ownerKeyId} (--owner-key-id)`);
+  if (manifest.dataset.schemaHash !== (typeof o.schemaHash === 'string' ? o.schemaHash : o.schemaHash(manifest)))
+    reasons.unshift('the job was defined for a different dataset schema than this node holds');
+  const limits: PolicyLimits = o.policyLimits?.(manifest) ?? {
+    maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE,
+    maxDelta: manifest.dp?.delta ?? 0.5,
+  };
   const reason = reasons.join('; ');
   const answered = ledger.answerTo(o.jobId);
   if (answered && answered.payload.manifestHash !== anchor) {
-    throw new FedmarkError('MANIFEST_CHANGED', `this node answered job ${o.jobId} for manifest ${answered.payload.manifestHash.slice(0, 12)}…, the coordinator now serves ${anchor.slice(0, 12)}…: refusing to go on`);
+    throw new FedmarkError(
+      'MANIFEST_CHANGED',
+      `this node answered job ${o.jobId} for manifest ${answered.payload.manifestHash.slice(0, 12)}…, the coordinator now serves ${anchor.slice(0, 12)}…: refusing to go on`,
+    );
   }
   const status = await client.status(o.jobId);
   const theirs = status.partners.find((p) => p.keyId === myKeyId)?.status ?? 'invited';
@@ -125,7 +145,7 @@ export async function joinJob(o: JoinOptions, client: CoordinatorClient, ledger:
       return { joined: false, manifest, state: 'withdrawn', reason };
     }
     if (theirs === 'invited') await send(true, answered.payload);
-    log.info('job accepted earlier (this node\'s own ledger)');
+    log.info("job accepted earlier (this node's own ledger)");
     return { joined: true, manifest, signed, coordinator, acceptedNow: false };
   }
   if (theirs !== 'invited') log.warn({ theirs }, 'the coordinator reports an answer this node has no record of: reviewing the job now');

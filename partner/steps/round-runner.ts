@@ -22,9 +22,11 @@ export async function runRound(ctx: PartnerContext, round: number, attempt: numb
   if (result.status === 'refused') {
     log.warn({ round, reason: result.reason }, 'round declined: privacy budget');
     ctx.ledger.budgetRefusal(o.jobId, round, result.requestedEpsilon, result.remainingEpsilon, result.reason);
-    await client.decline(o.jobId, round, { attempt, reason: result.reason, requestedEpsilon: result.requestedEpsilon, remainingEpsilon: result.remainingEpsilon }).catch((err: unknown) => {
-      if (!hasCode(err, 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED')) throw err;
-    });
+    await client
+      .decline(o.jobId, round, { attempt, reason: result.reason, requestedEpsilon: result.requestedEpsilon, remainingEpsilon: result.remainingEpsilon })
+      .catch((err: unknown) => {
+        if (!hasCode(err, 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED')) throw err;
+      });
     return;
   }
   const { body } = result;
@@ -32,9 +34,13 @@ export async function runRound(ctx: PartnerContext, round: number, attempt: numb
     const res = await client.submit(o.jobId, round, body);
     // Acknowledged: from now on this attempt's published sums must list this node's record.
     runtime.acknowledged(round, attempt);
-    log.info({ round, attempt, bytes: body.length, duplicate: res.duplicate, resent: result.resent }, result.resent ? 'update re-sent (the bytes built for this attempt: no new release)' : 'update submitted');
+    log.info(
+      { round, attempt, bytes: body.length, duplicate: res.duplicate, resent: result.resent },
+      result.resent ? 'update re-sent (the bytes built for this attempt: no new release)' : 'update submitted',
+    );
   } catch (err) {
-    if (hasCode(err, 'ROUND_CLOSED', 'ROUND_DEADLINE', 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED')) log.warn({ round, err: (err as Error).message }, 'submission not taken (round or job closed meanwhile)');
+    if (hasCode(err, 'ROUND_CLOSED', 'ROUND_DEADLINE', 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED'))
+      log.warn({ round, err: (err as Error).message }, 'submission not taken (round or job closed meanwhile)');
     else throw err;
   }
 }

@@ -41,7 +41,10 @@ export async function waitUntil<T>(o: WaitOptions, attempt: () => Promise<T | No
     if (!(r instanceof NotYet)) return r;
     const elapsed = Date.now() - started;
     if (elapsed > timeoutMs) {
-      throw new FedmarkError(o.code ?? 'JOIN_TIMEOUT', `gave up waiting for ${o.what} after ${Math.round(elapsed / 1000)} s: ${r.why} (${o.hint ?? 'raise --join-timeout to wait longer'})`);
+      throw new FedmarkError(
+        o.code ?? 'JOIN_TIMEOUT',
+        `gave up waiting for ${o.what} after ${Math.round(elapsed / 1000)} s: ${r.why} (${o.hint ?? 'raise --join-timeout to wait longer'})`,
+      );
     }
     if (elapsed - lastReport >= every) {
       lastReport = elapsed;

@@ -66,7 +66,18 @@ export async function runPsiNode(o: PsiNodeOptions): Promise<PsiNodeResult> {
   const fail = (state: string, reason: string | null): PsiNodeResult => ({ state, reason, outcome: null, alignment: null, outPath: null });
   try {
     const joined = await joinJob(
-      { jobId: o.jobId, coordinatorUrl: o.coordinatorUrl, ownerKeyId: o.ownerKeyId, coordinatorKeyId: o.coordinatorKeyId, onWaiting: o.onWaiting, pollMs, joinTimeoutMs: o.joinTimeoutMs, signal: o.signal, reviewJob: o.reviewJob ?? (() => []), schemaHash: (m) => m.dataset.schemaHash },
+      {
+        jobId: o.jobId,
+        coordinatorUrl: o.coordinatorUrl,
+        ownerKeyId: o.ownerKeyId,
+        coordinatorKeyId: o.coordinatorKeyId,
+        onWaiting: o.onWaiting,
+        pollMs,
+        joinTimeoutMs: o.joinTimeoutMs,
+        signal: o.signal,
+        reviewJob: o.reviewJob ?? (() => []),
+        schemaHash: (m) => m.dataset.schemaHash,
+      },
       client,
       ledger,
       me,
@@ -81,7 +92,11 @@ export async function runPsiNode(o: PsiNodeOptions): Promise<PsiNodeResult> {
     const outbox = new Map<number, { to: string; body: Uint8Array }[]>();
     const relayParty: RelayParty = {
       send: async (round) => {
-        if (round === 1) outbox.set(1, (await party.start()).map((x) => ({ to: x.header.to, body: encodeFrame(x) })));
+        if (round === 1)
+          outbox.set(
+            1,
+            (await party.start()).map((x) => ({ to: x.header.to, body: encodeFrame(x) })),
+          );
         const out = outbox.get(round) ?? [];
         return out.map((x) => ({ to: x.to === spec.coordinator.keyId ? COORDINATOR : x.to, body: x.body }));
       },
@@ -93,7 +108,17 @@ export async function runPsiNode(o: PsiNodeOptions): Promise<PsiNodeResult> {
     };
     let run;
     try {
-      run = await runRelayRounds({ client, manifest, workload: workloads.resolve(manifest), me, coordinatorKeyId: spec.coordinator.keyId, party: relayParty, log, pollMs, signal: o.signal });
+      run = await runRelayRounds({
+        client,
+        manifest,
+        workload: workloads.resolve(manifest),
+        me,
+        coordinatorKeyId: spec.coordinator.keyId,
+        party: relayParty,
+        log,
+        pollMs,
+        signal: o.signal,
+      });
     } catch (err) {
       // A refusal of what the ring sent (a malformed point, a forged result) ends this party's part with the reason on record.
       if (err instanceof FedmarkError && err.code.startsWith('PSI_')) {

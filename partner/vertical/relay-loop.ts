@@ -98,7 +98,8 @@ export async function runRelayRounds(o: {
     }
     if (inbound.length) {
       const got: { from: string; body: Uint8Array }[] = [];
-      for (const x of inbound) got.push({ from: x.from, body: await awaitRelay(client, jobId, round, url(x.from), { pollMs: o.pollMs, timeoutMs, signal: o.signal, jobEnded }) });
+      for (const x of inbound)
+        got.push({ from: x.from, body: await awaitRelay(client, jobId, round, url(x.from), { pollMs: o.pollMs, timeoutMs, signal: o.signal, jobEnded }) });
       await o.party.receive(round, got);
     }
     outbox.delete(round - 2);

@@ -70,11 +70,30 @@ export async function runScoreNode(o: ScoreNodeOptions): Promise<ScoreNodeResult
       if (!mine) return ['this node is not a party of the job'];
       const out: string[] = [];
       if (mine.modelHash !== modelHash) out.push(`the job scores with model part ${mine.modelHash.slice(0, 12)}…, this node holds ${modelHash.slice(0, 12)}…`);
-      if (params.alignment.psiJobId !== o.alignment.psiJobId || params.alignment.orderDigest !== o.alignment.orderDigest) out.push('the job aligns customers by another PSI result than this node holds');
+      if (params.alignment.psiJobId !== o.alignment.psiJobId || params.alignment.orderDigest !== o.alignment.orderDigest)
+        out.push('the job aligns customers by another PSI result than this node holds');
       if (params.alignment.size !== o.rows.n) out.push(`the job has ${params.alignment.size} aligned customers, this node ${o.rows.n}`);
       return out;
     };
-    const joined = await joinJob({ jobId: o.jobId, coordinatorUrl: o.coordinatorUrl, ownerKeyId: o.ownerKeyId, coordinatorKeyId: o.coordinatorKeyId, onWaiting: o.onWaiting, pollMs, joinTimeoutMs: o.joinTimeoutMs, signal: o.signal, reviewJob: review, schemaHash: (m) => m.dataset.schemaHash }, client, ledger, me, () => [], log);
+    const joined = await joinJob(
+      {
+        jobId: o.jobId,
+        coordinatorUrl: o.coordinatorUrl,
+        ownerKeyId: o.ownerKeyId,
+        coordinatorKeyId: o.coordinatorKeyId,
+        onWaiting: o.onWaiting,
+        pollMs,
+        joinTimeoutMs: o.joinTimeoutMs,
+        signal: o.signal,
+        reviewJob: review,
+        schemaHash: (m) => m.dataset.schemaHash,
+      },
+      client,
+      ledger,
+      me,
+      () => [],
+      log,
+    );
     if (!joined.joined) return { state: joined.state, reason: joined.reason, scores: null };
     const { manifest } = joined;
     const { params, specHash } = scoreJobOf(manifest);
@@ -90,9 +109,18 @@ export async function runScoreNode(o: ScoreNodeOptions): Promise<ScoreNodeResult
     const featureModel: FeatureModel | null = role === 'features' ? featureModelSchema.parse(raw) : null;
     const party: RelayParty = {
       send: async (round) => {
-        if (role === 'label') return params.parties.slice(1).map((p) => ({ to: p.keyId, body: sealMessage(addressing(round, me, p.keyId), [{ name: 'rows', bytes: i32Bytes(rows) }], o.identity, keyOf(p.keyId)!) }));
+        if (role === 'label')
+          return params.parties.slice(1).map((p) => ({
+            to: p.keyId,
+            body: sealMessage(addressing(round, me, p.keyId), [{ name: 'rows', bytes: i32Bytes(rows) }], o.identity, keyOf(p.keyId)!),
+          }));
         if (!requested) throw new FedmarkError('VERTICAL_BAD_ROUND', 'no rows were requested');
-        return [{ to: label, body: sealMessage(addressing(round, me, label), featureAnswers(featureModel!, o.rows.layout, o.rows.X, requested), o.identity, keyOf(label)!) }];
+        return [
+          {
+            to: label,
+            body: sealMessage(addressing(round, me, label), featureAnswers(featureModel!, o.rows.layout, o.rows.X, requested), o.identity, keyOf(label)!),
+          },
+        ];
       },
       receive: async (round, messages) => {
         for (const m of messages) {
@@ -109,8 +137,28 @@ export async function runScoreNode(o: ScoreNodeOptions): Promise<ScoreNodeResult
         if (role === 'label' && round === 2) scores = { rows, probabilities: sigmoid(labelMargins(labelModel!, o.rows.layout, o.rows.X, rows, answers)) };
       },
     };
-    const run = await runRelayRounds({ client, manifest, workload: builtinWorkloads.resolve(manifest), me, coordinatorKeyId: joined.coordinator.keyId, party, log, pollMs, signal: o.signal });
-    ledger.record('vertical.party.job', { jobId: o.jobId, party: me, role, rounds: run.rounds, messagesSent: run.sent.length, bytesSent: run.sent.reduce((a, s) => a + s.bytes, 0), sentDigest: sentDigest(run.sent), modelHash, alignedRows: o.rows.n });
+    const run = await runRelayRounds({
+      client,
+      manifest,
+      workload: builtinWorkloads.resolve(manifest),
+      me,
+      coordinatorKeyId: joined.coordinator.keyId,
+      party,
+      log,
+      pollMs,
+      signal: o.signal,
+    });
+    ledger.record('vertical.party.job', {
+      jobId: o.jobId,
+      party: me,
+      role,
+      rounds: run.rounds,
+      messagesSent: run.sent.length,
+      bytesSent: run.sent.reduce((a, s) => a + s.bytes, 0),
+      sentDigest: sentDigest(run.sent),
+      modelHash,
+      alignedRows: o.rows.n,
+    });
     if (run.state !== 'completed') return { state: run.state, reason: run.reason, scores: null };
     const done = scores as ScoreNodeResult['scores'];
     if (done) {

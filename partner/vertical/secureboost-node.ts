@@ -97,12 +97,16 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
   let party: ActiveParty | PassiveParty | null = null;
   try {
     const review = (m: JobManifest): string[] => {
-      if (m.workload.kind !== 'secureboost' || !workloads.has('secureboost')) return [`job ${m.jobId} runs workload "${m.workload.kind}", not vertical SecureBoost`];
+      if (m.workload.kind !== 'secureboost' || !workloads.has('secureboost'))
+        return [`job ${m.jobId} runs workload "${m.workload.kind}", not vertical SecureBoost`];
       const p = secureBoostOf(m).params;
       const mine = p.parties.find((x) => x.keyId === me);
       if (!mine) return ['this node is not a party of the job'];
       const out: string[] = [];
-      if (p.alignment.psiJobId !== o.alignment.psiJobId || p.alignment.orderDigest !== o.alignment.orderDigest) out.push(`the job aligns rows by PSI job ${p.alignment.psiJobId} (order ${p.alignment.orderDigest.slice(0, 12)}…), this node holds ${o.alignment.psiJobId} (${o.alignment.orderDigest.slice(0, 12)}…)`);
+      if (p.alignment.psiJobId !== o.alignment.psiJobId || p.alignment.orderDigest !== o.alignment.orderDigest)
+        out.push(
+          `the job aligns rows by PSI job ${p.alignment.psiJobId} (order ${p.alignment.orderDigest.slice(0, 12)}…), this node holds ${o.alignment.psiJobId} (${o.alignment.orderDigest.slice(0, 12)}…)`,
+        );
       if (p.alignment.size !== o.rows.n) out.push(`the job has ${p.alignment.size} aligned customers, this node ${o.rows.n}`);
       if (mine.role === 'label' && p.labelDp && !o.budget) out.push('the job has label DP and this node has no budget to charge it to');
       return [...out, ...(o.reviewJob?.(m) ?? [])];
@@ -146,7 +150,10 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
     const relayParty: RelayParty = {
       send: async (round) => {
         const step = stepAt(params, round);
-        const out = p instanceof ActiveParty ? [...p.produce(step)].map(([q, sections]) => ({ to: params.parties[q].keyId, sections })) : [{ to: label, sections: p.produce(step) }];
+        const out =
+          p instanceof ActiveParty
+            ? [...p.produce(step)].map(([q, sections]) => ({ to: params.parties[q].keyId, sections }))
+            : [{ to: label, sections: p.produce(step) }];
         return out.map(({ to, sections }) => {
           o.inspect?.({ round, kind: step.kind, direction: 'sent', sections });
           return { to, body: sealMessage(addressing(round, me, to), sections, o.identity, keyOf(to)!) };
@@ -157,7 +164,12 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
         for (const m of messages) {
           const sections = openMessage(m.body, self, addressing(round, m.from, me), keyOf);
           o.inspect?.({ round, kind: step.kind, direction: 'received', sections: [...sections].map(([name, bytes]) => ({ name, bytes })) });
-          if (p instanceof ActiveParty) p.consume(step, params.parties.findIndex((x) => x.keyId === m.from), sections);
+          if (p instanceof ActiveParty)
+            p.consume(
+              step,
+              params.parties.findIndex((x) => x.keyId === m.from),
+              sections,
+            );
           else p.consume(step, sections);
         }
       },
@@ -167,14 +179,32 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
         const verdict = budget.authorize(o.jobId, round, 0, events, delta);
         if (!verdict.ok) throw new FedmarkError('BUDGET_REFUSED', `round ${round}: ${verdict.reason}`);
         const { epsilonBefore, epsilonAfter } = budget.charge(o.jobId, round, 0, events, delta);
-        const statement = ledger.attest({ jobId: o.jobId, partner: me, round, releases: events.map((e) => ({ ...e })), delta, epsilonSpent: Math.max(0, epsilonAfter - epsilonBefore), epsilonCumulative: epsilonAfter });
+        const statement = ledger.attest({
+          jobId: o.jobId,
+          partner: me,
+          round,
+          releases: events.map((e) => ({ ...e })),
+          delta,
+          epsilonSpent: Math.max(0, epsilonAfter - epsilonBefore),
+          epsilonCumulative: epsilonAfter,
+        });
         ledger.record('vertical.release', statement);
         return statement;
       },
     };
     let run;
     try {
-      run = await runRelayRounds({ client, manifest, workload: workloads.resolve(manifest), me, coordinatorKeyId: joined.coordinator.keyId, party: relayParty, log, pollMs, signal: o.signal });
+      run = await runRelayRounds({
+        client,
+        manifest,
+        workload: workloads.resolve(manifest),
+        me,
+        coordinatorKeyId: joined.coordinator.keyId,
+        party: relayParty,
+        log,
+        pollMs,
+        signal: o.signal,
+      });
     } catch (err) {
       // This party refuses what it was sent (a tampered sum, a forged request, a replayed message): it
       // leaves the job with the reason on record, so the job stops instead of waiting for it.
@@ -189,7 +219,17 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
     if (run.state !== 'completed') return result(run.state, run.reason, { bytesSent });
     const model = p.model();
     writeFileSync(join(o.stateDir, 'model.json'), JSON.stringify(model), { mode: 0o600 });
-    ledger.record('vertical.party.job', { jobId: o.jobId, party: me, role, rounds: run.rounds, messagesSent: run.sent.length, bytesSent, sentDigest: sentDigest(run.sent), modelHash: sha256Canonical(model), alignedRows: o.rows.n });
+    ledger.record('vertical.party.job', {
+      jobId: o.jobId,
+      party: me,
+      role,
+      rounds: run.rounds,
+      messagesSent: run.sent.length,
+      bytesSent,
+      sentDigest: sentDigest(run.sent),
+      modelHash: sha256Canonical(model),
+      alignedRows: o.rows.n,
+    });
     log.info({ role, bytesSent }, 'vertical SecureBoost done');
     return result(run.state, null, {
       scores: p instanceof ActiveParty ? p.testScores() : null,

@@ -18,7 +18,11 @@ export interface Identity {
   boxSecretKey: Uint8Array;
 }
 
-const nameSchema = z.string().min(1).max(128).regex(/^[^\n\r]+$/, 'must be a single line');
+const nameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^\n\r]+$/, 'must be a single line');
 
 function base64OfLength(bytes: number) {
   return z.string().refine((s) => {

@@ -31,17 +31,9 @@ export function openSealed(blob: Uint8Array, senderBoxPublicKey: Uint8Array, rec
   if (senderBoxPublicKey.length !== nacl.box.publicKeyLength) {
     throw new FedmarkError('KEY_CEREMONY_BAD_KEY', `sender box public key must be ${nacl.box.publicKeyLength} bytes`);
   }
-  const opened = nacl.box.open(
-    blob.subarray(nacl.box.nonceLength),
-    blob.subarray(0, nacl.box.nonceLength),
-    senderBoxPublicKey,
-    recipient.boxSecretKey,
-  );
+  const opened = nacl.box.open(blob.subarray(nacl.box.nonceLength), blob.subarray(0, nacl.box.nonceLength), senderBoxPublicKey, recipient.boxSecretKey);
   if (!opened) {
-    throw new FedmarkError(
-      'KEY_CEREMONY_OPEN_FAILED',
-      'cannot open sealed key: not addressed to this identity, wrong sender key, or tampered with',
-    );
+    throw new FedmarkError('KEY_CEREMONY_OPEN_FAILED', 'cannot open sealed key: not addressed to this identity, wrong sender key, or tampered with');
   }
   return opened;
 }

@@ -128,8 +128,7 @@ export class MemoryNonceStore implements NonceStore {
 }
 
 export type VerifyResult =
-  | { ok: true; keyId: string; jobId: string; round: number; bodySha256: string }
-  | { ok: false; status: 401 | 409; code: string; error: string };
+  { ok: true; keyId: string; jobId: string; round: number; bodySha256: string } | { ok: false; status: 401 | 409; code: string; error: string };
 
 export interface VerifyOptions {
   /** The registered public key (base64) of a key id, or undefined when the key is unknown here. */

@@ -33,7 +33,8 @@ const SHA256_PIN_RE = /^(?:[0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$|^[0-9a-fA-F]{64}$
 
 function window(v: Validity): { notBefore: Date; notAfter: Date } {
   const days = v.days ?? 30;
-  if (!Number.isInteger(days) || days < 1 || days > 3650) throw new FedmarkError('TLS_BAD_VALIDITY', `certificate validity must be 1–3650 whole days, got ${days}`);
+  if (!Number.isInteger(days) || days < 1 || days > 3650)
+    throw new FedmarkError('TLS_BAD_VALIDITY', `certificate validity must be 1–3650 whole days, got ${days}`);
   const notBefore = v.notBefore ?? new Date(Date.now() - 60_000);
   const notAfter = v.notAfter ?? new Date(notBefore.getTime() + days * DAY_MS);
   if (!(notAfter.getTime() > notBefore.getTime())) throw new FedmarkError('TLS_BAD_VALIDITY', 'certificate notAfter must be later than notBefore');
@@ -42,7 +43,10 @@ function window(v: Validity): { notBefore: Date; notAfter: Date } {
 
 /** openssl `ca` wants GeneralizedTime for dates outside 1950–2049 and accepts it everywhere. */
 function generalizedTime(d: Date): string {
-  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 function subjectAltName(hosts: string[]): string {
@@ -69,7 +73,12 @@ function run(args: string[], cwd: string): Promise<void> {
     execFile('openssl', args, { cwd, timeout: 30_000, env: { ...process.env, OPENSSL_CONF: join(cwd, 'empty.cnf') } }, (err, _stdout, stderr) => {
       if (!err) return resolve();
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return reject(new FedmarkError('OPENSSL_MISSING', 'making certificates needs the `openssl` command on PATH (OpenSSL ≥ 1.1.1); install it or bring certificates from your own PKI'));
+        return reject(
+          new FedmarkError(
+            'OPENSSL_MISSING',
+            'making certificates needs the `openssl` command on PATH (OpenSSL ≥ 1.1.1); install it or bring certificates from your own PKI',
+          ),
+        );
       }
       reject(new FedmarkError('OPENSSL_FAILED', `openssl ${args[0]} failed: ${String(stderr).trim().split('\n').slice(-3).join(' ') || err.message}`));
     });
@@ -161,7 +170,12 @@ export async function issueServerCertificate(ca: PemPair, o: { hosts: string[] }
   const san = subjectAltName(o.hosts);
   return inScratch(async (dir) => {
     const { key, csr } = await keyAndCsr(dir, o.hosts[0]);
-    const cert = await sign(dir, { csr, issuer: ca, validity, extensions: [...SERVER_EXTENSIONS, `subjectAltName = ${san}`, 'authorityKeyIdentifier = keyid'] });
+    const cert = await sign(dir, {
+      csr,
+      issuer: ca,
+      validity,
+      extensions: [...SERVER_EXTENSIONS, `subjectAltName = ${san}`, 'authorityKeyIdentifier = keyid'],
+    });
     return { cert, key };
   });
 }
@@ -224,7 +238,12 @@ export interface TestDeploymentFiles {
  */
 export async function writeTestDeployment(outDir: string, o: { hosts: string[]; days?: number; force?: boolean }): Promise<TestDeploymentFiles> {
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
-  const files = { caCertFile: join(outDir, 'ca.pem'), caKeyFile: join(outDir, 'ca.key'), certFile: join(outDir, 'server.pem'), keyFile: join(outDir, 'server.key') };
+  const files = {
+    caCertFile: join(outDir, 'ca.pem'),
+    caKeyFile: join(outDir, 'ca.key'),
+    certFile: join(outDir, 'server.pem'),
+    keyFile: join(outDir, 'server.key'),
+  };
   const ca = await generateCertificateAuthority({ days: Math.max(o.days ?? 30, 1), commonName: `fedmark test CA ${o.hosts[0] ?? ''}`.trim() });
   const server = await issueServerCertificate(ca, { hosts: o.hosts, days: o.days ?? 30 });
   const flag = o.force ? 'w' : 'wx';

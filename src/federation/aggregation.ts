@@ -10,7 +10,12 @@ import { decodePart, wireLength } from './part-encoding.ts';
  * simulate()): one partner's upload is added, part by part, into the round's running sums. The
  * scheme (CKKS today) adds ciphertexts; nothing here can read them.
  */
-export function accumulate(scheme: SecureSumScheme, plan: RoundPlan, sums: Readonly<Record<string, Uint8Array | null | undefined>>, parts: Readonly<Record<string, Uint8Array>>): Record<string, Uint8Array> {
+export function accumulate(
+  scheme: SecureSumScheme,
+  plan: RoundPlan,
+  sums: Readonly<Record<string, Uint8Array | null | undefined>>,
+  parts: Readonly<Record<string, Uint8Array>>,
+): Record<string, Uint8Array> {
   const out: Record<string, Uint8Array> = {};
   for (const spec of plan.parts) {
     const part = parts[spec.name];
@@ -53,7 +58,10 @@ export function openSums(
     const slots = wireLength(spec, scheme.maxAbsInput);
     const n = scheme.summands(blob, slots);
     if (n !== null && n < min) {
-      throw new FedmarkError('AGGREGATE_TOO_FEW', `the published sum of round ${round} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`);
+      throw new FedmarkError(
+        'AGGREGATE_TOO_FEW',
+        `the published sum of round ${round} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`,
+      );
     }
     return { part: spec.name, summands: n };
   });

@@ -64,7 +64,14 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
   const dp =
     o.epsilon === null
       ? null
-      : { targetEpsilon: o.epsilon ?? 3, delta: o.delta ?? 1e-5, clipNorm: 1, noiseMultiplier: 'calibrate' as const, accountant: 'rdp' as const, split: { weight: 0.02, evaluation: 0.1 } };
+      : {
+          targetEpsilon: o.epsilon ?? 3,
+          delta: o.delta ?? 1e-5,
+          clipNorm: 1,
+          noiseMultiplier: 'calibrate' as const,
+          accountant: 'rdp' as const,
+          split: { weight: 0.02, evaluation: 0.1 },
+        };
   return {
     jobId: o.jobId,
     purpose: o.purpose ?? 'propensity-model',
@@ -86,7 +93,11 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
     dp,
     encryption: o.encryption ?? DEFAULT_HE_PARAMS,
     // DP noise is added to every bin, so a DP job's histograms are coarser: fewer cells of noise per count.
-    evaluation: { bins: dp ? DP_EVALUATION_BINS : 1000, segments: sensitiveGroups(o.schema), ...(o.evaluateEveryRound === undefined ? {} : { everyRound: o.evaluateEveryRound }) },
+    evaluation: {
+      bins: dp ? DP_EVALUATION_BINS : 1000,
+      segments: sensitiveGroups(o.schema),
+      ...(o.evaluateEveryRound === undefined ? {} : { everyRound: o.evaluateEveryRound }),
+    },
     seed: o.seed ?? 42,
   };
 }

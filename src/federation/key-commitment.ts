@@ -24,10 +24,12 @@ export function jobKeyCommitment(jobId: string, secretKey: Uint8Array): string {
 
 /** The commitment in the job ledger's seq-0 entry, once that entry verifies as the manifest owner's signature for this job. */
 export function committedKeyHash(manifest: JobManifest, ledgerBytes: Uint8Array): string {
-  const bad = (why: string) => new FedmarkError('KEY_COMMITMENT', `the job ledger's first entry ${why}: cannot check the job key against the owner's commitment`);
+  const bad = (why: string) =>
+    new FedmarkError('KEY_COMMITMENT', `the job ledger's first entry ${why}: cannot check the job key against the owner's commitment`);
   const genesis: LedgerEntry | undefined = parseLedgerBytes(ledgerBytes).entries[0];
   if (!genesis || genesis.seq !== 0 || genesis.type !== 'job.manifest') throw bad('is not the job.manifest entry at seq 0');
-  if (genesis.author !== manifest.owner.keyId || !verifyEntrySignature(genesis, fromBase64(manifest.owner.signPublicKey))) throw bad("is not signed by the job's owner");
+  if (genesis.author !== manifest.owner.keyId || !verifyEntrySignature(genesis, fromBase64(manifest.owner.signPublicKey)))
+    throw bad("is not signed by the job's owner");
   const parsed = parsePayload('job.manifest', genesis.payload, genesis.schemaVersion);
   if (!parsed.success || parsed.data.jobId !== manifest.jobId) throw bad(`is not a manifest entry of job ${manifest.jobId}`);
   const { keyCommitment } = parsed.data as { keyCommitment?: string | null };

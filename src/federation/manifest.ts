@@ -12,9 +12,7 @@ import { canonicalBytes, sha256Canonical } from '../privacy/ledger/canonical.ts'
  * validation, the TypeScript type and the OpenAPI document.
  */
 
-export const jobIdSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'job id: 3–64 chars of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+export const jobIdSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'job id: 3–64 chars of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
 
 /**
  * The server step (src/train/server-optimizers.ts): FedAvg, FedProx, FedAvgM, and the adaptive
@@ -32,8 +30,18 @@ const adaptiveStrategy = <K extends 'fedadam' | 'fedyogi' | 'fedadagrad'>(name: 
   });
 export const strategySpecSchema = z.discriminatedUnion('name', [
   z.object({ name: z.literal('fedavg'), serverLr: z.number().positive().default(1), schedule: lrScheduleSchema.optional() }),
-  z.object({ name: z.literal('fedprox'), serverLr: z.number().positive().default(1), mu: z.number().nonnegative().default(0.01), schedule: lrScheduleSchema.optional() }),
-  z.object({ name: z.literal('fedavgm'), serverLr: z.number().positive().default(1), momentum: z.number().min(0).lt(1).default(0.9), schedule: lrScheduleSchema.optional() }),
+  z.object({
+    name: z.literal('fedprox'),
+    serverLr: z.number().positive().default(1),
+    mu: z.number().nonnegative().default(0.01),
+    schedule: lrScheduleSchema.optional(),
+  }),
+  z.object({
+    name: z.literal('fedavgm'),
+    serverLr: z.number().positive().default(1),
+    momentum: z.number().min(0).lt(1).default(0.9),
+    schedule: lrScheduleSchema.optional(),
+  }),
   adaptiveStrategy('fedadam'),
   adaptiveStrategy('fedyogi'),
   adaptiveStrategy('fedadagrad'),
@@ -128,7 +136,10 @@ export const jobManifestSchema = z.object({
   rounds: z.number().int().positive().max(10_000),
   partnersPerRound: z.number().int().positive(),
   quorum: z.number().int().positive(),
-  roundDeadlineSeconds: z.number().positive().max(7 * 24 * 3600),
+  roundDeadlineSeconds: z
+    .number()
+    .positive()
+    .max(7 * 24 * 3600),
   strategy: strategySpecSchema,
   localTraining: localTrainingSchema,
   dp: dpSpecSchema.nullable(),
@@ -154,7 +165,12 @@ export const jobManifestSchema = z.object({
   limits: z
     .object({
       /** Rows (training + hold-out) one partner may hold; a partner with more refuses the job. */
-      maxRowsPerPartner: z.number().int().positive().max(2 ** 53).optional(),
+      maxRowsPerPartner: z
+        .number()
+        .int()
+        .positive()
+        .max(2 ** 53)
+        .optional(),
       /**
        * Largest |change| of one model parameter in one round of local training, for a partner of
        * maxRowsPerPartner rows: the encoded |weight × change| may not exceed maxWeight × this (≥ 1, as
@@ -190,8 +206,10 @@ export function checkManifestConsistency(m: JobManifest): void {
   const sgd = m.workload.kind === 'sgd';
   if (sgd && m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
   if (sgd && m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
-  if (sgd && m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1) problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
-  if ((m.model.kind === 'gbdt') !== (m.workload.kind === 'gbdt')) problems.push(`model kind "${m.model.kind}" needs workload "${m.model.kind === 'gbdt' ? 'gbdt' : 'sgd'}", not "${m.workload.kind}"`);
+  if (sgd && m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1)
+    problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
+  if ((m.model.kind === 'gbdt') !== (m.workload.kind === 'gbdt'))
+    problems.push(`model kind "${m.model.kind}" needs workload "${m.model.kind === 'gbdt' ? 'gbdt' : 'sgd'}", not "${m.workload.kind}"`);
   if (problems.length) throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${problems.join('; ')}`);
 }
 
@@ -221,7 +239,6 @@ export function verifySignedManifest(signed: SignedManifest): JobManifest {
 export function manifestHash(manifest: JobManifest): string {
   return sha256Canonical(manifest);
 }
-
 
 /**
  * What a partner's officers sign to approve a job under the two-person rule: the job id and the hash

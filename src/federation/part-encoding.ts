@@ -78,7 +78,8 @@ export function encodingProblems(workload: AnyWorkload, m: JobManifest): string[
   const problems: string[] = [];
   if (m.encryption.scheme === 'ckks') {
     const he = heValueBounds(m.encryption);
-    if (m.partners.length > he.maxSummands) problems.push(`the job names ${m.partners.length} partners but its HE parameters sum at most ${he.maxSummands} ciphertexts (encryption.maxSummands)`);
+    if (m.partners.length > he.maxSummands)
+      problems.push(`the job names ${m.partners.length} partners but its HE parameters sum at most ${he.maxSummands} ciphertexts (encryption.maxSummands)`);
   }
   return [...problems, ...partProblems(workload, m, maxAbsInputOf(m))];
 }
@@ -114,7 +115,9 @@ export function assertEncodingFits(workload: AnyWorkload, m: JobManifest): void 
 /** Why a partner with `rows` rows may not take part (null: it may). */
 export function rowsProblem(m: JobManifest, rows: number): string | null {
   const { maxRowsPerPartner } = jobLimits(m);
-  return rows > maxRowsPerPartner ? `this partner holds ${rows} rows, more than the ${maxRowsPerPartner} the job declares per partner (limits.maxRowsPerPartner): its sums could exceed the encoding bound` : null;
+  return rows > maxRowsPerPartner
+    ? `this partner holds ${rows} rows, more than the ${maxRowsPerPartner} the job declares per partner (limits.maxRowsPerPartner): its sums could exceed the encoding bound`
+    : null;
 }
 
 /**
@@ -143,7 +146,11 @@ export function encodePart(spec: PartSpec, values: Float64Array, maxAbsInput: nu
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!(Math.abs(v) <= bound)) {
-      throw new FedmarkError('PART_OUT_OF_BOUND', `part "${spec.name}": value ${v} at index ${i} exceeds the bound ±${bound} the job declares per partner; not uploaded`, { part: spec.name, index: i, value: v, bound });
+      throw new FedmarkError(
+        'PART_OUT_OF_BOUND',
+        `part "${spec.name}": value ${v} at index ${i} exceeds the bound ±${bound} the job declares per partner; not uploaded`,
+        { part: spec.name, index: i, value: v, bound },
+      );
     }
   }
   const { scale, limbs } = partEncoding(spec, maxAbsInput);

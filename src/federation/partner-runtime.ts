@@ -106,7 +106,10 @@ export class PartnerRuntime<S = unknown> {
     // If its release may already be in the ledger, the attempt is withheld; otherwise nothing of it
     // left this node or reached a record, and it is computed now under the same (idempotent) charge.
     if (this.store.begun(round, attempt) && this.store.recorded(round, attempt)) {
-      return { status: 'withheld', reason: `round ${round} attempt ${attempt} was recorded in this partner's ledger before a crash but its envelope was never kept: it is not computed a second time` };
+      return {
+        status: 'withheld',
+        reason: `round ${round} attempt ${attempt} was recorded in this partner's ledger before a crash but its envelope was never kept: it is not computed a second time`,
+      };
     }
     const why = this.outOfOrder(round, attempt);
     if (why) return { status: 'withheld', reason: why };
@@ -119,26 +122,46 @@ export class PartnerRuntime<S = unknown> {
     const due = (this.opts.workload.jobReleases?.(this.manifest) ?? []).filter((r) => plan.uses?.includes(r.label) && !stored[r.label]);
     const releases = [...due, ...plan.releases];
     if (releases.length) {
-      if (!this.privacy) throw new FedmarkError('DP_PLAN_MISSING', `round ${round} releases ${releases.map((r) => r.label).join(', ')} but the job has no DP parameters`);
+      if (!this.privacy)
+        throw new FedmarkError('DP_PLAN_MISSING', `round ${round} releases ${releases.map((r) => r.label).join(', ')} but the job has no DP parameters`);
       const verdict = this.opts.budget!.authorize(jobId, round, attempt, releases, this.privacy.delta);
-      if (!verdict.ok) return { status: 'refused', reason: verdict.reason, requestedEpsilon: verdict.requestedEpsilon, remainingEpsilon: verdict.remainingEpsilon };
+      if (!verdict.ok)
+        return { status: 'refused', reason: verdict.reason, requestedEpsilon: verdict.requestedEpsilon, remainingEpsilon: verdict.remainingEpsilon };
     }
     // From here on the attempt is spent: whatever happens next, it is never computed again.
     this.store.begin(round, attempt);
     const data = { train: this.train, test: this.test };
     const fresh = due.length ? this.opts.workload.releaseOnce!({ manifest: this.manifest, keyId: this.keyId, labels: due.map((r) => r.label), data }) : {};
-    const local = await this.opts.workload.local({ manifest: this.manifest, round, attempt, keyId: this.keyId, plan, state: this.tracker.state, data, released: { ...stored, ...fresh } });
+    const local = await this.opts.workload.local({
+      manifest: this.manifest,
+      round,
+      attempt,
+      keyId: this.keyId,
+      plan,
+      state: this.tracker.state,
+      data,
+      released: { ...stored, ...fresh },
+    });
     let dp: DpReport | null = null;
     if (releases.length) {
       const ran = local.releases ?? plan.releases;
       if (ran.map((r) => r.label).join() !== plan.releases.map((r) => r.label).join()) {
-        throw new FedmarkError('WORKLOAD_RELEASES', `round ${round}: the local step ran releases ${ran.map((r) => r.label).join(', ')}, the plan declares ${plan.releases.map((r) => r.label).join(', ')}`);
+        throw new FedmarkError(
+          'WORKLOAD_RELEASES',
+          `round ${round}: the local step ran releases ${ran.map((r) => r.label).join(', ')}, the plan declares ${plan.releases.map((r) => r.label).join(', ')}`,
+        );
       }
       const charged = [...due, ...ran];
       // Charged before any part is encrypted or sent: a crash after this point never under-counts.
       const spend = this.opts.budget!.charge(jobId, round, attempt, charged, this.privacy!.delta);
       dp = {
-        releases: charged.map((r) => ({ label: r.label, samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps, sensitivity: r.sensitivity })),
+        releases: charged.map((r) => ({
+          label: r.label,
+          samplingRate: r.samplingRate,
+          noiseMultiplier: r.noiseMultiplier,
+          steps: r.steps,
+          sensitivity: r.sensitivity,
+        })),
         delta: this.privacy!.delta,
         epsilonSpent: Math.max(0, spend.epsilonAfter - spend.epsilonBefore),
         epsilonAfterRound: spend.epsilonAfter,
@@ -151,17 +174,24 @@ export class PartnerRuntime<S = unknown> {
       parts = plan.parts.map((spec) => {
         const values = local.parts[spec.name];
         if (!values || values.length !== spec.length) {
-          throw new FedmarkError('WORKLOAD_PART', `round ${round}: the local step produced ${values ? `${values.length} values` : 'nothing'} for part "${spec.name}", the plan needs ${spec.length}`);
+          throw new FedmarkError(
+            'WORKLOAD_PART',
+            `round ${round}: the local step produced ${values ? `${values.length} values` : 'nothing'} for part "${spec.name}", the plan needs ${spec.length}`,
+          );
         }
         return { name: spec.name, length: spec.length, bytes: this.tracker.encryptPart(spec, values) };
       });
     } catch (err) {
       // A value beyond the job's declared bound is not uploaded; the attempt stays begun (and charged): it is never recomputed.
-      if (err instanceof FedmarkError && err.code === 'PART_OUT_OF_BOUND') return { status: 'withheld', reason: `round ${round} attempt ${attempt}: ${err.message}` };
+      if (err instanceof FedmarkError && err.code === 'PART_OUT_OF_BOUND')
+        return { status: 'withheld', reason: `round ${round} attempt ${attempt}: ${err.message}` };
       throw err;
     }
     const hashes = parts.map((p) => ({ name: p.name, sha256: sha256Hex(p.bytes) }));
-    const record = signSubmissionRecord({ jobId, round, attempt, kind: plan.kind, partner: this.keyId, baseModelHash: this.tracker.hash, parts: hashes }, this.opts.signer);
+    const record = signSubmissionRecord(
+      { jobId, round, attempt, kind: plan.kind, partner: this.keyId, baseModelHash: this.tracker.hash, parts: hashes },
+      this.opts.signer,
+    );
     const meta: Omit<UpdateMeta, 'parts'> = {
       jobId,
       round,
@@ -174,7 +204,14 @@ export class PartnerRuntime<S = unknown> {
       record,
     };
     const body = encodeUpdate(meta, parts);
-    const released = dp ? attemptReleases(this.keyId, attempt, dp, hashes.map((h) => h.sha256)) : null;
+    const released = dp
+      ? attemptReleases(
+          this.keyId,
+          attempt,
+          dp,
+          hashes.map((h) => h.sha256),
+        )
+      : null;
     if (released) {
       this.store.recording(round, attempt);
       this.opts.onRelease?.({ round, kind: plan.kind, released });
@@ -185,7 +222,8 @@ export class PartnerRuntime<S = unknown> {
 
   /** Why (round, attempt) may not be computed: beyond the round machine's attempts, or before the latest attempt begun. */
   private outOfOrder(round: number, attempt: number): string | null {
-    if (!(Number.isInteger(attempt) && attempt >= 0 && attempt < MAX_ATTEMPTS)) return `attempt ${attempt} of round ${round} is beyond the ${MAX_ATTEMPTS} attempts a round has`;
+    if (!(Number.isInteger(attempt) && attempt >= 0 && attempt < MAX_ATTEMPTS))
+      return `attempt ${attempt} of round ${round} is beyond the ${MAX_ATTEMPTS} attempts a round has`;
     const last = this.store.latest();
     if (last && (round < last.round || (round === last.round && attempt < last.attempt))) {
       return `round ${round} attempt ${attempt} comes before round ${last.round} attempt ${last.attempt}, which this partner already began: rounds and attempts do not go backwards`;

@@ -63,7 +63,16 @@ const up = (x: number, d = 4) => (Math.ceil(x * 10 ** d - 1e-9) / 10 ** d).toFix
 /** The release plan as a table for a terminal; ε is rounded up. */
 export function formatReleaseCosts(c: ReleasePlanCost): string {
   const header = ['release', 'count', 'q', 'σ', 'steps each', 'sensitivity', 'noise std', 'ε alone'];
-  const rows = c.releases.map((r) => [r.label, String(r.releases), String(r.samplingRate), r.noiseMultiplier.toFixed(4), String(r.steps), r.sensitivity.toFixed(3), r.noiseStd.toFixed(3), up(r.epsilonAlone)]);
+  const rows = c.releases.map((r) => [
+    r.label,
+    String(r.releases),
+    String(r.samplingRate),
+    r.noiseMultiplier.toFixed(4),
+    String(r.steps),
+    r.sensitivity.toFixed(3),
+    r.noiseStd.toFixed(3),
+    up(r.epsilonAlone),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   return [

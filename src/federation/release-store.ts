@@ -30,7 +30,14 @@ export interface ReleaseStore {
    * Keeps the envelope of (round, attempt), what it released, and the job releases first made with
    * it — durably, before the bytes leave.
    */
-  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>, record: SubmissionRecord): void;
+  built(
+    round: number,
+    attempt: number,
+    body: Uint8Array,
+    released: AttemptReleases | null,
+    jobValues: Record<string, Float64Array>,
+    record: SubmissionRecord,
+  ): void;
   /** This partner's signed record of the upload of (round, attempt), if it built one; kept after the envelope is dropped. */
   record(round: number, attempt: number): SubmissionRecord | null;
   /** The coordinator acknowledged the upload of (round, attempt): its sums must then list this partner's record. */
@@ -71,7 +78,14 @@ export class MemoryReleaseStore implements ReleaseStore {
     this.marks.add(tag(round, attempt));
     this.last = { round, attempt };
   }
-  built(round: number, attempt: number, body: Uint8Array, released: AttemptReleases | null, jobValues: Record<string, Float64Array>, record: SubmissionRecord): void {
+  built(
+    round: number,
+    attempt: number,
+    body: Uint8Array,
+    released: AttemptReleases | null,
+    jobValues: Record<string, Float64Array>,
+    record: SubmissionRecord,
+  ): void {
     this.bodies.set(tag(round, attempt), body);
     this.records.set(tag(round, attempt), released);
     this.signed.set(tag(round, attempt), record);

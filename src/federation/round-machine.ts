@@ -123,7 +123,8 @@ export function roundRules(manifest: JobManifest, workload: AnyWorkload): RoundR
     totalRounds: workload.totalRounds(manifest),
     plan,
     // A relay round needs every one of its senders: they are selected whether eligible or not (open() stops the job when one is gone).
-    select: (round, attempt, eligible) => (plan(round).relay ? relaySenders(plan(round)) : selectPartners(manifest, plan(round).selection, round, attempt, eligible)),
+    select: (round, attempt, eligible) =>
+      plan(round).relay ? relaySenders(plan(round)) : selectPartners(manifest, plan(round).selection, round, attempt, eligible),
     initialHash: workload.hash(workload.initialState(manifest)),
     sharedKey: workload.sharedKey !== false,
   };
@@ -132,8 +133,16 @@ export function roundRules(manifest: JobManifest, workload: AnyWorkload): RoundR
 // --- admission: may this message be taken at all? (the engine asks before it persists anything) -----
 
 /** Throws the domain error that refuses an upload to (round, attempt), or returns. */
-export function admitUpload(target: RoundView | undefined, current: { round: number; attempt: number }, keyId: string, round: number, attempt: number, now: number): void {
-  if (!target) throw new DomainError('ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open (current: round ${current.round} attempt ${current.attempt})`);
+export function admitUpload(
+  target: RoundView | undefined,
+  current: { round: number; attempt: number },
+  keyId: string,
+  round: number,
+  attempt: number,
+  now: number,
+): void {
+  if (!target)
+    throw new DomainError('ROUND_NOT_OPEN', `round ${round} attempt ${attempt} is not open (current: round ${current.round} attempt ${current.attempt})`);
   if (target.state !== 'open') throw new DomainError('ROUND_CLOSED', `round ${round} attempt ${attempt} is ${target.state}: late submissions are not accepted`);
   if (now > target.deadlineAt) throw new DomainError('ROUND_DEADLINE', `round ${round} passed its deadline: late submissions are not accepted`);
   if (!target.selected.includes(keyId)) throw new DomainError('NOT_SELECTED', `this partner is not selected for round ${round} attempt ${attempt}`);
@@ -147,7 +156,11 @@ export function admitDecline(target: RoundView | undefined, keyId: string, round
 /** A state hash is reported for a closed round that changes the state. */
 export function admitHashReport(closed: RoundView | undefined, plan: RoundPlan | null, round: number): void {
   if (!closed || !plan) throw new DomainError('ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
-  if (!plan.updatesState) throw new DomainError('NO_MODEL_IN_ROUND', `round ${round} is ${plan.kind === 'evaluate' ? 'an evaluation round' : `a ${plan.kind} round`} and changes no model`);
+  if (!plan.updatesState)
+    throw new DomainError(
+      'NO_MODEL_IN_ROUND',
+      `round ${round} is ${plan.kind === 'evaluate' ? 'an evaluation round' : `a ${plan.kind} round`} and changes no model`,
+    );
 }
 
 // --- transitions -------------------------------------------------------------------------------
@@ -160,7 +173,10 @@ export function transition(view: JobView, event: RoundEvent, rules: RoundRules, 
   const effects: Effect[] = [];
   const stop = (cause: StopCause, reason: string) => {
     const state = cause === 'halted' ? 'halted' : 'failed';
-    effects.push({ type: 'record-halt', reason: state === 'failed' ? `job failed: ${reason}` : reason, afterRound: v.afterRound }, { type: 'stop', state, cause, reason });
+    effects.push(
+      { type: 'record-halt', reason: state === 'failed' ? `job failed: ${reason}` : reason, afterRound: v.afterRound },
+      { type: 'stop', state, cause, reason },
+    );
     v.state = state;
     v.reason = reason;
   };
@@ -219,7 +235,19 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
       stop('quorum-missed', `round ${round} relays messages of ${missing.join(', ')}, who no longer take part`);
       return;
     }
-    const r: RoundView = { round, attempt, kind: plan.kind, state: 'open', stage: plan.stages[0], selected, submitted: [], declined: [], deadlineAt: now + rules.deadlineMs, baseHash, hashes: [] };
+    const r: RoundView = {
+      round,
+      attempt,
+      kind: plan.kind,
+      state: 'open',
+      stage: plan.stages[0],
+      selected,
+      submitted: [],
+      declined: [],
+      deadlineAt: now + rules.deadlineMs,
+      baseHash,
+      hashes: [],
+    };
     effects.push({ type: 'open-round', round, attempt, kind: r.kind, stage: plan.stages[0], selected, deadlineAt: r.deadlineAt, baseHash });
     v.current = r;
     v.state = 'running';
@@ -274,7 +302,10 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
       const reason = plan.relay
         ? `${r.selected.filter((k) => !r.submitted.includes(k)).join(', ')} relayed nothing ${pastDeadline ? 'by the deadline' : 'and no longer take part'}`
         : `${r.submitted.length} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${rules.quorum}`;
-      effects.push({ type: 'record-failed-attempt', round: r.round, attempt: r.attempt, reason }, { type: 'fail-attempt', round: r.round, attempt: r.attempt, reason });
+      effects.push(
+        { type: 'record-failed-attempt', round: r.round, attempt: r.attempt, reason },
+        { type: 'fail-attempt', round: r.round, attempt: r.attempt, reason },
+      );
       r.state = 'failed';
       r.stage = null;
       if (r.attempt + 1 >= MAX_ATTEMPTS) {
@@ -303,6 +334,14 @@ function cloneView(v: JobView): JobView {
   return {
     ...v,
     partners: v.partners.map((p) => ({ ...p })),
-    current: v.current ? { ...v.current, selected: [...v.current.selected], submitted: [...v.current.submitted], declined: [...v.current.declined], hashes: v.current.hashes.map((h) => ({ ...h })) } : null,
+    current: v.current
+      ? {
+          ...v.current,
+          selected: [...v.current.selected],
+          submitted: [...v.current.submitted],
+          declined: [...v.current.declined],
+          hashes: v.current.hashes.map((h) => ({ ...h })),
+        }
+      : null,
   };
 }

@@ -33,7 +33,10 @@ export interface SimulationPartner {
 }
 
 /** A manifest without the identities, which the simulation creates itself. */
-export type SimulationJob = Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt' | 'workload'> & { createdAt?: string; workload?: JobManifest['workload'] };
+export type SimulationJob = Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt' | 'workload'> & {
+  createdAt?: string;
+  workload?: JobManifest['workload'];
+};
 
 export interface SimulationRound<R = FederatedEvalMetrics> {
   round: number;
@@ -65,7 +68,12 @@ export interface SimulationResult<S = SgdState, R = FederatedEvalMetrics> {
   wallSeconds: number;
 }
 
-const STOP_CODES: Record<StopCause, string> = { 'quorum-missed': 'ROUND_FAILED', 'hashes-disagree': 'MODEL_DIVERGED', 'too-few-accepted': 'SIM_STOPPED', halted: 'SIM_STOPPED' };
+const STOP_CODES: Record<StopCause, string> = {
+  'quorum-missed': 'ROUND_FAILED',
+  'hashes-disagree': 'MODEL_DIVERGED',
+  'too-few-accepted': 'SIM_STOPPED',
+  halted: 'SIM_STOPPED',
+};
 
 export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
   job: SimulationJob;
@@ -97,7 +105,18 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
   const guards = opts.partners.map((p) => new MemoryBudgetGuard(p.maxEpsilon ?? privacy?.targetEpsilon ?? Infinity));
   const keyIds = manifest.partners.map((p) => p.keyId);
   const runtimes = opts.partners.map(
-    (p, i) => new PartnerRuntime<S>({ manifest, workload, keyId: keyIds[i], signer: signerFromSecretKey(ids[i].signSecretKey), train: p.train, test: p.test, scheme, secretKey, budget: privacy ? guards[i] : undefined }),
+    (p, i) =>
+      new PartnerRuntime<S>({
+        manifest,
+        workload,
+        keyId: keyIds[i],
+        signer: signerFromSecretKey(ids[i].signSecretKey),
+        train: p.train,
+        test: p.test,
+        scheme,
+        secretKey,
+        budget: privacy ? guards[i] : undefined,
+      }),
   );
   const indexOf = new Map(keyIds.map((k, i) => [k, i]));
   const ownerTracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);
@@ -113,7 +132,15 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
 
   // A virtual clock that never moves: every selected partner answers, so no deadline applies, and the run replays exactly.
   const NOW = 0;
-  let view: JobView = { state: 'awaiting-keys', reason: null, createdAt: NOW, keysReady: true, partners: keyIds.map((keyId) => ({ keyId, status: 'accepted' })), current: null, afterRound: 0 };
+  let view: JobView = {
+    state: 'awaiting-keys',
+    reason: null,
+    createdAt: NOW,
+    keysReady: true,
+    partners: keyIds.map((keyId) => ({ keyId, status: 'accepted' })),
+    current: null,
+    afterRound: 0,
+  };
   const queue: Effect[] = [];
   const send = (event: RoundEvent) => {
     const next = transition(view, event, rules, NOW);
@@ -129,7 +156,8 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
     for (const keyId of selected) {
       const i = indexOf.get(keyId)!;
       const res = await runtimes[i].buildSubmission(round, attempt);
-      if (res.status === 'withheld') throw new FedmarkError('SIM_WITHHELD', `${opts.partners[i].name} withheld round ${round} attempt ${attempt}: ${res.reason}`);
+      if (res.status === 'withheld')
+        throw new FedmarkError('SIM_WITHHELD', `${opts.partners[i].name} withheld round ${round} attempt ${attempt}: ${res.reason}`);
       if (res.status === 'refused') {
         declined.push({ name: opts.partners[i].name, reason: res.reason });
         send({ type: 'declined', keyId, round, attempt });
@@ -166,7 +194,15 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
       }
       if (hashes.some((h) => h.hash !== ownerTracker.hash)) throw new FedmarkError('MODEL_DIVERGED', `partner model hash differs after round ${round}`);
     }
-    const r: SimulationRound<R> = { round, kind: plan.kind, partners: submitted, declined: names, metrics: report as R, epsilon: epsilonNow(), modelHash: ownerTracker.hash };
+    const r: SimulationRound<R> = {
+      round,
+      kind: plan.kind,
+      partners: submitted,
+      declined: names,
+      metrics: report as R,
+      epsilon: epsilonNow(),
+      modelHash: ownerTracker.hash,
+    };
     rounds.push(r);
     opts.onRound?.(r);
   };
@@ -178,7 +214,8 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
       if (e.type === 'open-round') await runAttempt(e.round, e.attempt, e.selected);
       else if (e.type === 'close-round') closeRound(e.round, e.attempt);
       else if (e.type === 'stop') {
-        const why = e.cause === 'quorum-missed' ? `round ${view.current!.round} missed its quorum of ${manifest.quorum} ${MAX_ATTEMPTS} times (${e.reason})` : e.reason;
+        const why =
+          e.cause === 'quorum-missed' ? `round ${view.current!.round} missed its quorum of ${manifest.quorum} ${MAX_ATTEMPTS} times (${e.reason})` : e.reason;
         throw new FedmarkError(STOP_CODES[e.cause], `simulation stopped: ${why}`);
       }
     }

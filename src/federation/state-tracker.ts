@@ -54,7 +54,13 @@ export class StateTracker<S = unknown, R = unknown> {
    * Decrypts a round's published sums after checking them against their signed records (`own`: this
    * key holder's record when it uploaded to that attempt); `state` opens only what `apply` needs.
    */
-  open(round: number, blobs: Readonly<Record<string, Uint8Array>>, contents: RoundContents, own: SubmissionRecord | null = null, use: 'state' | 'all' = 'all'): Record<string, Float64Array> {
+  open(
+    round: number,
+    blobs: Readonly<Record<string, Uint8Array>>,
+    contents: RoundContents,
+    own: SubmissionRecord | null = null,
+    use: 'state' | 'all' = 'all',
+  ): Record<string, Float64Array> {
     return openSums(this.scheme, this.cipher, this.manifest, this.plan(round), round, blobs, contents, own, use);
   }
 

@@ -32,19 +32,28 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
   const { meta, parts } = decoded;
   if (meta.jobId !== expected.jobId) throw reject('WRONG_JOB', `update is for job ${meta.jobId}, not ${expected.jobId}`);
   if (meta.round !== expected.round) throw reject('WRONG_ROUND', `update is for round ${meta.round}, the open round is ${expected.round}`);
-  if (meta.attempt !== expected.attempt) throw reject('WRONG_ATTEMPT', `update is for attempt ${meta.attempt} of round ${meta.round}, the open attempt is ${expected.attempt}`);
+  if (meta.attempt !== expected.attempt)
+    throw reject('WRONG_ATTEMPT', `update is for attempt ${meta.attempt} of round ${meta.round}, the open attempt is ${expected.attempt}`);
   if (meta.kind !== plan.kind) throw reject('WRONG_KIND', `round ${meta.round} is a ${plan.kind} round, the update says ${meta.kind}`);
   if (meta.scheme !== scheme.scheme) throw reject('HE_PARAMS_MISMATCH', `update uses scheme ${meta.scheme}, the job uses ${scheme.scheme}`);
-  if (meta.paramsId !== scheme.paramsId) throw reject('HE_PARAMS_MISMATCH', `update was encrypted under parameters ${meta.paramsId.slice(0, 16)}…, the job's are ${scheme.paramsId.slice(0, 16)}…`);
+  if (meta.paramsId !== scheme.paramsId)
+    throw reject('HE_PARAMS_MISMATCH', `update was encrypted under parameters ${meta.paramsId.slice(0, 16)}…, the job's are ${scheme.paramsId.slice(0, 16)}…`);
   if (expected.baseModelHash && meta.baseModelHash !== expected.baseModelHash) {
-    throw reject('STALE_MODEL', `update was trained from model ${meta.baseModelHash.slice(0, 12)}…, the current global model is ${expected.baseModelHash.slice(0, 12)}…`);
+    throw reject(
+      'STALE_MODEL',
+      `update was trained from model ${meta.baseModelHash.slice(0, 12)}…, the current global model is ${expected.baseModelHash.slice(0, 12)}…`,
+    );
   }
   if (plan.releases.length && !meta.dp) throw reject('DP_REPORT_MISSING', 'the job is differentially private but the update carries no DP report');
   if (meta.dp) {
     const labels = meta.dp.releases.map((r) => r.label);
     if (new Set(labels).size !== labels.length) throw reject('DP_REPORT_INVALID', `the DP report names a release twice (${labels.join(', ')})`);
     const missing = plan.releases.filter((r) => !labels.includes(r.label)).map((r) => r.label);
-    if (missing.length) throw reject('DP_REPORT_INVALID', `a ${plan.kind} round releases ${plan.releases.map((r) => r.label).join(', ')}; the DP report does not list ${missing.join(', ')}`);
+    if (missing.length)
+      throw reject(
+        'DP_REPORT_INVALID',
+        `a ${plan.kind} round releases ${plan.releases.map((r) => r.label).join(', ')}; the DP report does not list ${missing.join(', ')}`,
+      );
   }
   for (const spec of plan.parts) {
     const declared = meta.parts.find((p) => p.name === spec.name);
@@ -53,7 +62,10 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
     scheme.inspect(parts[spec.name], wireLength(spec, scheme.maxAbsInput));
   }
   if (meta.parts.length !== plan.parts.length) {
-    throw reject('PART_UNEXPECTED', `a ${plan.kind} round takes parts ${plan.parts.map((p) => p.name).join(', ')}, got ${meta.parts.map((p) => p.name).join(', ')}`);
+    throw reject(
+      'PART_UNEXPECTED',
+      `a ${plan.kind} round takes parts ${plan.parts.map((p) => p.name).join(', ')}, got ${meta.parts.map((p) => p.name).join(', ')}`,
+    );
   }
   // What key holders will check the round's sums against: the partner's own signature over this upload.
   checkRecordOfUpload(expected.manifest, meta.record, {

@@ -29,7 +29,10 @@ export const submissionRecordSchema = z
     /** The state the upload was computed from. */
     baseModelHash: hex64,
     /** Each encrypted part, in the envelope's order. */
-    parts: z.array(z.object({ name: z.string().min(1).max(32), sha256: hex64 }).strict()).min(1).max(64),
+    parts: z
+      .array(z.object({ name: z.string().min(1).max(32), sha256: hex64 }).strict())
+      .min(1)
+      .max(64),
     attestation: z.object({ keyId, sig: z.string().min(1) }).strict(),
   })
   .strict();
@@ -46,7 +49,8 @@ export const roundContentsSchema = z
 export type RoundContents = z.infer<typeof roundContentsSchema>;
 
 export function signSubmissionRecord(fields: Omit<SubmissionRecord, 'attestation'>, signer: LedgerSigner): SubmissionRecord {
-  if (signer.keyId !== fields.partner) throw new FedmarkError('RECORD_SIGNER', `a submission record of partner ${fields.partner} cannot be signed by key ${signer.keyId}`);
+  if (signer.keyId !== fields.partner)
+    throw new FedmarkError('RECORD_SIGNER', `a submission record of partner ${fields.partner} cannot be signed by key ${signer.keyId}`);
   return attestPayload(fields, signer) as SubmissionRecord;
 }
 
@@ -69,11 +73,13 @@ export function checkRecordOfUpload(
   const bad = (why: string) => new FedmarkError('RECORD_INVALID', `the upload's submission record ${why}`);
   if (record.jobId !== manifest.jobId) throw bad(`is for job ${record.jobId}`);
   if (record.partner !== upload.partner) throw bad(`names partner ${record.partner}, the upload is ${upload.partner}'s`);
-  if (record.round !== upload.round || record.attempt !== upload.attempt) throw bad(`is for round ${record.round} attempt ${record.attempt}, the upload for round ${upload.round} attempt ${upload.attempt}`);
+  if (record.round !== upload.round || record.attempt !== upload.attempt)
+    throw bad(`is for round ${record.round} attempt ${record.attempt}, the upload for round ${upload.round} attempt ${upload.attempt}`);
   if (record.kind !== upload.kind || record.baseModelHash !== upload.baseModelHash) throw bad('names another round kind or base state than the upload');
   if (canonicalJson(record.parts) !== canonicalJson(upload.parts)) throw bad('does not list the hashes of the parts uploaded');
   const key = partnerKey(manifest, upload.partner);
-  if (!key || record.attestation.keyId !== upload.partner || !verifyAttestation(record, key)) throw bad("does not verify against the partner's key in the manifest");
+  if (!key || record.attestation.keyId !== upload.partner || !verifyAttestation(record, key))
+    throw bad("does not verify against the partner's key in the manifest");
 }
 
 const canonicalJson = (x: unknown) => Buffer.from(canonicalBytes(x)).toString('utf8');
@@ -102,14 +108,16 @@ export function verifyContents(
     if (r.jobId !== manifest.jobId || r.round !== round || r.attempt !== contents.attempt) {
       throw refuse(`list ${r.partner}'s record of job ${r.jobId} round ${r.round} attempt ${r.attempt}, not of round ${round} attempt ${contents.attempt}`);
     }
-    if (r.kind !== plan.kind || r.parts.map((p) => p.name).join() !== plan.parts.map((p) => p.name).join()) throw refuse(`list ${r.partner}'s record of another kind of round (${r.kind})`);
+    if (r.kind !== plan.kind || r.parts.map((p) => p.name).join() !== plan.parts.map((p) => p.name).join())
+      throw refuse(`list ${r.partner}'s record of another kind of round (${r.kind})`);
     if (seen.has(r.partner)) throw refuse(`list ${r.partner}'s record twice`);
     seen.add(r.partner);
   }
   const quorum = Math.min(manifest.quorum, manifest.partners.length);
   if (seen.size < quorum) throw refuse(`are backed by signed records of ${seen.size} partner(s), fewer than the quorum of ${quorum}`);
   for (const s of summands) {
-    if (s.summands !== null && s.summands !== contents.records.length) throw refuse(`declare ${s.summands} summand(s) in "${s.part}" but list ${contents.records.length} signed record(s)`);
+    if (s.summands !== null && s.summands !== contents.records.length)
+      throw refuse(`declare ${s.summands} summand(s) in "${s.part}" but list ${contents.records.length} signed record(s)`);
   }
   if (own && !contents.records.some((r) => recordHash(r) === recordHash(own))) {
     throw refuse(`leave out this key holder's own upload to attempt ${contents.attempt}`);

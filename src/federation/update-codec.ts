@@ -49,7 +49,13 @@ export const updateMetaSchema = z.object({
   baseModelHash: z.string().regex(/^[0-9a-f]{64}$/),
   /** The parts in the order of the round's plan (src/federation/workload.ts), each an encrypted vector. */
   parts: z
-    .array(z.object({ name: z.string().regex(PART_NAME, 'part name: 1–32 chars of a-z, 0-9 and "-"'), bytes: z.number().int().positive(), length: z.number().int().positive() }))
+    .array(
+      z.object({
+        name: z.string().regex(PART_NAME, 'part name: 1–32 chars of a-z, 0-9 and "-"'),
+        bytes: z.number().int().positive(),
+        length: z.number().int().positive(),
+      }),
+    )
     .min(1)
     .max(MAX_PARTS),
   dp: dpReportSchema.nullable(),

@@ -166,7 +166,8 @@ export function planOf(workload: AnyWorkload, manifest: JobManifest, round: numb
     if (!(Number.isInteger(p.length) && p.length > 0)) throw bad(`part "${p.name}" has length ${p.length}`);
     names.add(p.name);
   }
-  if (plan.stages.length === 0 || plan.stages.some((s) => !SUPPORTED_STAGES.includes(s))) throw bad(`stages ${plan.stages.join(', ')}: this build runs ${SUPPORTED_STAGES.join(', ')}`);
+  if (plan.stages.length === 0 || plan.stages.some((s) => !SUPPORTED_STAGES.includes(s)))
+    throw bad(`stages ${plan.stages.join(', ')}: this build runs ${SUPPORTED_STAGES.join(', ')}`);
   const once = new Set((workload.jobReleases?.(manifest) ?? []).map((r) => r.label));
   for (const u of plan.uses ?? []) if (!once.has(u)) throw bad(`the round uses job release "${u}", which the workload does not declare`);
   // The budget charges and the ledgers record each release by (round, attempt, label).
@@ -215,7 +216,10 @@ export function stateRounds(workload: AnyWorkload, manifest: JobManifest): numbe
  * Every release a partner would make if selected in every round — the worst case DP is calibrated
  * for: the job releases (once each) and each round's releases.
  */
-export function releasePlan(workload: AnyWorkload, manifest: JobManifest): { job: LabelledDpEvent[]; rounds: { round: number; releases: LabelledDpEvent[] }[] } {
+export function releasePlan(
+  workload: AnyWorkload,
+  manifest: JobManifest,
+): { job: LabelledDpEvent[]; rounds: { round: number; releases: LabelledDpEvent[] }[] } {
   const rounds: { round: number; releases: LabelledDpEvent[] }[] = [];
   for (let r = 1; r <= workload.totalRounds(manifest); r++) rounds.push({ round: r, releases: planOf(workload, manifest, r).releases });
   return { job: workload.jobReleases?.(manifest) ?? [], rounds };
@@ -251,7 +255,11 @@ export class WorkloadRegistry {
   /** The workload a manifest names, after its own checks of the manifest. */
   resolve(manifest: JobManifest): AnyWorkload {
     const w = this.byKind.get(manifest.workload.kind);
-    if (!w) throw new FedmarkError('UNKNOWN_WORKLOAD', `job ${manifest.jobId} runs workload "${manifest.workload.kind}", which this build does not know (it runs ${this.kinds().join(', ')})`);
+    if (!w)
+      throw new FedmarkError(
+        'UNKNOWN_WORKLOAD',
+        `job ${manifest.jobId} runs workload "${manifest.workload.kind}", which this build does not know (it runs ${this.kinds().join(', ')})`,
+      );
     w.validate(manifest);
     return w;
   }

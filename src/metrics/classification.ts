@@ -47,10 +47,7 @@ export const LOG_LOSS_EPS = 1e-15;
 
 export function checkLengths(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
   if (scores.length !== labels.length) {
-    throw new FedmarkError(
-      'METRICS_LENGTH_MISMATCH',
-      `scores has ${scores.length} entries but labels has ${labels.length}`,
-    );
+    throw new FedmarkError('METRICS_LENGTH_MISMATCH', `scores has ${scores.length} entries but labels has ${labels.length}`);
   }
   if (scores.length === 0) throw new FedmarkError('METRICS_EMPTY', 'no rows to evaluate (scores and labels are empty)');
   for (let i = 0; i < labels.length; i++) {
@@ -74,11 +71,7 @@ export function checkProbabilities(scores: ArrayLike<number>): void {
   for (let i = 0; i < scores.length; i++) {
     const s = scores[i];
     if (!(s >= 0 && s <= 1)) {
-      throw new FedmarkError(
-        'METRICS_BAD_SCORE',
-        `score at index ${i} is ${String(s)}; probabilities must lie in [0, 1]`,
-        { index: i },
-      );
+      throw new FedmarkError('METRICS_BAD_SCORE', `score at index ${i} is ${String(s)}; probabilities must lie in [0, 1]`, { index: i });
     }
   }
 }
@@ -170,11 +163,7 @@ export function accuracy(scores: ArrayLike<number>, labels: ArrayLike<number>, t
  * the cut score are taken pro rata, so the result does not depend on input order — the same
  * convention the histogram path uses within a bin. NaN when there are no positives.
  */
-export function liftAtTopFraction(
-  scores: ArrayLike<number>,
-  labels: ArrayLike<number>,
-  fraction = 0.1,
-): LiftResult {
+export function liftAtTopFraction(scores: ArrayLike<number>, labels: ArrayLike<number>, fraction = 0.1): LiftResult {
   const n = checkLengths(scores, labels);
   checkFinite(scores);
   if (!(fraction > 0 && fraction <= 1)) {

@@ -104,10 +104,7 @@ export function fairnessMetrics(
   return names.map((name) => {
     const values = segmentsPerRow[name];
     if (values.length !== n) {
-      throw new FedmarkError(
-        'METRICS_LENGTH_MISMATCH',
-        `segment "${name}" has ${values.length} entries but there are ${n} rows`,
-      );
+      throw new FedmarkError('METRICS_LENGTH_MISMATCH', `segment "${name}" has ${values.length} entries but there are ${n} rows`);
     }
     const declared = options.groups?.[name];
     const order = declared ? [...declared] : [...new Set(Array.from(values))].sort();
@@ -115,11 +112,10 @@ export function fairnessMetrics(
     for (let i = 0; i < n; i++) {
       const bucket = rows.get(values[i]);
       if (!bucket) {
-        throw new FedmarkError(
-          'METRICS_UNKNOWN_GROUP',
-          `row ${i}: segment "${name}" has value "${values[i]}", which is not a declared group`,
-          { segment: name, row: i },
-        );
+        throw new FedmarkError('METRICS_UNKNOWN_GROUP', `row ${i}: segment "${name}" has value "${values[i]}", which is not a declared group`, {
+          segment: name,
+          row: i,
+        });
       }
       bucket.push(i);
     }

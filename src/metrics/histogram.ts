@@ -54,10 +54,7 @@ export interface HistogramLayout {
   id: string;
 }
 
-export function histogramLayout(
-  segments: Record<string, readonly string[]> = {},
-  bins: number = DEFAULT_HISTOGRAM_BINS,
-): HistogramLayout {
+export function histogramLayout(segments: Record<string, readonly string[]> = {}, bins: number = DEFAULT_HISTOGRAM_BINS): HistogramLayout {
   if (!Number.isInteger(bins) || bins < 2) {
     throw new FedmarkError('METRICS_BAD_BINS', `histogram bins must be an integer ≥ 2, got ${bins}`);
   }
@@ -82,9 +79,7 @@ export function histogramLayout(
       }),
     };
   });
-  const id = sha256Hex(
-    JSON.stringify({ v: 1, bins, segments: segs.map((s) => [s.name, s.groups.map((g) => g.group)]) }),
-  );
+  const id = sha256Hex(JSON.stringify({ v: 1, bins, segments: segs.map((s) => [s.name, s.groups.map((g) => g.group)]) }));
   return { bins, length: offset, globalPos: 0, globalNeg: bins, sums: 2 * bins, segments: segs, id };
 }
 
@@ -130,20 +125,16 @@ export function buildEvalHistograms(
       throw new FedmarkError('METRICS_BAD_SEGMENT', `no values given for declared segment "${seg.name}"`);
     }
     if (values.length !== n) {
-      throw new FedmarkError(
-        'METRICS_LENGTH_MISMATCH',
-        `segment "${seg.name}" has ${values.length} entries but there are ${n} rows`,
-      );
+      throw new FedmarkError('METRICS_LENGTH_MISMATCH', `segment "${seg.name}" has ${values.length} entries but there are ${n} rows`);
     }
     const byGroup = new Map(seg.groups.map((g) => [g.group, g]));
     for (let i = 0; i < n; i++) {
       const g = byGroup.get(values[i]);
       if (!g) {
-        throw new FedmarkError(
-          'METRICS_UNKNOWN_GROUP',
-          `row ${i}: segment "${seg.name}" has value "${values[i]}", which is not a declared group`,
-          { segment: seg.name, row: i },
-        );
+        throw new FedmarkError('METRICS_UNKNOWN_GROUP', `row ${i}: segment "${seg.name}" has value "${values[i]}", which is not a declared group`, {
+          segment: seg.name,
+          row: i,
+        });
       }
       out[(labels[i] === 1 ? g.pos : g.neg) + rowBins[i]]++;
     }
@@ -368,16 +359,9 @@ function groupCounts(group: string, flat: Float64Array, g: HistogramGroupOffsets
 }
 
 /** All global and per-segment metrics from a (summed) evaluation vector. */
-export function metricsFromHistograms(
-  flat: Float64Array,
-  layout: HistogramLayout,
-  options: HistogramMetricsOptions = {},
-): FederatedEvalMetrics {
+export function metricsFromHistograms(flat: Float64Array, layout: HistogramLayout, options: HistogramMetricsOptions = {}): FederatedEvalMetrics {
   if (flat.length !== layout.length) {
-    throw new FedmarkError(
-      'METRICS_LAYOUT_MISMATCH',
-      `evaluation vector has length ${flat.length} but the layout expects ${layout.length}`,
-    );
+    throw new FedmarkError('METRICS_LAYOUT_MISMATCH', `evaluation vector has length ${flat.length} but the layout expects ${layout.length}`);
   }
   for (let i = 0; i < flat.length; i++) {
     if (Number.isNaN(flat[i])) {

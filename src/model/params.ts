@@ -59,10 +59,7 @@ export function parameterCount(spec: ModelSpec, d: number): number {
 export function assertParameterLength(spec: ModelSpec, d: number, params: ArrayLike<number>): ParameterLayout {
   const layout = parameterLayout(spec, d);
   if (params.length !== layout.size) {
-    throw new FedmarkError(
-      'PARAM_LENGTH_MISMATCH',
-      `parameter vector has ${params.length} values but a ${spec.kind} model with d=${d} needs ${layout.size}`,
-    );
+    throw new FedmarkError('PARAM_LENGTH_MISMATCH', `parameter vector has ${params.length} values but a ${spec.kind} model with d=${d} needs ${layout.size}`);
   }
   return layout;
 }
@@ -92,13 +89,7 @@ const PREDICT_BATCH = 8192;
  * P(y = 1 | x) for n rows of X (row-major n × d), computed with tfjs in float32 on the active
  * backend. Every tensor is created inside tf.tidy, so the call leaves no tensors behind.
  */
-export function predictProba(
-  spec: ModelSpec,
-  d: number,
-  params: Float64Array,
-  X: Float32Array,
-  n: number,
-): Float32Array {
+export function predictProba(spec: ModelSpec, d: number, params: Float64Array, X: Float32Array, n: number): Float32Array {
   const layout = assertParameterLength(spec, d, params);
   if (!Number.isInteger(n) || n < 0 || X.length !== n * d) {
     throw new FedmarkError('INVALID_FEATURES', `feature matrix has ${X.length} values, expected n×d = ${n}×${d}`);
@@ -108,10 +99,7 @@ export function predictProba(
   const p32 = Float32Array.from(params);
   tf.tidy(() => {
     const weights = layout.layers.map((layer) => ({
-      kernel: tf.tensor2d(
-        p32.subarray(layer.kernelOffset, layer.kernelOffset + layer.inDim * layer.outDim),
-        [layer.inDim, layer.outDim],
-      ),
+      kernel: tf.tensor2d(p32.subarray(layer.kernelOffset, layer.kernelOffset + layer.inDim * layer.outDim), [layer.inDim, layer.outDim]),
       bias: tf.tensor1d(p32.subarray(layer.biasOffset, layer.biasOffset + layer.outDim)),
     }));
     for (let start = 0; start < n; start += PREDICT_BATCH) {

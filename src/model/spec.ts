@@ -14,9 +14,7 @@ export const logisticSpecSchema = z
 export const mlpSpecSchema = z
   .object({
     kind: z.literal('mlp'),
-    hidden: z
-      .array(z.number().int().min(1).max(4096))
-      .min(1, 'an MLP needs at least one hidden layer'),
+    hidden: z.array(z.number().int().min(1).max(4096)).min(1, 'an MLP needs at least one hidden layer'),
     activation: z.enum(['relu', 'tanh']).default('relu'),
   })
   .strict();

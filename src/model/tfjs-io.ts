@@ -150,13 +150,7 @@ async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
  * params.f64.bin, the exact float64 parameters: tfjs cannot hold float64, and a saved global model
  * must reload with the same hash the partners agreed on.
  */
-export async function saveModel(
-  dir: string,
-  spec: ModelSpec,
-  d: number,
-  params: Float64Array,
-  metadata: Record<string, unknown> = {},
-): Promise<void> {
+export async function saveModel(dir: string, spec: ModelSpec, d: number, params: Float64Array, metadata: Record<string, unknown> = {}): Promise<void> {
   const model = toLayersModel(spec, d, params);
   try {
     await mkdir(dir, { recursive: true });
@@ -186,7 +180,7 @@ interface TopologyLayer {
 function inferFromTopology(json: tf.io.ModelJSON): { spec: ModelSpec; d: number } {
   const topo = json.modelTopology as { config?: { layers?: TopologyLayer[] } | TopologyLayer[] } | undefined;
   const cfg = topo?.config;
-  const layers = (Array.isArray(cfg) ? cfg : cfg?.layers ?? []).filter((l) => l.class_name !== 'InputLayer');
+  const layers = (Array.isArray(cfg) ? cfg : (cfg?.layers ?? [])).filter((l) => l.class_name !== 'InputLayer');
   const bad = (why: string): never => {
     throw new FedmarkError('UNSUPPORTED_MODEL', `model.json is not a fedmark model: ${why}`);
   };

@@ -23,8 +23,7 @@ export type RdpAccountantJson = z.infer<typeof accountantJsonSchema>;
 
 /** Throws DP_BAD_DELTA unless δ ∈ (0, 1). */
 export function validateDelta(delta: number): number {
-  if (!(typeof delta === 'number' && delta > 0 && delta < 1))
-    throw new FedmarkError('DP_BAD_DELTA', `delta must be in (0, 1), got ${String(delta)}`);
+  if (!(typeof delta === 'number' && delta > 0 && delta < 1)) throw new FedmarkError('DP_BAD_DELTA', `delta must be in (0, 1), got ${String(delta)}`);
   return delta;
 }
 
@@ -43,8 +42,7 @@ export class RdpAccountant implements Accountant {
   private readonly events: DpEvent[] = [];
 
   constructor(orders: readonly number[] = DEFAULT_ORDERS) {
-    if (orders.length === 0 || orders.some((a) => !(a > 1)))
-      throw new FedmarkError('DP_BAD_ORDERS', 'RDP orders must be a non-empty list of numbers > 1');
+    if (orders.length === 0 || orders.some((a) => !(a > 1))) throw new FedmarkError('DP_BAD_ORDERS', 'RDP orders must be a non-empty list of numbers > 1');
     this.orders = [...orders];
   }
 
@@ -82,10 +80,7 @@ export class RdpAccountant implements Accountant {
     const r = accountantJsonSchema.safeParse(json);
     if (!r.success) {
       const issue = r.error.issues[0];
-      throw new FedmarkError(
-        'DP_BAD_ACCOUNTANT_STATE',
-        `invalid accountant state at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`,
-      );
+      throw new FedmarkError('DP_BAD_ACCOUNTANT_STATE', `invalid accountant state at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`);
     }
     const acc = new RdpAccountant(r.data.orders);
     for (const e of r.data.history) acc.step(e);
@@ -105,8 +100,7 @@ export function epsilonFor(args: DpEvent & { delta: number; accountant?: Account
   validateDelta(args.delta);
   const kind = args.accountant ?? 'rdp';
   if (kind === 'pld') return epsilonPld({ ...event, delta: args.delta });
-  if (kind !== 'rdp')
-    throw new FedmarkError('DP_BAD_ACCOUNTANT', `accountant must be "rdp" or "pld", got ${String(kind)}`);
+  if (kind !== 'rdp') throw new FedmarkError('DP_BAD_ACCOUNTANT', `accountant must be "rdp" or "pld", got ${String(kind)}`);
   const acc = new RdpAccountant();
   acc.step(event);
   return acc.getEpsilon(args.delta).epsilon;

@@ -33,24 +33,22 @@ export function calibrateNoiseMultiplier(args: CalibrateArgs): number {
   const accountant = args.accountant ?? 'rdp';
   const tolerance = args.tolerance ?? 0.01;
   if (!(typeof targetEpsilon === 'number' && targetEpsilon > 0 && Number.isFinite(targetEpsilon)))
-    throw new FedmarkError(
-      'DP_TARGET_UNREACHABLE',
-      `target epsilon must be a finite number > 0, got ${String(targetEpsilon)}`,
-    );
-  if (!(typeof delta === 'number' && delta > 0 && delta < 1))
-    throw new FedmarkError('DP_TARGET_UNREACHABLE', `delta must be in (0, 1), got ${String(delta)}`);
-  if (!(samplingRate > 0 && samplingRate <= 1))
-    throw new FedmarkError('DP_BAD_EVENT', `samplingRate must be in (0, 1], got ${String(samplingRate)}`);
-  if (!(Number.isInteger(steps) && steps >= 1))
-    throw new FedmarkError('DP_BAD_EVENT', `steps must be an integer >= 1, got ${String(steps)}`);
-  if (!(tolerance > 0))
-    throw new FedmarkError('DP_BAD_ARGUMENT', `tolerance must be > 0, got ${String(tolerance)}`);
+    throw new FedmarkError('DP_TARGET_UNREACHABLE', `target epsilon must be a finite number > 0, got ${String(targetEpsilon)}`);
+  if (!(typeof delta === 'number' && delta > 0 && delta < 1)) throw new FedmarkError('DP_TARGET_UNREACHABLE', `delta must be in (0, 1), got ${String(delta)}`);
+  if (!(samplingRate > 0 && samplingRate <= 1)) throw new FedmarkError('DP_BAD_EVENT', `samplingRate must be in (0, 1], got ${String(samplingRate)}`);
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new FedmarkError('DP_BAD_EVENT', `steps must be an integer >= 1, got ${String(steps)}`);
+  if (!(tolerance > 0)) throw new FedmarkError('DP_BAD_ARGUMENT', `tolerance must be > 0, got ${String(tolerance)}`);
   const extra = (args.extra ?? []).map(validateDpEvent);
-  if (extra.length && accountant !== 'rdp') throw new FedmarkError('DP_BAD_ARGUMENT', 'calibrating against extra releases composes RDP curves: use the rdp accountant');
+  if (extra.length && accountant !== 'rdp')
+    throw new FedmarkError('DP_BAD_ARGUMENT', 'calibrating against extra releases composes RDP curves: use the rdp accountant');
   if (extra.length) {
     const floor = composedEpsilon(extra, delta);
     if (!(floor < targetEpsilon))
-      throw new FedmarkError('DP_TARGET_UNREACHABLE', `the other releases alone cost ε=${floor.toFixed(4)} at δ=${delta}, leaving nothing of the target ${targetEpsilon}`, { targetEpsilon, delta });
+      throw new FedmarkError(
+        'DP_TARGET_UNREACHABLE',
+        `the other releases alone cost ε=${floor.toFixed(4)} at δ=${delta}, leaving nothing of the target ${targetEpsilon}`,
+        { targetEpsilon, delta },
+      );
   }
 
   const eps = (sigma: number) =>
@@ -61,9 +59,7 @@ export function calibrateNoiseMultiplier(args: CalibrateArgs): number {
   // Bracket: double σ until ε(σ) ≤ target. For PLD start from the (cheap) RDP answer, which is
   // almost always already feasible since PLD is the tighter bound.
   let sigmaLow = 0;
-  let sigmaHigh = accountant === 'pld'
-    ? calibrateNoiseMultiplier({ ...args, accountant: 'rdp' })
-    : 1;
+  let sigmaHigh = accountant === 'pld' ? calibrateNoiseMultiplier({ ...args, accountant: 'rdp' }) : 1;
   let epsHigh = eps(sigmaHigh);
   while (!(epsHigh <= targetEpsilon)) {
     sigmaLow = sigmaHigh;
@@ -71,8 +67,7 @@ export function calibrateNoiseMultiplier(args: CalibrateArgs): number {
     if (sigmaHigh > MAX_NOISE_MULTIPLIER)
       throw new FedmarkError(
         'DP_TARGET_UNREACHABLE',
-        `epsilon ${targetEpsilon} at delta ${delta} needs a noise multiplier above ${MAX_NOISE_MULTIPLIER} ` +
-          `(q=${samplingRate}, steps=${steps})`,
+        `epsilon ${targetEpsilon} at delta ${delta} needs a noise multiplier above ${MAX_NOISE_MULTIPLIER} ` + `(q=${samplingRate}, steps=${steps})`,
         { targetEpsilon, delta, samplingRate, steps },
       );
     epsHigh = eps(sigmaHigh);
@@ -137,7 +132,10 @@ export function calibrateShares(args: ShareArgs): SharePlan {
   const { targetEpsilon, delta, samplingRate, steps } = args;
   const total = args.shares.reduce((a, s) => a + s.share, 0);
   if (args.shares.some((s) => !(s.share > 0 && s.share < 1) || !(Number.isInteger(s.releases) && s.releases >= 1)) || !(total < 1)) {
-    throw new FedmarkError('DP_BAD_ARGUMENT', `budget shares must each be in (0, 1) with at least one release, and sum below 1 (got ${args.shares.map((s) => s.share).join(' + ')})`);
+    throw new FedmarkError(
+      'DP_BAD_ARGUMENT',
+      `budget shares must each be in (0, 1) with at least one release, and sum below 1 (got ${args.shares.map((s) => s.share).join(' + ')})`,
+    );
   }
   const orderOf = (events: DpEvent[]) => {
     const acc = new RdpAccountant();

@@ -68,8 +68,7 @@ function fillGaussian(out: Float64Array | Float32Array, std: number, add: boolea
 
 /** n independent N(0, std²) samples from the CSPRNG. */
 export function gaussianNoise(n: number, std: number): Float64Array {
-  if (!(Number.isInteger(n) && n >= 0))
-    throw new FedmarkError('DP_BAD_NOISE', `sample count must be a non-negative integer, got ${String(n)}`);
+  if (!(Number.isInteger(n) && n >= 0)) throw new FedmarkError('DP_BAD_NOISE', `sample count must be a non-negative integer, got ${String(n)}`);
   checkStd(std);
   const out = new Float64Array(n);
   if (std > 0) fillGaussian(out, std, false);

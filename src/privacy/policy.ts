@@ -57,14 +57,17 @@ export const policySchema = z
      * Owner key ids this partner works for: a job signed by any other owner is refused, whoever
      * registered its id first. (A node can also pin one owner per job with --owner-key-id.)
      */
-    trustedOwnerKeyIds: z.array(z.string().regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-character key id')).min(1).optional(),
+    trustedOwnerKeyIds: z
+      .array(z.string().regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-character key id'))
+      .min(1)
+      .optional(),
     /** Accept jobs that aggregate in plaintext (`plain-insecure`: the coordinator reads every update). Off by default. */
     allowPlaintextAggregation: z.boolean().optional(),
     /**
      * The smallest quorum accepted (default 2, never less): a round closed with one submission
      * publishes that partner's update alone to every key holder.
      */
-    minQuorum: z.number().int().min(2, 'minQuorum must be at least 2: a one-partner sum is that partner\'s update').optional(),
+    minQuorum: z.number().int().min(2, "minQuorum must be at least 2: a one-partner sum is that partner's update").optional(),
     /** The most training rounds a job may have (the manifest's `rounds`). */
     maxRounds: z.number().int().positive().optional(),
   })
@@ -77,9 +80,7 @@ export const policySchema = z
 export type PartnerPolicy = z.infer<typeof policySchema>;
 
 function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-    .join('; ');
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
 }
 
 /** Validates an already-parsed policy object; `source` names it in error messages. */
@@ -99,10 +100,7 @@ export function loadPolicy(path: string): PartnerPolicy {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new FedmarkError(
-      code === 'ENOENT' ? 'POLICY_NOT_FOUND' : 'POLICY_UNREADABLE',
-      `${path}: cannot read policy file (${code ?? String(err)})`,
-    );
+    throw new FedmarkError(code === 'ENOENT' ? 'POLICY_NOT_FOUND' : 'POLICY_UNREADABLE', `${path}: cannot read policy file (${code ?? String(err)})`);
   }
   let json: unknown;
   try {
@@ -143,11 +141,7 @@ export interface JobRequest {
  * δ must also be ≤ 1/n: a larger δ permits mechanisms that publish a whole record with
  * non-negligible probability (Dwork & Roth 2014, §2.3).
  */
-export function checkJob(
-  policy: PartnerPolicy,
-  job: JobRequest,
-  spentLifetime: number,
-): { ok: true } | { ok: false; reasons: string[] } {
+export function checkJob(policy: PartnerPolicy, job: JobRequest, spentLifetime: number): { ok: true } | { ok: false; reasons: string[] } {
   const reasons: string[] = [];
   if (job.ownerKeyId !== undefined && policy.trustedOwnerKeyIds && !policy.trustedOwnerKeyIds.includes(job.ownerKeyId))
     reasons.push(`the job is signed by owner ${job.ownerKeyId}, who is not among this partner's trusted owners (${policy.trustedOwnerKeyIds.join(', ')})`);
@@ -157,33 +151,29 @@ export function checkJob(
   const denied = [...new Set(job.columns)].filter((c) => !allowed.has(c));
   if (denied.length > 0) reasons.push(`columns not allowed: ${denied.join(', ')}`);
   if (job.encryption !== undefined && job.encryption === 'plain-insecure' && !policy.allowPlaintextAggregation)
-    reasons.push('the job aggregates in plaintext (plain-insecure): the coordinator would read this partner\'s update (policy allowPlaintextAggregation is off)');
+    reasons.push(
+      "the job aggregates in plaintext (plain-insecure): the coordinator would read this partner's update (policy allowPlaintextAggregation is off)",
+    );
   const minQuorum = Math.max(DEFAULT_MIN_QUORUM, policy.minQuorum ?? DEFAULT_MIN_QUORUM);
   if (job.quorum !== undefined && job.quorum < minQuorum)
     reasons.push(`quorum ${job.quorum} is below this partner's minimum ${minQuorum}: a round could publish a sum of fewer partners' updates`);
   if (job.rounds !== undefined && policy.maxRounds !== undefined && job.rounds > policy.maxRounds)
     reasons.push(`${job.rounds} rounds exceed this partner's maxRounds ${policy.maxRounds}`);
   if (job.targetEpsilon === null || job.delta === null) {
-    if (!policy.allowNonPrivateJobs) reasons.push('the job is not differentially private; this node only releases DP updates (policy allowNonPrivateJobs is off)');
+    if (!policy.allowNonPrivateJobs)
+      reasons.push('the job is not differentially private; this node only releases DP updates (policy allowNonPrivateJobs is off)');
     return reasons.length === 0 ? { ok: true } : { ok: false, reasons };
   }
-  if (!(job.targetEpsilon > 0 && Number.isFinite(job.targetEpsilon)))
-    reasons.push(`target epsilon must be a finite number > 0, got ${job.targetEpsilon}`);
-  else if (job.targetEpsilon > policy.maxEpsilonPerJob)
-    reasons.push(`target epsilon ${job.targetEpsilon} exceeds maxEpsilonPerJob ${policy.maxEpsilonPerJob}`);
-  if (!(spentLifetime >= 0))
-    reasons.push(`spent lifetime epsilon must be >= 0, got ${spentLifetime}`);
+  if (!(job.targetEpsilon > 0 && Number.isFinite(job.targetEpsilon))) reasons.push(`target epsilon must be a finite number > 0, got ${job.targetEpsilon}`);
+  else if (job.targetEpsilon > policy.maxEpsilonPerJob) reasons.push(`target epsilon ${job.targetEpsilon} exceeds maxEpsilonPerJob ${policy.maxEpsilonPerJob}`);
+  if (!(spentLifetime >= 0)) reasons.push(`spent lifetime epsilon must be >= 0, got ${spentLifetime}`);
   else if (job.targetEpsilon > 0 && spentLifetime + job.targetEpsilon > policy.lifetimeEpsilon)
-    reasons.push(
-      `lifetime budget exceeded: spent ${spentLifetime} + job ${job.targetEpsilon} > lifetimeEpsilon ${policy.lifetimeEpsilon}`,
-    );
+    reasons.push(`lifetime budget exceeded: spent ${spentLifetime} + job ${job.targetEpsilon} > lifetimeEpsilon ${policy.lifetimeEpsilon}`);
   if (!(job.delta > 0 && job.delta < 1)) reasons.push(`delta must be in (0, 1), got ${job.delta}`);
   else {
     if (job.delta > policy.maxDelta) reasons.push(`delta ${job.delta} exceeds maxDelta ${policy.maxDelta}`);
-    if (!(Number.isInteger(job.datasetRows) && job.datasetRows > 0))
-      reasons.push(`dataset rows must be a positive integer, got ${job.datasetRows}`);
-    else if (job.delta > 1 / job.datasetRows)
-      reasons.push(`delta ${job.delta} exceeds 1/n = ${1 / job.datasetRows} for n = ${job.datasetRows} rows`);
+    if (!(Number.isInteger(job.datasetRows) && job.datasetRows > 0)) reasons.push(`dataset rows must be a positive integer, got ${job.datasetRows}`);
+    else if (job.delta > 1 / job.datasetRows) reasons.push(`delta ${job.delta} exceeds 1/n = ${1 / job.datasetRows} for n = ${job.datasetRows} rows`);
   }
   return reasons.length === 0 ? { ok: true } : { ok: false, reasons };
 }
@@ -193,11 +183,7 @@ export function checkJob(
  * detached signatures over `payload`. Signatures by unknown names, malformed base64, duplicate
  * officers or invalid signatures never count. Without a dualAuthorization section: false.
  */
-export function verifyDualAuthorization(
-  payload: Uint8Array,
-  signatures: { officer: string; signature: string }[],
-  policy: PartnerPolicy,
-): boolean {
+export function verifyDualAuthorization(payload: Uint8Array, signatures: { officer: string; signature: string }[], policy: PartnerPolicy): boolean {
   const dual = policy.dualAuthorization;
   if (!dual) return false;
   const officers = new Map(dual.officers.map((o) => [o.name, Buffer.from(o.signPublicKey, 'base64')]));

@@ -58,7 +58,9 @@ export function reportInputFromJob(o: {
           partner: p.name,
           delta: m.dp!.delta,
           maxEpsilon: limits.get(p.keyId) ?? m.dp!.targetEpsilon,
-          epsilonByRound: rounds.flatMap((r) => r.payload.partners.filter((x) => x.partner === p.keyId).map((x) => ({ round: r.payload.round, epsilon: x.epsilonCumulative }))),
+          epsilonByRound: rounds.flatMap((r) =>
+            r.payload.partners.filter((x) => x.partner === p.keyId).map((x) => ({ round: r.payload.round, epsilon: x.epsilonCumulative })),
+          ),
           noiseMultiplier: rounds[0]?.payload.partners[0]?.noiseMultiplier,
           clipNorm: m.dp!.clipNorm,
           accountant: 'RDP (Mironov et al. 2019), Opacus orders',
@@ -68,7 +70,14 @@ export function reportInputFromJob(o: {
     evaluation: o.evaluation.finalMetrics,
     encryption:
       m.encryption.scheme === 'ckks'
-        ? { scheme: 'ckks', polyModulusDegree: m.encryption.polyModulusDegree, coeffModulusBits: m.encryption.coeffModulusBits, scaleBits: m.encryption.scaleBits, bytesPerParam: o.bytesPerParam, securityLevel: 128 }
+        ? {
+            scheme: 'ckks',
+            polyModulusDegree: m.encryption.polyModulusDegree,
+            coeffModulusBits: m.encryption.coeffModulusBits,
+            scaleBits: m.encryption.scaleBits,
+            bytesPerParam: o.bytesPerParam,
+            securityLevel: 128,
+          }
         : { scheme: 'plain-insecure', polyModulusDegree: 1, coeffModulusBits: [1], bytesPerParam: o.bytesPerParam },
     audit: {
       ok: o.audit.ok,
@@ -83,7 +92,9 @@ export function reportInputFromJob(o: {
       trainingData: `${m.partners.length} partners' local data (${m.dataset.name}); raw rows never left a partner. Model: ${describeModelSpec(m.model as Record<string, unknown>)}.`,
       limitations: [
         'Metrics come from fixed-bin (1,000 bins) encrypted histograms of partners’ hold-out rows; AUC is exact up to binning.',
-        m.dp ? `Every partner's updates are (ε, δ)-DP per customer with δ=${m.dp.delta}; the model's utility is reduced by the DP noise.` : `Trained WITHOUT differential privacy: ${NOT_DP}.`,
+        m.dp
+          ? `Every partner's updates are (ε, δ)-DP per customer with δ=${m.dp.delta}; the model's utility is reduced by the DP noise.`
+          : `Trained WITHOUT differential privacy: ${NOT_DP}.`,
         'A partner colluding with the coordinator could decrypt another partner’s single update; DP bounds what it learns.',
       ],
       ethicalConsiderations: ['Check the fairness table for groups whose disparate-impact ratio is below 0.8 before using the model for targeting.'],

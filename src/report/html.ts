@@ -16,7 +16,18 @@ import { describeModelSpec, escapeHtml, fmt, fmtInt, fmtPct, jsonForScript, NOT_
 import { buildModelCard, cardToHtml, cardToMarkdown } from './model-card.ts';
 import { parseReportInput, type ReportInput, type ReportInputDraft } from './schema.ts';
 import { CHART_SCRIPT, chartData, chartFigure, chartJsSource, cspHash } from './html/charts.ts';
-import { auditSection, badgeList, derive, encryptionFacts, fairnessSection as fairnessHtml, jobFactList, kpiStrip, liftSection, partnersSection, privacySection } from './html/sections.ts';
+import {
+  auditSection,
+  badgeList,
+  derive,
+  encryptionFacts,
+  fairnessSection as fairnessHtml,
+  jobFactList,
+  kpiStrip,
+  liftSection,
+  partnersSection,
+  privacySection,
+} from './html/sections.ts';
 import { STYLE } from './html/style.ts';
 import { CAMPAIGN_CHART_SCRIPT, campaignChartData, renderCampaignSection } from './html/campaign.ts';
 

@@ -3,24 +3,11 @@
  * a small document tree, then written as Markdown (`renderModelCard`) and as HTML (embedded in the
  * compliance report), so the two can never say different things.
  */
-import {
-  describeModelSpec,
-  escapeHtml,
-  escapeMarkdown,
-  finalEpsilon,
-  fmt,
-  fmtDelta,
-  fmtEpsilon,
-  fmtInt,
-  fmtPct,
-  NOT_DP,
-} from './format.ts';
+import { describeModelSpec, escapeHtml, escapeMarkdown, finalEpsilon, fmt, fmtDelta, fmtEpsilon, fmtInt, fmtPct, NOT_DP } from './format.ts';
 import { parseReportInput, type ReportInput, type ReportInputDraft } from './schema.ts';
 
 export type CardBlock =
-  | { kind: 'p'; text: string }
-  | { kind: 'ul'; items: string[] }
-  | { kind: 'table'; head: string[]; rows: string[][]; numeric?: boolean[] };
+  { kind: 'p'; text: string } | { kind: 'ul'; items: string[] } | { kind: 'table'; head: string[]; rows: string[][]; numeric?: boolean[] };
 
 export interface CardSection {
   title: string;
@@ -72,7 +59,12 @@ export function buildModelCard(input: ReportInput): CardDocument {
     title: 'Intended use',
     blocks: [
       { kind: 'p', text: mc.intendedUse },
-      ...(mc.outOfScope.length ? [{ kind: 'p' as const, text: 'Out of scope:' }, { kind: 'ul' as const, items: mc.outOfScope }] : []),
+      ...(mc.outOfScope.length
+        ? [
+            { kind: 'p' as const, text: 'Out of scope:' },
+            { kind: 'ul' as const, items: mc.outOfScope },
+          ]
+        : []),
     ],
   });
 
@@ -89,12 +81,7 @@ export function buildModelCard(input: ReportInput): CardDocument {
         head: ['Partner', 'Rows used', 'Excluded (no consent)', 'Excluded (withdrawn)'],
         numeric: [false, true, true, true],
         rows: [
-          ...input.partners.map((p) => [
-            p.name,
-            fmtInt(p.rowsUsed),
-            fmtInt(p.rowsExcludedConsent),
-            fmtInt(p.rowsExcludedWithdrawn),
-          ]),
+          ...input.partners.map((p) => [p.name, fmtInt(p.rowsUsed), fmtInt(p.rowsExcludedConsent), fmtInt(p.rowsExcludedWithdrawn)]),
           [
             'Total',
             fmtInt(totalUsed),
@@ -175,34 +162,36 @@ export function buildModelCard(input: ReportInput): CardDocument {
 
   sections.push({
     title: 'Privacy guarantees',
-    blocks: input.differentiallyPrivate ? [
-      {
-        kind: 'p',
-        text: 'Each partner trained with DP-SGD (per-example clipping and Gaussian noise) and tracked its own privacy loss. The model released after the final round satisfies (ε, δ)-differential privacy with respect to each partner’s records at the values below (ε rounded up).',
-      },
-      {
-        kind: 'table',
-        head: ['Partner', 'ε spent', 'δ', 'ε budget', 'Budget used'],
-        numeric: [false, true, true, true, true],
-        rows: input.partners.map((p) => {
-          const pr = privacyByName.get(p.name);
-          if (!pr) return [p.name, 'not reported', 'n/a', 'n/a', 'n/a'];
-          const eps = finalEpsilon(pr.epsilonByRound);
-          return [p.name, fmtEpsilon(eps), fmtDelta(pr.delta), fmtEpsilon(pr.maxEpsilon), fmtPct(eps / pr.maxEpsilon)];
-        }),
-      },
-    ] : [
-      {
-        kind: 'p',
-        text: `This model was trained without differential privacy: it is ${NOT_DP}. Partners released their updates without clipping or noise, so nothing bounds what the model, the aggregated updates or the metrics reveal about any partner’s customers. The updates were only protected in transit and from the coordinator by encryption.`,
-      },
-      {
-        kind: 'table',
-        head: ['Partner', 'ε spent', 'δ', 'ε budget', 'Budget used'],
-        numeric: [false, true, true, true, true],
-        rows: input.partners.map((p) => [p.name, '∞ (not DP)', 'n/a', 'n/a', 'n/a']),
-      },
-    ],
+    blocks: input.differentiallyPrivate
+      ? [
+          {
+            kind: 'p',
+            text: 'Each partner trained with DP-SGD (per-example clipping and Gaussian noise) and tracked its own privacy loss. The model released after the final round satisfies (ε, δ)-differential privacy with respect to each partner’s records at the values below (ε rounded up).',
+          },
+          {
+            kind: 'table',
+            head: ['Partner', 'ε spent', 'δ', 'ε budget', 'Budget used'],
+            numeric: [false, true, true, true, true],
+            rows: input.partners.map((p) => {
+              const pr = privacyByName.get(p.name);
+              if (!pr) return [p.name, 'not reported', 'n/a', 'n/a', 'n/a'];
+              const eps = finalEpsilon(pr.epsilonByRound);
+              return [p.name, fmtEpsilon(eps), fmtDelta(pr.delta), fmtEpsilon(pr.maxEpsilon), fmtPct(eps / pr.maxEpsilon)];
+            }),
+          },
+        ]
+      : [
+          {
+            kind: 'p',
+            text: `This model was trained without differential privacy: it is ${NOT_DP}. Partners released their updates without clipping or noise, so nothing bounds what the model, the aggregated updates or the metrics reveal about any partner’s customers. The updates were only protected in transit and from the coordinator by encryption.`,
+          },
+          {
+            kind: 'table',
+            head: ['Partner', 'ε spent', 'δ', 'ε budget', 'Budget used'],
+            numeric: [false, true, true, true, true],
+            rows: input.partners.map((p) => [p.name, '∞ (not DP)', 'n/a', 'n/a', 'n/a']),
+          },
+        ],
   });
 
   sections.push({ title: 'Limitations', blocks: [{ kind: 'ul', items: [...mc.limitations, ...BUILT_IN_LIMITATIONS] }] });

@@ -18,10 +18,7 @@ import { FedmarkError } from '../errors.ts';
 import { encodeRecord } from '../data/encode.ts';
 import { featureCount, isFeature, isTypedColumn, type DatasetSchema } from '../data/schema.ts';
 
-export type BaselineSpec =
-  | { kind: 'midpoint' }
-  | { kind: 'zero' }
-  | { kind: 'record'; record: Record<string, string>; source?: string };
+export type BaselineSpec = { kind: 'midpoint' } | { kind: 'zero' } | { kind: 'record'; record: Record<string, string>; source?: string };
 
 export interface Baseline {
   /** Encoded reference input (length d). */

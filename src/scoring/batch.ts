@@ -140,7 +140,8 @@ async function pass2(file: string, decile: (q: number) => number, write: (bytes:
       const n = head.readUInt32LE(0);
       const textBytes = head.readUInt32LE(4);
       const body = Buffer.allocUnsafe(8 * n + textBytes);
-      if (fs.readSync(fd, body, 0, body.length, pos + 8) !== body.length) throw new FedmarkError('SCORING_TEMP_CORRUPT', `${file}: temporary file ends inside a batch`);
+      if (fs.readSync(fd, body, 0, body.length, pos + 8) !== body.length)
+        throw new FedmarkError('SCORING_TEMP_CORRUPT', `${file}: temporary file ends inside a batch`);
       pos += 8 + body.length;
       const text = body.subarray(8 * n);
       let size = textBytes;
@@ -182,7 +183,7 @@ async function fileSha256(file: string): Promise<string> {
 /** Writes `bytes` to fd in full, and into the running output hash. */
 function writeAll(fd: number, bytes: Buffer, hash?: ReturnType<typeof createHash>): void {
   hash?.update(bytes);
-  for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+  for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off, bytes.length - off);
 }
 
 export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
@@ -192,7 +193,8 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
   const { schema, model } = o;
   const scorer = model.scorer;
   const reasonsK = o.reasons ?? 3;
-  if (!Number.isInteger(reasonsK) || reasonsK < 0 || reasonsK > 20) throw new FedmarkError('SCORING_BAD_OPTION', `reason codes per row must be 0..20, got ${o.reasons}`);
+  if (!Number.isInteger(reasonsK) || reasonsK < 0 || reasonsK > 20)
+    throw new FedmarkError('SCORING_BAD_OPTION', `reason codes per row must be 0..20, got ${o.reasons}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 1 && o.topK <= 10_000_000)) {
     throw new FedmarkError('SCORING_BAD_OPTION', `top-k must be an integer in 1..10,000,000, got ${o.topK}`);
   }
@@ -232,7 +234,9 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
     'decile',
     ...(valueIndex >= 0 ? [schema.columns[valueIndex].name, 'expected_value'] : []),
     ...Array.from({ length: reasonsK }, (_, i) => [`reason_${i + 1}`, `reason_${i + 1}_logit`]).flat(),
-  ].map(csvField).join(',');
+  ]
+    .map(csvField)
+    .join(',');
 
   const outDir = path.dirname(path.resolve(o.outPath));
   const tmpTag = `${process.pid}.${randomBytes(4).toString('hex')}`;
@@ -335,7 +339,11 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
       } else {
         fs.closeSync(pass1Fd!);
         pass1Fd = null;
-        outRows = await pass2(pass1!, (q) => deciles.decile(q), (bytes) => writeAll(outFd, bytes, outHash));
+        outRows = await pass2(
+          pass1!,
+          (q) => deciles.decile(q),
+          (bytes) => writeAll(outFd, bytes, outHash),
+        );
       }
       fs.fsyncSync(outFd);
     } finally {
@@ -381,7 +389,14 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
       },
       input: { path: o.dataPath, bytes: totalBytes, sha256: (await inputHash) ?? '' },
       output: { path: o.outPath, sha256: outSha, rows: outRows, mode: top ? 'top-k' : 'all' },
-      rows: { read: counts.read, scored, excludedNoConsent: counts.noConsent, excludedWithdrawn: counts.withdrawn, rejected: counts.rejected, clipped: encoder.clipped },
+      rows: {
+        read: counts.read,
+        scored,
+        excludedNoConsent: counts.noConsent,
+        excludedWithdrawn: counts.withdrawn,
+        rejected: counts.rejected,
+        clipped: encoder.clipped,
+      },
       rejectedExamples: encoder.rejectedExamples.map((issue) => formatIssueAt(`${o.dataPath}:${issue.line}`, issue)),
       deciles: { sizes: scored ? deciles.sizes() : new Array(10).fill(0), lowestScore: scored ? deciles.cutoffs() : new Array(10).fill(null) },
       meanProbability: scored ? sumP / scored : null,

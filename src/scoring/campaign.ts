@@ -87,7 +87,9 @@ export async function campaignCounts(scoresPath: string, outcomesPath: string, c
     if (arm === undefined || responded === undefined) {
       invalid++;
       if (invalidExamples.length < 10) {
-        invalidExamples.push(`${outcomesPath}:${rec.line}: ${arm === undefined ? `arm "${armCell}" is neither treatment (${cols.treatment.join('/')}) nor control (${cols.control.join('/')})` : `outcome "${outCell}" is neither positive (${cols.positive.join('/')}) nor negative (${cols.negative.join('/')})`}`);
+        invalidExamples.push(
+          `${outcomesPath}:${rec.line}: ${arm === undefined ? `arm "${armCell}" is neither treatment (${cols.treatment.join('/')}) nor control (${cols.control.join('/')})` : `outcome "${outCell}" is neither positive (${cols.positive.join('/')}) nor negative (${cols.negative.join('/')})`}`,
+        );
       }
       continue;
     }

@@ -78,10 +78,11 @@ export class SelectionCounter {
         });
         let best = -1;
         let referenceGroup: string | null = null;
-        for (const g of groups) if (g.selectionRate !== null && g.selectionRate > best) {
-          best = g.selectionRate;
-          referenceGroup = g.group;
-        }
+        for (const g of groups)
+          if (g.selectionRate !== null && g.selectionRate > best) {
+            best = g.selectionRate;
+            referenceGroup = g.group;
+          }
         const out: SelectionGroup[] = groups.map((g) => {
           const di = best > 0 && g.selectionRate !== null ? g.selectionRate / best : null;
           return { ...g, disparateImpact: di, flagged: di !== null && di < DISPARATE_IMPACT_THRESHOLD };
@@ -197,8 +198,10 @@ export class LoyaltyAccumulator {
     const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3));
     let verdict: string;
     if (difference === null) verdict = 'not enough customers in both tenure groups within the same score band to compare';
-    else if (flagged) verdict = `long-tenure customers are offered ${this.o.worse === 'higher' ? 'higher' : 'lower'} ${this.o.offerColumn} than new customers at the same risk: ${fmt(Math.abs(difference))} (${(relativeGap! * 100).toFixed(1)} %), one-sided p = ${p!.toExponential(2)} — the "loyal customers pay more" pattern`;
-    else if (worseForLoyal) verdict = `long-tenure customers get slightly worse ${this.o.offerColumn} at the same risk (${fmt(Math.abs(difference))}), below the flag threshold (p ${p === null ? 'n/a' : p.toPrecision(2)}, gap ${relativeGap === null ? 'n/a' : `${(relativeGap * 100).toFixed(1)} %`})`;
+    else if (flagged)
+      verdict = `long-tenure customers are offered ${this.o.worse === 'higher' ? 'higher' : 'lower'} ${this.o.offerColumn} than new customers at the same risk: ${fmt(Math.abs(difference))} (${(relativeGap! * 100).toFixed(1)} %), one-sided p = ${p!.toExponential(2)} — the "loyal customers pay more" pattern`;
+    else if (worseForLoyal)
+      verdict = `long-tenure customers get slightly worse ${this.o.offerColumn} at the same risk (${fmt(Math.abs(difference))}), below the flag threshold (p ${p === null ? 'n/a' : p.toPrecision(2)}, gap ${relativeGap === null ? 'n/a' : `${(relativeGap * 100).toFixed(1)} %`})`;
     else verdict = `no sign that long-tenure customers are offered worse ${this.o.offerColumn} than new customers at the same risk`;
     return {
       offerColumn: this.o.offerColumn,

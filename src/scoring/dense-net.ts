@@ -175,7 +175,14 @@ export function gaussLegendre(m: number): { nodes: Float64Array; weights: Float6
  * Integrated gradients by Gauss–Legendre quadrature along the straight path from x0 to x.
  * Writes φ into `phi` (length d).
  */
-export function igQuadrature(ws: NetWorkspace, x: ArrayLike<number>, x0: Float64Array, q: { nodes: Float64Array; weights: Float64Array }, phi: Float64Array, grad: Float64Array): void {
+export function igQuadrature(
+  ws: NetWorkspace,
+  x: ArrayLike<number>,
+  x0: Float64Array,
+  q: { nodes: Float64Array; weights: Float64Array },
+  phi: Float64Array,
+  grad: Float64Array,
+): void {
   const d = ws.net.d;
   const pt = ws.x;
   phi.fill(0);
@@ -199,7 +206,10 @@ export class ReluPathWorkspace {
   /** Pre-activation of layer 0 at the baseline: the same for every row. */
   readonly A0: Float64Array;
   private readonly gz: Float64Array[];
-  constructor(readonly net: DenseNet, x0: Float64Array) {
+  constructor(
+    readonly net: DenseNet,
+    x0: Float64Array,
+  ) {
     const hidden = net.layers.slice(0, -1);
     this.A = hidden.map((l) => new Float64Array(l.outDim));
     this.C = hidden.map((l) => new Float64Array(l.outDim));

@@ -13,16 +13,7 @@ import { join } from 'node:path';
 import { loadModel, MODEL_JSON } from '../model/tfjs-io.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import { hashParameters } from '../util/hash.ts';
-import {
-  denseNet,
-  gaussLegendre,
-  igExactRelu,
-  igQuadrature,
-  netLogits,
-  NetWorkspace,
-  ReluPathWorkspace,
-  type DenseNet,
-} from './dense-net.ts';
+import { denseNet, gaussLegendre, igExactRelu, igQuadrature, netLogits, NetWorkspace, ReluPathWorkspace, type DenseNet } from './dense-net.ts';
 import type { Baseline } from './baseline.ts';
 import { checkBatch, registerScorerProvider, type AttributionInfo, type Scorer, type ScorerProvider } from './scorer.ts';
 

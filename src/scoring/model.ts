@@ -149,10 +149,7 @@ export function checkPurpose(purpose: string, provenance: ModelProvenance, allow
  */
 export function checkPolicyColumns(schema: DatasetSchema, extra: readonly (string | undefined)[], allowedColumns: readonly string[]): void {
   const allowed = new Set(allowedColumns);
-  const used = [
-    ...schema.columns.filter(isFeature).map((c) => c.name),
-    ...extra.filter((c): c is string => c !== undefined),
-  ];
+  const used = [...schema.columns.filter(isFeature).map((c) => c.name), ...extra.filter((c): c is string => c !== undefined)];
   const denied = [...new Set(used)].filter((c) => !allowed.has(c));
   if (denied.length) {
     throw new FedmarkError('SCORING_COLUMNS_NOT_ALLOWED', `the partner's policy does not allow column(s) ${denied.map((c) => `"${c}"`).join(', ')} to be used`);
@@ -167,7 +164,10 @@ export function checkPolicyColumns(schema: DatasetSchema, extra: readonly (strin
 export function resolveModelPurpose(provenance: ModelProvenance, declared: string | undefined): ModelProvenance {
   if (provenance.purpose !== null) {
     if (declared !== undefined && declared !== provenance.purpose) {
-      throw new FedmarkError('SCORING_PURPOSE_MISMATCH', `--model-purpose "${declared}" contradicts the purpose recorded with the model ("${provenance.purpose}")`);
+      throw new FedmarkError(
+        'SCORING_PURPOSE_MISMATCH',
+        `--model-purpose "${declared}" contradicts the purpose recorded with the model ("${provenance.purpose}")`,
+      );
     }
     return provenance;
   }

@@ -31,7 +31,8 @@ export class PathScorer implements Scorer {
       baseline: null,
     };
     const probe = explainer.explain(new Float64Array(d));
-    if (probe.length !== d + 1) throw new FedmarkError('SCORER_BAD_EXPLAINER', `explainer returns ${probe.length} values for ${d} features; expected ${d} + 1 (the bias)`);
+    if (probe.length !== d + 1)
+      throw new FedmarkError('SCORER_BAD_EXPLAINER', `explainer returns ${probe.length} values for ${d} features; expected ${d} + 1 (the bias)`);
     // The bias is the same for every row (the base margin plus the trees' root values).
     this.baseValue = probe[d];
   }

@@ -82,10 +82,11 @@ export class DecileCounter {
   /** Lowest printed score in each decile (null for an empty decile), for summaries. */
   cutoffs(): (number | null)[] {
     const out: (number | null)[] = new Array(10).fill(null);
-    for (let q = 0; q <= SCALE; q++) if (this.counts[q] > 0) {
-      const dec = this.decile(q);
-      if (out[dec - 1] === null) out[dec - 1] = q / SCALE;
-    }
+    for (let q = 0; q <= SCALE; q++)
+      if (this.counts[q] > 0) {
+        const dec = this.decile(q);
+        if (out[dec - 1] === null) out[dec - 1] = q / SCALE;
+      }
     return out;
   }
 

@@ -67,13 +67,25 @@ export class RecordScorer {
   private toValues(record: Record<string, RecordValue>, index: number): string[] {
     const unknown = Object.keys(record).filter((k) => !this.known.has(k));
     if (unknown.length) {
-      throw new FedmarkError('SCORING_UNKNOWN_COLUMN', `customer ${index}: unknown column(s) ${unknown.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${unknown.length > 5 ? ', …' : ''} (schema "${this.schema.name}")`);
+      throw new FedmarkError(
+        'SCORING_UNKNOWN_COLUMN',
+        `customer ${index}: unknown column(s) ${unknown
+          .slice(0, 5)
+          .map((k) => JSON.stringify(k))
+          .join(', ')}${unknown.length > 5 ? ', …' : ''} (schema "${this.schema.name}")`,
+      );
     }
     // Own properties only: a column named like an Object.prototype member must not read the prototype.
     const get = (k: string): RecordValue | undefined => (Object.prototype.hasOwnProperty.call(record, k) ? record[k] : undefined);
     const missing = this.required.filter((k) => get(k) === undefined || get(k) === null);
     if (missing.length) {
-      throw new FedmarkError('SCORING_MISSING_COLUMN', `customer ${index}: missing column(s) ${missing.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+      throw new FedmarkError(
+        'SCORING_MISSING_COLUMN',
+        `customer ${index}: missing column(s) ${missing
+          .slice(0, 5)
+          .map((k) => JSON.stringify(k))
+          .join(', ')}${missing.length > 5 ? ', …' : ''}`,
+      );
     }
     return this.view.columns.map((c) => {
       const v = get(c.name);

@@ -87,10 +87,7 @@ export async function loadWithProviders(dir: string, ctx: ScorerContext): Promis
   for (const p of providers) {
     if (await p.detect(dir)) return p.load(dir, ctx);
   }
-  throw new FedmarkError(
-    'MODEL_NOT_FOUND',
-    `${dir}: no scorer recognises this model directory (known: ${providers.map((p) => p.name).join(', ') || 'none'})`,
-  );
+  throw new FedmarkError('MODEL_NOT_FOUND', `${dir}: no scorer recognises this model directory (known: ${providers.map((p) => p.name).join(', ') || 'none'})`);
 }
 
 export function sigmoid(z: number): number {

@@ -90,7 +90,7 @@ export class SidecarBuilder {
         }
         const bytes = Buffer.from(out, 'ascii');
         sha.update(bytes);
-        for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+        for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off, bytes.length - off);
       }
       fs.fsyncSync(fd);
     } finally {

@@ -34,7 +34,10 @@ export const GBDT_METADATA_FILE = 'metadata.json';
 const metadataSchema = z.strictObject({
   jobId: z.string().min(1).max(128).optional(),
   purpose: z.string().min(1).max(200).optional(),
-  schemaHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  schemaHash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   dataset: z.string().max(200).optional(),
 });
 export type GbdtModelMetadata = z.infer<typeof metadataSchema>;

@@ -58,7 +58,8 @@ export function noisyUpliftCounts(counts: ArrayLike<number>, event: UpliftCountE
 
 /** Uplift figures from the decrypted sum of `partners` noisy count tables, each with noise std `noiseStd`. */
 export function combineUpliftCounts(summed: ArrayLike<number>, o: { partners: number; noiseStd: number; confidence?: number }): UpliftResult {
-  if (!(Number.isInteger(o.partners) && o.partners >= 1)) throw new FedmarkError('UPLIFT_BAD_PARTNERS', `partners must be a positive integer, got ${o.partners}`);
+  if (!(Number.isInteger(o.partners) && o.partners >= 1))
+    throw new FedmarkError('UPLIFT_BAD_PARTNERS', `partners must be a positive integer, got ${o.partners}`);
   if (!(o.noiseStd >= 0 && Number.isFinite(o.noiseStd))) throw new FedmarkError('DP_BAD_NOISE', `noise std must be finite and ≥ 0, got ${o.noiseStd}`);
   return upliftFromCounts(summed, { confidence: o.confidence, cellVariance: o.partners * o.noiseStd * o.noiseStd });
 }

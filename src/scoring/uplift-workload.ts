@@ -111,10 +111,13 @@ const privacyCache = new WeakMap<JobManifest, PrivacyPlan>();
 function privacy(m: JobManifest): PrivacyPlan {
   const cached = privacyCache.get(m);
   if (cached) return cached;
-  if (!m.dp) throw new FedmarkError('MANIFEST_INVALID', 'uplift: campaign counts leave the partners, so the job must declare dp (a target ε for the count release)');
+  if (!m.dp)
+    throw new FedmarkError('MANIFEST_INVALID', 'uplift: campaign counts leave the partners, so the job must declare dp (a target ε for the count release)');
   const sensitivity = params(m).adjacency === 'replace-one' ? Math.SQRT2 : 1;
   const noiseMultiplier =
-    m.dp.noiseMultiplier === 'calibrate' ? calibrateNoiseMultiplier({ targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, samplingRate: 1, steps: 1 }) : m.dp.noiseMultiplier;
+    m.dp.noiseMultiplier === 'calibrate'
+      ? calibrateNoiseMultiplier({ targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, samplingRate: 1, steps: 1 })
+      : m.dp.noiseMultiplier;
   const plan = { targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, noiseMultiplier, clipNorm: sensitivity };
   privacyCache.set(m, plan);
   return plan;
@@ -148,7 +151,10 @@ export const upliftWorkload: Workload<UpliftState, UpliftResult> = {
     const needed = [...Array.from({ length: DECILES }, (_, i) => decileFeature(p, i + 1)), ...armFeatures(p)];
     const missing = needed.filter((f) => !m.dataset.featureNames.includes(f));
     if (missing.length) {
-      throw new FedmarkError('MANIFEST_INVALID', `uplift: the job's dataset lacks feature(s) ${missing.join(', ')} — use a campaign table (campaignSchema: categorical "${p.decileColumn}" 1..10 and "${p.armColumn}" ${p.treatment}/${p.control}, the outcome as label)`);
+      throw new FedmarkError(
+        'MANIFEST_INVALID',
+        `uplift: the job's dataset lacks feature(s) ${missing.join(', ')} — use a campaign table (campaignSchema: categorical "${p.decileColumn}" 1..10 and "${p.armColumn}" ${p.treatment}/${p.control}, the outcome as label)`,
+      );
     }
     privacy(m);
   },

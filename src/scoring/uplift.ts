@@ -111,7 +111,8 @@ function estimate(t: Sums, c: Sums, z: number, cellVariance: number): UpliftEsti
 /** Uplift figures from a count table (length UPLIFT_CELLS, layout of cellIndex). */
 export function upliftFromCounts(counts: ArrayLike<number>, opts: UpliftOptions = {}): UpliftResult {
   if (counts.length !== UPLIFT_CELLS) throw new FedmarkError('UPLIFT_BAD_COUNTS', `count table has ${counts.length} cells, expected ${UPLIFT_CELLS}`);
-  for (let i = 0; i < counts.length; i++) if (!Number.isFinite(counts[i])) throw new FedmarkError('UPLIFT_BAD_COUNTS', `count table cell ${i} is not a finite number`);
+  for (let i = 0; i < counts.length; i++)
+    if (!Number.isFinite(counts[i])) throw new FedmarkError('UPLIFT_BAD_COUNTS', `count table cell ${i} is not a finite number`);
   const confidence = opts.confidence ?? 0.95;
   const z = twoSidedZ(confidence);
   const cellVariance = opts.cellVariance ?? 0;
@@ -139,9 +140,10 @@ export function upliftFromCounts(counts: ArrayLike<number>, opts: UpliftOptions 
   }
   return {
     confidence,
-    method: cellVariance > 0
-      ? 'Newcombe hybrid score interval (Newcombe 1998, method 10) on Wilson intervals with noise-adjusted effective sample sizes'
-      : 'Newcombe hybrid score interval (Newcombe 1998, method 10)',
+    method:
+      cellVariance > 0
+        ? 'Newcombe hybrid score interval (Newcombe 1998, method 10) on Wilson intervals with noise-adjusted effective sample sizes'
+        : 'Newcombe hybrid score interval (Newcombe 1998, method 10)',
     overall: estimate(sums('treatment', 1, DECILES), sums('control', 1, DECILES), z, cellVariance),
     byDecile,
     cumulative,

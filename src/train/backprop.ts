@@ -136,13 +136,7 @@ export function sigmoid(z: number): number {
  * Binary cross-entropy with logits, max(z,0) − z·y + log(1 + e^{−|z|}) (stable for any z), summed
  * over the batch; sets the last layer's delta to σ(z) − y.
  */
-export function lossAndOutputDelta(
-  y: Float32Array,
-  rows: ArrayLike<number>,
-  count: number,
-  ws: Workspace,
-  lastLayer: number,
-): number {
+export function lossAndOutputDelta(y: Float32Array, rows: ArrayLike<number>, count: number, ws: Workspace, lastLayer: number): number {
   const delta = ws.deltas[lastLayer];
   let sum = 0;
   for (let i = 0; i < count; i++) {
@@ -211,13 +205,7 @@ export function perExampleSquaredNorms(layout: ParameterLayout, count: number, w
  * grad = Σ_i s_i ∇θ loss_i (s_i = 1 when scales is null): per layer aᵀ(g ⊙ s), computed in one
  * pass over the batch. Overwrites grad.
  */
-export function accumulateGradient(
-  layout: ParameterLayout,
-  count: number,
-  ws: Workspace,
-  scales: Float64Array | null,
-  grad: Float64Array,
-): void {
+export function accumulateGradient(layout: ParameterLayout, count: number, ws: Workspace, scales: Float64Array | null, grad: Float64Array): void {
   grad.fill(0);
   for (let l = 0; l < layout.layers.length; l++) {
     const { inDim, outDim, kernelOffset: wo, biasOffset: bo } = layout.layers[l];

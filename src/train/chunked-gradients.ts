@@ -24,7 +24,17 @@ export interface ChunkSums {
 }
 
 /** Sums of chunks [from, to) of the batch `rows` (what one worker computes). */
-export function chunkSums(layout: ParameterLayout, params: Float64Array, X: Float32Array, y: Float32Array, rows: Int32Array, from: number, to: number, clipNorm: number, ws?: Workspace): ChunkSums & { workspace: Workspace } {
+export function chunkSums(
+  layout: ParameterLayout,
+  params: Float64Array,
+  X: Float32Array,
+  y: Float32Array,
+  rows: Int32Array,
+  from: number,
+  to: number,
+  clipNorm: number,
+  ws?: Workspace,
+): ChunkSums & { workspace: Workspace } {
   const P = layout.size;
   const sums = new Float64Array((to - from) * P);
   const losses = new Float64Array(to - from);

@@ -30,7 +30,13 @@ export class GradientPool {
   }
 
   /** Σ clipped per-example gradients of the batch `rows` into `out`; the same bits as chunkedClippedGradientSum. */
-  async sum(layout: ParameterLayout, params: Float64Array, rows: Int32Array, clipNorm: number, out: Float64Array): Promise<{ lossSum: number; clipped: number }> {
+  async sum(
+    layout: ParameterLayout,
+    params: Float64Array,
+    rows: Int32Array,
+    clipNorm: number,
+    out: Float64Array,
+  ): Promise<{ lossSum: number; clipped: number }> {
     const chunks = chunkCount(rows.length);
     const per = Math.ceil(chunks / this.threads);
     const tasks: Promise<ChunkSums>[] = [];
@@ -52,7 +58,10 @@ let cached: { size: number; pool: Piscina } | null = null;
 function workers(size: number): Piscina {
   if (cached?.size !== size) {
     void cached?.pool.destroy();
-    cached = { size, pool: new Piscina({ filename: new URL('./gradient-worker.mjs', import.meta.url).href, minThreads: 0, maxThreads: size, idleTimeout: 60_000 }) };
+    cached = {
+      size,
+      pool: new Piscina({ filename: new URL('./gradient-worker.mjs', import.meta.url).href, minThreads: 0, maxThreads: size, idleTimeout: 60_000 }),
+    };
   }
   return cached.pool;
 }

@@ -3,21 +3,8 @@ import { FedmarkError } from '../errors.ts';
 import { assertParameterLength, type ParameterLayout } from '../model/params.ts';
 import type { ModelSpec } from '../model/spec.ts';
 import { createRng, deriveSeed, permutation } from '../util/rng.ts';
-import {
-  accumulateGradient,
-  backward,
-  createWorkspace,
-  forward,
-  lossAndOutputDelta,
-  type Workspace,
-} from './backprop.ts';
-import {
-  dpSchedule,
-  GaussianNoisePool,
-  PoissonSampler,
-  privatizeGradientSum,
-  type RandomFill,
-} from './dp-sgd.ts';
+import { accumulateGradient, backward, createWorkspace, forward, lossAndOutputDelta, type Workspace } from './backprop.ts';
+import { dpSchedule, GaussianNoisePool, PoissonSampler, privatizeGradientSum, type RandomFill } from './dp-sgd.ts';
 import { adamOptimizer, sgdOptimizer, type LocalOptimizer } from './optimizers.ts';
 import { chunkedClippedGradientSum, GRADIENT_CHUNK_ROWS } from './chunked-gradients.ts';
 import { GradientPool } from './gradient-pool.ts';
@@ -103,14 +90,7 @@ function validateData(data: TrainingData, d: number): void {
  * added after clipping and noise: they carry no information about the data, so under DP they are
  * post-processing and need no clipping.
  */
-function addRegularisation(
-  layout: ParameterLayout,
-  params: Float64Array,
-  global: Float64Array,
-  grad: Float64Array,
-  l2: number,
-  mu: number,
-): void {
+function addRegularisation(layout: ParameterLayout, params: Float64Array, global: Float64Array, grad: Float64Array, l2: number, mu: number): void {
   if (l2 > 0) {
     for (const layer of layout.layers) {
       const end = layer.kernelOffset + layer.inDim * layer.outDim;
@@ -155,8 +135,7 @@ export async function trainLocal(
 
   const params = Float64Array.from(global);
   const grad = new Float64Array(layout.size);
-  const opt: LocalOptimizer =
-    cfg.optimizer === 'adam' ? adamOptimizer(cfg.learningRate, layout.size) : sgdOptimizer(cfg.learningRate);
+  const opt: LocalOptimizer = cfg.optimizer === 'adam' ? adamOptimizer(cfg.learningRate, layout.size) : sgdOptimizer(cfg.learningRate);
   const l2 = cfg.l2 ?? 0;
   const mu = cfg.proximalMu ?? 0;
   const { n, X, y } = data;

@@ -24,7 +24,8 @@ export function fitLogisticNewton(
   d: number,
   { l2 = 1e-4, maxIterations = 100, tolerance = 1e-10 }: { l2?: number; maxIterations?: number; tolerance?: number } = {},
 ): NewtonLrResult {
-  if (X.length !== n * d || y.length !== n || n < 1) throw new FedmarkError('DIMENSION_MISMATCH', `fitLogisticNewton: X has ${X.length} values, expected ${n} × ${d}; y has ${y.length}`);
+  if (X.length !== n * d || y.length !== n || n < 1)
+    throw new FedmarkError('DIMENSION_MISMATCH', `fitLogisticNewton: X has ${X.length} values, expected ${n} × ${d}; y has ${y.length}`);
   if (!(l2 >= 0)) throw new FedmarkError('INVALID_TRAIN_CONFIG', `l2 must be ≥ 0, got ${l2}`);
   const p = d + 1; // the bias is coordinate d
   const beta = new Float64Array(p);
@@ -115,5 +116,8 @@ function solveSpd(A: Float64Array, b: Float64Array, p: number): Float64Array {
     }
     return x;
   }
-  throw new FedmarkError('SOLVER_SINGULAR', 'fitLogisticNewton: the Hessian is not positive definite even with a ridge (constant or duplicate columns and l2 = 0?)');
+  throw new FedmarkError(
+    'SOLVER_SINGULAR',
+    'fitLogisticNewton: the Hessian is not positive definite even with a ridge (constant or duplicate columns and l2 = 0?)',
+  );
 }

@@ -32,10 +32,7 @@ export interface ServerOptimizer {
 
 function checkShapes(global: Float64Array, avgDelta: Float64Array): void {
   if (global.length !== avgDelta.length) {
-    throw new FedmarkError(
-      'PARAM_LENGTH_MISMATCH',
-      `average update has ${avgDelta.length} values but the global model has ${global.length}`,
-    );
+    throw new FedmarkError('PARAM_LENGTH_MISMATCH', `average update has ${avgDelta.length} values but the global model has ${global.length}`);
   }
   for (let i = 0; i < avgDelta.length; i++) {
     if (!Number.isFinite(avgDelta[i])) {
@@ -123,7 +120,10 @@ export function adaptiveOptimizer(
 ): ServerOptimizer {
   positive('lr', lr);
   positive('tau', tau);
-  for (const [name, b] of [['beta1', beta1], ['beta2', beta2]] as const) {
+  for (const [name, b] of [
+    ['beta1', beta1],
+    ['beta2', beta2],
+  ] as const) {
     if (!(b >= 0 && b < 1)) throw new FedmarkError('INVALID_SERVER_OPTIMIZER', `${name} must be in [0, 1), got ${b}`);
   }
   const label = { fedadam: 'FedAdam', fedyogi: 'FedYogi', fedadagrad: 'FedAdagrad' }[kind];
@@ -169,12 +169,8 @@ export function fedAdam(o: { lr: number; beta1?: number; beta2?: number; tau?: n
 
 export const serverOptimizerSpecSchema = z.discriminatedUnion('name', [
   z.object({ name: z.literal('fedavg'), serverLr: z.number().finite().positive().optional() }).strict(),
-  z
-    .object({ name: z.literal('fedprox'), mu: z.number().finite().min(0), serverLr: z.number().finite().positive().optional() })
-    .strict(),
-  z
-    .object({ name: z.literal('fedavgm'), serverLr: z.number().finite().positive().optional(), momentum: z.number().min(0).lt(1).optional() })
-    .strict(),
+  z.object({ name: z.literal('fedprox'), mu: z.number().finite().min(0), serverLr: z.number().finite().positive().optional() }).strict(),
+  z.object({ name: z.literal('fedavgm'), serverLr: z.number().finite().positive().optional(), momentum: z.number().min(0).lt(1).optional() }).strict(),
   ...(['fedadam', 'fedyogi', 'fedadagrad'] as const).map((kind) =>
     z
       .object({
@@ -194,10 +190,7 @@ export function createServerOptimizer(spec: ServerOptimizerSpec): ServerOptimize
   const res = serverOptimizerSpecSchema.safeParse(spec);
   if (!res.success) {
     const issue = res.error.issues[0];
-    throw new FedmarkError(
-      'INVALID_SERVER_OPTIMIZER',
-      `invalid server optimizer at ${issue.path.join('.') || '(root)'}: ${issue.message}`,
-    );
+    throw new FedmarkError('INVALID_SERVER_OPTIMIZER', `invalid server optimizer at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const s = res.data;
   switch (s.name) {

@@ -17,7 +17,13 @@ import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type pino from 'pino';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -63,7 +69,9 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Duple
   const code = status === 431 ? 'HEADERS_TOO_LARGE' : status === 408 ? 'REQUEST_TIMEOUT' : 'MALFORMED_HTTP';
   const body = JSON.stringify({ statusCode: status, code, error: `malformed HTTP request (${err.code ?? 'parse error'})` });
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }
@@ -139,7 +147,16 @@ export const errorsPlugin = fp<{ statusOf: (code: string) => number }>(
         if (status >= 500) req.log.error({ err }, 'unexpected error');
         const retryAfter = err.details?.retryAfterSeconds;
         if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
-        return reply.status(status).send({ statusCode: status, code: err.code, error: status >= 500 ? (err.code === 'LEDGER_CLOSED' ? 'a job ledger is closed after a failed write: the server needs a restart' : 'internal error') : err.message });
+        return reply.status(status).send({
+          statusCode: status,
+          code: err.code,
+          error:
+            status >= 500
+              ? err.code === 'LEDGER_CLOSED'
+                ? 'a job ledger is closed after a failed write: the server needs a restart'
+                : 'internal error'
+              : err.message,
+        });
       }
       // Fastify's own 4xx (body too large, unsupported media type, rate limit …) keep their status and code.
       const e = err as { statusCode?: number; code?: string; message?: string };
@@ -149,7 +166,9 @@ export const errorsPlugin = fp<{ statusOf: (code: string) => number }>(
       req.log.error({ err }, 'unexpected error');
       return reply.status(500).send({ statusCode: 500, code: 'INTERNAL', error: 'internal error' });
     });
-    app.setNotFoundHandler((req, reply) => reply.status(404).send({ statusCode: 404, code: 'NOT_FOUND', error: `no route ${req.method} ${req.url.split('?')[0]}` }));
+    app.setNotFoundHandler((req, reply) =>
+      reply.status(404).send({ statusCode: 404, code: 'NOT_FOUND', error: `no route ${req.method} ${req.url.split('?')[0]}` }),
+    );
   },
   { name: 'fedmark-errors' },
 );
@@ -174,7 +193,11 @@ export const rateLimitPlugin = fp<RateLimitOptions>(
       max: o.perMinute,
       timeWindow: '1 minute',
       keyGenerator: (req) => `address:${req.ip}`,
-      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'RATE_LIMITED', error: `rate limit exceeded: ${ctx.max} requests per ${ctx.after} per client address` }),
+      errorResponseBuilder: (_req, ctx) => ({
+        statusCode: 429,
+        code: 'RATE_LIMITED',
+        error: `rate limit exceeded: ${ctx.max} requests per ${ctx.after} per client address`,
+      }),
     });
     const perKey = o.perKey;
     if (perKey) {
@@ -182,7 +205,9 @@ export const rateLimitPlugin = fp<RateLimitOptions>(
       app.decorate('limitSigner', async (req: FastifyRequest) => {
         const r = await limiter(req);
         if (!r.isAllowed && r.isExceeded) {
-          throw new FedmarkError('RATE_LIMITED', `rate limit exceeded: ${r.max} requests per minute per key (retry in ${r.ttlInSeconds} s)`, { retryAfterSeconds: r.ttlInSeconds });
+          throw new FedmarkError('RATE_LIMITED', `rate limit exceeded: ${r.max} requests per minute per key (retry in ${r.ttlInSeconds} s)`, {
+            retryAfterSeconds: r.ttlInSeconds,
+          });
         }
       });
     }

@@ -38,13 +38,17 @@ export function assertCoordinatorUrl(baseUrl: string, tlsOptions?: ClientTlsOpti
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new FedmarkError('BAD_COORDINATOR_URL', `coordinator URL "${baseUrl}" must start with https:// (or http:// on loopback)`);
   }
-  if (url.username || url.password) throw new FedmarkError('BAD_COORDINATOR_URL', 'coordinator URL must not carry credentials; requests are signed with the node identity');
+  if (url.username || url.password)
+    throw new FedmarkError('BAD_COORDINATOR_URL', 'coordinator URL must not carry credentials; requests are signed with the node identity');
   if (url.protocol === 'http:') {
     if (tlsOptions && (tlsOptions.ca !== undefined || tlsOptions.pinSha256 !== undefined)) {
       throw new FedmarkError('INSECURE_TRANSPORT', `a CA or certificate pin was given but the coordinator URL ${baseUrl} is plain http://; use https://`);
     }
     if (!isLoopbackHost(url.hostname)) {
-      throw new FedmarkError('INSECURE_TRANSPORT', `refusing plain HTTP to the coordinator at ${url.host}: plain HTTP is allowed on loopback only (use https:// with --ca or --pin-sha256)`);
+      throw new FedmarkError(
+        'INSECURE_TRANSPORT',
+        `refusing plain HTTP to the coordinator at ${url.host}: plain HTTP is allowed on loopback only (use https:// with --ca or --pin-sha256)`,
+      );
     }
   }
   return url;
@@ -92,12 +96,19 @@ export function describeTlsError(err: unknown, origin: string): FedmarkError {
   const detail = `${e?.message ?? String(err)}${code ? ` [${code}]` : ''}`;
   const at = `the coordinator at ${origin}`;
   if (code === 'CERT_HAS_EXPIRED') return new FedmarkError('TLS_CERT_EXPIRED', `TLS: ${at} presented an expired certificate (${detail})`, { tlsCode: code });
-  if (code === 'CERT_NOT_YET_VALID') return new FedmarkError('TLS_CERT_NOT_YET_VALID', `TLS: ${at} presented a certificate that is not valid yet (${detail})`, { tlsCode: code });
+  if (code === 'CERT_NOT_YET_VALID')
+    return new FedmarkError('TLS_CERT_NOT_YET_VALID', `TLS: ${at} presented a certificate that is not valid yet (${detail})`, { tlsCode: code });
   if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN') {
-    return new FedmarkError('TLS_UNTRUSTED_CERT', `TLS: ${at} presented a self-signed certificate that is neither issued by the configured CA nor pinned (give --ca or --pin-sha256) (${detail})`, { tlsCode: code });
+    return new FedmarkError(
+      'TLS_UNTRUSTED_CERT',
+      `TLS: ${at} presented a self-signed certificate that is neither issued by the configured CA nor pinned (give --ca or --pin-sha256) (${detail})`,
+      { tlsCode: code },
+    );
   }
-  if (UNTRUSTED.has(code)) return new FedmarkError('TLS_UNTRUSTED_CERT', `TLS: the certificate of ${at} is not issued by the configured CA (${detail})`, { tlsCode: code });
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return new FedmarkError('TLS_HOSTNAME_MISMATCH', `TLS: the certificate of ${at} does not name that host (${detail})`, { tlsCode: code });
+  if (UNTRUSTED.has(code))
+    return new FedmarkError('TLS_UNTRUSTED_CERT', `TLS: the certificate of ${at} is not issued by the configured CA (${detail})`, { tlsCode: code });
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return new FedmarkError('TLS_HOSTNAME_MISMATCH', `TLS: the certificate of ${at} does not name that host (${detail})`, { tlsCode: code });
   if (code.startsWith('ERR_SSL_') || code === 'EPROTO' || code.startsWith('ERR_TLS_')) {
     return new FedmarkError('TLS_HANDSHAKE_FAILED', `TLS: handshake with ${at} failed — is it serving HTTPS? (${detail})`, { tlsCode: code });
   }
@@ -140,8 +151,15 @@ class VerifyingAgent extends https.Agent {
         if (pinOnly) {
           // Without chain verification OpenSSL's date check did not apply: do it here.
           const now = Date.now();
-          if (now > Date.parse(peer.valid_to)) return fail(new FedmarkError('TLS_CERT_EXPIRED', `TLS: the pinned coordinator certificate expired on ${new Date(peer.valid_to).toISOString()}`));
-          if (now < Date.parse(peer.valid_from)) return fail(new FedmarkError('TLS_CERT_NOT_YET_VALID', `TLS: the pinned coordinator certificate is not valid before ${new Date(peer.valid_from).toISOString()}`));
+          if (now > Date.parse(peer.valid_to))
+            return fail(new FedmarkError('TLS_CERT_EXPIRED', `TLS: the pinned coordinator certificate expired on ${new Date(peer.valid_to).toISOString()}`));
+          if (now < Date.parse(peer.valid_from))
+            return fail(
+              new FedmarkError(
+                'TLS_CERT_NOT_YET_VALID',
+                `TLS: the pinned coordinator certificate is not valid before ${new Date(peer.valid_from).toISOString()}`,
+              ),
+            );
         }
       }
       callback(null, socket);

@@ -143,7 +143,18 @@ function planWithMultiplier(params: GbdtParams, layout: FeatureLayout, z: number
   };
 }
 
-const NO_NOISE: GbdtNoisePlan = { jobNoiseMultiplier: null, histogram: null, leaf: null, quantiles: null, main: null, screen: null, pair: null, partnerShare: 1, epsilon: 0, delta: null };
+const NO_NOISE: GbdtNoisePlan = {
+  jobNoiseMultiplier: null,
+  histogram: null,
+  leaf: null,
+  quantiles: null,
+  main: null,
+  screen: null,
+  pair: null,
+  partnerShare: 1,
+  epsilon: 0,
+  delta: null,
+};
 
 /**
  * The noise of every release of the job, calibrated so the composition is (ε, δ)-DP per partner. Pure:
@@ -176,7 +187,15 @@ function composedEpsilon(events: readonly DpEvent[], delta: number): number {
 function pairRelease(label: GbdtReleaseLabel, z: number | null, cells: number, hessianShare: number, share: number): StepRelease {
   const dg = Math.sqrt(cells) * GRAD_BOUND;
   const dh = Math.sqrt(cells) * HESS_BOUND;
-  if (z === null) return { label, parts: [{ part: 'grad', sensitivity: dg, std: 0, partnerStd: 0 }, { part: 'hess', sensitivity: dh, std: 0, partnerStd: 0 }], events: [] };
+  if (z === null)
+    return {
+      label,
+      parts: [
+        { part: 'grad', sensitivity: dg, std: 0, partnerStd: 0 },
+        { part: 'hess', sensitivity: dh, std: 0, partnerStd: 0 },
+      ],
+      events: [],
+    };
   const zg = z / Math.sqrt(1 - hessianShare);
   const zh = z / Math.sqrt(hessianShare);
   return {

@@ -61,12 +61,7 @@ function gridCell(x: number, lo: number, hi: number, grid: number): number {
  * A partner's exact dyadic counts for the quantile round (noise is added by the caller after the
  * release is charged). Layout per numeric group: level 0 (grid cells), level 1 (grid/2), …, the root.
  */
-export function dyadicCounts(
-  params: Pick<GbdtParams, 'quantileGrid'>,
-  layout: FeatureLayout,
-  X: Float32Array,
-  n: number,
-): Float64Array {
+export function dyadicCounts(params: Pick<GbdtParams, 'quantileGrid'>, layout: FeatureLayout, X: Float32Array, n: number): Float64Array {
   const grid = params.quantileGrid;
   const L = levelsOf(grid);
   const groups = numericGroups(layout);

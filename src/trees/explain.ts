@@ -34,7 +34,7 @@ export function nodeValues(tree: CompactTree, cover?: ArrayLike<number>): Float6
   return v;
 }
 
-export type CoverSource = 'uniform' | 'model' | readonly (ArrayLike<number>)[];
+export type CoverSource = 'uniform' | 'model' | readonly ArrayLike<number>[];
 
 /**
  * Rows of a local data set reaching each node of each tree — covers for explanations computed at a

@@ -114,7 +114,11 @@ export interface BinLayout {
 
 /** All groups, back to back. */
 export function binLayout(layout: FeatureLayout, bins: number): BinLayout {
-  return packGroups(layout, bins, layout.groups.map((_, i) => i));
+  return packGroups(
+    layout,
+    bins,
+    layout.groups.map((_, i) => i),
+  );
 }
 
 export function packGroups(layout: FeatureLayout, bins: number, groups: number[], total?: number): BinLayout {

@@ -47,7 +47,8 @@ export class GbdtLocalData {
   constructor(rows: LocalRows) {
     const { n, d, X, y } = rows;
     if (!(Number.isInteger(n) && n >= 0 && Number.isInteger(d) && d >= 1)) throw new FedmarkError('GBDT_BAD_DATA', `bad shape n=${n}, d=${d}`);
-    if (X.length < n * d || y.length < n) throw new FedmarkError('GBDT_BAD_DATA', `expected ${n} rows × ${d} features and ${n} labels, got ${X.length} values and ${y.length} labels`);
+    if (X.length < n * d || y.length < n)
+      throw new FedmarkError('GBDT_BAD_DATA', `expected ${n} rows × ${d} features and ${n} labels, got ${X.length} values and ${y.length} labels`);
     for (let i = 0; i < n; i++) {
       if (y[i] !== 0 && y[i] !== 1) throw new FedmarkError('GBDT_BAD_DATA', `label of row ${i} is ${y[i]}; labels must be 0 or 1`);
     }
@@ -62,7 +63,8 @@ export class GbdtLocalData {
 
   binned(state: GbdtState): BinnedMatrix {
     this.checkWidth(state);
-    if (!state.edges || !state.edgesHash) throw new FedmarkError('GBDT_WRONG_STEP', 'the bin edges are not known yet (the quantile round has not been applied)');
+    if (!state.edges || !state.edgesHash)
+      throw new FedmarkError('GBDT_WRONG_STEP', 'the bin edges are not known yet (the quantile round has not been applied)');
     if (this.binnedFor?.hash !== state.edgesHash) {
       this.binnedFor = { hash: state.edgesHash, matrix: binMatrix(state.layout, state.params, state.edges, this.rows.X, this.rows.n) };
     }
@@ -184,7 +186,15 @@ export function leafSums(state: GbdtState, local: GbdtLocalData): GbdtSums {
 }
 
 /** G and H of the rows in each cell of a term, written at `offset` of the parts. */
-function addTermHistogram(state: GbdtState, local: GbdtLocalData, axes: readonly TermAxis[], out: GbdtSums, offset: number, g: Float64Array, h: Float64Array): void {
+function addTermHistogram(
+  state: GbdtState,
+  local: GbdtLocalData,
+  axes: readonly TermAxis[],
+  out: GbdtSums,
+  offset: number,
+  g: Float64Array,
+  h: Float64Array,
+): void {
   const data = local.binned(state);
   for (let i = 0; i < data.n; i++) {
     const c = offset + cellOfRow(axes, data, i);
@@ -213,7 +223,15 @@ export function screenHistograms(state: GbdtState, local: GbdtLocalData): GbdtSu
   const out = { grad: new Float64Array(len), hess: new Float64Array(len) };
   const { g, h } = local.gradients(state);
   screenCandidates(state).forEach((pair, k) => {
-    addTermHistogram(state, local, pair.map((gi) => termAxis(layout, params, gi, params.cyclic!.screenBins)), out, k * slot, g, h);
+    addTermHistogram(
+      state,
+      local,
+      pair.map((gi) => termAxis(layout, params, gi, params.cyclic!.screenBins)),
+      out,
+      k * slot,
+      g,
+      h,
+    );
   });
   return out;
 }

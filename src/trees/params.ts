@@ -43,57 +43,56 @@ export const gbdtDpSchema = z.strictObject({
   minContributors: z.number().int().min(2).optional(),
 });
 
-export const gbdtParamsInputSchema = z
-  .strictObject({
-    trees: z.number().int().min(1).max(5000).optional(),
-    /** Cyclic mode: passes over every column (main effects), before the interaction terms. */
-    cyclicEpochs: z.number().int().min(1).max(100).optional(),
-    /** Cyclic mode: two-column interaction terms, chosen by a screening round among the strongest columns (0: main effects only). */
-    interactions: z.number().int().min(0).max(64).optional(),
-    /** Cyclic mode: the columns (strongest main effects first) whose pairs the screening round scores. */
-    interactionColumns: z.number().int().min(2).max(64).optional(),
-    /** Cyclic mode: passes over the interaction terms. */
-    interactionEpochs: z.number().int().min(1).max(100).optional(),
-    /** Cyclic mode: cells per numeric column in an interaction term (its bins merged into this many). */
-    interactionBins: z.number().int().min(2).max(256).optional(),
-    /** Cyclic mode: cells per numeric column in the screening round. */
-    screenBins: z.number().int().min(2).max(64).optional(),
-    depth: z.number().int().min(1).max(10).optional(),
-    learningRate: z.number().gt(0).max(1).optional(),
-    /** Bins per numeric feature (booleans have 2, categoricals one per declared value + other). */
-    bins: z.number().int().min(2).max(1024).optional(),
-    /** L2 regularisation λ of the leaf weights (XGBoost `lambda`). */
-    lambda: z.number().min(0).finite().optional(),
-    /** Minimum hessian sum in each child of a split (XGBoost `min_child_weight`). */
-    minChildWeight: z.number().min(0).finite().optional(),
-    /** Minimum loss reduction for a split (XGBoost `gamma`). */
-    minSplitGain: z.number().min(0).finite().default(0),
-    /** |w| ≤ maxDeltaStep·η for every leaf (XGBoost `max_delta_step`); 0 = unbounded. */
-    maxDeltaStep: z.number().min(0).finite().default(0),
-    /** Public prior probability the ensemble starts from (XGBoost `base_score`). */
-    baseScore: z.number().gt(0).lt(1).default(0.5),
-    splitMode: z.enum(SPLIT_MODES).optional(),
-    /** Hybrid only: levels 0 … histogramLevels−1 split on histograms, the levels below at random. */
-    histogramLevels: z.number().int().min(1).optional(),
-    /**
-     * Schema columns (feature groups) each tree's histogram levels look at, drawn per tree from the seed
-     * (XGBoost's colsample_bytree, counted in columns). Fewer columns mean a smaller histogram and, under
-     * DP, a smaller sensitivity √columns, so less noise per bin. Default: all columns without DP, 5 with.
-     */
-    columnsPerTree: z.number().int().min(1).optional(),
-    binEdges: z.enum(['schema', 'dp-quantiles']).optional(),
-    /** Cells of the fine grid per numeric feature for the quantile round; a power of two. */
-    quantileGrid: z
-      .number()
-      .int()
-      .min(16)
-      .max(65536)
-      .refine((g) => (g & (g - 1)) === 0, 'quantileGrid must be a power of two')
-      .default(1024),
-    /** The job's public seed: random splits are drawn from it. */
-    seed: z.number().int().min(0).max(0xffffffff).default(0),
-    dp: gbdtDpSchema.nullable().default(null),
-  });
+export const gbdtParamsInputSchema = z.strictObject({
+  trees: z.number().int().min(1).max(5000).optional(),
+  /** Cyclic mode: passes over every column (main effects), before the interaction terms. */
+  cyclicEpochs: z.number().int().min(1).max(100).optional(),
+  /** Cyclic mode: two-column interaction terms, chosen by a screening round among the strongest columns (0: main effects only). */
+  interactions: z.number().int().min(0).max(64).optional(),
+  /** Cyclic mode: the columns (strongest main effects first) whose pairs the screening round scores. */
+  interactionColumns: z.number().int().min(2).max(64).optional(),
+  /** Cyclic mode: passes over the interaction terms. */
+  interactionEpochs: z.number().int().min(1).max(100).optional(),
+  /** Cyclic mode: cells per numeric column in an interaction term (its bins merged into this many). */
+  interactionBins: z.number().int().min(2).max(256).optional(),
+  /** Cyclic mode: cells per numeric column in the screening round. */
+  screenBins: z.number().int().min(2).max(64).optional(),
+  depth: z.number().int().min(1).max(10).optional(),
+  learningRate: z.number().gt(0).max(1).optional(),
+  /** Bins per numeric feature (booleans have 2, categoricals one per declared value + other). */
+  bins: z.number().int().min(2).max(1024).optional(),
+  /** L2 regularisation λ of the leaf weights (XGBoost `lambda`). */
+  lambda: z.number().min(0).finite().optional(),
+  /** Minimum hessian sum in each child of a split (XGBoost `min_child_weight`). */
+  minChildWeight: z.number().min(0).finite().optional(),
+  /** Minimum loss reduction for a split (XGBoost `gamma`). */
+  minSplitGain: z.number().min(0).finite().default(0),
+  /** |w| ≤ maxDeltaStep·η for every leaf (XGBoost `max_delta_step`); 0 = unbounded. */
+  maxDeltaStep: z.number().min(0).finite().default(0),
+  /** Public prior probability the ensemble starts from (XGBoost `base_score`). */
+  baseScore: z.number().gt(0).lt(1).default(0.5),
+  splitMode: z.enum(SPLIT_MODES).optional(),
+  /** Hybrid only: levels 0 … histogramLevels−1 split on histograms, the levels below at random. */
+  histogramLevels: z.number().int().min(1).optional(),
+  /**
+   * Schema columns (feature groups) each tree's histogram levels look at, drawn per tree from the seed
+   * (XGBoost's colsample_bytree, counted in columns). Fewer columns mean a smaller histogram and, under
+   * DP, a smaller sensitivity √columns, so less noise per bin. Default: all columns without DP, 5 with.
+   */
+  columnsPerTree: z.number().int().min(1).optional(),
+  binEdges: z.enum(['schema', 'dp-quantiles']).optional(),
+  /** Cells of the fine grid per numeric feature for the quantile round; a power of two. */
+  quantileGrid: z
+    .number()
+    .int()
+    .min(16)
+    .max(65536)
+    .refine((g) => (g & (g - 1)) === 0, 'quantileGrid must be a power of two')
+    .default(1024),
+  /** The job's public seed: random splits are drawn from it. */
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
+  dp: gbdtDpSchema.nullable().default(null),
+});
 
 export type GbdtParamsInput = z.input<typeof gbdtParamsInputSchema>;
 
@@ -154,7 +153,17 @@ export interface GbdtParams {
  * small. Cyclic mode has its own defaults (an additive model: every release becomes model values).
  */
 export const GBDT_DEFAULTS = {
-  plain: { trees: 100, depth: 4, learningRate: 0.1, lambda: 1, minChildWeight: 1, splitMode: 'histogram', columnsPerTree: null, binEdges: 'dp-quantiles', bins: 32 },
+  plain: {
+    trees: 100,
+    depth: 4,
+    learningRate: 0.1,
+    lambda: 1,
+    minChildWeight: 1,
+    splitMode: 'histogram',
+    columnsPerTree: null,
+    binEdges: 'dp-quantiles',
+    bins: 32,
+  },
   private: {
     /** The additive model: bank at ε = 3 0.770 against 0.751 for the best tree mode; telco 0.835 against 0.836. */
     splitMode: 'cyclic',
@@ -197,7 +206,8 @@ const TREE_FIELDS = ['trees', 'depth', 'histogramLevels', 'columnsPerTree', 'min
 const CYCLIC_FIELDS = ['cyclicEpochs', 'interactions', 'interactionColumns', 'interactionEpochs', 'interactionBins', 'screenBins'] as const;
 
 function resolveCyclic(input: Input): CyclicParams {
-  for (const f of TREE_FIELDS) if (input[f] !== undefined) throw badParams(`${f} applies to tree modes, not to splitMode "cyclic" (whose model is one term per column or pair)`);
+  for (const f of TREE_FIELDS)
+    if (input[f] !== undefined) throw badParams(`${f} applies to tree modes, not to splitMode "cyclic" (whose model is one term per column or pair)`);
   const d = GBDT_DEFAULTS.cyclic;
   return {
     epochs: input.cyclicEpochs ?? d.epochs,
@@ -215,9 +225,12 @@ function resolveDp(input: Input, cyclic: boolean): GbdtDpParams | null {
   let distributed: GbdtDpParams['distributed'] = null;
   if (dp.noise === 'distributed') {
     const colluders = dp.colluders ?? 1;
-    if (dp.minContributors === undefined) throw badParams('dp.noise "distributed" needs dp.minContributors (the fewest uploads a sum may hold: the job quorum)');
+    if (dp.minContributors === undefined)
+      throw badParams('dp.noise "distributed" needs dp.minContributors (the fewest uploads a sum may hold: the job quorum)');
     if (colluders >= dp.minContributors) {
-      throw badParams(`dp.colluders (${colluders}) must be below dp.minContributors (${dp.minContributors}): the noise must come from at least one partner outside the coalition`);
+      throw badParams(
+        `dp.colluders (${colluders}) must be below dp.minContributors (${dp.minContributors}): the noise must come from at least one partner outside the coalition`,
+      );
     }
     distributed = { colluders, minContributors: dp.minContributors };
   } else if (dp.colluders !== undefined || dp.minContributors !== undefined) {

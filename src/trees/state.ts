@@ -11,22 +11,20 @@ import { FedmarkError } from '../errors.ts';
 import { sha256Canonical } from '../privacy/ledger/canonical.ts';
 import { candidatePool, randomSplit } from './candidates.ts';
 import { checkEdges, edgesFromCounts, edgesHash, quantilePartLength, schemaEdges, type BinEdges } from './edges.ts';
-import {
-  LEAF,
-  OPEN,
-  PENDING,
-  SPLIT,
-  depthOf,
-  emptyTree,
-  finishTree,
-  leafSlot,
-  levelSlot,
-  cloneTree,
-  type HeapTree,
-} from './heap-tree.ts';
+import { LEAF, OPEN, PENDING, SPLIT, depthOf, emptyTree, finishTree, leafSlot, levelSlot, cloneTree, type HeapTree } from './heap-tree.ts';
 import { checkLayout, type FeatureLayout } from './layout.ts';
 import { hasLeafRound, usesSubtraction, type GbdtParams } from './params.ts';
-import { leafPartLength, levelPartLength, mainPartLength, pairPartLength, screenPartLength, screenSlotLength, stepAt, treeBinLayout, type GbdtStep } from './schedule.ts';
+import {
+  leafPartLength,
+  levelPartLength,
+  mainPartLength,
+  pairPartLength,
+  screenPartLength,
+  screenSlotLength,
+  stepAt,
+  treeBinLayout,
+  type GbdtStep,
+} from './schedule.ts';
 import { bestSplit, leafWeight } from './split.ts';
 import { calibrateGbdtNoise, stepRelease, sumNoiseVariance, type GbdtNoisePlan } from './dp.ts';
 import { candidatePairs, pairCounts, termAxis, termCells, type TermAxis } from './terms.ts';
@@ -331,7 +329,10 @@ export function rankedColumns(state: GbdtState): number[] {
     m /= W;
     return t.values.reduce((acc, v, c) => acc + t.H[c] * (v - m) ** 2, 0);
   });
-  return strength.map((v, g) => [v, g]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map((x) => x[1]);
+  return strength
+    .map((v, g) => [v, g])
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .map((x) => x[1]);
 }
 
 /** The pairs the screening round scores, from the public main-effect terms. */

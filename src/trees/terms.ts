@@ -69,7 +69,10 @@ export function candidatePairs(ranked: readonly number[], columns: number): [num
 }
 
 /** How many pairs the screening scores and how many interaction terms it keeps, for a layout of `groups` columns. */
-export function pairCounts(p: Pick<NonNullable<GbdtParams['cyclic']>, 'interactions' | 'interactionColumns'>, groups: number): { candidates: number; kept: number } {
+export function pairCounts(
+  p: Pick<NonNullable<GbdtParams['cyclic']>, 'interactions' | 'interactionColumns'>,
+  groups: number,
+): { candidates: number; kept: number } {
   const q = Math.min(p.interactionColumns, groups);
   const candidates = (q * (q - 1)) / 2;
   return { candidates, kept: Math.min(p.interactions, candidates) };

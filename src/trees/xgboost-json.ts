@@ -86,7 +86,9 @@ function stringify(value: unknown): string {
   if (value instanceof FloatArray) return `[${value.values.map(floatLiteral).join(',')}]`;
   if (Array.isArray(value)) return `[${value.map(stringify).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${stringify(v)}`).join(',')}}`;
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}:${stringify(v)}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }
@@ -190,7 +192,8 @@ function compactFromXgb(t: z.infer<typeof treeSchema>, index: number, numFeature
     const r = t.right_children[i];
     const leaf = l === -1;
     if (leaf ? r !== -1 : !(l > i && r > i && l < n && r < n)) throw bad(`tree ${index}, node ${i}: bad children (${l}, ${r})`);
-    if (!leaf && t.split_indices[i] >= numFeature) throw bad(`tree ${index}, node ${i}: split on feature ${t.split_indices[i]} but num_feature is ${numFeature}`);
+    if (!leaf && t.split_indices[i] >= numFeature)
+      throw bad(`tree ${index}, node ${i}: split on feature ${t.split_indices[i]} but num_feature is ${numFeature}`);
     const c = t.split_conditions[i];
     if (!Number.isFinite(c)) throw bad(`tree ${index}, node ${i}: split_conditions is not finite`);
     out.left.push(l);

@@ -17,7 +17,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, opts: {
   try {
     try {
       const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
       if (sync) fsyncSync(fd);
     } finally {
       closeSync(fd);

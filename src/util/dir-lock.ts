@@ -89,7 +89,9 @@ export class DirLock {
 export function readHolder(path: string): LockHolder | null {
   try {
     const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
-    return typeof h.pid === 'number' ? { pid: h.pid, host: String(h.host ?? ''), startedAt: String(h.startedAt ?? '?'), command: String(h.command ?? '?') } : null;
+    return typeof h.pid === 'number'
+      ? { pid: h.pid, host: String(h.host ?? ''), startedAt: String(h.startedAt ?? '?'), command: String(h.command ?? '?') }
+      : null;
   } catch {
     return null;
   }
@@ -112,6 +114,8 @@ export function isLive(h: LockHolder): boolean {
 export function assertNotLocked(dir: string, what: string): void {
   const held = readHolder(join(dir, LOCK_FILE));
   if (held && held.pid !== process.pid && isLive(held)) {
-    throw new FedmarkError('DATA_DIR_LOCKED', `${what}: ${dir} is in use by pid ${held.pid} on ${held.host} (${held.command}) — stop it first`, { holder: held });
+    throw new FedmarkError('DATA_DIR_LOCKED', `${what}: ${dir} is in use by pid ${held.pid} on ${held.host} (${held.command}) — stop it first`, {
+      holder: held,
+    });
   }
 }

@@ -38,7 +38,8 @@ export function storageError(err: unknown, file: string, what: string): FedmarkE
   const errno = (err as { code?: string }).code ?? 'unknown';
   const free = freeBytes(dirname(file));
   const freeText = free === null ? '' : `, ${formatBytes(free)} free there`;
-  const advice = code === 'STORAGE_FULL' ? 'free space (or raise the file-size limit) and restart; nothing partial was kept' : 'check the device; nothing partial was kept';
+  const advice =
+    code === 'STORAGE_FULL' ? 'free space (or raise the file-size limit) and restart; nothing partial was kept' : 'check the device; nothing partial was kept';
   return new FedmarkError(code, `${what} failed: ${file}: ${errno}${freeText} — ${advice}`, { errno, file, retryAfterSeconds: 30 });
 }
 

@@ -44,7 +44,10 @@ export interface BankColumns {
 /** `rows` rows drawn at random (seeded) from the bundled file (which is sorted by contact date), split by columns. */
 export async function bankMarketingColumns(rows: number, seed = 1): Promise<BankColumns> {
   const { schema, dataset } = await loadBundled('bank-marketing');
-  const ds = subsetDataset(dataset, Array.from(permutation(dataset.n, createRng(seed)).subarray(0, Math.min(rows, dataset.n))).sort((a, b) => a - b));
+  const ds = subsetDataset(
+    dataset,
+    Array.from(permutation(dataset.n, createRng(seed)).subarray(0, Math.min(rows, dataset.n))).sort((a, b) => a - b),
+  );
   const full = featureLayout(schema);
   const bs = columnSchema(schema, BANK_COLUMNS, 'bank-side');
   const ts = columnSchema(schema, TELCO_COLUMNS, 'telco-side');

@@ -10,7 +10,16 @@ import { parseGbdtParams } from '../trees/params.ts';
 import { trainPooled } from '../trees/simulate.ts';
 import type { DataSplit } from './secureboost/rows.ts';
 
-export function plainGbdtAuc(o: { layout: FeatureLayout; X: Float32Array; y: Float32Array; split: DataSplit; trees: number; depth: number; learningRate: number; bins: number }): number {
+export function plainGbdtAuc(o: {
+  layout: FeatureLayout;
+  X: Float32Array;
+  y: Float32Array;
+  split: DataSplit;
+  trees: number;
+  depth: number;
+  learningRate: number;
+  bins: number;
+}): number {
   const d = o.layout.d;
   const sub = (r: Int32Array) => {
     const out = new Float32Array(r.length * d);
@@ -20,5 +29,8 @@ export function plainGbdtAuc(o: { layout: FeatureLayout; X: Float32Array; y: Flo
   const gp = parseGbdtParams({ trees: o.trees, depth: o.depth, learningRate: o.learningRate, bins: o.bins, splitMode: 'histogram', binEdges: 'dp-quantiles' });
   const { train, test } = o.split;
   const r = trainPooled(gp, o.layout, { n: train.length, d, X: sub(train), y: Float32Array.from(train, (i) => o.y[i]) });
-  return auc(predictProba(r.model, sub(test), test.length), Float32Array.from(test, (i) => o.y[i]));
+  return auc(
+    predictProba(r.model, sub(test), test.length),
+    Float32Array.from(test, (i) => o.y[i]),
+  );
 }

@@ -30,7 +30,12 @@ export const envelopeHeaderSchema = z.strictObject({
   from: keyId,
   to: keyId,
   sections: z.array(z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/), bytes: z.number().int().nonnegative() })).max(64),
-  seal: z.strictObject({ ephemeralPublicKey: b64, chunkBytes: z.number().int().positive(), chunks: z.number().int().positive(), plainBytes: z.number().int().nonnegative() }),
+  seal: z.strictObject({
+    ephemeralPublicKey: b64,
+    chunkBytes: z.number().int().positive(),
+    chunks: z.number().int().positive(),
+    plainBytes: z.number().int().nonnegative(),
+  }),
   bodyHash: hex64,
   sig: b64,
 });
@@ -69,14 +74,24 @@ export function sealMessage(a: Addressing, sections: { name: string; bytes: Uint
     plain.set(s.bytes, at);
     at += s.bytes.length;
   }
-  const { params, sealed } = sealStream(plain, new Uint8Array(Buffer.from(recipient.boxPublicKey, 'base64')), sealContext({ ...a, sections: layout }), CHUNK_BYTES);
+  const { params, sealed } = sealStream(
+    plain,
+    new Uint8Array(Buffer.from(recipient.boxPublicKey, 'base64')),
+    sealContext({ ...a, sections: layout }),
+    CHUNK_BYTES,
+  );
   plain.fill(0);
   const draft = {
     v: 1 as const,
     protocol: 'fedmark-vertical-1' as const,
     ...a,
     sections: layout,
-    seal: { ephemeralPublicKey: Buffer.from(params.ephemeralPublicKey).toString('base64'), chunkBytes: params.chunkBytes, chunks: params.chunks, plainBytes: params.plainBytes },
+    seal: {
+      ephemeralPublicKey: Buffer.from(params.ephemeralPublicKey).toString('base64'),
+      chunkBytes: params.chunkBytes,
+      chunks: params.chunks,
+      plainBytes: params.plainBytes,
+    },
     bodyHash: sha256Hex(sealed),
   };
   const header: EnvelopeHeader = { ...draft, sig: signBytes(signedBytes(draft), sender) };
@@ -92,7 +107,8 @@ export function sealMessage(a: Addressing, sections: { name: string; bytes: Uint
 /** Parses a frame's header and checks it is signed by `from` (what a relay can check without opening anything). */
 export function readEnvelope(frame: Uint8Array, keyOf: (keyId: string) => PublicIdentity | undefined): { header: EnvelopeHeader; body: Uint8Array } {
   const bad = (m: string) => new FedmarkError('VERTICAL_BAD_MESSAGE', m);
-  if (!(frame instanceof Uint8Array) || frame.length < MAGIC.length + 4 || !Buffer.from(frame.subarray(0, MAGIC.length)).equals(MAGIC)) throw bad('not a vertical message frame (bad magic)');
+  if (!(frame instanceof Uint8Array) || frame.length < MAGIC.length + 4 || !Buffer.from(frame.subarray(0, MAGIC.length)).equals(MAGIC))
+    throw bad('not a vertical message frame (bad magic)');
   const len = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(MAGIC.length, false);
   if (len > MAX_HEADER_BYTES || MAGIC.length + 4 + len > frame.length) throw bad(`message header length ${len} does not fit the ${frame.length}-byte frame`);
   let raw: unknown;
@@ -109,10 +125,13 @@ export function readEnvelope(frame: Uint8Array, keyOf: (keyId: string) => Public
   const header = parsed.data;
   const signer = keyOf(header.from);
   if (!signer) throw new FedmarkError('VERTICAL_UNKNOWN_SENDER', `${header.kind} message from unknown key ${header.from}`);
-  if (!verifyBytes(signedBytes(header), header.sig, signer.signPublicKey)) throw new FedmarkError('VERTICAL_BAD_SIGNATURE', `${header.kind} message from ${signer.name}: the signature does not verify`);
+  if (!verifyBytes(signedBytes(header), header.sig, signer.signPublicKey))
+    throw new FedmarkError('VERTICAL_BAD_SIGNATURE', `${header.kind} message from ${signer.name}: the signature does not verify`);
   const body = frame.subarray(MAGIC.length + 4 + len);
-  if (sha256Hex(body) !== header.bodyHash) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${header.kind} message from ${signer.name}: the body does not match its signed hash`);
-  if (header.seal.plainBytes !== header.sections.reduce((a, s) => a + s.bytes, 0)) throw bad(`${header.kind} message from ${signer.name}: the sections do not add up to the sealed length`);
+  if (sha256Hex(body) !== header.bodyHash)
+    throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${header.kind} message from ${signer.name}: the body does not match its signed hash`);
+  if (header.seal.plainBytes !== header.sections.reduce((a, s) => a + s.bytes, 0))
+    throw bad(`${header.kind} message from ${signer.name}: the sections do not add up to the sealed length`);
   return { header, body };
 }
 
@@ -121,7 +140,12 @@ export function readEnvelope(frame: Uint8Array, keyOf: (keyId: string) => Public
  * point of the protocol (job, spec, round, kind, sender), else it is refused — a relay that reorders,
  * replays or redirects messages is caught here.
  */
-export function openMessage(frame: Uint8Array, me: Identity & { keyId: string }, expected: Addressing, keyOf: (keyId: string) => PublicIdentity | undefined): Map<string, Uint8Array> {
+export function openMessage(
+  frame: Uint8Array,
+  me: Identity & { keyId: string },
+  expected: Addressing,
+  keyOf: (keyId: string) => PublicIdentity | undefined,
+): Map<string, Uint8Array> {
   const { header, body } = readEnvelope(frame, keyOf);
   const got: Addressing = { jobId: header.jobId, specHash: header.specHash, round: header.round, kind: header.kind, from: header.from, to: header.to };
   const wrong = (Object.keys(expected) as (keyof Addressing)[]).filter((k) => got[k] !== expected[k]);
@@ -134,7 +158,13 @@ export function openMessage(frame: Uint8Array, me: Identity & { keyId: string },
   if (header.to !== me.keyId) throw new FedmarkError('VERTICAL_UNEXPECTED_MESSAGE', `message addressed to ${header.to}, not to ${me.keyId}`);
   let plain: Uint8Array;
   try {
-    plain = openStream(body, { ...header.seal, ephemeralPublicKey: new Uint8Array(Buffer.from(header.seal.ephemeralPublicKey, 'base64')) }, me.boxSecretKey, me.boxPublicKey, sealContext({ ...got, sections: header.sections }));
+    plain = openStream(
+      body,
+      { ...header.seal, ephemeralPublicKey: new Uint8Array(Buffer.from(header.seal.ephemeralPublicKey, 'base64')) },
+      me.boxSecretKey,
+      me.boxPublicKey,
+      sealContext({ ...got, sections: header.sections }),
+    );
   } catch (err) {
     if (err instanceof FedmarkError) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${header.kind} message: ${err.message}`);
     throw err;

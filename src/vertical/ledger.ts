@@ -20,7 +20,9 @@ export const verticalLedgerSchemas = {
     jobId,
     round: z.number().int().positive(),
     kind: z.string().min(1).max(64),
-    messages: z.array(z.strictObject({ from: z.union([keyId, z.literal('coordinator')]), to: z.union([keyId, z.literal('coordinator')]), sha256: hex64, bytes: count })),
+    messages: z.array(
+      z.strictObject({ from: z.union([keyId, z.literal('coordinator')]), to: z.union([keyId, z.literal('coordinator')]), sha256: hex64, bytes: count }),
+    ),
   }),
   /** A sender's labelled DP releases of one round, attested by it before the round's bytes left it. */
   'vertical.release': releaseStatementSchema,

@@ -22,7 +22,10 @@ export function verticalPartySchema(raw: unknown, source = 'schema'): { schema: 
   const cols = (raw as { columns?: { role?: string }[] } | null)?.columns;
   const labelled = Array.isArray(cols) && cols.some((c) => c?.role === 'label');
   if (labelled || !Array.isArray(cols)) return { schema: parseSchema(raw, source), labelled };
-  return { schema: parseSchema({ ...(raw as object), columns: [...cols, { name: NO_LABEL, role: 'label', positive: ['1'], negative: ['0'] }] }, source), labelled: false };
+  return {
+    schema: parseSchema({ ...(raw as object), columns: [...cols, { name: NO_LABEL, role: 'label', positive: ['1'], negative: ['0'] }] }, source),
+    labelled: false,
+  };
 }
 
 export function loadVerticalPartySchema(path: string): { schema: DatasetSchema; labelled: boolean } {
@@ -44,14 +47,18 @@ export interface Alignment {
 }
 
 export function readAlignment(path: string): Alignment {
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
   const head = /^# fedmark-psi-alignment\/1 job=(\S+) intersection=(\d+) order=([0-9a-f]{64})$/.exec(lines[0] ?? '');
-  if (!head || lines[1] !== 'position,row,id') throw new FedmarkError('VERTICAL_BAD_ALIGNMENT', `${path}: not a fedmark PSI alignment file (fedmark psi party writes one)`);
+  if (!head || lines[1] !== 'position,row,id')
+    throw new FedmarkError('VERTICAL_BAD_ALIGNMENT', `${path}: not a fedmark PSI alignment file (fedmark psi party writes one)`);
   const size = Number(head[2]);
   const rowOf = new Int32Array(size).fill(-1);
   for (let k = 2; k < lines.length; k++) {
     const [pos, row] = lines[k].split(',', 2).map(Number);
-    if (!(Number.isInteger(pos) && pos >= 0 && pos < size && Number.isInteger(row) && row >= 0)) throw new FedmarkError('VERTICAL_BAD_ALIGNMENT', `${path}:${k + 1}: bad position or row`);
+    if (!(Number.isInteger(pos) && pos >= 0 && pos < size && Number.isInteger(row) && row >= 0))
+      throw new FedmarkError('VERTICAL_BAD_ALIGNMENT', `${path}:${k + 1}: bad position or row`);
     if (rowOf[pos] < 0) rowOf[pos] = row;
   }
   const missing = rowOf.indexOf(-1);
@@ -60,7 +67,11 @@ export function readAlignment(path: string): Alignment {
 }
 
 /** The party's aligned rows: every file row loaded (strict), then picked in the common order. */
-export async function loadAlignedRows(csvPath: string, party: { schema: DatasetSchema; labelled: boolean }, alignment: Alignment): Promise<PartyRows & { y?: Float32Array }> {
+export async function loadAlignedRows(
+  csvPath: string,
+  party: { schema: DatasetSchema; labelled: boolean },
+  alignment: Alignment,
+): Promise<PartyRows & { y?: Float32Array }> {
   const { schema, labelled } = party;
   const records: Record<string, string>[] = [];
   let header: string[] | null = null;

@@ -25,7 +25,12 @@ async function forgeSum(params: HeParams, lone: Uint8Array, claimed: number): Pr
     agg.dispose();
     const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
     view.setUint32(40, claimed, true); // summands, little-endian (src/crypto/ckks/index.ts blob layout)
-    blob.set(createHash('sha256').update(blob.subarray(0, blob.length - 32)).digest(), blob.length - 32);
+    blob.set(
+      createHash('sha256')
+        .update(blob.subarray(0, blob.length - 32))
+        .digest(),
+      blob.length - 32,
+    );
     return { blob, claims: inspectBlob(ctx, blob).summands };
   } finally {
     ctx.dispose();
@@ -56,7 +61,9 @@ describe('attack: a patched summand count', () => {
       if (!forged) return jsonResponse(200, { ...s, selected: [a], submitted: [] });
       return jsonResponse(200, { ...s, round: 2, attempt: 0, roundState: 'open', roundKind: 'evaluate', selected: [a], submitted: [], closedRounds: [1] });
     });
-    world.proxy.on({ method: 'GET', path: /\/rounds\/1\/aggregate$/, keyId: b }, async (_req, ctx) => (forged ? bytesResponse(200, forged.blob) : ctx.forward()));
+    world.proxy.on({ method: 'GET', path: /\/rounds\/1\/aggregate$/, keyId: b }, async (_req, ctx) =>
+      forged ? bytesResponse(200, forged.blob) : ctx.forward(),
+    );
     // The same lie in the protocol's signed-contents format: the coordinator backs its "sum of 2" with
     // the best it holds — A's genuine signed record, listed twice (it cannot sign for anyone else).
     let recordOfA: unknown = null;
@@ -76,7 +83,7 @@ describe('attack: a patched summand count', () => {
 
     const reported = () => world.proxy.requests({ method: 'POST', path: /\/rounds\/1\/model-hash$/, keyId: b });
     const until = Date.now() + 10_000;
-    await waitFor(() => reported().length > 0 || !nodeB.proc.running || Date.now() > until, "B to apply round 1, stop, or 10 s");
+    await waitFor(() => reported().length > 0 || !nodeB.proc.running || Date.now() > until, 'B to apply round 1, stop, or 10 s');
     await Promise.all([nodeA.kill(), nodeB.kill()]);
     const hashes = reported().map((x) => (JSON.parse(x.request.body.toString('utf8')) as { hash: string }).hash);
     expect(

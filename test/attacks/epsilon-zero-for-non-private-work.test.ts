@@ -25,7 +25,9 @@ describe('attack: ε = 0 for non-private work', () => {
     const R = 2;
     const { manifest, signed } = defineJob(world, { jobId: 'nondp-1', rounds: R, epsilon: null });
     const owner = startOwner(world, signed);
-    const nodes = await Promise.all([0, 1].map((i) => startPartner(world, i, { jobId: manifest.jobId, policyFile: writePolicy(world, i, manifest, { allowNonPrivateJobs: true }) })));
+    const nodes = await Promise.all(
+      [0, 1].map((i) => startPartner(world, i, { jobId: manifest.jobId, policyFile: writePolicy(world, i, manifest, { allowNonPrivateJobs: true }) })),
+    );
     const result = await owner.result;
     expect(result.state).toBe('completed');
     await Promise.all(nodes.map((n) => n.exit()));
@@ -50,7 +52,19 @@ describe('attack: ε = 0 for non-private work', () => {
     };
     writeFileSync(join(world.dir, 'evaluation.json'), JSON.stringify(evaluation));
     const out = join(world.dir, 'report');
-    const report = await runCli(['report', '--manifest', join(world.dir, 'manifest.json'), '--ledger', ledger, '--partner', ...partnerLedgers, '--evaluation', join(world.dir, 'evaluation.json'), '--out', out]);
+    const report = await runCli([
+      'report',
+      '--manifest',
+      join(world.dir, 'manifest.json'),
+      '--ledger',
+      ledger,
+      '--partner',
+      ...partnerLedgers,
+      '--evaluation',
+      join(world.dir, 'evaluation.json'),
+      '--out',
+      out,
+    ]);
     expect(report.code, report.stderr).toBe(0);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     const card = readFileSync(join(out, 'model-card.md'), 'utf8');
@@ -70,8 +84,14 @@ describe('attack: ε = 0 for non-private work', () => {
     expect.soft(uses[0]?.rounds ?? 0, 'fedmark subject counts the rounds the record took part in').toBeGreaterThanOrEqual(R);
 
     // The partner's own ledger records every round its data took part in.
-    const rounds = new Set(readLedgerLines(nodes[0].ledgerPath).filter((e) => e.payload.jobId === manifest.jobId && typeof e.payload.round === 'number').map((e) => e.payload.round as number));
+    const rounds = new Set(
+      readLedgerLines(nodes[0].ledgerPath)
+        .filter((e) => e.payload.jobId === manifest.jobId && typeof e.payload.round === 'number')
+        .map((e) => e.payload.round as number),
+    );
     const types = readLedgerLines(nodes[0].ledgerPath).map((e) => e.type);
-    expect.soft([...rounds].sort(), `rounds in the partner's own ledger (entries: ${types.join(', ')})`).toEqual(expect.arrayContaining(Array.from({ length: R }, (_, i) => i + 1)));
+    expect
+      .soft([...rounds].sort(), `rounds in the partner's own ledger (entries: ${types.join(', ')})`)
+      .toEqual(expect.arrayContaining(Array.from({ length: R }, (_, i) => i + 1)));
   }, 240_000);
 });

@@ -138,7 +138,13 @@ export async function runCli(args: string[], timeoutMs = 60_000): Promise<{ code
 }
 
 /** The unencrypted metadata of an update envelope ("FMUP", version, u32 BE length, JSON): job, round, attempt, kind. */
-export function uploadMeta(body: Uint8Array): { jobId: string; round: number; attempt: number; kind: string; parts: { name: string; bytes: number; length: number }[] } {
+export function uploadMeta(body: Uint8Array): {
+  jobId: string;
+  round: number;
+  attempt: number;
+  kind: string;
+  parts: { name: string; bytes: number; length: number }[];
+} {
   const b = Buffer.from(body);
   if (b.subarray(0, 4).toString('latin1') !== 'FMUP') throw new Error('not an update envelope');
   const len = b.readUInt32BE(5);
@@ -165,4 +171,3 @@ export function readPlaintextVector(blob: Buffer): Float64Array | null {
   const n = blob.readUInt32BE(4);
   return Float64Array.from({ length: n }, (_, i) => blob.readDoubleLE(8 + 8 * i));
 }
-

@@ -177,9 +177,20 @@ export function defineJob(world: AttackWorld, o: JobOptions): { manifest: JobMan
  * The job owner's real node (in-process): registers the job, runs the key ceremony and follows the
  * job to its end. Connects to the coordinator directly unless `url` says otherwise.
  */
-export function startOwner(world: AttackWorld, signed: SignedManifest, o: { identity?: Identity; url?: string } = {}): { result: Promise<OwnerResult>; abort(): void } {
+export function startOwner(
+  world: AttackWorld,
+  signed: SignedManifest,
+  o: { identity?: Identity; url?: string } = {},
+): { result: Promise<OwnerResult>; abort(): void } {
   const ac = new AbortController();
-  const result = runJobOwner({ coordinatorUrl: o.url ?? world.coordinator.url, identity: o.identity ?? world.owner, signed, log: silentLog, pollMs: POLL_MS, signal: ac.signal });
+  const result = runJobOwner({
+    coordinatorUrl: o.url ?? world.coordinator.url,
+    identity: o.identity ?? world.owner,
+    signed,
+    log: silentLog,
+    pollMs: POLL_MS,
+    signal: ac.signal,
+  });
   result.catch(() => undefined);
   world.cleanups.push(() => ac.abort());
   return { result, abort: () => ac.abort() };
@@ -291,17 +302,28 @@ export async function startPartner(world: AttackWorld, i: number, o: PartnerOpti
   mkdirSync(stateDir, { recursive: true });
   const args = [
     PARTNER_COMMAND,
-    '--coordinator', o.url ?? world.proxy.url,
-    '--job', o.jobId,
-    '--data', p.csv,
-    '--schema', world.fixture.schemaFile,
-    '--identity', p.identityFile,
-    '--policy', o.policyFile,
-    '--state-dir', stateDir,
-    '--holdout', String(HOLDOUT),
-    '--split-seed', String(SPLIT_SEED),
-    '--poll-ms', String(POLL_MS),
-    '--log-level', 'info',
+    '--coordinator',
+    o.url ?? world.proxy.url,
+    '--job',
+    o.jobId,
+    '--data',
+    p.csv,
+    '--schema',
+    world.fixture.schemaFile,
+    '--identity',
+    p.identityFile,
+    '--policy',
+    o.policyFile,
+    '--state-dir',
+    stateDir,
+    '--holdout',
+    String(HOLDOUT),
+    '--split-seed',
+    String(SPLIT_SEED),
+    '--poll-ms',
+    String(POLL_MS),
+    '--log-level',
+    'info',
   ];
   if (o.withdrawnFile) args.push('--withdrawn', o.withdrawnFile);
   const flags = o.flags ?? { '--owner-key-id': publicIdentity(world.owner).keyId, '--coordinator-key-id': world.coordinatorKeyId };
@@ -336,12 +358,21 @@ export async function startPartner(world: AttackWorld, i: number, o: PartnerOpti
 }
 
 /** The attested acceptance a partner node sends (the coordinator records it only with the partner's signature). */
-async function acceptAs(url: string, identity: Identity, jobId: string): Promise<{ client: CoordinatorClient; signed: SignedManifest & { ledgerManifestHash: string } }> {
+async function acceptAs(
+  url: string,
+  identity: Identity,
+  jobId: string,
+): Promise<{ client: CoordinatorClient; signed: SignedManifest & { ledgerManifestHash: string } }> {
   const client = new CoordinatorClient(url, identity);
   const signed = await waitFor(() => client.manifest(jobId).catch(() => null), `job ${jobId} to be registered`, 30_000, POLL_MS);
   const m = signed.manifest;
   const statement = attestPayload(
-    { jobId, partner: publicIdentity(identity).keyId, manifestHash: signed.ledgerManifestHash, policy: { maxEpsilon: m.dp?.targetEpsilon ?? 1e9, maxDelta: m.dp?.delta ?? 0.5 } },
+    {
+      jobId,
+      partner: publicIdentity(identity).keyId,
+      manifestHash: signed.ledgerManifestHash,
+      policy: { maxEpsilon: m.dp?.targetEpsilon ?? 1e9, maxDelta: m.dp?.delta ?? 0.5 },
+    },
     signerFromSecretKey(identity.signSecretKey),
   );
   await client.accept(jobId, { accepted: true, statement });
@@ -375,7 +406,17 @@ export class CuriousPartner {
     const secretKey = openJobKey(jobId, sealed, Buffer.from(manifest.owner.boxPublicKey, 'base64'), identity);
     const scheme = await openSecureSum(manifest.encryption);
     const d = await world.partnerData(i);
-    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId: publicIdentity(identity).keyId, signer: signerFromSecretKey(identity.signSecretKey), train: d.train, test: d.test, scheme, secretKey, budget: new MemoryBudgetGuard(1e9) });
+    const runtime = new PartnerRuntime<SgdState>({
+      manifest,
+      workload: sgdWorkload,
+      keyId: publicIdentity(identity).keyId,
+      signer: signerFromSecretKey(identity.signSecretKey),
+      train: d.train,
+      test: d.test,
+      scheme,
+      secretKey,
+      budget: new MemoryBudgetGuard(1e9),
+    });
     const p = new CuriousPartner(client, manifest, runtime, scheme, scheme.cipher(secretKey));
     world.cleanups.push(() => p.dispose());
     return p;

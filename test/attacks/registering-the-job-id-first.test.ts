@@ -46,7 +46,9 @@ describe.concurrent('attack: registering the job id first', () => {
     await impostor?.close();
   });
 
-  it('an outsider who registers the job id first, naming itself owner, with plain-insecure aggregation and quorum 1, is refused by a partner pinned to its real owner', async ({ expect }) => {
+  it('an outsider who registers the job id first, naming itself owner, with plain-insecure aggregation and quorum 1, is refused by a partner pinned to its real owner', async ({
+    expect,
+  }) => {
     const { manifest, signed } = defineJob(world, {
       jobId: 'squat-headline',
       owner: outsider,
@@ -61,7 +63,8 @@ describe.concurrent('attack: registering the job id first', () => {
       // What the outsider gets for it: the partner's update in plaintext, weight = training rows / 10⁴.
       const up = await waitFor(() => uploads(world, node.keyId)[0], 'the partner to upload', 20_000).catch(() => null);
       const vec = up && readPlaintextVector(uploadParts(up.body).update);
-      if (vec) read = `; the outsider read its plaintext update: weight ${vec[vec.length - 1]} = ${Math.round(vec[vec.length - 1] * WEIGHT_UNIT)} training rows (true: ${(await world.partnerData(0)).train.n})`;
+      if (vec)
+        read = `; the outsider read its plaintext update: weight ${vec[vec.length - 1]} = ${Math.round(vec[vec.length - 1] * WEIGHT_UNIT)} training rows (true: ${(await world.partnerData(0)).train.n})`;
       await node.kill();
     }
     expect(v.accepted, `the partner accepted the outsider's job${read}`).toBe(false);
@@ -77,7 +80,10 @@ describe.concurrent('attack: registering the job id first', () => {
       flags: { '--coordinator-key-id': world.coordinatorKeyId },
     });
     const v = await verdictOf(world, node, manifest.jobId);
-    expect(v.accepted, `a partner whose policy trusts only owner ${publicIdentity(world.owner).keyId} accepted a job owned by ${publicIdentity(outsider).keyId}`).toBe(false);
+    expect(
+      v.accepted,
+      `a partner whose policy trusts only owner ${publicIdentity(world.owner).keyId} accepted a job owned by ${publicIdentity(outsider).keyId}`,
+    ).toBe(false);
     expect(v.uploaded).toBe(0);
   }, 240_000);
 
@@ -90,7 +96,10 @@ describe.concurrent('attack: registering the job id first', () => {
       flags: { '--owner-key-id': publicIdentity(world.owner).keyId, '--coordinator-key-id': world.coordinatorKeyId },
     });
     const v = await verdictOf(world, node, manifest.jobId);
-    expect(v.accepted, `a partner started with --owner-key-id ${publicIdentity(world.owner).keyId} accepted a job owned by ${publicIdentity(outsider).keyId}`).toBe(false);
+    expect(
+      v.accepted,
+      `a partner started with --owner-key-id ${publicIdentity(world.owner).keyId} accepted a job owned by ${publicIdentity(outsider).keyId}`,
+    ).toBe(false);
     expect(v.uploaded).toBe(0);
   }, 240_000);
 

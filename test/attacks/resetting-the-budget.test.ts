@@ -50,7 +50,10 @@ describe.concurrent('attack: resetting the budget by deleting or editing its fil
     startOwner(world, second.signed);
     const again = await startPartner(world, 0, { jobId: 'budget-second', policyFile: policy, stateDir: home });
     const v = await verdictOf(world, again, 'budget-second');
-    expect(v.accepted, `with its budget file deleted, the partner accepted a new job although its ledger records ${spent.length} charge(s) of job budget-first`).toBe(false);
+    expect(
+      v.accepted,
+      `with its budget file deleted, the partner accepted a new job although its ledger records ${spent.length} charge(s) of job budget-first`,
+    ).toBe(false);
     expect(v.exit?.code, 'the partner refuses to start').not.toBe(0);
   }, 120_000);
 

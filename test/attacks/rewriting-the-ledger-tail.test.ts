@@ -31,7 +31,11 @@ import {
   type PartnerNode,
 } from './harness.ts';
 
-type AuditJson = { ok: boolean; findings: { code: string; message: string; severity: string }[]; partners: { partner: string; epsilon: number | null; rounds: number }[] };
+type AuditJson = {
+  ok: boolean;
+  findings: { code: string; message: string; severity: string }[];
+  partners: { partner: string; epsilon: number | null; rounds: number }[];
+};
 
 /** `fedmark audit … --json`: exit code, and the parsed result when it printed one. */
 async function audit(args: string[]): Promise<{ code: number; result: AuditJson | null; output: string }> {
@@ -77,13 +81,26 @@ describe.concurrent('attack: rewriting the ledger tail', () => {
     await world?.close();
   });
 
-  it('a coordinator that deletes its evaluation and final-model entries, appends its own job.halt and re-signs the head is caught by the audit with both partner ledgers', async ({ expect }) => {
+  it('a coordinator that deletes its evaluation and final-model entries, appends its own job.halt and re-signs the head is caught by the audit with both partner ledgers', async ({
+    expect,
+  }) => {
     const path = copy();
     const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
     const cut = readLedgerLines(path).findIndex((e) => e.type === 'evaluation');
-    expect(readLedgerLines(path).slice(cut).map((e) => e.type), 'the genuine ledger ends with the evaluation and final-model entries').toEqual(['evaluation', 'model.final']);
+    expect(
+      readLedgerLines(path)
+        .slice(cut)
+        .map((e) => e.type),
+      'the genuine ledger ends with the evaluation and final-model entries',
+    ).toEqual(['evaluation', 'model.final']);
     // Cut them off, drop the head pointer, and let the ledger writer sign what comes next.
-    writeFileSync(path, lines.slice(0, cut).map((l) => `${l}\n`).join(''));
+    writeFileSync(
+      path,
+      lines
+        .slice(0, cut)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
     rmSync(`${path}.head`);
     const w = LedgerWriter.open(path, signerFromSecretKey(coordinator.signSecretKey));
     w.append('job.halt', { jobId, reason: 'halted by the coordinator: no model was produced', afterRound: 1 } satisfies PayloadInput<'job.halt'>);
@@ -92,18 +109,26 @@ describe.concurrent('attack: rewriting the ledger tail', () => {
 
     const r = await audit([path, '--partner', ...partners.map((p) => p.ledgerPath)]);
     expect(r.result, r.output).not.toBeNull();
-    expect(r.result!.ok, `fedmark audit accepts a ledger whose evaluation and model.final entries (both in the partners' ledgers) were replaced by a coordinator-signed job.halt; findings: ${JSON.stringify(r.result!.findings.map((f) => f.code))}`).toBe(false);
+    expect(
+      r.result!.ok,
+      `fedmark audit accepts a ledger whose evaluation and model.final entries (both in the partners' ledgers) were replaced by a coordinator-signed job.halt; findings: ${JSON.stringify(r.result!.findings.map((f) => f.code))}`,
+    ).toBe(false);
     expect(r.code).toBe(1);
   }, 60_000);
 
   it('a missing head pointer is an error, not a warning', async ({ expect }) => {
     const r = await audit([copy(false), '--partner', ...partners.map((p) => p.ledgerPath)]);
     expect(r.result, r.output).not.toBeNull();
-    expect(r.result!.ok, `fedmark audit passes a job ledger without its head pointer; findings: ${JSON.stringify(r.result!.findings.map((f) => `${f.severity}:${f.code}`))}`).toBe(false);
+    expect(
+      r.result!.ok,
+      `fedmark audit passes a job ledger without its head pointer; findings: ${JSON.stringify(r.result!.findings.map((f) => `${f.severity}:${f.code}`))}`,
+    ).toBe(false);
     expect(r.code).toBe(1);
   }, 60_000);
 
-  it('a ledger re-signed from genesis under another owner key fails --trusted-owner, and one under another coordinator key fails --trusted-coordinator', async ({ expect }) => {
+  it('a ledger re-signed from genesis under another owner key fails --trusted-owner, and one under another coordinator key fails --trusted-coordinator', async ({
+    expect,
+  }) => {
     const genuine = readLedgerLines(jobLedgerPath(world, jobId))[0].payload as PayloadInput<'job.manifest'>;
     const forge = (owner: Identity, coord: Identity) => {
       const dir = join(world.dir, `forged-${n++}`);
@@ -124,7 +149,10 @@ describe.concurrent('attack: rewriting the ledger tail', () => {
     const byOtherCoordinator = await audit([forge(world.owner, generateIdentity('another-coordinator')), ...trust]);
     const control = await audit([jobLedgerPath(world, jobId), '--partner', ...partners.map((p) => p.ledgerPath), ...trust]);
 
-    expect(byOtherOwner.result, `the forged ledger audits ok=${untrusted.result?.ok} without trust options; with them: ${byOtherOwner.output.trim()}`).not.toBeNull();
+    expect(
+      byOtherOwner.result,
+      `the forged ledger audits ok=${untrusted.result?.ok} without trust options; with them: ${byOtherOwner.output.trim()}`,
+    ).not.toBeNull();
     expect(byOtherOwner.result!.ok, 'a ledger whose manifest is signed by another owner passes --trusted-owner').toBe(false);
     expect(byOtherOwner.result!.findings.some((f) => /owner/i.test(`${f.code} ${f.message}`))).toBe(true);
     expect(byOtherCoordinator.result, `fedmark audit --trusted-coordinator: ${byOtherCoordinator.output}`).not.toBeNull();
@@ -147,7 +175,10 @@ describe.concurrent('attack: rewriting the ledger tail', () => {
     expect(charged.length, 'the partner charged its budget for the attempts it uploaded to').toBeGreaterThan(0);
     const own = releasesOf(ledgerCharges(a.ledgerPath, manifest.jobId));
     const coord = releasesOf(ledgerCharges(jobLedgerPath(world, manifest.jobId), manifest.jobId, a.keyId));
-    const expected = composedEpsilon(charged.map((c) => c.event), charged[0].delta ?? manifest.dp!.delta);
+    const expected = composedEpsilon(
+      charged.map((c) => c.event),
+      charged[0].delta ?? manifest.dp!.delta,
+    );
     const r = await audit([jobLedgerPath(world, manifest.jobId), '--partner', a.ledgerPath]);
     const eps = r.result?.partners.find((p) => p.partner === a.keyId)?.epsilon ?? null;
     const summary = `budget charged attempts ${releasesOf(charged).join(', ')} (ε ${expected.toFixed(4)}); partner ledger records ${own.join(', ') || 'none'}; coordinator ledger records ${coord.join(', ') || 'none'}; audit ε ${eps}`;

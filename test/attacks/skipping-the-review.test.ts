@@ -23,7 +23,9 @@ import {
 async function outcome(world: AttackWorld, node: PartnerNode, jobId: string) {
   await waitFor(() => uploads(world, node.keyId).length > 0 || !node.proc.running, `${node.proc.name} to upload or exit`, 45_000);
   await node.kill();
-  const own = readLedgerLines(node.ledgerPath).filter((e) => e.payload.jobId === jobId).map((e) => e.type);
+  const own = readLedgerLines(node.ledgerPath)
+    .filter((e) => e.payload.jobId === jobId)
+    .map((e) => e.type);
   return { uploaded: uploads(world, node.keyId).length, ledger: own };
 }
 
@@ -45,13 +47,25 @@ describe.concurrent('attack: skipping the review', () => {
       const s = parseJson<{ partners: { keyId: string; status: string }[]; round: number; state: string } & Record<string, unknown>>(real);
       const lie = { ...s, partners: s.partners.map((p) => (p.keyId === victim ? { ...p, status: 'accepted' } : p)) };
       // Nobody really accepted, so the coordinator never opens a round: claim round 1 is open.
-      if (s.round === 0) Object.assign(lie, { state: 'running', round: 1, attempt: 0, roundState: 'open', roundKind: 'train', selected: s.partners.map((p) => p.keyId), submitted: [] });
+      if (s.round === 0)
+        Object.assign(lie, {
+          state: 'running',
+          round: 1,
+          attempt: 0,
+          roundState: 'open',
+          roundKind: 'train',
+          selected: s.partners.map((p) => p.keyId),
+          submitted: [],
+        });
       return jsonResponse(200, lie);
     });
     startOwner(world, signed);
     const node = await startPartner(world, 0, { jobId: manifest.jobId, policyFile: writePolicy(world, 0, manifest, { allowedPurposes: ['churn-model'] }) });
     const o = await outcome(world, node, manifest.jobId);
-    expect(o.uploaded, `the partner trained on a job whose purpose "credit-scoring" its policy forbids and uploaded ${o.uploaded} update(s); its ledger for the job: ${o.ledger.join(', ') || 'empty'}`).toBe(0);
+    expect(
+      o.uploaded,
+      `the partner trained on a job whose purpose "credit-scoring" its policy forbids and uploaded ${o.uploaded} update(s); its ledger for the job: ${o.ledger.join(', ') || 'empty'}`,
+    ).toBe(0);
     expect(o.ledger, 'its own ledger records the refusal').toContain('partner.refusal');
   }, 240_000);
 
@@ -69,7 +83,10 @@ describe.concurrent('attack: skipping the review', () => {
     });
     await acceptOnly(world, 1, manifest.jobId);
     const o = await outcome(world, node, manifest.jobId);
-    expect(o.uploaded, `the partner trained on a non-private job with purpose "credit-scoring" and columns ${forbidden.join(', ')} its policy forbids, and uploaded ${o.uploaded} update(s); its ledger for the job: ${o.ledger.join(', ')}`).toBe(0);
+    expect(
+      o.uploaded,
+      `the partner trained on a non-private job with purpose "credit-scoring" and columns ${forbidden.join(', ')} its policy forbids, and uploaded ${o.uploaded} update(s); its ledger for the job: ${o.ledger.join(', ')}`,
+    ).toBe(0);
     expect(o.ledger, 'its own ledger records the refusal').toContain('partner.refusal');
   }, 240_000);
 });

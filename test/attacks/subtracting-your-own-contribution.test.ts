@@ -48,7 +48,10 @@ describe('attack: subtracting your own contribution', () => {
       jobId: 'subtract-1',
       rounds: R,
       // A small MLP (random initial weights, so scores spread over the bins) that barely learns.
-      overrides: { model: { kind: 'mlp', hidden: [4], activation: 'relu' }, localTraining: { epochs: 1, batchSize: 128, learningRate: 1e-9, optimizer: 'sgd', l2: 0, samplingRate: 0.02 } },
+      overrides: {
+        model: { kind: 'mlp', hidden: [4], activation: 'relu' },
+        localTraining: { epochs: 1, batchSize: 128, learningRate: 1e-9, optimizer: 'sgd', l2: 0, samplingRate: 0.02 },
+      },
     });
     const victim = await world.partnerData(0);
     const leaver = victim.test.ids![0];
@@ -67,10 +70,15 @@ describe('attack: subtracting your own contribution', () => {
 
     for (let round = 1; round <= R + 1; round++) {
       const kind = round <= R ? 'train' : 'evaluate';
-      await waitFor(async () => {
-        const s = await status();
-        return s.round === round && s.roundState === 'open';
-      }, `round ${round} to open`, 30_000, POLL_MS);
+      await waitFor(
+        async () => {
+          const s = await status();
+          return s.round === round && s.roundState === 'open';
+        },
+        `round ${round} to open`,
+        30_000,
+        POLL_MS,
+      );
       const mine = await curious.submit(round, kind);
       await waitFor(async () => (await status()).closedRounds.includes(round), `round ${round} to close`, 30_000, POLL_MS);
       const lengths = Object.fromEntries(uploadMeta(mine).parts.map((p) => [p.name, p.length]));
@@ -82,7 +90,10 @@ describe('attack: subtracting your own contribution', () => {
       const evalSum = await curious.decryptPublished(round, 'evaluation', lengths.evaluation);
       if (evalSum) {
         const own = curious.decryptOwn(mine, 'evaluation', lengths.evaluation);
-        victimEval.set(round, evalSum.map((x, i) => x - own[i]));
+        victimEval.set(
+          round,
+          evalSum.map((x, i) => x - own[i]),
+        );
       }
       // The customer withdraws consent after round 1: the victim leaves its row out from round 2 on.
       if (round === 1) writeFileSync(withdrawnFile, `${leaver}\n`);
@@ -95,7 +106,8 @@ describe('attack: subtracting your own contribution', () => {
     const holdout = (round: number) => (round === 1 ? victim.test.n : victim.test.n - 1);
     const recoveredRows = victimWeight.map((w) => w * WEIGHT_UNIT);
     const leaks: string[] = [];
-    if (recoveredRows.every((r) => near(r, rows))) leaks.push(`training rows: recovered ${recoveredRows.map((r) => r.toFixed(6)).join(', ')} for the victim's ${rows}`);
+    if (recoveredRows.every((r) => near(r, rows)))
+      leaks.push(`training rows: recovered ${recoveredRows.map((r) => r.toFixed(6)).join(', ')} for the victim's ${rows}`);
     const evals = [...victimEval];
     const holdoutRead = evals.map(([, v]) => v[layout.sums + 2]);
     if (evals.length && evals.every(([r, v]) => near(v[layout.sums + 2], holdout(r)))) {
@@ -106,14 +118,17 @@ describe('attack: subtracting your own contribution', () => {
       const global = Array.from(v.subarray(layout.globalPos, layout.globalNeg + layout.bins)).reduce((a, b) => a + b, 0);
       return cells.every(isInt) && near(global, holdout(r));
     };
-    if (evals.length && evals.every(exactHistogram)) leaks.push(`score histograms: rounds ${evals.map(([r]) => r).join(', ')} decrypt to exact integer counts summing to the hold-out size`);
+    if (evals.length && evals.every(exactHistogram))
+      leaks.push(`score histograms: rounds ${evals.map(([r]) => r).join(', ')} decrypt to exact integer counts summing to the hold-out size`);
     const h1 = victimEval.get(1);
     const h2 = victimEval.get(2);
     if (h1 && h2) {
       const diff = countCells(h2).map((x, i) => x - countCells(h1)[i]);
       const changed = diff.filter((d) => !near(d, 0, 1e-6));
       if (changed.length > 0 && changed.length <= 1 + layout.segments.length && changed.every((d) => near(d, -1, 1e-6))) {
-        leaks.push(`consent withdrawal: rounds 1 → 2 differ in exactly ${changed.length} count cell(s), each by −1 (the customer's score bin, label and sensitive groups)`);
+        leaks.push(
+          `consent withdrawal: rounds 1 → 2 differ in exactly ${changed.length} count cell(s), each by −1 (the customer's score bin, label and sensitive groups)`,
+        );
       }
     }
     // Σ log loss and Σ squared error are released too: with the model frozen, two later rounds over the

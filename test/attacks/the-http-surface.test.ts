@@ -112,27 +112,36 @@ describe('attack: the HTTP surface', () => {
     }
   }, 60_000);
 
-  it.skipIf(process.platform !== 'linux')('an unauthenticated 60 MiB PUT is refused before its body is read (coordinator process memory)', async () => {
-    const port = await freePort();
-    coordinatorProc = new NodeProcess('coordinator', CLI_MAIN, ['coordinator', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], join(world.dir, 'logs', 'coordinator.log'));
-    const listening = coordinatorProc.waitForLine((l) => l.includes('listening on'), 30_000, 'listening line');
-    coordinatorProc.start();
-    await listening;
-    const url = `http://127.0.0.1:${port}`;
-    // Warm up the request path (parsers, routes, error handler) so the baseline includes it.
-    for (let i = 0; i < 5; i++) await bigPut(url, '/v1/jobs/warm-up-job/rounds/1/submission', 4096);
-    const before = memoryOf(coordinatorProc.pid!);
-    const r = await bigPut(url, '/v1/jobs/any-job/rounds/1/submission', 60 * MiB);
-    await new Promise((res) => setTimeout(res, 200));
-    const after = memoryOf(coordinatorProc.pid!);
-    const grew = (after.peak - before.peak) / MiB;
-    expect(r.status === null || (r.status >= 400 && r.status < 500), `answer: ${JSON.stringify(r)}`).toBe(true);
-    expect(
-      grew,
-      `an unauthenticated 60 MiB PUT raised the coordinator's peak memory by ${grew.toFixed(1)} MiB (RSS ${(before.rss / MiB).toFixed(0)} → ${(after.rss / MiB).toFixed(0)} MiB); answer ${r.status ?? r.error} after ${(r.sentBeforeAnswer / MiB).toFixed(0)} MiB sent`,
-    ).toBeLessThan(16);
-    coordinatorProc.close();
-  }, 240_000);
+  it.skipIf(process.platform !== 'linux')(
+    'an unauthenticated 60 MiB PUT is refused before its body is read (coordinator process memory)',
+    async () => {
+      const port = await freePort();
+      coordinatorProc = new NodeProcess(
+        'coordinator',
+        CLI_MAIN,
+        ['coordinator', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'],
+        join(world.dir, 'logs', 'coordinator.log'),
+      );
+      const listening = coordinatorProc.waitForLine((l) => l.includes('listening on'), 30_000, 'listening line');
+      coordinatorProc.start();
+      await listening;
+      const url = `http://127.0.0.1:${port}`;
+      // Warm up the request path (parsers, routes, error handler) so the baseline includes it.
+      for (let i = 0; i < 5; i++) await bigPut(url, '/v1/jobs/warm-up-job/rounds/1/submission', 4096);
+      const before = memoryOf(coordinatorProc.pid!);
+      const r = await bigPut(url, '/v1/jobs/any-job/rounds/1/submission', 60 * MiB);
+      await new Promise((res) => setTimeout(res, 200));
+      const after = memoryOf(coordinatorProc.pid!);
+      const grew = (after.peak - before.peak) / MiB;
+      expect(r.status === null || (r.status >= 400 && r.status < 500), `answer: ${JSON.stringify(r)}`).toBe(true);
+      expect(
+        grew,
+        `an unauthenticated 60 MiB PUT raised the coordinator's peak memory by ${grew.toFixed(1)} MiB (RSS ${(before.rss / MiB).toFixed(0)} → ${(after.rss / MiB).toFixed(0)} MiB); answer ${r.status ?? r.error} after ${(r.sentBeforeAnswer / MiB).toFixed(0)} MiB sent`,
+      ).toBeLessThan(16);
+      coordinatorProc.close();
+    },
+    240_000,
+  );
 
   it('an unknown job id and a bad signature on a known job get indistinguishable answers (no job-existence oracle)', async () => {
     const { manifest, signed } = defineJob(world, { jobId: 'http-known-job' });
@@ -146,7 +155,9 @@ describe('attack: the HTTP surface', () => {
       'stranger key, valid signature': [await signedGet(url, stranger, unknownJob), await signedGet(url, stranger, manifest.jobId)],
     };
     for (const [what, [unknown, known]] of Object.entries(pairs)) {
-      expect(`${known.status} ${known.body}`, `${what}: unknown job → ${unknown.status} ${unknown.body}; known job → ${known.status} ${known.body}`).toBe(`${unknown.status} ${unknown.body}`);
+      expect(`${known.status} ${known.body}`, `${what}: unknown job → ${unknown.status} ${unknown.body}; known job → ${known.status} ${known.body}`).toBe(
+        `${unknown.status} ${unknown.body}`,
+      );
     }
   }, 60_000);
 });

@@ -48,15 +48,24 @@ describe('attack: unrounded decryptions', () => {
     await Promise.all(nodes.map((n) => n.exit()));
 
     const finalHash = (path: string) => readLedgerLines(path).find((e) => e.type === 'model.final' && e.payload.jobId === manifest.jobId)?.payload.modelHash;
-    expect(nodes.map((n) => finalHash(n.ledgerPath)), 'every partner ends with the owner’s model').toEqual(nodes.map(() => result.modelHash));
+    expect(
+      nodes.map((n) => finalHash(n.ledgerPath)),
+      'every partner ends with the owner’s model',
+    ).toEqual(nodes.map(() => result.modelHash));
     expect(finalHash(jobLedgerPath(world, manifest.jobId))).toBe(result.modelHash);
 
     const params = Array.from(result.finalState.params);
     const counts = [...result.roundMetrics.map((r) => r.metrics), result.finalMetrics].flatMap((m) => (m ? [m.n, m.positives, m.negatives] : []));
-    const show = (xs: number[]) => xs.slice(0, 4).map((x) => x.toPrecision(17)).join(', ');
+    const show = (xs: number[]) =>
+      xs
+        .slice(0, 4)
+        .map((x) => x.toPrecision(17))
+        .join(', ');
     const paramGrid = coarsestGrid(params);
     const countGrid = coarsestGrid(counts);
     expect.soft(paramGrid ?? 0, `model parameters lie on no grid coarser than 2^-40 / 1e-12 (e.g. ${show(params)})`).toBeGreaterThanOrEqual(MIN_QUANTUM);
-    expect.soft(countGrid ?? 0, `evaluation counts (n, positives, negatives of every round) lie on no grid coarser than 2^-40 / 1e-12 (e.g. ${show(counts)})`).toBeGreaterThanOrEqual(MIN_QUANTUM);
+    expect
+      .soft(countGrid ?? 0, `evaluation counts (n, positives, negatives of every round) lie on no grid coarser than 2^-40 / 1e-12 (e.g. ${show(counts)})`)
+      .toBeGreaterThanOrEqual(MIN_QUANTUM);
   }, 240_000);
 });

@@ -121,7 +121,7 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
     if (root && !process.env.FEDMARK_KEEP_TEST_DIR) rmSync(root, { recursive: true, force: true });
   });
 
-  it('killed after writing round 1\'s ledger entry but before opening round 2: the restart does not record round 1 again', async () => {
+  it("killed after writing round 1's ledger entry but before opening round 2: the restart does not record round 1 again", async () => {
     // JobEngine.advance appends the `round` entry, then opens the next round in a separate SQLite
     // transaction; after a kill between the two the restarted coordinator redoes the step, and the
     // redo-safe ledger append must not record the round a second time.
@@ -130,14 +130,16 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
       rounds: 2,
       at: (what, args) => what === 'store.insertRound' && (args[0] as { round: number }).round === 2,
     });
-    const rounds = readLedger(r.ledgerPath).entries.filter((e) => e.type === 'round').map((e) => (e.payload as { round: number }).round);
+    const rounds = readLedger(r.ledgerPath)
+      .entries.filter((e) => e.type === 'round')
+      .map((e) => (e.payload as { round: number }).round);
     expect(r.status.round, 'the restarted coordinator opened round 2').toBe(2);
     expect(rounds, 'round entries in the job ledger').toEqual([1]);
     const audit = auditLedgers({ coordinator: r.ledgerPath, epsilonOf: composedEpsilon, allowRunning: true });
     expect(audit.findings.filter((x) => x.severity === 'error' && x.code !== 'DP_RECORD_MISSING').map((x) => `${x.code}: ${x.message}`)).toEqual([]);
   }, 60_000);
 
-  it('killed after committing the last round\'s close but before its ledger entries: the restart still writes `evaluation` and `model.final`', async () => {
+  it("killed after committing the last round's close but before its ledger entries: the restart still writes `evaluation` and `model.final`", async () => {
     // closeRound writes `evaluation` and `model.final` before it commits the job as completed; a kill
     // at the first ledger write must leave a job the restarted coordinator completes, with both entries.
     const r = await crashAndRestart(fixture, root, {
@@ -147,7 +149,10 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
     });
     expect(r.status.state).toBe('completed');
     const types = readLedger(r.ledgerPath).entries.map((e) => e.type);
-    expect(types.filter((t) => t === 'evaluation' || t === 'model.final'), 'final entries in the job ledger').toEqual(['evaluation', 'model.final']);
+    expect(
+      types.filter((t) => t === 'evaluation' || t === 'model.final'),
+      'final entries in the job ledger',
+    ).toEqual(['evaluation', 'model.final']);
     const audit = auditLedgers({ coordinator: r.ledgerPath, epsilonOf: composedEpsilon });
     expect(audit.findings.filter((x) => x.severity === 'error' && x.code !== 'DP_RECORD_MISSING').map((x) => `${x.code}: ${x.message}`)).toEqual([]);
   }, 60_000);

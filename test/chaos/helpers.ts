@@ -13,7 +13,7 @@ import { loadSchema, type DatasetSchema } from '../../src/data/schema.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import type { SubmissionRecord } from '../../src/federation/submission-record.ts';
-import { parseManifest, signManifest, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest, type JobManifest, type SignedManifest, MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { StateTracker } from '../../src/federation/state-tracker.ts';
 import { decodePart, wireLength } from '../../src/federation/part-encoding.ts';
 import { planOf } from '../../src/federation/workload.ts';
@@ -30,7 +30,6 @@ export const HOLDOUT = 0.2;
 export const SPLIT_SEED = 7;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: partner CSVs, identity files and policies, written once and shared by every run
@@ -105,7 +104,10 @@ export function writePolicies(f: ChaosFixture, manifest: JobManifest, maxEpsilon
   }
 }
 
-export function makeManifest(f: ChaosFixture, o: { jobId: string; rounds: number; epsilon: number | null; seed: number }): { manifest: JobManifest; signed: SignedManifest } {
+export function makeManifest(
+  f: ChaosFixture,
+  o: { jobId: string; rounds: number; epsilon: number | null; seed: number },
+): { manifest: JobManifest; signed: SignedManifest } {
   const manifest = parseManifest({
     ...jobPreset({ jobId: o.jobId, purpose: 'churn-model', schema: f.schema, partners: f.partners.length, rounds: o.rounds, epsilon: o.epsilon, seed: o.seed }),
     schemaVersion: MANIFEST_SCHEMA_VERSION,
@@ -170,7 +172,11 @@ export class NodeProcess {
     this.killing = false;
     this.tail = [];
     this.log.write(`--- start #${this.starts} of ${this.name} at ${new Date().toISOString()}\n`);
-    const child = spawn(process.execPath, ['--import', 'tsx', this.file, ...this.args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+    const child = spawn(process.execPath, ['--import', 'tsx', this.file, ...this.args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env },
+    });
     this.child = child;
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
@@ -299,7 +305,15 @@ export class Supervisor {
   async finished(timeoutMs: number): Promise<ExitRecord[]> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new Error(`nodes did not finish within ${timeoutMs} ms: ${this.nodes.map((n) => `${n.name} (${n.running ? 'running' : 'down'}, ${n.starts} starts)`).join(', ')}`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          rej(
+            new Error(
+              `nodes did not finish within ${timeoutMs} ms: ${this.nodes.map((n) => `${n.name} (${n.running ? 'running' : 'down'}, ${n.starts} starts)`).join(', ')}`,
+            ),
+          ),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([Promise.all(this.nodes.map((n) => this.done.get(n.name)!)), timeout]);
@@ -372,11 +386,20 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
     const tracker = new StateTracker(manifest, sgdWorkload, scheme, sk);
     const updateValues = updateLength(manifest);
     const partSum = (round: number, attempt: number, part: string) =>
-      (db.prepare('SELECT sum FROM round_parts WHERE job_id = ? AND round = ? AND attempt = ? AND part = ?').get(jobId, round, attempt, part) as { sum: Buffer } | undefined)?.sum ?? null;
-    const submissionRows = db.prepare('SELECT round, attempt, key_id FROM submissions WHERE job_id = ? ORDER BY round, attempt, key_id').all(jobId) as StoredJob['submissionRows'];
-    const rows = db
-      .prepare('SELECT round, attempt, kind, state, submissions FROM rounds WHERE job_id = ? ORDER BY round, attempt')
-      .all(jobId) as { round: number; attempt: number; kind: string; state: string; submissions: number }[];
+      (
+        db.prepare('SELECT sum FROM round_parts WHERE job_id = ? AND round = ? AND attempt = ? AND part = ?').get(jobId, round, attempt, part) as
+          { sum: Buffer } | undefined
+      )?.sum ?? null;
+    const submissionRows = db
+      .prepare('SELECT round, attempt, key_id FROM submissions WHERE job_id = ? ORDER BY round, attempt, key_id')
+      .all(jobId) as StoredJob['submissionRows'];
+    const rows = db.prepare('SELECT round, attempt, kind, state, submissions FROM rounds WHERE job_id = ? ORDER BY round, attempt').all(jobId) as {
+      round: number;
+      attempt: number;
+      kind: string;
+      state: string;
+      submissions: number;
+    }[];
     const rounds: StoredRound[] = [];
     const replayed: StoredJob['replayed'] = [];
     try {
@@ -387,7 +410,9 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
         if (updateSum) {
           // Decoded as key holders decode it: the part travels scaled to its declared bound (part-encoding.ts).
           const spec = planOf(sgdWorkload, manifest, r.round).parts.find((p) => p.name === 'update')!;
-          decryptedWeight = decodePart(spec, cipher.decrypt(new Uint8Array(updateSum), wireLength(spec, scheme.maxAbsInput)), scheme.maxAbsInput)[updateValues - 1];
+          decryptedWeight = decodePart(spec, cipher.decrypt(new Uint8Array(updateSum), wireLength(spec, scheme.maxAbsInput)), scheme.maxAbsInput)[
+            updateValues - 1
+          ];
         }
         rounds.push({
           round: r.round,
@@ -402,7 +427,9 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
         });
         if (r.state === 'closed' && r.kind === 'train' && updateSum) {
           // The contents the coordinator publishes with the sums: the stored uploads' signed records.
-          const metas = db.prepare('SELECT meta FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id').all(jobId, r.round, r.attempt) as { meta: string }[];
+          const metas = db
+            .prepare('SELECT meta FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id')
+            .all(jobId, r.round, r.attempt) as { meta: string }[];
           const contents = { round: r.round, attempt: r.attempt, records: metas.map((m) => (JSON.parse(m.meta) as { record: SubmissionRecord }).record) };
           tracker.apply(r.round, tracker.open(r.round, { update: new Uint8Array(updateSum) }, contents, null, 'state'));
           replayed.push({ round: r.round, hash: tracker.hash, params: Float64Array.from(tracker.state.params) });

@@ -121,9 +121,10 @@ function killPlan(seed: number): KillPoint[] {
         return { target: 'coordinator', after: 'closed', round: 1 + rng.int(ROUNDS), delayMs: rng.int(100) };
     }
   })();
-  const client: KillPoint = rng.int(2) === 0
-    ? { target: rng.int(PARTNERS), after: 'submitted', round: 1 + rng.int(ROUNDS), delayMs: rng.int(50) }
-    : { target: rng.int(PARTNERS), after: 'opened', round: 1 + rng.int(ROUNDS), delayMs: rng.int(200) };
+  const client: KillPoint =
+    rng.int(2) === 0
+      ? { target: rng.int(PARTNERS), after: 'submitted', round: 1 + rng.int(ROUNDS), delayMs: rng.int(50) }
+      : { target: rng.int(PARTNERS), after: 'opened', round: 1 + rng.int(ROUNDS), delayMs: rng.int(200) };
   return [coordinator, client];
 }
 
@@ -146,15 +147,41 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const coordinatorDir = join(o.dir, 'coordinator');
-  const coordinator = new NodeProcess('coordinator', CLI_MAIN, ['coordinator', '--port', String(port), '--data-dir', coordinatorDir], join(o.dir, 'coordinator.log'));
+  const coordinator = new NodeProcess(
+    'coordinator',
+    CLI_MAIN,
+    ['coordinator', '--port', String(port), '--data-dir', coordinatorDir],
+    join(o.dir, 'coordinator.log'),
+  );
   const stateDirs = f.partners.map((p) => join(o.dir, p.name));
   // As the demo does: `fedmark partner` cannot create its own state directory (cli/node-commands.ts
   // opens the budget store before anything creates the directory; see docs/RELIABILITY.md).
   for (const d of stateDirs) mkdirSync(d, { recursive: true });
   const clients = f.partners.map((p, i) => {
-    const common = ['--coordinator', url, '--job', o.jobId, '--data', p.csv, '--schema', f.schemaFile, '--identity', p.identityFile, '--state-dir', stateDirs[i], '--poll-ms', String(POLL_MS), '--holdout', String(HOLDOUT), '--split-seed', String(SPLIT_SEED)];
+    const common = [
+      '--coordinator',
+      url,
+      '--job',
+      o.jobId,
+      '--data',
+      p.csv,
+      '--schema',
+      f.schemaFile,
+      '--identity',
+      p.identityFile,
+      '--state-dir',
+      stateDirs[i],
+      '--poll-ms',
+      String(POLL_MS),
+      '--holdout',
+      String(HOLDOUT),
+      '--split-seed',
+      String(SPLIT_SEED),
+    ];
     // DP jobs run the real `fedmark partner`; non-DP jobs need partner-entry.ts (the CLI refuses them).
-    return dp ? new NodeProcess(p.name, CLI_MAIN, ['partner', ...common, '--policy', p.policyFile], join(o.dir, `${p.name}.log`)) : new NodeProcess(p.name, PARTNER_ENTRY, common, join(o.dir, `${p.name}.log`));
+    return dp
+      ? new NodeProcess(p.name, CLI_MAIN, ['partner', ...common, '--policy', p.policyFile], join(o.dir, `${p.name}.log`))
+      : new NodeProcess(p.name, PARTNER_ENTRY, common, join(o.dir, `${p.name}.log`));
   });
   const coordSup = new Supervisor([coordinator], 0);
   const clientSup = new Supervisor(clients, 300);
@@ -187,7 +214,9 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
       partners: f.partners.map((p, i) => join(stateDirs[i], `${p.name}.ledger.jsonl`)),
     };
     const audit = auditLedgers({ coordinator: ledgers.coordinator, partners: ledgers.partners, epsilonOf: composedEpsilon });
-    process.stderr.write(`[chaos] ${o.jobId}: ${((performance.now() - t0) / 1000).toFixed(1)} s; kills ${JSON.stringify(kills.map((k) => ({ at: describePoint(k.point), state: k.state })))}; starts coordinator ${coordinator.starts}, clients ${clients.map((c) => c.starts).join('/')}; unexpected client exits ${clientSup.unexpectedExits.length}; owner ${ownerError ?? 'ok'}\n`);
+    process.stderr.write(
+      `[chaos] ${o.jobId}: ${((performance.now() - t0) / 1000).toFixed(1)} s; kills ${JSON.stringify(kills.map((k) => ({ at: describePoint(k.point), state: k.state })))}; starts coordinator ${coordinator.starts}, clients ${clients.map((c) => c.starts).join('/')}; unexpected client exits ${clientSup.unexpectedExits.length}; owner ${ownerError ?? 'ok'}\n`,
+    );
     return {
       manifest,
       dir: o.dir,
@@ -219,7 +248,12 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
       const budget = join(stateDirs[i], 'privacy-budget.json');
       let charges: number | null = null;
       // Distinct (round, attempt)s charged: one attempt may charge several labelled releases.
-      if (existsSync(budget)) charges = new Set(BudgetStore.open(budget).charges(o.jobId).map((c) => `${c.round}.${c.attempt}`)).size;
+      if (existsSync(budget))
+        charges = new Set(
+          BudgetStore.open(budget)
+            .charges(o.jobId)
+            .map((c) => `${c.round}.${c.attempt}`),
+        ).size;
       return { pending: existsSync(join(stateDirs[i], `${o.jobId}.pending-submission`)), budgetCharges: charges };
     };
     if (point.target === 'coordinator') {
@@ -264,7 +298,10 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
     const source = point.after === 'submitted' ? victim : coordinator;
     const off = source.onLine((_, j) => {
       if (!j) return;
-      const hit = point.after === 'submitted' ? j.msg === 'update submitted' && j.round === point.round : j.msg === 'round opened' && j.round === point.round && j.attempt === 0;
+      const hit =
+        point.after === 'submitted'
+          ? j.msg === 'update submitted' && j.round === point.round
+          : j.msg === 'round opened' && j.round === point.round && j.attempt === 0;
       if (!hit) return;
       off();
       void sleep(point.delayMs).then(async () => {
@@ -312,7 +349,9 @@ function checkRun(r: RunResult, f: ChaosFixture): void {
     if (round.kind === 'train') {
       expect(round.updateSummands, `round ${round.round} update sum summands`).toBe(PARTNERS);
       // The weight slot is Σ rows/WEIGHT_UNIT over the counted updates: a lost or doubled update moves it by ≥ 0.02.
-      expect(Math.abs(round.decryptedWeight! - weight), `round ${round.round} decrypted weight ${round.decryptedWeight} vs ${weight}`).toBeLessThan(weightSlack);
+      expect(Math.abs(round.decryptedWeight! - weight), `round ${round.round} decrypted weight ${round.decryptedWeight} vs ${weight}`).toBeLessThan(
+        weightSlack,
+      );
       trainWeights.push(round.decryptedWeight!);
     } else {
       expect(round.updateSummands).toBeNull();
@@ -370,7 +409,7 @@ describe('crash recovery: SIGKILL of the coordinator and of a partner node at se
     expect(maxAbsDiff(r2, r3)).toBeGreaterThan(1000 * MODEL_TOLERANCE);
   });
 
-  it('the audit accepts a non-DP job\'s ledgers (audit.ok)', () => {
+  it("the audit accepts a non-DP job's ledgers (audit.ok)", () => {
     // A job without DP records no DP parameters; the audit must not demand them (docs/RELIABILITY.md, gap 5).
     expect(baseline.audit.findings.filter((x) => x.severity === 'error').map((x) => x.code)).toEqual([]);
     expect(baseline.audit.ok).toBe(true);
@@ -391,7 +430,7 @@ describe('crash recovery: SIGKILL of the coordinator and of a partner node at se
         expect(run.clientStarts[victim]).toBeGreaterThanOrEqual(2);
       });
 
-      it('finishes with exactly the accepted submissions, clean ledgers, and the uninterrupted run\'s model', () => {
+      it("finishes with exactly the accepted submissions, clean ledgers, and the uninterrupted run's model", () => {
         checkRun(run, fixture);
         const diff = maxAbsDiff(run.stored.replayed[ROUNDS - 1].params, baseline.stored.replayed[ROUNDS - 1].params);
         process.stderr.write(`[chaos] seed ${seed}: max |Δparam| vs the uninterrupted run ${diff.toExponential(2)}\n`);
@@ -401,7 +440,10 @@ describe('crash recovery: SIGKILL of the coordinator and of a partner node at se
       it('partner nodes and the job owner ride out the coordinator restart without crashing', () => {
         // Nodes and the owner ride out the coordinator's restart (docs/RELIABILITY.md, gap 1): no node
         // exits on its own and runJobOwner does not reject.
-        expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({ clients: [], owner: null });
+        expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({
+          clients: [],
+          owner: null,
+        });
       });
     });
   }
@@ -428,7 +470,7 @@ describe('crash recovery: SIGKILL of the coordinator and of a partner node at se
       expect(clientKill.state!.budgetCharges).toBe(ROUNDS);
     });
 
-    it('budgets: one charge per (round, attempt), the budget file\'s ε equals the ε recomputed from the ledger, none over target', () => {
+    it("budgets: one charge per (round, attempt), the budget file's ε equals the ε recomputed from the ledger, none over target", () => {
       const plan = planDp(run.manifest)!;
       for (const [i, p] of fixture.partners.entries()) {
         const store = BudgetStore.open(join(run.stateDirs[i], 'privacy-budget.json'));
@@ -441,11 +483,30 @@ describe('crash recovery: SIGKILL of the coordinator and of a partner node at se
         const budgetEps = store.jobEpsilon(run.manifest.jobId, plan.delta);
         const ledger = readLedger(run.ledgers.partners[i]).entries;
         const rounds = ledger.filter((e) => e.type === 'partner.round').map((e) => (e.payload as { round: number }).round);
-        expect(rounds.filter((x) => x <= ROUNDS), `${p.name} partner.round entries`).toEqual(Array.from({ length: ROUNDS }, (_, k) => k + 1));
+        expect(
+          rounds.filter((x) => x <= ROUNDS),
+          `${p.name} partner.round entries`,
+        ).toEqual(Array.from({ length: ROUNDS }, (_, k) => k + 1));
         // ε recomputed from every release the partner's own ledger records (one entry per attempt).
-        const released = ledger.filter((e) => e.type === 'partner.release').map((e) => e.payload as { round: number; attempt: number; epsilonCumulative: number; releases: { samplingRate: number; noiseMultiplier: number; steps: number }[] });
-        expect(released.map((x) => `${x.round}.${x.attempt}`), `${p.name} partner.release entries`).toEqual(attempts);
-        const recomputed = composedEpsilon(released.flatMap((x) => x.releases.map((e) => ({ samplingRate: e.samplingRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }))), plan.delta);
+        const released = ledger
+          .filter((e) => e.type === 'partner.release')
+          .map(
+            (e) =>
+              e.payload as {
+                round: number;
+                attempt: number;
+                epsilonCumulative: number;
+                releases: { samplingRate: number; noiseMultiplier: number; steps: number }[];
+              },
+          );
+        expect(
+          released.map((x) => `${x.round}.${x.attempt}`),
+          `${p.name} partner.release entries`,
+        ).toEqual(attempts);
+        const recomputed = composedEpsilon(
+          released.flatMap((x) => x.releases.map((e) => ({ samplingRate: e.samplingRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }))),
+          plan.delta,
+        );
         expect(budgetEps).toBeCloseTo(recomputed, 9);
         expect(released.at(-1)!.epsilonCumulative).toBeCloseTo(budgetEps, 9);
         expect(budgetEps).toBeLessThanOrEqual(plan.targetEpsilon + 1e-9);
@@ -458,13 +519,18 @@ describe('crash recovery: SIGKILL of the coordinator and of a partner node at se
     it('finishes with exactly the accepted submissions and clean ledgers; nobody declines a round it already paid for', () => {
       // A node restarted after charging a round must not count that charge twice and decline the
       // round it already paid for (docs/RELIABILITY.md, gap 2).
-      const refusals = readLedger(run.ledgers.coordinator).entries.filter((e) => e.type === 'budget.refusal').map((e) => JSON.stringify(e.payload));
+      const refusals = readLedger(run.ledgers.coordinator)
+        .entries.filter((e) => e.type === 'budget.refusal')
+        .map((e) => JSON.stringify(e.payload));
       expect(refusals, 'budget refusals in the job ledger').toEqual([]);
       checkRun(run, fixture);
     });
 
     it('partner nodes and the job owner ride out the coordinator restart without crashing', () => {
-      expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({ clients: [], owner: null });
+      expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({
+        clients: [],
+        owner: null,
+      });
     });
   });
 });

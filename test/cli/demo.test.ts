@@ -8,7 +8,18 @@ describe('the demo (main job), small: telco churn, 3 partner processes, 2 rounds
   it('runs end to end over HTTP and leaves a model, ledgers that audit clean, and a report', async () => {
     const out = mkdtempSync(join(tmpdir(), 'fedmark-demo-test-'));
     try {
-      const s = await runDemo({ dataset: 'telco', partners: 3, rounds: 2, out, json: true, seed: 5, epsilon: 3, insecurePlaintext: false, model: 'logistic', alpha: 1 });
+      const s = await runDemo({
+        dataset: 'telco',
+        partners: 3,
+        rounds: 2,
+        out,
+        json: true,
+        seed: 5,
+        epsilon: 3,
+        insecurePlaintext: false,
+        model: 'logistic',
+        alpha: 1,
+      });
       expect(s.dataset).toBe('telco-churn');
       expect(s.partners).toBe(3);
       expect(s.rounds).toBe(2);
@@ -30,7 +41,12 @@ describe('the demo (main job), small: telco churn, 3 partner processes, 2 rounds
       }
       expect(s.audit).toEqual({ ok: true, findings: [] });
       const files = readdirSync(out);
-      expect(files.filter((f) => f.endsWith('.ledger.jsonl')).sort()).toEqual(['coordinator.ledger.jsonl', 'partner-a.ledger.jsonl', 'partner-b.ledger.jsonl', 'partner-c.ledger.jsonl']);
+      expect(files.filter((f) => f.endsWith('.ledger.jsonl')).sort()).toEqual([
+        'coordinator.ledger.jsonl',
+        'partner-a.ledger.jsonl',
+        'partner-b.ledger.jsonl',
+        'partner-c.ledger.jsonl',
+      ]);
       expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
       expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain(s.auc.federatedFromHistograms.toFixed(4));
       expect(existsSync(join(out, 'model-card.md'))).toBe(true);
@@ -44,7 +60,18 @@ describe('the demo (main job), small: telco churn, 3 partner processes, 2 rounds
   it('--model gbdt: trees through the same nodes, saved as XGBoost JSON, ledgers that audit clean', async () => {
     const out = mkdtempSync(join(tmpdir(), 'fedmark-demo-gbdt-test-'));
     try {
-      const s = await runDemo({ dataset: 'telco', partners: 3, rounds: 1, out, json: true, seed: 5, epsilon: 3, insecurePlaintext: false, model: 'gbdt', alpha: 1 });
+      const s = await runDemo({
+        dataset: 'telco',
+        partners: 3,
+        rounds: 1,
+        out,
+        json: true,
+        seed: 5,
+        epsilon: 3,
+        insecurePlaintext: false,
+        model: 'gbdt',
+        alpha: 1,
+      });
       expect(s.model).toBe('gbdt');
       expect(s.rounds).toBeGreaterThan(10);
       expect(s.auc.federated).toBeGreaterThan(0.75);

@@ -51,12 +51,38 @@ async function deployment(dir: string, names: string[], rows: number) {
 
 /** A partner's policy (the manifest's columns, purpose `churn-model`, ε ≤ 2 per job, jobs of the owner `ownerKeyId` only) and its node as a process. */
 function startPartner(dir: string, url: string, jobId: string, name: string, columns: string[], ownerKeyId: string, command = 'partner') {
-  writeFileSync(join(dir, `${name}.policy.json`), JSON.stringify({
-    partner: name, datasetId: `${name}-customers`, maxEpsilonPerJob: 2, lifetimeEpsilon: 5, maxDelta: 1e-5,
-    allowedColumns: columns, allowedPurposes: ['churn-model'], trustedOwnerKeyIds: [ownerKeyId],
-  }));
-  return start(command, '--coordinator', url, '--job', jobId, '--data', join(dir, `${name}.csv`), '--schema', BUNDLED_DATASETS['telco-churn'].schema,
-    '--identity', join(dir, `${name}.key.json`), '--policy', join(dir, `${name}.policy.json`), '--state-dir', join(dir, name), '--poll-ms', '100');
+  writeFileSync(
+    join(dir, `${name}.policy.json`),
+    JSON.stringify({
+      partner: name,
+      datasetId: `${name}-customers`,
+      maxEpsilonPerJob: 2,
+      lifetimeEpsilon: 5,
+      maxDelta: 1e-5,
+      allowedColumns: columns,
+      allowedPurposes: ['churn-model'],
+      trustedOwnerKeyIds: [ownerKeyId],
+    }),
+  );
+  return start(
+    command,
+    '--coordinator',
+    url,
+    '--job',
+    jobId,
+    '--data',
+    join(dir, `${name}.csv`),
+    '--schema',
+    BUNDLED_DATASETS['telco-churn'].schema,
+    '--identity',
+    join(dir, `${name}.key.json`),
+    '--policy',
+    join(dir, `${name}.policy.json`),
+    '--state-dir',
+    join(dir, name),
+    '--poll-ms',
+    '100',
+  );
 }
 
 describe('a deployment from the command line: keys, coordinator, two partner nodes, the owner, audit, report, data-subject request', () => {
@@ -69,17 +95,44 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       children.push(coordinator);
 
       // The owner writes the manifest first, so the partners' policies can name its columns and purpose.
-      const common = ['--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'churn-q4', '--schema', BUNDLED_DATASETS['telco-churn'].schema,
-        '--partner', join(dir, 'telco-north.pub.json'), join(dir, 'telco-south.pub.json'), '--purpose', 'churn-model', '--rounds', '2', '--epsilon', '2', '--out', join(dir, 'owner')];
+      const common = [
+        '--coordinator',
+        url,
+        '--identity',
+        join(dir, 'owner.key.json'),
+        '--job',
+        'churn-q4',
+        '--schema',
+        BUNDLED_DATASETS['telco-churn'].schema,
+        '--partner',
+        join(dir, 'telco-north.pub.json'),
+        join(dir, 'telco-south.pub.json'),
+        '--purpose',
+        'churn-model',
+        '--rounds',
+        '2',
+        '--epsilon',
+        '2',
+        '--out',
+        join(dir, 'owner'),
+      ];
       const m = run('job', 'run', ...common, '--manifest-only');
       expect(m.status, m.stderr).toBe(0);
       const manifest = JSON.parse(readFileSync(join(dir, 'owner', 'manifest.json'), 'utf8')) as { dataset: { columns: string[] } };
       // `fedmark client` is the old name of `fedmark partner`, kept as an alias: run one node under each.
-      for (const name of ['telco-north', 'telco-south']) children.push(startPartner(dir, url, 'churn-q4', name, manifest.dataset.columns, ownerKeyId, name === 'telco-north' ? 'partner' : 'client'));
+      for (const name of ['telco-north', 'telco-south'])
+        children.push(startPartner(dir, url, 'churn-q4', name, manifest.dataset.columns, ownerKeyId, name === 'telco-north' ? 'partner' : 'client'));
       const owner = start('job', 'run', ...common);
       children.push(owner);
       expect(await exited(owner), owner.output()).toBe(0);
-      const result = JSON.parse(owner.output().trim().split('\n').filter((l) => l.startsWith('{"jobId"')).at(-1)!) as { state: string; auc: number; modelHash: string };
+      const result = JSON.parse(
+        owner
+          .output()
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('{"jobId"'))
+          .at(-1)!,
+      ) as { state: string; auc: number; modelHash: string };
       expect(result.state).toBe('completed');
       // The owner's AUC comes from the DP-noised score histograms of 2 × 80 hold-out rows: an
       // estimate, not a measurement. The released model itself is measured on telco rows no
@@ -111,8 +164,19 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       writeFileSync(tampered, readFileSync(ledger, 'utf8').replace('"noiseMultiplier":', '"noiseMultiplier":9'));
       expect(run('audit', tampered).status).toBe(1);
 
-      const report = run('report', '--manifest', join(dir, 'owner', 'manifest.json'), '--ledger', ledger, '--partner', ...partnerLedgers,
-        '--evaluation', join(dir, 'owner', 'evaluation.json'), '--out', join(dir, 'report'));
+      const report = run(
+        'report',
+        '--manifest',
+        join(dir, 'owner', 'manifest.json'),
+        '--ledger',
+        ledger,
+        '--partner',
+        ...partnerLedgers,
+        '--evaluation',
+        join(dir, 'owner', 'evaluation.json'),
+        '--out',
+        join(dir, 'report'),
+      );
       expect(report.status, report.stderr).toBe(0);
       expect(readFileSync(join(dir, 'report', 'report.html'), 'utf8')).toContain('churn-q4');
 
@@ -123,7 +187,9 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       const statement = JSON.parse(st.stdout) as { uses: { jobId: string; modelHash: string }[] };
       expect(statement.uses.map((u) => u.jobId)).toEqual(['churn-q4']);
       expect(statement.uses[0].modelHash).toBe(result.modelHash);
-      const other = JSON.parse(run('subject', '--ledger', partnerLedgers[1], '--state-dir', join(dir, 'telco-south'), '--customer-id', customer, '--json').stdout) as { uses: unknown[] };
+      const other = JSON.parse(
+        run('subject', '--ledger', partnerLedgers[1], '--state-dir', join(dir, 'telco-south'), '--customer-id', customer, '--json').stdout,
+      ) as { uses: unknown[] };
       expect(other.uses).toEqual([]);
     } finally {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -140,17 +206,47 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       children.push(coordinator);
       // Hybrid trees: a DP quantile round, then per tree one histogram level and one leaf round.
       const model = JSON.stringify({ kind: 'gbdt', splitMode: 'hybrid', histogramLevels: 1, trees: 4, depth: 2 });
-      const common = ['--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'churn-trees', '--schema', BUNDLED_DATASETS['telco-churn'].schema,
-        '--partner', ...names.map((n) => join(dir, `${n}.pub.json`)), '--purpose', 'churn-model', '--model', model, '--epsilon', '2', '--out', join(dir, 'owner')];
+      const common = [
+        '--coordinator',
+        url,
+        '--identity',
+        join(dir, 'owner.key.json'),
+        '--job',
+        'churn-trees',
+        '--schema',
+        BUNDLED_DATASETS['telco-churn'].schema,
+        '--partner',
+        ...names.map((n) => join(dir, `${n}.pub.json`)),
+        '--purpose',
+        'churn-model',
+        '--model',
+        model,
+        '--epsilon',
+        '2',
+        '--out',
+        join(dir, 'owner'),
+      ];
       const m = run('job', 'run', ...common, '--manifest-only');
       expect(m.status, m.stderr).toBe(0);
-      const manifest = JSON.parse(readFileSync(join(dir, 'owner', 'manifest.json'), 'utf8')) as { rounds: number; model: { kind: string }; workload: { kind: string }; dataset: { columns: string[] } };
+      const manifest = JSON.parse(readFileSync(join(dir, 'owner', 'manifest.json'), 'utf8')) as {
+        rounds: number;
+        model: { kind: string };
+        workload: { kind: string };
+        dataset: { columns: string[] };
+      };
       expect([manifest.model.kind, manifest.workload.kind, manifest.rounds]).toEqual(['gbdt', 'gbdt', 9]);
       for (const name of names) children.push(startPartner(dir, url, 'churn-trees', name, manifest.dataset.columns, ownerKeyId));
       const owner = start('job', 'run', ...common);
       children.push(owner);
       expect(await exited(owner), owner.output()).toBe(0);
-      const result = JSON.parse(owner.output().trim().split('\n').filter((l) => l.startsWith('{"jobId"')).at(-1)!) as { state: string; auc: number; model: string };
+      const result = JSON.parse(
+        owner
+          .output()
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('{"jobId"'))
+          .at(-1)!,
+      ) as { state: string; auc: number; model: string };
       expect(result.state).toBe('completed');
       // The owner's AUC comes from the noised evaluation histograms (a charged `evaluation` release): an
       // estimate. The released trees themselves are measured on telco rows no partner holds.
@@ -161,9 +257,18 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
       const unseen = (await loadPartnerData(join(dir, 'unseen.csv'), await loadBundledSchema('telco-churn'), 0.2, 7)).all;
       const treesAuc = auc(predictTrees(await loadXgboostModel(result.model), unseen.X, unseen.n), unseen.y);
       expect(treesAuc, `the released trees' AUC on ${unseen.n} unseen rows`).toBeGreaterThan(0.6);
-      expect((JSON.parse(readFileSync(result.model, 'utf8')) as { learner: { gradient_booster: { model: { trees: unknown[] } } } }).learner.gradient_booster.model.trees).toHaveLength(4);
+      expect(
+        (JSON.parse(readFileSync(result.model, 'utf8')) as { learner: { gradient_booster: { model: { trees: unknown[] } } } }).learner.gradient_booster.model
+          .trees,
+      ).toHaveLength(4);
       for (const c of children.slice(1, 3)) expect(await exited(c), c.output()).toBe(0);
-      const audit = run('audit', join(dir, 'coord', 'ledgers', 'churn-trees.ledger.jsonl'), '--partner', ...names.map((n) => join(dir, n, `${n}.ledger.jsonl`)), '--json');
+      const audit = run(
+        'audit',
+        join(dir, 'coord', 'ledgers', 'churn-trees.ledger.jsonl'),
+        '--partner',
+        ...names.map((n) => join(dir, n, `${n}.ledger.jsonl`)),
+        '--json',
+      );
       expect(audit.status, audit.stdout + audit.stderr).toBe(0);
       const a = JSON.parse(audit.stdout) as { ok: boolean; findings: unknown[]; partners: { epsilon: number; localLedgerChecked: boolean }[] };
       expect(a.ok).toBe(true);

@@ -28,7 +28,22 @@ beforeAll(() => {
     // keys init prints the public identity; the job names its partners by it.
     if (name !== 'owner') writeFileSync(join(dir, `${name}.pub.json`), r.stdout);
   }
-  common = ['job', 'run', '--coordinator', 'http://127.0.0.1:1', '--identity', join(dir, 'owner.key.json'), '--job', 'options-job', '--schema', schema, '--partner', join(dir, 'p1.pub.json'), join(dir, 'p2.pub.json'), '--manifest-only'];
+  common = [
+    'job',
+    'run',
+    '--coordinator',
+    'http://127.0.0.1:1',
+    '--identity',
+    join(dir, 'owner.key.json'),
+    '--job',
+    'options-job',
+    '--schema',
+    schema,
+    '--partner',
+    join(dir, 'p1.pub.json'),
+    join(dir, 'p2.pub.json'),
+    '--manifest-only',
+  ];
 }, 60_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

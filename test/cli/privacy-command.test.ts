@@ -14,7 +14,19 @@ const reference = JSON.parse(readFileSync(new URL('../fixtures/reference/rdp-vec
 describe('fedmark privacy (CLI)', () => {
   it('prints ε and the best order that match the Opacus reference, and calibrates σ back to the target', () => {
     const c = reference.cases[reference.cases.length >> 1];
-    const eps = fedmark('privacy', 'epsilon', '--sampling-rate', String(c.q), '--noise-multiplier', String(c.noise_multiplier), '--steps', String(c.steps), '--delta', String(c.delta), '--json');
+    const eps = fedmark(
+      'privacy',
+      'epsilon',
+      '--sampling-rate',
+      String(c.q),
+      '--noise-multiplier',
+      String(c.noise_multiplier),
+      '--steps',
+      String(c.steps),
+      '--delta',
+      String(c.delta),
+      '--json',
+    );
     expect(eps.status, eps.stderr).toBe(0);
     const out = JSON.parse(eps.stdout) as { epsilon: number; bestOrder: number };
     expect(Math.abs(out.epsilon - c.epsilon) / c.epsilon).toBeLessThan(1e-6);

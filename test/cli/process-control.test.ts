@@ -88,12 +88,33 @@ describe('one process per data directory, a busy port, and signals', () => {
     const k = run('keys', 'init', '--out', join(dir, 'p.key.json'), '--name', 'p');
     expect(k.status, k.stderr).toBe(0);
     const ownerKeyId = 'ab'.repeat(16);
-    writeFileSync(join(dir, 'policy.json'), JSON.stringify({ partner: 'p', datasetId: 'd', maxEpsilonPerJob: 1, lifetimeEpsilon: 2, maxDelta: 1e-5, allowedColumns: [], allowedPurposes: ['x'] }));
+    writeFileSync(
+      join(dir, 'policy.json'),
+      JSON.stringify({ partner: 'p', datasetId: 'd', maxEpsilonPerJob: 1, lifetimeEpsilon: 2, maxDelta: 1e-5, allowedColumns: [], allowedPurposes: ['x'] }),
+    );
     const stateDir = join(dir, 'p-state');
     const partner = () =>
-      start('partner', '--coordinator', `http://127.0.0.1:${port}`, '--job', 'nobody-registered-this', '--data', BUNDLED_DATASETS['telco-churn'].csv,
-        '--schema', BUNDLED_DATASETS['telco-churn'].schema, '--identity', join(dir, 'p.key.json'), '--policy', join(dir, 'policy.json'),
-        '--state-dir', stateDir, '--owner-key-id', ownerKeyId, '--poll-ms', '100');
+      start(
+        'partner',
+        '--coordinator',
+        `http://127.0.0.1:${port}`,
+        '--job',
+        'nobody-registered-this',
+        '--data',
+        BUNDLED_DATASETS['telco-churn'].csv,
+        '--schema',
+        BUNDLED_DATASETS['telco-churn'].schema,
+        '--identity',
+        join(dir, 'p.key.json'),
+        '--policy',
+        join(dir, 'policy.json'),
+        '--state-dir',
+        stateDir,
+        '--owner-key-id',
+        ownerKeyId,
+        '--poll-ms',
+        '100',
+      );
     const waiting = partner();
     await until(waiting, 'waiting for', 60_000);
     const twin = partner();

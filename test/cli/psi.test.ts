@@ -12,18 +12,59 @@ describe('fedmark psi from the command line: a coordinator, the owner and two pa
     try {
       // The bank's and the telco's lists overlap in 40 customers; the telco writes e-mails in other forms and has a duplicate.
       const bank = Array.from({ length: 70 }, (_, i) => `customer${i}@example.com`);
-      const telco = [...Array.from({ length: 40 }, (_, i) => `  Customer${i + 30}@Example.COM `), 'customer31@example.com', ...Array.from({ length: 25 }, (_, i) => `other${i}@telco.test`)];
+      const telco = [
+        ...Array.from({ length: 40 }, (_, i) => `  Customer${i + 30}@Example.COM `),
+        'customer31@example.com',
+        ...Array.from({ length: 25 }, (_, i) => `other${i}@telco.test`),
+      ];
       writeFileSync(join(dir, 'bank.csv'), `email,balance\n${bank.map((e, i) => `${e},${i}`).join('\n')}\n`);
       writeFileSync(join(dir, 'telco.csv'), `plan,email\n${telco.map((e, i) => `p${i},"${e}"`).join('\n')}\n`);
       const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
       const ownerKeyId = (JSON.parse(readFileSync(join(dir, 'owner.pub.json'), 'utf8')) as { keyId: string }).keyId;
       const parties = ['bank', 'telco'].map((name) => {
-        const c = start('psi', 'party', '--coordinator', url, '--job', 'align-q4', '--identity', join(dir, `${name}.key.json`), '--ids', join(dir, `${name}.csv`), '--id-column', 'email', '--state-dir', join(dir, name), '--poll-ms', '100', '--owner-key-id', ownerKeyId);
+        const c = start(
+          'psi',
+          'party',
+          '--coordinator',
+          url,
+          '--job',
+          'align-q4',
+          '--identity',
+          join(dir, `${name}.key.json`),
+          '--ids',
+          join(dir, `${name}.csv`),
+          '--id-column',
+          'email',
+          '--state-dir',
+          join(dir, name),
+          '--poll-ms',
+          '100',
+          '--owner-key-id',
+          ownerKeyId,
+        );
         children.push(c);
         return c;
       });
       // Wait for the coordinator to listen, then the owner registers the job and follows it.
-      const owner = await runCliAsync(['psi', 'run', '--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'align-q4', '--party', join(dir, 'bank.pub.json'), join(dir, 'telco.pub.json'), '--id-column', 'email', '--max-set-size', '128', '--poll-ms', '100']);
+      const owner = await runCliAsync([
+        'psi',
+        'run',
+        '--coordinator',
+        url,
+        '--identity',
+        join(dir, 'owner.key.json'),
+        '--job',
+        'align-q4',
+        '--party',
+        join(dir, 'bank.pub.json'),
+        join(dir, 'telco.pub.json'),
+        '--id-column',
+        'email',
+        '--max-set-size',
+        '128',
+        '--poll-ms',
+        '100',
+      ]);
       expect(owner.code, owner.output).toBe(0);
       expect(lastJson(owner.stdout)).toMatchObject({ jobId: 'align-q4', state: 'completed' });
       const codes = await Promise.all(parties.map(exited));
@@ -33,10 +74,19 @@ describe('fedmark psi from the command line: a coordinator, the owner and two pa
       expect(results[0].orderDigest).toBe(results[1].orderDigest);
 
       // Each party's file: its own rows and ids, in the common order; the same customer at the same position.
-      const read = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).slice(1).map((l) => l.split(','));
+      const read = (f: string) =>
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .slice(1)
+          .map((l) => l.split(','));
       const [b, t] = results.map((r) => read(r.out));
       const rules = idRulesSchema.parse({ kind: 'email' });
-      const norm = (ids: string[]) => ids.map((x) => { const n = normaliseId(x, rules); return n.ok ? n.value : null; });
+      const norm = (ids: string[]) =>
+        ids.map((x) => {
+          const n = normaliseId(x, rules);
+          return n.ok ? n.value : null;
+        });
       const bankIds = norm(bank);
       const telcoIds = norm(telco);
       const want = [...new Set(bankIds)].filter((x) => telcoIds.includes(x)).sort();

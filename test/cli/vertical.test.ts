@@ -15,12 +15,14 @@ import { createRng, permutation } from '../../src/util/rng.ts';
 import { pooled, vparams } from '../vertical/secureboost/helpers.ts';
 
 describe('fedmark vertical from the command line: coordinator, owner, a bank and a telco, each its own process', () => {
-  it('trains vertical SecureBoost from each party\'s own CSV, schema and alignment file: the pooled model\'s hold-out AUC', async () => {
+  it("trains vertical SecureBoost from each party's own CSV, schema and alignment file: the pooled model's hold-out AUC", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedmark-vertical-cli-'));
     const children: ReturnType<typeof start>[] = [];
     try {
       // 600 shared customers; the bank has 60 more, the telco 40 more, and each file is in its own order.
-      const raw = readFileSync(BUNDLED_DATASETS['bank-marketing'].csv, 'utf8').split('\n').filter((l) => l !== '');
+      const raw = readFileSync(BUNDLED_DATASETS['bank-marketing'].csv, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '');
       const header = raw[0].split(';').map((h) => h.replace(/"/g, ''));
       const pick = Array.from(permutation(raw.length - 1, createRng(5)).subarray(0, 700));
       const shared = pick.slice(0, 600);
@@ -32,7 +34,11 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       writeFileSync(join(dir, 'bank.csv'), csv(bankRows, [...BANK_COLUMNS, 'y']));
       writeFileSync(join(dir, 'telco.csv'), csv(telcoRows, TELCO_COLUMNS));
       const full = JSON.parse(readFileSync(BUNDLED_DATASETS['bank-marketing'].schema, 'utf8')) as { columns: { name: string }[] };
-      const schemaOf = (name: string, keep: string[]) => ({ name, delimiter: ',', columns: [{ name: 'email', role: 'id' }, ...full.columns.filter((c) => keep.includes(c.name))] });
+      const schemaOf = (name: string, keep: string[]) => ({
+        name,
+        delimiter: ',',
+        columns: [{ name: 'email', role: 'id' }, ...full.columns.filter((c) => keep.includes(c.name))],
+      });
       writeFileSync(join(dir, 'bank.schema.json'), JSON.stringify(schemaOf('bank', [...BANK_COLUMNS, 'y'])));
       writeFileSync(join(dir, 'telco.schema.json'), JSON.stringify(schemaOf('telco', TELCO_COLUMNS)));
       // The alignment files fedmark psi party writes (test/cli/psi.test.ts runs the PSI itself): common order = shared.
@@ -44,19 +50,74 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
       const ownerKeyId = (JSON.parse(readFileSync(join(dir, 'owner.pub.json'), 'utf8')) as { keyId: string }).keyId;
       const parties = ['bank', 'telco'].map((name) => {
-        const c = start('vertical', 'party', '--coordinator', url, '--job', 'vsb-1', '--identity', join(dir, `${name}.key.json`), '--data', join(dir, `${name}.csv`), '--schema', join(dir, `${name}.schema.json`),
-          '--alignment', join(dir, `${name}.alignment.csv`), '--state-dir', join(dir, name), '--poll-ms', '100', '--owner-key-id', ownerKeyId);
+        const c = start(
+          'vertical',
+          'party',
+          '--coordinator',
+          url,
+          '--job',
+          'vsb-1',
+          '--identity',
+          join(dir, `${name}.key.json`),
+          '--data',
+          join(dir, `${name}.csv`),
+          '--schema',
+          join(dir, `${name}.schema.json`),
+          '--alignment',
+          join(dir, `${name}.alignment.csv`),
+          '--state-dir',
+          join(dir, name),
+          '--poll-ms',
+          '100',
+          '--owner-key-id',
+          ownerKeyId,
+        );
         children.push(c);
         return c;
       });
-      const owner = await runCliAsync(['vertical', 'train', '--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'vsb-1', '--label', join(dir, 'bank.pub.json'), '--label-schema', join(dir, 'bank.schema.json'),
-        '--features', join(dir, 'telco.pub.json'), '--features-schema', join(dir, 'telco.schema.json'), '--psi-job', 'align-1', '--order-digest', order, '--aligned', '600',
-        '--trees', '2', '--depth', '3', '--bins', '16', '--edges', 'schema', '--seed', '42', '--poll-ms', '100']);
+      const owner = await runCliAsync([
+        'vertical',
+        'train',
+        '--coordinator',
+        url,
+        '--identity',
+        join(dir, 'owner.key.json'),
+        '--job',
+        'vsb-1',
+        '--label',
+        join(dir, 'bank.pub.json'),
+        '--label-schema',
+        join(dir, 'bank.schema.json'),
+        '--features',
+        join(dir, 'telco.pub.json'),
+        '--features-schema',
+        join(dir, 'telco.schema.json'),
+        '--psi-job',
+        'align-1',
+        '--order-digest',
+        order,
+        '--aligned',
+        '600',
+        '--trees',
+        '2',
+        '--depth',
+        '3',
+        '--bins',
+        '16',
+        '--edges',
+        'schema',
+        '--seed',
+        '42',
+        '--poll-ms',
+        '100',
+      ]);
       expect(owner.code, owner.output).toBe(0);
       expect(lastJson(owner.stdout)).toMatchObject({ jobId: 'vsb-1', state: 'completed' });
       const codes = await Promise.all(parties.map(exited));
       expect(codes, parties.map((p) => p.output()).join('\n---\n')).toEqual([0, 0]);
-      const [bank, telco] = parties.map((p) => lastJson<{ role: string; holdout: { rows: number; auc: number } | null; model: string; modelHash: string }>(p.stdout()));
+      const [bank, telco] = parties.map((p) =>
+        lastJson<{ role: string; holdout: { rows: number; auc: number } | null; model: string; modelHash: string }>(p.stdout()),
+      );
       expect([bank.role, telco.role]).toEqual(['label', 'features']);
       expect(telco.holdout).toBeNull();
       expect(existsSync(telco.model) && existsSync(bank.model)).toBe(true);
@@ -76,23 +137,79 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       const d = ref.layout.d;
       const Xt = new Float32Array(ref.split.test.length * d);
       ref.split.test.forEach((r, i) => Xt.set(ref.X.subarray(r * d, (r + 1) * d), i * d));
-      const want = auc(predictProba(ref.run.model, Xt, ref.split.test.length), Float32Array.from(ref.split.test, (r) => ds.y[r]));
+      const want = auc(
+        predictProba(ref.run.model, Xt, ref.split.test.length),
+        Float32Array.from(ref.split.test, (r) => ds.y[r]),
+      );
       expect(bank.holdout!.rows).toBe(ref.split.test.length);
       expect(bank.holdout!.auc).toBeCloseTo(want, 6);
 
       // Campaign scoring of every aligned customer with the committed model parts: the pooled model's probabilities.
       const scorers = ['bank', 'telco'].map((name, i) => {
-        const c = start('vertical', 'score-party', '--coordinator', url, '--job', 'score-1', '--identity', join(dir, `${name}.key.json`), '--data', join(dir, `${name}.csv`), '--schema', join(dir, `${name}.schema.json`),
-          '--alignment', join(dir, `${name}.alignment.csv`), '--model', [bank, telco][i].model, '--state-dir', join(dir, name), '--out', join(dir, `${name}.scores.csv`), '--poll-ms', '100', '--owner-key-id', ownerKeyId);
+        const c = start(
+          'vertical',
+          'score-party',
+          '--coordinator',
+          url,
+          '--job',
+          'score-1',
+          '--identity',
+          join(dir, `${name}.key.json`),
+          '--data',
+          join(dir, `${name}.csv`),
+          '--schema',
+          join(dir, `${name}.schema.json`),
+          '--alignment',
+          join(dir, `${name}.alignment.csv`),
+          '--model',
+          [bank, telco][i].model,
+          '--state-dir',
+          join(dir, name),
+          '--out',
+          join(dir, `${name}.scores.csv`),
+          '--poll-ms',
+          '100',
+          '--owner-key-id',
+          ownerKeyId,
+        );
         children.push(c);
         return c;
       });
-      const scoring = await runCliAsync(['vertical', 'score', '--coordinator', url, '--identity', join(dir, 'owner.key.json'), '--job', 'score-1', '--model-job', 'vsb-1', '--label', join(dir, 'bank.pub.json'),
-        '--features', join(dir, 'telco.pub.json'), '--model-hash', bank.modelHash, telco.modelHash, '--psi-job', 'align-1', '--order-digest', order, '--aligned', '600', '--poll-ms', '100']);
+      const scoring = await runCliAsync([
+        'vertical',
+        'score',
+        '--coordinator',
+        url,
+        '--identity',
+        join(dir, 'owner.key.json'),
+        '--job',
+        'score-1',
+        '--model-job',
+        'vsb-1',
+        '--label',
+        join(dir, 'bank.pub.json'),
+        '--features',
+        join(dir, 'telco.pub.json'),
+        '--model-hash',
+        bank.modelHash,
+        telco.modelHash,
+        '--psi-job',
+        'align-1',
+        '--order-digest',
+        order,
+        '--aligned',
+        '600',
+        '--poll-ms',
+        '100',
+      ]);
       expect(scoring.code, scoring.output).toBe(0);
       expect(await Promise.all(scorers.map(exited)), scorers.map((p) => p.output()).join('\n---\n')).toEqual([0, 0]);
       expect(lastJson<{ scored: number | null }>(scorers[1].stdout()).scored).toBeNull();
-      const scores = readFileSync(join(dir, 'bank.scores.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+      const scores = readFileSync(join(dir, 'bank.scores.csv'), 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(',').map(Number));
       const all = predictProba(ref.run.model, ref.X, 600);
       expect(scores.map(([pos]) => pos)).toEqual(Array.from({ length: 600 }, (_, i) => i));
       scores.forEach(([pos, p]) => expect(Math.abs(p - all[pos])).toBeLessThan(1e-6));

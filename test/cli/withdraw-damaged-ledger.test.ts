@@ -44,7 +44,19 @@ describe('fedmark withdraw with a damaged local ledger (issue 19 item 9)', () =>
       writeFileSync(ledgerPath, readFileSync(ledgerPath, 'utf8').replace('"role":"partner"', '"role":"owner"'));
       const damaged = readFileSync(ledgerPath);
 
-      const r = await fedmark('withdraw', '--coordinator', coord.url, '--job', manifest.jobId, '--identity', idFile, '--state-dir', stateDir, '--reason', 'data-protection review');
+      const r = await fedmark(
+        'withdraw',
+        '--coordinator',
+        coord.url,
+        '--job',
+        manifest.jobId,
+        '--identity',
+        idFile,
+        '--state-dir',
+        stateDir,
+        '--reason',
+        'data-protection review',
+      );
       expect(r.status, r.stderr).toBe(1);
       expect(r.stdout).toContain(`withdrew from job ${manifest.jobId} after round 0`);
       expect(r.stderr).toContain('the withdrawal is recorded in the job ledger only');

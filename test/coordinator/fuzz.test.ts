@@ -118,7 +118,10 @@ function envelope(meta: string | Buffer, parts: Uint8Array[], o: { magic?: Buffe
 /** Recomputes a CKKS blob's SHA-256 trailer so a corruption gets past the checksum into the deeper checks. */
 function reseal(blob: Uint8Array): Buffer {
   const out = Buffer.from(blob);
-  createHash('sha256').update(out.subarray(0, out.length - 32)).digest().copy(out, out.length - 32);
+  createHash('sha256')
+    .update(out.subarray(0, out.length - 32))
+    .digest()
+    .copy(out, out.length - 32);
   return out;
 }
 
@@ -127,7 +130,15 @@ function reseal(blob: Uint8Array): Buffer {
 
 const INJECTABLE = new Set(http.METHODS);
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
-const SIG_HEADERS = ['x-fedmark-key', 'x-fedmark-job', 'x-fedmark-round', 'x-fedmark-timestamp', 'x-fedmark-nonce', 'x-fedmark-signature', 'x-fedmark-body-sha256'];
+const SIG_HEADERS = [
+  'x-fedmark-key',
+  'x-fedmark-job',
+  'x-fedmark-round',
+  'x-fedmark-timestamp',
+  'x-fedmark-nonce',
+  'x-fedmark-signature',
+  'x-fedmark-body-sha256',
+];
 const CONTENT_TYPES = [
   'application/json',
   'application/octet-stream',
@@ -145,10 +156,55 @@ const CONTENT_TYPES = [
   'x'.repeat(3000),
 ];
 const HOSTILE_SEGMENTS = [
-  '..', '.', '%2e%2e', '%2E%2E%2F', '..%2F..%2Fetc%2Fpasswd', '%2F', 'a%2Fb', '%00', 'a%00b', '%', '%zz', '%E0%A4%A', '%C0%AE%C0%AE',
-  '~', '*', ';', 'con', `${JOB}%2F..`, 'FUZZ-JOB', `${JOB}%20`, `%20${JOB}`, 'j%C3%B6b', '%F0%9F%92%A9', '%E2%80%AE', '-', '0', '-1', '1e3',
-  '0x1', 'NaN', 'Infinity', '9'.repeat(40), '1.5', '01', 'null', '__proto__', 'constructor', '%24where', "'%20OR%201=1", '%3Cscript%3E',
-  'unknown-job', 'honest-job-not-yet', 'mine', 'a'.repeat(64), 'a'.repeat(65), 'ab', 'f'.repeat(32), 'F'.repeat(32), 'g'.repeat(32),
+  '..',
+  '.',
+  '%2e%2e',
+  '%2E%2E%2F',
+  '..%2F..%2Fetc%2Fpasswd',
+  '%2F',
+  'a%2Fb',
+  '%00',
+  'a%00b',
+  '%',
+  '%zz',
+  '%E0%A4%A',
+  '%C0%AE%C0%AE',
+  '~',
+  '*',
+  ';',
+  'con',
+  `${JOB}%2F..`,
+  'FUZZ-JOB',
+  `${JOB}%20`,
+  `%20${JOB}`,
+  'j%C3%B6b',
+  '%F0%9F%92%A9',
+  '%E2%80%AE',
+  '-',
+  '0',
+  '-1',
+  '1e3',
+  '0x1',
+  'NaN',
+  'Infinity',
+  '9'.repeat(40),
+  '1.5',
+  '01',
+  'null',
+  '__proto__',
+  'constructor',
+  '%24where',
+  "'%20OR%201=1",
+  '%3Cscript%3E',
+  'unknown-job',
+  'honest-job-not-yet',
+  'mine',
+  'a'.repeat(64),
+  'a'.repeat(65),
+  'ab',
+  'f'.repeat(32),
+  'F'.repeat(32),
+  'g'.repeat(32),
 ];
 const segment = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...HOSTILE_SEGMENTS) },
@@ -156,7 +212,10 @@ const segment = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 100, max: 9000 }).map((n) => 'a'.repeat(n)) },
 );
 type Filler = { kind: 'good' } | { kind: 'bad'; value: string };
-const filler: fc.Arbitrary<Filler> = fc.oneof({ weight: 3, arbitrary: fc.constant<Filler>({ kind: 'good' }) }, { weight: 2, arbitrary: segment.map<Filler>((value) => ({ kind: 'bad', value })) });
+const filler: fc.Arbitrary<Filler> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant<Filler>({ kind: 'good' }) },
+  { weight: 2, arbitrary: segment.map<Filler>((value) => ({ kind: 'bad', value })) },
+);
 
 const ROUTES: { method: string; path: (j: string, r: string, k: string) => string; body: 'json' | 'bytes' | 'none' }[] = [
   { method: 'GET', path: () => '/health', body: 'none' },
@@ -178,7 +237,20 @@ const ROUTES: { method: string; path: (j: string, r: string, k: string) => strin
   { method: 'POST', path: (j) => `/v1/jobs/${j}/leave`, body: 'json' },
   { method: 'POST', path: (j) => `/v1/jobs/${j}/halt`, body: 'json' },
 ];
-const QUERIES = ['', '', '', '?part=update', '?part=evaluation', '?part=evil', '?part=update&part=evaluation', '?__proto__[x]=1', '?part', `?${'q'.repeat(2000)}=1`, '?%zz', '#frag'];
+const QUERIES = [
+  '',
+  '',
+  '',
+  '?part=update',
+  '?part=evaluation',
+  '?part=evil',
+  '?part=update&part=evaluation',
+  '?__proto__[x]=1',
+  '?part',
+  `?${'q'.repeat(2000)}=1`,
+  '?%zz',
+  '#frag',
+];
 
 const anyJson = fc.jsonValue({ maxDepth: 3 });
 const shapedJson = fc.oneof(
@@ -210,7 +282,9 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<BodySpec>({ kind: 'proto' }) },
 );
 // Huge bodies are expensive to build: well under 1 % of requests.
-const hugeBody = fc.record({ size: fc.constantFrom(1024 * 1024 + 1, 2 * 1024 * 1024, MAX_UPDATE_BYTES + 1), fill: fc.constantFrom(0x7b, 0x00, 0x46) }).map<BodySpec>((o) => ({ kind: 'huge', ...o }));
+const hugeBody = fc
+  .record({ size: fc.constantFrom(1024 * 1024 + 1, 2 * 1024 * 1024, MAX_UPDATE_BYTES + 1), fill: fc.constantFrom(0x7b, 0x00, 0x46) })
+  .map<BodySpec>((o) => ({ kind: 'huge', ...o }));
 const rareHuge = fc.oneof({ weight: 150, arbitrary: bodySpec }, { weight: 1, arbitrary: hugeBody });
 
 function materialize(b: BodySpec): Buffer | undefined {
@@ -258,17 +332,46 @@ const garbage = fc
 /** Family B: a well-formed request signed correctly, then one signature field broken. */
 // Rejected before the Ed25519 verification (malformed, unknown, stale) …
 const CHEAP_BREAKS = [
-  'truncate-signature', 'empty-signature', 'non-base64-signature', 'stale', 'future', 'ts-nonnumeric', 'ts-negative', 'ts-17-digits', 'nonce-short',
-  'nonce-bad-chars', 'nonce-long', 'key-unknown', 'key-uppercase', 'key-stranger', 'key-31', 'round-header-negative', 'round-header-huge', 'missing-header', 'repeated-header',
+  'truncate-signature',
+  'empty-signature',
+  'non-base64-signature',
+  'stale',
+  'future',
+  'ts-nonnumeric',
+  'ts-negative',
+  'ts-17-digits',
+  'nonce-short',
+  'nonce-bad-chars',
+  'nonce-long',
+  'key-unknown',
+  'key-uppercase',
+  'key-stranger',
+  'key-31',
+  'round-header-negative',
+  'round-header-huge',
+  'missing-header',
+  'repeated-header',
 ] as const;
 // … and only after it (a pure-JS verify costs milliseconds, so these are fewer).
-const VERIFIED_BREAKS = ['flip-signature', 'other-request-signature', 'key-owner-signed-by-partner', 'job-header-other', 'round-header-mismatch', 'body-altered', 'path-altered', 'method-altered'] as const;
+const VERIFIED_BREAKS = [
+  'flip-signature',
+  'other-request-signature',
+  'key-owner-signed-by-partner',
+  'job-header-other',
+  'round-header-mismatch',
+  'body-altered',
+  'path-altered',
+  'method-altered',
+] as const;
 type AuthBreak = (typeof CHEAP_BREAKS)[number] | (typeof VERIFIED_BREAKS)[number];
 const badAuth = fc
   .record({
     route: fc.integer({ min: 4, max: ROUTES.length - 1 }),
     signer: fc.nat(4),
-    breakage: fc.oneof({ weight: 3, arbitrary: fc.constantFrom<AuthBreak>(...CHEAP_BREAKS) }, { weight: 1, arbitrary: fc.constantFrom<AuthBreak>(...VERIFIED_BREAKS) }),
+    breakage: fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom<AuthBreak>(...CHEAP_BREAKS) },
+      { weight: 1, arbitrary: fc.constantFrom<AuthBreak>(...VERIFIED_BREAKS) },
+    ),
     which: fc.constantFrom(...SIG_HEADERS),
     round: fc.constantFrom(1, 1, 2),
     body: fc.oneof(shapedJson, anyJson),
@@ -277,7 +380,22 @@ const badAuth = fc
   .map((g) => ({ family: 'badAuth' as const, ...g }));
 
 /** Family C: correctly signed by owner, a partner or a stranger; hostile content the signature covers. */
-const ENVELOPE_MUTATIONS = ['exact', 'flip', 'truncate', 'append', 'meta', 'meta-raw', 'meta-length', 'header', 'blob-deep', 'blob-header', 'swap-parts', 'parts-lie', 'no-parts', 'other-partner'] as const;
+const ENVELOPE_MUTATIONS = [
+  'exact',
+  'flip',
+  'truncate',
+  'append',
+  'meta',
+  'meta-raw',
+  'meta-length',
+  'header',
+  'blob-deep',
+  'blob-header',
+  'swap-parts',
+  'parts-lie',
+  'no-parts',
+  'other-partner',
+] as const;
 const SUBMISSION_ROUTE = ROUTES.findIndex((r) => r.path('j', 'r', 'k').endsWith('/submission'));
 const deep = fc
   .record({
@@ -293,21 +411,34 @@ const deep = fc
     partner: fc.nat(2),
     positions: fc.array(fc.nat(), { minLength: 1, maxLength: 8 }),
     metaField: fc.constantFrom('jobId', 'round', 'attempt', 'kind', 'scheme', 'paramsId', 'baseModelHash', 'parts', 'dp', 'extra', '__proto__'),
-    metaValue: fc.oneof(anyJson, fc.constantFrom(JOB, 1, 2, 0, -1, 'train', 'evaluate', 'plain-insecure', 'ckks', [], [{ name: 'update', bytes: 1, length: 1 }])),
+    metaValue: fc.oneof(
+      anyJson,
+      fc.constantFrom(JOB, 1, 2, 0, -1, 'train', 'evaluate', 'plain-insecure', 'ckks', [], [{ name: 'update', bytes: 1, length: 1 }]),
+    ),
     rawMeta: fc.oneof(fc.string({ maxLength: 100 }), fc.constant('{"jobId":'), fc.constant('\u0000\u0000'), fc.constant('[]')),
     number: fc.oneof(fc.nat(), fc.constantFrom(0, 1, 0xffffffff, 0x7fffffff, 65536)),
     blobField: fc.constantFrom('kind', 'version', 'summands', 'count', 'seal', 'params', 'entry-length'),
     byte: fc.nat(255),
-    ct: fc.oneof({ weight: 9, arbitrary: fc.constant('application/octet-stream') }, { weight: 1, arbitrary: fc.constantFrom('application/json', 'text/plain') }),
+    ct: fc.oneof(
+      { weight: 9, arbitrary: fc.constant('application/octet-stream') },
+      { weight: 1, arbitrary: fc.constantFrom('application/json', 'text/plain') },
+    ),
   })
   .map((g) => ({ family: 'deep' as const, ...g }));
 
 /** Family D: an earlier request sent again byte for byte (set-up traffic or an earlier fuzz request). */
-const replay = fc.record({ index: fc.nat(), tweak: fc.constantFrom('none', 'none', 'url-case', 'extra-slash', 'query') }).map((g) => ({ family: 'replay' as const, ...g }));
+const replay = fc
+  .record({ index: fc.nat(), tweak: fc.constantFrom('none', 'none', 'url-case', 'extra-slash', 'query') })
+  .map((g) => ({ family: 'replay' as const, ...g }));
 
 /** Family E: job creation with the captured real body mutated at one JSON path (optionally re-signed). */
 const createJob = fc
-  .record({ path: fc.nat(), value: fc.oneof(anyJson, fc.constantFrom(0, -1, 1e9, '', 'x'.repeat(5000), [], {}, null)), resignManifest: fc.boolean(), newId: fc.constantFrom('fuzz-new-a', 'fuzz-new-b', JOB, 'fuzz-new-a') })
+  .record({
+    path: fc.nat(),
+    value: fc.oneof(anyJson, fc.constantFrom(0, -1, 1e9, '', 'x'.repeat(5000), [], {}, null)),
+    resignManifest: fc.boolean(),
+    newId: fc.constantFrom('fuzz-new-a', 'fuzz-new-b', JOB, 'fuzz-new-a'),
+  })
   .map((g) => ({ family: 'createJob' as const, ...g }));
 
 const spec = fc.oneof(
@@ -355,7 +486,7 @@ function submissionBody(s: Extract<Spec, { family: 'deep' }>, partner: number): 
       return Buffer.from(honest);
     case 'flip': {
       const b = Buffer.from(honest);
-      for (const p of s.positions) b[pos(p, b.length)] ^= 1 << p % 8;
+      for (const p of s.positions) b[pos(p, b.length)] ^= 1 << (p % 8);
       return b;
     }
     case 'truncate':
@@ -413,7 +544,10 @@ function submissionBody(s: Extract<Spec, { family: 'deep' }>, partner: number): 
     case 'other-partner': {
       // Parts of one partner under another's metadata: structurally valid ciphertexts, wrong sender.
       const other = decodedHonest[(partner + 1) % honestBodies.length];
-      return envelope(JSON.stringify(meta), other.meta.parts.map((p) => other.parts[p.name]));
+      return envelope(
+        JSON.stringify(meta),
+        other.meta.parts.map((p) => other.parts[p.name]),
+      );
     }
   }
 }
@@ -456,7 +590,8 @@ function toWire(s: Spec): Wire {
     case 'badAuth': {
       const route = ROUTES[s.route];
       const url = route.path(JOB, String(s.round), partnerKeys[s.partner]);
-      const body = route.body === 'none' ? Buffer.alloc(0) : route.body === 'bytes' ? Buffer.from(honestBodies[s.partner]) : Buffer.from(JSON.stringify(s.body) ?? 'null');
+      const body =
+        route.body === 'none' ? Buffer.alloc(0) : route.body === 'bytes' ? Buffer.from(honestBodies[s.partner]) : Buffer.from(JSON.stringify(s.body) ?? 'null');
       const id = signers()[s.signer];
       let method = route.method;
       let signedUrl = url;
@@ -540,7 +675,9 @@ function toWire(s: Spec): Wire {
     }
     case 'deep': {
       const route = ROUTES[s.route];
-      const url = route.path(JOB, String(s.round), partnerKeys[s.partner]) + (route.path(JOB, '1', '').includes('aggregate') ? (s.round % 2 ? '?part=update' : '?part=evaluation') : '');
+      const url =
+        route.path(JOB, String(s.round), partnerKeys[s.partner]) +
+        (route.path(JOB, '1', '').includes('aggregate') ? (s.round % 2 ? '?part=update' : '?part=evaluation') : '');
       let body: Buffer | undefined;
       let ct: string | undefined;
       const isSubmission = url.includes('/submission');
@@ -563,12 +700,27 @@ function toWire(s: Spec): Wire {
         if (/\/(halt|withdraw|leave)$/.test(url) && v && typeof v === 'object' && typeof v.reason === 'string' && v.reason.length > 0) value = { reason: 7 };
         if (url.endsWith('/acceptance') && v && typeof v === 'object' && v.accepted === false) value = { accepted: 'false' };
         // Two partners reporting different (random) model hashes stop the job by design.
-        if (url.endsWith('/model-hash') && v && typeof v === 'object' && typeof v.hash === 'string' && /^[0-9a-f]{64}$/.test(v.hash) && s.signer >= 1 && s.signer <= 3) value = { hash: v.hash.toUpperCase() };
+        if (
+          url.endsWith('/model-hash') &&
+          v &&
+          typeof v === 'object' &&
+          typeof v.hash === 'string' &&
+          /^[0-9a-f]{64}$/.test(v.hash) &&
+          s.signer >= 1 &&
+          s.signer <= 3
+        )
+          value = { hash: v.hash.toUpperCase() };
         body = Buffer.from(JSON.stringify(value) ?? 'null');
         ct = 'application/json';
       }
       const id = signers()[signer];
-      const headers: Record<string, string> = signed(id, { method: route.method, url, body: body ?? new Uint8Array(), jobId: JOB, round: url.includes('/rounds/') ? s.round : 0 });
+      const headers: Record<string, string> = signed(id, {
+        method: route.method,
+        url,
+        body: body ?? new Uint8Array(),
+        jobId: JOB,
+        round: url.includes('/rounds/') ? s.round : 0,
+      });
       if (ct) headers['content-type'] = ct;
       return { method: route.method, url, headers, body, what: `deep ${route.method} ${url} by ${id.name}${isSubmission ? ` envelope=${s.mutation}` : ''}` };
     }
@@ -592,7 +744,13 @@ function toWire(s: Spec): Wire {
       const m = (body as { manifest?: { jobId?: unknown } })?.manifest;
       const jobId = typeof m?.jobId === 'string' && /^[\x21-\x7e]{1,512}$/.test(m.jobId) ? m.jobId : JOB;
       const headers = { ...signed(owner, { method: 'POST', url: '/v1/jobs', body: bytes, jobId, round: 0 }), 'content-type': 'application/json' };
-      return { method: 'POST', url: '/v1/jobs', headers, body: bytes, what: `createJob set ${paths[s.path % paths.length].join('.') || '(root)'}=${JSON.stringify(s.value)?.slice(0, 60)} resign=${s.resignManifest}` };
+      return {
+        method: 'POST',
+        url: '/v1/jobs',
+        headers,
+        body: bytes,
+        what: `createJob set ${paths[s.path % paths.length].join('.') || '(root)'}=${JSON.stringify(s.value)?.slice(0, 60)} resign=${s.resignManifest}`,
+      };
     }
   }
 }
@@ -615,7 +773,10 @@ async function viaInject(w: Wire): Promise<Outcome> {
 }
 
 /** One HTTP/1.1 request written raw to a fresh TCP connection; resolves with the parsed response (or status 0: no response). */
-function rawExchange(bytes: Buffer, o: { halfClose?: boolean; timeoutMs?: number } = {}): Promise<{ status: number; headers: Record<string, string>; body: string; raw: string }> {
+function rawExchange(
+  bytes: Buffer,
+  o: { halfClose?: boolean; timeoutMs?: number } = {},
+): Promise<{ status: number; headers: Record<string, string>; body: string; raw: string }> {
   const { port } = new URL(base);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -627,7 +788,8 @@ function rawExchange(bytes: Buffer, o: { halfClose?: boolean; timeoutMs?: number
       let all = Buffer.concat(chunks);
       const raw = all.toString('latin1');
       // Interim 1xx responses (100 Continue) precede the real one.
-      while (/^HTTP\/1\.[01] 1\d\d /.test(all.subarray(0, 16).toString('latin1')) && all.indexOf('\r\n\r\n') >= 0) all = all.subarray(all.indexOf('\r\n\r\n') + 4);
+      while (/^HTTP\/1\.[01] 1\d\d /.test(all.subarray(0, 16).toString('latin1')) && all.indexOf('\r\n\r\n') >= 0)
+        all = all.subarray(all.indexOf('\r\n\r\n') + 4);
       const sep = all.indexOf('\r\n\r\n');
       if (sep < 0) return resolve({ status: 0, headers: {}, body: all.toString('latin1'), raw });
       const head = all.subarray(0, sep).toString('latin1').split('\r\n');
@@ -704,7 +866,13 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fedmark-fuzz-'));
   const logger = pino({ level: 'warn', redact: REDACT_PATHS }, { write: (l: string) => void logLines.push(l) });
   // Rate limiting would turn most of the run into 429s after 6,000 requests; the point here is what lies behind it.
-  const built = await buildCoordinator({ dataDir: join(dir, 'coordinator'), logger, tickMs: 50, rateLimitPerMinute: 10_000_000, maxUpdateBytes: MAX_UPDATE_BYTES });
+  const built = await buildCoordinator({
+    dataDir: join(dir, 'coordinator'),
+    logger,
+    tickMs: 50,
+    rateLimitPerMinute: 10_000_000,
+    maxUpdateBytes: MAX_UPDATE_BYTES,
+  });
   app = built.app;
   app.addHook('preHandler', async (req) => {
     if (!req.headers['x-fedmark-signature']) return;
@@ -718,7 +886,8 @@ beforeAll(async () => {
     if (req.method === 'POST' && req.url === '/v1/jobs' && req.rawBody && !createJobBody) createJobBody = JSON.parse(req.rawBody.toString('utf8'));
   });
   app.addHook('onError', async (req, reply, err) => {
-    if (reply.statusCode >= 500 || !(err as { statusCode?: number }).statusCode) serverErrorStacks.push({ method: req.method, url: req.url, stack: err.stack ?? String(err) });
+    if (reply.statusCode >= 500 || !(err as { statusCode?: number }).statusCode)
+      serverErrorStacks.push({ method: req.method, url: req.url, stack: err.stack ?? String(err) });
   });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
 
@@ -728,7 +897,9 @@ beforeAll(async () => {
   [stranger] = makeIdentities(['stranger']);
   const { signed: signedManifest } = makeJob({ jobId: JOB, schema, owner, partners: ids, rounds: 2 });
   ownerAbort = new AbortController();
-  ownerRun = runJobOwner({ coordinatorUrl: base, identity: owner, signed: signedManifest, log: silentLog, pollMs: 100, signal: ownerAbort.signal }).catch((e: unknown) => e);
+  ownerRun = runJobOwner({ coordinatorUrl: base, identity: owner, signed: signedManifest, log: silentLog, pollMs: 100, signal: ownerAbort.signal }).catch(
+    (e: unknown) => e,
+  );
   partners = await Promise.all(ids.map((identity, i) => ManualPartner.join({ url: base, identity, jobId: JOB, train: parts[i].train, test: parts[i].test })));
   await waitForStatus(new CoordinatorClient(base, owner), JOB, (s) => s.round === 1 && s.roundState === 'open', 'round 1 to open');
   for (const p of partners) honestBodies.push((await p.build(1)).body);
@@ -782,7 +953,10 @@ describe('the coordinator under hostile input', () => {
   it('answers malformed HTTP, truncated bodies and unnormalised paths on the socket with 4xx or a closed connection', async () => {
     const jobUrl = `/v1/jobs/${JOB}`;
     const sig = (url: string, body = new Uint8Array()) => signed(ids[1], { method: 'GET', url, body, jobId: JOB, round: 0 });
-    const headerLines = (h: Record<string, string>) => Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const headerLines = (h: Record<string, string>) =>
+      Object.entries(h)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
     const cases: { name: string; bytes: Buffer }[] = [
       { name: 'garbage request line', bytes: Buffer.from('GARBAGE\r\n\r\n') },
       { name: 'no version', bytes: Buffer.from(`GET ${jobUrl}\r\n\r\n`) },
@@ -791,32 +965,78 @@ describe('the coordinator under hostile input', () => {
       { name: 'NUL in header', bytes: Buffer.from(`GET /health HTTP/1.1\r\nhost: x\r\nx-a: a\u0000b\r\n\r\n`) },
       { name: '20 KB header', bytes: Buffer.from(`GET /health HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`) },
       { name: '70 KB URL', bytes: Buffer.from(`GET /v1/jobs/${'a'.repeat(70_000)} HTTP/1.1\r\nhost: x\r\n\r\n`) },
-      { name: 'CL and TE both (smuggling)', bytes: Buffer.from(`POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nhost: x\r\n\r\n`) },
-      { name: 'two content-lengths', bytes: Buffer.from(`POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\ncontent-length: 5\r\n\r\n{}`) },
-      { name: 'bad chunk size', bytes: Buffer.from(`POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`) },
-      { name: 'negative content-length', bytes: Buffer.from(`POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: -1\r\n\r\n`) },
-      { name: 'truncated JSON body (content-length 1000, 10 sent, half-closed)', bytes: Buffer.from(`POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"accepted"`) },
-      { name: 'truncated octet body (half-closed)', bytes: Buffer.from(`PUT ${jobUrl}/rounds/1/submission HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\nFMUP\u0001`) },
-      { name: 'raw .. in path', bytes: Buffer.from(`GET /v1/jobs/../../etc/passwd HTTP/1.1\r\nhost: x\r\n${headerLines(sig('/v1/jobs/../../etc/passwd'))}\r\n`) },
-      { name: 'raw ../ to a real route', bytes: Buffer.from(`GET /v1/jobs/x/../${JOB} HTTP/1.1\r\nhost: x\r\n${headerLines(sig(`/v1/jobs/x/../${JOB}`))}\r\n`) },
-      { name: 'encoded slash in job id', bytes: Buffer.from(`GET /v1/jobs/${JOB}%2Fmanifest HTTP/1.1\r\nhost: x\r\n${headerLines(sig(`/v1/jobs/${JOB}%2Fmanifest`))}\r\n`) },
+      {
+        name: 'CL and TE both (smuggling)',
+        bytes: Buffer.from(
+          `POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nhost: x\r\n\r\n`,
+        ),
+      },
+      {
+        name: 'two content-lengths',
+        bytes: Buffer.from(
+          `POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\ncontent-length: 5\r\n\r\n{}`,
+        ),
+      },
+      {
+        name: 'bad chunk size',
+        bytes: Buffer.from(
+          `POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`,
+        ),
+      },
+      {
+        name: 'negative content-length',
+        bytes: Buffer.from(`POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: -1\r\n\r\n`),
+      },
+      {
+        name: 'truncated JSON body (content-length 1000, 10 sent, half-closed)',
+        bytes: Buffer.from(`POST ${jobUrl}/acceptance HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"accepted"`),
+      },
+      {
+        name: 'truncated octet body (half-closed)',
+        bytes: Buffer.from(
+          `PUT ${jobUrl}/rounds/1/submission HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\nFMUP\u0001`,
+        ),
+      },
+      {
+        name: 'raw .. in path',
+        bytes: Buffer.from(`GET /v1/jobs/../../etc/passwd HTTP/1.1\r\nhost: x\r\n${headerLines(sig('/v1/jobs/../../etc/passwd'))}\r\n`),
+      },
+      {
+        name: 'raw ../ to a real route',
+        bytes: Buffer.from(`GET /v1/jobs/x/../${JOB} HTTP/1.1\r\nhost: x\r\n${headerLines(sig(`/v1/jobs/x/../${JOB}`))}\r\n`),
+      },
+      {
+        name: 'encoded slash in job id',
+        bytes: Buffer.from(`GET /v1/jobs/${JOB}%2Fmanifest HTTP/1.1\r\nhost: x\r\n${headerLines(sig(`/v1/jobs/${JOB}%2Fmanifest`))}\r\n`),
+      },
       { name: 'absolute-form URL', bytes: Buffer.from(`GET http://127.0.0.1${jobUrl} HTTP/1.1\r\nhost: x\r\n\r\n`) },
       { name: 'asterisk-form', bytes: Buffer.from('OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n') },
       { name: 'HTTP/1.0 without host', bytes: Buffer.from(`GET ${jobUrl} HTTP/1.0\r\n\r\n`) },
       { name: 'backslashes', bytes: Buffer.from(`GET \\v1\\jobs\\${JOB} HTTP/1.1\r\nhost: x\r\n\r\n`) },
       { name: 'bad percent-encoding', bytes: Buffer.from(`GET /v1/jobs/%E0%A4%A HTTP/1.1\r\nhost: x\r\n\r\n`) },
-      { name: 'pipelined: signed replay twice on one connection', bytes: (() => {
-        const h = headerLines(sig(jobUrl));
-        return Buffer.from(`GET ${jobUrl} HTTP/1.1\r\nhost: x\r\n${h}\r\nGET ${jobUrl} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${h}\r\n`);
-      })() },
-      { name: 'expect: 100-continue then nothing', bytes: Buffer.from(`PUT ${jobUrl}/rounds/1/submission HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 10\r\nexpect: 100-continue\r\n\r\n`) },
+      {
+        name: 'pipelined: signed replay twice on one connection',
+        bytes: (() => {
+          const h = headerLines(sig(jobUrl));
+          return Buffer.from(`GET ${jobUrl} HTTP/1.1\r\nhost: x\r\n${h}\r\nGET ${jobUrl} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${h}\r\n`);
+        })(),
+      },
+      {
+        name: 'expect: 100-continue then nothing',
+        bytes: Buffer.from(
+          `PUT ${jobUrl}/rounds/1/submission HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 10\r\nexpect: 100-continue\r\n\r\n`,
+        ),
+      },
       { name: 'slowloris-style partial headers', bytes: Buffer.from(`GET /health HTTP/1.1\r\nhost: x\r\nx-a: `) },
     ];
     // Every case half-closes after writing, so the server's answer (or its decision to close) ends the exchange.
     const results = await pool(cases, 4, async (c) => ({ c, r: await rawExchange(c.bytes, { halfClose: true, timeoutMs: 4000 }) }));
     const statuses = results.map(({ c, r }) => `${c.name}: ${r.status || 'closed'}`);
     const bad = results.filter(({ r }) => r.status >= 500 || (r.status !== 0 && r.status < 200));
-    expect(bad.map(({ c, r }) => `${c.name} → ${r.status} ${r.body.slice(0, 200)}`), statuses.join('\n')).toEqual([]);
+    expect(
+      bad.map(({ c, r }) => `${c.name} → ${r.status} ${r.body.slice(0, 200)}`),
+      statuses.join('\n'),
+    ).toEqual([]);
     // Rejected by the route or by the HTTP parser (src/transport/http-server.ts clientErrorHandler): the same JSON shape.
     for (const { c, r } of results) if (r.status >= 400) expect(isOurError(r.body), `${c.name}: ${r.status} ${r.body}`).toBe(true);
     const get = (name: string) => results.find(({ c }) => c.name === name)!.r;
@@ -838,7 +1058,10 @@ describe('the coordinator under hostile input', () => {
     expect(health.statusCode).toBe(200);
     // Error-level lines that are not protocol events: unexpected errors in routes or in the deadline sweep.
     const errors = logLines.filter((l) => /"level":(50|60)/.test(l) && !/"msg":"model hashes disagree: job stopped"/.test(l));
-    expect(errors.map((l) => l.slice(0, 600)), 'error-level lines in the coordinator log').toEqual([]);
+    expect(
+      errors.map((l) => l.slice(0, 600)),
+      'error-level lines in the coordinator log',
+    ).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((Object.prototype as Record<string, unknown>).accepted).toBeUndefined();
   });
@@ -874,8 +1097,16 @@ function checkOutcomes(all: Outcome[]): void {
   const noAnswer = all.filter((o) => o.status === 0);
   const badShape = all.filter((o) => o.status >= 400 && o.status < 500 && o.wire.method !== 'HEAD' && !isOurError(o.body));
   const badHead = all.filter((o) => o.wire.method === 'HEAD' && o.status >= 400 && !o.contentType.includes('application/json'));
-  const mismatched = all.filter((o) => o.status >= 400 && o.wire.method !== 'HEAD' && isOurError(o.body) && (JSON.parse(o.body) as { statusCode: number }).statusCode !== o.status);
-  const report = (xs: Outcome[], n = 5) => xs.slice(0, n).map((o) => `[${o.via} → ${o.status}] ${describeWire(o.wire)}\n    response: ${o.body.slice(0, 300)}${o.status >= 500 ? `\n    stack: ${stackFor(o)}` : ''}`).join('\n');
+  const mismatched = all.filter(
+    (o) => o.status >= 400 && o.wire.method !== 'HEAD' && isOurError(o.body) && (JSON.parse(o.body) as { statusCode: number }).statusCode !== o.status,
+  );
+  const report = (xs: Outcome[], n = 5) =>
+    xs
+      .slice(0, n)
+      .map(
+        (o) => `[${o.via} → ${o.status}] ${describeWire(o.wire)}\n    response: ${o.body.slice(0, 300)}${o.status >= 500 ? `\n    stack: ${stackFor(o)}` : ''}`,
+      )
+      .join('\n');
   expect(serverErrors.length, `5xx answers (${serverErrors.length}):\n${report(serverErrors, 10)}`).toBe(0);
   expect(noAnswer.length, `requests without an answer:\n${report(noAnswer)}`).toBe(0);
   expect(badShape.length, `4xx answers without { statusCode, code, error } (${badShape.length}):\n${report(badShape)}`).toBe(0);
@@ -885,7 +1116,18 @@ function checkOutcomes(all: Outcome[]): void {
   // submissions inspected (these codes only come from the signature check and the job engine).
   const codes = new Set(all.filter((o) => isOurError(o.body)).map((o) => (JSON.parse(o.body) as { code: string }).code));
   // AUTH_REJECTED is the one answer for an unknown job, a key the job does not name and a bad signature.
-  for (const code of ['AUTH_REJECTED', 'AUTH_BAD_SIGNATURE', 'AUTH_REPLAY', 'AUTH_STALE', 'INVALID_REQUEST', 'BAD_JSON', 'NOT_FOUND', 'UPDATE_MALFORMED', 'HE_BAD_CIPHERTEXT', 'PARTNER_ONLY']) {
+  for (const code of [
+    'AUTH_REJECTED',
+    'AUTH_BAD_SIGNATURE',
+    'AUTH_REPLAY',
+    'AUTH_STALE',
+    'INVALID_REQUEST',
+    'BAD_JSON',
+    'NOT_FOUND',
+    'UPDATE_MALFORMED',
+    'HE_BAD_CIPHERTEXT',
+    'PARTNER_ONLY',
+  ]) {
     expect(codes, `no request was rejected with ${code}; seen: ${[...codes].sort().join(', ')}`).toContain(code);
   }
 }

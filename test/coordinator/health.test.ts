@@ -19,7 +19,13 @@ describe('/health says what an operator needs', () => {
     try {
       const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b']);
       const { schema } = await telcoPartners({ partners: 2, rowsPerPartner: 50 });
-      await registerJob(new CoordinatorClient(coord.url, owner), makeJob({ jobId: 'health-job', schema, owner, partners: ids, rounds: 1 }).signed, owner, null, null);
+      await registerJob(
+        new CoordinatorClient(coord.url, owner),
+        makeJob({ jobId: 'health-job', schema, owner, partners: ids, rounds: 1 }).signed,
+        owner,
+        null,
+        null,
+      );
       const h = await new CoordinatorClient(coord.url, owner).call(routes.health, {});
       expect(h.ok).toBe(true);
       expect(h.store).toEqual({ writable: true });
@@ -48,7 +54,11 @@ describe('/health says what an operator needs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedmark-health-'));
     dirs.push(dir);
     const logPath = join(dir, 'log.jsonl');
-    const built = await buildCoordinator({ dataDir: join(dir, 'data'), logger: pino({ level: 'info' }, pino.destination({ dest: logPath, sync: true })), minFreeBytes: Number.MAX_SAFE_INTEGER });
+    const built = await buildCoordinator({
+      dataDir: join(dir, 'data'),
+      logger: pino({ level: 'info' }, pino.destination({ dest: logPath, sync: true })),
+      minFreeBytes: Number.MAX_SAFE_INTEGER,
+    });
     try {
       const h = (await built.app.inject({ method: 'GET', url: '/health' })).json();
       expect(h.ok).toBe(false);

@@ -76,12 +76,28 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
 
     // telco-b and retail-c run as real nodes from the start; bank-a, whose key signs the attacks, is
     // driven by hand through round 1 and hands over to a real node afterwards.
-    const honest = runFederation({ url, owner, identities: ids, signed, parts, schemaHash, stateDir: coord.dir, nodes: [1, 2], timeoutMs: 45_000, signal: stopNodes.signal });
+    const honest = runFederation({
+      url,
+      owner,
+      identities: ids,
+      signed,
+      parts,
+      schemaHash,
+      stateDir: coord.dir,
+      nodes: [1, 2],
+      timeoutMs: 45_000,
+      signal: stopNodes.signal,
+    });
     honest.catch(() => undefined);
     const a = await ManualPartner.join({ url, identity: ids[0], jobId, train: parts[0].train, test: parts[0].test });
     disposables.push(a);
     const watcher = new CoordinatorClient(url, owner);
-    await waitForStatus(watcher, jobId, (s) => s.round === 1 && s.roundState === 'open' && s.submitted.length === 2, 'the other two partners to submit round 1');
+    await waitForStatus(
+      watcher,
+      jobId,
+      (s) => s.round === 1 && s.roundState === 'open' && s.submitted.length === 2,
+      'the other two partners to submit round 1',
+    );
 
     const honestBuild = await a.build(1);
     const body = honestBuild.body;
@@ -90,7 +106,10 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     const path = (round: number) => `/v1/jobs/${jobId}/rounds/${round}/submission`;
 
     const outcomes: Outcome[] = [];
-    async function send(attack: string, o: { headers: Record<string, string>; body: Uint8Array | string; round?: number; contentType?: string }): Promise<Outcome> {
+    async function send(
+      attack: string,
+      o: { headers: Record<string, string>; body: Uint8Array | string; round?: number; contentType?: string },
+    ): Promise<Outcome> {
       const res = await fetch(url + path(o.round ?? 1), {
         method: 'PUT',
         headers: { ...o.headers, 'content-type': o.contentType ?? 'application/octet-stream' },
@@ -108,7 +127,16 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
       return outcome;
     }
     const signed_ = (identity: Identity, bytes: Uint8Array, extra: { round?: number; jobId?: string; now?: number; nonce?: string } = {}) =>
-      signRequest({ method: 'PUT', path: path(1), body: bytes, jobId: extra.jobId ?? jobId, round: extra.round ?? 1, identity, now: extra.now, nonce: extra.nonce });
+      signRequest({
+        method: 'PUT',
+        path: path(1),
+        body: bytes,
+        jobId: extra.jobId ?? jobId,
+        round: extra.round ?? 1,
+        identity,
+        now: extra.now,
+        nonce: extra.nonce,
+      });
     const asA = (attack: string, bytes: Uint8Array, round = 1) =>
       send(attack, { headers: signRequest({ method: 'PUT', path: path(round), body: bytes, jobId, round, identity: ids[0] }), body: bytes, round });
     async function expectRefused(o: Promise<Outcome>, status: number, code: string | RegExp) {
@@ -122,10 +150,26 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     const sig = Buffer.from(forged['x-fedmark-signature'], 'base64');
     sig[10] ^= 0x01;
     // A bad signature and a key the job does not name get the one answer an unknown job gets (no job-existence oracle).
-    await expectRefused(send('forged signature (one signature byte changed)', { headers: { ...forged, 'x-fedmark-signature': sig.toString('base64') }, body }), 401, 'AUTH_REJECTED');
-    await expectRefused(send('body changed after signing', { headers: signed_(ids[0], body), body: flipBit(body, body.length - 100) }), 401, 'AUTH_BAD_SIGNATURE');
-    await expectRefused(send('stale timestamp (10 minutes old)', { headers: signed_(ids[0], body, { now: Date.now() - 10 * 60_000 }), body }), 401, 'AUTH_STALE');
-    await expectRefused(send('timestamp 10 minutes in the future', { headers: signed_(ids[0], body, { now: Date.now() + 10 * 60_000 }), body }), 401, 'AUTH_STALE');
+    await expectRefused(
+      send('forged signature (one signature byte changed)', { headers: { ...forged, 'x-fedmark-signature': sig.toString('base64') }, body }),
+      401,
+      'AUTH_REJECTED',
+    );
+    await expectRefused(
+      send('body changed after signing', { headers: signed_(ids[0], body), body: flipBit(body, body.length - 100) }),
+      401,
+      'AUTH_BAD_SIGNATURE',
+    );
+    await expectRefused(
+      send('stale timestamp (10 minutes old)', { headers: signed_(ids[0], body, { now: Date.now() - 10 * 60_000 }), body }),
+      401,
+      'AUTH_STALE',
+    );
+    await expectRefused(
+      send('timestamp 10 minutes in the future', { headers: signed_(ids[0], body, { now: Date.now() + 10 * 60_000 }), body }),
+      401,
+      'AUTH_STALE',
+    );
     await expectRefused(send('signed by a key that is not a partner', { headers: signed_(stranger, body), body }), 401, 'AUTH_REJECTED');
     await expectRefused(send('signed by the job owner, who is not a partner', { headers: signed_(owner, body), body }), 403, 'PARTNER_ONLY');
     await expectRefused(send('signature scoped to another round', { headers: signed_(ids[0], body, { round: 2 }), body }), 401, 'SIGNATURE_SCOPE');
@@ -134,16 +178,35 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     await expectRefused(send('unsigned (signature header missing)', { headers: noSig, body }), 401, 'AUTH_MISSING');
 
     // --- ciphertexts (validly signed by a partner) ---------------------------------------------
-    await expectRefused(asA('truncated ciphertext', reencode(decoded, { parts: { update: update.subarray(0, update.length - 1000) } })), 400, 'HE_BAD_CIPHERTEXT');
+    await expectRefused(
+      asA('truncated ciphertext', reencode(decoded, { parts: { update: update.subarray(0, update.length - 1000) } })),
+      400,
+      'HE_BAD_CIPHERTEXT',
+    );
     await expectRefused(asA('bit-flipped ciphertext', reencode(decoded, { parts: { update: flipBit(update, update.length >> 1) } })), 400, 'HE_BAD_CIPHERTEXT');
     const updateBody = update.subarray(0, update.length - 32);
-    await expectRefused(asA('truncated ciphertext, checksum recomputed', reencode(decoded, { parts: { update: withFreshChecksum(updateBody.subarray(0, updateBody.length - 1000)) } })), 400, 'HE_BAD_CIPHERTEXT');
+    await expectRefused(
+      asA(
+        'truncated ciphertext, checksum recomputed',
+        reencode(decoded, { parts: { update: withFreshChecksum(updateBody.subarray(0, updateBody.length - 1000)) } }),
+      ),
+      400,
+      'HE_BAD_CIPHERTEXT',
+    );
     // 16 bytes of ones cover at least one whole 60-bit packed coefficient, which then exceeds the prime modulus.
     const outOfRange = Uint8Array.from(updateBody);
     outOfRange.fill(0xff, outOfRange.length >> 1, (outOfRange.length >> 1) + 16);
-    await expectRefused(asA('ciphertext coefficient above the modulus, checksum recomputed', reencode(decoded, { parts: { update: withFreshChecksum(outOfRange) } })), 400, 'HE_BAD_CIPHERTEXT');
+    await expectRefused(
+      asA('ciphertext coefficient above the modulus, checksum recomputed', reencode(decoded, { parts: { update: withFreshChecksum(outOfRange) } })),
+      400,
+      'HE_BAD_CIPHERTEXT',
+    );
     const evaluation = decoded.parts.evaluation;
-    await expectRefused(asA('bit-flipped evaluation ciphertext', reencode(decoded, { parts: { evaluation: flipBit(evaluation, 100) } })), 400, 'HE_BAD_CIPHERTEXT');
+    await expectRefused(
+      asA('bit-flipped evaluation ciphertext', reencode(decoded, { parts: { evaluation: flipBit(evaluation, 100) } })),
+      400,
+      'HE_BAD_CIPHERTEXT',
+    );
     await expectRefused(asA('update part missing from a training round', reencode(decoded, { parts: { update: null } })), 400, /PART_MISSING|PART_UNEXPECTED/);
     const foreignBodies: Uint8Array[] = [];
     for (const [label, params, claim] of [
@@ -168,21 +231,42 @@ describe('hostile requests against a live coordinator (CKKS job, 3 partners, 2 r
     const plainScheme = await openSecureSum({ scheme: 'plain-insecure' });
     const plainCipher = plainScheme.cipher(null);
     await expectRefused(
-      asA('plaintext update in a CKKS job', reencode(decoded, { meta: { scheme: 'plain-insecure', paramsId: 'plain-insecure' }, parts: { update: plainCipher.encrypt(honestBuild.update!), evaluation: plainCipher.encrypt(honestBuild.evaluation) } })),
+      asA(
+        'plaintext update in a CKKS job',
+        reencode(decoded, {
+          meta: { scheme: 'plain-insecure', paramsId: 'plain-insecure' },
+          parts: { update: plainCipher.encrypt(honestBuild.update!), evaluation: plainCipher.encrypt(honestBuild.evaluation) },
+        }),
+      ),
       400,
       'HE_PARAMS_MISMATCH',
     );
 
     // --- envelopes and rounds -------------------------------------------------------------------------
     await expectRefused(asA('truncated envelope', body.subarray(0, body.length - 1000)), 400, 'UPDATE_MALFORMED');
-    await expectRefused(asA('not an update envelope (random bytes)', Uint8Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) & 0xff)), 400, 'UPDATE_MALFORMED');
+    await expectRefused(
+      asA(
+        'not an update envelope (random bytes)',
+        Uint8Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) & 0xff),
+      ),
+      400,
+      'UPDATE_MALFORMED',
+    );
     await expectRefused(asA('empty body', new Uint8Array(0)), 400, 'UPDATE_MALFORMED');
     const json = new TextEncoder().encode(JSON.stringify({ update: Array.from(honestBuild.update!.slice(0, 4)) }));
-    await expectRefused(send('JSON instead of an update envelope', { headers: signed_(ids[0], json), body: json, contentType: 'application/json' }), 415, 'WRONG_CONTENT_TYPE');
+    await expectRefused(
+      send('JSON instead of an update envelope', { headers: signed_(ids[0], json), body: json, contentType: 'application/json' }),
+      415,
+      'WRONG_CONTENT_TYPE',
+    );
     await expectRefused(asA('update for round 2 sent to round 1', reencode(decoded, { meta: { round: 2 } })), 400, 'WRONG_ROUND');
     await expectRefused(asA('update for round 2 sent to round 2 (not open)', reencode(decoded, { meta: { round: 2 } }), 2), 409, 'ROUND_NOT_OPEN');
     await expectRefused(asA('update for an attempt that is not open', reencode(decoded, { meta: { attempt: 1 } })), 409, 'ROUND_NOT_OPEN');
-    await expectRefused(asA('evaluation-only update in a training round', reencode(decoded, { meta: { kind: 'evaluate' }, parts: { update: null } })), 400, 'WRONG_KIND');
+    await expectRefused(
+      asA('evaluation-only update in a training round', reencode(decoded, { meta: { kind: 'evaluate' }, parts: { update: null } })),
+      400,
+      'WRONG_KIND',
+    );
     await expectRefused(asA('update for another job', reencode(decoded, { meta: { jobId: 'other-job' } })), 400, 'WRONG_JOB');
 
     // None of it counted: round 1 still waits for bank-a alone.

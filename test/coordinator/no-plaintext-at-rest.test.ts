@@ -53,7 +53,8 @@ async function driveJob(coord: TestCoordinator, jobId: string, encryption: Encry
   ownerRun.catch((err: unknown) => abort.abort(err));
   const partners: ManualPartner[] = [];
   try {
-    for (const [i, id] of ids.entries()) partners.push(await ManualPartner.join({ url: coord.url, identity: id, jobId, train: parts[i].train, test: parts[i].test, signal: abort.signal }));
+    for (const [i, id] of ids.entries())
+      partners.push(await ManualPartner.join({ url: coord.url, identity: id, jobId, train: parts[i].train, test: parts[i].test, signal: abort.signal }));
     const watcher = new CoordinatorClient(coord.url, owner);
     const released: Released[] = [];
     const sums: DrivenJob['sums'] = [];
@@ -139,14 +140,27 @@ describe('the coordinator keeps no plaintext of any partner at rest (telco sampl
       const text = Array.from(values, (v) => `${v} ${Math.fround(v)} ${v.toFixed(6)}`).join(',');
       // Odd offsets: a leak need not be aligned, and the scanner must not assume it is.
       const file = join(dir, 'leak.bin');
-      writeFileSync(file, Buffer.concat([Buffer.from([1, 2, 3]), f64, Buffer.from([9]), f32, Buffer.from(` ${text} ${f64.toString('base64')} x${Buffer.concat([Buffer.from([7]), f64]).toString('base64')}`)]));
+      writeFileSync(
+        file,
+        Buffer.concat([
+          Buffer.from([1, 2, 3]),
+          f64,
+          Buffer.from([9]),
+          f32,
+          Buffer.from(` ${text} ${f64.toString('base64')} x${Buffer.concat([Buffer.from([7]), f64]).toString('base64')}`),
+        ]),
+      );
       const found = new Set(scanFiles([file], needles).map((h) => h.label));
       const missed = needles.filter((n) => !found.has(n.label) && !n.label.includes('base64'));
       expect(missed.map((n) => n.label)).toEqual([]);
       // base64 needles: one alignment per run is present in each of the two encodings written.
       const base64Runs = new Set(needles.filter((n) => n.label.includes('base64') && found.has(n.label)).map((n) => n.label.replace(/ \(alignment \d\)$/, '')));
       expect(base64Runs.size).toBe(needles.filter((n) => n.label.endsWith('(alignment 0)')).length);
-      for (const kind of ['float64', 'float32', 'text', 'base64']) expect(needles.some((n) => n.label.includes(kind) && found.has(n.label)), kind).toBe(true);
+      for (const kind of ['float64', 'float32', 'text', 'base64'])
+        expect(
+          needles.some((n) => n.label.includes(kind) && found.has(n.label)),
+          kind,
+        ).toBe(true);
       // And a file without the values yields nothing.
       const clean = join(dir, 'clean.bin');
       writeFileSync(clean, Buffer.from(Float64Array.from([0.5, 0.25, 1234.5]).buffer));
@@ -161,11 +175,7 @@ describe('the coordinator keeps no plaintext of any partner at rest (telco sampl
     coords.push(coord);
     const job = await driveJob(coord, 'at-rest-ckks', DEFAULT_HE_PARAMS, schema, parts);
 
-    const needles = [
-      ...partnerNeedles(job),
-      ...sumNeedles(job),
-      ...job.models.flatMap((m) => vectorNeedles(`global model after round ${m.round}`, m.params)),
-    ];
+    const needles = [...partnerNeedles(job), ...sumNeedles(job), ...job.models.flatMap((m) => vectorNeedles(`global model after round ${m.round}`, m.params))];
     // Enough values are searched that a leak of any one vector could not slip through for lack of needles.
     const perVector = job.released.filter((r) => r.update).map((r) => Array.from(r.update!).filter(isDistinctive).length);
     expect(Math.min(...perVector)).toBeGreaterThan(30);
@@ -174,7 +184,10 @@ describe('the coordinator keeps no plaintext of any partner at rest (telco sampl
 
     // While the coordinator runs, recent pages live in the WAL: scan it before a checkpoint folds it away.
     const live = [...listFiles(coord.dataDir), coord.logPath];
-    expect(live.some((f) => f.endsWith('-wal')), `files scanned: ${live.map((f) => basename(f)).join(', ')}`).toBe(true);
+    expect(
+      live.some((f) => f.endsWith('-wal')),
+      `files scanned: ${live.map((f) => basename(f)).join(', ')}`,
+    ).toBe(true);
     expect(live.some((f) => f.endsWith('-shm'))).toBe(true);
     const liveHits = scanFiles(live, needles);
     expect(liveHits, `plaintext found while running:\n${describeHits(liveHits)}`).toEqual([]);

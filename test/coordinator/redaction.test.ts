@@ -111,10 +111,21 @@ describe('the coordinator log carries no secrets', () => {
     const replay = await fetch(url + path, { method: 'POST', headers, body });
     expect(replay.status).toBe(409);
     expect(((await replay.json()) as { code: string }).code).toBe('AUTH_REPLAY');
-    const forged = await fetch(url + path, { method: 'POST', headers: { ...headers, 'x-fedmark-signature': signRequest({ method: 'POST', path: '/elsewhere', body, jobId, round: 0, identity: ids[0] })['x-fedmark-signature'] }, body });
+    const forged = await fetch(url + path, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        'x-fedmark-signature': signRequest({ method: 'POST', path: '/elsewhere', body, jobId, round: 0, identity: ids[0] })['x-fedmark-signature'],
+      },
+      body,
+    });
     expect(forged.status).toBe(401);
     const badBody = new TextEncoder().encode('{"accepted":');
-    const badJson = await fetch(url + path, { method: 'POST', headers: { ...signRequest({ method: 'POST', path, body: badBody, jobId, round: 0, identity: ids[0] }), 'content-type': 'application/json' }, body: badBody });
+    const badJson = await fetch(url + path, {
+      method: 'POST',
+      headers: { ...signRequest({ method: 'POST', path, body: badBody, jobId, round: 0, identity: ids[0] }), 'content-type': 'application/json' },
+      body: badBody,
+    });
     expect(badJson.status).toBe(400);
     const wrongType = await partner.request('PUT', `/v1/jobs/${jobId}/rounds/1/submission`, jobId, 1, { not: 'bytes' });
     expect(wrongType.status).toBeGreaterThanOrEqual(400);
@@ -135,7 +146,12 @@ describe('the coordinator log carries no secrets', () => {
     const text = logLines.join('');
     const found = [...signatures].filter((s) => text.includes(s) || text.includes(s.slice(0, 40)));
     expect(found, `signatures in the log: ${found.slice(0, 3).join(', ')}`).toEqual([]);
-    expect(leakedFragments(text, [...signatures].map((s) => new Uint8Array(Buffer.from(s, 'base64'))))).toEqual([]);
+    expect(
+      leakedFragments(
+        text,
+        [...signatures].map((s) => new Uint8Array(Buffer.from(s, 'base64'))),
+      ),
+    ).toEqual([]);
   });
 
   it('holds no sealed key, CKKS secret key or identity secret key, whole or as a 16-byte fragment', () => {
@@ -150,8 +166,16 @@ describe('the coordinator log carries no secrets', () => {
 
   it('the fragment search finds a planted leak (control)', () => {
     const planted = Buffer.from(engine.sealedKey(jobId, publicIdentity(ids[1]).keyId).subarray(500, 540));
-    for (const encoded of [planted.toString('base64'), planted.toString('hex'), JSON.stringify({ type: 'Buffer', data: [...planted] }), planted.toString('base64url').slice(3)]) {
-      expect(leakedFragments(`{"msg":"oops","blob":${JSON.stringify(encoded)}}`, [engine.sealedKey(jobId, publicIdentity(ids[1]).keyId)]).length, encoded.slice(0, 20)).toBeGreaterThan(0);
+    for (const encoded of [
+      planted.toString('base64'),
+      planted.toString('hex'),
+      JSON.stringify({ type: 'Buffer', data: [...planted] }),
+      planted.toString('base64url').slice(3),
+    ]) {
+      expect(
+        leakedFragments(`{"msg":"oops","blob":${JSON.stringify(encoded)}}`, [engine.sealedKey(jobId, publicIdentity(ids[1]).keyId)]).length,
+        encoded.slice(0, 20),
+      ).toBeGreaterThan(0);
     }
   });
 });
@@ -181,7 +205,11 @@ describe('REDACT_PATHS', () => {
   // Fails with the REDACT_PATHS of this writing: '*.secretKey' matches exactly one level down, so a
   // log call that puts the field at the top level or two levels down prints it (reported to the lead).
   it('redacts secret key fields at the top level and two levels down', () => {
-    for (const obj of [{ secretKey: 'SECRET-4' }, { signSecretKey: 'SECRET-5', boxSecretKey: 'SECRET-6' }, { node: { identity: { signSecretKey: 'SECRET-7' } } }]) {
+    for (const obj of [
+      { secretKey: 'SECRET-4' },
+      { signSecretKey: 'SECRET-5', boxSecretKey: 'SECRET-6' },
+      { node: { identity: { signSecretKey: 'SECRET-7' } } },
+    ]) {
       expect(logged(obj)).not.toMatch(/SECRET-\d/);
     }
   });

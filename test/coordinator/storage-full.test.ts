@@ -37,7 +37,10 @@ describe("the coordinator's storage fills up", () => {
       return (real as (...a: unknown[]) => number)(fd, buf, ...rest);
     }) as typeof fs.writeSync);
     const client = new CoordinatorClient(coord.url, owner, { unreachableRetryMs: 0 });
-    const refused = await registerJob(client, signed, owner, null, null).then(() => null, (e: unknown) => e);
+    const refused = await registerJob(client, signed, owner, null, null).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(refused).toBeInstanceOf(FedmarkError);
     expect((refused as FedmarkError).code).toBe('STORAGE_FULL');
     expect(coord.store.getJob(manifest.jobId)).toBeUndefined();
@@ -107,4 +110,3 @@ describe("the coordinator's storage fills up", () => {
     }
   }, 150_000);
 });
-

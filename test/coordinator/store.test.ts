@@ -10,7 +10,7 @@ const dir = mkdtempSync(join(tmpdir(), 'fedmark-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('coordinator store', () => {
-  it('keeps a round\'s sums as one row per named part', () => {
+  it("keeps a round's sums as one row per named part", () => {
     const store = new CoordinatorStore(join(dir, 'fresh'));
     try {
       store.putPartSum('j', 1, 0, 'update', new Uint8Array([1, 2]));

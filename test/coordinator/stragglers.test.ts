@@ -7,7 +7,7 @@ import { runPartnerNode } from '../../partner/node.ts';
 import { runJobOwner } from '../../owner/node.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest, MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
@@ -51,7 +51,16 @@ describe('dropouts and stragglers', () => {
     const a = start(0);
     const b = start(1);
     const watcher = new CoordinatorClient(coord.url, owner);
-    for (let i = 0; i < 100 && !(await watcher.status(manifest.jobId).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (
+      let i = 0;
+      i < 100 &&
+      !(await watcher.status(manifest.jobId).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 100));
 
     // retail-c accepts and gets the key, then goes silent: it is selected, and every round waits for
     // it until the deadline, then closes with the two partners that made it (quorum 2).
@@ -78,7 +87,9 @@ describe('dropouts and stragglers', () => {
       expect(r.modelHash).toBe(ownerResult.modelHash);
     }
     const ledger = readLedger(join(coord.dataDir, 'ledgers', `${manifest.jobId}.ledger.jsonl`)).entries;
-    const rounds = ledger.filter((e) => e.type === 'round').map((e) => e.payload as { round: number; selected: string[]; submitted: string[]; dropped: string[] });
+    const rounds = ledger
+      .filter((e) => e.type === 'round')
+      .map((e) => e.payload as { round: number; selected: string[]; submitted: string[]; dropped: string[] });
     const cKey = manifest.partners[2].keyId;
     expect(rounds[0].selected).toContain(cKey);
     expect(rounds[0].dropped).toContain(cKey);

@@ -65,7 +65,10 @@ async function refusal(client: CoordinatorClient): Promise<FedmarkError> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fedmark-tls-test-'));
   identity = generateIdentity('bank-a');
-  [ca, otherCa] = await Promise.all([generateCertificateAuthority({ commonName: 'deployment CA' }), generateCertificateAuthority({ commonName: 'someone else CA' })]);
+  [ca, otherCa] = await Promise.all([
+    generateCertificateAuthority({ commonName: 'deployment CA' }),
+    generateCertificateAuthority({ commonName: 'someone else CA' }),
+  ]);
   const [honest, expired, wrongHost, ss, expiredSs] = await Promise.all([
     issueServerCertificate(ca, { hosts: ['127.0.0.1', 'localhost'], days: 2 }),
     issueServerCertificate(ca, { hosts: ['127.0.0.1'], notBefore: new Date('2024-01-01T00:00:00Z'), notAfter: new Date('2024-03-01T00:00:00Z') }),
@@ -96,7 +99,9 @@ describe('HTTPS between client nodes and the coordinator', () => {
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ statusCode: 401, code: 'AUTH_REJECTED' });
     // A signed JSON body crosses intact: the coordinator parses it and names the bad field.
-    await expect(partner.call(routes.createJob, {}, { body: { manifest: { jobId: 'tls-job' }, signature: 'x' }, jobId: 'tls-job' })).rejects.toThrow(/coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/);
+    await expect(partner.call(routes.createJob, {}, { body: { manifest: { jobId: 'tls-job' }, signature: 'x' }, jobId: 'tls-job' })).rejects.toThrow(
+      /coordinator refused POST \/v1\/jobs \(400 INVALID_REQUEST\): body\.manifest/,
+    );
     await expect(partner.call(routes.health, {})).resolves.toMatchObject({ ok: true });
   });
 
@@ -107,7 +112,16 @@ describe('HTTPS between client nodes and the coordinator', () => {
     trustCoordinator(servers.honest.url, { ca: ca.cert });
     try {
       const before = servers.honest.requests;
-      const result = await runFederation({ url: servers.honest.url, owner, identities: ids, signed, parts, schemaHash, stateDir: join(dir, 'nodes'), timeoutMs: 40_000 });
+      const result = await runFederation({
+        url: servers.honest.url,
+        owner,
+        identities: ids,
+        signed,
+        parts,
+        schemaHash,
+        stateDir: join(dir, 'nodes'),
+        timeoutMs: 40_000,
+      });
       expect(result.owner.state).toBe('completed');
       for (const n of result.nodes) expect(n.modelHash).toBe(result.owner.modelHash);
       expect(servers.honest.requests - before).toBeGreaterThan(20);
@@ -202,7 +216,9 @@ describe('HTTPS between client nodes and the coordinator', () => {
 describe('plain HTTP only on loopback', () => {
   it('the client refuses http:// to a non-loopback coordinator, and TLS options on an http:// URL', () => {
     for (const url of ['http://10.0.0.5:8470', 'http://coordinator.example.org', 'http://0.0.0.0:8470', 'http://[2001:db8::1]:8470']) {
-      expect(() => new CoordinatorClient(url, identity)).toThrow(expect.objectContaining({ code: 'INSECURE_TRANSPORT', message: expect.stringMatching(/plain HTTP is allowed on loopback only/) }));
+      expect(() => new CoordinatorClient(url, identity)).toThrow(
+        expect.objectContaining({ code: 'INSECURE_TRANSPORT', message: expect.stringMatching(/plain HTTP is allowed on loopback only/) }),
+      );
     }
     for (const url of ['http://127.0.0.1:8470', 'http://localhost:8470', 'http://[::1]:8470', 'https://coordinator.example.org', 'https://10.0.0.5:8470']) {
       expect(() => new CoordinatorClient(url, identity)).not.toThrow();
@@ -250,14 +266,18 @@ describe('certificates for a test deployment (fedmark keys cert)', () => {
     const out = join(dir, 'deployment');
     const other = join(dir, 'deployment-2');
     const second = await writeTestDeployment(other, { hosts: ['127.0.0.1'] });
-    expect(() => loadCoordinatorTls({ certFile: join(out, 'server.pem'), keyFile: second.keyFile })).toThrow(expect.objectContaining({ code: 'TLS_KEY_MISMATCH' }));
-    expect(() => loadCoordinatorTls({ certFile: join(out, 'server.pem'), keyFile: join(out, 'server.key'), now: new Date(Date.now() + 10 * 86_400_000) })).toThrow(
-      expect.objectContaining({ code: 'TLS_CERT_EXPIRED' }),
+    expect(() => loadCoordinatorTls({ certFile: join(out, 'server.pem'), keyFile: second.keyFile })).toThrow(
+      expect.objectContaining({ code: 'TLS_KEY_MISMATCH' }),
     );
+    expect(() =>
+      loadCoordinatorTls({ certFile: join(out, 'server.pem'), keyFile: join(out, 'server.key'), now: new Date(Date.now() + 10 * 86_400_000) }),
+    ).toThrow(expect.objectContaining({ code: 'TLS_CERT_EXPIRED' }));
     expect(() => loadCoordinatorTls({ certFile: join(out, 'server.pem'), keyFile: join(out, 'server.key'), host: '10.0.0.7' })).toThrow(
       expect.objectContaining({ code: 'TLS_CERT_HOST', message: expect.stringMatching(/does not cover 10\.0\.0\.7 \(it names 127\.0\.0\.1\)/) }),
     );
-    expect(() => loadCoordinatorTls({ certFile: join(out, 'missing.pem'), keyFile: join(out, 'server.key') })).toThrow(expect.objectContaining({ code: 'TLS_FILE' }));
+    expect(() => loadCoordinatorTls({ certFile: join(out, 'missing.pem'), keyFile: join(out, 'server.key') })).toThrow(
+      expect.objectContaining({ code: 'TLS_FILE' }),
+    );
   });
 
   it('checks pins and CA files up front', () => {
@@ -276,7 +296,12 @@ async function leafOf(url: string): Promise<string> {
     const socket = tls.connect({ host: hostname, port: Number(port), rejectUnauthorized: false }, () => {
       const der = socket.getPeerCertificate().raw;
       socket.destroy();
-      resolve(`-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`);
+      resolve(
+        `-----BEGIN CERTIFICATE-----\n${der
+          .toString('base64')
+          .match(/.{1,64}/g)!
+          .join('\n')}\n-----END CERTIFICATE-----\n`,
+      );
     });
     socket.once('error', reject);
   });

@@ -16,7 +16,6 @@ import { FedmarkError } from '../../src/errors.ts';
 import { createRng } from '../../src/util/rng.ts';
 import { expectCode, reseal } from './helpers.ts';
 
-
 let ctx: BfvContext;
 let cipher: BfvCipher;
 let t: number;

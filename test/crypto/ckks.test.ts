@@ -29,7 +29,6 @@ function maxAbsDiff(a: Float64Array, b: Float64Array): number {
   return m;
 }
 
-
 let ctx: CkksContext;
 let cipher: CkksCipher;
 const LEN = 10_000; // 3 ciphertexts of 4096 slots
@@ -82,7 +81,10 @@ describe('HE parameters', () => {
     expect(ctx.paramsId).toBe('4c2c9c5eb6ade6e2887a799f614a5f92e49e0f4d1b1bd3292a7deffae0e88bdb');
     const cases: [HeParams, string][] = [
       [{ scheme: 'ckks', polyModulusDegree: 4096, coeffModulusBits: [54], scaleBits: 30 }, 'a21ca44fc3d113102476cc40373bba654e6f6150fcc8b32a925acdbe95a82b32'],
-      [{ scheme: 'ckks', polyModulusDegree: 8192, coeffModulusBits: [60, 40, 40, 60], scaleBits: 40, maxSummands: 10 }, '2f0c280c93e775c5d2ca8f812cd3c190ac304c90bdedd41b5b00342c45494877'],
+      [
+        { scheme: 'ckks', polyModulusDegree: 8192, coeffModulusBits: [60, 40, 40, 60], scaleBits: 40, maxSummands: 10 },
+        '2f0c280c93e775c5d2ca8f812cd3c190ac304c90bdedd41b5b00342c45494877',
+      ],
     ];
     for (const [params, id] of cases) {
       const c = await CkksContext.create(params);
@@ -96,9 +98,21 @@ describe('HE parameters', () => {
 
   it('the ckks folder exports the public names of the former ckks.ts, plus freshBlobBytes (upload sizes for body limits)', async () => {
     const mod = await import('../../src/crypto/ckks/index.ts');
-    expect(Object.keys(mod).sort()).toEqual(
-      ['CkksAggregator', 'CkksCipher', 'CkksContext', 'DEFAULT_HE_PARAMS', 'DEFAULT_MAX_SUMMANDS', 'HE_STANDARD_MAX_COEFF_BITS', 'ciphertextCount', 'freshBlobBytes', 'generateSecretKey', 'heParamsSchema', 'heValueBounds', 'inspectBlob', 'validateHeParams'],
-    );
+    expect(Object.keys(mod).sort()).toEqual([
+      'CkksAggregator',
+      'CkksCipher',
+      'CkksContext',
+      'DEFAULT_HE_PARAMS',
+      'DEFAULT_MAX_SUMMANDS',
+      'HE_STANDARD_MAX_COEFF_BITS',
+      'ciphertextCount',
+      'freshBlobBytes',
+      'generateSecretKey',
+      'heParamsSchema',
+      'heValueBounds',
+      'inspectBlob',
+      'validateHeParams',
+    ]);
   });
 
   it('paramsId changes with any parameter', async () => {

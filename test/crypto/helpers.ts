@@ -26,6 +26,11 @@ export async function expectCodeAsync(fn: () => Promise<unknown>, code: string):
 /** Recomputes a blob's trailing sha256 so a modified blob reaches the deeper validation layers. */
 export function reseal(blob: Uint8Array): Uint8Array {
   const out = Uint8Array.from(blob);
-  out.set(createHash('sha256').update(out.subarray(0, out.length - 32)).digest(), out.length - 32);
+  out.set(
+    createHash('sha256')
+      .update(out.subarray(0, out.length - 32))
+      .digest(),
+    out.length - 32,
+  );
   return out;
 }

@@ -28,9 +28,16 @@ describe('signed requests', () => {
   it('accepts a correctly signed request once', () => {
     const nonces = new MemoryNonceStore();
     const headers = sign();
-    expect(Object.keys(headers).sort()).toEqual(
-      ['x-fedmark-body-sha256', 'x-fedmark-job', 'x-fedmark-key', 'x-fedmark-nonce', 'x-fedmark-public-key', 'x-fedmark-round', 'x-fedmark-signature', 'x-fedmark-timestamp'],
-    );
+    expect(Object.keys(headers).sort()).toEqual([
+      'x-fedmark-body-sha256',
+      'x-fedmark-job',
+      'x-fedmark-key',
+      'x-fedmark-nonce',
+      'x-fedmark-public-key',
+      'x-fedmark-round',
+      'x-fedmark-signature',
+      'x-fedmark-timestamp',
+    ]);
     const result = verifyRequest(headers, req, { lookupKey, nonces, now: NOW + 1000 });
     expect(result).toEqual({ ok: true, keyId: keyId(alice.signPublicKey), jobId: 'j1', round: 2, bodySha256: sha256Hex(req.body) });
   });
@@ -89,7 +96,11 @@ describe('signed requests', () => {
     other[3] ^= 1;
     expect(bodyMatches(result.bodySha256, other)).toBe(false);
     // The hash header is signed: replacing it with the hash of another body breaks the signature.
-    expectReject(verifyRequestHeaders({ ...headers, 'x-fedmark-body-sha256': sha256Hex(other) }, req, { lookupKey, nonces: new MemoryNonceStore(), now: NOW }), 401, 'AUTH_BAD_SIGNATURE');
+    expectReject(
+      verifyRequestHeaders({ ...headers, 'x-fedmark-body-sha256': sha256Hex(other) }, req, { lookupKey, nonces: new MemoryNonceStore(), now: NOW }),
+      401,
+      'AUTH_BAD_SIGNATURE',
+    );
   });
 
   it('checks the clock before the key, so a stale request says nothing about which keys are registered', () => {

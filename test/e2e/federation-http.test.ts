@@ -16,7 +16,7 @@ import { predictProba } from '../../src/model/params.ts';
 import { sgdModel } from '../../src/federation/workloads/sgd/index.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import { parseManifest, signManifest, MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
 import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
@@ -36,13 +36,20 @@ describe('a coordinator and 3 partner nodes over HTTP (telco sample)', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'fedmark-e2e-'));
-    const built = await buildCoordinator({ dataDir: join(dir, 'coordinator'), logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'coordinator.log'), sync: true })), tickMs: 50 });
+    const built = await buildCoordinator({
+      dataDir: join(dir, 'coordinator'),
+      logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'coordinator.log'), sync: true })),
+      tickMs: 50,
+    });
     app = built.app;
     url = await app.listen({ host: '127.0.0.1', port: 0 });
     const loaded = await loadBundled('telco-churn');
     schema = loaded.schema;
     schemaH = schemaHash(schema);
-    const sample = subsetDataset(loaded.dataset, Array.from({ length: 2400 }, (_, i) => i));
+    const sample = subsetDataset(
+      loaded.dataset,
+      Array.from({ length: 2400 }, (_, i) => i),
+    );
     parts = partitionIid(sample.n, 3, 5).map((idx) => {
       const all = subsetDataset(sample, idx);
       return { all, ...splitPartnerData(all, 0.25, 3) };
@@ -133,14 +140,24 @@ describe('a coordinator and 3 partner nodes over HTTP (telco sample)', () => {
     // An unknown job and a job that does not name the key get one answer (no job-existence oracle).
     const unknown = await client.request('GET', '/v1/jobs/no-such-job', 'no-such-job', 0);
     expect(unknown.status).toBe(401);
-    expect(((await unknown.json()) as { code: string; error: string })).toMatchObject({ code: 'AUTH_REJECTED', error: expect.stringMatching(/not authenticated for job "no-such-job"/) });
+    expect((await unknown.json()) as { code: string; error: string }).toMatchObject({
+      code: 'AUTH_REJECTED',
+      error: expect.stringMatching(/not authenticated for job "no-such-job"/),
+    });
 
     // Unsigned: refused before the body is read; signed: the body is parsed and named.
     const unsigned = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"manifest": ' });
     expect(unsigned.status).toBe(401);
     expect(((await unsigned.json()) as { code: string }).code).toBe('AUTH_MISSING');
     const badJson = new TextEncoder().encode('{"manifest": ');
-    const malformed = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { ...signRequest({ method: 'POST', path: '/v1/jobs', body: badJson, jobId: 'x-job', round: 0, identity: stranger }), 'content-type': 'application/json' }, body: badJson });
+    const malformed = await fetch(`${url}/v1/jobs`, {
+      method: 'POST',
+      headers: {
+        ...signRequest({ method: 'POST', path: '/v1/jobs', body: badJson, jobId: 'x-job', round: 0, identity: stranger }),
+        'content-type': 'application/json',
+      },
+      body: badJson,
+    });
     expect(malformed.status).toBe(400);
     expect(((await malformed.json()) as { error: string }).error).toMatch(/not valid JSON/);
 

@@ -105,7 +105,16 @@ describe('data governance over HTTP: consent withdrawal, data-subject requests, 
     const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: POLL });
     const nodes = ids.map((id, i) => node(id, i, manifest.jobId));
     const watcher = new CoordinatorClient(coord.url, owner);
-    for (let i = 0; i < 200 && !(await watcher.status(manifest.jobId).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, POLL));
+    for (
+      let i = 0;
+      i < 200 &&
+      !(await watcher.status(manifest.jobId).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, POLL));
     await waitForStatus(watcher, manifest.jobId, (s) => s.closedRounds.length >= 2, 'two closed rounds', { timeoutMs: 60_000, pollMs: POLL });
 
     // retail-c leaves: its own ledger and the coordinator's record it, and it stops.

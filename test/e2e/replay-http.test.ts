@@ -11,7 +11,11 @@ import { deterministicIdentity, makeJob, runFederation, telcoPartners } from '..
  * coordinator adds uploads in arrival order, and float addition is not associative, so the last bits
  * of a run differ with the order; nothing else may.
  */
-const baseline = JSON.parse(readFileSync(new URL('../fixtures/reference/replay-http-baseline.json', import.meta.url), 'utf8')) as { params: number[]; auc: number; rounds: number[] };
+const baseline = JSON.parse(readFileSync(new URL('../fixtures/reference/replay-http-baseline.json', import.meta.url), 'utf8')) as {
+  params: number[];
+  auc: number;
+  rounds: number[];
+};
 
 describe('a seeded HTTP federation replays the recorded baseline', () => {
   let coord: TestCoordinator;
@@ -27,7 +31,17 @@ describe('a seeded HTTP federation replays the recorded baseline', () => {
     const [owner, ...ids] = ['owner', 'bank-a', 'telco-b', 'retail-c'].map((n) => deterministicIdentity(n, `replay-http|${n}`));
     // The baseline was recorded with these local-training settings (the non-private preset of the time).
     const localTraining = { epochs: 1, batchSize: 64, learningRate: 0.1, optimizer: 'sgd' as const, l2: 0 };
-    const { signed } = makeJob({ jobId: 'replay-http', schema, owner, partners: ids, rounds: 3, encryption: { scheme: 'plain-insecure' }, seed: 11, epsilon: null, localTraining });
+    const { signed } = makeJob({
+      jobId: 'replay-http',
+      schema,
+      owner,
+      partners: ids,
+      rounds: 3,
+      encryption: { scheme: 'plain-insecure' },
+      seed: 11,
+      epsilon: null,
+      localTraining,
+    });
     const r = await runFederation({ url: coord.url, owner, identities: ids, signed, parts, schemaHash, stateDir: coord.dir, timeoutMs: 120_000 });
     expect(r.owner.state).toBe('completed');
     expect(new Set(r.nodes.map((n) => n.modelHash))).toEqual(new Set([r.owner.modelHash]));

@@ -55,7 +55,9 @@ describe('CKKS and plaintext aggregation of the same seeded job (telco sample, n
 
   function expectEquivalent(ckks: { params: Float64Array; auc: number }, plain: { params: Float64Array; auc: number }, label: string): number {
     const diff = maxAbsDiff(ckks.params, plain.params);
-    measured.push(`${label}: max |Δparam| = ${diff.toExponential(3)} over ${ckks.params.length} parameters; AUC ckks ${ckks.auc.toFixed(6)} vs plain ${plain.auc.toFixed(6)}`);
+    measured.push(
+      `${label}: max |Δparam| = ${diff.toExponential(3)} over ${ckks.params.length} parameters; AUC ckks ${ckks.auc.toFixed(6)} vs plain ${plain.auc.toFixed(6)}`,
+    );
     // The models must have moved away from the shared initial point, or equality would prove nothing.
     expect(plain.auc, `${label}: plaintext AUC`).toBeGreaterThan(0.7);
     expect(diff, `${label}: largest parameter difference between the CKKS and the plaintext model`).toBeLessThanOrEqual(PARAM_TOLERANCE);
@@ -82,7 +84,11 @@ describe('CKKS and plaintext aggregation of the same seeded job (telco sample, n
       // With identities pinned the job is reproducible bit for bit, so any difference below is CKKS's.
       expect(plainAgain.modelHash).toBe(plain.modelHash);
       expect(ckks.manifest.partners.map((p) => p.keyId)).toEqual(plain.manifest.partners.map((p) => p.keyId));
-      const diff = expectEquivalent({ params: ckks.params, auc: ckks.finalMetrics.auc }, { params: plain.params, auc: plain.finalMetrics.auc }, 'simulate(), pinned identities');
+      const diff = expectEquivalent(
+        { params: ckks.params, auc: ckks.finalMetrics.auc },
+        { params: plain.params, auc: plain.finalMetrics.auc },
+        'simulate(), pinned identities',
+      );
       // CKKS is approximate, but every decrypted sum is rounded to the release grid (2⁻²⁰), far above
       // its error: the models agree to within a quantum or two (a value on a rounding boundary).
       expect(diff).toBeLessThanOrEqual(4 * REAL_QUANTUM);
@@ -122,7 +128,11 @@ describe('CKKS and plaintext aggregation of the same seeded job (telco sample, n
       const ckks = await runJob('he-eq-ckks', DEFAULT_HE_PARAMS);
       const plain = await runJob('he-eq-plain', PLAIN);
       expect(ckks.secretKey?.length ?? 0).toBeGreaterThan(0);
-      const diff = expectEquivalent({ params: ckks.finalState.params, auc: ckks.finalMetrics!.auc }, { params: plain.finalState.params, auc: plain.finalMetrics!.auc }, 'HTTP coordinator');
+      const diff = expectEquivalent(
+        { params: ckks.finalState.params, auc: ckks.finalMetrics!.auc },
+        { params: plain.finalState.params, auc: plain.finalMetrics!.auc },
+        'HTTP coordinator',
+      );
       expect(diff).toBeLessThanOrEqual(4 * REAL_QUANTUM);
     });
   });

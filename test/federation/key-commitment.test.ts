@@ -45,8 +45,12 @@ describe("the owner's commitment to the job key", () => {
     const ledger = ledgerOf(genesis);
     expect(committedKeyHash(manifest, ledger)).toBe(jobKeyCommitment('commit-job', key));
     expect(code(() => checkJobKey(manifest, ledger, key))).toBe('no error');
-    expect(code(() => checkJobKey(manifest, ledger, other))).toMatch(/^KEY_COMMITMENT: the job key sealed to this partner .* is not the key the owner committed to/);
-    expect(code(() => checkJobKey(manifest, ledgerOf(manifestLedgerEntry(manifest, owner, coordinator, null, null)), key))).toMatch(/KEY_COMMITMENT: .*commits to no job key/);
+    expect(code(() => checkJobKey(manifest, ledger, other))).toMatch(
+      /^KEY_COMMITMENT: the job key sealed to this partner .* is not the key the owner committed to/,
+    );
+    expect(code(() => checkJobKey(manifest, ledgerOf(manifestLedgerEntry(manifest, owner, coordinator, null, null)), key))).toMatch(
+      /KEY_COMMITMENT: .*commits to no job key/,
+    );
     // The same entry signed by someone else (e.g. the coordinator), or an entry of another job.
     const impostor = generateIdentity('impostor');
     const forged = manifestLedgerEntry({ ...manifest, owner: publicIdentity(impostor) }, impostor, coordinator, null, jobKeyCommitment('commit-job', other));

@@ -22,7 +22,6 @@ const input = (o: Record<string, unknown> = {}) => ({
   ...o,
 });
 
-
 describe('job manifest', () => {
   it('defaults the workload to SGD training and the evaluation section', () => {
     const { workload, evaluation, ...rest } = input();
@@ -45,7 +44,9 @@ describe('job manifest', () => {
 
   it('refuses the schema-1 vocabulary (participants, clientsPerRound): the version names the fields', () => {
     const { partners, partnersPerRound, ...rest } = input();
-    expect(thrown(() => parseManifest({ ...rest, schemaVersion: 1, participants: partners, clientsPerRound: partnersPerRound }))).toMatch(/MANIFEST_INVALID: job manifest: schemaVersion/);
+    expect(thrown(() => parseManifest({ ...rest, schemaVersion: 1, participants: partners, clientsPerRound: partnersPerRound }))).toMatch(
+      /MANIFEST_INVALID: job manifest: schemaVersion/,
+    );
   });
 
   it('is signed by its owner; any change breaks the signature', () => {

@@ -42,7 +42,10 @@ beforeAll(async () => {
 });
 afterAll(() => ckks?.dispose());
 
-const manifestOf = (jobId: string, o: { partners?: number; epsilon?: number | null; limits?: JobManifest['limits']; encryption?: JobManifest['encryption'] } = {}): JobManifest => {
+const manifestOf = (
+  jobId: string,
+  o: { partners?: number; epsilon?: number | null; limits?: JobManifest['limits']; encryption?: JobManifest['encryption'] } = {},
+): JobManifest => {
   const ids = makeIdentities(Array.from({ length: o.partners ?? 2 }, (_, i) => `p${i}`));
   return parseManifest({
     ...jobPreset({ jobId, schema, partners: ids.length, rounds: 1, epsilon: o.epsilon === undefined ? 3 : o.epsilon, encryption: o.encryption, seed: 3 }),
@@ -56,7 +59,10 @@ const manifestOf = (jobId: string, o: { partners?: number; epsilon?: number | nu
 
 /** The bank rows repeated until there are `n` of them (each copy a distinct customer to the pipeline). */
 function replicated(ds: Dataset, n: number): Dataset {
-  return subsetDataset(ds, Array.from({ length: n }, (_, i) => i % ds.n));
+  return subsetDataset(
+    ds,
+    Array.from({ length: n }, (_, i) => i % ds.n),
+  );
 }
 
 /** Sums `vectors` of a part under CKKS the way a round does: encode → encrypt → add → decrypt → decode. */
@@ -126,9 +132,22 @@ describe('bounds from the manifest', () => {
 describe('a partner with hundreds of thousands of rows', () => {
   it('completes round 1 and the evaluation at the default hold-out (DP, CKKS), with every partner in every round', async () => {
     const big = splitPartnerData(replicated(bank, 300_000), PARTNER_HOLDOUT, 1);
-    const small = splitPartnerData(subsetDataset(bank, Array.from({ length: 4_000 }, (_, i) => i)), PARTNER_HOLDOUT, 2);
+    const small = splitPartnerData(
+      subsetDataset(
+        bank,
+        Array.from({ length: 4_000 }, (_, i) => i),
+      ),
+      PARTNER_HOLDOUT,
+      2,
+    );
     const job = jobPreset({ jobId: 'large-partner', schema, partners: 2, rounds: 1, epsilon: 3, seed: 5 });
-    const r = await simulate({ job, partners: [{ name: 'big', ...big }, { name: 'small', ...small }] });
+    const r = await simulate({
+      job,
+      partners: [
+        { name: 'big', ...big },
+        { name: 'small', ...small },
+      ],
+    });
     expect(r.rounds.map((x) => [x.round, x.kind, x.partners.sort()])).toEqual([
       [1, 'train', ['big', 'small']],
       [2, 'evaluate', ['big', 'small']],
@@ -143,11 +162,20 @@ describe('a partner with hundreds of thousands of rows', () => {
 
 describe('an update beyond the declared bound', () => {
   it('is not uploaded: the partner withholds the attempt, naming the part and the bound', async () => {
-    const data = splitPartnerData(subsetDataset(bank, Array.from({ length: 600 }, (_, i) => i)), PARTNER_HOLDOUT, 1);
+    const data = splitPartnerData(
+      subsetDataset(
+        bank,
+        Array.from({ length: 600 }, (_, i) => i),
+      ),
+      PARTNER_HOLDOUT,
+      1,
+    );
     const preset = jobPreset({ jobId: 'beyond-bound', schema, partners: 1, rounds: 1, epsilon: null, seed: 5 });
     // A learning rate that moves parameters by far more than the declared |Δ| ≤ 1 for a partner of 600 rows.
     const job = { ...preset, localTraining: { ...preset.localTraining, learningRate: 1000 }, limits: { maxRowsPerPartner: 600, maxAbsUpdate: 1 } };
-    await expect(simulate({ job, partners: [{ name: 'only', ...data }] })).rejects.toThrow(/only withheld round 1 attempt 0: round 1 attempt 0: part "update": value \S+ at index \d+ exceeds the bound ±0\.06\d* the job declares per partner; not uploaded/);
+    await expect(simulate({ job, partners: [{ name: 'only', ...data }] })).rejects.toThrow(
+      /only withheld round 1 attempt 0: round 1 attempt 0: part "update": value \S+ at index \d+ exceeds the bound ±0\.06\d* the job declares per partner; not uploaded/,
+    );
   });
 });
 
@@ -176,9 +204,24 @@ describe('a job whose declared sizes cannot fit', () => {
     });
     const signed = signManifest(manifest, owner);
     await registerJob(new CoordinatorClient(coord.url, owner), signed, owner, sgdWorkload.privacy(manifest), null);
-    const data = splitPartnerData(subsetDataset(bank, Array.from({ length: 500 }, (_, i) => i)), PARTNER_HOLDOUT, 1);
+    const data = splitPartnerData(
+      subsetDataset(
+        bank,
+        Array.from({ length: 500 }, (_, i) => i),
+      ),
+      PARTNER_HOLDOUT,
+      1,
+    );
     const storePath = join(dir, 'budget.json');
-    const policy = parsePolicy({ partner: 'p0', datasetId: 'bank', maxEpsilonPerJob: 10, lifetimeEpsilon: 100, maxDelta: 1e-4, allowedColumns: manifest.dataset.columns, allowedPurposes: [manifest.purpose] });
+    const policy = parsePolicy({
+      partner: 'p0',
+      datasetId: 'bank',
+      maxEpsilonPerJob: 10,
+      lifetimeEpsilon: 100,
+      maxDelta: 1e-4,
+      allowedColumns: manifest.dataset.columns,
+      allowedPurposes: [manifest.purpose],
+    });
     const store = BudgetStore.open(storePath);
     {
       const result = await runPartnerNode({
@@ -201,6 +244,8 @@ describe('a job whose declared sizes cannot fit', () => {
       expect(BudgetStore.open(storePath).charges(manifest.jobId)).toEqual([]);
     }
     // The job owner's node says so before it registers such a job.
-    await expect(runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed: signManifest({ ...manifest, jobId: 'does-not-fit-2' }, owner), log: silentLog })).rejects.toThrow(/JOB_DOES_NOT_FIT|cannot be encoded: part "evaluation"/);
+    await expect(
+      runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed: signManifest({ ...manifest, jobId: 'does-not-fit-2' }, owner), log: silentLog }),
+    ).rejects.toThrow(/JOB_DOES_NOT_FIT|cannot be encoded: part "evaluation"/);
   }, 60_000);
 });

@@ -28,7 +28,14 @@ const workload: Workload<number, number> = {
   kind: 'test-counter',
   validate: () => {},
   totalRounds: () => 3,
-  plan: (_m, round) => ({ kind: round < 3 ? 'count' : 'final', stages: ['upload'], parts: [{ name: 'rows', length: 2, domain: 'count', bound: null, use: 'state' }], selection: 'all', releases: round < 3 ? [release] : [], updatesState: round < 3 }),
+  plan: (_m, round) => ({
+    kind: round < 3 ? 'count' : 'final',
+    stages: ['upload'],
+    parts: [{ name: 'rows', length: 2, domain: 'count', bound: null, use: 'state' }],
+    selection: 'all',
+    releases: round < 3 ? [release] : [],
+    updatesState: round < 3,
+  }),
   privacy: () => ({ targetEpsilon: 10, delta: 1e-5, noiseMultiplier: 2, clipNorm: 1 }),
   initialState: () => 0,
   hash: (s) => sha256Hex(`state-${s}`),
@@ -47,7 +54,20 @@ const manifest = { jobId: 'rt-job', quorum: 1, partners: [publicIdentity(me)], d
 const contentsFor = (round: number, attempt = 0) => ({
   round,
   attempt,
-  records: [signSubmissionRecord({ jobId: 'rt-job', round, attempt, kind: workload.plan(manifest, round).kind, partner: keyId, baseModelHash: 'a'.repeat(64), parts: [{ name: 'rows', sha256: 'b'.repeat(64) }] }, signer)],
+  records: [
+    signSubmissionRecord(
+      {
+        jobId: 'rt-job',
+        round,
+        attempt,
+        kind: workload.plan(manifest, round).kind,
+        partner: keyId,
+        baseModelHash: 'a'.repeat(64),
+        parts: [{ name: 'rows', sha256: 'b'.repeat(64) }],
+      },
+      signer,
+    ),
+  ],
 });
 const rows = (n: number, d = 2) => ({ n, d, X: new Float32Array(n * d), y: new Float32Array(n) }) as unknown as Dataset;
 
@@ -65,7 +85,8 @@ let scheme: SecureSumScheme;
 beforeAll(async () => {
   scheme = await openSecureSum({ scheme: 'plain-insecure' });
 });
-const make = (budget?: BudgetGuard) => new PartnerRuntime({ manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget });
+const make = (budget?: BudgetGuard) =>
+  new PartnerRuntime({ manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget });
 const fail = async (p: Promise<unknown>) => {
   try {
     await p;
@@ -123,14 +144,40 @@ describe('partner runtime', () => {
     ran = undefined;
     // A crash after the charge, before the envelope was kept: the store knows the attempt was begun.
     const store = new MemoryReleaseStore();
-    const crashing = new PartnerRuntime({ manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget: new MemoryBudgetGuard(10), releases: store, onRelease: () => {
-      throw new Error('killed');
-    } });
+    const crashing = new PartnerRuntime({
+      manifest,
+      workload,
+      keyId,
+      signer,
+      train: rows(5),
+      test: rows(2),
+      scheme,
+      secretKey: null,
+      budget: new MemoryBudgetGuard(10),
+      releases: store,
+      onRelease: () => {
+        throw new Error('killed');
+      },
+    });
     await expect(crashing.buildSubmission(1, 0)).rejects.toThrow('killed');
-    const restarted = new PartnerRuntime({ manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget: new MemoryBudgetGuard(10), releases: store });
+    const restarted = new PartnerRuntime({
+      manifest,
+      workload,
+      keyId,
+      signer,
+      train: rows(5),
+      test: rows(2),
+      scheme,
+      secretKey: null,
+      budget: new MemoryBudgetGuard(10),
+      releases: store,
+    });
     log.length = 0;
     const again = await restarted.buildSubmission(1, 0);
-    expect(again).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/recorded in this partner's ledger before a crash .* not computed a second time/) });
+    expect(again).toMatchObject({
+      status: 'withheld',
+      reason: expect.stringMatching(/recorded in this partner's ledger before a crash .* not computed a second time/),
+    });
     expect(log).toEqual([]);
     expect(await restarted.buildSubmission(1, MAX_ATTEMPTS)).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/beyond the 3 attempts/) });
     expect((await restarted.buildSubmission(1, 2)).status).toBe('submitted');
@@ -153,7 +200,19 @@ describe('partner runtime', () => {
       },
     };
     const recorded: number[] = [];
-    const opts = { manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget: dying, releases: store, onRelease: (r: { round: number }) => recorded.push(r.round) };
+    const opts = {
+      manifest,
+      workload,
+      keyId,
+      signer,
+      train: rows(5),
+      test: rows(2),
+      scheme,
+      secretKey: null,
+      budget: dying,
+      releases: store,
+      onRelease: (r: { round: number }) => recorded.push(r.round),
+    };
     await expect(new PartnerRuntime(opts).buildSubmission(1, 0)).rejects.toThrow('killed after the charge');
     const charged = guard.spent('rt-job', 1e-5);
     crash = false;
@@ -163,7 +222,9 @@ describe('partner runtime', () => {
     expect(guard.spent('rt-job', 1e-5)).toBe(charged);
     expect(recorded).toEqual([1]);
     const again = await new PartnerRuntime(opts).buildSubmission(1, 0);
-    expect(again.status === 'submitted' && again.resent && rebuilt.status === 'submitted' && Buffer.from(again.body).equals(Buffer.from(rebuilt.body))).toBe(true);
+    expect(again.status === 'submitted' && again.resent && rebuilt.status === 'submitted' && Buffer.from(again.body).equals(Buffer.from(rebuilt.body))).toBe(
+      true,
+    );
   });
 
   it('makes a job release once, with the first upload that carries it, and hands it to every later round', async () => {
@@ -220,7 +281,9 @@ describe('partner runtime', () => {
     const sums = { rows: c.encrypt(Float64Array.from([1, 1])) };
     // Not acknowledged yet (the upload may never have arrived): another record of this partner is not checked against it.
     rt.acknowledged(1, 0);
-    expect(await fail(Promise.resolve().then(() => rt.applyAggregate(1, sums, contentsFor(1))))).toMatch(/AGGREGATE_UNVERIFIED: .*leave out this key holder's own upload/);
+    expect(await fail(Promise.resolve().then(() => rt.applyAggregate(1, sums, contentsFor(1))))).toMatch(
+      /AGGREGATE_UNVERIFIED: .*leave out this key holder's own upload/,
+    );
     expect(rt.applyAggregate(1, sums, { round: 1, attempt: 0, records: [built.meta.record] })).toBe(sha256Hex('state-1'));
     expect(rt.tookPart(1, { round: 1, attempt: 0, records: [built.meta.record] })).toBe(true);
   });
@@ -234,8 +297,23 @@ describe('partner runtime', () => {
     ran = [{ ...release, label: 'histogram' }];
     expect(await fail(rt.buildSubmission(1, 1))).toMatch(/WORKLOAD_RELEASES/);
     expect(await fail(Promise.resolve().then(() => make()))).toMatch(/DP_NO_BUDGET/);
-    expect(await fail(Promise.resolve().then(() => new PartnerRuntime({ manifest, workload, keyId, signer, train: rows(5, 3), test: rows(2), scheme, secretKey: null, budget: new MemoryBudgetGuard(1) })))).toMatch(
-      /SCHEMA_MISMATCH: partner data has 3 features, the job declares 2/,
-    );
+    expect(
+      await fail(
+        Promise.resolve().then(
+          () =>
+            new PartnerRuntime({
+              manifest,
+              workload,
+              keyId,
+              signer,
+              train: rows(5, 3),
+              test: rows(2),
+              scheme,
+              secretKey: null,
+              budget: new MemoryBudgetGuard(1),
+            }),
+        ),
+      ),
+    ).toMatch(/SCHEMA_MISMATCH: partner data has 3 features, the job declares 2/);
   });
 });

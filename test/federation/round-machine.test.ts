@@ -24,7 +24,14 @@ function rules(o: { totalRounds?: number; lastUpdates?: boolean; quorum?: number
   const total = o.totalRounds ?? 3;
   const plan = (round: number): RoundPlan => {
     const updates = round < total || !!o.lastUpdates;
-    return { kind: updates ? 'train' : 'evaluate', stages: ['upload'], parts: [{ name: 'x', length: 1, domain: 'real', bound: null, use: 'state' }], selection: 'all', releases: [], updatesState: updates };
+    return {
+      kind: updates ? 'train' : 'evaluate',
+      stages: ['upload'],
+      parts: [{ name: 'x', length: 1, domain: 'real', bound: null, use: 'state' }],
+      selection: 'all',
+      releases: [],
+      updatesState: updates,
+    };
   };
   return { quorum: o.quorum ?? 2, deadlineMs: 1000, totalRounds: total, plan, select: (_r, _a, eligible) => [...eligible].sort(), initialHash: 'h0' };
 }
@@ -53,10 +60,15 @@ const hashes = (round: number, pairs: [string, string][], attempt = 0): RoundEve
 describe('round machine: opening round 1', () => {
   it('opens round 1 once every partner answered and the keys are ready, pinning the initial state hash', () => {
     const r = rules();
-    let s = run(fresh(), r, [{ type: 'answered', keyId: 'k-a', accepted: true }, { type: 'answered', keyId: 'k-b', accepted: true }]);
+    let s = run(fresh(), r, [
+      { type: 'answered', keyId: 'k-a', accepted: true },
+      { type: 'answered', keyId: 'k-b', accepted: true },
+    ]);
     expect(s.effects).toEqual([]);
     s = run(s.view, r, [{ type: 'keys-ready' }, { type: 'answered', keyId: 'k-c', accepted: false }]);
-    expect(s.effects).toEqual([{ type: 'open-round', round: 1, attempt: 0, kind: 'train', stage: 'upload', selected: ['k-a', 'k-b'], deadlineAt: 1010, baseHash: 'h0' }]);
+    expect(s.effects).toEqual([
+      { type: 'open-round', round: 1, attempt: 0, kind: 'train', stage: 'upload', selected: ['k-a', 'k-b'], deadlineAt: 1010, baseHash: 'h0' },
+    ]);
     expect(s.view.state).toBe('running');
     expect(s.view.current?.stage).toBe('upload');
   });
@@ -68,7 +80,11 @@ describe('round machine: opening round 1', () => {
   });
 
   it('fails the job, ledger entry first, when every partner answered and fewer than the quorum accepted', () => {
-    const s = run(fresh('invited', true), rules(), K.map((keyId, i) => ({ type: 'answered', keyId, accepted: i === 0 }) as RoundEvent));
+    const s = run(
+      fresh('invited', true),
+      rules(),
+      K.map((keyId, i) => ({ type: 'answered', keyId, accepted: i === 0 }) as RoundEvent),
+    );
     expect(s.effects).toEqual([
       { type: 'record-halt', reason: 'job failed: only 1 partner(s) accepted, quorum is 2', afterRound: 0 },
       { type: 'stop', state: 'failed', cause: 'too-few-accepted', reason: 'only 1 partner(s) accepted, quorum is 2' },
@@ -90,7 +106,9 @@ describe('round machine: closing, retrying and failing rounds', () => {
   });
 
   it('a decline or a withdrawal counts as an answer; at the deadline a quorum is enough', () => {
-    expect(types(run(running(), rules(), [up('k-a', 1), up('k-b', 1), { type: 'declined', keyId: 'k-c', round: 1, attempt: 0 }]).effects)).toEqual(['close-round']);
+    expect(types(run(running(), rules(), [up('k-a', 1), up('k-b', 1), { type: 'declined', keyId: 'k-c', round: 1, attempt: 0 }]).effects)).toEqual([
+      'close-round',
+    ]);
     expect(types(run(running(), rules(), [up('k-a', 1), up('k-b', 1), { type: 'withdrawn', keyId: 'k-c' }]).effects)).toEqual(['close-round']);
     const late = run(running(), rules(), [up('k-a', 1), up('k-b', 1), { at: 1011, e: { type: 'tick' } }]);
     expect(types(late.effects)).toEqual(['close-round']);
@@ -102,7 +120,14 @@ describe('round machine: closing, retrying and failing rounds', () => {
     expect(s.view.partners.find((p) => p.keyId === 'k-c')?.status).toBe('left');
     const closed = run(s.view, rules(), [up('k-b', 1)]);
     expect(closed.effects).toEqual([{ type: 'close-round', round: 1, attempt: 0, submitted: 2, selected: 3 }]);
-    const next = run(closed.view, rules(), hashes(1, [['k-a', 'h1'], ['k-b', 'h1']]));
+    const next = run(
+      closed.view,
+      rules(),
+      hashes(1, [
+        ['k-a', 'h1'],
+        ['k-b', 'h1'],
+      ]),
+    );
     expect(next.effects.find((e) => e.type === 'open-round')).toMatchObject({ round: 2, selected: ['k-a', 'k-b'] });
   });
 
@@ -115,32 +140,94 @@ describe('round machine: closing, retrying and failing rounds', () => {
     ]);
     for (let a = 1; a < MAX_ATTEMPTS; a++) s = run(s.view, rules(), [{ at: 1011 + a * 1001, e: { type: 'tick' } }]);
     expect(types(s.effects)).toEqual(['record-failed-attempt', 'fail-attempt', 'record-halt', 'stop']);
-    expect(s.effects.at(-1)).toMatchObject({ state: 'failed', cause: 'quorum-missed', reason: `round 1 failed ${MAX_ATTEMPTS} times: 0 submission(s) by the deadline, quorum is 2` });
+    expect(s.effects.at(-1)).toMatchObject({
+      state: 'failed',
+      cause: 'quorum-missed',
+      reason: `round 1 failed ${MAX_ATTEMPTS} times: 0 submission(s) by the deadline, quorum is 2`,
+    });
   });
 
   it('opens the next round from the agreed state hash once a quorum of partners reports the same one', () => {
     const closed = run(running(), rules(), [up('k-a', 1), up('k-b', 1), up('k-c', 1)]).view;
-    const s = run(closed, rules(), hashes(1, [['k-a', 'h1'], ['k-b', 'h1']]));
+    const s = run(
+      closed,
+      rules(),
+      hashes(1, [
+        ['k-a', 'h1'],
+        ['k-b', 'h1'],
+      ]),
+    );
     expect(s.effects).toEqual([
-      { type: 'record-round', round: 1, attempt: 0, agreed: true, hashes: [{ keyId: 'k-a', hash: 'h1' }, { keyId: 'k-b', hash: 'h1' }] },
+      {
+        type: 'record-round',
+        round: 1,
+        attempt: 0,
+        agreed: true,
+        hashes: [
+          { keyId: 'k-a', hash: 'h1' },
+          { keyId: 'k-b', hash: 'h1' },
+        ],
+      },
       { type: 'open-round', round: 2, attempt: 0, kind: 'train', stage: 'upload', selected: K, deadlineAt: 1010, baseHash: 'h1' },
     ]);
   });
 
   it('stops the job when hashes disagree, also for a report that arrives after the next round opened', () => {
     const closed = run(running(), rules(), [up('k-a', 1), up('k-b', 1), up('k-c', 1)]).view;
-    const split = run(closed, rules(), hashes(1, [['k-a', 'h1'], ['k-b', 'hX']]));
+    const split = run(
+      closed,
+      rules(),
+      hashes(1, [
+        ['k-a', 'h1'],
+        ['k-b', 'hX'],
+      ]),
+    );
     expect(types(split.effects)).toEqual(['record-round', 'record-halt', 'stop']);
     expect(split.effects[0]).toMatchObject({ agreed: false });
-    const agreed = run(closed, rules(), hashes(1, [['k-a', 'h1'], ['k-b', 'h1']]));
-    const late = run(agreed.view, rules(), [{ type: 'hash-reported', keyId: 'k-c', round: 1, attempt: 0, hashes: [{ keyId: 'k-a', hash: 'h1' }, { keyId: 'k-b', hash: 'h1' }, { keyId: 'k-c', hash: 'hX' }] }]);
+    const agreed = run(
+      closed,
+      rules(),
+      hashes(1, [
+        ['k-a', 'h1'],
+        ['k-b', 'h1'],
+      ]),
+    );
+    const late = run(agreed.view, rules(), [
+      {
+        type: 'hash-reported',
+        keyId: 'k-c',
+        round: 1,
+        attempt: 0,
+        hashes: [
+          { keyId: 'k-a', hash: 'h1' },
+          { keyId: 'k-b', hash: 'h1' },
+          { keyId: 'k-c', hash: 'hX' },
+        ],
+      },
+    ]);
     expect(types(late.effects)).toEqual(['record-round', 'record-halt', 'stop']);
     expect(late.effects.at(-1)).toMatchObject({ cause: 'hashes-disagree', reason: "partners' model hashes disagree after round 1" });
   });
 
   it('the last round, evaluation only, writes evaluation and final model before the state changes, from the agreed state', () => {
-    let s = run(running(), rules(), [up('k-a', 1), up('k-b', 1), up('k-c', 1), ...hashes(1, [['k-a', 'h1'], ['k-b', 'h1']])]);
-    s = run(s.view, rules(), [up('k-a', 2), up('k-b', 2), up('k-c', 2), ...hashes(2, [['k-a', 'h2'], ['k-b', 'h2']])]);
+    let s = run(running(), rules(), [
+      up('k-a', 1),
+      up('k-b', 1),
+      up('k-c', 1),
+      ...hashes(1, [
+        ['k-a', 'h1'],
+        ['k-b', 'h1'],
+      ]),
+    ]);
+    s = run(s.view, rules(), [
+      up('k-a', 2),
+      up('k-b', 2),
+      up('k-c', 2),
+      ...hashes(2, [
+        ['k-a', 'h2'],
+        ['k-b', 'h2'],
+      ]),
+    ]);
     const last = run(s.view, rules(), [up('k-a', 3), up('k-b', 3), up('k-c', 3)]);
     expect(last.effects).toEqual([
       { type: 'record-evaluation', round: 3, attempt: 0 },
@@ -156,12 +243,21 @@ describe('round machine: closing, retrying and failing rounds', () => {
 
   it('a last round that changes the state completes once its hashes agree, recording the round then the final state', () => {
     const r = rules({ totalRounds: 1, lastUpdates: true });
-    const s = run(fresh('accepted', true), r, [{ type: 'tick' }, up('k-a', 1), up('k-b', 1), up('k-c', 1), ...hashes(1, [['k-a', 'm'], ['k-b', 'm']])]);
+    const s = run(fresh('accepted', true), r, [
+      { type: 'tick' },
+      up('k-a', 1),
+      up('k-b', 1),
+      up('k-c', 1),
+      ...hashes(1, [
+        ['k-a', 'm'],
+        ['k-b', 'm'],
+      ]),
+    ]);
     expect(types(s.effects)).toEqual(['open-round', 'close-round', 'record-round', 'record-final', 'complete']);
     expect(s.effects[3]).toEqual({ type: 'record-final', round: 1, modelHash: 'm' });
   });
 
-  it('halts on the owner\'s brake, and refuses to halt a job that is over', () => {
+  it("halts on the owner's brake, and refuses to halt a job that is over", () => {
     const s = run(running(), rules(), [{ type: 'halt', reason: 'owner pulled the brake' }]);
     expect(s.effects).toEqual([
       { type: 'record-halt', reason: 'owner pulled the brake', afterRound: 0 },
@@ -180,7 +276,19 @@ describe('round machine: closing, retrying and failing rounds', () => {
 });
 
 describe('round machine: admission', () => {
-  const open: RoundView = { round: 2, attempt: 1, kind: 'train', state: 'open', stage: 'upload', selected: ['k-a'], submitted: [], declined: [], deadlineAt: 100, baseHash: 'h', hashes: [] };
+  const open: RoundView = {
+    round: 2,
+    attempt: 1,
+    kind: 'train',
+    state: 'open',
+    stage: 'upload',
+    selected: ['k-a'],
+    submitted: [],
+    declined: [],
+    deadlineAt: 100,
+    baseHash: 'h',
+    hashes: [],
+  };
   const code = (f: () => void) => {
     try {
       f();

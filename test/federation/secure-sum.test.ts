@@ -27,7 +27,18 @@ const contents = (round: number, n: number) => ({
   round,
   attempt: 0,
   records: ids.slice(0, n).map((id) =>
-    signSubmissionRecord({ jobId: 'sum-job', round, attempt: 0, kind: 'train', partner: publicIdentity(id).keyId, baseModelHash: 'a'.repeat(64), parts: plan.parts.map((p) => ({ name: p.name, sha256: 'b'.repeat(64) })) }, signerFromSecretKey(id.signSecretKey)),
+    signSubmissionRecord(
+      {
+        jobId: 'sum-job',
+        round,
+        attempt: 0,
+        kind: 'train',
+        partner: publicIdentity(id).keyId,
+        baseModelHash: 'a'.repeat(64),
+        parts: plan.parts.map((p) => ({ name: p.name, sha256: 'b'.repeat(64) })),
+      },
+      signerFromSecretKey(id.signSecretKey),
+    ),
   ),
 });
 const vec = (...xs: number[]) => Float64Array.from(xs);

@@ -28,7 +28,10 @@ let parts: SimulationPartner[];
 beforeAll(async () => {
   const loaded = await loadBundled('telco-churn');
   schema = loaded.schema;
-  const sample = subsetDataset(loaded.dataset, Array.from({ length: 2000 }, (_, i) => i));
+  const sample = subsetDataset(
+    loaded.dataset,
+    Array.from({ length: 2000 }, (_, i) => i),
+  );
   parts = partitionIid(sample.n, 4, 5).map((idx, i) => ({ name: `p${i}`, ...splitPartnerData(subsetDataset(sample, idx), 0.25, 3) }));
 });
 
@@ -46,7 +49,16 @@ const cases: Record<string, { partners: number; o: Partial<JobPresetOptions>; pe
 describe('seeded simulations replay bit for bit against the recorded baseline', () => {
   for (const [name, c] of Object.entries(cases)) {
     it(name, async () => {
-      const job = jobPreset({ jobId: `baseline-${name}`, schema, partners: c.partners, rounds: 3, epsilon: null, encryption: { scheme: 'plain-insecure' }, seed: 11, ...c.o });
+      const job = jobPreset({
+        jobId: `baseline-${name}`,
+        schema,
+        partners: c.partners,
+        rounds: 3,
+        epsilon: null,
+        encryption: { scheme: 'plain-insecure' },
+        seed: 11,
+        ...c.o,
+      });
       if (c.perRound) Object.assign(job, { partnersPerRound: c.perRound, quorum: c.quorum });
       // The baseline was recorded with these local-training settings (the non-private preset of the time).
       job.localTraining = RECORDED_LOCAL_TRAINING;

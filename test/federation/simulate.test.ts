@@ -25,7 +25,10 @@ beforeAll(async () => {
   const loaded = await loadBundled('telco-churn');
   schema = loaded.schema;
   // 3 partners × 600 rows (450 train + 150 hold-out each) from the head of the real telco file.
-  const sample = subsetDataset(loaded.dataset, Array.from({ length: 1800 }, (_, i) => i));
+  const sample = subsetDataset(
+    loaded.dataset,
+    Array.from({ length: 1800 }, (_, i) => i),
+  );
   partners = partitionIid(sample.n, 3, 5).map((idx, i) => ({ name: NAMES[i], ...splitPartnerData(subsetDataset(sample, idx), 0.25, 3) }));
   pooledTest = concatDatasets(partners.map((p) => p.test));
 });

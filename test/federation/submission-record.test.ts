@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { FedmarkError } from '../../src/errors.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
-import { checkRecordOfUpload, signSubmissionRecord, verifyContents, type RoundContents, type SubmissionRecord } from '../../src/federation/submission-record.ts';
+import {
+  checkRecordOfUpload,
+  signSubmissionRecord,
+  verifyContents,
+  type RoundContents,
+  type SubmissionRecord,
+} from '../../src/federation/submission-record.ts';
 import type { RoundPlan } from '../../src/federation/workload.ts';
 import { signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 
@@ -15,7 +21,10 @@ const parts = (tag: string) => [
   { name: 'evaluation', sha256: tag.repeat(64) },
 ];
 const rec = (i: number, o: Partial<SubmissionRecord> = {}): SubmissionRecord =>
-  signSubmissionRecord({ jobId: 'rec-job', round: 3, attempt: 1, kind: 'train', partner: key(i), baseModelHash: 'e'.repeat(64), parts: parts(String(i)), ...o }, signerFromSecretKey(ids[i].signSecretKey));
+  signSubmissionRecord(
+    { jobId: 'rec-job', round: 3, attempt: 1, kind: 'train', partner: key(i), baseModelHash: 'e'.repeat(64), parts: parts(String(i)), ...o },
+    signerFromSecretKey(ids[i].signSecretKey),
+  );
 const contents = (records: SubmissionRecord[], o: Partial<RoundContents> = {}): RoundContents => ({ round: 3, attempt: 1, records, ...o });
 const why = (f: () => void): string => {
   try {
@@ -27,7 +36,19 @@ const why = (f: () => void): string => {
   return 'ok';
 };
 const check = (c: RoundContents, summands: number | null = c.records.length, own: SubmissionRecord | null = null) =>
-  why(() => verifyContents(manifest, plan, 3, c, [{ part: 'update', summands }, { part: 'evaluation', summands }], own));
+  why(() =>
+    verifyContents(
+      manifest,
+      plan,
+      3,
+      c,
+      [
+        { part: 'update', summands },
+        { part: 'evaluation', summands },
+      ],
+      own,
+    ),
+  );
 
 describe('what a published sum holds, checked before a key holder decrypts it', () => {
   it('accepts the signed records of a quorum of distinct partners, as many as the sum declares, including the checker’s own', () => {
@@ -60,7 +81,9 @@ describe('what a published sum holds, checked before a key holder decrypts it', 
     const r = rec(0);
     const upload = { partner: key(0), round: 3, attempt: 1, kind: 'train', baseModelHash: 'e'.repeat(64), parts: parts('0') };
     expect(why(() => checkRecordOfUpload(manifest, r, upload))).toBe('ok');
-    expect(why(() => checkRecordOfUpload(manifest, r, { ...upload, parts: parts('7') }))).toMatch(/RECORD_INVALID: .*does not list the hashes of the parts uploaded/);
+    expect(why(() => checkRecordOfUpload(manifest, r, { ...upload, parts: parts('7') }))).toMatch(
+      /RECORD_INVALID: .*does not list the hashes of the parts uploaded/,
+    );
     expect(why(() => checkRecordOfUpload(manifest, r, { ...upload, partner: key(1) }))).toMatch(/names partner .*, the upload is/);
     expect(why(() => checkRecordOfUpload(manifest, r, { ...upload, attempt: 2 }))).toMatch(/is for round 3 attempt 1, the upload for round 3 attempt 2/);
     expect(why(() => signSubmissionRecord({ ...r, partner: key(1) }, signerFromSecretKey(ids[0].signSecretKey)))).toMatch(/RECORD_SIGNER/);

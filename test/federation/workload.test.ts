@@ -4,8 +4,16 @@ import type { JobManifest } from '../../src/federation/manifest.ts';
 import { planOf, releasePlan, stateRounds, WorkloadRegistry, type AnyWorkload, type RoundPlan } from '../../src/federation/workload.ts';
 import { builtinWorkloads, sgdWorkload } from '../../src/federation/workloads/index.ts';
 
-const base: RoundPlan = { kind: 'k', stages: ['upload'], parts: [{ name: 'p', length: 2, domain: 'real', bound: null, use: 'state' }], selection: 'all', releases: [], updatesState: true };
-const fake = (plan: Partial<RoundPlan>, kind = 'fake'): AnyWorkload => ({ ...sgdWorkload, kind, totalRounds: () => 2, plan: () => ({ ...base, ...plan }), validate: () => {} }) as unknown as AnyWorkload;
+const base: RoundPlan = {
+  kind: 'k',
+  stages: ['upload'],
+  parts: [{ name: 'p', length: 2, domain: 'real', bound: null, use: 'state' }],
+  selection: 'all',
+  releases: [],
+  updatesState: true,
+};
+const fake = (plan: Partial<RoundPlan>, kind = 'fake'): AnyWorkload =>
+  ({ ...sgdWorkload, kind, totalRounds: () => 2, plan: () => ({ ...base, ...plan }), validate: () => {} }) as unknown as AnyWorkload;
 const m = { jobId: 'j', workload: { kind: 'fake', params: {} }, rounds: 3 } as unknown as JobManifest;
 
 describe('the workload seam', () => {
@@ -37,14 +45,18 @@ describe('the workload seam', () => {
     const withWeight = { ...fake({ releases: [r], uses: ['weight'] }), jobReleases: () => [weight] };
     expect(releasePlan(withWeight, m).job).toEqual([weight]);
     expect(thrown(() => planOf(fake({ uses: ['weight'] }), m, 1))).toMatch(/uses job release "weight", which the workload does not declare/);
-    expect(thrown(() => planOf({ ...withWeight, plan: () => ({ ...base, releases: [{ ...r, label: 'weight' }] }) }, m, 1))).toMatch(/release "weight" appears twice/);
+    expect(thrown(() => planOf({ ...withWeight, plan: () => ({ ...base, releases: [{ ...r, label: 'weight' }] }) }, m, 1))).toMatch(
+      /release "weight" appears twice/,
+    );
     expect(stateRounds(fake({ updatesState: false }), m)).toEqual([]);
   });
 
   it('resolves a manifest to the workload it names, and refuses one this build does not run', () => {
     const reg = new WorkloadRegistry([fake({})]);
     expect(reg.resolve(m).kind).toBe('fake');
-    expect(thrown(() => builtinWorkloads.resolve(m))).toMatch(/UNKNOWN_WORKLOAD: job j runs workload "fake", which this build does not know \(it runs sgd, gbdt, feature-stats, psi, secureboost, vertical-score\)/);
+    expect(thrown(() => builtinWorkloads.resolve(m))).toMatch(
+      /UNKNOWN_WORKLOAD: job j runs workload "fake", which this build does not know \(it runs sgd, gbdt, feature-stats, psi, secureboost, vertical-score\)/,
+    );
     expect(thrown(() => reg.register(fake({})))).toMatch(/WORKLOAD_EXISTS/);
     expect(builtinWorkloads.with(fake({})).kinds()).toEqual(['sgd', 'gbdt', 'feature-stats', 'psi', 'secureboost', 'vertical-score', 'fake']);
     expect(builtinWorkloads.kinds()).toEqual(['sgd', 'gbdt', 'feature-stats', 'psi', 'secureboost', 'vertical-score']);

@@ -29,7 +29,9 @@ export interface TestCoordinator {
  * An in-process coordinator on 127.0.0.1 with an OS-assigned port in a fresh temp directory. The log
  * goes to a file, written synchronously, so a test can read (or scan) everything logged up to now.
  */
-export async function startTestCoordinator(opts: { logLevel?: pino.Level; tickMs?: number; maxSkewMs?: number; workloads?: WorkloadRegistry } = {}): Promise<TestCoordinator> {
+export async function startTestCoordinator(
+  opts: { logLevel?: pino.Level; tickMs?: number; maxSkewMs?: number; workloads?: WorkloadRegistry } = {},
+): Promise<TestCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), 'fedmark-test-coord-'));
   const dataDir = join(dir, 'coordinator');
   const logPath = join(dir, 'coordinator.log');

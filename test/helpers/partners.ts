@@ -13,7 +13,15 @@ import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import { jobPreset, schemaHash } from '../../src/federation/job-presets.ts';
-import { parseManifest, signManifest, verifySignedManifest, type EncryptionSpec, type JobManifest, type SignedManifest , MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import {
+  parseManifest,
+  signManifest,
+  verifySignedManifest,
+  type EncryptionSpec,
+  type JobManifest,
+  type SignedManifest,
+  MANIFEST_SCHEMA_VERSION,
+} from '../../src/federation/manifest.ts';
 import { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
 import { decodeUpdate } from '../../src/federation/update-codec.ts';
 import { recordHash } from '../../src/federation/submission-record.ts';
@@ -57,7 +65,10 @@ export async function telcoPartners(o: { partners: number; rowsPerPartner: numbe
   const { schema, dataset } = await telco;
   const rows = o.partners * o.rowsPerPartner;
   if (rows > dataset.n) throw new Error(`telco holds ${dataset.n} rows, asked for ${rows}`);
-  const sample = subsetDataset(dataset, Array.from({ length: rows }, (_, i) => i));
+  const sample = subsetDataset(
+    dataset,
+    Array.from({ length: rows }, (_, i) => i),
+  );
   const parts = partitionIid(sample.n, o.partners, o.seed ?? 5).map((idx, i) => {
     const all = subsetDataset(sample, idx);
     return { name: `partner-${i}`, all, ...splitPartnerData(all, 0.25, 3) };
@@ -115,7 +126,10 @@ export async function waitForStatus(
     const s = await client.status(jobId);
     if (pred(s)) return s;
     if (s.state === 'failed' || s.state === 'halted') throw new Error(`job ${jobId} ${s.state} while waiting for ${what}: ${s.reason}`);
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (job ${jobId}: ${JSON.stringify({ state: s.state, round: s.round, roundState: s.roundState, submitted: s.submitted.length })})`);
+    if (Date.now() > end)
+      throw new Error(
+        `timed out waiting for ${what} (job ${jobId}: ${JSON.stringify({ state: s.state, round: s.round, roundState: s.roundState, submitted: s.submitted.length })})`,
+      );
     await sleep(o.pollMs ?? TEST_POLL_MS);
   }
 }
@@ -168,7 +182,9 @@ export async function runFederation(o: {
         }),
       ),
     );
-    const owner = guard(runJobOwner({ coordinatorUrl: o.url, identity: o.owner, signed: o.signed, log: silentLog, pollMs: o.pollMs ?? TEST_POLL_MS, signal: abort.signal }));
+    const owner = guard(
+      runJobOwner({ coordinatorUrl: o.url, identity: o.owner, signed: o.signed, log: silentLog, pollMs: o.pollMs ?? TEST_POLL_MS, signal: abort.signal }),
+    );
     const [ownerResult, ...nodeResults] = await Promise.all([owner, ...nodes]);
     return { owner: ownerResult, nodes: nodeResults };
   } finally {
@@ -195,7 +211,16 @@ export class ManualPartner {
   }
 
   /** Waits for the job, accepts it, and (CKKS) waits for and opens its sealed key. */
-  static async join(o: { url: string; identity: Identity; jobId: string; train: Dataset; test: Dataset; timeoutMs?: number; pollMs?: number; signal?: AbortSignal }): Promise<ManualPartner> {
+  static async join(o: {
+    url: string;
+    identity: Identity;
+    jobId: string;
+    train: Dataset;
+    test: Dataset;
+    timeoutMs?: number;
+    pollMs?: number;
+    signal?: AbortSignal;
+  }): Promise<ManualPartner> {
     // It trains in this process: the tensor backend must be ready whatever ran before it.
     await initBackend({ log: () => {} });
     const client = new CoordinatorClient(o.url, o.identity);
@@ -215,7 +240,12 @@ export class ManualPartner {
     // The coordinator records acceptances in the job ledger only with the partner's own attestation,
     // built here exactly as runPartnerNode's partner ledger builds it (default limits: the job's own).
     const statement = attestPayload(
-      { jobId: o.jobId, partner: publicIdentity(o.identity).keyId, manifestHash: signed.ledgerManifestHash, policy: { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 } },
+      {
+        jobId: o.jobId,
+        partner: publicIdentity(o.identity).keyId,
+        manifestHash: signed.ledgerManifestHash,
+        policy: { maxEpsilon: manifest.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: manifest.dp?.delta ?? 0.5 },
+      },
       signerFromSecretKey(o.identity.signSecretKey),
     );
     await client.accept(o.jobId, { accepted: true, statement });
@@ -240,7 +270,16 @@ export class ManualPartner {
       }
     }
     const keyId = publicIdentity(o.identity).keyId;
-    const runtime = new PartnerRuntime<SgdState>({ manifest, workload: sgdWorkload, keyId, signer: signerFromSecretKey(o.identity.signSecretKey), train: o.train, test: o.test, scheme, secretKey });
+    const runtime = new PartnerRuntime<SgdState>({
+      manifest,
+      workload: sgdWorkload,
+      keyId,
+      signer: signerFromSecretKey(o.identity.signSecretKey),
+      train: o.train,
+      test: o.test,
+      scheme,
+      secretKey,
+    });
     return new ManualPartner(o.identity, client, manifest, runtime, scheme, secretKey);
   }
 

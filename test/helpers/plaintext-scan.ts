@@ -73,7 +73,8 @@ export function vectorNeedles(label: string, values: Float64Array): Needle[] {
     if (i + 2 < values.length && isDistinctive(values[i + 1]) && isDistinctive(values[i + 2])) {
       const run = new Uint8Array(24);
       for (let k = 0; k < 3; k++) run.set(f64(values[i + k]), 8 * k);
-      for (let a = 0; a < 3; a++) out.push({ label: `${label}[${i}..${i + 2}] as base64 (alignment ${a})`, bytes: text(Buffer.from(run.subarray(a, a + 21)).toString('base64')) });
+      for (let a = 0; a < 3; a++)
+        out.push({ label: `${label}[${i}..${i + 2}] as base64 (alignment ${a})`, bytes: text(Buffer.from(run.subarray(a, a + 21)).toString('base64')) });
     }
   }
   return out;

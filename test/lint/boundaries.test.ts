@@ -12,7 +12,13 @@ async function refusals(filePath: string, source: string): Promise<string[]> {
 
 describe('import boundaries', () => {
   it('the library never imports a node, the CLI or tests', async () => {
-    for (const target of ['../../coordinator/store.ts', '../../partner/node.ts', '../../owner/node.ts', '../../cli/demo.ts', '../../test/helpers/partners.ts']) {
+    for (const target of [
+      '../../coordinator/store.ts',
+      '../../partner/node.ts',
+      '../../owner/node.ts',
+      '../../cli/demo.ts',
+      '../../test/helpers/partners.ts',
+    ]) {
       expect(await refusals('src/federation/x.ts', `import { x } from '${target}';`), target).toHaveLength(1);
     }
     expect(await refusals('src/federation/x.ts', `import { x } from './partner-runtime.ts';`)).toEqual([]);

@@ -1,15 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import {
-  accuracy,
-  auc,
-  binIndex,
-  brier,
-  calibrationBins,
-  evaluateScores,
-  liftAtTopFraction,
-  logLoss,
-} from '../../src/metrics/classification.ts';
+import { accuracy, auc, binIndex, brier, calibrationBins, evaluateScores, liftAtTopFraction, logLoss } from '../../src/metrics/classification.ts';
 import { FedmarkError } from '../../src/errors.ts';
 
 function bruteForceAuc(s: number[], y: number[]): number {
@@ -30,7 +21,10 @@ function bruteForceAuc(s: number[], y: number[]): number {
 describe('auc', () => {
   it('matches a brute-force pairwise count with ties (property)', () => {
     // Scores drawn from a small set so ties between positives and negatives are frequent.
-    const row = fc.tuple(fc.integer({ min: 0, max: 6 }).map((k) => k / 6), fc.integer({ min: 0, max: 1 }));
+    const row = fc.tuple(
+      fc.integer({ min: 0, max: 6 }).map((k) => k / 6),
+      fc.integer({ min: 0, max: 1 }),
+    );
     fc.assert(
       fc.property(fc.array(row, { minLength: 1, maxLength: 40 }), (rows) => {
         const s = rows.map((r) => r[0]);

@@ -1,11 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import {
-  buildEvalHistograms,
-  histogramLayout,
-  metricsFromHistograms,
-  sumHistograms,
-} from '../../src/metrics/histogram.ts';
+import { buildEvalHistograms, histogramLayout, metricsFromHistograms, sumHistograms } from '../../src/metrics/histogram.ts';
 import { accuracy, auc, brier, calibrationBins, liftAtTopFraction, logLoss } from '../../src/metrics/classification.ts';
 import { fairnessMetrics } from '../../src/metrics/fairness.ts';
 import { createRng, type Rng } from '../../src/util/rng.ts';
@@ -152,9 +147,7 @@ describe('federated evaluation from summed histograms', () => {
 
   it('calibration counts and observed rates equal the direct 10-bin reliability table', () => {
     const direct = calibrationBins(pooled.scores, pooled.labels, 10);
-    expect(m.calibration.map((b) => [b.lower, b.count, b.observedRate])).toEqual(
-      direct.map((b) => [b.lower, b.count, b.observedRate]),
-    );
+    expect(m.calibration.map((b) => [b.lower, b.count, b.observedRate])).toEqual(direct.map((b) => [b.lower, b.count, b.observedRate]));
     m.calibration.forEach((b, i) => expect(Math.abs(b.meanPredicted - direct[i].meanPredicted)).toBeLessThan(0.0005));
   });
 
@@ -222,7 +215,10 @@ describe('property: k partners summed == pooled (exact counts)', () => {
           else expect(summed[i]).toBe(pooledVec[i]);
         }
         const allRows = partners.flat();
-        const exact = auc(allRows.map((r) => r[0]), allRows.map((r) => r[1]));
+        const exact = auc(
+          allRows.map((r) => r[0]),
+          allRows.map((r) => r[1]),
+        );
         const binned = metricsFromHistograms(summed, layout).auc;
         if (Number.isNaN(exact)) expect(binned).toBeNaN();
         else expect(Number.isFinite(binned)).toBe(true);
@@ -258,13 +254,9 @@ describe('robustness', () => {
     expect(() => metricsFromHistograms(nan, layout)).toThrow(/entry 7 is NaN/);
     const badAge = [...p.seg.age];
     badAge[5] = '99+';
-    expect(() => buildEvalHistograms(p.scores, p.labels, { ...p.seg, age: badAge }, layout)).toThrow(
-      /row 5: segment "age" has value "99\+"/,
-    );
+    expect(() => buildEvalHistograms(p.scores, p.labels, { ...p.seg, age: badAge }, layout)).toThrow(/row 5: segment "age" has value "99\+"/);
     expect(() => buildEvalHistograms(p.scores, p.labels, { age: p.seg.age }, layout)).toThrow(/"region"/);
-    expect(() => buildEvalHistograms(p.scores, p.labels, { ...p.seg, income: p.seg.age }, layout)).toThrow(
-      /not declared/,
-    );
+    expect(() => buildEvalHistograms(p.scores, p.labels, { ...p.seg, income: p.seg.age }, layout)).toThrow(/not declared/);
     expect(() => sumHistograms([new Float64Array(3), new Float64Array(4)])).toThrow(FedmarkError);
   });
 

@@ -1,12 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  assertParameterLength,
-  initParameters,
-  parameterCount,
-  parameterLayout,
-  predictProba,
-} from '../../src/model/params.ts';
+import { assertParameterLength, initParameters, parameterCount, parameterLayout, predictProba } from '../../src/model/params.ts';
 import { modelSpecSchema, parseModelSpec, type ModelSpec } from '../../src/model/spec.ts';
 import { FedmarkError } from '../../src/errors.ts';
 
@@ -27,9 +21,7 @@ function naiveProba(spec: ModelSpec, d: number, p: Float64Array, x: ArrayLike<nu
     }
     off += ni * no + no;
     const last = l + 2 === widths.length;
-    h = out.map((z) =>
-      last ? 1 / (1 + Math.exp(-z)) : spec.kind === 'mlp' && spec.activation === 'tanh' ? Math.tanh(z) : Math.max(0, z),
-    );
+    h = out.map((z) => (last ? 1 / (1 + Math.exp(-z)) : spec.kind === 'mlp' && spec.activation === 'tanh' ? Math.tanh(z) : Math.max(0, z)));
   }
   return h[0];
 }

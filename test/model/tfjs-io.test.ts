@@ -13,11 +13,7 @@ import { hashParameters } from '../../src/util/hash.ts';
 const d = 6;
 const n = 300;
 const X = new Float32Array(n * d).map((_, i) => ((i * 2654435761) % 997) / 997);
-const specs: ModelSpec[] = [
-  { kind: 'logistic' },
-  { kind: 'mlp', hidden: [8, 4], activation: 'relu' },
-  { kind: 'mlp', hidden: [5], activation: 'tanh' },
-];
+const specs: ModelSpec[] = [{ kind: 'logistic' }, { kind: 'mlp', hidden: [8, 4], activation: 'relu' }, { kind: 'mlp', hidden: [5], activation: 'tanh' }];
 
 function paramsFor(spec: ModelSpec): Float64Array {
   const p = initParameters(spec, d, 11);

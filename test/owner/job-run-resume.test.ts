@@ -37,8 +37,28 @@ describe('fedmark job run, killed mid-job and restarted', () => {
       return file;
     });
     out = join(coord.dir, 'owner-out');
-    args = ['job', 'run', '--coordinator', coord.url, '--identity', join(coord.dir, 'owner.key.json'), '--job', JOB, '--schema', f.schemaFile, '--partner', ...pubs,
-      '--purpose', 'churn-model', '--rounds', '3', '--epsilon', '3', '--out', out];
+    args = [
+      'job',
+      'run',
+      '--coordinator',
+      coord.url,
+      '--identity',
+      join(coord.dir, 'owner.key.json'),
+      '--job',
+      JOB,
+      '--schema',
+      f.schemaFile,
+      '--partner',
+      ...pubs,
+      '--purpose',
+      'churn-model',
+      '--rounds',
+      '3',
+      '--epsilon',
+      '3',
+      '--out',
+      out,
+    ];
   }, 60_000);
   afterAll(async () => {
     await coord?.close();
@@ -46,7 +66,7 @@ describe('fedmark job run, killed mid-job and restarted', () => {
 
   const fedmark = (...a: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI_MAIN, ...a], { encoding: 'utf8', timeout: 60_000 });
 
-  it('resumes with the persisted manifest and key, ends with the partners\' model hash and a clean audit', async () => {
+  it("resumes with the persisted manifest and key, ends with the partners' model hash and a clean audit", async () => {
     const ownerProc = new NodeProcess('owner', CLI_MAIN, args, join(coord.dir, 'owner.log'));
     const guards = f.partners.map(() => new MemoryBudgetGuard(3));
     const hash = schemaHash(f.schema);
@@ -54,8 +74,19 @@ describe('fedmark job run, killed mid-job and restarted', () => {
     const partnerRuns = Promise.all(
       f.partners.map(async (p, i) => {
         const data = await loadPartnerData(p.csv, f.schema, HOLDOUT, SPLIT_SEED);
-        return runPartnerNode({ coordinatorUrl: coord.url, identity: p.identity, jobId: JOB, train: data.train, test: data.test, schemaHash: hash,
-          stateDir: stateDir(i), reviewJob: () => [], budget: guards[i], log: silentLog, pollMs: 100 });
+        return runPartnerNode({
+          coordinatorUrl: coord.url,
+          identity: p.identity,
+          jobId: JOB,
+          train: data.train,
+          test: data.test,
+          schemaHash: hash,
+          stateDir: stateDir(i),
+          reviewJob: () => [],
+          budget: guards[i],
+          log: silentLog,
+          pollMs: 100,
+        });
       }),
     );
     partnerRuns.catch(() => undefined);
@@ -66,7 +97,10 @@ describe('fedmark job run, killed mid-job and restarted', () => {
       let closed: number[] = [];
       for (let t = 0; t < 600 && closed.length === 0; t++) {
         await sleep(100);
-        closed = await watcher.status(JOB).then((s) => s.closedRounds, () => []);
+        closed = await watcher.status(JOB).then(
+          (s) => s.closedRounds,
+          () => [],
+        );
         expect(ownerProc.running, `owner exited early; see ${ownerProc.logPath}`).toBe(true);
       }
       expect(closed.length).toBeGreaterThan(0);

@@ -26,7 +26,7 @@ describe('a partner killed between persisting its envelope and sending it', () =
   });
   afterEach(() => vi.restoreAllMocks());
 
-  it('resends the same envelope, writes every round to its own ledger, is charged once, and removes a killed write\'s temp file', async () => {
+  it("resends the same envelope, writes every round to its own ledger, is charged once, and removes a killed write's temp file", async () => {
     const { schema, schemaHash, parts } = await telcoPartners({ partners: 2, rowsPerPartner: 200 });
     const [owner, ...ids] = makeIdentities(['owner', 'bank-a', 'telco-b']);
     const { manifest, signed } = makeJob({ jobId: 'killed-before-record', schema, owner, partners: ids, rounds: 2, epsilon: 3 });
@@ -34,8 +34,18 @@ describe('a partner killed between persisting its envelope and sending it', () =
     const stateDir = (i: number) => join(coord.dir, ids[i].name);
     const node = (i: number, extra: Partial<PartnerNodeOptions> = {}) =>
       runPartnerNode({
-        coordinatorUrl: coord.url, identity: ids[i], jobId: manifest.jobId, train: parts[i].train, test: parts[i].test, schemaHash,
-        stateDir: stateDir(i), reviewJob: () => [], budget: guards[i], log: silentLog, pollMs: 50, ...extra,
+        coordinatorUrl: coord.url,
+        identity: ids[i],
+        jobId: manifest.jobId,
+        train: parts[i].train,
+        test: parts[i].test,
+        schemaHash,
+        stateDir: stateDir(i),
+        reviewJob: () => [],
+        budget: guards[i],
+        log: silentLog,
+        pollMs: 50,
+        ...extra,
       });
     const real = CoordinatorClient.prototype.submit;
     let killedAtRound: number | null = null;

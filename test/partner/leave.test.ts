@@ -41,10 +41,21 @@ describe('a partner that leaves mid-job', () => {
     const stopC = new AbortController();
     const node = (i: number) =>
       runPartnerNode({
-        coordinatorUrl: coord.url, identity: ids[i], jobId: manifest.jobId, train: parts[i].train, test: parts[i].test, schemaHash,
-        stateDir: stateDir(i), reviewJob: () => [], budget: guards[i], log: silentLog, pollMs: 100,
+        coordinatorUrl: coord.url,
+        identity: ids[i],
+        jobId: manifest.jobId,
+        train: parts[i].train,
+        test: parts[i].test,
+        schemaHash,
+        stateDir: stateDir(i),
+        reviewJob: () => [],
+        budget: guards[i],
+        log: silentLog,
+        pollMs: 100,
         // shop-c's operator stops it (SIGTERM in the CLI) once it has applied round 1.
-        ...(i === 2 ? { signal: stopC.signal, leaveOnStop: true, onRound: ({ round }: { round: number }) => round === 1 && stopC.abort(new Error('SIGTERM')) } : {}),
+        ...(i === 2
+          ? { signal: stopC.signal, leaveOnStop: true, onRound: ({ round }: { round: number }) => round === 1 && stopC.abort(new Error('SIGTERM')) }
+          : {}),
       });
     const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: 100 });
     const c = node(2);
@@ -84,12 +95,50 @@ describe('a partner that leaves mid-job', () => {
     const inProcess = [0, 1].map(async (i) => {
       const p = f.partners[i];
       const data = await loadPartnerData(p.csv, f.schema, HOLDOUT, SPLIT_SEED);
-      return runPartnerNode({ coordinatorUrl: coord.url, identity: p.identity, jobId: manifest.jobId, train: data.train, test: data.test, schemaHash: manifest.dataset.schemaHash,
-        stateDir: stateDir(i), reviewJob: () => [], budget: new MemoryBudgetGuard(3), log: silentLog, pollMs: 100 });
+      return runPartnerNode({
+        coordinatorUrl: coord.url,
+        identity: p.identity,
+        jobId: manifest.jobId,
+        train: data.train,
+        test: data.test,
+        schemaHash: manifest.dataset.schemaHash,
+        stateDir: stateDir(i),
+        reviewJob: () => [],
+        budget: new MemoryBudgetGuard(3),
+        log: silentLog,
+        pollMs: 100,
+      });
     });
     const c = f.partners[2];
-    const proc = new NodeProcess(c.name, CLI_MAIN, ['partner', '--coordinator', coord.url, '--job', manifest.jobId, '--data', c.csv, '--schema', f.schemaFile, '--identity', c.identityFile,
-      '--state-dir', stateDir(2), '--poll-ms', '100', '--holdout', String(HOLDOUT), '--split-seed', String(SPLIT_SEED), '--policy', c.policyFile, '--leave-on-stop'], join(coord.dir, 'cli-partner.log'));
+    const proc = new NodeProcess(
+      c.name,
+      CLI_MAIN,
+      [
+        'partner',
+        '--coordinator',
+        coord.url,
+        '--job',
+        manifest.jobId,
+        '--data',
+        c.csv,
+        '--schema',
+        f.schemaFile,
+        '--identity',
+        c.identityFile,
+        '--state-dir',
+        stateDir(2),
+        '--poll-ms',
+        '100',
+        '--holdout',
+        String(HOLDOUT),
+        '--split-seed',
+        String(SPLIT_SEED),
+        '--policy',
+        c.policyFile,
+        '--leave-on-stop',
+      ],
+      join(coord.dir, 'cli-partner.log'),
+    );
     try {
       mkdirSync(stateDir(2), { recursive: true });
       proc.start();
@@ -109,7 +158,9 @@ describe('a partner that leaves mid-job', () => {
       expect(b.modelHash).toBe(ownerResult.modelHash);
       const jobLedger = join(coord.dataDir, 'ledgers', `${manifest.jobId}.ledger.jsonl`);
       const entries = readLedger(jobLedger).entries;
-      expect(entries.filter((e) => e.type === 'partner.leave').map((e) => (e.payload as { partner: string }).partner)).toEqual([publicIdentity(c.identity).keyId]);
+      expect(entries.filter((e) => e.type === 'partner.leave').map((e) => (e.payload as { partner: string }).partner)).toEqual([
+        publicIdentity(c.identity).keyId,
+      ]);
       const roundAt = new Map(entries.filter((e) => e.type === 'round').map((e) => [(e.payload as { round: number }).round, Date.parse(e.ts)]));
       for (const r of [2, 3]) expect(roundAt.get(r)! - roundAt.get(r - 1)!).toBeLessThan((DEADLINE_S * 1000) / 2);
       const audit = auditLedgers({

@@ -28,7 +28,11 @@ describe('riding out a coordinator outage, and a key that never comes', () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const waits: number[] = [];
-    const client = new CoordinatorClient(url, generateIdentity('p'), { unreachableRetryMs: 30_000, maxBackoffMs: 800, onUnreachable: (i) => waits.push(i.retryInMs) });
+    const client = new CoordinatorClient(url, generateIdentity('p'), {
+      unreachableRetryMs: 30_000,
+      maxBackoffMs: 800,
+      onUnreachable: (i) => waits.push(i.retryInMs),
+    });
     const dir = mkdtempSync(join(tmpdir(), 'fedmark-outage-'));
     const pending = client.request('GET', '/v1/jobs/none', 'none', 0);
     await new Promise((r) => setTimeout(r, 3000));
@@ -50,7 +54,10 @@ describe('riding out a coordinator outage, and a key that never comes', () => {
 
     const gone = new CoordinatorClient(`http://127.0.0.1:${await freePort()}`, generateIdentity('q'), { unreachableRetryMs: 1500, maxBackoffMs: 300 });
     const started = Date.now();
-    const err = await gone.request('GET', '/v1/jobs/none', 'none', 0).then(() => null, (e: unknown) => e);
+    const err = await gone.request('GET', '/v1/jobs/none', 'none', 0).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(FedmarkError);
     expect((err as FedmarkError).code).toBe('COORDINATOR_UNREACHABLE');
     expect((err as FedmarkError).message).toMatch(/for \d+ s \(the limit\)/);
@@ -68,10 +75,23 @@ describe('riding out a coordinator outage, and a key that never comes', () => {
       const waiting: string[] = [];
       const started = Date.now();
       const err = await runPartnerNode({
-        coordinatorUrl: coord.url, identity: ids[0], jobId: 'owner-died', train: parts[0].train, test: parts[0].test, schemaHash,
-        stateDir: join(coord.dir, 'bank-a'), reviewJob: () => [], budget: undefined, log: silentLog, pollMs: 100,
-        keyTimeoutMs: 2500, onWaiting: (m) => waiting.push(m),
-      }).then(() => null, (e: unknown) => e);
+        coordinatorUrl: coord.url,
+        identity: ids[0],
+        jobId: 'owner-died',
+        train: parts[0].train,
+        test: parts[0].test,
+        schemaHash,
+        stateDir: join(coord.dir, 'bank-a'),
+        reviewJob: () => [],
+        budget: undefined,
+        log: silentLog,
+        pollMs: 100,
+        keyTimeoutMs: 2500,
+        onWaiting: (m) => waiting.push(m),
+      }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(FedmarkError);
       expect((err as FedmarkError).code).toBe('KEY_TIMEOUT');
       expect((err as FedmarkError).message).toMatch(/gave up waiting for the job key of "owner-died" from its owner owner after \d+ s/);

@@ -17,7 +17,13 @@ describe('two-person approval of a job', () => {
     const partner = generateIdentity('bank-a');
     const other = generateIdentity('telco-b');
     const mk = (jobId: string) =>
-      parseManifest({ ...jobPreset({ jobId, schema, partners: 2, rounds: 2, epsilon: 1 }), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: '2026-11-25T00:00:00Z', owner: publicIdentity(owner), partners: [publicIdentity(partner), publicIdentity(other)] });
+      parseManifest({
+        ...jobPreset({ jobId, schema, partners: 2, rounds: 2, epsilon: 1 }),
+        schemaVersion: MANIFEST_SCHEMA_VERSION,
+        createdAt: '2026-11-25T00:00:00Z',
+        owner: publicIdentity(owner),
+        partners: [publicIdentity(partner), publicIdentity(other)],
+      });
     const manifest = mk('job-approved');
     const [alice, bob, mallory] = ['alice', 'bob', 'mallory'].map((n) => generateIdentity(n));
     const dual = parsePolicy({

@@ -6,7 +6,16 @@ import { UploadLog } from '../../partner/upload-log.ts';
 import type { AttemptReleases } from '../../src/privacy/ledger/entries.ts';
 import type { SubmissionRecord } from '../../src/federation/submission-record.ts';
 
-const record: SubmissionRecord = { jobId: 'job-1', round: 1, attempt: 1, kind: 'train', partner: 'a'.repeat(32), baseModelHash: 'c'.repeat(64), parts: [{ name: 'update', sha256: 'b'.repeat(64) }], attestation: { keyId: 'a'.repeat(32), sig: 'AA==' } };
+const record: SubmissionRecord = {
+  jobId: 'job-1',
+  round: 1,
+  attempt: 1,
+  kind: 'train',
+  partner: 'a'.repeat(32),
+  baseModelHash: 'c'.repeat(64),
+  parts: [{ name: 'update', sha256: 'b'.repeat(64) }],
+  attestation: { keyId: 'a'.repeat(32), sig: 'AA==' },
+};
 const released: AttemptReleases = {
   partner: 'a'.repeat(32),
   attempt: 1,

@@ -24,10 +24,13 @@ describe('RdpAccountant', () => {
     acc.step(e2);
     const r1 = computeRdp(e1.samplingRate, e1.noiseMultiplier, e1.steps);
     const r2 = computeRdp(e2.samplingRate, e2.noiseMultiplier, e2.steps);
-    const expected = rdpToEpsilon(DEFAULT_ORDERS, r1.map((v, i) => v + r2[i]), 1e-5);
+    const expected = rdpToEpsilon(
+      DEFAULT_ORDERS,
+      r1.map((v, i) => v + r2[i]),
+      1e-5,
+    );
     expect(acc.getEpsilon(1e-5)).toEqual(expected);
-    const sumOfEps =
-      rdpToEpsilon(DEFAULT_ORDERS, r1, 1e-5).epsilon + rdpToEpsilon(DEFAULT_ORDERS, r2, 1e-5).epsilon;
+    const sumOfEps = rdpToEpsilon(DEFAULT_ORDERS, r1, 1e-5).epsilon + rdpToEpsilon(DEFAULT_ORDERS, r2, 1e-5).epsilon;
     expect(expected.epsilon).toBeLessThan(sumOfEps);
   });
 
@@ -67,8 +70,6 @@ describe('epsilonFor', () => {
   });
 
   it('rejects an unknown accountant', () => {
-    expect(() =>
-      epsilonFor({ samplingRate: 0.1, noiseMultiplier: 1, steps: 1, delta: 1e-5, accountant: 'gdp' as never }),
-    ).toThrow(/accountant/);
+    expect(() => epsilonFor({ samplingRate: 0.1, noiseMultiplier: 1, steps: 1, delta: 1e-5, accountant: 'gdp' as never })).toThrow(/accountant/);
   });
 });

@@ -74,8 +74,21 @@ describe('calibration with other releases composed in', () => {
 describe('calibrateShares: one ε split between DP-SGD and plain Gaussian releases', () => {
   it('gives each class its share of the Rényi divergence at the conversion order, and the composition meets the target', () => {
     for (const target of [0.5, 3, 8]) {
-      const plan = calibrateShares({ targetEpsilon: target, delta: 1e-5, samplingRate: 0.02, steps: 1000, shares: [{ share: 0.02, releases: 1 }, { share: 0.1, releases: 4 }] });
-      const events = [{ samplingRate: 0.02, noiseMultiplier: plan.noiseMultiplier, steps: 1000 }, { samplingRate: 1, noiseMultiplier: plan.others[0], steps: 1 }, { samplingRate: 1, noiseMultiplier: plan.others[1], steps: 4 }];
+      const plan = calibrateShares({
+        targetEpsilon: target,
+        delta: 1e-5,
+        samplingRate: 0.02,
+        steps: 1000,
+        shares: [
+          { share: 0.02, releases: 1 },
+          { share: 0.1, releases: 4 },
+        ],
+      });
+      const events = [
+        { samplingRate: 0.02, noiseMultiplier: plan.noiseMultiplier, steps: 1000 },
+        { samplingRate: 1, noiseMultiplier: plan.others[0], steps: 1 },
+        { samplingRate: 1, noiseMultiplier: plan.others[1], steps: 4 },
+      ];
       const eps = composedEpsilon(events, 1e-5);
       expect(eps).toBeLessThanOrEqual(target);
       expect(target - eps).toBeLessThanOrEqual(0.01);
@@ -98,6 +111,16 @@ describe('calibrateShares: one ε split between DP-SGD and plain Gaussian releas
     const args = { targetEpsilon: 3, delta: 1e-5, samplingRate: 0.02, steps: 100 };
     expectCode(() => calibrateShares({ ...args, shares: [{ share: 0, releases: 1 }] }), 'DP_BAD_ARGUMENT');
     expectCode(() => calibrateShares({ ...args, shares: [{ share: 0.2, releases: 0 }] }), 'DP_BAD_ARGUMENT');
-    expectCode(() => calibrateShares({ ...args, shares: [{ share: 0.6, releases: 1 }, { share: 0.4, releases: 1 }] }), 'DP_BAD_ARGUMENT');
+    expectCode(
+      () =>
+        calibrateShares({
+          ...args,
+          shares: [
+            { share: 0.6, releases: 1 },
+            { share: 0.4, releases: 1 },
+          ],
+        }),
+      'DP_BAD_ARGUMENT',
+    );
   });
 });

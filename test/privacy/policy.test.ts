@@ -106,7 +106,17 @@ describe('checkJob', () => {
 
 describe('checkJob: who the partner works for and how it is aggregated (every job, private or not)', () => {
   const owner = 'a'.repeat(32);
-  const job = { purpose: 'churn-model', columns: ['age', 'churned'], targetEpsilon: 2, delta: 1e-6, datasetRows: 50_000, ownerKeyId: owner, encryption: 'ckks', quorum: 2, rounds: 10 };
+  const job = {
+    purpose: 'churn-model',
+    columns: ['age', 'churned'],
+    targetEpsilon: 2,
+    delta: 1e-6,
+    datasetRows: 50_000,
+    ownerKeyId: owner,
+    encryption: 'ckks',
+    quorum: 2,
+    rounds: 10,
+  };
   const reasons = (r: ReturnType<typeof checkJob>) => (r.ok ? [] : r.reasons);
 
   it('refuses an owner outside trustedOwnerKeyIds, and accepts one inside', () => {
@@ -149,20 +159,81 @@ describe('verifyDualAuthorization', () => {
 
   it('accepts two distinct officers with valid signatures', () => {
     expect(
-      verifyDualAuthorization(payload, [{ officer: 'alice', signature: sign(0) }, { officer: 'carol', signature: sign(2) }], basePolicy()),
+      verifyDualAuthorization(
+        payload,
+        [
+          { officer: 'alice', signature: sign(0) },
+          { officer: 'carol', signature: sign(2) },
+        ],
+        basePolicy(),
+      ),
     ).toBe(true);
   });
 
   it('rejects one officer twice, wrong keys, unknown names, tampered payloads and no policy section', () => {
     const p = basePolicy();
-    expect(verifyDualAuthorization(payload, [{ officer: 'alice', signature: sign(0) }, { officer: 'alice', signature: sign(0) }], p)).toBe(false);
+    expect(
+      verifyDualAuthorization(
+        payload,
+        [
+          { officer: 'alice', signature: sign(0) },
+          { officer: 'alice', signature: sign(0) },
+        ],
+        p,
+      ),
+    ).toBe(false);
     // bob's name with alice's signature
-    expect(verifyDualAuthorization(payload, [{ officer: 'alice', signature: sign(0) }, { officer: 'bob', signature: sign(0) }], p)).toBe(false);
-    expect(verifyDualAuthorization(payload, [{ officer: 'alice', signature: sign(0) }, { officer: 'mallory', signature: sign(1) }], p)).toBe(false);
+    expect(
+      verifyDualAuthorization(
+        payload,
+        [
+          { officer: 'alice', signature: sign(0) },
+          { officer: 'bob', signature: sign(0) },
+        ],
+        p,
+      ),
+    ).toBe(false);
+    expect(
+      verifyDualAuthorization(
+        payload,
+        [
+          { officer: 'alice', signature: sign(0) },
+          { officer: 'mallory', signature: sign(1) },
+        ],
+        p,
+      ),
+    ).toBe(false);
     const other = new TextEncoder().encode('another manifest');
-    expect(verifyDualAuthorization(payload, [{ officer: 'alice', signature: sign(0) }, { officer: 'bob', signature: sign(1, other) }], p)).toBe(false);
-    expect(verifyDualAuthorization(payload, [{ officer: 'alice', signature: sign(0) }, { officer: 'bob', signature: 'not base64!' }], p)).toBe(false);
+    expect(
+      verifyDualAuthorization(
+        payload,
+        [
+          { officer: 'alice', signature: sign(0) },
+          { officer: 'bob', signature: sign(1, other) },
+        ],
+        p,
+      ),
+    ).toBe(false);
+    expect(
+      verifyDualAuthorization(
+        payload,
+        [
+          { officer: 'alice', signature: sign(0) },
+          { officer: 'bob', signature: 'not base64!' },
+        ],
+        p,
+      ),
+    ).toBe(false);
     const { dualAuthorization: _drop, ...noDual } = p;
-    expect(verifyDualAuthorization(payload, [{ officer: 'alice', signature: sign(0) }, { officer: 'bob', signature: sign(1) }], noDual)).toBe(false);
+    expect(
+      verifyDualAuthorization(
+        payload,
+        [
+          { officer: 'alice', signature: sign(0) },
+          { officer: 'bob', signature: sign(1) },
+        ],
+        noDual,
+      ),
+    ).toBe(false);
   });
 });

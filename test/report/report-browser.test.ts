@@ -13,11 +13,7 @@ if (!hasChromium) {
 }
 
 // Hostile partner names: the page must show them as text and run none of them.
-const NAMES = [
-  'Northwind <img src=x onerror="window.__pwned=1">',
-  'Contoso </script><script>window.__pwned=2</script>',
-  'Fabrikam & Söhne "Q"',
-];
+const NAMES = ['Northwind <img src=x onerror="window.__pwned=1">', 'Contoso </script><script>window.__pwned=2</script>', 'Fabrikam & Söhne "Q"'];
 
 describe.skipIf(!hasChromium)(`compliance report in headless Chromium (${CHROMIUM})`, () => {
   const input = sampleReportInput({ partnerNames: NAMES });

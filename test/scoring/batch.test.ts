@@ -33,7 +33,7 @@ async function setup(customers: Customer[], o: { label?: boolean } = {}) {
 }
 
 describe('fedmark score, library level', () => {
-  it('scores every consenting customer with the model\'s own prediction, and exact deciles', async () => {
+  it("scores every consenting customer with the model's own prediction, and exact deciles", async () => {
     const customers = makeCustomers(3000, 5);
     const { dir, data, params, model } = await setup(customers, { label: false });
     const out = join(dir, 'scores.csv');
@@ -137,7 +137,10 @@ describe('fedmark score, library level', () => {
     expect(err.code).toBe('MODEL_SCHEMA_MISMATCH');
 
     const noPlan = join(dir, 'no-plan.csv');
-    writeFileSync(noPlan, toCsv(customers, { columns: ['customer', 'consent', 'tenure', 'monthly', 'balance', 'contract', 'paperless', 'gender', 'age', 'clv', 'offer'] }));
+    writeFileSync(
+      noPlan,
+      toCsv(customers, { columns: ['customer', 'consent', 'tenure', 'monthly', 'balance', 'contract', 'paperless', 'gender', 'age', 'clv', 'offer'] }),
+    );
     err = await rejection(scoreFile({ dataPath: noPlan, outPath: join(dir, 'x.csv'), schema, model }));
     expect(err.code).toBe('DATA_HEADER_MISMATCH');
     expect(err.message).toMatch(/missing declared column\(s\) "plan"/);

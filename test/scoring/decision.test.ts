@@ -89,7 +89,13 @@ describe('offers by tenure ("loyal customers pay more")', () => {
     writeFileSync(join(dir, 'c.csv'), toCsv(makeCustomers(3000, 4, { loyaltyPenalty: 15 })));
     await saveFixtureModel(join(dir, 'model'), schema);
     const model = await loadScoringModel(join(dir, 'model'), schema);
-    const s = await scoreFile({ dataPath: join(dir, 'c.csv'), outPath: join(dir, 'o.csv'), schema, model, loyalty: { offerColumn: 'offer', tenureColumn: 'tenure', newMax: 24, longMin: 48, worse: 'higher' } });
+    const s = await scoreFile({
+      dataPath: join(dir, 'c.csv'),
+      outPath: join(dir, 'o.csv'),
+      schema,
+      model,
+      loyalty: { offerColumn: 'offer', tenureColumn: 'tenure', newMax: 24, longMin: 48, worse: 'higher' },
+    });
     expect(s.loyalty!.flagged).toBe(true);
     expect(s.loyalty!.newCustomers.n + s.loyalty!.longTenure.n + s.loyalty!.rowsMiddleTenure).toBe(s.rows.scored);
   });
@@ -99,7 +105,21 @@ describe('reason code text', () => {
   it('maps one-hot features back to "column = value", numbers to high/low with the value, booleans and blanks', () => {
     const x0 = buildBaseline(schema).x0;
     const coder = new ReasonCoder(schema, x0);
-    const rec = { customer: 'A', consent: 'yes', tenure: '2', monthly: '', balance: '90000', contract: 'bi-weekly', plan: 'max', paperless: 'Yes', gender: 'F', age: '40', clv: '1', offer: '1', churned: '0' };
+    const rec = {
+      customer: 'A',
+      consent: 'yes',
+      tenure: '2',
+      monthly: '',
+      balance: '90000',
+      contract: 'bi-weekly',
+      plan: 'max',
+      paperless: 'Yes',
+      gender: 'F',
+      age: '40',
+      clv: '1',
+      offer: '1',
+      churned: '0',
+    };
     const x = encodeRows(schema, [rec]).X;
     const names = featureNames(schema);
     const phi = new Float64Array(names.length);
@@ -114,7 +134,13 @@ describe('reason code text', () => {
     const cells = schema.columns.map((c) => rec[c.name as keyof typeof rec] ?? '');
     const cell = (column: number) => cells[column].trim();
     const top = coder.top(phi, x, 0, cell, 10);
-    expect(top.map((r) => r.text)).toEqual(['tenure low (2)', 'contract = bi-weekly (<other>: not a declared value)', 'paperless = Yes', 'balance high (90000)', 'monthly missing (treated as 0)']);
+    expect(top.map((r) => r.text)).toEqual([
+      'tenure low (2)',
+      'contract = bi-weekly (<other>: not a declared value)',
+      'paperless = Yes',
+      'balance high (90000)',
+      'monthly missing (treated as 0)',
+    ]);
     expect(top[1].contribution).toBeCloseTo(0.4, 12);
     expect(coder.top(phi, x, 0, cell, 2)).toHaveLength(2);
   });
@@ -165,7 +191,15 @@ describe('campaign report', () => {
     writeFileSync(join(dir, 'c.csv'), toCsv(makeCustomers(1500, 14, { loyaltyPenalty: 12 })));
     await saveFixtureModel(join(dir, 'model'), schema);
     const model = await loadScoringModel(join(dir, 'model'), schema);
-    const summary = await scoreFile({ dataPath: join(dir, 'c.csv'), outPath: join(dir, 'o.csv'), schema, model, topK: 100, valueColumn: 'clv', loyalty: { offerColumn: 'offer', tenureColumn: 'tenure', newMax: 24, longMin: 48, worse: 'higher' } });
+    const summary = await scoreFile({
+      dataPath: join(dir, 'c.csv'),
+      outPath: join(dir, 'o.csv'),
+      schema,
+      model,
+      topK: 100,
+      valueColumn: 'clv',
+      loyalty: { offerColumn: 'offer', tenureColumn: 'tenure', newMax: 24, longMin: 48, worse: 'higher' },
+    });
     const roundTripped = JSON.parse(JSON.stringify(summary));
     const html = renderReport({ ...sampleReportInput(), campaign: { scoring: roundTripped, uplift } });
     expect(html.includes('Selection rate')).toBe(true);

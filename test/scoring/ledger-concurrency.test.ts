@@ -14,7 +14,11 @@ import { tempDir } from './helpers.ts';
 
 const node = deterministicIdentity('telco-west');
 const signer = signerFromSecretKey(node.signSecretKey);
-const genesis = { ledgerId: 'telco-west', role: 'partner' as const, owner: { name: 'telco-west', keyId: signer.keyId, signPublicKey: toBase64(node.signPublicKey) } };
+const genesis = {
+  ledgerId: 'telco-west',
+  role: 'partner' as const,
+  owner: { name: 'telco-west', keyId: signer.keyId, signPublicKey: toBase64(node.signPublicKey) },
+};
 const budget = (i: number) => ({ jobId: 'job-1', partner: signer.keyId, round: i, requestedEpsilon: 1, remainingEpsilon: 0, reason: `r${i}` });
 
 describe('one partner ledger, several writers (the node, fedmark score, fedmark serve)', () => {
@@ -40,7 +44,7 @@ describe('one partner ledger, several writers (the node, fedmark score, fedmark 
     expect(existsSync(lockPath(file))).toBe(false);
   });
 
-  it('appends from another process interleave safely with this process\'s open writer', async () => {
+  it("appends from another process interleave safely with this process's open writer", async () => {
     const dir = tempDir();
     const file = join(dir, 'p.ledger.jsonl');
     const w = LedgerWriter.open(file, signer, { sync: false });

@@ -28,16 +28,22 @@ function finishedJob(dir: string, p: ReturnType<typeof partnerFiles>, modelHash:
   const coordinator = deterministicIdentity('coordinator');
   const jobLedger = join(dir, 'job.ledger.jsonl');
   const job = LedgerWriter.open(jobLedger, signerFromSecretKey(coordinator.signSecretKey), { sync: false });
-  const manifest = LedgerWriter.buildNext(0, '0'.repeat(64), 'job.manifest', {
-    jobId: 'churn-2026q1',
-    owner: party(owner),
-    coordinator: party(coordinator),
-    partners: [party(p.identity)],
-    purpose: PURPOSE,
-    columns: ['tenure', 'monthly'],
-    rounds: 1,
-    dp: null,
-  }, signerFromSecretKey(owner.signSecretKey));
+  const manifest = LedgerWriter.buildNext(
+    0,
+    '0'.repeat(64),
+    'job.manifest',
+    {
+      jobId: 'churn-2026q1',
+      owner: party(owner),
+      coordinator: party(coordinator),
+      partners: [party(p.identity)],
+      purpose: PURPOSE,
+      columns: ['tenure', 'monthly'],
+      rounds: 1,
+      dp: null,
+    },
+    signerFromSecretKey(owner.signSecretKey),
+  );
   job.appendSigned(manifest, owner.signPublicKey);
   const local = PartnerLedger.open(p.ledger, p.identity, p.stateDir);
   const policy = { maxEpsilon: 2, maxDelta: 1e-5, allowedPurposes: [PURPOSE] };
@@ -65,12 +71,38 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     l.consentWithdrawal(withdrawnIds, withdrawnIds.length);
     l.close();
 
-    const r = fedmark('score', '--model', join(dir, 'model'), '--data', join(dir, 'customers.csv'), '--schema', SCHEMA_PATH, '--out', join(dir, 'scores.csv'),
-      '--purpose', PURPOSE, '--policy', p.policyFile, '--identity', p.identityFile, '--state-dir', p.stateDir, '--withdrawn', join(dir, 'withdrawn.txt'), '--json', '--report', join(dir, 'report'));
+    const r = fedmark(
+      'score',
+      '--model',
+      join(dir, 'model'),
+      '--data',
+      join(dir, 'customers.csv'),
+      '--schema',
+      SCHEMA_PATH,
+      '--out',
+      join(dir, 'scores.csv'),
+      '--purpose',
+      PURPOSE,
+      '--policy',
+      p.policyFile,
+      '--identity',
+      p.identityFile,
+      '--state-dir',
+      p.stateDir,
+      '--withdrawn',
+      join(dir, 'withdrawn.txt'),
+      '--json',
+      '--report',
+      join(dir, 'report'),
+    );
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.rows).toMatchObject({ read: 400, scored: consenting.length - 2, excludedNoConsent: 400 - consenting.length, excludedWithdrawn: 2 });
-    const scoredIds = readFileSync(join(dir, 'scores.csv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split(',')[0]);
+    const scoredIds = readFileSync(join(dir, 'scores.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',')[0]);
     expect(scoredIds).not.toContain(withdrawnIds[0]);
     expect(scoredIds.length).toBe(consenting.length - 2);
     expect(existsSync(join(dir, 'report', 'campaign.html'))).toBe(true);
@@ -95,7 +127,10 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     // With the sidecars the audit also checks that the withdrawn customers' salted ids are not in the run's sidecar.
     const audit = fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', join(p.stateDir, 'subject-ids'), '--json');
     const result = JSON.parse(audit.stdout);
-    expect(result.findings.filter((f: { severity: string }) => f.severity === 'error'), audit.stdout).toEqual([]);
+    expect(
+      result.findings.filter((f: { severity: string }) => f.severity === 'error'),
+      audit.stdout,
+    ).toEqual([]);
     expect(audit.status).toBe(0);
     const v = verifyLedger(readLedger(p.ledger));
     expect(checkScoringEntries(p.ledger, v.entries, v.validPayloadSeqs, { sidecarDir: join(p.stateDir, 'subject-ids') })).toEqual([]);
@@ -128,7 +163,26 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     writeFileSync(join(dir, 'c.csv'), toCsv(makeCustomers(20, 2)));
     await saveFixtureModel(join(dir, 'model'), schema);
     const p = partnerFiles(dir, 'telco-south', { purposes: [PURPOSE, 'upsell'] });
-    const args = (purpose: string, ...more: string[]) => ['score', '--model', join(dir, 'model'), '--data', join(dir, 'c.csv'), '--schema', SCHEMA_PATH, '--out', join(dir, 'o.csv'), '--purpose', purpose, '--policy', p.policyFile, '--identity', p.identityFile, '--state-dir', p.stateDir, ...more];
+    const args = (purpose: string, ...more: string[]) => [
+      'score',
+      '--model',
+      join(dir, 'model'),
+      '--data',
+      join(dir, 'c.csv'),
+      '--schema',
+      SCHEMA_PATH,
+      '--out',
+      join(dir, 'o.csv'),
+      '--purpose',
+      purpose,
+      '--policy',
+      p.policyFile,
+      '--identity',
+      p.identityFile,
+      '--state-dir',
+      p.stateDir,
+      ...more,
+    ];
     const r = fedmark(...args('upsell'));
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/trained for purpose "churn-retention"; scoring it for "upsell"/);
@@ -148,7 +202,7 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     expect(existsSync(join(dir, 'o.csv'))).toBe(false);
   });
 
-  it('the audit flags scoring for a purpose the partner\'s acceptance did not allow, and scoring a withdrawn customer', async () => {
+  it("the audit flags scoring for a purpose the partner's acceptance did not allow, and scoring a withdrawn customer", async () => {
     const dir = tempDir();
     const params = await saveFixtureModel(join(dir, 'model'), schema);
     const p = partnerFiles(dir, 'telco-east');
@@ -160,9 +214,22 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     for (const id of ['C-000001', 'C-000002']) sc.add(l.idHash(id));
     const later = new Date(Date.now() + 1000).toISOString();
     l.modelScoring({
-      runId: 'score-manual-1', mode: 'batch', modelHash: hashParameters(params), modelKind: 'logistic', schemaHash: 'a'.repeat(64),
-      purpose: 'upsell', operator: 'test', startedAt: later, finishedAt: later, rowsRead: 2, rowsScored: 2, rowsExcludedNoConsent: 0,
-      rowsExcludedWithdrawn: 0, rowsRejected: 0, outputSha256: 'b'.repeat(64), sidecar: sc.finish(),
+      runId: 'score-manual-1',
+      mode: 'batch',
+      modelHash: hashParameters(params),
+      modelKind: 'logistic',
+      schemaHash: 'a'.repeat(64),
+      purpose: 'upsell',
+      operator: 'test',
+      startedAt: later,
+      finishedAt: later,
+      rowsRead: 2,
+      rowsScored: 2,
+      rowsExcludedNoConsent: 0,
+      rowsExcludedWithdrawn: 0,
+      rowsRejected: 0,
+      outputSha256: 'b'.repeat(64),
+      sidecar: sc.finish(),
     });
     l.close();
     const v = verifyLedger(readLedger(p.ledger));
@@ -176,13 +243,19 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
     const withSidecars = fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', sidecarDir, '--json');
     expect(withSidecars.status, withSidecars.stderr).toBe(1);
     const found = JSON.parse(withSidecars.stdout).findings as { code: string; severity: string; message: string }[];
-    expect(found.find((f) => f.code === 'SCORED_AFTER_WITHDRAWAL')).toMatchObject({ severity: 'error', message: expect.stringMatching(/score-manual-1 .*scored 1 customer\(s\) whose consent withdrawal had already taken effect/) });
+    expect(found.find((f) => f.code === 'SCORED_AFTER_WITHDRAWAL')).toMatchObject({
+      severity: 'error',
+      message: expect.stringMatching(/score-manual-1 .*scored 1 customer\(s\) whose consent withdrawal had already taken effect/),
+    });
     // Without it the audit cannot look into the sidecar, so that finding is absent (the others stay).
     const without = JSON.parse(fedmark('audit', jobLedger, '--partner', p.ledger, '--json').stdout).findings as { code: string }[];
     expect(without.map((f) => f.code)).not.toContain('SCORED_AFTER_WITHDRAWAL');
     expect(without.map((f) => f.code)).toContain('SCORING_POLICY_PURPOSE');
     // A sidecar file altered after the run is caught, not trusted.
-    const file = join(sidecarDir, readdirSync(sidecarDir).find((f) => f.includes('score-manual-1'))!);
+    const file = join(
+      sidecarDir,
+      readdirSync(sidecarDir).find((f) => f.includes('score-manual-1'))!,
+    );
     writeFileSync(file, Buffer.alloc(statSync(file).size));
     const tampered = JSON.parse(fedmark('audit', jobLedger, '--partner', p.ledger, '--sidecars', sidecarDir, '--json').stdout).findings as { code: string }[];
     expect(tampered.map((f) => f.code)).toContain('SIDECAR_TAMPERED');

@@ -16,7 +16,10 @@ import { fixtureParams, fixtureSchema, makeCustomers, saveFixtureModel, tempDir,
 
 const schema = await fixtureSchema();
 const d = featureCount(schema);
-const data = encodeRows(schema, makeCustomers(600, 11).map((c) => ({ ...c, consent: 'yes' })));
+const data = encodeRows(
+  schema,
+  makeCustomers(600, 11).map((c) => ({ ...c, consent: 'yes' })),
+);
 /** The first n rows of the encoded matrix. */
 const rows = (n: number) => data.X.subarray(0, n * d);
 
@@ -155,7 +158,10 @@ describe('the scorer registry (where the tree scorer plugs in)', () => {
       expect((await loadScoringModel(join(dir, 'dense'), schema)).scorer.kind).toBe('logistic');
     } finally {
       const list = scorerProviders() as unknown as { name: string }[];
-      list.splice(list.findIndex((p) => p.name === 'gbdt-test'), 1);
+      list.splice(
+        list.findIndex((p) => p.name === 'gbdt-test'),
+        1,
+      );
     }
   });
 

@@ -16,7 +16,25 @@ describe('fedmark serve as a process on loopback', () => {
     const dir = tempDir();
     await saveFixtureModel(join(dir, 'model'), schema);
     const p = partnerFiles(dir);
-    const common = ['serve', '--model', join(dir, 'model'), '--schema', SCHEMA_PATH, '--purpose', PURPOSE, '--policy', p.policyFile, '--identity', p.identityFile, '--state-dir', p.stateDir, '--token-file', join(dir, 'token'), '--log-level', 'warn'];
+    const common = [
+      'serve',
+      '--model',
+      join(dir, 'model'),
+      '--schema',
+      SCHEMA_PATH,
+      '--purpose',
+      PURPOSE,
+      '--policy',
+      p.policyFile,
+      '--identity',
+      p.identityFile,
+      '--state-dir',
+      p.stateDir,
+      '--token-file',
+      join(dir, 'token'),
+      '--log-level',
+      'warn',
+    ];
     const run = (...extra: string[]) => {
       const child = spawn(process.execPath, ['--import', loader, MAIN_TS, ...common, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
@@ -38,7 +56,11 @@ describe('fedmark serve as a process on loopback', () => {
       const token = readFileSync(join(dir, 'token'), 'utf8').trim();
       const full: Record<string, string> = { ...makeCustomers(1, 41)[0], consent: 'yes', customer: 'C-NET-1' };
       const { churned: _l, ...c } = full;
-      const res = await fetch(`http://127.0.0.1:${port}/v1/score`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ customers: [c] }) });
+      const res = await fetch(`http://127.0.0.1:${port}/v1/score`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ customers: [c] }),
+      });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { results: { status: string; probability: number }[] };
       expect(body.results[0].status).toBe('scored');

@@ -37,7 +37,15 @@ beforeAll(async () => {
   model = await loadScoringModel(join(dir, 'model'), schema);
   p = partnerFiles(dir);
   ledger = PartnerLedger.open(p.ledger, p.identity, p.stateDir);
-  spool = ScoringSpool.open(spoolDir(p.stateDir), { windowId: 'serve-test-w00001', modelHash: model.modelHash, modelKind: 'mlp', modelJobId: 'churn-2026q1', schemaHash: 'c'.repeat(64), purpose: PURPOSE, operator: 'test' });
+  spool = ScoringSpool.open(spoolDir(p.stateDir), {
+    windowId: 'serve-test-w00001',
+    modelHash: model.modelHash,
+    modelKind: 'mlp',
+    modelJobId: 'churn-2026q1',
+    schemaHash: 'c'.repeat(64),
+    purpose: PURPOSE,
+    operator: 'test',
+  });
   app = await buildScoringService({
     model,
     schema,
@@ -95,7 +103,10 @@ describe('fedmark serve', () => {
 
   it('accepts a request signed by a registered client, and refuses replays, strangers and other scopes', async () => {
     const body = JSON.stringify({ customers: [customer({ ...makeCustomers(1, 33)[0], consent: 'yes' })] });
-    const sign = (id = client, jobId = SERVE_SCOPE) => ({ 'content-type': 'application/json', ...signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId, round: 0, identity: id }) });
+    const sign = (id = client, jobId = SERVE_SCOPE) => ({
+      'content-type': 'application/json',
+      ...signRequest({ method: 'POST', path: '/v1/score', body: Buffer.from(body), jobId, round: 0, identity: id }),
+    });
     const h = sign();
     expect((await post(body, h)).statusCode).toBe(200);
     const replay = await post(body, h);
@@ -141,7 +152,14 @@ describe('fedmark serve', () => {
   });
 
   it('never answers 5xx to random request bodies (property test)', async () => {
-    const cellArb = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constantFrom('yes', 'no', 'monthly', 'basic', '1e309', '-0', ' 12 '));
+    const cellArb = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constantFrom('yes', 'no', 'monthly', 'basic', '1e309', '-0', ' 12 '),
+    );
     const columns = [...schema.columns.map((c) => c.name), 'bogus', '__proto__', 'constructor'];
     const recordArb = fc.dictionary(fc.constantFrom(...columns), cellArb, { maxKeys: 16 });
     await fc.assert(
@@ -160,7 +178,12 @@ describe('fedmark serve', () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/score', '/v1/model']));
     expect(doc.paths['/v1/score'].post.requestBody.content['application/json'].schema.properties.customers).toBeDefined();
     const info = await app.inject({ method: 'GET', url: '/v1/model', headers: bearer });
-    expect(info.json()).toMatchObject({ kind: 'mlp', modelHash: model.modelHash, purpose: PURPOSE, attribution: { method: 'integrated-gradients-exact', exact: true } });
+    expect(info.json()).toMatchObject({
+      kind: 'mlp',
+      modelHash: model.modelHash,
+      purpose: PURPOSE,
+      attribution: { method: 'integrated-gradients-exact', exact: true },
+    });
   });
 
   it('records who it scored: pending in the spool, then one sealed ledger entry; the subject statement is truthful throughout', async () => {
@@ -171,7 +194,15 @@ describe('fedmark serve', () => {
     expect(subjectStatement(p.ledger, ledger.sidecarDirectory, 'C-SERVE-1', readFileSync(join(p.stateDir, 'subject-salt'))).scorings).toEqual([]);
     expect((await pendingScorings(spoolDir(p.stateDir), hash)).map((x) => x.windowId)).toEqual(['serve-test-w00001']);
     // Seal the window (what the service does every --seal-seconds and on shutdown).
-    await spool.rotate({ windowId: 'serve-test-w00002', modelHash: model.modelHash, modelKind: 'mlp', modelJobId: null, schemaHash: 'c'.repeat(64), purpose: PURPOSE, operator: 'test' });
+    await spool.rotate({
+      windowId: 'serve-test-w00002',
+      modelHash: model.modelHash,
+      modelKind: 'mlp',
+      modelJobId: null,
+      schemaHash: 'c'.repeat(64),
+      purpose: PURPOSE,
+      operator: 'test',
+    });
     await sealPending(spoolDir(p.stateDir), ledger, spool.currentFile, pino({ level: 'silent' }));
     expect(await pendingScorings(spoolDir(p.stateDir), hash)).toEqual([]);
     const st = subjectStatement(p.ledger, ledger.sidecarDirectory, 'C-SERVE-1', readFileSync(join(p.stateDir, 'subject-salt')));
@@ -181,7 +212,9 @@ describe('fedmark serve', () => {
     const entry = readLedger(p.ledger).entries.find((e) => e.type === 'model.scoring')!;
     const pl = entry.payload as unknown as Record<string, number | string[]>;
     // Every request so far in this file: the counts add up (rejected requests included).
-    expect(pl.rowsRead).toBe((pl.rowsScored as number) + (pl.rowsExcludedNoConsent as number) + (pl.rowsExcludedWithdrawn as number) + (pl.rowsRejected as number));
+    expect(pl.rowsRead).toBe(
+      (pl.rowsScored as number) + (pl.rowsExcludedNoConsent as number) + (pl.rowsExcludedWithdrawn as number) + (pl.rowsRejected as number),
+    );
     expect(pl.rowsExcludedWithdrawn).toBe(1);
     expect(pl.requesters).toEqual(expect.arrayContaining(['token', publicIdentity(client).keyId]));
     expect(pl.rowsRejected as number).toBeGreaterThan(0);
@@ -203,8 +236,24 @@ describe('spool crash recovery', () => {
     const p2 = partnerFiles(d2, 'telco-crash');
     const l2 = PartnerLedger.open(p2.ledger, p2.identity, p2.stateDir);
     const sd = spoolDir(p2.stateDir);
-    const s2 = ScoringSpool.open(sd, { windowId: 'serve-crash-w00001', modelHash: 'd'.repeat(64), modelKind: 'logistic', modelJobId: null, schemaHash: 'e'.repeat(64), purpose: PURPOSE, operator: 'test' });
-    await s2.append({ t: new Date().toISOString(), by: 'token', scored: [l2.idHash('A'), l2.idHash('B')], noConsent: 1, withdrawn: 0, rejected: 0, out: 'f'.repeat(64) });
+    const s2 = ScoringSpool.open(sd, {
+      windowId: 'serve-crash-w00001',
+      modelHash: 'd'.repeat(64),
+      modelKind: 'logistic',
+      modelJobId: null,
+      schemaHash: 'e'.repeat(64),
+      purpose: PURPOSE,
+      operator: 'test',
+    });
+    await s2.append({
+      t: new Date().toISOString(),
+      by: 'token',
+      scored: [l2.idHash('A'), l2.idHash('B')],
+      noConsent: 1,
+      withdrawn: 0,
+      rejected: 0,
+      out: 'f'.repeat(64),
+    });
     await s2.close();
     writeFileSync(join(sd, 'serve-crash-w00001.jsonl'), '{"t":"2026', { flag: 'a' }); // torn write of an unanswered request
     mkdirSync(sd, { recursive: true });

@@ -92,7 +92,10 @@ describe('gradient-boosted trees in scoring', () => {
         for (let k = 0; k < width; k++) t += phi[i * d + from + k];
         return t;
       });
-      const expected = columns.filter((v) => v > 0).sort((a, b) => b - a).slice(0, 3);
+      const expected = columns
+        .filter((v) => v > 0)
+        .sort((a, b) => b - a)
+        .slice(0, 3);
       expect(row.reasons.map(([, v]) => v)).toEqual(expected.map((v) => Number(v.toFixed(4))));
       if (row.reasons.length) withReasons++;
     });
@@ -104,8 +107,30 @@ describe('gradient-boosted trees in scoring', () => {
     const { model } = await trained(dir);
     const hash = saveGbdtModelDir(join(dir, 'gbdt'), model, { jobId: 'churn-trees', purpose: PURPOSE, schemaHash: schemaHash(schema) });
     const p = partnerFiles(dir);
-    const r = fedmark('score', '--model', join(dir, 'gbdt'), '--data', join(dir, 'customers.csv'), '--schema', SCHEMA_PATH, '--out', join(dir, 'top.csv'),
-      '--purpose', PURPOSE, '--policy', p.policyFile, '--identity', p.identityFile, '--state-dir', p.stateDir, '--top-k', '25', '--value-column', 'clv', '--json');
+    const r = fedmark(
+      'score',
+      '--model',
+      join(dir, 'gbdt'),
+      '--data',
+      join(dir, 'customers.csv'),
+      '--schema',
+      SCHEMA_PATH,
+      '--out',
+      join(dir, 'top.csv'),
+      '--purpose',
+      PURPOSE,
+      '--policy',
+      p.policyFile,
+      '--identity',
+      p.identityFile,
+      '--state-dir',
+      p.stateDir,
+      '--top-k',
+      '25',
+      '--value-column',
+      'clv',
+      '--json',
+    );
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.model).toMatchObject({ kind: 'gbdt', hash, attribution: { method: 'tree-path', exact: true } });
@@ -128,7 +153,10 @@ describe('gradient-boosted trees in scoring', () => {
     const json = JSON.parse(readFileSync(join(dir, 'multi', GBDT_MODEL_FILE), 'utf8'));
     json.learner.objective.name = 'multi:softprob';
     writeFileSync(join(dir, 'multi', GBDT_MODEL_FILE), JSON.stringify(json));
-    await expect(loadScoringModel(join(dir, 'multi'), schema)).rejects.toMatchObject({ code: 'GBDT_XGB_UNSUPPORTED', message: expect.stringMatching(/multi:softprob/) });
+    await expect(loadScoringModel(join(dir, 'multi'), schema)).rejects.toMatchObject({
+      code: 'GBDT_XGB_UNSUPPORTED',
+      message: expect.stringMatching(/multi:softprob/),
+    });
     writeFileSync(join(dir, 'other', 'metadata.json'), '{"purpose": 3}');
     await expect(loadScoringModel(join(dir, 'other'), schema)).rejects.toMatchObject({ code: 'MODEL_METADATA_INVALID' });
   });
@@ -149,7 +177,7 @@ const { python, reason } = findPython();
 if (!python) console.warn(`[scoring/trees] skipping the model trained by Python XGBoost: ${reason}`);
 
 describe.skipIf(!python)(`a model trained by Python XGBoost (${reason})`, () => {
-  it('scores with XGBoost\'s own predictions, and its covers give XGBoost\'s own approx_contribs as reasons', async () => {
+  it("scores with XGBoost's own predictions, and its covers give XGBoost's own approx_contribs as reasons", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'train.csv'), toCsv(makeCustomers(2000, 51)));
     const train = await loadDataset(join(dir, 'train.csv'), schema);
@@ -157,7 +185,8 @@ describe.skipIf(!python)(`a model trained by Python XGBoost (${reason})`, () => 
     writeFileSync(join(dir, 'customers.csv'), toCsv(customers, { label: false }));
     writeFileSync(join(dir, 'labelled.csv'), toCsv(customers));
     const encoded = await loadDataset(join(dir, 'labelled.csv'), schema);
-    const matrix = (X: Float32Array, n: number, d: number) => Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * d, (i + 1) * d)).join(',')).join('\n');
+    const matrix = (X: Float32Array, n: number, d: number) =>
+      Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * d, (i + 1) * d)).join(',')).join('\n');
     const d = train.d;
     writeFileSync(join(dir, 'train.txt'), matrix(train.X, train.n, d));
     writeFileSync(join(dir, 'train-y.txt'), Array.from(train.y).join('\n'));

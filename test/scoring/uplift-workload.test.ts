@@ -94,13 +94,26 @@ afterAll(() => {
 
 function manifestOf(jobId: string, epsilon: number | null = 1): JobManifest {
   const owner = makeIdentities(['owner'])[0];
-  return parseManifest({ ...job(jobId, epsilon), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: makeIdentities(['a', 'b', 'c']).map(publicIdentity) });
+  return parseManifest({
+    ...job(jobId, epsilon),
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    createdAt: new Date().toISOString(),
+    owner: publicIdentity(owner),
+    partners: makeIdentities(['a', 'b', 'c']).map(publicIdentity),
+  });
 }
 
 describe('the uplift workload: what a partner counts and what a round releases', () => {
   it("a partner's table equals the one fedmark uplift builds from its scores and outcomes files", async () => {
     for (let k = 0; k < parts.length; k++) {
-      const fromFiles = await campaignCounts(files[k].scores, files[k].outcomes, { armColumn: 'arm', outcomeColumn: 'outcome', treatment: ['treatment'], control: ['control'], positive: ['1'], negative: ['0'] });
+      const fromFiles = await campaignCounts(files[k].scores, files[k].outcomes, {
+        armColumn: 'arm',
+        outcomeColumn: 'outcome',
+        treatment: ['treatment'],
+        control: ['control'],
+        positive: ['1'],
+        negative: ['0'],
+      });
       // Train and hold-out together: every campaign customer once.
       expect(campaignCountsOf(manifestOf('counts'), [parts[k].train, parts[k].test])).toEqual(fromFiles.counts);
       expect(fromFiles.counts.reduce((a, b) => a + b, 0)).toBe(CUSTOMERS[k]);
@@ -112,7 +125,12 @@ describe('the uplift workload: what a partner counts and what a round releases',
     upliftWorkload.validate(m);
     const plan = planOf(upliftWorkload, m, 1);
     expect(upliftWorkload.totalRounds(m)).toBe(1);
-    expect(plan).toMatchObject({ kind: 'uplift', selection: 'all', updatesState: true, parts: [{ name: 'uplift-counts', length: UPLIFT_CELLS + 1, use: 'state' }] });
+    expect(plan).toMatchObject({
+      kind: 'uplift',
+      selection: 'all',
+      updatesState: true,
+      parts: [{ name: 'uplift-counts', length: UPLIFT_CELLS + 1, use: 'state' }],
+    });
     expect(plan.releases).toHaveLength(1);
     const [r] = plan.releases;
     expect(r).toMatchObject({ label: 'count', samplingRate: 1, steps: 1, sensitivity: 1 });
@@ -130,7 +148,9 @@ describe('the uplift workload: what a partner counts and what a round releases',
     const { loadBundled } = await import('../../src/data/bundled.ts');
     const telco = (await loadBundled('telco-churn')).schema;
     await expect(simulate({ job: job('telco', 1, {}, telco), partners: parts, workloads })).rejects.toThrow(/lacks feature\(s\) decile=1, .*arm=control/);
-    await expect(simulate({ job: job('same-arms', 1, { treatment: 'x', control: 'x' }), partners: parts, workloads })).rejects.toThrow(/treatment and control are both "x"/);
+    await expect(simulate({ job: job('same-arms', 1, { treatment: 'x', control: 'x' }), partners: parts, workloads })).rejects.toThrow(
+      /treatment and control are both "x"/,
+    );
     await expect(simulate({ job: job('bad-param', 1, { adjacency: 'swap' }), partners: parts, workloads })).rejects.toThrow(/workload\.params\.adjacency/);
   });
 });
@@ -174,7 +194,13 @@ describe('a three-partner campaign through the real coordinator, partner nodes a
   it('every count table is charged before it leaves, recorded in both ledgers, and recomputed by the audit; a partner without budget sends nothing', async () => {
     const owner = makeIdentities(['owner'])[0];
     const ids = makeIdentities(parts.map((p) => p.name));
-    const manifest = parseManifest({ ...job('uplift-http', 1), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: ids.map(publicIdentity) });
+    const manifest = parseManifest({
+      ...job('uplift-http', 1),
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
+      createdAt: new Date().toISOString(),
+      owner: publicIdentity(owner),
+      partners: ids.map(publicIdentity),
+    });
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error('uplift job did not finish in time')), 90_000);
     const stores = parts.map((p) => BudgetStore.open(join(dir, `${p.name}.budget.json`)));
@@ -182,13 +208,41 @@ describe('a three-partner campaign through the real coordinator, partner nodes a
     try {
       const nodes = parts.map((p, i) => {
         // The last partner's policy allows less ε per job than the release costs.
-        const policy = parsePolicy({ partner: p.name, datasetId: `${p.name}-campaign`, maxEpsilonPerJob: i === 2 ? 0.5 : 2, lifetimeEpsilon: 5, maxDelta: 1e-5, allowedColumns: manifest.dataset.columns, allowedPurposes: [manifest.purpose] });
+        const policy = parsePolicy({
+          partner: p.name,
+          datasetId: `${p.name}-campaign`,
+          maxEpsilonPerJob: i === 2 ? 0.5 : 2,
+          lifetimeEpsilon: 5,
+          maxDelta: 1e-5,
+          allowedColumns: manifest.dataset.columns,
+          allowedPurposes: [manifest.purpose],
+        });
         return runPartnerNode({
-          coordinatorUrl: coord.url, identity: ids[i], jobId: manifest.jobId, train: p.train, test: p.test, schemaHash: manifest.dataset.schemaHash, reviewJob: () => [], log: silentLog, pollMs: TEST_POLL_MS,
-          stateDir: join(dir, p.name), budget: new PolicyBudgetGuard(policy, stores[i]), ledgerPath: ledgers[i], signal: abort.signal, workloads,
+          coordinatorUrl: coord.url,
+          identity: ids[i],
+          jobId: manifest.jobId,
+          train: p.train,
+          test: p.test,
+          schemaHash: manifest.dataset.schemaHash,
+          reviewJob: () => [],
+          log: silentLog,
+          pollMs: TEST_POLL_MS,
+          stateDir: join(dir, p.name),
+          budget: new PolicyBudgetGuard(policy, stores[i]),
+          ledgerPath: ledgers[i],
+          signal: abort.signal,
+          workloads,
         });
       });
-      const ownerRun = runJobOwner<UpliftState, UpliftResult>({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal, workloads });
+      const ownerRun = runJobOwner<UpliftState, UpliftResult>({
+        coordinatorUrl: coord.url,
+        identity: owner,
+        signed: signManifest(manifest, owner),
+        log: silentLog,
+        pollMs: TEST_POLL_MS,
+        signal: abort.signal,
+        workloads,
+      });
       const [result, ...nodeResults] = await Promise.all([ownerRun, ...nodes]);
       expect(result.state, result.reason ?? '').toBe('completed');
       // The third node sat the round out (its guard refused the release) and follows the job to its end.
@@ -205,7 +259,11 @@ describe('a three-partner campaign through the real coordinator, partner nodes a
       expect(Math.abs(result.finalMetrics!.byDecile[0].treatment.n - decile1)).toBeLessThan(12 * sigma);
 
       // The two contributing partners charged one `count` release each; the refusing one charged nothing.
-      const charges = stores.map((s) => BudgetStore.open(s.path).charges(manifest.jobId).map((c) => [c.round, c.attempt, c.label, c.samplingRate, c.noiseMultiplier, c.steps]));
+      const charges = stores.map((s) =>
+        BudgetStore.open(s.path)
+          .charges(manifest.jobId)
+          .map((c) => [c.round, c.attempt, c.label, c.samplingRate, c.noiseMultiplier, c.steps]),
+      );
       expect(charges).toEqual([[[1, 0, 'count', 1, sigma, 1]], [[1, 0, 'count', 1, sigma, 1]], []]);
       // Each contributing partner's own ledger records the release, and the job ledger's round lists it.
       for (const l of ledgers.slice(0, 2)) {

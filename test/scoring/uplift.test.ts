@@ -14,11 +14,22 @@ import { fedmark, tempDir } from './helpers.ts';
 
 const REF_SCRIPT = fileURLToPath(new URL('./fixtures/newcombe_reference.py', import.meta.url));
 const REF_JSON = fileURLToPath(new URL('./fixtures/newcombe_reference.json', import.meta.url));
-interface RefCase { r1: number; n1: number; r2: number; n2: number; confidence: number; z: number; wilson1: [number, number]; wilson2: [number, number]; lower: number; upper: number }
+interface RefCase {
+  r1: number;
+  n1: number;
+  r2: number;
+  n2: number;
+  confidence: number;
+  z: number;
+  wilson1: [number, number];
+  wilson2: [number, number];
+  lower: number;
+  upper: number;
+}
 const ref = JSON.parse(readFileSync(REF_JSON, 'utf8')) as { cases: RefCase[]; quantiles: { p: number; z: number }[] };
 
 describe('interval arithmetic against the reference computation', () => {
-  it('the stored reference is what Python\'s standard library computes (re-run when python3 is available)', (ctx) => {
+  it("the stored reference is what Python's standard library computes (re-run when python3 is available)", (ctx) => {
     const py = spawnSync('python3', [REF_SCRIPT], { encoding: 'utf8' });
     if (py.error || py.status !== 0) {
       ctx.skip();
@@ -27,7 +38,7 @@ describe('interval arithmetic against the reference computation', () => {
     expect(JSON.parse(py.stdout)).toEqual(ref);
   });
 
-  it('Newcombe\'s published worked examples (1998, Table II, method 10)', () => {
+  it("Newcombe's published worked examples (1998, Table II, method 10)", () => {
     const z = twoSidedZ(0.95);
     const at = (r1: number, n1: number, r2: number, n2: number) => {
       const i = newcombeInterval(r1 / n1, wilsonInterval(r1 / n1, n1, z), r2 / n2, wilsonInterval(r2 / n2, n2, z));
@@ -74,13 +85,19 @@ describe('uplift from a count table', () => {
   it('per arm, overall, per decile and for the top deciles, each with the Newcombe interval', () => {
     const counts = campaign(1);
     const u = upliftFromCounts(counts);
-    const sum = (arm: 'treatment' | 'control', resp: boolean, ds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) => ds.reduce((a, d) => a + counts[cellIndex(d, arm, resp)], 0);
+    const sum = (arm: 'treatment' | 'control', resp: boolean, ds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) =>
+      ds.reduce((a, d) => a + counts[cellIndex(d, arm, resp)], 0);
     const nt = sum('treatment', true) + sum('treatment', false);
     const nc = sum('control', true) + sum('control', false);
     expect(u.overall.treatment.n).toBe(nt);
     expect(u.overall.uplift).toBeCloseTo(sum('treatment', true) / nt - sum('control', true) / nc, 14);
     const z = twoSidedZ(0.95);
-    const expected = newcombeInterval(sum('treatment', true) / nt, wilsonInterval(sum('treatment', true) / nt, nt, z), sum('control', true) / nc, wilsonInterval(sum('control', true) / nc, nc, z));
+    const expected = newcombeInterval(
+      sum('treatment', true) / nt,
+      wilsonInterval(sum('treatment', true) / nt, nt, z),
+      sum('control', true) / nc,
+      wilsonInterval(sum('control', true) / nc, nc, z),
+    );
     expect(u.overall.interval).toEqual(expected);
     // The lift is in deciles 1–3: their intervals exclude 0, those of deciles 6–10 contain it.
     for (const d of [1, 2, 3]) expect(u.byDecile[d - 1].interval!.lower).toBeGreaterThan(0);
@@ -170,7 +187,7 @@ describe('multi-partner uplift: layout, DP event, combine', () => {
     expect(coverage(25, 1500, 300).rate).toBeGreaterThanOrEqual(0.95);
   });
 
-  it('a partner\'s release adds fresh noise to every cell', () => {
+  it("a partner's release adds fresh noise to every cell", () => {
     const c = campaign(5, 100);
     const a = noisyUpliftCounts(c, upliftCountEvent(10));
     const b = noisyUpliftCounts(c, upliftCountEvent(10));
@@ -195,19 +212,60 @@ describe('fedmark uplift', () => {
     outcomes.push('X-unknown,treatment,yes', 'C3,holdout,no');
     writeFileSync(join(dir, 'scores.csv'), scores.join('\n') + '\n');
     writeFileSync(join(dir, 'outcomes.csv'), outcomes.join('\n') + '\n');
-    const joined = await campaignCounts(join(dir, 'scores.csv'), join(dir, 'outcomes.csv'), { armColumn: 'arm', outcomeColumn: 'outcome', treatment: ['treatment'], control: ['control'], positive: ['yes'], negative: ['no'] });
+    const joined = await campaignCounts(join(dir, 'scores.csv'), join(dir, 'outcomes.csv'), {
+      armColumn: 'arm',
+      outcomeColumn: 'outcome',
+      treatment: ['treatment'],
+      control: ['control'],
+      positive: ['yes'],
+      negative: ['no'],
+    });
     expect(joined).toMatchObject({ idColumn: 'customer', matched: 3000, unmatched: 1, invalid: 1 });
-    const r = fedmark('uplift', '--scores', join(dir, 'scores.csv'), '--outcomes', join(dir, 'outcomes.csv'), '--positive', 'yes', '--negative', 'no', '--json', '--report', join(dir, 'rep'));
+    const r = fedmark(
+      'uplift',
+      '--scores',
+      join(dir, 'scores.csv'),
+      '--outcomes',
+      join(dir, 'outcomes.csv'),
+      '--positive',
+      'yes',
+      '--negative',
+      'no',
+      '--json',
+      '--report',
+      join(dir, 'rep'),
+    );
     expect(r.status, r.stderr).toBe(0);
     const u = JSON.parse(r.stdout);
-    expect(u).toEqual(JSON.parse(JSON.stringify({ ...upliftFromCounts(joined.counts), scores: join(dir, 'scores.csv'), outcomes: join(dir, 'outcomes.csv'), matched: 3000, unmatched: 1, invalid: 1, invalidExamples: joined.invalidExamples })));
+    expect(u).toEqual(
+      JSON.parse(
+        JSON.stringify({
+          ...upliftFromCounts(joined.counts),
+          scores: join(dir, 'scores.csv'),
+          outcomes: join(dir, 'outcomes.csv'),
+          matched: 3000,
+          unmatched: 1,
+          invalid: 1,
+          invalidExamples: joined.invalidExamples,
+        }),
+      ),
+    );
     expect(u.byDecile[0].interval.lower).toBeGreaterThan(0);
     const html = readFileSync(join(dir, 'rep', 'campaign.html'), 'utf8');
     expect(html).toContain('id="chart-uplift-decile"');
     expect(html).toContain('id="campaign-uplift"');
 
     writeFileSync(join(dir, 'dup.csv'), 'customer,arm,outcome\nC1,treatment,yes\nC1,control,no\n');
-    const err = await rejection(campaignCounts(join(dir, 'scores.csv'), join(dir, 'dup.csv'), { armColumn: 'arm', outcomeColumn: 'outcome', treatment: ['treatment'], control: ['control'], positive: ['yes'], negative: ['no'] }));
+    const err = await rejection(
+      campaignCounts(join(dir, 'scores.csv'), join(dir, 'dup.csv'), {
+        armColumn: 'arm',
+        outcomeColumn: 'outcome',
+        treatment: ['treatment'],
+        control: ['control'],
+        positive: ['yes'],
+        negative: ['no'],
+      }),
+    );
     expect(err.code).toBe('UPLIFT_DUPLICATE_OUTCOME');
   });
 });

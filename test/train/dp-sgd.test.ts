@@ -1,20 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { initParameters, parameterLayout, type ParameterLayout } from '../../src/model/params.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
-import {
-  accumulateGradient,
-  backward,
-  createWorkspace,
-  forward,
-  lossAndOutputDelta,
-} from '../../src/train/backprop.ts';
-import {
-  clippedGradientSum,
-  dpSchedule,
-  GaussianNoisePool,
-  PoissonSampler,
-  privatizeGradientSum,
-} from '../../src/train/dp-sgd.ts';
+import { accumulateGradient, backward, createWorkspace, forward, lossAndOutputDelta } from '../../src/train/backprop.ts';
+import { clippedGradientSum, dpSchedule, GaussianNoisePool, PoissonSampler, privatizeGradientSum } from '../../src/train/dp-sgd.ts';
 import { createRng } from '../../src/util/rng.ts';
 
 const d = 7;
@@ -77,11 +65,7 @@ function perturbed(spec: ModelSpec, seed: number): Float64Array {
   return p;
 }
 
-const specs: ModelSpec[] = [
-  { kind: 'logistic' },
-  { kind: 'mlp', hidden: [6, 5], activation: 'relu' },
-  { kind: 'mlp', hidden: [6, 5], activation: 'tanh' },
-];
+const specs: ModelSpec[] = [{ kind: 'logistic' }, { kind: 'mlp', hidden: [6, 5], activation: 'relu' }, { kind: 'mlp', hidden: [6, 5], activation: 'tanh' }];
 
 describe('per-example clipping (efficient norms vs slow reference)', () => {
   for (const spec of specs) {

@@ -14,7 +14,10 @@ import type { ModelSpec } from '../../src/model/spec.ts';
 let data: Dataset;
 beforeAll(async () => {
   const { dataset } = await loadBundled('bank-marketing');
-  data = subsetDataset(dataset, Array.from({ length: 120_000 }, (_, i) => (i * 7919) % dataset.n));
+  data = subsetDataset(
+    dataset,
+    Array.from({ length: 120_000 }, (_, i) => (i * 7919) % dataset.n),
+  );
 });
 
 /** A seeded stand-in for the CSPRNG behind Poisson sampling, so both runs draw the same batches. */
@@ -52,7 +55,15 @@ describe('DP-SGD gradients on worker threads', () => {
   it('trains to bit-identical parameters with 1 and 2 threads for the same batches', async () => {
     const spec: ModelSpec = { kind: 'logistic' };
     const global = initParameters(spec, data.d, 3);
-    const cfg = (threads: number) => ({ epochs: 1, batchSize: 256, learningRate: 0.5, optimizer: 'sgd' as const, seed: 1, threads, dp: { noiseMultiplier: 0, clipNorm: 1, samplingRate: 0.1 } });
+    const cfg = (threads: number) => ({
+      epochs: 1,
+      batchSize: 256,
+      learningRate: 0.5,
+      optimizer: 'sgd' as const,
+      seed: 1,
+      threads,
+      dp: { noiseMultiplier: 0, clipNorm: 1, samplingRate: 0.1 },
+    });
     // q·n = 12,000 rows per step: about six chunks, so the 2-thread run does use the pool.
     expect(0.1 * data.n).toBeGreaterThanOrEqual(2 * GRADIENT_CHUNK_ROWS);
     const a = await trainLocal(spec, data.d, global, data, cfg(1), { randomFill: seededFill(99) });

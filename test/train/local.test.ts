@@ -10,7 +10,7 @@ function auc(scores: ArrayLike<number>, y: ArrayLike<number>): number {
   const idx = Array.from({ length: y.length }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
   let rankSumPos = 0;
   let pos = 0;
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
     const avgRank = (i + j) / 2 + 1;
@@ -57,7 +57,7 @@ function xorData(n: number, seed: number): TrainingData {
     const b = rng.next();
     X[2 * i] = a;
     X[2 * i + 1] = b;
-    y[i] = (a > 0.5) !== (b > 0.5) ? 1 : 0;
+    y[i] = a > 0.5 !== b > 0.5 ? 1 : 0;
   }
   return { n, d: 2, X, y };
 }
@@ -145,9 +145,7 @@ describe('trainLocal (non-private)', () => {
     await expect(trainLocal(lr, 9, initParameters(lr, 9, 0), train, base)).rejects.toMatchObject({ code: 'DIMENSION_MISMATCH' });
     const badY = { ...train, y: Float32Array.from(train.y, (v, i) => (i === 17 ? 2 : v)) };
     await expect(trainLocal(lr, 10, g, badY, base)).rejects.toThrow(/row 17/);
-    await expect(
-      trainLocal(lr, 10, g, train, { ...base, dp: { noiseMultiplier: 1, clipNorm: 1, samplingRate: 1.5 } }),
-    ).rejects.toThrow(/samplingRate/);
+    await expect(trainLocal(lr, 10, g, train, { ...base, dp: { noiseMultiplier: 1, clipNorm: 1, samplingRate: 1.5 } })).rejects.toThrow(/samplingRate/);
   });
 });
 

@@ -58,9 +58,7 @@ describe('GBDT release plan and calibration', () => {
       const perStep = Array.from({ length: totalSteps(params, layout) }, (_, s) => stepRelease(params, layout, plan, s)!.events).flat();
       expect(perStep).toEqual(events);
       for (const e of events) expect([e.samplingRate, e.steps]).toEqual([1, 1]);
-      const kinds = params.cyclic
-        ? ['term', ...(params.cyclic.interactions ? ['screen'] : [])]
-        : [...(params.histogramLevels ? ['histogram'] : []), 'leaf'];
+      const kinds = params.cyclic ? ['term', ...(params.cyclic.interactions ? ['screen'] : [])] : [...(params.histogramLevels ? ['histogram'] : []), 'leaf'];
       expect(new Set(events.map((e) => e.label))).toEqual(new Set([...(params.binEdges === 'dp-quantiles' ? ['quantiles'] : []), ...kinds]));
       // σ = std / Δ for every part.
       for (let s = 0; s < totalSteps(params, layout); s++) {
@@ -172,7 +170,11 @@ describe('DP training', () => {
     const text = toXgboostJson(model);
     const xgb = JSON.parse(text) as { learner: { gradient_booster: { model: { trees: Record<string, number[]>[] } } } };
     for (const t of xgb.learner.gradient_booster.model.trees) {
-      for (const field of ['sum_hessian', 'loss_changes', 'base_weights']) expect(t[field].every((v) => v === 0), field).toBe(true);
+      for (const field of ['sum_hessian', 'loss_changes', 'base_weights'])
+        expect(
+          t[field].every((v) => v === 0),
+          field,
+        ).toBe(true);
     }
     // The key holders' node sums exist in the training state (they decrypted them) but not in the model.
     expect(state.trees[0].H.some((h) => h !== 0)).toBe(true);

@@ -26,7 +26,13 @@ const column = (gi: number) => {
 
 describe('feature layout and schema edges', () => {
   it('groups one schema column each: numeric, categorical one-hot slots, boolean', () => {
-    expect(layout.groups.map((g) => `${g.name}:${g.kind}`)).toEqual(['age:numeric', 'balance:numeric', 'score:numeric', 'channel:categorical', 'member:binary']);
+    expect(layout.groups.map((g) => `${g.name}:${g.kind}`)).toEqual([
+      'age:numeric',
+      'balance:numeric',
+      'score:numeric',
+      'channel:categorical',
+      'member:binary',
+    ]);
     const channel = layout.groups[3];
     expect(channel.kind === 'categorical' && channel.slots).toBe(5); // 4 values + <other>
     expect(layout.groups[2]).toMatchObject({ lo: -1, hi: 1 }); // scale: centered

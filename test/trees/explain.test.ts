@@ -27,7 +27,10 @@ describe('path contributions (Saabas) for reason codes', () => {
     const used = new Set(model.trees.flatMap((t) => t.feature.filter((_, i) => t.left[i] >= 0)));
     const ex = new PathExplainer(model);
     const total = new Float64Array(layout.d);
-    for (let i = 0; i < 500; i++) ex.explain(data.X, i * layout.d).slice(0, layout.d).forEach((v, j) => (total[j] += Math.abs(v)));
+    for (let i = 0; i < 500; i++)
+      ex.explain(data.X, i * layout.d)
+        .slice(0, layout.d)
+        .forEach((v, j) => (total[j] += Math.abs(v)));
     for (let j = 0; j < layout.d; j++) expect(total[j] > 0, layout.featureNames[j]).toBe(used.has(j));
   });
 
@@ -41,14 +44,19 @@ describe('path contributions (Saabas) for reason codes', () => {
     const a = new PathExplainer(model).explain(data.X, 0);
     const b = new PathExplainer(model, cov).explain(data.X, 0);
     expect(Array.from(a)).not.toEqual(Array.from(b));
-    expect(a.reduce((x, y) => x + y, 0)).toBeCloseTo(b.reduce((x, y) => x + y, 0), 9);
+    expect(a.reduce((x, y) => x + y, 0)).toBeCloseTo(
+      b.reduce((x, y) => x + y, 0),
+      9,
+    );
   });
 
   it('top reasons are the largest positive contributions, by feature name', () => {
     const ex = new PathExplainer(model);
     const c = ex.explain(data.X, 5 * layout.d);
     const top = ex.topReasons(data.X, 3, 5 * layout.d);
-    const positives = Array.from(c.slice(0, layout.d)).filter((v) => v > 0).sort((x, y) => y - x);
+    const positives = Array.from(c.slice(0, layout.d))
+      .filter((v) => v > 0)
+      .sort((x, y) => y - x);
     expect(top.map((r) => r.contribution)).toEqual(positives.slice(0, 3));
     for (const r of top) expect(layout.featureNames).toContain(r.feature);
   });

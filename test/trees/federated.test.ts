@@ -101,7 +101,8 @@ describe('federated steps against the pooled reference trainer (no DP)', () => {
       while (!isComplete(state)) {
         const spec = stepParts(params, layout, currentStep(state));
         const uploads = locals.map((l) => localStep(state, l));
-        for (const u of uploads) expect(Object.fromEntries(Object.entries(u).map(([k, v]) => [k, v.length]))).toEqual(Object.fromEntries(spec.map((s) => [s.name, s.length])));
+        for (const u of uploads)
+          expect(Object.fromEntries(Object.entries(u).map(([k, v]) => [k, v.length]))).toEqual(Object.fromEntries(spec.map((s) => [s.name, s.length])));
         state = applyStep(state, sumParts(uploads), uploads.length);
       }
     }
@@ -134,10 +135,12 @@ describe('federated steps against the pooled reference trainer (no DP)', () => {
     const m = predictMargin(model, test.X, test.n);
     let concordant = 0;
     let pairs = 0;
-    for (let i = 0; i < test.n; i += 7) for (let j = 0; j < test.n; j += 7) if (test.y[i] === 1 && test.y[j] === 0) {
-      pairs++;
-      concordant += m[i] > m[j] ? 1 : m[i] === m[j] ? 0.5 : 0;
-    }
+    for (let i = 0; i < test.n; i += 7)
+      for (let j = 0; j < test.n; j += 7)
+        if (test.y[i] === 1 && test.y[j] === 0) {
+          pairs++;
+          concordant += m[i] > m[j] ? 1 : m[i] === m[j] ? 0.5 : 0;
+        }
     expect(concordant / pairs).toBeGreaterThan(0.6);
   });
 

@@ -48,7 +48,12 @@ export function splitRows(ds: Dataset, sizes: number[]): Dataset[] {
   let at = 0;
   sizes.forEach((s, k) => {
     const end = k === sizes.length - 1 ? ds.n : at + s;
-    out.push(subsetDataset(ds, Array.from({ length: end - at }, (_, j) => at + j)));
+    out.push(
+      subsetDataset(
+        ds,
+        Array.from({ length: end - at }, (_, j) => at + j),
+      ),
+    );
     at = end;
   });
   return out;

@@ -58,9 +58,18 @@ function bruteForceSplit(state: GbdtState, node: number) {
   let best: { group: number; cut: number; gain: number } | null = null;
   layout.groups.forEach((_, gi) => {
     for (const cut of groupCuts(layout, state.edges!, gi)) {
-      let GL = 0, HL = 0, GR = 0, HR = 0;
+      let GL = 0,
+        HL = 0,
+        GR = 0,
+        HR = 0;
       for (const r of rows) {
-        if (goesRight(layout, gi, cut, binned.bins[r.i * binned.groups + gi])) { GR += r.g; HR += r.h; } else { GL += r.g; HL += r.h; }
+        if (goesRight(layout, gi, cut, binned.bins[r.i * binned.groups + gi])) {
+          GR += r.g;
+          HR += r.h;
+        } else {
+          GL += r.g;
+          HL += r.h;
+        }
       }
       if (HL < 1 || HR < 1) continue;
       const gain = xgbGain(GL, HL, GR, HR, params.lambda);

@@ -22,7 +22,17 @@ describe('GBDT parameters', () => {
     expect(hasLeafRound(cyc)).toBe(false);
     const priv = parseGbdtParams({ dp: { epsilon: 3 }, trees: 40 });
     expect(priv).toMatchObject({ trees: GBDT_DEFAULTS.private.trees, depth: 3, splitMode: 'hybrid', histogramLevels: 1, columnsPerTree: 5, bins: 32 });
-    expect(priv.dp).toEqual({ epsilon: 3, delta: 1e-5, leafShare: 0.6, quantileShare: 0.1, hessianShare: 0.5, interactionShare: 0.5, screenShare: 0.3, noise: 'local', distributed: null });
+    expect(priv.dp).toEqual({
+      epsilon: 3,
+      delta: 1e-5,
+      leafShare: 0.6,
+      quantileShare: 0.1,
+      hessianShare: 0.5,
+      interactionShare: 0.5,
+      screenShare: 0.3,
+      noise: 'local',
+      distributed: null,
+    });
     expect(usesSubtraction(priv)).toBe(false);
     expect(hasLeafRound(priv)).toBe(true);
     expect(parseGbdtParams({ splitMode: 'random' })).toMatchObject({ histogramLevels: 0 });
@@ -42,7 +52,9 @@ describe('GBDT parameters', () => {
     expect(code(() => parseGbdtParams({ splitMode: 'histogram', interactions: 2 }))).toMatch(/interactions applies to splitMode "cyclic"/);
     expect(code(() => parseGbdtParams({ splitMode: 'hybrid', dp: { epsilon: 1, screenShare: 0.2 } }))).toMatch(/cyclic/);
     expect(code(() => parseGbdtParams({ dp: { epsilon: 1, noise: 'distributed' } }))).toMatch(/minContributors/);
-    expect(code(() => parseGbdtParams({ dp: { epsilon: 1, noise: 'distributed', colluders: 3, minContributors: 3 } }))).toMatch(/colluders \(3\) must be below/);
+    expect(code(() => parseGbdtParams({ dp: { epsilon: 1, noise: 'distributed', colluders: 3, minContributors: 3 } }))).toMatch(
+      /colluders \(3\) must be below/,
+    );
     expect(code(() => parseGbdtParams({ dp: { epsilon: 1, colluders: 1 } }))).toMatch(/distributed/);
   });
 });

@@ -110,7 +110,10 @@ describe('XGBoost JSON format (no Python needed)', () => {
 
 describe.skipIf(!python)(`Python XGBoost interop (${reason})`, () => {
   it('xgboost.Booster(model_file=...) loads a fedmark model and predicts the same (1e-6)', async () => {
-    for (const input of [{ trees: 30, depth: 5, baseScore: 0.12 }, { trees: 8, depth: 3, splitMode: 'hybrid' as const, dp: { epsilon: 3 } }]) {
+    for (const input of [
+      { trees: 30, depth: 5, baseScore: 0.12 },
+      { trees: 8, depth: 3, splitMode: 'hybrid' as const, dp: { epsilon: 3 } },
+    ]) {
       const { model } = trainFederated(parseGbdtParams(input), layout, splitRows(data, [1000, 1000, 1000]));
       const path = join(dir, 'fedmark-model.json');
       await saveXgboostModel(path, model);

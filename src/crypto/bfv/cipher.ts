@@ -36,7 +36,10 @@ export class BfvCipher extends SealKeyHolder<BfvContext> {
       for (let i = start; i < end; i++) {
         const v = values[i];
         if (!(Number.isInteger(v) && v >= 0 && v < t)) {
-          throw new FedmarkError('HE_VALUE_OUT_OF_RANGE', `value ${v} at index ${i} is not a residue modulo the BFV plain modulus ${t}`, { index: i, value: v });
+          throw new FedmarkError('HE_VALUE_OUT_OF_RANGE', `value ${v} at index ${i} is not a residue modulo the BFV plain modulus ${t}`, {
+            index: i,
+            value: v,
+          });
         }
         const j = 2 * (i - start);
         words[j] = v % TWO_32;

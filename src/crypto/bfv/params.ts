@@ -25,7 +25,12 @@ export const bfvParamsSchema = z
      */
     plainModulusBits: z.number().int().min(17).max(50),
     /** Most fresh ciphertexts one sum may hold; defaults to, and may not exceed, the noise bound. */
-    maxSummands: z.number().int().min(1).max(1 << 24).optional(),
+    maxSummands: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 24)
+      .optional(),
   })
   .strict();
 

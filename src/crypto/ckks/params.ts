@@ -26,7 +26,12 @@ export const heParamsSchema = z
     /** log2 of the CKKS scale Δ. */
     scaleBits: z.number().int().min(20).max(60),
     /** Most ciphertexts that may ever be summed; bounds each summand so the sum cannot overflow. */
-    maxSummands: z.number().int().min(1).max(1 << 20).optional(),
+    maxSummands: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 20)
+      .optional(),
   })
   .strict();
 

@@ -213,7 +213,10 @@ export function openSealContext(
     const context = seal.Context(parms, true, seal.SecurityLevel.tc128);
     if (!context.parametersSet()) {
       context.delete();
-      throw new FedmarkError('HE_INSECURE_PARAMS', `SEAL rejects ${scheme.toUpperCase()} parameters N=${n}, primes ${coeffModulusBits.join(',')} bits at 128-bit security`);
+      throw new FedmarkError(
+        'HE_INSECURE_PARAMS',
+        `SEAL rejects ${scheme.toUpperCase()} parameters N=${n}, primes ${coeffModulusBits.join(',')} bits at 128-bit security`,
+      );
     }
     const keyModuli = allModuli.map(toModulus);
     const dataModuli = (allModuli.length === 1 ? allModuli : allModuli.slice(0, -1)).map(toModulus);

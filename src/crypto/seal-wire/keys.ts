@@ -24,7 +24,12 @@ export function generateSecretKey(ctx: SealWireContext): Uint8Array {
     out[4] = 1;
     out.set(ctx.paramsIdBytes, 5);
     out.set(packed, SK_HEADER);
-    out.set(createHash('sha256').update(out.subarray(0, SK_HEADER + packed.length)).digest(), SK_HEADER + packed.length);
+    out.set(
+      createHash('sha256')
+        .update(out.subarray(0, SK_HEADER + packed.length))
+        .digest(),
+      SK_HEADER + packed.length,
+    );
     packed.fill(0);
     return out;
   });
@@ -35,7 +40,9 @@ export function loadSecretKey(ctx: SealWireContext, bytes: Uint8Array): SecretKe
   if (!(bytes instanceof Uint8Array) || bytes.length !== expected || !equalBytes(bytes.subarray(0, 4), ctx.wire.keyMagic) || bytes[4] !== 1) {
     throw new FedmarkError('HE_BAD_SECRET_KEY', `not a fedmark ${ctx.wire.label} secret key for these parameters (bad magic, version or length)`);
   }
-  const digest = createHash('sha256').update(bytes.subarray(0, expected - 32)).digest();
+  const digest = createHash('sha256')
+    .update(bytes.subarray(0, expected - 32))
+    .digest();
   if (!equalBytes(digest, bytes.subarray(expected - 32))) {
     throw new FedmarkError('HE_BAD_SECRET_KEY', `${ctx.wire.label} secret key checksum mismatch: corrupted`);
   }

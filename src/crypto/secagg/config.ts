@@ -30,7 +30,10 @@ export const secaggConfigSchema = z
     round: z.number().int().min(0),
     attempt: z.number().int().min(0),
     /** The selected partners' key ids, sorted: a partner's index in this list orders every pair. */
-    selected: z.array(keyIdSchema).min(2).max(1 << 16),
+    selected: z
+      .array(keyIdSchema)
+      .min(2)
+      .max(1 << 16),
     /** Shares that recover any partner's mask secret key or self-mask seed (t of its holders). */
     threshold: z.number().int().min(2),
     /** Fewest partners a published sum may hold: a smaller survivor set is refused by every partner. */
@@ -39,9 +42,7 @@ export const secaggConfigSchema = z
       z.object({ kind: z.literal('complete') }).strict(),
       z.object({ kind: z.literal('harary'), degree: z.number().int().min(2), seed: hex64 }).strict(),
     ]),
-    he: z
-      .object({ scheme: z.literal('bfv'), paramsId: hex64, plainModulus: z.number().int().min(3), maxSummands: z.number().int().min(1) })
-      .strict(),
+    he: z.object({ scheme: z.literal('bfv'), paramsId: hex64, plainModulus: z.number().int().min(3), maxSummands: z.number().int().min(1) }).strict(),
     encoding: encodingPlanSchema,
     primitives: z
       .object({
@@ -101,7 +102,9 @@ export function defaultThreshold(holders: number, fraction = DEFAULT_THRESHOLD_F
 
 /** The public graph seed: a hash of what the round fixed before any key existed. */
 function graphSeed(jobId: string, round: number, attempt: number, selected: string[]): string {
-  return createHash('sha256').update(`fedmark-secagg-1/graph\n${jobId}\n${round}\n${attempt}\n${selected.join(',')}`).digest('hex');
+  return createHash('sha256')
+    .update(`fedmark-secagg-1/graph\n${jobId}\n${round}\n${attempt}\n${selected.join(',')}`)
+    .digest('hex');
 }
 
 export function makeSecaggConfig(input: SecaggConfigInput): SecaggConfig {
@@ -151,7 +154,8 @@ export function validateSecaggConfig(input: unknown): SecaggConfig {
   if (c.minSurvivors < c.threshold && c.graph.kind === 'complete') bad(`minSurvivors ${c.minSurvivors} is below the threshold ${c.threshold}`);
   if (c.minSurvivors > n) bad(`minSurvivors ${c.minSurvivors} exceeds the ${n} selected partners`);
   if (c.graph.kind === 'harary') neighbourhoods(c.selected, c.graph); // validates the degree
-  if (c.encoding.plainModulus !== c.he.plainModulus) bad(`encoding plan modulus ${c.encoding.plainModulus} differs from the BFV plain modulus ${c.he.plainModulus}`);
+  if (c.encoding.plainModulus !== c.he.plainModulus)
+    bad(`encoding plan modulus ${c.encoding.plainModulus} differs from the BFV plain modulus ${c.he.plainModulus}`);
   if (c.encoding.maxSummands < n) bad(`encoding plan holds ${c.encoding.maxSummands} summands, fewer than the ${n} selected partners`);
   if (c.he.maxSummands < n) bad(`BFV parameters decrypt sums of at most ${c.he.maxSummands}, fewer than the ${n} selected partners`);
   return c;

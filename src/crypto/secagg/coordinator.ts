@@ -82,7 +82,10 @@ export class SecaggCoordinator {
     this.expect('advertise', 'closing advertisements', 'advertise');
     if (this.ads.size < this.s.config.minSurvivors) {
       this.stage = 'done';
-      throw new SecaggAttemptFailed('advertise', `only ${this.ads.size} of ${this.s.config.selected.length} partners advertised keys; at least ${this.s.config.minSurvivors} are needed`);
+      throw new SecaggAttemptFailed(
+        'advertise',
+        `only ${this.ads.size} of ${this.s.config.selected.length} partners advertised keys; at least ${this.s.config.minSurvivors} are needed`,
+      );
     }
     const advertisements = [...this.ads.values()].sort((a, b) => (a.body.from < b.body.from ? -1 : 1));
     this.roster = signBody({ type: 'roster' as const, ...this.s.header, config: this.s.config, advertisements }, this.identity);
@@ -115,7 +118,12 @@ export class SecaggCoordinator {
     for (const to of sharers) {
       const shares = sharers
         .filter((from) => from !== to)
-        .flatMap((from) => this.shares.get(from)!.body.shares.filter((x) => x.to === to).map((x) => ({ from, sealed: x.sealed })));
+        .flatMap((from) =>
+          this.shares
+            .get(from)!
+            .body.shares.filter((x) => x.to === to)
+            .map((x) => ({ from, sealed: x.sealed })),
+        );
       this.inboxes.set(to, signBody({ type: 'inbox' as const, ...this.s.header, to, rosterHash: this.rosterHashValue, sharers, shares }, this.identity));
     }
     this.stage = 'upload';
@@ -139,7 +147,11 @@ export class SecaggCoordinator {
     const neighbours = this.s.neighbours.get(body.from)!;
     const expected = [...this.shares.keys()].filter((v) => v !== body.from && neighbours.has(v)).sort();
     if (body.maskedWith.length !== expected.length || body.maskedWith.some((v, i) => v !== expected[i])) {
-      throw new SecaggError('SECAGG_BAD_MESSAGE', 'upload', `${body.from} masked with ${body.maskedWith.length} partners, but ${expected.length} of its neighbours shared`);
+      throw new SecaggError(
+        'SECAGG_BAD_MESSAGE',
+        'upload',
+        `${body.from} masked with ${body.maskedWith.length} partners, but ${expected.length} of its neighbours shared`,
+      );
     }
     this.keep(this.masked, body.from, input as SignedMasked, 'upload');
   }
@@ -167,7 +179,8 @@ export class SecaggCoordinator {
     this.expect('consistency', 'a consistency signature', 'consistency');
     const body = readConsistency(this.s, input);
     if (!this.masked.has(body.from)) throw new SecaggError('SECAGG_UNKNOWN_PARTNER', 'consistency', `${body.from} is not a survivor`);
-    if (body.survivorsHash !== this.survivorsHash) throw new SecaggError('SECAGG_INCONSISTENT_SURVIVORS', 'consistency', `${body.from} signed another survivor set`);
+    if (body.survivorsHash !== this.survivorsHash)
+      throw new SecaggError('SECAGG_INCONSISTENT_SURVIVORS', 'consistency', `${body.from} signed another survivor set`);
     this.keep(this.consistency, body.from, input as SignedConsistency, 'consistency');
   }
 
@@ -176,7 +189,10 @@ export class SecaggCoordinator {
     this.expect('consistency', 'closing consistency', 'consistency');
     if (this.consistency.size < this.s.config.threshold) {
       this.stage = 'done';
-      throw new SecaggAttemptFailed('consistency', `only ${this.consistency.size} survivors confirmed the survivor set; at least ${this.s.config.threshold} are needed`);
+      throw new SecaggAttemptFailed(
+        'consistency',
+        `only ${this.consistency.size} survivors confirmed the survivor set; at least ${this.s.config.threshold} are needed`,
+      );
     }
     const consistency = [...this.consistency.values()].sort((a, b) => (a.body.from < b.body.from ? -1 : 1));
     this.unmask = signBody({ type: 'unmask' as const, ...this.s.header, survivors: this.survivorIds, consistency }, this.identity);
@@ -187,7 +203,8 @@ export class SecaggCoordinator {
   acceptReveal(input: unknown): void {
     this.expect('unmask', 'a reveal', 'unmask');
     const body = readReveal(this.s, input, this.survivorsHash);
-    if (!this.consistency.has(body.from)) throw new SecaggError('SECAGG_UNKNOWN_PARTNER', 'unmask', `${body.from} reveals without having confirmed the survivor set`);
+    if (!this.consistency.has(body.from))
+      throw new SecaggError('SECAGG_UNKNOWN_PARTNER', 'unmask', `${body.from} reveals without having confirmed the survivor set`);
     this.keep(this.reveals, body.from, input as SignedReveal, 'unmask');
   }
 
@@ -212,7 +229,10 @@ export class SecaggCoordinator {
     ];
     this.stage = 'done';
     if (short.length > 0) {
-      throw new SecaggAttemptFailed('unmask', `fewer than ${t} shares were revealed for ${short.length} secret(s) (${short.slice(0, 3).join('; ')}${short.length > 3 ? '; …' : ''}): ${this.reveals.size} of ${this.consistency.size} responders answered`);
+      throw new SecaggAttemptFailed(
+        'unmask',
+        `fewer than ${t} shares were revealed for ${short.length} secret(s) (${short.slice(0, 3).join('; ')}${short.length > 3 ? '; …' : ''}): ${this.reveals.size} of ${this.consistency.size} responders answered`,
+      );
     }
     return {
       roster: this.roster!,

@@ -108,7 +108,14 @@ export async function runSecaggInMemory(o: DriverOptions): Promise<DriverResult>
     const coordinator = new SecaggCoordinator({ config, identity: o.coordinator, partners: ids });
     const partners = time('keys', () =>
       o.partners.map((identity, i) =>
-        SecaggPartner.create({ config, identity, partners: ids, coordinatorSignPublicKey: coordKey, history: o.histories?.get(ids[i].keyId), random: o.random }),
+        SecaggPartner.create({
+          config,
+          identity,
+          partners: ids,
+          coordinatorSignPublicKey: coordKey,
+          history: o.histories?.get(ids[i].keyId),
+          random: o.random,
+        }),
       ),
     );
     const byId = new Map(partners.map((p, i) => [p.id, { p, i }]));

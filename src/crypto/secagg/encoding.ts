@@ -28,11 +28,18 @@ const MAX_OFFSET_VALUE = 2 ** 52;
 export const partBoundSchema = z
   .object({
     name: z.string().min(1).max(200),
-    length: z.number().int().min(1).max(1 << 28),
+    length: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 28),
     /** 'real': any finite value in [−maxAbs, maxAbs]; 'count': an integer in that range. */
     kind: z.enum(['real', 'count']),
     /** Largest |value| one partner may contribute (from the manifest, e.g. its declared row count). */
-    maxAbs: z.number().positive().max(2 ** 52),
+    maxAbs: z
+      .number()
+      .positive()
+      .max(2 ** 52),
     /** Reals only: the least resolution 2^-f acceptable; more limbs are used rather than less. */
     minFractionBits: z.number().int().min(0).max(MAX_FRACTION_BITS).optional(),
   })
@@ -100,7 +107,17 @@ function encodePart(p: PartBound, t: number, n: number, firstSlot: number): Part
     refuse(`part ${p.name}: bound ${p.maxAbs} at 2^-${fractionBits} resolution needs more than 52 bits per value`);
   }
   if (fits(offset)) {
-    return { name: p.name, length: p.length, kind: p.kind, maxAbs: p.maxAbs, fractionBits, offset, limbs: 1, limbBits: Math.ceil(Math.log2(2 * offset + 1)) || 1, firstSlot };
+    return {
+      name: p.name,
+      length: p.length,
+      kind: p.kind,
+      maxAbs: p.maxAbs,
+      fractionBits,
+      offset,
+      limbs: 1,
+      limbBits: Math.ceil(Math.log2(2 * offset + 1)) || 1,
+      firstSlot,
+    };
   }
   const limbBits = limbBitsFor(t, n);
   if (limbBits < 1) refuse(`${n} summands cannot be added modulo ${t} without wrapping, even one bit at a time`);
@@ -171,7 +188,10 @@ export function encodeValues(plan: EncodingPlan, values: Record<string, Float64A
   for (const part of plan.parts) {
     const v = values[part.name];
     if (!(v instanceof Float64Array) || v.length !== part.length) {
-      throw new FedmarkError('SECAGG_BAD_INPUT', `part ${part.name}: expected a Float64Array of ${part.length} values, got ${v instanceof Float64Array ? v.length : typeof v}`);
+      throw new FedmarkError(
+        'SECAGG_BAD_INPUT',
+        `part ${part.name}: expected a Float64Array of ${part.length} values, got ${v instanceof Float64Array ? v.length : typeof v}`,
+      );
     }
     const scale = 2 ** part.fractionBits;
     const u01 = part.kind === 'real' ? uniforms(part.length, random) : undefined;
@@ -179,7 +199,12 @@ export function encodeValues(plan: EncodingPlan, values: Record<string, Float64A
     for (let i = 0; i < part.length; i++) {
       const x = v[i];
       if (!Number.isFinite(x) || Math.abs(x) > part.maxAbs) {
-        throw new FedmarkError('SECAGG_VALUE_OUT_OF_RANGE', `part ${part.name}: value ${x} at index ${i} exceeds the declared bound ±${part.maxAbs}`, { part: part.name, index: i, value: x, bound: part.maxAbs });
+        throw new FedmarkError('SECAGG_VALUE_OUT_OF_RANGE', `part ${part.name}: value ${x} at index ${i} exceeds the declared bound ±${part.maxAbs}`, {
+          part: part.name,
+          index: i,
+          value: x,
+          bound: part.maxAbs,
+        });
       }
       let q: number;
       if (u01) {
@@ -187,7 +212,12 @@ export function encodeValues(plan: EncodingPlan, values: Record<string, Float64A
         const lo = Math.floor(y);
         q = u01[i] < y - lo ? lo + 1 : lo;
       } else {
-        if (!Number.isInteger(x)) throw new FedmarkError('SECAGG_VALUE_OUT_OF_RANGE', `part ${part.name}: count ${x} at index ${i} is not an integer`, { part: part.name, index: i, value: x });
+        if (!Number.isInteger(x))
+          throw new FedmarkError('SECAGG_VALUE_OUT_OF_RANGE', `part ${part.name}: count ${x} at index ${i} is not an integer`, {
+            part: part.name,
+            index: i,
+            value: x,
+          });
         q = x;
       }
       let u = q + part.offset;
@@ -207,7 +237,8 @@ export function encodeValues(plan: EncodingPlan, values: Record<string, Float64A
  * limb sums exceed what `summands` honest partners can produce: it is not such a sum.
  */
 export function decodeSums(plan: EncodingPlan, residues: Float64Array, summands: number): Record<string, Float64Array> {
-  if (residues.length < plan.totalSlots) throw new FedmarkError('SECAGG_BAD_INPUT', `decoded vector has ${residues.length} slots, the plan needs ${plan.totalSlots}`);
+  if (residues.length < plan.totalSlots)
+    throw new FedmarkError('SECAGG_BAD_INPUT', `decoded vector has ${residues.length} slots, the plan needs ${plan.totalSlots}`);
   if (!Number.isInteger(summands) || summands < 1 || summands > plan.maxSummands) {
     throw new FedmarkError('SECAGG_BAD_INPUT', `summands ${summands} must be in [1, ${plan.maxSummands}]`);
   }
@@ -222,7 +253,10 @@ export function decodeSums(plan: EncodingPlan, residues: Float64Array, summands:
       const at = part.firstSlot + i * part.limbs;
       for (let l = 0; l < part.limbs; l++) {
         if (residues[at + l] > limit) {
-          throw new FedmarkError('SECAGG_DECODE_OUT_OF_RANGE', `part ${part.name}: slot ${at + l} holds ${residues[at + l]}, more than ${summands} partners can sum to (${limit})`);
+          throw new FedmarkError(
+            'SECAGG_DECODE_OUT_OF_RANGE',
+            `part ${part.name}: slot ${at + l} holds ${residues[at + l]}, more than ${summands} partners can sum to (${limit})`,
+          );
         }
       }
       if (part.limbs === 1) {

@@ -30,7 +30,11 @@ export class SecaggHistory {
     for (const value of [ad.maskPublicKey, ad.sharePublicKey, ad.seedCommitment]) {
       const before = this.seen.get(value);
       if (before !== undefined && before !== here) {
-        throw new SecaggError('SECAGG_KEY_REUSE', stage, `partner ${ad.from} reuses a mask key, share key or self-mask seed first seen at round/attempt/partner ${before}`);
+        throw new SecaggError(
+          'SECAGG_KEY_REUSE',
+          stage,
+          `partner ${ad.from} reuses a mask key, share key or self-mask seed first seen at round/attempt/partner ${before}`,
+        );
       }
     }
   }

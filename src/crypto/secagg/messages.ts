@@ -185,7 +185,11 @@ export function checkHeader(body: MessageHeader, expected: MessageHeader, what: 
     );
   }
   if (body.configId !== expected.configId) {
-    throw new SecaggError('SECAGG_WRONG_ATTEMPT', stage, `${what} was made under secure-aggregation config ${body.configId.slice(0, 16)}…, expected ${expected.configId.slice(0, 16)}…`);
+    throw new SecaggError(
+      'SECAGG_WRONG_ATTEMPT',
+      stage,
+      `${what} was made under secure-aggregation config ${body.configId.slice(0, 16)}…, expected ${expected.configId.slice(0, 16)}…`,
+    );
   }
 }
 

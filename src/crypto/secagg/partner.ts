@@ -87,7 +87,11 @@ export class SecaggPartner {
     this.identity = opts.identity;
     this.id = keyIdOf(opts.identity.signPublicKey);
     if (!this.s.config.selected.includes(this.id)) {
-      throw new SecaggError('SECAGG_UNKNOWN_PARTNER', 'advertise', `this partner (${this.id}) is not selected for round ${this.s.config.round} attempt ${this.s.config.attempt}`);
+      throw new SecaggError(
+        'SECAGG_UNKNOWN_PARTNER',
+        'advertise',
+        `this partner (${this.id}) is not selected for round ${this.s.config.round} attempt ${this.s.config.attempt}`,
+      );
     }
     this.history = opts.history ?? new SecaggHistory();
     if (snapshot) {
@@ -150,7 +154,11 @@ export class SecaggPartner {
   private replay<T>(kept: { digest: string; answer: T } | undefined, input: unknown, stage: 'share' | 'upload' | 'consistency' | 'unmask'): T | undefined {
     if (!kept) return undefined;
     if (kept.digest === digest(input)) return kept.answer;
-    throw new SecaggError('SECAGG_EQUIVOCATION', stage, `the coordinator sent a second, different ${stage} request for an attempt this partner already answered`);
+    throw new SecaggError(
+      'SECAGG_EQUIVOCATION',
+      stage,
+      `the coordinator sent a second, different ${stage} request for an attempt this partner already answered`,
+    );
   }
 
   /** Stage share: checks the roster (U1), then Shamir-shares s_u and b_u to its holders, sealed. */
@@ -160,11 +168,14 @@ export class SecaggPartner {
     const roster = readRoster(this.s, input, this.history);
     const mine = roster.ads.get(this.id);
     if (!mine || digest(mine) !== digest(this.state.advertise.body)) {
-      throw new SecaggError('SECAGG_INCONSISTENT_ROSTER', 'share', 'the roster omits or alters this partner\'s own advertisement');
+      throw new SecaggError('SECAGG_INCONSISTENT_ROSTER', 'share', "the roster omits or alters this partner's own advertisement");
     }
     const holders = holdersOf(this.s, this.id, new Set(roster.ads.keys()));
     if (holders.length < this.s.config.threshold) {
-      throw new SecaggAttemptFailed('share', `only ${holders.length} holders for this partner's shares advertised; the threshold is ${this.s.config.threshold}`);
+      throw new SecaggAttemptFailed(
+        'share',
+        `only ${holders.length} holders for this partner's shares advertised; the threshold is ${this.s.config.threshold}`,
+      );
     }
     const keyShares = await shareSecret(this.maskKeys.secretKey, holders, this.s.config.threshold);
     const seedShares = await shareSecret(this.seed, holders, this.s.config.threshold);
@@ -208,7 +219,8 @@ export class SecaggPartner {
     const roster = this.state.roster;
     if (!roster) throw new SecaggError('SECAGG_WRONG_STAGE', 'upload', 'an inbox arrived before the roster');
     if (body.to !== this.id) throw new SecaggError('SECAGG_BAD_INBOX', 'upload', `the inbox is addressed to ${body.to}`);
-    if (body.rosterHash !== roster.hash) throw new SecaggError('SECAGG_INCONSISTENT_ROSTER', 'upload', 'the inbox refers to another roster than the one this partner shared against');
+    if (body.rosterHash !== roster.hash)
+      throw new SecaggError('SECAGG_INCONSISTENT_ROSTER', 'upload', 'the inbox refers to another roster than the one this partner shared against');
     const sharers = new Set(body.sharers);
     if (sharers.size !== body.sharers.length || [...sharers].some((v) => !this.ads.has(v))) {
       throw new SecaggError('SECAGG_BAD_INBOX', 'upload', 'the inbox lists a sharer twice or one that did not advertise');
@@ -222,14 +234,24 @@ export class SecaggPartner {
       got.set(item.from, item.sealed);
     }
     if (got.size !== expected.length || expected.some((v) => !got.has(v))) {
-      throw new SecaggError('SECAGG_BAD_INBOX', 'upload', `the inbox holds shares from ${[...got.keys()].sort().join(',') || 'nobody'} but the sharers among this partner's neighbours are ${expected.join(',') || 'nobody'}`);
+      throw new SecaggError(
+        'SECAGG_BAD_INBOX',
+        'upload',
+        `the inbox holds shares from ${[...got.keys()].sort().join(',') || 'nobody'} but the sharers among this partner's neighbours are ${expected.join(',') || 'nobody'}`,
+      );
     }
     if (expected.length + 1 < this.s.config.threshold || sharers.size < this.s.config.minSurvivors) {
-      throw new SecaggAttemptFailed('upload', `only ${sharers.size} partners shared their keys (${expected.length + 1} of this partner's holders); threshold ${this.s.config.threshold}, minimum ${this.s.config.minSurvivors}`);
+      throw new SecaggAttemptFailed(
+        'upload',
+        `only ${sharers.size} partners shared their keys (${expected.length + 1} of this partner's holders); threshold ${this.s.config.threshold}, minimum ${this.s.config.minSurvivors}`,
+      );
     }
     const received = new Map<string, SharePair>();
     for (const from of expected) {
-      received.set(from, openSharePair({ ...this.s.header, from, to: this.id }, fromB64(got.get(from)!), fromB64(this.ads.get(from)!.sharePublicKey), this.shareKeys.secretKey));
+      received.set(
+        from,
+        openSharePair({ ...this.s.header, from, to: this.id }, fromB64(got.get(from)!), fromB64(this.ads.get(from)!.sharePublicKey), this.shareKeys.secretKey),
+      );
     }
     const t = this.s.config.he.plainModulus;
     if (!(encoded instanceof Float64Array) || encoded.length !== this.s.config.encoding.totalSlots) {
@@ -277,7 +299,8 @@ export class SecaggPartner {
     const sharers = new Set([this.id, ...this.received.keys()]);
     const neighbours = this.s.neighbours.get(this.id)!;
     for (const v of survivors) {
-      if (neighbours.has(v) && !sharers.has(v)) throw new SecaggError('SECAGG_BAD_MESSAGE', 'consistency', `survivor ${v} never shared with this partner, so cannot have uploaded`);
+      if (neighbours.has(v) && !sharers.has(v))
+        throw new SecaggError('SECAGG_BAD_MESSAGE', 'consistency', `survivor ${v} never shared with this partner, so cannot have uploaded`);
     }
     const answer = signBody({ type: 'consistency' as const, ...this.s.header, from: this.id, survivorsHash: hash }, this.identity);
     this.state.survivors = { digest: digest(input), ids: survivors, hash, answer };
@@ -305,7 +328,11 @@ export class SecaggPartner {
       const kind = inSum.has(of) ? 'seed' : 'key';
       const before = this.state.revealed[of];
       if (before !== undefined && before !== kind) {
-        throw new SecaggError('SECAGG_DOUBLE_REVEAL', 'unmask', `this partner already revealed the ${before} share of ${of}; revealing its ${kind} share too would expose its upload`);
+        throw new SecaggError(
+          'SECAGG_DOUBLE_REVEAL',
+          'unmask',
+          `this partner already revealed the ${before} share of ${of}; revealing its ${kind} share too would expose its upload`,
+        );
       }
       (kind === 'seed' ? seedShares : keyShares).push({ of, share: b64(kind === 'seed' ? pair.seedShare : pair.keyShare) });
     }

@@ -76,7 +76,11 @@ export function openSharePair(route: ShareRoute, sealed: Uint8Array, senderShare
   const round = dv.getUint32(1, false);
   const attempt = dv.getUint32(5, false);
   if (round !== route.round || attempt !== route.attempt) {
-    throw new SecaggError('SECAGG_WRONG_ATTEMPT', 'upload', `share from ${route.from} was sealed for round ${round} attempt ${attempt}, not round ${route.round} attempt ${route.attempt}`);
+    throw new SecaggError(
+      'SECAGG_WRONG_ATTEMPT',
+      'upload',
+      `share from ${route.from} was sealed for round ${round} attempt ${attempt}, not round ${route.round} attempt ${route.attempt}`,
+    );
   }
   const aad = binding(route);
   const shared = x25519Agree(recipientShareSecretKey, senderSharePublicKey);
@@ -91,7 +95,11 @@ export function openSharePair(route: ShareRoute, sealed: Uint8Array, senderShare
     plain.fill(0);
     return pair;
   } catch {
-    throw new SecaggError('SECAGG_BAD_SHARE', 'upload', `sealed share from ${route.from} does not authenticate: sealed for another config, job or partner pair, with other keys, or tampered with`);
+    throw new SecaggError(
+      'SECAGG_BAD_SHARE',
+      'upload',
+      `sealed share from ${route.from} does not authenticate: sealed for another config, job or partner pair, with other keys, or tampered with`,
+    );
   } finally {
     key.fill(0);
   }

@@ -82,12 +82,21 @@ function sortedUnique(ids: readonly string[], what: string, stage: SecaggStage):
 /** The holders of partner u's shares: its neighbours that advertised, and itself (sorted). */
 export function holdersOf(s: Session, u: string, advertised: ReadonlySet<string>): string[] {
   const n = s.neighbours.get(u) ?? new Set<string>();
-  return [...n].filter((v) => advertised.has(v)).concat(u).sort();
+  return [...n]
+    .filter((v) => advertised.has(v))
+    .concat(u)
+    .sort();
 }
 
 export function readAdvertise(s: Session, input: unknown): AdvertiseBody {
   const from = (input as SignedAdvertise | undefined)?.body?.from;
-  const body = openSigned(signedAdvertiseSchema, input, partnerKey(s, String(from), 'advertisement', 'advertise'), `advertisement of ${from}`, 'advertise').body;
+  const body = openSigned(
+    signedAdvertiseSchema,
+    input,
+    partnerKey(s, String(from), 'advertisement', 'advertise'),
+    `advertisement of ${from}`,
+    'advertise',
+  ).body;
   checkHeader(body, s.header, `advertisement of ${from}`, 'advertise');
   return body;
 }
@@ -106,7 +115,11 @@ export function readRoster(s: Session, input: unknown, history?: SecaggHistory):
   const signed = openSigned(signedRosterSchema, input, s.coordinatorKey, 'roster', 'share') as SignedRoster;
   checkHeader(signed.body, s.header, 'roster', 'share');
   if (secaggConfigId(signed.body.config) !== s.configId) {
-    throw new SecaggError('SECAGG_CONFIG_MISMATCH', 'share', 'the roster carries a secure-aggregation config other than the one this party derived from the manifest');
+    throw new SecaggError(
+      'SECAGG_CONFIG_MISMATCH',
+      'share',
+      'the roster carries a secure-aggregation config other than the one this party derived from the manifest',
+    );
   }
   const ads = new Map<string, AdvertiseBody>();
   const keys = new Set<string>();
@@ -160,7 +173,13 @@ export function readSurvivors(s: Session, input: unknown): { survivors: string[]
 
 export function readConsistency(s: Session, input: unknown, stage: SecaggStage = 'consistency'): ConsistencyBody {
   const from = (input as SignedConsistency | undefined)?.body?.from;
-  const body = openSigned(signedConsistencySchema, input, partnerKey(s, String(from), 'consistency signature', stage), `consistency signature of ${from}`, stage).body;
+  const body = openSigned(
+    signedConsistencySchema,
+    input,
+    partnerKey(s, String(from), 'consistency signature', stage),
+    `consistency signature of ${from}`,
+    stage,
+  ).body;
   checkHeader(body, s.header, `consistency signature of ${from}`, stage);
   return body;
 }
@@ -181,14 +200,21 @@ export function readUnmask(s: Session, input: unknown, survivorsHash: string): {
   for (const sig of body.consistency) {
     const c = readConsistency(s, sig, 'unmask');
     if (c.survivorsHash !== survivorsHash) {
-      throw new SecaggError('SECAGG_INCONSISTENT_SURVIVORS', 'unmask', `partner ${c.from} signed a different survivor set: the coordinator showed different sets to different partners`);
+      throw new SecaggError(
+        'SECAGG_INCONSISTENT_SURVIVORS',
+        'unmask',
+        `partner ${c.from} signed a different survivor set: the coordinator showed different sets to different partners`,
+      );
     }
     if (!survivors.includes(c.from)) throw new SecaggError('SECAGG_BAD_MESSAGE', 'unmask', `consistency signature of ${c.from}, who is not a survivor`);
     if (signers.has(c.from)) throw new SecaggError('SECAGG_DUPLICATE', 'unmask', `two consistency signatures of ${c.from}`);
     signers.add(c.from);
   }
   if (signers.size < s.config.threshold) {
-    throw new SecaggAttemptFailed('unmask', `only ${signers.size} survivors confirmed the survivor set; at least ${s.config.threshold} are needed before any share is revealed`);
+    throw new SecaggAttemptFailed(
+      'unmask',
+      `only ${signers.size} survivors confirmed the survivor set; at least ${s.config.threshold} are needed before any share is revealed`,
+    );
   }
   return { survivors, signers: [...signers].sort() };
 }

@@ -49,10 +49,15 @@ export function checkEvidence(s: Session, input: SecaggEvidence, history?: Secag
   for (const [u, body] of masked) {
     const neighbours = s.neighbours.get(u)!;
     for (const v of body.maskedWith) {
-      if (!neighbours.has(v) || !roster.ads.has(v)) throw new SecaggError('SECAGG_BAD_MESSAGE', 'reconstruct', `${u} claims a mask with ${v}, which is not an advertised neighbour`);
+      if (!neighbours.has(v) || !roster.ads.has(v))
+        throw new SecaggError('SECAGG_BAD_MESSAGE', 'reconstruct', `${u} claims a mask with ${v}, which is not an advertised neighbour`);
       // Masks between two survivors cancel only if both added them.
       if (inSum.has(v) && !masked.get(v)!.maskedWith.includes(u)) {
-        throw new SecaggError('SECAGG_BAD_INBOX', 'reconstruct', `${u} masked with ${v} but ${v} did not mask with ${u}: the coordinator delivered different inboxes`);
+        throw new SecaggError(
+          'SECAGG_BAD_INBOX',
+          'reconstruct',
+          `${u} masked with ${v} but ${v} did not mask with ${u}: the coordinator delivered different inboxes`,
+        );
       }
     }
   }
@@ -60,14 +65,16 @@ export function checkEvidence(s: Session, input: SecaggEvidence, history?: Secag
   const seen = new Set<string>();
   for (const r of input.reveals ?? []) {
     const body = readReveal(s, r, hash);
-    if (!signers.includes(body.from)) throw new SecaggError('SECAGG_UNKNOWN_PARTNER', 'reconstruct', `${body.from} revealed shares without confirming the survivor set`);
+    if (!signers.includes(body.from))
+      throw new SecaggError('SECAGG_UNKNOWN_PARTNER', 'reconstruct', `${body.from} revealed shares without confirming the survivor set`);
     if (seen.has(body.from)) throw new SecaggError('SECAGG_DUPLICATE', 'reconstruct', `two reveals of ${body.from}`);
     seen.add(body.from);
     for (const x of body.keyShares) {
       if (inSum.has(x.of)) throw new SecaggError('SECAGG_DOUBLE_REVEAL', 'reconstruct', `${body.from} revealed the mask-key share of survivor ${x.of}`);
     }
     for (const x of body.seedShares) {
-      if (!inSum.has(x.of)) throw new SecaggError('SECAGG_BAD_MESSAGE', 'reconstruct', `${body.from} revealed the seed share of ${x.of}, which is not a survivor`);
+      if (!inSum.has(x.of))
+        throw new SecaggError('SECAGG_BAD_MESSAGE', 'reconstruct', `${body.from} revealed the seed share of ${x.of}, which is not a survivor`);
     }
     reveals.push(body);
   }
@@ -87,7 +94,8 @@ async function recover(s: Session, ev: CheckedEvidence, of: string, kind: 'seed'
   const secret = await recoverSecret(shares);
   const ad = ev.roster.ads.get(of)!;
   const ok = kind === 'seed' ? seedCommitment(secret) === ad.seedCommitment : sameBytes(x25519PublicKey(secret), fromB64(ad.maskPublicKey));
-  if (!ok) throw new SecaggError('SECAGG_BAD_SHARES', 'reconstruct', `the revealed shares do not reconstruct the committed ${what}: a responder sent a wrong share`);
+  if (!ok)
+    throw new SecaggError('SECAGG_BAD_SHARES', 'reconstruct', `the revealed shares do not reconstruct the committed ${what}: a responder sent a wrong share`);
   return secret;
 }
 
@@ -114,7 +122,11 @@ export async function unmaskAggregate(input: UnmaskInput): Promise<UnmaskResult>
   const s = openSession(input.config, input.partners, input.coordinatorSignPublicKey);
   const ev = checkEvidence(s, input.evidence, input.history);
   if (input.sumSummands !== undefined && input.sumSummands !== ev.survivors.length) {
-    throw new SecaggError('SECAGG_SUM_MISMATCH', 'reconstruct', `the published sum holds ${input.sumSummands} uploads, the survivor set ${ev.survivors.length}`);
+    throw new SecaggError(
+      'SECAGG_SUM_MISMATCH',
+      'reconstruct',
+      `the published sum holds ${input.sumSummands} uploads, the survivor set ${ev.survivors.length}`,
+    );
   }
   const t = s.config.he.plainModulus;
   if (!(input.residues instanceof Float64Array) || input.residues.length !== s.config.encoding.totalSlots) {

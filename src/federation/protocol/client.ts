@@ -90,7 +90,10 @@ export class CoordinatorClient {
         this.signal?.throwIfAborted();
         const now = Date.now();
         if (now >= giveUpAt) {
-          throw new FedmarkError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl} for ${Math.round((now - startedAt) / 1000)} s (the limit): ${(err as Error).message}`);
+          throw new FedmarkError(
+            'COORDINATOR_UNREACHABLE',
+            `cannot reach the coordinator at ${this.baseUrl} for ${Math.round((now - startedAt) / 1000)} s (the limit): ${(err as Error).message}`,
+          );
         }
         const wait = Math.min(giveUpAt - now, backoffDelay(attempt, { baseMs: 100, capMs: this.maxBackoffMs }));
         this.onUnreachable?.({ downForMs: now - startedAt, retryInMs: wait, giveUpInMs: giveUpAt - now, error: (err as Error).message });
@@ -112,7 +115,11 @@ export class CoordinatorClient {
    * the answer (JSON with the route's schema, bytes as they are). Refusals become CoordinatorErrors
    * carrying the coordinator's code.
    */
-  async call<R extends RouteSpec>(spec: R, params: Params, o: { body?: Uint8Array | object; query?: Record<string, string>; jobId?: string } = {}): Promise<ResponseOf<R>> {
+  async call<R extends RouteSpec>(
+    spec: R,
+    params: Params,
+    o: { body?: Uint8Array | object; query?: Record<string, string>; jobId?: string } = {},
+  ): Promise<ResponseOf<R>> {
     const query = o.query ? `?${new URLSearchParams(o.query).toString()}` : '';
     const path = pathOf(spec, params) + query;
     const jobId = o.jobId ?? String(params.jobId ?? '');
@@ -213,7 +220,10 @@ function parseResponse<S extends z.ZodType>(schema: S, text: string, method: str
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new FedmarkError('RESPONSE_INVALID', `coordinator answered ${method} ${path.split('?')[0]} with an invalid body: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+    throw new FedmarkError(
+      'RESPONSE_INVALID',
+      `coordinator answered ${method} ${path.split('?')[0]} with an invalid body: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    );
   }
   return parsed.data;
 }

@@ -36,7 +36,11 @@ function proofBytes(keyId: string, challenge: string): Uint8Array {
 }
 
 /** The coordinator's side: its public identity and, given a challenge, its signature over it. */
-export function proveIdentity(identity: Identity, pub: PublicIdentity, challenge: string | undefined): PublicIdentity & { proof?: { challenge: string; signature: string } } {
+export function proveIdentity(
+  identity: Identity,
+  pub: PublicIdentity,
+  challenge: string | undefined,
+): PublicIdentity & { proof?: { challenge: string; signature: string } } {
   if (challenge === undefined) return pub;
   return { ...pub, proof: { challenge, signature: signBytes(proofBytes(pub.keyId, challenge), identity) } };
 }
@@ -49,7 +53,11 @@ function untrusted(message: string): FedmarkError {
  * The node's side: the answer must name a well-formed identity, prove possession of its key over
  * this very challenge, and — when the node pinned one — be the pinned key.
  */
-export function verifyIdentityAnswer(answer: { proof?: { challenge: string; signature: string } } & Record<string, unknown>, challenge: string, pinnedKeyId?: string): PublicIdentity {
+export function verifyIdentityAnswer(
+  answer: { proof?: { challenge: string; signature: string } } & Record<string, unknown>,
+  challenge: string,
+  pinnedKeyId?: string,
+): PublicIdentity {
   const { proof, ...rest } = answer;
   let pub: PublicIdentity;
   try {
@@ -73,15 +81,22 @@ export function verifyIdentityAnswer(answer: { proof?: { challenge: string; sign
  */
 export function genesisProblem(m: JobManifest, genesis: LedgerEntry, coordinatorKeyId: string): string | null {
   if (genesis.type !== 'job.manifest' || genesis.seq !== 0) return 'must be the job.manifest entry at seq 0';
-  if (genesis.schemaVersion !== LEDGER_SCHEMA_VERSION) return `is written under ledger schema ${genesis.schemaVersion}; this build writes version ${LEDGER_SCHEMA_VERSION}`;
+  if (genesis.schemaVersion !== LEDGER_SCHEMA_VERSION)
+    return `is written under ledger schema ${genesis.schemaVersion}; this build writes version ${LEDGER_SCHEMA_VERSION}`;
   const parsed = parsePayload('job.manifest', genesis.payload);
   if (!parsed.success) return `payload invalid at ${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`;
   const p = parsed.data;
   if (p.jobId !== m.jobId) return `names job ${p.jobId}, not ${m.jobId}`;
   if (genesis.author !== m.owner.keyId || p.owner.keyId !== m.owner.keyId) return "is not authored by the manifest's owner";
   if (p.coordinator.keyId !== coordinatorKeyId) return `names coordinator ${p.coordinator.keyId}, this coordinator is ${coordinatorKeyId}`;
-  const want = m.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
-  const got = p.partners.map((x) => `${x.keyId}:${x.signPublicKey}`).sort().join(',');
+  const want = m.partners
+    .map((x) => `${x.keyId}:${x.signPublicKey}`)
+    .sort()
+    .join(',');
+  const got = p.partners
+    .map((x) => `${x.keyId}:${x.signPublicKey}`)
+    .sort()
+    .join(',');
   if (want !== got) return "partners differ from the manifest's";
   if (p.rounds !== m.rounds) return `rounds ${p.rounds} differ from the manifest's ${m.rounds}`;
   return null;
@@ -107,19 +122,25 @@ export function checkGenesisEntry(m: JobManifest, genesis: LedgerEntry, coordina
  * author. With `ledger` (the job ledger's entries as served) the head must also be the hash of the
  * entry at its seq in a valid chain that starts at `anchor` (the genesis the node checked).
  */
-export function verifyCoordinatorHead(head: HeadPointer, coordinator: { keyId: string; signPublicKey: string }, check?: { anchor: string; ledger: LedgerEntry[] }): HeadPointer {
+export function verifyCoordinatorHead(
+  head: HeadPointer,
+  coordinator: { keyId: string; signPublicKey: string },
+  check?: { anchor: string; ledger: LedgerEntry[] },
+): HeadPointer {
   const key = new Uint8Array(Buffer.from(coordinator.signPublicKey, 'base64'));
   if (head.author !== coordinator.keyId || !verifyHeadSignature(head, key)) {
     throw untrusted(`the ledger head (seq ${head.seq}) is not signed by the coordinator's key ${coordinator.keyId}`);
   }
   if (check) {
     const entries = check.ledger;
-    if (entries.length === 0 || entryHash(entries[0]) !== check.anchor) throw untrusted("the job ledger the coordinator serves does not start with the job's manifest entry");
+    if (entries.length === 0 || entryHash(entries[0]) !== check.anchor)
+      throw untrusted("the job ledger the coordinator serves does not start with the job's manifest entry");
     const v = verifyLedger(entries);
     const broken = v.findings.find((f) => f.severity === 'error' && f.code !== 'JOB_NOT_FINALIZED');
     if (broken) throw untrusted(`the job ledger the coordinator serves is not intact: ${broken.message}`);
     const at = entries.find((e) => e.seq === head.seq);
-    if (!at || entryHash(at) !== head.hash) throw untrusted(`the signed ledger head (seq ${head.seq}) is not an entry of the job ledger the coordinator serves`);
+    if (!at || entryHash(at) !== head.hash)
+      throw untrusted(`the signed ledger head (seq ${head.seq}) is not an entry of the job ledger the coordinator serves`);
   }
   return head;
 }

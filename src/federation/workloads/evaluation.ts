@@ -72,7 +72,14 @@ export function evaluationPartBound(m: JobManifest, noise: EvaluationNoise | nul
 /** The `evaluation` part's spec (its Σ squared error and Σ log loss slots are reals). */
 export function evaluationPart(m: JobManifest, noise: EvaluationNoise | null): PartSpec {
   const layout = evaluationLayout(m);
-  return { name: 'evaluation', length: layout.length, domain: 'count', realSlots: [[layout.sums, layout.sums + 2]], bound: evaluationPartBound(m, noise), use: 'report' };
+  return {
+    name: 'evaluation',
+    length: layout.length,
+    domain: 'count',
+    realSlots: [[layout.sums, layout.sums + 2]],
+    bound: evaluationPartBound(m, noise),
+    use: 'report',
+  };
 }
 
 /** A model's scores of a partner's hold-out as the job's evaluation histograms; with `noise`, the noised release (call only after it was charged). */

@@ -7,6 +7,13 @@ import { secureBoostWorkload } from '../../vertical/jobs/secureboost-workload.ts
 import { verticalScoreWorkload } from '../../vertical/jobs/score-workload.ts';
 
 /** The workloads this build runs. Another workload registers here (one line) or is passed to the nodes and simulate() as an option. */
-export const builtinWorkloads = new WorkloadRegistry([sgdWorkload, gbdtWorkload, featureStatsWorkload, psiWorkload, secureBoostWorkload, verticalScoreWorkload]);
+export const builtinWorkloads = new WorkloadRegistry([
+  sgdWorkload,
+  gbdtWorkload,
+  featureStatsWorkload,
+  psiWorkload,
+  secureBoostWorkload,
+  verticalScoreWorkload,
+]);
 
 export { featureStatsWorkload, gbdtWorkload, sgdWorkload };

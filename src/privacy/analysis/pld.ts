@@ -300,8 +300,7 @@ export function epsilonPld(args: PldArgs): number {
   const d = args.discretization ?? PLD_DISCRETIZATION;
   if (!(q >= 0 && q <= 1)) throw new RangeError(`samplingRate must be in [0, 1], got ${q}`);
   if (!(sigma >= 0)) throw new RangeError(`noiseMultiplier must be >= 0, got ${sigma}`);
-  if (!(Number.isInteger(steps) && steps >= 0))
-    throw new RangeError(`steps must be a non-negative integer, got ${steps}`);
+  if (!(Number.isInteger(steps) && steps >= 0)) throw new RangeError(`steps must be a non-negative integer, got ${steps}`);
   if (!(delta > 0 && delta < 1)) throw new RangeError(`delta must be in (0, 1), got ${delta}`);
   if (!(d > 0 && d <= 1)) throw new RangeError(`discretization must be in (0, 1], got ${d}`);
   if (q === 0 || steps === 0) return 0;

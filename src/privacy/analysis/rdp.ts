@@ -28,31 +28,21 @@ const SQRT1_2 = Math.SQRT1_2;
 // ---------------------------------------------------------------------------------------------
 
 const ERFC_P = [
-  2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0,
-  4.86371970985681366614e1, 1.96520832956077098242e2, 5.26445194995477358631e2,
+  2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687, 4.86371970985681366614e1, 1.96520832956077098242e2, 5.26445194995477358631e2,
   9.3452852717195760754e2, 1.02755188689515710272e3, 5.57535335369399327526e2,
 ];
 const ERFC_Q = [
-  1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
-  9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
+  1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2, 9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
   1.65666309194161350182e3, 5.57535340817727675546e2,
 ];
 const ERFC_R = [
-  5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0,
-  6.16021097993053585195e0, 7.4097426995044893916e0, 2.9788666537210024067e0,
+  5.64189583547755073984e-1, 1.27536670759978104416, 5.01905042251180477414, 6.16021097993053585195, 7.4097426995044893916, 2.9788666537210024067,
 ];
 const ERFC_S = [
-  2.2605286322011727659e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
-  1.70814450747565897222e1, 9.60896809063285878198e0, 3.3690764510008151605e0,
+  2.2605286322011727659, 9.39603524938001434673, 1.20489539808096656605e1, 1.70814450747565897222e1, 9.60896809063285878198, 3.3690764510008151605,
 ];
-const ERF_T = [
-  9.60497373987051638749e0, 9.0026019720384268922e1, 2.23200534594684319226e3,
-  7.00332514112805075473e3, 5.55923013010394962768e4,
-];
-const ERF_U = [
-  3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
-  2.26290000613890934246e4, 4.92673942608635921086e4,
-];
+const ERF_T = [9.60497373987051638749, 9.0026019720384268922e1, 2.23200534594684319226e3, 7.00332514112805075473e3, 5.55923013010394962768e4];
+const ERF_U = [3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3, 2.26290000613890934246e4, 4.92673942608635921086e4];
 
 function polevl(x: number, coef: readonly number[]): number {
   let ans = coef[0];
@@ -224,19 +214,15 @@ export function rdpOneStep(q: number, sigma: number, alpha: number): number {
   if (sigma === 0) return Infinity;
   if (q === 1) return alpha / (2 * sigma * sigma);
   if (alpha === Infinity) return Infinity;
-  const logA = Number.isInteger(alpha)
-    ? logAIntegerOrder(q, sigma, alpha)
-    : logAFractionalOrder(q, sigma, alpha);
+  const logA = Number.isInteger(alpha) ? logAIntegerOrder(q, sigma, alpha) : logAFractionalOrder(q, sigma, alpha);
   return logA / (alpha - 1);
 }
 
 function assertRdpArgs(q: number, sigma: number, steps: number, orders: readonly number[]): void {
   if (!(q >= 0 && q <= 1)) throw new RangeError(`sampling rate q must be in [0, 1], got ${q}`);
   if (!(sigma >= 0)) throw new RangeError(`noise multiplier must be >= 0, got ${sigma}`);
-  if (!(Number.isInteger(steps) && steps >= 0))
-    throw new RangeError(`steps must be a non-negative integer, got ${steps}`);
-  for (const a of orders)
-    if (!(a > 1)) throw new RangeError(`RDP orders must be > 1, got ${a}`);
+  if (!(Number.isInteger(steps) && steps >= 0)) throw new RangeError(`steps must be a non-negative integer, got ${steps}`);
+  for (const a of orders) if (!(a > 1)) throw new RangeError(`RDP orders must be > 1, got ${a}`);
 }
 
 /**
@@ -244,12 +230,7 @@ function assertRdpArgs(q: number, sigma: number, steps: number, orders: readonly
  * (Mironov, Talwar, Zhang 2019; composition adds RDP per order, Mironov 2017 Prop. 1).
  * Entries may be NaN (order dropped) or Infinity, as in Opacus.
  */
-export function computeRdp(
-  q: number,
-  noiseMultiplier: number,
-  steps: number,
-  orders: readonly number[] = DEFAULT_ORDERS,
-): number[] {
+export function computeRdp(q: number, noiseMultiplier: number, steps: number, orders: readonly number[] = DEFAULT_ORDERS): number[] {
   assertRdpArgs(q, noiseMultiplier, steps, orders);
   return orders.map((a) => {
     const r = rdpOneStep(q, noiseMultiplier, a);
@@ -263,13 +244,8 @@ export function computeRdp(
  * NaN entries are ignored (Opacus `nanargmin`); if every entry is NaN, ε = ∞. The result is
  * clamped at 0 from below (a negative bound carries no extra meaning) and never rounded down.
  */
-export function rdpToEpsilon(
-  orders: readonly number[],
-  rdp: readonly number[],
-  delta: number,
-): { epsilon: number; bestOrder: number } {
-  if (orders.length !== rdp.length)
-    throw new RangeError(`orders (${orders.length}) and rdp (${rdp.length}) differ in length`);
+export function rdpToEpsilon(orders: readonly number[], rdp: readonly number[], delta: number): { epsilon: number; bestOrder: number } {
+  if (orders.length !== rdp.length) throw new RangeError(`orders (${orders.length}) and rdp (${rdp.length}) differ in length`);
   if (!(delta > 0 && delta < 1)) throw new RangeError(`delta must be in (0, 1), got ${delta}`);
   let best = NaN;
   let bestOrder = NaN;

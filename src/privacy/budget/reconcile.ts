@@ -50,7 +50,15 @@ function collect(value: unknown, ctx: Context, out: Omit<LedgerCharge, 'jobId' |
     delta: typeof o.delta === 'number' ? o.delta : ctx.delta,
   };
   if (typeof o.noiseMultiplier === 'number' && typeof o.samplingRate === 'number' && typeof o.steps === 'number' && here.round !== undefined) {
-    out.push({ samplingRate: o.samplingRate, noiseMultiplier: o.noiseMultiplier, steps: o.steps, round: here.round, attempt: here.attempt, label: here.label, delta: here.delta });
+    out.push({
+      samplingRate: o.samplingRate,
+      noiseMultiplier: o.noiseMultiplier,
+      steps: o.steps,
+      round: here.round,
+      attempt: here.attempt,
+      label: here.label,
+      delta: here.delta,
+    });
   }
   for (const [k, v] of Object.entries(o)) if (k !== 'attestation' && typeof v === 'object') collect(v, here, out);
 }
@@ -138,7 +146,10 @@ export function assertStoreCoversLedger(store: Pick<BudgetStore, 'charges' | 'pa
   const jobs = [...new Set(missing.map((c) => c.jobId))];
   const sample = missing
     .slice(0, 5)
-    .map((c) => `${c.jobId} round ${c.round}${c.attempt === undefined ? '' : `.${c.attempt}`}${c.label ? ` ${c.label}` : ''} (q=${c.samplingRate}, σ=${c.noiseMultiplier}, steps=${c.steps}; ledger seq ${c.seq})`)
+    .map(
+      (c) =>
+        `${c.jobId} round ${c.round}${c.attempt === undefined ? '' : `.${c.attempt}`}${c.label ? ` ${c.label}` : ''} (q=${c.samplingRate}, σ=${c.noiseMultiplier}, steps=${c.steps}; ledger seq ${c.seq})`,
+    )
     .join('; ');
   throw new FedmarkError(
     'BUDGET_BEHIND_LEDGER',
@@ -162,7 +173,15 @@ export function rebuildFromLedger(store: BudgetStore, entries: readonly LedgerEn
     let attempt = c.attempt ?? 0;
     const label = c.label ?? 'update';
     while (c.attempt === undefined && taken.some((s) => s.attempt === attempt && s.label === label)) attempt++;
-    store.charge(c.jobId, datasetId, c.round, { samplingRate: c.samplingRate, noiseMultiplier: c.noiseMultiplier, steps: c.steps }, c.delta ?? fallbackDelta, attempt, label);
+    store.charge(
+      c.jobId,
+      datasetId,
+      c.round,
+      { samplingRate: c.samplingRate, noiseMultiplier: c.noiseMultiplier, steps: c.steps },
+      c.delta ?? fallbackDelta,
+      attempt,
+      label,
+    );
   }
   return missing;
 }

@@ -69,11 +69,9 @@ function sameEvent(a: DpEvent, b: DpEvent): boolean {
 }
 
 function requireId(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new FedmarkError('BUDGET_BAD_ARGUMENT', `${what} must be a non-empty string`);
+  if (typeof value !== 'string' || value.length === 0) throw new FedmarkError('BUDGET_BAD_ARGUMENT', `${what} must be a non-empty string`);
   return value;
 }
-
 
 export interface Spend {
   jobEpsilon: number;
@@ -116,8 +114,7 @@ export class BudgetStore {
       const issue = parsed.error.issues[0];
       throw corrupt(`field "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`);
     }
-    if (typeof checksum !== 'string' || checksum !== checksumOf(parsed.data))
-      throw corrupt('checksum mismatch — the file was edited or damaged');
+    if (typeof checksum !== 'string' || checksum !== checksumOf(parsed.data)) throw corrupt('checksum mismatch — the file was edited or damaged');
     for (const [jobId, job] of Object.entries(parsed.data.jobs)) {
       const releases = new Set(job.charges.map((c) => `${c.round}.${c.attempt}.${labelOf(c)}`));
       if (releases.size !== job.charges.length) throw corrupt(`job "${jobId}" has a release charged twice`);
@@ -179,13 +176,9 @@ export class BudgetStore {
     validateDelta(delta);
     const known = this.content.jobs[jobId]?.datasetId;
     if (known !== undefined && datasetId !== undefined && known !== datasetId)
-      throw new FedmarkError(
-        'BUDGET_DATASET_MISMATCH',
-        `job "${jobId}" is recorded against dataset "${known}", not "${datasetId}"`,
-      );
+      throw new FedmarkError('BUDGET_DATASET_MISMATCH', `job "${jobId}" is recorded against dataset "${known}", not "${datasetId}"`);
     const ds = known ?? datasetId;
-    if (ds === undefined)
-      throw new FedmarkError('BUDGET_UNKNOWN_JOB', `job "${jobId}" has no charges yet; pass its datasetId`);
+    if (ds === undefined) throw new FedmarkError('BUDGET_UNKNOWN_JOB', `job "${jobId}" has no charges yet; pass its datasetId`);
     const jobEps = BudgetStore.epsilonOf([...this.eventsOf(jobId), ...added], delta);
     let others = 0;
     for (const other of this.jobsFor(ds)) if (other !== jobId) others += this.jobEpsilon(other, delta);
@@ -201,16 +194,12 @@ export class BudgetStore {
   charge(jobId: string, datasetId: string, round: number, event: DpEvent, delta: number, attempt = 0, label: string = DEFAULT_LABEL): Spend {
     requireId(jobId, 'jobId');
     requireId(datasetId, 'datasetId');
-    if (!(Number.isInteger(round) && round >= 0))
-      throw new FedmarkError('BUDGET_BAD_ARGUMENT', `round must be a non-negative integer, got ${String(round)}`);
+    if (!(Number.isInteger(round) && round >= 0)) throw new FedmarkError('BUDGET_BAD_ARGUMENT', `round must be a non-negative integer, got ${String(round)}`);
     const e = validateDpEvent(event);
     validateDelta(delta);
     const job = this.content.jobs[jobId];
     if (job && job.datasetId !== datasetId)
-      throw new FedmarkError(
-        'BUDGET_DATASET_MISMATCH',
-        `job "${jobId}" is recorded against dataset "${job.datasetId}", not "${datasetId}"`,
-      );
+      throw new FedmarkError('BUDGET_DATASET_MISMATCH', `job "${jobId}" is recorded against dataset "${job.datasetId}", not "${datasetId}"`);
     if (!(Number.isInteger(attempt) && attempt >= 0))
       throw new FedmarkError('BUDGET_BAD_ARGUMENT', `attempt must be a non-negative integer, got ${String(attempt)}`);
     requireId(label, 'label');

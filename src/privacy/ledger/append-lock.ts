@@ -45,7 +45,11 @@ export function withAppendLock<T>(ledgerPath: string, fn: () => T, opts: { timeo
       fd = fs.openSync(file, 'wx', 0o600);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') throw new FedmarkError('LEDGER_UNWRITABLE', `cannot lock ledger ${ledgerPath} (${code ?? (err as Error).message}): does its directory exist and is it writable?`);
+      if (code !== 'EEXIST')
+        throw new FedmarkError(
+          'LEDGER_UNWRITABLE',
+          `cannot lock ledger ${ledgerPath} (${code ?? (err as Error).message}): does its directory exist and is it writable?`,
+        );
     }
     if (fd !== null) {
       try {
@@ -74,7 +78,10 @@ export function withAppendLock<T>(ledgerPath: string, fn: () => T, opts: { timeo
       continue;
     }
     if (Date.now() > deadline) {
-      throw new FedmarkError('LEDGER_BUSY', `ledger ${ledgerPath} is locked by process ${empty ? '(starting)' : holder}; try again (or remove ${file} if that process is gone)`);
+      throw new FedmarkError(
+        'LEDGER_BUSY',
+        `ledger ${ledgerPath} is locked by process ${empty ? '(starting)' : holder}; try again (or remove ${file} if that process is gone)`,
+      );
     }
     sleepMs(2);
   }

@@ -18,7 +18,17 @@ import { crossCheck } from './audit/cross-check.ts';
 import { checkScoringEntries } from './audit/scoring-checks.ts';
 import { crossCheckTail } from './audit/cross-tail.ts';
 import { crossCheckVertical } from './audit/analyze-vertical.ts';
-import { limitOf, load, type AuditFinding, type AuditOptions, type AuditResult, type EpsilonOf, type JobAnalysis, type LedgerInput, type PartnerSummary } from './audit/types.ts';
+import {
+  limitOf,
+  load,
+  type AuditFinding,
+  type AuditOptions,
+  type AuditResult,
+  type EpsilonOf,
+  type JobAnalysis,
+  type LedgerInput,
+  type PartnerSummary,
+} from './audit/types.ts';
 
 export type { AuditFinding, AuditOptions, AuditResult, DpEvent, EpsilonOf, LedgerInput, PartnerStatus, PartnerSummary } from './audit/types.ts';
 export { ceilTo, floorTo, formatAuditSummary, NOT_DP } from './audit/format.ts';
@@ -54,7 +64,13 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
   const ledgers = [{ name: cv.ledger, entries: cv.entries.length, ok: cv.ok }];
   if (cv.keyRing.kind !== 'job') {
     if (cv.keyRing.kind === 'local') {
-      findings.push({ ledger: cv.ledger, seq: 0, code: 'NOT_A_JOB_LEDGER', severity: 'error', message: 'the coordinator ledger must start with a job manifest' });
+      findings.push({
+        ledger: cv.ledger,
+        seq: 0,
+        code: 'NOT_A_JOB_LEDGER',
+        severity: 'error',
+        message: 'the coordinator ledger must start with a job manifest',
+      });
     }
   }
   const job = analyzeJob(
@@ -82,7 +98,11 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
     );
     if (who) {
       checked.add(who);
-      crossCheckVertical({ name: pv.ledger, entries: pv.entries, valid: pv.validPayloadSeqs, self: who, jobId: job.jobId }, { name: cv.ledger, entries: cv.entries, valid: cv.validPayloadSeqs }, (f) => findings.push(f));
+      crossCheckVertical(
+        { name: pv.ledger, entries: pv.entries, valid: pv.validPayloadSeqs, self: who, jobId: job.jobId },
+        { name: cv.ledger, entries: cv.entries, valid: cv.validPayloadSeqs },
+        (f) => findings.push(f),
+      );
     }
     crossCheckTail(
       { name: pv.ledger, entries: pv.entries, ring: pv.keyRing, valid: pv.validPayloadSeqs },
@@ -92,7 +112,12 @@ export function auditLedgers(opts: AuditOptions): AuditResult {
   });
 
   if (epsilonFailure !== null) {
-    findings.push({ ledger: cv.ledger, code: 'EPSILON_UNCOMPUTABLE', severity: 'error', message: `the accountant could not recompute ε from the recorded parameters: ${epsilonFailure}` });
+    findings.push({
+      ledger: cv.ledger,
+      code: 'EPSILON_UNCOMPUTABLE',
+      severity: 'error',
+      message: `the accountant could not recompute ε from the recorded parameters: ${epsilonFailure}`,
+    });
   }
   const partners = summaries(job, checked);
   return { ok: !findings.some((f) => f.severity === 'error'), jobId: job.jobId, findings, partners, ledgers };
@@ -129,6 +154,14 @@ function summaries(job: JobAnalysis, checked: Set<string>): PartnerSummary[] {
 export function summarizePrivacy(ledger: LedgerInput, opts: { epsilonOf?: EpsilonOf } = {}): { jobId: string | null; partners: PartnerSummary[] } {
   const li = load(ledger, 'ledger');
   const v = verifyLedger(li.read, { name: li.name });
-  const job = analyzeJob(v.entries, v.keyRing, v.validPayloadSeqs, opts.epsilonOf ? safeEpsilonOf(opts.epsilonOf, () => undefined) : null, 1e-9, () => undefined, true);
+  const job = analyzeJob(
+    v.entries,
+    v.keyRing,
+    v.validPayloadSeqs,
+    opts.epsilonOf ? safeEpsilonOf(opts.epsilonOf, () => undefined) : null,
+    1e-9,
+    () => undefined,
+    true,
+  );
   return { jobId: job.jobId, partners: summaries(job, new Set()) };
 }

@@ -35,7 +35,12 @@ export function diagnoseLedger(path: string): LedgerDiagnosis {
   const errors = v.findings.filter((f) => f.severity === 'error');
   const warnings = v.findings.filter((f) => f.severity === 'warning');
   const ring = v.keyRing;
-  const writerKeyId = ring.kind === 'job' ? (ring.coordinatorKeyId ?? null) : ring.kind === 'local' ? ([...ring.keys.values()].find((k) => k.roles.has('self'))?.keyId ?? null) : null;
+  const writerKeyId =
+    ring.kind === 'job'
+      ? (ring.coordinatorKeyId ?? null)
+      : ring.kind === 'local'
+        ? ([...ring.keys.values()].find((k) => k.roles.has('self'))?.keyId ?? null)
+        : null;
   return {
     path,
     entries: read.entries.length,
@@ -64,10 +69,19 @@ export function repairTornTail(path: string, signer: LedgerSigner): RepairResult
   const before = diagnoseLedger(path);
   if (before.ok) throw new FedmarkError('LEDGER_NOTHING_TO_REPAIR', `${path}: no defect to repair`);
   if (!before.repairable) {
-    throw new FedmarkError('LEDGER_NOT_REPAIRABLE', `${path}: only a torn final line is repaired automatically; this ledger has ${before.errors.filter((f) => f.code !== 'TRUNCATED_TAIL').map((f) => f.code).join(', ')} — keep the file as it is and compare it with the other parties' copies (fedmark audit)`);
+    throw new FedmarkError(
+      'LEDGER_NOT_REPAIRABLE',
+      `${path}: only a torn final line is repaired automatically; this ledger has ${before.errors
+        .filter((f) => f.code !== 'TRUNCATED_TAIL')
+        .map((f) => f.code)
+        .join(', ')} — keep the file as it is and compare it with the other parties' copies (fedmark audit)`,
+    );
   }
   if (before.writerKeyId && signer.keyId !== before.writerKeyId) {
-    throw new FedmarkError('LEDGER_WRONG_KEY', `${path}: the repair entry must be signed by the ledger's writer ${before.writerKeyId} (the ${before.kind === 'job' ? 'coordinator' : 'node'}'s identity), not ${signer.keyId}`);
+    throw new FedmarkError(
+      'LEDGER_WRONG_KEY',
+      `${path}: the repair entry must be signed by the ledger's writer ${before.writerKeyId} (the ${before.kind === 'job' ? 'coordinator' : 'node'}'s identity), not ${signer.keyId}`,
+    );
   }
   const w = LedgerWriter.open(path, signer, { repairTruncatedTail: true });
   w.close();

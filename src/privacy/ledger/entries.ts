@@ -383,7 +383,10 @@ export const payloadSchemas = {
       message: 'rowsRead must equal rowsScored + rowsExcludedNoConsent + rowsExcludedWithdrawn + rowsRejected',
       path: ['rowsRead'],
     })
-    .refine((p) => !p.sidecar || p.sidecar.count <= p.rowsScored, { message: 'the sidecar cannot list more customers than were scored', path: ['sidecar', 'count'] })
+    .refine((p) => !p.sidecar || p.sidecar.count <= p.rowsScored, {
+      message: 'the sidecar cannot list more customers than were scored',
+      path: ['sidecar', 'count'],
+    })
     .refine((p) => Date.parse(p.startedAt) <= Date.parse(p.finishedAt), { message: 'finishedAt is before startedAt', path: ['finishedAt'] }),
   'ledger.truncation-repaired': z.strictObject({
     tornFile: z.string().min(1),
@@ -437,7 +440,11 @@ export function isEntryType(t: string): t is EntryType {
  * Validates a payload for `type` as written under `schemaVersion` (default: the current one) and
  * returns it in the current shape; returns zod's result so callers choose between throwing and reporting.
  */
-export function parsePayload<T extends EntryType>(type: T, payload: unknown, schemaVersion: number = LEDGER_SCHEMA_VERSION): z.ZodSafeParseResult<PayloadOf<T>> {
+export function parsePayload<T extends EntryType>(
+  type: T,
+  payload: unknown,
+  schemaVersion: number = LEDGER_SCHEMA_VERSION,
+): z.ZodSafeParseResult<PayloadOf<T>> {
   if (schemaVersion === 1 && type === 'job.manifest') {
     const v1 = manifestEntryV1.safeParse(payload);
     if (!v1.success) return v1 as unknown as z.ZodSafeParseResult<PayloadOf<T>>;

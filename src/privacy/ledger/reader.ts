@@ -9,14 +9,7 @@ import { envelopeSchema, type LedgerEntry } from './entries.ts';
 import { readHead, type HeadPointer } from './head.ts';
 
 export type LedgerProblemCode =
-  | 'READ_FAILED'
-  | 'TRUNCATED_TAIL'
-  | 'EMPTY_LINE'
-  | 'BAD_UTF8'
-  | 'BAD_JSON'
-  | 'BAD_ENVELOPE'
-  | 'NON_CANONICAL'
-  | 'HEAD_UNREADABLE';
+  'READ_FAILED' | 'TRUNCATED_TAIL' | 'EMPTY_LINE' | 'BAD_UTF8' | 'BAD_JSON' | 'BAD_ENVELOPE' | 'NON_CANONICAL' | 'HEAD_UNREADABLE';
 
 export interface LedgerProblem {
   code: LedgerProblemCode;

@@ -195,17 +195,33 @@ export function subjectStatement(
 
     const rounds = entries.filter((x) => x.type === 'partner.round' && payload(x, 'partner.round').jobId === c.jobId).map((x) => payload(x, 'partner.round'));
     // Rounds without DP: their release is not bounded by any ε.
-    const plain = entries.filter((x) => x.type === 'partner.participation' && payload(x, 'partner.participation').jobId === c.jobId).map((x) => payload(x, 'partner.participation'));
+    const plain = entries
+      .filter((x) => x.type === 'partner.participation' && payload(x, 'partner.participation').jobId === c.jobId)
+      .map((x) => payload(x, 'partner.participation'));
     let epsilon = rounds.reduce((m, r) => Math.max(m, r.epsilonCumulative), 0);
     // Version 3: every attempt's releases (failed attempts too) are the partner.release records.
-    const released = entries.filter((x) => x.type === 'partner.release' && payload(x, 'partner.release').jobId === c.jobId).map((x) => payload(x, 'partner.release'));
+    const released = entries
+      .filter((x) => x.type === 'partner.release' && payload(x, 'partner.release').jobId === c.jobId)
+      .map((x) => payload(x, 'partner.release'));
     epsilon = released.reduce((m, r) => Math.max(m, r.epsilonCumulative), epsilon);
     if (plain.length) {
       epsilon = Number.POSITIVE_INFINITY;
     } else if (opts.epsilonOf && released.length) {
-      epsilon = Math.max(epsilon, opts.epsilonOf(released.flatMap((r) => r.releases.map((e) => ({ samplingRate: e.samplingRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }))), released[released.length - 1].delta));
+      epsilon = Math.max(
+        epsilon,
+        opts.epsilonOf(
+          released.flatMap((r) => r.releases.map((e) => ({ samplingRate: e.samplingRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }))),
+          released[released.length - 1].delta,
+        ),
+      );
     } else if (opts.epsilonOf && rounds.length) {
-      epsilon = Math.max(epsilon, opts.epsilonOf(rounds.map((r) => ({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps })), rounds[rounds.length - 1].delta));
+      epsilon = Math.max(
+        epsilon,
+        opts.epsilonOf(
+          rounds.map((r) => ({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps })),
+          rounds[rounds.length - 1].delta,
+        ),
+      );
     }
     const final = entries.find((x) => x.type === 'model.final' && payload(x, 'model.final').jobId === c.jobId);
     const lastModel = [...rounds, ...plain].reverse().find((r) => r.globalModelHash)?.globalModelHash ?? null;

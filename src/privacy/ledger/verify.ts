@@ -10,15 +10,7 @@
  * pass `trustedOwnerKeys`, and cross-check partner ledgers (whose acceptances record the manifest
  * entry's hash and whose keys must match the manifest) to anchor them.
  */
-import {
-  GENESIS_PREV,
-  SUPPORTED_LEDGER_VERSIONS,
-  envelopeSchema,
-  parsePayload,
-  type EntryType,
-  type LedgerEntry,
-  type Party,
-} from './entries.ts';
+import { GENESIS_PREV, SUPPORTED_LEDGER_VERSIONS, envelopeSchema, parsePayload, type EntryType, type LedgerEntry, type Party } from './entries.ts';
 import { verifyHeadSignature, type HeadPointer } from './head.ts';
 import type { ReadLedgerResult } from './reader.ts';
 import { entryHash, fromBase64, keyIdOf, toBase64, verifyAttestation, verifyEntrySignature } from './signing.ts';
@@ -143,7 +135,12 @@ function isReadResult(x: ReadLedgerResult | LedgerEntry[]): x is ReadLedgerResul
 function buildKeyRing(first: LedgerEntry | undefined, add: (f: Omit<LedgerFinding, 'ledger'>) => void): KeyRing {
   const ring: KeyRing = { kind: 'unknown', keys: new Map(), partners: [] };
   if (!first || first.seq !== 0) {
-    add({ code: 'NO_TRUST_ANCHOR', seq: 0, severity: 'error', message: 'seq 0 (job manifest or ledger genesis) is missing or unreadable; no signature can be checked' });
+    add({
+      code: 'NO_TRUST_ANCHOR',
+      seq: 0,
+      severity: 'error',
+      message: 'seq 0 (job manifest or ledger genesis) is missing or unreadable; no signature can be checked',
+    });
     return ring;
   }
   const addParty = (p: Party, role: Role): void => {
@@ -153,7 +150,12 @@ function buildKeyRing(first: LedgerEntry | undefined, add: (f: Omit<LedgerFindin
       return;
     }
     if (keyIdOf(pk) !== p.keyId) {
-      add({ code: 'KEY_ID_MISMATCH', seq: 0, severity: 'error', message: `${role} ${p.name}: keyId ${p.keyId} is not the hash of its public key (${keyIdOf(pk)})` });
+      add({
+        code: 'KEY_ID_MISMATCH',
+        seq: 0,
+        severity: 'error',
+        message: `${role} ${p.name}: keyId ${p.keyId} is not the hash of its public key (${keyIdOf(pk)})`,
+      });
       return;
     }
     const existing = ring.keys.get(p.keyId);
@@ -191,12 +193,22 @@ function buildKeyRing(first: LedgerEntry | undefined, add: (f: Omit<LedgerFindin
     ring.localRole = parsed.data.role;
     addParty(parsed.data.owner, 'self');
   } else {
-    add({ code: 'NO_TRUST_ANCHOR', seq: 0, severity: 'error', message: `seq 0 is a ${first.type} entry; a ledger must start with job.manifest or ledger.genesis` });
+    add({
+      code: 'NO_TRUST_ANCHOR',
+      seq: 0,
+      severity: 'error',
+      message: `seq 0 is a ${first.type} entry; a ledger must start with job.manifest or ledger.genesis`,
+    });
     return ring;
   }
   ring.anchorHash = entryHash(first);
   if (first.author !== ring.ownerKeyId) {
-    add({ code: 'UNAUTHORIZED_AUTHOR', seq: 0, severity: 'error', message: `seq 0 is signed by ${first.author}, not by the owner key ${ring.ownerKeyId} it declares` });
+    add({
+      code: 'UNAUTHORIZED_AUTHOR',
+      seq: 0,
+      severity: 'error',
+      message: `seq 0 is signed by ${first.author}, not by the owner key ${ring.ownerKeyId} it declares`,
+    });
   }
   return ring;
 }
@@ -217,14 +229,24 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
   if (ring.kind === 'local') {
     if (!is('self')) deny('a local ledger is written only by its own node');
     if (partner !== undefined && partner !== ring.ownerKeyId) {
-      add({ code: 'PARTNER_MISMATCH', seq: e.seq, severity: 'error', message: `${e.type} at seq ${e.seq} names partner ${partner}, but this is the local ledger of ${ring.ownerKeyId}` });
+      add({
+        code: 'PARTNER_MISMATCH',
+        seq: e.seq,
+        severity: 'error',
+        message: `${e.type} at seq ${e.seq} names partner ${partner}, but this is the local ledger of ${ring.ownerKeyId}`,
+      });
     }
     if (e.type === 'ledger.genesis' && e.seq !== 0) deny('ledger.genesis is allowed only at seq 0');
     return;
   }
   if (ring.kind !== 'job') return;
   if (partner !== undefined && !ring.partners.includes(partner)) {
-    add({ code: 'UNKNOWN_PARTNER', seq: e.seq, severity: 'error', message: `${e.type} at seq ${e.seq} names partner ${partner}, who is not a partner in the manifest` });
+    add({
+      code: 'UNKNOWN_PARTNER',
+      seq: e.seq,
+      severity: 'error',
+      message: `${e.type} at seq ${e.seq} names partner ${partner}, who is not a partner in the manifest`,
+    });
   }
   const staff = is('coordinator') || is('owner');
   switch (e.type) {
@@ -244,9 +266,19 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
       const att = (p as { attestation?: { keyId: string } }).attestation;
       const partnerKey = partner ? ring.keys.get(partner) : undefined;
       if (!att) {
-        add({ code: 'ATTESTATION_MISSING', seq: e.seq, severity: 'error', message: `${e.type} at seq ${e.seq} was recorded by ${author.name} without the partner's signed attestation` });
+        add({
+          code: 'ATTESTATION_MISSING',
+          seq: e.seq,
+          severity: 'error',
+          message: `${e.type} at seq ${e.seq} was recorded by ${author.name} without the partner's signed attestation`,
+        });
       } else if (!partnerKey || att.keyId !== partner || !verifyAttestation(p, partnerKey.publicKey)) {
-        add({ code: 'ATTESTATION_INVALID', seq: e.seq, severity: 'error', message: `${e.type} at seq ${e.seq}: the partner attestation does not verify under partner ${partner}'s key` });
+        add({
+          code: 'ATTESTATION_INVALID',
+          seq: e.seq,
+          severity: 'error',
+          message: `${e.type} at seq ${e.seq}: the partner attestation does not verify under partner ${partner}'s key`,
+        });
       }
       break;
     }
@@ -276,7 +308,7 @@ function checkAuthorization(e: LedgerEntry, payload: unknown, ring: KeyRing, add
 /** Verifies chain, sequence, signatures and authorship. Never throws on bad content. */
 export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: VerifyOptions = {}): VerifyResult {
   const read = isReadResult(input) ? input : null;
-  const entries = read ? read.entries : input as LedgerEntry[];
+  const entries = read ? read.entries : (input as LedgerEntry[]);
   const ledger = opts.name ?? read?.path ?? 'ledger';
   const findings: LedgerFinding[] = [];
   const add = (f: Omit<LedgerFinding, 'ledger'>): void => {
@@ -291,10 +323,20 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
 
   const ring = buildKeyRing(entries[0]?.seq === 0 ? entries[0] : undefined, add);
   if (opts.trustedOwnerKeys && ring.ownerKeyId && !opts.trustedOwnerKeys.includes(ring.ownerKeyId)) {
-    add({ code: 'UNTRUSTED_OWNER', seq: 0, severity: 'error', message: `ledger owner ${ring.ownerKeyId} is not among the trusted owner keys (${opts.trustedOwnerKeys.join(', ')})` });
+    add({
+      code: 'UNTRUSTED_OWNER',
+      seq: 0,
+      severity: 'error',
+      message: `ledger owner ${ring.ownerKeyId} is not among the trusted owner keys (${opts.trustedOwnerKeys.join(', ')})`,
+    });
   }
   if (opts.trustedCoordinatorKeys && ring.kind === 'job' && (!ring.coordinatorKeyId || !opts.trustedCoordinatorKeys.includes(ring.coordinatorKeyId))) {
-    add({ code: 'UNTRUSTED_COORDINATOR', seq: 0, severity: 'error', message: `the job ledger names coordinator ${ring.coordinatorKeyId ?? '(none)'}, which is not among the trusted coordinator keys (${opts.trustedCoordinatorKeys.join(', ')})` });
+    add({
+      code: 'UNTRUSTED_COORDINATOR',
+      seq: 0,
+      severity: 'error',
+      message: `the job ledger names coordinator ${ring.coordinatorKeyId ?? '(none)'}, which is not among the trusted coordinator keys (${opts.trustedCoordinatorKeys.join(', ')})`,
+    });
   }
   const allowed = ring.kind === 'local' ? LOCAL_TYPES : ring.kind === 'job' ? JOB_TYPES : null;
   const validPayloadSeqs = new Set<number>();
@@ -307,7 +349,12 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
     if (!read) {
       const env = envelopeSchema.safeParse(e);
       if (!env.success) {
-        add({ code: 'BAD_ENVELOPE', seq: (e as { seq?: number })?.seq, severity: 'error', message: `entry #${i}: ${env.error.issues[0]?.path.join('.')}: ${env.error.issues[0]?.message}` });
+        add({
+          code: 'BAD_ENVELOPE',
+          seq: (e as { seq?: number })?.seq,
+          severity: 'error',
+          message: `entry #${i}: ${env.error.issues[0]?.path.join('.')}: ${env.error.issues[0]?.message}`,
+        });
         continue;
       }
     }
@@ -318,7 +365,12 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
     if (e.seq !== expectedSeq) {
       // Name the position (the seq that belongs here), and say what the line claims.
       if (seenSeq.has(e.seq) || e.seq < expectedSeq) {
-        add({ code: 'SEQ_OUT_OF_ORDER', seq: expectedSeq, severity: 'error', message: `an entry claiming seq ${e.seq} appears where seq ${expectedSeq} was expected (entries reordered, duplicated or edited)` });
+        add({
+          code: 'SEQ_OUT_OF_ORDER',
+          seq: expectedSeq,
+          severity: 'error',
+          message: `an entry claiming seq ${e.seq} appears where seq ${expectedSeq} was expected (entries reordered, duplicated or edited)`,
+        });
       } else {
         const missing = e.seq - 1 === expectedSeq ? `seq ${expectedSeq} is` : `seqs ${expectedSeq}..${e.seq - 1} are`;
         add({ code: 'SEQ_GAP', seq: expectedSeq, severity: 'error', message: `${missing} missing before an entry claiming seq ${e.seq}` });
@@ -327,17 +379,32 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
     seenSeq.add(e.seq);
     const expectedPrev = i === 0 ? GENESIS_PREV : entryHash(entries[i - 1]);
     if (e.prev !== expectedPrev) {
-      add({ code: 'CHAIN_BROKEN', seq: e.seq, severity: 'error', message: `seq ${e.seq}: prev hash does not match the hash of the entry before it${i === 0 ? ' (genesis)' : ` (seq ${entries[i - 1].seq})`}` });
+      add({
+        code: 'CHAIN_BROKEN',
+        seq: e.seq,
+        severity: 'error',
+        message: `seq ${e.seq}: prev hash does not match the hash of the entry before it${i === 0 ? ' (genesis)' : ` (seq ${entries[i - 1].seq})`}`,
+      });
     }
     if (prevTs !== null && e.ts < prevTs) {
-      add({ code: 'TIMESTAMP_REGRESSION', seq: e.seq, severity: 'warning', message: `seq ${e.seq}: timestamp ${e.ts} is earlier than the previous entry's ${prevTs}` });
+      add({
+        code: 'TIMESTAMP_REGRESSION',
+        seq: e.seq,
+        severity: 'warning',
+        message: `seq ${e.seq}: timestamp ${e.ts} is earlier than the previous entry's ${prevTs}`,
+      });
     }
     prevTs = e.ts;
 
     const parsed = parsePayload(e.type, e.payload, e.schemaVersion);
     if (!parsed.success) {
       const is = parsed.error.issues[0];
-      add({ code: 'BAD_PAYLOAD', seq: e.seq, severity: 'error', message: `seq ${e.seq} (${e.type}): payload invalid at ${is?.path.join('.') || '(root)'}: ${is?.message}` });
+      add({
+        code: 'BAD_PAYLOAD',
+        seq: e.seq,
+        severity: 'error',
+        message: `seq ${e.seq} (${e.type}): payload invalid at ${is?.path.join('.') || '(root)'}: ${is?.message}`,
+      });
     } else {
       validPayloadSeqs.add(e.seq);
     }
@@ -347,17 +414,32 @@ export function verifyLedger(input: ReadLedgerResult | LedgerEntry[], opts: Veri
     if (ring.kind === 'job' && ring.jobId !== undefined) {
       const jid = (e.payload as { jobId?: unknown } | null)?.jobId;
       if (jid !== undefined && jid !== ring.jobId) {
-        add({ code: 'JOB_ID_MISMATCH', seq: e.seq, severity: 'error', message: `seq ${e.seq}: jobId ${String(jid)} differs from the manifest's ${ring.jobId}` });
+        add({
+          code: 'JOB_ID_MISMATCH',
+          seq: e.seq,
+          severity: 'error',
+          message: `seq ${e.seq}: jobId ${String(jid)} differs from the manifest's ${ring.jobId}`,
+        });
       }
     }
     if (ring.kind === 'unknown') continue;
     const key = ring.keys.get(e.author);
     if (!key) {
-      add({ code: 'UNKNOWN_AUTHOR', seq: e.seq, severity: 'error', message: `seq ${e.seq} (${e.type}) is signed by key ${e.author}, which the ledger's seq-0 entry does not authorize` });
+      add({
+        code: 'UNKNOWN_AUTHOR',
+        seq: e.seq,
+        severity: 'error',
+        message: `seq ${e.seq} (${e.type}) is signed by key ${e.author}, which the ledger's seq-0 entry does not authorize`,
+      });
       continue;
     }
     if (!verifyEntrySignature(e, key.publicKey)) {
-      add({ code: 'BAD_SIGNATURE', seq: e.seq, severity: 'error', message: `seq ${e.seq} (${e.type}): signature does not verify under ${key.name}'s key ${e.author}` });
+      add({
+        code: 'BAD_SIGNATURE',
+        seq: e.seq,
+        severity: 'error',
+        message: `seq ${e.seq} (${e.type}): signature does not verify under ${key.name}'s key ${e.author}`,
+      });
       continue;
     }
     if (parsed.success) checkAuthorization(e, parsed.data, ring, add);
@@ -373,7 +455,11 @@ function checkHead(head: HeadPointer | null, entries: LedgerEntry[], ring: KeyRi
   const last = entries.length ? entries[entries.length - 1] : null;
   if (!head) {
     // An error, not a warning: the head pointer is what shows that whole entries were cut off the end.
-    add({ code: 'HEAD_MISSING', severity: 'error', message: 'no head pointer file (<ledger>.head): entries cut off the end of the ledger could not be detected, so the ledger cannot be vouched for' });
+    add({
+      code: 'HEAD_MISSING',
+      severity: 'error',
+      message: 'no head pointer file (<ledger>.head): entries cut off the end of the ledger could not be detected, so the ledger cannot be vouched for',
+    });
     return;
   }
   const key = ring.keys.get(head.author);
@@ -391,10 +477,20 @@ function checkHead(head: HeadPointer | null, entries: LedgerEntry[], ring: KeyRi
   }
   const at = entries.find((x) => x.seq === head.seq);
   if (!at || entryHash(at) !== head.hash) {
-    add({ code: 'HEAD_MISMATCH', seq: head.seq, severity: 'error', message: `entry seq ${head.seq} does not have the hash the head pointer recorded (rewritten history)` });
+    add({
+      code: 'HEAD_MISMATCH',
+      seq: head.seq,
+      severity: 'error',
+      message: `entry seq ${head.seq} does not have the hash the head pointer recorded (rewritten history)`,
+    });
   }
   if (head.seq < last.seq - 1) {
-    add({ code: 'HEAD_BEHIND', seq: head.seq + 1, severity: 'warning', message: `head pointer is at seq ${head.seq} but the file goes to seq ${last.seq}: entries after ${head.seq + 1} were not appended by the ledger writer` });
+    add({
+      code: 'HEAD_BEHIND',
+      seq: head.seq + 1,
+      severity: 'warning',
+      message: `head pointer is at seq ${head.seq} but the file goes to seq ${last.seq}: entries after ${head.seq + 1} were not appended by the ledger writer`,
+    });
   }
 }
 
@@ -402,4 +498,3 @@ function checkHead(head: HeadPointer | null, entries: LedgerEntry[], ring: KeyRi
 export function manifestEntryHash(manifestEntry: LedgerEntry): string {
   return entryHash(manifestEntry);
 }
-

@@ -102,11 +102,7 @@ export class LedgerWriter {
     const read = readLedger(file);
     const hard = read.problems.filter((p) => p.code !== 'TRUNCATED_TAIL');
     if (hard.length) {
-      throw new FedmarkError(
-        'LEDGER_CORRUPT',
-        `refusing to append to ${file}: ${hard.map((p) => p.message).join('; ')}`,
-        { problems: hard },
-      );
+      throw new FedmarkError('LEDGER_CORRUPT', `refusing to append to ${file}: ${hard.map((p) => p.message).join('; ')}`, { problems: hard });
     }
     // Re-check the chain so we never extend a history someone edited.
     let prev = GENESIS_PREV;
@@ -129,10 +125,7 @@ export class LedgerWriter {
     }
     const torn = read.problems.find((p) => p.code === 'TRUNCATED_TAIL');
     if (torn && !opts.repairTruncatedTail) {
-      throw new FedmarkError(
-        'LEDGER_TORN_TAIL',
-        `refusing to append to ${file}: ${torn.message}; reopen with { repairTruncatedTail: true } to move it aside`,
-      );
+      throw new FedmarkError('LEDGER_TORN_TAIL', `refusing to append to ${file}: ${torn.message}; reopen with { repairTruncatedTail: true } to move it aside`);
     }
     const fd = fs.openSync(file, 'r+');
     const writer = new LedgerWriter(file, signer, fd, last, opts);
@@ -204,8 +197,16 @@ export class LedgerWriter {
       prev = entryHash(e);
       seq++;
     }
-    if (size < this.knownBytes || read.problems.some((p) => p.code !== 'HEAD_UNREADABLE') || seq !== (read.entries.length ? read.entries[read.entries.length - 1].seq + 1 : 0) || read.validPrefixBytes !== size) {
-      throw new FedmarkError('LEDGER_CORRUPT', `refusing to append to ${this.path}: it changed under this writer and no longer extends entry seq ${this.nextSeq - 1}`);
+    if (
+      size < this.knownBytes ||
+      read.problems.some((p) => p.code !== 'HEAD_UNREADABLE') ||
+      seq !== (read.entries.length ? read.entries[read.entries.length - 1].seq + 1 : 0) ||
+      read.validPrefixBytes !== size
+    ) {
+      throw new FedmarkError(
+        'LEDGER_CORRUPT',
+        `refusing to append to ${this.path}: it changed under this writer and no longer extends entry seq ${this.nextSeq - 1}`,
+      );
     }
     const last = fresh[fresh.length - 1];
     this.nextSeq = seq;
@@ -226,11 +227,9 @@ export class LedgerWriter {
     const parsed = parsePayload(type, payload);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new FedmarkError(
-        'LEDGER_BAD_PAYLOAD',
-        `${type} payload invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
-        { issues: parsed.error.issues },
-      );
+      throw new FedmarkError('LEDGER_BAD_PAYLOAD', `${type} payload invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, {
+        issues: parsed.error.issues,
+      });
     }
     const signer = opts.signer ?? this.signer;
     let ts = this.now().toISOString();
@@ -269,7 +268,10 @@ export class LedgerWriter {
       throw new FedmarkError('LEDGER_BAD_SIGNATURE', `entry seq ${entry.seq} is not validly signed by its author ${entry.author}`);
     }
     if (entry.schemaVersion !== LEDGER_SCHEMA_VERSION) {
-      throw new FedmarkError('LEDGER_SCHEMA_VERSION', `entry seq ${entry.seq} is written under ledger schema ${entry.schemaVersion}; this writer appends version ${LEDGER_SCHEMA_VERSION} only`);
+      throw new FedmarkError(
+        'LEDGER_SCHEMA_VERSION',
+        `entry seq ${entry.seq} is written under ledger schema ${entry.schemaVersion}; this writer appends version ${LEDGER_SCHEMA_VERSION} only`,
+      );
     }
     const parsed = parsePayload(entry.type, entry.payload);
     if (!parsed.success) {
@@ -346,7 +348,11 @@ export class LedgerWriter {
       fs.closeSync(fd);
       this.fd = null;
       const err = storageError(cause, this.path, `appending seq ${seq}`);
-      throw new FedmarkError(err.code, `${err.message}; cutting the partial line off failed too (${(again as NodeJS.ErrnoException).code ?? (again as Error).message}) — the ledger is closed; \`fedmark ledger doctor ${this.path}\` reports the torn tail`, err.details);
+      throw new FedmarkError(
+        err.code,
+        `${err.message}; cutting the partial line off failed too (${(again as NodeJS.ErrnoException).code ?? (again as Error).message}) — the ledger is closed; \`fedmark ledger doctor ${this.path}\` reports the torn tail`,
+        err.details,
+      );
     }
     throw storageError(cause, this.path, `appending seq ${seq}`);
   }

@@ -37,14 +37,28 @@ const interval = z.looseObject({ lower: num, upper: num }).nullable();
 const arm = z.looseObject({ n: num, responders: num, rate: nullableNum, interval });
 const estimate = { treatment: arm, control: arm, uplift: nullableNum, interval, incrementalResponders: nullableNum };
 const scoringSchema = z.looseObject({
-  model: z.looseObject({ kind: z.string(), hash: z.string(), jobId: z.string().nullable(), baseline: z.string(), attribution: z.looseObject({ method: z.string(), exact: z.boolean(), maxCompletenessGap: num }) }),
+  model: z.looseObject({
+    kind: z.string(),
+    hash: z.string(),
+    jobId: z.string().nullable(),
+    baseline: z.string(),
+    attribution: z.looseObject({ method: z.string(), exact: z.boolean(), maxCompletenessGap: num }),
+  }),
   rows: z.looseObject({ read: num, scored: num, excludedNoConsent: num, excludedWithdrawn: num, rejected: num }),
   output: z.looseObject({ mode: z.enum(['all', 'top-k']), rows: num, sha256: z.string() }),
   finishedAt: z.string(),
   topK: z.looseObject({ selected: num, rankedBy: z.string(), valueColumn: z.string().nullable(), expectedValueAtRisk: nullableNum }).nullable(),
   fairness: z
     .looseObject({
-      selection: z.array(z.looseObject({ segment: z.string(), referenceGroup: z.string().nullable(), groups: z.array(z.looseObject({ group: z.string(), scored: num, selected: num, selectionRate: nullableNum, disparateImpact: nullableNum, flagged: z.boolean() })) })),
+      selection: z.array(
+        z.looseObject({
+          segment: z.string(),
+          referenceGroup: z.string().nullable(),
+          groups: z.array(
+            z.looseObject({ group: z.string(), scored: num, selected: num, selectionRate: nullableNum, disparateImpact: nullableNum, flagged: z.boolean() }),
+          ),
+        }),
+      ),
     })
     .nullable(),
   loyalty: z
@@ -76,12 +90,15 @@ export const CAMPAIGN_CHART_IDS = ['chart-uplift-decile', 'chart-uplift-cumulati
 
 function table(head: string[], rows: string[][], numeric: boolean[], rowClass?: (i: number) => string): string {
   return `<div class="table-wrap"><table><thead><tr>${head.map((h, i) => `<th${numeric[i] ? ' class="num"' : ''}>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map((r, ri) => `<tr${rowClass?.(ri) ? ` class="${rowClass(ri)}"` : ''}>${r.map((c, i) => `<td${numeric[i] ? ' class="num"' : ''}>${c}</td>`).join('')}</tr>`)
+    .map(
+      (r, ri) => `<tr${rowClass?.(ri) ? ` class="${rowClass(ri)}"` : ''}>${r.map((c, i) => `<td${numeric[i] ? ' class="num"' : ''}>${c}</td>`).join('')}</tr>`,
+    )
     .join('')}</tbody></table></div>`;
 }
 
 const e = (s: string): string => escapeHtml(s);
-const pp = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} pp`);
+const pp = (x: number | null | undefined): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} pp`;
 
 function scoringHtml(s: CampaignScoring): string {
   const r = s.rows;
@@ -94,8 +111,14 @@ function scoringHtml(s: CampaignScoring): string {
     ['Not scored: no consent', fmtInt(r.excludedNoConsent)],
     ['Not scored: consent withdrawn', fmtInt(r.excludedWithdrawn)],
     ['Not scored: bad rows', fmtInt(r.rejected)],
-    ['Output', `${s.output.mode === 'top-k' ? `early-warning list of ${fmtInt(s.output.rows)}` : `${fmtInt(s.output.rows)} rows`}, sha256 ${s.output.sha256.slice(0, 16)}…`],
-    ['Reason codes', `${s.model.attribution.method}${s.model.attribution.exact ? ' (exact)' : ''}; baseline: ${s.model.baseline}; completeness gap ≤ ${s.model.attribution.maxCompletenessGap.toExponential(1)}`],
+    [
+      'Output',
+      `${s.output.mode === 'top-k' ? `early-warning list of ${fmtInt(s.output.rows)}` : `${fmtInt(s.output.rows)} rows`}, sha256 ${s.output.sha256.slice(0, 16)}…`,
+    ],
+    [
+      'Reason codes',
+      `${s.model.attribution.method}${s.model.attribution.exact ? ' (exact)' : ''}; baseline: ${s.model.baseline}; completeness gap ≤ ${s.model.attribution.maxCompletenessGap.toExponential(1)}`,
+    ],
     ['Finished', s.finishedAt],
   ];
   let html = `<dl class="facts">${facts.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join('')}</dl>`;
@@ -103,18 +126,34 @@ function scoringHtml(s: CampaignScoring): string {
     html += `<p>The early-warning list holds the <strong>${e(fmtInt(s.topK.selected))}</strong> highest-ranked customers by ${e(s.topK.rankedBy === 'expected-value' ? `expected value at risk (probability × ${s.topK.valueColumn})` : 'probability')}${s.topK.expectedValueAtRisk !== null ? `; expected value at risk ${e(fmt(s.topK.expectedValueAtRisk, 2))}` : ''}.</p>`;
   }
   if (s.fairness) {
-    const flagged = s.fairness.selection.flatMap((seg) => seg.groups.filter((g) => g.flagged).map((g) => `${seg.segment} = ${g.group} (${fmt(g.disparateImpact ?? NaN, 2)})`));
+    const flagged = s.fairness.selection.flatMap((seg) =>
+      seg.groups.filter((g) => g.flagged).map((g) => `${seg.segment} = ${g.group} (${fmt(g.disparateImpact ?? NaN, 2)})`),
+    );
     html += flagged.length
       ? `<div class="callout"><strong>Selection below four-fifths:</strong> ${e(flagged.join('; '))}. Review the list before the campaign runs.</div>`
       : '<div class="callout ok">No group’s selection rate into the list is below 80 % of the best-treated group in its segment.</div>';
     const rows: { cells: string[]; flagged: boolean }[] = s.fairness.selection.flatMap((seg) =>
       seg.groups.map((g) => ({
         flagged: g.flagged,
-        cells: [e(seg.segment), e(g.group), e(fmtInt(g.scored)), e(fmtInt(g.selected)), e(g.selectionRate === null ? 'n/a' : fmtPct(g.selectionRate)), `<strong>${e(g.disparateImpact === null ? 'n/a' : fmt(g.disparateImpact, 2))}</strong>`, e(g.flagged ? 'below 0.8' : g.group === seg.referenceGroup ? 'reference' : 'ok')],
+        cells: [
+          e(seg.segment),
+          e(g.group),
+          e(fmtInt(g.scored)),
+          e(fmtInt(g.selected)),
+          e(g.selectionRate === null ? 'n/a' : fmtPct(g.selectionRate)),
+          `<strong>${e(g.disparateImpact === null ? 'n/a' : fmt(g.disparateImpact, 2))}</strong>`,
+          e(g.flagged ? 'below 0.8' : g.group === seg.referenceGroup ? 'reference' : 'ok'),
+        ],
       })),
     );
-    html += table(['Segment', 'Group', 'Scored', 'Selected', 'Selection rate', 'Disparate impact', 'Four-fifths'], rows.map((x) => x.cells), [false, false, true, true, true, true, false], (i) => (rows[i].flagged ? 'flagged' : ''));
-    html += '<p class="note">Selection rate = share of the group’s scored customers on the list; disparate impact = that rate ÷ the highest rate in the segment (29 C.F.R. § 1607.4(D) screen). Segments are the schema’s declared sensitive columns.</p>';
+    html += table(
+      ['Segment', 'Group', 'Scored', 'Selected', 'Selection rate', 'Disparate impact', 'Four-fifths'],
+      rows.map((x) => x.cells),
+      [false, false, true, true, true, true, false],
+      (i) => (rows[i].flagged ? 'flagged' : ''),
+    );
+    html +=
+      '<p class="note">Selection rate = share of the group’s scored customers on the list; disparate impact = that rate ÷ the highest rate in the segment (29 C.F.R. § 1607.4(D) screen). Segments are the schema’s declared sensitive columns.</p>';
   }
   if (s.loyalty) {
     const l = s.loyalty;
@@ -151,12 +190,21 @@ function upliftHtml(u: CampaignUplift): string {
   const sig = o.interval && (o.interval.lower > 0 || o.interval.upper < 0);
   let html = `<p>Treatment response <strong>${e(o.treatment.rate === null ? 'n/a' : fmtPct(o.treatment.rate))}</strong> (${e(fmtInt(Math.round(o.treatment.n)))} customers) vs control <strong>${e(o.control.rate === null ? 'n/a' : fmtPct(o.control.rate))}</strong> (${e(fmtInt(Math.round(o.control.n)))}): uplift <strong id="campaign-uplift">${e(pp(o.uplift))}</strong>, ${e(level)} interval ${e(o.interval ? `${pp(o.interval.lower)} to ${pp(o.interval.upper)}` : 'n/a')}${sig ? '' : ' — the interval includes zero'}.</p>`;
   if (u.partners) html += `<p class="note">${e(String(u.partners))} partners’ noisy counts, summed under encryption; intervals include the noise.</p>`;
-  if (u.unmatched || u.invalid) html += `<p class="note">Outcome rows without a score: ${e(fmtInt(u.unmatched ?? 0))}; rows with an undeclared arm or outcome: ${e(fmtInt(u.invalid ?? 0))} (both left out).</p>`;
+  if (u.unmatched || u.invalid)
+    html += `<p class="note">Outcome rows without a score: ${e(fmtInt(u.unmatched ?? 0))}; rows with an undeclared arm or outcome: ${e(fmtInt(u.invalid ?? 0))} (both left out).</p>`;
   const head = ['Treated', 'Treated rate', 'Control', 'Control rate', 'Uplift', `${level} interval`, 'Added responses'];
-  html += table(['Decile', ...head, 'Treated share'], u.byDecile.map((d, i) => [e(String(d.decile)), ...estimateCells(d), e(u.treatmentShare[i] === null ? 'n/a' : fmtPct(u.treatmentShare[i]!))]), [true, true, true, true, true, true, false, true, true]);
+  html += table(
+    ['Decile', ...head, 'Treated share'],
+    u.byDecile.map((d, i) => [e(String(d.decile)), ...estimateCells(d), e(u.treatmentShare[i] === null ? 'n/a' : fmtPct(u.treatmentShare[i]!))]),
+    [true, true, true, true, true, true, false, true, true],
+  );
   html += `<div class="charts">${figure(CAMPAIGN_CHART_IDS[0], 'Uplift by score decile', `Bars: ${level} interval; dot: estimate. Decile 1 = highest scores.`)}${figure(CAMPAIGN_CHART_IDS[1], 'Uplift when targeting the top deciles', 'Deciles 1..k together; a falling line means the lower deciles dilute the effect.')}</div>`;
   html += '<h3>Targeting the top deciles</h3>';
-  html += table(['Top deciles', ...head], u.cumulative.map((c) => [e(`1–${c.topDeciles}`), ...estimateCells(c)]), [false, true, true, true, true, true, false, true]);
+  html += table(
+    ['Top deciles', ...head],
+    u.cumulative.map((c) => [e(`1–${c.topDeciles}`), ...estimateCells(c)]),
+    [false, true, true, true, true, true, false, true],
+  );
   html += `<p class="note">${e(u.method)}. Treated share per decile checks the randomisation: it should be about the campaign’s treatment share everywhere.</p>`;
   return html;
 }

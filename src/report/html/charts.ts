@@ -24,10 +24,7 @@ export function chartJsSource(): string {
     path = join(dirname(require.resolve('chart.js')), 'chart.umd.js');
     chartJsCache = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new FedmarkError(
-      'REPORT_CHARTJS_MISSING',
-      `cannot read the Chart.js UMD build (chart.js/dist/chart.umd.js): ${(err as Error).message}`,
-    );
+    throw new FedmarkError('REPORT_CHARTJS_MISSING', `cannot read the Chart.js UMD build (chart.js/dist/chart.umd.js): ${(err as Error).message}`);
   }
   // An inline script ends at the first "</script"; the bundle has none today, but never trust that.
   chartJsCache = chartJsCache.replace(/<\/(script)/gi, '<\\/$1');

@@ -75,7 +75,9 @@ export function kpiStrip(d: Derived): string {
     ['Final AUC', 'final-auc', fmt(ev.auc, 4), `n = ${fmtInt(ev.n)} hold-out rows`],
     ['Log loss', 'final-logloss', fmt(ev.logLoss, 4), `Brier <span id="final-brier">${escapeHtml(fmt(ev.brier, 4))}</span>`],
     ['Top-decile lift', 'top-decile-lift', top ? fmt(top.cumulativeLift, 2) : 'n/a', `captures ${escapeHtml(top ? fmtPct(top.gain) : 'n/a')} of positives`],
-    input.differentiallyPrivate ? ['Max ε spent', 'max-epsilon', fmtEpsilon(maxEps), 'rounded up, any partner'] : ['Max ε spent', 'max-epsilon', fmtEpsilon(Infinity), 'not differentially private'],
+    input.differentiallyPrivate
+      ? ['Max ε spent', 'max-epsilon', fmtEpsilon(maxEps), 'rounded up, any partner']
+      : ['Max ε spent', 'max-epsilon', fmtEpsilon(Infinity), 'not differentially private'],
     ['Rows used', 'total-rows', fmtInt(totalUsed), `${input.partners.length} partners`],
   ]
     .map(
@@ -228,7 +230,8 @@ export function auditSection(d: Derived): string {
   const { input } = d;
   let auditHtml: string;
   if (!input.audit) {
-    auditHtml = '<div class="callout">No audit result is attached. Run <code>fedmark audit</code> on the ledger to verify the hash chain, signatures and ε.</div>';
+    auditHtml =
+      '<div class="callout">No audit result is attached. Run <code>fedmark audit</code> on the ledger to verify the hash chain, signatures and ε.</div>';
   } else {
     const a = input.audit;
     auditHtml = `${

@@ -53,7 +53,14 @@ const errorSchema = z.object({ statusCode: z.number(), code: z.string(), error: 
 const cell = z.union([z.string().max(2000), z.number(), z.boolean(), z.null()]);
 const reasonSchema = z.object({ column: z.string(), text: z.string(), contribution: z.number() });
 const resultSchema = z.union([
-  z.object({ index: z.number(), id: z.string().nullable(), status: z.literal('scored'), probability: z.number(), logit: z.number(), reasons: z.array(reasonSchema) }),
+  z.object({
+    index: z.number(),
+    id: z.string().nullable(),
+    status: z.literal('scored'),
+    probability: z.number(),
+    logit: z.number(),
+    reasons: z.array(reasonSchema),
+  }),
   z.object({ index: z.number(), id: z.string().nullable(), status: z.literal('not-scored'), reason: z.enum(['no-consent', 'withdrawn']) }),
 ]);
 
@@ -67,11 +74,12 @@ export function serveStatusOf(code: string): number {
   return Object.prototype.hasOwnProperty.call(SERVE_STATUS, code) ? SERVE_STATUS[code] : protocolStatusOf(code);
 }
 
-
 export async function buildScoringService(o: ScoringServiceOptions) {
   const maxBatch = o.maxBatch ?? 100;
-  if (!(Number.isInteger(maxBatch) && maxBatch >= 1 && maxBatch <= 10_000)) throw new FedmarkError('SERVE_BAD_OPTION', `max batch must be an integer in 1..10,000, got ${o.maxBatch}`);
-  if (o.reasons !== undefined && !(Number.isInteger(o.reasons) && o.reasons >= 0 && o.reasons <= 20)) throw new FedmarkError('SERVE_BAD_OPTION', `reasons must be an integer in 0..20, got ${o.reasons}`);
+  if (!(Number.isInteger(maxBatch) && maxBatch >= 1 && maxBatch <= 10_000))
+    throw new FedmarkError('SERVE_BAD_OPTION', `max batch must be an integer in 1..10,000, got ${o.maxBatch}`);
+  if (o.reasons !== undefined && !(Number.isInteger(o.reasons) && o.reasons >= 0 && o.reasons <= 20))
+    throw new FedmarkError('SERVE_BAD_OPTION', `reasons must be an integer in 0..20, got ${o.reasons}`);
   const logger = o.logger ?? pino({ level: 'warn' });
   const scorer = new RecordScorer(o.schema, o.model);
   const columns = o.schema.columns.map((c) => c.name);
@@ -87,12 +95,26 @@ export async function buildScoringService(o: ScoringServiceOptions) {
 
   // One quiet line per request: no customer data, no headers.
   app.addHook('onResponse', (req, reply, done) => {
-    req.log.info({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, by: req.principal, customers: req.customersIn }, 'request');
+    req.log.info(
+      {
+        method: req.method,
+        url: req.url.split('?')[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        by: req.principal,
+        customers: req.customersIn,
+      },
+      'request',
+    );
     done();
   });
 
   const authenticate = async (req: FastifyRequest): Promise<void> => {
-    const r = o.auth.check(req.headers as Record<string, string | string[] | undefined>, { method: req.method, path: req.url, body: req.rawBody ?? new Uint8Array(0) });
+    const r = o.auth.check(req.headers as Record<string, string | string[] | undefined>, {
+      method: req.method,
+      path: req.url,
+      body: req.rawBody ?? new Uint8Array(0),
+    });
     if (!r.ok) throw new FedmarkError(r.code ?? 'AUTH_MISSING', r.error ?? 'not authenticated');
     req.principal = r.principal;
   };
@@ -139,7 +161,10 @@ export async function buildScoringService(o: ScoringServiceOptions) {
       schema: {
         description: `Scores 1–${maxBatch} customers. Each customer is an object of the schema's columns (the label may be left out). Customers without consent, or on the withdrawn list, are not scored.`,
         body: z.strictObject({
-          customers: z.array(z.record(z.string().max(200), cell)).min(1).max(maxBatch),
+          customers: z
+            .array(z.record(z.string().max(200), cell))
+            .min(1)
+            .max(maxBatch),
           reasons: z.number().int().min(0).max(20).optional(),
         }),
         response: {
@@ -160,7 +185,17 @@ export async function buildScoringService(o: ScoringServiceOptions) {
         batch = scorer.score(customers, { withdrawn: o.withdrawn(), reasons: reasons ?? o.reasons });
       } catch (err) {
         // Refused input scores nobody but is counted in the window (rows read = scored + excluded + rejected).
-        void o.record({ t: new Date().toISOString(), by: req.principal ?? 'unknown', scored: [], noConsent: 0, withdrawn: 0, rejected: customers.length, out: null }).catch(() => undefined);
+        void o
+          .record({
+            t: new Date().toISOString(),
+            by: req.principal ?? 'unknown',
+            scored: [],
+            noConsent: 0,
+            withdrawn: 0,
+            rejected: customers.length,
+            out: null,
+          })
+          .catch(() => undefined);
         throw err;
       }
       const body = JSON.stringify({ modelHash: o.model.modelHash, purpose: o.purpose, results: batch.results });
@@ -175,7 +210,10 @@ export async function buildScoringService(o: ScoringServiceOptions) {
         out: createHash('sha256').update(body).digest('hex'),
       });
       // Sent as the exact bytes hashed above (the response schema still documents the shape).
-      return reply.type('application/json; charset=utf-8').serializer((x: unknown) => x as string).send(body as never);
+      return reply
+        .type('application/json; charset=utf-8')
+        .serializer((x: unknown) => x as string)
+        .send(body as never);
     },
   );
   return app;

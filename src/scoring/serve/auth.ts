@@ -33,7 +33,10 @@ export function loadTokenFile(file: string, opts: { create?: boolean } = {}): st
   }
   const st = fs.statSync(file);
   if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-    throw new FedmarkError('SERVE_TOKEN_PERMISSIONS', `token file ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${file}`);
+    throw new FedmarkError(
+      'SERVE_TOKEN_PERMISSIONS',
+      `token file ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${file}`,
+    );
   }
   const token = fs.readFileSync(file, 'utf8').trim();
   if (token.length < 16) throw new FedmarkError('SERVE_TOKEN_WEAK', `token in ${file} is shorter than 16 characters`);
@@ -42,11 +45,19 @@ export function loadTokenFile(file: string, opts: { create?: boolean } = {}): st
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
-export function createServeAuth(o: { token?: string; clients?: { keyId: string; signPublicKey: string }[]; nonces?: NonceStore; maxSkewMs?: number }): ServeAuth {
+export function createServeAuth(o: {
+  token?: string;
+  clients?: { keyId: string; signPublicKey: string }[];
+  nonces?: NonceStore;
+  maxSkewMs?: number;
+}): ServeAuth {
   const tokenDigest = o.token ? digest(o.token) : null;
   const keys = new Map((o.clients ?? []).map((c) => [c.keyId, c.signPublicKey]));
   if (!tokenDigest && keys.size === 0) {
-    throw new FedmarkError('SERVE_AUTH_REQUIRED', 'the scoring service needs --token-file or at least one --client identity: it never answers unauthenticated requests');
+    throw new FedmarkError(
+      'SERVE_AUTH_REQUIRED',
+      'the scoring service needs --token-file or at least one --client identity: it never answers unauthenticated requests',
+    );
   }
   const nonces = o.nonces ?? new MemoryNonceStore();
   return {
@@ -56,7 +67,9 @@ export function createServeAuth(o: { token?: string; clients?: { keyId: string; 
       if (typeof auth === 'string' && auth.startsWith('Bearer ')) {
         if (!tokenDigest) return { ok: false, code: 'AUTH_TOKEN_DISABLED', error: 'bearer tokens are not accepted by this service' };
         // Compare digests: equal length, constant time.
-        return timingSafeEqual(digest(auth.slice(7).trim()), tokenDigest) ? { ok: true, principal: 'token' } : { ok: false, code: 'AUTH_BAD_TOKEN', error: 'bearer token does not match' };
+        return timingSafeEqual(digest(auth.slice(7).trim()), tokenDigest)
+          ? { ok: true, principal: 'token' }
+          : { ok: false, code: 'AUTH_BAD_TOKEN', error: 'bearer token does not match' };
       }
       if (keys.size === 0) return { ok: false, code: 'AUTH_MISSING', error: 'missing "Authorization: Bearer <token>" header' };
       const v = verifyRequest(headers, req, { lookupKey: (k) => keys.get(k), nonces, maxSkewMs: o.maxSkewMs });

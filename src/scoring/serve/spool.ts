@@ -117,7 +117,7 @@ export class ScoringSpool {
       if (this.broken) return Promise.reject(this.broken);
       try {
         const bytes = Buffer.from(line, 'utf8');
-        for (let off = 0; off < bytes.length; ) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
+        for (let off = 0; off < bytes.length;) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
         this.dirty = true;
         return Promise.resolve();
       } catch (err) {
@@ -155,7 +155,7 @@ export class ScoringSpool {
         for (const op of ops) {
           if (op.line !== undefined) {
             const bytes = Buffer.from(op.line, 'utf8');
-            for (let off = 0; off < bytes.length; ) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
+            for (let off = 0; off < bytes.length;) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
             done.push(op);
           } else if (op.rotateTo) {
             await new Promise<void>((res, rej) => fs.fdatasync(this.fd, (err) => (err ? rej(err) : res())));
@@ -217,7 +217,19 @@ export async function readWindow(file: string, onScored: (idHash: string) => voi
         rl.close();
         throw new FedmarkError('SPOOL_CORRUPT', `${file}: first line is not a window description (${(err as Error).message})`);
       }
-      s = { info, requests: 0, requesters: [], startedAt: null, finishedAt: null, rowsScored: 0, noConsent: 0, withdrawn: 0, rejected: 0, outputSha256: '', unreadable: 0 };
+      s = {
+        info,
+        requests: 0,
+        requesters: [],
+        startedAt: null,
+        finishedAt: null,
+        rowsScored: 0,
+        noConsent: 0,
+        withdrawn: 0,
+        rejected: 0,
+        outputSha256: '',
+        unreadable: 0,
+      };
       continue;
     }
     if (!line) continue;

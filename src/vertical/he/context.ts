@@ -18,8 +18,16 @@ import { CT_DATA_START, SK_DATA_START, polyPackedBytes, u64At, type Layout, type
 import { parseVerticalHeParams, type VerticalHeParams, type VerticalHeParamsInput } from './params.ts';
 
 /** Gradient ciphertexts ("FMVG") and results ("FMVR") have their own magics: one is never read as the other. */
-const GRADIENT_WIRE: WireFormat = Object.freeze({ label: 'vertical gradient', blobMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x47]), keyMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x4b]) });
-const RESULT_WIRE: WireFormat = Object.freeze({ label: 'vertical result', blobMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x52]), keyMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x4b]) });
+const GRADIENT_WIRE: WireFormat = Object.freeze({
+  label: 'vertical gradient',
+  blobMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x47]),
+  keyMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x4b]),
+});
+const RESULT_WIRE: WireFormat = Object.freeze({
+  label: 'vertical result',
+  blobMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x52]),
+  keyMagic: Uint8Array.from([0x46, 0x4d, 0x56, 0x4b]),
+});
 
 /** A plaintext is serialized like a secret key: header, parms_id, coeff_count, scale, then a DynArray. */
 const PT_DATA_START = SK_DATA_START;
@@ -103,7 +111,12 @@ export class VerticalHeContext {
         const ct = s.track(encryptor.encryptSymmetric(plain) as CipherText);
         const low = s.track(seal.CipherText());
         evaluator.cipherModSwitchTo(ct, context.lastParmsId, low);
-        return { layouts, lowBytes: low.saveArray(seal.ComprModeType.none), pkBytes: pk.saveArray(seal.ComprModeType.none), ptBytes: plain.saveArray(seal.ComprModeType.none) };
+        return {
+          layouts,
+          lowBytes: low.saveArray(seal.ComprModeType.none),
+          pkBytes: pk.saveArray(seal.ComprModeType.none),
+          ptBytes: plain.saveArray(seal.ComprModeType.none),
+        };
       });
       const { layouts } = refs;
       const k = keyModuli.length;
@@ -137,7 +150,13 @@ export class VerticalHeContext {
         packedLength: 2 * polyPackedBytes(n, keyModuli),
       };
       const sealVersion = `${layouts.sealMajor}.${layouts.sealMinor}`;
-      const paramsId = sha256Canonical({ format: 'fedmark-vertical-bfv-1', params, t: t.toString(), moduli: keyModuli.map((m) => big(m).toString()), seal: sealVersion });
+      const paramsId = sha256Canonical({
+        format: 'fedmark-vertical-bfv-1',
+        params,
+        t: t.toString(),
+        moduli: keyModuli.map((m) => big(m).toString()),
+        seal: sealVersion,
+      });
       const view = (wire: WireFormat, level: 'top' | 'last'): SealWireContext => {
         const id = sha256Canonical({ paramsId, level });
         const idBytes = Uint8Array.from(Buffer.from(id, 'hex'));
@@ -228,7 +247,8 @@ export class VerticalHeContext {
   loadPublicKey(bytes: Uint8Array): PublicKey {
     this.assertLive();
     const L = this.publicKeyLayout;
-    if (!(bytes instanceof Uint8Array) || bytes.length !== L.sealLength) throw new FedmarkError('HE_BAD_PUBLIC_KEY', `a public key for these parameters has ${L.sealLength} bytes, got ${bytes?.length}`);
+    if (!(bytes instanceof Uint8Array) || bytes.length !== L.sealLength)
+      throw new FedmarkError('HE_BAD_PUBLIC_KEY', `a public key for these parameters has ${L.sealLength} bytes, got ${bytes?.length}`);
     for (let i = 0; i < L.prefix.length; i++) {
       if (bytes[i] !== L.prefix[i]) throw new FedmarkError('HE_BAD_PUBLIC_KEY', 'public key metadata does not match these HE parameters');
     }
@@ -259,5 +279,3 @@ export class VerticalHeContext {
     this.owned.dispose();
   }
 }
-
-

@@ -25,7 +25,7 @@ function uniformBelow(bound: number, count: number): Float64Array {
   const out = new Float64Array(count);
   const buf = new Uint32Array(2 * 1024);
   let k = buf.length;
-  for (let i = 0; i < count; ) {
+  for (let i = 0; i < count;) {
     if (k >= buf.length) {
       randomFillSync(buf);
       k = 0;

@@ -73,10 +73,12 @@ export class LabelHolderKeys {
     const ctx = this.ctx;
     const n = gq.length;
     if (hq.length !== n || n === 0) throw new FedmarkError('HE_BAD_INPUT', 'gradients and hessians need the same, non-zero length');
-    if (!(Number.isInteger(rows) && rows >= 1 && 2 * rows <= ctx.n)) throw new FedmarkError('HE_BAD_INPUT', `${rows} rows per ciphertext do not fit degree ${ctx.n}`);
+    if (!(Number.isInteger(rows) && rows >= 1 && 2 * rows <= ctx.n))
+      throw new FedmarkError('HE_BAD_INPUT', `${rows} rows per ciphertext do not fit degree ${ctx.n}`);
     const half = this.t / 2;
     const residue = (v: number, what: string, i: number) => {
-      if (!(Number.isInteger(v) && Math.abs(v) < half)) throw new FedmarkError('HE_VALUE_OUT_OF_RANGE', `${what} ${i} = ${v} is not an integer inside (−t/2, t/2)`);
+      if (!(Number.isInteger(v) && Math.abs(v) < half))
+        throw new FedmarkError('HE_VALUE_OUT_OF_RANGE', `${what} ${i} = ${v} is not an integer inside (−t/2, t/2)`);
       return v < 0 ? v + this.t : v;
     };
     const packed: Uint8Array[] = [];

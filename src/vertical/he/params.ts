@@ -49,7 +49,10 @@ export function parseVerticalHeParams(input: unknown): VerticalHeParams {
   const total = p.coeffModulusBits.reduce((a, b) => a + b, 0);
   const limit = HE_STANDARD_MAX_COEFF_BITS[p.polyModulusDegree];
   if (total > limit) {
-    throw new FedmarkError('VERTICAL_HE_PARAMS', `vertical HE parameters below 128-bit security: ${total} coefficient-modulus bits, N=${p.polyModulusDegree} allows ${limit}`);
+    throw new FedmarkError(
+      'VERTICAL_HE_PARAMS',
+      `vertical HE parameters below 128-bit security: ${total} coefficient-modulus bits, N=${p.polyModulusDegree} allows ${limit}`,
+    );
   }
   return p;
 }
@@ -87,12 +90,17 @@ const log2 = (x: bigint): number => {
 export function noisePlan(p: { n: number; rows: number; minFloodBits: number }, primes: { q: bigint; q1: bigint; t: bigint }, trainRows: number): NoisePlan {
   const { q, q1, t } = primes;
   const { rows } = p;
-  if (!(Number.isInteger(rows) && rows >= 1 && 4 * rows <= p.n)) throw new FedmarkError('VERTICAL_HE_PARAMS', `${rows} rows per ciphertext do not fit degree ${p.n}`);
-  if (!(Number.isInteger(trainRows) && trainRows >= 1)) throw new FedmarkError('VERTICAL_HE_PARAMS', `training rows must be a positive integer, got ${trainRows}`);
+  if (!(Number.isInteger(rows) && rows >= 1 && 4 * rows <= p.n))
+    throw new FedmarkError('VERTICAL_HE_PARAMS', `${rows} rows per ciphertext do not fit degree ${p.n}`);
+  if (!(Number.isInteger(trainRows) && trainRows >= 1))
+    throw new FedmarkError('VERTICAL_HE_PARAMS', `training rows must be a positive integer, got ${trainRows}`);
   // |Σ round(g·2^s)| ≤ rows·2^s with |g| ≤ 1 must stay below t/2 (with one bit of slack for rounding).
   const scaleBits = Math.floor(log2((t - 1n) / 2n / BigInt(trainRows))) - 1;
   if (scaleBits < 12) {
-    throw new FedmarkError('VERTICAL_HE_PARAMS', `${trainRows} rows leave only ${scaleBits} fixed-point bits under a ${t.toString(2).length}-bit plain modulus (need ≥ 12)`);
+    throw new FedmarkError(
+      'VERTICAL_HE_PARAMS',
+      `${trainRows} rows leave only ${scaleBits} fixed-point bits under a ${t.toString(2).length}-bit plain modulus (need ≥ 12)`,
+    );
   }
   const N = BigInt(p.n);
   const be = ((BigInt(trainRows) + BigInt(rows)) * 43n) / 2n + 1n;

@@ -65,7 +65,16 @@ export function psiManifest(o: {
   purpose?: string;
   roundDeadlineSeconds?: number;
 }): JobManifest {
-  const spec = parsePsiSpec({ format: 'fedmark-psi-1', jobId: o.jobId, suite: o.suite, parties: o.parties, coordinator: o.coordinator, id: o.id, maxSetSize: o.maxSetSize, padToMax: o.padToMax ?? true });
+  const spec = parsePsiSpec({
+    format: 'fedmark-psi-1',
+    jobId: o.jobId,
+    suite: o.suite,
+    parties: o.parties,
+    coordinator: o.coordinator,
+    id: o.id,
+    maxSetSize: o.maxSetSize,
+    padToMax: o.padToMax ?? true,
+  });
   return relayManifest({
     jobId: o.jobId,
     purpose: o.purpose ?? 'entity-alignment',
@@ -81,7 +90,14 @@ export function psiManifest(o: {
 }
 
 /** The manifest of a vertical SecureBoost job: the label holder and feature holders are the partners. */
-export function secureBoostManifest(o: { jobId: string; owner: PublicIdentity; parties: PublicIdentity[]; params: SecureBoostParamsInput; purpose?: string; roundDeadlineSeconds?: number }): JobManifest {
+export function secureBoostManifest(o: {
+  jobId: string;
+  owner: PublicIdentity;
+  parties: PublicIdentity[];
+  params: SecureBoostParamsInput;
+  purpose?: string;
+  roundDeadlineSeconds?: number;
+}): JobManifest {
   const params = parseSecureBoostParams(o.params);
   return relayManifest({
     jobId: o.jobId,
@@ -99,7 +115,14 @@ export function secureBoostManifest(o: { jobId: string; owner: PublicIdentity; p
 }
 
 /** The manifest of a scoring job with a trained vertical model (each party names its committed model part). */
-export function verticalScoreManifest(o: { jobId: string; owner: PublicIdentity; parties: PublicIdentity[]; params: VerticalScoreParams; purpose?: string; roundDeadlineSeconds?: number }): JobManifest {
+export function verticalScoreManifest(o: {
+  jobId: string;
+  owner: PublicIdentity;
+  parties: PublicIdentity[];
+  params: VerticalScoreParams;
+  purpose?: string;
+  roundDeadlineSeconds?: number;
+}): JobManifest {
   const params = verticalScoreParamsSchema.parse(o.params);
   return relayManifest({
     jobId: o.jobId,

@@ -62,11 +62,35 @@ function plan(m: JobManifest, round: number): RoundPlan {
     relay: { messages, maxBytes, releases: [] },
   });
   const results = Math.max(64 * 1024, listBytes(spec) * 2);
-  if (round < n) return relay(keys.map((k, i) => ({ from: k, to: ringNext(spec, i).keyId })), 'psi-list', listBytes(spec));
-  if (round === n) return relay(keys.map((k) => ({ from: k, to: COORDINATOR })), 'psi-full', listBytes(spec));
-  if (round === n + 1) return relay(keys.map((k) => ({ from: COORDINATOR, to: k })), 'psi-result', results);
-  if (round === n + 2) return relay(keys.map((k) => ({ from: k, to: COORDINATOR })), 'psi-receipt', 64 * 1024);
-  return relay(keys.map((k) => ({ from: COORDINATOR, to: k })), 'psi-receipts', 64 * 1024 * (n + 1));
+  if (round < n)
+    return relay(
+      keys.map((k, i) => ({ from: k, to: ringNext(spec, i).keyId })),
+      'psi-list',
+      listBytes(spec),
+    );
+  if (round === n)
+    return relay(
+      keys.map((k) => ({ from: k, to: COORDINATOR })),
+      'psi-full',
+      listBytes(spec),
+    );
+  if (round === n + 1)
+    return relay(
+      keys.map((k) => ({ from: COORDINATOR, to: k })),
+      'psi-result',
+      results,
+    );
+  if (round === n + 2)
+    return relay(
+      keys.map((k) => ({ from: k, to: COORDINATOR })),
+      'psi-receipt',
+      64 * 1024,
+    );
+  return relay(
+    keys.map((k) => ({ from: COORDINATOR, to: k })),
+    'psi-receipts',
+    64 * 1024 * (n + 1),
+  );
 }
 
 function validate(m: JobManifest): void {
@@ -74,14 +98,21 @@ function validate(m: JobManifest): void {
   const spec = psiSpecOf(m);
   if (m.encryption.scheme !== 'none') throw bad('a PSI job sums nothing at the coordinator: encryption must be "none"');
   if (spec.jobId !== m.jobId) throw bad(`the PSI spec is for job ${spec.jobId}; its hash domain must be this job's`);
-  const want = spec.parties.map((p) => p.keyId).sort().join(',');
-  const got = m.partners.map((p) => p.keyId).sort().join(',');
+  const want = spec.parties
+    .map((p) => p.keyId)
+    .sort()
+    .join(',');
+  const got = m.partners
+    .map((p) => p.keyId)
+    .sort()
+    .join(',');
   if (want !== got) throw bad("the PSI ring's parties must be the manifest's partners");
   for (const p of spec.parties) {
     const q = m.partners.find((x) => x.keyId === p.keyId)!;
     if (q.signPublicKey !== p.signPublicKey || q.boxPublicKey !== p.boxPublicKey) throw bad(`party ${p.name}'s keys differ between the spec and the manifest`);
   }
-  if (m.quorum !== m.partners.length || m.partnersPerRound !== m.partners.length) throw bad('every party takes part in every round: quorum and partnersPerRound must be the number of partners');
+  if (m.quorum !== m.partners.length || m.partnersPerRound !== m.partners.length)
+    throw bad('every party takes part in every round: quorum and partnersPerRound must be the number of partners');
   if (m.rounds !== psiRounds(spec)) throw bad(`rounds must be ${psiRounds(spec)} (parties + 3), got ${m.rounds}`);
   if (m.dp !== null) throw bad('a PSI job releases no noised value: dp must be null');
 }
@@ -99,7 +130,10 @@ function coordinatorOf(m: JobManifest, ctx: Parameters<RelayWorkload['relay']['a
   if (st) return st;
   const spec = psiSpecOf(m);
   if (keyIdOf(ctx.coordinator.signPublicKey) !== spec.coordinator.keyId) {
-    throw new FedmarkError('PSI_NOT_THE_COORDINATOR', `PSI job ${m.jobId} names coordinator ${spec.coordinator.name} (${spec.coordinator.keyId}), not this coordinator`);
+    throw new FedmarkError(
+      'PSI_NOT_THE_COORDINATOR',
+      `PSI job ${m.jobId} names coordinator ${spec.coordinator.name} (${spec.coordinator.keyId}), not this coordinator`,
+    );
   }
   st = { coord: new PsiCoordinator(spec, ctx.coordinator), logged: 0 };
   const n = spec.parties.length;
@@ -122,13 +156,20 @@ function proposals(st: CoordState): LedgerProposal[] {
   return entries as unknown as LedgerProposal[];
 }
 
-function accept(m: JobManifest, message: { round: number; from: string; to: string; body: Uint8Array }, ctx: Parameters<RelayWorkload['relay']['accept']>[2]): RelayOutcome {
+function accept(
+  m: JobManifest,
+  message: { round: number; from: string; to: string; body: Uint8Array },
+  ctx: Parameters<RelayWorkload['relay']['accept']>[2],
+): RelayOutcome {
   const spec = psiSpecOf(m);
   const n = spec.parties.length;
   const msg: PsiMessage = decodeFrame(message.body);
   const to = message.to === COORDINATOR ? spec.coordinator.keyId : message.to;
   if (msg.header.from !== message.from || msg.header.to !== to) {
-    throw new FedmarkError('PSI_MISROUTED', `round ${message.round}: a ${msg.header.kind} from ${msg.header.from} to ${msg.header.to} was sent by ${message.from} to ${to}`);
+    throw new FedmarkError(
+      'PSI_MISROUTED',
+      `round ${message.round}: a ${msg.header.kind} from ${msg.header.from} to ${msg.header.to} was sent by ${message.from} to ${to}`,
+    );
   }
   const st = coordinatorOf(m, ctx, message.round);
   const want = message.round < n ? 'psi.list' : message.round === n ? 'psi.full' : 'psi.receipt';

@@ -19,7 +19,10 @@ const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
 export const verticalScoreParamsSchema = z.strictObject({
   /** Label holder first; each party's committed model part (sha256 of its canonical JSON). */
-  parties: z.array(z.strictObject({ role: z.enum(['label', 'features']), keyId: keyIdSchema, modelHash: hex64 })).min(2).max(8),
+  parties: z
+    .array(z.strictObject({ role: z.enum(['label', 'features']), keyId: keyIdSchema, modelHash: hex64 }))
+    .min(2)
+    .max(8),
   /** The training job the model parts come from. */
   model: z.strictObject({ jobId: z.string().min(1) }),
   /** The PSI job aligning the customers to score. */
@@ -33,7 +36,8 @@ export function scoreJobOf(m: JobManifest): { params: VerticalScoreParams; specH
   let c = cache.get(m);
   if (!c) {
     const r = verticalScoreParamsSchema.safeParse(m.workload.params);
-    if (!r.success) throw new FedmarkError('MANIFEST_INVALID', `vertical scoring job ${m.jobId}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
+    if (!r.success)
+      throw new FedmarkError('MANIFEST_INVALID', `vertical scoring job ${m.jobId}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
     c = { params: r.data, specHash: sha256Canonical({ protocol: 'fedmark-vertical-score-1', params: r.data }) };
     cache.set(m, c);
   }
@@ -63,16 +67,38 @@ function validate(m: JobManifest): void {
   const { params } = scoreJobOf(m);
   const bad = (why: string) => new FedmarkError('MANIFEST_INVALID', `vertical scoring job ${m.jobId}: ${why}`);
   if (m.encryption.scheme !== 'none') throw bad('encryption must be "none"');
-  if (params.parties[0].role !== 'label' || params.parties.slice(1).some((p) => p.role !== 'features')) throw bad('the label holder first, then feature holders');
-  if (params.parties.map((p) => p.keyId).sort().join(',') !== m.partners.map((p) => p.keyId).sort().join(',')) throw bad("the parties must be the manifest's partners");
+  if (params.parties[0].role !== 'label' || params.parties.slice(1).some((p) => p.role !== 'features'))
+    throw bad('the label holder first, then feature holders');
+  if (
+    params.parties
+      .map((p) => p.keyId)
+      .sort()
+      .join(',') !==
+    m.partners
+      .map((p) => p.keyId)
+      .sort()
+      .join(',')
+  )
+    throw bad("the parties must be the manifest's partners");
   if (m.rounds !== 2 || m.quorum !== m.partners.length) throw bad('a scoring job has 2 rounds, and every party in each');
   if (m.dp !== null) throw bad('scoring a trained model releases no new noised value: dp must be null');
 }
 
-function accept(m: JobManifest, message: { round: number; from: string; to: string; body: Uint8Array }, ctx: Parameters<RelayWorkload['relay']['accept']>[2]): RelayOutcome {
+function accept(
+  m: JobManifest,
+  message: { round: number; from: string; to: string; body: Uint8Array },
+  ctx: Parameters<RelayWorkload['relay']['accept']>[2],
+): RelayOutcome {
   const { specHash } = scoreJobOf(m);
   const { header } = readEnvelope(message.body, ctx.keyOf);
-  if (header.jobId !== m.jobId || header.specHash !== specHash || header.round !== message.round || header.kind !== SCORE_KINDS[message.round - 1] || header.from !== message.from || header.to !== message.to) {
+  if (
+    header.jobId !== m.jobId ||
+    header.specHash !== specHash ||
+    header.round !== message.round ||
+    header.kind !== SCORE_KINDS[message.round - 1] ||
+    header.from !== message.from ||
+    header.to !== message.to
+  ) {
     throw new FedmarkError('VERTICAL_UNEXPECTED_MESSAGE', `round ${message.round} was given a message signed for another job, round, kind or recipient`);
   }
   return { replies: [], ledger: [] };

@@ -74,16 +74,32 @@ function validate(m: JobManifest): void {
   const bad = (why: string) => new FedmarkError('MANIFEST_INVALID', `vertical SecureBoost job ${m.jobId}: ${why}`);
   const { params: p, dp } = secureBoostOf(m);
   if (m.encryption.scheme !== 'none') throw bad('the coordinator sums nothing: encryption must be "none" (the label holder keeps its own HE key)');
-  const want = p.parties.map((x) => x.keyId).sort().join(',');
-  if (want !== m.partners.map((x) => x.keyId).sort().join(',')) throw bad("the parties must be the manifest's partners");
-  if (m.quorum !== m.partners.length || m.partnersPerRound !== m.partners.length) throw bad('every party takes part in every round: quorum and partnersPerRound must be the number of partners');
+  const want = p.parties
+    .map((x) => x.keyId)
+    .sort()
+    .join(',');
+  if (
+    want !==
+    m.partners
+      .map((x) => x.keyId)
+      .sort()
+      .join(',')
+  )
+    throw bad("the parties must be the manifest's partners");
+  if (m.quorum !== m.partners.length || m.partnersPerRound !== m.partners.length)
+    throw bad('every party takes part in every round: quorum and partnersPerRound must be the number of partners');
   if (m.rounds !== totalRounds(p)) throw bad(`rounds must be ${totalRounds(p)} (4 · trees · depth + 2), got ${m.rounds}`);
   if (dp) {
-    if (!m.dp || m.dp.targetEpsilon !== p.labelDp!.epsilon || m.dp.delta !== p.labelDp!.delta) throw bad('the manifest dp section must state the label DP target (ε, δ)');
+    if (!m.dp || m.dp.targetEpsilon !== p.labelDp!.epsilon || m.dp.delta !== p.labelDp!.delta)
+      throw bad('the manifest dp section must state the label DP target (ε, δ)');
   } else if (m.dp) throw bad('the manifest states DP but the job has no label DP');
 }
 
-function accept(m: JobManifest, message: { round: number; from: string; to: string; body: Uint8Array }, ctx: Parameters<RelayWorkload['relay']['accept']>[2]): RelayOutcome {
+function accept(
+  m: JobManifest,
+  message: { round: number; from: string; to: string; body: Uint8Array },
+  ctx: Parameters<RelayWorkload['relay']['accept']>[2],
+): RelayOutcome {
   const { params, specHash } = secureBoostOf(m);
   const { header } = readEnvelope(message.body, ctx.keyOf);
   const step = stepAt(params, message.round);
@@ -93,7 +109,8 @@ function accept(m: JobManifest, message: { round: number; from: string; to: stri
   if (header.round !== message.round) wrong.push(`round ${header.round}`);
   if (header.kind !== step.kind) wrong.push(`kind ${header.kind}`);
   if (header.from !== message.from || header.to !== message.to) wrong.push(`from ${header.from} to ${header.to}`);
-  if (wrong.length) throw new FedmarkError('VERTICAL_UNEXPECTED_MESSAGE', `round ${message.round} (${step.kind}) was given a message signed for ${wrong.join(', ')}`);
+  if (wrong.length)
+    throw new FedmarkError('VERTICAL_UNEXPECTED_MESSAGE', `round ${message.round} (${step.kind}) was given a message signed for ${wrong.join(', ')}`);
   return { replies: [], ledger: [] };
 }
 

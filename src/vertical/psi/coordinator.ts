@@ -45,7 +45,8 @@ export class PsiCoordinator {
     private readonly identity: Identity,
   ) {
     this.keyId = keyIdOf(identity.signPublicKey);
-    if (this.keyId !== spec.coordinator.keyId) throw new FedmarkError('PSI_NOT_THE_COORDINATOR', `${identity.name} is not the coordinator of PSI job ${spec.jobId}`);
+    if (this.keyId !== spec.coordinator.keyId)
+      throw new FedmarkError('PSI_NOT_THE_COORDINATOR', `${identity.name} is not the coordinator of PSI job ${spec.jobId}`);
     this.view = new JobView(spec, specHash(spec));
   }
 
@@ -62,7 +63,8 @@ export class PsiCoordinator {
     const lengthProblem = listLengthProblem(spec, h.count);
     if (lengthProblem) throw new FedmarkError('PSI_SET_TOO_LARGE', `${what}: ${lengthProblem}`);
     const prior = this.counts.get(h.origin);
-    if (prior !== undefined && prior !== h.count) throw new FedmarkError('PSI_BAD_HOP', `${what}: ${h.count} elements, but this list started the ring with ${prior}`);
+    if (prior !== undefined && prior !== h.count)
+      throw new FedmarkError('PSI_BAD_HOP', `${what}: ${h.count} elements, but this list started the ring with ${prior}`);
     this.counts.set(h.origin, h.count);
   }
 
@@ -126,7 +128,14 @@ export class PsiCoordinator {
     }
     this.lists.set(h.origin, { header: h, list, levels, salts });
     this.ledger.push(
-      psiLedgerEntry('psi.full', { jobId: spec.jobId, origin: h.origin, lastBlindedBy: h.from, count: h.count, listHash: h.listHash, merkleRoot: h.merkleRoot }),
+      psiLedgerEntry('psi.full', {
+        jobId: spec.jobId,
+        origin: h.origin,
+        lastBlindedBy: h.from,
+        count: h.count,
+        listHash: h.listHash,
+        merkleRoot: h.merkleRoot,
+      }),
     );
     const out = this.lists.size === spec.parties.length ? this.intersect() : [];
     this.fulls.set(h.origin, h, out);
@@ -206,13 +215,21 @@ export class PsiCoordinator {
           jobId: spec.jobId,
           intersectionSize: all[0].intersectionSize,
           orderDigest: all[0].orderDigest,
-          perParty: all.map((r, i) => ({ party: r.from, listCount: this.counts.get(r.from) ?? 0, resultBodyHash: bodyHash(this.results[i].body), receiptSig: r.sig })),
+          perParty: all.map((r, i) => ({
+            party: r.from,
+            listCount: this.counts.get(r.from) ?? 0,
+            resultBodyHash: bodyHash(this.results[i].body),
+            receiptSig: r.sig,
+          })),
           receiptsAgreed: agreed,
         }),
       );
     }
     return spec.parties.map((p) => ({
-      header: signHeader({ v: 1, kind: 'psi.receipts', jobId: spec.jobId, specHash: this.view.specHash, from: this.keyId, to: p.keyId, receipts: all }, this.identity),
+      header: signHeader(
+        { v: 1, kind: 'psi.receipts', jobId: spec.jobId, specHash: this.view.specHash, from: this.keyId, to: p.keyId, receipts: all },
+        this.identity,
+      ),
       body: new Uint8Array(0),
     }));
   }

@@ -119,7 +119,11 @@ export class NativeEngine implements PsiEngine {
   }
 
   randomElements(count: number): Promise<Uint8Array> {
-    return this.runAll('random', count, this.split(count, (s, e) => ({ op: 'random', count: e - s, seed: randomBytes(32) })));
+    return this.runAll(
+      'random',
+      count,
+      this.split(count, (s, e) => ({ op: 'random', count: e - s, seed: randomBytes(32) })),
+    );
   }
 
   async close(): Promise<void> {

@@ -50,7 +50,10 @@ export class JobView {
   verifySigned(h: PsiHeader, to: string, expected?: string): void {
     const what = this.describe(h);
     if (h.jobId !== this.spec.jobId || h.specHash !== this.specHash) {
-      throw new FedmarkError('PSI_WRONG_JOB', `${what}: belongs to job ${h.jobId} with spec ${h.specHash.slice(0, 12)}…, not job ${this.spec.jobId} with spec ${this.specHash.slice(0, 12)}…`);
+      throw new FedmarkError(
+        'PSI_WRONG_JOB',
+        `${what}: belongs to job ${h.jobId} with spec ${h.specHash.slice(0, 12)}…, not job ${this.spec.jobId} with spec ${this.specHash.slice(0, 12)}…`,
+      );
     }
     if (h.to !== to) throw new FedmarkError('PSI_MISROUTED', `${what}: addressed to ${this.name(h.to)}, not to ${this.name(to)}`);
     const signer = this.identity(h.from);
@@ -66,12 +69,23 @@ type SealedHeader = Extract<PsiHeader, { seal: unknown }>;
 type Draft<H> = H extends SealedHeader ? Omit<H, 'sig' | 'seal' | 'bodyHash'> : never;
 
 /** Seals `plain` to the recipient named in the header, fills in seal + bodyHash, and signs. */
-export function sealAndSign<H extends SealedHeader>(draft: Draft<H>, plain: Uint8Array, recipient: PublicIdentity, chunkBytes: number, sender: Identity): PsiMessage<H> {
+export function sealAndSign<H extends SealedHeader>(
+  draft: Draft<H>,
+  plain: Uint8Array,
+  recipient: PublicIdentity,
+  chunkBytes: number,
+  sender: Identity,
+): PsiMessage<H> {
   const { params, sealed } = sealStream(plain, new Uint8Array(Buffer.from(recipient.boxPublicKey, 'base64')), sealContext(draft), chunkBytes);
   const header = signHeader<H>(
     {
       ...draft,
-      seal: { ephemeralPublicKey: Buffer.from(params.ephemeralPublicKey).toString('base64'), chunkBytes: params.chunkBytes, chunks: params.chunks, plainBytes: params.plainBytes },
+      seal: {
+        ephemeralPublicKey: Buffer.from(params.ephemeralPublicKey).toString('base64'),
+        chunkBytes: params.chunkBytes,
+        chunks: params.chunks,
+        plainBytes: params.plainBytes,
+      },
       bodyHash: bodyHash(sealed),
     } as unknown as Omit<H, 'sig'> as never,
     sender,

@@ -5,7 +5,17 @@
  * A PSI job kind drives PsiParty (at each partner) and PsiCoordinator (at the coordinator) with
  * the messages they return; runInMemoryPsi does the same in one process.
  */
-export { parsePsiSpec, psiSpecSchema, hashDomain, specHash, PSI_SPEC_FORMAT, MAX_PSI_PARTIES, MAX_PSI_SET_SIZE, type PsiSpec, type PsiSpecInput } from './spec.ts';
+export {
+  parsePsiSpec,
+  psiSpecSchema,
+  hashDomain,
+  specHash,
+  PSI_SPEC_FORMAT,
+  MAX_PSI_PARTIES,
+  MAX_PSI_SET_SIZE,
+  type PsiSpec,
+  type PsiSpecInput,
+} from './spec.ts';
 export { idRulesSchema, normaliseId, buildElements, rowsOf, type IdRules, type IdRulesInput, type PsiElements, type Normalised } from './normalise.ts';
 export { readPsiIds, type PsiIdFile } from './read-ids.ts';
 export { NativeEngine, freshScalar, type PsiEngine, type NativeEngineOptions, type EngineProgress } from './engine.ts';

@@ -57,7 +57,10 @@ export function buildTree(values: Uint8Array, salts: Uint8Array): Uint8Array[] {
     const count = level.length / HASH;
     const next = new Uint8Array(Math.ceil(count / 2) * HASH);
     for (let i = 0; i < count; i += 2) {
-      const h = i + 1 < count ? nodeHash(level.subarray(i * HASH, (i + 1) * HASH), level.subarray((i + 1) * HASH, (i + 2) * HASH)) : level.subarray(i * HASH, (i + 1) * HASH);
+      const h =
+        i + 1 < count
+          ? nodeHash(level.subarray(i * HASH, (i + 1) * HASH), level.subarray((i + 1) * HASH, (i + 2) * HASH))
+          : level.subarray(i * HASH, (i + 1) * HASH);
       next.set(h, (i / 2) * HASH);
     }
     levels.push(next);

@@ -37,8 +37,14 @@ export const idRulesSchema = z.discriminatedUnion('kind', [
     kind: z.literal('phone'),
     /** Country calling code for national numbers, digits only (e.g. "49", "1", "39"). */
     defaultCountryCode: z.string().regex(/^[1-9][0-9]{0,2}$/, 'a country calling code: 1–3 digits, no "+"'),
-    trunkPrefix: z.string().regex(/^[0-9]?$/, 'a trunk prefix is one digit or empty').default('0'),
-    internationalPrefix: z.string().regex(/^[0-9]{2,4}$/, 'an international call prefix is 2–4 digits').default('00'),
+    trunkPrefix: z
+      .string()
+      .regex(/^[0-9]?$/, 'a trunk prefix is one digit or empty')
+      .default('0'),
+    internationalPrefix: z
+      .string()
+      .regex(/^[0-9]{2,4}$/, 'an international call prefix is 2–4 digits')
+      .default('00'),
   }),
   z.strictObject({
     kind: z.literal('digits'),
@@ -167,9 +173,13 @@ export function buildElements(rawIds: readonly string[], rules: IdRules, invalid
     const n = normaliseId(rawIds[row], rules);
     if (!n.ok) {
       if (invalid === 'error') {
-        throw new FedmarkError('PSI_BAD_ID', `row ${row + 1}: id ${JSON.stringify(String(rawIds[row]).slice(0, 60))} cannot be normalised as ${rules.kind}: ${n.reason}`, {
-          row,
-        });
+        throw new FedmarkError(
+          'PSI_BAD_ID',
+          `row ${row + 1}: id ${JSON.stringify(String(rawIds[row]).slice(0, 60))} cannot be normalised as ${rules.kind}: ${n.reason}`,
+          {
+            row,
+          },
+        );
       }
       invalidRows++;
       if (invalidExamples.length < MAX_EXAMPLES) invalidExamples.push({ row, reason: n.reason });

@@ -266,7 +266,16 @@ export class PsiParty {
     const k = idx.length;
     this.result = { intersectionSize: k, order: Int32Array.from(idx, (i) => elements[i]), orderDigest };
     this.receipt = signHeader<ReceiptHeader>(
-      { v: 1, kind: 'psi.receipt', jobId: spec.jobId, specHash: this.view.specHash, from: this.keyId, to: spec.coordinator.keyId, intersectionSize: k, orderDigest },
+      {
+        v: 1,
+        kind: 'psi.receipt',
+        jobId: spec.jobId,
+        specHash: this.view.specHash,
+        from: this.keyId,
+        to: spec.coordinator.keyId,
+        intersectionSize: k,
+        orderDigest,
+      },
       identity,
     );
     this.resultSig = h.sig;
@@ -308,7 +317,8 @@ export class PsiParty {
     const L = this.perm.length;
     const fixed = k * (4 + ELEMENT_BYTES + SALT_BYTES);
     const proofBytes = h.seal.plainBytes - fixed;
-    if (proofBytes < 0 || proofBytes % 32 !== 0) throw new FedmarkError('PSI_BAD_BODY', `${what}: the body does not hold ${k} positions, values, salts and a proof`);
+    if (proofBytes < 0 || proofBytes % 32 !== 0)
+      throw new FedmarkError('PSI_BAD_BODY', `${what}: the body does not hold ${k} positions, values, salts and a proof`);
     const body = openBody(this.view, msg, identity, h.seal.plainBytes);
     const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
     const values = body.subarray(4 * k, 4 * k + ELEMENT_BYTES * k);
@@ -369,7 +379,8 @@ export class PsiParty {
 
   /** The agreed result; only after every party's receipt matched. */
   outcome(): PsiOutcome {
-    if (this.phase !== 'done' || !this.result) throw new FedmarkError('PSI_NOT_DONE', `PSI job ${this.spec.jobId} has not finished for ${this.options.identity.name}`);
+    if (this.phase !== 'done' || !this.result)
+      throw new FedmarkError('PSI_NOT_DONE', `PSI job ${this.spec.jobId} has not finished for ${this.options.identity.name}`);
     return { jobId: this.spec.jobId, party: this.keyId, ...this.result, elements: this.elements };
   }
 }

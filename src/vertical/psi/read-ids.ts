@@ -15,7 +15,11 @@ export interface PsiIdFile {
   lines: Int32Array;
 }
 
-export async function readPsiIds(path: string, spec: Pick<PsiSpec, 'jobId'> & { id: Pick<PsiSpec['id'], 'column'> }, options: { delimiter?: ',' | ';'; schema?: DatasetSchema } = {}): Promise<PsiIdFile> {
+export async function readPsiIds(
+  path: string,
+  spec: Pick<PsiSpec, 'jobId'> & { id: Pick<PsiSpec['id'], 'column'> },
+  options: { delimiter?: ',' | ';'; schema?: DatasetSchema } = {},
+): Promise<PsiIdFile> {
   const column = spec.id.column;
   if (options.schema) {
     const declared = options.schema.columns.find((c) => c.name === column);
@@ -31,7 +35,11 @@ export async function readPsiIds(path: string, spec: Pick<PsiSpec, 'jobId'> & { 
     for (const rec of batch) {
       if (at < 0) {
         at = rec.fields.findIndex((f) => f.trim() === column);
-        if (at < 0) throw new FedmarkError('PSI_ID_COLUMN', `${path}:1: no column "${column}" in the header (${rec.fields.map((f) => `"${shorten(f, 30)}"`).join(', ')})`);
+        if (at < 0)
+          throw new FedmarkError(
+            'PSI_ID_COLUMN',
+            `${path}:1: no column "${column}" in the header (${rec.fields.map((f) => `"${shorten(f, 30)}"`).join(', ')})`,
+          );
         width = rec.fields.length;
         continue;
       }

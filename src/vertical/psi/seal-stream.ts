@@ -90,7 +90,13 @@ export function sealStream(
 }
 
 /** Opens a sealed stream; any tampering, truncation or wrong key/context names the chunk that failed. */
-export function openStream(sealed: Uint8Array, params: SealParams, recipientBoxSecretKey: Uint8Array, recipientBoxPublicKey: Uint8Array, context: string): Uint8Array {
+export function openStream(
+  sealed: Uint8Array,
+  params: SealParams,
+  recipientBoxSecretKey: Uint8Array,
+  recipientBoxPublicKey: Uint8Array,
+  context: string,
+): Uint8Array {
   const { chunkBytes, chunks, plainBytes } = params;
   if (chunks !== chunkCount(plainBytes, chunkBytes) || sealed.length !== sealedLength(plainBytes, chunkBytes)) {
     throw new FedmarkError(

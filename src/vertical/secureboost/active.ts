@@ -72,7 +72,10 @@ export class ActiveParty {
     const own = init.rows.layout;
     const lh = p.parties[0];
     if (lh.role !== 'label' || lh.columnCount !== own.groups.length) {
-      throw new FedmarkError('VERTICAL_SHAPE_MISMATCH', `the job declares ${lh.role === 'label' ? lh.columnCount : '?'} label-holder columns, this party has ${own.groups.length}`);
+      throw new FedmarkError(
+        'VERTICAL_SHAPE_MISMATCH',
+        `the job declares ${lh.role === 'label' ? lh.columnCount : '?'} label-holder columns, this party has ${own.groups.length}`,
+      );
     }
     if (init.rows.y.length < init.rows.n) throw new FedmarkError('VERTICAL_BAD_DATA', 'the label holder needs a label for every aligned row');
     this.split = alignedSplit(init.rows.n, p.testFraction, p.seed);
@@ -222,7 +225,9 @@ export class ActiveParty {
     } else {
       const binsList = computed.flatMap(() => shapes.map((s) => s.bins));
       const sums = this.keys.decryptBinSums(blob, binsList, this.noise.rows);
-      computed.forEach((node, a) => shapes.forEach((_, j) => placeForeign(c.level.get(node)!, sums[a * shapes.length + j], this.view, this.bins, party, j, `${who}, node ${node}`)));
+      computed.forEach((node, a) =>
+        shapes.forEach((_, j) => placeForeign(c.level.get(node)!, sums[a * shapes.length + j], this.view, this.bins, party, j, `${who}, node ${node}`)),
+      );
     }
     c.answered.add(party);
   }
@@ -230,7 +235,8 @@ export class ActiveParty {
   /** Picks every open node's split from the (noisy) histograms; tells each feature holder only the splits it won. */
   private splitRequest(level: number): Map<number, Sections> {
     const c = this.cur!;
-    if (c.answered.size !== this.params.parties.length - 1) throw new FedmarkError('VERTICAL_BAD_ROUND', 'split request before every feature holder returned its sums');
+    if (c.answered.size !== this.params.parties.length - 1)
+      throw new FedmarkError('VERTICAL_BAD_ROUND', 'split request before every feature holder returned its sums');
     const t = c.tree;
     const p = this.params;
     const scale = 2 ** this.noise.scaleBits;
@@ -336,7 +342,8 @@ export class ActiveParty {
       let H = 0;
       for (let i = 0; i < n; i++) {
         if (!getBit(bits, at, i)) continue;
-        if (c.nodeOf[i] !== node) throw new FedmarkError('VERTICAL_LEFT_SET_INCONSISTENT', `${who}: the left set of node ${node} holds row ${i}, which is not in the node`);
+        if (c.nodeOf[i] !== node)
+          throw new FedmarkError('VERTICAL_LEFT_SET_INCONSISTENT', `${who}: the left set of node ${node} holds row ${i}, which is not in the node`);
         G += c.gq[i];
         H += c.hq[i];
       }
@@ -382,7 +389,9 @@ export class ActiveParty {
         owner: [...t.owner],
         group: t.group.map((g, i) => (t.kind[i] === SPLIT ? g - this.view.offsets[t.owner[i]] : 0)),
         cut: [...t.cut],
-        threshold: t.kind.map((k, i) => (k === SPLIT && t.owner[i] === 0 && this.view.layout.groups[t.group[i]].kind !== 'categorical' ? this.view.edges.cuts[t.group[i]][t.cut[i]] : 0)),
+        threshold: t.kind.map((k, i) =>
+          k === SPLIT && t.owner[i] === 0 && this.view.layout.groups[t.group[i]].kind !== 'categorical' ? this.view.edges.cuts[t.group[i]][t.cut[i]] : 0,
+        ),
         value: [...t.value],
       })),
     };

@@ -57,7 +57,8 @@ export function placeForeign(node: NodeHist, sums: BinSums, view: JointView, bin
   const k = view.offsets[party] + column;
   const at = bins.offsets[k];
   const size = bins.sizes[k];
-  if (sums.grad.length !== size) throw new FedmarkError('VERTICAL_SUMS_INCONSISTENT', `${who}, column ${column}: ${sums.grad.length} bins returned, ${size} expected`);
+  if (sums.grad.length !== size)
+    throw new FedmarkError('VERTICAL_SUMS_INCONSISTENT', `${who}, column ${column}: ${sums.grad.length} bins returned, ${size} expected`);
   let g = 0;
   let h = 0;
   for (let b = 0; b < size; b++) {

@@ -35,7 +35,15 @@ export type LabelModel = z.infer<typeof labelModelSchema>;
 export const featureModelSchema = z.strictObject({
   format: z.literal('fedmark-vertical-features/1'),
   /** The splits this party won: tree, heap node, its column, bin cut and the cut's value (local only). */
-  nodes: z.array(z.strictObject({ tree: z.number().int().min(0), node: z.number().int().min(0), group: z.number().int().min(0), cut: z.number().int().min(0), threshold: z.number() })),
+  nodes: z.array(
+    z.strictObject({
+      tree: z.number().int().min(0),
+      node: z.number().int().min(0),
+      group: z.number().int().min(0),
+      cut: z.number().int().min(0),
+      threshold: z.number(),
+    }),
+  ),
 });
 export type FeatureModel = z.infer<typeof featureModelSchema>;
 

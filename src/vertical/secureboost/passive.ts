@@ -63,7 +63,10 @@ export class PassiveParty {
     if (!me || me.role !== 'features') throw new FedmarkError('VERTICAL_NOT_A_PARTY', `party ${init.party} is not a feature holder of the job`);
     const shapes = columnShapes(init.rows.layout, p.bins);
     if (JSON.stringify(shapes) !== JSON.stringify(me.columns)) {
-      throw new FedmarkError('VERTICAL_SHAPE_MISMATCH', `the job describes this party's columns as ${JSON.stringify(me.columns)}, its schema gives ${JSON.stringify(shapes)}`);
+      throw new FedmarkError(
+        'VERTICAL_SHAPE_MISMATCH',
+        `the job describes this party's columns as ${JSON.stringify(me.columns)}, its schema gives ${JSON.stringify(shapes)}`,
+      );
     }
     this.rows = init.rows;
     this.he = init.he;
@@ -106,9 +109,14 @@ export class PassiveParty {
     const n = this.split.train.length;
     const N = this.he.n;
     const maxBins = Math.max(...this.bins);
-    if (meta.tree !== step.tree || meta.level !== step.level) throw new FedmarkError('VERTICAL_UNEXPECTED_MESSAGE', `${what}: for tree ${meta.tree} level ${meta.level}, expected tree ${step.tree} level ${step.level}`);
+    if (meta.tree !== step.tree || meta.level !== step.level)
+      throw new FedmarkError(
+        'VERTICAL_UNEXPECTED_MESSAGE',
+        `${what}: for tree ${meta.tree} level ${meta.level}, expected tree ${step.tree} level ${step.level}`,
+      );
     if (meta.trainRows !== n) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: ${meta.trainRows} training rows, this party aligned ${n}`);
-    if (!(Number.isInteger(meta.rows) && meta.rows >= 1 && 2 * meta.rows * maxBins <= N)) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: ${meta.rows} rows per ciphertext do not fit this party's ${maxBins} bins`);
+    if (!(Number.isInteger(meta.rows) && meta.rows >= 1 && 2 * meta.rows * maxBins <= N))
+      throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: ${meta.rows} rows per ciphertext do not fit this party's ${maxBins} bins`);
     // The flooding is this party's protection: it computes it itself, never takes it from the label holder.
     this.floodBits = noisePlan({ n: N, rows: meta.rows, minFloodBits: this.params.he.minFloodBits }, this.he, n).floodBits;
     const pk = sections.get('public-key');
@@ -129,11 +137,13 @@ export class PassiveParty {
     const width = 2 ** step.level!;
     const membership = readU16(sections, 'membership', what, n);
     for (let i = 0; i < n; i++) {
-      if (membership[i] !== NO_NODE && membership[i] >= width) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: row ${i} is in node slot ${membership[i]}, the level has ${width}`);
+      if (membership[i] !== NO_NODE && membership[i] >= width)
+        throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: row ${i} is in node slot ${membership[i]}, the level has ${width}`);
     }
     const compute = readI32(sections, 'compute', what);
     for (let k = 0; k < compute.length; k++) {
-      if (!(compute[k] >= 0 && compute[k] < width) || (k > 0 && compute[k] <= compute[k - 1])) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: node slots to sum must be distinct, ascending and inside the level`);
+      if (!(compute[k] >= 0 && compute[k] < width) || (k > 0 && compute[k] <= compute[k - 1]))
+        throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: node slots to sum must be distinct, ascending and inside the level`);
     }
     this.meta = meta;
     this.membership = membership;
@@ -174,7 +184,8 @@ export class PassiveParty {
   }
 
   private takeSplits(step: Step, sections: Map<string, Uint8Array>, what: string): void {
-    if (!this.meta || this.meta.tree !== step.tree || this.meta.level !== step.level) throw new FedmarkError('VERTICAL_BAD_ROUND', `${what}: no histograms were sent for this level`);
+    if (!this.meta || this.meta.tree !== step.tree || this.meta.level !== step.level)
+      throw new FedmarkError('VERTICAL_BAD_ROUND', `${what}: no histograms were sent for this level`);
     const width = 2 ** step.level!;
     const entries = readI32(sections, 'splits', what, 3 * width);
     const layout = this.rows.layout;
@@ -184,11 +195,14 @@ export class PassiveParty {
       if (slot === NO_NODE) continue;
       const group = entries[3 * k + 1];
       const cut = entries[3 * k + 2];
-      if (!(slot >= 0 && slot < width) || this.splits.some((s) => s.slot === slot)) throw new FedmarkError('VERTICAL_BAD_SPLIT', `${what}: node slot ${slot} is not a distinct node of the level`);
-      if (!(group >= 0 && group < layout.groups.length)) throw new FedmarkError('VERTICAL_BAD_SPLIT', `${what}: column ${group} is not one of this party's ${layout.groups.length} columns`);
+      if (!(slot >= 0 && slot < width) || this.splits.some((s) => s.slot === slot))
+        throw new FedmarkError('VERTICAL_BAD_SPLIT', `${what}: node slot ${slot} is not a distinct node of the level`);
+      if (!(group >= 0 && group < layout.groups.length))
+        throw new FedmarkError('VERTICAL_BAD_SPLIT', `${what}: column ${group} is not one of this party's ${layout.groups.length} columns`);
       const g = layout.groups[group];
       const maxCut = g.kind === 'categorical' ? this.bins[group] - 1 : this.bins[group] - 2;
-      if (!(Number.isInteger(cut) && cut >= 0 && cut <= maxCut)) throw new FedmarkError('VERTICAL_BAD_SPLIT', `${what}: bin ${cut} is not a cut of column ${group}`);
+      if (!(Number.isInteger(cut) && cut >= 0 && cut <= maxCut))
+        throw new FedmarkError('VERTICAL_BAD_SPLIT', `${what}: bin ${cut} is not a cut of column ${group}`);
       this.splits.push({ slot, group, cut });
       const node = width - 1 + slot;
       const threshold = g.kind === 'categorical' ? cut : this.edges.cuts[group][cut];

@@ -49,19 +49,22 @@ function section(sections: Map<string, Uint8Array>, name: string, what: string):
 
 export function readU16(sections: Map<string, Uint8Array>, name: string, what: string, count?: number): Uint16Array {
   const s = section(sections, name, what);
-  if (s.length % 2 !== 0 || (count !== undefined && s.length !== 2 * count)) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: section "${name}" has ${s.length} bytes${count !== undefined ? `, expected ${2 * count}` : ''}`);
+  if (s.length % 2 !== 0 || (count !== undefined && s.length !== 2 * count))
+    throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: section "${name}" has ${s.length} bytes${count !== undefined ? `, expected ${2 * count}` : ''}`);
   return new Uint16Array(s.slice().buffer);
 }
 
 export function readI32(sections: Map<string, Uint8Array>, name: string, what: string, count?: number): Int32Array {
   const s = section(sections, name, what);
-  if (s.length % 4 !== 0 || (count !== undefined && s.length !== 4 * count)) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: section "${name}" has ${s.length} bytes${count !== undefined ? `, expected ${4 * count}` : ''}`);
+  if (s.length % 4 !== 0 || (count !== undefined && s.length !== 4 * count))
+    throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: section "${name}" has ${s.length} bytes${count !== undefined ? `, expected ${4 * count}` : ''}`);
   return new Int32Array(s.slice().buffer);
 }
 
 export function readBytes(sections: Map<string, Uint8Array>, name: string, what: string, length?: number): Uint8Array {
   const s = section(sections, name, what);
-  if (length !== undefined && s.length !== length) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: section "${name}" has ${s.length} bytes, expected ${length}`);
+  if (length !== undefined && s.length !== length)
+    throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${what}: section "${name}" has ${s.length} bytes, expected ${length}`);
   return s;
 }
 

@@ -46,7 +46,8 @@ export function ownedSplits(model: LabelModel, party: number): [number, number][
 export function readAnswers(into: Answers, sections: Map<string, Uint8Array>, expected: [number, number][], rows: number, who: string): void {
   const nodes = readI32(sections, 'nodes', who, 2 * expected.length);
   expected.forEach(([k, i], j) => {
-    if (nodes[2 * j] !== k || nodes[2 * j + 1] !== i) throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${who}: answers for node (${nodes[2 * j]}, ${nodes[2 * j + 1]}), expected (${k}, ${i})`);
+    if (nodes[2 * j] !== k || nodes[2 * j + 1] !== i)
+      throw new FedmarkError('VERTICAL_BAD_MESSAGE', `${who}: answers for node (${nodes[2 * j]}, ${nodes[2 * j + 1]}), expected (${k}, ${i})`);
   });
   const stride = bitmapBytes(rows);
   const bits = readBytes(sections, 'left', who, expected.length * stride);

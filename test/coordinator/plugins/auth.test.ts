@@ -29,7 +29,13 @@ let engine: JobEngine;
 
 async function coordinator(o: { perMinute?: number; perKeyPerMinute?: number } = {}) {
   const d = mkdtempSync(join(tmpdir(), 'fedmark-auth-order-'));
-  const built = await buildCoordinator({ dataDir: d, logger: pino({ level: 'silent' }), ledgerSync: false, rateLimitPerMinute: o.perMinute, rateLimitPerKeyPerMinute: o.perKeyPerMinute });
+  const built = await buildCoordinator({
+    dataDir: d,
+    logger: pino({ level: 'silent' }),
+    ledgerSync: false,
+    rateLimitPerMinute: o.perMinute,
+    rateLimitPerKeyPerMinute: o.perKeyPerMinute,
+  });
   return { ...built, dir: d };
 }
 
@@ -80,13 +86,23 @@ describe('the coordinator refuses before it reads', () => {
     expect(limit).toBeGreaterThan(64 * 1024);
     const url = `/v1/jobs/${JOB}/rounds/1/submission`;
     const big = new Uint8Array(limit + 1);
-    const res = await app.inject({ method: 'PUT', url, headers: { ...signed(partners[0], 'PUT', url, big, 1), 'content-type': 'application/octet-stream' }, payload: Buffer.from(big) });
+    const res = await app.inject({
+      method: 'PUT',
+      url,
+      headers: { ...signed(partners[0], 'PUT', url, big, 1), 'content-type': 'application/octet-stream' },
+      payload: Buffer.from(big),
+    });
     expect(res.statusCode).toBe(413);
     expect(res.json().code).toBe('BODY_TOO_LARGE');
     // A small JSON route reads at most 64 KiB.
     const hashUrl = `/v1/jobs/${JOB}/rounds/1/model-hash`;
     const padded = Buffer.alloc(70_000, 0x20);
-    const res2 = await app.inject({ method: 'POST', url: hashUrl, headers: { ...signed(partners[0], 'POST', hashUrl, padded, 1), 'content-type': 'application/json' }, payload: padded });
+    const res2 = await app.inject({
+      method: 'POST',
+      url: hashUrl,
+      headers: { ...signed(partners[0], 'POST', hashUrl, padded, 1), 'content-type': 'application/json' },
+      payload: padded,
+    });
     expect(res2.statusCode).toBe(413);
   });
 
@@ -94,7 +110,12 @@ describe('the coordinator refuses before it reads', () => {
     const url = `/v1/jobs/${JOB}/rounds/1/model-hash`;
     const body = new TextEncoder().encode(JSON.stringify({ hash: 'a'.repeat(64) }));
     const other = new TextEncoder().encode(JSON.stringify({ hash: 'b'.repeat(64) }));
-    const res = await app.inject({ method: 'POST', url, headers: { ...signed(partners[0], 'POST', url, body, 1), 'content-type': 'application/json' }, payload: Buffer.from(other) });
+    const res = await app.inject({
+      method: 'POST',
+      url,
+      headers: { ...signed(partners[0], 'POST', url, body, 1), 'content-type': 'application/json' },
+      payload: Buffer.from(other),
+    });
     expect(res.statusCode).toBe(401);
     expect(res.json().code).toBe('AUTH_BAD_SIGNATURE');
   });
@@ -103,8 +124,15 @@ describe('the coordinator refuses before it reads', () => {
     const { schema } = await telcoPartners({ partners: 2, rowsPerPartner: 50 });
     const { manifest, signed: sm } = makeJob({ jobId: 'auth-order-other', schema, owner, partners, rounds: 1 });
     const coordinatorIdentity = (await app.inject({ method: 'GET', url: '/v1/identity' })).json();
-    const body = new TextEncoder().encode(JSON.stringify({ ...sm, ledgerGenesis: manifestLedgerEntry(manifest, owner, coordinatorIdentity, sgdWorkload.privacy(manifest), null) }));
-    const res = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { ...signed(stranger, 'POST', '/v1/jobs', body, 0, manifest.jobId), 'content-type': 'application/json' }, payload: Buffer.from(body) });
+    const body = new TextEncoder().encode(
+      JSON.stringify({ ...sm, ledgerGenesis: manifestLedgerEntry(manifest, owner, coordinatorIdentity, sgdWorkload.privacy(manifest), null) }),
+    );
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { ...signed(stranger, 'POST', '/v1/jobs', body, 0, manifest.jobId), 'content-type': 'application/json' },
+      payload: Buffer.from(body),
+    });
     expect(res.statusCode).toBe(403);
     expect(res.json().code).toBe('OWNER_ONLY');
   });
@@ -132,8 +160,12 @@ describe('rate limits', () => {
     try {
       const { schema } = await telcoPartners({ partners: 2, rowsPerPartner: 50 });
       const { manifest, signed: sm } = makeJob({ jobId: JOB, schema, owner, partners, rounds: 1 });
-      await c.engine.createJob(sm, manifestLedgerEntry(manifest, owner, publicIdentity(readIdentityFile(join(c.dir, 'coordinator.key.json'))), sgdWorkload.privacy(manifest), null));
-      const get = async (id: Identity) => (await c.app.inject({ method: 'GET', url: `/v1/jobs/${JOB}`, headers: signed(id, 'GET', `/v1/jobs/${JOB}`, new Uint8Array(0)) })).statusCode;
+      await c.engine.createJob(
+        sm,
+        manifestLedgerEntry(manifest, owner, publicIdentity(readIdentityFile(join(c.dir, 'coordinator.key.json'))), sgdWorkload.privacy(manifest), null),
+      );
+      const get = async (id: Identity) =>
+        (await c.app.inject({ method: 'GET', url: `/v1/jobs/${JOB}`, headers: signed(id, 'GET', `/v1/jobs/${JOB}`, new Uint8Array(0)) })).statusCode;
       const busy: number[] = [];
       for (let i = 0; i < 8; i++) busy.push(await get(partners[0]));
       expect(busy.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);

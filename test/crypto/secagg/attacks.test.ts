@@ -69,7 +69,7 @@ function signal(length: number): Float64Array {
 }
 
 describe('what one masked upload reveals to a key holder', () => {
-  it('a single partner\'s upload decrypted with the job key is uniform modulo t (χ², 64 bins, α = 0.001)', async () => {
+  it("a single partner's upload decrypted with the job key is uniform modulo t (χ², 64 bins, α = 0.001)", async () => {
     const people = identities(5, 'chi');
     const L = 40_000;
     const inputs = people.map(() => ({ update: signal(L) }));
@@ -93,7 +93,7 @@ describe('what one masked upload reveals to a key holder', () => {
 });
 
 describe('a coalition of the coordinator and t − 1 partners', () => {
-  it('recovers nothing correlated with a victim\'s update from everything it holds — and t shares would', async () => {
+  it("recovers nothing correlated with a victim's update from everything it holds — and t shares would", async () => {
     const people = identities(6, 'coalition');
     const ids = people.map((p) => keyId(p.signPublicKey)).sort();
     const L = 20_000;
@@ -129,7 +129,14 @@ describe('a coalition of the coordinator and t − 1 partners', () => {
     // 3. The coalition's own pairwise masks with the victim come off too (they hold their mask keys).
     for (const w of coalition) {
       const snap = r.snapshots.get(w)!;
-      applyPairMask(acc, binding, { a: victim, b: w }, fromB64(snap.maskSecretKey), fromB64(ads.get(victim)!.maskPublicKey), pairSign(victim, w) === 1 ? -1 : 1);
+      applyPairMask(
+        acc,
+        binding,
+        { a: victim, b: w },
+        fromB64(snap.maskSecretKey),
+        fromB64(ads.get(victim)!.maskPublicKey),
+        pairSign(victim, w) === 1 ? -1 : 1,
+      );
     }
     const z = acc.finish();
     // What is left hides x_v under the honest partners' pairwise masks: no correlation.
@@ -184,7 +191,10 @@ describe('a lying coordinator', () => {
       // To unmask partner 0's self-mask from group A and its key from group B it must show A ≥ t
       // signatures on A's set; it has only 4 — and mixing in B's signatures is caught.
       const { configId, jobId, round, attempt } = honest.body;
-      const mixed: SignedUnmask = signBody({ type: 'unmask', configId, jobId, round, attempt, survivors: honest.body.survivors, consistency: [...sigsA, ...sigsB] }, COORDINATOR);
+      const mixed: SignedUnmask = signBody(
+        { type: 'unmask', configId, jobId, round, attempt, survivors: honest.body.survivors, consistency: [...sigsA, ...sigsB] },
+        COORDINATOR,
+      );
       const err = expectCode(() => r.at(0).onUnmask(mixed), 'SECAGG_INCONSISTENT_SURVIVORS');
       expect(err.message).toMatch(/different survivor set/);
       // Group B, shown A's set in the unmask request, refuses: it is not the set it signed.
@@ -227,7 +237,10 @@ describe('a lying coordinator', () => {
       const double = expectCode(() => rolledBack.onUnmask(forged), 'SECAGG_DOUBLE_REVEAL');
       expect(double.message).toContain(victim);
       // (d) A reveal carrying both shares of one partner is refused by the coordinator and key holders.
-      const both: SignedReveal = signBody({ ...reveal.body, keyShares: [{ of: victim, share: reveal.body.seedShares[0].share }] }, people.find((i) => keyId(i.signPublicKey) === responder.id)!);
+      const both: SignedReveal = signBody(
+        { ...reveal.body, keyShares: [{ of: victim, share: reveal.body.seedShares[0].share }] },
+        people.find((i) => keyId(i.signPublicKey) === responder.id)!,
+      );
       expectCode(() => r.coordinator.acceptReveal(both), 'SECAGG_DOUBLE_REVEAL');
     } finally {
       r.agg.dispose();
@@ -253,7 +266,10 @@ describe('a lying coordinator', () => {
       const target = a1.at(2).id;
       const inbox1 = a1.coordinator.inboxFor(target);
       const inbox0 = a0.coordinator.inboxFor(target);
-      const moved: SignedInbox = signBody({ ...inbox1.body, shares: inbox1.body.shares.map((s, i) => (i === 0 ? inbox0.body.shares.find((x) => x.from === s.from)! : s)) }, COORDINATOR);
+      const moved: SignedInbox = signBody(
+        { ...inbox1.body, shares: inbox1.body.shares.map((s, i) => (i === 0 ? inbox0.body.shares.find((x) => x.from === s.from)! : s)) },
+        COORDINATOR,
+      );
       const encoded = encodeValues(a1.config.encoding, { update: new Float64Array(50) });
       const wrong = expectCode(() => a1.at(2).onInbox(moved, encoded, (m) => bfv.cipher.encryptResidues(m)), 'SECAGG_WRONG_ATTEMPT');
       expect(wrong.message).toMatch(/attempt 0, not round 1 attempt 1/);
@@ -268,7 +284,10 @@ describe('a lying coordinator', () => {
       for (const p of a0.partners) a0.coordinator.acceptReveal(p.onUnmask(unmask0));
       const ev0 = a0.coordinator.closeUnmask();
       const residues = bfv.cipher.decryptResidues(a0.agg.toBytes(), a0.config.encoding.totalSlots);
-      await expectCodeAsync(() => unmaskAggregate({ config: a1.config, partners: a1.publics, coordinatorSignPublicKey: COORD_KEY, evidence: ev0, residues }), 'SECAGG_WRONG_ATTEMPT');
+      await expectCodeAsync(
+        () => unmaskAggregate({ config: a1.config, partners: a1.publics, coordinatorSignPublicKey: COORD_KEY, evidence: ev0, residues }),
+        'SECAGG_WRONG_ATTEMPT',
+      );
       // …while in its own attempt the same evidence unmasks to 5 × 0.25.
       const ok = await unmaskAggregate({ config: a0.config, partners: a0.publics, coordinatorSignPublicKey: COORD_KEY, evidence: ev0, residues });
       const part = a0.config.encoding.parts[0];
@@ -288,7 +307,10 @@ describe('a lying coordinator', () => {
       const lowered = signBody({ ...roster.body, config: { ...roster.body.config, threshold: 2 } }, COORDINATOR);
       await expectCodeAsync(() => r.at(0).onRoster(lowered), 'SECAGG_CONFIG_MISMATCH');
       // A roster signed by someone else, or malformed.
-      await expectCodeAsync(() => r.at(0).onRoster({ ...roster, signature: roster.signature.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) }), 'SECAGG_BAD_SIGNATURE');
+      await expectCodeAsync(
+        () => r.at(0).onRoster({ ...roster, signature: roster.signature.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) }),
+        'SECAGG_BAD_SIGNATURE',
+      );
       await expectCodeAsync(() => r.at(0).onRoster({ body: { type: 'roster' }, signature: 'x' }), 'SECAGG_BAD_MESSAGE');
       // A roster leaving out a partner's own advertisement.
       const without = signBody({ ...roster.body, advertisements: roster.body.advertisements.filter((a) => a.body.from !== r.at(1).id) }, COORDINATOR);
@@ -306,11 +328,22 @@ describe('a lying coordinator', () => {
       // A share sealed to partner 2, re-addressed to partner 3 (same sender, same attempt): it does not
       // authenticate, because the recipient is bound into the seal.
       const inbox3 = r.coordinator.inboxFor(r.at(3).id);
-      const readdressed = signBody({ ...inbox3.body, shares: inbox3.body.shares.map((s) => ({ ...s, sealed: inbox.body.shares.find((x) => x.from === s.from)?.sealed ?? s.sealed })) }, COORDINATOR);
+      const readdressed = signBody(
+        { ...inbox3.body, shares: inbox3.body.shares.map((s) => ({ ...s, sealed: inbox.body.shares.find((x) => x.from === s.from)?.sealed ?? s.sealed })) },
+        COORDINATOR,
+      );
       expect(readdressed.body.shares.some((s, i) => s.sealed !== inbox3.body.shares[i].sealed)).toBe(true);
       expectCode(() => r.at(3).onInbox(readdressed, encoded, (m) => bfv.cipher.encryptResidues(m)), 'SECAGG_BAD_SHARE');
       // A tampered sealed share.
-      const tampered = signBody({ ...inbox.body, shares: inbox.body.shares.map((s, i) => (i === 0 ? { ...s, sealed: Buffer.from(fromB64(s.sealed).map((b, j) => (j === 30 ? b ^ 1 : b))).toString('base64') } : s)) }, COORDINATOR);
+      const tampered = signBody(
+        {
+          ...inbox.body,
+          shares: inbox.body.shares.map((s, i) =>
+            i === 0 ? { ...s, sealed: Buffer.from(fromB64(s.sealed).map((b, j) => (j === 30 ? b ^ 1 : b))).toString('base64') } : s,
+          ),
+        },
+        COORDINATOR,
+      );
       expectCode(() => r.at(2).onInbox(tampered, encoded, (m) => bfv.cipher.encryptResidues(m)), 'SECAGG_BAD_SHARE');
       // A blob that is not the one the partner signed.
       const { message, blob } = r.at(2).onInbox(inbox, encoded, (m) => bfv.cipher.encryptResidues(m));
@@ -330,7 +363,10 @@ describe('a lying coordinator', () => {
       r.coordinator.closeShares();
       const encoded = r.partners.map((_, i) => encodeValues(r.config.encoding, { update: new Float64Array(50).fill(i / 8) }));
       // Partner 0 restarts from its snapshot after sharing.
-      const restarted = SecaggPartner.restore({ config: r.config, identity: people.find((x) => keyId(x.signPublicKey) === r.at(0).id)!, partners: r.publics, coordinatorSignPublicKey: COORD_KEY }, JSON.parse(JSON.stringify(r.at(0).snapshot())));
+      const restarted = SecaggPartner.restore(
+        { config: r.config, identity: people.find((x) => keyId(x.signPublicKey) === r.at(0).id)!, partners: r.publics, coordinatorSignPublicKey: COORD_KEY },
+        JSON.parse(JSON.stringify(r.at(0).snapshot())),
+      );
       const live = r.ids.map((id, i) => (i === 0 ? restarted : r.byId.get(id)!));
       live.forEach((p) => {
         const i = r.partners.indexOf(r.byId.get(p.id)!);

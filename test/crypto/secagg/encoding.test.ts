@@ -99,7 +99,18 @@ describe('encoding plan', () => {
     expectCode(() => planEncoding([{ name: 'x', length: 1, kind: 'real', maxAbs: 2 ** 40, minFractionBits: 16 }], T, 10), 'SECAGG_ENCODING_DOES_NOT_FIT');
     expectCode(() => planEncoding([{ name: 'x', length: 1, kind: 'count', maxAbs: 1.5 }], T, 10), 'SECAGG_ENCODING_DOES_NOT_FIT');
     expectCode(() => planEncoding([{ name: 'x', length: 1, kind: 'real', maxAbs: 1 }], 7, 7), 'SECAGG_ENCODING_DOES_NOT_FIT');
-    expectCode(() => planEncoding([{ name: 'x', length: 1, kind: 'real', maxAbs: 1 }, { name: 'x', length: 1, kind: 'real', maxAbs: 1 }], T, 10), 'SECAGG_ENCODING_DOES_NOT_FIT');
+    expectCode(
+      () =>
+        planEncoding(
+          [
+            { name: 'x', length: 1, kind: 'real', maxAbs: 1 },
+            { name: 'x', length: 1, kind: 'real', maxAbs: 1 },
+          ],
+          T,
+          10,
+        ),
+      'SECAGG_ENCODING_DOES_NOT_FIT',
+    );
     expectCode(() => planEncoding([], T, 10), 'SECAGG_ENCODING_DOES_NOT_FIT');
     expect(limbBitsFor(T, 1)).toBe(39);
   });
@@ -142,7 +153,14 @@ describe('stochastic rounding', () => {
     const rand = seededRandom('sr-error');
     const xs = Array.from({ length: n }, (_, p) => Float64Array.from({ length: L }, (_, i) => Math.sin(i * 0.37 + p)));
     const plan: EncodingPlan = { ...coarse, parts: [{ ...coarse.parts[0], length: L }], totalSlots: L };
-    const sums = decodeSums(plan, sumMod(xs.map((x) => encodeValues(plan, { x }, rand)), T), n).x;
+    const sums = decodeSums(
+      plan,
+      sumMod(
+        xs.map((x) => encodeValues(plan, { x }, rand)),
+        T,
+      ),
+      n,
+    ).x;
     const bound = quantisationErrorBound(plan.parts[0], n);
     expect(bound.maxAbs).toBe(n / 4);
     let sq = 0;

@@ -77,7 +77,14 @@ export class Round {
     readonly bfv: Bfv,
     readonly identities: Identity[],
     parts: PartBound[],
-    opts: { round?: number; attempt?: number; threshold?: number; degree?: number; histories?: Map<string, SecaggHistory>; random?: (id: string) => ((n: number) => Uint8Array) | undefined } = {},
+    opts: {
+      round?: number;
+      attempt?: number;
+      threshold?: number;
+      degree?: number;
+      histories?: Map<string, SecaggHistory>;
+      random?: (id: string) => ((n: number) => Uint8Array) | undefined;
+    } = {},
   ) {
     this.publics = identities.map((i) => publicIdentity(i));
     this.ids = this.publics.map((p) => p.keyId).sort();

@@ -122,7 +122,9 @@ describe('sealed shares (X25519 + HKDF + AES-256-GCM, bound to config, job, roun
     expectCode(() => openSharePair({ ...route, to: '03'.repeat(16) }, sealed, u.publicKey, v.secretKey), 'SECAGG_BAD_SHARE');
     expectCode(() => openSharePair({ ...route, jobId: 'job2' }, sealed, u.publicKey, v.secretKey), 'SECAGG_BAD_SHARE');
     expectCode(() => openSharePair({ ...route, configId: 'cd'.repeat(32) }, sealed, u.publicKey, v.secretKey), 'SECAGG_BAD_SHARE');
-    expect(expectCode(() => openSharePair({ ...route, attempt: 1 }, sealed, u.publicKey, v.secretKey), 'SECAGG_WRONG_ATTEMPT').message).toMatch(/round 2 attempt 0/);
+    expect(expectCode(() => openSharePair({ ...route, attempt: 1 }, sealed, u.publicKey, v.secretKey), 'SECAGG_WRONG_ATTEMPT').message).toMatch(
+      /round 2 attempt 0/,
+    );
     expectCode(() => openSharePair({ ...route, round: 3 }, sealed, u.publicKey, v.secretKey), 'SECAGG_WRONG_ATTEMPT');
     const flipped = Uint8Array.from(sealed);
     flipped[40] ^= 1;
@@ -158,8 +160,14 @@ describe('graphs and configs', () => {
     // Everything the ledger needs to record is in the config.
     expect(cfg(10).primitives).toMatchObject({ keyAgreement: 'X25519', kdf: 'HKDF-SHA256', signatures: 'Ed25519' });
     expectCode(() => makeSecaggConfig({ jobId: 'j', round: 1, attempt: 0, selected: ids.slice(0, 10), he, encoding: plan(5) }), 'SECAGG_BAD_CONFIG');
-    expectCode(() => makeSecaggConfig({ jobId: 'j', round: 1, attempt: 0, selected: ids.slice(0, 10), he: { ...he, plainModulus: 65537 }, encoding: plan(10) }), 'SECAGG_BAD_CONFIG');
-    expectCode(() => makeSecaggConfig({ jobId: 'j', round: 1, attempt: 0, selected: ids.slice(0, 10), he, encoding: plan(10), threshold: 11 }), 'SECAGG_BAD_CONFIG');
+    expectCode(
+      () => makeSecaggConfig({ jobId: 'j', round: 1, attempt: 0, selected: ids.slice(0, 10), he: { ...he, plainModulus: 65537 }, encoding: plan(10) }),
+      'SECAGG_BAD_CONFIG',
+    );
+    expectCode(
+      () => makeSecaggConfig({ jobId: 'j', round: 1, attempt: 0, selected: ids.slice(0, 10), he, encoding: plan(10), threshold: 11 }),
+      'SECAGG_BAD_CONFIG',
+    );
     expectCode(() => makeSecaggConfig({ jobId: 'j', round: 1, attempt: 0, selected: [ids[0], ids[0]], he, encoding: plan(2) }), 'SECAGG_BAD_CONFIG');
   });
 });

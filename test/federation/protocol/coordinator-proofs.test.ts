@@ -36,12 +36,14 @@ async function job() {
 }
 
 describe("the coordinator's identity", () => {
-  it('is proved by a signature over the caller\'s fresh challenge, and must be the pinned key', () => {
+  it("is proved by a signature over the caller's fresh challenge, and must be the pinned key", () => {
     const c = identityChallenge();
     const answer = proveIdentity(coordinator, publicIdentity(coordinator), c);
     expect(verifyIdentityAnswer(answer, c).keyId).toBe(publicIdentity(coordinator).keyId);
     expect(verifyIdentityAnswer(answer, c, publicIdentity(coordinator).keyId).keyId).toBe(publicIdentity(coordinator).keyId);
-    expect(thrown(() => verifyIdentityAnswer(proveIdentity(impostor, publicIdentity(impostor), c), c, publicIdentity(coordinator).keyId))).toMatch(/COORDINATOR_UNTRUSTED.*not the pinned/);
+    expect(thrown(() => verifyIdentityAnswer(proveIdentity(impostor, publicIdentity(impostor), c), c, publicIdentity(coordinator).keyId))).toMatch(
+      /COORDINATOR_UNTRUSTED.*not the pinned/,
+    );
   });
 
   it('cannot be copied: the real identity without a proof, an old proof, or a proof by another key all fail', () => {
@@ -78,7 +80,9 @@ describe("the coordinator's signed ledger head", () => {
     expect(verifyCoordinatorHead(head, pub, { anchor: entryHash(genesis), ledger: [genesis, next] })).toEqual(head);
     const byImpostor = signHead({ ...head, author: signer.keyId }, signerFromSecretKey(impostor.signSecretKey));
     expect(thrown(() => verifyCoordinatorHead(byImpostor, pub))).toMatch(/COORDINATOR_UNTRUSTED.*not signed by the coordinator/);
-    expect(thrown(() => verifyCoordinatorHead(head, pub, { anchor: '0'.repeat(64), ledger: [genesis, next] }))).toMatch(/does not start with the job's manifest entry/);
+    expect(thrown(() => verifyCoordinatorHead(head, pub, { anchor: '0'.repeat(64), ledger: [genesis, next] }))).toMatch(
+      /does not start with the job's manifest entry/,
+    );
     const other = LedgerWriter.buildNext(1, entryHash(genesis), 'job.halt', { jobId: 'proofs-job', reason: 'other', afterRound: 0 }, signer);
     expect(thrown(() => verifyCoordinatorHead(head, pub, { anchor: entryHash(genesis), ledger: [genesis, other] }))).toMatch(/not an entry of the job ledger/);
   });

@@ -82,14 +82,25 @@ describe('typed client', () => {
   });
 
   it('refuses an answer that does not match the route schema, naming the field', async () => {
-    const err = await clientAnswering({ ...status, state: 'trust-me' }).client.status('job-1').catch((e: unknown) => e);
+    const err = await clientAnswering({ ...status, state: 'trust-me' })
+      .client.status('job-1')
+      .catch((e: unknown) => e);
     expect(hasCode(err, 'RESPONSE_INVALID')).toBe(true);
     expect((err as Error).message).toMatch(/GET \/v1\/jobs\/job-1 with an invalid body: state/);
-    expect(hasCode(await clientAnswering('not json').client.ledgerHead('job-1').catch((e: unknown) => e), 'RESPONSE_INVALID')).toBe(true);
+    expect(
+      hasCode(
+        await clientAnswering('not json')
+          .client.ledgerHead('job-1')
+          .catch((e: unknown) => e),
+        'RESPONSE_INVALID',
+      ),
+    ).toBe(true);
   });
 
   it('turns a refusal into a CoordinatorError carrying the code and status', async () => {
-    const err = await clientAnswering({ statusCode: 409, code: 'ROUND_CLOSED', error: 'round 1 attempt 0 is closed' }, 409).client.submit('job-1', 1, new Uint8Array(4)).catch((e: unknown) => e);
+    const err = await clientAnswering({ statusCode: 409, code: 'ROUND_CLOSED', error: 'round 1 attempt 0 is closed' }, 409)
+      .client.submit('job-1', 1, new Uint8Array(4))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CoordinatorError);
     expect((err as CoordinatorError).status).toBe(409);
     expect(hasCode(err, 'ROUND_CLOSED')).toBe(true);

@@ -56,8 +56,24 @@ const job = (jobId: string, o: { epsilon: number | null; encryption?: { scheme: 
 });
 
 /** A real partner node for `p` in this test's job. */
-function node(manifest: JobManifest, identity: Identity, p: PartnerData, o: Pick<PartnerNodeOptions, 'stateDir' | 'budget' | 'ledgerPath' | 'signal' | 'workloads'>) {
-  return runPartnerNode({ coordinatorUrl: coord.url, identity, jobId: manifest.jobId, train: p.train, test: p.test, schemaHash: manifest.dataset.schemaHash, reviewJob: () => [], log: silentLog, pollMs: TEST_POLL_MS, ...o });
+function node(
+  manifest: JobManifest,
+  identity: Identity,
+  p: PartnerData,
+  o: Pick<PartnerNodeOptions, 'stateDir' | 'budget' | 'ledgerPath' | 'signal' | 'workloads'>,
+) {
+  return runPartnerNode({
+    coordinatorUrl: coord.url,
+    identity,
+    jobId: manifest.jobId,
+    train: p.train,
+    test: p.test,
+    schemaHash: manifest.dataset.schemaHash,
+    reviewJob: () => [],
+    log: silentLog,
+    pollMs: TEST_POLL_MS,
+    ...o,
+  });
 }
 
 beforeAll(async () => {
@@ -67,7 +83,11 @@ beforeAll(async () => {
 
 describe('a second workload through simulate(): federated mean and variance of a column', () => {
   it('without DP and with plaintext sums, gives the pooled moments (to the release grid of the decrypted sums)', async () => {
-    const r = await simulate<Moments, Moments>({ job: job('moments-plain', { epsilon: null, encryption: { scheme: 'plain-insecure' } }), partners: parts, workloads });
+    const r = await simulate<Moments, Moments>({
+      job: job('moments-plain', { epsilon: null, encryption: { scheme: 'plain-insecure' } }),
+      partners: parts,
+      workloads,
+    });
     expect(r.rounds.map((x) => [x.round, x.kind, x.partners.length])).toEqual([[1, 'moments', 3]]);
     expect(r.state.n).toBe(pooled.n);
     // Σu and Σu² are rounded to 2⁻²⁰ when opened (the range is [0, 1]): the moments are off by at most a few quanta / n.
@@ -129,10 +149,32 @@ describe('a second workload through the real coordinator, partner nodes and owne
     const ledgers = parts.map((p) => join(dir, `${p.name}.ledger.jsonl`));
     try {
       const nodes = parts.map((p, i) => {
-        const policy = parsePolicy({ partner: p.name, datasetId: `${p.name}-customers`, maxEpsilonPerJob: 2, lifetimeEpsilon: 5, maxDelta: 1e-5, allowedColumns: manifest.dataset.columns, allowedPurposes: [manifest.purpose] });
-        return node(manifest, ids[i], p, { stateDir: join(dir, p.name), budget: new PolicyBudgetGuard(policy, stores[i]), ledgerPath: ledgers[i], signal: abort.signal, workloads });
+        const policy = parsePolicy({
+          partner: p.name,
+          datasetId: `${p.name}-customers`,
+          maxEpsilonPerJob: 2,
+          lifetimeEpsilon: 5,
+          maxDelta: 1e-5,
+          allowedColumns: manifest.dataset.columns,
+          allowedPurposes: [manifest.purpose],
+        });
+        return node(manifest, ids[i], p, {
+          stateDir: join(dir, p.name),
+          budget: new PolicyBudgetGuard(policy, stores[i]),
+          ledgerPath: ledgers[i],
+          signal: abort.signal,
+          workloads,
+        });
       });
-      const ownerRun = runJobOwner<Moments, Moments>({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal, workloads });
+      const ownerRun = runJobOwner<Moments, Moments>({
+        coordinatorUrl: coord.url,
+        identity: owner,
+        signed,
+        log: silentLog,
+        pollMs: TEST_POLL_MS,
+        signal: abort.signal,
+        workloads,
+      });
       const [result, ...nodeResults] = await Promise.all([ownerRun, ...nodes]);
       expect(result.state, result.reason ?? '').toBe('completed');
       expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);
@@ -168,13 +210,34 @@ describe('a second workload through the real coordinator, partner nodes and owne
   it('a partner node that does not run the workload refuses the job (attested, in both ledgers); the others go on', async () => {
     const owner = makeIdentities(['owner'])[0];
     const ids = makeIdentities(parts.map((p) => p.name));
-    const manifest = parseManifest({ ...job('moments-refusal', { epsilon: null }), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: ids.map(publicIdentity) });
+    const manifest = parseManifest({
+      ...job('moments-refusal', { epsilon: null }),
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
+      createdAt: new Date().toISOString(),
+      owner: publicIdentity(owner),
+      partners: ids.map(publicIdentity),
+    });
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error('refusal job did not finish in time')), 60_000);
     try {
       // The first partner's build runs only the built-in workloads.
-      const nodes = parts.map((p, i) => node(manifest, ids[i], p, { stateDir: join(dir, `refusal-${p.name}`), budget: undefined, signal: abort.signal, workloads: i === 0 ? builtinWorkloads : workloads }));
-      const owned = runJobOwner<Moments, Moments>({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal, workloads });
+      const nodes = parts.map((p, i) =>
+        node(manifest, ids[i], p, {
+          stateDir: join(dir, `refusal-${p.name}`),
+          budget: undefined,
+          signal: abort.signal,
+          workloads: i === 0 ? builtinWorkloads : workloads,
+        }),
+      );
+      const owned = runJobOwner<Moments, Moments>({
+        coordinatorUrl: coord.url,
+        identity: owner,
+        signed: signManifest(manifest, owner),
+        log: silentLog,
+        pollMs: TEST_POLL_MS,
+        signal: abort.signal,
+        workloads,
+      });
       const [result, ...nodeResults] = await Promise.all([owned, ...nodes]);
       expect(nodeResults[0]).toMatchObject({ state: 'refused', reason: 'this node does not run workload "column-moments"' });
       expect(nodeResults.slice(1).map((r) => r.state)).toEqual(['completed', 'completed']);
@@ -191,8 +254,16 @@ describe('a second workload through the real coordinator, partner nodes and owne
     const plain = await startTestCoordinator();
     try {
       const owner = makeIdentities(['owner'])[0];
-      const manifest = parseManifest({ ...job('moments-unknown', { epsilon: null }), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: new Date().toISOString(), owner: publicIdentity(owner), partners: makeIdentities(['a', 'b', 'c']).map(publicIdentity) });
-      await expect(runJobOwner({ coordinatorUrl: plain.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, workloads })).rejects.toThrow(/\(400 UNKNOWN_WORKLOAD\).*"column-moments"/);
+      const manifest = parseManifest({
+        ...job('moments-unknown', { epsilon: null }),
+        schemaVersion: MANIFEST_SCHEMA_VERSION,
+        createdAt: new Date().toISOString(),
+        owner: publicIdentity(owner),
+        partners: makeIdentities(['a', 'b', 'c']).map(publicIdentity),
+      });
+      await expect(
+        runJobOwner({ coordinatorUrl: plain.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, workloads }),
+      ).rejects.toThrow(/\(400 UNKNOWN_WORKLOAD\).*"column-moments"/);
     } finally {
       await plain.close();
     }

@@ -32,7 +32,9 @@ const params = (m: JobManifest): ColumnMomentsParams => paramsSchema.parse(m.wor
 const privacy = (m: JobManifest): PrivacyPlan | null => {
   if (!m.dp) return null;
   const noiseMultiplier =
-    m.dp.noiseMultiplier === 'calibrate' ? calibrateNoiseMultiplier({ targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, samplingRate: 1, steps: 1 }) : m.dp.noiseMultiplier;
+    m.dp.noiseMultiplier === 'calibrate'
+      ? calibrateNoiseMultiplier({ targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, samplingRate: 1, steps: 1 })
+      : m.dp.noiseMultiplier;
   return { targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, noiseMultiplier, clipNorm: m.dp.clipNorm };
 };
 
@@ -53,8 +55,10 @@ export const columnMomentsWorkload: Workload<Moments, Moments> = {
   kind: 'column-moments',
   validate: (m) => {
     const p = paramsSchema.safeParse(m.workload.params);
-    if (!p.success) throw new FedmarkError('MANIFEST_INVALID', `column-moments: workload.params.${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`);
-    if (!m.dataset.featureNames.includes(p.data.column)) throw new FedmarkError('MANIFEST_INVALID', `column-moments: "${p.data.column}" is not a feature of the job's dataset`);
+    if (!p.success)
+      throw new FedmarkError('MANIFEST_INVALID', `column-moments: workload.params.${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`);
+    if (!m.dataset.featureNames.includes(p.data.column))
+      throw new FedmarkError('MANIFEST_INVALID', `column-moments: "${p.data.column}" is not a feature of the job's dataset`);
     if (!(p.data.lo < p.data.hi)) throw new FedmarkError('MANIFEST_INVALID', `column-moments: lo (${p.data.lo}) must be below hi (${p.data.hi})`);
   },
   totalRounds: () => 1,

@@ -56,11 +56,23 @@ describe('waiting for the job key', () => {
     const bClient = new CoordinatorClient(coord.url, b);
     for (let i = 0; i < 400 && !waiting.some((m) => m.includes('job key')); i++) await new Promise((r) => setTimeout(r, 50));
     const anchor = (await bClient.manifest(manifest.jobId)).ledgerManifestHash;
-    const statement = attestPayload({ jobId: manifest.jobId, partner: publicIdentity(b).keyId, manifestHash: anchor, code: 'POLICY', reason: 'not for us', policy: { maxEpsilon: 1, maxDelta: 1e-5 } }, signerFromSecretKey(b.signSecretKey));
+    const statement = attestPayload(
+      {
+        jobId: manifest.jobId,
+        partner: publicIdentity(b).keyId,
+        manifestHash: anchor,
+        code: 'POLICY',
+        reason: 'not for us',
+        policy: { maxEpsilon: 1, maxDelta: 1e-5 },
+      },
+      signerFromSecretKey(b.signSecretKey),
+    );
     await bClient.accept(manifest.jobId, { accepted: false, reason: 'not for us', statement });
     const err = await rejection(node);
     expect(err.code).toBe('KEY_CEREMONY');
     expect(err.message).toMatch(/job keys-fail is failed \(only 1 partner\(s\) accepted, quorum is 2\) and this node never received its job key: stopping/);
-    expect(waiting.find((m) => m.includes('job key'))).toMatch(/^waiting for the job key of "keys-fail" from its owner owner: the owner has not uploaded it yet/);
+    expect(waiting.find((m) => m.includes('job key'))).toMatch(
+      /^waiting for the job key of "keys-fail" from its owner owner: the owner has not uploaded it yet/,
+    );
   }, 60_000);
 });

@@ -7,7 +7,10 @@ describe('waiting for the coordinator or the job', () => {
   it('says what it waits for, with the time elapsed, at once and then periodically', async () => {
     const said: string[] = [];
     let calls = 0;
-    const got = await waitUntil({ what: 'job "x" at http://127.0.0.1:1', pollMs: 5, reportEveryMs: 20, log: silentLog, onWaiting: (m) => said.push(m) }, async () => (++calls < 12 ? new NotYet('the coordinator does not know it yet') : 'manifest'));
+    const got = await waitUntil(
+      { what: 'job "x" at http://127.0.0.1:1', pollMs: 5, reportEveryMs: 20, log: silentLog, onWaiting: (m) => said.push(m) },
+      async () => (++calls < 12 ? new NotYet('the coordinator does not know it yet') : 'manifest'),
+    );
     expect(got).toBe('manifest');
     expect(said[0]).toMatch(/^waiting for job "x" at http:\/\/127\.0\.0\.1:1: the coordinator does not know it yet \(0 s elapsed, giving up after 600 s\)$/);
     expect(said.length).toBeGreaterThan(1);

@@ -52,8 +52,7 @@ describe('epsilonPld properties', () => {
   });
 
   it('is monotone: more steps or larger δ⁻¹ cost more, more noise costs less', () => {
-    const e = (q: number, s: number, t: number, d = 1e-5) =>
-      epsilonPld({ samplingRate: q, noiseMultiplier: s, steps: t, delta: d });
+    const e = (q: number, s: number, t: number, d = 1e-5) => epsilonPld({ samplingRate: q, noiseMultiplier: s, steps: t, delta: d });
     const base = e(0.05, 1.5, 50);
     expect(e(0.05, 1.5, 100)).toBeGreaterThan(base);
     expect(e(0.05, 2, 50)).toBeLessThan(base);

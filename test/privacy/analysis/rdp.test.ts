@@ -1,14 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
-import {
-  DEFAULT_ORDERS,
-  computeRdp,
-  rdpToEpsilon,
-  ndtr,
-  logNdtr,
-  logAdd,
-  logSub,
-} from '../../../src/privacy/analysis/rdp.ts';
+import { DEFAULT_ORDERS, computeRdp, rdpToEpsilon, ndtr, logNdtr, logAdd, logSub } from '../../../src/privacy/analysis/rdp.ts';
 
 interface EpsCase {
   q: number;
@@ -25,9 +17,12 @@ interface RdpCase {
   orders: number[];
   rdp: number[];
 }
-const vectors = JSON.parse(
-  readFileSync(new URL('../../fixtures/reference/rdp-vectors.json', import.meta.url), 'utf8'),
-) as { orders: number[]; tolerance: { relative: number }; cases: EpsCase[]; rdp_cases: RdpCase[] };
+const vectors = JSON.parse(readFileSync(new URL('../../fixtures/reference/rdp-vectors.json', import.meta.url), 'utf8')) as {
+  orders: number[];
+  tolerance: { relative: number };
+  cases: EpsCase[];
+  rdp_cases: RdpCase[];
+};
 const TOL = vectors.tolerance.relative;
 
 function rel(a: number, b: number): number {
@@ -42,13 +37,10 @@ describe('DEFAULT_ORDERS', () => {
 });
 
 describe('computeRdp against Opacus per-order RDP (relative 1e-6)', () => {
-  it.each(vectors.rdp_cases.map((c) => [`q=${c.q} σ=${c.noise_multiplier} T=${c.steps}`, c] as const))(
-    '%s',
-    (_name, c) => {
-      const got = computeRdp(c.q, c.noise_multiplier, c.steps, c.orders);
-      got.forEach((v, i) => expect(rel(v, c.rdp[i])).toBeLessThanOrEqual(TOL));
-    },
-  );
+  it.each(vectors.rdp_cases.map((c) => [`q=${c.q} σ=${c.noise_multiplier} T=${c.steps}`, c] as const))('%s', (_name, c) => {
+    const got = computeRdp(c.q, c.noise_multiplier, c.steps, c.orders);
+    got.forEach((v, i) => expect(rel(v, c.rdp[i])).toBeLessThanOrEqual(TOL));
+  });
 });
 
 describe('rdpToEpsilon against Opacus get_privacy_spent (relative 1e-6, all cases)', () => {
@@ -96,8 +88,7 @@ describe('edge cases (Opacus semantics)', () => {
   });
 
   it('ε grows with steps and shrinks with σ', () => {
-    const e = (q: number, s: number, t: number) =>
-      rdpToEpsilon(DEFAULT_ORDERS, computeRdp(q, s, t), 1e-5).epsilon;
+    const e = (q: number, s: number, t: number) => rdpToEpsilon(DEFAULT_ORDERS, computeRdp(q, s, t), 1e-5).epsilon;
     expect(e(0.01, 1, 200)).toBeGreaterThan(e(0.01, 1, 100));
     expect(e(0.01, 1.2, 100)).toBeLessThan(e(0.01, 1, 100));
   });

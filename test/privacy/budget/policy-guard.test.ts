@@ -43,7 +43,13 @@ describe("the partner's own budget enforcement", () => {
         expect(round).toBeLessThan(100);
       }
       const spent = guard.spent('job-1', delta);
-      expect(spent).toBeCloseTo(composedEpsilon(Array.from({ length: round - 1 }, () => event), delta), 12);
+      expect(spent).toBeCloseTo(
+        composedEpsilon(
+          Array.from({ length: round - 1 }, () => event),
+          delta,
+        ),
+        12,
+      );
 
       // Restart: a new guard over the same file still knows the spend and still refuses.
       guard = new PolicyBudgetGuard(policy, BudgetStore.open(path));

@@ -23,7 +23,18 @@ function ledgerWith(jobId: string, rounds: { q: number; sigma: number; steps: nu
   const w = LedgerWriter.open(path, signerFromSecretKey(me.signSecretKey), { sync: false });
   w.append('ledger.genesis', { ledgerId: 'bank-a', role: 'partner', owner: { name: 'bank-a', keyId: self, signPublicKey: toBase64(me.signPublicKey) } });
   rounds.forEach((r, i) =>
-    w.append('partner.round', { jobId, round: i + 1, samplingRate: r.q, noiseMultiplier: r.sigma, clipNorm: 1, steps: r.steps, delta: DELTA, epsilonSpent: 0.1, epsilonCumulative: 0.1 * (i + 1), ciphertextHashes: [] }),
+    w.append('partner.round', {
+      jobId,
+      round: i + 1,
+      samplingRate: r.q,
+      noiseMultiplier: r.sigma,
+      clipNorm: 1,
+      steps: r.steps,
+      delta: DELTA,
+      epsilonSpent: 0.1,
+      epsilonCumulative: 0.1 * (i + 1),
+      ciphertextHashes: [],
+    }),
   );
   w.close();
   return path;
@@ -32,11 +43,34 @@ const store = () => BudgetStore.open(join(dir, `budget-${n++}.json`));
 
 describe('the budget store against the partner ledger', () => {
   it("reads every charged event of the node's own entries, with the round from the enclosing record", () => {
-    const path = ledgerWith('job-1', [{ q: 0.02, sigma: 1.1, steps: 50 }, { q: 0.02, sigma: 1.1, steps: 50 }]);
+    const path = ledgerWith('job-1', [
+      { q: 0.02, sigma: 1.1, steps: 50 },
+      { q: 0.02, sigma: 1.1, steps: 50 },
+    ]);
     const charges = ledgerCharges(readLedger(path).entries, self);
-    expect(charges.map((c) => [c.jobId, c.round, c.noiseMultiplier])).toEqual([['job-1', 1, 1.1], ['job-1', 2, 1.1]]);
+    expect(charges.map((c) => [c.jobId, c.round, c.noiseMultiplier])).toEqual([
+      ['job-1', 1, 1.1],
+      ['job-1', 2, 1.1],
+    ]);
     // Nested releases (several per round, with labels and attempts) are read the same way.
-    const nested = ledgerCharges([{ seq: 5, author: self, payload: { jobId: 'j', round: 3, attempt: 1, releases: [{ label: 'update', samplingRate: 0.1, noiseMultiplier: 2, steps: 5 }, { label: 'weight', samplingRate: 1, noiseMultiplier: 9, steps: 1 }] } } as never], self);
+    const nested = ledgerCharges(
+      [
+        {
+          seq: 5,
+          author: self,
+          payload: {
+            jobId: 'j',
+            round: 3,
+            attempt: 1,
+            releases: [
+              { label: 'update', samplingRate: 0.1, noiseMultiplier: 2, steps: 5 },
+              { label: 'weight', samplingRate: 1, noiseMultiplier: 9, steps: 1 },
+            ],
+          },
+        } as never,
+      ],
+      self,
+    );
     expect(nested.map((c) => `${c.round}.${c.attempt} ${c.label} σ=${c.noiseMultiplier}`)).toEqual(['3.1 update σ=2', '3.1 weight σ=9']);
     // Version 3: the attempt's partner.release and its partner.round (whose top-level fields repeat
     // the primary release) are one charge per release, not two or three.
@@ -45,7 +79,21 @@ describe('the budget store against the partner ledger', () => {
     const v3 = ledgerCharges(
       [
         { seq: 6, author: self, payload: { jobId: 'j', round: 4, kind: 'train', attempt: 0, releases: [release, weight], delta: DELTA } },
-        { seq: 7, author: self, payload: { jobId: 'j', round: 4, samplingRate: 0.1, noiseMultiplier: 2, clipNorm: 1, steps: 5, attempt: 0, releases: [release, weight], delta: DELTA } },
+        {
+          seq: 7,
+          author: self,
+          payload: {
+            jobId: 'j',
+            round: 4,
+            samplingRate: 0.1,
+            noiseMultiplier: 2,
+            clipNorm: 1,
+            steps: 5,
+            attempt: 0,
+            releases: [release, weight],
+            delta: DELTA,
+          },
+        },
         // A later attempt of the same round with the same event is another charge.
         { seq: 8, author: self, payload: { jobId: 'j', round: 4, kind: 'train', attempt: 1, releases: [release], delta: DELTA } },
       ] as never,
@@ -69,7 +117,10 @@ describe('the budget store against the partner ledger', () => {
   });
 
   it('refuses a store that was emptied, and one edited to a lower noise, naming the charges and the way back', () => {
-    const path = ledgerWith('job-3', [{ q: 0.02, sigma: 1.1, steps: 50 }, { q: 0.02, sigma: 1.1, steps: 50 }]);
+    const path = ledgerWith('job-3', [
+      { q: 0.02, sigma: 1.1, steps: 50 },
+      { q: 0.02, sigma: 1.1, steps: 50 },
+    ]);
     const empty = store();
     let err: unknown;
     try {
@@ -87,12 +138,18 @@ describe('the budget store against the partner ledger', () => {
   });
 
   it('rebuilds a lost store from the ledger, adding what it records and never removing a charge', () => {
-    const path = ledgerWith('job-4', [{ q: 0.02, sigma: 1.1, steps: 50 }, { q: 0.02, sigma: 1.3, steps: 40 }]);
+    const path = ledgerWith('job-4', [
+      { q: 0.02, sigma: 1.1, steps: 50 },
+      { q: 0.02, sigma: 1.3, steps: 40 },
+    ]);
     const s = store();
     s.charge('job-9', 'ds', 1, { samplingRate: 0.5, noiseMultiplier: 2, steps: 1 }, DELTA);
     const added = rebuildFromLedger(s, readLedger(path).entries, self, 'ds', DELTA);
     expect(added.map((c) => c.round)).toEqual([1, 2]);
-    expect(s.charges('job-4').map((c) => [c.round, c.noiseMultiplier, c.steps])).toEqual([[1, 1.1, 50], [2, 1.3, 40]]);
+    expect(s.charges('job-4').map((c) => [c.round, c.noiseMultiplier, c.steps])).toEqual([
+      [1, 1.1, 50],
+      [2, 1.3, 40],
+    ]);
     expect(s.charges('job-9')).toHaveLength(1);
     expect(() => assertStoreCoversLedger(s, readLedger(path).entries, self, path)).not.toThrow();
     expect(rebuildFromLedger(s, readLedger(path).entries, self, 'ds', DELTA)).toEqual([]);

@@ -20,9 +20,11 @@ describe('the budget store on a full disk', () => {
     const before = fs.readFileSync(file);
     const spent = store.jobEpsilon('job-1', 1e-5);
     const real = fs.renameSync;
-    vi.spyOn(fs, 'renameSync').mockImplementationOnce(() => {
-      throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
-    }).mockImplementation(real);
+    vi.spyOn(fs, 'renameSync')
+      .mockImplementationOnce(() => {
+        throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+      })
+      .mockImplementation(real);
     syncBuiltinESMExports();
     let thrown: unknown;
     try {
@@ -35,7 +37,11 @@ describe('the budget store on a full disk', () => {
     expect((thrown as FedmarkError).message).toContain(file);
     expect(store.jobEpsilon('job-1', 1e-5)).toBe(spent);
     expect(fs.readFileSync(file).equals(before)).toBe(true);
-    expect(BudgetStore.open(file).charges('job-1').map((c) => c.round)).toEqual([1]);
+    expect(
+      BudgetStore.open(file)
+        .charges('job-1')
+        .map((c) => c.round),
+    ).toEqual([1]);
     expect(fs.readdirSync(path.dirname(file)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 });

@@ -74,7 +74,14 @@ const DELTA = 1e-5;
 const Q: Record<PartnerName, number> = { bank: 0.02, telco: 0.01, insurer: 0.03 };
 const ROWS: Record<PartnerName, [number, number]> = { bank: [45_000, 1_312], telco: [30_000, 410], insurer: [12_000, 95] };
 const POLICY: Record<PartnerName, PolicyLimits> = {
-  bank: { maxEpsilon: 3, maxDelta: 1e-5, remainingLifetimeEpsilon: 8, minNoiseMultiplier: 0.8, allowedPurposes: ['churn'], allowedColumns: ['tenure', 'balance', 'age', 'churned'] },
+  bank: {
+    maxEpsilon: 3,
+    maxDelta: 1e-5,
+    remainingLifetimeEpsilon: 8,
+    minNoiseMultiplier: 0.8,
+    allowedPurposes: ['churn'],
+    allowedColumns: ['tenure', 'balance', 'age', 'churned'],
+  },
   telco: { maxEpsilon: 2.5, maxDelta: 1e-5, maxRounds: 5 },
   insurer: { maxEpsilon: 4, maxDelta: 1e-4 },
 };
@@ -123,9 +130,10 @@ function buildJob(opts: FixtureOptions = {}): Fixture {
   const coordinator = path.join(dir, `job-${++counter}.jsonl`);
   // sync: false — fixtures need no durability; crash safety is tested in writer.test.ts.
   const cw = LedgerWriter.open(coordinator, K.coordinator, { now, sync: false });
-  const locals = Object.fromEntries(
-    PARTNERS.map((p) => [p, LedgerWriter.open(path.join(dir, `${p}.jsonl`), K[p], { now, sync: false })]),
-  ) as Record<PartnerName, LedgerWriter>;
+  const locals = Object.fromEntries(PARTNERS.map((p) => [p, LedgerWriter.open(path.join(dir, `${p}.jsonl`), K[p], { now, sync: false })])) as Record<
+    PartnerName,
+    LedgerWriter
+  >;
   for (const p of PARTNERS) locals[p].append('ledger.genesis', { ledgerId: `${p}-node`, role: 'partner', owner: party(K[p]) });
 
   const jobId = 'churn-2026-q1';
@@ -153,7 +161,12 @@ function buildJob(opts: FixtureOptions = {}): Fixture {
   }
   cw.append(
     'key.ceremony',
-    { jobId, heParamsHash: h('ckks-8192-60-40-40-60'), publicKeyHash: h('pk'), sealedKeys: PARTNERS.map((p) => ({ partner: K[p].keyId, sealedKeyHash: h(`sealed-${p}`) })) },
+    {
+      jobId,
+      heParamsHash: h('ckks-8192-60-40-40-60'),
+      publicKeyHash: h('pk'),
+      sealedKeys: PARTNERS.map((p) => ({ partner: K[p].keyId, sealedKeyHash: h(`sealed-${p}`) })),
+    },
     { signer: K.owner },
   );
   for (const p of PARTNERS) {
@@ -212,7 +225,12 @@ function buildJob(opts: FixtureOptions = {}): Fixture {
       partners: PARTNERS.map((p) => ({ partner: K[p].keyId, epsilon: epsilonOf(acc[p], DELTA), delta: DELTA })),
     });
     for (const p of PARTNERS) {
-      locals[p].append('model.final', { jobId, modelHash: final, rounds: 3, partners: [{ partner: K[p].keyId, epsilon: epsilonOf(acc[p], DELTA), delta: DELTA }] });
+      locals[p].append('model.final', {
+        jobId,
+        modelHash: final,
+        rounds: 3,
+        partners: [{ partner: K[p].keyId, epsilon: epsilonOf(acc[p], DELTA), delta: DELTA }],
+      });
     }
   }
   cw.close();
@@ -229,8 +247,7 @@ const fromLines = (ls: string[], file: string, withHead = true): ReadLedgerResul
   const r = parseLedgerBytes(Buffer.from(ls.map((l) => l + '\n').join(''), 'utf8'), file);
   return { ...r, head: withHead ? readHead(file).head : null };
 };
-const errorsAt = (res: AuditResult, seq: number): string[] =>
-  res.findings.filter((f) => f.severity === 'error' && f.seq === seq).map((f) => f.code);
+const errorsAt = (res: AuditResult, seq: number): string[] => res.findings.filter((f) => f.severity === 'error' && f.seq === seq).map((f) => f.code);
 const codes = (res: AuditResult): string[] => res.findings.map((f) => f.code);
 
 /** Re-signs entry `seq` (after `edit`) and, if `rechain`, every later entry and the head. */
@@ -251,7 +268,10 @@ function rewrite(file: string, seq: number, edit: (e: LedgerEntry) => LedgerEntr
     }
     out.push(e);
   }
-  const r = fromLines(out.map((e) => canonicalJson(e)), file);
+  const r = fromLines(
+    out.map((e) => canonicalJson(e)),
+    file,
+  );
   if (rechain) {
     const last = out[out.length - 1];
     r.head = signHead({ schemaVersion: 1, seq: last.seq, hash: entryHash(last), ts: last.ts, author: K.coordinator.keyId }, K.coordinator);
@@ -310,7 +330,11 @@ describe('clean job ledger', () => {
   it('summarizePrivacy reads the same per-partner figures without auditing', () => {
     const s = summarizePrivacy(clean.coordinator, { epsilonOf });
     expect(s.jobId).toBe('churn-2026-q1');
-    expect(s.partners.map((p) => [p.name, p.rounds])).toEqual([['bank', 3], ['telco', 3], ['insurer', 2]]);
+    expect(s.partners.map((p) => [p.name, p.rounds])).toEqual([
+      ['bank', 3],
+      ['telco', 3],
+      ['insurer', 2],
+    ]);
   });
 
   it('a running job (no final model) is a warning only with allowRunning', () => {
@@ -407,10 +431,16 @@ describe('tampering is detected and names the entry', () => {
 
   it('a changed DP parameter re-signed by a non-partner key', () => {
     const k = lines(clean.coordinator).findIndex((l) => JSON.parse(l).type === 'round');
-    const read = rewrite(clean.coordinator, k, (e) => {
-      (e.payload as { partners: RoundRec[] }).partners[0].noiseMultiplier = 2.5;
-      return e;
-    }, K.outsider, true);
+    const read = rewrite(
+      clean.coordinator,
+      k,
+      (e) => {
+        (e.payload as { partners: RoundRec[] }).partners[0].noiseMultiplier = 2.5;
+        return e;
+      },
+      K.outsider,
+      true,
+    );
     const res = auditLedgers({ coordinator: read, epsilonOf });
     expect(res.ok).toBe(false);
     expect(errorsAt(res, k)).toContain('UNKNOWN_AUTHOR');
@@ -418,10 +448,15 @@ describe('tampering is detected and names the entry', () => {
 
   it('a changed DP parameter re-signed by nobody (old signature kept)', () => {
     const k = lines(clean.coordinator).findIndex((l) => JSON.parse(l).type === 'round');
-    const read = rewrite(clean.coordinator, k, (e) => {
-      (e.payload as { partners: RoundRec[] }).partners[1].samplingRate = 0.001;
-      return e;
-    }, null);
+    const read = rewrite(
+      clean.coordinator,
+      k,
+      (e) => {
+        (e.payload as { partners: RoundRec[] }).partners[1].samplingRate = 0.001;
+        return e;
+      },
+      null,
+    );
     const res = auditLedgers({ coordinator: read, epsilonOf });
     expect(res.ok).toBe(false);
     expect(errorsAt(res, k)).toContain('BAD_SIGNATURE');
@@ -430,10 +465,16 @@ describe('tampering is detected and names the entry', () => {
 
   it('a changed DP parameter re-signed by the coordinator itself with the whole chain rebuilt is caught by the partner ledger', () => {
     const k = lines(clean.coordinator).findIndex((l) => JSON.parse(l).type === 'round' && JSON.parse(l).payload.round === 2);
-    const read = rewrite(clean.coordinator, k, (e) => {
-      (e.payload as { partners: RoundRec[] }).partners[0].steps = 5; // bank: pretend fewer steps
-      return e;
-    }, K.coordinator, true);
+    const read = rewrite(
+      clean.coordinator,
+      k,
+      (e) => {
+        (e.payload as { partners: RoundRec[] }).partners[0].steps = 5; // bank: pretend fewer steps
+        return e;
+      },
+      K.coordinator,
+      true,
+    );
     const alone = auditLedgers({ coordinator: read, epsilonOf });
     // The coordinator kept ε as recorded, which is now *more* than the doctored parameters give:
     // conservative, so the coordinator ledger alone looks consistent.
@@ -464,11 +505,17 @@ describe('tampering is detected and names the entry', () => {
   });
 
   it('an edited manifest (re-signed by an impostor owner) is caught by trusted keys and by partners', () => {
-    const read = rewrite(clean.coordinator, 0, (e) => {
-      const p = e.payload as { owner: object };
-      p.owner = party(K.outsider);
-      return e;
-    }, K.outsider, true);
+    const read = rewrite(
+      clean.coordinator,
+      0,
+      (e) => {
+        const p = e.payload as { owner: object };
+        p.owner = party(K.outsider);
+        return e;
+      },
+      K.outsider,
+      true,
+    );
     const trusted = auditLedgers({ coordinator: read, epsilonOf, trustedOwnerKeys: [K.owner.keyId] });
     expect(errorsAt(trusted, 0)).toContain('UNTRUSTED_OWNER');
     const crossed = auditLedgers({ coordinator: read, epsilonOf, partners: [clean.partners.telco] });
@@ -480,7 +527,14 @@ describe('cross-checks between partner and coordinator ledgers', () => {
   it('finds a ciphertext-hash and ε mismatch in one round', () => {
     const f = buildJob({
       localRound: (p, round, rec) =>
-        p === 'insurer' && round === 3 ? { ...rec, ciphertextHashes: [h('other-ct'), rec.ciphertextHashes[1]], epsilonSpent: rec.epsilonSpent * 1.5, epsilonCumulative: rec.epsilonCumulative * 1.2 } : rec,
+        p === 'insurer' && round === 3
+          ? {
+              ...rec,
+              ciphertextHashes: [h('other-ct'), rec.ciphertextHashes[1]],
+              epsilonSpent: rec.epsilonSpent * 1.5,
+              epsilonCumulative: rec.epsilonCumulative * 1.2,
+            }
+          : rec,
     });
     const res = auditLedgers({ coordinator: f.coordinator, partners: PARTNERS.map((p) => f.partners[p]), epsilonOf });
     const k = lines(f.coordinator).findIndex((l) => JSON.parse(l).type === 'round' && JSON.parse(l).payload.round === 3);
@@ -555,17 +609,25 @@ describe('policy limits declared in acceptances', () => {
 
   it('an acceptance recorded by the coordinator without the partner attestation is flagged', () => {
     const k = lines(clean.coordinator).findIndex((l) => JSON.parse(l).type === 'partner.acceptance');
-    const read = rewrite(clean.coordinator, k, (e) => {
-      delete (e.payload as { attestation?: unknown }).attestation;
-      (e.payload as { policy: PolicyLimits }).policy.maxEpsilon = 100;
-      return e;
-    }, K.coordinator, true);
+    const read = rewrite(
+      clean.coordinator,
+      k,
+      (e) => {
+        delete (e.payload as { attestation?: unknown }).attestation;
+        (e.payload as { policy: PolicyLimits }).policy.maxEpsilon = 100;
+        return e;
+      },
+      K.coordinator,
+      true,
+    );
     const res = auditLedgers({ coordinator: read, epsilonOf });
     expect(errorsAt(res, k)).toContain('ATTESTATION_MISSING');
   });
 
   it('a halted job may not run further rounds', () => {
-    const f = buildJob({ afterRound2: (w) => w.append('job.halt', { jobId: 'churn-2026-q1', reason: 'emergency brake: label leak suspected', afterRound: 2 }, { signer: K.telco }) });
+    const f = buildJob({
+      afterRound2: (w) => w.append('job.halt', { jobId: 'churn-2026-q1', reason: 'emergency brake: label leak suspected', afterRound: 2 }, { signer: K.telco }),
+    });
     const res = auditLedgers({ coordinator: f.coordinator, epsilonOf });
     const r3 = lines(f.coordinator).findIndex((l) => JSON.parse(l).type === 'round' && JSON.parse(l).payload.round === 3);
     expect(errorsAt(res, r3)).toContain('ROUND_AFTER_HALT');
@@ -593,7 +655,15 @@ describe('verifyLedger on in-memory entries', () => {
     // A partner may pull the brake but may not write a round.
     const last = entries[entries.length - 1];
     const forged = signEntry(
-      { schemaVersion: 1, seq: last.seq + 1, ts: last.ts, type: 'evaluation', author: K.bank.keyId, prev: entryHash(last), payload: { jobId: 'churn-2026-q1', metrics: { auc: 0.99 } } } as UnsignedEntry,
+      {
+        schemaVersion: 1,
+        seq: last.seq + 1,
+        ts: last.ts,
+        type: 'evaluation',
+        author: K.bank.keyId,
+        prev: entryHash(last),
+        payload: { jobId: 'churn-2026-q1', metrics: { auc: 0.99 } },
+      } as UnsignedEntry,
       K.bank,
     );
     const v = verifyLedger([...entries, forged]);

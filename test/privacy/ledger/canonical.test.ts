@@ -7,7 +7,17 @@ import { FedmarkError } from '../../../src/errors.ts';
 describe('canonical JSON (RFC 8785)', () => {
   it('sorts keys by UTF-16 code units and uses ECMAScript number forms', () => {
     // Vectors from RFC 8785 §3.2.3 (sorting) and §3.2.2.3 (numbers).
-    expect(canonicalJson({ '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' })).toBe(
+    expect(
+      canonicalJson({
+        '\u20ac': 'Euro Sign',
+        '\r': 'Carriage Return',
+        '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+        '1': 'One',
+        '\ud83d\ude00': 'Emoji: Grinning Face',
+        '\u0080': 'Control',
+        '\u00f6': 'Latin Small Letter O With Diaeresis',
+      }),
+    ).toBe(
       '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis","\u20ac":"Euro Sign","\ud83d\ude00":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
     );
     // RFC 8785's own example literal: more digits than a double holds, on purpose.
@@ -86,7 +96,16 @@ describe('entry schemas', () => {
   });
 
   it('reads schemaVersion 3 (current), 2 and 1 (earlier ledgers) in the envelope, nothing else', () => {
-    const env = { schemaVersion: 3, seq: 0, ts: '2026-01-01T00:00:00.000Z', type: 'job.halt', author: 'b'.repeat(32), prev: '0'.repeat(64), payload: {}, sig: 'AA==' };
+    const env = {
+      schemaVersion: 3,
+      seq: 0,
+      ts: '2026-01-01T00:00:00.000Z',
+      type: 'job.halt',
+      author: 'b'.repeat(32),
+      prev: '0'.repeat(64),
+      payload: {},
+      sig: 'AA==',
+    };
     expect(envelopeSchema.safeParse(env).success).toBe(true);
     expect(envelopeSchema.safeParse({ ...env, schemaVersion: 1 }).success).toBe(true);
     expect(envelopeSchema.safeParse({ ...env, schemaVersion: 2 }).success).toBe(true);

@@ -28,7 +28,11 @@ function buildLocal() {
   const sidecars = path.join(dir, 'sidecars');
   const file = path.join(dir, 'bank.jsonl');
   const w = LedgerWriter.open(file, partner, { sync: false });
-  w.append('ledger.genesis', { ledgerId: 'bank-node', role: 'partner', owner: { name: 'bank', keyId: partner.keyId, signPublicKey: toBase64(partner.signPublicKey) } });
+  w.append('ledger.genesis', {
+    ledgerId: 'bank-node',
+    role: 'partner',
+    owner: { name: 'bank', keyId: partner.keyId, signPublicKey: toBase64(partner.signPublicKey) },
+  });
   const t0 = performance.now();
   const scA = writeIdSidecar(sidecars, 'job-A', ids('C', 45_000), SALT);
   const sidecarMs = performance.now() - t0;
@@ -38,7 +42,12 @@ function buildLocal() {
     { jobId: 'job-B', sc: scB, rounds: [1.2], model: h('model-B') },
   ];
   for (const j of jobs) {
-    w.append('partner.acceptance', { jobId: j.jobId, partner: partner.keyId, manifestHash: h(`manifest-${j.jobId}`), policy: { maxEpsilon: 3, maxDelta: 1e-5 } });
+    w.append('partner.acceptance', {
+      jobId: j.jobId,
+      partner: partner.keyId,
+      manifestHash: h(`manifest-${j.jobId}`),
+      policy: { maxEpsilon: 3, maxDelta: 1e-5 },
+    });
     w.append('consent.usage', { jobId: j.jobId, partner: partner.keyId, rowsUsed: j.sc.count, rowsExcludedNoConsent: 17, sidecar: j.sc });
     j.rounds.forEach((eps, i) =>
       w.append('partner.round', {
@@ -95,7 +104,7 @@ describe('subjectStatement', () => {
   it('scales to 45k ids per job (measured)', () => {
     expect(local.scA.count).toBe(45_000);
     expect(fs.statSync(path.join(local.sidecars, local.scA.file)).size).toBe(45_000 * 33);
-    console.log(`sidecar for 45,000 ids: ${(45_000 * 33 / 1e6).toFixed(2)} MB written in ${local.sidecarMs.toFixed(0)} ms`);
+    console.log(`sidecar for 45,000 ids: ${((45_000 * 33) / 1e6).toFixed(2)} MB written in ${local.sidecarMs.toFixed(0)} ms`);
     const t0 = performance.now();
     for (let i = 0; i < 20; i++) subjectStatement(local.file, local.sidecars, `C-0${String(i * 997).padStart(5, '0')}`, SALT);
     console.log(`subjectStatement over 2 jobs: ${((performance.now() - t0) / 20).toFixed(1)} ms per query`);
@@ -130,7 +139,14 @@ describe('subjectStatement', () => {
     // Remove one customer's line from job A's sidecar, as someone hiding a use would.
     const target = hashCustomerId('C-000123', SALT);
     const fileA = path.join(copy, 'job-A.ids');
-    fs.writeFileSync(fileA, fs.readFileSync(fileA, 'ascii').split('\n').filter((l) => l !== target).join('\n'));
+    fs.writeFileSync(
+      fileA,
+      fs
+        .readFileSync(fileA, 'ascii')
+        .split('\n')
+        .filter((l) => l !== target)
+        .join('\n'),
+    );
     const s = subjectStatement(local.file, copy, 'C-000123', SALT);
     expect(s.uses).toEqual([]);
     expect(s.problems.map((p) => p.code)).toEqual(['SIDECAR_TAMPERED']);
@@ -150,11 +166,22 @@ describe('subjectStatement for a job without differential privacy', () => {
     const sidecars = path.join(dir, 'sidecars');
     const file = path.join(dir, 'bank.jsonl');
     const w = LedgerWriter.open(file, partner, { sync: false });
-    w.append('ledger.genesis', { ledgerId: 'bank-node', role: 'partner', owner: { name: 'bank', keyId: partner.keyId, signPublicKey: toBase64(partner.signPublicKey) } });
+    w.append('ledger.genesis', {
+      ledgerId: 'bank-node',
+      role: 'partner',
+      owner: { name: 'bank', keyId: partner.keyId, signPublicKey: toBase64(partner.signPublicKey) },
+    });
     const sc = writeIdSidecar(sidecars, 'job-plain', ids('C', 100), SALT);
     w.append('partner.acceptance', { jobId: 'job-plain', partner: partner.keyId, manifestHash: h('m'), policy: { maxEpsilon: 3, maxDelta: 1e-5 } });
     w.append('consent.usage', { jobId: 'job-plain', partner: partner.keyId, rowsUsed: 100, rowsExcludedNoConsent: 0, sidecar: sc });
-    for (const round of [1, 2]) w.append('partner.participation', { jobId: 'job-plain', partner: partner.keyId, round, ciphertextHashes: [h(`ct-${round}`)], globalModelHash: h(`model-${round}`) });
+    for (const round of [1, 2])
+      w.append('partner.participation', {
+        jobId: 'job-plain',
+        partner: partner.keyId,
+        round,
+        ciphertextHashes: [h(`ct-${round}`)],
+        globalModelHash: h(`model-${round}`),
+      });
     w.close();
     const [use] = subjectStatement(file, sidecars, 'C-000003', SALT).uses;
     expect(use).toMatchObject({ jobId: 'job-plain', private: false, epsilon: Number.POSITIVE_INFINITY, delta: null, rounds: 2, modelHash: h('model-2') });

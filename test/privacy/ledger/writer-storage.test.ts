@@ -50,14 +50,21 @@ for (let round = 0; round < 1000; round++) {
     const script = path.join(path.dirname(file), 'append-until-full.ts');
     fs.writeFileSync(script, child);
     // 160 KiB: the genesis and a few ~35 KB entries fit, then one is cut mid-line.
-    const proc = spawn('bash', ['-c', `ulimit -f 160 && exec "${process.execPath}" --import tsx "${script}" "${file}" ${Buffer.from(secret).toString('hex')}`], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(
+      'bash',
+      ['-c', `ulimit -f 160 && exec "${process.execPath}" --import tsx "${script}" "${file}" ${Buffer.from(secret).toString('hex')}`],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     proc.stdout.on('data', (d) => (out += d));
     proc.stderr.on('data', (d) => (err += d));
     const code = await new Promise<number | null>((r) => proc.on('exit', r));
     expect(code, `stdout:\n${out}\nstderr:\n${err}`).toBe(3);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { written?: number; failed?: string; message?: string; lastSeq?: number });
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { written?: number; failed?: string; message?: string; lastSeq?: number });
     const failure = lines.at(-1)!;
     expect(failure.failed).toBe('STORAGE_FULL');
     expect(failure.message).toContain(file);
@@ -88,9 +95,11 @@ for (let round = 0; round < 1000; round++) {
     w.append('job.halt', halt(1));
     const size = fs.statSync(file).size;
     const real = fs.fsyncSync;
-    vi.spyOn(fs, 'fsyncSync').mockImplementationOnce(() => {
-      throw errnoError('EIO');
-    }).mockImplementation(real);
+    vi.spyOn(fs, 'fsyncSync')
+      .mockImplementationOnce(() => {
+        throw errnoError('EIO');
+      })
+      .mockImplementation(real);
     let thrown: unknown;
     try {
       w.append('job.halt', halt(2));
@@ -114,9 +123,11 @@ for (let round = 0; round < 1000; round++) {
     const w = LedgerWriter.open(file, signer);
     w.append('ledger.genesis', genesis);
     const real = fs.renameSync;
-    vi.spyOn(fs, 'renameSync').mockImplementationOnce(() => {
-      throw errnoError('ENOSPC');
-    }).mockImplementation(real);
+    vi.spyOn(fs, 'renameSync')
+      .mockImplementationOnce(() => {
+        throw errnoError('ENOSPC');
+      })
+      .mockImplementation(real);
     syncBuiltinESMExports();
     const e = w.append('job.halt', halt(1));
     expect(e.seq).toBe(1);

@@ -25,7 +25,11 @@ const LEDGER_INDEX = path.join(REPO, 'src/privacy/ledger/index.ts');
 const signerFor = (name: string) => signerFromSecretKey(nacl.sign.keyPair.fromSeed(createHash('sha256').update(name).digest()).secretKey);
 const node = signerFor('writer-test-node');
 const other = signerFor('writer-test-other');
-const genesis = (s = node) => ({ ledgerId: 'node-1', role: 'partner' as const, owner: { name: 'node-1', keyId: s.keyId, signPublicKey: toBase64(s.signPublicKey) } });
+const genesis = (s = node) => ({
+  ledgerId: 'node-1',
+  role: 'partner' as const,
+  owner: { name: 'node-1', keyId: s.keyId, signPublicKey: toBase64(s.signPublicKey) },
+});
 const tmp = (): string => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fedmark-writer-')), 'local.jsonl');
 const halt = (i: number) => ({ jobId: 'job-1', reason: `brake ${i}`, afterRound: i });
 

@@ -44,8 +44,8 @@ function localBins(p: ReturnType<typeof problem>, rows: number) {
   };
 }
 
-describe('rotation-free per-bin sums under the label holder\'s BFV key', () => {
-  it('gives the exact per-bin sums of the node\'s rows for every bin', () => {
+describe("rotation-free per-bin sums under the label holder's BFV key", () => {
+  it("gives the exact per-bin sums of the node's rows for every bin", () => {
     const bins = 16;
     const p = problem(1500, bins, 1);
     const blob = lh.encryptGradients(p.gq, p.hq, p.plan.rows);

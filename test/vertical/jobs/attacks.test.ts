@@ -48,17 +48,35 @@ const keyOf = (k: string) => s.identities.map(publicIdentity).find((p) => p.keyI
 const me = (id: Identity) => ({ ...id, keyId: publicIdentity(id).keyId });
 
 /** What a party can do with its own keys: open a message addressed to it, or re-seal and re-sign one it sends. */
-function reseal(frame: Uint8Array, recipient: Identity, sender: Identity, change: (h: { kind: string; round: number }, sections: Map<string, Uint8Array>) => { kind?: string; sections: Map<string, Uint8Array> }): Uint8Array {
+function reseal(
+  frame: Uint8Array,
+  recipient: Identity,
+  sender: Identity,
+  change: (h: { kind: string; round: number }, sections: Map<string, Uint8Array>) => { kind?: string; sections: Map<string, Uint8Array> },
+): Uint8Array {
   const { header } = readEnvelope(frame, keyOf);
-  const sections = openMessage(frame, me(recipient), { jobId: header.jobId, specHash: header.specHash, round: header.round, kind: header.kind, from: header.from, to: header.to }, keyOf);
+  const sections = openMessage(
+    frame,
+    me(recipient),
+    { jobId: header.jobId, specHash: header.specHash, round: header.round, kind: header.kind, from: header.from, to: header.to },
+    keyOf,
+  );
   const out = change(header, sections);
-  return sealMessage({ jobId: header.jobId, specHash: header.specHash, round: header.round, kind: out.kind ?? header.kind, from: header.from, to: header.to }, [...out.sections].map(([name, bytes]) => ({ name, bytes })), sender, keyOf(header.to)!);
+  return sealMessage(
+    { jobId: header.jobId, specHash: header.specHash, round: header.round, kind: out.kind ?? header.kind, from: header.from, to: header.to },
+    [...out.sections].map(([name, bytes]) => ({ name, bytes })),
+    sender,
+    keyOf(header.to)!,
+  );
 }
 
 /** Forwards a PUT with a new body, signed again by `sender` (what a malicious sender's node would send). */
 function resigned(req: ProxyRequest, ctx: RuleContext, sender: Identity, body: Uint8Array) {
   const round = Number(req.path.match(/rounds\/(\d+)/)![1]);
-  const headers = { ...req.headers, ...signRequest({ method: req.method, path: req.path, body, jobId: req.headers['x-fedmark-job'], round, identity: sender }) };
+  const headers = {
+    ...req.headers,
+    ...signRequest({ method: req.method, path: req.path, body, jobId: req.headers['x-fedmark-job'], round, identity: sender }),
+  };
   return ctx.forward({ headers, body: Buffer.from(body) });
 }
 
@@ -93,7 +111,14 @@ async function attackedJob(jobId: string): Promise<Outcome> {
       (err: unknown) => (err instanceof FedmarkError ? err : new FedmarkError('UNEXPECTED', String(err))),
     );
   try {
-    const ownerRun = runRelayJobOwner({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, pollMs: POLL_MS, signal: abort.signal });
+    const ownerRun = runRelayJobOwner({
+      coordinatorUrl: coord.url,
+      identity: owner,
+      signed: signManifest(manifest, owner),
+      log: silentLog,
+      pollMs: POLL_MS,
+      signal: abort.signal,
+    });
     const errors = await Promise.all([node(0), node(1)]);
     const result = await ownerRun;
     return { owner: result, errors, ledger: coord.engine.ledgerPath(jobId) };
@@ -102,10 +127,13 @@ async function attackedJob(jobId: string): Promise<Outcome> {
   }
 }
 
-const withdrawals = (ledger: string) => readLedger(ledger).entries.filter((e) => e.type === 'partner.withdraw').map((e) => (e.payload as { reason: string }).reason);
+const withdrawals = (ledger: string) =>
+  readLedger(ledger)
+    .entries.filter((e) => e.type === 'partner.withdraw')
+    .map((e) => (e.payload as { reason: string }).reason);
 
 describe('vertical SecureBoost under attack, against the real nodes', () => {
-  it('a relay that replays an earlier round\'s message to the feature holder is caught: the feature holder leaves the job', async () => {
+  it("a relay that replays an earlier round's message to the feature holder is caught: the feature holder leaves the job", async () => {
     const fh = publicIdentity(s.identities[1]).keyId;
     let first: Buffer | null = null;
     const offRec = proxy.on({ method: 'GET', path: /\/v1\/jobs\/vsb-atk-replay\/rounds\/1\/relay\//, keyId: fh }, async (_req, ctx) => {
@@ -114,7 +142,9 @@ describe('vertical SecureBoost under attack, against the real nodes', () => {
       return r;
     });
     // Round 5 is level 1's histogram request; the relay answers with level 0's, a validly signed message.
-    const off = proxy.on({ method: 'GET', path: /\/v1\/jobs\/vsb-atk-replay\/rounds\/5\/relay\//, keyId: fh }, async (_req, ctx) => (first ? bytesResponse(200, first) : ctx.forward()));
+    const off = proxy.on({ method: 'GET', path: /\/v1\/jobs\/vsb-atk-replay\/rounds\/5\/relay\//, keyId: fh }, async (_req, ctx) =>
+      first ? bytesResponse(200, first) : ctx.forward(),
+    );
     try {
       const out = await attackedJob('vsb-atk-replay');
       expect(out.errors[1]?.code).toBe('VERTICAL_UNEXPECTED_MESSAGE');
@@ -127,7 +157,7 @@ describe('vertical SecureBoost under attack, against the real nodes', () => {
     }
   }, 90_000);
 
-  it('a relay that alters the feature holder\'s sums in transit is caught by the label holder (the signed body hash)', async () => {
+  it("a relay that alters the feature holder's sums in transit is caught by the label holder (the signed body hash)", async () => {
     const lh = publicIdentity(s.identities[0]).keyId;
     const off = proxy.on({ method: 'GET', path: /\/v1\/jobs\/vsb-atk-transit\/rounds\/2\/relay\//, keyId: lh }, async (_req, ctx) => {
       const r = await ctx.forward();
@@ -174,7 +204,10 @@ describe('vertical SecureBoost under attack, against the real nodes', () => {
     const off = proxy.on({ method: 'GET', path: /\/v1\/jobs\/vsb-atk-threshold\/rounds\/3\/relay\//, keyId: fh }, async (_req, ctx) => {
       const r = await ctx.forward();
       if (r.status !== 200) return r;
-      return bytesResponse(200, reseal(r.body, s.identities[1], lhId, (_h, sections) => ({ kind: 'threshold-req', sections })));
+      return bytesResponse(
+        200,
+        reseal(r.body, s.identities[1], lhId, (_h, sections) => ({ kind: 'threshold-req', sections })),
+      );
     });
     try {
       const out = await attackedJob('vsb-atk-threshold');

@@ -81,22 +81,23 @@ export async function runPsiJob(o: {
     roundDeadlineSeconds: 60,
   });
   const signed = signManifest(manifest, owner);
-  const nodes = o.parties.map((p, i) => (signal: AbortSignal) =>
-    o.skip?.includes(i)
-      ? Promise.resolve(null as unknown as PsiNodeResult)
-      : runPsiNode({
-          coordinatorUrl: o.url,
-          identity: p,
-          jobId: o.jobId,
-          ids: o.ids[i],
-          stateDir: join(o.dir, `${o.jobId}-${p.name}`),
-          log: silentLog,
-          pollMs: POLL_MS,
-          signal,
-          joinTimeoutMs: 30_000,
-          ownerKeyId: o.ownerPin?.(i) === 'job' ? publicIdentity(owner).keyId : o.ownerPin?.(i),
-          coordinatorKeyId: o.coordinatorKeyId,
-        }),
+  const nodes = o.parties.map(
+    (p, i) => (signal: AbortSignal) =>
+      o.skip?.includes(i)
+        ? Promise.resolve(null as unknown as PsiNodeResult)
+        : runPsiNode({
+            coordinatorUrl: o.url,
+            identity: p,
+            jobId: o.jobId,
+            ids: o.ids[i],
+            stateDir: join(o.dir, `${o.jobId}-${p.name}`),
+            log: silentLog,
+            pollMs: POLL_MS,
+            signal,
+            joinTimeoutMs: 30_000,
+            ownerKeyId: o.ownerPin?.(i) === 'job' ? publicIdentity(owner).keyId : o.ownerPin?.(i),
+            coordinatorKeyId: o.coordinatorKeyId,
+          }),
   );
   const [ownerResult, ...rest] = await together<unknown[]>(o.timeoutMs ?? 60_000, [
     (signal) => runRelayJobOwner({ coordinatorUrl: o.url, identity: owner, signed, log: silentLog, pollMs: POLL_MS, signal }),

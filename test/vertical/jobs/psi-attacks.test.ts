@@ -48,27 +48,37 @@ function offCurveX(): Uint8Array {
 const customers = Array.from({ length: 30 }, (_, i) => `customer${i}@example.com`);
 
 describe('PSI over the nodes, attacked', () => {
-  it('a malformed point in a party\'s list is refused by the next party with PSI_BAD_POINT, recorded as its withdrawal', async () => {
+  it("a malformed point in a party's list is refused by the next party with PSI_BAD_POINT, recorded as its withdrawal", async () => {
     const parties = ['bank', 'telco'].map((n) => generateIdentity(n));
     const jobId = 'psi-atk-point';
-    const off = proxy.on({ method: 'PUT', path: /\/v1\/jobs\/psi-atk-point\/rounds\/1\/relay\//, keyId: publicIdentity(parties[0]).keyId }, async (req, ctx) => {
-      const msg = decodeFrame(req.body) as PsiMessage<ListHeader>;
-      const spec = psiSpecOf(coord.engine.manifest(jobId));
-      const view = new JobView(spec, specHash(spec));
-      const list = openBody(view, msg, parties[1], msg.header.count * ELEMENT_BYTES);
-      list.set(offCurveX(), 3 * ELEMENT_BYTES);
-      const { sig: _s, seal: _seal, bodyHash: _b, ...draft } = msg.header;
-      const forged = encodeFrame(sealAndSign<ListHeader>({ ...draft, listHash: listHash(list) }, list, view.identity(msg.header.to)!, spec.chunkBytes, parties[0]));
-      const headers = { ...req.headers, ...signRequest({ method: 'PUT', path: req.path, body: forged, jobId, round: 1, identity: parties[0] }) };
-      return ctx.forward({ headers, body: Buffer.from(forged) });
-    });
+    const off = proxy.on(
+      { method: 'PUT', path: /\/v1\/jobs\/psi-atk-point\/rounds\/1\/relay\//, keyId: publicIdentity(parties[0]).keyId },
+      async (req, ctx) => {
+        const msg = decodeFrame(req.body) as PsiMessage<ListHeader>;
+        const spec = psiSpecOf(coord.engine.manifest(jobId));
+        const view = new JobView(spec, specHash(spec));
+        const list = openBody(view, msg, parties[1], msg.header.count * ELEMENT_BYTES);
+        list.set(offCurveX(), 3 * ELEMENT_BYTES);
+        const { sig: _s, seal: _seal, bodyHash: _b, ...draft } = msg.header;
+        const forged = encodeFrame(
+          sealAndSign<ListHeader>({ ...draft, listHash: listHash(list) }, list, view.identity(msg.header.to)!, spec.chunkBytes, parties[0]),
+        );
+        const headers = { ...req.headers, ...signRequest({ method: 'PUT', path: req.path, body: forged, jobId, round: 1, identity: parties[0] }) };
+        return ctx.forward({ headers, body: Buffer.from(forged) });
+      },
+    );
     try {
       const run = runPsiJob({ url: proxy.url, jobId, parties, ids: [customers, customers.slice(5)], dir: tmp.dir, maxSetSize: 32 });
-      await expect(run).rejects.toMatchObject({ code: 'PSI_BAD_POINT', message: expect.stringMatching(/psi\.list from bank \(origin bank, 1 key applied\): element 3: x-coordinate is not on the P-256 curve/) });
+      await expect(run).rejects.toMatchObject({
+        code: 'PSI_BAD_POINT',
+        message: expect.stringMatching(/psi\.list from bank \(origin bank, 1 key applied\): element 3: x-coordinate is not on the P-256 curve/),
+      });
       const deadline = Date.now() + 10_000;
       let reasons: string[] = [];
       while (Date.now() < deadline && reasons.length === 0) {
-        reasons = readLedger(coord.engine.ledgerPath(jobId)).entries.filter((e) => e.type === 'partner.withdraw').map((e) => (e.payload as { reason: string }).reason);
+        reasons = readLedger(coord.engine.ledgerPath(jobId))
+          .entries.filter((e) => e.type === 'partner.withdraw')
+          .map((e) => (e.payload as { reason: string }).reason);
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(reasons[0]).toMatch(/^PSI_BAD_POINT: psi\.list from bank .* element 3: x-coordinate is not on the P-256 curve/);

@@ -42,7 +42,11 @@ describe('PSI as a job kind over the real coordinator and partner nodes', () => 
     expect(orders[1]).toEqual(orders[0]);
     expect(orders[2]).toEqual(orders[0]);
     // Each party knows which of its own rows are in: every row carrying a common id, duplicates included.
-    const own = (i: number) => lists[i].map((v, r) => [r, normaliseId(v, spec.id.rules)] as const).filter(([, n]) => n.ok && want.includes((n as { value: string }).value)).map(([r]) => r);
+    const own = (i: number) =>
+      lists[i]
+        .map((v, r) => [r, normaliseId(v, spec.id.rules)] as const)
+        .filter(([, n]) => n.ok && want.includes((n as { value: string }).value))
+        .map(([r]) => r);
     run.nodes.forEach((n, i) => expect(n.alignment!.flat().sort((a, b) => a - b)).toEqual(own(i)));
     // The alignment file holds only the party's own rows and ids.
     const file = readFileSync(run.nodes[1].outPath!, 'utf8');
@@ -55,7 +59,11 @@ describe('PSI as a job kind over the real coordinator and partner nodes', () => 
     const types = entries.map((e) => e.type);
     expect(types.filter((t) => t === 'psi.full')).toHaveLength(3);
     expect(types).toContain('psi.job');
-    const inter = entries.find((e) => e.type === 'psi.intersection')!.payload as { intersectionSize: number; receiptsAgreed: boolean; perParty: { listCount: number }[] };
+    const inter = entries.find((e) => e.type === 'psi.intersection')!.payload as {
+      intersectionSize: number;
+      receiptsAgreed: boolean;
+      perParty: { listCount: number }[];
+    };
     expect(inter.intersectionSize).toBe(3);
     expect(inter.receiptsAgreed).toBe(true);
     // Padded: every list the others and the coordinator saw has the cap's length, never the real set size.
@@ -63,7 +71,12 @@ describe('PSI as a job kind over the real coordinator and partner nodes', () => 
     expect(types.filter((t) => t === 'relay.round')).toHaveLength(run.manifest.rounds);
     const partnerLedgers = parties.map((p) => join(tmp.dir, `psi-http-3-${p.name}`, 'partner.ledger.jsonl'));
     const mine = readLedger(partnerLedgers[0]).entries;
-    const list = mine.find((e) => e.type === 'psi.party.list')!.payload as { distinctIds: number; releasedCount: number; invalidRows: number; duplicateRows: number };
+    const list = mine.find((e) => e.type === 'psi.party.list')!.payload as {
+      distinctIds: number;
+      releasedCount: number;
+      invalidRows: number;
+      duplicateRows: number;
+    };
     expect(list).toMatchObject({ distinctIds: 5, releasedCount: 64, invalidRows: 1, duplicateRows: 1 });
     expect(mine.some((e) => e.type === 'psi.party.result')).toBe(true);
     const audit = auditLedgers({ coordinator: jobLedger, partners: partnerLedgers, epsilonOf: composedEpsilon });

@@ -24,7 +24,15 @@ describe("a vertical party's node under main's trust rules (owner pin, pinned co
   it('a party pinned to another owner refuses the job (on record in its own ledger); the job does not complete', async () => {
     const parties = ['bank', 'telco'].map((n) => generateIdentity(n));
     const stranger = publicIdentity(generateIdentity('someone-else')).keyId;
-    const run = await runPsiJob({ url: coord.url, jobId: 'psi-pin-other', parties, ids: lists, dir: tmp.dir, maxSetSize: 8, ownerPin: (i) => (i === 0 ? stranger : 'job') });
+    const run = await runPsiJob({
+      url: coord.url,
+      jobId: 'psi-pin-other',
+      parties,
+      ids: lists,
+      dir: tmp.dir,
+      maxSetSize: 8,
+      ownerPin: (i) => (i === 0 ? stranger : 'job'),
+    });
     expect(run.nodes[0].state).toBe('refused');
     expect(run.nodes[0].reason).toContain(`not the pinned owner ${stranger}`);
     expect(run.nodes[0].outcome).toBeNull();
@@ -34,7 +42,16 @@ describe("a vertical party's node under main's trust rules (owner pin, pinned co
   it('control: parties pinned to the real owner and the real coordinator key align as before', async () => {
     const parties = ['bank', 'telco'].map((n) => generateIdentity(n));
     const coordinatorKeyId = (await coordinatorIdentity(coord.url)).keyId;
-    const run = await runPsiJob({ url: coord.url, jobId: 'psi-pin-real', parties, ids: lists, dir: tmp.dir, maxSetSize: 8, ownerPin: () => 'job', coordinatorKeyId });
+    const run = await runPsiJob({
+      url: coord.url,
+      jobId: 'psi-pin-real',
+      parties,
+      ids: lists,
+      dir: tmp.dir,
+      maxSetSize: 8,
+      ownerPin: () => 'job',
+      coordinatorKeyId,
+    });
     expect(run.owner.state).toBe('completed');
     expect(run.nodes.map((n) => n.outcome!.intersectionSize)).toEqual([2, 2]);
   }, 90_000);

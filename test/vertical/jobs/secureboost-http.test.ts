@@ -47,7 +47,11 @@ interface Run {
   ledgers: { job: string; partners: string[] };
 }
 
-async function runJob(jobId: string, params: ReturnType<typeof vparams>, o: { budget?: BudgetGuard; inspect?: Parameters<typeof runSecureBoostNode>[0]['inspect']; url?: string } = {}): Promise<Run> {
+async function runJob(
+  jobId: string,
+  params: ReturnType<typeof vparams>,
+  o: { budget?: BudgetGuard; inspect?: Parameters<typeof runSecureBoostNode>[0]['inspect']; url?: string } = {},
+): Promise<Run> {
   const owner = generateIdentity('owner');
   const manifest = secureBoostManifest({ jobId, owner: publicIdentity(owner), parties: s.identities.map(publicIdentity), params, roundDeadlineSeconds: 60 });
   const signed = signManifest(manifest, owner);
@@ -74,15 +78,27 @@ async function runJob(jobId: string, params: ReturnType<typeof vparams>, o: { bu
     (signal) => node(0, signal),
     (signal) => node(1, signal),
   ]);
-  return { owner: ownerResult, lh, fh, manifest, ledgers: { job: coord.engine.ledgerPath(jobId), partners: [0, 1].map((i) => join(tmp.dir, `${jobId}-${i}`, 'partner.ledger.jsonl')) } };
+  return {
+    owner: ownerResult,
+    lh,
+    fh,
+    manifest,
+    ledgers: { job: coord.engine.ledgerPath(jobId), partners: [0, 1].map((i) => join(tmp.dir, `${jobId}-${i}`, 'partner.ledger.jsonl')) },
+  };
 }
 
 describe('vertical SecureBoost as a job kind over the real coordinator and partner nodes', () => {
-  it('without DP: the pooled GBDT\'s trees; no byte the feature holder sends holds one of its values or cuts; a clean audit', async () => {
+  it("without DP: the pooled GBDT's trees; no byte the feature holder sends holds one of its values or cuts; a clean audit", async () => {
     const params = vparams(s, { trees: 2, depth: 3 });
     const jobId = 'vsb-http-plain';
     const seen: Uint8Array[] = [];
-    const { owner: ownerResult, lh, fh, manifest, ledgers } = await runJob(jobId, params, { inspect: (e) => e.direction === 'sent' && seen.push(...e.sections.map((x) => x.bytes)) });
+    const {
+      owner: ownerResult,
+      lh,
+      fh,
+      manifest,
+      ledgers,
+    } = await runJob(jobId, params, { inspect: (e) => e.direction === 'sent' && seen.push(...e.sections.map((x) => x.bytes)) });
     expect([ownerResult.state, lh.state, fh.state]).toEqual(['completed', 'completed', 'completed']);
     const ref = pooled(s, params).run.state.trees;
     const mine = lh.active!.heapTrees();
@@ -118,7 +134,9 @@ describe('vertical SecureBoost as a job kind over the real coordinator and partn
     // Campaign scoring of every aligned customer with the committed model parts: the pooled model's scores.
     const modelPaths = [0, 1].map((i) => join(tmp.dir, `${jobId}-${i}`, 'model.json'));
     const hashes = modelPaths.map((f) => sha256Canonical(JSON.parse(readFileSync(f, 'utf8'))));
-    const committed = ledgers.partners.map((f) => (readLedger(f).entries.find((e) => e.type === 'vertical.party.job')!.payload as { modelHash: string }).modelHash);
+    const committed = ledgers.partners.map(
+      (f) => (readLedger(f).entries.find((e) => e.type === 'vertical.party.job')!.payload as { modelHash: string }).modelHash,
+    );
     expect(committed).toEqual(hashes);
     const owner = generateIdentity('owner');
     const scoreId = 'vsb-http-score';
@@ -126,11 +144,27 @@ describe('vertical SecureBoost as a job kind over the real coordinator and partn
       jobId: scoreId,
       owner: publicIdentity(owner),
       parties: s.identities.map(publicIdentity),
-      params: { parties: params.parties.map((p, i) => ({ role: p.role, keyId: p.keyId, modelHash: hashes[i] })), model: { jobId }, alignment: params.alignment },
+      params: {
+        parties: params.parties.map((p, i) => ({ role: p.role, keyId: p.keyId, modelHash: hashes[i] })),
+        model: { jobId },
+        alignment: params.alignment,
+      },
       roundDeadlineSeconds: 60,
     });
     const scorer = (i: number) => (signal: AbortSignal) =>
-      runScoreNode({ coordinatorUrl: coord.url, identity: s.identities[i], jobId: scoreId, modelPath: modelPaths[i], rows: i === 0 ? s.bank : s.telco, alignment: params.alignment, stateDir: join(tmp.dir, `${scoreId}-${i}`), log: silentLog, pollMs: POLL_MS, signal, joinTimeoutMs: 30_000 });
+      runScoreNode({
+        coordinatorUrl: coord.url,
+        identity: s.identities[i],
+        jobId: scoreId,
+        modelPath: modelPaths[i],
+        rows: i === 0 ? s.bank : s.telco,
+        alignment: params.alignment,
+        stateDir: join(tmp.dir, `${scoreId}-${i}`),
+        log: silentLog,
+        pollMs: POLL_MS,
+        signal,
+        joinTimeoutMs: 30_000,
+      });
     const [so, sl, sf] = await together<[{ state: string }, ScoreNodeResult, ScoreNodeResult]>(60_000, [
       (signal) => runRelayJobOwner({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(sm, owner), log: silentLog, pollMs: POLL_MS, signal }),
       scorer(0),
@@ -143,7 +177,11 @@ describe('vertical SecureBoost as a job kind over the real coordinator and partn
     expect(sl.scores!.probabilities.length).toBe(s.bank.n);
     for (let i = 0; i < s.bank.n; i++) expect(Math.abs(sl.scores!.probabilities[i] - want[i])).toBeLessThan(1e-6);
     // No release is charged for scoring; the feature holder's unnoised directions are on record as the job's declared disclosure.
-    const scoreAudit = auditLedgers({ coordinator: coord.engine.ledgerPath(scoreId), partners: [0, 1].map((i) => join(tmp.dir, `${scoreId}-${i}`, 'partner.ledger.jsonl')), epsilonOf: composedEpsilon });
+    const scoreAudit = auditLedgers({
+      coordinator: coord.engine.ledgerPath(scoreId),
+      partners: [0, 1].map((i) => join(tmp.dir, `${scoreId}-${i}`, 'partner.ledger.jsonl')),
+      epsilonOf: composedEpsilon,
+    });
     expect(scoreAudit.findings.filter((f) => f.severity === 'error')).toEqual([]);
     expect(scoreAudit.findings.filter((f) => f.code === 'SCORE_DIRECTIONS_DISCLOSED')).toHaveLength(1);
     expect(readLedger(coord.engine.ledgerPath(scoreId)).entries.some((e) => e.type === 'vertical.release')).toBe(false);
@@ -152,14 +190,25 @@ describe('vertical SecureBoost as a job kind over the real coordinator and partn
   it('with label DP: every release charged to the label holder before its round, recorded in both ledgers, ε recomputed by the audit', async () => {
     const params = vparams(s, { trees: 2, depth: 2, labelDp: { epsilon: 2 } });
     const store = BudgetStore.open(join(tmp.dir, 'bank.budget.json'));
-    const policy = parsePolicy({ partner: 'bank', datasetId: 'bank-customers', maxEpsilonPerJob: 2, lifetimeEpsilon: 10, maxDelta: 1e-5, allowedColumns: [], allowedPurposes: ['propensity-model'] });
+    const policy = parsePolicy({
+      partner: 'bank',
+      datasetId: 'bank-customers',
+      maxEpsilonPerJob: 2,
+      lifetimeEpsilon: 10,
+      maxDelta: 1e-5,
+      allowedColumns: [],
+      allowedPurposes: ['propensity-model'],
+    });
     const run = await runJob('vsb-http-dp', params, { budget: new PolicyBudgetGuard(policy, store) });
     expect([run.owner.state, run.lh.state, run.fh.state]).toEqual(['completed', 'completed', 'completed']);
     const plan = releasePlan(params, labelDpPlan(params, totalColumns(params)));
     expect(plan.map((x) => x.release.label)).toEqual(['histogram', 'histogram', 'leaf', 'histogram', 'histogram', 'leaf']);
     const charges = BudgetStore.open(store.path).charges('vsb-http-dp');
     expect(charges.map((c) => [c.round, c.label])).toEqual(plan.map((x) => [x.round, x.release.label]));
-    const want = composedEpsilon(plan.map((x) => x.release), 1e-5);
+    const want = composedEpsilon(
+      plan.map((x) => x.release),
+      1e-5,
+    );
     expect(want).toBeLessThanOrEqual(2);
     const job = readLedger(run.ledgers.job).entries.filter((e) => e.type === 'vertical.release');
     const own = readLedger(run.ledgers.partners[0]).entries.filter((e) => e.type === 'vertical.release');

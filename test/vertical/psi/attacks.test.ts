@@ -46,10 +46,23 @@ function offCurveX(): Uint8Array {
 }
 
 /** What a malicious sender can do: re-seal and re-sign a list it changed (it holds its own keys). */
-function resealList(spec: PsiSpec, view: JobView, msg: PsiMessage<ListHeader>, recipient: Identity, sender: Identity, change: (list: Uint8Array) => Uint8Array): PsiMessage {
+function resealList(
+  spec: PsiSpec,
+  view: JobView,
+  msg: PsiMessage<ListHeader>,
+  recipient: Identity,
+  sender: Identity,
+  change: (list: Uint8Array) => Uint8Array,
+): PsiMessage {
   const list = change(openBody(view, msg, recipient, msg.header.count * ELEMENT_BYTES));
   const { sig: _s, seal: _seal, bodyHash: _b, ...draft } = msg.header;
-  return sealAndSign<ListHeader>({ ...draft, count: list.length / ELEMENT_BYTES, listHash: listHash(list) }, list, view.identity(msg.header.to)!, spec.chunkBytes, sender);
+  return sealAndSign<ListHeader>(
+    { ...draft, count: list.length / ELEMENT_BYTES, listHash: listHash(list) },
+    list,
+    view.identity(msg.header.to)!,
+    spec.chunkBytes,
+    sender,
+  );
 }
 
 /** What a lying coordinator can send: any positions, with values and proofs from the real lists. */
@@ -106,7 +119,10 @@ describe('a malicious party', () => {
             return c;
           });
         }),
-      ).rejects.toMatchObject({ code: 'PSI_BAD_POINT', message: `psi.list from bank (origin bank, 1 key applied): element 3: x-coordinate is ${reason}${reason.startsWith('not on') ? '' : ' (non-canonical encoding)'}` });
+      ).rejects.toMatchObject({
+        code: 'PSI_BAD_POINT',
+        message: `psi.list from bank (origin bank, 1 key applied): element 3: x-coordinate is ${reason}${reason.startsWith('not on') ? '' : ' (non-canonical encoding)'}`,
+      });
     }
   });
 
@@ -145,14 +161,28 @@ describe('a malicious party', () => {
 
 describe('a malicious last blinder', () => {
   /** Re-seals a psi.full the sender changed; `root` recomputes the Merkle root over the new list or keeps the old one. */
-  function resealFull(spec: PsiSpec, view: JobView, msg: PsiMessage<FullHeader>, coordinator: Identity, sender: Identity, change: (l: Uint8Array) => Uint8Array, root: 'recompute' | 'keep') {
+  function resealFull(
+    spec: PsiSpec,
+    view: JobView,
+    msg: PsiMessage<FullHeader>,
+    coordinator: Identity,
+    sender: Identity,
+    change: (l: Uint8Array) => Uint8Array,
+    root: 'recompute' | 'keep',
+  ) {
     const h = msg.header;
     const plain = openBody(view, msg, coordinator, h.count * ELEMENT_BYTES + 32);
     const list = change(plain.slice(0, h.count * ELEMENT_BYTES));
     const seed = plain.subarray(h.count * ELEMENT_BYTES);
     const merkleRoot = root === 'keep' ? h.merkleRoot : Buffer.from(rootOf(buildTree(list, saltsFromSeed(seed, h.count)))).toString('hex');
     const { sig: _s, seal: _seal, bodyHash: _b, ...draft } = h;
-    return sealAndSign<FullHeader>({ ...draft, listHash: listHash(list), merkleRoot }, new Uint8Array([...list, ...seed]), spec.coordinator, spec.chunkBytes, sender);
+    return sealAndSign<FullHeader>(
+      { ...draft, listHash: listHash(list), merkleRoot },
+      new Uint8Array([...list, ...seed]),
+      spec.coordinator,
+      spec.chunkBytes,
+      sender,
+    );
   }
   const duplicateFirst = (l: Uint8Array) => {
     l.set(l.subarray(ELEMENT_BYTES, 2 * ELEMENT_BYTES), 0);
@@ -161,14 +191,24 @@ describe('a malicious last blinder', () => {
 
   it('a root that does not match the list is refused by the coordinator', async () => {
     const { ids, spec, view, who, run } = setup(2);
-    await expect(run((m) => (m.header.kind === 'psi.full' ? resealFull(spec, view, m as PsiMessage<FullHeader>, ids.coordinator, who(m.header.from), duplicateFirst, 'keep') : m))).rejects.toMatchObject({
+    await expect(
+      run((m) =>
+        m.header.kind === 'psi.full' ? resealFull(spec, view, m as PsiMessage<FullHeader>, ids.coordinator, who(m.header.from), duplicateFirst, 'keep') : m,
+      ),
+    ).rejects.toMatchObject({
       code: 'PSI_MERKLE_MISMATCH',
     });
   });
 
   it('a fully blinded list with a repeated element is refused, naming the index', async () => {
     const { ids, spec, view, who, run } = setup(2);
-    await expect(run((m) => (m.header.kind === 'psi.full' ? resealFull(spec, view, m as PsiMessage<FullHeader>, ids.coordinator, who(m.header.from), duplicateFirst, 'recompute') : m))).rejects.toMatchObject({
+    await expect(
+      run((m) =>
+        m.header.kind === 'psi.full'
+          ? resealFull(spec, view, m as PsiMessage<FullHeader>, ids.coordinator, who(m.header.from), duplicateFirst, 'recompute')
+          : m,
+      ),
+    ).rejects.toMatchObject({
       code: 'PSI_DUPLICATE_ELEMENT',
       message: expect.stringContaining('element 1 repeats an earlier element'),
     });
@@ -193,8 +233,16 @@ describe('the network or a relaying coordinator', () => {
     const { spec, run } = setup(3);
     const flip = (m: PsiMessage) => ({ header: m.header, body: Uint8Array.from(m.body, (b, i) => (i === 5 ? b ^ 1 : b)) });
     await expect(run((m) => (m.header.kind === 'psi.list' ? flip(m) : m))).rejects.toMatchObject({ code: 'PSI_BAD_BODY' });
-    await expect(run((m) => (m.header.kind === 'psi.list' ? { ...m, header: { ...m.header, count: m.header.count - 1 } } : m))).rejects.toMatchObject({ code: 'PSI_BAD_SIGNATURE' });
-    await expect(run((m) => (m.header.kind === 'psi.list' && m.header.keysApplied === 1 ? { ...m, header: { ...m.header, to: spec.parties[(spec.parties.findIndex((p) => p.keyId === m.header.to) + 1) % 3].keyId } } : m))).rejects.toMatchObject({
+    await expect(run((m) => (m.header.kind === 'psi.list' ? { ...m, header: { ...m.header, count: m.header.count - 1 } } : m))).rejects.toMatchObject({
+      code: 'PSI_BAD_SIGNATURE',
+    });
+    await expect(
+      run((m) =>
+        m.header.kind === 'psi.list' && m.header.keysApplied === 1
+          ? { ...m, header: { ...m.header, to: spec.parties[(spec.parties.findIndex((p) => p.keyId === m.header.to) + 1) % 3].keyId } }
+          : m,
+      ),
+    ).rejects.toMatchObject({
       code: 'PSI_UNEXPECTED_SENDER',
     });
     const other = setup(3, { jobId: 'psi-other-job' });
@@ -203,7 +251,9 @@ describe('the network or a relaying coordinator', () => {
       foreign.push(m);
       return m;
     });
-    await expect(run((m) => (m.header.kind === 'psi.list' ? foreign.find((f) => f.header.kind === 'psi.list' && f.header.to === m.header.to)! : m))).rejects.toMatchObject({ code: 'PSI_WRONG_JOB' });
+    await expect(
+      run((m) => (m.header.kind === 'psi.list' ? foreign.find((f) => f.header.kind === 'psi.list' && f.header.to === m.header.to)! : m)),
+    ).rejects.toMatchObject({ code: 'PSI_WRONG_JOB' });
   });
 
   it('a replayed message gets the same answer; a different message for a used slot is refused', async () => {
@@ -223,7 +273,11 @@ describe('the network or a relaying coordinator', () => {
 
 describe('a coordinator that lies about the intersection', () => {
   /** Runs the job, letting `lie` replace the result sent to `victim` (0-based party index). */
-  async function withLie(victim: number, lie: (ctx: { real: PsiMessage<ResultHeader>; full: PsiMessage<FullHeader>; positions: number[] }) => PsiMessage<ResultHeader>, padToMax = false) {
+  async function withLie(
+    victim: number,
+    lie: (ctx: { real: PsiMessage<ResultHeader>; full: PsiMessage<FullHeader>; positions: number[] }) => PsiMessage<ResultHeader>,
+    padToMax = false,
+  ) {
     const { ids, spec, view, run } = setup(3, padToMax ? { padToMax: true, maxSetSize: 12 } : {});
     const fulls = new Map<string, PsiMessage<FullHeader>>();
     return run((m) => {
@@ -241,21 +295,31 @@ describe('a coordinator that lies about the intersection', () => {
     await expect(
       withLie(0, ({ full, positions }) => {
         const extra = [...Array(full.header.count).keys()].find((p) => !positions.includes(p))!;
-        return forgeResult(spec, view, ids.coordinator, full, [...positions, extra].sort((a, b) => a - b));
+        return forgeResult(
+          spec,
+          view,
+          ids.coordinator,
+          full,
+          [...positions, extra].sort((a, b) => a - b),
+        );
       }),
     ).rejects.toMatchObject({ code: 'PSI_RESULT_MISMATCH', message: expect.stringContaining('the coordinator gave the parties different results') });
   });
 
   it('dropping a member from one party’s result is caught by the receipts', async () => {
     const { ids, spec, view } = setup(3);
-    await expect(withLie(1, ({ full, positions }) => forgeResult(spec, view, ids.coordinator, full, positions.slice(1)))).rejects.toMatchObject({ code: 'PSI_RESULT_MISMATCH' });
+    await expect(withLie(1, ({ full, positions }) => forgeResult(spec, view, ids.coordinator, full, positions.slice(1)))).rejects.toMatchObject({
+      code: 'PSI_RESULT_MISMATCH',
+    });
   });
 
   it('a made-up value for a position fails the Merkle proof against the signed root', async () => {
     const { ids, spec, view } = setup(3);
     const fake = bigintTo32(12345n);
     await expect(
-      withLie(2, ({ full, positions }) => forgeResult(spec, view, ids.coordinator, full, positions, { values: positions.map((_, i) => (i === 0 ? fake : undefined)) })),
+      withLie(2, ({ full, positions }) =>
+        forgeResult(spec, view, ids.coordinator, full, positions, { values: positions.map((_, i) => (i === 0 ? fake : undefined)) }),
+      ),
     ).rejects.toMatchObject({ code: 'PSI_RESULT_FORGED', message: expect.stringContaining('not in the list telco blinded and committed to') });
   });
 
@@ -282,7 +346,13 @@ describe('a coordinator that lies about the intersection', () => {
       const positions = realPositions(view, real, ids.parties[i]);
       const values = positions.map((_, j) => Buffer.from(body.subarray(4 * k + 32 * j, 4 * k + 32 * j + 32)).toString('hex'));
       dropped ??= [...values].sort()[0];
-      return forgeResult(spec, view, ids.coordinator, fulls.get(m.header.to)!, positions.filter((_, j) => values[j] !== dropped));
+      return forgeResult(
+        spec,
+        view,
+        ids.coordinator,
+        fulls.get(m.header.to)!,
+        positions.filter((_, j) => values[j] !== dropped),
+      );
     });
     // Every check passes and all parties agree on two of the three common customers.
     expect(r.outcomes.map((o) => o.intersectionSize)).toEqual([2, 2, 2]);

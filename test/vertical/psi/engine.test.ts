@@ -110,7 +110,11 @@ describe('received points are validated', () => {
     ] as const) {
       const xs = good.slice();
       xs.set(bad, 37 * ELEMENT_BYTES);
-      await expect(engine.blind(xs, freshScalar())).rejects.toMatchObject({ code: 'PSI_BAD_POINT', details: { index: 37 }, message: expect.stringMatching(reason) });
+      await expect(engine.blind(xs, freshScalar())).rejects.toMatchObject({
+        code: 'PSI_BAD_POINT',
+        details: { index: 37 },
+        message: expect.stringMatching(reason),
+      });
     }
   });
 });

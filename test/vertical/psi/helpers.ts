@@ -32,7 +32,15 @@ export function makeSpec(
 
 /** The plaintext answer: normalised values common to every party (as a sorted array). */
 export function plainIntersection(spec: PsiSpec, lists: readonly (readonly string[])[]): string[] {
-  const sets = lists.map((l) => new Set(l.map((v) => normaliseId(v, spec.id.rules)).filter((n) => n.ok).map((n) => (n as { value: string }).value)));
+  const sets = lists.map(
+    (l) =>
+      new Set(
+        l
+          .map((v) => normaliseId(v, spec.id.rules))
+          .filter((n) => n.ok)
+          .map((n) => (n as { value: string }).value),
+      ),
+  );
   return [...sets[0]].filter((v) => sets.every((s) => s.has(v))).sort();
 }
 

@@ -22,13 +22,18 @@ describe('chunked sealing (X25519 + HKDF + AES-256-GCM STREAM)', () => {
 
   it('uses the identity box keys: node X25519 agrees with tweetnacl', () => {
     const eph = nacl.box.keyPair();
-    expect(Buffer.from(nacl.scalarMult(eph.secretKey, recipient.boxPublicKey)).equals(Buffer.from(nacl.scalarMult(recipient.boxSecretKey, eph.publicKey)))).toBe(true);
+    expect(
+      Buffer.from(nacl.scalarMult(eph.secretKey, recipient.boxPublicKey)).equals(Buffer.from(nacl.scalarMult(recipient.boxSecretKey, eph.publicKey))),
+    ).toBe(true);
   });
 
   it('refuses another recipient, another context, a flipped bit, swapped or dropped chunks', () => {
     const plain = randomBytes(4000);
     const { params, sealed } = sealStream(plain, recipient.boxPublicKey, 'job|slot', 1024);
-    const open = (s: Uint8Array, p = params, who = recipient, ctx = 'job|slot') => () => openStream(s, p, who.boxSecretKey, who.boxPublicKey, ctx);
+    const open =
+      (s: Uint8Array, p = params, who = recipient, ctx = 'job|slot') =>
+      () =>
+        openStream(s, p, who.boxSecretKey, who.boxPublicKey, ctx);
     expect(open(sealed, params, other)).toThrow(/chunk 0 of 4 does not authenticate/);
     expect(open(sealed, params, recipient, 'job|other-slot')).toThrow(/does not authenticate/);
     const flipped = sealed.slice();
@@ -55,7 +60,10 @@ describe('salted Merkle multiproofs', () => {
       for (const pick of [[0], [n - 1], [...Array(n).keys()], [...Array(n).keys()].filter((i) => i % 3 === 1)]) {
         const idx = [...new Set(pick)].sort((a, b) => a - b);
         if (idx.length === 0) continue;
-        const leaves = idx.map((i) => ({ index: i, hash: leafHash(salts.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES), i, values.subarray(i * 32, i * 32 + 32)) }));
+        const leaves = idx.map((i) => ({
+          index: i,
+          hash: leafHash(salts.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES), i, values.subarray(i * 32, i * 32 + 32)),
+        }));
         const proof = multiproof(levels, idx);
         expect(verifyMultiproof(root, n, leaves, proof)).toBe(true);
         const badLeaf = leaves.map((l, j) => (j === 0 ? { ...l, hash: leafHash(new Uint8Array(16), l.index, values.subarray(0, 32)) } : l));
@@ -86,7 +94,17 @@ describe('salted Merkle multiproofs', () => {
 
 describe('messages and shuffles', () => {
   it('frames round-trip; a bad frame or header is a clear error', () => {
-    const header = { v: 1, kind: 'psi.receipt', jobId: 'j', specHash: 'a'.repeat(64), from: 'b'.repeat(32), to: 'c'.repeat(32), sig: 'AA==', intersectionSize: 3, orderDigest: 'd'.repeat(64) };
+    const header = {
+      v: 1,
+      kind: 'psi.receipt',
+      jobId: 'j',
+      specHash: 'a'.repeat(64),
+      from: 'b'.repeat(32),
+      to: 'c'.repeat(32),
+      sig: 'AA==',
+      intersectionSize: 3,
+      orderDigest: 'd'.repeat(64),
+    };
     const msg = parsePsiMessage({ header, body: new Uint8Array(0) });
     expect(decodeFrame(encodeFrame(msg))).toEqual(msg);
     expect(() => decodeFrame(new Uint8Array([1, 2, 3]))).toThrow(/bad magic/);

@@ -25,7 +25,15 @@ describe('ring ECDH-PSI in memory', () => {
   it('two parties: the result is the plaintext intersection, in one common order, with every duplicate row aligned', async () => {
     const ids = identities(2);
     const spec = makeSpec(ids);
-    const run = await runInMemoryPsi({ spec, parties: [{ identity: ids.parties[0], ids: bank }, { identity: ids.parties[1], ids: telco }], coordinator: ids.coordinator, engine });
+    const run = await runInMemoryPsi({
+      spec,
+      parties: [
+        { identity: ids.parties[0], ids: bank },
+        { identity: ids.parties[1], ids: telco },
+      ],
+      coordinator: ids.coordinator,
+      engine,
+    });
     const expected = plainIntersection(spec, [bank, telco]);
     expect(expected).toEqual(['alice@example.com', 'bob@example.com', 'dave@example.com', 'erin@xn--exmple-cua.com']);
     const [a, b] = run.outcomes;
@@ -85,7 +93,15 @@ describe('ring ECDH-PSI in memory', () => {
     const spec = makeSpec(ids, { rules: { kind: 'phone', defaultCountryCode: '49' } });
     const a = ['030 1234567', '+49 (30) 7654321', '0049 151 2345678', '0171-1112223', 'call me'];
     const b = ['+49301234567', '030/7654321', '+49 151 234 5678', '+44 20 7946 0000'];
-    const run = await runInMemoryPsi({ spec, parties: [{ identity: ids.parties[0], ids: a }, { identity: ids.parties[1], ids: b }], coordinator: ids.coordinator, engine });
+    const run = await runInMemoryPsi({
+      spec,
+      parties: [
+        { identity: ids.parties[0], ids: a },
+        { identity: ids.parties[1], ids: b },
+      ],
+      coordinator: ids.coordinator,
+      engine,
+    });
     expect([...orderedValues(run.outcomes[0])].sort()).toEqual(['+49151 2345678'.replace(' ', ''), '+49301234567', '+49307654321'].sort());
     expect(orderedValues(run.outcomes[0])).toEqual(orderedValues(run.outcomes[1]));
   });
@@ -97,7 +113,12 @@ describe('ring ECDH-PSI in memory', () => {
       [['a@b.cd'], ['x@y.zz'], ['a@b.cd']],
       [[], [], []],
     ]) {
-      const run = await runInMemoryPsi({ spec: makeSpec(ids), parties: lists.map((l, i) => ({ identity: ids.parties[i], ids: l })), coordinator: ids.coordinator, engine });
+      const run = await runInMemoryPsi({
+        spec: makeSpec(ids),
+        parties: lists.map((l, i) => ({ identity: ids.parties[i], ids: l })),
+        coordinator: ids.coordinator,
+        engine,
+      });
       expect(run.outcomes.map((o) => o.intersectionSize)).toEqual([0, 0, 0]);
       expect(new Set(run.outcomes.map((o) => o.orderDigest)).size).toBe(1);
     }
@@ -126,13 +147,35 @@ describe('ring ECDH-PSI in memory', () => {
 
   it('writes ledger proposals that validate and contain no id', async () => {
     const ids = identities(2);
-    const run = await runInMemoryPsi({ spec: makeSpec(ids), parties: [{ identity: ids.parties[0], ids: bank }, { identity: ids.parties[1], ids: telco }], coordinator: ids.coordinator, engine });
+    const run = await runInMemoryPsi({
+      spec: makeSpec(ids),
+      parties: [
+        { identity: ids.parties[0], ids: bank },
+        { identity: ids.parties[1], ids: telco },
+      ],
+      coordinator: ids.coordinator,
+      engine,
+    });
     const entries = [...run.parties.flatMap((p) => p.ledgerEntries()), ...run.coordinator.ledgerEntries()];
-    expect(entries.map((e) => e.type).sort()).toEqual(['psi.full', 'psi.full', 'psi.intersection', 'psi.party.hop', 'psi.party.hop', 'psi.party.list', 'psi.party.list', 'psi.party.result', 'psi.party.result']);
+    expect(entries.map((e) => e.type).sort()).toEqual([
+      'psi.full',
+      'psi.full',
+      'psi.intersection',
+      'psi.party.hop',
+      'psi.party.hop',
+      'psi.party.list',
+      'psi.party.list',
+      'psi.party.result',
+      'psi.party.result',
+    ]);
     for (const e of entries) expect(psiLedgerSchemas[e.type].safeParse(e.payload).success).toBe(true);
     const text = JSON.stringify(entries).toLowerCase();
     for (const id of [...bank, ...telco]) expect(text).not.toContain(id.trim().toLowerCase());
-    expect(psiJobEntry(run.coordinator.spec).payload).toMatchObject({ hashDomain: 'fedmark-psi-v1|psi-test-1', ring: run.parties.map((p) => p.keyId), padToMax: false });
+    expect(psiJobEntry(run.coordinator.spec).payload).toMatchObject({
+      hashDomain: 'fedmark-psi-v1|psi-test-1',
+      ring: run.parties.map((p) => p.keyId),
+      padToMax: false,
+    });
     const result = run.parties[0].ledgerEntries().find((e) => e.type === 'psi.party.result')!;
     expect(result.payload).toMatchObject({ intersectionSize: 4, alignedRows: 5 });
   });

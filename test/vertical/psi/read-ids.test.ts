@@ -26,7 +26,10 @@ describe('reading ids from a partner CSV', () => {
       ],
     });
     await expect(readPsiIds(file, spec, { schema })).resolves.toMatchObject({ ids: r.ids });
-    const wrongRole = parseSchema({ ...schema, columns: schema.columns.map((c) => (c.name === 'customer_id' ? { name: 'customer_id', role: 'ignore' as const } : c)) });
+    const wrongRole = parseSchema({
+      ...schema,
+      columns: schema.columns.map((c) => (c.name === 'customer_id' ? { name: 'customer_id', role: 'ignore' as const } : c)),
+    });
     await expect(readPsiIds(file, spec, { schema: wrongRole })).rejects.toMatchObject({ code: 'PSI_ID_COLUMN' });
   });
 

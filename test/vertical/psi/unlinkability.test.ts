@@ -27,7 +27,10 @@ async function observed(jobId: string): Promise<Set<string>> {
   const seen = new Set<string>();
   await runInMemoryPsi({
     spec,
-    parties: [{ identity: ids.parties[0], ids: customers }, { identity: ids.parties[1], ids: customers }],
+    parties: [
+      { identity: ids.parties[0], ids: customers },
+      { identity: ids.parties[1], ids: customers },
+    ],
     coordinator: ids.coordinator,
     engine,
     intercept: (m: PsiMessage) => {
@@ -85,7 +88,14 @@ describe('unlinkability across jobs', () => {
     expect(Math.abs(mean - 128)).toBeLessThan(2.5);
     // Rank correlation of the leading 48 bits; sd ≈ 1/√399 = 0.05.
     const lead = (v: Uint8Array, i: number) => Buffer.from(at(v, i)).readUIntBE(0, 6);
-    expect(Math.abs(spearman(customers.map((_, i) => lead(x, i)), customers.map((_, i) => lead(y, i))))).toBeLessThan(0.2);
+    expect(
+      Math.abs(
+        spearman(
+          customers.map((_, i) => lead(x, i)),
+          customers.map((_, i) => lead(y, i)),
+        ),
+      ),
+    ).toBeLessThan(0.2);
     // Per-bit agreement: each of the 256 bit positions agrees in ≈ half the customers.
     let worst = 0;
     for (let bit = 0; bit < 256; bit++) {

@@ -41,7 +41,13 @@ export function vparams(s: BankSplit, o: Partial<SecureBoostParamsInput> = {}): 
 export function pooled(s: BankSplit, p: SecureBoostParams) {
   const split = alignedSplit(s.bank.n, p.testFraction, p.seed);
   const layout = concatLayouts([s.bank.layout, s.telco.layout]);
-  const X = concatColumns([{ X: s.bank.X, d: s.bank.layout.d }, { X: s.telco.X, d: s.telco.layout.d }], s.bank.n);
+  const X = concatColumns(
+    [
+      { X: s.bank.X, d: s.bank.layout.d },
+      { X: s.telco.X, d: s.telco.layout.d },
+    ],
+    s.bank.n,
+  );
   const d = layout.d;
   const n = split.train.length;
   const Xt = new Float32Array(n * d);

@@ -9,7 +9,12 @@ describe('vertical SecureBoost without label DP', () => {
     const s = await bankSplit(2400, 7);
     const params = vparams(s, { trees: 3, depth: 3 });
     const ref = pooled(s, params);
-    const run = await runInMemorySecureBoost({ jobId: 'vsb-eq', params, label: { identity: s.identities[0], rows: s.bank }, features: [{ identity: s.identities[1], rows: s.telco }] });
+    const run = await runInMemorySecureBoost({
+      jobId: 'vsb-eq',
+      params,
+      label: { identity: s.identities[0], rows: s.bank },
+      features: [{ identity: s.identities[1], rows: s.telco }],
+    });
     try {
       const mine = run.active.heapTrees();
       const theirs = ref.run.state.trees;
@@ -39,7 +44,12 @@ describe('joint prediction', () => {
     const s = await bankSplit(2000, 13);
     const params = vparams(s, { trees: 3, depth: 3, edges: 'schema' });
     const ref = pooled(s, params);
-    const run = await runInMemorySecureBoost({ jobId: 'vsb-score', params, label: { identity: s.identities[0], rows: s.bank }, features: [{ identity: s.identities[1], rows: s.telco }] });
+    const run = await runInMemorySecureBoost({
+      jobId: 'vsb-score',
+      params,
+      label: { identity: s.identities[0], rows: s.bank },
+      features: [{ identity: s.identities[1], rows: s.telco }],
+    });
     try {
       const ts = run.active.testScores();
       const d = ref.layout.d;

@@ -62,16 +62,22 @@ describe('joint prediction of a split model', () => {
   it('refuses answers for splits the sender does not own, or too few bits', () => {
     const answer = (nodes: FeatureModel['nodes']) => new Map(featureAnswers({ ...features, nodes }, featureLayout, featX, rows).map((s) => [s.name, s.bytes]));
     const extra = answer([...features.nodes, { tree: 0, node: 0, group: 0, cut: 0, threshold: 0.5 }]);
-    expect(thrown(() => readAnswers(new Map(), extra, ownedSplits(model, 1), rows.length, 'fh'))).toMatch(/VERTICAL_BAD_MESSAGE: fh: section "nodes" has 24 bytes, expected 16/);
+    expect(thrown(() => readAnswers(new Map(), extra, ownedSplits(model, 1), rows.length, 'fh'))).toMatch(
+      /VERTICAL_BAD_MESSAGE: fh: section "nodes" has 24 bytes, expected 16/,
+    );
     // The label holder's own root split, answered in place of one the feature holder owns.
     const swapped = answer([features.nodes[1], { tree: 0, node: 0, group: 0, cut: 0, threshold: 0.5 }]);
-    expect(thrown(() => readAnswers(new Map(), swapped, ownedSplits(model, 1), rows.length, 'fh'))).toMatch(/VERTICAL_BAD_MESSAGE: fh: answers for node \(0, 0\), expected \(0, 1\)/);
+    expect(thrown(() => readAnswers(new Map(), swapped, ownedSplits(model, 1), rows.length, 'fh'))).toMatch(
+      /VERTICAL_BAD_MESSAGE: fh: answers for node \(0, 0\), expected \(0, 1\)/,
+    );
     const short = new Map(featureAnswers(features, featureLayout, featX, rows.subarray(0, 3)).map((s) => [s.name, s.bytes]));
     short.set('left', short.get('left')!.subarray(0, 1));
-    expect(thrown(() => readAnswers(new Map(), short, ownedSplits(model, 1), rows.length, 'fh'))).toMatch(/VERTICAL_BAD_MESSAGE: fh: section "left" has 1 bytes, expected 2/);
+    expect(thrown(() => readAnswers(new Map(), short, ownedSplits(model, 1), rows.length, 'fh'))).toMatch(
+      /VERTICAL_BAD_MESSAGE: fh: section "left" has 1 bytes, expected 2/,
+    );
   });
 
-  it('cannot walk a tree without every owner\'s answer', () => {
+  it("cannot walk a tree without every owner's answer", () => {
     expect(thrown(() => labelMargins(model, labelLayout, labelX, rows, new Map()))).toMatch(/VERTICAL_BAD_MODEL: no answer for split \(0, 1\) of party 1/);
   });
 });

@@ -40,7 +40,8 @@ export interface FeatureStats {
 
 function params(m: JobManifest): FeatureStatsParams {
   const p = featureStatsParamsSchema.safeParse(m.workload.params);
-  if (!p.success) throw new FedmarkError('MANIFEST_INVALID', `feature-stats: workload.params.${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`);
+  if (!p.success)
+    throw new FedmarkError('MANIFEST_INVALID', `feature-stats: workload.params.${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`);
   return p.data;
 }
 
@@ -52,7 +53,10 @@ function privacy(m: JobManifest): PrivacyPlan | null {
       ? {
           targetEpsilon: dp.targetEpsilon,
           delta: dp.delta,
-          noiseMultiplier: dp.noiseMultiplier === 'calibrate' ? calibrateNoiseMultiplier({ targetEpsilon: dp.targetEpsilon, delta: dp.delta, samplingRate: 1, steps: 1 }) : dp.noiseMultiplier,
+          noiseMultiplier:
+            dp.noiseMultiplier === 'calibrate'
+              ? calibrateNoiseMultiplier({ targetEpsilon: dp.targetEpsilon, delta: dp.delta, samplingRate: 1, steps: 1 })
+              : dp.noiseMultiplier,
           clipNorm: dp.clipNorm,
         }
       : null;
@@ -76,7 +80,8 @@ function statsFrom(m: JobManifest, sums: Float64Array): FeatureStats {
   if (sums.length !== 2 * k + 1) throw new FedmarkError('AGGREGATE_SHAPE', `feature-stats: aggregate has ${sums.length} values, expected ${2 * k + 1}`);
   const s = scaleOf(m, k);
   const n = sums[2 * k] / s;
-  if (!(n >= 1)) throw new FedmarkError('AGGREGATE_EMPTY', `feature-stats: the summed row count is ${n.toFixed(1)}; too few rows (or too much noise) to estimate anything`);
+  if (!(n >= 1))
+    throw new FedmarkError('AGGREGATE_EMPTY', `feature-stats: the summed row count is ${n.toFixed(1)}; too few rows (or too much noise) to estimate anything`);
   const mean: number[] = [];
   const std: number[] = [];
   for (let j = 0; j < k; j++) {
@@ -94,7 +99,8 @@ export const featureStatsWorkload: Workload<FeatureStats, FeatureStats> = {
   validate: (m) => {
     const { columns } = params(m);
     const unknown = columns.filter((c) => !m.dataset.featureNames.includes(c));
-    if (unknown.length) throw new FedmarkError('MANIFEST_INVALID', `feature-stats: ${unknown.map((c) => `"${c}"`).join(', ')} not a feature of the job's dataset`);
+    if (unknown.length)
+      throw new FedmarkError('MANIFEST_INVALID', `feature-stats: ${unknown.map((c) => `"${c}"`).join(', ')} not a feature of the job's dataset`);
     if (new Set(columns).size !== columns.length) throw new FedmarkError('MANIFEST_INVALID', 'feature-stats: workload.params.columns has duplicates');
   },
   totalRounds: () => 1,

@@ -50,7 +50,13 @@ function stepReleases(m: JobManifest, step: number): LabelledDpEvent[] {
   const s = gbdtSettings(m);
   const r = stepRelease(s.params, s.layout, s.noise, step);
   if (!r || !s.params.dp) return [];
-  return r.events.map((e, k) => ({ label: releaseLabel(e.label, e.part), samplingRate: e.samplingRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps, sensitivity: r.parts[k].sensitivity }));
+  return r.events.map((e, k) => ({
+    label: releaseLabel(e.label, e.part),
+    samplingRate: e.samplingRate,
+    noiseMultiplier: e.noiseMultiplier,
+    steps: e.steps,
+    sensitivity: r.parts[k].sensitivity,
+  }));
 }
 
 const plans = new WeakMap<JobManifest, Map<number, RoundPlan>>();
@@ -76,7 +82,13 @@ function buildPlan(m: JobManifest, round: number): RoundPlan {
     const std = s.params.dp ? (release?.parts.find((r) => r.part === name)?.partnerStd ?? 0) : 0;
     return (rows * perRowBound + NOISE_MARGIN_SIGMAS * std) / s.heUnit;
   };
-  const parts: PartSpec[] = stepParts(s.params, s.layout, step).map((p) => ({ name: p.name, length: p.length, domain: 'real', bound: bound(p.name, p.perRowBound), use: 'state' }));
+  const parts: PartSpec[] = stepParts(s.params, s.layout, step).map((p) => ({
+    name: p.name,
+    length: p.length,
+    domain: 'real',
+    bound: bound(p.name, p.perRowBound),
+    use: 'state',
+  }));
   parts.push({ name: PARTNERS_PART, length: 1, domain: 'count', bound: 1, use: 'state' });
   return { kind: step.kind, stages: ['upload'], parts, selection: 'all', releases: stepReleases(m, round - 1), updatesState: true };
 }
@@ -145,7 +157,9 @@ export const gbdtWorkload: Workload<GbdtState, FederatedEvalMetrics> = {
   plan,
   privacy: (m): PrivacyPlan | null => {
     const { noise } = gbdtSettings(m);
-    return m.dp && noise.jobNoiseMultiplier !== null ? { targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, noiseMultiplier: noise.jobNoiseMultiplier, clipNorm: 1 } : null;
+    return m.dp && noise.jobNoiseMultiplier !== null
+      ? { targetEpsilon: m.dp.targetEpsilon, delta: m.dp.delta, noiseMultiplier: noise.jobNoiseMultiplier, clipNorm: 1 }
+      : null;
   },
   initialState: (m) => {
     const s = gbdtSettings(m);

@@ -46,27 +46,25 @@ const layoutSchema = z.strictObject({
 /** Everything of src/trees's GBDT parameters except the privacy target, which is the manifest's `dp`. */
 const dpKnobsSchema = gbdtParamsInputSchema.shape.dp.unwrap().unwrap().omit({ epsilon: true, delta: true, minContributors: true });
 
-export const gbdtWorkloadParamsSchema = gbdtParamsInputSchema
-  .omit({ dp: true })
-  .extend({
-    layout: layoutSchema,
-    dp: dpKnobsSchema.optional(),
-    /**
-     * Values are divided by this power of two before encryption and multiplied back after decryption
-     * (exact in binary floating point). Range is the part encoding's job since the per-part bounds
-     * (src/federation/part-encoding.ts: each part declares its bound from the manifest's `limits` and
-     * is scaled to fit the HE slot bound); decrypted sums are put on the release grid (2⁻²⁰) in the
-     * unit's domain, so a unit above 1 coarsens every gradient sum to heUnit · 2⁻²⁰. Default 1: sums
-     * at 2⁻²⁰ ≈ 9.5e-7, far below the trees' empty-bin threshold (1e-5).
-     */
-    heUnit: z
-      .number()
-      .int()
-      .min(1)
-      .max(2 ** 10)
-      .refine((u) => (u & (u - 1)) === 0, 'heUnit must be a power of two')
-      .default(1),
-  });
+export const gbdtWorkloadParamsSchema = gbdtParamsInputSchema.omit({ dp: true }).extend({
+  layout: layoutSchema,
+  dp: dpKnobsSchema.optional(),
+  /**
+   * Values are divided by this power of two before encryption and multiplied back after decryption
+   * (exact in binary floating point). Range is the part encoding's job since the per-part bounds
+   * (src/federation/part-encoding.ts: each part declares its bound from the manifest's `limits` and
+   * is scaled to fit the HE slot bound); decrypted sums are put on the release grid (2⁻²⁰) in the
+   * unit's domain, so a unit above 1 coarsens every gradient sum to heUnit · 2⁻²⁰. Default 1: sums
+   * at 2⁻²⁰ ≈ 9.5e-7, far below the trees' empty-bin threshold (1e-5).
+   */
+  heUnit: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 10)
+    .refine((u) => (u & (u - 1)) === 0, 'heUnit must be a power of two')
+    .default(1),
+});
 export type GbdtWorkloadParams = z.input<typeof gbdtWorkloadParamsSchema>;
 
 export interface GbdtSettings {
@@ -104,11 +102,14 @@ function resolve(m: JobManifest): GbdtSettings {
   } catch (err) {
     throw invalid(m, `workload.params.layout: ${(err as Error).message}`);
   }
-  if (layout.featureNames.join('\u0000') !== m.dataset.featureNames.join('\u0000')) throw invalid(m, "workload.params.layout names other features than the manifest's dataset");
+  if (layout.featureNames.join('\u0000') !== m.dataset.featureNames.join('\u0000'))
+    throw invalid(m, "workload.params.layout names other features than the manifest's dataset");
   if (knobs && !m.dp) throw invalid(m, 'workload.params.dp tunes the DP releases, but the job has no dp section (no differential privacy)');
   if (m.dp) {
-    if (m.dp.clipNorm !== 1) throw invalid(m, `dp.clipNorm must be 1 for trees (each row's gradient is clipped to [−1, 1]; the sensitivities follow), not ${m.dp.clipNorm}`);
-    if (m.dp.noiseMultiplier !== 'calibrate') throw invalid(m, 'dp.noiseMultiplier must be "calibrate" for trees: σ of every release is calibrated to dp.targetEpsilon');
+    if (m.dp.clipNorm !== 1)
+      throw invalid(m, `dp.clipNorm must be 1 for trees (each row's gradient is clipped to [−1, 1]; the sensitivities follow), not ${m.dp.clipNorm}`);
+    if (m.dp.noiseMultiplier !== 'calibrate')
+      throw invalid(m, 'dp.noiseMultiplier must be "calibrate" for trees: σ of every release is calibrated to dp.targetEpsilon');
   }
   if (knobs?.noise === 'distributed' && !hidesSingleUploads(m.encryption)) {
     throw invalid(
@@ -165,7 +166,10 @@ function calibrateEvaluation(m: JobManifest, trees: readonly DpEvent[], dp: NonN
 /** src/trees's parameters from the workload params and the manifest's privacy target (distributed noise holds against the quorum). */
 function treeParams(rest: Record<string, unknown>, knobs: z.output<typeof dpKnobsSchema> | undefined, dp: JobManifest['dp'], quorum: number): GbdtParams {
   const distributed = knobs?.noise === 'distributed';
-  return parseGbdtParams({ ...rest, dp: dp ? { ...knobs, epsilon: dp.targetEpsilon, delta: dp.delta, ...(distributed ? { minContributors: quorum } : {}) } : null });
+  return parseGbdtParams({
+    ...rest,
+    dp: dp ? { ...knobs, epsilon: dp.targetEpsilon, delta: dp.delta, ...(distributed ? { minContributors: quorum } : {}) } : null,
+  });
 }
 
 /** The rounds a GBDT job with these settings takes before its evaluation round (what `manifest.rounds` must say). */

@@ -115,7 +115,14 @@ export function planDp(manifest: JobManifest): DpPlan | null {
     evaluationSensitivity: evaluationSensitivity(manifest),
     evaluationReleases,
     logLossCap: DP_LOG_LOSS_CAP,
-    split: { order, training: rdp[0] / sum, weight: rdp[1] / sum, evaluation: rdp[2] / sum, trainingEpsilon: composedEpsilon([training], delta), total: composedEpsilon(all, delta) },
+    split: {
+      order,
+      training: rdp[0] / sum,
+      weight: rdp[1] / sum,
+      evaluation: rdp[2] / sum,
+      trainingEpsilon: composedEpsilon([training], delta),
+      total: composedEpsilon(all, delta),
+    },
   };
 }
 
@@ -144,7 +151,12 @@ export function evaluationRelease(p: DpPlan): LabelledDpEvent {
 export function epsilonAfterRounds(plan: DpPlan, roundsParticipated: number, evaluations = 0): number {
   if (roundsParticipated === 0 && evaluations === 0) return 0;
   const events: DpEvent[] = [];
-  if (roundsParticipated > 0) events.push(weightRelease(plan), { samplingRate: plan.samplingRate, noiseMultiplier: plan.noiseMultiplier, steps: plan.stepsPerRound * roundsParticipated });
+  if (roundsParticipated > 0)
+    events.push(weightRelease(plan), {
+      samplingRate: plan.samplingRate,
+      noiseMultiplier: plan.noiseMultiplier,
+      steps: plan.stepsPerRound * roundsParticipated,
+    });
   if (evaluations > 0) events.push({ samplingRate: 1, noiseMultiplier: plan.evaluationNoiseMultiplier, steps: evaluations });
   return composedEpsilon(events, plan.delta);
 }

@@ -51,7 +51,8 @@ function evaluationNoiseOf(m: JobManifest): EvaluationNoise | null {
 
 /** The job's logistic or MLP spec (the manifest's model of an `sgd` job). */
 export function sgdModel(m: Pick<JobManifest, 'jobId' | 'model'>): ModelSpec {
-  if (m.model.kind === 'gbdt') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: the sgd workload trains logistic or MLP models, not ${m.model.kind}`);
+  if (m.model.kind === 'gbdt')
+    throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: the sgd workload trains logistic or MLP models, not ${m.model.kind}`);
   return m.model;
 }
 
@@ -142,7 +143,8 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   kind: 'sgd',
   validate: (m) => {
     // The manifest schema already checks model, localTraining (sampling rate with DP) and strategy; params are the optional standardisation.
-    if (m.encryption.scheme === 'none') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: SGD sums model updates at the coordinator, so encryption "none" cannot be used`);
+    if (m.encryption.scheme === 'none')
+      throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: SGD sums model updates at the coordinator, so encryption "none" cannot be used`);
     validateSgdParams(m);
   },
   totalRounds: (m) => m.rounds + 1,
@@ -167,7 +169,8 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   },
   releaseOnce: ({ manifest: m, labels, data }) => {
     const dp = dpPlanOf(m);
-    if (!dp || labels.some((l) => l !== 'weight')) throw new FedmarkError('WORKLOAD_RELEASES', `the SGD workload releases only "weight" once per job, asked for ${labels.join(', ')}`);
+    if (!dp || labels.some((l) => l !== 'weight'))
+      throw new FedmarkError('WORKLOAD_RELEASES', `the SGD workload releases only "weight" once per job, asked for ${labels.join(', ')}`);
     // The training row count with Gaussian noise of std σ_w (sensitivity 1 row): charged once, reused every round.
     const noisy = Float64Array.from([data.train.n]);
     addGaussianNoiseInPlace(noisy, dp.weightNoiseMultiplier);

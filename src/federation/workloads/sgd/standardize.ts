@@ -45,10 +45,18 @@ function transformOf(m: JobManifest): Transform | null {
   let t: Transform | null = null;
   if (s) {
     const k = s.columns.length;
-    if (s.mean.length !== k || s.std.length !== k) throw new FedmarkError('MANIFEST_INVALID', `sgd: workload.params.standardize: ${k} columns but ${s.mean.length} means and ${s.std.length} standard deviations`);
+    if (s.mean.length !== k || s.std.length !== k)
+      throw new FedmarkError(
+        'MANIFEST_INVALID',
+        `sgd: workload.params.standardize: ${k} columns but ${s.mean.length} means and ${s.std.length} standard deviations`,
+      );
     const index = s.columns.map((c) => m.dataset.featureNames.indexOf(c));
     const missing = s.columns.filter((_, j) => index[j] < 0);
-    if (missing.length) throw new FedmarkError('MANIFEST_INVALID', `sgd: workload.params.standardize: ${missing.map((c) => `"${c}"`).join(', ')} not a feature of the job's dataset`);
+    if (missing.length)
+      throw new FedmarkError(
+        'MANIFEST_INVALID',
+        `sgd: workload.params.standardize: ${missing.map((c) => `"${c}"`).join(', ')} not a feature of the job's dataset`,
+      );
     if (new Set(index).size !== k) throw new FedmarkError('MANIFEST_INVALID', 'sgd: workload.params.standardize.columns has duplicates');
     t = { index, mean: s.mean, std: s.std };
   }
@@ -90,7 +98,8 @@ export function foldStandardization(m: JobManifest, params: Float64Array): Float
   const t = transformOf(m);
   if (!t) return params;
   const model = m.model;
-  if (model.kind === 'gbdt') throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: standardisation folds into logistic or MLP weights, not ${model.kind}`);
+  if (model.kind === 'gbdt')
+    throw new FedmarkError('MANIFEST_INVALID', `job ${m.jobId}: standardisation folds into logistic or MLP weights, not ${model.kind}`);
   const layer = parameterLayout(model, m.dataset.featureNames.length).layers[0];
   const out = Float64Array.from(params);
   for (let j = 0; j < t.index.length; j++) {

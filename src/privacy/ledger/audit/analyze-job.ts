@@ -19,7 +19,13 @@ export function analyzeJob(
 ): JobAnalysis {
   const list = typed(entries, valid);
   const manifest = ofType(list, 'job.manifest').find((m) => m.seq === 0);
-  const out: JobAnalysis = { jobId: ring.jobId ?? null, isPrivate: manifest?.payload.dp != null, manifestSeq0: manifest?.entry ?? null, partners: new Map(), roundsBySeq: [] };
+  const out: JobAnalysis = {
+    jobId: ring.jobId ?? null,
+    isPrivate: manifest?.payload.dp != null,
+    manifestSeq0: manifest?.entry ?? null,
+    partners: new Map(),
+    roundsBySeq: [],
+  };
   if (!manifest) return out;
   for (const p of manifest.payload.partners) {
     out.partners.set(p.keyId, {

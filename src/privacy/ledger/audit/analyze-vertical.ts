@@ -24,7 +24,9 @@ const eventKey = (e: { label: string; samplingRate: number; noiseMultiplier: num
   `${e.label}|${e.samplingRate}|${e.noiseMultiplier}|${e.steps}|${e.sensitivity}`;
 
 /** Relay rounds' planned releases, from the manifest embedded in the seq-0 entry (via the workload registry). */
-export type PlannedReleases = (round: number) => { keyId: string; events: { label: string; samplingRate: number; noiseMultiplier: number; steps: number; sensitivity: number }[] }[] | null;
+export type PlannedReleases = (
+  round: number,
+) => { keyId: string; events: { label: string; samplingRate: number; noiseMultiplier: number; steps: number; sensitivity: number }[] }[] | null;
 
 /** The releases a vertical SecureBoost job plans per round, from the manifest the owner signed into seq 0 (null for other jobs). */
 export function plannedReleases(manifest: Record<string, unknown> | undefined): PlannedReleases | null {
@@ -50,15 +52,22 @@ export function analyzeVertical(list: Typed[], job: JobAnalysis, planned: Planne
   const psiJob = ofType(list, 'psi.job')[0];
   const fulls = ofType(list, 'psi.full');
   const inter = ofType(list, 'psi.intersection');
-  if ((fulls.length || inter.length) && !psiJob) err(fulls[0]?.seq ?? inter[0].seq, 'PSI_JOB_MISSING', 'PSI lists are recorded without the psi.job entry fixing their parameters');
+  if ((fulls.length || inter.length) && !psiJob)
+    err(fulls[0]?.seq ?? inter[0].seq, 'PSI_JOB_MISSING', 'PSI lists are recorded without the psi.job entry fixing their parameters');
   if (psiJob) {
     const j = psiJob.payload;
     const counts = new Map<string, number>();
     for (const f of fulls) {
       const p = f.payload;
       if (!j.ring.includes(p.origin)) err(f.seq, 'PSI_UNKNOWN_ORIGIN', `a full list of ${p.origin}, who is not in the ring`);
-      if (j.padToMax ? p.count !== j.maxSetSize : p.count > j.maxSetSize) err(f.seq, 'PSI_LIST_LENGTH', `${p.origin}'s list has ${p.count} elements; the job ${j.padToMax ? `pads every list to ${j.maxSetSize}` : `caps lists at ${j.maxSetSize}`}`);
-      if (!j.padToMax) err(f.seq, 'PSI_SET_SIZE_RELEASED', `${p.origin}'s distinct-id count (${p.count}) was released without noise (padToMax is off)`, 'warning');
+      if (j.padToMax ? p.count !== j.maxSetSize : p.count > j.maxSetSize)
+        err(
+          f.seq,
+          'PSI_LIST_LENGTH',
+          `${p.origin}'s list has ${p.count} elements; the job ${j.padToMax ? `pads every list to ${j.maxSetSize}` : `caps lists at ${j.maxSetSize}`}`,
+        );
+      if (!j.padToMax)
+        err(f.seq, 'PSI_SET_SIZE_RELEASED', `${p.origin}'s distinct-id count (${p.count}) was released without noise (padToMax is off)`, 'warning');
       if (counts.has(p.origin)) err(f.seq, 'PSI_DUPLICATE_LIST', `a second full list of ${p.origin}`);
       counts.set(p.origin, p.count);
     }
@@ -66,9 +75,11 @@ export function analyzeVertical(list: Typed[], job: JobAnalysis, planned: Planne
       const p = x.payload;
       if (!p.receiptsAgreed) err(x.seq, 'PSI_RECEIPTS_DISAGREE', 'the parties accepted different intersections: the coordinator gave them different results');
       for (const pp of p.perParty) {
-        if (counts.get(pp.party) !== pp.listCount) err(x.seq, 'PSI_COUNT_MISMATCH', `the intersection entry gives ${pp.party}'s list ${pp.listCount} elements, its full list ${counts.get(pp.party)}`);
+        if (counts.get(pp.party) !== pp.listCount)
+          err(x.seq, 'PSI_COUNT_MISMATCH', `the intersection entry gives ${pp.party}'s list ${pp.listCount} elements, its full list ${counts.get(pp.party)}`);
       }
-      if (p.intersectionSize > Math.min(...counts.values())) err(x.seq, 'PSI_INTERSECTION_TOO_LARGE', `an intersection of ${p.intersectionSize} from lists of ${[...counts.values()].join(', ')}`);
+      if (p.intersectionSize > Math.min(...counts.values()))
+        err(x.seq, 'PSI_INTERSECTION_TOO_LARGE', `an intersection of ${p.intersectionSize} from lists of ${[...counts.values()].join(', ')}`);
     }
   }
   // Joint prediction's declared disclosure: the direction at each of a feature holder's splits for the
@@ -76,7 +87,12 @@ export function analyzeVertical(list: Typed[], job: JobAnalysis, planned: Planne
   for (const r of ofType(list, 'relay.round')) {
     if (r.payload.kind !== 'score-resp') continue;
     const from = [...new Set(r.payload.messages.map((x) => job.partners.get(x.from)?.name ?? x.from))];
-    err(r.seq, 'SCORE_DIRECTIONS_DISCLOSED', `round ${r.payload.round}: ${from.join(', ')} told the label holder, unnoised, which way the requested rows go at each of its splits (joint prediction)`, 'warning');
+    err(
+      r.seq,
+      'SCORE_DIRECTIONS_DISCLOSED',
+      `round ${r.payload.round}: ${from.join(', ')} told the label holder, unnoised, which way the requested rows go at each of its splits (joint prediction)`,
+      'warning',
+    );
   }
   // Labelled releases: planned, composed, within limits.
   const byPartner = new Map<string, { seq: number; p: PayloadOf<'vertical.release'> }[]>();
@@ -98,12 +114,19 @@ export function analyzeVertical(list: Typed[], job: JobAnalysis, planned: Planne
     if (epsilonOf) {
       const eps = epsilonOf(st.events, p.delta);
       st.epsilonRecomputed = eps;
-      if (understated(p.epsilonCumulative, eps, tol)) err(r.seq, 'EPSILON_UNDERSTATED', `round ${p.round}: ${st.name} records cumulative ε=${fmt(p.epsilonCumulative)}, its recorded releases compose to ${fmt(eps)}`);
+      if (understated(p.epsilonCumulative, eps, tol))
+        err(
+          r.seq,
+          'EPSILON_UNDERSTATED',
+          `round ${p.round}: ${st.name} records cumulative ε=${fmt(p.epsilonCumulative)}, its recorded releases compose to ${fmt(eps)}`,
+        );
     }
     const lim = limitOf(st.policy);
     const spent = Math.max(st.epsilonRecorded, st.epsilonRecomputed ?? 0);
-    if (lim !== null && spent > lim) err(r.seq, 'POLICY_EPSILON_EXCEEDED', `round ${p.round}: ${st.name} reached ε=${fmt(spent)}, above its declared limit ${fmt(lim)}`);
-    if (st.status !== 'accepted' && st.status !== 'withdrawn') err(r.seq, 'RELEASE_WITHOUT_ACCEPTANCE', `round ${p.round}: ${st.name} released values without having accepted the job`);
+    if (lim !== null && spent > lim)
+      err(r.seq, 'POLICY_EPSILON_EXCEEDED', `round ${p.round}: ${st.name} reached ε=${fmt(spent)}, above its declared limit ${fmt(lim)}`);
+    if (st.status !== 'accepted' && st.status !== 'withdrawn')
+      err(r.seq, 'RELEASE_WITHOUT_ACCEPTANCE', `round ${p.round}: ${st.name} released values without having accepted the job`);
   }
 }
 
@@ -121,7 +144,8 @@ export function crossCheckVertical(
   const inter = ofType(job, 'psi.intersection')[0];
   for (const x of ofType(mine, 'psi.party.list')) {
     const f = full.find((y) => y.payload.origin === local.self);
-    if (f && f.payload.count !== x.payload.releasedCount) C(f.seq, 'CROSS_PSI_COUNT_MISMATCH', `${local.name} sent a list of ${x.payload.releasedCount}, the job ledger records ${f.payload.count}`);
+    if (f && f.payload.count !== x.payload.releasedCount)
+      C(f.seq, 'CROSS_PSI_COUNT_MISMATCH', `${local.name} sent a list of ${x.payload.releasedCount}, the job ledger records ${f.payload.count}`);
   }
   const ring = ofType(job, 'psi.job')[0]?.payload.ring.length;
   for (const x of ofType(mine, 'psi.party.hop')) {
@@ -129,12 +153,17 @@ export function crossCheckVertical(
     // This party blinded the origin's list last: the job ledger's full list must be exactly what it sent.
     const f = full.find((y) => y.payload.origin === x.payload.origin);
     if (!f) L(x.seq, 'CROSS_PSI_LIST_MISSING', `${local.name} sent the full list of ${x.payload.origin}, the job ledger does not record it`);
-    else if (f.payload.lastBlindedBy !== local.self || f.payload.listHash !== x.payload.outListHash) C(f.seq, 'CROSS_PSI_LIST_MISMATCH', `the full list of ${x.payload.origin} is not the one ${local.name} blinded last`);
+    else if (f.payload.lastBlindedBy !== local.self || f.payload.listHash !== x.payload.outListHash)
+      C(f.seq, 'CROSS_PSI_LIST_MISMATCH', `the full list of ${x.payload.origin} is not the one ${local.name} blinded last`);
   }
   for (const x of ofType(mine, 'psi.party.result')) {
     if (!inter) L(x.seq, 'CROSS_PSI_INTERSECTION_MISSING', `${local.name} accepted an intersection the job ledger does not record`);
     else if (inter.payload.orderDigest !== x.payload.orderDigest || inter.payload.intersectionSize !== x.payload.intersectionSize) {
-      C(inter.seq, 'CROSS_PSI_INTERSECTION_MISMATCH', `${local.name} accepted ${x.payload.intersectionSize} matches (order ${x.payload.orderDigest.slice(0, 12)}…), the job ledger records ${inter.payload.intersectionSize} (${inter.payload.orderDigest.slice(0, 12)}…)`);
+      C(
+        inter.seq,
+        'CROSS_PSI_INTERSECTION_MISMATCH',
+        `${local.name} accepted ${x.payload.intersectionSize} matches (order ${x.payload.orderDigest.slice(0, 12)}…), the job ledger records ${inter.payload.intersectionSize} (${inter.payload.orderDigest.slice(0, 12)}…)`,
+      );
     }
   }
   const jobReleases = ofType(job, 'vertical.release').filter((x) => x.payload.partner === local.self);
@@ -142,16 +171,19 @@ export function crossCheckVertical(
   for (const x of ownReleases) {
     const y = jobReleases.find((r) => r.payload.round === x.payload.round);
     if (!y) L(x.seq, 'CROSS_RELEASE_MISSING_IN_COORDINATOR', `round ${x.payload.round}: ${local.name} recorded a release the job ledger does not`);
-    else if (JSON.stringify(y.payload) !== JSON.stringify(x.payload)) C(y.seq, 'CROSS_RELEASE_MISMATCH', `round ${x.payload.round}: the job ledger's record of ${local.name}'s releases differs from its own`);
+    else if (JSON.stringify(y.payload) !== JSON.stringify(x.payload))
+      C(y.seq, 'CROSS_RELEASE_MISMATCH', `round ${x.payload.round}: the job ledger's record of ${local.name}'s releases differs from its own`);
   }
   for (const y of jobReleases) {
-    if (!ownReleases.some((x) => x.payload.round === y.payload.round)) C(y.seq, 'CROSS_RELEASE_MISSING_IN_PARTNER', `round ${y.payload.round}: a release by ${local.name} that its own ledger does not record`);
+    if (!ownReleases.some((x) => x.payload.round === y.payload.round))
+      C(y.seq, 'CROSS_RELEASE_MISSING_IN_PARTNER', `round ${y.payload.round}: a release by ${local.name} that its own ledger does not record`);
   }
   for (const x of ofType(mine, 'vertical.party.job')) {
     const sent = ofType(job, 'relay.round')
       .flatMap((r) => r.payload.messages.filter((m) => m.from === local.self).map((m) => ({ round: r.payload.round, to: m.to, sha256: m.sha256 })))
       .sort((a, b) => a.round - b.round || (a.to < b.to ? -1 : a.to > b.to ? 1 : 0));
-    if (sentDigestOf(sent) !== x.payload.sentDigest) L(x.seq, 'CROSS_MESSAGES_MISMATCH', `the messages ${local.name} says it sent are not the ones the job ledger records as relayed from it`);
+    if (sentDigestOf(sent) !== x.payload.sentDigest)
+      L(x.seq, 'CROSS_MESSAGES_MISMATCH', `the messages ${local.name} says it sent are not the ones the job ledger records as relayed from it`);
   }
 }
 

@@ -30,7 +30,9 @@ export function recordOf(rec: RoundPartnerRecord, roundAttempt: number | undefin
   return {
     partner: rec.partner,
     attempt: rec.attempt ?? roundAttempt ?? 0,
-    releases: rec.releases ?? [{ label: 'update', samplingRate: rec.samplingRate, noiseMultiplier: rec.noiseMultiplier, steps: rec.steps, sensitivity: rec.clipNorm }],
+    releases: rec.releases ?? [
+      { label: 'update', samplingRate: rec.samplingRate, noiseMultiplier: rec.noiseMultiplier, steps: rec.steps, sensitivity: rec.clipNorm },
+    ],
     delta: rec.delta,
     epsilonSpent: rec.epsilonSpent,
     epsilonCumulative: rec.epsilonCumulative,
@@ -51,7 +53,14 @@ export function checkCiphertexts(w: JobWalk, seq: number, st: PartnerState, wher
  * ε must not fall, nor be below the recomputed one, nor may ε spent understate the increase; the
  * partner's declared limits (ε, δ, minimum noise) are checked against every release.
  */
-export function chargeReleases(w: JobWalk, seq: number, st: PartnerState, where: string, rec: { delta: number; epsilonSpent: number; epsilonCumulative: number }, events: DpEvent[]): void {
+export function chargeReleases(
+  w: JobWalk,
+  seq: number,
+  st: PartnerState,
+  where: string,
+  rec: { delta: number; epsilonSpent: number; epsilonCumulative: number },
+  events: DpEvent[],
+): void {
   if (rec.epsilonCumulative < st.epsilonRecorded) {
     w.err(seq, 'EPSILON_DECREASED', `${where}: ${st.name}'s cumulative ε fell from ${fmt(st.epsilonRecorded)} to ${fmt(rec.epsilonCumulative)}`);
   }
@@ -62,13 +71,21 @@ export function chargeReleases(w: JobWalk, seq: number, st: PartnerState, where:
     const eps = w.epsilonOf(st.events, rec.delta);
     st.epsilonRecomputed = eps;
     if (understated(rec.epsilonCumulative, eps, w.tol)) {
-      w.err(seq, 'EPSILON_UNDERSTATED', `${where}: ${st.name}'s cumulative ε is recorded as ${fmt(rec.epsilonCumulative)} but the recorded DP parameters give ${fmt(eps)}`);
+      w.err(
+        seq,
+        'EPSILON_UNDERSTATED',
+        `${where}: ${st.name}'s cumulative ε is recorded as ${fmt(rec.epsilonCumulative)} but the recorded DP parameters give ${fmt(eps)}`,
+      );
     }
     // Measured from the higher of the recorded and recomputed previous totals, so an
     // overstated earlier round (conservative) does not make this one look understated.
     const inc = eps - Math.max(prevRecomputed ?? 0, prevRecorded);
     if (understated(rec.epsilonSpent, inc, w.tol)) {
-      w.err(seq, 'EPSILON_SPENT_UNDERSTATED', `${where}: ${st.name}'s ε spent is recorded as ${fmt(rec.epsilonSpent)} but the recomputed increase is ${fmt(inc)}`);
+      w.err(
+        seq,
+        'EPSILON_SPENT_UNDERSTATED',
+        `${where}: ${st.name}'s ε spent is recorded as ${fmt(rec.epsilonSpent)} but the recomputed increase is ${fmt(inc)}`,
+      );
     }
   }
   st.epsilonRecorded = Math.max(st.epsilonRecorded, rec.epsilonCumulative);
@@ -87,7 +104,14 @@ export function chargeReleases(w: JobWalk, seq: number, st: PartnerState, where:
  * The releases an `evaluation` or `attempt.failed` entry records (version 3): each submitter was
  * selected, may take part, charged each release once per attempt, and its ε is recomputed.
  */
-export function analyzeAttemptReleases(w: JobWalk, seq: number, round: number, where: string, partners: readonly AttemptReleases[], selected: readonly string[] | null): void {
+export function analyzeAttemptReleases(
+  w: JobWalk,
+  seq: number,
+  round: number,
+  where: string,
+  partners: readonly AttemptReleases[],
+  selected: readonly string[] | null,
+): void {
   for (const rec of partners) {
     const st = w.out.partners.get(rec.partner);
     if (!st) {
@@ -97,13 +121,24 @@ export function analyzeAttemptReleases(w: JobWalk, seq: number, round: number, w
     if (selected && !selected.includes(rec.partner)) w.err(seq, 'DP_RECORD_NOT_SELECTED', `${where}: ε recorded for ${st.name}, who was not selected`);
     const key = `${round}.${rec.attempt}`;
     if (st.releaseRecords.has(key)) {
-      w.err(seq, 'DUPLICATE_PARTICIPATION', `${where}: ${st.name}'s releases of attempt ${rec.attempt} recorded twice (also seq ${st.releaseRecords.get(key)!.seq})`);
+      w.err(
+        seq,
+        'DUPLICATE_PARTICIPATION',
+        `${where}: ${st.name}'s releases of attempt ${rec.attempt} recorded twice (also seq ${st.releaseRecords.get(key)!.seq})`,
+      );
       continue;
     }
     checkParticipation(w, seq, st, round);
     if (w.m.dp && rec.delta !== w.m.dp.delta) w.err(seq, 'DELTA_MISMATCH', `${where}: ${st.name} accounted at δ=${rec.delta}, manifest says ${w.m.dp.delta}`);
     checkCiphertexts(w, seq, st, where, rec.ciphertextHashes);
-    chargeReleases(w, seq, st, where, rec, rec.releases.map((r) => ({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps })));
+    chargeReleases(
+      w,
+      seq,
+      st,
+      where,
+      rec,
+      rec.releases.map((r) => ({ samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier, steps: r.steps })),
+    );
     st.releaseRecords.set(key, { seq, round, record: rec });
   }
 }

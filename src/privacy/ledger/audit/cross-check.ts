@@ -24,7 +24,7 @@ export function crossCheck(
     push({ ledger: coord.name, seq, code, message, severity });
   const self = local.ring.ownerKeyId;
   if (local.ring.kind !== 'local' || !self) {
-    L(0, 'NOT_A_PARTNER_LEDGER', 'expected a partner\'s local ledger (starting with ledger.genesis)');
+    L(0, 'NOT_A_PARTNER_LEDGER', "expected a partner's local ledger (starting with ledger.genesis)");
     return null;
   }
   const jobId = coord.job.jobId;
@@ -47,17 +47,29 @@ export function crossCheck(
   if (localResp) {
     const p = localResp.payload as PayloadOf<'partner.acceptance'>;
     if (anchor && p.manifestHash !== anchor) {
-      L(localResp.seq, 'CROSS_MANIFEST_MISMATCH', `${st.name} accepted manifest ${p.manifestHash.slice(0, 12)}…, but the coordinator ledger's manifest entry hashes to ${anchor.slice(0, 12)}…`);
+      L(
+        localResp.seq,
+        'CROSS_MANIFEST_MISMATCH',
+        `${st.name} accepted manifest ${p.manifestHash.slice(0, 12)}…, but the coordinator ledger's manifest entry hashes to ${anchor.slice(0, 12)}…`,
+      );
     }
     const localStatus = localResp.type === 'partner.acceptance' ? 'accepted' : 'refused';
     const coordStatus = st.status === 'withdrawn' ? (st.policy ? 'accepted' : 'no-response') : st.status;
     if (coordStatus !== localStatus) {
-      L(localResp.seq, 'CROSS_ACCEPTANCE_MISMATCH', `${st.name}'s ledger records ${localStatus}, the coordinator's records ${coordStatus} (seq ${st.responseSeq ?? '—'})`);
+      L(
+        localResp.seq,
+        'CROSS_ACCEPTANCE_MISMATCH',
+        `${st.name}'s ledger records ${localStatus}, the coordinator's records ${coordStatus} (seq ${st.responseSeq ?? '—'})`,
+      );
     } else if (canonicalJson(p.policy ?? null) !== canonicalJson(st.policy ?? null)) {
       L(localResp.seq, 'CROSS_ACCEPTANCE_MISMATCH', `${st.name}'s declared policy limits differ from those the coordinator recorded at seq ${st.responseSeq}`);
     }
   } else if (st.status !== 'no-response') {
-    C(st.responseSeq, 'CROSS_ACCEPTANCE_MISSING', `the coordinator records ${st.name}'s ${st.status === 'refused' ? 'refusal' : 'acceptance'}, its own ledger has none`);
+    C(
+      st.responseSeq,
+      'CROSS_ACCEPTANCE_MISSING',
+      `the coordinator records ${st.name}'s ${st.status === 'refused' ? 'refusal' : 'acceptance'}, its own ledger has none`,
+    );
   }
 
   // Version 3: ε from every attempt the partner charged (its partner.release records).
@@ -78,19 +90,35 @@ export function crossCheck(
     // round records name one release of the round, so they are not composed a second time.
     if (!v3) {
       if (understated(r.epsilonCumulative, localEps, tol)) {
-        L(x.seq, 'EPSILON_UNDERSTATED', `round ${r.round}: ${st.name}'s own ledger records cumulative ε=${fmt(r.epsilonCumulative)}, the recorded DP parameters give ${fmt(localEps)}`);
+        L(
+          x.seq,
+          'EPSILON_UNDERSTATED',
+          `round ${r.round}: ${st.name}'s own ledger records cumulative ε=${fmt(r.epsilonCumulative)}, the recorded DP parameters give ${fmt(localEps)}`,
+        );
       }
       if (understated(r.epsilonSpent, localEps - prevEps, tol)) {
-        L(x.seq, 'EPSILON_SPENT_UNDERSTATED', `round ${r.round}: ${st.name}'s own ledger records ε spent ${fmt(r.epsilonSpent)}, recomputed ${fmt(localEps - prevEps)}`);
+        L(
+          x.seq,
+          'EPSILON_SPENT_UNDERSTATED',
+          `round ${r.round}: ${st.name}'s own ledger records ε spent ${fmt(r.epsilonSpent)}, recomputed ${fmt(localEps - prevEps)}`,
+        );
       }
     }
     localRecorded = Math.max(localRecorded, r.epsilonCumulative);
     if (r.coordinatorHead) {
       const w = coordBySeq.get(r.coordinatorHead.seq);
       if (!w) {
-        L(x.seq, 'CROSS_WITNESS_MISSING', `round ${r.round}: ${st.name} witnessed coordinator entry seq ${r.coordinatorHead.seq}, which the coordinator ledger no longer has (truncated?)`);
+        L(
+          x.seq,
+          'CROSS_WITNESS_MISSING',
+          `round ${r.round}: ${st.name} witnessed coordinator entry seq ${r.coordinatorHead.seq}, which the coordinator ledger no longer has (truncated?)`,
+        );
       } else if (entryHash(w) !== r.coordinatorHead.hash) {
-        L(x.seq, 'CROSS_WITNESS_MISMATCH', `round ${r.round}: coordinator entry seq ${r.coordinatorHead.seq} is not the entry ${st.name} witnessed (history rewritten)`);
+        L(
+          x.seq,
+          'CROSS_WITNESS_MISMATCH',
+          `round ${r.round}: coordinator entry seq ${r.coordinatorHead.seq} is not the entry ${st.name} witnessed (history rewritten)`,
+        );
       }
     }
     const c = st.rounds.get(r.round);
@@ -107,12 +135,20 @@ export function crossCheck(
       C(c.seq, 'CROSS_CIPHERTEXT_MISMATCH', `${where}: ciphertext hashes differ`);
     }
     if (r.epsilonSpent !== c.rec.epsilonSpent || r.epsilonCumulative !== c.rec.epsilonCumulative) {
-      C(c.seq, 'CROSS_EPSILON_MISMATCH', `${where}: coordinator records ε spent/cumulative ${fmt(c.rec.epsilonSpent)}/${fmt(c.rec.epsilonCumulative)}, partner ${fmt(r.epsilonSpent)}/${fmt(r.epsilonCumulative)}`);
+      C(
+        c.seq,
+        'CROSS_EPSILON_MISMATCH',
+        `${where}: coordinator records ε spent/cumulative ${fmt(c.rec.epsilonSpent)}/${fmt(c.rec.epsilonCumulative)}, partner ${fmt(r.epsilonSpent)}/${fmt(r.epsilonCumulative)}`,
+      );
     }
     if (r.globalModelHash !== undefined) {
       const reported = c.round.modelHashes.find((h) => h.partner === self);
       if (r.globalModelHash !== c.round.globalModelHash || (reported && reported.hash !== r.globalModelHash)) {
-        C(c.seq, 'CROSS_MODEL_HASH_MISMATCH', `${where}: the partner computed global model ${r.globalModelHash.slice(0, 12)}…, the coordinator records ${c.round.globalModelHash.slice(0, 12)}…`);
+        C(
+          c.seq,
+          'CROSS_MODEL_HASH_MISMATCH',
+          `${where}: the partner computed global model ${r.globalModelHash.slice(0, 12)}…, the coordinator records ${c.round.globalModelHash.slice(0, 12)}…`,
+        );
       }
     }
   }
@@ -127,7 +163,11 @@ export function crossCheck(
     const a = localConsent.payload;
     const b = st.consent.payload;
     if (a.rowsUsed !== b.rowsUsed || a.rowsExcludedNoConsent !== b.rowsExcludedNoConsent || (a.sidecar && b.sidecar && a.sidecar.sha256 !== b.sidecar.sha256)) {
-      C(st.consent.seq, 'CROSS_CONSENT_MISMATCH', `${st.name}'s consent counts differ: coordinator ${b.rowsUsed} used / ${b.rowsExcludedNoConsent} excluded, partner (seq ${localConsent.seq}) ${a.rowsUsed} / ${a.rowsExcludedNoConsent}`);
+      C(
+        st.consent.seq,
+        'CROSS_CONSENT_MISMATCH',
+        `${st.name}'s consent counts differ: coordinator ${b.rowsUsed} used / ${b.rowsExcludedNoConsent} excluded, partner (seq ${localConsent.seq}) ${a.rowsUsed} / ${a.rowsExcludedNoConsent}`,
+      );
     }
   } else if (localConsent && !st.consent) {
     // fedmark keeps row counts off the coordinator (they would reveal each partner's weight), so
@@ -137,7 +177,11 @@ export function crossCheck(
 
   const localWithdraw = ofType(list, 'partner.withdraw')[0];
   if (localWithdraw && st.withdrawAfterRound === undefined) {
-    L(localWithdraw.seq, 'CROSS_WITHDRAW_MISSING', `${st.name} withdrew after round ${localWithdraw.payload.afterRound}, the coordinator ledger does not record it`);
+    L(
+      localWithdraw.seq,
+      'CROSS_WITHDRAW_MISSING',
+      `${st.name} withdrew after round ${localWithdraw.payload.afterRound}, the coordinator ledger does not record it`,
+    );
   }
   const localFinal = ofType(list, 'model.final')[0];
   if (localFinal && coord.job.final && localFinal.payload.modelHash !== coord.job.final.payload.modelHash) {

@@ -24,7 +24,8 @@ export function crossCheckTail(
   coord: { name: string; entries: LedgerEntry[]; ring: KeyRing; valid: Set<number>; job: JobAnalysis },
   push: (f: LedgerFinding) => void,
 ): void {
-  const L = (seq: number | undefined, code: string, message: string, severity: Severity = 'error'): void => push({ ledger: local.name, seq, code, message, severity });
+  const L = (seq: number | undefined, code: string, message: string, severity: Severity = 'error'): void =>
+    push({ ledger: local.name, seq, code, message, severity });
   const self = local.ring.ownerKeyId;
   const jobId = coord.job.jobId;
   const st = self ? coord.job.partners.get(self) : undefined;
@@ -45,7 +46,11 @@ export function crossCheckTail(
     // A DP round the coordinator lacks is named by crossCheck (CROSS_ROUND_MISSING_IN_COORDINATOR) with its ε;
     // a release without a coordinator record by crossCheckReleases (an upload that never arrived is no rewrite).
     if (x.type === 'partner.round' || x.type === 'partner.release') continue;
-    L(x.seq, 'CROSS_ROUND_MISSING_IN_COORDINATOR', `${name} records ${x.type} for round ${r}, the coordinator ledger has no entry for round ${r} (cut off or never written)`);
+    L(
+      x.seq,
+      'CROSS_ROUND_MISSING_IN_COORDINATOR',
+      `${name} records ${x.type} for round ${r}, the coordinator ledger has no entry for round ${r} (cut off or never written)`,
+    );
   }
 
   // The final model.
@@ -65,14 +70,26 @@ export function crossCheckTail(
   for (const x of ofType(mine, 'partner.witness')) {
     const h = x.payload.coordinatorHead;
     if (!coordKey || h.author !== coordKey.keyId || !verifyHeadSignature(h as Parameters<typeof verifyHeadSignature>[0], coordKey.publicKey)) {
-      L(x.seq, 'WITNESS_NOT_SIGNED', `${name}'s witnessed head (seq ${h.seq}) is not signed by the job's coordinator key ${coord.ring.coordinatorKeyId ?? '(none)'}`);
+      L(
+        x.seq,
+        'WITNESS_NOT_SIGNED',
+        `${name}'s witnessed head (seq ${h.seq}) is not signed by the job's coordinator key ${coord.ring.coordinatorKeyId ?? '(none)'}`,
+      );
       continue;
     }
     const at = bySeq.get(h.seq);
     if (!at) {
-      L(x.seq, 'CROSS_WITNESS_MISSING', `after the job ${x.payload.state}, ${name} witnessed the coordinator's signed head at seq ${h.seq}, which the coordinator ledger no longer has (its tail was cut)`);
+      L(
+        x.seq,
+        'CROSS_WITNESS_MISSING',
+        `after the job ${x.payload.state}, ${name} witnessed the coordinator's signed head at seq ${h.seq}, which the coordinator ledger no longer has (its tail was cut)`,
+      );
     } else if (entryHash(at) !== h.hash) {
-      L(x.seq, 'CROSS_WITNESS_MISMATCH', `after the job ${x.payload.state}, ${name} witnessed the coordinator's signed head at seq ${h.seq}; the coordinator ledger's entry there is another one (history rewritten)`);
+      L(
+        x.seq,
+        'CROSS_WITNESS_MISMATCH',
+        `after the job ${x.payload.state}, ${name} witnessed the coordinator's signed head at seq ${h.seq}; the coordinator ledger's entry there is another one (history rewritten)`,
+      );
     }
   }
 
@@ -81,7 +98,13 @@ export function crossCheckTail(
     const recorded = new Set(ofType(mine, 'partner.participation').map((x) => x.payload.round));
     for (const r of coord.job.roundsBySeq) {
       if (r.payload.submitted.includes(self) && !recorded.has(r.payload.round)) {
-        push({ ledger: coord.name, seq: r.seq, code: 'CROSS_ROUND_MISSING_IN_PARTNER', severity: 'warning', message: `round ${r.payload.round}: the coordinator records ${name}'s submission, ${name}'s own ledger has no record of it` });
+        push({
+          ledger: coord.name,
+          seq: r.seq,
+          code: 'CROSS_ROUND_MISSING_IN_PARTNER',
+          severity: 'warning',
+          message: `round ${r.payload.round}: the coordinator records ${name}'s submission, ${name}'s own ledger has no record of it`,
+        });
       }
     }
   }

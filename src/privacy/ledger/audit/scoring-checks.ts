@@ -20,12 +20,7 @@ import { parsePayload, type LedgerEntry, type PayloadOf } from '../entries.ts';
 import { sidecarHas } from '../subject-rights.ts';
 import type { LedgerFinding } from '../verify.ts';
 
-export function checkScoringEntries(
-  ledger: string,
-  entries: LedgerEntry[],
-  valid: ReadonlySet<number>,
-  opts: { sidecarDir?: string } = {},
-): LedgerFinding[] {
+export function checkScoringEntries(ledger: string, entries: LedgerEntry[], valid: ReadonlySet<number>, opts: { sidecarDir?: string } = {}): LedgerFinding[] {
   const findings: LedgerFinding[] = [];
   const add = (seq: number, code: string, message: string, severity: 'error' | 'warning'): void => {
     findings.push({ ledger, seq, code, message, severity });
@@ -33,10 +28,14 @@ export function checkScoringEntries(
   const typed = entries.filter((e) => valid.has(e.seq));
   const payloadOf = <T extends LedgerEntry['type']>(e: LedgerEntry, t: T): PayloadOf<T> => parsePayload(t, e.payload).data as PayloadOf<T>;
   const finals = typed.filter((e) => e.type === 'model.final').map((e) => payloadOf(e, 'model.final'));
-  const accepted = new Map(typed.filter((e) => e.type === 'partner.acceptance').map((e) => {
-    const p = payloadOf(e, 'partner.acceptance');
-    return [p.jobId, p.policy] as const;
-  }));
+  const accepted = new Map(
+    typed
+      .filter((e) => e.type === 'partner.acceptance')
+      .map((e) => {
+        const p = payloadOf(e, 'partner.acceptance');
+        return [p.jobId, p.policy] as const;
+      }),
+  );
   const withdrawals = typed.filter((e) => e.type === 'consent.withdrawal').map((e) => payloadOf(e, 'consent.withdrawal'));
   const seen = new Map<string, number>();
 
@@ -52,14 +51,29 @@ export function checkScoringEntries(
     }
     const trained = finals.find((f) => f.modelHash === p.modelHash);
     if (!trained) {
-      add(e.seq, 'SCORING_MODEL_UNKNOWN', `scoring run ${p.runId} used model ${p.modelHash.slice(0, 12)}…, which no model.final in this ledger records`, 'warning');
+      add(
+        e.seq,
+        'SCORING_MODEL_UNKNOWN',
+        `scoring run ${p.runId} used model ${p.modelHash.slice(0, 12)}…, which no model.final in this ledger records`,
+        'warning',
+      );
     } else {
       if (p.modelJobId && p.modelJobId !== trained.jobId) {
-        add(e.seq, 'SCORING_MODEL_JOB_MISMATCH', `scoring run ${p.runId} names job ${p.modelJobId}, but model ${p.modelHash.slice(0, 12)}… is the final model of job ${trained.jobId}`, 'warning');
+        add(
+          e.seq,
+          'SCORING_MODEL_JOB_MISMATCH',
+          `scoring run ${p.runId} names job ${p.modelJobId}, but model ${p.modelHash.slice(0, 12)}… is the final model of job ${trained.jobId}`,
+          'warning',
+        );
       }
       const allowed = accepted.get(trained.jobId)?.allowedPurposes;
       if (allowed && !allowed.includes(p.purpose)) {
-        add(e.seq, 'SCORING_POLICY_PURPOSE', `scoring run ${p.runId} used job ${trained.jobId}'s model for purpose "${p.purpose}", which the partner's acceptance does not allow (${allowed.join(', ')})`, 'error');
+        add(
+          e.seq,
+          'SCORING_POLICY_PURPOSE',
+          `scoring run ${p.runId} used job ${trained.jobId}'s model for purpose "${p.purpose}", which the partner's acceptance does not allow (${allowed.join(', ')})`,
+          'error',
+        );
       }
     }
     if (opts.sidecarDir && p.sidecar) {
@@ -78,7 +92,12 @@ export function checkScoringEntries(
       }
       const hits = relevant.flatMap((w) => w.idHashes).filter((h) => sidecarHas(bytes, h));
       if (hits.length) {
-        add(e.seq, 'SCORED_AFTER_WITHDRAWAL', `scoring run ${p.runId} (started ${p.startedAt}) scored ${hits.length} customer(s) whose consent withdrawal had already taken effect`, 'error');
+        add(
+          e.seq,
+          'SCORED_AFTER_WITHDRAWAL',
+          `scoring run ${p.runId} (started ${p.startedAt}) scored ${hits.length} customer(s) whose consent withdrawal had already taken effect`,
+          'error',
+        );
       }
     }
   }

@@ -136,7 +136,6 @@ export interface JobAnalysis {
   final?: { seq: number; payload: PayloadOf<'model.final'> };
 }
 
-
 /** What the sections of the job-ledger walk (analyze-*.ts) share while they read one ledger in seq order. */
 export interface JobWalk {
   m: PayloadOf<'job.manifest'>;

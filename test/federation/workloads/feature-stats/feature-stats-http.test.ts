@@ -55,7 +55,15 @@ describe('feature statistics over HTTP', () => {
     const ledgers = parts.map((p) => join(dir, `${p.name}.ledger.jsonl`));
     try {
       const nodes = parts.map((p, i) => {
-        const policy = parsePolicy({ partner: p.name, datasetId: `${p.name}-customers`, maxEpsilonPerJob: 1, lifetimeEpsilon: 5, maxDelta: 1e-5, allowedColumns: manifest.dataset.columns, allowedPurposes: [manifest.purpose] });
+        const policy = parsePolicy({
+          partner: p.name,
+          datasetId: `${p.name}-customers`,
+          maxEpsilonPerJob: 1,
+          lifetimeEpsilon: 5,
+          maxDelta: 1e-5,
+          allowedColumns: manifest.dataset.columns,
+          allowedPurposes: [manifest.purpose],
+        });
         return runPartnerNode({
           coordinatorUrl: coord.url,
           identity: ids[i],
@@ -72,7 +80,14 @@ describe('feature statistics over HTTP', () => {
           signal: abort.signal,
         });
       });
-      const ownerRun = runJobOwner<FeatureStats, FeatureStats>({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal });
+      const ownerRun = runJobOwner<FeatureStats, FeatureStats>({
+        coordinatorUrl: coord.url,
+        identity: owner,
+        signed,
+        log: silentLog,
+        pollMs: TEST_POLL_MS,
+        signal: abort.signal,
+      });
       const [result, ...nodeResults] = await Promise.all([ownerRun, ...nodes]);
       expect(result.state, result.reason ?? '').toBe('completed');
       expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);

@@ -90,7 +90,9 @@ describe('private feature statistics (feature-stats workload)', () => {
     const job = featureStatsPreset({ jobId: 'stats-bad', schema, partners: 3, epsilon: null, seed: 3 });
     const m = manifestOf({ ...job, workload: { kind: 'feature-stats', params: { columns: ['nope'] } } });
     expect(() => featureStatsWorkload.validate(m)).toThrow(/"nope" not a feature/);
-    expect(() => featureStatsWorkload.validate(manifestOf({ ...job, workload: { kind: 'feature-stats', params: { columns: ['tenure', 'tenure'] } } }))).toThrow(/duplicates/);
+    expect(() => featureStatsWorkload.validate(manifestOf({ ...job, workload: { kind: 'feature-stats', params: { columns: ['tenure', 'tenure'] } } }))).toThrow(
+      /duplicates/,
+    );
     expect(() => withStandardization(job, { n: 0, columns, mean: [], std: [] })).toThrow(/no estimates/);
   });
 });
@@ -113,7 +115,10 @@ describe('standardised SGD training', () => {
 
   it('the folded model scores the encoded rows exactly as the trained model scores the standardised ones (logistic and MLP)', async () => {
     for (const model of [{ kind: 'logistic' as const }, { kind: 'mlp' as const, hidden: [4], activation: 'relu' as const }]) {
-      const job = standardizedTrainingPreset({ jobId: 'std-fold', schema, partners: 3, rounds: 2, epsilon: null, encryption: { scheme: 'plain-insecure' }, seed: 3, model }, stats);
+      const job = standardizedTrainingPreset(
+        { jobId: 'std-fold', schema, partners: 3, rounds: 2, epsilon: null, encryption: { scheme: 'plain-insecure' }, seed: 3, model },
+        stats,
+      );
       const r = await simulate({ job, partners: partners() });
       const m = r.manifest;
       const d = m.dataset.featureNames.length;

@@ -66,7 +66,16 @@ async function runJob(jobId: string, o: { epsilon: number | null; encryption?: E
   const ledgers = parts.map((p) => join(dir, `${jobId}-${p.name}.ledger.jsonl`));
   try {
     const nodes = parts.map((p, i) => {
-      const policy = parsePolicy({ partner: p.name, datasetId: `${p.name}-customers`, maxEpsilonPerJob: 3, lifetimeEpsilon: 10, maxDelta: 1e-5, allowedColumns: manifest.dataset.columns, allowedPurposes: [manifest.purpose], allowNonPrivateJobs: true });
+      const policy = parsePolicy({
+        partner: p.name,
+        datasetId: `${p.name}-customers`,
+        maxEpsilonPerJob: 3,
+        lifetimeEpsilon: 10,
+        maxDelta: 1e-5,
+        allowedColumns: manifest.dataset.columns,
+        allowedPurposes: [manifest.purpose],
+        allowNonPrivateJobs: true,
+      });
       return runPartnerNode({
         coordinatorUrl: coord.url,
         identity: ids[i],
@@ -83,7 +92,14 @@ async function runJob(jobId: string, o: { epsilon: number | null; encryption?: E
         signal: abort.signal,
       });
     });
-    const owned = runJobOwner<GbdtState, FederatedEvalMetrics>({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, pollMs: TEST_POLL_MS, signal: abort.signal });
+    const owned = runJobOwner<GbdtState, FederatedEvalMetrics>({
+      coordinatorUrl: coord.url,
+      identity: owner,
+      signed: signManifest(manifest, owner),
+      log: silentLog,
+      pollMs: TEST_POLL_MS,
+      signal: abort.signal,
+    });
     const [result, ...nodeResults] = await Promise.all([owned, ...nodes]);
     return { manifest, result, nodeResults, stores, ledgers };
   } finally {
@@ -97,11 +113,21 @@ describe('gbdt over the real nodes (3 partners, HTTP)', () => {
     ['CKKS', undefined],
   ] as const) {
     it(`without DP, ${name} aggregation: the owner's and every partner's trees are the pooled histogram GBDT's`, async () => {
-      const { manifest, result, nodeResults } = await runJob(`gbdt-http-${name.toLowerCase()}`, { epsilon: null, encryption, gbdt: { trees: 5, depth: 3, learningRate: 0.3 } });
+      const { manifest, result, nodeResults } = await runJob(`gbdt-http-${name.toLowerCase()}`, {
+        epsilon: null,
+        encryption,
+        gbdt: { trees: 5, depth: 3, learningRate: 0.3 },
+      });
       expect(result.state, result.reason ?? '').toBe('completed');
       expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);
       expect(new Set([result.modelHash, ...nodeResults.map((r) => r.modelHash)]).size).toBe(1);
-      expectSameModel(result.finalState, pooledState(manifest, parts.map((p) => p.train)));
+      expectSameModel(
+        result.finalState,
+        pooledState(
+          manifest,
+          parts.map((p) => p.train),
+        ),
+      );
       expect(result.finalMetrics!.auc).toBeGreaterThan(0.75);
 
       // The owner exports the final model as XGBoost JSON (what `fedmark job run` and the demo save): it
@@ -146,7 +172,10 @@ describe('gbdt over the real nodes (3 partners, HTTP)', () => {
     const audit = auditLedgers({ coordinator: coordLedger, partners: ledgers, epsilonOf: composedEpsilon });
     expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
     expect(audit.ok).toBe(true);
-    const want = composedEpsilon(releasePlan(gbdtWorkload, manifest).rounds.flatMap((r) => r.releases), 1e-5);
+    const want = composedEpsilon(
+      releasePlan(gbdtWorkload, manifest).rounds.flatMap((r) => r.releases),
+      1e-5,
+    );
     for (const p of audit.partners) {
       expect(p.localLedgerChecked).toBe(true);
       expect(p.epsilonRecomputed).toBeCloseTo(want, 9);

@@ -28,7 +28,13 @@ const owner = makeIdentities(['owner'])[0];
 const ids = makeIdentities(['a', 'b', 'c']);
 
 function manifestOf(o: Partial<GbdtJobPresetOptions> & { jobId: string }, patch: (m: Record<string, unknown>) => void = () => {}): JobManifest {
-  const raw = { ...gbdtJobPreset({ schema, partners: 3, seed: 9, ...o }), schemaVersion: MANIFEST_SCHEMA_VERSION, createdAt: '2025-01-01T00:00:00Z', owner: publicIdentity(owner), partners: ids.map(publicIdentity) };
+  const raw = {
+    ...gbdtJobPreset({ schema, partners: 3, seed: 9, ...o }),
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    createdAt: '2025-01-01T00:00:00Z',
+    owner: publicIdentity(owner),
+    partners: ids.map(publicIdentity),
+  };
   patch(raw as unknown as Record<string, unknown>);
   return parseManifest(raw);
 }
@@ -54,7 +60,9 @@ describe('the gbdt workload seam', () => {
       if (!m.dp) expect(last.releases).toEqual([]);
       if (m.dp) {
         // The final evaluation is a labelled Gaussian release, like SGD's.
-        expect(last.releases).toEqual([{ label: 'evaluation', samplingRate: 1, noiseMultiplier: s.evaluation!.noiseMultiplier, steps: 1, sensitivity: s.evaluation!.sensitivity }]);
+        expect(last.releases).toEqual([
+          { label: 'evaluation', samplingRate: 1, noiseMultiplier: s.evaluation!.noiseMultiplier, steps: 1, sensitivity: s.evaluation!.sensitivity },
+        ]);
         // The plan's releases (the trees' and the evaluation) compose to the target.
         const events = releasePlan(gbdtWorkload, m).rounds.flatMap((x) => x.releases);
         expect(new Set(events.map((e) => e.label)).size).toBeGreaterThan(2);
@@ -63,7 +71,12 @@ describe('the gbdt workload seam', () => {
         expect(eps).toBeLessThanOrEqual(3);
         expect(eps).toBeGreaterThan(2.99);
         // The trees alone leave room for it: they spend the target less the evaluation's share.
-        expect(composedEpsilon(events.filter((e) => e.label !== 'evaluation'), m.dp.delta)).toBeLessThanOrEqual(3 * (1 - m.dp.split.evaluation) + 1e-9);
+        expect(
+          composedEpsilon(
+            events.filter((e) => e.label !== 'evaluation'),
+            m.dp.delta,
+          ),
+        ).toBeLessThanOrEqual(3 * (1 - m.dp.split.evaluation) + 1e-9);
       }
     }
   });
@@ -74,7 +87,10 @@ describe('the gbdt workload seam', () => {
     const round = m.rounds + 1;
     const plan = planOf(gbdtWorkload, m, round);
     // A trained model (the pooled trainer's, on a job of the same schema): the evaluation round scores with it.
-    const state = pooledState(manifestOf({ jobId: 'eval-model', epsilon: null, gbdt: { trees: 3, depth: 2 } }), parts.map((p) => p.train));
+    const state = pooledState(
+      manifestOf({ jobId: 'eval-model', epsilon: null, gbdt: { trees: 3, depth: 2 } }),
+      parts.map((p) => p.train),
+    );
     const ctx = { manifest: m, round, attempt: 1, keyId: publicIdentity(ids[0]).keyId, plan, state, data: parts[0], released: {} };
     const plain = evaluationHistograms(m, predictProba(gbdtModel(state), parts[0].test.X, parts[0].test.n), parts[0].test, null);
     const layout = evaluationLayout(m);
@@ -98,12 +114,20 @@ describe('the gbdt workload seam', () => {
   it('refuses manifests that do not hold together, naming the field', () => {
     const resolve = (m: JobManifest) => builtinWorkloads.resolve(m);
     expect(thrown(() => resolve(manifestOf({ jobId: 'bad-rounds' }, (m) => (m.rounds = 7))))).toMatch(/MANIFEST_INVALID: .*rounds must be \d+/);
-    expect(thrown(() => resolve(manifestOf({ jobId: 'bad-clip', epsilon: 3 }, (m) => ((m.dp as { clipNorm: number }).clipNorm = 2))))).toMatch(/clipNorm must be 1/);
+    expect(thrown(() => resolve(manifestOf({ jobId: 'bad-clip', epsilon: 3 }, (m) => ((m.dp as { clipNorm: number }).clipNorm = 2))))).toMatch(
+      /clipNorm must be 1/,
+    );
     expect(thrown(() => manifestOf({ jobId: 'bad-model' }, (m) => (m.model = { kind: 'logistic' })))).toMatch(/model kind "logistic" needs workload "sgd"/);
     expect(thrown(() => gbdtJobPreset({ jobId: 'bad-depth', schema, partners: 3, gbdt: { depth: 0 } }))).toMatch(/GBDT_BAD_PARAMS: .*depth/);
-    const knobs = manifestOf({ jobId: 'dp-knobs', epsilon: null }, (m) => ((m.workload as { params: Record<string, unknown> }).params.dp = { hessianShare: 0.3 }));
+    const knobs = manifestOf(
+      { jobId: 'dp-knobs', epsilon: null },
+      (m) => ((m.workload as { params: Record<string, unknown> }).params.dp = { hessianShare: 0.3 }),
+    );
     expect(thrown(() => resolve(knobs))).toMatch(/no dp section/);
-    const names = manifestOf({ jobId: 'bad-layout' }, (m) => ((m.workload as { params: { layout: { featureNames: string[] } } }).params.layout.featureNames[0] = 'x'));
+    const names = manifestOf(
+      { jobId: 'bad-layout' },
+      (m) => ((m.workload as { params: { layout: { featureNames: string[] } } }).params.layout.featureNames[0] = 'x'),
+    );
     expect(thrown(() => resolve(names))).toMatch(/layout names other features/);
     const unit = manifestOf({ jobId: 'bad-unit' }, (m) => ((m.workload as { params: Record<string, unknown> }).params.heUnit = 100));
     expect(thrown(() => resolve(unit))).toMatch(/workload\.params\.heUnit: heUnit must be a power of two/);
@@ -112,7 +136,9 @@ describe('the gbdt workload seam', () => {
   it('refuses distributed noise under CKKS and plaintext aggregation, saying why', () => {
     for (const encryption of [undefined, { scheme: 'plain-insecure' as const }]) {
       const m = manifestOf({ jobId: 'distributed', epsilon: 3, encryption, gbdt: { dp: { noise: 'distributed', colluders: 1 } } });
-      expect(thrown(() => builtinWorkloads.resolve(m))).toMatch(/MANIFEST_INVALID: .*dp\.noise "distributed" is refused under (ckks|plain-insecure) aggregation.*no single upload is ever decrypted/);
+      expect(thrown(() => builtinWorkloads.resolve(m))).toMatch(
+        /MANIFEST_INVALID: .*dp\.noise "distributed" is refused under (ckks|plain-insecure) aggregation.*no single upload is ever decrypted/,
+      );
     }
   });
 });
@@ -124,8 +150,17 @@ describe('gbdt through simulate() (the partner runtime, round machine, aggregati
   ];
   for (const [name, gbdt] of cases) {
     it(`without DP, plaintext sums: ${name} equal the pooled histogram GBDT on the same bins`, async () => {
-      const r = await simulate<GbdtState, FederatedEvalMetrics>({ job: gbdtJobPreset({ jobId: 'gbdt-plain', schema, partners: 3, epsilon: null, encryption: { scheme: 'plain-insecure' }, seed: 3, gbdt }), partners: parts });
-      expectSameModel(r.state, pooledState(r.manifest, parts.map((p) => p.train)));
+      const r = await simulate<GbdtState, FederatedEvalMetrics>({
+        job: gbdtJobPreset({ jobId: 'gbdt-plain', schema, partners: 3, epsilon: null, encryption: { scheme: 'plain-insecure' }, seed: 3, gbdt }),
+        partners: parts,
+      });
+      expectSameModel(
+        r.state,
+        pooledState(
+          r.manifest,
+          parts.map((p) => p.train),
+        ),
+      );
       expect(r.rounds.at(-1)!.kind).toBe('evaluate');
       expect(r.finalMetrics.auc).toBeGreaterThan(0.75);
       expect(r.epsilon).toEqual({});
@@ -133,12 +168,24 @@ describe('gbdt through simulate() (the partner runtime, round machine, aggregati
   }
 
   it('without DP, CKKS sums: the same trees as the pooled GBDT (leaves within 1e-6)', async () => {
-    const r = await simulate<GbdtState, FederatedEvalMetrics>({ job: gbdtJobPreset({ jobId: 'gbdt-ckks', schema, partners: 3, epsilon: null, seed: 3, gbdt: { trees: 15, depth: 4, learningRate: 0.3 } }), partners: parts });
-    expectSameModel(r.state, pooledState(r.manifest, parts.map((p) => p.train)));
+    const r = await simulate<GbdtState, FederatedEvalMetrics>({
+      job: gbdtJobPreset({ jobId: 'gbdt-ckks', schema, partners: 3, epsilon: null, seed: 3, gbdt: { trees: 15, depth: 4, learningRate: 0.3 } }),
+      partners: parts,
+    });
+    expectSameModel(
+      r.state,
+      pooledState(
+        r.manifest,
+        parts.map((p) => p.train),
+      ),
+    );
   }, 120_000);
 
   it('with DP under CKKS: every partner spends exactly the composed ε of the release plan, at most the target', async () => {
-    const r = await simulate<GbdtState, FederatedEvalMetrics>({ job: gbdtJobPreset({ jobId: 'gbdt-dp', schema, partners: 3, epsilon: 2, seed: 3, gbdt: { interactions: 1, cyclicEpochs: 1 } }), partners: parts });
+    const r = await simulate<GbdtState, FederatedEvalMetrics>({
+      job: gbdtJobPreset({ jobId: 'gbdt-dp', schema, partners: 3, epsilon: 2, seed: 3, gbdt: { interactions: 1, cyclicEpochs: 1 } }),
+      partners: parts,
+    });
     const events = releasePlan(gbdtWorkload, r.manifest).rounds.flatMap((x) => x.releases);
     // The final evaluation's noised histograms are among the releases every partner is charged for.
     expect(events.filter((e) => e.label === 'evaluation')).toHaveLength(1);

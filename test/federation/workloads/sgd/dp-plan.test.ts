@@ -5,7 +5,7 @@ import type { DatasetSchema } from '../../../../src/data/schema.ts';
 import { FedmarkError } from '../../../../src/errors.ts';
 import { epsilonAfterRounds, planDp, stepsPerRound } from '../../../../src/federation/workloads/sgd/dp-plan.ts';
 import { jobPreset } from '../../../../src/federation/job-presets.ts';
-import { parseManifest, type JobManifest , MANIFEST_SCHEMA_VERSION } from '../../../../src/federation/manifest.ts';
+import { parseManifest, type JobManifest, MANIFEST_SCHEMA_VERSION } from '../../../../src/federation/manifest.ts';
 
 /** Calibration stops once target − ε ≤ this (calibrateNoiseMultiplier's default, as in Opacus). */
 const CALIBRATION_TOLERANCE = 0.01;
@@ -49,28 +49,33 @@ describe('planDp', () => {
     [8, 20, 0.02, 1, 1e-5],
     [3, 5, 0.05, 2, 1e-6],
     [2, 50, 0.01, 1, 1e-5],
-  ])('target ε %f: calibrated σ gives ε after all rounds ≤ target and within tolerance (rounds %i, q %f, epochs %i, δ %f)', (target, rounds, q, epochs, delta) => {
-    const plan = planDp(manifest({ epsilon: target, rounds, samplingRate: q, epochs, delta }))!;
-    expect(plan).not.toBeNull();
-    expect(plan.samplingRate).toBe(q);
-    expect(plan.delta).toBe(delta);
-    expect(plan.targetEpsilon).toBe(target);
-    expect(plan.stepsPerRound).toBe(epochs * Math.round(1 / q));
-    expect(plan.maxSteps).toBe(plan.stepsPerRound * rounds);
-    // Every planned release composed: DP-SGD in every round, the row count once, every evaluation.
-    const eps = epsilonAfterRounds(plan, rounds, plan.evaluationReleases);
-    expect(eps).toBeLessThanOrEqual(target);
-    expect(target - eps).toBeLessThanOrEqual(CALIBRATION_TOLERANCE);
-    expect(plan.split.total).toBeCloseTo(eps, 12);
-    // σ is (near-)minimal: 2% less noise no longer fits under the target minus the tolerance.
-    expect(epsilonAfterRounds({ ...plan, noiseMultiplier: plan.noiseMultiplier * 0.98 }, rounds, plan.evaluationReleases)).toBeGreaterThan(target - CALIBRATION_TOLERANCE);
-    // The budget is split as the manifest says: 2 % to the row count, 10 % to the evaluation (of the Rényi divergence at the conversion's order).
-    expect(plan.split.weight).toBeCloseTo(0.02, 2);
-    expect(plan.split.evaluation).toBeCloseTo(0.1, 2);
-    expect(plan.split.training + plan.split.weight + plan.split.evaluation).toBeCloseTo(1, 12);
-    // Training alone costs less than the target: the rest went to the other releases.
-    expect(plan.split.trainingEpsilon).toBeLessThan(eps);
-  });
+  ])(
+    'target ε %f: calibrated σ gives ε after all rounds ≤ target and within tolerance (rounds %i, q %f, epochs %i, δ %f)',
+    (target, rounds, q, epochs, delta) => {
+      const plan = planDp(manifest({ epsilon: target, rounds, samplingRate: q, epochs, delta }))!;
+      expect(plan).not.toBeNull();
+      expect(plan.samplingRate).toBe(q);
+      expect(plan.delta).toBe(delta);
+      expect(plan.targetEpsilon).toBe(target);
+      expect(plan.stepsPerRound).toBe(epochs * Math.round(1 / q));
+      expect(plan.maxSteps).toBe(plan.stepsPerRound * rounds);
+      // Every planned release composed: DP-SGD in every round, the row count once, every evaluation.
+      const eps = epsilonAfterRounds(plan, rounds, plan.evaluationReleases);
+      expect(eps).toBeLessThanOrEqual(target);
+      expect(target - eps).toBeLessThanOrEqual(CALIBRATION_TOLERANCE);
+      expect(plan.split.total).toBeCloseTo(eps, 12);
+      // σ is (near-)minimal: 2% less noise no longer fits under the target minus the tolerance.
+      expect(epsilonAfterRounds({ ...plan, noiseMultiplier: plan.noiseMultiplier * 0.98 }, rounds, plan.evaluationReleases)).toBeGreaterThan(
+        target - CALIBRATION_TOLERANCE,
+      );
+      // The budget is split as the manifest says: 2 % to the row count, 10 % to the evaluation (of the Rényi divergence at the conversion's order).
+      expect(plan.split.weight).toBeCloseTo(0.02, 2);
+      expect(plan.split.evaluation).toBeCloseTo(0.1, 2);
+      expect(plan.split.training + plan.split.weight + plan.split.evaluation).toBeCloseTo(1, 12);
+      // Training alone costs less than the target: the rest went to the other releases.
+      expect(plan.split.trainingEpsilon).toBeLessThan(eps);
+    },
+  );
 
   it('spends ε monotonically over the rounds, starting from 0', () => {
     const plan = planDp(manifest({ epsilon: 3, rounds: 10 }))!;

@@ -13,7 +13,11 @@ describe('SGD server step: optimizers from the manifest and learning-rate schedu
     expect(strategySpecSchema.parse({ name: 'fedavgm' })).toEqual({ name: 'fedavgm', serverLr: 1, momentum: 0.9 });
     // No schedule key appears when none was given: the canonical manifest (and its hash) is unchanged.
     expect(strategySpecSchema.parse({ name: 'fedavg' })).toEqual({ name: 'fedavg', serverLr: 1 });
-    expect(strategySpecSchema.parse({ name: 'fedadagrad', schedule: { kind: 'cosine' } }).schedule).toEqual({ kind: 'cosine', minFactor: 0.05, warmupRounds: 0 });
+    expect(strategySpecSchema.parse({ name: 'fedadagrad', schedule: { kind: 'cosine' } }).schedule).toEqual({
+      kind: 'cosine',
+      minFactor: 0.05,
+      warmupRounds: 0,
+    });
     expect(() => strategySpecSchema.parse({ name: 'fedavgm', momentum: 1 })).toThrow();
     expect(() => strategySpecSchema.parse({ name: 'fedavg', schedule: { kind: 'step', every: 0, gamma: 0.5 } })).toThrow();
   });

@@ -33,7 +33,17 @@ function job(o: { dp: boolean }) {
   for (const p of PARTNERS) locals[p].append('ledger.genesis', { ledgerId: p, role: 'partner', owner: party(p) });
   const manifest = cw.append(
     'job.manifest',
-    { jobId, owner: party('owner'), coordinator: party('coordinator'), partners: PARTNERS.map(party), purpose: 'churn', columns: ['a'], rounds: 1, quorum: 2, dp: o.dp ? { targetEpsilon: 2, delta: 1e-5, clipNorm: 1, noiseMultiplier: 1.1 } : null },
+    {
+      jobId,
+      owner: party('owner'),
+      coordinator: party('coordinator'),
+      partners: PARTNERS.map(party),
+      purpose: 'churn',
+      columns: ['a'],
+      rounds: 1,
+      quorum: 2,
+      dp: o.dp ? { targetEpsilon: 2, delta: 1e-5, clipNorm: 1, noiseMultiplier: 1.1 } : null,
+    },
     { signer: signer('owner') },
   );
   for (const p of PARTNERS) {
@@ -42,7 +52,17 @@ function job(o: { dp: boolean }) {
     cw.append('partner.acceptance', attestPayload(acceptance, signer(p)));
   }
   const model = h('model-1');
-  const dpRec = (p: string) => ({ partner: party(p).keyId, samplingRate: 0.02, noiseMultiplier: 1.1, clipNorm: 1, steps: 50, delta: 1e-5, epsilonSpent: composedEpsilon([{ samplingRate: 0.02, noiseMultiplier: 1.1, steps: 50 }], 1e-5), epsilonCumulative: composedEpsilon([{ samplingRate: 0.02, noiseMultiplier: 1.1, steps: 50 }], 1e-5), ciphertextHashes: [h(`ct-${p}`)] });
+  const dpRec = (p: string) => ({
+    partner: party(p).keyId,
+    samplingRate: 0.02,
+    noiseMultiplier: 1.1,
+    clipNorm: 1,
+    steps: 50,
+    delta: 1e-5,
+    epsilonSpent: composedEpsilon([{ samplingRate: 0.02, noiseMultiplier: 1.1, steps: 50 }], 1e-5),
+    epsilonCumulative: composedEpsilon([{ samplingRate: 0.02, noiseMultiplier: 1.1, steps: 50 }], 1e-5),
+    ciphertextHashes: [h(`ct-${p}`)],
+  });
   for (const p of PARTNERS) {
     if (o.dp) {
       const { partner: _p, ...rec } = dpRec(p);
@@ -52,19 +72,44 @@ function job(o: { dp: boolean }) {
     }
   }
   const keys = PARTNERS.map((p) => party(p).keyId);
-  cw.append('round', { jobId, round: 1, selected: keys, submitted: keys, dropped: [], partners: o.dp ? PARTNERS.map(dpRec) : [], aggregateHash: h('agg'), globalModelHash: model, modelHashes: keys.map((k) => ({ partner: k, hash: model })), modelHashesAgreed: true });
+  cw.append('round', {
+    jobId,
+    round: 1,
+    selected: keys,
+    submitted: keys,
+    dropped: [],
+    partners: o.dp ? PARTNERS.map(dpRec) : [],
+    aggregateHash: h('agg'),
+    globalModelHash: model,
+    modelHashes: keys.map((k) => ({ partner: k, hash: model })),
+    modelHashesAgreed: true,
+  });
   cw.append('evaluation', { jobId, round: 2, metrics: { auc: 0.8 } });
-  cw.append('model.final', { jobId, modelHash: model, rounds: 1, partners: o.dp ? PARTNERS.map((p) => ({ partner: party(p).keyId, epsilon: dpRec(p).epsilonCumulative, delta: 1e-5 })) : [] });
-  const head = signHead({ schemaVersion: LEDGER_SCHEMA_VERSION, seq: cw.lastSeq, hash: cw.lastHash, ts: new Date().toISOString(), author: party('coordinator').keyId }, signer('coordinator'));
+  cw.append('model.final', {
+    jobId,
+    modelHash: model,
+    rounds: 1,
+    partners: o.dp ? PARTNERS.map((p) => ({ partner: party(p).keyId, epsilon: dpRec(p).epsilonCumulative, delta: 1e-5 })) : [],
+  });
+  const head = signHead(
+    { schemaVersion: LEDGER_SCHEMA_VERSION, seq: cw.lastSeq, hash: cw.lastHash, ts: new Date().toISOString(), author: party('coordinator').keyId },
+    signer('coordinator'),
+  );
   for (const p of PARTNERS) {
-    locals[p].append('model.final', { jobId, modelHash: model, rounds: 1, partners: o.dp ? [{ partner: party(p).keyId, epsilon: dpRec(p).epsilonCumulative, delta: 1e-5 }] : [] });
+    locals[p].append('model.final', {
+      jobId,
+      modelHash: model,
+      rounds: 1,
+      partners: o.dp ? [{ partner: party(p).keyId, epsilon: dpRec(p).epsilonCumulative, delta: 1e-5 }] : [],
+    });
     locals[p].append('partner.witness', { jobId, partner: party(p).keyId, state: 'completed', coordinatorHead: head });
   }
   cw.close();
   for (const p of PARTNERS) locals[p].close();
   return { coordinator: path.join(d, 'job.jsonl'), partners: PARTNERS.map((p) => path.join(d, `${p}.jsonl`)), jobId };
 }
-const audit = (coordinator: string, partners: string[], extra: Record<string, unknown> = {}) => auditLedgers({ coordinator, partners, epsilonOf: composedEpsilon, ...extra });
+const audit = (coordinator: string, partners: string[], extra: Record<string, unknown> = {}) =>
+  auditLedgers({ coordinator, partners, epsilonOf: composedEpsilon, ...extra });
 const errors = (r: ReturnType<typeof audit>) => r.findings.filter((f) => f.severity === 'error').map((f) => f.code);
 
 describe('the tail of the job ledger against the partners', () => {
@@ -78,7 +123,13 @@ describe('the tail of the job ledger against the partners', () => {
   it('catches a coordinator that cuts its evaluation and final entries, appends its own halt and re-signs the head', () => {
     const j = job({ dp: true });
     const lines = fs.readFileSync(j.coordinator, 'utf8').split('\n').filter(Boolean);
-    fs.writeFileSync(j.coordinator, lines.slice(0, -2).map((l) => `${l}\n`).join(''));
+    fs.writeFileSync(
+      j.coordinator,
+      lines
+        .slice(0, -2)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
     fs.rmSync(headPath(j.coordinator));
     const w = LedgerWriter.open(j.coordinator, signer('coordinator'), { sync: false });
     w.append('job.halt', { jobId: j.jobId, reason: 'halted by the coordinator', afterRound: 1 });
@@ -86,7 +137,9 @@ describe('the tail of the job ledger against the partners', () => {
     const r = audit(j.coordinator, j.partners);
     expect(r.ok).toBe(false);
     expect(errors(r)).toEqual(expect.arrayContaining(['CROSS_FINAL_MISSING_IN_COORDINATOR', 'CROSS_WITNESS_MISSING']));
-    expect(r.findings.find((f) => f.code === 'CROSS_FINAL_MISSING_IN_COORDINATOR')!.message).toMatch(/but a job\.halt at seq \d+ \("halted by the coordinator"\)/);
+    expect(r.findings.find((f) => f.code === 'CROSS_FINAL_MISSING_IN_COORDINATOR')!.message).toMatch(
+      /but a job\.halt at seq \d+ \("halted by the coordinator"\)/,
+    );
     // Without the partners' ledgers the rewrite is consistent: that is what the partners' witness is for.
     expect(audit(j.coordinator, []).ok).toBe(true);
   });
@@ -94,7 +147,13 @@ describe('the tail of the job ledger against the partners', () => {
   it('catches a final entry replaced by a halt at the same seq (the witnessed entry is another one)', () => {
     const j = job({ dp: true });
     const lines = fs.readFileSync(j.coordinator, 'utf8').split('\n').filter(Boolean);
-    fs.writeFileSync(j.coordinator, lines.slice(0, -1).map((l) => `${l}\n`).join(''));
+    fs.writeFileSync(
+      j.coordinator,
+      lines
+        .slice(0, -1)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
     fs.rmSync(headPath(j.coordinator));
     const w = LedgerWriter.open(j.coordinator, signer('coordinator'), { sync: false });
     w.append('job.halt', { jobId: j.jobId, reason: 'halted', afterRound: 1 });
@@ -105,7 +164,13 @@ describe('the tail of the job ledger against the partners', () => {
   it('catches a tail cut without anything appended (the witnessed seq is gone) and a missing head pointer is an error', () => {
     const j = job({ dp: true });
     const lines = fs.readFileSync(j.coordinator, 'utf8').split('\n').filter(Boolean);
-    fs.writeFileSync(j.coordinator, lines.slice(0, -1).map((l) => `${l}\n`).join(''));
+    fs.writeFileSync(
+      j.coordinator,
+      lines
+        .slice(0, -1)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
     fs.rmSync(headPath(j.coordinator));
     const r = audit(j.coordinator, j.partners);
     expect(errors(r)).toEqual(expect.arrayContaining(['HEAD_MISSING', 'CROSS_WITNESS_MISSING', 'CROSS_FINAL_MISSING_IN_COORDINATOR']));
@@ -114,7 +179,10 @@ describe('the tail of the job ledger against the partners', () => {
   it("refuses a witness that is not the coordinator's own signed statement", () => {
     const j = job({ dp: true });
     const w = LedgerWriter.open(j.partners[0], signer('bank'), { sync: false });
-    const forged = signHead({ schemaVersion: LEDGER_SCHEMA_VERSION, seq: 0, hash: h('x'), ts: new Date().toISOString(), author: party('coordinator').keyId }, signer('bank'));
+    const forged = signHead(
+      { schemaVersion: LEDGER_SCHEMA_VERSION, seq: 0, hash: h('x'), ts: new Date().toISOString(), author: party('coordinator').keyId },
+      signer('bank'),
+    );
     w.append('partner.witness', { jobId: j.jobId, partner: party('bank').keyId, state: 'completed', coordinatorHead: forged });
     w.close();
     expect(errors(audit(j.coordinator, j.partners))).toContain('WITNESS_NOT_SIGNED');
@@ -145,7 +213,12 @@ describe('a job without differential privacy', () => {
     expect(JSON.parse(JSON.stringify(r)).partners[0].epsilon).toBeNull();
     const text = formatAuditSummary(r);
     expect(text).toMatch(/not differentially private \(ε = ∞\)/);
-    expect(text.split('\n').filter((l) => /^(bank|telco) /.test(l)).every((l) => l.includes('∞ (not DP)') && !/\s0\.0+\s/.test(l))).toBe(true);
+    expect(
+      text
+        .split('\n')
+        .filter((l) => /^(bank|telco) /.test(l))
+        .every((l) => l.includes('∞ (not DP)') && !/\s0\.0+\s/.test(l)),
+    ).toBe(true);
   });
 
   it("flags a partner round the coordinator has no entry for, and a submission missing from the partner's ledger", () => {

@@ -5,7 +5,16 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { composedEpsilon } from '../../../../src/privacy/accountant.ts';
-import { attestPayload, auditLedgers, entryHash, LedgerWriter, signerFromSecretKey, toBase64, type AttemptReleases, type LedgerSigner } from '../../../../src/privacy/ledger/index.ts';
+import {
+  attestPayload,
+  auditLedgers,
+  entryHash,
+  LedgerWriter,
+  signerFromSecretKey,
+  toBase64,
+  type AttemptReleases,
+  type LedgerSigner,
+} from '../../../../src/privacy/ledger/index.ts';
 
 /**
  * Ledger version 3: every labelled release of every attempt is on record — failed attempts and the
@@ -40,7 +49,18 @@ function build(edit: Edit = {}) {
   const jobId = 'rel-job';
   const m = cw.append(
     'job.manifest',
-    { jobId, owner: party(owner), coordinator: party(coord), partners: partners.map(party), purpose: 'churn', columns: ['a'], rounds: 1, partnersPerRound: 2, quorum: 2, dp: { targetEpsilon: 3, delta: DELTA, clipNorm: 1, noiseMultiplier: 1.3 } },
+    {
+      jobId,
+      owner: party(owner),
+      coordinator: party(coord),
+      partners: partners.map(party),
+      purpose: 'churn',
+      columns: ['a'],
+      rounds: 1,
+      partnersPerRound: 2,
+      quorum: 2,
+      dp: { targetEpsilon: 3, delta: DELTA, clipNorm: 1, noiseMultiplier: 1.3 },
+    },
     { signer: owner },
   );
   partners.forEach((p, i) => {
@@ -53,20 +73,46 @@ function build(edit: Edit = {}) {
     const before = history[i].length ? composedEpsilon(history[i], DELTA) : 0;
     history[i].push(...releases);
     const after = composedEpsilon(history[i], DELTA);
-    const r: AttemptReleases = { partner: partners[i].keyId, attempt, releases, delta: DELTA, epsilonSpent: after - before, epsilonCumulative: after, ciphertextHashes: [h(`${i}-${round}-${attempt}`)] };
+    const r: AttemptReleases = {
+      partner: partners[i].keyId,
+      attempt,
+      releases,
+      delta: DELTA,
+      epsilonSpent: after - before,
+      epsilonCumulative: after,
+      ciphertextHashes: [h(`${i}-${round}-${attempt}`)],
+    };
     const local = edit.local ? edit.local(i, round, attempt, structuredClone(r)) : r;
     if (local) locals[i].append('partner.release', { jobId, round, kind, ...local });
     return edit.coord ? edit.coord(i, round, attempt, structuredClone(r)) : r;
   };
   const ids = partners.map((p) => p.keyId);
   const failed = [0, 1].map((i) => charge(i, 1, 0, 'train', [weight, update])).filter((r) => r !== null);
-  cw.append('attempt.failed', { jobId, round: 1, attempt: 0, kind: 'train', reason: '2 submission(s) by the deadline, quorum is 3', selected: ids, submitted: ids, partners: failed });
+  cw.append('attempt.failed', {
+    jobId,
+    round: 1,
+    attempt: 0,
+    kind: 'train',
+    reason: '2 submission(s) by the deadline, quorum is 3',
+    selected: ids,
+    submitted: ids,
+    partners: failed,
+  });
   const closed = [0, 1].map((i) => charge(i, 1, 1, 'train', [update])).filter((r) => r !== null);
   const model = h('model');
   for (const r of closed) {
     const i = ids.indexOf(r.partner);
     const { partner: _p, ...rest } = r;
-    locals[i].append('partner.round', { jobId, round: 1, samplingRate: update.samplingRate, noiseMultiplier: update.noiseMultiplier, clipNorm: 1, steps: update.steps, ...rest, globalModelHash: model });
+    locals[i].append('partner.round', {
+      jobId,
+      round: 1,
+      samplingRate: update.samplingRate,
+      noiseMultiplier: update.noiseMultiplier,
+      clipNorm: 1,
+      steps: update.steps,
+      ...rest,
+      globalModelHash: model,
+    });
   }
   cw.append('round', {
     jobId,
@@ -75,7 +121,19 @@ function build(edit: Edit = {}) {
     selected: ids,
     submitted: ids,
     dropped: [],
-    partners: closed.map((r) => ({ partner: r.partner, samplingRate: update.samplingRate, noiseMultiplier: update.noiseMultiplier, clipNorm: 1, steps: update.steps, delta: DELTA, epsilonSpent: r.epsilonSpent, epsilonCumulative: r.epsilonCumulative, ciphertextHashes: r.ciphertextHashes, attempt: r.attempt, releases: r.releases })),
+    partners: closed.map((r) => ({
+      partner: r.partner,
+      samplingRate: update.samplingRate,
+      noiseMultiplier: update.noiseMultiplier,
+      clipNorm: 1,
+      steps: update.steps,
+      delta: DELTA,
+      epsilonSpent: r.epsilonSpent,
+      epsilonCumulative: r.epsilonCumulative,
+      ciphertextHashes: r.ciphertextHashes,
+      attempt: r.attempt,
+      releases: r.releases,
+    })),
     aggregateHash: h('agg'),
     globalModelHash: model,
     modelHashes: ids.map((k) => ({ partner: k, hash: model })),
@@ -88,10 +146,15 @@ function build(edit: Edit = {}) {
   partners.forEach((p, i) => locals[i].append('model.final', { jobId, modelHash: model, rounds: 1, partners: [finals[i]] }));
   cw.close();
   locals.forEach((l) => l.close());
-  return { coordinator: path.join(dir, 'job.jsonl'), partnerLedgers: partners.map((p) => path.join(dir, `${p.name}.jsonl`)), epsilon: history.map((e) => composedEpsilon(e, DELTA)) };
+  return {
+    coordinator: path.join(dir, 'job.jsonl'),
+    partnerLedgers: partners.map((p) => path.join(dir, `${p.name}.jsonl`)),
+    epsilon: history.map((e) => composedEpsilon(e, DELTA)),
+  };
 }
 
-const audit = (f: ReturnType<typeof build>, withPartners = true) => auditLedgers({ coordinator: f.coordinator, partners: withPartners ? f.partnerLedgers : [], epsilonOf: composedEpsilon });
+const audit = (f: ReturnType<typeof build>, withPartners = true) =>
+  auditLedgers({ coordinator: f.coordinator, partners: withPartners ? f.partnerLedgers : [], epsilonOf: composedEpsilon });
 const codes = (r: ReturnType<typeof audit>) => r.findings.map((x) => `${x.severity}:${x.code}`);
 
 describe('audit of every labelled release (ledger version 3)', () => {
@@ -129,13 +192,22 @@ describe('audit of every labelled release (ledger version 3)', () => {
 
   it('flags a release the coordinator records that the partner never wrote, and releases that differ between the ledgers', () => {
     const missing = audit(build({ local: (i, round, _a, r) => (i === 1 && round === 2 ? null : r) }));
-    expect(missing.findings.find((x) => x.code === 'CROSS_RELEASE_MISSING_IN_PARTNER')?.message).toMatch(/round 2 attempt 0: the coordinator records telco's releases/);
-    const differ = audit(build({ coord: (i, round, attempt, r) => (i === 0 && round === 1 && attempt === 0 ? { ...r, releases: [r.releases[0], { ...r.releases[1], noiseMultiplier: 2.6 }] } : r) }));
+    expect(missing.findings.find((x) => x.code === 'CROSS_RELEASE_MISSING_IN_PARTNER')?.message).toMatch(
+      /round 2 attempt 0: the coordinator records telco's releases/,
+    );
+    const differ = audit(
+      build({
+        coord: (i, round, attempt, r) =>
+          i === 0 && round === 1 && attempt === 0 ? { ...r, releases: [r.releases[0], { ...r.releases[1], noiseMultiplier: 2.6 }] } : r,
+      }),
+    );
     expect(codes(differ)).toContain('error:CROSS_DP_PARAMS_MISMATCH');
   });
 
   it("compares the manifest's σ and C with the update release a round record lists (other releases carry their own)", () => {
-    const f = build({ coord: (_i, round, attempt, r) => (round === 1 && attempt === 1 ? { ...r, releases: [{ ...update, noiseMultiplier: 2.6, sensitivity: 2 }] } : r) });
+    const f = build({
+      coord: (_i, round, attempt, r) => (round === 1 && attempt === 1 ? { ...r, releases: [{ ...update, noiseMultiplier: 2.6, sensitivity: 2 }] } : r),
+    });
     const found = audit(f, false).findings.filter((x) => x.code === 'NOISE_MULTIPLIER_MISMATCH' || x.code === 'CLIP_NORM_MISMATCH');
     expect(found.map((x) => x.message)).toEqual([
       'round 1: bank clipped at C=2, manifest says 1',
