@@ -147,7 +147,8 @@ describe('DP training', () => {
     const b = trainFederated(params, layout, parts);
     expect(JSON.stringify(a.model.trees)).not.toBe(JSON.stringify(b.model.trees));
     const test = syntheticDataset(3000, 77);
-    expect(auc(predictProba(a.model, test.X, test.n), test.y)).toBeGreaterThan(0.6);
+    // Over 40 fresh draws the AUC spread 0.60–0.70 (mean 0.66, sd ≈ 0.025): 0.55 is > 4 sd below, and chance is 0.5.
+    expect(auc(predictProba(a.model, test.X, test.n), test.y)).toBeGreaterThan(0.55);
 
     const release = stepRelease(params, layout, a.noise, 1)!;
     const zeros = { grad: new Float64Array(20000), hess: new Float64Array(20000) };
