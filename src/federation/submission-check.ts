@@ -83,5 +83,5 @@ export function checkSubmission(plan: RoundPlan, scheme: SecureSumScheme, expect
  * partner send for the round before it reads the body (anything larger cannot be a valid upload).
  */
 export function maxSubmissionBytes(plan: RoundPlan, scheme: SecureSumScheme): number {
-  return maxEnvelopeBytes(plan.parts.map((p) => scheme.uploadBytes(p.length)));
+  return maxEnvelopeBytes(plan.parts.map((p) => scheme.uploadBytes(wireLength(p, scheme.maxAbsInput))));
 }
