@@ -95,8 +95,10 @@ export function registerSimulateCommand(program: Command): void {
         epsilon: o.dp === false ? null : Number(o.epsilon),
         encryption: o.insecurePlaintext ? ({ scheme: 'plain-insecure' } as const) : undefined,
         seed,
+        ...(model?.kind === 'sgd' ? { model: model.spec } : {}),
       };
       let job = model ? jobManifestFor(model, o2) : jobPreset(o2);
+      let statsEpsilon: Record<string, number> | null = null;
       if (o.standardize) {
         const stats = await simulate<FeatureStats, FeatureStats>({ job: featureStatsPreset(o2), partners });
         process.stderr.write(
@@ -106,6 +108,7 @@ export function registerSimulateCommand(program: Command): void {
               .join('/') || 'none'
           }\n`,
         );
+        statsEpsilon = stats.epsilon;
         job = standardizedTrainingPreset(o2, stats.state);
       }
       if (typeof o.strategy === 'string') job = { ...job, strategy: parseStrategy(o.strategy) };
@@ -137,6 +140,8 @@ export function registerSimulateCommand(program: Command): void {
           auc: { federated: baselines.aucOf(result.state), pooled: baselines.centralized, alone: baselines.local },
           targetEpsilon: o2.epsilon,
           epsilon: result.epsilon,
+          // --standardize: the feature-statistics job ran first and spent its own share (ε·0.1) of the target.
+          ...(statsEpsilon ? { featureStatsEpsilon: statsEpsilon } : {}),
           noiseMultiplier: result.noiseMultiplier,
           modelHash: result.modelHash,
           wallSeconds: result.wallSeconds,
@@ -147,7 +152,7 @@ export function registerSimulateCommand(program: Command): void {
       const summary = {
         dataset: name,
         partners: k,
-        rounds: Number(o.rounds),
+        rounds: result.manifest.rounds,
         backend,
         auc: result.finalMetrics.auc,
         epsilon: result.epsilon,

@@ -25,7 +25,7 @@ export interface UserPartners {
   schema: DatasetSchema;
   names: string[];
   splits: { train: Dataset; test: Dataset }[];
-  /** What each partner holds: its column values, or its row count and positive rate. */
+  /** What each partner holds: its column values (--partition-by), or its share of positive labels (Dirichlet). */
   describe: string[];
 }
 
@@ -91,7 +91,11 @@ export async function userPartners(data: string, schemaPath: string, split: Spli
     if (!Number.isInteger(split.partners) || split.partners < 2)
       throw new FedmarkError('CLI_PARTNERS', `--partners must be an integer ≥ 2, got ${split.partners}`);
     parts = partitionDirichlet(all.y, split.partners, split.alpha, seed);
-    describe = parts.map((p) => `${p.length} rows`);
+    describe = parts.map((p) => {
+      let pos = 0;
+      for (const i of p) pos += all.y[i];
+      return `${((100 * pos) / p.length).toFixed(1)} % positive`;
+    });
     checkSizes(
       parts,
       parts.map((_, i) => partnerName(i)),

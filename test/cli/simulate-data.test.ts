@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parquetWriteFile } from 'hyparquet-writer';
 import { runCli } from '../helpers/cli-process.ts';
 
 const bankCsv = readFileSync(new URL('../../data/bank-marketing.csv', import.meta.url), 'utf8')
@@ -28,6 +29,20 @@ const rows = bankCsv
 const csv = join(dir, 'bank.csv');
 writeFileSync(csv, [bankCsv[0], ...rows].join('\n') + '\n');
 
+/** The same rows as Parquet: numeric columns as DOUBLE, the rest as STRING. */
+const parquet = join(dir, 'bank.parquet');
+{
+  const cells = rows.map((r) => r.split(';').map((c) => c.replace(/^"|"$/g, '')));
+  const header = bankCsv[0].split(';').map((c) => c.replace(/^"|"$/g, ''));
+  parquetWriteFile({
+    filename: parquet,
+    columnData: header.map((name, j) => {
+      const numeric = cells.every((c) => c[j] !== '' && Number.isFinite(Number(c[j])));
+      return { name, type: numeric ? 'DOUBLE' : 'STRING', data: cells.map((c) => (numeric ? Number(c[j]) : c[j])) };
+    }) as never,
+  });
+}
+
 interface Summary {
   model: string;
   partners: { name: string; holds: string; trainRows: number; holdoutRows: number }[];
@@ -38,9 +53,13 @@ interface Summary {
 }
 
 function simulate(...args: string[]): Summary {
+  return simulateFile(csv, ...args);
+}
+
+function simulateFile(data: string, ...args: string[]): Summary {
   const started = performance.now();
-  const r = runCli('simulate', '--data', csv, '--schema', schema, '--json', ...args);
-  process.stderr.write(`simulate ${args.join(' ')}: ${((performance.now() - started) / 1000).toFixed(1)} s wall\n`);
+  const r = runCli('simulate', '--data', data, '--schema', schema, '--json', ...args);
+  process.stderr.write(`simulate --data ${data.split('/').pop()} ${args.join(' ')}: ${((performance.now() - started) / 1000).toFixed(1)} s wall\n`);
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Summary;
 }
@@ -80,6 +99,12 @@ describe('fedmark simulate --data (CLI)', () => {
     expectComparison(lr, 3, 3);
     expect(lr.model).toBe('logistic');
     expect(lr.partners.map((p) => p.holds)).toEqual(['divorced', 'married', 'single']);
+    // The same rows as Parquet: the same partners, hold-outs and (deterministic, non-private) baselines.
+    const fromParquet = simulateFile(parquet, '--partition-by', 'marital', '--model', 'logistic', '--rounds', '3', '--epsilon', '3');
+    expectComparison(fromParquet, 3, 3);
+    expect(fromParquet.partners).toEqual(lr.partners);
+    expect(fromParquet.auc.pooled).toBe(lr.auc.pooled);
+    expect(fromParquet.auc.alone).toEqual(lr.auc.alone);
 
     const trees = simulate('--partition-by', 'marital', '--model', '{"kind":"gbdt","trees":3,"depth":2}', '--no-dp');
     expectComparison(trees, 3, null);
@@ -93,6 +118,22 @@ describe('fedmark simulate --data (CLI)', () => {
     expectComparison(lr, 2, null);
     expect(lr.partners.map((p) => p.name)).toEqual(['partner-a', 'partner-b']);
   }, 120_000);
+
+  it('without --data, --dataset still simulates the bundled data (federated AUC only)', () => {
+    const r = runCli('simulate', '--dataset', 'telco', '--partners', '3', '--rounds', '2', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      dataset: string;
+      partners: number;
+      rounds: number;
+      auc: number;
+      epsilon: Record<string, number>;
+    };
+    expect(s).toMatchObject({ dataset: 'telco-churn', partners: 3, rounds: 2 });
+    expect(s.auc).toBeGreaterThan(0.5);
+    expect(Object.values(s.epsilon)).toHaveLength(3);
+    for (const e of Object.values(s.epsilon)) expect(e).toBeLessThanOrEqual(3);
+  }, 60_000);
 
   it('refuses a missing file, a schema mismatch, an unknown column, both split options, α ≤ 0 and unusable partitions', () => {
     fails(['--data', join(dir, 'missing.csv'), '--schema', schema, '--partition-by', 'marital'], /--data .*missing\.csv: no such file/);
