@@ -26,6 +26,7 @@ function parseStrategy(text: string): StrategySpec {
 
 /** --partition-by or --partners/--alpha, never both: a user who gave both meant one of them. */
 function splitSpec(o: Record<string, string | boolean>, cmd: Command): SplitSpec {
+  // α and K are checked where the split is made (userPartners), after the file is read.
   if (typeof o.schema !== 'string') throw new FedmarkError('CLI_SCHEMA', '--data needs --schema (the dataset schema JSON of the file)');
   const given = (opt: string) => cmd.getOptionValueSource(opt) === 'cli';
   if (typeof o.partitionBy === 'string') {
@@ -33,9 +34,7 @@ function splitSpec(o: Record<string, string | boolean>, cmd: Command): SplitSpec
       throw new FedmarkError('CLI_SPLIT', '--partition-by makes one partner per column value: do not also give --partners/--alpha (the Dirichlet split)');
     return { by: 'column', column: o.partitionBy };
   }
-  const alpha = Number(o.alpha);
-  if (!(alpha > 0) || !Number.isFinite(alpha)) throw new FedmarkError('CLI_ALPHA', `--alpha must be a number > 0, got ${o.alpha}`);
-  return { by: 'dirichlet', partners: Number(o.partners), alpha };
+  return { by: 'dirichlet', partners: Number(o.partners), alpha: Number(o.alpha) };
 }
 
 function formatComparison(s: {
@@ -70,6 +69,10 @@ export function registerSimulateCommand(program: Command): void {
     .option('--model <json>', 'logistic, mlp, gbdt or a spec, e.g. {"kind":"gbdt","trees":20,"depth":3} (as in job run)')
     .action(async (o: Record<string, string | boolean>, cmd: Command) => {
       const own = typeof o.data === 'string';
+      if (own && cmd.getOptionValueSource('dataset') === 'cli')
+        throw new FedmarkError('CLI_DATA', 'give --data (your file) or --dataset (bundled data), not both');
+      if (!own && (typeof o.schema === 'string' || typeof o.partitionBy === 'string'))
+        throw new FedmarkError('CLI_DATA', '--schema and --partition-by describe a --data file; without --data, simulate uses --dataset bank|telco');
       const name = DATASET_ALIASES[String(o.dataset)];
       if (!own && !name) throw new FedmarkError('CLI_DATASET', `unknown dataset "${o.dataset}": use bank or telco`);
       const split = own ? splitSpec(o, cmd) : null;

@@ -152,5 +152,7 @@ describe('fedmark simulate --data (CLI)', () => {
     fails(['--data', csv, '--schema', schema, '--partition-by', 'balance'], /numeric column without declared bands/);
     fails(['--data', csv, '--schema', schema, '--partition-by', 'y'], /a label column cannot define partners/);
     fails(['--data', csv, '--partners', '2'], /--data needs --schema/);
+    fails(['--data', csv, '--schema', schema, '--dataset', 'bank', '--partners', '2'], /give --data \(your file\) or --dataset/);
+    fails(['--partition-by', 'marital'], /--schema and --partition-by describe a --data file/);
   }, 120_000);
 });
