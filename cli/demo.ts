@@ -6,7 +6,7 @@ import { FedmarkError } from '../src/errors.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { saveJobModel } from './job-model.ts';
 import { DATASET_ALIASES, withJobOptions } from './partner-data.ts';
-import { trainBaselines } from './demo/baselines.ts';
+import { trainBaselines } from './baselines.ts';
 import { followJob } from './demo/follow.ts';
 import { auditDemo, partnerEpsilons, readBytesPerValue } from './demo/ledgers.ts';
 import { startProcesses, waitExit } from './demo/processes.ts';

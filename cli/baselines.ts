@@ -1,21 +1,22 @@
-import { sgdModel } from '../../src/federation/workloads/sgd/index.ts';
-import { concatDatasets, type Dataset } from '../../src/data/encode.ts';
-import { gbdtSettings } from '../../src/federation/workloads/gbdt/index.ts';
-import { auc } from '../../src/metrics/classification.ts';
-import { initParameters } from '../../src/model/params.ts';
-import { trainLocal } from '../../src/train/local.ts';
-import { modelFromState, parseGbdtParams, predictProba as predictTrees, trainPooled } from '../../src/trees/index.ts';
-import { scoreWithState } from '../job-model.ts';
-import type { DemoSetup } from './setup.ts';
+import { sgdModel } from '../src/federation/workloads/sgd/index.ts';
+import { concatDatasets, type Dataset } from '../src/data/encode.ts';
+import { gbdtSettings } from '../src/federation/workloads/gbdt/index.ts';
+import { auc } from '../src/metrics/classification.ts';
+import { initParameters } from '../src/model/params.ts';
+import { trainLocal } from '../src/train/local.ts';
+import { modelFromState, parseGbdtParams, predictProba as predictTrees, trainPooled } from '../src/trees/index.ts';
+import { scoreWithState } from './job-model.ts';
+import type { JobManifest } from '../src/federation/manifest.ts';
 
 /**
- * Stage 4: what the federation is compared with, without DP — the same model family trained on the
- * pooled training rows (centralized) and on each partner's rows alone, scored on the pooled hold-out.
+ * What the federation is compared with, without DP — the same model family trained on the
+ * pooled training rows (centralized) and on each partner's rows alone, scored on the pooled hold-out
+ * (the demo's stage 4 and `fedmark simulate --data`).
  * Logistic/MLP: local SGD for as many epochs as the federation ran. Trees: the in-project histogram
  * GBDT with the non-private defaults (what a data scientist would train on pooled data).
  */
 export async function trainBaselines(
-  s: DemoSetup,
+  s: { manifest: JobManifest; names: string[]; splits: { train: Dataset; test: Dataset }[] },
   rounds: number,
   seed: number,
 ): Promise<{ aucOf: (state: unknown) => number; centralized: number; local: Record<string, number> }> {
