@@ -152,8 +152,21 @@ export function crossCheck(
       }
     }
   }
+  // A partner that left the job (partner.leave) after uploading to a round never applies that round, so
+  // it writes no round record for it; its own release entry (written before the bytes left) is then
+  // the record of what it spent, and the release cross-check compares it with the coordinator's.
+  const leftJob = ofType(list, 'partner.leave').length > 0;
+  const releasedRounds = new Set(ofType(list, 'partner.release').map((x) => x.payload.round));
   for (const [round, c] of st.rounds) {
-    if (!localRounds.has(round)) {
+    if (localRounds.has(round)) continue;
+    if (leftJob && releasedRounds.has(round)) {
+      C(
+        c.seq,
+        'CROSS_ROUND_LEFT_BEFORE_APPLIED',
+        `round ${round}: ${st.name} uploaded (its release is on record) and left the job before applying the round`,
+        'warning',
+      );
+    } else {
       C(c.seq, 'CROSS_ROUND_MISSING_IN_PARTNER', `round ${round}: the coordinator records ${st.name}'s participation, ${st.name}'s own ledger does not`);
     }
   }
