@@ -13,9 +13,9 @@ import { decodeFrame, encodeFrame } from '../../src/vertical/psi/messages.ts';
 import { alignedRows, PsiParty, type PsiOutcome } from '../../src/vertical/psi/party.ts';
 import { PartnerLedger } from '../ledger.ts';
 import { joinJob } from '../steps/join.ts';
-import { runRelayRounds, sentDigest, type RelayParty } from './relay-loop.ts';
+import { runRelayRounds, sentDigest, type RelayParty, type RelayNodeConnection, joinConnection } from './relay-loop.ts';
 
-export interface PsiNodeOptions {
+export interface PsiNodeOptions extends RelayNodeConnection {
   coordinatorUrl: string;
   identity: Identity;
   jobId: string;
@@ -27,14 +27,6 @@ export interface PsiNodeOptions {
   log: Logger;
   reviewJob?: (manifest: JobManifest) => string[];
   ledgerPath?: string;
-  pollMs?: number;
-  signal?: AbortSignal;
-  joinTimeoutMs?: number;
-  /** The owner this node works for in this job (`--owner-key-id`): a job signed by another owner is refused. */
-  ownerKeyId?: string;
-  /** The coordinator this node works with (`--coordinator-key-id`): any other, even one that copies its public identity, is refused. */
-  coordinatorKeyId?: string;
-  onWaiting?: (message: string) => void;
   /** Curve engine (default: OpenSSL in two worker threads). */
   engine?: PsiEngine;
   workloads?: WorkloadRegistry;
@@ -67,14 +59,7 @@ export async function runPsiNode(o: PsiNodeOptions): Promise<PsiNodeResult> {
   try {
     const joined = await joinJob(
       {
-        jobId: o.jobId,
-        coordinatorUrl: o.coordinatorUrl,
-        ownerKeyId: o.ownerKeyId,
-        coordinatorKeyId: o.coordinatorKeyId,
-        onWaiting: o.onWaiting,
-        pollMs,
-        joinTimeoutMs: o.joinTimeoutMs,
-        signal: o.signal,
+        ...joinConnection(o, pollMs),
         reviewJob: o.reviewJob ?? (() => []),
         schemaHash: (m) => m.dataset.schemaHash,
       },

@@ -12,6 +12,32 @@ import { sentDigestOf } from '../../src/privacy/ledger/audit/analyze-vertical.ts
 import { sleep } from '../steps/context.ts';
 
 /** One party of a relay job, as the loop drives it round by round. */
+/** How a vertical party node reaches and trusts the coordinator: the options every one of them takes. */
+export interface RelayNodeConnection {
+  pollMs?: number;
+  signal?: AbortSignal;
+  joinTimeoutMs?: number;
+  /** The owner this node works for in this job (`--owner-key-id`): a job signed by another owner is refused. */
+  ownerKeyId?: string;
+  /** The coordinator this node works with (`--coordinator-key-id`): any other, even one that copies its public identity, is refused. */
+  coordinatorKeyId?: string;
+  onWaiting?: (message: string) => void;
+}
+
+/** The join options a vertical party node passes on unchanged (see partner/steps/join.ts). */
+export function joinConnection(o: RelayNodeConnection & { jobId: string; coordinatorUrl: string }, pollMs: number) {
+  return {
+    jobId: o.jobId,
+    coordinatorUrl: o.coordinatorUrl,
+    ownerKeyId: o.ownerKeyId,
+    coordinatorKeyId: o.coordinatorKeyId,
+    onWaiting: o.onWaiting,
+    pollMs,
+    joinTimeoutMs: o.joinTimeoutMs,
+    signal: o.signal,
+  };
+}
+
 export interface RelayParty {
   /** Its messages of `round` (recipient key id, or COORDINATOR), produced once. */
   send(round: number): Promise<{ to: string; body: Uint8Array }[]>;

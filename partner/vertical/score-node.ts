@@ -14,9 +14,9 @@ import { i32Bytes, readI32, type PartyRows } from '../../src/vertical/secureboos
 import { featureAnswers, labelMargins, ownedSplits, readAnswers, type Answers } from '../../src/vertical/secureboost/scoring.ts';
 import { PartnerLedger } from '../ledger.ts';
 import { joinJob } from '../steps/join.ts';
-import { runRelayRounds, sentDigest, type RelayParty } from './relay-loop.ts';
+import { runRelayRounds, sentDigest, type RelayParty, type RelayNodeConnection, joinConnection } from './relay-loop.ts';
 
-export interface ScoreNodeOptions {
+export interface ScoreNodeOptions extends RelayNodeConnection {
   coordinatorUrl: string;
   identity: Identity;
   jobId: string;
@@ -31,14 +31,6 @@ export interface ScoreNodeOptions {
   score?: Int32Array;
   /** Label holder: where the scores go (default <stateDir>/<jobId>.scores.csv). */
   outPath?: string;
-  pollMs?: number;
-  signal?: AbortSignal;
-  joinTimeoutMs?: number;
-  /** The owner this node works for in this job (`--owner-key-id`): a job signed by another owner is refused. */
-  ownerKeyId?: string;
-  /** The coordinator this node works with (`--coordinator-key-id`): any other, even one that copies its public identity, is refused. */
-  coordinatorKeyId?: string;
-  onWaiting?: (message: string) => void;
 }
 
 export interface ScoreNodeResult {
@@ -77,14 +69,7 @@ export async function runScoreNode(o: ScoreNodeOptions): Promise<ScoreNodeResult
     };
     const joined = await joinJob(
       {
-        jobId: o.jobId,
-        coordinatorUrl: o.coordinatorUrl,
-        ownerKeyId: o.ownerKeyId,
-        coordinatorKeyId: o.coordinatorKeyId,
-        onWaiting: o.onWaiting,
-        pollMs,
-        joinTimeoutMs: o.joinTimeoutMs,
-        signal: o.signal,
+        ...joinConnection(o, pollMs),
         reviewJob: review,
         schemaHash: (m) => m.dataset.schemaHash,
       },

@@ -19,9 +19,9 @@ import type { PartyRows } from '../../src/vertical/secureboost/rows.ts';
 import { stepAt } from '../../src/vertical/secureboost/schedule.ts';
 import { PartnerLedger } from '../ledger.ts';
 import { joinJob } from '../steps/join.ts';
-import { runRelayRounds, sentDigest, type RelayParty } from './relay-loop.ts';
+import { runRelayRounds, sentDigest, type RelayParty, type RelayNodeConnection, joinConnection } from './relay-loop.ts';
 
-export interface SecureBoostNodeOptions {
+export interface SecureBoostNodeOptions extends RelayNodeConnection {
   coordinatorUrl: string;
   identity: Identity;
   jobId: string;
@@ -37,14 +37,6 @@ export interface SecureBoostNodeOptions {
   budget?: BudgetGuard;
   reviewJob?: (manifest: JobManifest) => string[];
   ledgerPath?: string;
-  pollMs?: number;
-  signal?: AbortSignal;
-  joinTimeoutMs?: number;
-  /** The owner this node works for in this job (`--owner-key-id`): a job signed by another owner is refused. */
-  ownerKeyId?: string;
-  /** The coordinator this node works with (`--coordinator-key-id`): any other, even one that copies its public identity, is refused. */
-  coordinatorKeyId?: string;
-  onWaiting?: (message: string) => void;
   recordBodies?: boolean;
   /** Sees the plaintext sections of every message this node sends or receives (tests scan them). */
   inspect?: (e: { round: number; kind: string; direction: 'sent' | 'received'; sections: Sections }) => void;
@@ -113,14 +105,7 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
     };
     const joined = await joinJob(
       {
-        jobId: o.jobId,
-        coordinatorUrl: o.coordinatorUrl,
-        ownerKeyId: o.ownerKeyId,
-        coordinatorKeyId: o.coordinatorKeyId,
-        onWaiting: o.onWaiting,
-        pollMs,
-        joinTimeoutMs: o.joinTimeoutMs,
-        signal: o.signal,
+        ...joinConnection(o, pollMs),
         reviewJob: review,
         schemaHash: (m) => (secureBoostOf(m).params.parties.find((x) => x.keyId === me)?.schemaHash === o.schemaHash ? m.dataset.schemaHash : o.schemaHash),
         policyLimits: (m) => ({ maxEpsilon: m.dp?.targetEpsilon ?? Number.MAX_VALUE, maxDelta: m.dp?.delta ?? 0.5 }),
