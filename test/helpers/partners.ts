@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { hasCode } from '../../src/federation/protocol/errors.ts';
-import { runPartnerNode, type PartnerNodeResult } from '../../partner/node.ts';
+import { runPartnerNode, type PartnerNodeOptions, type PartnerNodeResult } from '../../partner/node.ts';
 import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
+import type { FederatedEvalMetrics } from '../../src/metrics/histogram.ts';
+import type { WorkloadRegistry } from '../../src/federation/workload.ts';
 import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { publicIdentity, generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
@@ -29,6 +31,9 @@ import { sgdWorkload, type SgdState } from '../../src/federation/workloads/sgd/i
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
+import { PolicyBudgetGuard } from '../../src/privacy/budget/policy-guard.ts';
+import { BudgetStore } from '../../src/privacy/budget/store.ts';
+import { parsePolicy, type PartnerPolicy } from '../../src/privacy/policy.ts';
 
 export { deterministicIdentity } from './identities.ts';
 
@@ -80,6 +85,22 @@ export function makeIdentities(names: string[]): Identity[] {
   return names.map((n) => generateIdentity(n));
 }
 
+/** The manifest of a preset (any workload's) for this owner and these partners, and its owner-signed form. */
+export function signJob(
+  preset: Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'>,
+  owner: Identity,
+  partners: Identity[],
+): { manifest: JobManifest; signed: SignedManifest } {
+  const manifest = parseManifest({
+    ...preset,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    createdAt: new Date().toISOString(),
+    owner: publicIdentity(owner),
+    partners: partners.map(publicIdentity),
+  });
+  return { manifest, signed: signManifest(manifest, owner) };
+}
+
 /** A signed manifest from the job preset (non-DP unless `epsilon` is given). */
 export function makeJob(o: {
   jobId: string;
@@ -93,23 +114,16 @@ export function makeJob(o: {
   /** Local training other than the preset's. */
   localTraining?: JobManifest['localTraining'];
 }): { manifest: JobManifest; signed: SignedManifest } {
-  const manifest = parseManifest({
-    ...jobPreset({
-      jobId: o.jobId,
-      schema: o.schema,
-      partners: o.partners.length,
-      rounds: o.rounds,
-      epsilon: o.epsilon ?? null,
-      encryption: o.encryption,
-      seed: o.seed ?? 11,
-    }),
-    ...(o.localTraining ? { localTraining: o.localTraining } : {}),
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
-    createdAt: new Date().toISOString(),
-    owner: publicIdentity(o.owner),
-    partners: o.partners.map(publicIdentity),
+  const preset = jobPreset({
+    jobId: o.jobId,
+    schema: o.schema,
+    partners: o.partners.length,
+    rounds: o.rounds,
+    epsilon: o.epsilon ?? null,
+    encryption: o.encryption,
+    seed: o.seed ?? 11,
   });
-  return { manifest, signed: signManifest(manifest, o.owner) };
+  return signJob({ ...preset, ...(o.localTraining ? { localTraining: o.localTraining } : {}) }, o.owner, o.partners);
 }
 
 /** Polls the job status until `pred` holds; fails with `what` after `timeoutMs`. */
@@ -138,7 +152,7 @@ export async function waitForStatus(
  * The job owner plus one partner node per partner, all over HTTP, as in production. Aborts every
  * loop when one of them fails or `timeoutMs` passes, so a broken run fails fast instead of hanging.
  */
-export async function runFederation(o: {
+export async function runFederation<S = SgdState, R = FederatedEvalMetrics>(o: {
   url: string;
   owner: Identity;
   identities: Identity[];
@@ -152,7 +166,11 @@ export async function runFederation(o: {
   nodes?: number[];
   /** Stops every loop (e.g. from afterAll when the test failed half way). */
   signal?: AbortSignal;
-}): Promise<{ owner: OwnerResult; nodes: PartnerNodeResult[] }> {
+  /** Workloads beyond the built-in ones, for the owner and (unless `node` says otherwise) every partner. */
+  workloads?: WorkloadRegistry;
+  /** Options of node i beyond these defaults: its budget guard, its own ledger, the workloads it runs. */
+  node?: (i: number) => Partial<Pick<PartnerNodeOptions, 'budget' | 'ledgerPath' | 'workloads'>>;
+}): Promise<{ owner: OwnerResult<S, R>; nodes: PartnerNodeResult[] }> {
   const abort = new AbortController();
   o.signal?.addEventListener('abort', () => abort.abort(o.signal!.reason), { once: true });
   const timer = setTimeout(() => abort.abort(new Error(`federation did not finish within ${o.timeoutMs ?? 45_000} ms`)), o.timeoutMs ?? 45_000);
@@ -179,17 +197,55 @@ export async function runFederation(o: {
           pollMs: o.pollMs ?? TEST_POLL_MS,
           signal: abort.signal,
           joinTimeoutMs: o.timeoutMs ?? 45_000,
+          workloads: o.workloads,
+          ...o.node?.(i),
         }),
       ),
     );
     const owner = guard(
-      runJobOwner({ coordinatorUrl: o.url, identity: o.owner, signed: o.signed, log: silentLog, pollMs: o.pollMs ?? TEST_POLL_MS, signal: abort.signal }),
+      runJobOwner<S, R>({
+        coordinatorUrl: o.url,
+        identity: o.owner,
+        signed: o.signed,
+        log: silentLog,
+        pollMs: o.pollMs ?? TEST_POLL_MS,
+        signal: abort.signal,
+        workloads: o.workloads,
+      }),
     );
     const [ownerResult, ...nodeResults] = await Promise.all([owner, ...nodes]);
     return { owner: ownerResult, nodes: nodeResults };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * For each partner, a budget guard over its own budget file under its own policy (the job's columns
+ * and purpose, δ ≤ 1e-5, ε limits from `policy`) and the path of its own ledger, files in `dir`
+ * named `<prefix><partner>`; the stores are returned so a test can reopen them and read the charges.
+ */
+export function partnerBudgets(o: {
+  dir: string;
+  prefix?: string;
+  parts: PartnerData[];
+  manifest: JobManifest;
+  policy: (i: number) => Pick<PartnerPolicy, 'maxEpsilonPerJob' | 'lifetimeEpsilon'> & Partial<PartnerPolicy>;
+}): { stores: BudgetStore[]; ledgers: string[]; guards: PolicyBudgetGuard[] } {
+  const file = (p: PartnerData, ext: string) => join(o.dir, `${o.prefix ?? ''}${p.name}.${ext}`);
+  const stores = o.parts.map((p) => BudgetStore.open(file(p, 'budget.json')));
+  const guards = o.parts.map((p, i) => {
+    const policy = parsePolicy({
+      partner: p.name,
+      datasetId: `${p.name}-customers`,
+      maxDelta: 1e-5,
+      allowedColumns: o.manifest.dataset.columns,
+      allowedPurposes: [o.manifest.purpose],
+      ...o.policy(i),
+    });
+    return new PolicyBudgetGuard(policy, stores[i]);
+  });
+  return { stores, ledgers: o.parts.map((p) => file(p, 'ledger.jsonl')), guards };
 }
 
 /**
