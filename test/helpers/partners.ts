@@ -249,6 +249,41 @@ export function partnerBudgets(o: {
 }
 
 /**
+ * A job from `preset` (any workload's) run over HTTP by a fresh owner and one node per part, every
+ * node with its own policy guard (unless `guarded` is false, for a job without DP) and its own
+ * ledger from partnerBudgets; returns what a test checks afterwards.
+ */
+export async function runBudgetedJob<S, R>(o: {
+  url: string;
+  dir: string;
+  parts: PartnerData[];
+  preset: Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'>;
+  policy: (i: number) => Pick<PartnerPolicy, 'maxEpsilonPerJob' | 'lifetimeEpsilon'> & Partial<PartnerPolicy>;
+  prefix?: string;
+  guarded?: boolean;
+  timeoutMs: number;
+  workloads?: WorkloadRegistry;
+}) {
+  const owner = makeIdentities(['owner'])[0];
+  const ids = makeIdentities(o.parts.map((p) => p.name));
+  const { manifest, signed } = signJob(o.preset, owner, ids);
+  const { stores, ledgers, guards } = partnerBudgets({ dir: o.dir, prefix: o.prefix, parts: o.parts, manifest, policy: o.policy });
+  const run = await runFederation<S, R>({
+    url: o.url,
+    owner,
+    identities: ids,
+    signed,
+    parts: o.parts,
+    schemaHash: manifest.dataset.schemaHash,
+    stateDir: o.dir,
+    timeoutMs: o.timeoutMs,
+    workloads: o.workloads,
+    node: (i) => ({ budget: o.guarded === false ? undefined : guards[i], ledgerPath: ledgers[i] }),
+  });
+  return { manifest, ids, result: run.owner, nodeResults: run.nodes, stores, ledgers };
+}
+
+/**
  * A partner driven step by step instead of by runPartnerNode's loop, so a test can hold the plaintext
  * vectors it encrypts, craft bodies, and choose when each request happens.
  */

@@ -20,7 +20,7 @@ import { combineUpliftCounts } from '../../src/scoring/uplift-federated.ts';
 import { campaignCountsOf, campaignSchema, upliftWorkload, type UpliftState } from '../../src/scoring/uplift-workload.ts';
 import { createRng } from '../../src/util/rng.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { makeIdentities, partnerBudgets, runFederation, signJob, type PartnerData } from '../helpers/partners.ts';
+import { makeIdentities, runBudgetedJob, signJob, type PartnerData } from '../helpers/partners.ts';
 
 /**
  * A campaign run by three partners, measured through the federation: each partner's count table is
@@ -181,27 +181,15 @@ describe('a three-partner campaign through the real coordinator, partner nodes a
   });
 
   it('every count table is charged before it leaves, recorded in both ledgers, and recomputed by the audit; a partner without budget sends nothing', async () => {
-    const owner = makeIdentities(['owner'])[0];
-    const ids = makeIdentities(parts.map((p) => p.name));
-    const { manifest, signed } = signJob(job('uplift-http', 1), owner, ids);
     // The last partner's policy allows less ε per job than the release costs.
-    const { stores, ledgers, guards } = partnerBudgets({
+    const { manifest, ids, result, nodeResults, stores, ledgers } = await runBudgetedJob<UpliftState, UpliftResult>({
+      url: coord.url,
       dir,
       parts,
-      manifest,
+      preset: job('uplift-http', 1),
       policy: (i) => ({ datasetId: `${parts[i].name}-campaign`, maxEpsilonPerJob: i === 2 ? 0.5 : 2, lifetimeEpsilon: 5 }),
-    });
-    const { owner: result, nodes: nodeResults } = await runFederation<UpliftState, UpliftResult>({
-      url: coord.url,
-      owner,
-      identities: ids,
-      signed,
-      parts,
-      schemaHash: manifest.dataset.schemaHash,
-      stateDir: dir,
       timeoutMs: 90_000,
       workloads,
-      node: (i) => ({ budget: guards[i], ledgerPath: ledgers[i] }),
     });
     expect(result.state, result.reason ?? '').toBe('completed');
     // The third node sat the round out (its guard refused the release) and follows the job to its end.

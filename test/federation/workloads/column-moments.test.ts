@@ -14,7 +14,7 @@ import { BudgetStore } from '../../../src/privacy/budget/store.ts';
 import { auditLedgers } from '../../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../../src/privacy/ledger/reader.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../helpers/coordinator.ts';
-import { makeIdentities, partnerBudgets, runFederation, signJob, silentLog, telcoPartners, type PartnerData } from '../../helpers/partners.ts';
+import { makeIdentities, runBudgetedJob, runFederation, signJob, silentLog, telcoPartners, type PartnerData } from '../../helpers/partners.ts';
 import { columnMomentsWorkload, type Moments } from './column-moments.ts';
 
 /**
@@ -107,21 +107,14 @@ describe('a second workload through the real coordinator, partner nodes and owne
   });
 
   it('runs with DP: the owner gets the moments, every partner charged its release before upload, and the audit agrees', async () => {
-    const owner = makeIdentities(['owner'])[0];
-    const ids = makeIdentities(parts.map((p) => p.name));
-    const { manifest, signed } = signJob(job('moments-http', { epsilon: 2 }), owner, ids);
-    const { stores, ledgers, guards } = partnerBudgets({ dir, parts, manifest, policy: () => ({ maxEpsilonPerJob: 2, lifetimeEpsilon: 5 }) });
-    const { owner: result, nodes: nodeResults } = await runFederation<Moments, Moments>({
+    const { manifest, result, nodeResults, stores, ledgers } = await runBudgetedJob<Moments, Moments>({
       url: coord.url,
-      owner,
-      identities: ids,
-      signed,
+      dir,
       parts,
-      schemaHash: manifest.dataset.schemaHash,
-      stateDir: dir,
+      preset: job('moments-http', { epsilon: 2 }),
+      policy: () => ({ maxEpsilonPerJob: 2, lifetimeEpsilon: 5 }),
       timeoutMs: 60_000,
       workloads,
-      node: (i) => ({ budget: guards[i], ledgerPath: ledgers[i] }),
     });
     expect(result.state, result.reason ?? '').toBe('completed');
     expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);

@@ -9,7 +9,7 @@ import { composedEpsilon } from '../../../../src/privacy/accountant.ts';
 import { BudgetStore } from '../../../../src/privacy/budget/store.ts';
 import { auditLedgers } from '../../../../src/privacy/ledger/audit.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../../helpers/coordinator.ts';
-import { makeIdentities, partnerBudgets, runFederation, signJob, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { runBudgetedJob, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
 
 /**
  * The built-in feature-statistics workload through the real coordinator, partner nodes and owner
@@ -33,20 +33,13 @@ afterAll(async () => {
 
 describe('feature statistics over HTTP', () => {
   it('runs with DP: one charged release per partner, the same statistics everywhere, the audit agrees', async () => {
-    const owner = makeIdentities(['owner'])[0];
-    const ids = makeIdentities(parts.map((p) => p.name));
-    const { manifest, signed } = signJob(featureStatsPreset({ jobId: 'feature-stats-http', schema, partners: 3, epsilon: 3, seed: 5 }), owner, ids);
-    const { stores, ledgers, guards } = partnerBudgets({ dir, parts, manifest, policy: () => ({ maxEpsilonPerJob: 1, lifetimeEpsilon: 5 }) });
-    const { owner: result, nodes: nodeResults } = await runFederation<FeatureStats, FeatureStats>({
+    const { manifest, result, nodeResults, stores, ledgers } = await runBudgetedJob<FeatureStats, FeatureStats>({
       url: coord.url,
-      owner,
-      identities: ids,
-      signed,
+      dir,
       parts,
-      schemaHash: manifest.dataset.schemaHash,
-      stateDir: dir,
+      preset: featureStatsPreset({ jobId: 'feature-stats-http', schema, partners: 3, epsilon: 3, seed: 5 }),
+      policy: () => ({ maxEpsilonPerJob: 1, lifetimeEpsilon: 5 }),
       timeoutMs: 60_000,
-      node: (i) => ({ budget: guards[i], ledgerPath: ledgers[i] }),
     });
     expect(result.state, result.reason ?? '').toBe('completed');
     expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);

@@ -17,7 +17,7 @@ import { concatDatasets } from '../../../../src/data/encode.ts';
 import { saveJobModel } from '../../../../cli/job-model.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../../helpers/coordinator.ts';
 import { findPython, xgboostPredict } from '../../../helpers/python-xgboost.ts';
-import { makeIdentities, partnerBudgets, runFederation, signJob, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { runBudgetedJob, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
 import { expectSameModel, pooledState } from './helpers.ts';
 
 /**
@@ -46,29 +46,16 @@ afterAll(async () => {
 });
 
 async function runJob(jobId: string, o: { epsilon: number | null; encryption?: EncryptionSpec; gbdt: GbdtJobPresetOptions['gbdt'] }) {
-  const owner = makeIdentities(['owner'])[0];
-  const ids = makeIdentities(parts.map((p) => p.name));
-  const preset = gbdtJobPreset({ jobId, schema, partners: 3, epsilon: o.epsilon, encryption: o.encryption, seed: 4, gbdt: o.gbdt });
-  const { manifest, signed } = signJob(preset, owner, ids);
-  const { stores, ledgers, guards } = partnerBudgets({
+  return runBudgetedJob<GbdtState, FederatedEvalMetrics>({
+    url: coord.url,
     dir,
     prefix: `${jobId}-`,
     parts,
-    manifest,
+    preset: gbdtJobPreset({ jobId, schema, partners: 3, epsilon: o.epsilon, encryption: o.encryption, seed: 4, gbdt: o.gbdt }),
     policy: () => ({ maxEpsilonPerJob: 3, lifetimeEpsilon: 10, allowNonPrivateJobs: true }),
-  });
-  const { owner: result, nodes: nodeResults } = await runFederation<GbdtState, FederatedEvalMetrics>({
-    url: coord.url,
-    owner,
-    identities: ids,
-    signed,
-    parts,
-    schemaHash: manifest.dataset.schemaHash,
-    stateDir: dir,
+    guarded: o.epsilon !== null,
     timeoutMs: 150_000,
-    node: (i) => ({ budget: manifest.dp ? guards[i] : undefined, ledgerPath: ledgers[i] }),
   });
-  return { manifest, result, nodeResults, stores, ledgers };
 }
 
 describe('gbdt over the real nodes (3 partners, HTTP)', () => {
