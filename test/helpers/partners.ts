@@ -32,6 +32,7 @@ import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure
 import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
 import { PolicyBudgetGuard } from '../../src/privacy/budget/policy-guard.ts';
+import type { BudgetGuard } from '../../src/privacy/budget/guard.ts';
 import { BudgetStore } from '../../src/privacy/budget/store.ts';
 import { parsePolicy, type PartnerPolicy } from '../../src/privacy/policy.ts';
 
@@ -149,6 +150,37 @@ export async function waitForStatus(
 }
 
 /**
+ * Starts node i of a job (runPartnerNode on part i, over HTTP) with the tests' defaults: no policy
+ * review, a silent log, TEST_POLL_MS, no budget unless `budget` gives one; `extra` on top.
+ */
+export function partnerNodes(o: {
+  url: string;
+  identities: Identity[];
+  parts: PartnerData[];
+  jobId: string;
+  schemaHash: string;
+  stateDir: (i: number) => string;
+  budget?: (i: number) => BudgetGuard | undefined;
+  pollMs?: number;
+}): (i: number, extra?: Partial<PartnerNodeOptions>) => Promise<PartnerNodeResult> {
+  return (i, extra = {}) =>
+    runPartnerNode({
+      coordinatorUrl: o.url,
+      identity: o.identities[i],
+      jobId: o.jobId,
+      train: o.parts[i].train,
+      test: o.parts[i].test,
+      schemaHash: o.schemaHash,
+      stateDir: o.stateDir(i),
+      reviewJob: () => [],
+      budget: o.budget?.(i),
+      log: silentLog,
+      pollMs: o.pollMs ?? TEST_POLL_MS,
+      ...extra,
+    });
+}
+
+/**
  * The job owner plus one partner node per partner, all over HTTP, as in production. Aborts every
  * loop when one of them fails or `timeoutMs` passes, so a broken run fails fast instead of hanging.
  */
@@ -181,27 +213,9 @@ export async function runFederation<S = SgdState, R = FederatedEvalMetrics>(o: {
     });
   try {
     const which = o.nodes ?? o.identities.map((_, i) => i);
-    const nodes = which.map((i) =>
-      guard(
-        runPartnerNode({
-          coordinatorUrl: o.url,
-          identity: o.identities[i],
-          jobId: o.signed.manifest.jobId,
-          train: o.parts[i].train,
-          test: o.parts[i].test,
-          schemaHash: o.schemaHash,
-          stateDir: join(o.stateDir, `${o.signed.manifest.jobId}-${o.identities[i].name}`),
-          reviewJob: () => [],
-          budget: undefined,
-          log: silentLog,
-          pollMs: o.pollMs ?? TEST_POLL_MS,
-          signal: abort.signal,
-          joinTimeoutMs: o.timeoutMs ?? 45_000,
-          workloads: o.workloads,
-          ...o.node?.(i),
-        }),
-      ),
-    );
+    const { jobId } = o.signed.manifest;
+    const start = partnerNodes({ ...o, jobId, stateDir: (i) => join(o.stateDir, `${jobId}-${o.identities[i].name}`) });
+    const nodes = which.map((i) => guard(start(i, { signal: abort.signal, joinTimeoutMs: o.timeoutMs ?? 45_000, workloads: o.workloads, ...o.node?.(i) })));
     const owner = guard(
       runJobOwner<S, R>({
         coordinatorUrl: o.url,
