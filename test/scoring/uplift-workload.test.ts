@@ -20,7 +20,8 @@ import { combineUpliftCounts } from '../../src/scoring/uplift-federated.ts';
 import { campaignCountsOf, campaignSchema, upliftWorkload, type UpliftState } from '../../src/scoring/uplift-workload.ts';
 import { createRng } from '../../src/util/rng.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { makeIdentities, runBudgetedJob, signJob, type PartnerData } from '../helpers/partners.ts';
+import { makeIdentities, signJob, type PartnerData } from '../helpers/partners.ts';
+import { runBudgetedJob } from '../helpers/budgeted-job.ts';
 
 /**
  * A campaign run by three partners, measured through the federation: each partner's count table is

@@ -14,7 +14,8 @@ import { BudgetStore } from '../../../src/privacy/budget/store.ts';
 import { auditLedgers } from '../../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../../src/privacy/ledger/reader.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../helpers/coordinator.ts';
-import { makeIdentities, runBudgetedJob, runFederation, signJob, silentLog, telcoPartners, type PartnerData } from '../../helpers/partners.ts';
+import { makeIdentities, runFederation, signJob, silentLog, telcoPartners, type PartnerData } from '../../helpers/partners.ts';
+import { runBudgetedJob } from '../../helpers/budgeted-job.ts';
 import { columnMomentsWorkload, type Moments } from './column-moments.ts';
 
 /**

@@ -9,7 +9,8 @@ import { composedEpsilon } from '../../../../src/privacy/accountant.ts';
 import { BudgetStore } from '../../../../src/privacy/budget/store.ts';
 import { auditLedgers } from '../../../../src/privacy/ledger/audit.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../../helpers/coordinator.ts';
-import { runBudgetedJob, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { runBudgetedJob } from '../../../helpers/budgeted-job.ts';
 
 /**
  * The built-in feature-statistics workload through the real coordinator, partner nodes and owner

@@ -17,7 +17,8 @@ import { concatDatasets } from '../../../../src/data/encode.ts';
 import { saveJobModel } from '../../../../cli/job-model.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../../helpers/coordinator.ts';
 import { findPython, xgboostPredict } from '../../../helpers/python-xgboost.ts';
-import { runBudgetedJob, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { runBudgetedJob } from '../../../helpers/budgeted-job.ts';
 import { expectSameModel, pooledState } from './helpers.ts';
 
 /**
