@@ -2,37 +2,32 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FedmarkError } from '../src/errors.ts';
-import type { ReleaseStore } from '../src/federation/release-store.ts';
-import { submissionRecordSchema, type SubmissionRecord } from '../src/federation/submission-record.ts';
-import { attemptReleasesSchema, type AttemptReleases } from '../src/privacy/ledger/entries.ts';
+import { BookedReleaseStore, type ReleaseBook } from '../src/federation/release-store.ts';
+import { submissionRecordSchema } from '../src/federation/submission-record.ts';
+import { attemptReleasesSchema } from '../src/privacy/ledger/entries.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
 
 const FORMAT = 'fedmark-release-log';
 
+const tagged = z.string().regex(/^\d+\.\d+$/);
+
+/** The release book (src/federation/release-store.ts) as the node keeps it, with the file's format and job. */
 const indexSchema = z
   .object({
     format: z.literal(FORMAT),
     version: z.literal(1),
     jobId: z.string(),
-    /** Every (round, attempt) begun, as "round.attempt". */
-    begun: z.array(z.string().regex(/^\d+\.\d+$/)),
+    begun: z.array(tagged),
     latest: z.object({ round: z.number().int().positive(), attempt: z.number().int().nonnegative() }).nullable(),
-    /** Envelopes kept on disk (one file each), until their round's aggregate is applied. */
-    envelopes: z.array(z.string().regex(/^\d+\.\d+$/)),
-    /** What each built attempt released (null: no DP), kept for the ledger's round records. */
+    envelopes: z.array(tagged),
     released: z.record(z.string(), attemptReleasesSchema.nullable()),
-    /** Values released once per job (SGD: the noisy row count), by label. */
     jobValues: z.record(z.string(), z.array(z.number())),
-    /** This node's signed record of each upload it built, and the uploads the coordinator acknowledged. */
     records: z.record(z.string(), submissionRecordSchema),
-    sent: z.array(z.string().regex(/^\d+\.\d+$/)),
-    /** Attempts whose release was about to be written to the ledger (never computed again). */
-    recorded: z.array(z.string().regex(/^\d+\.\d+$/)).default([]),
+    sent: z.array(tagged),
+    // Absent in files written before the mark existed: nothing was marked then.
+    recorded: z.array(tagged).default([]),
   })
   .strict();
-type Index = z.infer<typeof indexSchema>;
-
-const tag = (round: number, attempt: number) => `${round}.${attempt}`;
 
 /**
  * The partner node's persisted release store (src/federation/release-store.ts): one index file per
@@ -42,18 +37,16 @@ const tag = (round: number, attempt: number) => `${round}.${attempt}`;
  * bytes or withholds the attempt — it never draws a fresh release for a charged one. An index it
  * cannot read is an error, never reset: a reset would let a charged attempt be computed again.
  */
-export class UploadLog implements ReleaseStore {
+export class UploadLog extends BookedReleaseStore {
   private readonly indexPath: string;
-  private index: Index;
 
   constructor(
     private readonly stateDir: string,
     private readonly jobId: string,
   ) {
+    super();
     this.indexPath = join(stateDir, `${jobId}.releases.json`);
-    this.index = existsSync(this.indexPath)
-      ? this.read()
-      : { format: FORMAT, version: 1, jobId, begun: [], latest: null, envelopes: [], released: {}, jobValues: {}, records: {}, sent: [], recorded: [] };
+    if (existsSync(this.indexPath)) this.book = this.read();
     // Temp files of a write killed half way (writeFileAtomic names them .<file>.<pid>.<rand>.tmp): the
     // node holds its state directory's lock, so no other process is writing them.
     for (const name of readdirSync(stateDir)) {
@@ -61,7 +54,7 @@ export class UploadLog implements ReleaseStore {
     }
   }
 
-  private read(): Index {
+  private read(): ReleaseBook {
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(this.indexPath, 'utf8'));
@@ -70,8 +63,9 @@ export class UploadLog implements ReleaseStore {
     }
     const parsed = indexSchema.safeParse(raw);
     if (!parsed.success) throw this.corrupt(`field "${parsed.error.issues[0]?.path.join('.')}": ${parsed.error.issues[0]?.message}`);
-    if (parsed.data.jobId !== this.jobId) throw this.corrupt(`it belongs to job ${parsed.data.jobId}`);
-    return parsed.data;
+    const { format: _format, version: _version, jobId, ...book } = parsed.data;
+    if (jobId !== this.jobId) throw this.corrupt(`it belongs to job ${jobId}`);
+    return book;
   }
 
   private corrupt(why: string): FedmarkError {
@@ -85,95 +79,21 @@ export class UploadLog implements ReleaseStore {
     return join(this.stateDir, `${this.jobId}.${t}.envelope`);
   }
 
-  private save(): void {
-    writeFileAtomic(this.indexPath, `${JSON.stringify(this.index)}\n`);
+  protected saveBook(): void {
+    writeFileAtomic(this.indexPath, `${JSON.stringify({ format: FORMAT, version: 1, jobId: this.jobId, ...this.book })}\n`);
   }
 
-  envelope(round: number, attempt: number): Uint8Array | null {
-    const t = tag(round, attempt);
-    if (!this.index.envelopes.includes(t)) return null;
+  protected keepEnvelope(t: string, body: Uint8Array): void {
+    writeFileAtomic(this.envelopePath(t), body);
+  }
+
+  protected loadEnvelope(t: string): Uint8Array {
     const path = this.envelopePath(t);
     if (!existsSync(path)) throw this.corrupt(`envelope ${t} is listed but ${path} is missing`);
     return new Uint8Array(readFileSync(path));
   }
 
-  released(round: number, attempt: number): AttemptReleases | null {
-    return this.index.released[tag(round, attempt)] ?? null;
-  }
-
-  begun(round: number, attempt: number): boolean {
-    return this.index.begun.includes(tag(round, attempt));
-  }
-
-  latest(): { round: number; attempt: number } | null {
-    return this.index.latest && { ...this.index.latest };
-  }
-
-  begin(round: number, attempt: number): void {
-    const t = tag(round, attempt);
-    this.index = { ...this.index, begun: this.index.begun.includes(t) ? this.index.begun : [...this.index.begun, t], latest: { round, attempt } };
-    this.save();
-  }
-
-  built(
-    round: number,
-    attempt: number,
-    body: Uint8Array,
-    released: AttemptReleases | null,
-    jobValues: Record<string, Float64Array>,
-    record: SubmissionRecord,
-  ): void {
-    const t = tag(round, attempt);
-    // The envelope first, then the index that names it: a crash in between leaves an unlisted file
-    // (the attempt is then withheld, never recomputed).
-    writeFileAtomic(this.envelopePath(t), body);
-    const values = { ...this.index.jobValues };
-    for (const [label, v] of Object.entries(jobValues)) values[label] = Array.from(v);
-    this.index = {
-      ...this.index,
-      envelopes: [...this.index.envelopes.filter((x) => x !== t), t],
-      released: { ...this.index.released, [t]: released },
-      jobValues: values,
-      records: { ...this.index.records, [t]: record },
-    };
-    this.save();
-  }
-
-  record(round: number, attempt: number): SubmissionRecord | null {
-    return this.index.records[tag(round, attempt)] ?? null;
-  }
-
-  markSent(round: number, attempt: number): void {
-    const t = tag(round, attempt);
-    if (this.index.sent.includes(t)) return;
-    this.index = { ...this.index, sent: [...this.index.sent, t] };
-    this.save();
-  }
-
-  recording(round: number, attempt: number): void {
-    const t = tag(round, attempt);
-    if (this.index.recorded.includes(t)) return;
-    this.index = { ...this.index, recorded: [...this.index.recorded, t] };
-    this.save();
-  }
-
-  recorded(round: number, attempt: number): boolean {
-    return this.index.recorded.includes(tag(round, attempt));
-  }
-
-  wasSent(round: number, attempt: number): boolean {
-    return this.index.sent.includes(tag(round, attempt));
-  }
-
-  jobValues(): Record<string, Float64Array> {
-    return Object.fromEntries(Object.entries(this.index.jobValues).map(([k, v]) => [k, Float64Array.from(v)]));
-  }
-
-  applied(round: number): void {
-    const gone = this.index.envelopes.filter((t) => Number(t.split('.')[0]) <= round);
-    if (!gone.length) return;
-    this.index = { ...this.index, envelopes: this.index.envelopes.filter((t) => !gone.includes(t)) };
-    this.save();
-    for (const t of gone) rmSync(this.envelopePath(t), { force: true });
+  protected dropEnvelopes(ts: string[]): void {
+    for (const t of ts) rmSync(this.envelopePath(t), { force: true });
   }
 }

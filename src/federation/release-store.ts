@@ -49,34 +49,85 @@ export interface ReleaseStore {
   applied(round: number): void;
 }
 
-const tag = (round: number, attempt: number) => `${round}.${attempt}`;
+/**
+ * What a release store knows besides the envelope bytes, as plain JSON: the partner node writes it
+ * to disk as it is (`partner/upload-log.ts`). Attempts are tagged "round.attempt".
+ */
+export interface ReleaseBook {
+  /** Every (round, attempt) begun. */
+  begun: string[];
+  latest: { round: number; attempt: number } | null;
+  /** Attempts whose envelope is kept, until their round's aggregate is applied. */
+  envelopes: string[];
+  /** What each built attempt released (null: no DP), kept for the ledger's round records. */
+  released: Record<string, AttemptReleases | null>;
+  /** Values released once per job (SGD: the noisy row count), by label. */
+  jobValues: Record<string, number[]>;
+  /** This partner's signed record of each upload it built. */
+  records: Record<string, SubmissionRecord>;
+  /** Uploads the coordinator acknowledged. */
+  sent: string[];
+  /** Attempts whose release was about to be written to the ledger (never computed again). */
+  recorded: string[];
+}
 
-/** The store of simulate() and of in-process tests: the same rules, in memory. */
-export class MemoryReleaseStore implements ReleaseStore {
-  private readonly marks = new Set<string>();
-  private readonly ledgered = new Set<string>();
-  private readonly bodies = new Map<string, Uint8Array>();
-  private readonly records = new Map<string, AttemptReleases | null>();
-  private readonly signed = new Map<string, SubmissionRecord>();
-  private readonly sent = new Set<string>();
-  private readonly values: Record<string, Float64Array> = {};
-  private last: { round: number; attempt: number } | null = null;
+export const emptyReleaseBook = (): ReleaseBook => ({
+  begun: [],
+  latest: null,
+  envelopes: [],
+  released: {},
+  jobValues: {},
+  records: {},
+  sent: [],
+  recorded: [],
+});
+
+const tag = (round: number, attempt: number) => `${round}.${attempt}`;
+const roundOf = (t: string) => Number(t.split('.')[0]);
+
+/**
+ * The rules of a release store over its book, once for every store; a store decides only where the
+ * envelope bytes live and how a changed book is kept. Each change is saved before the method
+ * returns, so the caller acts on it only once it is kept.
+ */
+export abstract class BookedReleaseStore implements ReleaseStore {
+  protected book: ReleaseBook = emptyReleaseBook();
+
+  /** Keeps the bytes of envelope `t`; called before the book names it. */
+  protected abstract keepEnvelope(t: string, body: Uint8Array): void;
+  /** The bytes of envelope `t`, which the book names. */
+  protected abstract loadEnvelope(t: string): Uint8Array;
+  /** Drops the bytes of envelopes the book no longer names; called after the book is saved. */
+  protected abstract dropEnvelopes(ts: string[]): void;
+  /** Keeps the book as it is now. */
+  protected abstract saveBook(): void;
+
+  private update(change: Partial<ReleaseBook>): void {
+    this.book = { ...this.book, ...change };
+    this.saveBook();
+  }
+
+  /** Adds `t` to a list of the book, saving only when it was not there yet. */
+  private mark(list: 'sent' | 'recorded', t: string): void {
+    if (!this.book[list].includes(t)) this.update({ [list]: [...this.book[list], t] });
+  }
 
   envelope(round: number, attempt: number): Uint8Array | null {
-    return this.bodies.get(tag(round, attempt)) ?? null;
+    const t = tag(round, attempt);
+    return this.book.envelopes.includes(t) ? this.loadEnvelope(t) : null;
   }
   released(round: number, attempt: number): AttemptReleases | null {
-    return this.records.get(tag(round, attempt)) ?? null;
+    return this.book.released[tag(round, attempt)] ?? null;
   }
   begun(round: number, attempt: number): boolean {
-    return this.marks.has(tag(round, attempt));
+    return this.book.begun.includes(tag(round, attempt));
   }
   latest(): { round: number; attempt: number } | null {
-    return this.last && { ...this.last };
+    return this.book.latest && { ...this.book.latest };
   }
   begin(round: number, attempt: number): void {
-    this.marks.add(tag(round, attempt));
-    this.last = { round, attempt };
+    const t = tag(round, attempt);
+    this.update({ begun: this.book.begun.includes(t) ? this.book.begun : [...this.book.begun, t], latest: { round, attempt } });
   }
   built(
     round: number,
@@ -86,30 +137,57 @@ export class MemoryReleaseStore implements ReleaseStore {
     jobValues: Record<string, Float64Array>,
     record: SubmissionRecord,
   ): void {
-    this.bodies.set(tag(round, attempt), body);
-    this.records.set(tag(round, attempt), released);
-    this.signed.set(tag(round, attempt), record);
-    Object.assign(this.values, jobValues);
+    const t = tag(round, attempt);
+    // The envelope first, then the book that names it: a crash in between leaves an unlisted
+    // envelope (the attempt is then withheld, never recomputed).
+    this.keepEnvelope(t, body);
+    const values = { ...this.book.jobValues };
+    for (const [label, v] of Object.entries(jobValues)) values[label] = Array.from(v);
+    this.update({
+      envelopes: [...this.book.envelopes.filter((x) => x !== t), t],
+      released: { ...this.book.released, [t]: released },
+      jobValues: values,
+      records: { ...this.book.records, [t]: record },
+    });
   }
   record(round: number, attempt: number): SubmissionRecord | null {
-    return this.signed.get(tag(round, attempt)) ?? null;
+    return this.book.records[tag(round, attempt)] ?? null;
   }
   markSent(round: number, attempt: number): void {
-    this.sent.add(tag(round, attempt));
+    this.mark('sent', tag(round, attempt));
   }
   recording(round: number, attempt: number): void {
-    this.ledgered.add(tag(round, attempt));
+    this.mark('recorded', tag(round, attempt));
   }
   recorded(round: number, attempt: number): boolean {
-    return this.ledgered.has(tag(round, attempt));
+    return this.book.recorded.includes(tag(round, attempt));
   }
   wasSent(round: number, attempt: number): boolean {
-    return this.sent.has(tag(round, attempt));
+    return this.book.sent.includes(tag(round, attempt));
   }
   jobValues(): Record<string, Float64Array> {
-    return { ...this.values };
+    return Object.fromEntries(Object.entries(this.book.jobValues).map(([k, v]) => [k, Float64Array.from(v)]));
   }
   applied(round: number): void {
-    for (const k of [...this.bodies.keys()]) if (Number(k.split('.')[0]) <= round) this.bodies.delete(k);
+    const gone = this.book.envelopes.filter((t) => roundOf(t) <= round);
+    if (!gone.length) return;
+    this.update({ envelopes: this.book.envelopes.filter((t) => !gone.includes(t)) });
+    this.dropEnvelopes(gone);
   }
+}
+
+/** The store of simulate() and of in-process tests: the same rules, in memory. */
+export class MemoryReleaseStore extends BookedReleaseStore {
+  private readonly bodies = new Map<string, Uint8Array>();
+
+  protected keepEnvelope(t: string, body: Uint8Array): void {
+    this.bodies.set(t, body);
+  }
+  protected loadEnvelope(t: string): Uint8Array {
+    return this.bodies.get(t)!;
+  }
+  protected dropEnvelopes(ts: string[]): void {
+    for (const t of ts) this.bodies.delete(t);
+  }
+  protected saveBook(): void {}
 }

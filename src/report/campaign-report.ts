@@ -6,25 +6,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeHtml, jsonForScript } from './format.ts';
-import { chartJsSource, cspHash } from './html/charts.ts';
-import { STYLE } from './html/style.ts';
+import { chartJsSource, reportHead } from './html/charts.ts';
 import { CAMPAIGN_CHART_SCRIPT, campaignChartData, renderCampaignSection, type CampaignInput } from './html/campaign.ts';
 
 export function renderCampaignReport(c: CampaignInput, generatedAt = new Date().toISOString()): string {
   const chartJs = chartJsSource();
-  const csp = `default-src 'none'; script-src ${cspHash(chartJs)} ${cspHash(CAMPAIGN_CHART_SCRIPT)}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'`;
   const title = c.uplift ? 'Campaign report — measured uplift' : 'Campaign report — scoring run';
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="fedmark">
-<title>${escapeHtml(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
+  return `${reportHead(title, [chartJs, CAMPAIGN_CHART_SCRIPT])}
 <main>
 <h1>${escapeHtml(title)}</h1>
 <p class="note">Generated ${escapeHtml(generatedAt)} by fedmark. Scores and campaign counts stay with the partner that produced them.</p>

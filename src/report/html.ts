@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { describeModelSpec, escapeHtml, fmt, fmtInt, fmtPct, jsonForScript, NOT_DP } from './format.ts';
 import { buildModelCard, cardToHtml, cardToMarkdown } from './model-card.ts';
 import { parseReportInput, type ReportInput, type ReportInputDraft } from './schema.ts';
-import { CHART_SCRIPT, chartData, chartFigure, chartJsSource, cspHash } from './html/charts.ts';
+import { CHART_SCRIPT, chartData, chartFigure, chartJsSource, reportHead } from './html/charts.ts';
 import {
   auditSection,
   badgeList,
@@ -28,7 +28,6 @@ import {
   partnersSection,
   privacySection,
 } from './html/sections.ts';
-import { STYLE } from './html/style.ts';
 import { CAMPAIGN_CHART_SCRIPT, campaignChartData, renderCampaignSection } from './html/campaign.ts';
 
 export { CHART_IDS, chartJsSource } from './html/charts.ts';
@@ -52,20 +51,9 @@ export function renderReport(draft: ReportInputDraft | ReportInput): string {
 
   const data = jsonForScript(chartData(input));
   const chartJs = chartJsSource();
-  const csp = `default-src 'none'; script-src ${cspHash(chartJs)} ${cspHash(CHART_SCRIPT)}${input.campaign ? ` ${cspHash(CAMPAIGN_CHART_SCRIPT)}` : ''}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'`;
   const title = `Compliance report — ${job.jobId}`;
 
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="fedmark">
-<title>${escapeHtml(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
+  return `${reportHead(title, [chartJs, CHART_SCRIPT, ...(input.campaign ? [CAMPAIGN_CHART_SCRIPT] : [])])}
 <header class="top"><div class="inner">
 <h1>${escapeHtml(title)}</h1>
 <div class="meta">${escapeHtml(job.dataset)} · ${escapeHtml(describeModelSpec(job.modelSpec))} · ${escapeHtml(String(job.rounds))} rounds · generated ${escapeHtml(generatedAt)}</div>

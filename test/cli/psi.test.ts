@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exited, keysAndCoordinator, lastJson, runCliAsync, startCli as start } from '../helpers/cli-process.ts';
+import { exited, keyIdOf, keysAndCoordinator, lastJson, runCliAsync, startParties, stopChildren, type CliProcess } from '../helpers/cli-process.ts';
 import { idRulesSchema, normaliseId } from '../../src/vertical/psi/normalise.ts';
 
 describe('fedmark psi from the command line: a coordinator, the owner and two parties, each its own process', () => {
   it('aligns two customer lists (duplicates, case and spacing variants) to the plaintext intersection in one common order', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedmark-psi-cli-'));
-    const children: ReturnType<typeof start>[] = [];
+    const children: CliProcess[] = [];
     try {
       // The bank's and the telco's lists overlap in 40 customers; the telco writes e-mails in other forms and has a duplicate.
       const bank = Array.from({ length: 70 }, (_, i) => `customer${i}@example.com`);
@@ -20,30 +20,15 @@ describe('fedmark psi from the command line: a coordinator, the owner and two pa
       writeFileSync(join(dir, 'bank.csv'), `email,balance\n${bank.map((e, i) => `${e},${i}`).join('\n')}\n`);
       writeFileSync(join(dir, 'telco.csv'), `plan,email\n${telco.map((e, i) => `p${i},"${e}"`).join('\n')}\n`);
       const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
-      const ownerKeyId = (JSON.parse(readFileSync(join(dir, 'owner.pub.json'), 'utf8')) as { keyId: string }).keyId;
-      const parties = ['bank', 'telco'].map((name) => {
-        const c = start(
-          'psi',
-          'party',
-          '--coordinator',
-          url,
-          '--job',
-          'align-q4',
-          '--identity',
-          join(dir, `${name}.key.json`),
-          '--ids',
-          join(dir, `${name}.csv`),
-          '--id-column',
-          'email',
-          '--state-dir',
-          join(dir, name),
-          '--poll-ms',
-          '100',
-          '--owner-key-id',
-          ownerKeyId,
-        );
-        children.push(c);
-        return c;
+      const parties = startParties({
+        command: ['psi', 'party'],
+        url,
+        job: 'align-q4',
+        dir,
+        names: ['bank', 'telco'],
+        ownerKeyId: keyIdOf(dir, 'owner'),
+        args: (name) => ['--ids', join(dir, `${name}.csv`), '--id-column', 'email'],
+        children,
       });
       // Wait for the coordinator to listen, then the owner registers the job and follows it.
       const owner = await runCliAsync([
@@ -100,9 +85,7 @@ describe('fedmark psi from the command line: a coordinator, the owner and two pa
       // The duplicate (customer31 twice at the telco) keeps both its rows at one position.
       expect(t.filter((r) => JSON.parse(r[2]) === 'customer31@example.com').length).toBe(2);
     } finally {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-      await Promise.all(children.map(exited));
-      rmSync(dir, { recursive: true, force: true });
+      await stopChildren(children, dir);
     }
   }, 180_000);
 });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exited, keysAndCoordinator, lastJson, runCliAsync, startCli as start } from '../helpers/cli-process.ts';
+import { exited, keyIdOf, keysAndCoordinator, lastJson, runCliAsync, startParties, stopChildren, type CliProcess } from '../helpers/cli-process.ts';
 import { readIdentityFile } from '../../src/crypto/identity.ts';
 import { BUNDLED_DATASETS, loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset } from '../../src/data/encode.ts';
@@ -17,7 +17,7 @@ import { pooled, vparams } from '../vertical/secureboost/helpers.ts';
 describe('fedmark vertical from the command line: coordinator, owner, a bank and a telco, each its own process', () => {
   it("trains vertical SecureBoost from each party's own CSV, schema and alignment file: the pooled model's hold-out AUC", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedmark-vertical-cli-'));
-    const children: ReturnType<typeof start>[] = [];
+    const children: CliProcess[] = [];
     try {
       // 600 shared customers; the bank has 60 more, the telco 40 more, and each file is in its own order.
       const raw = readFileSync(BUNDLED_DATASETS['bank-marketing'].csv, 'utf8')
@@ -48,33 +48,17 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       writeFileSync(join(dir, 'bank.alignment.csv'), alignment(bankRows));
       writeFileSync(join(dir, 'telco.alignment.csv'), alignment(telcoRows));
       const url = await keysAndCoordinator(dir, ['bank', 'telco', 'owner'], children);
-      const ownerKeyId = (JSON.parse(readFileSync(join(dir, 'owner.pub.json'), 'utf8')) as { keyId: string }).keyId;
-      const parties = ['bank', 'telco'].map((name) => {
-        const c = start(
-          'vertical',
-          'party',
-          '--coordinator',
-          url,
-          '--job',
-          'vsb-1',
-          '--identity',
-          join(dir, `${name}.key.json`),
-          '--data',
-          join(dir, `${name}.csv`),
-          '--schema',
-          join(dir, `${name}.schema.json`),
-          '--alignment',
-          join(dir, `${name}.alignment.csv`),
-          '--state-dir',
-          join(dir, name),
-          '--poll-ms',
-          '100',
-          '--owner-key-id',
-          ownerKeyId,
-        );
-        children.push(c);
-        return c;
-      });
+      const ownerKeyId = keyIdOf(dir, 'owner');
+      const files = (name: string) => [
+        '--data',
+        join(dir, `${name}.csv`),
+        '--schema',
+        join(dir, `${name}.schema.json`),
+        '--alignment',
+        join(dir, `${name}.alignment.csv`),
+      ];
+      const names = ['bank', 'telco'];
+      const parties = startParties({ command: ['vertical', 'party'], url, job: 'vsb-1', dir, names, ownerKeyId, args: files, children });
       const owner = await runCliAsync([
         'vertical',
         'train',
@@ -145,35 +129,15 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       expect(bank.holdout!.auc).toBeCloseTo(want, 6);
 
       // Campaign scoring of every aligned customer with the committed model parts: the pooled model's probabilities.
-      const scorers = ['bank', 'telco'].map((name, i) => {
-        const c = start(
-          'vertical',
-          'score-party',
-          '--coordinator',
-          url,
-          '--job',
-          'score-1',
-          '--identity',
-          join(dir, `${name}.key.json`),
-          '--data',
-          join(dir, `${name}.csv`),
-          '--schema',
-          join(dir, `${name}.schema.json`),
-          '--alignment',
-          join(dir, `${name}.alignment.csv`),
-          '--model',
-          [bank, telco][i].model,
-          '--state-dir',
-          join(dir, name),
-          '--out',
-          join(dir, `${name}.scores.csv`),
-          '--poll-ms',
-          '100',
-          '--owner-key-id',
-          ownerKeyId,
-        );
-        children.push(c);
-        return c;
+      const scorers = startParties({
+        command: ['vertical', 'score-party'],
+        url,
+        job: 'score-1',
+        dir,
+        names,
+        ownerKeyId,
+        args: (name, i) => [...files(name), '--model', [bank, telco][i].model, '--out', join(dir, `${name}.scores.csv`)],
+        children,
       });
       const scoring = await runCliAsync([
         'vertical',
@@ -214,9 +178,7 @@ describe('fedmark vertical from the command line: coordinator, owner, a bank and
       expect(scores.map(([pos]) => pos)).toEqual(Array.from({ length: 600 }, (_, i) => i));
       scores.forEach(([pos, p]) => expect(Math.abs(p - all[pos])).toBeLessThan(1e-6));
     } finally {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-      await Promise.all(children.map(exited));
-      rmSync(dir, { recursive: true, force: true });
+      await stopChildren(children, dir);
     }
   }, 300_000);
 });

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { ManualPartner, makeIdentities, silentLog, telcoPartners, waitForStatus } from '../helpers/partners.ts';
+import { ManualPartner, makeIdentities, partnerNodes, silentLog, telcoPartners, waitForStatus } from '../helpers/partners.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
-import { runPartnerNode } from '../../partner/node.ts';
 import { runJobOwner } from '../../owner/node.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
@@ -33,20 +32,15 @@ describe('dropouts and stragglers', () => {
       owner: publicIdentity(owner),
       partners: ids.map(publicIdentity),
     });
-    const start = (i: number) =>
-      runPartnerNode({
-        coordinatorUrl: coord.url,
-        identity: ids[i],
-        jobId: manifest.jobId,
-        train: parts[i].train,
-        test: parts[i].test,
-        schemaHash,
-        stateDir: join(coord.dir, ids[i].name),
-        reviewJob: () => [],
-        budget: undefined,
-        log: silentLog,
-        pollMs: 100,
-      });
+    const start = partnerNodes({
+      url: coord.url,
+      identities: ids,
+      parts,
+      jobId: manifest.jobId,
+      schemaHash,
+      stateDir: (i) => join(coord.dir, ids[i].name),
+      pollMs: 100,
+    });
     const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, pollMs: 100 });
     const a = start(0);
     const b = start(1);

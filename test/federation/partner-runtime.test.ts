@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/data/encode.ts';
 import { FedmarkError } from '../../src/errors.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
-import { PartnerRuntime } from '../../src/federation/partner-runtime.ts';
+import { PartnerRuntime, type PartnerOptions } from '../../src/federation/partner-runtime.ts';
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import { decodeUpdate } from '../../src/federation/update-codec.ts';
 import type { LocalContext, Workload } from '../../src/federation/workload.ts';
@@ -85,8 +85,20 @@ let scheme: SecureSumScheme;
 beforeAll(async () => {
   scheme = await openSecureSum({ scheme: 'plain-insecure' });
 });
-const make = (budget?: BudgetGuard) =>
-  new PartnerRuntime({ manifest, workload, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget });
+/** The options of a runtime for this test's job and workload on 5 training and 2 hold-out rows, with `extra` on top. */
+const optionsOf = (budget?: BudgetGuard, extra: Partial<PartnerOptions<number>> = {}): PartnerOptions<number> => ({
+  manifest,
+  workload,
+  keyId,
+  signer,
+  train: rows(5),
+  test: rows(2),
+  scheme,
+  secretKey: null,
+  budget,
+  ...extra,
+});
+const make = (budget?: BudgetGuard, extra: Partial<PartnerOptions<number>> = {}) => new PartnerRuntime(optionsOf(budget, extra));
 const fail = async (p: Promise<unknown>) => {
   try {
     await p;
@@ -144,34 +156,14 @@ describe('partner runtime', () => {
     ran = undefined;
     // A crash after the charge, before the envelope was kept: the store knows the attempt was begun.
     const store = new MemoryReleaseStore();
-    const crashing = new PartnerRuntime({
-      manifest,
-      workload,
-      keyId,
-      signer,
-      train: rows(5),
-      test: rows(2),
-      scheme,
-      secretKey: null,
-      budget: new MemoryBudgetGuard(10),
+    const crashing = make(new MemoryBudgetGuard(10), {
       releases: store,
       onRelease: () => {
         throw new Error('killed');
       },
     });
     await expect(crashing.buildSubmission(1, 0)).rejects.toThrow('killed');
-    const restarted = new PartnerRuntime({
-      manifest,
-      workload,
-      keyId,
-      signer,
-      train: rows(5),
-      test: rows(2),
-      scheme,
-      secretKey: null,
-      budget: new MemoryBudgetGuard(10),
-      releases: store,
-    });
+    const restarted = make(new MemoryBudgetGuard(10), { releases: store });
     log.length = 0;
     const again = await restarted.buildSubmission(1, 0);
     expect(again).toMatchObject({
@@ -200,19 +192,7 @@ describe('partner runtime', () => {
       },
     };
     const recorded: number[] = [];
-    const opts = {
-      manifest,
-      workload,
-      keyId,
-      signer,
-      train: rows(5),
-      test: rows(2),
-      scheme,
-      secretKey: null,
-      budget: dying,
-      releases: store,
-      onRelease: (r: { round: number }) => recorded.push(r.round),
-    };
+    const opts = optionsOf(dying, { releases: store, onRelease: (r) => recorded.push(r.round) });
     await expect(new PartnerRuntime(opts).buildSubmission(1, 0)).rejects.toThrow('killed after the charge');
     const charged = guard.spent('rt-job', 1e-5);
     crash = false;
@@ -242,7 +222,7 @@ describe('partner runtime', () => {
       },
     };
     const guard = new MemoryBudgetGuard(10);
-    const rt = new PartnerRuntime({ manifest, workload: w, keyId, signer, train: rows(5), test: rows(2), scheme, secretKey: null, budget: guard });
+    const rt = make(guard, { workload: w });
     const r1 = await rt.buildSubmission(1, 0);
     expect(r1.status === 'submitted' && r1.meta.dp!.releases.map((r) => r.label)).toEqual(['weight', 'count']);
     const c = scheme.cipher(null);
@@ -297,23 +277,8 @@ describe('partner runtime', () => {
     ran = [{ ...release, label: 'histogram' }];
     expect(await fail(rt.buildSubmission(1, 1))).toMatch(/WORKLOAD_RELEASES/);
     expect(await fail(Promise.resolve().then(() => make()))).toMatch(/DP_NO_BUDGET/);
-    expect(
-      await fail(
-        Promise.resolve().then(
-          () =>
-            new PartnerRuntime({
-              manifest,
-              workload,
-              keyId,
-              signer,
-              train: rows(5, 3),
-              test: rows(2),
-              scheme,
-              secretKey: null,
-              budget: new MemoryBudgetGuard(1),
-            }),
-        ),
-      ),
-    ).toMatch(/SCHEMA_MISMATCH: partner data has 3 features, the job declares 2/);
+    expect(await fail(Promise.resolve().then(() => make(new MemoryBudgetGuard(1), { train: rows(5, 3) })))).toMatch(
+      /SCHEMA_MISMATCH: partner data has 3 features, the job declares 2/,
+    );
   });
 });

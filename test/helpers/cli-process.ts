@@ -2,7 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../cli/free-port.ts';
 
@@ -51,4 +51,51 @@ export async function keysAndCoordinator(dir: string, names: string[], children:
   const port = await freePort();
   children.push(startCli('coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--log-level', 'warn'));
   return `http://127.0.0.1:${port}`;
+}
+
+/** The key id in `<dir>/<name>.pub.json` (as keysAndCoordinator writes it). */
+export const keyIdOf = (dir: string, name: string) => (JSON.parse(readFileSync(join(dir, `${name}.pub.json`), 'utf8')) as { keyId: string }).keyId;
+
+/**
+ * One long-running party process per name: `fedmark <command> --coordinator URL --job JOB` with the
+ * party's key from keysAndCoordinator, its own `args`, its own state directory in `dir`, a 100 ms poll
+ * and the owner pinned by `--owner-key-id`; each is added to `children`.
+ */
+export function startParties(o: {
+  command: [string, string];
+  url: string;
+  job: string;
+  dir: string;
+  names: string[];
+  ownerKeyId: string;
+  args: (name: string, i: number) => string[];
+  children: CliProcess[];
+}): CliProcess[] {
+  return o.names.map((name, i) => {
+    const c = startCli(
+      ...o.command,
+      '--coordinator',
+      o.url,
+      '--job',
+      o.job,
+      '--identity',
+      join(o.dir, `${name}.key.json`),
+      ...o.args(name, i),
+      '--state-dir',
+      join(o.dir, name),
+      '--poll-ms',
+      '100',
+      '--owner-key-id',
+      o.ownerKeyId,
+    );
+    o.children.push(c);
+    return c;
+  });
+}
+
+/** Stops every child still running, waits for them all, and removes `dir`. */
+export async function stopChildren(children: CliProcess[], dir: string): Promise<void> {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await Promise.all(children.map(exited));
+  rmSync(dir, { recursive: true, force: true });
 }

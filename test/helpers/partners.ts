@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { hasCode } from '../../src/federation/protocol/errors.ts';
-import { runPartnerNode, type PartnerNodeResult } from '../../partner/node.ts';
+import { runPartnerNode, type PartnerNodeOptions, type PartnerNodeResult } from '../../partner/node.ts';
 import { runJobOwner, type OwnerResult } from '../../owner/node.ts';
+import type { FederatedEvalMetrics } from '../../src/metrics/histogram.ts';
+import type { WorkloadRegistry } from '../../src/federation/workload.ts';
 import type { JobStatus } from '../../src/federation/protocol/schemas.ts';
 import { publicIdentity, generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
@@ -29,6 +31,7 @@ import { sgdWorkload, type SgdState } from '../../src/federation/workloads/sgd/i
 import { openSecureSum, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import { attestPayload, signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { splitPartnerData } from '../../cli/partner-data.ts';
+import type { BudgetGuard } from '../../src/privacy/budget/guard.ts';
 
 export { deterministicIdentity } from './identities.ts';
 
@@ -80,6 +83,22 @@ export function makeIdentities(names: string[]): Identity[] {
   return names.map((n) => generateIdentity(n));
 }
 
+/** The manifest of a preset (any workload's) for this owner and these partners, and its owner-signed form. */
+export function signJob(
+  preset: Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'>,
+  owner: Identity,
+  partners: Identity[],
+): { manifest: JobManifest; signed: SignedManifest } {
+  const manifest = parseManifest({
+    ...preset,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    createdAt: new Date().toISOString(),
+    owner: publicIdentity(owner),
+    partners: partners.map(publicIdentity),
+  });
+  return { manifest, signed: signManifest(manifest, owner) };
+}
+
 /** A signed manifest from the job preset (non-DP unless `epsilon` is given). */
 export function makeJob(o: {
   jobId: string;
@@ -93,23 +112,16 @@ export function makeJob(o: {
   /** Local training other than the preset's. */
   localTraining?: JobManifest['localTraining'];
 }): { manifest: JobManifest; signed: SignedManifest } {
-  const manifest = parseManifest({
-    ...jobPreset({
-      jobId: o.jobId,
-      schema: o.schema,
-      partners: o.partners.length,
-      rounds: o.rounds,
-      epsilon: o.epsilon ?? null,
-      encryption: o.encryption,
-      seed: o.seed ?? 11,
-    }),
-    ...(o.localTraining ? { localTraining: o.localTraining } : {}),
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
-    createdAt: new Date().toISOString(),
-    owner: publicIdentity(o.owner),
-    partners: o.partners.map(publicIdentity),
+  const preset = jobPreset({
+    jobId: o.jobId,
+    schema: o.schema,
+    partners: o.partners.length,
+    rounds: o.rounds,
+    epsilon: o.epsilon ?? null,
+    encryption: o.encryption,
+    seed: o.seed ?? 11,
   });
-  return { manifest, signed: signManifest(manifest, o.owner) };
+  return signJob({ ...preset, ...(o.localTraining ? { localTraining: o.localTraining } : {}) }, o.owner, o.partners);
 }
 
 /** Polls the job status until `pred` holds; fails with `what` after `timeoutMs`. */
@@ -135,10 +147,41 @@ export async function waitForStatus(
 }
 
 /**
+ * Starts node i of a job (runPartnerNode on part i, over HTTP) with the tests' defaults: no policy
+ * review, a silent log, TEST_POLL_MS, no budget unless `budget` gives one; `extra` on top.
+ */
+export function partnerNodes(o: {
+  url: string;
+  identities: Identity[];
+  parts: PartnerData[];
+  jobId: string;
+  schemaHash: string;
+  stateDir: (i: number) => string;
+  budget?: (i: number) => BudgetGuard | undefined;
+  pollMs?: number;
+}): (i: number, extra?: Partial<PartnerNodeOptions>) => Promise<PartnerNodeResult> {
+  return (i, extra = {}) =>
+    runPartnerNode({
+      coordinatorUrl: o.url,
+      identity: o.identities[i],
+      jobId: o.jobId,
+      train: o.parts[i].train,
+      test: o.parts[i].test,
+      schemaHash: o.schemaHash,
+      stateDir: o.stateDir(i),
+      reviewJob: () => [],
+      budget: o.budget?.(i),
+      log: silentLog,
+      pollMs: o.pollMs ?? TEST_POLL_MS,
+      ...extra,
+    });
+}
+
+/**
  * The job owner plus one partner node per partner, all over HTTP, as in production. Aborts every
  * loop when one of them fails or `timeoutMs` passes, so a broken run fails fast instead of hanging.
  */
-export async function runFederation(o: {
+export async function runFederation<S = SgdState, R = FederatedEvalMetrics>(o: {
   url: string;
   owner: Identity;
   identities: Identity[];
@@ -152,7 +195,11 @@ export async function runFederation(o: {
   nodes?: number[];
   /** Stops every loop (e.g. from afterAll when the test failed half way). */
   signal?: AbortSignal;
-}): Promise<{ owner: OwnerResult; nodes: PartnerNodeResult[] }> {
+  /** Workloads beyond the built-in ones, for the owner and (unless `node` says otherwise) every partner. */
+  workloads?: WorkloadRegistry;
+  /** Options of node i beyond these defaults: its budget guard, its own ledger, the workloads it runs. */
+  node?: (i: number) => Partial<Pick<PartnerNodeOptions, 'budget' | 'ledgerPath' | 'workloads'>>;
+}): Promise<{ owner: OwnerResult<S, R>; nodes: PartnerNodeResult[] }> {
   const abort = new AbortController();
   o.signal?.addEventListener('abort', () => abort.abort(o.signal!.reason), { once: true });
   const timer = setTimeout(() => abort.abort(new Error(`federation did not finish within ${o.timeoutMs ?? 45_000} ms`)), o.timeoutMs ?? 45_000);
@@ -163,27 +210,19 @@ export async function runFederation(o: {
     });
   try {
     const which = o.nodes ?? o.identities.map((_, i) => i);
-    const nodes = which.map((i) =>
-      guard(
-        runPartnerNode({
-          coordinatorUrl: o.url,
-          identity: o.identities[i],
-          jobId: o.signed.manifest.jobId,
-          train: o.parts[i].train,
-          test: o.parts[i].test,
-          schemaHash: o.schemaHash,
-          stateDir: join(o.stateDir, `${o.signed.manifest.jobId}-${o.identities[i].name}`),
-          reviewJob: () => [],
-          budget: undefined,
-          log: silentLog,
-          pollMs: o.pollMs ?? TEST_POLL_MS,
-          signal: abort.signal,
-          joinTimeoutMs: o.timeoutMs ?? 45_000,
-        }),
-      ),
-    );
+    const { jobId } = o.signed.manifest;
+    const start = partnerNodes({ ...o, jobId, stateDir: (i) => join(o.stateDir, `${jobId}-${o.identities[i].name}`) });
+    const nodes = which.map((i) => guard(start(i, { signal: abort.signal, joinTimeoutMs: o.timeoutMs ?? 45_000, workloads: o.workloads, ...o.node?.(i) })));
     const owner = guard(
-      runJobOwner({ coordinatorUrl: o.url, identity: o.owner, signed: o.signed, log: silentLog, pollMs: o.pollMs ?? TEST_POLL_MS, signal: abort.signal }),
+      runJobOwner<S, R>({
+        coordinatorUrl: o.url,
+        identity: o.owner,
+        signed: o.signed,
+        log: silentLog,
+        pollMs: o.pollMs ?? TEST_POLL_MS,
+        signal: abort.signal,
+        workloads: o.workloads,
+      }),
     );
     const [ownerResult, ...nodeResults] = await Promise.all([owner, ...nodes]);
     return { owner: ownerResult, nodes: nodeResults };

@@ -2,8 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { makeIdentities, makeJob, silentLog, telcoPartners } from '../helpers/partners.ts';
-import { runPartnerNode, type PartnerNodeOptions } from '../../partner/node.ts';
+import { makeIdentities, makeJob, partnerNodes, silentLog, telcoPartners } from '../helpers/partners.ts';
 import { runJobOwner } from '../../owner/node.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { MemoryBudgetGuard } from '../../src/privacy/budget/memory-guard.ts';
@@ -32,21 +31,7 @@ describe('a partner killed between persisting its envelope and sending it', () =
     const { manifest, signed } = makeJob({ jobId: 'killed-before-record', schema, owner, partners: ids, rounds: 2, epsilon: 3 });
     const guards = ids.map(() => new MemoryBudgetGuard(3));
     const stateDir = (i: number) => join(coord.dir, ids[i].name);
-    const node = (i: number, extra: Partial<PartnerNodeOptions> = {}) =>
-      runPartnerNode({
-        coordinatorUrl: coord.url,
-        identity: ids[i],
-        jobId: manifest.jobId,
-        train: parts[i].train,
-        test: parts[i].test,
-        schemaHash,
-        stateDir: stateDir(i),
-        reviewJob: () => [],
-        budget: guards[i],
-        log: silentLog,
-        pollMs: 50,
-        ...extra,
-      });
+    const node = partnerNodes({ url: coord.url, identities: ids, parts, jobId: manifest.jobId, schemaHash, stateDir, budget: (i) => guards[i], pollMs: 50 });
     const real = CoordinatorClient.prototype.submit;
     let killedAtRound: number | null = null;
     vi.spyOn(CoordinatorClient.prototype, 'submit').mockImplementation(function (this: CoordinatorClient, ...args: Parameters<CoordinatorClient['submit']>) {

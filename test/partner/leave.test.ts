@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { makeIdentities, makeJob, silentLog, telcoPartners } from '../helpers/partners.ts';
+import { makeIdentities, makeJob, partnerNodes, silentLog, telcoPartners } from '../helpers/partners.ts';
 import { runPartnerNode } from '../../partner/node.ts';
 import { runJobOwner } from '../../owner/node.ts';
 import { parseManifest, signManifest } from '../../src/federation/manifest.ts';
@@ -39,24 +39,13 @@ describe('a partner that leaves mid-job', () => {
     const guards = ids.map(() => new MemoryBudgetGuard(3));
     const stateDir = (i: number) => join(coord.dir, ids[i].name);
     const stopC = new AbortController();
+    const start = partnerNodes({ url: coord.url, identities: ids, parts, jobId: manifest.jobId, schemaHash, stateDir, budget: (i) => guards[i], pollMs: 100 });
     const node = (i: number) =>
-      runPartnerNode({
-        coordinatorUrl: coord.url,
-        identity: ids[i],
-        jobId: manifest.jobId,
-        train: parts[i].train,
-        test: parts[i].test,
-        schemaHash,
-        stateDir: stateDir(i),
-        reviewJob: () => [],
-        budget: guards[i],
-        log: silentLog,
-        pollMs: 100,
+      start(
+        i,
         // shop-c's operator stops it (SIGTERM in the CLI) once it has applied round 1.
-        ...(i === 2
-          ? { signal: stopC.signal, leaveOnStop: true, onRound: ({ round }: { round: number }) => round === 1 && stopC.abort(new Error('SIGTERM')) }
-          : {}),
-      });
+        i === 2 ? { signal: stopC.signal, leaveOnStop: true, onRound: ({ round }: { round: number }) => round === 1 && stopC.abort(new Error('SIGTERM')) } : {},
+      );
     const ownerRun = runJobOwner({ coordinatorUrl: coord.url, identity: owner, signed, log: silentLog, pollMs: 100 });
     const c = node(2);
     const [ownerResult, a, b] = await Promise.all([ownerRun, node(0), node(1), c.catch(() => null)]);

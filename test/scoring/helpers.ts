@@ -1,6 +1,4 @@
 /** Shared fixtures of the scoring tests: a customer file, a saved model, a partner's policy and identity. */
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,12 +115,12 @@ export function partnerFiles(dir: string, name = 'telco-north', o: { purposes?: 
   return { identity, identityFile, policyFile, publicFile, stateDir: join(dir, `${name}-state`), ledger: join(dir, `${name}-state`, `${name}.ledger.jsonl`) };
 }
 
-const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
-
-/** Runs the fedmark CLI to completion. */
-export function fedmark(...args: string[]) {
-  return spawnSync(process.execPath, [tsx, main, ...args], { encoding: 'utf8', timeout: 120_000 });
+/** The options naming the partner's purpose, policy, identity and state directory, as `score` and `serve` take them. */
+export function partnerArgs(p: ReturnType<typeof partnerFiles>, purpose = PURPOSE): string[] {
+  return ['--purpose', purpose, '--policy', p.policyFile, '--identity', p.identityFile, '--state-dir', p.stateDir];
 }
 
-export const MAIN_TS = main;
+/** Runs the fedmark CLI to completion. */
+export { runCli as fedmark } from '../helpers/cli-process.ts';
+
+export const MAIN_TS = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));

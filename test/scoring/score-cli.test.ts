@@ -14,7 +14,7 @@ import { prepareScoring, readWithdrawn } from '../../cli/score-command.ts';
 import { rejection } from '../helpers/errors.ts';
 import { hashParameters } from '../../src/util/hash.ts';
 import { deterministicIdentity } from '../helpers/identities.ts';
-import { fedmark, fixtureSchema, makeCustomers, partnerFiles, PURPOSE, saveFixtureModel, SCHEMA_PATH, tempDir, toCsv } from './helpers.ts';
+import { fedmark, fixtureSchema, makeCustomers, partnerFiles, PURPOSE, saveFixtureModel, SCHEMA_PATH, tempDir, toCsv, partnerArgs } from './helpers.ts';
 
 const schema = await fixtureSchema();
 const party = (id: ReturnType<typeof deterministicIdentity>) => ({ name: id.name, keyId: keyId(id.signPublicKey), signPublicKey: toBase64(id.signPublicKey) });
@@ -81,14 +81,7 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
       SCHEMA_PATH,
       '--out',
       join(dir, 'scores.csv'),
-      '--purpose',
-      PURPOSE,
-      '--policy',
-      p.policyFile,
-      '--identity',
-      p.identityFile,
-      '--state-dir',
-      p.stateDir,
+      ...partnerArgs(p),
       '--withdrawn',
       join(dir, 'withdrawn.txt'),
       '--json',
@@ -173,14 +166,7 @@ describe('fedmark score from the command line: ledger, audit, data-subject state
       SCHEMA_PATH,
       '--out',
       join(dir, 'o.csv'),
-      '--purpose',
-      purpose,
-      '--policy',
-      p.policyFile,
-      '--identity',
-      p.identityFile,
-      '--state-dir',
-      p.stateDir,
+      ...partnerArgs(p, purpose),
       ...more,
     ];
     const r = fedmark(...args('upsell'));

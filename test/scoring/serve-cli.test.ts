@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../cli/free-port.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
-import { fixtureSchema, MAIN_TS, makeCustomers, partnerFiles, PURPOSE, saveFixtureModel, SCHEMA_PATH, tempDir } from './helpers.ts';
+import { fixtureSchema, MAIN_TS, makeCustomers, partnerFiles, PURPOSE, saveFixtureModel, SCHEMA_PATH, tempDir, partnerArgs } from './helpers.ts';
 
 const schema = await fixtureSchema();
 const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -22,14 +22,7 @@ describe('fedmark serve as a process on loopback', () => {
       join(dir, 'model'),
       '--schema',
       SCHEMA_PATH,
-      '--purpose',
-      PURPOSE,
-      '--policy',
-      p.policyFile,
-      '--identity',
-      p.identityFile,
-      '--state-dir',
-      p.stateDir,
+      ...partnerArgs(p),
       '--token-file',
       join(dir, 'token'),
       '--log-level',

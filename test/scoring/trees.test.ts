@@ -19,7 +19,7 @@ import { loadScoringModel } from '../../src/scoring/model.ts';
 import { formatProbability } from '../../src/scoring/ranking.ts';
 import { completenessGap } from '../../src/scoring/scorer.ts';
 import { GBDT_MODEL_FILE, saveGbdtModelDir } from '../../src/scoring/tree-scorer.ts';
-import { fedmark, fixtureSchema, makeCustomers, partnerFiles, PURPOSE, SCHEMA_PATH, tempDir, toCsv } from './helpers.ts';
+import { fedmark, fixtureSchema, makeCustomers, partnerFiles, PURPOSE, SCHEMA_PATH, tempDir, toCsv, partnerArgs } from './helpers.ts';
 
 const schema = await fixtureSchema();
 const layout = featureLayout(schema);
@@ -117,14 +117,7 @@ describe('gradient-boosted trees in scoring', () => {
       SCHEMA_PATH,
       '--out',
       join(dir, 'top.csv'),
-      '--purpose',
-      PURPOSE,
-      '--policy',
-      p.policyFile,
-      '--identity',
-      p.identityFile,
-      '--state-dir',
-      p.stateDir,
+      ...partnerArgs(p),
       '--top-k',
       '25',
       '--value-column',

@@ -2,29 +2,26 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runJobOwner } from '../../owner/node.ts';
-import { runPartnerNode } from '../../partner/node.ts';
 import { publicIdentity } from '../../src/crypto/identity.ts';
 import { loadDataset, subsetDataset } from '../../src/data/encode.ts';
 import type { DatasetSchema } from '../../src/data/schema.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, type JobManifest } from '../../src/federation/manifest.ts';
+import { parseManifest, type JobManifest } from '../../src/federation/manifest.ts';
 import { simulate } from '../../src/federation/simulate.ts';
 import { planOf } from '../../src/federation/workload.ts';
 import { builtinWorkloads } from '../../src/federation/workloads/index.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
-import { PolicyBudgetGuard } from '../../src/privacy/budget/policy-guard.ts';
 import { BudgetStore } from '../../src/privacy/budget/store.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
-import { parsePolicy } from '../../src/privacy/policy.ts';
 import { campaignCounts } from '../../src/scoring/campaign.ts';
 import { cellIndex, UPLIFT_CELLS, upliftFromCounts, type UpliftResult } from '../../src/scoring/uplift.ts';
 import { combineUpliftCounts } from '../../src/scoring/uplift-federated.ts';
 import { campaignCountsOf, campaignSchema, upliftWorkload, type UpliftState } from '../../src/scoring/uplift-workload.ts';
 import { createRng } from '../../src/util/rng.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
-import { makeIdentities, silentLog, TEST_POLL_MS, type PartnerData } from '../helpers/partners.ts';
+import { makeIdentities, signJob, type PartnerData } from '../helpers/partners.ts';
+import { runBudgetedJob } from '../helpers/budgeted-job.ts';
 
 /**
  * A campaign run by three partners, measured through the federation: each partner's count table is
@@ -93,14 +90,7 @@ afterAll(() => {
 });
 
 function manifestOf(jobId: string, epsilon: number | null = 1): JobManifest {
-  const owner = makeIdentities(['owner'])[0];
-  return parseManifest({
-    ...job(jobId, epsilon),
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
-    createdAt: new Date().toISOString(),
-    owner: publicIdentity(owner),
-    partners: makeIdentities(['a', 'b', 'c']).map(publicIdentity),
-  });
+  return signJob(job(jobId, epsilon), makeIdentities(['owner'])[0], makeIdentities(['a', 'b', 'c'])).manifest;
 }
 
 describe('the uplift workload: what a partner counts and what a round releases', () => {
@@ -192,99 +182,54 @@ describe('a three-partner campaign through the real coordinator, partner nodes a
   });
 
   it('every count table is charged before it leaves, recorded in both ledgers, and recomputed by the audit; a partner without budget sends nothing', async () => {
-    const owner = makeIdentities(['owner'])[0];
-    const ids = makeIdentities(parts.map((p) => p.name));
-    const manifest = parseManifest({
-      ...job('uplift-http', 1),
-      schemaVersion: MANIFEST_SCHEMA_VERSION,
-      createdAt: new Date().toISOString(),
-      owner: publicIdentity(owner),
-      partners: ids.map(publicIdentity),
+    // The last partner's policy allows less ε per job than the release costs.
+    const { manifest, ids, result, nodeResults, stores, ledgers } = await runBudgetedJob<UpliftState, UpliftResult>({
+      url: coord.url,
+      dir,
+      parts,
+      preset: job('uplift-http', 1),
+      policy: (i) => ({ datasetId: `${parts[i].name}-campaign`, maxEpsilonPerJob: i === 2 ? 0.5 : 2, lifetimeEpsilon: 5 }),
+      timeoutMs: 90_000,
+      workloads,
     });
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error('uplift job did not finish in time')), 90_000);
-    const stores = parts.map((p) => BudgetStore.open(join(dir, `${p.name}.budget.json`)));
-    const ledgers = parts.map((p) => join(dir, `${p.name}.ledger.jsonl`));
-    try {
-      const nodes = parts.map((p, i) => {
-        // The last partner's policy allows less ε per job than the release costs.
-        const policy = parsePolicy({
-          partner: p.name,
-          datasetId: `${p.name}-campaign`,
-          maxEpsilonPerJob: i === 2 ? 0.5 : 2,
-          lifetimeEpsilon: 5,
-          maxDelta: 1e-5,
-          allowedColumns: manifest.dataset.columns,
-          allowedPurposes: [manifest.purpose],
-        });
-        return runPartnerNode({
-          coordinatorUrl: coord.url,
-          identity: ids[i],
-          jobId: manifest.jobId,
-          train: p.train,
-          test: p.test,
-          schemaHash: manifest.dataset.schemaHash,
-          reviewJob: () => [],
-          log: silentLog,
-          pollMs: TEST_POLL_MS,
-          stateDir: join(dir, p.name),
-          budget: new PolicyBudgetGuard(policy, stores[i]),
-          ledgerPath: ledgers[i],
-          signal: abort.signal,
-          workloads,
-        });
-      });
-      const ownerRun = runJobOwner<UpliftState, UpliftResult>({
-        coordinatorUrl: coord.url,
-        identity: owner,
-        signed: signManifest(manifest, owner),
-        log: silentLog,
-        pollMs: TEST_POLL_MS,
-        signal: abort.signal,
-        workloads,
-      });
-      const [result, ...nodeResults] = await Promise.all([ownerRun, ...nodes]);
-      expect(result.state, result.reason ?? '').toBe('completed');
-      // The third node sat the round out (its guard refused the release) and follows the job to its end.
-      expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);
-      expect(new Set([result.modelHash, ...nodeResults.map((r) => r.modelHash)]).size).toBe(1);
-      // Two tables were summed: the refusing partner's counts are not in the sum.
-      const state = result.finalState;
-      expect(state.partners).toBe(2);
-      const sigma = planOf(upliftWorkload, manifest, 1).releases[0].noiseMultiplier;
-      const twoPooled = campaignCountsOf(manifest, [parts[0].all, parts[1].all]);
-      for (let i = 0; i < UPLIFT_CELLS; i++) expect(Math.abs(state.counts[i] - twoPooled[i])).toBeLessThan(6 * sigma * Math.SQRT2);
-      expect(result.finalMetrics).toEqual(combineUpliftCounts(state.counts, { partners: 2, noiseStd: sigma }));
-      const decile1 = twoPooled[cellIndex(1, 'treatment', true)] + twoPooled[cellIndex(1, 'treatment', false)];
-      expect(Math.abs(result.finalMetrics!.byDecile[0].treatment.n - decile1)).toBeLessThan(12 * sigma);
+    expect(result.state, result.reason ?? '').toBe('completed');
+    // The third node sat the round out (its guard refused the release) and follows the job to its end.
+    expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);
+    expect(new Set([result.modelHash, ...nodeResults.map((r) => r.modelHash)]).size).toBe(1);
+    // Two tables were summed: the refusing partner's counts are not in the sum.
+    const state = result.finalState;
+    expect(state.partners).toBe(2);
+    const sigma = planOf(upliftWorkload, manifest, 1).releases[0].noiseMultiplier;
+    const twoPooled = campaignCountsOf(manifest, [parts[0].all, parts[1].all]);
+    for (let i = 0; i < UPLIFT_CELLS; i++) expect(Math.abs(state.counts[i] - twoPooled[i])).toBeLessThan(6 * sigma * Math.SQRT2);
+    expect(result.finalMetrics).toEqual(combineUpliftCounts(state.counts, { partners: 2, noiseStd: sigma }));
+    const decile1 = twoPooled[cellIndex(1, 'treatment', true)] + twoPooled[cellIndex(1, 'treatment', false)];
+    expect(Math.abs(result.finalMetrics!.byDecile[0].treatment.n - decile1)).toBeLessThan(12 * sigma);
 
-      // The two contributing partners charged one `count` release each; the refusing one charged nothing.
-      const charges = stores.map((s) =>
-        BudgetStore.open(s.path)
-          .charges(manifest.jobId)
-          .map((c) => [c.round, c.attempt, c.label, c.samplingRate, c.noiseMultiplier, c.steps]),
-      );
-      expect(charges).toEqual([[[1, 0, 'count', 1, sigma, 1]], [[1, 0, 'count', 1, sigma, 1]], []]);
-      // Each contributing partner's own ledger records the release, and the job ledger's round lists it.
-      for (const l of ledgers.slice(0, 2)) {
-        const rel = readLedger(l).entries.filter((e) => e.type === 'partner.release');
-        expect(rel.map((e) => JSON.stringify(e.payload))).toEqual([expect.stringContaining('"label":"count"')]);
-      }
-      const coordLedger = coord.engine.ledgerPath(manifest.jobId);
-      const rounds = readLedger(coordLedger).entries.filter((e) => e.type === 'round');
-      expect(rounds).toHaveLength(1);
-      expect(JSON.stringify(rounds[0].payload)).toContain('"label":"count"');
-      const audit = auditLedgers({ coordinator: coordLedger, partners: ledgers, epsilonOf: composedEpsilon });
-      expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
-      const want = composedEpsilon([{ samplingRate: 1, noiseMultiplier: sigma, steps: 1 }], 1e-5);
-      for (const id of ids.slice(0, 2)) {
-        const p = audit.partners.find((x) => x.partner === publicIdentity(id).keyId || x.name === id.name);
-        expect(p, JSON.stringify(audit.partners)).toBeDefined();
-        expect(p!.localLedgerChecked).toBe(true);
-        expect(p!.epsilonRecomputed).toBeCloseTo(want, 10);
-      }
-    } finally {
-      clearTimeout(timer);
+    // The two contributing partners charged one `count` release each; the refusing one charged nothing.
+    const charges = stores.map((s) =>
+      BudgetStore.open(s.path)
+        .charges(manifest.jobId)
+        .map((c) => [c.round, c.attempt, c.label, c.samplingRate, c.noiseMultiplier, c.steps]),
+    );
+    expect(charges).toEqual([[[1, 0, 'count', 1, sigma, 1]], [[1, 0, 'count', 1, sigma, 1]], []]);
+    // Each contributing partner's own ledger records the release, and the job ledger's round lists it.
+    for (const l of ledgers.slice(0, 2)) {
+      const rel = readLedger(l).entries.filter((e) => e.type === 'partner.release');
+      expect(rel.map((e) => JSON.stringify(e.payload))).toEqual([expect.stringContaining('"label":"count"')]);
+    }
+    const coordLedger = coord.engine.ledgerPath(manifest.jobId);
+    const rounds = readLedger(coordLedger).entries.filter((e) => e.type === 'round');
+    expect(rounds).toHaveLength(1);
+    expect(JSON.stringify(rounds[0].payload)).toContain('"label":"count"');
+    const audit = auditLedgers({ coordinator: coordLedger, partners: ledgers, epsilonOf: composedEpsilon });
+    expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    const want = composedEpsilon([{ samplingRate: 1, noiseMultiplier: sigma, steps: 1 }], 1e-5);
+    for (const id of ids.slice(0, 2)) {
+      const p = audit.partners.find((x) => x.partner === publicIdentity(id).keyId || x.name === id.name);
+      expect(p, JSON.stringify(audit.partners)).toBeDefined();
+      expect(p!.localLedgerChecked).toBe(true);
+      expect(p!.epsilonRecomputed).toBeCloseTo(want, 10);
     }
   }, 120_000);
 });

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FedmarkError } from '../../errors.ts';
 import { escapeHtml } from '../format.ts';
+import { STYLE } from './style.ts';
 import type { ReportInput } from '../schema.ts';
 
 /** The report's charts: the Chart.js bundle inlined, the data behind them, and the script that draws them. */
@@ -33,6 +34,26 @@ export function chartJsSource(): string {
 
 export function cspHash(script: string): string {
   return `'sha256-${createHash('sha256').update(script, 'utf8').digest('base64')}'`;
+}
+
+/**
+ * The start of an offline report page, up to its <body>: a Content-Security-Policy that admits
+ * only `scripts` (the inline ones the page will carry) by hash and forbids every network fetch,
+ * and the inline style.
+ */
+export function reportHead(title: string, scripts: string[]): string {
+  const csp = `default-src 'none'; script-src ${scripts.map(cspHash).join(' ')}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="fedmark">
+<title>${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>`;
 }
 
 /** Keeps at most `max` points (first and last always kept) so a 1,000-bin ROC stays light. */

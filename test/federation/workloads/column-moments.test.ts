@@ -4,22 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runJobOwner } from '../../../owner/node.ts';
-import { runPartnerNode, type PartnerNodeOptions } from '../../../partner/node.ts';
-import { publicIdentity, type Identity } from '../../../src/crypto/identity.ts';
 import { concatDatasets, type Dataset } from '../../../src/data/encode.ts';
 import type { DatasetSchema } from '../../../src/data/schema.ts';
 import { jobPreset } from '../../../src/federation/job-presets.ts';
-import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, type JobManifest } from '../../../src/federation/manifest.ts';
 import { simulate } from '../../../src/federation/simulate.ts';
 import { builtinWorkloads } from '../../../src/federation/workloads/index.ts';
 import { composedEpsilon } from '../../../src/privacy/accountant.ts';
-import { PolicyBudgetGuard } from '../../../src/privacy/budget/policy-guard.ts';
 import { BudgetStore } from '../../../src/privacy/budget/store.ts';
 import { auditLedgers } from '../../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../../src/privacy/ledger/reader.ts';
-import { parsePolicy } from '../../../src/privacy/policy.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../helpers/coordinator.ts';
-import { makeIdentities, silentLog, TEST_POLL_MS, telcoPartners, type PartnerData } from '../../helpers/partners.ts';
+import { makeIdentities, runFederation, signJob, silentLog, telcoPartners, type PartnerData } from '../../helpers/partners.ts';
+import { runBudgetedJob } from '../../helpers/budgeted-job.ts';
 import { columnMomentsWorkload, type Moments } from './column-moments.ts';
 
 /**
@@ -54,27 +50,6 @@ const job = (jobId: string, o: { epsilon: number | null; encryption?: { scheme: 
   ...jobPreset({ jobId, schema, partners: 3, rounds: 1, epsilon: o.epsilon, encryption: o.encryption, seed: 7 }),
   workload: { kind: 'column-moments', params },
 });
-
-/** A real partner node for `p` in this test's job. */
-function node(
-  manifest: JobManifest,
-  identity: Identity,
-  p: PartnerData,
-  o: Pick<PartnerNodeOptions, 'stateDir' | 'budget' | 'ledgerPath' | 'signal' | 'workloads'>,
-) {
-  return runPartnerNode({
-    coordinatorUrl: coord.url,
-    identity,
-    jobId: manifest.jobId,
-    train: p.train,
-    test: p.test,
-    schemaHash: manifest.dataset.schemaHash,
-    reviewJob: () => [],
-    log: silentLog,
-    pollMs: TEST_POLL_MS,
-    ...o,
-  });
-}
 
 beforeAll(async () => {
   ({ schema, parts } = await telcoPartners({ partners: 3, rowsPerPartner: 400 }));
@@ -133,137 +108,76 @@ describe('a second workload through the real coordinator, partner nodes and owne
   });
 
   it('runs with DP: the owner gets the moments, every partner charged its release before upload, and the audit agrees', async () => {
-    const owner = makeIdentities(['owner'])[0];
-    const ids = makeIdentities(parts.map((p) => p.name));
-    const manifest = parseManifest({
-      ...job('moments-http', { epsilon: 2 }),
-      schemaVersion: MANIFEST_SCHEMA_VERSION,
-      createdAt: new Date().toISOString(),
-      owner: publicIdentity(owner),
-      partners: ids.map(publicIdentity),
+    const { manifest, result, nodeResults, stores, ledgers } = await runBudgetedJob<Moments, Moments>({
+      url: coord.url,
+      dir,
+      parts,
+      preset: job('moments-http', { epsilon: 2 }),
+      policy: () => ({ maxEpsilonPerJob: 2, lifetimeEpsilon: 5 }),
+      timeoutMs: 60_000,
+      workloads,
     });
-    const signed = signManifest(manifest, owner);
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error('moments job did not finish in time')), 60_000);
-    const stores = parts.map((p) => BudgetStore.open(join(dir, `${p.name}.budget.json`)));
-    const ledgers = parts.map((p) => join(dir, `${p.name}.ledger.jsonl`));
-    try {
-      const nodes = parts.map((p, i) => {
-        const policy = parsePolicy({
-          partner: p.name,
-          datasetId: `${p.name}-customers`,
-          maxEpsilonPerJob: 2,
-          lifetimeEpsilon: 5,
-          maxDelta: 1e-5,
-          allowedColumns: manifest.dataset.columns,
-          allowedPurposes: [manifest.purpose],
-        });
-        return node(manifest, ids[i], p, {
-          stateDir: join(dir, p.name),
-          budget: new PolicyBudgetGuard(policy, stores[i]),
-          ledgerPath: ledgers[i],
-          signal: abort.signal,
-          workloads,
-        });
-      });
-      const ownerRun = runJobOwner<Moments, Moments>({
-        coordinatorUrl: coord.url,
-        identity: owner,
-        signed,
-        log: silentLog,
-        pollMs: TEST_POLL_MS,
-        signal: abort.signal,
-        workloads,
-      });
-      const [result, ...nodeResults] = await Promise.all([ownerRun, ...nodes]);
-      expect(result.state, result.reason ?? '').toBe('completed');
-      expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);
-      expect(new Set([result.modelHash, ...nodeResults.map((r) => r.modelHash)]).size).toBe(1);
-      const m = result.finalState;
-      expect(result.finalMetrics).toEqual(m);
-      expect(Math.abs(m.mean! - pooled.mean)).toBeLessThan(0.05);
-      expect(Math.abs(m.n - pooled.n)).toBeLessThan(30);
+    expect(result.state, result.reason ?? '').toBe('completed');
+    expect(nodeResults.map((r) => r.state)).toEqual(['completed', 'completed', 'completed']);
+    expect(new Set([result.modelHash, ...nodeResults.map((r) => r.modelHash)]).size).toBe(1);
+    const m = result.finalState;
+    expect(result.finalMetrics).toEqual(m);
+    expect(Math.abs(m.mean! - pooled.mean)).toBeLessThan(0.05);
+    expect(Math.abs(m.n - pooled.n)).toBeLessThan(30);
 
-      // Each partner charged exactly one release, labelled by the workload, before its upload left.
-      for (const s of stores) {
-        const charges = BudgetStore.open(s.path).charges(manifest.jobId);
-        expect(charges.map((c) => [c.round, c.attempt, c.label, c.samplingRate, c.steps])).toEqual([[1, 0, 'moments', 1, 1]]);
-      }
-      // Both ledgers record it, and the audit recomputes ε from the recorded parameters.
-      const coordLedger = coord.engine.ledgerPath(manifest.jobId);
-      const rounds = readLedger(coordLedger).entries.filter((e) => e.type === 'round');
-      expect(rounds).toHaveLength(1);
-      const audit = auditLedgers({ coordinator: coordLedger, partners: ledgers, epsilonOf: composedEpsilon });
-      expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
-      expect(audit.ok).toBe(true);
-      for (const p of audit.partners) {
-        expect(p.localLedgerChecked).toBe(true);
-        const sigma = (rounds[0].payload as { partners: { noiseMultiplier: number }[] }).partners[0].noiseMultiplier;
-        expect(p.epsilonRecomputed).toBeCloseTo(composedEpsilon([{ samplingRate: 1, noiseMultiplier: sigma, steps: 1 }], 1e-5), 10);
-        expect(p.epsilon).toBeLessThanOrEqual(2);
-      }
-    } finally {
-      clearTimeout(timer);
+    // Each partner charged exactly one release, labelled by the workload, before its upload left.
+    for (const s of stores) {
+      const charges = BudgetStore.open(s.path).charges(manifest.jobId);
+      expect(charges.map((c) => [c.round, c.attempt, c.label, c.samplingRate, c.steps])).toEqual([[1, 0, 'moments', 1, 1]]);
+    }
+    // Both ledgers record it, and the audit recomputes ε from the recorded parameters.
+    const coordLedger = coord.engine.ledgerPath(manifest.jobId);
+    const rounds = readLedger(coordLedger).entries.filter((e) => e.type === 'round');
+    expect(rounds).toHaveLength(1);
+    const audit = auditLedgers({ coordinator: coordLedger, partners: ledgers, epsilonOf: composedEpsilon });
+    expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    expect(audit.ok).toBe(true);
+    for (const p of audit.partners) {
+      expect(p.localLedgerChecked).toBe(true);
+      const sigma = (rounds[0].payload as { partners: { noiseMultiplier: number }[] }).partners[0].noiseMultiplier;
+      expect(p.epsilonRecomputed).toBeCloseTo(composedEpsilon([{ samplingRate: 1, noiseMultiplier: sigma, steps: 1 }], 1e-5), 10);
+      expect(p.epsilon).toBeLessThanOrEqual(2);
     }
   }, 90_000);
 
   it('a partner node that does not run the workload refuses the job (attested, in both ledgers); the others go on', async () => {
     const owner = makeIdentities(['owner'])[0];
     const ids = makeIdentities(parts.map((p) => p.name));
-    const manifest = parseManifest({
-      ...job('moments-refusal', { epsilon: null }),
-      schemaVersion: MANIFEST_SCHEMA_VERSION,
-      createdAt: new Date().toISOString(),
-      owner: publicIdentity(owner),
-      partners: ids.map(publicIdentity),
+    const { manifest, signed } = signJob(job('moments-refusal', { epsilon: null }), owner, ids);
+    // The first partner's build runs only the built-in workloads.
+    const { owner: result, nodes: nodeResults } = await runFederation<Moments, Moments>({
+      url: coord.url,
+      owner,
+      identities: ids,
+      signed,
+      parts,
+      schemaHash: manifest.dataset.schemaHash,
+      stateDir: dir,
+      timeoutMs: 60_000,
+      workloads,
+      node: (i) => (i === 0 ? { workloads: builtinWorkloads } : {}),
     });
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error('refusal job did not finish in time')), 60_000);
-    try {
-      // The first partner's build runs only the built-in workloads.
-      const nodes = parts.map((p, i) =>
-        node(manifest, ids[i], p, {
-          stateDir: join(dir, `refusal-${p.name}`),
-          budget: undefined,
-          signal: abort.signal,
-          workloads: i === 0 ? builtinWorkloads : workloads,
-        }),
-      );
-      const owned = runJobOwner<Moments, Moments>({
-        coordinatorUrl: coord.url,
-        identity: owner,
-        signed: signManifest(manifest, owner),
-        log: silentLog,
-        pollMs: TEST_POLL_MS,
-        signal: abort.signal,
-        workloads,
-      });
-      const [result, ...nodeResults] = await Promise.all([owned, ...nodes]);
-      expect(nodeResults[0]).toMatchObject({ state: 'refused', reason: 'this node does not run workload "column-moments"' });
-      expect(nodeResults.slice(1).map((r) => r.state)).toEqual(['completed', 'completed']);
-      expect(result.state).toBe('completed');
-      expect(result.finalState.n).toBe(parts[1].train.n + parts[2].train.n);
-      const refusals = readLedger(coord.engine.ledgerPath(manifest.jobId)).entries.filter((e) => e.type === 'partner.refusal');
-      expect(refusals.map((e) => (e.payload as { reason: string }).reason)).toEqual(['this node does not run workload "column-moments"']);
-    } finally {
-      clearTimeout(timer);
-    }
+    expect(nodeResults[0]).toMatchObject({ state: 'refused', reason: 'this node does not run workload "column-moments"' });
+    expect(nodeResults.slice(1).map((r) => r.state)).toEqual(['completed', 'completed']);
+    expect(result.state).toBe('completed');
+    expect(result.finalState.n).toBe(parts[1].train.n + parts[2].train.n);
+    const refusals = readLedger(coord.engine.ledgerPath(manifest.jobId)).entries.filter((e) => e.type === 'partner.refusal');
+    expect(refusals.map((e) => (e.payload as { reason: string }).reason)).toEqual(['this node does not run workload "column-moments"']);
   }, 90_000);
 
   it('is refused by a coordinator that does not run the workload, naming it', async () => {
     const plain = await startTestCoordinator();
     try {
       const owner = makeIdentities(['owner'])[0];
-      const manifest = parseManifest({
-        ...job('moments-unknown', { epsilon: null }),
-        schemaVersion: MANIFEST_SCHEMA_VERSION,
-        createdAt: new Date().toISOString(),
-        owner: publicIdentity(owner),
-        partners: makeIdentities(['a', 'b', 'c']).map(publicIdentity),
-      });
-      await expect(
-        runJobOwner({ coordinatorUrl: plain.url, identity: owner, signed: signManifest(manifest, owner), log: silentLog, workloads }),
-      ).rejects.toThrow(/\(400 UNKNOWN_WORKLOAD\).*"column-moments"/);
+      const { signed } = signJob(job('moments-unknown', { epsilon: null }), owner, makeIdentities(['a', 'b', 'c']));
+      await expect(runJobOwner({ coordinatorUrl: plain.url, identity: owner, signed, log: silentLog, workloads })).rejects.toThrow(
+        /\(400 UNKNOWN_WORKLOAD\).*"column-moments"/,
+      );
     } finally {
       await plain.close();
     }

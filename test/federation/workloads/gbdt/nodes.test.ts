@@ -2,27 +2,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runJobOwner } from '../../../../owner/node.ts';
-import { runPartnerNode } from '../../../../partner/node.ts';
-import { publicIdentity } from '../../../../src/crypto/identity.ts';
 import type { DatasetSchema } from '../../../../src/data/schema.ts';
-import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, type EncryptionSpec, type JobManifest } from '../../../../src/federation/manifest.ts';
+import type { EncryptionSpec } from '../../../../src/federation/manifest.ts';
 import { releasePlan } from '../../../../src/federation/workload.ts';
 import { gbdtJobPreset, gbdtModel, gbdtWorkload, type GbdtJobPresetOptions } from '../../../../src/federation/workloads/gbdt/index.ts';
 import type { FederatedEvalMetrics } from '../../../../src/metrics/histogram.ts';
 import { composedEpsilon } from '../../../../src/privacy/accountant.ts';
-import { PolicyBudgetGuard } from '../../../../src/privacy/budget/policy-guard.ts';
 import { BudgetStore } from '../../../../src/privacy/budget/store.ts';
 import { auditLedgers } from '../../../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../../../src/privacy/ledger/reader.ts';
-import { parsePolicy } from '../../../../src/privacy/policy.ts';
 import type { GbdtState } from '../../../../src/trees/index.ts';
 import { loadXgboostModel, predictProba } from '../../../../src/trees/index.ts';
 import { concatDatasets } from '../../../../src/data/encode.ts';
 import { saveJobModel } from '../../../../cli/job-model.ts';
 import { startTestCoordinator, type TestCoordinator } from '../../../helpers/coordinator.ts';
 import { findPython, xgboostPredict } from '../../../helpers/python-xgboost.ts';
-import { makeIdentities, silentLog, TEST_POLL_MS, telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { telcoPartners, type PartnerData } from '../../../helpers/partners.ts';
+import { runBudgetedJob } from '../../../helpers/budgeted-job.ts';
 import { expectSameModel, pooledState } from './helpers.ts';
 
 /**
@@ -51,60 +47,16 @@ afterAll(async () => {
 });
 
 async function runJob(jobId: string, o: { epsilon: number | null; encryption?: EncryptionSpec; gbdt: GbdtJobPresetOptions['gbdt'] }) {
-  const owner = makeIdentities(['owner'])[0];
-  const ids = makeIdentities(parts.map((p) => p.name));
-  const manifest: JobManifest = parseManifest({
-    ...gbdtJobPreset({ jobId, schema, partners: 3, epsilon: o.epsilon, encryption: o.encryption, seed: 4, gbdt: o.gbdt }),
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
-    createdAt: new Date().toISOString(),
-    owner: publicIdentity(owner),
-    partners: ids.map(publicIdentity),
+  return runBudgetedJob<GbdtState, FederatedEvalMetrics>({
+    url: coord.url,
+    dir,
+    prefix: `${jobId}-`,
+    parts,
+    preset: gbdtJobPreset({ jobId, schema, partners: 3, epsilon: o.epsilon, encryption: o.encryption, seed: 4, gbdt: o.gbdt }),
+    policy: () => ({ maxEpsilonPerJob: 3, lifetimeEpsilon: 10, allowNonPrivateJobs: true }),
+    guarded: o.epsilon !== null,
+    timeoutMs: 150_000,
   });
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error(`${jobId} did not finish in time`)), 150_000);
-  const stores = parts.map((p) => BudgetStore.open(join(dir, `${jobId}-${p.name}.budget.json`)));
-  const ledgers = parts.map((p) => join(dir, `${jobId}-${p.name}.ledger.jsonl`));
-  try {
-    const nodes = parts.map((p, i) => {
-      const policy = parsePolicy({
-        partner: p.name,
-        datasetId: `${p.name}-customers`,
-        maxEpsilonPerJob: 3,
-        lifetimeEpsilon: 10,
-        maxDelta: 1e-5,
-        allowedColumns: manifest.dataset.columns,
-        allowedPurposes: [manifest.purpose],
-        allowNonPrivateJobs: true,
-      });
-      return runPartnerNode({
-        coordinatorUrl: coord.url,
-        identity: ids[i],
-        jobId,
-        train: p.train,
-        test: p.test,
-        schemaHash: manifest.dataset.schemaHash,
-        reviewJob: () => [],
-        log: silentLog,
-        pollMs: TEST_POLL_MS,
-        stateDir: join(dir, jobId, p.name),
-        budget: manifest.dp ? new PolicyBudgetGuard(policy, stores[i]) : undefined,
-        ledgerPath: ledgers[i],
-        signal: abort.signal,
-      });
-    });
-    const owned = runJobOwner<GbdtState, FederatedEvalMetrics>({
-      coordinatorUrl: coord.url,
-      identity: owner,
-      signed: signManifest(manifest, owner),
-      log: silentLog,
-      pollMs: TEST_POLL_MS,
-      signal: abort.signal,
-    });
-    const [result, ...nodeResults] = await Promise.all([owned, ...nodes]);
-    return { manifest, result, nodeResults, stores, ledgers };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('gbdt over the real nodes (3 partners, HTTP)', () => {

@@ -110,6 +110,22 @@ function job(o: { dp: boolean }) {
 }
 const audit = (coordinator: string, partners: string[], extra: Record<string, unknown> = {}) =>
   auditLedgers({ coordinator, partners, epsilonOf: composedEpsilon, ...extra });
+/** The coordinator rewriting its own ledger: it drops the last `cut` entries and the head pointer, then (given `halt`) appends a signed job.halt. */
+function rewriteTail(j: ReturnType<typeof job>, cut: number, halt?: string) {
+  const lines = fs.readFileSync(j.coordinator, 'utf8').split('\n').filter(Boolean);
+  fs.writeFileSync(
+    j.coordinator,
+    lines
+      .slice(0, -cut)
+      .map((l) => `${l}\n`)
+      .join(''),
+  );
+  fs.rmSync(headPath(j.coordinator));
+  if (halt === undefined) return;
+  const w = LedgerWriter.open(j.coordinator, signer('coordinator'), { sync: false });
+  w.append('job.halt', { jobId: j.jobId, reason: halt, afterRound: 1 });
+  w.close();
+}
 const errors = (r: ReturnType<typeof audit>) => r.findings.filter((f) => f.severity === 'error').map((f) => f.code);
 
 describe('the tail of the job ledger against the partners', () => {
@@ -122,18 +138,7 @@ describe('the tail of the job ledger against the partners', () => {
 
   it('catches a coordinator that cuts its evaluation and final entries, appends its own halt and re-signs the head', () => {
     const j = job({ dp: true });
-    const lines = fs.readFileSync(j.coordinator, 'utf8').split('\n').filter(Boolean);
-    fs.writeFileSync(
-      j.coordinator,
-      lines
-        .slice(0, -2)
-        .map((l) => `${l}\n`)
-        .join(''),
-    );
-    fs.rmSync(headPath(j.coordinator));
-    const w = LedgerWriter.open(j.coordinator, signer('coordinator'), { sync: false });
-    w.append('job.halt', { jobId: j.jobId, reason: 'halted by the coordinator', afterRound: 1 });
-    w.close();
+    rewriteTail(j, 2, 'halted by the coordinator');
     const r = audit(j.coordinator, j.partners);
     expect(r.ok).toBe(false);
     expect(errors(r)).toEqual(expect.arrayContaining(['CROSS_FINAL_MISSING_IN_COORDINATOR', 'CROSS_WITNESS_MISSING']));
@@ -146,32 +151,13 @@ describe('the tail of the job ledger against the partners', () => {
 
   it('catches a final entry replaced by a halt at the same seq (the witnessed entry is another one)', () => {
     const j = job({ dp: true });
-    const lines = fs.readFileSync(j.coordinator, 'utf8').split('\n').filter(Boolean);
-    fs.writeFileSync(
-      j.coordinator,
-      lines
-        .slice(0, -1)
-        .map((l) => `${l}\n`)
-        .join(''),
-    );
-    fs.rmSync(headPath(j.coordinator));
-    const w = LedgerWriter.open(j.coordinator, signer('coordinator'), { sync: false });
-    w.append('job.halt', { jobId: j.jobId, reason: 'halted', afterRound: 1 });
-    w.close();
+    rewriteTail(j, 1, 'halted');
     expect(errors(audit(j.coordinator, j.partners))).toEqual(expect.arrayContaining(['CROSS_FINAL_MISSING_IN_COORDINATOR', 'CROSS_WITNESS_MISMATCH']));
   });
 
   it('catches a tail cut without anything appended (the witnessed seq is gone) and a missing head pointer is an error', () => {
     const j = job({ dp: true });
-    const lines = fs.readFileSync(j.coordinator, 'utf8').split('\n').filter(Boolean);
-    fs.writeFileSync(
-      j.coordinator,
-      lines
-        .slice(0, -1)
-        .map((l) => `${l}\n`)
-        .join(''),
-    );
-    fs.rmSync(headPath(j.coordinator));
+    rewriteTail(j, 1);
     const r = audit(j.coordinator, j.partners);
     expect(errors(r)).toEqual(expect.arrayContaining(['HEAD_MISSING', 'CROSS_WITNESS_MISSING', 'CROSS_FINAL_MISSING_IN_COORDINATOR']));
   });
