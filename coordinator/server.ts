@@ -20,6 +20,8 @@ import { RelayEngine } from './relay-engine.ts';
 
 export interface CoordinatorOptions {
   dataDir: string;
+  /** A postgres:// URL for the store; default: SQLite in dataDir (ledgers and the key file stay in dataDir either way). */
+  store?: string;
   /** A pino logger or options; secrets are redacted either way. */
   logger?: pino.Logger;
   maxSkewMs?: number;
@@ -64,9 +66,18 @@ export const REDACT_PATHS = [
 export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore; keyId: string }> {
   // A logger passed in gets the same redaction as the default one.
   const logger = opts.logger ? opts.logger.child({}, { redact: REDACT_PATHS }) : pino({ level: process.env.FEDMARK_LOG_LEVEL ?? 'info', redact: REDACT_PATHS });
-  const store = new CoordinatorStore(opts.dataDir);
-  const identity = opts.identity ?? loadOrCreateIdentity(join(opts.dataDir, 'coordinator.key.json'));
-  const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);
+  const store = new CoordinatorStore(opts.dataDir, opts.store);
+  let identity: Identity;
+  try {
+    identity = opts.identity ?? loadOrCreateIdentity(join(opts.dataDir, 'coordinator.key.json'));
+    store.claimCoordinatorKey(keyId(identity.signPublicKey));
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  // On PostgreSQL the database is the store of record for the ledgers too, so a coordinator moved
+  // to another machine (another data dir) rebuilds them from it (job-ledgers.ts).
+  const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true, store.location.kind === 'postgres' ? store : undefined);
   const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger, Date.now, opts.workloads);
 
   const disableRequestLogging = (opts.requestLogging ?? 'quiet') === 'quiet';
