@@ -168,13 +168,13 @@ export class CoordinatorStore {
   /** One coordinator per data directory: a second would write the same ledgers and store. */
   private readonly lock: DirLock;
 
-  /** `store`: a postgres:// URL, or absent for `<dataDir>/coordinator.sqlite`. */
-  constructor(dataDir: string, store?: string) {
+  /** `store`: a postgres:// URL, or absent for `<dataDir>/coordinator.sqlite`; `lockWaitMs`: see openStoreDb. */
+  constructor(dataDir: string, store?: string, opts: { lockWaitMs?: number } = {}) {
     mkdirSync(dataDir, { recursive: true });
     this.dataDir = dataDir;
     this.lock = DirLock.acquire(dataDir, 'fedmark coordinator');
     try {
-      const opened = openStoreDb(store ?? join(dataDir, 'coordinator.sqlite'), { writer: true });
+      const opened = openStoreDb(store ?? join(dataDir, 'coordinator.sqlite'), { writer: true, lockWaitMs: opts.lockWaitMs });
       this.db = opened.db;
       this.location = opened.location;
       try {

@@ -33,9 +33,10 @@ export interface OpenedStore {
 
 /**
  * Opens a coordinator store: a path is SQLite, a postgres:// URL is PostgreSQL. `writer` takes the
- * single-writer lock (PostgreSQL; SQLite's is the data dir's DirLock) and the durability settings.
+ * single-writer lock (PostgreSQL, waiting up to `lockWaitMs`, default 5 s; SQLite's is the data dir's
+ * DirLock) and sets the durability pragmas.
  */
-export function openStoreDb(spec: string, o: { writer: boolean }): OpenedStore {
+export function openStoreDb(spec: string, o: { writer: boolean; lockWaitMs?: number }): OpenedStore {
   const location = storeLocation(spec);
   if (location.kind === 'sqlite') {
     const db = SqliteDb.open(location.path, { readonly: !o.writer });
@@ -53,7 +54,13 @@ export function openStoreDb(spec: string, o: { writer: boolean }): OpenedStore {
   const db = PgDb.open(location.url);
   try {
     if (o.writer) {
-      const got = db.query(`SELECT pg_try_advisory_lock(${LOCK_KEYS}) AS ok`).rows[0];
+      // A coordinator restarted right after a SIGKILL may find its old session still ending: wait a little.
+      const until = Date.now() + (o.lockWaitMs ?? 5_000);
+      let got = db.query(`SELECT pg_try_advisory_lock(${LOCK_KEYS}) AS ok`).rows[0];
+      while (got?.ok !== true && Date.now() < until) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+        got = db.query(`SELECT pg_try_advisory_lock(${LOCK_KEYS}) AS ok`).rows[0];
+      }
       if (got?.ok !== true) {
         const holder = db.query(
           `SELECT a.pid, a.backend_start, a.client_addr, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid

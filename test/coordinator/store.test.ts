@@ -160,7 +160,9 @@ describe.skipIf(!STORE_PG_URL)('PostgreSQL store: refusals an operator can act o
     const db = await freshDatabase('store_lock');
     dropAfter.push(db.drop);
     const first = new CoordinatorStore(join(dir, 'lock-a'), db.url);
-    expect(thrown(() => new CoordinatorStore(join(dir, 'lock-b'), db.url))).toMatch(/^STORE_LOCKED: .*in use by another fedmark coordinator \(server pid \d+/);
+    expect(thrown(() => new CoordinatorStore(join(dir, 'lock-b'), db.url, { lockWaitMs: 300 }))).toMatch(
+      /^STORE_LOCKED: .*in use by another fedmark coordinator \(server pid \d+/,
+    );
     first.close();
     new CoordinatorStore(join(dir, 'lock-b'), db.url).close();
   });
