@@ -31,3 +31,23 @@ export async function freshDatabase(label: string): Promise<{ name: string; url:
   await adminSql(`CREATE DATABASE ${name}`);
   return { name, url: withDatabase(STORE_PG_URL!, name), drop: async () => void (await adminSql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)) };
 }
+
+/**
+ * The coordinator store backends a test runs against: SQLite always, PostgreSQL when the test server
+ * is there (a fresh database per call, dropped by `dropAll`). Without it the skip says why.
+ */
+export function storeBackends(): { backends: { name: string; store(): Promise<string | undefined> }[]; dropAll(): Promise<void> } {
+  const drops: (() => Promise<void>)[] = [];
+  const backends: { name: string; store(): Promise<string | undefined> }[] = [{ name: 'SQLite', store: async () => undefined }];
+  if (STORE_PG_URL) {
+    backends.push({
+      name: 'PostgreSQL',
+      store: async () => {
+        const db = await freshDatabase('store');
+        drops.push(db.drop);
+        return db.url;
+      },
+    });
+  } else console.warn(`PostgreSQL store runs skipped: ${STORE_PG_SKIP_REASON}`);
+  return { backends, dropAll: async () => void (await Promise.all(drops.map((d) => d()))) };
+}
