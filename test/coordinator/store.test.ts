@@ -122,7 +122,7 @@ describe.each(backends)('coordinator store on $name', (b) => {
     }
   });
 
-  it('keeps replay protection, relayed messages and ledger lines across a restart', async () => {
+  it('keeps replay protection, relayed messages and ledger lines across a restart (on PostgreSQL: from another data dir)', async () => {
     const loc = await b.fresh();
     const first = open(loc);
     expect(first.nonceStore().checkAndRecord('k', 'n1', Date.now() + 60_000)).toBe(true);
@@ -135,7 +135,8 @@ describe.each(backends)('coordinator store on $name', (b) => {
       { seq: 1, line: '{"seq":1}' },
     ]);
     first.close();
-    const second = open(loc);
+    // On PostgreSQL, as a coordinator restarted on another machine would: another data dir, the same database.
+    const second = open(loc.store ? { ...loc, dataDir: `${loc.dataDir}-elsewhere` } : loc);
     try {
       expect(second.nonceStore().checkAndRecord('k', 'n1', Date.now() + 60_000)).toBe(false);
       expect(Array.from(new RelayStore(second.db).message('j', 1, 'a', 'b')!.body)).toEqual([9, 0, 255]);
