@@ -108,7 +108,19 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(roundRoutes, { engine });
   await app.register(relayRoutePlugin, { relay: new RelayEngine(store, engine, ledgers, identity, logger) });
 
-  const timer = setInterval(() => engine.tick(), opts.tickMs ?? 250);
+  // The sweep runs on a timer, where a throw would end the process: a store that is down (a
+  // PostgreSQL failover) is logged once and the sweep retried every tick until it is back.
+  let sweepFailing = false;
+  const timer = setInterval(() => {
+    try {
+      engine.tick();
+      if (sweepFailing) logger.info('store reachable again: deadline sweep running');
+      sweepFailing = false;
+    } catch (err) {
+      if (!sweepFailing) logger.error({ err }, 'deadline sweep failed on the store: retrying every tick');
+      sweepFailing = true;
+    }
+  }, opts.tickMs ?? 250);
   timer.unref();
   app.addHook('onClose', async () => {
     clearInterval(timer);

@@ -54,26 +54,9 @@ export function openStoreDb(spec: string, o: { writer: boolean; lockWaitMs?: num
   const db = PgDb.open(location.url);
   try {
     if (o.writer) {
-      // A coordinator restarted right after a SIGKILL may find its old session still ending: wait a little.
-      const until = Date.now() + (o.lockWaitMs ?? 5_000);
-      let got = db.query(`SELECT pg_try_advisory_lock(${LOCK_KEYS}) AS ok`).rows[0];
-      while (got?.ok !== true && Date.now() < until) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
-        got = db.query(`SELECT pg_try_advisory_lock(${LOCK_KEYS}) AS ok`).rows[0];
-      }
-      if (got?.ok !== true) {
-        const holder = db.query(
-          `SELECT a.pid, a.backend_start, a.client_addr, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-           WHERE l.locktype = 'advisory' AND l.classid = ${LOCK_KEYS.split(',')[0]} AND l.objid = 1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-        ).rows[0];
-        const who = holder
-          ? `server pid ${String(holder.pid)}${holder.client_addr ? ` from ${String(holder.client_addr)}` : ''}, connected since ${new Date(String(holder.backend_start)).toISOString()}`
-          : 'another session';
-        throw new FedmarkError(
-          'STORE_LOCKED',
-          `${db.where} is in use by another fedmark coordinator (${who}): one coordinator per store database — stop that one first (its lock ends with its connection)`,
-        );
-      }
+      takeLock(db, o.lockWaitMs ?? 5_000);
+      // After a reconnect the lock must be ours again before anything is written.
+      db.onConnect = (d) => takeLock(d, 0);
     }
   } catch (err) {
     db.close();
@@ -90,4 +73,28 @@ export function openStoreDb(spec: string, o: { writer: boolean; lockWaitMs?: num
     setLayout: (n) =>
       void db.query("INSERT INTO store_meta (key, value) VALUES ('layout', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [String(n)]),
   };
+}
+
+/** The single-writer lock on this connection's session, waiting up to `waitMs` for a predecessor's session to end. */
+function takeLock(db: PgDb, waitMs: number): void {
+  // A coordinator restarted right after a SIGKILL may find its old session still ending: wait a little.
+  const until = Date.now() + waitMs;
+  let got = db.query(`SELECT pg_try_advisory_lock(${LOCK_KEYS}) AS ok`).rows[0];
+  while (got?.ok !== true && Date.now() < until) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    got = db.query(`SELECT pg_try_advisory_lock(${LOCK_KEYS}) AS ok`).rows[0];
+  }
+  if (got?.ok !== true) {
+    const holder = db.query(
+      `SELECT a.pid, a.backend_start, a.client_addr, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.locktype = 'advisory' AND l.classid = ${LOCK_KEYS.split(',')[0]} AND l.objid = 1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    ).rows[0];
+    const who = holder
+      ? `server pid ${String(holder.pid)}${holder.client_addr ? ` from ${String(holder.client_addr)}` : ''}, connected since ${new Date(String(holder.backend_start)).toISOString()}`
+      : 'another session';
+    throw new FedmarkError(
+      'STORE_LOCKED',
+      `${db.where} is in use by another fedmark coordinator (${who}): one coordinator per store database — stop that one first (its lock ends with its connection)`,
+    );
+  }
 }

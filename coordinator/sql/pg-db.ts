@@ -7,6 +7,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const QUERY_TIMEOUT_MS = 30_000;
 /** Longer than pg's own timeouts, so the worker normally answers (with pg's error) first. */
 const WAIT_MS = QUERY_TIMEOUT_MS + 5_000;
+/** A database that is down is tried again at most this often (each try may block up to CONNECT_TIMEOUT_MS). */
+const RECONNECT_EVERY_MS = 2_000;
 
 /** SQLSTATE classes and driver errors that mean "the database is not there (any more)". */
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'CLOSED']);
@@ -56,15 +58,42 @@ export class PgDb implements SqlDb {
   private readonly compiled = new Map<string, { text: string; names: string[] | null }>();
   private depth = 0;
   private closed = false;
+  /** The connection was lost: the next call outside a transaction reconnects (at most every RECONNECT_EVERY_MS). */
+  private lost = false;
+  private lastReconnect = 0;
+  /** Runs on each new connection before it is used (open.ts takes the single-writer lock again). */
+  onConnect: (db: PgDb) => void = () => {};
 
   private constructor(
-    private readonly handle: number,
-    url: string,
+    private handle: number,
+    private readonly url: string,
   ) {
     this.where = redactUrl(url);
   }
 
-  static open(url: string): PgDb {
+  /**
+   * A database that restarted or failed over: reconnect, take the lock again, go on. The statement
+   * that failed is not retried (it may have committed); its request was answered 503 and is resent.
+   */
+  private reconnect(): void {
+    if (Date.now() - this.lastReconnect < RECONNECT_EVERY_MS) {
+      throw new FedmarkError('STORAGE_IO_ERROR', `the PostgreSQL store ${this.where} is unavailable (reconnecting)`);
+    }
+    this.lastReconnect = Date.now();
+    pgCall({ op: 'close', handle: this.handle }, 5_000);
+    const fresh = PgDb.open(this.url, 'STORAGE_IO_ERROR');
+    this.handle = fresh.handle;
+    this.lost = false;
+    try {
+      this.onConnect(this);
+    } catch (err) {
+      this.lost = true;
+      // E.g. another coordinator took the store while this one was cut off: this one must not write.
+      throw err instanceof FedmarkError && err.code === 'STORAGE_IO_ERROR' ? err : new FedmarkError('STORAGE_IO_ERROR', (err as Error).message);
+    }
+  }
+
+  static open(url: string, unreachable: 'STORE_UNREACHABLE' | 'STORAGE_IO_ERROR' = 'STORE_UNREACHABLE'): PgDb {
     const where = redactUrl(url);
     if (!/^postgres(ql)?:\/\//.test(url)) throw new FedmarkError('STORE_URL', `${where}: a PostgreSQL store is given as postgres://user@host:port/database`);
     try {
@@ -78,18 +107,24 @@ export class PgDb implements SqlDb {
       const code = reply && !reply.ok ? reply.code : null;
       if (code === '42501')
         throw new FedmarkError('STORE_PERMISSION', `${where}: ${why} (the store's role needs CONNECT on the database; see docs/OPERATIONS.md)`);
-      throw new FedmarkError('STORE_UNREACHABLE', `cannot connect to the PostgreSQL store ${where}: ${why}`, { pgCode: code });
+      throw new FedmarkError(unreachable, `cannot connect to the PostgreSQL store ${where}: ${why}`, { pgCode: code });
     }
     return new PgDb(reply.handle!, url);
   }
 
   private call(req: PgRequest): PgReply & { ok: true } {
     if (this.closed) throw new FedmarkError('STORE_CLOSED', `the PostgreSQL store ${this.where} is closed`);
-    const reply = pgCall(req, WAIT_MS);
+    if (this.lost) {
+      // Inside a transaction the server has already rolled it back: fail it to its end.
+      if (this.depth > 0) throw new FedmarkError('STORAGE_IO_ERROR', `the PostgreSQL store ${this.where} connection was lost in a transaction`);
+      this.reconnect();
+    }
+    const reply = pgCall(req.op === 'query' ? { ...req, handle: this.handle } : req, WAIT_MS);
     if (reply?.ok) return reply;
     const message = reply ? reply.message : `no answer within ${WAIT_MS / 1000} s`;
     const code = reply ? reply.code : 'ETIMEDOUT';
     if (isConnectionLoss(code, message)) {
+      this.lost = true;
       // Handled as a failing disk is: 503 "nothing of this request was kept; retry later".
       throw new FedmarkError('STORAGE_IO_ERROR', `the PostgreSQL store ${this.where} is unavailable: ${message}`, { pgCode: code });
     }
@@ -136,7 +171,7 @@ export class PgDb implements SqlDb {
     } catch (err) {
       this.depth--;
       try {
-        this.query(savepoint ? `ROLLBACK TO SAVEPOINT ${savepoint}` : 'ROLLBACK');
+        if (!this.lost) this.query(savepoint ? `ROLLBACK TO SAVEPOINT ${savepoint}` : 'ROLLBACK');
       } catch {
         // The connection is gone: the server rolls the transaction back itself.
       }
@@ -153,6 +188,7 @@ export class PgDb implements SqlDb {
 
   close(): void {
     if (this.closed) return;
+    // (A lost connection's handle is closed too: the worker forgets it.)
     pgCall({ op: 'close', handle: this.handle }, 5_000);
     this.closed = true;
   }

@@ -172,10 +172,14 @@ describe.skipIf(!STORE_PG_URL)('PostgreSQL store: refusals an operator can act o
     const db = await freshDatabase('store_gone');
     dropAfter.push(db.drop);
     const store = new CoordinatorStore(join(dir, 'gone-a'), db.url);
-    await adminSql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()`);
+    await adminSql(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+    await adminSql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}'`);
     expect(thrown(() => store.getJob('j'))).toMatch(/^STORAGE_IO_ERROR: the PostgreSQL store .* is unavailable/);
+    // The reconnect fails too (the database takes no connections), and says so.
+    expect(thrown(() => store.getJob('j'))).toMatch(/^STORAGE_IO_ERROR: cannot connect to the PostgreSQL store .*not currently accepting connections/);
     expect(store.probe().writable).toBe(false);
     store.close();
+    await adminSql(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
     new CoordinatorStore(join(dir, 'gone-b'), db.url).close();
   });
 
