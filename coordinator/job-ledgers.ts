@@ -57,9 +57,9 @@ export class JobLedgers {
     this.signer = signerFromSecretKey(identity.signSecretKey);
   }
 
-  /** The job's ledger file, opened first so that it is complete (rebuilt from the database when it has the ledger). */
+  /** The job's ledger file; with a mirror, opened first so that it is complete (rebuilt from the database). */
   path(jobId: string): string {
-    this.writer(jobId);
+    if (this.mirror) this.writer(jobId);
     return this.fileOf(jobId);
   }
 
