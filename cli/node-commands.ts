@@ -20,6 +20,7 @@ import { FedmarkError } from '../src/errors.ts';
 import { assertTransportAllowed, loadCoordinatorTls } from '../coordinator/tls.ts';
 import { loadClientTls, trustCoordinator } from '../src/transport/tls-client.ts';
 import { DirLock } from '../src/util/dir-lock.ts';
+import { STORE_ENV } from '../coordinator/sql/open.ts';
 import { listenOrExplain, onStopSignal, signalExitCode } from './process-control.ts';
 
 export function registerNodeCommands(program: Command): void {
@@ -28,7 +29,11 @@ export function registerNodeCommands(program: Command): void {
     .description('run the coordinator: routes encrypted updates, never holds a key')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (0 = any free port)', '8470')
-    .requiredOption('--data-dir <dir>', 'where the SQLite store and ledgers live')
+    .requiredOption('--data-dir <dir>', 'where the coordinator key, the ledgers and (by default) the SQLite store live')
+    .option(
+      '--store <url>',
+      `keep the store in PostgreSQL (postgres://user@host:port/database) instead of <data-dir>/coordinator.sqlite; default: $${STORE_ENV}`,
+    )
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--log-requests', 'log every request as fastify does (two info lines each); default: refusals only at info, the rest at debug', false)
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate (required off loopback; see `fedmark keys cert`)')
@@ -39,6 +44,7 @@ export function registerNodeCommands(program: Command): void {
         host: string;
         port: string;
         dataDir: string;
+        store?: string;
         logLevel: string;
         logRequests: boolean;
         tlsCert?: string;
@@ -53,6 +59,7 @@ export function registerNodeCommands(program: Command): void {
         if (!(minFreeMb >= 0)) throw new FedmarkError('CLI_BAD_NUMBER', `--min-free-mb must be a number of MiB >= 0, got "${o.minFreeMb}"`);
         const { app, keyId: coordinatorKeyId } = await buildCoordinator({
           dataDir: o.dataDir,
+          store: o.store ?? (process.env[STORE_ENV] || undefined),
           logger,
           https: tls && { key: tls.key, cert: tls.cert },
           minFreeBytes: minFreeMb * 1024 * 1024,

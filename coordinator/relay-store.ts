@@ -1,8 +1,8 @@
-import type Database from 'better-sqlite3';
+import type { SqlDb } from './sql/sql-db.ts';
 
 /**
  * The relayed messages of relay rounds, and the labelled releases senders recorded, in the
- * coordinator's SQLite database (tables of their own beside store.ts's; created here). A message is
+ * coordinator's store database, SQLite or PostgreSQL (tables of their own beside store.ts's, in the same portable DDL; created here). A message is
  * stored once per (job, round, sender, recipient), unopened.
  */
 export interface RelayRow {
@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS relay_releases (
 `;
 
 export class RelayStore {
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: SqlDb) {
     db.exec(SCHEMA);
   }
 
@@ -62,7 +62,7 @@ export class RelayStore {
   put(jobId: string, round: number, from: string, to: string, body: Uint8Array, sha256: string, at: number): boolean {
     return (
       this.db
-        .prepare('INSERT OR IGNORE INTO relay_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .prepare('INSERT INTO relay_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
         .run(jobId, round, from, to, Buffer.from(body), sha256, body.length, at).changes === 1
     );
   }
@@ -81,6 +81,6 @@ export class RelayStore {
   }
 
   putRelease(jobId: string, round: number, keyId: string, statement: string): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO relay_releases VALUES (?, ?, ?, ?)').run(jobId, round, keyId, statement).changes === 1;
+    return this.db.prepare('INSERT INTO relay_releases VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(jobId, round, keyId, statement).changes === 1;
   }
 }

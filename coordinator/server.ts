@@ -20,6 +20,8 @@ import { RelayEngine } from './relay-engine.ts';
 
 export interface CoordinatorOptions {
   dataDir: string;
+  /** A postgres:// URL for the store; default: SQLite in dataDir (ledgers and the key file stay in dataDir either way). */
+  store?: string;
   /** A pino logger or options; secrets are redacted either way. */
   logger?: pino.Logger;
   maxSkewMs?: number;
@@ -64,9 +66,18 @@ export const REDACT_PATHS = [
 export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app: FastifyInstance; engine: JobEngine; store: CoordinatorStore; keyId: string }> {
   // A logger passed in gets the same redaction as the default one.
   const logger = opts.logger ? opts.logger.child({}, { redact: REDACT_PATHS }) : pino({ level: process.env.FEDMARK_LOG_LEVEL ?? 'info', redact: REDACT_PATHS });
-  const store = new CoordinatorStore(opts.dataDir);
-  const identity = opts.identity ?? loadOrCreateIdentity(join(opts.dataDir, 'coordinator.key.json'));
-  const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true);
+  const store = new CoordinatorStore(opts.dataDir, opts.store);
+  let identity: Identity;
+  try {
+    identity = opts.identity ?? loadOrCreateIdentity(join(opts.dataDir, 'coordinator.key.json'));
+    store.claimCoordinatorKey(keyId(identity.signPublicKey));
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  // On PostgreSQL the database is the store of record for the ledgers too, so a coordinator moved
+  // to another machine (another data dir) rebuilds them from it (job-ledgers.ts).
+  const ledgers = new JobLedgers(join(opts.dataDir, 'ledgers'), identity, opts.ledgerSync ?? true, store.location.kind === 'postgres' ? store : undefined);
   const engine = new JobEngine(store, ledgers, keyId(identity.signPublicKey), logger, Date.now, opts.workloads);
 
   const disableRequestLogging = (opts.requestLogging ?? 'quiet') === 'quiet';
@@ -97,7 +108,19 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(roundRoutes, { engine });
   await app.register(relayRoutePlugin, { relay: new RelayEngine(store, engine, ledgers, identity, logger) });
 
-  const timer = setInterval(() => engine.tick(), opts.tickMs ?? 250);
+  // The sweep runs on a timer, where a throw would end the process: a store that is down (a
+  // PostgreSQL failover) is logged once and the sweep retried every tick until it is back.
+  let sweepFailing = false;
+  const timer = setInterval(() => {
+    try {
+      engine.tick();
+      if (sweepFailing) logger.info('store reachable again: deadline sweep running');
+      sweepFailing = false;
+    } catch (err) {
+      if (!sweepFailing) logger.error({ err }, 'deadline sweep failed on the store: retrying every tick');
+      sweepFailing = true;
+    }
+  }, opts.tickMs ?? 250);
   timer.unref();
   app.addHook('onClose', async () => {
     clearInterval(timer);

@@ -1,9 +1,10 @@
-import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NonceStore } from '../src/crypto/request-signing.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { DirLock } from '../src/util/dir-lock.ts';
+import { openStoreDb, type StoreLocation } from './sql/open.ts';
+import type { SqlDb } from './sql/sql-db.ts';
 import { jobStateSchema, type JobState, type PartnerStatus, type RoundState } from '../src/federation/protocol/schemas.ts';
 
 /**
@@ -65,9 +66,8 @@ export interface SubmissionRow {
   received_at: number;
 }
 
+/** Portable DDL (sql/sql-db.ts): every table once, for both backends. */
 const SCHEMA = `
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
 CREATE TABLE IF NOT EXISTS jobs (
   job_id TEXT PRIMARY KEY,
   signed_manifest TEXT NOT NULL,
@@ -148,37 +148,55 @@ CREATE TABLE IF NOT EXISTS nonces (
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (key_id, nonce)
 );
+CREATE TABLE IF NOT EXISTS store_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_lines (
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  line TEXT NOT NULL,
+  PRIMARY KEY (job_id, seq)
+);
 `;
 
 export class CoordinatorStore {
-  readonly db: Database.Database;
+  readonly db: SqlDb;
   readonly dataDir: string;
+  /** Where the store lives: the data dir's SQLite file, or a PostgreSQL database. */
+  readonly location: StoreLocation;
   /** One coordinator per data directory: a second would write the same ledgers and store. */
   private readonly lock: DirLock;
 
-  constructor(dataDir: string) {
+  /** `store`: a postgres:// URL, or absent for `<dataDir>/coordinator.sqlite`; `lockWaitMs`: see openStoreDb. */
+  constructor(dataDir: string, store?: string, opts: { lockWaitMs?: number } = {}) {
     mkdirSync(dataDir, { recursive: true });
     this.dataDir = dataDir;
     this.lock = DirLock.acquire(dataDir, 'fedmark coordinator');
-    const path = join(dataDir, 'coordinator.sqlite');
     try {
-      this.db = new Database(path);
+      const opened = openStoreDb(store ?? join(dataDir, 'coordinator.sqlite'), { writer: true, lockWaitMs: opts.lockWaitMs });
+      this.db = opened.db;
+      this.location = opened.location;
+      try {
+        const layout = opened.layout();
+        if (this.db.tableExists('jobs') && layout !== STORE_LAYOUT) {
+          throw new FedmarkError(
+            'STORE_LAYOUT',
+            `${this.db.where} was written by an earlier fedmark (store layout ${layout || 1}, this build uses ${STORE_LAYOUT}); its jobs' manifests use the old vocabulary too — finish them with that build, or start this coordinator with a new ${this.location.kind === 'sqlite' ? '--data-dir' : '--store database'}`,
+          );
+        }
+        this.db.transaction(() => {
+          this.db.exec(SCHEMA);
+          opened.setLayout(STORE_LAYOUT);
+        });
+      } catch (err) {
+        opened.db.close();
+        throw err;
+      }
     } catch (err) {
       this.lock.release();
       throw err;
     }
-    const layout = this.db.pragma('user_version', { simple: true }) as number;
-    const hasTables = (this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").get() as { n: number }).n > 0;
-    if (hasTables && layout !== STORE_LAYOUT) {
-      this.db.close();
-      this.lock.release();
-      throw new FedmarkError(
-        'STORE_LAYOUT',
-        `${path} was written by an earlier fedmark (store layout ${layout || 1}, this build uses ${STORE_LAYOUT}); its jobs' manifests use the old vocabulary too — finish them with that build, or start this coordinator with a new --data-dir`,
-      );
-    }
-    this.db.exec(SCHEMA);
-    this.db.pragma(`user_version = ${STORE_LAYOUT}`);
   }
 
   close(): void {
@@ -187,7 +205,37 @@ export class CoordinatorStore {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.db.transaction(fn);
+  }
+
+  /**
+   * The coordinator's key id signs every ledger this store's jobs have: a coordinator started on
+   * the same store with another key (a moved coordinator that left its key file behind) would fork
+   * them, and partners pin the key. The first start records it; later starts must match.
+   */
+  claimCoordinatorKey(keyId: string): void {
+    this.transaction(() => {
+      const row = this.db.prepare("SELECT value FROM store_meta WHERE key = 'coordinator_key_id'").get() as { value: string } | undefined;
+      if (row && row.value !== keyId) {
+        throw new FedmarkError(
+          'STORE_OTHER_COORDINATOR',
+          `${this.db.where} belongs to coordinator key ${row.value}, but this coordinator's key is ${keyId}: start it with that coordinator's key file (coordinator.key.json in its --data-dir; see docs/OPERATIONS.md)`,
+        );
+      }
+      if (!row) this.db.prepare("INSERT INTO store_meta (key, value) VALUES ('coordinator_key_id', ?)").run(keyId);
+    });
+  }
+
+  /** The job ledger's lines as stored in the database (PostgreSQL stores; see job-ledgers.ts). */
+  ledgerLines(jobId: string): string[] {
+    return (this.db.prepare('SELECT line FROM ledger_lines WHERE job_id = ? ORDER BY seq').all(jobId) as { line: string }[]).map((r) => r.line);
+  }
+  putLedgerLines(jobId: string, lines: { seq: number; line: string }[]): void {
+    if (!lines.length) return;
+    this.transaction(() => {
+      const put = this.db.prepare('INSERT INTO ledger_lines (job_id, seq, line) VALUES (?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING');
+      for (const l of lines) put.run(jobId, l.seq, l.line);
+    });
   }
 
   // jobs
@@ -208,7 +256,7 @@ export class CoordinatorStore {
     let error: string | undefined;
     try {
       this.transaction(() => {
-        this.db.prepare("INSERT OR REPLACE INTO nonces VALUES ('health-probe', 'probe', 0)").run();
+        this.db.prepare("INSERT INTO nonces VALUES ('health-probe', 'probe', 0) ON CONFLICT (key_id, nonce) DO NOTHING").run();
         this.db.prepare("DELETE FROM nonces WHERE key_id = 'health-probe'").run();
       });
     } catch (err) {
@@ -216,8 +264,14 @@ export class CoordinatorStore {
       error = (err as { code?: string }).code ?? (err as Error).message;
     }
     const jobs = Object.fromEntries(jobStateSchema.options.map((st) => [st, 0])) as Record<JobState, number>;
-    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) jobs[r.state] = r.n;
-    const openRounds = (this.db.prepare("SELECT COUNT(*) AS n FROM rounds WHERE state = 'open'").get() as { n: number }).n;
+    let openRounds = 0;
+    try {
+      for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) jobs[r.state] = r.n;
+      openRounds = (this.db.prepare("SELECT COUNT(*) AS n FROM rounds WHERE state = 'open'").get() as { n: number }).n;
+    } catch (err) {
+      // A database that is gone (PostgreSQL) cannot be counted either: /health says so, it does not fail.
+      if (writable) throw err;
+    }
     return { writable, ...(error ? { error } : {}), jobs, openRounds };
   }
 
@@ -256,7 +310,9 @@ export class CoordinatorStore {
 
   // sealed keys
   putSealedKey(jobId: string, keyId: string, blob: Uint8Array): void {
-    this.db.prepare('INSERT OR REPLACE INTO sealed_keys VALUES (?, ?, ?)').run(jobId, keyId, Buffer.from(blob));
+    this.db
+      .prepare('INSERT INTO sealed_keys VALUES (?, ?, ?) ON CONFLICT (job_id, key_id) DO UPDATE SET blob = excluded.blob')
+      .run(jobId, keyId, Buffer.from(blob));
   }
   sealedKey(jobId: string, keyId: string): Buffer | undefined {
     const row = this.db.prepare('SELECT blob FROM sealed_keys WHERE job_id = ? AND key_id = ?').get(jobId, keyId) as { blob: Buffer } | undefined;
@@ -299,7 +355,9 @@ export class CoordinatorStore {
     return Object.fromEntries(rows.map((r) => [r.part, r.sum]));
   }
   putPartSum(jobId: string, round: number, attempt: number, part: string, sum: Uint8Array): void {
-    this.db.prepare('INSERT OR REPLACE INTO round_parts VALUES (?, ?, ?, ?, ?)').run(jobId, round, attempt, part, Buffer.from(sum));
+    this.db
+      .prepare('INSERT INTO round_parts VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, round, attempt, part) DO UPDATE SET sum = excluded.sum')
+      .run(jobId, round, attempt, part, Buffer.from(sum));
   }
 
   // submissions
@@ -320,7 +378,7 @@ export class CoordinatorStore {
     this.db.prepare('INSERT INTO submissions VALUES (@job_id, @round, @attempt, @key_id, @body_hash, @meta, @part_hashes, @received_at)').run(row);
   }
   insertDecline(jobId: string, round: number, attempt: number, keyId: string, reason: string): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO declines VALUES (?, ?, ?, ?, ?)').run(jobId, round, attempt, keyId, reason).changes === 1;
+    return this.db.prepare('INSERT INTO declines VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING').run(jobId, round, attempt, keyId, reason).changes === 1;
   }
   declines(jobId: string, round: number, attempt: number): { key_id: string; reason: string }[] {
     return this.db.prepare('SELECT key_id, reason FROM declines WHERE job_id = ? AND round = ? AND attempt = ?').all(jobId, round, attempt) as {
@@ -331,7 +389,7 @@ export class CoordinatorStore {
 
   // model hashes
   putModelHash(jobId: string, round: number, keyId: string, hash: string): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO model_hashes VALUES (?, ?, ?, ?)').run(jobId, round, keyId, hash).changes === 1;
+    return this.db.prepare('INSERT INTO model_hashes VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(jobId, round, keyId, hash).changes === 1;
   }
   modelHashes(jobId: string, round: number): { key_id: string; hash: string }[] {
     return this.db.prepare('SELECT key_id, hash FROM model_hashes WHERE job_id = ? AND round = ? ORDER BY key_id').all(jobId, round) as {
@@ -342,7 +400,7 @@ export class CoordinatorStore {
 
   /** Replay protection that survives restarts. */
   nonceStore(): NonceStore {
-    const insert = this.db.prepare('INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)');
+    const insert = this.db.prepare('INSERT INTO nonces VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
     const prune = this.db.prepare('DELETE FROM nonces WHERE expires_at < ?');
     let lastPrune = 0;
     return {

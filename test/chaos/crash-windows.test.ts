@@ -5,7 +5,8 @@
  * between the two: from the chosen write on, every store write and ledger append of that coordinator
  * throws (nothing more reaches the disk, as after SIGKILL; both stores are fsynced/committed per
  * write, so what is on disk is exactly what a kill at that instant leaves). Then a fresh coordinator
- * is started on the same data directory, as `fedmark coordinator` would be after a restart.
+ * is started on the same data directory, as `fedmark coordinator` would be after a restart. Both on
+ * the SQLite store and on PostgreSQL (where the ledger also goes to the database: one more write).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { composedEpsilon } from '../../src/privacy/accountant.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { HOLDOUT, SPLIT_SEED, makeManifest, prepareFixture, type ChaosFixture } from './helpers.ts';
+import { STORE_PG_SKIP_REASON, storeBackends } from '../helpers/postgres-store.ts';
 
 const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,10 +65,14 @@ async function waitFor(pred: () => boolean, timeoutMs: number, what: string): Pr
 }
 
 /** Runs a non-DP job in-process until the armed kill fires, then restarts the coordinator and lets it tick. */
-async function crashAndRestart(f: ChaosFixture, dir: string, o: { jobId: string; rounds: number; at: (what: string, args: unknown[]) => boolean }) {
+async function crashAndRestart(
+  f: ChaosFixture,
+  dir: string,
+  o: { jobId: string; rounds: number; store?: string; at: (what: string, args: unknown[]) => boolean },
+) {
   const dataDir = join(dir, o.jobId, 'coordinator');
   const { manifest, signed } = makeManifest(f, { jobId: o.jobId, rounds: o.rounds, epsilon: null, seed: 11 });
-  const first = await buildCoordinator({ dataDir, logger: silent, tickMs: 50 });
+  const first = await buildCoordinator({ dataDir, store: o.store, logger: silent, tickMs: 50 });
   const url = await first.app.listen({ host: '127.0.0.1', port: 0 });
   const kill = armKill(first, o.at);
   const abort = new AbortController();
@@ -99,7 +105,7 @@ async function crashAndRestart(f: ChaosFixture, dir: string, o: { jobId: string;
     await Promise.all([...nodes, owner]);
   }
   // The restart: a new process would open the same directory; its tick timer drives the job on.
-  const second = await buildCoordinator({ dataDir, logger: silent, tickMs: 50 });
+  const second = await buildCoordinator({ dataDir, store: o.store, logger: silent, tickMs: 50 });
   try {
     await sleep(600);
     return { manifest, ledgerPath: second.engine.ledgerPath(o.jobId), status: second.engine.status(o.jobId) };
@@ -108,7 +114,10 @@ async function crashAndRestart(f: ChaosFixture, dir: string, o: { jobId: string;
   }
 }
 
-describe('coordinator crash windows between a SQLite commit and its ledger entry', () => {
+const { backends, dropAll } = storeBackends();
+if (STORE_PG_SKIP_REASON) it.skip(`PostgreSQL store: ${STORE_PG_SKIP_REASON}`, () => {});
+
+describe.each(backends)('coordinator crash windows between a store commit and its ledger entry ($name)', (backend) => {
   let root: string;
   let fixture: ChaosFixture;
 
@@ -117,7 +126,8 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
     fixture = await prepareFixture(root, { partners: 3, rowsPerPartner: 120, seed: 5 });
   });
 
-  afterAll(() => {
+  afterAll(async () => {
+    await dropAll();
     if (root && !process.env.FEDMARK_KEEP_TEST_DIR) rmSync(root, { recursive: true, force: true });
   });
 
@@ -128,6 +138,7 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
     const r = await crashAndRestart(fixture, root, {
       jobId: 'window-round',
       rounds: 2,
+      store: await backend.store(),
       at: (what, args) => what === 'store.insertRound' && (args[0] as { round: number }).round === 2,
     });
     const rounds = readLedger(r.ledgerPath)
@@ -145,6 +156,7 @@ describe('coordinator crash windows between a SQLite commit and its ledger entry
     const r = await crashAndRestart(fixture, root, {
       jobId: 'window-final',
       rounds: 1,
+      store: await backend.store(),
       at: (what, args) => what === 'ledger.append' && args[1] === 'evaluation',
     });
     expect(r.status.state).toBe('completed');

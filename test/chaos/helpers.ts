@@ -4,7 +4,6 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, 
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { identityFromSeed, publicIdentity, writeIdentityFile, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
 import { CkksContext, inspectBlob } from '../../src/crypto/index.ts';
@@ -21,6 +20,7 @@ import { openSecureSum } from '../../src/federation/secure-sum.ts';
 import { sgdWorkload, updateLength, WEIGHT_UNIT } from '../../src/federation/workloads/sgd/index.ts';
 import { loadPartnerData } from '../../cli/partner-data.ts';
 import { freePort } from '../../cli/free-port.ts';
+import { openStoreDb } from '../../coordinator/sql/open.ts';
 export { freePort };
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -366,12 +366,12 @@ export interface StoredJob {
 }
 
 /**
- * Opens the coordinator's SQLite store read-only, reads every round's sums and submissions and,
+ * Opens the coordinator's store (its data dir's SQLite file, or the PostgreSQL `store` URL) read-only, reads every round's sums and submissions and,
  * with a partner's own sealed copy of the job key, decrypts the sums and replays the server step:
  * the model that the published aggregates define, independent of any node's report.
  */
-export async function readStoredJob(dataDir: string, manifest: JobManifest, partner: Identity): Promise<StoredJob> {
-  const db = new Database(join(dataDir, 'coordinator.sqlite'), { readonly: true, fileMustExist: true });
+export async function readStoredJob(dataDir: string, manifest: JobManifest, partner: Identity, store?: string): Promise<StoredJob> {
+  const { db } = openStoreDb(store ?? join(dataDir, 'coordinator.sqlite'), { writer: false });
   const ctx = await CkksContext.create(manifest.encryption as Parameters<typeof CkksContext.create>[0]);
   const scheme = await openSecureSum(manifest.encryption);
   try {

@@ -19,7 +19,7 @@
  * collateral crash does not stop the other checks from running.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -53,6 +53,7 @@ import {
   type ExitRecord,
   type StoredJob,
 } from './helpers.ts';
+import { freshDatabase, STORE_PG_SKIP_REASON, STORE_PG_URL } from '../helpers/postgres-store.ts';
 
 const PARTNERS = 3;
 const ROWS_PER_PARTNER = 300;
@@ -61,6 +62,8 @@ const JOB_SEED = 11;
 /** Seeds whose plans cover different points: 1 = coordinator mid-acceptance of round 2 + a client mid-round 3; 7 = coordinator between closing round 2 and its ledger entry + a client right after its round-1 upload. */
 const CHAOS_SEEDS = [1, 7];
 const DP_SEED = 303;
+/** The PostgreSQL run's kill plan (seed 1: the coordinator mid-acceptance of round 2, a client mid-round 3). */
+const PG_SEED = 1;
 const POLL_MS = 150;
 const RUN_TIMEOUT_MS = 90_000;
 /**
@@ -90,7 +93,10 @@ interface KillRecord {
 interface RunResult {
   manifest: JobManifest;
   dir: string;
+  /** The coordinator's data dir at the end (another one than it started with when it moved). */
   coordinatorDir: string;
+  /** Data dirs the coordinator ran with, in order. */
+  coordinatorDirs: string[];
   stateDirs: string[];
   ledgers: { coordinator: string; partners: string[] };
   clientExits: ExitRecord[];
@@ -139,18 +145,27 @@ const describePoint = (p: KillPoint): string =>
         ? `partner ${p.target} ${p.delayMs} ms after uploading round ${p.round}`
         : `partner ${p.target} ${p.delayMs} ms after round ${p.round} opened (mid-round)`;
 
-async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon: number | null; kills: KillPoint[] }): Promise<RunResult> {
+/**
+ * `store`: a PostgreSQL store URL (default: SQLite in the data dir). `move`: when the coordinator is
+ * killed it restarts with a new, empty data dir holding only its key file — as if started on another
+ * machine against the same database.
+ */
+async function runJob(
+  f: ChaosFixture,
+  o: { dir: string; jobId: string; epsilon: number | null; kills: KillPoint[]; store?: string; move?: boolean },
+): Promise<RunResult> {
   const t0 = performance.now();
   const dp = o.epsilon !== null;
   const { manifest, signed } = makeManifest(f, { jobId: o.jobId, rounds: ROUNDS, epsilon: o.epsilon, seed: JOB_SEED });
   if (dp) writePolicies(f, manifest, planDp(manifest)!.targetEpsilon);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const coordinatorDir = join(o.dir, 'coordinator');
+  let coordinatorDir = join(o.dir, 'coordinator');
+  const coordinatorDirs = [coordinatorDir];
   const coordinator = new NodeProcess(
     'coordinator',
     CLI_MAIN,
-    ['coordinator', '--port', String(port), '--data-dir', coordinatorDir],
+    ['coordinator', '--port', String(port), '--data-dir', coordinatorDir, ...(o.store ? ['--store', o.store] : [])],
     join(o.dir, 'coordinator.log'),
   );
   const stateDirs = f.partners.map((p) => join(o.dir, p.name));
@@ -208,7 +223,7 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
     await Promise.race([ownerRun, sleep(10_000)]);
     await coordinator.stop();
     coordSup.stop();
-    const stored = await readStoredJob(coordinatorDir, manifest, f.partners[0].identity);
+    const stored = await readStoredJob(coordinatorDir, manifest, f.partners[0].identity, o.store);
     const ledgers = {
       coordinator: join(coordinatorDir, 'ledgers', `${o.jobId}.ledger.jsonl`),
       partners: f.partners.map((p, i) => join(stateDirs[i], `${p.name}.ledger.jsonl`)),
@@ -221,6 +236,7 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
       manifest,
       dir: o.dir,
       coordinatorDir,
+      coordinatorDirs,
       stateDirs,
       ledgers,
       clientExits: exits,
@@ -267,6 +283,14 @@ async function runJob(f: ChaosFixture, o: { dir: string; jobId: string; epsilon:
         if (!hit) return;
         off();
         void sleep(point.delayMs).then(async () => {
+          if (o.move) {
+            // The restart (same arguments otherwise) gets a data dir with nothing but the key file.
+            coordinatorDir = join(o.dir, `coordinator-${coordinatorDirs.length + 1}`);
+            mkdirSync(coordinatorDir, { recursive: true });
+            copyFileSync(join(coordinatorDirs.at(-1)!, 'coordinator.key.json'), join(coordinatorDir, 'coordinator.key.json'));
+            coordinatorDirs.push(coordinatorDir);
+            coordinator.args[coordinator.args.indexOf('--data-dir') + 1] = coordinatorDir;
+          }
           if ((await coordinator.kill()) !== null) record();
         });
       });
@@ -447,6 +471,62 @@ describe('crash recovery: SIGKILL of the coordinator and of a partner node at se
       });
     });
   }
+
+  // The same harness on the PostgreSQL store: seed 1's kills, and the killed coordinator comes back
+  // on "another machine" (a new, empty data dir with only its key file) against the same database.
+  if (!STORE_PG_URL) {
+    console.warn(`PostgreSQL chaos run skipped: ${STORE_PG_SKIP_REASON}`);
+    it.skip(`PostgreSQL store: ${STORE_PG_SKIP_REASON}`, () => {});
+  }
+  describe.skipIf(!STORE_PG_URL)(`PostgreSQL store, seed ${PG_SEED}: the killed coordinator restarts with another data dir`, () => {
+    let run: RunResult;
+    let drop: (() => Promise<void>) | undefined;
+    beforeAll(async () => {
+      const db = await freshDatabase('chaos');
+      drop = db.drop;
+      run = await runJob(fixture, {
+        dir: join(root, 'postgres'),
+        jobId: `chaos-pg-${PG_SEED}`,
+        epsilon: null,
+        kills: killPlan(PG_SEED),
+        store: db.url,
+        move: true,
+      });
+      timings.postgres = run.seconds;
+    }, 120_000);
+    afterAll(async () => {
+      await drop?.();
+    });
+
+    it('every planned kill happened, and the coordinator came back with a new data dir', () => {
+      expect(run.kills.map((k) => describePoint(k.point)).sort()).toEqual(killPlan(PG_SEED).map(describePoint).sort());
+      expect(run.coordinatorDirs).toHaveLength(2);
+      expect(run.coordinatorStarts).toBeGreaterThanOrEqual(2);
+      expect(run.unexpectedCoordinatorExits).toEqual([]);
+    });
+
+    it("finishes with exactly the accepted submissions, clean ledgers, and the uninterrupted run's model", () => {
+      checkRun(run, fixture);
+      const diff = maxAbsDiff(run.stored.replayed[ROUNDS - 1].params, baseline.stored.replayed[ROUNDS - 1].params);
+      expect(diff, `max |Δparam| vs the uninterrupted (SQLite) run`).toBeLessThan(MODEL_TOLERANCE);
+    });
+
+    it('nothing of the ledger was lost in the move: the new file, rebuilt from the database, extends the old one', () => {
+      const before = readLedger(join(run.coordinatorDirs[0], 'ledgers', `${run.manifest.jobId}.ledger.jsonl`)).entries;
+      const after = readLedger(run.ledgers.coordinator).entries;
+      expect(before.length).toBeGreaterThan(1);
+      expect(after.slice(0, before.length)).toEqual(before);
+      expect(after.map((e) => e.seq)).toEqual(after.map((_, i) => i));
+      expect(after.filter((e) => e.type === 'ledger.truncation-repaired')).toEqual([]);
+    });
+
+    it('partner nodes and the job owner ride out the move without crashing', () => {
+      expect({ clients: run.unexpectedClientExits.map((e) => `${e.node}: exit ${e.code}: ${e.tail.at(-1) ?? ''}`), owner: run.ownerError }).toEqual({
+        clients: [],
+        owner: null,
+      });
+    });
+  });
 
   describe(`DP run (real \`fedmark client\` processes), seed ${DP_SEED}`, () => {
     let run: RunResult;

@@ -1,3 +1,4 @@
+import type { SqliteDb } from '../../coordinator/sql/sql-db.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,9 +40,9 @@ describe('/health says what an operator needs', () => {
       expect(off.json()).toEqual({ ok: true });
 
       // The store refuses writes (as a read-only or failing device would): ok false, with the reason.
-      coord.store.db.pragma('query_only = 1');
+      (coord.store.db as SqliteDb).db.pragma('query_only = 1');
       const ro = (await coord.app.inject({ method: 'GET', url: '/health' })).json();
-      coord.store.db.pragma('query_only = 0');
+      (coord.store.db as SqliteDb).db.pragma('query_only = 0');
       expect(ro.ok).toBe(false);
       expect(ro.store.writable).toBe(false);
       expect(ro.store.error).toMatch(/SQLITE_READONLY/);
