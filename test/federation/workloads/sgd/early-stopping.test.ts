@@ -13,6 +13,10 @@ import { initialSelection, selectionStep } from '../../../../src/federation/work
 import type { FederatedEvalMetrics } from '../../../../src/metrics/histogram.ts';
 import { splitPartnerData } from '../../../../cli/partner-data.ts';
 import { identityFromSeed, publicIdentity } from '../../../../src/crypto/identity.ts';
+import { openSecureSum } from '../../../../src/federation/secure-sum.ts';
+import { PartnerRuntime } from '../../../../src/federation/partner-runtime.ts';
+import { MemoryBudgetGuard } from '../../../../src/privacy/budget/memory-guard.ts';
+import { signerFromSecretKey } from '../../../../src/privacy/ledger/signing.ts';
 
 let schema: DatasetSchema;
 let partners: SimulationPartner[];
@@ -160,5 +164,46 @@ describe('simulate(): early stopping on the encrypted, noised checkpoint metrics
       expect(r.selection!.round).toBe(best!.round);
       expect([...r.params]).toEqual([...best!.params]);
     } else expect(last!.round).toBe(best!.round); // the latest checkpoint was the best: round 4's model is kept
+  });
+});
+
+describe('a partner after an agreed stop', () => {
+  it('refuses to train a round a (lying) coordinator opens after it: nothing computed, nothing charged', async () => {
+    const m = manifestOf({
+      jobId: 'es-liar',
+      schema,
+      partners: 1,
+      rounds: 6,
+      epsilon: 3,
+      encryption: { scheme: 'plain-insecure' },
+      earlyStopping: { every: 1, patience: 1, minDelta: 0, metric: 'auc' },
+    });
+    const scheme = await openSecureSum(m.encryption);
+    const budget = new MemoryBudgetGuard(3);
+    const rt = new PartnerRuntime<SgdState>({
+      manifest: m,
+      workload: sgdWorkload,
+      keyId: publicIdentity(people[1]).keyId,
+      signer: signerFromSecretKey(people[1].signSecretKey),
+      train: partners[0].train,
+      test: partners[0].test,
+      scheme,
+      secretKey: null,
+      budget,
+    });
+    try {
+      // The state every key holder agreed on after round 3: training stopped, round 1's model selected.
+      const init = sgdWorkload.initialState(m);
+      rt.tracker.state = { ...init, selection: { ...initialSelection(), chosen: { round: 1, stopped: true } } };
+      rt.tracker.round = 3;
+      const res = await rt.buildSubmission(4, 0);
+      expect(res).toMatchObject({ status: 'withheld', reason: expect.stringMatching(/training stopped early/) });
+      expect(budget.spent(m.jobId, 1e-5)).toBe(0);
+      // The final evaluation round is still answered.
+      expect((await rt.buildSubmission(7, 0)).status).toBe('submitted');
+    } finally {
+      rt.dispose();
+      scheme.dispose();
+    }
   });
 });
