@@ -119,7 +119,16 @@ export function registerJobCommand(program: Command): void {
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
       const modelPath = await saveJobModel(out, manifest, result.finalState, { jobId: manifest.jobId, modelHash: result.modelHash });
       process.stdout.write(
-        `${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out, model: modelPath })}\n`,
+        `${JSON.stringify({
+          jobId: manifest.jobId,
+          state: result.state,
+          modelHash: result.modelHash,
+          auc: result.finalMetrics?.auc ?? null,
+          // With early stopping: the training round whose model was released, and whether training stopped early.
+          selection: builtinWorkloads.resolve(manifest).selection?.(manifest, result.finalState) ?? null,
+          out,
+          model: modelPath,
+        })}\n`,
       );
       process.exit(0);
     });

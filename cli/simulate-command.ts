@@ -137,6 +137,7 @@ export function registerSimulateCommand(program: Command): void {
           // --standardize: the feature-statistics job ran first and spent its own share (ε·0.1) of the target.
           ...(statsEpsilon ? { featureStatsEpsilon: statsEpsilon } : {}),
           noiseMultiplier: result.noiseMultiplier,
+          selection: result.selection,
           modelHash: result.modelHash,
           wallSeconds: result.wallSeconds,
         };
@@ -151,6 +152,7 @@ export function registerSimulateCommand(program: Command): void {
         auc: result.finalMetrics.auc,
         epsilon: result.epsilon,
         noiseMultiplier: result.noiseMultiplier,
+        selection: result.selection,
         wireBytesPerParameter: result.wireBytes.perParameter,
         modelHash: result.modelHash,
         wallSeconds: result.wallSeconds,
@@ -158,7 +160,9 @@ export function registerSimulateCommand(program: Command): void {
       process.stdout.write(
         o.json
           ? `${JSON.stringify(summary)}\n`
-          : `federated AUC ${summary.auc.toFixed(4)} after ${summary.rounds} rounds (${summary.wallSeconds.toFixed(1)} s)\n`,
+          : `federated AUC ${summary.auc.toFixed(4)} after ${summary.rounds} rounds${
+              summary.selection ? ` (released round ${summary.selection.round}'s model${summary.selection.stopped ? ', stopped early' : ''})` : ''
+            } (${summary.wallSeconds.toFixed(1)} s)\n`,
       );
       process.exit(0);
     });
