@@ -6,7 +6,6 @@ import cliProgress from 'cli-progress';
 import { parsePublicIdentity, publicIdentity, readIdentityFile } from '../src/crypto/identity.ts';
 import { loadSchema } from '../src/data/schema.ts';
 import { FedmarkError } from '../src/errors.ts';
-import type { jobPreset } from '../src/federation/job-presets.ts';
 import { jobIdSchema, parseManifest, MANIFEST_SCHEMA_VERSION } from '../src/federation/manifest.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { runJobOwner } from '../owner/node.ts';
@@ -17,12 +16,12 @@ import { keyIdOption } from './node-commands.ts';
 import { roundStage } from './demo/follow.ts';
 import { formatReleaseCosts, releaseCosts } from '../src/federation/release-cost.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
+import { addTrainingOptions, givenTrainingFlags, withTrainingOptions } from './training-options.ts';
 
 /** The data scientist's node against a real coordinator: define, register and follow a job. */
 export function registerJobCommand(program: Command): void {
   const job = program.command('job').description("the job owner's node (data scientist)");
-  job
-    .command('run')
+  addTrainingOptions(job.command('run'))
     .description('define a job from a dataset schema, register it, run the key ceremony and follow it to the final model and metrics')
     .requiredOption('--coordinator <url>', 'coordinator base URL')
     .option('--coordinator-key-id <keyid>', 'name this coordinator in the job ledger only if it proves it holds this key')
@@ -38,13 +37,6 @@ export function registerJobCommand(program: Command): void {
     .option('--no-dp', 'train without differential privacy')
     .option('--model <json>', 'logistic, mlp, gbdt or a spec, e.g. {"kind":"mlp","hidden":[16]} or {"kind":"gbdt","trees":20,"depth":3}', 'logistic')
     .option('--seed <n>', 'seed of the initial model and partner selection', '42')
-    .option('--epochs <n>', 'local training epochs per round (default: 1)')
-    .option('--batch-size <n>', 'local minibatch size (default: 128 with DP, 32 without)')
-    .option('--learning-rate <lr>', 'local learning rate (default: 0.5)')
-    .option('--optimizer <name>', 'local optimizer: sgd or adam (default: sgd)')
-    .option('--l2 <lambda>', 'L2 penalty of local training (default: 0)')
-    .option('--sampling-rate <q>', 'DP-SGD Poisson sampling rate per step (default: 0.02; DP jobs only)')
-    .option('--clip-norm <c>', 'DP-SGD per-example clip norm (default: 1; DP jobs only)')
     .option('--round-deadline <seconds>', 'how long a round waits for the selected partners (default: 120)')
     .option('--quorum <n>', 'submissions a round needs to close (default: 60 % of the partners, at most the partners per round)')
     .option('--manifest-only', 'write the manifest (for officers to approve) and stop', false)
@@ -77,7 +69,7 @@ export function registerJobCommand(program: Command): void {
         seed: Number(o.seed),
       });
       if (model.kind === 'gbdt') {
-        const given = TRAINING_FLAGS.filter(([key]) => o[key] !== undefined).map(([, flag]) => `--${flag}`);
+        const given = givenTrainingFlags(o);
         if (given.length)
           throw new FedmarkError(
             'CLI_BAD_OPTION',
@@ -127,52 +119,25 @@ export function registerJobCommand(program: Command): void {
       writeFileSync(join(out, 'evaluation.json'), JSON.stringify(evaluation));
       const modelPath = await saveJobModel(out, manifest, result.finalState, { jobId: manifest.jobId, modelHash: result.modelHash });
       process.stdout.write(
-        `${JSON.stringify({ jobId: manifest.jobId, state: result.state, modelHash: result.modelHash, auc: result.finalMetrics?.auc ?? null, out, model: modelPath })}\n`,
+        `${JSON.stringify({
+          jobId: manifest.jobId,
+          state: result.state,
+          modelHash: result.modelHash,
+          auc: result.finalMetrics?.auc ?? null,
+          // With early stopping: the training round whose model was released, and whether training stopped early.
+          selection: builtinWorkloads.resolve(manifest).selection?.(manifest, result.finalState) ?? null,
+          out,
+          model: modelPath,
+        })}\n`,
       );
       process.exit(0);
     });
 }
 
-type Preset = ReturnType<typeof jobPreset>;
-
-/** `job run`'s local-training flags (option key, flag name): DP-SGD/SGD settings only. */
-const TRAINING_FLAGS = [
-  ['epochs', 'epochs'],
-  ['batchSize', 'batch-size'],
-  ['learningRate', 'learning-rate'],
-  ['optimizer', 'optimizer'],
-  ['l2', 'l2'],
-  ['samplingRate', 'sampling-rate'],
-  ['clipNorm', 'clip-norm'],
-] as const;
-
 function num(flag: string, v: unknown): number {
   const x = Number(v);
   if (!Number.isFinite(x)) throw new FedmarkError('CLI_BAD_NUMBER', `--${flag} must be a number, got "${String(v)}"`);
   return x;
-}
-
-/**
- * The local-training options of `job run` over the preset (which has sensible defaults for private
- * and non-private jobs); the manifest schema then validates them, naming a bad value.
- */
-export function withTrainingOptions(preset: Preset, o: Record<string, string | string[] | boolean | undefined>): Preset {
-  const lt = { ...preset.localTraining };
-  if (o.epochs !== undefined) lt.epochs = num('epochs', o.epochs);
-  if (o.batchSize !== undefined) lt.batchSize = num('batch-size', o.batchSize);
-  if (o.learningRate !== undefined) lt.learningRate = num('learning-rate', o.learningRate);
-  if (o.l2 !== undefined) lt.l2 = num('l2', o.l2);
-  if (o.optimizer !== undefined) {
-    if (o.optimizer !== 'sgd' && o.optimizer !== 'adam')
-      throw new FedmarkError('CLI_BAD_OPTION', `--optimizer must be sgd or adam, got "${String(o.optimizer)}"`);
-    lt.optimizer = o.optimizer;
-  }
-  if ((o.samplingRate !== undefined || o.clipNorm !== undefined) && !preset.dp) {
-    throw new FedmarkError('CLI_BAD_OPTION', '--sampling-rate and --clip-norm are DP-SGD settings: this job runs without DP (--no-dp)');
-  }
-  if (o.samplingRate !== undefined) lt.samplingRate = num('sampling-rate', o.samplingRate);
-  const dp = preset.dp && o.clipNorm !== undefined ? { ...preset.dp, clipNorm: num('clip-norm', o.clipNorm) } : preset.dp;
-  return { ...preset, localTraining: lt, dp };
 }
 
 /** `--round-deadline` and `--quorum` over the preset; the manifest schema then checks their ranges (and quorum ≤ partnersPerRound). */

@@ -6,7 +6,7 @@ import { FedmarkError } from '../src/errors.ts';
 import { jobPreset, type JobPresetOptions } from '../src/federation/job-presets.ts';
 import type { JobManifest } from '../src/federation/manifest.ts';
 import { gbdtJobPreset, gbdtModel, type GbdtWorkloadParams } from '../src/federation/workloads/gbdt/index.ts';
-import { sgdModel, type SgdState } from '../src/federation/workloads/sgd/index.ts';
+import { foldStandardization, sgdModel, type SgdState } from '../src/federation/workloads/sgd/index.ts';
 import { predictProba } from '../src/model/params.ts';
 import { modelSpecSchema } from '../src/model/spec.ts';
 import { saveModel } from '../src/model/tfjs-io.ts';
@@ -50,10 +50,19 @@ export function jobManifestFor(model: JobModelOption, o: Omit<JobPresetOptions, 
   return jobPreset({ ...o, model: model.spec });
 }
 
-/** Scores rows with the job's final public state. */
+/**
+ * The released logistic/MLP parameters on the encoded features: a job that trained on standardised
+ * features (workload.params.standardize) has the standardisation folded into its first layer, so
+ * the saved model and every scorer read the encoded rows as they are.
+ */
+function encodedParams(manifest: JobManifest, state: unknown): Float64Array {
+  return foldStandardization(manifest, (state as SgdState).params);
+}
+
+/** Scores (encoded, unstandardised) rows with the job's final public state. */
 export function scoreWithState(manifest: JobManifest, state: unknown, data: Pick<Dataset, 'X' | 'n'>): Float64Array | Float32Array {
   if (manifest.model.kind === 'gbdt') return predictTrees(gbdtModel(state as GbdtState), data.X, data.n);
-  return predictProba(sgdModel(manifest), manifest.dataset.featureNames.length, (state as SgdState).params, data.X, data.n);
+  return predictProba(sgdModel(manifest), manifest.dataset.featureNames.length, encodedParams(manifest, state), data.X, data.n);
 }
 
 /** Saves the owner's final model under `out` and returns the path: `model/` (tfjs) or `model.xgb.json` (XGBoost JSON, loadable with `xgboost.Booster(model_file=…)`). */
@@ -65,7 +74,7 @@ export async function saveJobModel(out: string, manifest: JobManifest, state: un
     return path;
   }
   const dir = join(out, 'model');
-  await saveModel(dir, sgdModel(manifest), manifest.dataset.featureNames.length, (state as SgdState).params, {
+  await saveModel(dir, sgdModel(manifest), manifest.dataset.featureNames.length, encodedParams(manifest, state), {
     ...metadata,
     featureNames: manifest.dataset.featureNames,
     purpose: manifest.purpose,

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { FedmarkError } from '../src/errors.ts';
 import { jobPreset } from '../src/federation/job-presets.ts';
-import { strategySpecSchema, type StrategySpec } from '../src/federation/manifest.ts';
 import { featureStatsPreset, standardizedTrainingPreset } from '../src/federation/presets/standardized.ts';
 import type { FeatureStats } from '../src/federation/workloads/feature-stats/index.ts';
 import { simulate } from '../src/federation/simulate.ts';
@@ -10,19 +9,7 @@ import { trainBaselines } from './baselines.ts';
 import { jobManifestFor, parseModelOption } from './job-model.ts';
 import { bundledPartners, DATASET_ALIASES, withJobOptions } from './partner-data.ts';
 import { userPartners, type SplitSpec } from './simulate-data.ts';
-
-function parseStrategy(text: string): StrategySpec {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new FedmarkError('CLI_STRATEGY', `--strategy is not JSON: ${text}`);
-  }
-  const parsed = strategySpecSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new FedmarkError('CLI_STRATEGY', `--strategy: ${parsed.error.issues[0].path.join('.') || '(root)'}: ${parsed.error.issues[0].message}`);
-  return parsed.data;
-}
+import { addTrainingOptions, givenTrainingFlags, withTrainingOptions } from './training-options.ts';
 
 /** --partition-by or --partners/--alpha, never both: a user who gave both meant one of them. */
 function splitSpec(o: Record<string, string | boolean>, cmd: Command): SplitSpec {
@@ -57,11 +44,12 @@ function formatComparison(s: {
 }
 
 export function registerSimulateCommand(program: Command): void {
-  withJobOptions(
-    program.command('simulate').description('run a federated job in one process (same partner, round and encryption code as the nodes, no network)'),
+  addTrainingOptions(
+    withJobOptions(
+      program.command('simulate').description('run a federated job in one process (same partner, round and encryption code as the nodes, no network)'),
+    ),
   )
     .option('--json', 'print one JSON summary', false)
-    .option('--strategy <json>', 'server strategy, e.g. {"name":"fedyogi","serverLr":0.05} or {"name":"fedavg","schedule":{"kind":"cosine"}}')
     .option('--standardize', 'first run a feature-statistics job (ε·0.1) and train on standardised numeric features (ε·0.9)', false)
     .option('--data <file>', 'your own CSV or Parquet file instead of --dataset (needs --schema, and --partition-by or --partners/--alpha)')
     .option('--schema <file>', 'dataset schema of --data')
@@ -77,8 +65,11 @@ export function registerSimulateCommand(program: Command): void {
       if (!own && !name) throw new FedmarkError('CLI_DATASET', `unknown dataset "${o.dataset}": use bank or telco`);
       const split = own ? splitSpec(o, cmd) : null;
       const model = typeof o.model === 'string' ? parseModelOption(o.model) : null;
-      if (model?.kind === 'gbdt' && (o.standardize || typeof o.strategy === 'string'))
-        throw new FedmarkError('CLI_MODEL_OPTION', '--standardize and --strategy apply to logistic/MLP training, not to --model gbdt');
+      if (model?.kind === 'gbdt' && (o.standardize || givenTrainingFlags(o).length))
+        throw new FedmarkError(
+          'CLI_MODEL_OPTION',
+          `${['--standardize', ...givenTrainingFlags(o)].filter((f) => f !== '--standardize' || o.standardize).join(', ')}: logistic/MLP training settings, not --model gbdt (a gbdt job takes its settings in --model)`,
+        );
       const backend = await initBackend({ log: (m) => process.stderr.write(`[fedmark] ${m}\n`) });
       const seed = Number(o.seed);
       const { schema, names, splits, describe } = split
@@ -114,7 +105,7 @@ export function registerSimulateCommand(program: Command): void {
         statsEpsilon = stats.epsilon;
         job = standardizedTrainingPreset(o2, stats.state);
       }
-      if (typeof o.strategy === 'string') job = { ...job, strategy: parseStrategy(o.strategy) };
+      if (model?.kind !== 'gbdt') job = withTrainingOptions(job, o);
       const result = await simulate({
         job,
         partners,
@@ -146,6 +137,7 @@ export function registerSimulateCommand(program: Command): void {
           // --standardize: the feature-statistics job ran first and spent its own share (ε·0.1) of the target.
           ...(statsEpsilon ? { featureStatsEpsilon: statsEpsilon } : {}),
           noiseMultiplier: result.noiseMultiplier,
+          selection: result.selection,
           modelHash: result.modelHash,
           wallSeconds: result.wallSeconds,
         };
@@ -160,6 +152,7 @@ export function registerSimulateCommand(program: Command): void {
         auc: result.finalMetrics.auc,
         epsilon: result.epsilon,
         noiseMultiplier: result.noiseMultiplier,
+        selection: result.selection,
         wireBytesPerParameter: result.wireBytes.perParameter,
         modelHash: result.modelHash,
         wallSeconds: result.wallSeconds,
@@ -167,7 +160,9 @@ export function registerSimulateCommand(program: Command): void {
       process.stdout.write(
         o.json
           ? `${JSON.stringify(summary)}\n`
-          : `federated AUC ${summary.auc.toFixed(4)} after ${summary.rounds} rounds (${summary.wallSeconds.toFixed(1)} s)\n`,
+          : `federated AUC ${summary.auc.toFixed(4)} after ${summary.rounds} rounds${
+              summary.selection ? ` (released round ${summary.selection.round}'s model${summary.selection.stopped ? ', stopped early' : ''})` : ''
+            } (${summary.wallSeconds.toFixed(1)} s)\n`,
       );
       process.exit(0);
     });

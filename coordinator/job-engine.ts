@@ -8,7 +8,7 @@ import { admitDecline, admitHashReport, admitUpload, roundRules, transition, typ
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
 import { checkSubmission, maxSubmissionBytes } from '../src/federation/submission-check.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
-import type { WorkloadRegistry } from '../src/federation/workload.ts';
+import type { ModelSelection, WorkloadRegistry } from '../src/federation/workload.ts';
 import type { RoundContents, SubmissionRecord } from '../src/federation/submission-record.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
@@ -328,16 +328,17 @@ export class JobEngine {
     this.driveAccepted(jobId, { type: 'declined', keyId, round, attempt });
   }
 
-  reportModelHash(jobId: string, round: number, keyId: string, hash: string): void {
+  reportModelHash(jobId: string, round: number, keyId: string, hash: string, selection: ModelSelection | null = null): void {
     this.requireJob(jobId);
     const closed = this.store.closedRound(jobId, round);
     admitHashReport(closed && roundView(this.store, closed), closed ? this.context(jobId).rules.plan(round) : null, round);
-    if (!this.store.putModelHash(jobId, round, keyId, hash)) {
-      const existing = this.store.modelHashes(jobId, round).find((h) => h.key_id === keyId);
-      if (existing?.hash !== hash) throw new DomainError('HASH_CHANGED', 'a different model hash was already reported for this round');
+    if (!this.store.putModelHash(jobId, round, keyId, hash, selection)) {
+      const existing = this.store.modelHashes(jobId, round).find((h) => h.keyId === keyId);
+      if (existing?.hash !== hash || JSON.stringify(existing.selection) !== JSON.stringify(selection))
+        throw new DomainError('HASH_CHANGED', 'a different model hash or selection was already reported for this round');
       return;
     }
-    const hashes = this.store.modelHashes(jobId, round).map((h) => ({ keyId: h.key_id, hash: h.hash }));
+    const hashes = this.store.modelHashes(jobId, round);
     this.driveAccepted(jobId, { type: 'hash-reported', keyId, round, attempt: closed!.attempt, hashes });
   }
 

@@ -14,7 +14,7 @@ export function roundView(store: CoordinatorStore, row: RoundRow): RoundView {
     declined: store.declines(row.job_id, row.round, row.attempt).map((d) => d.key_id),
     deadlineAt: row.deadline_at,
     baseHash: row.base_model_hash,
-    hashes: store.modelHashes(row.job_id, row.round).map((h) => ({ keyId: h.key_id, hash: h.hash })),
+    hashes: store.modelHashes(row.job_id, row.round),
   };
 }
 

@@ -128,10 +128,14 @@ export class RoundEffects {
       }
       case 'record-final': {
         const privacy = ctx.workload.privacy(ctx.manifest);
+        const ran = stateRounds(ctx.workload, ctx.manifest).filter((r) => this.store.closedRound(jobId, r));
+        const selection = ran.length ? (this.store.modelHashes(jobId, ran[ran.length - 1])[0]?.selection ?? null) : null;
         this.ledger.append(jobId, 'model.final', {
           jobId,
           modelHash: e.modelHash,
-          rounds: stateRounds(ctx.workload, ctx.manifest).length,
+          // The state rounds that ran: fewer than planned when training stopped early.
+          rounds: ran.length,
+          ...(selection ? { selection } : {}),
           partners: privacy ? this.finalEpsilons(jobId).map((x) => ({ partner: x.keyId, epsilon: x.epsilon, delta: privacy.delta })) : [],
         });
         break;
@@ -179,6 +183,7 @@ export class RoundEffects {
       globalModelHash: majority,
       modelHashes: e.hashes.map((h) => ({ partner: h.keyId, hash: h.hash })),
       modelHashesAgreed: e.agreed,
+      ...(e.selection ? { selection: e.selection } : {}),
     };
   }
 

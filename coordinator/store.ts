@@ -6,6 +6,8 @@ import { DirLock } from '../src/util/dir-lock.ts';
 import { openStoreDb, type StoreLocation } from './sql/open.ts';
 import type { SqlDb } from './sql/sql-db.ts';
 import { jobStateSchema, type JobState, type PartnerStatus, type RoundState } from '../src/federation/protocol/schemas.ts';
+import type { HashReport } from '../src/federation/round-machine.ts';
+import type { ModelSelection } from '../src/federation/workload.ts';
 
 /**
  * The coordinator's durable state. Everything accepted is written inside a transaction before the
@@ -140,6 +142,7 @@ CREATE TABLE IF NOT EXISTS model_hashes (
   round INTEGER NOT NULL,
   key_id TEXT NOT NULL,
   hash TEXT NOT NULL,
+  selection TEXT,
   PRIMARY KEY (job_id, round, key_id)
 );
 CREATE TABLE IF NOT EXISTS nonces (
@@ -159,6 +162,16 @@ CREATE TABLE IF NOT EXISTS ledger_lines (
   PRIMARY KEY (job_id, seq)
 );
 `;
+
+/** Added within layout 2 (early stopping): a store written before it gains the column, empty for its reports. */
+function addSelectionColumn(db: SqlDb): void {
+  if (db.dialect === 'postgres') {
+    db.exec('ALTER TABLE model_hashes ADD COLUMN IF NOT EXISTS selection TEXT');
+    return;
+  }
+  const columns = db.prepare('PRAGMA table_info(model_hashes)').all() as { name: string }[];
+  if (!columns.some((c) => c.name === 'selection')) db.exec('ALTER TABLE model_hashes ADD COLUMN selection TEXT');
+}
 
 export class CoordinatorStore {
   readonly db: SqlDb;
@@ -187,6 +200,7 @@ export class CoordinatorStore {
         }
         this.db.transaction(() => {
           this.db.exec(SCHEMA);
+          addSelectionColumn(this.db);
           opened.setLayout(STORE_LAYOUT);
         });
       } catch (err) {
@@ -388,14 +402,21 @@ export class CoordinatorStore {
   }
 
   // model hashes
-  putModelHash(jobId: string, round: number, keyId: string, hash: string): boolean {
-    return this.db.prepare('INSERT INTO model_hashes VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(jobId, round, keyId, hash).changes === 1;
+  putModelHash(jobId: string, round: number, keyId: string, hash: string, selection: ModelSelection | null = null): boolean {
+    return (
+      this.db
+        .prepare('INSERT INTO model_hashes (job_id, round, key_id, hash, selection) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(jobId, round, keyId, hash, selection ? JSON.stringify(selection) : null).changes === 1
+    );
   }
-  modelHashes(jobId: string, round: number): { key_id: string; hash: string }[] {
-    return this.db.prepare('SELECT key_id, hash FROM model_hashes WHERE job_id = ? AND round = ? ORDER BY key_id').all(jobId, round) as {
+  /** The reports of a round, by key id: each state hash and the model selection reported with it. */
+  modelHashes(jobId: string, round: number): HashReport[] {
+    const rows = this.db.prepare('SELECT key_id, hash, selection FROM model_hashes WHERE job_id = ? AND round = ? ORDER BY key_id').all(jobId, round) as {
       key_id: string;
       hash: string;
+      selection: string | null;
     }[];
+    return rows.map((r) => ({ keyId: r.key_id, hash: r.hash, selection: r.selection ? (JSON.parse(r.selection) as ModelSelection) : null }));
   }
 
   /** Replay protection that survives restarts. */

@@ -10,8 +10,10 @@ import { attestPayload, signerFromSecretKey, toBase64, type LedgerSigner } from 
 import { hashCustomerId, writeIdSidecar } from '../src/privacy/ledger/subject-rights.ts';
 import { parsePayload, type AttemptReleases, type PayloadInput, type PayloadOf, type PolicyLimits } from '../src/privacy/ledger/entries.ts';
 import { roundRecord } from '../src/federation/release-records.ts';
+import type { ModelSelection } from '../src/federation/workload.ts';
 
 const roundKey = (jobId: string, round: number) => `${jobId} ${round}`;
+const selectionKey = (jobId: string) => `${jobId} selection`;
 
 export interface ConsentCounts {
   rowsUsed: number;
@@ -34,7 +36,7 @@ export class PartnerLedger {
     private readonly self: string,
     private readonly salt: Buffer,
     private readonly sidecarDir: string,
-    /** `jobId round` of every partner.round and partner.participation entry already in the ledger: a node replaying the job after a restart does not record a round twice. */
+    /** `jobId round` of every partner.round and partner.participation entry (and `jobId selection` of every partner.selection) already in the ledger: a node replaying the job after a restart does not record one twice. */
     private readonly roundsRecorded: Set<string>,
   ) {}
 
@@ -48,11 +50,13 @@ export class PartnerLedger {
         owner: { name: identity.name, keyId: keyId(identity.signPublicKey), signPublicKey: toBase64(identity.signPublicKey) },
       });
     }
-    const recorded = new Set(
-      readLedger(path)
-        .entries.filter((e) => e.type === 'partner.round' || e.type === 'partner.participation')
+    const entries = readLedger(path).entries;
+    const recorded = new Set([
+      ...entries
+        .filter((e) => e.type === 'partner.round' || e.type === 'partner.participation')
         .map((e) => roundKey((e.payload as { jobId: string }).jobId, (e.payload as { round: number }).round)),
-    );
+      ...entries.filter((e) => e.type === 'partner.selection').map((e) => selectionKey((e.payload as { jobId: string }).jobId)),
+    ]);
     return new PartnerLedger(writer, signer, keyId(identity.signPublicKey), loadSalt(stateDir), join(stateDir, 'subject-ids'), recorded);
   }
 
@@ -131,6 +135,14 @@ export class PartnerLedger {
       coordinatorHead: r.coordinatorHead,
     });
     this.roundsRecorded.add(roundKey(jobId, round));
+  }
+
+  /** The model selection this node's state made after applying `round` (early stopping): once per job. */
+  selection(jobId: string, round: number, selection: ModelSelection, globalModelHash: string): void {
+    const key = selectionKey(jobId);
+    if (this.roundsRecorded.has(key)) return;
+    this.writer.append('partner.selection', { jobId, partner: this.self, round, selection, globalModelHash });
+    this.roundsRecorded.add(key);
   }
 
   /** A round of a job without differential privacy this node took part in: what it sent and the state it computed (no ε bounds it). */

@@ -69,7 +69,17 @@ function pooledReference(train: Dataset, test: Dataset) {
 
 async function federated(recipe: Recipe, epsilon: number | null, split: Awaited<ReturnType<typeof bundledPartners>>, pooledTest: Dataset) {
   const partners = split.splits.map((s, i) => ({ name: split.names[i], train: s.train, test: s.test }));
-  const o = { jobId: `conv-${recipe.name}`, schema: split.schema, partners: PARTNERS, rounds: ROUNDS, epsilon, delta: DELTA, seed: SEED };
+  const o = {
+    jobId: `conv-${recipe.name}`,
+    schema: split.schema,
+    partners: PARTNERS,
+    rounds: ROUNDS,
+    epsilon,
+    delta: DELTA,
+    seed: SEED,
+    ...(recipe.model ? { model: recipe.model } : {}),
+    ...(recipe.earlyStopping ? { earlyStopping: recipe.earlyStopping } : {}),
+  };
   const t0 = performance.now();
   let job: SimulationJob = jobPreset(o);
   let statsEpsilon = 0;
@@ -85,7 +95,12 @@ async function federated(recipe: Recipe, epsilon: number | null, split: Awaited<
   const params = foldStandardization(r.manifest, r.params);
   const a = auc(predictProba(sgdModel(job), d, params, pooledTest.X, pooledTest.n), pooledTest.y);
   // Budgets of the two jobs add (basic composition across jobs).
-  return { auc: a, maxEpsilon: statsEpsilon + Math.max(0, ...Object.values(r.epsilon)), seconds: (performance.now() - t0) / 1000 };
+  return {
+    auc: a,
+    maxEpsilon: statsEpsilon + Math.max(0, ...Object.values(r.epsilon)),
+    seconds: (performance.now() - t0) / 1000,
+    ...(r.selection ? { selection: r.selection } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -107,7 +122,13 @@ async function main(): Promise<void> {
         recipe: recipe.name,
         description: recipe.description,
         standardize: recipe.standardize,
-        nonPrivate: { auc: r4(nonDp.auc), gap: r4(ref.auc - nonDp.auc), seconds: r4(nonDp.seconds) },
+        model: recipe.model?.kind ?? 'logistic',
+        nonPrivate: {
+          auc: r4(nonDp.auc),
+          gap: r4(ref.auc - nonDp.auc),
+          seconds: r4(nonDp.seconds),
+          ...(nonDp.selection ? { selection: nonDp.selection } : {}),
+        },
         dp: {
           epsilon: EPSILON,
           delta: DELTA,
@@ -116,6 +137,7 @@ async function main(): Promise<void> {
           gap: r4(ref.auc - mean),
           maxEpsilonSpent: r4(Math.max(...dpRuns.map((x) => x.maxEpsilon))),
           secondsPerRun: r4(dpRuns.reduce((s, x) => s + x.seconds, 0) / dpRuns.length),
+          ...(recipe.earlyStopping ? { selections: dpRuns.map((x) => x.selection ?? null) } : {}),
         },
       };
       log(

@@ -15,7 +15,7 @@ export const roundRoutes: FastifyPluginAsync<{ engine: JobEngine }> = async (app
   defineRoute(a, routes.aggregate, (req) => engine.aggregate(req.params.jobId, req.params.round, req.query.part));
   defineRoute(a, routes.contents, (req) => engine.contents(req.params.jobId, req.params.round));
   defineRoute(a, routes.reportModelHash, (req) => {
-    engine.reportModelHash(req.params.jobId, req.params.round, req.signer!.keyId, req.body.hash);
+    engine.reportModelHash(req.params.jobId, req.params.round, req.signer!.keyId, req.body.hash, req.body.selection ?? null);
     return { ok: true as const };
   });
 };

@@ -18,9 +18,13 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     const blobs: Record<string, Uint8Array> = {};
     for (const part of runtime.stateParts(round)) blobs[part] = await client.aggregate(o.jobId, round, part);
     const contents = await client.contents(o.jobId, round);
+    const before = runtime.tracker.selection;
     const hash = runtime.applyAggregate(round, blobs, contents);
+    const selection = runtime.tracker.selection;
     const mine = runtime.tookPart(round, contents) ? runtime.released(round, contents.attempt) : null;
-    await client.reportModelHash(o.jobId, round, hash).catch((err: unknown) => {
+    // The selection goes on record before it is reported: the coordinator acts on it (an early stop skips rounds).
+    if (selection && !before) ctx.ledger.selection(o.jobId, round, selection, hash);
+    await client.reportModelHash(o.jobId, round, hash, selection).catch((err: unknown) => {
       if (!hasCode(err, 'JOB_CLOSED', 'HASH_CHANGED')) throw err;
     });
     if (mine || runtime.tookPart(round, contents)) {

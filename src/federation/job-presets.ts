@@ -2,7 +2,7 @@ import { sha256Canonical } from '../privacy/ledger/canonical.ts';
 import { bandLabels, featureNames, OTHER_BUCKET, type DatasetSchema } from '../data/schema.ts';
 import { DEFAULT_HE_PARAMS } from '../crypto/index.ts';
 import type { ModelSpec } from '../model/spec.ts';
-import type { EncryptionSpec, JobManifest } from './manifest.ts';
+import type { EarlyStopping, EncryptionSpec, JobManifest } from './manifest.ts';
 
 /** sha256 of the canonical schema: partners refuse a job defined for another schema. */
 export function schemaHash(schema: DatasetSchema): string {
@@ -41,6 +41,8 @@ export interface JobPresetOptions {
   strategy?: JobManifest['strategy'];
   /** Score histograms of every round, not only of the final model (default: only without DP — with DP each costs budget). */
   evaluateEveryRound?: boolean;
+  /** Checkpoint evaluations, early stopping and selection of the released round (each checkpoint a planned, charged release with DP). */
+  earlyStopping?: EarlyStopping;
 }
 
 /** Score-histogram bins of a DP job's evaluation (1,000 without DP). */
@@ -97,6 +99,7 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
       bins: dp ? DP_EVALUATION_BINS : 1000,
       segments: sensitiveGroups(o.schema),
       ...(o.evaluateEveryRound === undefined ? {} : { everyRound: o.evaluateEveryRound }),
+      ...(o.earlyStopping ? { earlyStopping: o.earlyStopping } : {}),
     },
     seed: o.seed ?? 42,
   };

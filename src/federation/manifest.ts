@@ -60,6 +60,24 @@ export const localTrainingSchema = z.object({
 export type LocalTraining = z.infer<typeof localTrainingSchema>;
 
 /**
+ * Model selection on the federated validation metrics (src/federation/workloads/sgd/selection.ts):
+ * the model after every `every`-th training round is scored on the partners' hold-outs (an
+ * `evaluation` release each, planned and charged like the final one), training stops once
+ * `patience` checkpoints in a row fail to beat the best by more than `minDelta`, and the released
+ * model is the best checkpoint's — decided by every key holder from the same decrypted sums.
+ */
+export const earlyStoppingSchema = z
+  .object({
+    every: z.number().int().positive(),
+    /** Checkpoints without improvement before training stops; absent: never stop early, only select. */
+    patience: z.number().int().positive().optional(),
+    minDelta: z.number().nonnegative().default(0),
+    metric: z.enum(['auc', 'logLoss']).default('auc'),
+  })
+  .strict();
+export type EarlyStopping = z.infer<typeof earlyStoppingSchema>;
+
+/**
  * How a partner's ε is split between its releases besides DP-SGD (docs/PRIVACY.md): each share is
  * the ε that release class would cost on its own; their noise is calibrated to it, and DP-SGD's σ
  * to what the composition of every planned release leaves of the target.
@@ -155,6 +173,8 @@ export const jobManifestSchema = z.object({
        * budget on progress metrics).
        */
       everyRound: z.boolean().optional(),
+      /** Checkpoint evaluations, early stopping and selection of the released round (SGD jobs; docs/MODELS.md). */
+      earlyStopping: earlyStoppingSchema.optional(),
     })
     .default({ bins: 1000, segments: {} }),
   /**
@@ -208,6 +228,10 @@ export function checkManifestConsistency(m: JobManifest): void {
   if (sgd && m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
   if (sgd && m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1)
     problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
+  const es = m.evaluation.earlyStopping;
+  if (es && !sgd) problems.push(`evaluation.earlyStopping selects among SGD training rounds, not ${m.workload.kind} rounds`);
+  if (es && es.every >= m.rounds) problems.push(`evaluation.earlyStopping.every (${es.every}) leaves no checkpoint before round ${m.rounds}, the last`);
+  if (es && m.evaluation.everyRound) problems.push('evaluation.earlyStopping and evaluation.everyRound both plan per-round evaluations: choose one');
   if ((m.model.kind === 'gbdt') !== (m.workload.kind === 'gbdt'))
     problems.push(`model kind "${m.model.kind}" needs workload "${m.model.kind === 'gbdt' ? 'gbdt' : 'sgd'}", not "${m.workload.kind}"`);
   if (problems.length) throw new FedmarkError('MANIFEST_INVALID', `job manifest: ${problems.join('; ')}`);

@@ -117,6 +117,12 @@ export class PartnerRuntime<S = unknown> {
       throw new FedmarkError('OUT_OF_STEP', `partner holds the model after round ${this.tracker.round}, cannot submit for round ${round}`);
     }
     const plan = this.tracker.plan(round);
+    const stopped = this.tracker.selection?.stopped;
+    if (stopped && plan.updatesState)
+      return {
+        status: 'withheld',
+        reason: `training stopped early (the state selected round ${this.tracker.selection!.round}): round ${round} is not computed`,
+      };
     const { jobId } = this.manifest;
     const stored = this.store.jobValues();
     const due = (this.opts.workload.jobReleases?.(this.manifest) ?? []).filter((r) => plan.uses?.includes(r.label) && !stored[r.label]);

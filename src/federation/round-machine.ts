@@ -2,7 +2,7 @@ import { createRng, deriveSeed, shuffleInPlace } from '../util/rng.ts';
 import type { JobManifest } from './manifest.ts';
 import { DomainError } from './protocol/errors.ts';
 import type { JobState, PartnerStatus, RoundState } from './protocol/schemas.ts';
-import { planOf, relaySenders, type AnyWorkload, type RoundPlan, type StageName } from './workload.ts';
+import { planOf, relaySenders, type AnyWorkload, type ModelSelection, type RoundPlan, type StageName } from './workload.ts';
 
 /**
  * The round rules of every job, as a pure state machine: `transition(view, event)` returns the next
@@ -30,7 +30,19 @@ export interface RoundView {
   /** Hash of the state the round started from. */
   baseHash: string | null;
   /** State hashes the partners reported after applying this round. */
-  hashes: { keyId: string; hash: string }[];
+  hashes: HashReport[];
+}
+
+/** A key holder's report after applying a round: the state's hash and the model selection the state records (if any). */
+export interface HashReport {
+  keyId: string;
+  hash: string;
+  selection?: ModelSelection | null;
+}
+
+/** What reports must agree on: the hash and the selection (a partner cannot claim a stop the state does not record). */
+function reportKey(h: HashReport): string {
+  return h.selection ? `${h.hash} ${h.selection.round} ${h.selection.stopped}` : h.hash;
 }
 
 export interface JobView {
@@ -69,12 +81,12 @@ export type RoundEvent =
   /** The partner stopped for good: like a decline of this and every later round (it is selected for none). */
   | { type: 'left'; keyId: string }
   /** A state hash for a closed round; `hashes` are all reported for it so far, this one included. */
-  | { type: 'hash-reported'; keyId: string; round: number; attempt: number; hashes: { keyId: string; hash: string }[] }
+  | { type: 'hash-reported'; keyId: string; round: number; attempt: number; hashes: HashReport[] }
   | { type: 'halt'; reason: string };
 
 /** Ledger effects: written before the state change they belong to (a crash in between redoes the step; ledger appends are redo-safe). */
 export type LedgerEffect =
-  | { type: 'record-round'; round: number; attempt: number; agreed: boolean; hashes: { keyId: string; hash: string }[] }
+  | { type: 'record-round'; round: number; attempt: number; agreed: boolean; hashes: HashReport[]; selection?: ModelSelection }
   | { type: 'record-evaluation'; round: number; attempt: number }
   /** An attempt that missed its quorum: its submitters' releases stay spent, so they are recorded. */
   | { type: 'record-failed-attempt'; round: number; attempt: number; reason: string }
@@ -208,7 +220,7 @@ export function transition(view: JobView, event: RoundEvent, rules: RoundRules, 
       if (v.current && v.current.round === event.round) v.current.hashes = event.hashes.map((h) => ({ ...h }));
       // A partner whose state differs from the others' after a round stops the job, even after the
       // next round has opened: its copy of the model is not the one the others train.
-      if (new Set(event.hashes.map((h) => h.hash)).size > 1 && v.state === 'running') {
+      if (new Set(event.hashes.map(reportKey)).size > 1 && v.state === 'running') {
         effects.push({ type: 'record-round', round: event.round, attempt: event.attempt, agreed: false, hashes: event.hashes });
         stop('hashes-disagree', `partners' model hashes disagree after round ${event.round}`);
         return { view: v, effects };
@@ -316,13 +328,15 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
       continue;
     }
     if (r.state === 'closed' && plan.updatesState) {
-      const distinct = new Set(r.hashes.map((h) => h.hash));
+      const distinct = new Set(r.hashes.map(reportKey));
       const active = v.partners.filter((p) => p.status === 'accepted').length;
       if (distinct.size === 1 && r.hashes.length >= Math.min(rules.quorum, active)) {
-        const [agreed] = distinct;
-        effects.push({ type: 'record-round', round: r.round, attempt: r.attempt, agreed: true, hashes: r.hashes });
+        const agreed = r.hashes[0].hash;
+        const selection = r.hashes[0].selection ?? undefined;
+        effects.push({ type: 'record-round', round: r.round, attempt: r.attempt, agreed: true, hashes: r.hashes, ...(selection ? { selection } : {}) });
         if (last) finish(r.round, agreed);
-        else open(r.round + 1, 0, agreed);
+        // Training stopped early (the agreed state says so): the remaining state rounds are skipped, the last round follows.
+        else open(selection?.stopped ? rules.totalRounds : r.round + 1, 0, agreed);
         continue;
       }
     }

@@ -8,7 +8,7 @@ import { FedmarkError } from '../errors.ts';
 import { accumulate } from './aggregation.ts';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, signManifest, verifySignedManifest, type JobManifest } from './manifest.ts';
 import { PartnerRuntime } from './partner-runtime.ts';
-import { MAX_ATTEMPTS, roundRules, transition, type Effect, type JobView, type RoundEvent, type StopCause } from './round-machine.ts';
+import { MAX_ATTEMPTS, roundRules, transition, type Effect, type HashReport, type JobView, type RoundEvent, type StopCause } from './round-machine.ts';
 import { openSecureSum, type SecureSumScheme } from './secure-sum.ts';
 import { StateTracker } from './state-tracker.ts';
 import { checkSubmission } from './submission-check.ts';
@@ -16,7 +16,7 @@ import { decodeUpdate } from './update-codec.ts';
 import type { RoundContents } from './submission-record.ts';
 import { signerFromSecretKey } from '../privacy/ledger/signing.ts';
 import { builtinWorkloads } from './workloads/index.ts';
-import type { Workload, WorkloadRegistry } from './workload.ts';
+import type { ModelSelection, Workload, WorkloadRegistry } from './workload.ts';
 import type { SgdState } from './workloads/sgd/index.ts';
 
 /**
@@ -49,6 +49,8 @@ export interface SimulationRound<R = FederatedEvalMetrics> {
   /** Cumulative ε per partner after the round (DP jobs). */
   epsilon: Record<string, number>;
   modelHash: string;
+  /** The model selection the state recorded after this round (early stopping), if it made one. */
+  selection?: ModelSelection;
 }
 
 export interface SimulationResult<S = SgdState, R = FederatedEvalMetrics> {
@@ -61,6 +63,8 @@ export interface SimulationResult<S = SgdState, R = FederatedEvalMetrics> {
   rounds: SimulationRound<R>[];
   /** The report of the last round (SGD: the final model's metrics on every hold-out). */
   finalMetrics: R;
+  /** The training round whose model was released, when the workload selected one (early stopping); null otherwise. */
+  selection: ModelSelection | null;
   epsilon: Record<string, number>;
   noiseMultiplier: number | null;
   /** Bytes of the largest state part one partner uploads (SGD: the `update` part), and per value. */
@@ -187,9 +191,9 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
     const names = declined;
     if (plan.updatesState) {
       // Every key holder follows every round and reports its state hash, as the nodes do.
-      const hashes: { keyId: string; hash: string }[] = [];
+      const hashes: HashReport[] = [];
       for (const [i, rt] of runtimes.entries()) {
-        hashes.push({ keyId: keyIds[i], hash: rt.applyAggregate(round, sums, contents) });
+        hashes.push({ keyId: keyIds[i], hash: rt.applyAggregate(round, sums, contents), selection: rt.tracker.selection });
         send({ type: 'hash-reported', keyId: keyIds[i], round, attempt, hashes: hashes.map((h) => ({ ...h })) });
       }
       if (hashes.some((h) => h.hash !== ownerTracker.hash)) throw new FedmarkError('MODEL_DIVERGED', `partner model hash differs after round ${round}`);
@@ -202,6 +206,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
       metrics: report as R,
       epsilon: epsilonNow(),
       modelHash: ownerTracker.hash,
+      ...(plan.updatesState && ownerTracker.selection ? { selection: ownerTracker.selection } : {}),
     };
     rounds.push(r);
     opts.onRound?.(r);
@@ -228,6 +233,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
       modelHash: ownerTracker.hash,
       rounds,
       finalMetrics: rounds[rounds.length - 1].metrics,
+      selection: ownerTracker.selection,
       epsilon: epsilonNow(),
       noiseMultiplier: privacy?.noiseMultiplier ?? null,
       wireBytes: { update: updateBytes, perParameter: updateBytes / updateValues },

@@ -3,7 +3,7 @@ import { openSums } from './aggregation.ts';
 import type { JobManifest } from './manifest.ts';
 import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
 import type { RoundContents, SubmissionRecord } from './submission-record.ts';
-import { planOf, type PartSpec, type RoundPlan, type Workload } from './workload.ts';
+import { planOf, type ModelSelection, type PartSpec, type RoundPlan, type Workload } from './workload.ts';
 import { encodePart } from './part-encoding.ts';
 
 /**
@@ -33,11 +33,18 @@ export class StateTracker<S = unknown, R = unknown> {
     return planOf(this.workload, this.manifest, round);
   }
 
-  /** Rounds after the last applied one, up to `upTo`, that change the state (what a node must catch up on). */
+  /** Rounds after the last applied one, up to `upTo`, that change the state (what a node must catch up on); none before the last round once training stopped early. */
   pending(upTo: number): number[] {
     const out: number[] = [];
-    for (let r = this.round + 1; r <= Math.min(upTo, this.workload.totalRounds(this.manifest)); r++) if (this.plan(r).updatesState) out.push(r);
+    const total = this.workload.totalRounds(this.manifest);
+    const from = this.selection?.stopped ? Math.max(this.round + 1, total) : this.round + 1;
+    for (let r = from; r <= Math.min(upTo, total); r++) if (this.plan(r).updatesState) out.push(r);
     return out;
+  }
+
+  /** The workload's model selection in the state held (null: none made, or the workload never selects). */
+  get selection(): ModelSelection | null {
+    return this.workload.selection?.(this.manifest, this.state) ?? null;
   }
 
   /** True when the state entering `round` is the one held: every state-changing round before it is applied. */

@@ -80,6 +80,16 @@ export interface RoundPlan {
   relay?: RelayPlan;
 }
 
+/**
+ * The training round whose model a state holds as the job's model, once the workload has chosen it
+ * (model selection on the federated validation metrics); `stopped`: training ended early, and the
+ * state-changing rounds still planned are skipped — the job goes on with its last round.
+ */
+export interface ModelSelection {
+  round: number;
+  stopped: boolean;
+}
+
 /** A job's DP parameters as every party resolves them from the manifest (σ after calibration). */
 export interface PrivacyPlan {
   targetEpsilon: number;
@@ -144,6 +154,12 @@ export interface Workload<S = unknown, R = unknown> {
   apply(manifest: JobManifest, state: S, round: number, sums: Record<string, Float64Array>): S;
   /** What the owner reads from a round's sums besides the state (e.g. federated evaluation metrics); null when nothing. */
   report(manifest: JobManifest, round: number, sums: Record<string, Float64Array>): R | null;
+  /**
+   * The selection a state records, if any (null: none made yet). Every key holder reports it with
+   * the state's hash; the coordinator requires them to agree and, when `stopped`, opens the job's
+   * last round next. Absent: the workload never selects, every planned round runs.
+   */
+  selection?(manifest: JobManifest, state: S): ModelSelection | null;
   /** False when the job needs no shared key (relay workloads: each party keeps its own): round 1 does not wait for a key ceremony. */
   readonly sharedKey?: boolean;
 }

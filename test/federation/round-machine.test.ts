@@ -334,3 +334,25 @@ describe('partner selection', () => {
     expect(selectPartners(m, 'sample', 1, 0, ['z', 'y'])).toEqual(['y', 'z']);
   });
 });
+
+describe('round machine: an early stop the agreed state records', () => {
+  const stopAt = (round: number, sel: (keyId: string) => { round: number; stopped: boolean } | null): RoundEvent[] => {
+    const reports = K.map((keyId) => ({ keyId, hash: `h${round}`, selection: sel(keyId) }));
+    return reports.map((_, i) => ({ type: 'hash-reported', keyId: K[i], round, attempt: 0, hashes: reports.slice(0, i + 1) }));
+  };
+  const r5 = rules({ totalRounds: 5 });
+  const start: RoundEvent[] = [{ type: 'keys-ready' }, ...K.map((keyId): RoundEvent => ({ type: 'answered', keyId, accepted: true }))];
+
+  it('skips the remaining training rounds and opens the last round on the stopped state, recording the selection', () => {
+    const { view, effects } = run(fresh(), r5, [...start, ...K.map((k) => up(k, 1)), ...stopAt(1, () => ({ round: 1, stopped: true }))]);
+    expect(view.current).toMatchObject({ round: 5, kind: 'evaluate', baseHash: 'h1', state: 'open' });
+    expect(effects.find((e) => e.type === 'record-round')).toMatchObject({ round: 1, agreed: true, selection: { round: 1, stopped: true } });
+  });
+
+  it('a partner that claims a stop its state (and the others’) does not record stops the job: hashes alone do not agree', () => {
+    const { view, effects } = run(fresh(), r5, [...start, ...K.map((k) => up(k, 1)), ...stopAt(1, (k) => (k === 'k-c' ? { round: 1, stopped: true } : null))]);
+    expect(view.state).toBe('failed');
+    expect(effects.some((e) => e.type === 'stop' && e.cause === 'hashes-disagree')).toBe(true);
+    expect(effects.some((e) => e.type === 'open-round' && e.round === 5)).toBe(false);
+  });
+});

@@ -3,6 +3,7 @@ import { signRequest } from '../../crypto/request-signing.ts';
 import type { Identity, PublicIdentity } from '../../crypto/identity.ts';
 import { FedmarkError } from '../../errors.ts';
 import type { SignedManifest } from '../manifest.ts';
+import type { ModelSelection } from '../workload.ts';
 import type { LedgerEntry } from '../../privacy/ledger/entries.ts';
 import { assertCoordinatorUrl, coordinatorTransport, type ClientTlsOptions } from '../../transport/tls-client.ts';
 import { identityChallenge, verifyIdentityAnswer } from './coordinator-proofs.ts';
@@ -174,8 +175,8 @@ export class CoordinatorClient {
   contents(jobId: string, round: number): Promise<RoundContents> {
     return this.call(routes.contents, { jobId, round });
   }
-  reportModelHash(jobId: string, round: number, hash: string) {
-    return this.call(routes.reportModelHash, { jobId, round }, { body: { hash } });
+  reportModelHash(jobId: string, round: number, hash: string, selection: ModelSelection | null = null) {
+    return this.call(routes.reportModelHash, { jobId, round }, { body: { hash, ...(selection ? { selection } : {}) } });
   }
   leave(jobId: string, reason: string, statement: Record<string, unknown>) {
     return this.call(routes.leave, { jobId }, { body: { reason, statement } });

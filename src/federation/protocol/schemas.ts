@@ -111,7 +111,9 @@ export const declineBodySchema = z.object({
   remainingEpsilon: z.number().optional(),
 });
 export type DeclineBody = z.infer<typeof declineBodySchema>;
-export const modelHashBodySchema = z.object({ hash: hex64Schema });
+/** A key holder's state hash after a round and the model selection that state records (early stopping), which the others must report alike. */
+export const modelSelectionSchema = z.object({ round: z.number().int().positive(), stopped: z.boolean() }).strict();
+export const modelHashBodySchema = z.object({ hash: hex64Schema, selection: modelSelectionSchema.optional() });
 export const withdrawBodySchema = z.object({ reason: z.string().min(1).max(2000), statement: z.record(z.string(), z.unknown()) });
 /** A partner that stops for good: the same shape as a withdrawal, with its attested `partner.leave` statement. */
 export const leaveBodySchema = withdrawBodySchema;

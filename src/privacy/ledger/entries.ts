@@ -158,6 +158,9 @@ const manifestEntryV1 = z.strictObject({
   clientsPerRound: z.number().int().positive().optional(),
 });
 
+/** The training round whose model a job releases (selected on the federated validation metrics) and whether training stopped early. */
+const modelSelectionEntry = z.strictObject({ round: z.number().int().positive(), stopped: z.boolean() });
+
 export const payloadSchemas = {
   /** seq 0 of a job ledger, authored by the job owner; its keys are the ledger's trust anchor. */
   'job.manifest': z.strictObject({
@@ -211,6 +214,8 @@ export const payloadSchemas = {
     globalModelHash: hex64,
     modelHashes: z.array(z.strictObject({ partner: keyIdSchema, hash: hex64 })),
     modelHashesAgreed: z.boolean(),
+    /** The model selection every key holder reported with this round's agreed state (early stopping, docs/LEDGER.md). */
+    selection: modelSelectionEntry.optional(),
   }),
   /** A partner's own record of one round (local ledger). */
   'partner.round': z.strictObject({
@@ -337,10 +342,23 @@ export const payloadSchemas = {
   }),
   /** Emergency brake: no round may follow. */
   'job.halt': z.strictObject({ jobId, reason: z.string().min(1), afterRound: count }),
+  /**
+   * A partner's own record of the model selection its state made after applying `round` (early
+   * stopping): the training round whose model the job releases, and whether training stopped early.
+   */
+  'partner.selection': z.strictObject({
+    jobId,
+    partner: keyIdSchema,
+    round: z.number().int().positive(),
+    selection: modelSelectionEntry,
+    globalModelHash: hex64,
+  }),
   'model.final': z.strictObject({
     jobId,
     modelHash: hex64,
     rounds: count,
+    /** The training round whose model this is, when the job selected one (early stopping). */
+    selection: modelSelectionEntry.optional(),
     partners: z.array(z.strictObject({ partner: keyIdSchema, epsilon: nonNeg, delta: probability })),
   }),
   /**

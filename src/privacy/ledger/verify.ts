@@ -99,6 +99,7 @@ const LOCAL_TYPES: ReadonlySet<EntryType> = new Set<EntryType>([
   'partner.participation',
   'partner.witness',
   'partner.release',
+  'partner.selection',
   'key.ceremony',
   'evaluation',
   'budget.refusal',

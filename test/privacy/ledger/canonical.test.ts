@@ -63,6 +63,7 @@ describe('entry schemas', () => {
         'partner.refusal',
         'partner.release',
         'partner.round',
+        'partner.selection',
         'partner.withdraw',
         'partner.witness',
         'round',

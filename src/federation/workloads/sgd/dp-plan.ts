@@ -17,7 +17,9 @@ import { DP_LOG_LOSS_CAP, evaluationSensitivity } from '../evaluation.ts';
  *   every later round (post-processing);
  * - `update`, every training round it is selected for: DP-SGD (q, σ, steps);
  * - `evaluation`, the score histograms of the final evaluation round (and of every training round's
- *   entering model when `evaluation.everyRound`): one Gaussian release of the histogram vector.
+ *   entering model when `evaluation.everyRound`, or of each checkpoint's with
+ *   `evaluation.earlyStopping`): one Gaussian release of the histogram vector. An early stop makes
+ *   fewer than planned; the calibration covers them all.
  * Every planned release is composed by adding RDP curves (Mironov 2017), and the composition meets
  * the target ε. `dp.split` says how that budget is shared: at the order α where the composition is
  * converted to (ε, δ), the weight's and the evaluation's Rényi divergences are those shares of the
@@ -55,9 +57,29 @@ export function stepsPerRound(manifest: JobManifest): number {
   return manifest.localTraining.epochs * Math.max(1, Math.round(1 / q));
 }
 
-/** Score histograms of every training round (the model entering it) besides the final one: the manifest's choice, else only without DP. */
+/** Score histograms of every training round (the model entering it) besides the final one: the manifest's choice, else only without DP (and never with early stopping, which plans its own). */
 export function evaluatesEveryRound(m: JobManifest): boolean {
+  if (m.evaluation.earlyStopping) return false;
   return m.evaluation.everyRound ?? m.dp === null;
+}
+
+/**
+ * Whether training round `round` carries the score histograms of the model entering it: every
+ * round with `everyRound`; with early stopping, the rounds after each checkpoint (the model after
+ * round every, 2·every, … is scored with the next round's upload).
+ */
+export function evaluatesRound(m: JobManifest, round: number): boolean {
+  if (round > m.rounds) return false;
+  const es = m.evaluation.earlyStopping;
+  if (es) return round >= 2 && (round - 1) % es.every === 0;
+  return evaluatesEveryRound(m);
+}
+
+/** Evaluation releases a partner makes if selected in every round: the training rounds' (evaluatesRound) and the final round's. */
+export function plannedEvaluations(m: JobManifest): number {
+  let n = 1;
+  for (let r = 1; r <= m.rounds; r++) if (evaluatesRound(m, r)) n++;
+  return n;
 }
 
 export function planDp(manifest: JobManifest): DpPlan | null {
@@ -68,7 +90,7 @@ export function planDp(manifest: JobManifest): DpPlan | null {
   const perRound = stepsPerRound(manifest);
   const maxSteps = perRound * manifest.rounds;
   const { delta, targetEpsilon } = dp;
-  const evaluationReleases = (evaluatesEveryRound(manifest) ? manifest.rounds : 0) + 1;
+  const evaluationReleases = plannedEvaluations(manifest);
   let noiseMultiplier: number;
   let weightNoiseMultiplier: number;
   let evaluationNoiseMultiplier: number;

@@ -10,12 +10,14 @@ import type { ModelSpec } from '../../../model/spec.ts';
 import type { JobManifest } from '../../manifest.ts';
 import type { LocalContext, LocalResult, PartSpec, PrivacyPlan, RoundPlan, Workload } from '../../workload.ts';
 import { addGaussianNoiseInPlace } from '../../../privacy/noise.ts';
-import { evaluatesEveryRound, evaluationRelease, planDp, updateRelease, weightRelease, type DpPlan } from './dp-plan.ts';
+import { evaluatesRound, evaluationRelease, planDp, updateRelease, weightRelease, type DpPlan } from './dp-plan.ts';
 import { FederatedStrategy, WEIGHT_UNIT, weightedUpdateVector, type SgdState } from './strategy.ts';
 import { jobLimits, NOISE_MARGIN_SIGMAS } from '../../part-encoding.ts';
 import { toGrid } from '../../release-grid.ts';
 import { standardizedRows, validateSgdParams } from './standardize.ts';
 import { evaluationHistograms, evaluationMetrics, evaluationPart, evaluationPartBound, type EvaluationNoise } from '../evaluation.ts';
+import { initialSelection, selectionHash, selectionStep } from './selection.ts';
+import { sha256Hex } from '../../../util/hash.ts';
 
 /**
  * The first workload: logistic regression or an MLP, trained by local (DP-)SGD on each partner and
@@ -30,7 +32,7 @@ import { evaluationHistograms, evaluationMetrics, evaluationPart, evaluationPart
  */
 
 export type { SgdState } from './strategy.ts';
-export { planDp, epsilonAfterRounds, evaluatesEveryRound, stepsPerRound, type DpPlan } from './dp-plan.ts';
+export { planDp, epsilonAfterRounds, evaluatesEveryRound, evaluatesRound, plannedEvaluations, stepsPerRound, type DpPlan } from './dp-plan.ts';
 export { FederatedStrategy, weightedUpdateVector, WEIGHT_UNIT } from './strategy.ts';
 export { foldStandardization, standardizeSchema, type Standardize } from './standardize.ts';
 export { evaluationHistograms, evaluationLayout } from '../evaluation.ts';
@@ -61,11 +63,13 @@ export function updateLength(m: JobManifest): number {
   return parameterCount(sgdModel(m), m.dataset.featureNames.length) + 1;
 }
 
-function parts(m: JobManifest, train: boolean): PartSpec[] {
+function parts(m: JobManifest, round: number): PartSpec[] {
   const evaluation = evaluationPart(m, evaluationNoiseOf(m));
-  if (!train) return [evaluation];
+  if (round > m.rounds) return [evaluation];
   const update: PartSpec = { name: 'update', length: updateLength(m), domain: 'real', bound: updateBound(m), use: 'state' };
-  return evaluatesEveryRound(m) ? [update, evaluation] : [update];
+  if (!evaluatesRound(m, round)) return [update];
+  // With early stopping a checkpoint's scores decide the next state: every key holder opens them.
+  return [update, m.evaluation.earlyStopping ? { ...evaluation, use: 'state' } : evaluation];
 }
 
 /**
@@ -135,8 +139,16 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
 function report(m: JobManifest, round: number, sums: Record<string, Float64Array>): FederatedEvalMetrics | null {
   if (!sums.evaluation) return null;
   // Each submitter added its own noise (at most every partner of the round).
-  const submitters = sgdWorkload.plan(m, round).selection === 'all' ? m.partners.length : m.partnersPerRound;
+  const submitters = round > m.rounds ? m.partners.length : m.partnersPerRound;
   return evaluationMetrics(m, sums.evaluation, evaluationNoiseOf(m), submitters);
+}
+
+/** The server step: the strategy on the summed update, then (with early stopping) the selection on the checkpoint's decrypted scores. */
+function apply(m: JobManifest, state: SgdState, round: number, sums: Record<string, Float64Array>): SgdState {
+  const next = new FederatedStrategy(m).apply(state, sums.update, round);
+  if (!m.evaluation.earlyStopping) return next;
+  const { selection, params } = selectionStep(m, state.selection ?? initialSelection(), round, state.params, next.params, report(m, round, sums));
+  return { params, optimizerState: next.optimizerState, selection };
 }
 
 export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
@@ -151,12 +163,12 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
   plan: (m, round): RoundPlan => {
     const train = round <= m.rounds;
     const dp = dpPlanOf(m);
-    const evaluates = !train || evaluatesEveryRound(m);
+    const evaluates = !train || evaluatesRound(m, round);
     const releases = dp ? [...(train ? [updateRelease(dp)] : []), ...(evaluates ? [evaluationRelease(dp)] : [])] : [];
     return {
       kind: train ? 'train' : 'evaluate',
       stages: ['upload'],
-      parts: parts(m, train),
+      parts: parts(m, round),
       selection: train ? 'sample' : 'all',
       releases,
       updatesState: train,
@@ -180,9 +192,15 @@ export const sgdWorkload: Workload<SgdState, FederatedEvalMetrics> = {
     const dp = dpPlanOf(m);
     return dp ? { targetEpsilon: dp.targetEpsilon, delta: dp.delta, noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm } : null;
   },
-  initialState: (m) => ({ params: initParameters(sgdModel(m), m.dataset.featureNames.length, deriveSeed(m.seed, 'init')), optimizerState: null }),
-  hash: (s) => hashParameters(s.params),
+  initialState: (m) => ({
+    params: initParameters(sgdModel(m), m.dataset.featureNames.length, deriveSeed(m.seed, 'init')),
+    optimizerState: null,
+    ...(m.evaluation.earlyStopping ? { selection: initialSelection() } : {}),
+  }),
+  // Without selection the hash is the parameters' alone (as before early stopping existed).
+  hash: (s) => (s.selection ? sha256Hex(`${hashParameters(s.params)}:${selectionHash(s.selection)}`) : hashParameters(s.params)),
   local,
-  apply: (m, state, round, sums) => new FederatedStrategy(m).apply(state, sums.update, round),
+  apply,
   report,
+  selection: (_m, s) => s.selection?.chosen ?? null,
 };

@@ -3,6 +3,7 @@ import { FedmarkError } from '../../../errors.ts';
 import { scheduleFactor } from '../../../train/lr-schedules.ts';
 import { toGrid, toGridInPlace } from '../../release-grid.ts';
 import type { JobManifest } from '../../manifest.ts';
+import type { SelectionState } from './selection.ts';
 
 /**
  * Weights travel inside the encrypted vector as rows / WEIGHT_UNIT, so encrypted values stay small
@@ -25,6 +26,8 @@ export function weightedUpdateVector(global: Float64Array, local: Float64Array, 
 export interface SgdState {
   params: Float64Array;
   optimizerState: ServerOptimizerState | null;
+  /** With `evaluation.earlyStopping`: the checkpoints scored so far and the selection (selection.ts). */
+  selection?: SelectionState;
 }
 
 /**

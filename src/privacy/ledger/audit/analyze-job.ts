@@ -93,11 +93,24 @@ export function analyzeJob(
 
 /** The end of the ledger: the final entry against the rounds, or the job halted, or (an error unless it may still run) neither. */
 function checkEnd(w: JobWalk, entries: LedgerEntry[], allowRunning: boolean, add: (f: Omit<LedgerFinding, 'ledger'>) => void): void {
+  // Once the agreed state stopped training early, no state round may follow it.
+  const stop = w.out.roundsBySeq.find((r) => r.payload.selection?.stopped);
+  for (const r of w.out.roundsBySeq)
+    if (stop && r.seq > stop.seq)
+      w.err(r.seq, 'ROUND_AFTER_STOP', `round ${r.payload.round} recorded after round ${stop.payload.round}'s agreed state stopped training (seq ${stop.seq})`);
   if (w.out.final) {
     const f = w.out.final;
     const lastR = w.out.roundsBySeq[w.out.roundsBySeq.length - 1];
     if (lastR && f.payload.modelHash !== lastR.payload.globalModelHash) {
       w.err(f.seq, 'FINAL_MODEL_MISMATCH', `final model hash differs from round ${lastR.payload.round}'s global model hash`);
+    }
+    const selected = lastR?.payload.selection;
+    if (JSON.stringify(f.payload.selection ?? null) !== JSON.stringify(selected ?? null)) {
+      w.err(
+        f.seq,
+        'FINAL_SELECTION_MISMATCH',
+        `final entry says the model is ${f.payload.selection ? `round ${f.payload.selection.round}'s` : 'not a selected one'}, round ${lastR?.payload.round ?? '?'}'s agreed state selected ${selected ? `round ${selected.round}` : 'none'}`,
+      );
     }
     if (f.payload.rounds !== w.out.roundsBySeq.length) {
       w.err(f.seq, 'FINAL_ROUNDS_MISMATCH', `final entry says ${f.payload.rounds} rounds, the ledger records ${w.out.roundsBySeq.length}`);

@@ -53,6 +53,17 @@ export function crossCheckTail(
     );
   }
 
+  // The model selection: the partner's own record must be the one the coordinator recorded for that round's agreed state.
+  for (const x of ofType(mine, 'partner.selection')) {
+    const coordRound = ofType(coordList, 'round').find((r) => r.payload.round === x.payload.round);
+    if (coordRound && JSON.stringify(coordRound.payload.selection ?? null) !== JSON.stringify(x.payload.selection))
+      L(
+        x.seq,
+        'CROSS_SELECTION_MISMATCH',
+        `${name} records that round ${x.payload.round}'s state selected round ${x.payload.selection.round}${x.payload.selection.stopped ? ' and stopped' : ''}, the coordinator's round entry says ${coordRound.payload.selection ? `round ${coordRound.payload.selection.round}` : 'no selection'}`,
+      );
+  }
+
   // The final model.
   const localFinal = ofType(mine, 'model.final')[0];
   if (localFinal && !coord.job.final) {
