@@ -139,22 +139,36 @@ async function references(dataset: 'bank' | 'telco') {
 
 const py = findXgboostPython();
 if (py.python === null) throw new Error(`the GBDT table compares with Python XGBoost: ${py.reason}`);
-const results = [];
+const outPath = join(here, '..', 'results', 'gbdt-processes.json');
+await mkdir(dirname(outPath), { recursive: true });
+type Doc = { results: { dataset: string; runs: { epsilon: number | null }[] }[] } & Record<string, unknown>;
+// A run takes minutes: the file is rewritten after each one, and runs of earlier invocations (other ε) are kept.
+let doc: Doc = { results: [] };
+try {
+  doc = JSON.parse(readFileSync(outPath, 'utf8')) as Doc;
+} catch {
+  // no earlier results
+}
 for (const dataset of DATASETS) {
   const ref = await references(dataset);
-  const runs = [];
+  const kept = doc.results.find((x) => x.dataset === FULL[dataset])?.runs.filter((r) => !EPSILONS.includes(r.epsilon)) ?? [];
+  const entry = { dataset: FULL[dataset], ...ref, runs: kept };
+  doc.results = [...doc.results.filter((x) => x.dataset !== FULL[dataset]), entry];
   for (const epsilon of EPSILONS) {
     const r = await one(dataset, epsilon);
     say(`[processes] ${dataset} ε=${epsilon ?? 'none'}: ${JSON.stringify(r)}`);
-    runs.push(r);
+    entry.runs = [...entry.runs, r].sort((a, b) => (a.epsilon ?? Infinity) - (b.epsilon ?? Infinity));
+    doc = {
+      ...doc,
+      generatedAt: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      xgboost: py.version,
+      partners: DEMO_PARTNERS,
+      delta: 1e-5,
+    };
+    await writeFile(outPath, `${JSON.stringify(doc, null, 2)}\n`);
   }
-  results.push({ dataset: FULL[dataset], ...ref, runs });
 }
-const out = join(here, '..', 'results', 'gbdt-processes.json');
-await mkdir(dirname(out), { recursive: true });
-await writeFile(
-  out,
-  `${JSON.stringify({ generatedAt: new Date().toISOString(), node: process.version, cpus: os.cpus().length, xgboost: py.version, loadAverageAtEnd: os.loadavg(), partners: DEMO_PARTNERS, delta: 1e-5, results }, null, 2)}\n`,
-);
-say(`wrote ${out}`);
+say(`wrote ${outPath}`);
 process.exit(0);
