@@ -8,6 +8,7 @@ import { writeReport } from '../src/report/html.ts';
 import { reportInputFromJob, type JobEvaluation } from '../src/report/from-job.ts';
 import { FedmarkError } from '../src/errors.ts';
 import type { CampaignInput } from '../src/report/html/campaign.ts';
+import { loadXgboostModel } from '../src/trees/index.ts';
 
 export function registerReportCommand(program: Command): void {
   program
@@ -17,6 +18,7 @@ export function registerReportCommand(program: Command): void {
     .requiredOption('--ledger <file>', "the coordinator's job ledger")
     .option('--partner <ledger...>', "partners' own ledgers (rows used, consent exclusions, cross-check)", [])
     .requiredOption('--evaluation <file>', "the owner's decrypted federated evaluation (evaluation.json from the demo)")
+    .option('--model <file>', 'the released tree model (model.xgb.json of a gbdt job): its feature importance goes into the model card')
     .option('--bytes-per-param <n>', 'measured wire bytes per parameter', '0')
     .option('--target <text>', 'what the model predicts', 'the label declared in the dataset schema')
     .option('--intended-use <text>', 'intended use for the model card', 'Rank customers for marketing campaigns, with human review.')
@@ -35,6 +37,7 @@ export function registerReportCommand(program: Command): void {
         out: string;
         scoring?: string;
         uplift?: string;
+        model?: string;
       }) => {
         const readJson = (path: string, what: string): unknown => {
           try {
@@ -45,6 +48,17 @@ export function registerReportCommand(program: Command): void {
         };
         const manifest = parseManifest(readJson(o.manifest, 'manifest'));
         const evaluation = readJson(o.evaluation, 'evaluation') as JobEvaluation;
+        if (o.model && manifest.model.kind !== 'gbdt')
+          throw new FedmarkError(
+            'REPORT_INPUT',
+            `--model ${o.model}: only a gbdt job's tree model carries feature importance (this job trains ${manifest.model.kind})`,
+          );
+        const model = o.model ? await loadXgboostModel(o.model) : undefined;
+        if (model && model.featureNames.join('\u0000') !== manifest.dataset.featureNames.join('\u0000'))
+          throw new FedmarkError(
+            'REPORT_INPUT',
+            `--model ${o.model}: its features are not the job's (${manifest.dataset.featureNames.length} features in the manifest)`,
+          );
         const audit = auditLedgers({ coordinator: o.ledger, partners: o.partner, epsilonOf: composedEpsilon, allowRunning: true });
         const campaign =
           o.scoring || o.uplift
@@ -62,6 +76,7 @@ export function registerReportCommand(program: Command): void {
             bytesPerParam: Number(o.bytesPerParam),
             target: o.target,
             intendedUse: o.intendedUse,
+            model,
           }),
           ...(campaign ? { campaign } : {}),
         });

@@ -8,8 +8,28 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { GbdtParams } from '../../src/trees/index.ts';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'xgb_reference.py');
+
+/** XGBoost parameters equivalent to fedmark's. */
+export function xgbParams(
+  p: Pick<GbdtParams, 'depth' | 'learningRate' | 'lambda' | 'minChildWeight' | 'minSplitGain' | 'bins' | 'baseScore'>,
+  maxBin = p.bins,
+): Record<string, unknown> {
+  return {
+    objective: 'binary:logistic',
+    tree_method: 'hist',
+    max_depth: p.depth,
+    eta: p.learningRate,
+    lambda: p.lambda,
+    min_child_weight: p.minChildWeight,
+    gamma: p.minSplitGain,
+    max_bin: maxBin,
+    base_score: p.baseScore,
+    nthread: 1,
+  };
+}
 
 export interface Matrix {
   n: number;

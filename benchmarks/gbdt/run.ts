@@ -38,7 +38,7 @@ import {
 } from '../../src/trees/index.ts';
 import { createRng } from '../../src/util/rng.ts';
 import { demoSplit, type DemoSplit } from './demo-split.ts';
-import { findXgboostPython, runXgboost, type Matrix } from './python-xgboost.ts';
+import { findXgboostPython, runXgboost, xgbParams, type Matrix } from './python-xgboost.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -59,22 +59,6 @@ const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 const sd = (a: number[]) => (a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - mean(a)) ** 2, 0) / (a.length - 1)));
 const aucOf = (p: ArrayLike<number>, ds: Dataset) => auc(p, ds.y);
-
-/** XGBoost parameters equivalent to fedmark's. */
-function xgbParams(p: GbdtParams, maxBin = p.bins): Record<string, unknown> {
-  return {
-    objective: 'binary:logistic',
-    tree_method: 'hist',
-    max_depth: p.depth,
-    eta: p.learningRate,
-    lambda: p.lambda,
-    min_child_weight: p.minChildWeight,
-    gamma: p.minSplitGain,
-    max_bin: maxBin,
-    base_score: p.baseScore,
-    nthread: 1,
-  };
-}
 
 /** The encoded matrix with every numeric/binary feature replaced by its fedmark bin index: XGBoost then sees exactly fedmark's candidate splits. */
 function binIndexMatrix(layout: FeatureLayout, p: GbdtParams, cuts: number[][], ds: Dataset): Matrix {

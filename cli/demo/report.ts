@@ -1,10 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OwnerResult } from '../../owner/node.ts';
+import { gbdtModel } from '../../src/federation/workloads/gbdt/index.ts';
 import type { AuditResult } from '../../src/privacy/ledger/audit.ts';
 import type { LedgerEntry } from '../../src/privacy/ledger/entries.ts';
 import { reportInputFromJob, type JobEvaluation } from '../../src/report/from-job.ts';
 import { writeReport, type WrittenReport } from '../../src/report/html.ts';
+import type { GbdtState } from '../../src/trees/index.ts';
 import type { DemoSetup } from './setup.ts';
 
 /** Stage 6: the compliance report and model card, from the ledgers and the owner's decrypted evaluation. */
@@ -28,6 +30,7 @@ export async function writeDemoReport(
       audit: o.audit,
       evaluation,
       bytesPerParam: o.bytesPerParam,
+      model: manifest.model.kind === 'gbdt' ? gbdtModel(o.result.finalState as unknown as GbdtState) : undefined,
       target: datasetName === 'bank-marketing' ? 'subscribes to a term deposit after the campaign call (y = yes)' : 'churns within the month (Churn = Yes)',
       intendedUse:
         datasetName === 'bank-marketing'

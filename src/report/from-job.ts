@@ -1,8 +1,11 @@
 import type { JobManifest } from '../federation/manifest.ts';
+import { gbdtSettings } from '../federation/workloads/gbdt/settings.ts';
 import type { FederatedEvalMetrics } from '../metrics/histogram.ts';
+import type { GbdtModel } from '../trees/model.ts';
 import type { AuditResult } from '../privacy/ledger/audit.ts';
 import type { LedgerEntry, PayloadOf } from '../privacy/ledger/entries.ts';
 import { describeModelSpec, NOT_DP } from './format.ts';
+import { gbdtFeatureImportance } from './importance.ts';
 import type { ReportInputDraft } from './schema.ts';
 
 /** What the job owner's node knows after a job: the decrypted federated metrics. */
@@ -14,7 +17,8 @@ export interface JobEvaluation {
 /**
  * Builds the compliance report's input from what a reviewer can check: the job ledger (who took
  * part, ε per round), the audit of it and the partners' ledgers (rows used, consent exclusions), and
- * the owner's decrypted federated evaluation. Nothing here reads partner data.
+ * the owner's decrypted federated evaluation, and for trees the released model (its feature
+ * importance). Nothing here reads partner data.
  */
 export function reportInputFromJob(o: {
   manifest: JobManifest;
@@ -24,8 +28,11 @@ export function reportInputFromJob(o: {
   bytesPerParam: number;
   target: string;
   intendedUse: string;
+  /** The released tree model (gbdt jobs): its importance per column goes into the model card. */
+  model?: Pick<GbdtModel, 'importance' | 'numFeature'>;
 }): ReportInputDraft {
   const m = o.manifest;
+  const importance = o.model && m.model.kind === 'gbdt' ? gbdtFeatureImportance(o.model, gbdtSettings(m).layout) : null;
   const rounds = o.ledger.filter((e): e is LedgerEntry & { type: 'round'; payload: PayloadOf<'round'> } => e.type === 'round');
   const finished = o.ledger.find((e) => e.type === 'model.final' || e.type === 'job.halt');
   const limits = new Map(
@@ -66,6 +73,7 @@ export function reportInputFromJob(o: {
           accountant: 'RDP (Mironov et al. 2019), Opacus orders',
         }))
       : [],
+    ...(importance ? { featureImportance: importance } : {}),
     roundMetrics: o.evaluation.roundMetrics,
     evaluation: o.evaluation.finalMetrics,
     encryption:

@@ -144,6 +144,16 @@ export const reportInputSchema = z
       ethicalConsiderations: z.array(z.string()).default([]),
       version: z.string().optional(),
     }),
+    /**
+     * Tree models: importance per schema column from what the released model carries
+     * (src/report/importance.ts); rendered in the model card's "Feature importance" section.
+     */
+    featureImportance: z
+      .object({
+        measure: z.string().min(1),
+        rows: z.array(z.object({ feature: z.string().min(1), gain: z.number().finite(), share: z.number().min(0).max(1) })).min(1),
+      })
+      .optional(),
     /** Scoring run / measured uplift (src/report/html/campaign.ts); rendered as the "Campaign" section. */
     campaign: z
       .custom<CampaignInput>()

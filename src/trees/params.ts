@@ -63,6 +63,12 @@ export const gbdtParamsInputSchema = z.strictObject({
   bins: z.number().int().min(2).max(1024).optional(),
   /** L2 regularisation λ of the leaf weights (XGBoost `lambda`). */
   lambda: z.number().min(0).finite().optional(),
+  /**
+   * Cyclic mode: λ of every term update grows with the noise, λ + lambdaNoise·σ_G, where σ_G is the
+   * standard deviation of the DP noise in one summed gradient cell (√(partners) × each partner's std,
+   * public: it follows from the noise plan and how many partners the sum holds). Without DP σ_G = 0.
+   */
+  lambdaNoise: z.number().min(0).finite().optional(),
   /** Minimum hessian sum in each child of a split (XGBoost `min_child_weight`). */
   minChildWeight: z.number().min(0).finite().optional(),
   /** Minimum loss reduction for a split (XGBoost `gamma`). */
@@ -112,6 +118,8 @@ export interface GbdtDpParams {
 /** The additive model of cyclic mode (DP-EBM main effects, then interaction terms). */
 export interface CyclicParams {
   epochs: number;
+  /** λ per standard deviation of a summed gradient cell's noise, added to λ in term updates. */
+  lambdaNoise: number;
   interactions: number;
   interactionColumns: number;
   interactionEpochs: number;
@@ -165,7 +173,7 @@ export const GBDT_DEFAULTS = {
     bins: 32,
   },
   private: {
-    /** The additive model: bank at ε = 3 0.770 against 0.751 for the best tree mode; telco 0.835 against 0.836. */
+    /** The additive model: bank at ε = 3 0.771 against 0.751 for the best tree mode; telco 0.832 against 0.836 (benchmarks/results/gbdt-tuning.json). */
     splitMode: 'cyclic',
     trees: 40,
     depth: 3,
@@ -184,7 +192,13 @@ export const GBDT_DEFAULTS = {
   cyclic: {
     bins: 12,
     learningRate: 0.5,
-    lambda: 50,
+    /**
+     * λ = 5 + 1.5·σ_G: shrinkage in step with the noise (bank at ε = 3: σ_G ≈ 33, λ ≈ 55; at ε = 8
+     * σ_G ≈ 14, λ ≈ 26; without DP 5). A fixed λ = 50 over-shrank at ε = 8 and without DP and
+     * under-shrank at ε = 1 (benchmarks/gbdt/tune.ts; docs/MODELS.md, "GBDT defaults").
+     */
+    lambda: 5,
+    lambdaNoise: 1.5,
     epochs: 2,
     interactions: 3,
     interactionColumns: 6,
@@ -203,7 +217,7 @@ const badParams = (m: string) => new FedmarkError('GBDT_BAD_PARAMS', `invalid GB
 
 /** Fields that only shape greedy trees, and those that only shape the cyclic additive model: each refused in the other mode. */
 const TREE_FIELDS = ['trees', 'depth', 'histogramLevels', 'columnsPerTree', 'minChildWeight'] as const;
-const CYCLIC_FIELDS = ['cyclicEpochs', 'interactions', 'interactionColumns', 'interactionEpochs', 'interactionBins', 'screenBins'] as const;
+const CYCLIC_FIELDS = ['lambdaNoise', 'cyclicEpochs', 'interactions', 'interactionColumns', 'interactionEpochs', 'interactionBins', 'screenBins'] as const;
 
 function resolveCyclic(input: Input): CyclicParams {
   for (const f of TREE_FIELDS)
@@ -211,6 +225,7 @@ function resolveCyclic(input: Input): CyclicParams {
   const d = GBDT_DEFAULTS.cyclic;
   return {
     epochs: input.cyclicEpochs ?? d.epochs,
+    lambdaNoise: input.lambdaNoise ?? d.lambdaNoise,
     interactions: input.interactions ?? d.interactions,
     interactionColumns: input.interactionColumns ?? d.interactionColumns,
     interactionEpochs: input.interactionEpochs ?? d.interactionEpochs,

@@ -349,7 +349,17 @@ export function termOfStep(state: GbdtState): number {
 }
 
 /**
- * Server step of a term round: every cell's value moves by the Newton step −η·G/(H+λ) of its summed
+ * λ of a term update: the job's λ plus lambdaNoise × the std of the noise in one summed gradient cell
+ * (vG: the variance the sum of this round's uploads carries, known to every key holder). A noisy cell
+ * G is shrunk as much as its noise calls for — a fixed λ is too strong at large ε and too weak at
+ * small — and the sum is the same for every key holder, so every party computes the same terms.
+ */
+function termLambda(params: GbdtParams, vG: number): number {
+  return params.lambda + (params.cyclic?.lambdaNoise ?? 0) * Math.sqrt(vG);
+}
+
+/**
+ * Server step of a term round: every cell's value moves by the Newton step −η·G/(H+λ) (λ from termLambda) of its summed
  * (noisy) statistics — the partition is fixed, so nothing is searched and every released value is
  * used. The update is centred (its hessian-weighted mean goes to the intercept), so a term holds its
  * column's effect, not a share of the base rate; predictions are the same either way. The gain — the
@@ -364,10 +374,11 @@ export function applyTerm(state: GbdtState, sums: GbdtSums, contributors = 1): G
   const grad = part(sums, 'grad', len);
   const hess = part(sums, 'hess', len);
   const { grad: vG } = sumNoiseVariance(stepRelease(params, layout, state.noise, state.step), checkContributors(contributors));
+  const lambda = termLambda(params, vG);
   const old = state.terms[index];
   const n = old.values.length;
   const H = Array.from(hess.subarray(0, n), (h) => Math.max(h, 0));
-  const w = Array.from({ length: n }, (_, c) => leafWeight(grad[c], hess[c], params));
+  const w = Array.from({ length: n }, (_, c) => leafWeight(grad[c], hess[c], { ...params, lambda }));
   let mass = 0;
   let mean = 0;
   let Gt = 0;
@@ -376,12 +387,12 @@ export function applyTerm(state: GbdtState, sums: GbdtSums, contributors = 1): G
     mass += H[c];
     mean += H[c] * w[c];
     Gt += grad[c];
-    cellsGain += (grad[c] * grad[c] - vG) / (H[c] + params.lambda);
+    cellsGain += (grad[c] * grad[c] - vG) / (H[c] + lambda);
   }
   mean = mass > 0 ? mean / mass : 0;
   const shift = Math.fround(mean);
   const values = old.values.map((v, c) => Math.fround(v + w[c] - shift));
-  const gain = Math.max(0, cellsGain - (Gt * Gt - n * vG) / (mass + params.lambda));
+  const gain = Math.max(0, cellsGain - (Gt * Gt - n * vG) / (mass + lambda));
   const terms = [...state.terms];
   terms[index] = { ...old, values, H, gain: old.gain + (Number.isFinite(gain) ? gain : 0) };
   return { ...state, step: state.step + 1, terms, intercept: Math.fround(state.intercept + shift) };
@@ -443,7 +454,7 @@ export function applyScreen(state: GbdtState, sums: GbdtSums, contributors = 1):
   const slot = screenSlotLength(params, layout);
   const scored = screenCandidates(state).map((pair, k) => {
     const axes = pair.map((g) => termAxis(layout, params, g, cyc.screenBins));
-    return { pair, k, z: interactionScore(axes[0].size, axes[1].size, grad.subarray(k * slot), hess.subarray(k * slot), vG, params.lambda) };
+    return { pair, k, z: interactionScore(axes[0].size, axes[1].size, grad.subarray(k * slot), hess.subarray(k * slot), vG, termLambda(params, vG)) };
   });
   scored.sort((a, b) => b.z - a.z || a.k - b.k);
   const kept = scored.slice(0, pairCounts(cyc, layout.groups.length).kept).map((x) => x.pair);

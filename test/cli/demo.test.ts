@@ -85,6 +85,8 @@ describe('the demo (main job), small: telco churn, 3 partner processes, 2 rounds
       for (const eps of Object.values(s.privacy!.epsilon)) expect(eps).toBeLessThanOrEqual(3);
       expect(s.audit).toEqual({ ok: true, findings: [] });
       expect(JSON.parse(readFileSync(join(out, 'model.xgb.json'), 'utf8')).learner.objective.name).toBe('binary:logistic');
+      // The model card ranks the columns by the released model's total gain.
+      expect(readFileSync(join(out, 'model-card.md'), 'utf8')).toMatch(/## Feature importance[\s\S]*\| Feature \| Total gain \| Share \|/);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

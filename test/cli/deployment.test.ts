@@ -281,6 +281,15 @@ describe('a deployment from the command line: keys, coordinator, two partner nod
         expect(p.epsilon).toBeGreaterThan(1.9);
         expect(p.epsilon).toBeLessThanOrEqual(2);
       }
+      // The report's model card shows the released file's importance per column (post-processing, no ε).
+      const ledger = join(dir, 'coord', 'ledgers', 'churn-trees.ledger.jsonl');
+      const reportArgs = ['--manifest', join(dir, 'owner', 'manifest.json'), '--ledger', ledger, '--evaluation', join(dir, 'owner', 'evaluation.json')];
+      const report = run('report', ...reportArgs, '--model', result.model, '--out', join(dir, 'report'));
+      expect(report.status, report.stderr).toBe(0);
+      const card = readFileSync(join(dir, 'report', 'model-card.md'), 'utf8');
+      expect(card).toContain('## Feature importance');
+      expect(card).toContain('Gaussian noise to every statistic it released');
+      expect(readFileSync(join(dir, 'report', 'report.html'), 'utf8')).toContain('Feature importance</h3>');
     } finally {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { auc } from '../../src/metrics/classification.ts';
 import {
   GbdtLocalData,
+  applyStep,
   cyclicSteps,
+  initialState,
+  localStep,
+  stepRelease,
+  sumNoiseVariance,
+  sumParts,
   featureLayout,
   fromXgboostJson,
   modelFromState,
@@ -101,5 +107,23 @@ describe('cyclic mode with DP', () => {
     const text = toXgboostJson(model);
     expect(text).not.toContain(String(state.terms[0].H.find((h) => h > 0)));
     expect(model.trees.every((t) => t.cover === undefined)).toBe(true);
+  });
+
+  it('shrinks a term update by λ + lambdaNoise × the std of a summed cell’s noise (the same sums, a fixed λ of that size agrees)', () => {
+    const locals = parts.map((p) => new GbdtLocalData(p));
+    // The first main-effect term's values from the same (noise-free here) sums of three partners.
+    const firstTerm = (input: { lambda: number; lambdaNoise: number }) => {
+      const p = parseGbdtParams({ splitMode: 'cyclic', ...input, dp: { epsilon: 3 } });
+      let s = applyStep(initialState(p, layout), sumParts(locals.map((l) => localStep(initialState(p, layout), l))), 3);
+      const sigma = Math.sqrt(sumNoiseVariance(stepRelease(p, layout, s.noise, s.step), 3).grad);
+      s = applyStep(s, sumParts(locals.map((l) => localStep(s, l))), 3);
+      return { values: s.terms[0].values, sigma };
+    };
+    const scaled = firstTerm({ lambda: 5, lambdaNoise: 1.5 });
+    expect(scaled.sigma).toBeGreaterThan(1);
+    const fixed = firstTerm({ lambda: 5 + 1.5 * scaled.sigma, lambdaNoise: 0 });
+    expect(fixed.sigma).toBeCloseTo(scaled.sigma, 9);
+    expect(fixed.values).toEqual(scaled.values);
+    expect(firstTerm({ lambda: 5, lambdaNoise: 0 }).values).not.toEqual(scaled.values);
   });
 });

@@ -16,8 +16,16 @@ describe('GBDT parameters', () => {
     expect(hasLeafRound(plain)).toBe(false);
     // With DP the default is the additive (cyclic) model; asking for tree settings gets the private tree defaults.
     const cyc = parseGbdtParams({ dp: { epsilon: 3 } });
-    expect(cyc).toMatchObject({ trees: 0, splitMode: 'cyclic', bins: 12, lambda: 50, learningRate: 0.5 });
-    expect(cyc.cyclic).toEqual({ epochs: 2, interactions: 3, interactionColumns: 6, interactionEpochs: 1, interactionBins: 8, screenBins: 4 });
+    expect(cyc).toMatchObject({ trees: 0, splitMode: 'cyclic', bins: 12, lambda: 5, learningRate: 0.5 });
+    expect(cyc.cyclic).toEqual({
+      epochs: 2,
+      lambdaNoise: 1.5,
+      interactions: 3,
+      interactionColumns: 6,
+      interactionEpochs: 1,
+      interactionBins: 8,
+      screenBins: 4,
+    });
     expect(cyc.dp).toMatchObject({ epsilon: 3, delta: 1e-5, hessianShare: 0.2, interactionShare: 0.5, screenShare: 0.3, noise: 'local', distributed: null });
     expect(hasLeafRound(cyc)).toBe(false);
     const priv = parseGbdtParams({ dp: { epsilon: 3 }, trees: 40 });
@@ -50,6 +58,8 @@ describe('GBDT parameters', () => {
     expect(code(() => parseGbdtParams({ colsample: 0.5 }))).toMatch(/colsample/);
     expect(code(() => parseGbdtParams({ splitMode: 'cyclic', depth: 3 }))).toMatch(/depth applies to tree modes/);
     expect(code(() => parseGbdtParams({ splitMode: 'histogram', interactions: 2 }))).toMatch(/interactions applies to splitMode "cyclic"/);
+    expect(code(() => parseGbdtParams({ splitMode: 'hybrid', lambdaNoise: 1 }))).toMatch(/lambdaNoise applies to splitMode "cyclic"/);
+    expect(code(() => parseGbdtParams({ splitMode: 'cyclic', lambdaNoise: -1 }))).toMatch(/lambdaNoise/);
     expect(code(() => parseGbdtParams({ splitMode: 'hybrid', dp: { epsilon: 1, screenShare: 0.2 } }))).toMatch(/cyclic/);
     expect(code(() => parseGbdtParams({ dp: { epsilon: 1, noise: 'distributed' } }))).toMatch(/minContributors/);
     expect(code(() => parseGbdtParams({ dp: { epsilon: 1, noise: 'distributed', colluders: 3, minContributors: 3 } }))).toMatch(
