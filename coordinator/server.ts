@@ -17,6 +17,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { roundRoutes } from './routes/rounds.ts';
 import { relayRoutePlugin } from './routes/relay.ts';
 import { RelayEngine } from './relay-engine.ts';
+import { longPollPlugin, type LongPollLimits } from './plugins/long-poll.ts';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -46,6 +47,8 @@ export interface CoordinatorOptions {
    * own two lines per request ("incoming request", "request completed") at info.
    */
   requestLogging?: 'quiet' | 'full';
+  /** Bounds of the long-poll route (held time, held requests per key and in all); see coordinator/plugins/long-poll.ts. */
+  longPoll?: Partial<LongPollLimits>;
 }
 
 /** Secrets never reach a log line, at the top level or nested (pino redaction paths are exact depths). */
@@ -95,6 +98,7 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(membershipRoutes, { engine });
   await app.register(keyRoutes, { engine });
   await app.register(roundRoutes, { engine });
+  await app.register(longPollPlugin, { engine, limits: opts.longPoll });
   await app.register(relayRoutePlugin, { relay: new RelayEngine(store, engine, ledgers, identity, logger) });
 
   const timer = setInterval(() => engine.tick(), opts.tickMs ?? 250);
