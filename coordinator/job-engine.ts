@@ -108,8 +108,13 @@ export class JobEngine {
       this.effects.run(ctx, effects);
     } finally {
       // Every command committed its own writes before it drives the machine; a tick changes nothing without effects.
-      if (event.type !== 'tick' || effects.length > 0) for (const l of this.changeListeners) l(jobId);
+      if (event.type !== 'tick' || effects.length > 0) this.notifyChanged(jobId);
     }
+  }
+
+  /** Tells the change listeners that `jobId` may have changed (the relay engine calls it after storing a message). */
+  notifyChanged(jobId: string): void {
+    for (const l of this.changeListeners) l(jobId);
   }
 
   /**

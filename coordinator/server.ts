@@ -98,8 +98,10 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(membershipRoutes, { engine });
   await app.register(keyRoutes, { engine });
   await app.register(roundRoutes, { engine });
-  await app.register(longPollPlugin, { engine, limits: opts.longPoll });
-  await app.register(relayRoutePlugin, { relay: new RelayEngine(store, engine, ledgers, identity, logger) });
+  const relay = new RelayEngine(store, engine, ledgers, identity, logger);
+  // A relayed message wakes its recipient's long-poll: the count of messages awaiting the caller is part of its version.
+  await app.register(longPollPlugin, { engine, limits: opts.longPoll, inbox: (jobId, keyId) => relay.relays.inboxSize(jobId, keyId) });
+  await app.register(relayRoutePlugin, { relay });
 
   const timer = setInterval(() => engine.tick(), opts.tickMs ?? 250);
   timer.unref();

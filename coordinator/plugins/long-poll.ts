@@ -17,14 +17,14 @@ export interface LongPollLimits {
 
 export const DEFAULT_LONG_POLL_LIMITS: LongPollLimits = { maxWaitMs: 25_000, perKey: 4, total: 1024 };
 
-/** A job's status and its version: the SHA-256 of the status itself (see watch-routes.ts). */
+/** A job's status and its version for one caller: the SHA-256 of the status and of how many relayed messages await the caller (see watch-routes.ts). */
 export interface Versioned {
   etag: string;
   status: JobStatus;
 }
 
-export function versioned(status: JobStatus): Versioned {
-  return { etag: sha256Canonical(status), status };
+export function versioned(status: JobStatus, inbox = 0): Versioned {
+  return { etag: sha256Canonical({ status, inbox }), status };
 }
 
 interface Waiter {
@@ -48,7 +48,7 @@ export class HeldRequests {
   private closing = false;
 
   constructor(
-    private readonly versionOf: (jobId: string) => Versioned,
+    private readonly versionOf: (jobId: string, keyId: string) => Versioned,
     readonly limits: LongPollLimits,
   ) {}
 
@@ -95,18 +95,23 @@ export class HeldRequests {
     });
   }
 
-  /** The job may have changed: release the waiters whose version it no longer is. */
+  /** The job may have changed: release the waiters whose version it no longer is (computed once per caller). */
   changed(jobId: string): void {
     const set = this.byJob.get(jobId);
     if (!set?.size) return;
-    let v: Versioned | null;
-    try {
-      v = this.versionOf(jobId);
-    } catch {
-      // Let each request read (and answer) the failure itself.
-      v = null;
+    const versions = new Map<string, Versioned | null>();
+    for (const w of [...set]) {
+      if (!versions.has(w.keyId)) {
+        try {
+          versions.set(w.keyId, this.versionOf(jobId, w.keyId));
+        } catch {
+          // Let the request read (and answer) the failure itself.
+          versions.set(w.keyId, null);
+        }
+      }
+      const v = versions.get(w.keyId)!;
+      if (v === null || w.since !== v.etag) w.finish(v);
     }
-    for (const w of [...set]) if (v === null || w.since !== v.etag) w.finish(v);
   }
 
   /** Shutdown: every held request answers now, and new ones are not held. */
@@ -132,9 +137,10 @@ export class HeldRequests {
  * an unauthenticated caller is refused at once. Change events from the engine are coalesced per
  * job and handled after the step that raised them (never inside the engine's own call).
  */
-export const longPollPlugin = fp<{ engine: JobEngine; limits?: Partial<LongPollLimits> }>(
-  async (app, { engine, limits }) => {
-    const held = new HeldRequests((jobId) => versioned(engine.status(jobId)), { ...DEFAULT_LONG_POLL_LIMITS, ...limits });
+export const longPollPlugin = fp<{ engine: JobEngine; limits?: Partial<LongPollLimits>; inbox?: (jobId: string, keyId: string) => number }>(
+  async (app, { engine, limits, inbox }) => {
+    const versionOf = (jobId: string, keyId: string) => versioned(engine.status(jobId), inbox?.(jobId, keyId) ?? 0);
+    const held = new HeldRequests(versionOf, { ...DEFAULT_LONG_POLL_LIMITS, ...limits });
     const pending = new Set<string>();
     let scheduled: NodeJS.Immediate | null = null;
     const unsubscribe = engine.onChange((jobId) => {
@@ -157,12 +163,13 @@ export const longPollPlugin = fp<{ engine: JobEngine; limits?: Partial<LongPollL
     defineRoute(app as unknown as CoordinatorApp, watchRoutes.watch, async (req, reply): Promise<WatchResponse> => {
       const { jobId } = req.params;
       const { since, waitMs } = req.query;
-      const now = versioned(engine.status(jobId));
+      const keyId = req.signer!.keyId;
+      const now = versionOf(jobId, keyId);
       if (since === undefined || since !== now.etag || waitMs === 0) return { ...now, changed: since !== now.etag };
       const gone = new AbortController();
       // The client went away (or timed out): free its slot at once.
       reply.raw.once('close', () => gone.abort());
-      const v = (await held.wait(jobId, req.signer!.keyId, since, waitMs, gone.signal)) ?? versioned(engine.status(jobId));
+      const v = (await held.wait(jobId, keyId, since, waitMs, gone.signal)) ?? versionOf(jobId, keyId);
       return { ...v, changed: v.etag !== since };
     });
   },

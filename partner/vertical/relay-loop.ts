@@ -101,6 +101,8 @@ export async function runRelayRounds(o: {
     if (!relay) throw new FedmarkError('RELAY_WORKLOAD', `round ${round} of job ${jobId} is not a relay round`);
     const mine = relay.messages.filter((x) => x.from === me);
     const inbound = relay.messages.filter((x) => x.to === me);
+    // The wait for a relayed message reads the status too: go on from the newest one seen.
+    status = watcher.latest ?? status;
     if (mine.length) {
       const end = Date.now() + timeoutMs;
       while (!(status.round === round && status.roundState === 'open')) {
@@ -138,10 +140,10 @@ export async function runRelayRounds(o: {
     }
     outbox.delete(round - 2);
   }
-  for (;;) {
-    status = await watcher.next();
+  for (status = watcher.latest ?? status; ;) {
     if (ended(status)) return { state: status.state, reason: status.reason, rounds: total, sent };
     await resend(status);
+    status = await watcher.next();
   }
 }
 

@@ -22,6 +22,7 @@ export interface StatusWatcherOptions {
  */
 export class StatusWatcher {
   private etag: string | undefined;
+  private last: JobStatus | undefined;
   private longPoll: boolean;
   private started = false;
 
@@ -33,12 +34,25 @@ export class StatusWatcher {
     this.longPoll = (o.waitMs ?? DEFAULT_LONG_POLL_WAIT_MS) > 0;
   }
 
+  /**
+   * The status `next()` returned last. A caller that shares the watcher between loops must start
+   * from it: `next()` waits for a change from this one, whoever saw it.
+   */
+  get latest(): JobStatus | undefined {
+    return this.last;
+  }
+
   /** Whether this watcher long-polls (false after falling back, or when turned off). */
   get longPolling(): boolean {
     return this.longPoll;
   }
 
   async next(): Promise<JobStatus> {
+    this.last = await this.read();
+    return this.last;
+  }
+
+  private async read(): Promise<JobStatus> {
     const first = !this.started;
     this.started = true;
     if (this.longPoll) {
