@@ -167,14 +167,16 @@ async function runJob(dir: string, mode: Mode, rep: number, ownerKeyId: string) 
     }[];
     const attempts = (db.prepare('SELECT COUNT(*) AS n FROM rounds WHERE job_id = ?').get(jobId) as { n: number }).n;
     db.close();
-    if (closed.length !== manifest.rounds) throw new Error(`job ${jobId}: ${closed.length} of ${manifest.rounds} rounds closed`);
+    // The manifest counts the training rounds; the job adds its evaluation round.
+    if (closed.length < manifest.rounds) throw new Error(`job ${jobId}: ${closed.length} of ${manifest.rounds} training rounds closed`);
     const cycles = closed.slice(1).map((r, i) => r.closed_at - closed[i]!.closed_at);
     const openToClose = closed.map((r) => r.closed_at - r.opened_at);
     const closeToOpen = closed.slice(1).map((r, i) => r.opened_at - closed[i]!.closed_at);
     return {
       mode,
       rep,
-      rounds: manifest.rounds,
+      trainingRounds: manifest.rounds,
+      rounds: closed.length,
       attempts,
       jobWallMs,
       roundsWallMs: closed.at(-1)!.closed_at - closed[0]!.closed_at,
