@@ -94,7 +94,8 @@ export function registerNodeCommands(program: Command): void {
     .requiredOption('--state-dir <dir>', "the node's persistent state (privacy budget, ledger)")
     .option('--holdout <fraction>', 'share of local rows kept for federated evaluation', '0.2')
     .option('--split-seed <n>', 'seed of the local train/hold-out split', '7')
-    .option('--poll-ms <ms>', 'how often to poll the coordinator', '200')
+    .option('--poll-ms <ms>', 'how often to poll a coordinator without long-polling, and while joining', '200')
+    .option('--long-poll-ms <ms>', 'how long one long-poll of the job status may be held (capped by the coordinator); 0: poll every --poll-ms', '20000')
     .option('--approvals <file>', "officers' approvals of the job (JSON array from fedmark approve), when the policy requires two-person approval")
     .option('--withdrawn <file>', 'customer ids whose consent was withdrawn (one per line): excluded from every later round')
     .option('--log-level <level>', 'pino log level', 'info')
@@ -193,6 +194,7 @@ export function registerNodeCommands(program: Command): void {
         ledgerPath,
         log: logger,
         pollMs: Number(o.pollMs),
+        longPollMs: longPollMsOf(o.longPollMs),
         joinTimeoutMs: joinTimeout * 1000,
         keyTimeoutMs,
         outageLimitMs,
@@ -241,4 +243,11 @@ export function readIdList(path: string): Set<string> {
       .map((l) => l.trim())
       .filter(Boolean),
   );
+}
+
+/** `--long-poll-ms`: a whole number of milliseconds, 0 for interval polling only. */
+function longPollMsOf(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new FedmarkError('CLI_BAD_NUMBER', `--long-poll-ms must be a whole number of milliseconds >= 0, got "${v}"`);
+  return n;
 }

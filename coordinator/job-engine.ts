@@ -4,7 +4,7 @@ import { accumulate } from '../src/federation/aggregation.ts';
 import { verifySignedManifest, type JobManifest, type SignedManifest } from '../src/federation/manifest.ts';
 import { DomainError } from '../src/federation/protocol/errors.ts';
 import type { JobStatus } from '../src/federation/protocol/schemas.ts';
-import { admitDecline, admitHashReport, admitUpload, roundRules, transition, type RoundEvent } from '../src/federation/round-machine.ts';
+import { admitDecline, admitHashReport, admitUpload, roundRules, transition, type Effect, type RoundEvent } from '../src/federation/round-machine.ts';
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
 import { checkSubmission, maxSubmissionBytes } from '../src/federation/submission-check.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
@@ -34,6 +34,7 @@ export class JobEngine {
   private readonly contexts = new Map<string, JobContext>();
   private readonly genesisEntries = new Map<string, LedgerEntry>();
   private readonly effects: RoundEffects;
+  private readonly changeListeners = new Set<(jobId: string) => void>();
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -99,10 +100,30 @@ export class JobEngine {
 
   /** Hands an event to the round machine and carries out what follows. */
   private drive(jobId: string, event: RoundEvent): void {
-    const ctx = this.context(jobId);
-    const now = this.now();
-    const { effects } = transition(jobView(this.store, jobId, ctx.rules, ctx.manifest.partners.length), event, ctx.rules, now);
-    this.effects.run(ctx, effects);
+    let effects: Effect[] = [];
+    try {
+      const ctx = this.context(jobId);
+      const now = this.now();
+      ({ effects } = transition(jobView(this.store, jobId, ctx.rules, ctx.manifest.partners.length), event, ctx.rules, now));
+      this.effects.run(ctx, effects);
+    } finally {
+      // Every command committed its own writes before it drives the machine; a tick changes nothing without effects.
+      if (event.type !== 'tick' || effects.length > 0) this.notifyChanged(jobId);
+    }
+  }
+
+  /** Tells the change listeners that `jobId` may have changed (the relay engine calls it after storing a message). */
+  notifyChanged(jobId: string): void {
+    for (const l of this.changeListeners) l(jobId);
+  }
+
+  /**
+   * Subscribes to "this job may have changed": raised after every command's committed step and every
+   * tick that moved the job (the long-poll route wakes its held requests on it). Returns the unsubscribe.
+   */
+  onChange(listener: (jobId: string) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   /**

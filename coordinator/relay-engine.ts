@@ -116,6 +116,8 @@ export class RelayEngine {
     });
     for (const r of new Set(outcome.replies.map((x) => x.round))) this.recordRound(jobId, r);
     this.log.info({ jobId, round, from: sender, to: toKey, bytes: body.length }, 'relayed message stored');
+    // The recipients' long-polls wake on it, even when the sender still owes the round other messages.
+    this.engine.notifyChanged(jobId);
     this.markDelivered(jobId, round, sender, relay);
     return { duplicate: false, hash };
   }

@@ -52,6 +52,11 @@ export class RelayStore {
       .all(jobId, round) as RelayRow[];
   }
 
+  /** How many messages of the job are addressed to `to`, over all rounds (the long-poll's version counts them). */
+  inboxSize(jobId: string, to: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM relay_messages WHERE job_id = ? AND to_key = ?').get(jobId, to) as { n: number }).n;
+  }
+
   /** Sizes and hashes only (the ledger's view). */
   digests(jobId: string, round: number): { from_key: string; to_key: string; sha256: string; bytes: number }[] {
     return this.db

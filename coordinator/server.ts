@@ -17,6 +17,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { roundRoutes } from './routes/rounds.ts';
 import { relayRoutePlugin } from './routes/relay.ts';
 import { RelayEngine } from './relay-engine.ts';
+import { longPollPlugin, type LongPollLimits } from './plugins/long-poll.ts';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -48,6 +49,8 @@ export interface CoordinatorOptions {
    * own two lines per request ("incoming request", "request completed") at info.
    */
   requestLogging?: 'quiet' | 'full';
+  /** Bounds of the long-poll route (held time, held requests per key and in all); see coordinator/plugins/long-poll.ts. */
+  longPoll?: Partial<LongPollLimits>;
 }
 
 /** Secrets never reach a log line, at the top level or nested (pino redaction paths are exact depths). */
@@ -106,7 +109,10 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(membershipRoutes, { engine });
   await app.register(keyRoutes, { engine });
   await app.register(roundRoutes, { engine });
-  await app.register(relayRoutePlugin, { relay: new RelayEngine(store, engine, ledgers, identity, logger) });
+  const relay = new RelayEngine(store, engine, ledgers, identity, logger);
+  // A relayed message wakes its recipient's long-poll: the count of messages awaiting the caller is part of its version.
+  await app.register(longPollPlugin, { engine, limits: opts.longPoll, inbox: (jobId, keyId) => relay.relays.inboxSize(jobId, keyId) });
+  await app.register(relayRoutePlugin, { relay });
 
   // The sweep runs on a timer, where a throw would end the process: a store that is down (a
   // PostgreSQL failover) is logged once and the sweep retried every tick until it is back.

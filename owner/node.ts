@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Identity } from '../src/crypto/identity.ts';
 import type { JobManifest, SignedManifest } from '../src/federation/manifest.ts';
 import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import { StatusWatcher } from '../src/federation/protocol/status-watcher.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import { StateTracker } from '../src/federation/state-tracker.ts';
 import type { AnyWorkload, Workload, WorkloadRegistry } from '../src/federation/workload.ts';
@@ -32,8 +33,6 @@ export interface OwnerResult<S = SgdState, R = FederatedEvalMetrics> {
   secretKey: Uint8Array | null;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * The data scientist's node: registers the signed job, runs the key ceremony, then follows every
  * closed round — decrypting its sums, reading the workload's report and applying the server step —
@@ -45,7 +44,10 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
   identity: Identity;
   signed: SignedManifest;
   log: Logger;
+  /** Interval polling, against a coordinator without the long-poll route. */
   pollMs?: number;
+  /** How long one long-poll of the job status may be held (default 20 s); 0: interval polling only. */
+  longPollMs?: number;
   onRound?: (p: RoundProgress<R>) => void;
   signal?: AbortSignal;
   /** Workloads beyond the built-in ones. */
@@ -81,10 +83,16 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
     finalMetrics,
     secretKey,
   });
+  const watcher = new StatusWatcher(client, manifest.jobId, {
+    pollMs: o.pollMs ?? 200,
+    waitMs: o.longPollMs,
+    signal: o.signal,
+    onFallback: (why) => o.log.info(why),
+  });
   try {
     for (;;) {
       o.signal?.throwIfAborted();
-      const status = await client.status(manifest.jobId);
+      const status = await watcher.next();
       for (const round of [...status.closedRounds].sort((a, b) => a - b)) {
         if (round <= followed) continue;
         const blobs: Record<string, Uint8Array> = {};
@@ -101,7 +109,6 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
       }
       if (status.state === 'completed' && followed === status.totalRounds) return result(status.state, null);
       if (status.state === 'halted' || status.state === 'failed') return result(status.state, status.reason);
-      await sleep(o.pollMs ?? 200);
     }
   } finally {
     tracker.dispose();

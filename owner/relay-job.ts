@@ -2,14 +2,13 @@ import type { Logger } from 'pino';
 import type { Identity } from '../src/crypto/identity.ts';
 import type { SignedManifest } from '../src/federation/manifest.ts';
 import { CoordinatorClient } from '../src/federation/protocol/client.ts';
+import { StatusWatcher } from '../src/federation/protocol/status-watcher.ts';
 import type { JobStatus } from '../src/federation/protocol/schemas.ts';
 import { isRelayWorkload } from '../src/federation/relay.ts';
 import type { WorkloadRegistry } from '../src/federation/workload.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { registerJob } from './register.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The owner of a relay job (PSI, vertical SecureBoost): registers the signed manifest with its seq-0
@@ -21,7 +20,10 @@ export async function runRelayJobOwner(o: {
   identity: Identity;
   signed: SignedManifest;
   log: Logger;
+  /** Interval polling, against a coordinator without the long-poll route. */
   pollMs?: number;
+  /** How long one long-poll of the job status may be held (default 20 s); 0: interval polling only. */
+  longPollMs?: number;
   signal?: AbortSignal;
   workloads?: WorkloadRegistry;
   onStatus?: (s: JobStatus) => void;
@@ -35,14 +37,19 @@ export async function runRelayJobOwner(o: {
   await registerJob(client, o.signed, o.identity, workload.privacy(manifest), null, o.coordinatorKeyId);
   o.log.info({ jobId: manifest.jobId, workload: workload.kind }, 'relay job registered');
   let last = -1;
+  const watcher = new StatusWatcher(client, manifest.jobId, {
+    pollMs: o.pollMs ?? 200,
+    waitMs: o.longPollMs,
+    signal: o.signal,
+    onFallback: (why) => o.log.info(why),
+  });
   for (;;) {
     o.signal?.throwIfAborted();
-    const s = await client.status(manifest.jobId);
+    const s = await watcher.next();
     if (s.round !== last) {
       last = s.round;
       o.onStatus?.(s);
     }
     if (s.state === 'completed' || s.state === 'failed' || s.state === 'halted') return { state: s.state, reason: s.reason, rounds: s.closedRounds.length };
-    await sleep(o.pollMs ?? 200);
   }
 }

@@ -7,6 +7,7 @@ import type { JobManifest } from '../src/federation/manifest.ts';
 import { PartnerRuntime } from '../src/federation/partner-runtime.ts';
 import { CoordinatorClient } from '../src/federation/protocol/client.ts';
 import type { JobStatus } from '../src/federation/protocol/schemas.ts';
+import { StatusWatcher } from '../src/federation/protocol/status-watcher.ts';
 import { openSecureSum } from '../src/federation/secure-sum.ts';
 import type { WorkloadRegistry } from '../src/federation/workload.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
@@ -18,7 +19,7 @@ import { PartnerLedger, type ConsentCounts } from './ledger.ts';
 import { signerFromSecretKey } from '../src/privacy/ledger/signing.ts';
 import { UploadLog } from './upload-log.ts';
 import { catchUp } from './steps/catch-up.ts';
-import { sleep, type PartnerContext } from './steps/context.ts';
+import type { PartnerContext } from './steps/context.ts';
 import { joinJob } from './steps/join.ts';
 import { fetchJobKey } from './steps/keys.ts';
 import { runRound } from './steps/round-runner.ts';
@@ -43,7 +44,10 @@ export interface PartnerNodeOptions {
   /** Rows used and excluded, and the ids of the rows used (kept local, hashed with a local salt); default: from the datasets. */
   consent?: ConsentCounts;
   log: Logger;
+  /** Interval polling (`--poll-ms`): how often to read the job status from a coordinator without the long-poll route, and while joining. */
   pollMs?: number;
+  /** How long one long-poll of the job status may be held (default 20 s, capped by the coordinator); 0: interval polling only. */
+  longPollMs?: number;
   recordBodies?: boolean;
   /** Stops the loop early (tests and signals). */
   signal?: AbortSignal;
@@ -174,10 +178,17 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   };
   let status: JobStatus;
   let gone: 'withdrawn' | 'left' | null = null;
+  // Long-polls the coordinator (one request held until the job moves), or reads the status every `pollMs` from one without the route.
+  const watcher = new StatusWatcher(client, o.jobId, {
+    pollMs,
+    waitMs: o.longPollMs,
+    signal: o.signal,
+    onFallback: (why) => log.info(why),
+  });
   try {
     for (;;) {
       o.signal?.throwIfAborted();
-      status = await client.status(o.jobId);
+      status = await watcher.next();
       await catchUp(ctx, status);
       if (status.state !== 'running' && status.state !== 'awaiting-keys') break;
       const mine = status.partners.find((p) => p.keyId === myKeyId)?.status;
@@ -192,7 +203,6 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
       const acknowledged = status.submitted.includes(myKeyId);
       if (status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round))
         await runRound(ctx, status.round, status.attempt);
-      await sleep(pollMs);
     }
   } catch (err) {
     if (o.signal?.aborted && o.leaveOnStop)

@@ -102,6 +102,7 @@ export async function runPsiNode(o: PsiNodeOptions): Promise<PsiNodeResult> {
         party: relayParty,
         log,
         pollMs,
+        longPollMs: o.longPollMs,
         signal: o.signal,
       });
     } catch (err) {

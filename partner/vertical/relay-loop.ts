@@ -9,12 +9,15 @@ import { MAX_ATTEMPTS } from '../../src/federation/round-machine.ts';
 import { COORDINATOR, planOf, type AnyWorkload } from '../../src/federation/workload.ts';
 import type { LabelledDpEvent } from '../../src/privacy/dp-event.ts';
 import { sentDigestOf } from '../../src/privacy/ledger/audit/analyze-vertical.ts';
-import { sleep } from '../steps/context.ts';
+import { StatusWatcher } from '../../src/federation/protocol/status-watcher.ts';
 
 /** One party of a relay job, as the loop drives it round by round. */
 /** How a vertical party node reaches and trusts the coordinator: the options every one of them takes. */
 export interface RelayNodeConnection {
+  /** Interval polling: the pause between status reads while joining, and against a coordinator without the long-poll route. */
   pollMs?: number;
+  /** How long one long-poll of the job status may be held (default 20 s, capped by the coordinator); 0: interval polling only. */
+  longPollMs?: number;
   signal?: AbortSignal;
   joinTimeoutMs?: number;
   /** The owner this node works for in this job (`--owner-key-id`): a job signed by another owner is refused. */
@@ -69,6 +72,7 @@ export async function runRelayRounds(o: {
   party: RelayParty;
   log: Logger;
   pollMs: number;
+  longPollMs?: number;
   signal?: AbortSignal;
 }): Promise<RelayRunResult> {
   const { client, manifest: m, me } = o;
@@ -78,7 +82,9 @@ export async function runRelayRounds(o: {
   const sent: RelayRunResult['sent'] = [];
   const outbox = new Map<number, { to: string; body: Uint8Array }[]>();
   const url = (k: string) => (k === COORDINATOR ? o.coordinatorKeyId : k);
-  let status: JobStatus = await client.status(jobId);
+  // One watcher for the whole run: each wait returns as soon as the job moved past what this loop last saw.
+  const watcher = new StatusWatcher(client, jobId, { pollMs: o.pollMs, waitMs: o.longPollMs, signal: o.signal, onFallback: (why) => o.log.info(why) });
+  let status: JobStatus = await watcher.next();
   const ended = (s: JobStatus) => s.state === 'completed' || s.state === 'failed' || s.state === 'halted';
   const jobEnded = async () => {
     const s = await client.status(jobId);
@@ -95,6 +101,8 @@ export async function runRelayRounds(o: {
     if (!relay) throw new FedmarkError('RELAY_WORKLOAD', `round ${round} of job ${jobId} is not a relay round`);
     const mine = relay.messages.filter((x) => x.from === me);
     const inbound = relay.messages.filter((x) => x.to === me);
+    // The wait for a relayed message reads the status too: go on from the newest one seen.
+    status = watcher.latest ?? status;
     if (mine.length) {
       const end = Date.now() + timeoutMs;
       while (!(status.round === round && status.roundState === 'open')) {
@@ -102,8 +110,7 @@ export async function runRelayRounds(o: {
         if (ended(status)) return { state: status.state, reason: status.reason, rounds: round - 1, sent };
         if (status.round > round) throw new FedmarkError('RELAY_SKIPPED', `round ${round} closed without this party's messages`);
         if (Date.now() > end) throw new FedmarkError('RELAY_TIMEOUT', `round ${round} did not open within ${timeoutMs} ms`);
-        await sleep(o.pollMs);
-        status = await client.status(jobId);
+        status = await watcher.next();
         await resend(status);
       }
       const release = relay.releases.find((r) => r.keyId === me);
@@ -125,16 +132,18 @@ export async function runRelayRounds(o: {
     if (inbound.length) {
       const got: { from: string; body: Uint8Array }[] = [];
       for (const x of inbound)
-        got.push({ from: x.from, body: await awaitRelay(client, jobId, round, url(x.from), { pollMs: o.pollMs, timeoutMs, signal: o.signal, jobEnded }) });
+        got.push({
+          from: x.from,
+          body: await awaitRelay(client, jobId, round, url(x.from), { pollMs: o.pollMs, timeoutMs, signal: o.signal, jobEnded, watcher }),
+        });
       await o.party.receive(round, got);
     }
     outbox.delete(round - 2);
   }
-  for (;;) {
-    status = await client.status(jobId);
+  for (status = watcher.latest ?? status; ;) {
     if (ended(status)) return { state: status.state, reason: status.reason, rounds: total, sent };
     await resend(status);
-    await sleep(o.pollMs);
+    status = await watcher.next();
   }
 }
 

@@ -131,6 +131,7 @@ export async function runScoreNode(o: ScoreNodeOptions): Promise<ScoreNodeResult
       party,
       log,
       pollMs,
+      longPollMs: o.longPollMs,
       signal: o.signal,
     });
     ledger.record('vertical.party.job', {

@@ -188,6 +188,7 @@ export async function runSecureBoostNode(o: SecureBoostNodeOptions): Promise<Sec
         party: relayParty,
         log,
         pollMs,
+        longPollMs: o.longPollMs,
         signal: o.signal,
       });
     } catch (err) {

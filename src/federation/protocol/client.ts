@@ -66,7 +66,7 @@ export class CoordinatorClient {
    * every protocol write is idempotent on the coordinator: the same submission, acceptance, decline
    * or model hash sent twice is acknowledged, never applied twice.
    */
-  async request(method: string, path: string, jobId: string, round: number, body?: Uint8Array | object): Promise<Response> {
+  async request(method: string, path: string, jobId: string, round: number, body?: Uint8Array | object, signal?: AbortSignal): Promise<Response> {
     const bytes = body === undefined ? new Uint8Array(0) : body instanceof Uint8Array ? body : new TextEncoder().encode(JSON.stringify(body));
     this.sentBodies?.push(bytes);
     const startedAt = Date.now();
@@ -75,7 +75,7 @@ export class CoordinatorClient {
       const headers: Record<string, string> = signRequest({ method, path, body: bytes, jobId, round, identity: this.identity });
       if (body !== undefined) headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
       try {
-        const res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes });
+        const res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : bytes, signal });
         // Rate limited, or the coordinator's storage is full or failing (nothing was kept): wait as long
         // as it says (bounded) and retry, freshly signed.
         if ((res.status === 429 || res.status === 503 || res.status === 507) && Date.now() < giveUpAt) {
@@ -89,6 +89,7 @@ export class CoordinatorClient {
         // TLS failures arrive as FedmarkErrors with their own codes: they must not look retryable.
         if (err instanceof FedmarkError) throw err;
         this.signal?.throwIfAborted();
+        signal?.throwIfAborted();
         const now = Date.now();
         if (now >= giveUpAt) {
           throw new FedmarkError(
@@ -119,13 +120,13 @@ export class CoordinatorClient {
   async call<R extends RouteSpec>(
     spec: R,
     params: Params,
-    o: { body?: Uint8Array | object; query?: Record<string, string>; jobId?: string } = {},
+    o: { body?: Uint8Array | object; query?: Record<string, string>; jobId?: string; signal?: AbortSignal } = {},
   ): Promise<ResponseOf<R>> {
     const query = o.query ? `?${new URLSearchParams(o.query).toString()}` : '';
     const path = pathOf(spec, params) + query;
     const jobId = o.jobId ?? String(params.jobId ?? '');
     const round = typeof params.round === 'number' ? params.round : 0;
-    const res = spec.auth === 'none' ? await this.unsigned(spec.method, path) : await this.request(spec.method, path, jobId, round, o.body);
+    const res = spec.auth === 'none' ? await this.unsigned(spec.method, path) : await this.request(spec.method, path, jobId, round, o.body, o.signal);
     if (!res.ok) throw responseError(res.status, await res.text(), spec.method, path);
     if (typeof spec.response === 'string') return new Uint8Array(await res.arrayBuffer()) as ResponseOf<R>;
     return parseResponse(spec.response, await res.text(), spec.method, path) as ResponseOf<R>;

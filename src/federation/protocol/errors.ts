@@ -14,6 +14,8 @@ export const ERROR_STATUS = {
   WRONG_CONTENT_TYPE: 415,
   NOT_FOUND: 404,
   RATE_LIMITED: 429,
+  /** Too many long-poll requests held for this key (or in all): let one return first (coordinator/plugins/long-poll.ts). */
+  LONG_POLL_LIMIT: 429,
   BODY_TOO_LARGE: 413,
   INTERNAL: 500,
   /** The coordinator's disk (store or ledger) is full: nothing of the request was kept; retry after `retry-after`. */
