@@ -16,7 +16,7 @@ import { loadBundled } from '../../src/data/bundled.ts';
 import { subsetDataset } from '../../src/data/encode.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
 import { simulate } from '../../src/federation/simulate.ts';
-import { closeGradientWorkers, localTrainingThreads } from '../../src/train/gradient-pool.ts';
+import { closeWorkers, workerThreads } from '../../src/util/worker-pool.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,7 +36,7 @@ const job = jobPreset({ jobId: 'scale-federation', schema, partners: 3, rounds, 
 const t0 = performance.now();
 const r = await simulate({ job, partners, onRound: (x) => console.log(`round ${x.round} (${x.kind}): ${x.partners.join(', ')}`) });
 const seconds = (performance.now() - t0) / 1000;
-await closeGradientWorkers();
+await closeWorkers();
 const everyPartnerEveryRound = r.rounds.every((x) => x.partners.length === 3);
 const out = {
   benchmark: 'federation: one partner of 10^6 rows and two small ones (DP, CKKS)',
@@ -49,7 +49,7 @@ const out = {
   targetEpsilon: 3,
   delta: 1e-5,
   noiseMultiplier: r.noiseMultiplier,
-  threads: localTrainingThreads(),
+  threads: workerThreads(),
   seconds,
 };
 console.log(JSON.stringify(out, null, 2));

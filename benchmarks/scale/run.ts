@@ -20,7 +20,7 @@ import { initParameters } from '../../src/model/params.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 import { GRADIENT_CHUNK_ROWS } from '../../src/train/chunked-gradients.ts';
 import { trainLocal } from '../../src/train/local.ts';
-import { closeGradientWorkers } from '../../src/train/gradient-pool.ts';
+import { closeWorkers } from '../../src/util/worker-pool.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -124,4 +124,4 @@ writeFileSync(
   `${JSON.stringify({ benchmark: 'one DP-SGD round, 1 vs 2 worker threads', cores: availableParallelism(), gradientChunkRows: GRADIENT_CHUNK_ROWS, reps, note: 'ratios measured side by side in one process on a machine shared with other jobs', results }, null, 2)}\n`,
 );
 console.log(`wrote ${out}`);
-await closeGradientWorkers();
+await closeWorkers();

@@ -9,7 +9,8 @@
  */
 import { FedmarkError } from '../errors.ts';
 import { binMatrix, dyadicCounts, type BinnedMatrix } from './edges.ts';
-import { OPEN, PENDING, depthOf, leafSlot, levelSlot, routeRow, type HeapTree } from './heap-tree.ts';
+import { PENDING, leafSlot, routeRow, type HeapTree } from './heap-tree.ts';
+import { levelHistogramSums, levelHistogramSumsOnThreads, type LevelQuery } from './histograms.ts';
 import { usesSubtraction } from './params.ts';
 import { leafPartLength, levelPartLength, mainPartLength, pairPartLength, screenPartLength, screenSlotLength, treeBinLayout } from './schedule.ts';
 import { currentStep, screenCandidates, termAxes, termOfStep, type GbdtState, type GbdtSums } from './state.ts';
@@ -125,44 +126,50 @@ export function quantileCounts(state: GbdtState, local: GbdtLocalData): GbdtSums
   return { counts: dyadicCounts(state.params, state.layout, X, n) };
 }
 
+/** What a level's histogram pass needs from the state (./histograms.ts). */
+function levelQuery(state: GbdtState): LevelQuery {
+  const step = currentStep(state);
+  if (step.kind !== 'level') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not a histogram level`);
+  const { params, layout } = state;
+  const { groups, offsets, total } = treeBinLayout(params, layout, step.tree);
+  return {
+    tree: state.tree!,
+    layout,
+    level: step.level,
+    subtract: usesSubtraction(params),
+    groups,
+    offsets,
+    B: total,
+    len: levelPartLength(params, layout, step.level),
+  };
+}
+
 /**
  * Local step of a histogram level: G and H histograms (one bin per group per row) of the level's queried
  * node slots — every open node, or only left children (and the root) with subtraction. Fixed length
  * `levelPartLength`; slots of nodes that are not open stay zero.
  */
 export function levelHistograms(state: GbdtState, local: GbdtLocalData): GbdtSums {
-  const step = currentStep(state);
-  if (step.kind !== 'level') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not a histogram level`);
-  const { params, layout } = state;
-  const data = local.binned(state);
+  const q = levelQuery(state);
   const { g, h } = local.gradients(state);
-  const { groups, offsets, total: B } = treeBinLayout(params, layout, step.tree);
-  const len = levelPartLength(params, layout, step.level);
-  const grad = new Float64Array(len);
-  const hess = new Float64Array(len);
-  const tree = state.tree!;
-  const subtract = usesSubtraction(params);
-  const G = data.groups;
-  const bins = data.bins;
-  for (let i = 0; i < data.n; i++) {
-    const node = routeRow(tree, layout, data, i);
-    if (tree.kind[node] !== OPEN || depthOf(node) !== step.level) continue;
-    let slot: number;
-    if (!subtract) slot = levelSlot(node);
-    else if (node === 0) slot = 0;
-    else if (node % 2 === 1) slot = levelSlot((node - 1) >> 1);
-    else continue; // right child: parent − left
-    const base = slot * B;
-    const gi = g[i];
-    const hi = h[i];
-    const row = i * G;
-    for (let k = 0; k < groups.length; k++) {
-      const at = base + offsets[k] + bins[row + groups[k]];
-      grad[at] += gi;
-      hess[at] += hi;
-    }
-  }
-  return { grad, hess };
+  return levelHistogramSums(q, local.binned(state), g, h);
+}
+
+/** When a local step uses worker threads: `threads` (1: never) once the partner has at least `minRows` rows. */
+export interface LocalThreads {
+  threads: number;
+  minRows: number;
+}
+
+/**
+ * The local step of the state's current step, with a histogram level's pass on worker threads when the
+ * data is large (the same bits as `localStep`: ./histograms.ts).
+ */
+export async function localStepOnThreads(state: GbdtState, local: GbdtLocalData, t: LocalThreads): Promise<GbdtSums> {
+  if (currentStep(state).kind !== 'level' || t.threads < 2 || local.rows.n < t.minRows) return localStep(state, local);
+  const q = levelQuery(state);
+  const { g, h } = local.gradients(state);
+  return levelHistogramSumsOnThreads(q, local.binned(state), g, h, t.threads);
 }
 
 /** Local step of the leaf round: G and H of the rows in each pending leaf (slot = leftmost descendant at full depth). */
