@@ -2,5 +2,5 @@ import { levelChunkSums, type HistogramChunkSums, type HistogramTask } from './h
 
 /** Runs in a worker of the shared pool (src/util/worker.mjs): one run of a level pass's chunks. */
 export default function histogramTask(t: HistogramTask): HistogramChunkSums {
-  return levelChunkSums(t.query, t.data, t.g, t.h, t.from, t.to);
+  return levelChunkSums(t.query, t.data, t.margin, t.y, t.from, t.to);
 }

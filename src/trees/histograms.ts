@@ -7,8 +7,9 @@
  * result, exactly as before chunking.
  *
  * On threads: the calling thread sums the first run of chunks while `threads − 1` workers of the
- * shared pool (src/util/worker-pool.ts) sum the others; the binned matrix is shared once per matrix
- * (SharedArrayBuffer), the gradients once per level, and a task sends the tree and a chunk range.
+ * shared pool (src/util/worker-pool.ts) sum the others, each computing its rows' gradients from the
+ * margins; the binned matrix and the labels are shared once (SharedArrayBuffer), the margins live in
+ * one, and a task sends the tree and a chunk range.
  */
 import type { BinnedMatrix } from './edges.ts';
 import { OPEN, depthOf, levelSlot, routeRow, type HeapTree } from './heap-tree.ts';
@@ -33,11 +34,34 @@ export interface LevelQuery {
   len: number;
 }
 
-/** Rows [from, to) added into grad/hess at `at` (the single-chunk path and each chunk's own sum). */
-function addRows(q: LevelQuery, data: BinnedMatrix, g: Float64Array, h: Float64Array, from: number, to: number, grad: Float64Array, hess: Float64Array): void {
+/**
+ * A row's g = p − y clipped to [−1, 1] and h = p(1 − p) clipped to [0, ¼] at margin m, p = σ(m) —
+ * the bounds the sensitivities in ./dp.ts rely on. Written to out[0], out[1]; the one definition the
+ * histogram passes and GbdtLocalData.gradients share.
+ */
+export function clippedGradient(m: number, y: number, out: Float64Array): void {
+  const p = 1 / (1 + Math.exp(-m));
+  const gi = p - y;
+  const hi = p * (1 - p);
+  out[0] = gi < -1 ? -1 : gi > 1 ? 1 : gi;
+  out[1] = hi < 0 ? 0 : hi > 0.25 ? 0.25 : hi;
+}
+
+/** Rows [from, to) added into grad/hess (the single-chunk path and each chunk's own sum); g and h from the margins. */
+function addRows(
+  q: LevelQuery,
+  data: BinnedMatrix,
+  margin: Float64Array,
+  y: Float32Array,
+  from: number,
+  to: number,
+  grad: Float64Array,
+  hess: Float64Array,
+): void {
   const { tree, layout, level, subtract, groups, offsets, B } = q;
   const G = data.groups;
   const bins = data.bins;
+  const gh = new Float64Array(2);
   for (let i = from; i < to; i++) {
     const node = routeRow(tree, layout, data, i);
     if (tree.kind[node] !== OPEN || depthOf(node) !== level) continue;
@@ -47,8 +71,9 @@ function addRows(q: LevelQuery, data: BinnedMatrix, g: Float64Array, h: Float64A
     else if (node % 2 === 1) slot = levelSlot((node - 1) >> 1);
     else continue; // right child: parent − left
     const base = slot * B;
-    const gi = g[i];
-    const hi = h[i];
+    clippedGradient(margin[i], y[i], gh);
+    const gi = gh[0];
+    const hi = gh[1];
     const row = i * G;
     for (let k = 0; k < groups.length; k++) {
       const at = base + offsets[k] + bins[row + groups[k]];
@@ -69,7 +94,7 @@ export interface HistogramChunkSums {
 }
 
 /** Each chunk's own sums, for chunks [from, to) (what one worker computes). */
-export function levelChunkSums(q: LevelQuery, data: BinnedMatrix, g: Float64Array, h: Float64Array, from: number, to: number): HistogramChunkSums {
+export function levelChunkSums(q: LevelQuery, data: BinnedMatrix, margin: Float64Array, y: Float32Array, from: number, to: number): HistogramChunkSums {
   const grad = new Float64Array((to - from) * q.len);
   const hess = new Float64Array((to - from) * q.len);
   for (let c = from; c < to; c++) {
@@ -78,8 +103,8 @@ export function levelChunkSums(q: LevelQuery, data: BinnedMatrix, g: Float64Arra
     addRows(
       q,
       data,
-      g,
-      h,
+      margin,
+      y,
       start,
       Math.min(data.n, start + HISTOGRAM_CHUNK_ROWS),
       grad.subarray(k * q.len, (k + 1) * q.len),
@@ -100,12 +125,12 @@ function addChunks(part: HistogramChunkSums, len: number, grad: Float64Array, he
 }
 
 /** The level's histograms on the calling thread. */
-export function levelHistogramSums(q: LevelQuery, data: BinnedMatrix, g: Float64Array, h: Float64Array): { grad: Float64Array; hess: Float64Array } {
+export function levelHistogramSums(q: LevelQuery, data: BinnedMatrix, margin: Float64Array, y: Float32Array): { grad: Float64Array; hess: Float64Array } {
   const grad = new Float64Array(q.len);
   const hess = new Float64Array(q.len);
   const chunks = histogramChunks(data.n);
-  if (chunks === 1) addRows(q, data, g, h, 0, data.n, grad, hess);
-  else for (let c = 0; c < chunks; c++) addChunks(levelChunkSums(q, data, g, h, c, c + 1), q.len, grad, hess);
+  if (chunks === 1) addRows(q, data, margin, y, 0, data.n, grad, hess);
+  else for (let c = 0; c < chunks; c++) addChunks(levelChunkSums(q, data, margin, y, c, c + 1), q.len, grad, hess);
   return { grad, hess };
 }
 
@@ -113,8 +138,8 @@ export function levelHistogramSums(q: LevelQuery, data: BinnedMatrix, g: Float64
 export interface HistogramTask {
   query: LevelQuery;
   data: BinnedMatrix;
-  g: Float64Array;
-  h: Float64Array;
+  margin: Float64Array;
+  y: Float32Array;
   from: number;
   to: number;
 }
@@ -123,24 +148,24 @@ export interface HistogramTask {
 export async function levelHistogramSumsOnThreads(
   q: LevelQuery,
   data: BinnedMatrix,
-  g: Float64Array,
-  h: Float64Array,
+  margin: Float64Array,
+  y: Float32Array,
   threads: number,
 ): Promise<{ grad: Float64Array; hess: Float64Array }> {
   const chunks = histogramChunks(data.n);
-  if (threads < 2 || chunks < 2) return levelHistogramSums(q, data, g, h);
+  if (threads < 2 || chunks < 2) return levelHistogramSums(q, data, margin, y);
   const per = Math.ceil(chunks / threads);
   const shared: BinnedMatrix = { n: data.n, groups: data.groups, bins: sharedCopy(data.bins) };
-  const sg = sharedCopy(g);
-  const sh = sharedCopy(h);
+  const sm = sharedCopy(margin);
+  const sy = sharedCopy(y);
   const tasks: Promise<HistogramChunkSums>[] = [];
   for (let from = per; from < chunks; from += per) {
-    const task: HistogramTask = { query: q, data: shared, g: sg, h: sh, from, to: Math.min(chunks, from + per) };
+    const task: HistogramTask = { query: q, data: shared, margin: sm, y: sy, from, to: Math.min(chunks, from + per) };
     tasks.push(runOnWorker<HistogramChunkSums>(threads - 1, 'histograms', task));
   }
   const grad = new Float64Array(q.len);
   const hess = new Float64Array(q.len);
-  addChunks(levelChunkSums(q, data, g, h, 0, Math.min(per, chunks)), q.len, grad, hess);
+  addChunks(levelChunkSums(q, data, margin, y, 0, Math.min(per, chunks)), q.len, grad, hess);
   for (const part of await Promise.all(tasks)) addChunks(part, q.len, grad, hess);
   return { grad, hess };
 }

@@ -10,7 +10,8 @@
 import { FedmarkError } from '../errors.ts';
 import { binMatrix, dyadicCounts, type BinnedMatrix } from './edges.ts';
 import { PENDING, leafSlot, routeRow, type HeapTree } from './heap-tree.ts';
-import { levelHistogramSums, levelHistogramSumsOnThreads, type LevelQuery } from './histograms.ts';
+import { clippedGradient, levelHistogramSums, levelHistogramSumsOnThreads, type LevelQuery } from './histograms.ts';
+import { sharedFloat64 } from '../util/worker-pool.ts';
 import { usesSubtraction } from './params.ts';
 import { leafPartLength, levelPartLength, mainPartLength, pairPartLength, screenPartLength, screenSlotLength, treeBinLayout } from './schedule.ts';
 import { currentStep, screenCandidates, termAxes, termOfStep, type GbdtState, type GbdtSums } from './state.ts';
@@ -91,7 +92,8 @@ export class GbdtLocalData {
     const want = state.trees.map(treeDigest);
     let c = this.marginFor;
     const reusable = c !== null && c.base === base && c.digests.length <= want.length && c.digests.every((d, k) => d === want[k]);
-    if (!reusable) c = { digests: [], margin: new Float64Array(this.rows.n).fill(base), base };
+    // Shared memory: histogram workers read the margins where they are (./histograms.ts).
+    if (!reusable) c = { digests: [], margin: sharedFloat64(this.rows.n).fill(base), base };
     for (let t = c!.digests.length; t < state.trees.length; t++) {
       const tree = state.trees[t];
       for (let i = 0; i < this.rows.n; i++) c!.margin[i] += tree.value[routeRow(tree, state.layout, data, i)];
@@ -101,18 +103,17 @@ export class GbdtLocalData {
     return c!.margin;
   }
 
-  /** Clipped gradients and hessians of the binary log loss at the current margins. */
+  /** Clipped gradients and hessians of the binary log loss at the current margins (./histograms.ts clippedGradient). */
   gradients(state: GbdtState): { g: Float64Array; h: Float64Array } {
     const m = this.margins(state);
     const { n, y } = this.rows;
     const g = new Float64Array(n);
     const h = new Float64Array(n);
+    const gh = new Float64Array(2);
     for (let i = 0; i < n; i++) {
-      const p = 1 / (1 + Math.exp(-m[i]));
-      const gi = p - y[i];
-      const hi = p * (1 - p);
-      g[i] = gi < -1 ? -1 : gi > 1 ? 1 : gi;
-      h[i] = hi < 0 ? 0 : hi > 0.25 ? 0.25 : hi;
+      clippedGradient(m[i], y[i], gh);
+      g[i] = gh[0];
+      h[i] = gh[1];
     }
     return { g, h };
   }
@@ -150,9 +151,7 @@ function levelQuery(state: GbdtState): LevelQuery {
  * `levelPartLength`; slots of nodes that are not open stay zero.
  */
 export function levelHistograms(state: GbdtState, local: GbdtLocalData): GbdtSums {
-  const q = levelQuery(state);
-  const { g, h } = local.gradients(state);
-  return levelHistogramSums(q, local.binned(state), g, h);
+  return levelHistogramSums(levelQuery(state), local.binned(state), local.margins(state), local.rows.y);
 }
 
 /** When a local step uses worker threads: `threads` (1: never) once the partner has at least `minRows` rows. */
@@ -167,9 +166,7 @@ export interface LocalThreads {
  */
 export async function localStepOnThreads(state: GbdtState, local: GbdtLocalData, t: LocalThreads): Promise<GbdtSums> {
   if (currentStep(state).kind !== 'level' || t.threads < 2 || local.rows.n < t.minRows) return localStep(state, local);
-  const q = levelQuery(state);
-  const { g, h } = local.gradients(state);
-  return levelHistogramSumsOnThreads(q, local.binned(state), g, h, t.threads);
+  return levelHistogramSumsOnThreads(levelQuery(state), local.binned(state), local.margins(state), local.rows.y, t.threads);
 }
 
 /** Local step of the leaf round: G and H of the rows in each pending leaf (slot = leftmost descendant at full depth). */
