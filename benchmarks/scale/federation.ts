@@ -10,6 +10,7 @@
  * Writes benchmarks/results/scale-federation.json.
  */
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PARTNER_HOLDOUT, splitPartnerData } from '../../cli/partner-data.ts';
 import { loadBundled } from '../../src/data/bundled.ts';
@@ -37,12 +38,20 @@ const t0 = performance.now();
 const r = await simulate({ job, partners, onRound: (x) => console.log(`round ${x.round} (${x.kind}): ${x.partners.join(', ')}`) });
 const seconds = (performance.now() - t0) / 1000;
 await closeWorkers();
-const everyPartnerEveryRound = r.rounds.every((x) => x.partners.length === 3);
+const names = partners.map((p) => p.name).sort();
+const same = (xs: string[]) => JSON.stringify([...xs].sort()) === JSON.stringify(names);
+// Every round: all three summed, all three signed round records published (the coordinator ledger's
+// round contents), and, in every training round, each partner's budget ledger charged (its ε grew).
+const everyPartnerEveryRound = r.rounds.every((x) => same(x.partners) && same(x.recorded));
+const chargedEveryTrainingRound = r.rounds
+  .filter((x) => x.kind === 'train')
+  .every((x, k, train) => names.every((p) => x.epsilon[p] > (k === 0 ? 0 : train[k - 1].epsilon[p])));
 const out = {
   benchmark: 'federation: one partner of 10^6 rows and two small ones (DP, CKKS)',
   rows: Object.fromEntries(partners.map((p) => [p.name, { train: p.train.n, holdout: p.test.n }])),
-  rounds: r.rounds.map((x) => ({ round: x.round, kind: x.kind, partners: x.partners, declined: x.declined })),
+  rounds: r.rounds.map((x) => ({ round: x.round, kind: x.kind, partners: x.partners, recorded: x.recorded, declined: x.declined, epsilon: x.epsilon })),
   everyPartnerEveryRound,
+  chargedEveryTrainingRound,
   auc: r.finalMetrics.auc,
   holdoutRowsCounted: r.finalMetrics.n,
   epsilon: r.epsilon,
@@ -51,6 +60,7 @@ const out = {
   noiseMultiplier: r.noiseMultiplier,
   threads: workerThreads(),
   seconds,
+  loadavgAtEnd: loadavg(),
 };
 console.log(JSON.stringify(out, null, 2));
 writeFileSync(join(import.meta.dirname, '..', 'results', 'scale-federation.json'), `${JSON.stringify(out, null, 2)}\n`);
