@@ -5,8 +5,10 @@
  * process: runs alternate 1, 2, 1, 2 … so machine noise hits both alike; the ratio of medians is the
  * figure. Each pair is also checked bit-identical (the noise is seeded through the same test hook the
  * unit test uses, so both runs draw the same batches — production draws them from the CSPRNG).
+ * Then one GBDT histogram level (the partner's local step of level 1 of a DP tree) at the same rows,
+ * on 1 and 2 threads alternating, `--level-reps` pairs, each pair checked bit-identical.
  *
- *   npx tsx benchmarks/scale/run.ts [--rows 1000000] [--reps 3]
+ *   npx tsx benchmarks/scale/run.ts [--rows 1000000] [--reps 3] [--level-reps 9]
  *
  * Writes benchmarks/results/scale-dp-sgd.json.
  */
@@ -30,6 +32,8 @@ const arg = (name: string, dflt: number) => {
 };
 const rows = arg('rows', 1_000_000);
 const reps = arg('reps', 3);
+// A level takes well under a second: more pairs for a steadier median on a shared machine.
+const levelReps = arg('level-reps', 9);
 
 function seededFill(seed: number) {
   const rng = createRng(seed);
@@ -135,7 +139,7 @@ const hist = (x: Record<string, Float64Array>) => hex(x.grad) + hex(x.hess);
 const warm0 = performance.now();
 await localStepOnThreads(state, local, { threads: 2, minRows: 0 });
 const levelWarmup = (performance.now() - warm0) / 1000;
-for (let r = 0; r < reps; r++) {
+for (let r = 0; r < levelReps; r++) {
   const sums: Record<number, string> = {};
   for (const threads of [1, 2] as const) {
     const t0 = performance.now();
@@ -149,6 +153,7 @@ const treeLevel = {
   workload: `gbdt level 1 of a depth-6 tree (DP tree mode: both children of the root queried; ${layout.groups.length} columns, ${gbdtParams.bins} bins)`,
   rows,
   histogramChunkRows: HISTOGRAM_CHUNK_ROWS,
+  reps: levelReps,
   seconds1Thread: levelSeconds[1],
   seconds2Threads: levelSeconds[2],
   median1Thread: median(levelSeconds[1]),
