@@ -44,6 +44,8 @@ export interface SimulationRound<R = FederatedEvalMetrics> {
   /** Names of the partners whose uploads were summed. */
   partners: string[];
   declined: { name: string; reason: string }[];
+  /** Names of the partners whose signed submission record is in the round's published contents (what the coordinator's ledger records for the round). */
+  recorded: string[];
   /** What the owner read from the round's sums (SGD: metrics of the model that entered the round). */
   metrics: R;
   /** Cumulative ε per partner after the round (DP jobs). */
@@ -203,6 +205,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
       kind: plan.kind,
       partners: submitted,
       declined: names,
+      recorded: contents.records.map((rec) => opts.partners[indexOf.get(rec.partner)!].name),
       metrics: report as R,
       epsilon: epsilonNow(),
       modelHash: ownerTracker.hash,

@@ -27,6 +27,10 @@ import { ReasonCoder } from './reasons.ts';
 import { readScoringBatches, SCORING_BATCH_ROWS, ScoringEncoder, type ScoringBatch } from './rows.ts';
 import { sigmoid } from './scorer.ts';
 import type { SidecarBuilder } from './sidecar-builder.ts';
+import { ScoringPipeline } from './batch-threads.ts';
+import { pass1Batch, pass2 } from './pass-file.ts';
+import type { BatchScores } from './score-task.ts';
+import { threadMinRows, workerThreads } from '../util/worker-pool.ts';
 
 export interface ScoreFileOptions {
   dataPath: string;
@@ -46,6 +50,9 @@ export interface ScoreFileOptions {
   hashId?: (id: string) => string;
   sidecar?: SidecarBuilder;
   onProgress?: (p: { bytes: number; totalBytes: number; rowsRead: number; scored: number }) => void;
+  /** Threads for the logits and reason codes (default FEDMARK_THREADS, else every core; 1: none), used from `threadMinRows` rows (default FEDMARK_THREAD_MIN_ROWS, else 100,000). */
+  threads?: number;
+  threadMinRows?: number;
   /**
    * Runs after the output is complete and hashed but before it appears under `outPath` (e.g. to
    * record the run in the ledger first: a crash in between then over-reports, never under-reports,
@@ -96,73 +103,6 @@ interface OutputRow {
   tail: string;
   /** Sensitive group codes (ScoringEncoder.sensitive order). */
   groups: number[] | null;
-}
-
-/**
- * The pass-1 temp file holds every output row without its decile, a batch per record:
- * u32 rows, u32 text bytes, then per row u32 q and u32 the byte offset where the decile goes,
- * then the batch's output text (UTF-8). Pass 2 copies the bytes and inserts the deciles, without
- * decoding a single string: customer text of any kind cannot break the framing.
- */
-function pass1Batch(text: string, qs: Uint32Array, marks: Uint32Array, rows: number): Buffer {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length !== text.length) {
-    // Non-ASCII text: character offsets are not byte offsets.
-    let at = 0;
-    let prevChar = 0;
-    for (let r = 0; r < rows; r++) {
-      at += Buffer.byteLength(text.slice(prevChar, marks[r]), 'utf8');
-      prevChar = marks[r];
-      marks[r] = at;
-    }
-  }
-  const head = Buffer.allocUnsafe(8 + 8 * rows);
-  head.writeUInt32LE(rows, 0);
-  head.writeUInt32LE(bytes.length, 4);
-  for (let r = 0; r < rows; r++) {
-    head.writeUInt32LE(qs[r], 8 + 8 * r);
-    head.writeUInt32LE(marks[r], 12 + 8 * r);
-  }
-  return Buffer.concat([head, bytes]);
-}
-
-const DECILE_TEXT = Array.from({ length: 11 }, (_, k) => Buffer.from(`,${k}`, 'latin1'));
-
-/** Pass 2: the output rows of the pass-1 file with their deciles, handed out in ~1 MiB buffers. */
-async function pass2(file: string, decile: (q: number) => number, write: (bytes: Buffer) => void): Promise<number> {
-  const fd = fs.openSync(file, 'r');
-  let rows = 0;
-  try {
-    const head = Buffer.allocUnsafe(8);
-    let pos = 0;
-    for (;;) {
-      if (fs.readSync(fd, head, 0, 8, pos) < 8) break;
-      const n = head.readUInt32LE(0);
-      const textBytes = head.readUInt32LE(4);
-      const body = Buffer.allocUnsafe(8 * n + textBytes);
-      if (fs.readSync(fd, body, 0, body.length, pos + 8) !== body.length)
-        throw new FedmarkError('SCORING_TEMP_CORRUPT', `${file}: temporary file ends inside a batch`);
-      pos += 8 + body.length;
-      const text = body.subarray(8 * n);
-      let size = textBytes;
-      for (let r = 0; r < n; r++) size += DECILE_TEXT[decile(body.readUInt32LE(8 * r))].length;
-      const out = Buffer.allocUnsafe(size);
-      let prev = 0;
-      let at = 0;
-      for (let r = 0; r < n; r++) {
-        const mark = body.readUInt32LE(8 * r + 4);
-        at += text.copy(out, at, prev, mark);
-        at += DECILE_TEXT[decile(body.readUInt32LE(8 * r))].copy(out, at);
-        prev = mark;
-      }
-      text.copy(out, at, prev);
-      write(out);
-      rows += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return rows;
 }
 
 function columnIndex(schema: DatasetSchema, name: string | undefined, what: string): number {
@@ -254,11 +194,9 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
   const marks = new Uint32Array(SCORING_BATCH_ROWS);
 
   // --- one batch: scores, reasons, accumulators, and the rows' output text
-  const scoreBatch = (b: ScoringBatch): void => {
+  const consumeBatch = (b: ScoringBatch, { z, phi }: BatchScores): void => {
     const n = b.n;
     const X = b.X.subarray(0, n * d);
-    const z = scorer.logits(X, n);
-    const phi = reasonsK > 0 ? scorer.contributions(X, n) : null;
     // The rows' output fields after the decile (value, expected value, reasons).
     const tailOf = (i: number, p: number, value: number | null): string => {
       let tail = '';
@@ -313,14 +251,30 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreRunSummary> {
     }
     if (pass1Fd !== null && rows) writeAll(pass1Fd, pass1Batch(text, qs, marks, rows));
   };
+  // Large files: logits and reasons on worker threads, batches consumed in file order (./batch-threads.ts).
+  const threads = o.threads ?? workerThreads();
+  const minRows = o.threadMinRows ?? threadMinRows();
+  const pipeline = threads > 1 ? new ScoringPipeline(threads, model, schema, reasonsK > 0, consumeBatch) : null;
+  const scoreBatch = (b: ScoringBatch): void => {
+    if (pipeline && encoder.rowsExpected >= minRows) return pipeline.push(b.detach());
+    const X = b.X.subarray(0, b.n * d);
+    consumeBatch(b, { z: scorer.logits(X, b.n), phi: reasonsK > 0 ? scorer.contributions(X, b.n) : null });
+  };
 
   let outSha = '';
   let outRows = 0;
   let summary: ScoreRunSummary | undefined;
   try {
-    await readScoringBatches(o.dataPath, encoder, scoreBatch, (bytes) => {
-      o.onProgress?.({ bytes: Math.min(bytes, totalBytes), totalBytes, rowsRead: encoder.counts.read, scored: deciles.n });
-    });
+    await readScoringBatches(
+      o.dataPath,
+      encoder,
+      scoreBatch,
+      (bytes) => {
+        o.onProgress?.({ bytes: Math.min(bytes, totalBytes), totalBytes, rowsRead: encoder.counts.read, scored: deciles.n });
+      },
+      pipeline ? () => pipeline.drain(false) : undefined,
+    );
+    await pipeline?.drain(true);
     segments.forEach((seg, s) => seg.groups.forEach((g, k) => selection.addScored(seg.name, g, scoredByGroup[s][k])));
     // --- finish: deciles, ranking, output
     const outFd = fs.openSync(partial, 'wx', 0o600);

@@ -101,6 +101,11 @@ export class ScoringEncoder {
   }
 
   /** An upper bound on the rows still to come, when the source knows one (an early bad-row failure). */
+  /** Rows the file holds in all, once `expect` was told (Infinity before). */
+  get rowsExpected(): number {
+    return this.expectedRows;
+  }
+
   expect(rows: number): void {
     this.expectedRows = this.counts.read + rows;
   }
@@ -190,6 +195,8 @@ export interface ScoringBatch {
   /** Per sensitive column (ScoringEncoder.sensitive order): each row's group code. */
   readonly groups: Uint16Array[];
   text(i: number, column: number): string;
+  /** A copy of the batch that stays valid after `onBatch` returns (the reader reuses its buffers for the next batch). */
+  detach(): ScoringBatch;
 }
 
 export const SCORING_BATCH_ROWS = 4096;
@@ -199,13 +206,15 @@ export const SCORING_BATCH_ROWS = 4096;
  * inside the read) whenever a batch is full and once at the end. Every declared column must be in
  * the header except the label, which may be missing; undeclared columns are refused (matchHeader).
  * The cells a batch's rows keep are copied out of the read buffer (bytes, not strings), so the
- * output can quote them after the buffer moved on.
+ * output can quote them after the buffer moved on. `between`, when given, is awaited after each read
+ * of the file (a pipelined caller consumes finished batches there, bounding what is in flight).
  */
 export async function readScoringBatches(
   path: string,
   encoder: ScoringEncoder,
   onBatch: (batch: ScoringBatch) => void,
   onProgress?: (bytesRead: number, totalBytes: number) => void,
+  between?: () => Promise<void>,
 ): Promise<void> {
   const { schema } = encoder;
   const labelIndex = schema.columns.findIndex((c) => c.role === 'label');
@@ -235,6 +244,7 @@ export async function readScoringBatches(
       const f = i * width + map![column];
       return arena.toString('utf8', starts[f], ends[f]).trim();
     },
+    detach: () => detached(batch, encoder.d, width, map!, arena.subarray(0, used), starts, ends),
   };
   const flush = (): void => {
     if (batch.n > 0) onBatch(batch);
@@ -284,7 +294,10 @@ export async function readScoringBatches(
     if (batch.n === capacity) flush();
   };
   try {
-    while (await reader.next(sink)) onProgress?.(reader.bytesRead, reader.size);
+    while (await reader.next(sink)) {
+      onProgress?.(reader.bytesRead, reader.size);
+      await between?.();
+    }
   } finally {
     await reader.close();
   }
@@ -292,4 +305,25 @@ export async function readScoringBatches(
   flush();
   onProgress?.(reader.bytesRead, reader.size);
   encoder.finish();
+}
+
+/** A standalone copy of a batch's rows: features, lines, ids, groups and the kept cell bytes. */
+function detached(b: ScoringBatch, d: number, width: number, map: Int32Array, arena: Buffer, starts: Int32Array, ends: Int32Array): ScoringBatch {
+  const n = b.n;
+  const bytes = Buffer.from(arena);
+  const s = starts.slice(0, n * width);
+  const e = ends.slice(0, n * width);
+  const copy: ScoringBatch = {
+    n,
+    X: b.X.slice(0, n * d),
+    lines: b.lines.slice(0, n),
+    ids: b.ids.slice(0, n),
+    groups: b.groups.map((g) => g.slice(0, n)),
+    text: (i, column) => {
+      const f = i * width + map[column];
+      return bytes.toString('utf8', s[f], e[f]).trim();
+    },
+    detach: () => copy,
+  };
+  return copy;
 }

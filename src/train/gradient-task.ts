@@ -17,7 +17,7 @@ export interface GradientTask {
 let workspace: Workspace | undefined;
 let workspaceLayout: string | undefined;
 
-/** Runs in a piscina worker (gradient-worker.mjs); the workspace is kept between tasks of the same model shape. */
+/** Runs in a piscina worker (src/util/worker.mjs); the workspace is kept between tasks of the same model shape. */
 export default function gradientTask(t: GradientTask): ChunkSums {
   const shape = JSON.stringify(t.layout);
   if (shape !== workspaceLayout) {

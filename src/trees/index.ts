@@ -73,7 +73,19 @@ export {
   type TermState,
 } from './state.ts';
 export { candidatePairs, cellOfRow, pairCounts, termAxis, termCells, termTree, type TermAxis } from './terms.ts';
-export { GbdtLocalData, leafSums, levelHistograms, localStep, quantileCounts, screenHistograms, termHistograms, type LocalRows } from './local.ts';
+export {
+  GbdtLocalData,
+  leafSums,
+  levelHistograms,
+  localStep,
+  localStepOnThreads,
+  quantileCounts,
+  screenHistograms,
+  termHistograms,
+  type LocalRows,
+  type LocalThreads,
+} from './local.ts';
+export { HISTOGRAM_CHUNK_ROWS } from './histograms.ts';
 export {
   addReleaseNoise,
   calibrateGbdtNoise,

@@ -9,7 +9,9 @@
  */
 import { FedmarkError } from '../errors.ts';
 import { binMatrix, dyadicCounts, type BinnedMatrix } from './edges.ts';
-import { OPEN, PENDING, depthOf, leafSlot, levelSlot, routeRow, type HeapTree } from './heap-tree.ts';
+import { PENDING, leafSlot, routeRow, type HeapTree } from './heap-tree.ts';
+import { clippedGradient, levelHistogramSums, levelHistogramSumsOnThreads, type LevelQuery } from './histograms.ts';
+import { sharedFloat64 } from '../util/worker-pool.ts';
 import { usesSubtraction } from './params.ts';
 import { leafPartLength, levelPartLength, mainPartLength, pairPartLength, screenPartLength, screenSlotLength, treeBinLayout } from './schedule.ts';
 import { currentStep, screenCandidates, termAxes, termOfStep, type GbdtState, type GbdtSums } from './state.ts';
@@ -90,7 +92,8 @@ export class GbdtLocalData {
     const want = state.trees.map(treeDigest);
     let c = this.marginFor;
     const reusable = c !== null && c.base === base && c.digests.length <= want.length && c.digests.every((d, k) => d === want[k]);
-    if (!reusable) c = { digests: [], margin: new Float64Array(this.rows.n).fill(base), base };
+    // Shared memory: histogram workers read the margins where they are (./histograms.ts).
+    if (!reusable) c = { digests: [], margin: sharedFloat64(this.rows.n).fill(base), base };
     for (let t = c!.digests.length; t < state.trees.length; t++) {
       const tree = state.trees[t];
       for (let i = 0; i < this.rows.n; i++) c!.margin[i] += tree.value[routeRow(tree, state.layout, data, i)];
@@ -100,18 +103,17 @@ export class GbdtLocalData {
     return c!.margin;
   }
 
-  /** Clipped gradients and hessians of the binary log loss at the current margins. */
+  /** Clipped gradients and hessians of the binary log loss at the current margins (./histograms.ts clippedGradient). */
   gradients(state: GbdtState): { g: Float64Array; h: Float64Array } {
     const m = this.margins(state);
     const { n, y } = this.rows;
     const g = new Float64Array(n);
     const h = new Float64Array(n);
+    const gh = new Float64Array(2);
     for (let i = 0; i < n; i++) {
-      const p = 1 / (1 + Math.exp(-m[i]));
-      const gi = p - y[i];
-      const hi = p * (1 - p);
-      g[i] = gi < -1 ? -1 : gi > 1 ? 1 : gi;
-      h[i] = hi < 0 ? 0 : hi > 0.25 ? 0.25 : hi;
+      clippedGradient(m[i], y[i], gh);
+      g[i] = gh[0];
+      h[i] = gh[1];
     }
     return { g, h };
   }
@@ -125,44 +127,46 @@ export function quantileCounts(state: GbdtState, local: GbdtLocalData): GbdtSums
   return { counts: dyadicCounts(state.params, state.layout, X, n) };
 }
 
+/** What a level's histogram pass needs from the state (./histograms.ts). */
+function levelQuery(state: GbdtState): LevelQuery {
+  const step = currentStep(state);
+  if (step.kind !== 'level') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not a histogram level`);
+  const { params, layout } = state;
+  const { groups, offsets, total } = treeBinLayout(params, layout, step.tree);
+  return {
+    tree: state.tree!,
+    layout,
+    level: step.level,
+    subtract: usesSubtraction(params),
+    groups,
+    offsets,
+    B: total,
+    len: levelPartLength(params, layout, step.level),
+  };
+}
+
 /**
  * Local step of a histogram level: G and H histograms (one bin per group per row) of the level's queried
  * node slots — every open node, or only left children (and the root) with subtraction. Fixed length
  * `levelPartLength`; slots of nodes that are not open stay zero.
  */
 export function levelHistograms(state: GbdtState, local: GbdtLocalData): GbdtSums {
-  const step = currentStep(state);
-  if (step.kind !== 'level') throw new FedmarkError('GBDT_WRONG_STEP', `step ${state.step} is not a histogram level`);
-  const { params, layout } = state;
-  const data = local.binned(state);
-  const { g, h } = local.gradients(state);
-  const { groups, offsets, total: B } = treeBinLayout(params, layout, step.tree);
-  const len = levelPartLength(params, layout, step.level);
-  const grad = new Float64Array(len);
-  const hess = new Float64Array(len);
-  const tree = state.tree!;
-  const subtract = usesSubtraction(params);
-  const G = data.groups;
-  const bins = data.bins;
-  for (let i = 0; i < data.n; i++) {
-    const node = routeRow(tree, layout, data, i);
-    if (tree.kind[node] !== OPEN || depthOf(node) !== step.level) continue;
-    let slot: number;
-    if (!subtract) slot = levelSlot(node);
-    else if (node === 0) slot = 0;
-    else if (node % 2 === 1) slot = levelSlot((node - 1) >> 1);
-    else continue; // right child: parent − left
-    const base = slot * B;
-    const gi = g[i];
-    const hi = h[i];
-    const row = i * G;
-    for (let k = 0; k < groups.length; k++) {
-      const at = base + offsets[k] + bins[row + groups[k]];
-      grad[at] += gi;
-      hess[at] += hi;
-    }
-  }
-  return { grad, hess };
+  return levelHistogramSums(levelQuery(state), local.binned(state), local.margins(state), local.rows.y);
+}
+
+/** When a local step uses worker threads: `threads` (1: never) once the partner has at least `minRows` rows. */
+export interface LocalThreads {
+  threads: number;
+  minRows: number;
+}
+
+/**
+ * The local step of the state's current step, with a histogram level's pass on worker threads when the
+ * data is large (the same bits as `localStep`: ./histograms.ts).
+ */
+export async function localStepOnThreads(state: GbdtState, local: GbdtLocalData, t: LocalThreads): Promise<GbdtSums> {
+  if (currentStep(state).kind !== 'level' || t.threads < 2 || local.rows.n < t.minRows) return localStep(state, local);
+  return levelHistogramSumsOnThreads(levelQuery(state), local.binned(state), local.margins(state), local.rows.y, t.threads);
 }
 
 /** Local step of the leaf round: G and H of the rows in each pending leaf (slot = leftmost descendant at full depth). */

@@ -5,7 +5,8 @@ import { subsetDataset, type Dataset } from '../../src/data/encode.ts';
 import { initParameters, parameterLayout } from '../../src/model/params.ts';
 import { chunkedClippedGradientSum, GRADIENT_CHUNK_ROWS } from '../../src/train/chunked-gradients.ts';
 import { createWorkspace } from '../../src/train/backprop.ts';
-import { closeGradientWorkers, GradientPool } from '../../src/train/gradient-pool.ts';
+import { GradientPool } from '../../src/train/gradient-pool.ts';
+import { closeWorkers } from '../../src/util/worker-pool.ts';
 import { trainLocal } from '../../src/train/local.ts';
 import type { ModelSpec } from '../../src/model/spec.ts';
 
@@ -30,7 +31,7 @@ function seededFill(seed: number) {
 
 const bits = (a: Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
 
-afterAll(() => closeGradientWorkers());
+afterAll(() => closeWorkers());
 
 describe('DP-SGD gradients on worker threads', () => {
   const mlp: ModelSpec = { kind: 'mlp', hidden: [8], activation: 'relu' };

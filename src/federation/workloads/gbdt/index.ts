@@ -18,7 +18,7 @@ import {
   addReleaseNoise,
   applyStep,
   initialState,
-  localStep,
+  localStepOnThreads,
   modelFromState,
   predictProba,
   stateHash,
@@ -33,6 +33,7 @@ import type { JobManifest } from '../../manifest.ts';
 import type { LocalContext, LocalResult, PartSpec, PrivacyPlan, RoundPlan, Workload } from '../../workload.ts';
 import { evaluationEvent, evaluationHistograms, evaluationMetrics, evaluationPart } from '../evaluation.ts';
 import { jobLimits, NOISE_MARGIN_SIGMAS } from '../../part-encoding.ts';
+import { threadMinRows, workerThreads } from '../../../util/worker-pool.ts';
 import { gbdtSettings } from './settings.ts';
 
 export { gbdtSettings, gbdtWorkloadParamsSchema, type GbdtSettings, type GbdtWorkloadParams } from './settings.ts';
@@ -127,7 +128,7 @@ async function local(ctx: LocalContext<GbdtState>): Promise<LocalResult> {
   if (ctx.state.step !== ctx.round - 1) {
     throw new FedmarkError('OUT_OF_STEP', `gbdt: round ${ctx.round} runs step ${ctx.round - 1}, but the state is at step ${ctx.state.step}`);
   }
-  const parts = localStep(ctx.state, localData(ctx.data.train));
+  const parts = await localStepOnThreads(ctx.state, localData(ctx.data.train), { threads: workerThreads(), minRows: threadMinRows() });
   // The runtime has authorized these releases; the noise is the partner's own (CSPRNG), added before anything is encrypted.
   const release = stepRelease(s.params, s.layout, s.noise, ctx.state.step);
   if (release && s.params.dp) addReleaseNoise(parts, release);

@@ -1,7 +1,7 @@
 import type { FederatedEvalMetrics } from '../../../metrics/histogram.ts';
 import { initParameters, parameterCount, predictProba } from '../../../model/params.ts';
 import { trainLocal } from '../../../train/local.ts';
-import { localTrainingThreads } from '../../../train/gradient-pool.ts';
+import { workerThreads } from '../../../util/worker-pool.ts';
 import { hashParameters } from '../../../util/hash.ts';
 import { deriveSeed } from '../../../util/rng.ts';
 import type { Dataset } from '../../../data/encode.ts';
@@ -127,7 +127,7 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
     l2: lt.l2,
     seed: deriveSeed(m.seed, 'train', ctx.keyId, ctx.round, ctx.attempt),
     proximalMu: new FederatedStrategy(m).proximalMu,
-    threads: localTrainingThreads(),
+    threads: workerThreads(),
     dp: dp ? { noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm, samplingRate: dp.samplingRate, normalizerRows: rows } : undefined,
   });
   const update = weightedUpdateVector(state.params, result.params, rows);
