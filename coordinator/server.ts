@@ -17,6 +17,8 @@ import { keyRoutes } from './routes/keys.ts';
 import { roundRoutes } from './routes/rounds.ts';
 import { relayRoutePlugin } from './routes/relay.ts';
 import { RelayEngine } from './relay-engine.ts';
+import { secaggRoutePlugin } from './routes/secagg.ts';
+import { SecaggEngine } from './secagg-engine.ts';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -96,8 +98,17 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   await app.register(keyRoutes, { engine });
   await app.register(roundRoutes, { engine });
   await app.register(relayRoutePlugin, { relay: new RelayEngine(store, engine, ledgers, identity, logger) });
+  const secagg = new SecaggEngine(store, engine, identity, logger);
+  engine.useSecagg(secagg);
+  await app.register(secaggRoutePlugin, { secagg });
 
-  const timer = setInterval(() => engine.tick(), opts.tickMs ?? 250);
+  // One sweep at a time: masked aggregation's stage closes are async (an attempt may be replayed first).
+  let sweeping = false;
+  const timer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    void engine.tickAll().finally(() => (sweeping = false));
+  }, opts.tickMs ?? 250);
   timer.unref();
   app.addHook('onClose', async () => {
     clearInterval(timer);

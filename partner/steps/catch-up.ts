@@ -18,7 +18,7 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     const blobs: Record<string, Uint8Array> = {};
     for (const part of runtime.stateParts(round)) blobs[part] = await client.aggregate(o.jobId, round, part);
     const contents = await client.contents(o.jobId, round);
-    const hash = runtime.applyAggregate(round, blobs, contents);
+    const hash = await runtime.applyAggregate(round, blobs, contents);
     const mine = runtime.tookPart(round, contents) ? runtime.released(round, contents.attempt) : null;
     await client.reportModelHash(o.jobId, round, hash).catch((err: unknown) => {
       if (!hasCode(err, 'JOB_CLOSED', 'HASH_CHANGED')) throw err;
