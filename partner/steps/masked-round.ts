@@ -110,7 +110,8 @@ async function rethrowOver<T>(p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (err) {
-    if (hasCode(err, 'SECAGG_ATTEMPT_OVER', 'ROUND_CLOSED', 'ROUND_DEADLINE', 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED'))
+    // SECAGG_REFUSED: the coordinator's machine refused this node's answer (e.g. it signed another survivor set than the others): nothing more is sent.
+    if (hasCode(err, 'SECAGG_ATTEMPT_OVER', 'SECAGG_REFUSED', 'ROUND_CLOSED', 'ROUND_DEADLINE', 'ROUND_NOT_OPEN', 'JOB_CLOSED', 'NOT_SELECTED'))
       throw new AttemptOver((err as Error).message);
     throw err;
   }
