@@ -6,6 +6,8 @@
  *   key from the victim while the others reveal its seed): the victim signs the set it saw, finds
  *   that the unmask request's t consistency signatures are over another set, and reveals nothing;
  * - it replays a signed roster of an earlier round to a partner: refused, that partner shares nothing;
+ * - after a partner revealed its shares, it is asked again (after a restart) with another survivor
+ *   set, which would give the key share of a partner whose seed share it already revealed: refused;
  * - a stage message of an earlier round posted again (by its own, authenticated sender) is refused by
  *   the coordinator's checks.
  */
@@ -14,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readIdentityFile, type Identity } from '../../src/crypto/identity.ts';
-import { signBody, type SignedSurvivors } from '../../src/crypto/secagg/index.ts';
+import { signBody, type SignedSurvivors, type SignedUnmask } from '../../src/crypto/secagg/index.ts';
 import { parseManifest, signManifest } from '../../src/federation/manifest.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { postSecagg } from '../../src/federation/protocol/secagg-client.ts';
@@ -22,7 +24,9 @@ import { defaultSecaggSpec } from '../../src/federation/secagg/spec.ts';
 import { SecaggStore } from '../../coordinator/secagg-store.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { jsonResponse, LyingProxy, parseJson } from '../helpers/lying-proxy.ts';
-import { makeIdentities, makeJob, runFederation, telcoPartners } from '../helpers/partners.ts';
+import { makeIdentities, makeJob, runFederation, silentLog, telcoPartners, TEST_POLL_MS } from '../helpers/partners.ts';
+import { runPartnerNode } from '../../partner/node.ts';
+import { runJobOwner } from '../../owner/node.ts';
 
 describe('attack: a coordinator lying about who submitted, and replayed stage messages (masked aggregation)', () => {
   let coord: TestCoordinator;
@@ -126,4 +130,62 @@ describe('attack: a coordinator lying about who submitted, and replayed stage me
       message: expect.stringMatching(/SECAGG_WRONG_ATTEMPT.*round 1 attempt \d, not job replay-roster round 2 attempt 0/),
     });
   }, 150_000);
+
+  it('a second unmask request that would reveal the other share of a partner is refused (never both shares of one partner)', async () => {
+    const { manifest, signed } = job('both-shares');
+    const [victim, target, , silent] = manifest.partners.map((p) => p.keyId);
+    const start = (i: number, signal: AbortSignal) =>
+      runPartnerNode({
+        coordinatorUrl: proxy.url,
+        identity: identities[i],
+        jobId: manifest.jobId,
+        train: data.parts[i].train,
+        test: data.parts[i].test,
+        schemaHash: data.schemaHash,
+        stateDir: join(stateDir, `${manifest.jobId}-${identities[i].name}`),
+        reviewJob: () => [],
+        budget: undefined,
+        log: silentLog,
+        pollMs: TEST_POLL_MS,
+        signal,
+      });
+    const reveals = () => proxy.requests({ method: 'POST', path: /both-shares\/rounds\/1\/secagg\/reveal$/, keyId: victim });
+    let restarted = false;
+    const removers = [
+      // One partner never reveals, so the unmask stage stays open until its deadline.
+      proxy.on({ method: 'POST', path: /both-shares\/rounds\/1\/secagg\/reveal$/, keyId: silent }, () =>
+        jsonResponse(409, { statusCode: 409, code: 'SECAGG_ATTEMPT_OVER', error: 'lying proxy: dropped' }),
+      ),
+      // After the restart, the victim is asked again with `target` out of the sum: its key share instead of the seed share it revealed.
+      proxy.rewriteJson<{ message: SignedUnmask }>({ method: 'GET', path: /both-shares\/rounds\/1\/secagg\/\d+\/unmask$/, keyId: victim }, ({ message }) =>
+        restarted
+          ? { message: signBody({ ...message.body, survivors: message.body.survivors.filter((k) => k !== target) }, coordinatorKey) as SignedUnmask }
+          : { message },
+      ),
+    ];
+    try {
+      const all = new AbortController();
+      const stop = new AbortController();
+      const ownerRun = runJobOwner({ coordinatorUrl: proxy.url, identity: owner, signed, log: silentLog, pollMs: TEST_POLL_MS, signal: all.signal });
+      const others = [1, 2, 3].map((i) => start(i, all.signal));
+      const first = start(0, stop.signal).catch((err: unknown) => err);
+      for (let i = 0; i < 1200 && reveals().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(reveals()).toHaveLength(1);
+      stop.abort(new Error('operator stop'));
+      await first;
+      restarted = true;
+      const again = await start(0, all.signal);
+      const [ownerResult, ...rest] = await Promise.all([ownerRun, ...others]);
+      expect(ownerResult.state).toBe('completed');
+      for (const n of [...rest, again]) expect(n.modelHash).toBe(ownerResult.modelHash);
+    } finally {
+      for (const off of removers) off();
+    }
+    // The restarted victim was asked, and sent nothing more: one reveal, naming the target's seed share only.
+    expect(proxy.requests({ method: 'GET', path: /both-shares\/rounds\/1\/secagg\/\d+\/unmask$/, keyId: victim }).length).toBeGreaterThan(1);
+    expect(reveals()).toHaveLength(1);
+    const sent = parseJson<{ message: { body: { seedShares: { of: string }[]; keyShares: { of: string }[] } } }>(reveals()[0].request).message.body;
+    expect(sent.seedShares.map((x) => x.of)).toContain(target);
+    expect(sent.keyShares.map((x) => x.of)).not.toContain(target);
+  }, 180_000);
 });
