@@ -4,7 +4,7 @@ import { hasCode } from '../../src/federation/protocol/errors.ts';
 import { postSecagg, secaggView } from '../../src/federation/protocol/secagg-client.ts';
 import type { SecaggPostStage, SecaggView } from '../../src/federation/protocol/secagg-routes.ts';
 import type { VectorCipher } from '../../src/federation/secure-sum.ts';
-import { attemptConfig, MASKED_PART } from '../../src/federation/secagg/round-config.ts';
+import { attemptConfig, MASKED_PART, roundingRandom } from '../../src/federation/secagg/round-config.ts';
 import type { SecaggStateDir } from '../secagg-state.ts';
 import { sleep, type PartnerContext } from './context.ts';
 import { applyWithdrawals } from './withdrawals.ts';
@@ -69,7 +69,7 @@ async function attemptStages(ctx: PartnerContext, m: MaskedRounds, round: number
   const inbox = await wait('inbox');
   applyWithdrawals(ctx);
   const built = await runtime.buildSubmission(round, attempt, false, (parts) => {
-    const encoded = encodeValues(config.encoding, parts);
+    const encoded = encodeValues(config.encoding, parts, roundingRandom(ctx.manifest, ctx.myKeyId, round, attempt));
     const { blob } = partner.onInbox(inbox, encoded, (masked) => m.cipher.encrypt(masked));
     encoded.fill(0);
     // Masked before a crash but never kept: those bytes never left, and are not masked a second time.

@@ -1,3 +1,4 @@
+import { createCipheriv, createHash } from 'node:crypto';
 import { FedmarkError } from '../../errors.ts';
 import { makeSecaggConfig, planEncoding, type EncodingPlan, type PartBound, type SecaggConfig } from '../../crypto/secagg/index.ts';
 import type { JobManifest } from '../manifest.ts';
@@ -82,4 +83,18 @@ export function attemptConfig(
     // n − 1 neighbours is the complete graph (Bonawitz); fewer, SecAgg+'s sparse one.
     degree: n <= spec.completeGraphMaxPartners ? n - 1 : spec.sparseDegree,
   });
+}
+
+/**
+ * The random bits of one upload's stochastic rounding (crypto/secagg/encoding.ts): AES-256-CTR keyed
+ * by a hash of the manifest's seed, the job, the partner, the round and the attempt. The rounding
+ * needs unbiased bits independent of the data, not secret ones (the values it rounds are already DP
+ * releases, and the masks hide them); seeding them makes a masked run replay like a CKKS run does
+ * (its decryptions are rounded to the release grid): the same uploads, hence the same final model,
+ * after any crash.
+ */
+export function roundingRandom(m: JobManifest, keyId: string, round: number, attempt: number): (n: number) => Uint8Array {
+  const key = createHash('sha256').update(`fedmark-secagg-1/rounding\n${m.seed}\n${m.jobId}\n${keyId}\n${round}\n${attempt}`).digest();
+  const stream = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  return (n) => new Uint8Array(stream.update(Buffer.alloc(n)));
 }
