@@ -281,6 +281,8 @@ export class SecaggEngine {
         .filter((p) => p.status === 'left' || p.status === 'withdrawn')
         .map((p) => p.key_id),
     );
+    // A partner that declined the attempt (its budget) is not waited for either.
+    for (const d of this.store.declines(jobId, round, attempt)) gone.add(d.key_id);
     let ended = false;
     for (;;) {
       const stage = a.machine.currentStage;
