@@ -26,6 +26,8 @@ export interface DemoOptions {
   seed: number;
   epsilon: number | null;
   insecurePlaintext: boolean;
+  /** Masked aggregation inside BFV (manifest encryption `secagg-bfv`) instead of CKKS. */
+  masked?: boolean;
   model: 'logistic' | 'mlp' | 'gbdt';
   alpha: number;
 }
@@ -46,6 +48,7 @@ export function registerDemoCommand(program: Command): void {
     )
     .option('--vertical-rows <n>', 'with --vertical: customers drawn from the bundled bank-marketing file', '20000')
     .option('--trees <n>', 'with --vertical: trees (depth 3)', '5')
+    .option('--masked', 'masked aggregation inside BFV (pairwise masks with dropout recovery, docs/CRYPTO.md) instead of CKKS under one shared key', false)
     .action(async (o: Record<string, string | boolean>) => {
       if (o.vertical) {
         const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -74,6 +77,7 @@ export function registerDemoCommand(program: Command): void {
         seed: Number(o.seed),
         epsilon: o.dp === false ? null : Number(o.epsilon),
         insecurePlaintext: Boolean(o.insecurePlaintext),
+        masked: Boolean(o.masked),
         model: o.model === 'mlp' || o.model === 'gbdt' ? o.model : 'logistic',
         alpha: Number(o.alpha),
       });
@@ -135,7 +139,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
               coeffModulusBits: manifest.encryption.coeffModulusBits,
               wireBytesPerParameter: bytesPerParam,
             }
-          : { scheme: 'plain-insecure', wireBytesPerParameter: bytesPerParam },
+          : manifest.encryption.scheme === 'secagg-bfv'
+            ? {
+                scheme: 'secagg-bfv',
+                polyModulusDegree: manifest.encryption.bfv.polyModulusDegree,
+                coeffModulusBits: manifest.encryption.bfv.coeffModulusBits,
+                wireBytesPerParameter: bytesPerParam,
+              }
+            : { scheme: 'plain-insecure', wireBytesPerParameter: bytesPerParam },
       privacy: plan ? { delta: plan.delta, epsilon, noiseMultiplier: plan.noiseMultiplier, clipNorm: plan.clipNorm, targetEpsilon: plan.targetEpsilon } : null,
       audit: { ok: audit.ok, findings: audit.findings },
       report: report.htmlPath,

@@ -8,7 +8,9 @@ import { admitDecline, admitHashReport, admitUpload, roundRules, transition, typ
 import { openSecureSum, type SecureSumScheme } from '../src/federation/secure-sum.ts';
 import { checkSubmission, maxSubmissionBytes } from '../src/federation/submission-check.ts';
 import { decodeUpdate } from '../src/federation/update-codec.ts';
-import type { ModelSelection, WorkloadRegistry } from '../src/federation/workload.ts';
+import type { ModelSelection, RoundPlan, WorkloadRegistry } from '../src/federation/workload.ts';
+import { MASKED_PART, maskedWirePlan, roundEncoding } from '../src/federation/secagg/round-config.ts';
+import type { SecaggEngine } from './secagg-engine.ts';
 import type { RoundContents, SubmissionRecord } from '../src/federation/submission-record.ts';
 import { builtinWorkloads } from '../src/federation/workloads/index.ts';
 import type { LedgerEntry, PayloadInput } from '../src/privacy/ledger/entries.ts';
@@ -35,6 +37,7 @@ export class JobEngine {
   private readonly genesisEntries = new Map<string, LedgerEntry>();
   private readonly effects: RoundEffects;
   private readonly changeListeners = new Set<(jobId: string) => void>();
+  private secagg: SecaggEngine | null = null;
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -66,6 +69,27 @@ export class JobEngine {
   /** The manifest exactly as its owner signed it. */
   signedManifest(jobId: string): SignedManifest {
     return JSON.parse(this.requireJob(jobId).signed_manifest) as SignedManifest;
+  }
+
+  /** The job's aggregation scheme (opened once per process). */
+  schemeOf(jobId: string): Promise<SecureSumScheme> {
+    return this.scheme(jobId);
+  }
+
+  /** Masked aggregation's stage engine (coordinator/secagg-engine.ts), set by the server. */
+  useSecagg(secagg: SecaggEngine): void {
+    this.secagg = secagg;
+  }
+
+  /**
+   * What uploads to `round` are checked against: the workload's plan, or for a masked job the plan
+   * with its parts replaced by the one masked vector (secagg/round-config.ts).
+   */
+  private async wirePlan(jobId: string, round: number): Promise<RoundPlan> {
+    const { manifest, rules } = this.context(jobId);
+    const plan = rules.plan(round);
+    const masking = (await this.scheme(jobId)).masking;
+    return masking ? maskedWirePlan(plan, roundEncoding(manifest, plan, masking.plainModulus)) : plan;
   }
 
   private scheme(jobId: string): Promise<SecureSumScheme> {
@@ -104,7 +128,8 @@ export class JobEngine {
     try {
       const ctx = this.context(jobId);
       const now = this.now();
-      ({ effects } = transition(jobView(this.store, jobId, ctx.rules, ctx.manifest.partners.length), event, ctx.rules, now));
+      const view = jobView(this.store, jobId, ctx.rules, ctx.manifest.partners.length);
+      ({ effects } = transition(this.secagg ? this.secagg.gate(jobId, view) : view, event, ctx.rules, now));
       this.effects.run(ctx, effects);
     } finally {
       // Every command committed its own writes before it drives the machine; a tick changes nothing without effects.
@@ -292,7 +317,7 @@ export class JobEngine {
     const plan = rules.plan(round);
     // A relay round's message (one per sender and recipient) is bounded by the round's own plan.
     if (plan.relay) return plan.relay.maxBytes;
-    return maxSubmissionBytes(plan, await this.scheme(jobId));
+    return maxSubmissionBytes(await this.wirePlan(jobId, round), await this.scheme(jobId));
   }
 
   /** An upload: decoded, admitted by the round rules, checked against the round's plan, then added into the round's sums. */
@@ -310,31 +335,42 @@ export class JobEngine {
     }
     const row = this.store.round(jobId, round, attempt);
     admitUpload(row && roundView(this.store, row), { round: job.current_round, attempt: job.attempt }, keyId, round, attempt, this.now());
-    const { rules } = this.context(jobId);
-    const plan = rules.plan(round);
+    const plan = await this.wirePlan(jobId, round);
     const scheme = await this.scheme(jobId);
+    const masked = scheme.scheme === 'secagg-bfv' ? this.secagg : null;
+    if (scheme.scheme === 'secagg-bfv' && !masked) throw new DomainError('NOT_SECAGG', 'this coordinator runs no masked aggregation');
+    // The attempt's stage machine, loaded before the transaction that feeds it the upload's commitment.
+    if (masked) await masked.load(jobId, round, attempt);
     checkSubmission(plan, scheme, { jobId, round, attempt, baseModelHash: row!.base_model_hash, manifest: this.manifest(jobId), partner: keyId }, decoded);
     // Re-read inside the transaction: another submission may have landed while we awaited.
-    this.store.transaction(() => {
-      const cur = this.store.round(jobId, round, attempt)!;
-      if (cur.state !== 'open') throw new DomainError('ROUND_CLOSED', `round ${round} closed while the update was checked`);
-      const sums = accumulate(scheme, plan, this.store.partSums(jobId, round, attempt), decoded.parts);
-      for (const [part, sum] of Object.entries(sums)) this.store.putPartSum(jobId, round, attempt, part, sum);
-      this.store.insertSubmission({
-        job_id: jobId,
-        round,
-        attempt,
-        key_id: keyId,
-        body_hash: bodyHash,
-        meta: JSON.stringify(decoded.meta),
-        part_hashes: JSON.stringify(decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name]))),
-        received_at: this.now(),
+    try {
+      this.store.transaction(() => {
+        const cur = this.store.round(jobId, round, attempt)!;
+        if (cur.state !== 'open') throw new DomainError('ROUND_CLOSED', `round ${round} closed while the update was checked`);
+        // Masked: only the blob the partner's signed commitment names, masked with the partners its inbox listed.
+        masked?.acceptUpload(jobId, round, attempt, keyId, sha256Hex(decoded.parts[MASKED_PART]));
+        const sums = accumulate(scheme, plan, this.store.partSums(jobId, round, attempt), decoded.parts);
+        for (const [part, sum] of Object.entries(sums)) this.store.putPartSum(jobId, round, attempt, part, sum);
+        this.store.insertSubmission({
+          job_id: jobId,
+          round,
+          attempt,
+          key_id: keyId,
+          body_hash: bodyHash,
+          meta: JSON.stringify(decoded.meta),
+          part_hashes: JSON.stringify(decoded.meta.parts.map((p) => sha256Hex(decoded.parts[p.name]))),
+          received_at: this.now(),
+        });
+        this.store.updateRound(jobId, round, attempt, { submissions: cur.submissions + 1 });
       });
-      this.store.updateRound(jobId, round, attempt, { submissions: cur.submissions + 1 });
-    });
+    } catch (err) {
+      masked?.forget(jobId, round, attempt);
+      throw err;
+    }
     const partBytes = Object.fromEntries(decoded.meta.parts.map((p) => [p.name, p.bytes]));
     this.log.info({ jobId, round, attempt, keyId, bytes: body.length, partBytes }, 'submission accepted');
     this.driveAccepted(jobId, { type: 'uploaded', keyId, round, attempt });
+    if (masked) await masked.progress(jobId, round, attempt);
     return { duplicate: false };
   }
 
@@ -412,7 +448,8 @@ export class JobEngine {
     const r = this.store.closedRound(jobId, round);
     if (!r) throw new DomainError('ROUND_NOT_CLOSED', `round ${round} has no published aggregate yet`);
     const records = this.store.submissions(jobId, round, r.attempt).map((s) => (JSON.parse(s.meta) as { record: SubmissionRecord }).record);
-    return { round, attempt: r.attempt, records };
+    const secagg = this.secagg?.masked(jobId) ? this.secagg.evidence(jobId, round, r.attempt) : undefined;
+    return secagg ? { round, attempt: r.attempt, records, secagg } : { round, attempt: r.attempt, records };
   }
 
   status(jobId: string): JobStatus {
@@ -443,7 +480,13 @@ export class JobEngine {
     };
   }
 
-  /** Deadline sweep, run on a timer. */
+  /** Deadline sweep, run on a timer: masked aggregation's stages first (they may end an attempt), then the rounds. */
+  async tickAll(): Promise<void> {
+    await this.secagg?.tick();
+    this.tick();
+  }
+
+  /** Deadline sweep of the rounds. */
   tick(): void {
     for (const job of this.store.activeJobs()) {
       try {

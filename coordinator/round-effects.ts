@@ -1,3 +1,4 @@
+import { MASKED_PART } from '../src/federation/secagg/round-config.ts';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../src/util/hash.ts';
 import type { JobManifest } from '../src/federation/manifest.ts';
@@ -149,10 +150,9 @@ export class RoundEffects {
   /** Hashes of a round's published sums, in the plan's part order (`state`: the parts the state is built from). */
   private sumHashes(ctx: JobContext, round: number, attempt: number, use: 'state' | 'all'): string[] {
     const sums = this.store.partSums(ctx.jobId, round, attempt);
-    return ctx.rules
-      .plan(round)
-      .parts.filter((p) => (use === 'all' || p.use === 'state') && sums[p.name])
-      .map((p) => sha256Hex(sums[p.name]));
+    return sumPartNames(ctx, round, use)
+      .filter((name) => sums[name])
+      .map((name) => sha256Hex(sums[name]));
   }
 
   /** The ledger's record of a state-changing round: who took part, their DP parameters and ε, ciphertext and state hashes. */
@@ -167,10 +167,9 @@ export class RoundEffects {
     for (const h of e.hashes) counts.set(h.hash, (counts.get(h.hash) ?? 0) + 1);
     const majority = [...counts].sort((a, b) => b[1] - a[1])[0][0];
     const sums = this.store.partSums(jobId, e.round, e.attempt);
-    const stateSums = ctx.rules
-      .plan(e.round)
-      .parts.filter((p) => p.use === 'state' && sums[p.name])
-      .map((p) => sums[p.name]);
+    const stateSums = sumPartNames(ctx, e.round, 'state')
+      .filter((name) => sums[name])
+      .map((name) => sums[name]);
     return {
       jobId,
       round: e.round,
@@ -196,6 +195,15 @@ export class RoundEffects {
     }
     return [...last].map(([keyId, epsilon]) => ({ keyId, epsilon }));
   }
+}
+
+/** The names of a round's published sums (`state`: those the state is built from); a masked round publishes one, holding every part. */
+function sumPartNames(ctx: JobContext, round: number, use: 'state' | 'all'): string[] {
+  if (ctx.manifest.encryption.scheme === 'secagg-bfv') return [MASKED_PART];
+  return ctx.rules
+    .plan(round)
+    .parts.filter((p) => use === 'all' || p.use === 'state')
+    .map((p) => p.name);
 }
 
 /** What each submitter of an attempt released, from its upload's DP report (nothing for uploads without DP). */

@@ -18,6 +18,8 @@ import { roundRoutes } from './routes/rounds.ts';
 import { relayRoutePlugin } from './routes/relay.ts';
 import { RelayEngine } from './relay-engine.ts';
 import { longPollPlugin, type LongPollLimits } from './plugins/long-poll.ts';
+import { secaggRoutePlugin } from './routes/secagg.ts';
+import { SecaggEngine } from './secagg-engine.ts';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -113,19 +115,29 @@ export async function buildCoordinator(opts: CoordinatorOptions): Promise<{ app:
   // A relayed message wakes its recipient's long-poll: the count of messages awaiting the caller is part of its version.
   await app.register(longPollPlugin, { engine, limits: opts.longPoll, inbox: (jobId, keyId) => relay.relays.inboxSize(jobId, keyId) });
   await app.register(relayRoutePlugin, { relay });
+  const secagg = new SecaggEngine(store, engine, identity, logger);
+  engine.useSecagg(secagg);
+  await app.register(secaggRoutePlugin, { secagg });
 
-  // The sweep runs on a timer, where a throw would end the process: a store that is down (a
-  // PostgreSQL failover) is logged once and the sweep retried every tick until it is back.
+  // The sweep runs on a timer, one at a time (masked aggregation's stage closes are async: an attempt
+  // may be replayed first), where a throw would end the process: a store that is down (a PostgreSQL
+  // failover) is logged once and the sweep retried every tick until it is back.
+  let sweeping = false;
   let sweepFailing = false;
   const timer = setInterval(() => {
-    try {
-      engine.tick();
-      if (sweepFailing) logger.info('store reachable again: deadline sweep running');
-      sweepFailing = false;
-    } catch (err) {
-      if (!sweepFailing) logger.error({ err }, 'deadline sweep failed on the store: retrying every tick');
-      sweepFailing = true;
-    }
+    if (sweeping) return;
+    sweeping = true;
+    engine
+      .tickAll()
+      .then(() => {
+        if (sweepFailing) logger.info('store reachable again: deadline sweep running');
+        sweepFailing = false;
+      })
+      .catch((err: unknown) => {
+        if (!sweepFailing) logger.error({ err }, 'deadline sweep failed on the store: retrying every tick');
+        sweepFailing = true;
+      })
+      .finally(() => (sweeping = false));
   }, opts.tickMs ?? 250);
   timer.unref();
   app.addHook('onClose', async () => {

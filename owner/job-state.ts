@@ -4,7 +4,7 @@ import { openJobKey, sealJobKey } from '../src/crypto/key-ceremony.ts';
 import type { Identity } from '../src/crypto/identity.ts';
 import { FedmarkError } from '../src/errors.ts';
 import { signManifest, signedManifestSchema, verifySignedManifest, type JobManifest, type SignedManifest } from '../src/federation/manifest.ts';
-import type { SecureSumScheme } from '../src/federation/secure-sum.ts';
+import { usesJobKey, type SecureSumScheme } from '../src/federation/secure-sum.ts';
 import { canonicalBytes } from '../src/privacy/ledger/canonical.ts';
 import { writeFileAtomic } from '../src/util/atomic-file.ts';
 import { generateJobKey } from './register.ts';
@@ -72,7 +72,7 @@ export function resolveSignedManifest(out: string, fresh: JobManifest, owner: Id
  */
 export function loadOrCreateJobKey(dir: string, manifest: JobManifest, owner: Identity, scheme: SecureSumScheme): Uint8Array | null {
   const file = join(dir, SEALED_KEY_FILE);
-  if (scheme.scheme !== 'ckks') return null;
+  if (!usesJobKey(scheme.scheme)) return null;
   if (existsSync(file)) {
     try {
       return openJobKey(manifest.jobId, new Uint8Array(readFileSync(file)), owner.boxPublicKey, owner);

@@ -68,9 +68,9 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
   const client = new CoordinatorClient(o.coordinatorUrl, o.identity, { signal: o.signal });
   const scheme = await openSecureSum(manifest.encryption);
   const secretKey = o.stateDir ? loadOrCreateJobKey(o.stateDir, manifest, o.identity, scheme) : generateJobKey(scheme);
-  await registerJob(client, o.signed, o.identity, workload.privacy(manifest), secretKey, o.coordinatorKeyId);
+  const coordinator = await registerJob(client, o.signed, o.identity, workload.privacy(manifest), secretKey, o.coordinatorKeyId);
   await runKeyCeremony(client, o.signed, o.identity, secretKey, o.log);
-  const tracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey);
+  const tracker = new StateTracker<S, R>(manifest, workload, scheme, secretKey, coordinator.signPublicKey);
   const roundMetrics: RoundProgress<R>[] = [];
   let finalMetrics: R | null = null;
   let followed = 0;
@@ -96,9 +96,9 @@ export async function runJobOwner<S = SgdState, R = FederatedEvalMetrics>(o: {
       for (const round of [...status.closedRounds].sort((a, b) => a - b)) {
         if (round <= followed) continue;
         const blobs: Record<string, Uint8Array> = {};
-        for (const part of tracker.plan(round).parts) blobs[part.name] = await client.aggregate(manifest.jobId, round, part.name);
+        for (const part of tracker.blobParts(round)) blobs[part] = await client.aggregate(manifest.jobId, round, part);
         // Decrypted only if the partner-signed records published with the sums back what they claim to hold.
-        const sums = tracker.open(round, blobs, await client.contents(manifest.jobId, round));
+        const sums = await tracker.open(round, blobs, await client.contents(manifest.jobId, round));
         const metrics = tracker.report(round, sums);
         tracker.apply(round, sums);
         if (round === status.totalRounds) finalMetrics = metrics;

@@ -1,3 +1,4 @@
+import type { PublicIdentity } from '../src/crypto/identity.ts';
 import type { Logger } from 'pino';
 import type { Identity } from '../src/crypto/identity.ts';
 import { FedmarkError } from '../src/errors.ts';
@@ -6,13 +7,13 @@ import type { SignedManifest } from '../src/federation/manifest.ts';
 import type { CoordinatorClient } from '../src/federation/protocol/client.ts';
 import { hasCode } from '../src/federation/protocol/errors.ts';
 import { committedKeyHash, jobKeyCommitment } from '../src/federation/key-commitment.ts';
-import type { SecureSumScheme } from '../src/federation/secure-sum.ts';
+import { usesJobKey, type SecureSumScheme } from '../src/federation/secure-sum.ts';
 import type { PrivacyPlan } from '../src/federation/workload.ts';
 import { manifestLedgerEntry } from './genesis.ts';
 
 /** The job's secret key (CKKS; null for plaintext aggregation), generated before registration so the genesis entry can commit to it. */
 export function generateJobKey(scheme: SecureSumScheme): Uint8Array | null {
-  return scheme.scheme === 'ckks' ? scheme.generateSecretKey() : null;
+  return usesJobKey(scheme.scheme) ? scheme.generateSecretKey() : null;
 }
 
 /**
@@ -27,7 +28,7 @@ export async function registerJob(
   privacy: PrivacyPlan | null,
   secretKey: Uint8Array | null,
   coordinatorKeyId?: string,
-): Promise<void> {
+): Promise<PublicIdentity> {
   const { manifest } = signed;
   const commitment = secretKey ? jobKeyCommitment(manifest.jobId, secretKey) : null;
   const coordinator = await client.coordinatorIdentity({ pinnedKeyId: coordinatorKeyId });
@@ -44,6 +45,7 @@ export async function registerJob(
       );
     }
   });
+  return coordinator;
 }
 
 /**

@@ -23,6 +23,9 @@ import type { PartnerContext } from './steps/context.ts';
 import { joinJob } from './steps/join.ts';
 import { fetchJobKey } from './steps/keys.ts';
 import { runRound } from './steps/round-runner.ts';
+import { runMaskedRound, type MaskedRounds } from './steps/masked-round.ts';
+import { SecaggStateDir } from './secagg-state.ts';
+import type { SecureSumScheme } from '../src/federation/secure-sum.ts';
 import { witnessHead } from './steps/witness.ts';
 
 export interface PartnerNodeOptions {
@@ -138,7 +141,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
   const backend = await initBackend({ log: (m) => log.info(m) });
   log.info({ backend }, 'tfjs backend chosen');
   const scheme = await openSecureSum(manifest.encryption);
-  if (scheme.scheme !== 'ckks') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
+  if (scheme.scheme === 'plain-insecure') log.warn('INSECURE: this job aggregates PLAINTEXT updates; the coordinator can read every update');
   const secretKey = await fetchJobKey({
     client,
     manifest,
@@ -150,6 +153,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
     onWaiting: o.onWaiting,
     timeoutMs: o.keyTimeoutMs ?? DEFAULT_KEY_TIMEOUT_MS,
   });
+  const masked = maskedRounds(scheme, secretKey, o.stateDir, o.jobId);
   const runtime = new PartnerRuntime({
     manifest,
     workload: workloads.resolve(manifest),
@@ -163,6 +167,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
     releases: new UploadLog(o.stateDir, o.jobId),
     // The node's own record of every release, in its signed ledger before the bytes leave.
     onRelease: (r) => ledger.release(o.jobId, r.round, r.kind, r.released),
+    coordinatorSignPublicKey: coordinator.signPublicKey,
   });
   const ctx: PartnerContext = {
     o,
@@ -201,7 +206,10 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
       // released — that comes from the node's own release store (the runtime re-sends or withholds).
       const selected = status.selected.includes(myKeyId);
       const acknowledged = status.submitted.includes(myKeyId);
-      if (status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round))
+      if (masked && status.roundState === 'open' && selected && runtime.tracker.readyFor(status.round)) {
+        await runMaskedRound(ctx, masked, status.round, status.attempt, status.selected);
+        masked.state.prune(runtime.round);
+      } else if (!masked && status.roundState === 'open' && selected && !acknowledged && runtime.tracker.readyFor(status.round))
         await runRound(ctx, status.round, status.attempt);
     }
   } catch (err) {
@@ -210,6 +218,7 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
     throw err;
   } finally {
     runtime.dispose();
+    masked?.cipher.dispose();
     scheme.dispose();
   }
   if (status.state === 'completed') {
@@ -237,6 +246,12 @@ export async function runPartnerNode(o: PartnerNodeOptions): Promise<PartnerNode
     manifest,
     sentBodies: client.sentBodies,
   };
+}
+
+/** A masked job's per-node state (its BFV cipher and its state dir's secagg snapshots); null for other schemes. */
+function maskedRounds(scheme: SecureSumScheme, secretKey: Uint8Array | null, stateDir: string, jobId: string): MaskedRounds | null {
+  if (!scheme.masking) return null;
+  return { state: new SecaggStateDir(stateDir, jobId), cipher: scheme.cipher(secretKey), masking: scheme.masking, finished: new Set() };
 }
 
 /** Rows used and excluded, from the datasets themselves. */

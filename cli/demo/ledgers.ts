@@ -1,3 +1,4 @@
+import { MASKED_PART } from '../../src/federation/secagg/round-config.ts';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobManifest } from '../../src/federation/manifest.ts';
@@ -47,6 +48,8 @@ export function readBytesPerValue(out: string, workload: AnyWorkload, manifest: 
     if (!j.round || !j.partBytes) continue;
     const plan = planOf(workload, manifest, j.round);
     if (!plan.updatesState) continue;
+    // A masked upload is one part holding every part of the plan.
+    if (j.partBytes[MASKED_PART] !== undefined) return j.partBytes[MASKED_PART] / plan.parts.reduce((s, p) => s + p.length, 0);
     const parts = plan.parts.filter((p) => p.use === 'state');
     const bytes = parts.reduce((s, p) => s + (j.partBytes![p.name] ?? NaN), 0);
     return bytes / parts.reduce((s, p) => s + p.length, 0);

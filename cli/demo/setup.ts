@@ -1,3 +1,4 @@
+import { defaultSecaggSpec } from '../../src/federation/secagg/spec.ts';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, publicIdentity, writeIdentityFile, type Identity } from '../../src/crypto/identity.ts';
@@ -66,7 +67,7 @@ export async function setUpDemo(o: DemoOptions, datasetName: BundledDatasetName,
     partners: o.partners,
     rounds: o.rounds,
     epsilon: o.epsilon,
-    encryption: o.insecurePlaintext ? { scheme: 'plain-insecure' } : undefined,
+    encryption: o.insecurePlaintext ? { scheme: 'plain-insecure' } : o.masked ? defaultSecaggSpec() : undefined,
     seed: o.seed,
   });
   const manifest: JobManifest = parseManifest({

@@ -19,7 +19,7 @@ export async function catchUp(ctx: PartnerContext, status: JobStatus): Promise<v
     for (const part of runtime.stateParts(round)) blobs[part] = await client.aggregate(o.jobId, round, part);
     const contents = await client.contents(o.jobId, round);
     const before = runtime.tracker.selection;
-    const hash = runtime.applyAggregate(round, blobs, contents);
+    const hash = await runtime.applyAggregate(round, blobs, contents);
     const selection = runtime.tracker.selection;
     const mine = runtime.tookPart(round, contents) ? runtime.released(round, contents.attempt) : null;
     // The selection goes on record before it is reported: the coordinator acts on it (an early stop skips rounds).

@@ -5,7 +5,7 @@ import { checkJobKey } from '../../src/federation/key-commitment.ts';
 import type { JobManifest } from '../../src/federation/manifest.ts';
 import { CoordinatorError, type CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { hasCode } from '../../src/federation/protocol/errors.ts';
-import type { SecureSumScheme } from '../../src/federation/secure-sum.ts';
+import { usesJobKey, type SecureSumScheme } from '../../src/federation/secure-sum.ts';
 import type { Logger } from 'pino';
 import { NotYet, waitUntil } from './waiting.ts';
 
@@ -27,7 +27,7 @@ export async function fetchJobKey(o: {
   onWaiting?: (message: string) => void;
   timeoutMs?: number;
 }): Promise<Uint8Array | null> {
-  if (o.scheme.scheme !== 'ckks') return null;
+  if (!usesJobKey(o.scheme.scheme)) return null;
   const { jobId } = o.manifest;
   // A deadline: an owner that died during the ceremony leaves the job awaiting keys, and nothing else would end the wait.
   const wait = {

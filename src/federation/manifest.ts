@@ -4,6 +4,7 @@ import { lrScheduleSchema } from '../train/lr-schedules.ts';
 import { heParamsSchema } from '../crypto/index.ts';
 import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../crypto/identity.ts';
 import { FedmarkError } from '../errors.ts';
+import { secaggSpecSchema } from './secagg/spec.ts';
 import { canonicalBytes, sha256Canonical } from '../privacy/ledger/canonical.ts';
 
 /**
@@ -103,6 +104,8 @@ export type DpSpec = z.infer<typeof dpSpecSchema>;
 
 export const encryptionSpecSchema = z.union([
   heParamsSchema,
+  /** Pairwise masking inside BFV with dropout recovery (docs/CRYPTO.md): no coalition of the coordinator with fewer than t partners reads one partner's upload. */
+  secaggSpecSchema,
   z.object({ scheme: z.literal('plain-insecure') }),
   /** The workload sums nothing at the coordinator (vertical jobs relay sealed messages; each party keeps its own HE key). */
   z.object({ scheme: z.literal('none') }),

@@ -12,8 +12,8 @@ import type { AttemptReleases } from '../privacy/ledger/entries.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { LedgerSigner } from '../privacy/ledger/signing.ts';
 import { recordHash, signSubmissionRecord, type RoundContents, type SubmissionRecord } from './submission-record.ts';
-import type { AnyWorkload, PrivacyPlan, Workload } from './workload.ts';
-import { partProblems, rowsProblem } from './part-encoding.ts';
+import type { AnyWorkload, PartSpec, PrivacyPlan, Workload } from './workload.ts';
+import { encodePart, partProblems, rowsProblem } from './part-encoding.ts';
 
 export interface PartnerOptions<S = unknown> {
   manifest: JobManifest;
@@ -31,7 +31,12 @@ export interface PartnerOptions<S = unknown> {
   releases?: ReleaseStore;
   /** Called with what an attempt releases after it is charged and before its envelope is kept or sent (the node's ledger record). */
   onRelease?: (r: { round: number; kind: string; released: AttemptReleases }) => void;
+  /** Masked aggregation: the coordinator's signing key (base64), whose signatures every attempt's evidence must carry. */
+  coordinatorSignPublicKey?: string;
 }
+
+/** Masked aggregation: turns a round's parts into the one masked, encrypted part it uploads (partner/steps/secagg.ts). */
+export type PartSealer = (parts: Record<string, Float64Array>) => { name: string; length: number; bytes: Uint8Array }[];
 
 export type SubmissionResult =
   /** `resent`: the bytes built for this attempt before (its release was charged then). */
@@ -70,7 +75,7 @@ export class PartnerRuntime<S = unknown> {
     this.test = opts.test;
     this.privacy = opts.workload.privacy(opts.manifest);
     if (this.privacy && !opts.budget) throw new FedmarkError('DP_NO_BUDGET', "a DP job needs the partner's budget guard");
-    this.tracker = new StateTracker(opts.manifest, opts.workload, opts.scheme, opts.secretKey);
+    this.tracker = new StateTracker(opts.manifest, opts.workload, opts.scheme, opts.secretKey, opts.coordinatorSignPublicKey ?? null);
   }
 
   private checkShape(train: Dataset, test: Dataset, what: string): void {
@@ -99,7 +104,7 @@ export class PartnerRuntime<S = unknown> {
    * encrypt → `onRelease` (the node's ledger record) → persist → return. `keepPlain` exposes the
    * plaintext parts to in-process tests and simulations; nodes never send them.
    */
-  async buildSubmission(round: number, attempt: number, keepPlain = false): Promise<SubmissionResult> {
+  async buildSubmission(round: number, attempt: number, keepPlain = false, seal?: PartSealer): Promise<SubmissionResult> {
     const kept = this.store.envelope(round, attempt);
     if (kept) return { status: 'submitted', resent: true, body: kept, meta: metaOf(kept) };
     // Begun but never kept: a crash came before the bytes could leave (they leave only once kept).
@@ -177,16 +182,19 @@ export class PartnerRuntime<S = unknown> {
     if (scheme === 'none') throw new FedmarkError('NO_AGGREGATION', `job ${jobId} sums nothing at the coordinator: it has no update to send`);
     let parts: { name: string; length: number; bytes: Uint8Array }[];
     try {
-      parts = plan.parts.map((spec) => {
-        const values = local.parts[spec.name];
-        if (!values || values.length !== spec.length) {
-          throw new FedmarkError(
-            'WORKLOAD_PART',
-            `round ${round}: the local step produced ${values ? `${values.length} values` : 'nothing'} for part "${spec.name}", the plan needs ${spec.length}`,
-          );
-        }
-        return { name: spec.name, length: spec.length, bytes: this.tracker.encryptPart(spec, values) };
-      });
+      if (seal) for (const spec of plan.parts) checkPartBound(spec, local.parts[spec.name], round);
+      parts = seal
+        ? seal(local.parts)
+        : plan.parts.map((spec) => {
+            const values = local.parts[spec.name];
+            if (!values || values.length !== spec.length) {
+              throw new FedmarkError(
+                'WORKLOAD_PART',
+                `round ${round}: the local step produced ${values ? `${values.length} values` : 'nothing'} for part "${spec.name}", the plan needs ${spec.length}`,
+              );
+            }
+            return { name: spec.name, length: spec.length, bytes: this.tracker.encryptPart(spec, values) };
+          });
     } catch (err) {
       // A value beyond the job's declared bound is not uploaded; the attempt stays begun (and charged): it is never recomputed.
       if (err instanceof FedmarkError && err.code === 'PART_OUT_OF_BOUND')
@@ -252,9 +260,9 @@ export class PartnerRuntime<S = unknown> {
    * partner's whenever the coordinator acknowledged its upload to that attempt), decrypts the parts
    * the state needs and applies the server step; returns the new state hash.
    */
-  applyAggregate(round: number, blobs: Readonly<Record<string, Uint8Array>>, contents: RoundContents): string {
+  async applyAggregate(round: number, blobs: Readonly<Record<string, Uint8Array>>, contents: RoundContents): Promise<string> {
     const own = this.store.wasSent(round, contents.attempt) ? this.store.record(round, contents.attempt) : null;
-    this.tracker.apply(round, this.tracker.open(round, blobs, contents, own, 'state'));
+    this.tracker.apply(round, await this.tracker.open(round, blobs, contents, own, 'state'));
     this.store.applied(round);
     return this.tracker.hash;
   }
@@ -272,10 +280,7 @@ export class PartnerRuntime<S = unknown> {
 
   /** The parts of `round` that applying it needs (what a node downloads to catch up). */
   stateParts(round: number): string[] {
-    return this.tracker
-      .plan(round)
-      .parts.filter((p) => p.use === 'state')
-      .map((p) => p.name);
+    return this.tracker.blobParts(round, 'state');
   }
 
   get round(): number {
@@ -298,4 +303,15 @@ export class PartnerRuntime<S = unknown> {
 function metaOf(body: Uint8Array): Omit<UpdateMeta, 'parts'> {
   const { parts: _parts, ...meta } = decodeUpdate(body).meta;
   return meta;
+}
+
+/** The part's values, each within its declared bound (PART_OUT_OF_BOUND otherwise), as every scheme checks before it encodes. */
+function checkPartBound(spec: PartSpec, values: Float64Array | undefined, round: number): void {
+  if (!values || values.length !== spec.length) {
+    throw new FedmarkError(
+      'WORKLOAD_PART',
+      `round ${round}: the local step produced ${values ? `${values.length} values` : 'nothing'} for part "${spec.name}", the plan needs ${spec.length}`,
+    );
+  }
+  encodePart(spec, values, null);
 }

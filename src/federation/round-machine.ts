@@ -31,6 +31,8 @@ export interface RoundView {
   baseHash: string | null;
   /** State hashes the partners reported after applying this round. */
   hashes: HashReport[];
+  /** A multi-stage aggregation that cannot complete (masked aggregation with fewer than t responders): the attempt fails with this reason, like a missed quorum. */
+  failure?: string;
 }
 
 /** A key holder's report after applying a round: the state's hash and the model selection the state records (if any). */
@@ -297,9 +299,9 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
       const gone = new Set(v.partners.filter((p) => p.status === 'withdrawn' || p.status === 'left').map((p) => p.keyId));
       const outstanding = r.selected.filter((k) => !r.submitted.includes(k) && !r.declined.includes(k) && !gone.has(k));
       const pastDeadline = now > r.deadlineAt;
-      if (outstanding.length > 0 && !pastDeadline) return;
+      if (outstanding.length > 0 && !pastDeadline && !r.failure) return;
       // An upload stage completes with a quorum; a relay stage only when every sender has relayed its messages.
-      const complete = plan.relay ? r.selected.every((k) => r.submitted.includes(k)) : r.submitted.length >= rules.quorum;
+      const complete = !r.failure && (plan.relay ? r.selected.every((k) => r.submitted.includes(k)) : r.submitted.length >= rules.quorum);
       if (complete) {
         // The upload stage is complete: the round's sums are final (a relay round has nothing to evaluate).
         if (!plan.updatesState && !plan.relay) effects.push({ type: 'record-evaluation', round: r.round, attempt: r.attempt });
@@ -311,9 +313,11 @@ function settle(v: JobView, rules: RoundRules, now: number, effects: Effect[], s
         else if (!last) open(r.round + 1, 0, r.baseHash);
         continue;
       }
-      const reason = plan.relay
-        ? `${r.selected.filter((k) => !r.submitted.includes(k)).join(', ')} relayed nothing ${pastDeadline ? 'by the deadline' : 'and no longer take part'}`
-        : `${r.submitted.length} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${rules.quorum}`;
+      const reason = r.failure
+        ? r.failure
+        : plan.relay
+          ? `${r.selected.filter((k) => !r.submitted.includes(k)).join(', ')} relayed nothing ${pastDeadline ? 'by the deadline' : 'and no longer take part'}`
+          : `${r.submitted.length} submission(s) ${pastDeadline ? 'by the deadline' : 'possible'}, quorum is ${rules.quorum}`;
       effects.push(
         { type: 'record-failed-attempt', round: r.round, attempt: r.attempt, reason },
         { type: 'fail-attempt', round: r.round, attempt: r.attempt, reason },

@@ -1,6 +1,7 @@
 import { CkksAggregator, CkksCipher, CkksContext, freshBlobBytes, generateSecretKey, inspectBlob } from '../crypto/ckks/index.ts';
 import { FedmarkError } from '../errors.ts';
 import { toGridInPlace } from './release-grid.ts';
+import { openSecaggScheme } from './secagg/scheme.ts';
 import type { EncryptionSpec } from './manifest.ts';
 
 /**
@@ -24,8 +25,10 @@ export interface VectorSum {
 }
 
 export interface SecureSumScheme {
-  readonly scheme: 'ckks' | 'plain-insecure' | 'none';
+  readonly scheme: 'ckks' | 'secagg-bfv' | 'plain-insecure' | 'none';
   readonly paramsId: string;
+  /** Masked aggregation only: the BFV parameters every attempt's secure-aggregation config binds (secagg/round-config.ts). */
+  readonly masking?: { paramsId: string; plainModulus: number; maxSummands: number };
   /** Largest |value| one partner may encrypt so that any allowed sum decrypts (null: plaintext, no bound); part-encoding.ts scales parts to it. */
   readonly maxAbsInput: number | null;
   /** Throws FedmarkError naming the problem when the blob cannot be a vector of `length` values under this scheme. */
@@ -44,6 +47,7 @@ export interface SecureSumScheme {
 export async function openSecureSum(spec: EncryptionSpec): Promise<SecureSumScheme> {
   if (spec.scheme === 'plain-insecure') return plainScheme;
   if (spec.scheme === 'none') return noAggregation;
+  if (spec.scheme === 'secagg-bfv') return openSecaggScheme(spec);
   const ctx = await CkksContext.create(spec);
   const ciphertextCount = (length: number) => Math.ceil(length / ctx.slotCount);
   return {
@@ -152,3 +156,8 @@ const noAggregation: SecureSumScheme = {
   generateSecretKey: nothingToSum,
   dispose: () => {},
 };
+
+/** Schemes whose partners share one HE secret key from the owner's key ceremony (CKKS; BFV under the masks). */
+export function usesJobKey(scheme: SecureSumScheme['scheme']): boolean {
+  return scheme === 'ckks' || scheme === 'secagg-bfv';
+}

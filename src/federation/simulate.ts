@@ -105,6 +105,9 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
   verifySignedManifest(signManifest(manifest, owner));
   const workload = (opts.workloads ?? builtinWorkloads).resolve(manifest) as unknown as Workload<S, R>;
   const rules = roundRules(manifest, workload);
+  // The in-process run has no transport for the masking stages (crypto/secagg/driver.ts runs them in memory for tests).
+  if (manifest.encryption.scheme === 'secagg-bfv')
+    throw new FedmarkError('SIM_SCHEME', 'simulate() aggregates under CKKS or in plaintext; masked aggregation (secagg-bfv) runs in the nodes');
   const scheme: SecureSumScheme = await openSecureSum(manifest.encryption);
   const secretKey = scheme.scheme === 'ckks' ? scheme.generateSecretKey() : null;
   const privacy = workload.privacy(manifest);
@@ -184,9 +187,9 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
     }
   };
 
-  const closeRound = (round: number, attempt: number) => {
+  const closeRound = async (round: number, attempt: number) => {
     const plan = rules.plan(round);
-    const opened = ownerTracker.open(round, sums, contents);
+    const opened = await ownerTracker.open(round, sums, contents);
     const report = ownerTracker.report(round, opened);
     ownerTracker.apply(round, opened);
     const submitted = view.current!.submitted.map((k) => opts.partners[indexOf.get(k)!].name);
@@ -195,7 +198,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
       // Every key holder follows every round and reports its state hash, as the nodes do.
       const hashes: HashReport[] = [];
       for (const [i, rt] of runtimes.entries()) {
-        hashes.push({ keyId: keyIds[i], hash: rt.applyAggregate(round, sums, contents), selection: rt.tracker.selection });
+        hashes.push({ keyId: keyIds[i], hash: await rt.applyAggregate(round, sums, contents), selection: rt.tracker.selection });
         send({ type: 'hash-reported', keyId: keyIds[i], round, attempt, hashes: hashes.map((h) => ({ ...h })) });
       }
       if (hashes.some((h) => h.hash !== ownerTracker.hash)) throw new FedmarkError('MODEL_DIVERGED', `partner model hash differs after round ${round}`);
@@ -220,7 +223,7 @@ export async function simulate<S = SgdState, R = FederatedEvalMetrics>(opts: {
     while (queue.length) {
       const e = queue.shift()!;
       if (e.type === 'open-round') await runAttempt(e.round, e.attempt, e.selected);
-      else if (e.type === 'close-round') closeRound(e.round, e.attempt);
+      else if (e.type === 'close-round') await closeRound(e.round, e.attempt);
       else if (e.type === 'stop') {
         const why =
           e.cause === 'quorum-missed' ? `round ${view.current!.round} missed its quorum of ${manifest.quorum} ${MAX_ATTEMPTS} times (${e.reason})` : e.reason;

@@ -5,6 +5,8 @@ import type { SecureSumScheme, VectorCipher } from './secure-sum.ts';
 import type { RoundContents, SubmissionRecord } from './submission-record.ts';
 import { planOf, type ModelSelection, type PartSpec, type RoundPlan, type Workload } from './workload.ts';
 import { encodePart } from './part-encoding.ts';
+import { openMaskedSums } from './secagg/open.ts';
+import { MASKED_PART } from './secagg/round-config.ts';
 
 /**
  * A key holder's copy of the job's public state, followed from the published sums: partners run one
@@ -23,6 +25,8 @@ export class StateTracker<S = unknown, R = unknown> {
     readonly workload: Workload<S, R>,
     private readonly scheme: SecureSumScheme,
     secretKey: Uint8Array | null,
+    /** Masked aggregation: the coordinator key whose signatures the attempts' evidence must carry. */
+    private readonly coordinatorSignPublicKey: string | null = null,
   ) {
     this.cipher = scheme.cipher(secretKey);
     this.state = workload.initialState(manifest);
@@ -60,15 +64,29 @@ export class StateTracker<S = unknown, R = unknown> {
   /**
    * Decrypts a round's published sums after checking them against their signed records (`own`: this
    * key holder's record when it uploaded to that attempt); `state` opens only what `apply` needs.
+   * Async: unmasking a masked round recombines Shamir shares.
    */
-  open(
+  async open(
     round: number,
     blobs: Readonly<Record<string, Uint8Array>>,
     contents: RoundContents,
     own: SubmissionRecord | null = null,
     use: 'state' | 'all' = 'all',
-  ): Record<string, Float64Array> {
-    return openSums(this.scheme, this.cipher, this.manifest, this.plan(round), round, blobs, contents, own, use);
+  ): Promise<Record<string, Float64Array>> {
+    if (this.scheme.scheme === 'secagg-bfv') {
+      if (!this.coordinatorSignPublicKey)
+        throw new FedmarkError('SECAGG_NO_COORDINATOR', 'a masked round is opened against the coordinator key it was run with: none given');
+      return openMaskedSums(this.scheme, this.cipher, this.coordinatorSignPublicKey, this.manifest, this.plan(round), round, blobs, contents, own, use);
+    }
+    return Promise.resolve(openSums(this.scheme, this.cipher, this.manifest, this.plan(round), round, blobs, contents, own, use));
+  }
+
+  /** The published sums a key holder downloads to open `round` (`state`: only what applying it needs). */
+  blobParts(round: number, use: 'state' | 'all' = 'all'): string[] {
+    if (this.scheme.scheme === 'secagg-bfv') return [MASKED_PART];
+    return this.plan(round)
+      .parts.filter((p) => use === 'all' || p.use === 'state')
+      .map((p) => p.name);
   }
 
   /** Applies a round's decrypted sums (the server step; a no-op for rounds that do not change the state). */

@@ -44,6 +44,8 @@ export const roundContentsSchema = z
     round: z.number().int().positive(),
     attempt: z.number().int().nonnegative(),
     records: z.array(submissionRecordSchema).max(10_000),
+    /** Masked aggregation: the attempt's signed evidence (crypto/secagg SecaggEvidence), which key holders check in full before unmasking. */
+    secagg: z.unknown().optional(),
   })
   .strict();
 export type RoundContents = z.infer<typeof roundContentsSchema>;

@@ -43,7 +43,7 @@ export const updateMetaSchema = z.object({
   attempt: z.number().int().nonnegative(),
   /** The round's kind in its workload's plan (e.g. `train`, `evaluate`). */
   kind: z.string().regex(PART_NAME, 'round kind: 1–32 chars of a-z, 0-9 and "-"'),
-  scheme: z.enum(['ckks', 'plain-insecure']),
+  scheme: z.enum(['ckks', 'secagg-bfv', 'plain-insecure']),
   paramsId: z.string(),
   /** sha256 of the global model the partner started from: catches partners that fell out of step. */
   baseModelHash: z.string().regex(/^[0-9a-f]{64}$/),

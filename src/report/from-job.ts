@@ -86,7 +86,15 @@ export function reportInputFromJob(o: {
             bytesPerParam: o.bytesPerParam,
             securityLevel: 128,
           }
-        : { scheme: 'plain-insecure', polyModulusDegree: 1, coeffModulusBits: [1], bytesPerParam: o.bytesPerParam },
+        : m.encryption.scheme === 'secagg-bfv'
+          ? {
+              scheme: 'secagg-bfv',
+              polyModulusDegree: m.encryption.bfv.polyModulusDegree,
+              coeffModulusBits: m.encryption.bfv.coeffModulusBits,
+              bytesPerParam: o.bytesPerParam,
+              securityLevel: 128,
+            }
+          : { scheme: 'plain-insecure', polyModulusDegree: 1, coeffModulusBits: [1], bytesPerParam: o.bytesPerParam },
     audit: {
       ok: o.audit.ok,
       findings: o.audit.findings.map((f) => ({ entry: f.seq, code: f.code, message: `[${f.severity}] ${f.ledger}: ${f.message}` })),

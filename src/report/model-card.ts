@@ -45,7 +45,9 @@ export function buildModelCard(input: ReportInput): CardDocument {
           `Update protection: ${
             input.encryption.scheme === 'ckks'
               ? `CKKS homomorphic encryption (N = ${input.encryption.polyModulusDegree}); the coordinator only ever held encrypted sums`
-              : 'NONE (plain-insecure mode: the coordinator saw individual updates)'
+              : input.encryption.scheme === 'secagg-bfv'
+                ? `pairwise masking with dropout recovery inside BFV (N = ${input.encryption.polyModulusDegree}); the coordinator only ever held encrypted sums, and no coalition of it with fewer than t partners can read one partner's upload`
+                : 'NONE (plain-insecure mode: the coordinator saw individual updates)'
           }`,
           `Job: ${job.jobId}, created ${job.createdAt}${job.finishedAt ? `, finished ${job.finishedAt}` : ''}`,
           ...(job.owner ? [`Owner: ${job.owner}`] : []),

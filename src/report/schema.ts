@@ -120,7 +120,7 @@ export const reportInputSchema = z
     roundMetrics: z.array(z.object({ round: z.number().int().nonnegative(), auc: metric, logLoss: metric.optional() })),
     evaluation: federatedEvalMetricsSchema,
     encryption: z.object({
-      scheme: z.enum(['ckks', 'plain-insecure']),
+      scheme: z.enum(['ckks', 'secagg-bfv', 'plain-insecure']),
       polyModulusDegree: z.number().int().positive(),
       coeffModulusBits: z.array(z.number().int().positive()),
       scaleBits: z.number().positive().optional(),

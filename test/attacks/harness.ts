@@ -453,7 +453,11 @@ export class CuriousPartner {
   /** Applies the round's published sum like an honest partner (checking its signed contents) and reports the model hash. */
   async follow(round: number): Promise<void> {
     const { jobId } = this.manifest;
-    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(jobId, round, 'update') }, await this.client.contents(jobId, round));
+    const hash = await this.runtime.applyAggregate(
+      round,
+      { update: await this.client.aggregate(jobId, round, 'update') },
+      await this.client.contents(jobId, round),
+    );
     await this.client.reportModelHash(this.manifest.jobId, round, hash);
   }
 

@@ -431,7 +431,7 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
             .prepare('SELECT meta FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id')
             .all(jobId, r.round, r.attempt) as { meta: string }[];
           const contents = { round: r.round, attempt: r.attempt, records: metas.map((m) => (JSON.parse(m.meta) as { record: SubmissionRecord }).record) };
-          tracker.apply(r.round, tracker.open(r.round, { update: new Uint8Array(updateSum) }, contents, null, 'state'));
+          tracker.apply(r.round, await tracker.open(r.round, { update: new Uint8Array(updateSum) }, contents, null, 'state'));
           replayed.push({ round: r.round, hash: tracker.hash, params: Float64Array.from(tracker.state.params) });
         }
       }

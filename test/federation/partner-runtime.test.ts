@@ -226,7 +226,7 @@ describe('partner runtime', () => {
     const r1 = await rt.buildSubmission(1, 0);
     expect(r1.status === 'submitted' && r1.meta.dp!.releases.map((r) => r.label)).toEqual(['weight', 'count']);
     const c = scheme.cipher(null);
-    rt.applyAggregate(1, { rows: c.encrypt(Float64Array.from([1, 0])) }, contentsFor(1));
+    await rt.applyAggregate(1, { rows: c.encrypt(Float64Array.from([1, 0])) }, contentsFor(1));
     const r2 = await rt.buildSubmission(2, 0);
     expect(r2.status === 'submitted' && r2.meta.dp!.releases.map((r) => r.label)).toEqual(['count']);
     expect(made).toBe(1);
@@ -240,10 +240,10 @@ describe('partner runtime', () => {
     expect(await fail(rt.buildSubmission(2, 0))).toMatch(/OUT_OF_STEP: partner holds the model after round 0, cannot submit for round 2/);
     const c = scheme.cipher(null);
     expect(rt.stateParts(1)).toEqual(['rows']);
-    expect(rt.applyAggregate(1, { rows: c.encrypt(Float64Array.from([7, 0])) }, contentsFor(1))).toBe(sha256Hex('state-7'));
+    expect(await rt.applyAggregate(1, { rows: c.encrypt(Float64Array.from([7, 0])) }, contentsFor(1))).toBe(sha256Hex('state-7'));
     expect(rt.round).toBe(1);
     expect(await fail(rt.buildSubmission(1, 0))).toMatch(/OUT_OF_STEP/);
-    rt.applyAggregate(2, { rows: c.encrypt(Float64Array.from([3, 0])) }, contentsFor(2));
+    await rt.applyAggregate(2, { rows: c.encrypt(Float64Array.from([3, 0])) }, contentsFor(2));
     // Round 3 releases nothing: no budget is asked, no DP report is sent.
     log.length = 0;
     const res = await rt.buildSubmission(3, 0);
@@ -264,7 +264,7 @@ describe('partner runtime', () => {
     expect(await fail(Promise.resolve().then(() => rt.applyAggregate(1, sums, contentsFor(1))))).toMatch(
       /AGGREGATE_UNVERIFIED: .*leave out this key holder's own upload/,
     );
-    expect(rt.applyAggregate(1, sums, { round: 1, attempt: 0, records: [built.meta.record] })).toBe(sha256Hex('state-1'));
+    expect(await rt.applyAggregate(1, sums, { round: 1, attempt: 0, records: [built.meta.record] })).toBe(sha256Hex('state-1'));
     expect(rt.tookPart(1, { round: 1, attempt: 0, records: [built.meta.record] })).toBe(true);
   });
 

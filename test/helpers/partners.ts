@@ -341,7 +341,11 @@ export class ManualPartner {
   /** Downloads the round's published sum and its signed contents, applies the server step and reports the model hash. */
   async applyRound(round: number): Promise<string> {
     const { jobId } = this.manifest;
-    const hash = this.runtime.applyAggregate(round, { update: await this.client.aggregate(jobId, round, 'update') }, await this.client.contents(jobId, round));
+    const hash = await this.runtime.applyAggregate(
+      round,
+      { update: await this.client.aggregate(jobId, round, 'update') },
+      await this.client.contents(jobId, round),
+    );
     await this.client.reportModelHash(this.manifest.jobId, round, hash);
     return hash;
   }

@@ -96,6 +96,12 @@ export const ERROR_STATUS = {
   RELEASE_NOT_RECORDED: 409,
   RELEASE_MISMATCH: 400,
   NO_AGGREGATION: 400,
+  // Masked aggregation's stage messages (secagg-routes.ts)
+  NOT_SECAGG: 409,
+  SECAGG_NOT_YET: 404,
+  SECAGG_ATTEMPT_OVER: 409,
+  SECAGG_REFUSED: 400,
+  SECAGG_NO_COMMITMENT: 409,
 } as const satisfies Record<string, number>;
 
 /** A code the coordinator sends. */

@@ -51,7 +51,9 @@ export function badgeList(d: Derived): string[] {
   badges.push(
     input.encryption.scheme === 'ckks'
       ? '<span class="badge ok">Updates CKKS-encrypted</span>'
-      : '<span class="badge bad">Updates NOT encrypted (plain-insecure)</span>',
+      : input.encryption.scheme === 'secagg-bfv'
+        ? '<span class="badge ok">Updates masked inside BFV</span>'
+        : '<span class="badge bad">Updates NOT encrypted (plain-insecure)</span>',
   );
   badges.push(
     !input.differentiallyPrivate
@@ -215,7 +217,14 @@ export function encryptionFacts(d: Derived): [string, string][] {
   const { input } = d;
   const enc = input.encryption;
   const encFacts: [string, string][] = [
-    ['Scheme', enc.scheme === 'ckks' ? 'CKKS (node-seal / Microsoft SEAL)' : 'plain-insecure (no encryption)'],
+    [
+      'Scheme',
+      enc.scheme === 'ckks'
+        ? 'CKKS (node-seal / Microsoft SEAL)'
+        : enc.scheme === 'secagg-bfv'
+          ? 'pairwise masking (Bonawitz et al. 2017) inside BFV (node-seal / Microsoft SEAL)'
+          : 'plain-insecure (no encryption)',
+    ],
     ['Polynomial modulus degree N', fmtInt(enc.polyModulusDegree)],
     ['Coefficient modulus bits', `[${enc.coeffModulusBits.join(', ')}] (total ${enc.coeffModulusBits.reduce((a, b) => a + b, 0)})`],
     ...(enc.scaleBits !== undefined ? ([['Scale', `2^${enc.scaleBits}`]] as [string, string][]) : []),
