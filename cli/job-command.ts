@@ -31,7 +31,10 @@ export function registerJobCommand(program: Command): void {
     .option('--partner <file...>', "partners' public identities (the JSON `fedmark keys init` prints)")
     .addOption(new Option('--participant <file...>', 'old name of --partner').hideHelp())
     .option('--purpose <text>', 'purpose partners check against their policy', 'propensity-model')
-    .option('--rounds <n>', 'training rounds (logistic/MLP; a gbdt job takes the rounds its trees need)', '20')
+    .option(
+      '--rounds <n>',
+      "training rounds (logistic/MLP; default: the preset's for the model and ε, docs/MODELS.md; a gbdt job takes the rounds its trees need)",
+    )
     .option('--epsilon <e>', 'target ε per partner', '3')
     .option('--delta <d>', 'δ', '1e-5')
     .option('--no-dp', 'train without differential privacy')
@@ -63,7 +66,8 @@ export function registerJobCommand(program: Command): void {
         purpose: String(o.purpose),
         schema,
         partners: partners.length,
-        rounds: Number(o.rounds),
+        // Absent: the preset's rounds for the model kind and privacy target.
+        rounds: o.rounds === undefined ? undefined : Number(o.rounds),
         epsilon: o.dp === false ? null : Number(o.epsilon),
         delta: Number(o.delta),
         seed: Number(o.seed),

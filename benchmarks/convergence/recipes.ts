@@ -30,6 +30,13 @@ export const RECIPES: Recipe[] = [
     default: true,
   },
   {
+    name: 'mlp',
+    description: 'jobPreset with an MLP (one hidden layer of 16 ReLU units), schema-bound scaling',
+    standardize: false,
+    model: { kind: 'mlp', hidden: [16], activation: 'relu' },
+    default: false,
+  },
+  {
     // Settings fixed before any run (not tuned): a checkpoint every 4 of 20 rounds, stop after 2 without improvement.
     name: 'standardized-early-stop',
     description: 'as standardized, with a checkpoint every 4 rounds, patience 2, min-delta 0.001 (AUC), best checkpoint released',

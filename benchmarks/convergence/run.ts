@@ -13,8 +13,11 @@
  * the gap to the reference. `selection` names the dataset a preset may be chosen on; the other is
  * reported, not tuned on.
  *
- * Run: npx tsx benchmarks/convergence/run.ts [--reps N (default 1)] [--all | --recipes a,b]
- * Writes benchmarks/results/convergence.json.
+ * Run: npx tsx benchmarks/convergence/run.ts [--reps N (default 1)] [--rounds R (default 20)] [--all | --recipes a,b]
+ *        [--epsilon E (default 3)] [--datasets bank-marketing,telco-churn] [--skip-nonprivate] [--out file.json]
+ *        [--local '{"samplingRate":0.05}' (merged into the training job's localTraining)]
+ * Writes benchmarks/results/convergence.json (or --out, in benchmarks/results/): the preset
+ * experiments of docs/MODELS.md run subsets (one ε, one dataset) into their own files.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -46,10 +49,13 @@ const ROUNDS = Number(arg('--rounds') ?? 20);
 const PARTNERS = 5;
 const ALPHA = 1;
 const SEED = 42;
-const EPSILON = 3;
+const EPSILON = Number(arg('--epsilon') ?? 3);
 const DELTA = 1e-5;
 const SELECTION: BundledDatasetName = 'bank-marketing';
-const DATASETS: BundledDatasetName[] = ['bank-marketing', 'telco-churn'];
+const DATASETS = (arg('--datasets')?.split(',') ?? ['bank-marketing', 'telco-churn']) as BundledDatasetName[];
+const SKIP_NON_PRIVATE = argv.includes('--skip-nonprivate');
+const OUT = arg('--out') ?? 'convergence.json';
+const LOCAL = JSON.parse(arg('--local') ?? '{}') as Partial<SimulationJob['localTraining']>;
 const wanted = arg('--recipes')?.split(',');
 const recipes = RECIPES.filter((r) => (wanted ? wanted.includes(r.name) : argv.includes('--all') || r.default));
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -89,6 +95,7 @@ async function federated(recipe: Recipe, epsilon: number | null, split: Awaited<
     job = standardizedTrainingPreset(o, stats.state);
   }
   if (recipe.strategy) job = { ...job, strategy: recipe.strategy };
+  job = { ...job, localTraining: { ...job.localTraining, ...LOCAL } };
   const r = await simulate({ job, partners });
   const d = split.full.d;
   // The model on the encoded features (the standardisation folded in), scored on the pooled hold-out.
@@ -114,7 +121,7 @@ async function main(): Promise<void> {
     log(`${name}: ${split.full.n} rows, d=${split.full.d}; pooled Newton LR AUC ${ref.auc.toFixed(4)} (${ref.iterations} iterations)`);
     const results = [];
     for (const recipe of recipes) {
-      const nonDp = await federated(recipe, null, split, pooledTest);
+      const nonDp = SKIP_NON_PRIVATE ? null : await federated(recipe, null, split, pooledTest);
       const dpRuns = [];
       for (let k = 0; k < REPS; k++) dpRuns.push(await federated(recipe, EPSILON, split, pooledTest));
       const mean = dpRuns.reduce((s, x) => s + x.auc, 0) / dpRuns.length;
@@ -123,7 +130,7 @@ async function main(): Promise<void> {
         description: recipe.description,
         standardize: recipe.standardize,
         model: recipe.model?.kind ?? 'logistic',
-        nonPrivate: {
+        nonPrivate: nonDp && {
           auc: r4(nonDp.auc),
           gap: r4(ref.auc - nonDp.auc),
           seconds: r4(nonDp.seconds),
@@ -141,7 +148,7 @@ async function main(): Promise<void> {
         },
       };
       log(
-        `  ${recipe.name.padEnd(22)} non-DP ${nonDp.auc.toFixed(4)} (gap ${(ref.auc - nonDp.auc).toFixed(4)})  ε=${EPSILON} ${mean.toFixed(4)} (gap ${(ref.auc - mean).toFixed(4)}) [${dpRuns.map((x) => x.auc.toFixed(4)).join(', ')}]`,
+        `  ${recipe.name.padEnd(22)} non-DP ${nonDp ? `${nonDp.auc.toFixed(4)} (gap ${(ref.auc - nonDp.auc).toFixed(4)})` : 'skipped'}  ε=${EPSILON} ${mean.toFixed(4)} (gap ${(ref.auc - mean).toFixed(4)}) [${dpRuns.map((x) => x.auc.toFixed(4)).join(', ')}]`,
       );
       results.push(row);
     }
@@ -172,12 +179,14 @@ async function main(): Promise<void> {
       rounds: ROUNDS,
       encryption: 'CKKS (DEFAULT_HE_PARAMS)',
       repetitionsPerDpRecipe: REPS,
+      epsilon: EPSILON,
+      localTrainingOverride: LOCAL,
       selection: SELECTION,
       goals: { dpGap: 0.01, nonPrivateGap: 0.005 },
     },
     ...out,
   };
-  const file = join(here, '..', 'results', 'convergence.json');
+  const file = join(here, '..', 'results', OUT);
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   log(`wrote ${file}`);

@@ -1,8 +1,11 @@
 import { sha256Canonical } from '../privacy/ledger/canonical.ts';
 import { bandLabels, featureNames, OTHER_BUCKET, type DatasetSchema } from '../data/schema.ts';
 import { DEFAULT_HE_PARAMS } from '../crypto/index.ts';
+import { FedmarkError } from '../errors.ts';
 import type { ModelSpec } from '../model/spec.ts';
-import type { EarlyStopping, EncryptionSpec, JobManifest } from './manifest.ts';
+import type { EarlyStopping, EncryptionSpec, JobManifest, ManifestModel } from './manifest.ts';
+import { privacyTarget, trainingRecipe, type TrainingRecipe } from './presets/recipes.ts';
+import { gbdtJobPreset } from './workloads/gbdt/preset.ts';
 
 /** sha256 of the canonical schema: partners refuse a job defined for another schema. */
 export function schemaHash(schema: DatasetSchema): string {
@@ -32,7 +35,8 @@ export interface JobPresetOptions {
   schema: DatasetSchema;
   partners: number;
   rounds?: number;
-  model?: ModelSpec;
+  /** The model; `{ kind: 'gbdt' }` delegates to the trees' preset (workloads/gbdt/preset.ts, its default settings). */
+  model?: ModelSpec | Extract<ManifestModel, { kind: 'gbdt' }>;
   /** null = no differential privacy. */
   epsilon?: number | null;
   delta?: number;
@@ -48,32 +52,47 @@ export interface JobPresetOptions {
 /** Score-histogram bins of a DP job's evaluation (1,000 without DP). */
 export const DP_EVALUATION_BINS = 50;
 
-/**
- * Local training of a job without DP. Without clipping and noise the partner can take smaller,
- * larger steps than DP-SGD's: batch 32 at learning rate 0.5 (one epoch per round) matches
- * centralized training on both bundled datasets (benchmarks/training/nondp-defaults.ts: federated
- * AUC 0.7622 bank / 0.8535 telco vs centralized 0.7633 / 0.8514, 5 partners, 20 rounds, 3 seeds),
- * where the earlier batch 64 at 0.1 undertrained (0.7561 / 0.8439 — below the DP job's 0.7520 /
- * 0.8466 on telco).
- */
-export const NON_PRIVATE_TRAINING = { epochs: 1, batchSize: 32, learningRate: 0.5, optimizer: 'sgd', l2: 0 } as const satisfies JobManifest['localTraining'];
+export { NON_PRIVATE_TRAINING } from './presets/recipes.ts';
+
+/** The training recipe `jobPreset` applies for these options: by model kind and privacy target (presets/recipes.ts). */
+export function presetRecipe(o: Pick<JobPresetOptions, 'model' | 'epsilon'>): TrainingRecipe {
+  const kind = o.model?.kind ?? 'logistic';
+  if (kind === 'gbdt')
+    throw new FedmarkError(
+      'PRESET_INVALID',
+      'gradient-boosted trees take their settings from the gbdt preset (workloads/gbdt/preset.ts), not a training recipe',
+    );
+  return trainingRecipe(kind, privacyTarget(o.epsilon === undefined ? 3 : o.epsilon));
+}
+
+type PresetManifest = Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'>;
 
 /**
- * Sensible defaults for a marketing model job: logistic regression, FedAvg, one local epoch per
- * round, DP-SGD calibrated to ε = 3 at δ = 1e-5 (or NON_PRIVATE_TRAINING without DP), CKKS aggregation.
+ * Sensible defaults for a marketing model job, by model kind and privacy target: logistic
+ * regression unless `model` says otherwise, FedAvg, DP-SGD calibrated to ε = 3 at δ = 1e-5 unless
+ * `epsilon` says otherwise (null: no DP), CKKS aggregation; rounds, local training, clipping and
+ * early stopping from `presetRecipe` (docs/MODELS.md says which run chose each). Explicit options
+ * win over the recipe. Trees (`model: { kind: 'gbdt' }`) get `gbdtJobPreset`'s defaults.
  */
-export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'partners' | 'schemaVersion' | 'createdAt'> {
+export function jobPreset(o: JobPresetOptions): PresetManifest {
+  const model = o.model;
+  if (model?.kind === 'gbdt') {
+    const { model: _model, rounds: _rounds, ...rest } = o;
+    return gbdtJobPreset(rest);
+  }
+  const recipe = presetRecipe(o);
   const dp =
     o.epsilon === null
       ? null
       : {
           targetEpsilon: o.epsilon ?? 3,
           delta: o.delta ?? 1e-5,
-          clipNorm: 1,
+          clipNorm: recipe.clipNorm,
           noiseMultiplier: 'calibrate' as const,
           accountant: 'rdp' as const,
           split: { weight: 0.02, evaluation: 0.1 },
         };
+  const earlyStopping = o.earlyStopping ?? recipe.earlyStopping;
   return {
     jobId: o.jobId,
     purpose: o.purpose ?? 'propensity-model',
@@ -85,13 +104,14 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
       sensitiveColumns: Object.keys(sensitiveGroups(o.schema)),
     },
     workload: { kind: 'sgd', params: {} },
-    model: o.model ?? { kind: 'logistic' },
-    rounds: o.rounds ?? 20,
+    model: model ?? { kind: 'logistic' },
+    rounds: o.rounds ?? recipe.rounds,
     partnersPerRound: o.partners,
     quorum: Math.max(1, Math.ceil(o.partners * 0.6)),
     roundDeadlineSeconds: 120,
     strategy: o.strategy ?? { name: 'fedavg', serverLr: 1 },
-    localTraining: dp ? { epochs: 1, batchSize: 128, learningRate: 0.5, optimizer: 'sgd', l2: 0, samplingRate: 0.02 } : NON_PRIVATE_TRAINING,
+    // A copy: callers may edit a manifest's sections, and the recipe's objects are shared constants.
+    localTraining: { ...recipe.localTraining },
     dp,
     encryption: o.encryption ?? DEFAULT_HE_PARAMS,
     // DP noise is added to every bin, so a DP job's histograms are coarser: fewer cells of noise per count.
@@ -99,7 +119,7 @@ export function jobPreset(o: JobPresetOptions): Omit<JobManifest, 'owner' | 'par
       bins: dp ? DP_EVALUATION_BINS : 1000,
       segments: sensitiveGroups(o.schema),
       ...(o.evaluateEveryRound === undefined ? {} : { everyRound: o.evaluateEveryRound }),
-      ...(o.earlyStopping ? { earlyStopping: o.earlyStopping } : {}),
+      ...(earlyStopping ? { earlyStopping } : {}),
     },
     seed: o.seed ?? 42,
   };

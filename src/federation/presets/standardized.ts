@@ -1,6 +1,6 @@
 import { isFeature, isTypedColumn, type DatasetSchema } from '../../data/schema.ts';
 import { FedmarkError } from '../../errors.ts';
-import { jobPreset, type JobPresetOptions } from '../job-presets.ts';
+import { jobPreset, presetRecipe, type JobPresetOptions } from '../job-presets.ts';
 import type { JobManifest } from '../manifest.ts';
 import type { FeatureStats } from '../workloads/feature-stats/index.ts';
 
@@ -42,7 +42,8 @@ export function featureStatsPreset(o: JobPresetOptions & { statsShare?: number }
 /** The training job of the plan: `jobPreset` at ε · (1 − statsShare). */
 export function standardizedTrainingPreset(o: JobPresetOptions & { statsShare?: number }, stats: FeatureStats): PresetManifest {
   const share = o.statsShare ?? DEFAULT_STATS_SHARE;
-  const job = jobPreset({ ...o, epsilon: o.epsilon === null ? null : (o.epsilon ?? 3) * (1 - share) });
+  // The recipe follows the plan's whole ε, not the training job's share of it.
+  const job = jobPreset({ ...o, rounds: o.rounds ?? presetRecipe(o).rounds, epsilon: o.epsilon === null ? null : (o.epsilon ?? 3) * (1 - share) });
   return withStandardization(job, stats);
 }
 
