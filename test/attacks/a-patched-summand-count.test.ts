@@ -50,16 +50,26 @@ describe('attack: a patched summand count', () => {
     const { manifest, signed } = defineJob(world, { jobId: 'summands-1', rounds: 1 });
     const [a, b] = [world.keyIdOf(0), world.keyIdOf(1)];
     const jobPath = new RegExp(`^/v1/jobs/${manifest.jobId}$`);
+    const watchPath = new RegExp(`^/v1/jobs/${manifest.jobId}/watch$`);
     let forged: { blob: Uint8Array; claims: number } | null = null;
 
-    // To B the coordinator says: round 1 is A's alone; once A has uploaded, round 1 is closed.
+    // To B the coordinator says: round 1 is A's alone; once A has uploaded, round 1 is closed. It
+    // tells the same lie on every channel that carries the job's status (the plain read and the long-poll).
+    type Status = Record<string, unknown> & { round: number };
+    const lie = (s: Status): Status => {
+      if (s.round !== 1) return s;
+      if (!forged) return { ...s, selected: [a], submitted: [] };
+      return { ...s, round: 2, attempt: 0, roundState: 'open', roundKind: 'evaluate', selected: [a], submitted: [], closedRounds: [1] };
+    };
     world.proxy.on({ method: 'GET', path: jobPath, keyId: b }, async (_req, ctx) => {
       const real = await ctx.forward();
+      return real.status === 200 ? jsonResponse(200, lie(parseJson<Status>(real))) : real;
+    });
+    world.proxy.on({ method: 'GET', path: watchPath, keyId: b }, async (_req, ctx) => {
+      const real = await ctx.forward();
       if (real.status !== 200) return real;
-      const s = parseJson<Record<string, unknown> & { round: number }>(real);
-      if (s.round !== 1) return real;
-      if (!forged) return jsonResponse(200, { ...s, selected: [a], submitted: [] });
-      return jsonResponse(200, { ...s, round: 2, attempt: 0, roundState: 'open', roundKind: 'evaluate', selected: [a], submitted: [], closedRounds: [1] });
+      const w = parseJson<{ status: Status }>(real);
+      return jsonResponse(200, { ...w, status: lie(w.status) });
     });
     world.proxy.on({ method: 'GET', path: /\/rounds\/1\/aggregate$/, keyId: b }, async (_req, ctx) =>
       forged ? bytesResponse(200, forged.blob) : ctx.forward(),
