@@ -19,7 +19,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkSecaggLedger } from '../../src/federation/secagg/ledger-record.ts';
 import { defaultSecaggSpec } from '../../src/federation/secagg/spec.ts';
+import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { createRng } from '../../src/util/rng.ts';
 import { maxAbsDiff, prepareFixture, type ChaosFixture } from './helpers.ts';
 import { PARTNERS, ROUNDS, ROWS_PER_PARTNER, checkRun, describePoint, runJob, type KillPoint, type RunResult } from './run-job.ts';
@@ -68,8 +70,10 @@ describe(`masked aggregation: SIGKILL of the coordinator and of a partner node (
     expect(run.clientStarts[maskedKillPlan(SEED)[1].target as number]).toBeGreaterThanOrEqual(2);
   });
 
-  it("finishes at every round's first attempt with the uninterrupted masked run's model, bit for bit", () => {
+  it("finishes at every round's first attempt with the uninterrupted masked run's model, bit for bit", async () => {
     checkRun(run, fixture);
+    // The round entries written by the restarted coordinator record the configs the partners ran under.
+    expect(await checkSecaggLedger(run.ledgers.coordinator, readLedger(run.ledgers.coordinator).entries)).toEqual([]);
     expect(run.finals[0]?.modelHash).toBe(baseline.finals[0]?.modelHash);
     expect(maxAbsDiff(run.stored.replayed[ROUNDS - 1].params, baseline.stored.replayed[ROUNDS - 1].params)).toBe(0);
   });
