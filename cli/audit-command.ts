@@ -3,6 +3,8 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { FedmarkError } from '../src/errors.ts';
 import { auditLedgers, formatAuditSummary } from '../src/privacy/ledger/audit.ts';
 import { composedEpsilon } from '../src/privacy/accountant.ts';
+import { readLedger } from '../src/privacy/ledger/reader.ts';
+import { checkSecaggLedger } from '../src/federation/secagg/ledger-record.ts';
 import { keyIdOption } from './node-commands.ts';
 
 export function registerAuditCommand(program: Command): void {
@@ -22,7 +24,7 @@ export function registerAuditCommand(program: Command): void {
     .option('--json', 'print the full audit result as JSON', false)
     .option('--out <file>', 'also write the JSON result to a file')
     .action(
-      (
+      async (
         ledger: string,
         o: {
           partner: string[];
@@ -54,6 +56,12 @@ export function registerAuditCommand(program: Command): void {
           trustedOwnerKeys: keys('--trusted-owner', o.trustedOwner),
           trustedCoordinatorKeys: keys('--trusted-coordinator', o.trustedCoordinator),
         });
+        // A masked job's attempts: the recorded secure-aggregation configs against the signed manifest (async: SEAL).
+        const secagg = await checkSecaggLedger(result.ledgers[0]?.name ?? ledger, readLedger(ledger).entries);
+        if (secagg.length) {
+          result.findings.push(...secagg);
+          result.ok = result.ok && !secagg.some((f) => f.severity === 'error');
+        }
         if (o.out) writeFileSync(o.out, JSON.stringify(result, null, 2));
         if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         else process.stdout.write(`${formatAuditSummary(result)}\n`);

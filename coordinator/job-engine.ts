@@ -33,6 +33,8 @@ import { storageErrorCode } from '../src/util/storage-errors.ts';
  */
 export class JobEngine {
   private readonly schemes = new Map<string, Promise<SecureSumScheme>>();
+  /** The schemes opened so far, for the synchronous ledger writes that record a masked attempt's config. */
+  private readonly opened = new Map<string, SecureSumScheme>();
   private readonly contexts = new Map<string, JobContext>();
   private readonly genesisEntries = new Map<string, LedgerEntry>();
   private readonly effects: RoundEffects;
@@ -47,7 +49,13 @@ export class JobEngine {
     private readonly now: () => number = Date.now,
     private readonly workloads: WorkloadRegistry = builtinWorkloads,
   ) {
-    this.effects = new RoundEffects(store, ledger, log, () => this.now());
+    this.effects = new RoundEffects(
+      store,
+      ledger,
+      log,
+      () => this.now(),
+      (jobId) => this.opened.get(jobId)?.masking,
+    );
   }
 
   /** Manifest, workload and round rules of a stored job (resolved once per process). */
@@ -96,6 +104,10 @@ export class JobEngine {
     let s = this.schemes.get(jobId);
     if (!s) {
       s = openSecureSum(this.manifest(jobId).encryption);
+      s.then(
+        (x) => this.opened.set(jobId, x),
+        () => undefined,
+      );
       this.schemes.set(jobId, s);
     }
     return s;
@@ -201,6 +213,7 @@ export class JobEngine {
       }
     });
     this.schemes.set(manifest.jobId, Promise.resolve(scheme));
+    this.opened.set(manifest.jobId, scheme);
     this.contexts.set(manifest.jobId, { jobId: manifest.jobId, manifest, workload, rules });
     try {
       this.ledger.appendGenesis(manifest.jobId, genesis, Buffer.from(manifest.owner.signPublicKey, 'base64'));
@@ -208,6 +221,7 @@ export class JobEngine {
       // A job without its genesis would be answered JOB_EXISTS on the owner's retry and never get one.
       this.store.deleteNewJob(manifest.jobId);
       this.schemes.delete(manifest.jobId);
+      this.opened.delete(manifest.jobId);
       this.contexts.delete(manifest.jobId);
       scheme.dispose();
       throw err;
@@ -483,6 +497,8 @@ export class JobEngine {
   /** Deadline sweep, run on a timer: masked aggregation's stages first (they may end an attempt), then the rounds. */
   async tickAll(): Promise<void> {
     await this.secagg?.tick();
+    // A masked attempt that ends in this sweep records its config: the job's scheme must be open first.
+    for (const job of this.store.activeJobs()) if (this.secagg?.masked(job.job_id)) await this.scheme(job.job_id);
     this.tick();
   }
 
@@ -500,5 +516,6 @@ export class JobEngine {
   async close(): Promise<void> {
     for (const s of this.schemes.values()) (await s).dispose();
     this.schemes.clear();
+    this.opened.clear();
   }
 }

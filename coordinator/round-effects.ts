@@ -1,4 +1,7 @@
-import { MASKED_PART } from '../src/federation/secagg/round-config.ts';
+import { attemptConfig, MASKED_PART, secaggSpecOf } from '../src/federation/secagg/round-config.ts';
+import { secaggLedgerRecord } from '../src/federation/secagg/ledger-record.ts';
+import type { SecureSumScheme } from '../src/federation/secure-sum.ts';
+import { FedmarkError } from '../src/errors.ts';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../src/util/hash.ts';
 import type { JobManifest } from '../src/federation/manifest.ts';
@@ -6,7 +9,7 @@ import { isLedgerEffect, type Effect, type LedgerEffect, type RoundRules, type S
 import { stateRounds, type AnyWorkload } from '../src/federation/workload.ts';
 import type { DpReport } from '../src/federation/update-codec.ts';
 import { attemptReleases, roundRecord } from '../src/federation/release-records.ts';
-import type { AttemptReleases } from '../src/privacy/ledger/entries.ts';
+import type { AttemptReleases, SecaggLedgerRecord } from '../src/privacy/ledger/entries.ts';
 import type { CoordinatorStore, SubmissionRow } from './store.ts';
 import type { JobLedgers } from './job-ledgers.ts';
 
@@ -29,6 +32,8 @@ export class RoundEffects {
     private readonly ledger: JobLedgers,
     private readonly log: Logger,
     private readonly now: () => number,
+    /** Masked jobs: the BFV parameters of the job's scheme (opened before any masked attempt ends; coordinator/job-engine.ts). */
+    private readonly maskingOf: (jobId: string) => SecureSumScheme['masking'] | undefined = () => undefined,
   ) {}
 
   run(ctx: JobContext, effects: Effect[]): void {
@@ -124,6 +129,7 @@ export class RoundEffects {
           selected: JSON.parse(row.selected) as string[],
           submitted: subs.map((s) => s.key_id),
           partners: releasesOf(subs),
+          ...this.secaggRecord(ctx, e.round, e.attempt, JSON.parse(row.selected) as string[]),
         });
         break;
       }
@@ -183,7 +189,20 @@ export class RoundEffects {
       modelHashes: e.hashes.map((h) => ({ partner: h.keyId, hash: h.hash })),
       modelHashesAgreed: e.agreed,
       ...(e.selection ? { selection: e.selection } : {}),
+      ...this.secaggRecord(ctx, e.round, e.attempt, selected),
     };
+  }
+
+  /** A masked attempt's secure-aggregation config, as every partner derived it (the audit recomputes it: federation/secagg/ledger-record.ts). */
+  private secaggRecord(ctx: JobContext, round: number, attempt: number, selected: string[]): { secagg?: SecaggLedgerRecord } {
+    if (!secaggSpecOf(ctx.manifest)) return {};
+    const masking = this.maskingOf(ctx.jobId);
+    if (!masking)
+      throw new FedmarkError(
+        'SECAGG_SCHEME_NOT_OPEN',
+        `job ${ctx.jobId}: its BFV scheme is not open, so round ${round}'s ledger entry cannot record its config`,
+      );
+    return { secagg: secaggLedgerRecord(attemptConfig(ctx.manifest, ctx.rules.plan(round), masking, round, attempt, selected)) };
   }
 
   /** The highest cumulative ε each partner reported, over every attempt it uploaded to (failed ones included: they were charged). */

@@ -4,15 +4,23 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, 
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { identityFromSeed, publicIdentity, writeIdentityFile, type Identity } from '../../src/crypto/identity.ts';
+import { identityFromSeed, publicIdentity, readIdentityFile, writeIdentityFile, type Identity } from '../../src/crypto/identity.ts';
 import { openJobKey } from '../../src/crypto/key-ceremony.ts';
-import { CkksContext, inspectBlob } from '../../src/crypto/index.ts';
 import { BUNDLED_DATASETS } from '../../src/data/bundled.ts';
 import { loadSchema, type DatasetSchema } from '../../src/data/schema.ts';
 import { partitionIid } from '../../src/data/partition.ts';
 import { jobPreset } from '../../src/federation/job-presets.ts';
-import type { SubmissionRecord } from '../../src/federation/submission-record.ts';
-import { parseManifest, signManifest, type JobManifest, type SignedManifest, MANIFEST_SCHEMA_VERSION } from '../../src/federation/manifest.ts';
+import type { RoundContents, SubmissionRecord } from '../../src/federation/submission-record.ts';
+import { MASKED_PART, roundEncoding } from '../../src/federation/secagg/round-config.ts';
+import { SecaggStore } from '../../coordinator/secagg-store.ts';
+import {
+  parseManifest,
+  signManifest,
+  type EncryptionSpec,
+  type JobManifest,
+  type SignedManifest,
+  MANIFEST_SCHEMA_VERSION,
+} from '../../src/federation/manifest.ts';
 import { StateTracker } from '../../src/federation/state-tracker.ts';
 import { decodePart, wireLength } from '../../src/federation/part-encoding.ts';
 import { planOf } from '../../src/federation/workload.ts';
@@ -106,10 +114,19 @@ export function writePolicies(f: ChaosFixture, manifest: JobManifest, maxEpsilon
 
 export function makeManifest(
   f: ChaosFixture,
-  o: { jobId: string; rounds: number; epsilon: number | null; seed: number },
+  o: { jobId: string; rounds: number; epsilon: number | null; seed: number; encryption?: EncryptionSpec },
 ): { manifest: JobManifest; signed: SignedManifest } {
   const manifest = parseManifest({
-    ...jobPreset({ jobId: o.jobId, purpose: 'churn-model', schema: f.schema, partners: f.partners.length, rounds: o.rounds, epsilon: o.epsilon, seed: o.seed }),
+    ...jobPreset({
+      jobId: o.jobId,
+      purpose: 'churn-model',
+      schema: f.schema,
+      partners: f.partners.length,
+      rounds: o.rounds,
+      epsilon: o.epsilon,
+      seed: o.seed,
+      encryption: o.encryption,
+    }),
     schemaVersion: MANIFEST_SCHEMA_VERSION,
     createdAt: new Date().toISOString(),
     owner: publicIdentity(f.owner),
@@ -368,12 +385,14 @@ export interface StoredJob {
 /**
  * Opens the coordinator's store (its data dir's SQLite file, or the PostgreSQL `store` URL) read-only, reads every round's sums and submissions and,
  * with a partner's own sealed copy of the job key, decrypts the sums and replays the server step:
- * the model that the published aggregates define, independent of any node's report.
+ * the model that the published aggregates define, independent of any node's report. A masked job's
+ * rounds are opened as a key holder opens them (secagg/open.ts): the one masked sum with its
+ * attempt's evidence from the stage log, checked against the coordinator key in `dataDir`.
  */
 export async function readStoredJob(dataDir: string, manifest: JobManifest, partner: Identity, store?: string): Promise<StoredJob> {
   const { db } = openStoreDb(store ?? join(dataDir, 'coordinator.sqlite'), { writer: false });
-  const ctx = await CkksContext.create(manifest.encryption as Parameters<typeof CkksContext.create>[0]);
   const scheme = await openSecureSum(manifest.encryption);
+  const masking = scheme.masking ?? null;
   try {
     const jobId = manifest.jobId;
     const job = db.prepare('SELECT state FROM jobs WHERE job_id = ?').get(jobId) as { state: string } | undefined;
@@ -383,7 +402,9 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
     if (!sealed) throw new Error(`no sealed key for ${partner.name}`);
     const sk = openJobKey(jobId, new Uint8Array(sealed.blob), Buffer.from(manifest.owner.boxPublicKey, 'base64'), partner);
     const cipher = scheme.cipher(sk);
-    const tracker = new StateTracker(manifest, sgdWorkload, scheme, sk);
+    const coordinatorKey = masking ? publicIdentity(readIdentityFile(join(dataDir, 'coordinator.key.json'))).signPublicKey : null;
+    const tracker = new StateTracker(manifest, sgdWorkload, scheme, sk, coordinatorKey);
+    const secagg = new SecaggStore(db);
     const updateValues = updateLength(manifest);
     const partSum = (round: number, attempt: number, part: string) =>
       (
@@ -404,15 +425,41 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
     const replayed: StoredJob['replayed'] = [];
     try {
       for (const r of rows) {
-        const summands = (b: Buffer | null) => (b ? inspectBlob(ctx, new Uint8Array(b)).summands : null);
-        const updateSum = partSum(r.round, r.attempt, 'update');
+        const plan = planOf(sgdWorkload, manifest, r.round);
+        // The sum that carries `part`: its own (CKKS) or the attempt's one masked vector, which holds every part.
+        const carrier = (part: string): { blob: Buffer; length: number } | null => {
+          const spec = plan.parts.find((p) => p.name === part);
+          if (!spec) return null;
+          if (!masking) {
+            const blob = partSum(r.round, r.attempt, part);
+            return blob ? { blob, length: wireLength(spec, scheme.maxAbsInput) } : null;
+          }
+          const blob = partSum(r.round, r.attempt, MASKED_PART);
+          return blob ? { blob, length: roundEncoding(manifest, plan, masking.plainModulus).totalSlots } : null;
+        };
+        const summands = (c: { blob: Buffer; length: number } | null) => (c ? scheme.summands(new Uint8Array(c.blob), c.length) : null);
+        const update = carrier('update');
+        const contents = () => {
+          // The contents the coordinator publishes with the sums: the stored uploads' signed records (and a masked attempt's evidence).
+          const metas = db
+            .prepare('SELECT meta FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id')
+            .all(jobId, r.round, r.attempt) as { meta: string }[];
+          const records = metas.map((m) => (JSON.parse(m.meta) as { record: SubmissionRecord }).record);
+          const ev = masking ? secagg.event(jobId, r.round, r.attempt, 'close-unmask', '') : undefined;
+          return ev
+            ? { round: r.round, attempt: r.attempt, records, secagg: (JSON.parse(ev.body) as { evidence: unknown }).evidence }
+            : { round: r.round, attempt: r.attempt, records };
+        };
         let decryptedWeight: number | null = null;
-        if (updateSum) {
+        let opened: Record<string, Float64Array> | null = null;
+        if (update && masking && r.state === 'closed') {
+          // Masked residues mean nothing one by one: only the unmasked sum of a closed attempt decodes.
+          opened = await tracker.open(r.round, { [MASKED_PART]: new Uint8Array(update.blob) }, contents() as RoundContents, null, 'all');
+          decryptedWeight = opened.update[updateValues - 1];
+        } else if (update && !masking) {
           // Decoded as key holders decode it: the part travels scaled to its declared bound (part-encoding.ts).
-          const spec = planOf(sgdWorkload, manifest, r.round).parts.find((p) => p.name === 'update')!;
-          decryptedWeight = decodePart(spec, cipher.decrypt(new Uint8Array(updateSum), wireLength(spec, scheme.maxAbsInput)), scheme.maxAbsInput)[
-            updateValues - 1
-          ];
+          const spec = plan.parts.find((p) => p.name === 'update')!;
+          decryptedWeight = decodePart(spec, cipher.decrypt(new Uint8Array(update.blob), update.length), scheme.maxAbsInput)[updateValues - 1];
         }
         rounds.push({
           round: r.round,
@@ -421,17 +468,13 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
           state: r.state,
           counter: r.submissions,
           submitters: submissionRows.filter((s) => s.round === r.round && s.attempt === r.attempt).map((s) => s.key_id),
-          updateSummands: summands(updateSum),
-          evalSummands: summands(partSum(r.round, r.attempt, 'evaluation')),
+          updateSummands: summands(update),
+          evalSummands: summands(carrier('evaluation')),
           decryptedWeight,
         });
-        if (r.state === 'closed' && r.kind === 'train' && updateSum) {
-          // The contents the coordinator publishes with the sums: the stored uploads' signed records.
-          const metas = db
-            .prepare('SELECT meta FROM submissions WHERE job_id = ? AND round = ? AND attempt = ? ORDER BY key_id')
-            .all(jobId, r.round, r.attempt) as { meta: string }[];
-          const contents = { round: r.round, attempt: r.attempt, records: metas.map((m) => (JSON.parse(m.meta) as { record: SubmissionRecord }).record) };
-          tracker.apply(r.round, await tracker.open(r.round, { update: new Uint8Array(updateSum) }, contents, null, 'state'));
+        if (r.state === 'closed' && r.kind === 'train' && update) {
+          opened ??= await tracker.open(r.round, { update: new Uint8Array(update.blob) }, contents() as RoundContents, null, 'state');
+          tracker.apply(r.round, opened);
           replayed.push({ round: r.round, hash: tracker.hash, params: Float64Array.from(tracker.state.params) });
         }
       }
@@ -443,7 +486,6 @@ export async function readStoredJob(dataDir: string, manifest: JobManifest, part
   } finally {
     db.close();
     scheme.dispose();
-    ctx.dispose();
   }
 }
 

@@ -7,6 +7,7 @@ import { parseManifest, signManifest } from '../../src/federation/manifest.ts';
 import { defaultSecaggSpec } from '../../src/federation/secagg/spec.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { SecaggStore } from '../../coordinator/secagg-store.ts';
+import { checkSecaggLedger } from '../../src/federation/secagg/ledger-record.ts';
 import { runPartnerNode } from '../../partner/node.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { jsonResponse, LyingProxy, parseJson } from '../helpers/lying-proxy.ts';
@@ -98,6 +99,10 @@ describe('masked aggregation in real nodes: dropouts and restarts', () => {
     // Every uploader of the failed attempt is on record (its charge stays spent).
     expect((failed[0].payload as { submitted: string[] }).submitted).toHaveLength(4);
     expect((roundEntry(manifest.jobId, 1).payload as { attempt: number }).attempt).toBe(1);
+    // Both attempts record their own config (a different attempt, a different config id), and the audit recomputes each.
+    const ids = [failed[0], roundEntry(manifest.jobId, 1)].map((e) => (e.payload as { secagg?: { configId: string } }).secagg?.configId);
+    expect(ids.every((x) => typeof x === 'string') && ids[0] !== ids[1]).toBe(true);
+    expect(await checkSecaggLedger('job', ledger(manifest.jobId))).toEqual([]);
     const store = new SecaggStore(coord.store.db);
     const keys = (attempt: number) =>
       store

@@ -6,6 +6,8 @@ import { defaultSecaggSpec } from '../../src/federation/secagg/spec.ts';
 import { CoordinatorClient } from '../../src/federation/protocol/client.ts';
 import { auditLedgers } from '../../src/privacy/ledger/audit.ts';
 import { composedEpsilon } from '../../src/privacy/accountant.ts';
+import { readLedger } from '../../src/privacy/ledger/reader.ts';
+import { checkSecaggLedger } from '../../src/federation/secagg/ledger-record.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { makeIdentities, makeJob, runFederation, telcoPartners } from '../helpers/partners.ts';
 
@@ -50,5 +52,26 @@ describe('masked aggregation (secagg-bfv) in real nodes', () => {
       epsilonOf: composedEpsilon,
     });
     expect(audit.findings.filter((f) => f.severity === 'error')).toEqual([]);
+
+    // Every round entry records its attempt's secure-aggregation config, and the audit recomputes it
+    // from the signed manifest and the selected partners; a record that differs is flagged.
+    const entries = readLedger(join(coord.dataDir, 'ledgers', `${manifest.jobId}.ledger.jsonl`)).entries;
+    const rounds = entries.filter((e) => e.type === 'round');
+    expect(rounds).toHaveLength(2);
+    for (const e of rounds)
+      expect((e.payload as { secagg?: { threshold: number; graph: unknown } }).secagg).toMatchObject({ threshold: 2, graph: { kind: 'complete' } });
+    expect(await checkSecaggLedger('job', entries)).toEqual([]);
+    const tamper = (edit: (p: { selected: string[]; secagg?: Record<string, unknown> }) => void) =>
+      entries.map((e) => {
+        if (e !== rounds[0]) return e;
+        const copy = structuredClone(e);
+        edit(copy.payload as { selected: string[]; secagg?: Record<string, unknown> });
+        return copy;
+      });
+    const codes = async (edit: Parameters<typeof tamper>[0]) => (await checkSecaggLedger('job', tamper(edit))).map((f) => `${f.seq}:${f.code}`);
+    const seq = rounds[0].seq;
+    expect(await codes((p) => void (p.secagg!.threshold = 3))).toEqual([`${seq}:SECAGG_CONFIG_MISMATCH`]);
+    expect(await codes((p) => void (p.selected = p.selected.slice(0, 2)))).toEqual([`${seq}:SECAGG_CONFIG_MISMATCH`]);
+    expect(await codes((p) => void delete p.secagg)).toEqual([`${seq}:SECAGG_CONFIG_MISSING`]);
   }, 120_000);
 });

@@ -161,6 +161,18 @@ const manifestEntryV1 = z.strictObject({
 /** The training round whose model a job releases (selected on the federated validation metrics) and whether training stopped early. */
 const modelSelectionEntry = z.strictObject({ round: z.number().int().positive(), stopped: z.boolean() });
 
+/** A masked attempt's secure-aggregation config as the coordinator records it (federation/secagg/ledger-record.ts; docs/LEDGER.md). */
+const secaggRecordSchema = z.strictObject({
+  configId: hex64,
+  threshold: z.number().int().min(2),
+  minSurvivors: z.number().int().min(2),
+  graph: z.union([z.strictObject({ kind: z.literal('complete') }), z.strictObject({ kind: z.literal('harary'), degree: z.number().int().min(2) })]),
+  bfvParamsId: hex64,
+  plainModulus: z.number().int().min(3),
+  encodingId: hex64,
+});
+export type SecaggLedgerRecord = z.infer<typeof secaggRecordSchema>;
+
 export const payloadSchemas = {
   /** seq 0 of a job ledger, authored by the job owner; its keys are the ledger's trust anchor. */
   'job.manifest': z.strictObject({
@@ -216,6 +228,8 @@ export const payloadSchemas = {
     modelHashesAgreed: z.boolean(),
     /** The model selection every key holder reported with this round's agreed state (early stopping, docs/LEDGER.md). */
     selection: modelSelectionEntry.optional(),
+    /** Masked aggregation: the applied attempt's secure-aggregation config. */
+    secagg: secaggRecordSchema.optional(),
   }),
   /** A partner's own record of one round (local ledger). */
   'partner.round': z.strictObject({
@@ -293,6 +307,8 @@ export const payloadSchemas = {
     selected: z.array(keyIdSchema),
     submitted: z.array(keyIdSchema),
     partners: z.array(attemptReleasesSchema),
+    /** Masked aggregation: the failed attempt's secure-aggregation config. */
+    secagg: secaggRecordSchema.optional(),
   }),
   'budget.refusal': z.strictObject({
     jobId,
