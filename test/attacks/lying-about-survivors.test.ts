@@ -24,8 +24,7 @@ import { defaultSecaggSpec } from '../../src/federation/secagg/spec.ts';
 import { SecaggStore } from '../../coordinator/secagg-store.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { jsonResponse, LyingProxy, parseJson } from '../helpers/lying-proxy.ts';
-import { makeIdentities, makeJob, runFederation, silentLog, telcoPartners, TEST_POLL_MS } from '../helpers/partners.ts';
-import { runPartnerNode } from '../../partner/node.ts';
+import { makeIdentities, makeJob, partnerNodes, runFederation, silentLog, telcoPartners, TEST_POLL_MS } from '../helpers/partners.ts';
 import { runJobOwner } from '../../owner/node.ts';
 
 describe('attack: a coordinator lying about who submitted, and replayed stage messages (masked aggregation)', () => {
@@ -134,21 +133,15 @@ describe('attack: a coordinator lying about who submitted, and replayed stage me
   it('a second unmask request that would reveal the other share of a partner is refused (never both shares of one partner)', async () => {
     const { manifest, signed } = job('both-shares');
     const [victim, target, , silent] = manifest.partners.map((p) => p.keyId);
-    const start = (i: number, signal: AbortSignal) =>
-      runPartnerNode({
-        coordinatorUrl: proxy.url,
-        identity: identities[i],
-        jobId: manifest.jobId,
-        train: data.parts[i].train,
-        test: data.parts[i].test,
-        schemaHash: data.schemaHash,
-        stateDir: join(stateDir, `${manifest.jobId}-${identities[i].name}`),
-        reviewJob: () => [],
-        budget: undefined,
-        log: silentLog,
-        pollMs: TEST_POLL_MS,
-        signal,
-      });
+    const node = partnerNodes({
+      url: proxy.url,
+      identities,
+      parts: data.parts,
+      jobId: manifest.jobId,
+      schemaHash: data.schemaHash,
+      stateDir: (i) => join(stateDir, `${manifest.jobId}-${identities[i].name}`),
+    });
+    const start = (i: number, signal: AbortSignal) => node(i, { signal });
     const reveals = () => proxy.requests({ method: 'POST', path: /both-shares\/rounds\/1\/secagg\/reveal$/, keyId: victim });
     let restarted = false;
     const removers = [

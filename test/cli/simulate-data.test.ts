@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
-import { runCli } from '../helpers/cli-process.ts';
+import { runCliAsync } from '../helpers/cli-process.ts';
 
 const bankCsv = readFileSync(new URL('../../data/bank-marketing.csv', import.meta.url), 'utf8')
   .trimEnd()
@@ -52,15 +52,15 @@ interface Summary {
   epsilon: Record<string, number>;
 }
 
-function simulate(...args: string[]): Summary {
+function simulate(...args: string[]): Promise<Summary> {
   return simulateFile(csv, ...args);
 }
 
-function simulateFile(data: string, ...args: string[]): Summary {
+async function simulateFile(data: string, ...args: string[]): Promise<Summary> {
   const started = performance.now();
-  const r = runCli('simulate', '--data', data, '--schema', schema, '--json', ...args);
+  const r = await runCliAsync(['simulate', '--data', data, '--schema', schema, '--json', ...args], 0);
   process.stderr.write(`simulate --data ${data.split('/').pop()} ${args.join(' ')}: ${((performance.now() - started) / 1000).toFixed(1)} s wall\n`);
-  expect(r.status, r.stderr).toBe(0);
+  expect(r.code, r.output).toBe(0);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Summary;
 }
 
@@ -86,42 +86,42 @@ function expectComparison(s: Summary, partners: number, targetEpsilon: number | 
   }
 }
 
-function fails(args: string[], code: RegExp): void {
-  const r = runCli('simulate', '--json', ...args);
-  expect(r.status, r.stdout).toBe(2);
-  expect(r.stderr).toMatch(code);
-  expect(r.stderr).not.toMatch(/unexpected error/);
+async function fails(args: string[], code: RegExp): Promise<void> {
+  const r = await runCliAsync(['simulate', '--json', ...args], 0);
+  expect(r.code, r.output).toBe(2);
+  expect(r.output).toMatch(code);
+  expect(r.output).not.toMatch(/unexpected error/);
 }
 
 describe('fedmark simulate --data (CLI)', () => {
-  it('--partition-by: one partner per value, logistic with DP and gbdt without', () => {
-    const lr = simulate('--partition-by', 'marital', '--model', 'logistic', '--rounds', '3', '--epsilon', '3');
+  it('--partition-by: one partner per value, logistic with DP and gbdt without', async () => {
+    const lr = await simulate('--partition-by', 'marital', '--model', 'logistic', '--rounds', '3', '--epsilon', '3');
     expectComparison(lr, 3, 3);
     expect(lr.model).toBe('logistic');
     expect(lr.partners.map((p) => p.holds)).toEqual(['divorced', 'married', 'single']);
     // The same rows as Parquet: the same partners, hold-outs and (deterministic, non-private) baselines.
-    const fromParquet = simulateFile(parquet, '--partition-by', 'marital', '--model', 'logistic', '--rounds', '3', '--epsilon', '3');
+    const fromParquet = await simulateFile(parquet, '--partition-by', 'marital', '--model', 'logistic', '--rounds', '3', '--epsilon', '3');
     expectComparison(fromParquet, 3, 3);
     expect(fromParquet.partners).toEqual(lr.partners);
     expect(fromParquet.auc.pooled).toBe(lr.auc.pooled);
     expect(fromParquet.auc.alone).toEqual(lr.auc.alone);
 
-    const trees = simulate('--partition-by', 'marital', '--model', '{"kind":"gbdt","trees":3,"depth":2}', '--no-dp');
+    const trees = await simulate('--partition-by', 'marital', '--model', '{"kind":"gbdt","trees":3,"depth":2}', '--no-dp');
     expectComparison(trees, 3, null);
     expect(trees.model).toBe('gbdt');
   }, 120_000);
 
-  it('--partners/--alpha: a seeded Dirichlet split, gbdt with DP and logistic without', () => {
-    const trees = simulate('--partners', '3', '--alpha', '5', '--seed', '7', '--model', '{"kind":"gbdt","trees":3,"depth":2}', '--epsilon', '2');
+  it('--partners/--alpha: a seeded Dirichlet split, gbdt with DP and logistic without', async () => {
+    const trees = await simulate('--partners', '3', '--alpha', '5', '--seed', '7', '--model', '{"kind":"gbdt","trees":3,"depth":2}', '--epsilon', '2');
     expectComparison(trees, 3, 2);
-    const lr = simulate('--partners', '2', '--alpha', '5', '--seed', '7', '--model', 'logistic', '--rounds', '3', '--no-dp');
+    const lr = await simulate('--partners', '2', '--alpha', '5', '--seed', '7', '--model', 'logistic', '--rounds', '3', '--no-dp');
     expectComparison(lr, 2, null);
     expect(lr.partners.map((p) => p.name)).toEqual(['partner-a', 'partner-b']);
   }, 120_000);
 
-  it('without --data, --dataset still simulates the bundled data (federated AUC only)', () => {
-    const r = runCli('simulate', '--dataset', 'telco', '--partners', '3', '--rounds', '2', '--json');
-    expect(r.status, r.stderr).toBe(0);
+  it('without --data, --dataset still simulates the bundled data (federated AUC only)', async () => {
+    const r = await runCliAsync(['simulate', '--dataset', 'telco', '--partners', '3', '--rounds', '2', '--json'], 0);
+    expect(r.code, r.output).toBe(0);
     const s = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
       dataset: string;
       partners: number;
@@ -135,24 +135,24 @@ describe('fedmark simulate --data (CLI)', () => {
     for (const e of Object.values(s.epsilon)) expect(e).toBeLessThanOrEqual(3);
   }, 60_000);
 
-  it('refuses a missing file, a schema mismatch, an unknown column, both split options, α ≤ 0 and unusable partitions', () => {
-    fails(['--data', join(dir, 'missing.csv'), '--schema', schema, '--partition-by', 'marital'], /--data .*missing\.csv: no such file/);
-    fails(['--data', csv, '--schema', join(dir, 'missing.json'), '--partition-by', 'marital'], /--schema .*missing\.json: no such file/);
-    fails(['--data', csv, '--schema', telcoSchema, '--partners', '2'], /--data does not fit --schema/);
+  it('refuses a missing file, a schema mismatch, an unknown column, both split options, α ≤ 0 and unusable partitions', async () => {
+    await fails(['--data', join(dir, 'missing.csv'), '--schema', schema, '--partition-by', 'marital'], /--data .*missing\.csv: no such file/);
+    await fails(['--data', csv, '--schema', join(dir, 'missing.json'), '--partition-by', 'marital'], /--schema .*missing\.json: no such file/);
+    await fails(['--data', csv, '--schema', telcoSchema, '--partners', '2'], /--data does not fit --schema/);
     const renamed = join(dir, 'renamed.csv');
     writeFileSync(renamed, [bankCsv[0].replace('"marital"', '"status"'), ...rows].join('\n') + '\n');
-    fails(['--data', renamed, '--schema', schema, '--partners', '2'], /--data does not fit --schema: .*marital/);
-    fails(['--data', csv, '--schema', schema, '--partition-by', 'region'], /--partition-by region: schema "bank-marketing" has no such column/);
-    fails(['--data', csv, '--schema', schema, '--partition-by', 'marital', '--partners', '3'], /do not also give --partners\/--alpha/);
-    fails(['--data', csv, '--schema', schema, '--partners', '3', '--alpha', '0'], /--alpha must be a number > 0, got 0/);
-    fails(['--data', csv, '--schema', schema, '--partners', '3', '--alpha', '-1'], /--alpha must be a number > 0/);
-    fails(['--data', csv, '--schema', schema, '--partition-by', 'job'], /partner\(s\) below 50 rows: .*student/);
-    fails(['--data', csv, '--schema', schema, '--partners', '20'], /partner\(s\) below 50 rows/);
-    fails(['--data', csv, '--schema', schema, '--partners', '60', '--alpha', '100'], /gives 60 partners; at most 50/);
-    fails(['--data', csv, '--schema', schema, '--partition-by', 'balance'], /numeric column without declared bands/);
-    fails(['--data', csv, '--schema', schema, '--partition-by', 'y'], /a label column cannot define partners/);
-    fails(['--data', csv, '--partners', '2'], /--data needs --schema/);
-    fails(['--data', csv, '--schema', schema, '--dataset', 'bank', '--partners', '2'], /give --data \(your file\) or --dataset/);
-    fails(['--partition-by', 'marital'], /--schema and --partition-by describe a --data file/);
+    await fails(['--data', renamed, '--schema', schema, '--partners', '2'], /--data does not fit --schema: .*marital/);
+    await fails(['--data', csv, '--schema', schema, '--partition-by', 'region'], /--partition-by region: schema "bank-marketing" has no such column/);
+    await fails(['--data', csv, '--schema', schema, '--partition-by', 'marital', '--partners', '3'], /do not also give --partners\/--alpha/);
+    await fails(['--data', csv, '--schema', schema, '--partners', '3', '--alpha', '0'], /--alpha must be a number > 0, got 0/);
+    await fails(['--data', csv, '--schema', schema, '--partners', '3', '--alpha', '-1'], /--alpha must be a number > 0/);
+    await fails(['--data', csv, '--schema', schema, '--partition-by', 'job'], /partner\(s\) below 50 rows: .*student/);
+    await fails(['--data', csv, '--schema', schema, '--partners', '20'], /partner\(s\) below 50 rows/);
+    await fails(['--data', csv, '--schema', schema, '--partners', '60', '--alpha', '100'], /gives 60 partners; at most 50/);
+    await fails(['--data', csv, '--schema', schema, '--partition-by', 'balance'], /numeric column without declared bands/);
+    await fails(['--data', csv, '--schema', schema, '--partition-by', 'y'], /a label column cannot define partners/);
+    await fails(['--data', csv, '--partners', '2'], /--data needs --schema/);
+    await fails(['--data', csv, '--schema', schema, '--dataset', 'bank', '--partners', '2'], /give --data \(your file\) or --dataset/);
+    await fails(['--partition-by', 'marital'], /--schema and --partition-by describe a --data file/);
   }, 120_000);
 });

@@ -8,10 +8,9 @@ import { defaultSecaggSpec } from '../../src/federation/secagg/spec.ts';
 import { readLedger } from '../../src/privacy/ledger/reader.ts';
 import { SecaggStore } from '../../coordinator/secagg-store.ts';
 import { checkSecaggLedger } from '../../src/federation/secagg/ledger-record.ts';
-import { runPartnerNode } from '../../partner/node.ts';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.ts';
 import { jsonResponse, LyingProxy, parseJson } from '../helpers/lying-proxy.ts';
-import { makeIdentities, makeJob, runFederation, silentLog, telcoPartners, TEST_POLL_MS } from '../helpers/partners.ts';
+import { makeIdentities, makeJob, partnerNodes, runFederation, silentLog, telcoPartners, TEST_POLL_MS } from '../helpers/partners.ts';
 import { runJobOwner } from '../../owner/node.ts';
 
 /**
@@ -118,21 +117,15 @@ describe('masked aggregation in real nodes: dropouts and restarts', () => {
     const { manifest, signed } = job(`masked-restart-${n++}`, 40);
     const store = new SecaggStore(coord.store.db);
     const victim = 2;
-    const start = (i: number, signal: AbortSignal) =>
-      runPartnerNode({
-        coordinatorUrl: proxy.url,
-        identity: identities[i],
-        jobId: manifest.jobId,
-        train: data.parts[i].train,
-        test: data.parts[i].test,
-        schemaHash: data.schemaHash,
-        stateDir: join(stateDir, `${manifest.jobId}-${identities[i].name}`),
-        reviewJob: () => [],
-        budget: undefined,
-        log: silentLog,
-        pollMs: TEST_POLL_MS,
-        signal,
-      });
+    const node = partnerNodes({
+      url: proxy.url,
+      identities,
+      parts: data.parts,
+      jobId: manifest.jobId,
+      schemaHash: data.schemaHash,
+      stateDir: (i) => join(stateDir, `${manifest.jobId}-${identities[i].name}`),
+    });
+    const start = (i: number, signal: AbortSignal) => node(i, { signal });
     // The victim's inbox is held back until it is stopped: it has shared, and has not uploaded.
     let release!: () => void;
     const held = new Promise<void>((res) => (release = res));

@@ -103,8 +103,10 @@ describe('unlinkability across jobs', () => {
       for (let i = 0; i < N; i++) if ((((at(x, i)[bit >> 3] ^ at(y, i)[bit >> 3]) >> (7 - (bit & 7))) & 1) === 0) same++;
       worst = Math.max(worst, Math.abs(same / N - 0.5));
     }
-    // sd per bit 0.025; the worst of 256 stays below ≈ 3.6 sd.
-    expect(worst).toBeLessThan(0.1);
+    // sd per bit 0.025. A bound of 4 sd (0.1) is passed by the worst of 256 independent bits only
+    // ≈ 98 % of the time (one CI run failed at 0.105); 5.5 sd (0.1375) leaves ≈ 1e-5 false alarms
+    // per run, while linked values (below) agree on every bit (0.5).
+    expect(worst).toBeLessThan(0.1375);
     // The same scalar and domain would link: the check above is not vacuous.
     const k = freshScalar();
     const same1 = await engine.hashAndBlind(customers.slice(0, 5), 'p256-ti-sha256', 'fedmark-psi-v1|job-a', k);
