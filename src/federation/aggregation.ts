@@ -32,6 +32,21 @@ export function accumulate(
 }
 
 /**
+ * A "sum" of fewer partners than the quorum could be one partner's own vector passed off as an
+ * aggregate: every key holder refuses to decrypt it, whichever scheme summed it (null: the scheme
+ * cannot say, and the signed contents decide).
+ */
+export function requireQuorumOfSummands(manifest: JobManifest, round: number, summands: number | null): void {
+  const min = Math.min(manifest.quorum, manifest.partners.length);
+  if (summands !== null && summands < min) {
+    throw new FedmarkError(
+      'AGGREGATE_TOO_FEW',
+      `the published sum of round ${round} holds ${summands} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`,
+    );
+  }
+}
+
+/**
  * A key holder opening a round's published sums. A "sum" of fewer partners than the quorum could be
  * one partner's own vector passed off as an aggregate by a deviating coordinator: key holders refuse
  * to decrypt it, and anything whose signed records (`contents`) do not back what the sum claims to
@@ -50,19 +65,12 @@ export function openSums(
   own: SubmissionRecord | null,
   use: 'state' | 'all' = 'all',
 ): Record<string, Float64Array> {
-  const min = Math.min(manifest.quorum, manifest.partners.length);
   const opened = plan.parts.filter((spec) => use === 'all' || spec.use === 'state');
   const summands = opened.map((spec) => {
     const blob = blobs[spec.name];
     if (!blob) throw new FedmarkError('AGGREGATE_PART_MISSING', `the published sums of round ${round} have no "${spec.name}" part`);
-    const slots = wireLength(spec, scheme.maxAbsInput);
-    const n = scheme.summands(blob, slots);
-    if (n !== null && n < min) {
-      throw new FedmarkError(
-        'AGGREGATE_TOO_FEW',
-        `the published sum of round ${round} holds ${n} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`,
-      );
-    }
+    const n = scheme.summands(blob, wireLength(spec, scheme.maxAbsInput));
+    requireQuorumOfSummands(manifest, round, n);
     return { part: spec.name, summands: n };
   });
   verifyContents(manifest, plan, round, contents, summands, own);

@@ -1,6 +1,7 @@
 import { decodeSums, unmaskAggregate, type SecaggEvidence } from '../../crypto/secagg/index.ts';
 import { FedmarkError } from '../../errors.ts';
 import type { JobManifest } from '../manifest.ts';
+import { requireQuorumOfSummands } from '../aggregation.ts';
 import { onGrid } from '../part-encoding.ts';
 import type { SecureSumScheme, VectorCipher } from '../secure-sum.ts';
 import { verifyContents, type RoundContents, type SubmissionRecord } from '../submission-record.ts';
@@ -36,13 +37,7 @@ export async function openMaskedSums(
   const blob = blobs[MASKED_PART];
   if (!blob) throw new FedmarkError('AGGREGATE_PART_MISSING', `the published sums of round ${round} have no "${MASKED_PART}" part`);
   const summands = scheme.summands(blob, encoding.totalSlots);
-  const min = Math.min(manifest.quorum, manifest.partners.length);
-  if (summands !== null && summands < min) {
-    throw new FedmarkError(
-      'AGGREGATE_TOO_FEW',
-      `the published sum of round ${round} holds ${summands} partner vector(s), fewer than the quorum of ${min}: refusing to decrypt it`,
-    );
-  }
+  requireQuorumOfSummands(manifest, round, summands);
   verifyContents(manifest, wire, round, contents, [{ part: MASKED_PART, summands }], own);
   const evidence = contents.secagg as SecaggEvidence | undefined;
   if (!evidence || typeof evidence !== 'object') throw refuse('come without the secure-aggregation evidence of their attempt');
