@@ -8,6 +8,7 @@ import type { RoundPlan } from '../../src/federation/workload.ts';
 import { generateIdentity, publicIdentity } from '../../src/crypto/identity.ts';
 import { signerFromSecretKey } from '../../src/privacy/ledger/signing.ts';
 import { signSubmissionRecord } from '../../src/federation/submission-record.ts';
+import { REAL_QUANTUM, toGrid } from '../../src/federation/release-grid.ts';
 
 const plan: RoundPlan = {
   kind: 'train',
@@ -97,6 +98,27 @@ describe('CKKS scheme and the aggregation over named parts', () => {
     forged.records[1] = { ...forged.records[1], attempt: 1 };
     expect(code(() => openSums(s, c, manifest, plan, 1, sums, { ...forged, attempt: 0 }, null))).toBe('AGGREGATE_UNVERIFIED');
     expect(code(() => accumulate(s, plan, sums, { update: sums.update }))).toBe('PART_MISSING');
+    c.dispose();
+  });
+
+  it('opens a sum of three weighted SGD updates to the release grid, within half a quantum (plus CKKS error) of the exact sum', () => {
+    // What the CKKS-vs-plaintext equivalence test relies on: an opened sum is the exact sum rounded to
+    // the grid, except that a slot within CKKS error of a rounding boundary may round the other way —
+    // never one more quantum than that. Values like a round's: w = 240 rows / 10⁴ times deltas in ±0.5.
+    const c = s.cipher(key);
+    const length = 200;
+    const wide: RoundPlan = { ...plan, parts: [{ ...plan.parts[0], length }, plan.parts[1]] };
+    const uploads = [0, 1, 2].map(() => Float64Array.from({ length }, () => toGrid(0.024) * (Math.random() - 0.5)));
+    let sums = {};
+    for (const u of uploads) sums = accumulate(s, wide, sums, { update: c.encrypt(u), evaluation: c.encrypt(Float64Array.from([1, 0, 2])) });
+    const opened = openSums(s, c, manifest, wide, 1, sums, contents(1, 3), null).update;
+    let worst = 0;
+    for (let i = 0; i < length; i++) {
+      const exact = uploads[0][i] + uploads[1][i] + uploads[2][i];
+      expect(opened[i], `slot ${i} on the grid`).toBe(toGrid(opened[i]));
+      worst = Math.max(worst, Math.abs(opened[i] - exact));
+    }
+    expect(worst).toBeLessThanOrEqual(REAL_QUANTUM / 2 + 1e-8);
     c.dispose();
   });
 
