@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FedmarkError } from '../src/errors.ts';
 import type { jobPreset } from '../src/federation/job-presets.ts';
+import { declaredMeanRows, samplingRateForDeclaredRows } from '../src/federation/presets/declared-sampling.ts';
 import { earlyStoppingSchema, strategySpecSchema, type StrategySpec } from '../src/federation/manifest.ts';
 
 /**
@@ -18,9 +19,15 @@ export const TRAINING_FLAGS = {
   'localTraining.epochs': ['epochs', 'epochs <n>', 'local training epochs per round (default: 1)'],
   'localTraining.batchSize': ['batchSize', 'batch-size <n>', 'local minibatch size (default: 128 with DP, 32 without)'],
   'localTraining.learningRate': ['learningRate', 'learning-rate <lr>', 'local learning rate (default: 0.5)'],
-  'localTraining.optimizer': ['optimizer', 'optimizer <name>', 'local optimizer: sgd or adam (default: sgd)'],
+  'localTraining.optimizer': ['optimizer', 'optimizer <name>', 'local optimizer: sgd, momentum (heavy-ball) or adam (default: sgd)'],
+  'localTraining.momentum': ['momentum', 'momentum <beta>', 'heavy-ball β of --optimizer momentum (default: 0.9)'],
   'localTraining.l2': ['l2', 'l2 <lambda>', 'L2 penalty of local training (default: 0)'],
   'localTraining.samplingRate': ['samplingRate', 'sampling-rate <q>', 'DP-SGD Poisson sampling rate per step (default: 0.02; DP jobs only)'],
+  'localTraining.declaredRows': [
+    'declaredRows',
+    'declared-rows <n[,n…]>',
+    'training rows per partner as declared (mean, or one per partner): DP-SGD samples q = batch size / mean (DP jobs only)',
+  ],
   'dp.clipNorm': ['clipNorm', 'clip-norm <c>', 'DP-SGD per-example clip norm (default: 1; DP jobs only)'],
   strategy: ['strategy', 'strategy <json>', 'server strategy, e.g. {"name":"fedyogi","serverLr":0.05} or {"name":"fedavg","schedule":{"kind":"cosine"}}'],
   'evaluation.everyRound': ['evaluateEveryRound', 'evaluate-every-round', 'score every training round’s model (each a charged release with DP)'],
@@ -81,14 +88,37 @@ export function withTrainingOptions(preset: Preset, o: Opts): Preset {
   if (o.learningRate !== undefined) lt.learningRate = num('learning-rate', o.learningRate);
   if (o.l2 !== undefined) lt.l2 = num('l2', o.l2);
   if (o.optimizer !== undefined) {
-    if (o.optimizer !== 'sgd' && o.optimizer !== 'adam')
-      throw new FedmarkError('CLI_BAD_OPTION', `--optimizer must be sgd or adam, got "${String(o.optimizer)}"`);
+    if (o.optimizer !== 'sgd' && o.optimizer !== 'momentum' && o.optimizer !== 'adam')
+      throw new FedmarkError('CLI_BAD_OPTION', `--optimizer must be sgd, momentum or adam, got "${String(o.optimizer)}"`);
     lt.optimizer = o.optimizer;
+  }
+  if (o.momentum !== undefined) {
+    if (lt.optimizer !== 'momentum') throw new FedmarkError('CLI_BAD_OPTION', '--momentum is the β of --optimizer momentum: give that too');
+    const beta = num('momentum', o.momentum);
+    if (!(beta >= 0 && beta < 1)) throw new FedmarkError('CLI_BAD_OPTION', `--momentum must be in [0, 1), got ${beta}`);
+    lt.momentum = beta;
   }
   if ((o.samplingRate !== undefined || o.clipNorm !== undefined) && !preset.dp) {
     throw new FedmarkError('CLI_BAD_OPTION', '--sampling-rate and --clip-norm are DP-SGD settings: this job runs without DP (--no-dp)');
   }
-  if (o.samplingRate !== undefined) lt.samplingRate = num('sampling-rate', o.samplingRate);
+  if (o.declaredRows !== undefined && !preset.dp)
+    throw new FedmarkError('CLI_BAD_OPTION', '--declared-rows sets DP-SGD’s sampling rate: this job runs without DP (--no-dp)');
+  if (o.declaredRows !== undefined && o.samplingRate !== undefined)
+    throw new FedmarkError('CLI_BAD_OPTION', '--declared-rows and --sampling-rate both set the sampling rate: give one');
+  if (o.samplingRate !== undefined) {
+    lt.samplingRate = num('sampling-rate', o.samplingRate);
+    delete lt.declaredRows;
+  }
+  if (o.declaredRows !== undefined) {
+    lt.declaredRows = declaredMeanRows(
+      String(o.declaredRows)
+        .split(',')
+        .map((x) => num('declared-rows', x)),
+    );
+    lt.samplingRate = samplingRateForDeclaredRows(lt.declaredRows, lt.batchSize);
+  } else if (lt.declaredRows !== undefined && o.batchSize !== undefined) {
+    lt.samplingRate = samplingRateForDeclaredRows(lt.declaredRows, lt.batchSize);
+  }
   const dp = preset.dp && o.clipNorm !== undefined ? { ...preset.dp, clipNorm: num('clip-norm', o.clipNorm) } : preset.dp;
   const strategy = typeof o.strategy === 'string' ? parseStrategy(o.strategy) : preset.strategy;
   return { ...preset, localTraining: lt, dp, strategy, evaluation: withEvaluationOptions(preset.evaluation, o) };

@@ -16,6 +16,7 @@
  * Run: npx tsx benchmarks/convergence/run.ts [--reps N (default 1)] [--rounds R (default 20)] [--all | --recipes a,b]
  *        [--epsilon E (default 3)] [--datasets bank-marketing,telco-churn] [--skip-nonprivate] [--out file.json]
  *        [--local '{"samplingRate":0.05}' (merged into the training job's localTraining)]
+ *        [--declared (the split's training rows as the partners' declared sizes: q = batch / mean)]
  * Writes benchmarks/results/convergence.json (or --out, in benchmarks/results/): the preset
  * experiments of docs/MODELS.md run subsets (one ε, one dataset) into their own files.
  */
@@ -55,6 +56,8 @@ const SELECTION: BundledDatasetName = 'bank-marketing';
 const DATASETS = (arg('--datasets')?.split(',') ?? ['bank-marketing', 'telco-churn']) as BundledDatasetName[];
 const SKIP_NON_PRIVATE = argv.includes('--skip-nonprivate');
 const OUT = arg('--out') ?? 'convergence.json';
+/** Pass the split's training rows as the partners' declared sizes (jobPreset declaredRows: q = batch / mean). */
+const DECLARED = argv.includes('--declared');
 const LOCAL = JSON.parse(arg('--local') ?? '{}') as Partial<SimulationJob['localTraining']>;
 const wanted = arg('--recipes')?.split(',');
 const recipes = RECIPES.filter((r) => (wanted ? wanted.includes(r.name) : argv.includes('--all') || r.default));
@@ -85,6 +88,7 @@ async function federated(recipe: Recipe, epsilon: number | null, split: Awaited<
     seed: SEED,
     ...(recipe.model ? { model: recipe.model } : {}),
     ...(recipe.earlyStopping ? { earlyStopping: recipe.earlyStopping } : {}),
+    ...(DECLARED ? { declaredRows: split.splits.map((s) => s.train.n) } : {}),
   };
   const t0 = performance.now();
   let job: SimulationJob = jobPreset(o);
@@ -181,6 +185,7 @@ async function main(): Promise<void> {
       repetitionsPerDpRecipe: REPS,
       epsilon: EPSILON,
       localTrainingOverride: LOCAL,
+      declaredRows: DECLARED,
       selection: SELECTION,
       goals: { dpGap: 0.01, nonPrivateGap: 0.005 },
     },

@@ -6,6 +6,7 @@ import type { ModelSpec } from '../model/spec.ts';
 import type { EarlyStopping, EncryptionSpec, JobManifest, ManifestModel } from './manifest.ts';
 import { privacyTarget, trainingRecipe, type TrainingRecipe } from './presets/recipes.ts';
 import { gbdtJobPreset } from './workloads/gbdt/preset.ts';
+import { declaredMeanRows, samplingRateForDeclaredRows } from './presets/declared-sampling.ts';
 
 /** sha256 of the canonical schema: partners refuse a job defined for another schema. */
 export function schemaHash(schema: DatasetSchema): string {
@@ -47,6 +48,12 @@ export interface JobPresetOptions {
   evaluateEveryRound?: boolean;
   /** Checkpoint evaluations, early stopping and selection of the released round (each checkpoint a planned, charged release with DP). */
   earlyStopping?: EarlyStopping;
+  /**
+   * Training rows per partner as the partners declared them (one mean, or one per partner; never
+   * measured). With DP the sampling rate becomes min(1, batchSize / mean) instead of the recipe's
+   * fixed rate, and the mean is recorded as localTraining.declaredRows (presets/declared-sampling.ts).
+   */
+  declaredRows?: number | readonly number[];
 }
 
 /** Score-histogram bins of a DP job's evaluation (1,000 without DP). */
@@ -93,6 +100,11 @@ export function jobPreset(o: JobPresetOptions): PresetManifest {
           split: { weight: 0.02, evaluation: 0.1 },
         };
   const earlyStopping = o.earlyStopping ?? recipe.earlyStopping;
+  const localTraining: JobManifest['localTraining'] = { ...recipe.localTraining };
+  if (o.declaredRows !== undefined && dp) {
+    localTraining.declaredRows = declaredMeanRows(o.declaredRows);
+    localTraining.samplingRate = samplingRateForDeclaredRows(localTraining.declaredRows, localTraining.batchSize);
+  }
   return {
     jobId: o.jobId,
     purpose: o.purpose ?? 'propensity-model',
@@ -111,7 +123,7 @@ export function jobPreset(o: JobPresetOptions): PresetManifest {
     roundDeadlineSeconds: 120,
     strategy: o.strategy ?? { name: 'fedavg', serverLr: 1 },
     // A copy: callers may edit a manifest's sections, and the recipe's objects are shared constants.
-    localTraining: { ...recipe.localTraining },
+    localTraining,
     dp,
     encryption: o.encryption ?? DEFAULT_HE_PARAMS,
     // DP noise is added to every bin, so a DP job's histograms are coarser: fewer cells of noise per count.

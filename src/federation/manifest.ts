@@ -6,6 +6,7 @@ import { publicIdentitySchema, signBytes, verifyBytes, type Identity } from '../
 import { FedmarkError } from '../errors.ts';
 import { secaggSpecSchema } from './secagg/spec.ts';
 import { canonicalBytes, sha256Canonical } from '../privacy/ledger/canonical.ts';
+import { samplingRateForDeclaredRows } from './presets/declared-sampling.ts';
 
 /**
  * The job manifest: everything every party must agree on before a round runs. It is signed by the
@@ -53,9 +54,18 @@ export const localTrainingSchema = z.object({
   epochs: z.number().int().positive().max(1000),
   batchSize: z.number().int().positive().max(1_000_000),
   learningRate: z.number().positive(),
-  optimizer: z.enum(['sgd', 'adam']).default('sgd'),
+  optimizer: z.enum(['sgd', 'momentum', 'adam']).default('sgd'),
+  /** Heavy-ball β of `optimizer: 'momentum'` (absent: 0.9). Post-processing of the DP-SGD gradients: no change to the accounting. */
+  momentum: z.number().min(0).lt(1).optional(),
   /** Poisson sampling rate for DP-SGD (required when dp is set): fixed by the job, not by a partner's size. */
   samplingRate: z.number().gt(0).lte(1).optional(),
+  /**
+   * The mean training rows per partner the job was built for, as the partners declared them
+   * (public; never measured by the job). With DP it fixes samplingRate = min(1, batchSize /
+   * declaredRows): batchSize is then the expected Poisson batch at the mean partner
+   * (presets/declared-sampling.ts), and a manifest whose samplingRate differs is refused.
+   */
+  declaredRows: z.number().finite().min(1).optional(),
   l2: z.number().nonnegative().default(0),
 });
 export type LocalTraining = z.infer<typeof localTrainingSchema>;
@@ -228,7 +238,19 @@ export function checkManifestConsistency(m: JobManifest): void {
   // DP-SGD's own requirements; other workloads check their DP settings in their validate().
   const sgd = m.workload.kind === 'sgd';
   if (sgd && m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
-  if (sgd && m.dp && m.localTraining.optimizer !== 'sgd' && m.localTraining.optimizer !== 'adam') problems.push('dp needs optimizer sgd or adam');
+  const lt = m.localTraining;
+  if (
+    sgd &&
+    m.dp &&
+    lt.declaredRows !== undefined &&
+    lt.samplingRate !== undefined &&
+    lt.samplingRate !== samplingRateForDeclaredRows(lt.declaredRows, lt.batchSize)
+  )
+    problems.push(
+      `localTraining.samplingRate ${lt.samplingRate} is not batchSize / declaredRows = min(1, ${lt.batchSize} / ${lt.declaredRows}) = ${samplingRateForDeclaredRows(lt.declaredRows, lt.batchSize)}`,
+    );
+  if (m.localTraining.momentum !== undefined && m.localTraining.optimizer !== 'momentum')
+    problems.push(`localTraining.momentum is set but optimizer is "${m.localTraining.optimizer}", not "momentum"`);
   if (sgd && m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1)
     problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
   const es = m.evaluation.earlyStopping;

@@ -5,7 +5,7 @@ import type { ModelSpec } from '../model/spec.ts';
 import { createRng, deriveSeed, permutation } from '../util/rng.ts';
 import { accumulateGradient, backward, createWorkspace, forward, lossAndOutputDelta, type Workspace } from './backprop.ts';
 import { dpSchedule, GaussianNoisePool, PoissonSampler, privatizeGradientSum, type RandomFill } from './dp-sgd.ts';
-import { adamOptimizer, sgdOptimizer, type LocalOptimizer } from './optimizers.ts';
+import { adamOptimizer, momentumOptimizer, sgdOptimizer, type LocalOptimizer } from './optimizers.ts';
 import { chunkedClippedGradientSum, GRADIENT_CHUNK_ROWS } from './chunked-gradients.ts';
 import { GradientPool } from './gradient-pool.ts';
 
@@ -37,7 +37,9 @@ export const localTrainConfigSchema = z
     epochs: z.number().int().min(1),
     batchSize: z.number().int().min(1),
     learningRate: z.number().finite().positive(),
-    optimizer: z.enum(['sgd', 'adam']),
+    optimizer: z.enum(['sgd', 'momentum', 'adam']),
+    /** Heavy-ball coefficient β of the `momentum` optimizer (default 0.9; ignored by the others). */
+    momentum: z.number().finite().min(0).lt(1).optional(),
     seed: z.number().int(),
     /** L2 penalty (l2/2)·‖W‖² on kernels (biases are not penalised). */
     l2: z.number().finite().min(0).optional(),
@@ -51,6 +53,9 @@ export const localTrainConfigSchema = z
     threads: z.number().int().min(1).max(256).optional(),
   })
   .strict();
+
+/** The `momentum` optimizer's β when the config gives none. */
+export const DEFAULT_MOMENTUM = 0.9;
 
 export type LocalTrainConfig = z.input<typeof localTrainConfigSchema>;
 
@@ -135,7 +140,12 @@ export async function trainLocal(
 
   const params = Float64Array.from(global);
   const grad = new Float64Array(layout.size);
-  const opt: LocalOptimizer = cfg.optimizer === 'adam' ? adamOptimizer(cfg.learningRate, layout.size) : sgdOptimizer(cfg.learningRate);
+  const opt: LocalOptimizer =
+    cfg.optimizer === 'adam'
+      ? adamOptimizer(cfg.learningRate, layout.size)
+      : cfg.optimizer === 'momentum'
+        ? momentumOptimizer(cfg.learningRate, layout.size, cfg.momentum ?? DEFAULT_MOMENTUM)
+        : sgdOptimizer(cfg.learningRate);
   const l2 = cfg.l2 ?? 0;
   const mu = cfg.proximalMu ?? 0;
   const { n, X, y } = data;

@@ -50,6 +50,13 @@ describe('fedmark job run and fedmark simulate expose every training option of t
     expect(m.evaluation.earlyStopping).toEqual({ every: 2, patience: 1, minDelta: 0.002, metric: 'logLoss' });
     expect(m.strategy.name).toBe('fedyogi');
     expect(() => withTrainingOptions(preset, { patience: '2' })).toThrow(/--early-stop-every/);
+    expect(withTrainingOptions(preset, { optimizer: 'momentum', momentum: '0.8' }).localTraining).toMatchObject({ optimizer: 'momentum', momentum: 0.8 });
+    expect(() => withTrainingOptions(preset, { momentum: '0.8' })).toThrow(/--optimizer momentum/);
+    const declared = withTrainingOptions(preset, { declaredRows: '1000,3000' }).localTraining;
+    expect(declared).toMatchObject({ declaredRows: 2000, samplingRate: 128 / 2000 });
+    expect(() => withTrainingOptions(preset, { declaredRows: '1000', samplingRate: '0.1' })).toThrow(/give one/);
+    expect(() => withTrainingOptions(preset, { declaredRows: '0' })).toThrow(/≥ 1/);
+    expect(() => withTrainingOptions(preset, { optimizer: 'momentum', momentum: '1' })).toThrow(/\[0, 1\)/);
     expect(() => withTrainingOptions(preset, { earlyStopEvery: '2', selectMetric: 'f1' })).toThrow(/early stopping: metric/);
   });
 });

@@ -124,6 +124,7 @@ async function local(ctx: LocalContext<SgdState>): Promise<LocalResult> {
     batchSize: lt.batchSize,
     learningRate: lt.learningRate,
     optimizer: lt.optimizer,
+    ...(lt.momentum === undefined ? {} : { momentum: lt.momentum }),
     l2: lt.l2,
     seed: deriveSeed(m.seed, 'train', ctx.keyId, ctx.round, ctx.attempt),
     proximalMu: new FederatedStrategy(m).proximalMu,
