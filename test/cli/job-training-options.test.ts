@@ -83,7 +83,7 @@ describe('fedmark job run: local-training options', () => {
     expect(r.stderr).toMatch(/--batch-size must be a number, got "lots"/);
     r = fedmark(...common, '--no-dp', '--optimizer', 'rmsprop', '--out', join(dir, 'z'));
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/--optimizer must be sgd or adam/);
+    expect(r.stderr).toMatch(/--optimizer must be sgd, momentum or adam, got "rmsprop"/);
     r = fedmark(...common, '--no-dp', '--epochs', '1.5', '--out', join(dir, 'w'));
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/epochs/);
