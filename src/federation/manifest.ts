@@ -239,18 +239,15 @@ export function checkManifestConsistency(m: JobManifest): void {
   const sgd = m.workload.kind === 'sgd';
   if (sgd && m.dp && m.localTraining.samplingRate === undefined) problems.push('dp is set but localTraining.samplingRate is missing');
   const lt = m.localTraining;
-  if (
-    sgd &&
-    m.dp &&
-    lt.declaredRows !== undefined &&
-    lt.samplingRate !== undefined &&
-    lt.samplingRate !== samplingRateForDeclaredRows(lt.declaredRows, lt.batchSize)
-  )
-    problems.push(
-      `localTraining.samplingRate ${lt.samplingRate} is not batchSize / declaredRows = min(1, ${lt.batchSize} / ${lt.declaredRows}) = ${samplingRateForDeclaredRows(lt.declaredRows, lt.batchSize)}`,
-    );
-  if (m.localTraining.momentum !== undefined && m.localTraining.optimizer !== 'momentum')
-    problems.push(`localTraining.momentum is set but optimizer is "${m.localTraining.optimizer}", not "momentum"`);
+  if (sgd && m.dp && lt.declaredRows !== undefined && lt.samplingRate !== undefined) {
+    const declaredRate = samplingRateForDeclaredRows(lt.declaredRows, lt.batchSize);
+    if (lt.samplingRate !== declaredRate)
+      problems.push(
+        `localTraining.samplingRate ${lt.samplingRate} is not batchSize / declaredRows = min(1, ${lt.batchSize} / ${lt.declaredRows}) = ${declaredRate}`,
+      );
+  }
+  if (lt.momentum !== undefined && lt.optimizer !== 'momentum')
+    problems.push(`localTraining.momentum is set but optimizer is "${lt.optimizer}", not "momentum"`);
   if (sgd && m.dp && m.dp.split.weight + m.dp.split.evaluation >= 1)
     problems.push(`dp.split gives ${m.dp.split.weight} + ${m.dp.split.evaluation} of ε to the row count and the evaluation: nothing is left for training`);
   const es = m.evaluation.earlyStopping;
